@@ -1,0 +1,46 @@
+# moq-relay: the commands users run. See README.md.
+BUILD        ?= build
+BUILD_ASAN   ?= build-asan
+BUILD_FUZZ   ?= build-fuzz
+CONFIG       ?= dev/relay.toml
+JOBS         ?= $(shell nproc 2>/dev/null || echo 2)
+MAKEFLAGS    += --no-print-directory
+CMAKE_FLAGS  ?=
+
+.PHONY: all build deps run test sanitize fuzz bench format clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+build:
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+run: deps build
+	./$(BUILD)/moq-relay $(CONFIG)
+
+test: deps build
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) $(CTEST_FLAGS)
+
+sanitize: deps
+	@cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DMOQ_SANITIZE=ON $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD_ASAN) -j $(JOBS)
+	@cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		ctest --output-on-failure -j $(JOBS) $(CTEST_FLAGS)
+
+fuzz: deps
+	@CC=clang cmake -S . -B $(BUILD_FUZZ) -DCMAKE_BUILD_TYPE=Debug -DMOQ_FUZZ=ON >/dev/null
+	@cmake --build $(BUILD_FUZZ) -j $(JOBS)
+	@echo "fuzzers built in $(BUILD_FUZZ)/tests: run e.g. $(BUILD_FUZZ)/tests/fuzz_varint tests/fuzz/corpus/fuzz_varint"
+
+bench: deps build
+	@bench/run.sh
+
+format:
+	@clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)

@@ -1,0 +1,191 @@
+#include "util/log.h"
+#include "util/err.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_TARGETS 16
+#define TARGET_LEN 16
+
+struct target_level {
+    char name[TARGET_LEN];
+    enum moq_log_level level;
+};
+
+static enum moq_log_level default_level = MOQ_LOG_INFO;
+static struct target_level overrides[MAX_TARGETS];
+static int n_overrides;
+
+/* Upstream crate names map onto our targets so RUST_LOG specs written for the Rust relay
+ * keep their meaning. */
+static const struct {
+    const char *crate;
+    const char *targets;
+} crate_aliases[] = {
+    {"moq_relay", "relay,web,cluster,auth,config"},
+    {"moq_net", "moq"},
+    {"moq_lite", "moq"},
+    {"moq_native", "quic,h3,http,tls,qmux"},
+    {"web_transport_quinn", "h3"},
+    {"qmux", "qmux"},
+};
+
+static const char *const known_targets[] = {"relay", "quic",    "h3",  "http", "moq", "auth",
+                                            "cluster", "tls", "config", "web", "qmux", "model",
+                                            "client"};
+
+int moq_log_level_parse(const char *name)
+{
+    static const char *const names[] = {"off", "error", "warn", "info", "debug", "trace"};
+    for (int i = 0; i < 6; i++)
+        if (strcasecmp(name, names[i]) == 0) return i;
+    if (strcasecmp(name, "warning") == 0) return MOQ_LOG_WARN;
+    return -1;
+}
+
+const char *moq_log_level_name(enum moq_log_level level)
+{
+    static const char *const names[] = {"OFF", "ERROR", "WARN", "INFO", "DEBUG", "TRACE"};
+    return level <= MOQ_LOG_TRACE ? names[level] : "?";
+}
+
+void moq_log_set_level(enum moq_log_level level)
+{
+    default_level = level;
+    n_overrides = 0;
+}
+
+static void set_target(const char *name, size_t len, enum moq_log_level level)
+{
+    if (len == 0 || len >= TARGET_LEN) return;
+    for (int i = 0; i < n_overrides; i++) {
+        if (strlen(overrides[i].name) == len && memcmp(overrides[i].name, name, len) == 0) {
+            overrides[i].level = level;
+            return;
+        }
+    }
+    if (n_overrides == MAX_TARGETS) return;
+    memcpy(overrides[n_overrides].name, name, len);
+    overrides[n_overrides].name[len] = '\0';
+    overrides[n_overrides].level = level;
+    n_overrides++;
+}
+
+static bool is_known_target(const char *name, size_t len)
+{
+    for (size_t i = 0; i < sizeof(known_targets) / sizeof(known_targets[0]); i++)
+        if (strlen(known_targets[i]) == len && memcmp(known_targets[i], name, len) == 0)
+            return true;
+    return false;
+}
+
+static void apply_target(const char *name, size_t len, enum moq_log_level level)
+{
+    /* "moq_relay::connection" -> "moq_relay" */
+    const char *colon = memchr(name, ':', len);
+    if (colon) len = (size_t)(colon - name);
+    for (size_t i = 0; i < sizeof(crate_aliases) / sizeof(crate_aliases[0]); i++) {
+        if (strlen(crate_aliases[i].crate) != len ||
+            memcmp(crate_aliases[i].crate, name, len) != 0)
+            continue;
+        const char *t = crate_aliases[i].targets;
+        while (*t) {
+            size_t n = strcspn(t, ",");
+            set_target(t, n, level);
+            t += n;
+            if (*t == ',') t++;
+        }
+        return;
+    }
+    if (is_known_target(name, len)) set_target(name, len, level);
+}
+
+static void trim(const char **s, size_t *len)
+{
+    while (*len && (**s == ' ' || **s == '\t')) (*s)++, (*len)--;
+    while (*len && ((*s)[*len - 1] == ' ' || (*s)[*len - 1] == '\t')) (*len)--;
+}
+
+static int parse_level_n(const char *s, size_t len)
+{
+    char buf[16];
+    if (len == 0 || len >= sizeof(buf)) return -1;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    return moq_log_level_parse(buf);
+}
+
+int moq_log_configure(const char *spec)
+{
+    /* Validate first so a bad spec changes nothing. */
+    for (int pass = 0; pass < 2; pass++) {
+        const char *p = spec;
+        while (*p) {
+            size_t n = strcspn(p, ",");
+            const char *item = p;
+            size_t len = n;
+            p += n;
+            if (*p == ',') p++;
+            trim(&item, &len);
+            if (len == 0) continue;
+            const char *eq = memchr(item, '=', len);
+            if (!eq) {
+                int level = parse_level_n(item, len);
+                if (level < 0) {
+                    /* A bare target name means "trace" for it in RUST_LOG syntax. */
+                    if (pass == 1) apply_target(item, len, MOQ_LOG_TRACE);
+                    continue;
+                }
+                if (pass == 1) {
+                    default_level = (enum moq_log_level)level;
+                }
+                continue;
+            }
+            const char *lv = eq + 1;
+            size_t lvlen = len - (size_t)(lv - item);
+            size_t tlen = (size_t)(eq - item);
+            trim(&lv, &lvlen);
+            trim(&item, &tlen);
+            int level = parse_level_n(lv, lvlen);
+            if (level < 0) return MOQ_ERR_INVALID;
+            if (pass == 1) apply_target(item, tlen, (enum moq_log_level)level);
+        }
+    }
+    return 0;
+}
+
+bool moq_log_enabled(enum moq_log_level level, const char *target)
+{
+    for (int i = 0; i < n_overrides; i++)
+        if (strcmp(overrides[i].name, target) == 0) return level <= overrides[i].level;
+    return level <= default_level;
+}
+
+void moq_log_write(enum moq_log_level level, const char *target, const char *fmt, ...)
+{
+    char line[2048];
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ %5s %s: ",
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                     tm.tm_sec, ts.tv_nsec / 1000, moq_log_level_name(level), target);
+    if (n < 0) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+    va_end(ap);
+    size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
+    if (len > sizeof(line) - 2) len = sizeof(line) - 2;
+    /* Control characters from peers must not forge log lines. */
+    for (size_t i = (size_t)n; i < len; i++)
+        if ((unsigned char)line[i] < 0x20 && line[i] != '\t') line[i] = '?';
+    line[len++] = '\n';
+    ssize_t w = write(STDERR_FILENO, line, len);
+    (void)w;
+}

@@ -1,0 +1,244 @@
+/* Unit tests for src/util: varint, buffers, chunks, maps, lists, log specs. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "util/buf.h"
+#include "util/chunk.h"
+#include "util/err.h"
+#include "util/list.h"
+#include "util/log.h"
+#include "util/map.h"
+#include "util/varint.h"
+
+static void varint_worked_examples(void **state)
+{
+    /* RFC 9000 appendix A.1 and the wire digest's worked bytes. */
+    static const struct {
+        uint64_t v;
+        const char *hex;
+        size_t len;
+    } cases[] = {
+        {37, "\x25", 1},
+        {15293, "\x7b\xbd", 2},
+        {494878333, "\x9d\x7f\x3e\x7d", 4},
+        {151288809941952652ull, "\xc2\x19\x7c\x5e\xff\x14\xe8\x8c", 8},
+        {0, "\x00", 1},
+        {63, "\x3f", 1},
+        {64, "\x40\x40", 2},
+        {16383, "\x7f\xff", 2},
+        {16384, "\x80\x00\x40\x00", 4},
+        {MOQ_VARINT_MAX, "\xff\xff\xff\xff\xff\xff\xff\xff", 8},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        uint8_t out[8];
+        assert_int_equal(moq_varint_len(cases[i].v), cases[i].len);
+        uint8_t *end = moq_varint_put(out, cases[i].v);
+        assert_int_equal(end - out, (long)cases[i].len);
+        assert_memory_equal(out, cases[i].hex, cases[i].len);
+        uint64_t back = 1;
+        assert_int_equal(moq_varint_get(out, cases[i].len, &back), (int)cases[i].len);
+        assert_true(back == cases[i].v);
+    }
+    assert_int_equal(moq_varint_len(MOQ_VARINT_MAX + 1), 0);
+}
+
+static void varint_accepts_long_forms_and_detects_truncation(void **state)
+{
+    uint64_t v;
+    /* 37 encoded in two bytes (non-minimal) is accepted */
+    assert_int_equal(moq_varint_get((const uint8_t *)"\x40\x25", 2, &v), 2);
+    assert_true(v == 37);
+    assert_int_equal(moq_varint_get((const uint8_t *)"\x80\x00", 2, &v), MOQ_ERR_AGAIN);
+    assert_int_equal(moq_varint_get(NULL, 0, &v), MOQ_ERR_AGAIN);
+}
+
+static void zigzag_round_trip(void **state)
+{
+    int64_t values[] = {0, 1, -1, 1000, -10, INT64_MAX, INT64_MIN};
+    for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++)
+        assert_true(moq_zigzag_decode(moq_zigzag_encode(values[i])) == values[i]);
+    assert_true(moq_zigzag_encode(1000) == 2000);
+    assert_true(moq_zigzag_encode(-10) == 19);
+}
+
+static void buf_writer_and_reader(void **state)
+{
+    moq_buf b;
+    moq_buf_init(&b);
+    assert_int_equal(moq_buf_put_varint(&b, 15293), 0);
+    assert_int_equal(moq_buf_put_u8(&b, 0x80), 0);
+    assert_int_equal(moq_buf_put_lenbytes(&b, "bbb", 3), 0);
+    assert_int_equal(moq_buf_put_u16be(&b, 0x1234), 0);
+    assert_int_equal(moq_buf_put_u32be(&b, 0xdeadbeef), 0);
+    assert_int_equal(moq_buf_put_varint(&b, MOQ_VARINT_MAX + 1), MOQ_ERR_INVALID);
+
+    moq_rd r;
+    moq_rd_init(&r, b.data, b.len);
+    uint64_t v;
+    uint8_t u8;
+    uint16_t u16;
+    uint32_t u32;
+    const uint8_t *p;
+    size_t n;
+    assert_int_equal(moq_rd_varint(&r, &v), 0);
+    assert_true(v == 15293);
+    assert_int_equal(moq_rd_u8(&r, &u8), 0);
+    assert_int_equal(u8, 0x80);
+    assert_int_equal(moq_rd_lenbytes(&r, 2, &p, &n), MOQ_ERR_TOO_LARGE);
+    assert_int_equal(moq_rd_lenbytes(&r, 16, &p, &n), 0);
+    assert_int_equal(n, 3);
+    assert_memory_equal(p, "bbb", 3);
+    assert_int_equal(moq_rd_u16be(&r, &u16), 0);
+    assert_int_equal(u16, 0x1234);
+    assert_int_equal(moq_rd_u32be(&r, &u32), 0);
+    assert_true(u32 == 0xdeadbeef);
+    assert_int_equal(moq_rd_left(&r), 0);
+    assert_int_equal(moq_rd_u8(&r, &u8), MOQ_ERR_AGAIN);
+
+    /* A truncated length-prefixed string leaves the reader where it was. */
+    moq_rd_init(&r, "\x05" "ab", 3);
+    assert_int_equal(moq_rd_lenbytes(&r, 16, &p, &n), MOQ_ERR_AGAIN);
+    assert_int_equal(moq_rd_left(&r), 3);
+
+    moq_buf_consume(&b, 2);
+    assert_int_equal(b.data[0], 0x80);
+    moq_buf_consume(&b, 1000);
+    assert_int_equal(b.len, 0);
+    moq_buf_free(&b);
+}
+
+static void chunk_refcounts(void **state)
+{
+    size_t before = moq_chunk_live_count();
+    moq_chunk *c = moq_chunk_copy("hello", 5);
+    assert_non_null(c);
+    assert_int_equal(c->len, 5);
+    assert_int_equal(moq_chunk_live_count(), before + 1);
+    moq_chunk_ref(c);
+    moq_chunk_unref(c);
+    assert_int_equal(moq_chunk_live_count(), before + 1);
+    moq_chunk_unref(c);
+    assert_int_equal(moq_chunk_live_count(), before);
+    moq_chunk_unref(NULL);
+}
+
+static void map_put_get_del_many(void **state)
+{
+    moq_map m;
+    moq_map_init(&m);
+    char key[32];
+    for (int i = 0; i < 1000; i++) {
+        int n = snprintf(key, sizeof(key), "key-%d", i);
+        assert_int_equal(moq_map_put(&m, key, (size_t)n, (void *)(intptr_t)(i + 1)), 0);
+    }
+    assert_int_equal(moq_map_len(&m), 1000);
+    for (int i = 0; i < 1000; i += 2) {
+        int n = snprintf(key, sizeof(key), "key-%d", i);
+        assert_int_equal((intptr_t)moq_map_del(&m, key, (size_t)n), i + 1);
+    }
+    assert_int_equal(moq_map_len(&m), 500);
+    for (int i = 0; i < 1000; i++) {
+        int n = snprintf(key, sizeof(key), "key-%d", i);
+        void *v = moq_map_get(&m, key, (size_t)n);
+        if (i % 2)
+            assert_int_equal((intptr_t)v, i + 1);
+        else
+            assert_null(v);
+    }
+    assert_int_equal(moq_map_put(&m, "", 0, (void *)7), 0);
+    assert_int_equal((intptr_t)moq_map_get(&m, "", 0), 7);
+    size_t it = 0, count = 0;
+    while (moq_map_next(&m, &it, NULL, NULL, NULL)) count++;
+    assert_int_equal(count, 501);
+    moq_map_free(&m);
+
+    moq_u64map u;
+    moq_u64map_init(&u);
+    for (uint64_t i = 0; i < 5000; i++) assert_int_equal(moq_u64map_put(&u, i * 4, (void *)(i + 1)), 0);
+    for (uint64_t i = 0; i < 5000; i += 3) assert_non_null(moq_u64map_del(&u, i * 4));
+    for (uint64_t i = 0; i < 5000; i++) {
+        void *v = moq_u64map_get(&u, i * 4);
+        if (i % 3 == 0)
+            assert_null(v);
+        else
+            assert_ptr_equal(v, (void *)(i + 1));
+    }
+    /* Churn: insert/delete cycles must not exhaust the table with tombstones. */
+    for (uint64_t i = 0; i < 100000; i++) {
+        assert_int_equal(moq_u64map_put(&u, 1000000 + i, (void *)1), 0);
+        assert_non_null(moq_u64map_del(&u, 1000000 + i));
+    }
+    moq_u64map_free(&u);
+}
+
+struct item {
+    int v;
+    moq_list link;
+};
+
+static void list_operations(void **state)
+{
+    moq_list head;
+    moq_list_init(&head);
+    struct item items[4];
+    for (int i = 0; i < 4; i++) {
+        items[i].v = i;
+        moq_list_init(&items[i].link);
+        moq_list_push_back(&head, &items[i].link);
+    }
+    moq_list_remove(&items[1].link);
+    assert_false(moq_list_linked(&items[1].link));
+    int seen[4], n = 0;
+    moq_list *pos, *tmp;
+    moq_list_each(pos, tmp, &head)
+    {
+        struct item *it = moq_container_of(pos, struct item, link);
+        seen[n++] = it->v;
+        moq_list_remove(pos);
+    }
+    assert_int_equal(n, 3);
+    assert_int_equal(seen[0], 0);
+    assert_int_equal(seen[1], 2);
+    assert_int_equal(seen[2], 3);
+    assert_true(moq_list_empty(&head));
+}
+
+static void log_specs(void **state)
+{
+    moq_log_set_level(MOQ_LOG_INFO);
+    assert_true(moq_log_enabled(MOQ_LOG_INFO, "quic"));
+    assert_false(moq_log_enabled(MOQ_LOG_DEBUG, "quic"));
+    assert_int_equal(moq_log_configure("warn,quic=debug,unknown_crate=trace"), 0);
+    assert_true(moq_log_enabled(MOQ_LOG_DEBUG, "quic"));
+    assert_false(moq_log_enabled(MOQ_LOG_INFO, "relay"));
+    assert_int_equal(moq_log_configure("moq_relay=trace"), 0);
+    assert_true(moq_log_enabled(MOQ_LOG_TRACE, "relay"));
+    assert_true(moq_log_enabled(MOQ_LOG_TRACE, "cluster"));
+    assert_false(moq_log_enabled(MOQ_LOG_INFO, "moq"));
+    assert_int_equal(moq_log_configure("quic=loud"), MOQ_ERR_INVALID);
+    assert_true(moq_log_enabled(MOQ_LOG_DEBUG, "quic"));
+    assert_int_equal(moq_log_level_parse("DEBUG"), MOQ_LOG_DEBUG);
+    assert_int_equal(moq_log_level_parse("nope"), -1);
+    moq_log_set_level(MOQ_LOG_INFO);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(varint_worked_examples),
+        cmocka_unit_test(varint_accepts_long_forms_and_detects_truncation),
+        cmocka_unit_test(zigzag_round_trip),
+        cmocka_unit_test(buf_writer_and_reader),
+        cmocka_unit_test(chunk_refcounts),
+        cmocka_unit_test(map_put_get_del_many),
+        cmocka_unit_test(list_operations),
+        cmocka_unit_test(log_specs),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
