@@ -1,8 +1,7 @@
 #include "transport/transport.h"
 #include "util/err.h"
 
-int moq_transport_write_bytes(moq_transport *t, int64_t sid, const void *data, size_t len,
-                              bool fin)
+int moq_transport_write_bytes(moq_transport *t, int64_t sid, const void *data, size_t len, bool fin)
 {
     if (len == 0) return t->ops->write(t, sid, NULL, 0, fin);
     moq_chunk *c = moq_chunk_copy(data, len);

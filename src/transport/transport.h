@@ -47,12 +47,12 @@ enum moq_transport_kind {
 };
 
 struct moq_transport_stats {
-    uint64_t rtt_us;        /* smoothed RTT, 0 if unknown */
+    uint64_t rtt_us; /* smoothed RTT, 0 if unknown */
     uint64_t min_rtt_us;
-    uint64_t bitrate_bps;   /* estimated delivery rate (bits/s), 0 if unknown */
-    uint64_t cwnd;          /* congestion window, bytes (0 if not applicable) */
-    uint64_t bytes_sent;    /* application stream bytes handed to the network */
-    uint64_t bytes_recv;    /* application stream bytes received */
+    uint64_t bitrate_bps; /* estimated delivery rate (bits/s), 0 if unknown */
+    uint64_t cwnd;        /* congestion window, bytes (0 if not applicable) */
+    uint64_t bytes_sent;  /* application stream bytes handed to the network */
+    uint64_t bytes_recv;  /* application stream bytes received */
 };
 
 struct moq_transport_events {
