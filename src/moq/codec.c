@@ -152,12 +152,18 @@ bool moq_bidi_type_supported(moq_version v, uint64_t type)
     if (!c) return false;
     switch (type) {
     case MOQ_BIDI_ANNOUNCE:
-    case MOQ_BIDI_SUBSCRIBE: return true;
-    case MOQ_BIDI_FETCH: return c->fetch;
-    case MOQ_BIDI_PROBE: return c->probe;
-    case MOQ_BIDI_GOAWAY: return c->goaway;
-    case MOQ_BIDI_TRACK: return c->track_stream;
-    default: return false;
+    case MOQ_BIDI_SUBSCRIBE:
+        return true;
+    case MOQ_BIDI_FETCH:
+        return c->fetch;
+    case MOQ_BIDI_PROBE:
+        return c->probe;
+    case MOQ_BIDI_GOAWAY:
+        return c->goaway;
+    case MOQ_BIDI_TRACK:
+        return c->track_stream;
+    default:
+        return false;
     }
 }
 
@@ -166,9 +172,12 @@ bool moq_uni_type_supported(moq_version v, uint64_t type)
     const moq_caps *c = codec_caps(v);
     if (!c) return false;
     switch (type) {
-    case MOQ_UNI_GROUP: return true;
-    case MOQ_UNI_SETUP: return c->setup_stream;
-    default: return false;
+    case MOQ_UNI_GROUP:
+        return true;
+    case MOQ_UNI_SETUP:
+        return c->setup_stream;
+    default:
+        return false;
     }
 }
 
@@ -194,12 +203,16 @@ bool moq_utf8_valid(const uint8_t *p, size_t len)
             n = 2;
         } else if (c >= 0xe0 && c <= 0xef) {
             n = 3;
-            if (c == 0xe0) lo = 0xa0;      /* no overlongs */
-            else if (c == 0xed) hi = 0x9f; /* no surrogates */
+            if (c == 0xe0)
+                lo = 0xa0; /* no overlongs */
+            else if (c == 0xed)
+                hi = 0x9f; /* no surrogates */
         } else if (c >= 0xf0 && c <= 0xf4) {
             n = 4;
-            if (c == 0xf0) lo = 0x90;      /* no overlongs */
-            else if (c == 0xf4) hi = 0x8f; /* <= U+10FFFF */
+            if (c == 0xf0)
+                lo = 0x90; /* no overlongs */
+            else if (c == 0xf4)
+                hi = 0x8f; /* <= U+10FFFF */
         } else {
             return false;
         }

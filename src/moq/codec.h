@@ -33,12 +33,12 @@
 
 /* ---- limits ------------------------------------------------------------------------ */
 
-#define MOQ_MAX_NAME_LEN 4096   /* broadcast paths, prefixes, suffixes, track names */
-#define MOQ_MAX_URI_LEN 8192    /* GOAWAY uri, SETUP Path parameter ("/path?jwt=...") */
-#define MOQ_MAX_HOPS 32         /* announce hop chain */
-#define MOQ_MAX_SETUP_PARAMS 64 /* SETUP parameter count */
-#define MOQ_FRAME_HEADER_MAX 16 /* zigzag ts delta + size, two varints */
-#define MOQ_GROUP_HEADER_MAX 18 /* stream type + size + sub_id + sequence */
+#define MOQ_MAX_NAME_LEN     4096 /* broadcast paths, prefixes, suffixes, track names */
+#define MOQ_MAX_URI_LEN      8192 /* GOAWAY uri, SETUP Path parameter ("/path?jwt=...") */
+#define MOQ_MAX_HOPS         32   /* announce hop chain */
+#define MOQ_MAX_SETUP_PARAMS 64   /* SETUP parameter count */
+#define MOQ_FRAME_HEADER_MAX 16   /* zigzag ts delta + size, two varints */
+#define MOQ_GROUP_HEADER_MAX 18   /* stream type + size + sub_id + sequence */
 
 /* ---- stream types (first varint of every stream) ----------------------------------- */
 
@@ -88,13 +88,13 @@ enum moq_probe_level { MOQ_PROBE_NONE = 0, MOQ_PROBE_REPORT = 1, MOQ_PROBE_INCRE
 enum moq_role { MOQ_ROLE_BOTH = 0, MOQ_ROLE_PUBLISHER = 1, MOQ_ROLE_SUBSCRIBER = 2 };
 
 struct moq_setup {
-    uint64_t probe;   /* enum moq_probe_level; absent = NONE, unknown >= 2 decodes as INCREASE */
-    bool has_path;    /* Path given (an empty path means the root, like absent) */
-    moq_str path;     /* raw "/path?query" bytes, UTF-8 checked, not normalised */
-    uint64_t role;    /* enum moq_role; absent or unknown = BOTH */
-    bool has_cost;    /* Cost (lite-06 routing; carried for completeness) */
+    uint64_t probe; /* enum moq_probe_level; absent = NONE, unknown >= 2 decodes as INCREASE */
+    bool has_path;  /* Path given (an empty path means the root, like absent) */
+    moq_str path;   /* raw "/path?query" bytes, UTF-8 checked, not normalised */
+    uint64_t role;  /* enum moq_role; absent or unknown = BOTH */
+    bool has_cost;  /* Cost (lite-06 routing; carried for completeness) */
     uint64_t cost;
-    uint64_t origin;  /* sender's hop id; 0 = none (absent) */
+    uint64_t origin; /* sender's hop id; 0 = none (absent) */
 };
 
 /* Encodes params in id order; omits probe NONE, role BOTH, origin 0 and absent path/cost. */
@@ -110,12 +110,11 @@ struct moq_announce_request {
     uint64_t exclude_hop; /* 04/05 only (0 = none); not sent on 03, decodes as 0 there */
 };
 
-int moq_encode_announce_request(moq_buf *out, moq_version v,
-                                const struct moq_announce_request *m);
+int moq_encode_announce_request(moq_buf *out, moq_version v, const struct moq_announce_request *m);
 int moq_decode_announce_request(moq_version v, uint8_t *body, size_t len,
                                 struct moq_announce_request *out);
 
-struct moq_announce_ok { /* lite-05 only */
+struct moq_announce_ok {   /* lite-05 only */
     uint64_t hop_id;       /* responder's origin id (0 = unknown) */
     uint64_t active_count; /* ANNOUNCE(active) messages that follow as the initial set */
 };
@@ -130,9 +129,9 @@ enum moq_announce_status {
 };
 
 struct moq_announce {
-    uint8_t status;     /* enum moq_announce_status */
-    moq_str suffix;     /* normalised, relative to the requested prefix */
-    uint32_t hop_count; /* <= MOQ_MAX_HOPS */
+    uint8_t status;              /* enum moq_announce_status */
+    moq_str suffix;              /* normalised, relative to the requested prefix */
+    uint32_t hop_count;          /* <= MOQ_MAX_HOPS */
     uint64_t hops[MOQ_MAX_HOPS]; /* ids (04/05); lite-03 carries only the count, ids read 0 */
 };
 
@@ -202,13 +201,16 @@ int moq_encode_track(moq_buf *out, moq_version v, const struct moq_track *m);
 int moq_decode_track(moq_version v, uint8_t *body, size_t len, struct moq_track *out);
 
 struct moq_track_info {
-    uint8_t priority;        /* publisher priority */
+    uint8_t priority; /* publisher priority */
     bool ordered;
     uint64_t max_latency_ms; /* publisher max latency (cache window) */
     uint64_t timescale;      /* timestamp units per second, never 0 */
 };
 
-#define MOQ_TRACK_INFO_DEFAULT {0, false, 5000, 1000}
+#define MOQ_TRACK_INFO_DEFAULT                                                                     \
+    {                                                                                              \
+        0, false, 5000, 1000                                                                       \
+    }
 
 int moq_encode_track_info(moq_buf *out, moq_version v, const struct moq_track_info *m);
 int moq_decode_track_info(moq_version v, uint8_t *body, size_t len, struct moq_track_info *out);
@@ -251,13 +253,12 @@ struct moq_group_header {
 };
 
 int moq_encode_group_header(moq_buf *out, moq_version v, const struct moq_group_header *m);
-int moq_decode_group_header(moq_version v, uint8_t *body, size_t len,
-                            struct moq_group_header *out);
+int moq_decode_group_header(moq_version v, uint8_t *body, size_t len, struct moq_group_header *out);
 
 /* Hot-path writer: the start of a group stream into a fixed buffer, optionally preceded by
  * the stream type 0x0. Returns the byte count or MOQ_ERR_INVALID (value over 2^62-1). */
-int moq_group_header_pack(uint8_t out[MOQ_GROUP_HEADER_MAX], bool with_stream_type,
-                          uint64_t sub_id, uint64_t sequence);
+int moq_group_header_pack(uint8_t out[MOQ_GROUP_HEADER_MAX], bool with_stream_type, uint64_t sub_id,
+                          uint64_t sequence);
 
 /* One FRAME header: lite-03/04 `vi size`; lite-05 `vi zigzag(ts - prev_ts)` `vi size`
  * (prev_ts = 0 for the first frame of a group or fetch). Returns the byte count, or
@@ -280,8 +281,8 @@ int moq_decode_datagram(moq_version v, const uint8_t *data, size_t len, struct m
 
 /* ---- legacy compat SETUP (bidi 0x20 / 0x21): decoded only to refuse it -------------- */
 
-#define MOQ_COMPAT_MAX_VERSIONS 128 /* more offered versions is an error */
-#define MOQ_COMPAT_KEEP_VERSIONS 16 /* how many are kept for reporting */
+#define MOQ_COMPAT_MAX_VERSIONS  128 /* more offered versions is an error */
+#define MOQ_COMPAT_KEEP_VERSIONS 16  /* how many are kept for reporting */
 
 struct moq_compat_client_setup {
     size_t n_versions;                           /* offered, <= MOQ_COMPAT_MAX_VERSIONS */

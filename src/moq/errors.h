@@ -68,7 +68,7 @@ uint64_t moq_code_from_err(int err);
 
 /* WebTransport over HTTP/3: first and last application error codes of the moq range. */
 #define MOQ_H3_CODE_FIRST 0x52e4a40fa8dbull
-#define MOQ_H3_CODE_LAST 0x52e5ac983162ull
+#define MOQ_H3_CODE_LAST  0x52e5ac983162ull
 
 /* moq code -> HTTP/3 code (first + code + code/0x1e). WebTransport codes are 32-bit. */
 uint64_t moq_code_to_h3(uint32_t code);

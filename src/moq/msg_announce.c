@@ -51,7 +51,8 @@ static int put_hops(moq_buf *out, const moq_caps *c, const struct moq_announce *
     if (c->announce_hops == MOQ_HOPS_NONE) return 0;
     int rv = codec_put_varint(out, m->hop_count);
     if (c->announce_hops == MOQ_HOPS_COUNT) return rv;
-    for (uint32_t i = 0; rv == 0 && i < m->hop_count; i++) rv = codec_put_varint(out, m->hops[i]);
+    for (uint32_t i = 0; rv == 0 && i < m->hop_count; i++)
+        rv = codec_put_varint(out, m->hops[i]);
     return rv;
 }
 

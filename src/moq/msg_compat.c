@@ -47,7 +47,8 @@ int moq_encode_compat_client_setup(moq_buf *out, const uint64_t *versions, size_
     if (n > MOQ_COMPAT_MAX_VERSIONS) return MOQ_ERR_INVALID;
     size_t start = out->len;
     int rv = codec_put_varint(out, n);
-    for (size_t i = 0; rv == 0 && i < n; i++) rv = codec_put_varint(out, versions[i]);
+    for (size_t i = 0; rv == 0 && i < n; i++)
+        rv = codec_put_varint(out, versions[i]);
     if (rv == 0) rv = moq_buf_append(out, params, params_len);
     return u16_framed_end(out, start, rv);
 }

@@ -16,8 +16,7 @@ int moq_encode_group_header(moq_buf *out, moq_version v, const struct moq_group_
     return codec_msg_end(out, start, start, rv);
 }
 
-int moq_decode_group_header(moq_version v, uint8_t *body, size_t len,
-                            struct moq_group_header *out)
+int moq_decode_group_header(moq_version v, uint8_t *body, size_t len, struct moq_group_header *out)
 {
     if (!codec_caps(v)) return MOQ_ERR_UNSUPPORTED;
     moq_rd r;
@@ -27,8 +26,8 @@ int moq_decode_group_header(moq_version v, uint8_t *body, size_t len,
     return rv < 0 ? rv : codec_rd_end(&r);
 }
 
-int moq_group_header_pack(uint8_t out[MOQ_GROUP_HEADER_MAX], bool with_stream_type,
-                          uint64_t sub_id, uint64_t sequence)
+int moq_group_header_pack(uint8_t out[MOQ_GROUP_HEADER_MAX], bool with_stream_type, uint64_t sub_id,
+                          uint64_t sequence)
 {
     if (sub_id > MOQ_VARINT_MAX || sequence > MOQ_VARINT_MAX) return MOQ_ERR_INVALID;
     uint8_t *p = out;

@@ -25,8 +25,8 @@ int moq_encode_setup(moq_buf *out, moq_version v, const struct moq_setup *m)
         return MOQ_ERR_INVALID;
 
     size_t start = codec_msg_begin(out);
-    uint64_t count = (m->probe != 0) + m->has_path + (m->role != 0) + m->has_cost +
-                     (m->origin != 0);
+    uint64_t count =
+        (m->probe != 0) + m->has_path + (m->role != 0) + m->has_cost + (m->origin != 0);
     int rv = codec_put_varint(out, count);
     if (rv == 0 && m->probe) rv = put_param_varint(out, MOQ_SETUP_PARAM_PROBE, m->probe);
     if (rv == 0 && m->has_path)

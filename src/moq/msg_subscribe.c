@@ -104,9 +104,13 @@ int moq_encode_subscribe_response(moq_buf *out, moq_version v,
     size_t body = out->len;
     if (rv == 0) {
         switch (m->kind) {
-        case MOQ_SUBSCRIBE_OK: rv = put_opts(out, &m->ok); break;
+        case MOQ_SUBSCRIBE_OK:
+            rv = put_opts(out, &m->ok);
+            break;
         case MOQ_SUBSCRIBE_START:
-        case MOQ_SUBSCRIBE_END: rv = codec_put_varint(out, m->group); break;
+        case MOQ_SUBSCRIBE_END:
+            rv = codec_put_varint(out, m->group);
+            break;
         default:
             rv = codec_put_varint(out, m->drop_start);
             if (rv == 0) rv = codec_put_varint(out, m->drop_end);
@@ -130,9 +134,13 @@ int moq_decode_subscribe_response(moq_version v, uint64_t type, uint8_t *body, s
     moq_rd_init(&r, body, len);
     int rv;
     switch (kind) {
-    case MOQ_SUBSCRIBE_OK: rv = rd_opts(&r, &out->ok); break;
+    case MOQ_SUBSCRIBE_OK:
+        rv = rd_opts(&r, &out->ok);
+        break;
     case MOQ_SUBSCRIBE_START:
-    case MOQ_SUBSCRIBE_END: rv = codec_rd_varint(&r, &out->group); break;
+    case MOQ_SUBSCRIBE_END:
+        rv = codec_rd_varint(&r, &out->group);
+        break;
     default:
         rv = codec_rd_varint(&r, &out->drop_start);
         if (rv == 0) rv = codec_rd_varint(&r, &out->drop_end);

@@ -139,8 +139,7 @@ int moq_ctrl_reader_next(moq_ctrl_reader *r, const uint8_t **in, size_t *in_len,
 
 enum { GP_HDR_SIZE, GP_HDR_BODY, GP_FRAME_TS, GP_FRAME_SIZE, GP_PAYLOAD, GP_DONE };
 
-int moq_group_parser_init(moq_group_parser *gp, moq_version v, bool has_header,
-                          uint64_t max_frame)
+int moq_group_parser_init(moq_group_parser *gp, moq_version v, bool has_header, uint64_t max_frame)
 {
     const moq_caps *c = moq_caps_get(v);
     memset(gp, 0, sizeof(*gp));
@@ -177,8 +176,7 @@ static int gp_header(moq_group_parser *gp, const uint8_t **in, size_t *in_len, b
     if (take) memcpy(gp->hdr + gp->hdr_have, *in, take);
     gp->hdr_have = (uint8_t)(gp->hdr_have + take);
     advance(in, in_len, take);
-    if (gp->hdr_have < gp->hdr_size)
-        return fin ? gp_fail(gp, MOQ_ERR_PROTO, MOQ_CODE_DECODE) : 0;
+    if (gp->hdr_have < gp->hdr_size) return fin ? gp_fail(gp, MOQ_ERR_PROTO, MOQ_CODE_DECODE) : 0;
 
     struct moq_group_header h;
     if (moq_decode_group_header(MOQ_LITE_03, gp->hdr, gp->hdr_size, &h) < 0)
@@ -214,7 +212,8 @@ int moq_group_parser_next(moq_group_parser *gp, const uint8_t **in, size_t *in_l
     int rv;
     switch (gp->state) {
     case GP_HDR_SIZE:
-    case GP_HDR_BODY: return gp_header(gp, in, in_len, fin, ev);
+    case GP_HDR_BODY:
+        return gp_header(gp, in, in_len, fin, ev);
 
     case GP_FRAME_TS:
         if (gp->timestamps) {
@@ -225,8 +224,8 @@ int moq_group_parser_next(moq_group_parser *gp, const uint8_t **in, size_t *in_l
             /* prev_ts < 2^62 and |delta| < 2^63: the sum fits in 64-bit signed range
              * only when checked in unsigned space. */
             uint64_t ts = gp->prev_ts + (uint64_t)delta;
-            bool overflow = delta < 0 ? (uint64_t)(-(delta + 1)) + 1 > gp->prev_ts
-                                      : ts > MOQ_VARINT_MAX;
+            bool overflow =
+                delta < 0 ? (uint64_t)(-(delta + 1)) + 1 > gp->prev_ts : ts > MOQ_VARINT_MAX;
             if (overflow) return gp_fail(gp, MOQ_ERR_PROTO, MOQ_CODE_BOUNDS_EXCEEDED);
             gp->frame_ts = gp->prev_ts = ts;
         }
@@ -236,8 +235,7 @@ int moq_group_parser_next(moq_group_parser *gp, const uint8_t **in, size_t *in_l
         uint64_t size;
         rv = gp_frame_varint(gp, in, in_len, fin, !gp->timestamps, &size);
         if (rv != 1) break;
-        if (size > gp->max_frame)
-            return gp_fail(gp, MOQ_ERR_TOO_LARGE, MOQ_CODE_FRAME_TOO_LARGE);
+        if (size > gp->max_frame) return gp_fail(gp, MOQ_ERR_TOO_LARGE, MOQ_CODE_FRAME_TOO_LARGE);
         gp->remaining = size;
         gp->state = GP_PAYLOAD;
         memset(ev, 0, sizeof(*ev));

@@ -123,8 +123,7 @@ typedef struct moq_group_parser {
 /* has_header: a group stream (after its stream type) starts with [sub_id, sequence]; a
  * lite-05 FETCH response has no header. max_frame: larger declared payloads fail with
  * MOQ_ERR_TOO_LARGE / FrameTooLarge. Returns MOQ_ERR_UNSUPPORTED for an unknown version. */
-int moq_group_parser_init(moq_group_parser *gp, moq_version v, bool has_header,
-                          uint64_t max_frame);
+int moq_group_parser_init(moq_group_parser *gp, moq_version v, bool has_header, uint64_t max_frame);
 
 /* Returns an event kind (> 0) or 0 / error as described at the top. Errors and their
  * error_code: FIN inside the header, a malformed header -> MOQ_ERR_PROTO / Decode;

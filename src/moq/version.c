@@ -79,13 +79,21 @@ int moq_version_from_alpn(const char *alpn, size_t len)
 const char *moq_compat_version_name(uint64_t code)
 {
     switch (code) {
-    case MOQ_COMPAT_CODE_LITE_01: return "moq-lite-01";
-    case MOQ_COMPAT_CODE_LITE_02: return "moq-lite-02";
-    case MOQ_COMPAT_CODE_LITE_03: return "moq-lite-03";
-    case MOQ_COMPAT_CODE_LITE_04: return "moq-lite-04";
-    case MOQ_COMPAT_CODE_LITE_05: return "moq-lite-05";
-    case MOQ_COMPAT_CODE_LITE_06: return "moq-lite-06";
-    case MOQ_COMPAT_CODE_MOQT_14: return "moq-transport-14";
-    default: return NULL;
+    case MOQ_COMPAT_CODE_LITE_01:
+        return "moq-lite-01";
+    case MOQ_COMPAT_CODE_LITE_02:
+        return "moq-lite-02";
+    case MOQ_COMPAT_CODE_LITE_03:
+        return "moq-lite-03";
+    case MOQ_COMPAT_CODE_LITE_04:
+        return "moq-lite-04";
+    case MOQ_COMPAT_CODE_LITE_05:
+        return "moq-lite-05";
+    case MOQ_COMPAT_CODE_LITE_06:
+        return "moq-lite-06";
+    case MOQ_COMPAT_CODE_MOQT_14:
+        return "moq-transport-14";
+    default:
+        return NULL;
     }
 }

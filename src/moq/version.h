@@ -34,10 +34,11 @@ typedef enum moq_version {
 
 /* How an ANNOUNCE carries its hop chain. */
 enum moq_hops_format {
-    MOQ_HOPS_NONE = 0,              /* no hops on the wire (lite-01/02; listed for completeness) */
-    MOQ_HOPS_COUNT = 1,             /* vi count only; ids unknown (lite-03) */
-    MOQ_HOPS_IDS_WITH_SENDER = 2,   /* vi count + ids; the sender appends itself (lite-04) */
-    MOQ_HOPS_IDS_WITHOUT_SENDER = 3 /* vi count + ids; the receiver appends ANNOUNCE_OK.hop_id (05) */
+    MOQ_HOPS_NONE = 0,            /* no hops on the wire (lite-01/02; listed for completeness) */
+    MOQ_HOPS_COUNT = 1,           /* vi count only; ids unknown (lite-03) */
+    MOQ_HOPS_IDS_WITH_SENDER = 2, /* vi count + ids; the sender appends itself (lite-04) */
+    MOQ_HOPS_IDS_WITHOUT_SENDER =
+        3 /* vi count + ids; the receiver appends ANNOUNCE_OK.hop_id (05) */
 };
 
 /* Which typed responses the subscribe stream carries. */
@@ -53,8 +54,8 @@ typedef struct moq_caps {
     bool setup_stream;    /* uni stream type 0x1 carrying one SETUP (05) */
     bool announce_ok;     /* ANNOUNCE_OK opens the announce reply (05) */
     enum moq_hops_format announce_hops;
-    bool exclude_hop;     /* ANNOUNCE_REQUEST carries exclude_hop (04, 05) */
-    bool restart;         /* duplicate ANNOUNCE active / status 2 = restart (05) */
+    bool exclude_hop;      /* ANNOUNCE_REQUEST carries exclude_hop (04, 05) */
+    bool restart;          /* duplicate ANNOUNCE active / status 2 = restart (05) */
     bool subscribe_update; /* SUBSCRIBE_UPDATE exists (03+) */
     enum moq_subscribe_responses subscribe_responses;
     bool track_stream;     /* bidi 0x6 TRACK / TRACK_INFO (05) */
