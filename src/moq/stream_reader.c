@@ -49,6 +49,8 @@ int moq_varint_reader_next(moq_varint_reader *r, const uint8_t **in, size_t *in_
 
 enum { CTRL_TYPE, CTRL_SIZE, CTRL_BODY };
 
+#define CTRL_KEEP_CAP 4096
+
 static int ctrl_boundary_state(const moq_ctrl_reader *r)
 {
     return (r->flags & MOQ_CTRL_TYPED) ? CTRL_TYPE : CTRL_SIZE;
@@ -103,6 +105,8 @@ int moq_ctrl_reader_next(moq_ctrl_reader *r, const uint8_t **in, size_t *in_len,
 {
     if (r->error) return r->error;
     if (r->state == CTRL_BODY && r->body.len == r->size) { /* previous message handed out */
+        /* Long-lived streams should not keep a rare large message's buffer. */
+        if (r->body.cap > CTRL_KEEP_CAP) moq_buf_free(&r->body);
         moq_buf_reset(&r->body);
         r->state = ctrl_boundary_state(r);
     }

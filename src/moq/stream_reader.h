@@ -13,8 +13,9 @@
  *
  * - moq_varint_reader: one varint, e.g. the stream type that opens every stream.
  * - moq_ctrl_reader: size-prefixed control messages, optionally typed; copies each message
- *   into its own buffer (bounded by max_msg), so the body it yields is mutable (the codec
- *   normalises paths in place) and valid until the next call. Owns heap memory: free it.
+ *   into its own buffer (bounded by max_msg; buffers over 4 KiB are released after use), so
+ *   the body it yields is mutable (the codec normalises paths in place) and valid until the
+ *   next call. Owns heap memory: free it.
  * - moq_group_parser: the group stream hot path (and lite-05 fetch responses): header once,
  *   then per frame BEGIN (timestamp, size), PAYLOAD pieces that point into the caller's
  *   input (no copy), END. Never allocates; nothing to free.

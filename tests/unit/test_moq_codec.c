@@ -1230,6 +1230,23 @@ static void ctrl_reader_typed_and_limits(void **state)
     assert_int_equal(r.body.cap, 0);
     moq_ctrl_reader_free(&r);
 
+    /* a rare large message does not pin its buffer for the life of the stream */
+    moq_buf_reset(&wire);
+    static uint8_t large[5000];
+    assert_int_equal(moq_buf_put_lenbytes(&wire, large, sizeof(large)), 0);
+    assert_int_equal(moq_buf_put_lenbytes(&wire, large, 10), 0);
+    moq_ctrl_reader_init(&r, 0, MOQ_CTRL_DEFAULT_MAX_MSG);
+    in = wire.data;
+    in_len = wire.len;
+    assert_int_equal(moq_ctrl_reader_next(&r, &in, &in_len, false, &m), 1);
+    assert_int_equal(m.len, sizeof(large));
+    assert_int_equal(moq_ctrl_reader_next(&r, &in, &in_len, false, &m), 1);
+    assert_int_equal(m.len, 10);
+    assert_true(r.body.cap <= 4096);
+    assert_int_equal(moq_ctrl_reader_next(&r, &in, &in_len, true, &m), MOQ_ERR_CLOSED);
+    assert_int_equal(moq_ctrl_reader_next(&r, &in, &in_len, true, &m), MOQ_ERR_CLOSED);
+    moq_ctrl_reader_free(&r);
+
     /* an empty stream that just ends: clean */
     moq_ctrl_reader_init(&r, 0, 64);
     in = NULL;
