@@ -368,23 +368,3 @@ int moq_sf_string_encode(moq_buf *out, const char *s)
     }
     return rv == 0 ? moq_buf_put_u8(out, '"') : rv;
 }
-
-/* ---- error codes ---- */
-
-#define WT_CODE_FIRST 0x52e4a40fa8dbull
-#define WT_CODE_LAST  0x52e5ac983162ull
-
-uint64_t moq_wt_code_to_h3(uint64_t code)
-{
-    if (code > 0xffffffffull) code = 0xffffffffull;
-    return WT_CODE_FIRST + code + code / 0x1e;
-}
-
-int moq_wt_code_from_h3(uint64_t h3, uint64_t *code)
-{
-    if (h3 < WT_CODE_FIRST || h3 > WT_CODE_LAST) return MOQ_ERR_INVALID;
-    if ((h3 - 0x21) % 0x1f == 0) return MOQ_ERR_INVALID; /* reserved (GREASE) codepoint */
-    uint64_t c = h3 - WT_CODE_FIRST;
-    *code = c - c / 0x1f;
-    return 0;
-}

@@ -2,8 +2,8 @@
  * frames.h - sans-I/O pieces of HTTP/3 and WebTransport (draft-02 as Chrome speaks it):
  * frame and stream type ids, SETTINGS, header field sections (QPACK decoding through
  * nghttp3 with a zero-capacity dynamic table; encoding with static-name references and
- * literals only), capsules, structured-field protocol lists and the WebTransport
- * application error-code mapping.
+ * literals only), capsules and structured-field protocol lists. (The WebTransport
+ * error-code mapping lives with the moq codes in moq/errors.h.)
  *
  * Nothing here allocates except moq_h3_headers (owned by the caller, released with
  * moq_h3_headers_free) and moq_buf outputs (owned by the caller).
@@ -142,10 +142,5 @@ int moq_sf_string_list(const char *s, size_t len, int (*fn)(void *ctx, const cha
 int moq_sf_string_encode(moq_buf *out, const char *s);
 /* Parse a single sf-string into out (NUL-terminated). */
 int moq_sf_string_parse(const char *s, size_t len, char *out, size_t outlen);
-
-/* WebTransport application error codes <-> HTTP/3 error space. */
-uint64_t moq_wt_code_to_h3(uint64_t code);
-/* Returns 0 and the code, or MOQ_ERR_INVALID when h3 is outside the WebTransport range. */
-int moq_wt_code_from_h3(uint64_t h3, uint64_t *code);
 
 #endif

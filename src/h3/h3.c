@@ -1,5 +1,6 @@
 #include "h3/h3.h"
 #include "h3/frames.h"
+#include "moq/errors.h"
 #include "util/buf.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -149,8 +150,8 @@ static void stream_abort(struct h3_conn *c, struct h3_stream *s, uint64_t code)
 
 static uint64_t map_code_in(uint64_t h3)
 {
-    uint64_t code;
-    return moq_wt_code_from_h3(h3, &code) == 0 ? code : h3;
+    uint32_t code;
+    return moq_code_from_h3(h3, &code) == 0 ? code : h3;
 }
 
 /* ---------------------------------------------------------------- sessions */
@@ -825,8 +826,7 @@ static void ev_closed(void *app, moq_transport *t, uint64_t code, const char *re
         struct wt_session *w = v;
         if (!w->closing) {
             w->closing = true;
-            uint64_t app_code;
-            w->close_code = moq_wt_code_from_h3(code, &app_code) == 0 ? app_code : code;
+            w->close_code = map_code_in(code);
             snprintf(w->close_reason, sizeof(w->close_reason), "%s", reason ? reason : "");
         }
         c->quic_closing = true; /* no linger timer from session_finish */
@@ -899,14 +899,14 @@ static int wt_reset(moq_transport *t, int64_t sid, uint64_t code)
 {
     struct wt_session *w = SESSION(t);
     if (!session_stream(w, sid)) return MOQ_ERR_CLOSED;
-    return w->conn->quic->ops->reset(w->conn->quic, sid, moq_wt_code_to_h3(code));
+    return w->conn->quic->ops->reset(w->conn->quic, sid, moq_code_to_h3((uint32_t)code));
 }
 
 static int wt_stop(moq_transport *t, int64_t sid, uint64_t code)
 {
     struct wt_session *w = SESSION(t);
     if (!session_stream(w, sid)) return MOQ_ERR_CLOSED;
-    return w->conn->quic->ops->stop(w->conn->quic, sid, moq_wt_code_to_h3(code));
+    return w->conn->quic->ops->stop(w->conn->quic, sid, moq_code_to_h3((uint32_t)code));
 }
 
 static void wt_set_stream_ctx(moq_transport *t, int64_t sid, void *sctx)
