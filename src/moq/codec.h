@@ -123,9 +123,9 @@ int moq_encode_announce_ok(moq_buf *out, moq_version v, const struct moq_announc
 int moq_decode_announce_ok(moq_version v, uint8_t *body, size_t len, struct moq_announce_ok *out);
 
 enum moq_announce_status {
-    MOQ_ANNOUNCE_ENDED = 0,
-    MOQ_ANNOUNCE_ACTIVE = 1,
-    MOQ_ANNOUNCE_RESTART = 2, /* lite-05 only; the receiver treats it like ACTIVE */
+    MOQ_ANNOUNCE_STATUS_ENDED = 0,
+    MOQ_ANNOUNCE_STATUS_ACTIVE = 1,
+    MOQ_ANNOUNCE_STATUS_RESTART = 2, /* lite-05 only; the receiver treats it like ACTIVE */
 };
 
 struct moq_announce {
@@ -192,15 +192,15 @@ int moq_decode_subscribe_response(moq_version v, uint64_t type, uint8_t *body, s
 
 /* ---- track stream (bidi 0x6, lite-05) ---------------------------------------------- */
 
-struct moq_track {
+struct moq_msg_track {
     moq_str broadcast; /* normalised path */
     moq_str track;
 };
 
-int moq_encode_track(moq_buf *out, moq_version v, const struct moq_track *m);
-int moq_decode_track(moq_version v, uint8_t *body, size_t len, struct moq_track *out);
+int moq_encode_track(moq_buf *out, moq_version v, const struct moq_msg_track *m);
+int moq_decode_track(moq_version v, uint8_t *body, size_t len, struct moq_msg_track *out);
 
-struct moq_track_info {
+struct moq_msg_track_info {
     uint8_t priority; /* publisher priority */
     bool ordered;
     uint64_t max_latency_ms; /* publisher max latency (cache window) */
@@ -212,8 +212,8 @@ struct moq_track_info {
         0, false, 5000, 1000                                                                       \
     }
 
-int moq_encode_track_info(moq_buf *out, moq_version v, const struct moq_track_info *m);
-int moq_decode_track_info(moq_version v, uint8_t *body, size_t len, struct moq_track_info *out);
+int moq_encode_track_info(moq_buf *out, moq_version v, const struct moq_msg_track_info *m);
+int moq_decode_track_info(moq_version v, uint8_t *body, size_t len, struct moq_msg_track_info *out);
 
 /* ---- fetch stream (bidi 0x3, lite-05); the response is bare 05 frames, see
  * moq_group_parser in stream_reader.h ------------------------------------------------- */

@@ -60,8 +60,8 @@ int moq_encode_announce(moq_buf *out, moq_version v, const struct moq_announce *
 {
     const moq_caps *c = codec_caps(v);
     if (!c) return MOQ_ERR_UNSUPPORTED;
-    if (m->status > MOQ_ANNOUNCE_RESTART) return MOQ_ERR_INVALID;
-    if (m->status == MOQ_ANNOUNCE_RESTART && !c->restart) return MOQ_ERR_UNSUPPORTED;
+    if (m->status > MOQ_ANNOUNCE_STATUS_RESTART) return MOQ_ERR_INVALID;
+    if (m->status == MOQ_ANNOUNCE_STATUS_RESTART && !c->restart) return MOQ_ERR_UNSUPPORTED;
     size_t start = codec_msg_begin(out);
     int rv = moq_buf_put_u8(out, m->status);
     if (rv == 0) rv = codec_put_path(out, m->suffix);
@@ -94,8 +94,8 @@ int moq_decode_announce(moq_version v, uint8_t *body, size_t len, struct moq_ann
     moq_rd_init(&r, body, len);
     int rv = codec_rd_u8(&r, &out->status);
     if (rv < 0) return rv;
-    if (out->status > MOQ_ANNOUNCE_RESTART) return MOQ_ERR_PROTO;
-    if (out->status == MOQ_ANNOUNCE_RESTART && !c->restart) return MOQ_ERR_PROTO;
+    if (out->status > MOQ_ANNOUNCE_STATUS_RESTART) return MOQ_ERR_PROTO;
+    if (out->status == MOQ_ANNOUNCE_STATUS_RESTART && !c->restart) return MOQ_ERR_PROTO;
     if ((rv = codec_rd_path(&r, &out->suffix)) < 0) return rv;
     if ((rv = rd_hops(&r, c, out)) < 0) return rv;
     return codec_rd_end(&r);

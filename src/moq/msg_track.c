@@ -1,7 +1,7 @@
 /* TRACK / TRACK_INFO (05), FETCH (05), PROBE (03+) and GOAWAY (04+). */
 #include "moq/codec_internal.h"
 
-int moq_encode_track(moq_buf *out, moq_version v, const struct moq_track *m)
+int moq_encode_track(moq_buf *out, moq_version v, const struct moq_msg_track *m)
 {
     const moq_caps *c = codec_caps(v);
     if (!c || !c->track_stream) return MOQ_ERR_UNSUPPORTED;
@@ -11,7 +11,7 @@ int moq_encode_track(moq_buf *out, moq_version v, const struct moq_track *m)
     return codec_msg_end(out, start, start, rv);
 }
 
-int moq_decode_track(moq_version v, uint8_t *body, size_t len, struct moq_track *out)
+int moq_decode_track(moq_version v, uint8_t *body, size_t len, struct moq_msg_track *out)
 {
     const moq_caps *c = codec_caps(v);
     if (!c || !c->track_stream) return MOQ_ERR_UNSUPPORTED;
@@ -22,7 +22,7 @@ int moq_decode_track(moq_version v, uint8_t *body, size_t len, struct moq_track 
     return rv < 0 ? rv : codec_rd_end(&r);
 }
 
-int moq_encode_track_info(moq_buf *out, moq_version v, const struct moq_track_info *m)
+int moq_encode_track_info(moq_buf *out, moq_version v, const struct moq_msg_track_info *m)
 {
     const moq_caps *c = codec_caps(v);
     if (!c || !c->track_stream) return MOQ_ERR_UNSUPPORTED;
@@ -35,7 +35,7 @@ int moq_encode_track_info(moq_buf *out, moq_version v, const struct moq_track_in
     return codec_msg_end(out, start, start, rv);
 }
 
-int moq_decode_track_info(moq_version v, uint8_t *body, size_t len, struct moq_track_info *out)
+int moq_decode_track_info(moq_version v, uint8_t *body, size_t len, struct moq_msg_track_info *out)
 {
     const moq_caps *c = codec_caps(v);
     if (!c || !c->track_stream) return MOQ_ERR_UNSUPPORTED;

@@ -67,13 +67,13 @@ static int decode_encode(int k, moq_version v, uint64_t type, uint8_t *body, siz
         return rv;
     }
     case 7: {
-        struct moq_track m;
+        struct moq_msg_track m;
         if ((rv = moq_decode_track(v, body, len, &m)) == 0)
             CHECK(moq_encode_track(out, v, &m) == 0);
         return rv;
     }
     case 8: {
-        struct moq_track_info m;
+        struct moq_msg_track_info m;
         if ((rv = moq_decode_track_info(v, body, len, &m)) == 0)
             CHECK(moq_encode_track_info(out, v, &m) == 0);
         return rv;

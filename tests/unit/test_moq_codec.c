@@ -224,13 +224,15 @@ static void worked_announce(void **state)
 
     moq_buf_reset(&b);
     struct moq_announce_ok ok = {.hop_id = 0x99, .active_count = 1};
-    struct moq_announce a = {
-        .status = MOQ_ANNOUNCE_ACTIVE, .suffix = MOQ_STR("bbb"), .hop_count = 1, .hops = {0x1234}};
+    struct moq_announce a = {.status = MOQ_ANNOUNCE_STATUS_ACTIVE,
+                             .suffix = MOQ_STR("bbb"),
+                             .hop_count = 1,
+                             .hops = {0x1234}};
     assert_int_equal(moq_encode_announce_ok(&b, MOQ_LITE_05, &ok), 0);
     assert_int_equal(moq_encode_announce(&b, MOQ_LITE_05, &a), 0);
     assert_buf_hex(&b, "03 40 99 01 | 08 01 03 62 62 62 01 52 34");
 
-    struct moq_announce ended = {.status = MOQ_ANNOUNCE_ENDED, .suffix = MOQ_STR("bbb")};
+    struct moq_announce ended = {.status = MOQ_ANNOUNCE_STATUS_ENDED, .suffix = MOQ_STR("bbb")};
     for (moq_version v = MOQ_LITE_04; v <= MOQ_LITE_05; v++) {
         moq_buf_reset(&b);
         assert_int_equal(moq_encode_announce(&b, v, &ended), 0);
@@ -247,7 +249,7 @@ static void worked_track_and_subscribe(void **state)
 {
     moq_buf b;
     moq_buf_init(&b);
-    struct moq_track t = {.broadcast = MOQ_STR("bbb"), .track = MOQ_STR("video")};
+    struct moq_msg_track t = {.broadcast = MOQ_STR("bbb"), .track = MOQ_STR("video")};
     assert_int_equal(moq_encode_stream_type(&b, MOQ_BIDI_TRACK), 0);
     assert_int_equal(moq_encode_track(&b, MOQ_LITE_05, &t), 0);
     assert_buf_hex(&b, "06 0a 03 62 62 62 05 76 69 64 65 6f");
@@ -278,7 +280,7 @@ static void worked_track_and_subscribe(void **state)
     }
 
     moq_buf_reset(&b);
-    struct moq_track_info info = MOQ_TRACK_INFO_DEFAULT;
+    struct moq_msg_track_info info = MOQ_TRACK_INFO_DEFAULT;
     assert_int_equal(moq_encode_track_info(&b, MOQ_LITE_05, &info), 0);
     assert_buf_hex(&b, "06 00 00 53 88 43 e8");
     moq_buf_free(&b);
@@ -496,7 +498,7 @@ static void roundtrip_announce(void **state)
         assert_true(rq2.exclude_hop == (c->exclude_hop ? 33 : 0));
 
         moq_buf_reset(&b);
-        struct moq_announce a = {.status = MOQ_ANNOUNCE_ACTIVE, .suffix = MOQ_STR("cam/1")};
+        struct moq_announce a = {.status = MOQ_ANNOUNCE_STATUS_ACTIVE, .suffix = MOQ_STR("cam/1")};
         a.hop_count = MOQ_MAX_HOPS;
         for (uint32_t k = 0; k < a.hop_count; k++)
             a.hops[k] = (1ull << 62) - 1 - k;
@@ -504,7 +506,7 @@ static void roundtrip_announce(void **state)
         n = one_body(&b, false, NULL, body);
         struct moq_announce a2;
         assert_int_equal(moq_decode_announce(v, body, n, &a2), 0);
-        assert_int_equal(a2.status, MOQ_ANNOUNCE_ACTIVE);
+        assert_int_equal(a2.status, MOQ_ANNOUNCE_STATUS_ACTIVE);
         assert_str(a2.suffix, "cam/1");
         assert_int_equal(a2.hop_count, MOQ_MAX_HOPS);
         for (uint32_t k = 0; k < a2.hop_count; k++)
@@ -512,13 +514,13 @@ static void roundtrip_announce(void **state)
 
         /* restart is a lite-05 status */
         moq_buf_reset(&b);
-        a.status = MOQ_ANNOUNCE_RESTART;
+        a.status = MOQ_ANNOUNCE_STATUS_RESTART;
         a.hop_count = 0;
         assert_int_equal(moq_encode_announce(&b, v, &a), c->restart ? 0 : MOQ_ERR_UNSUPPORTED);
         if (c->restart) {
             n = one_body(&b, false, NULL, body);
             assert_int_equal(moq_decode_announce(v, body, n, &a2), 0);
-            assert_int_equal(a2.status, MOQ_ANNOUNCE_RESTART);
+            assert_int_equal(a2.status, MOQ_ANNOUNCE_STATUS_RESTART);
         } else {
             assert_int_equal(b.len, 0);
         }
@@ -654,24 +656,24 @@ static void roundtrip_track_fetch_goaway_probe(void **state)
         const moq_caps *c = moq_caps_get(v);
 
         moq_buf_reset(&b);
-        struct moq_track t = {.broadcast = MOQ_STR("a/b"), .track = MOQ_STR("catalog.json")};
+        struct moq_msg_track t = {.broadcast = MOQ_STR("a/b"), .track = MOQ_STR("catalog.json")};
         assert_int_equal(moq_encode_track(&b, v, &t), c->track_stream ? 0 : MOQ_ERR_UNSUPPORTED);
         if (c->track_stream) {
             n = one_body(&b, false, NULL, body);
-            struct moq_track t2;
+            struct moq_msg_track t2;
             assert_int_equal(moq_decode_track(v, body, n, &t2), 0);
             assert_str(t2.broadcast, "a/b");
             assert_str(t2.track, "catalog.json");
         }
 
         moq_buf_reset(&b);
-        struct moq_track_info ti = {
+        struct moq_msg_track_info ti = {
             .priority = 3, .ordered = true, .max_latency_ms = 10000, .timescale = 90000};
         assert_int_equal(moq_encode_track_info(&b, v, &ti),
                          c->track_stream ? 0 : MOQ_ERR_UNSUPPORTED);
         if (c->track_stream) {
             n = one_body(&b, false, NULL, body);
-            struct moq_track_info ti2;
+            struct moq_msg_track_info ti2;
             assert_int_equal(moq_decode_track_info(v, body, n, &ti2), 0);
             assert_true(ti2.priority == 3 && ti2.ordered && ti2.max_latency_ms == 10000 &&
                         ti2.timescale == 90000);
@@ -757,8 +759,8 @@ WRAP(announce_ok, struct moq_announce_ok)
 WRAP(announce, struct moq_announce)
 WRAP(subscribe, struct moq_subscribe)
 WRAP(subscribe_update, struct moq_subscribe_opts)
-WRAP(track, struct moq_track)
-WRAP(track_info, struct moq_track_info)
+WRAP(track, struct moq_msg_track)
+WRAP(track_info, struct moq_msg_track_info)
 WRAP(fetch, struct moq_fetch)
 WRAP(probe, struct moq_probe)
 WRAP(goaway, struct moq_goaway)
@@ -833,7 +835,7 @@ static void announce_status_and_hops(void **state)
     /* status 2 (restart) only on 05 */
     n = unhex("02 03 62 62 62 00", body);
     assert_int_equal(moq_decode_announce(MOQ_LITE_05, body, n, &a), 0);
-    assert_int_equal(a.status, MOQ_ANNOUNCE_RESTART);
+    assert_int_equal(a.status, MOQ_ANNOUNCE_STATUS_RESTART);
     n = unhex("02 03 62 62 62 00", body);
     assert_int_equal(moq_decode_announce(MOQ_LITE_04, body, n, &a), MOQ_ERR_PROTO);
     n = unhex("02 03 62 62 62 00", body);
@@ -857,7 +859,7 @@ static void announce_status_and_hops(void **state)
     moq_buf b;
     moq_buf_init(&b);
     struct moq_announce big = {
-        .status = MOQ_ANNOUNCE_ACTIVE, .suffix = MOQ_STR("x"), .hop_count = 33};
+        .status = MOQ_ANNOUNCE_STATUS_ACTIVE, .suffix = MOQ_STR("x"), .hop_count = 33};
     assert_int_equal(moq_encode_announce(&b, MOQ_LITE_05, &big), MOQ_ERR_INVALID);
     big.hop_count = 0;
     big.status = 3;
@@ -875,7 +877,7 @@ static void bool_and_timescale_rules(void **state)
     n = unhex("80 02 00 00 00", body);
     assert_int_equal(moq_decode_subscribe_update(MOQ_LITE_05, body, n, &o), 0);
     assert_true(o.ordered);
-    struct moq_track_info ti;
+    struct moq_msg_track_info ti;
     n = unhex("00 ff 00 43 e8", body);
     assert_int_equal(moq_decode_track_info(MOQ_LITE_05, body, n, &ti), 0);
     assert_true(ti.ordered);
@@ -904,10 +906,11 @@ static void string_limits_and_paths(void **state)
     moq_buf_init(&b);
 
     /* track names up to MOQ_MAX_NAME_LEN */
-    struct moq_track t = {.broadcast = MOQ_STR("b"), .track = moq_str_make(big, MOQ_MAX_NAME_LEN)};
+    struct moq_msg_track t = {.broadcast = MOQ_STR("b"),
+                              .track = moq_str_make(big, MOQ_MAX_NAME_LEN)};
     assert_int_equal(moq_encode_track(&b, MOQ_LITE_05, &t), 0);
     size_t n = one_body(&b, false, NULL, body);
-    struct moq_track t2;
+    struct moq_msg_track t2;
     assert_int_equal(moq_decode_track(MOQ_LITE_05, body, n, &t2), 0);
     moq_buf_reset(&b);
     t.track.len++;
@@ -950,7 +953,7 @@ static void string_limits_and_paths(void **state)
     uint8_t good[16];
     size_t gl = unhex("e2 82 ac f0 9f 98 80 c3 a9 7f", good);
     assert_true(moq_utf8_valid(good, gl));
-    struct moq_track bad_track = {.broadcast = MOQ_STR("b"), .track = MOQ_STR("\xc0\x80")};
+    struct moq_msg_track bad_track = {.broadcast = MOQ_STR("b"), .track = MOQ_STR("\xc0\x80")};
     assert_int_equal(moq_encode_track(&b, MOQ_LITE_05, &bad_track), MOQ_ERR_INVALID);
 
     /* paths are normalised on decode, in place */
