@@ -362,7 +362,8 @@ void moq_cache_remove(moq_group *g, bool abort_open, uint64_t code)
 
 void moq_cache_touch(moq_group *g, uint64_t now)
 {
-    if (now > g->last_access) g->last_access = now;
+    if (now <= g->last_access) return; /* keeps the LRU lists ordered */
+    g->last_access = now;
     if (!g->in_lru) return;
     moq_track *t = g->track;
     moq_list_remove(&g->track_lru);

@@ -191,6 +191,7 @@ void moq_track_sync_producer(moq_track *t)
         return;
     }
     if (r->removing) return;
+    if (!t->requested && t->state == TRACK_FINISHED) return; /* nothing left to ask for */
     moq_sub_prefs agg;
     track_aggregate(t, &agg);
     if (!t->requested) {
