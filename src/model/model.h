@@ -91,10 +91,15 @@ typedef struct moq_follower moq_follower;
  */
 
 typedef struct moq_origin_config {
-    uint64_t id;                /* this relay's origin id (non-zero); chains holding it are loops */
+    uint64_t id;                /* this relay's origin id (1 .. 2^62-1; keep it < 2^53 for JS
+                                   clients); chains holding it are loops */
     uint64_t linger_us;         /* keep a broadcast after ungraceful loss (default 5 s; 0 = none) */
     uint64_t cache_duration_us; /* ceiling on any track's cache window (0 = no ceiling) */
-    uint64_t cache_capacity;    /* byte budget for cached groups (0 = unbounded) */
+    uint64_t cache_capacity;    /* byte budget for cached groups (0 = unbounded): payload plus
+                                   256 bytes per group; when a write or tick finds it exceeded,
+                                   the least recently accessed (written or fetched) groups
+                                   across all tracks are evicted, never a track's latest group
+                                   nor the group being written */
     uint64_t max_frame_bytes;   /* larger frames are refused (default 32 MiB) */
     uint64_t max_group_bytes;   /* a group keeps at most this many payload bytes (default 32 MiB);
                                    older frames of a longer group are dropped */
@@ -103,7 +108,7 @@ typedef struct moq_origin_config {
 /* Defaults: id 0 (set it), linger 5 s, no duration ceiling, unbounded capacity, 32 MiB. */
 void moq_origin_config_default(moq_origin_config *cfg);
 
-/* A new origin, or NULL on OOM / invalid config (id 0). cfg is copied. */
+/* A new origin, or NULL on OOM / invalid config (id 0 or >= 2^62). cfg is copied. */
 moq_origin *moq_origin_new(const moq_origin_config *cfg);
 /* See "Ownership" above. Never from a callback. NULL is a no-op. */
 void moq_origin_free(moq_origin *origin);

@@ -542,7 +542,7 @@ void moq_watch_close(moq_watch *w)
 
 moq_origin *moq_origin_new(const moq_origin_config *cfg)
 {
-    if (!cfg || cfg->id == 0) return NULL;
+    if (!cfg || cfg->id == 0 || cfg->id >= (1ull << 62)) return NULL;
     moq_origin *o = calloc(1, sizeof(*o));
     if (!o) return NULL;
     o->cfg = *cfg;

@@ -475,6 +475,12 @@ static void watch_reentrancy(void **state)
 
 static void origin_free_releases_everything(void **state)
 {
+    moq_origin_config cfg;
+    moq_origin_config_default(&cfg);
+    assert_null(moq_origin_new(&cfg)); /* id 0 */
+    cfg.id = 1ull << 62;
+    assert_null(moq_origin_new(&cfg));
+
     size_t chunks = moq_chunk_live_count();
     moq_origin *o = new_origin(100, 5 * SEC);
     prod p = {0}, q = {0};

@@ -631,6 +631,63 @@ static void follower_reentrancy(void **state)
     moq_origin_free(o);
 }
 
+/* Producers reacting synchronously: leaving, or unsubscribing someone, inside track_request. */
+static void unannounce_in_request(prod *p, moq_track *t)
+{
+    moq_route_unannounce(p->route);
+    p->route = NULL;
+}
+
+static void close_sub_in_request(prod *p, moq_track *t)
+{
+    rsub *victim = p->user;
+    moq_subscription_close(victim->sub);
+    victim->sub = NULL;
+}
+
+static void write_in_request(prod *p, moq_track *t)
+{
+    write_group_done(p, t, 0, 2, 10, 0);
+}
+
+static void producer_reentrancy(void **state)
+{
+    moq_origin *o = new_origin(100, 0);
+    prod gone = {.hook_request = unannounce_in_request};
+    announce(o, &gone, "p", NULL, 0);
+    rsub a = {0};
+    moq_sub_prefs pr = prefs_default();
+    assert_int_equal(subscribe(o, &a, "p", "t", 0, &pr), 0);
+    assert_int_equal(gone.requests, 1);
+    assert_int_equal(gone.releases, 1);
+    assert_int_equal(a.aborts, 1);
+    assert_int_equal(a.code, MOQ_REASON_DROPPED);
+    rsub_close(&a);
+
+    prod q = {.hook_request = close_sub_in_request};
+    announce(o, &q, "q", NULL, 0);
+    rsub b = {0};
+    q.user = &b;
+    assert_int_equal(subscribe(o, &b, "q", "t", 0, &pr), 0);
+    assert_null(b.sub);
+    assert_int_equal(q.requests, 1);
+    assert_int_equal(q.releases, 1);
+    moq_origin_stats st;
+    moq_origin_stats_get(o, &st);
+    assert_int_equal(st.tracks, 0);
+    assert_int_equal(st.subscriptions, 0);
+
+    /* A local producer that has data at once: the first subscriber gets it live. */
+    q.hook_request = write_in_request;
+    rsub c = {0};
+    assert_int_equal(subscribe(o, &c, "q", "t", 0, &pr), 0);
+    assert_int_equal(c.ngroups, 1);
+    assert_int_equal(c.infos, 1);
+    rsub_close(&c);
+    moq_route_unannounce(q.route);
+    moq_origin_free(o);
+}
+
 static void track_info_and_info_only(void **state)
 {
     moq_origin_config cfg;
@@ -778,6 +835,7 @@ int main(void)
         cmocka_unit_test(subscribe_from_callback_sees_each_group_once),
         cmocka_unit_test(nested_notifications),
         cmocka_unit_test(follower_reentrancy),
+        cmocka_unit_test(producer_reentrancy),
         cmocka_unit_test(track_info_and_info_only),
         cmocka_unit_test(track_finish),
         cmocka_unit_test(released_producer_cannot_write),
