@@ -1,0 +1,466 @@
+/*
+ * model.h - the relay's data model: an origin maps paths to broadcasts; a broadcast has
+ * routes (producers that announced it) and tracks; a track fans groups of frames out to
+ * subscriptions and keeps a cache of recent groups. Plain data structures and callbacks:
+ * no sockets, no varints, no protocol versions, no event loop. Time is always passed in
+ * ("now", microseconds from util/time.h).
+ *
+ * The moq session engine sits on both sides:
+ *  - as a PRODUCER it announces broadcasts (moq_origin_announce), serves the tracks the
+ *    model asks for (moq_producer_ops) and writes what its upstream sends into them
+ *    (moq_track_set_info, moq_track_begin_group, moq_group_append, ...);
+ *  - as a CONSUMER it watches announcements (moq_origin_watch), subscribes to tracks
+ *    (moq_origin_subscribe), fetches cached groups (moq_origin_fetch) and follows groups
+ *    (moq_group_follow) to write their frames downstream.
+ *
+ * Ownership - who frees what
+ *  - moq_origin: moq_origin_new / moq_origin_free. Freeing the origin releases every
+ *    broadcast, route, track, subscription and watch that is still alive WITHOUT invoking
+ *    callbacks: handles of those kinds that the caller still holds become invalid. It drops
+ *    the cache's group references but not other holders' (groups are refcounted, below).
+ *  - moq_route: returned by moq_origin_announce; owned by the producer until it calls
+ *    moq_route_unannounce (graceful) or moq_route_lost (ungraceful), which free it.
+ *  - moq_watch: owned by the consumer until moq_watch_close.
+ *  - moq_subscription: owned by the consumer until moq_subscription_close, also after the
+ *    track finished or failed (a failed subscription simply gets no more callbacks).
+ *  - moq_follower: owned by its creator until moq_follower_close; it holds a group
+ *    reference, so it is independent of the origin's lifetime.
+ *  - moq_track: owned by the model. A producer may use the pointer it got in track_request
+ *    until the matching track_release returns. Consumers only see tracks via subscriptions.
+ *  - moq_group: refcounted (moq_group_ref / moq_group_unref). The track cache holds one
+ *    reference while the group is cached; moq_track_begin_group and moq_origin_fetch return
+ *    a new reference owned by the caller; callbacks pass borrowed pointers (take a
+ *    reference to keep one). A referenced group stays readable - frames and state - after
+ *    it was evicted from the cache and after the origin was freed.
+ *  - moq_chunk (util/chunk.h): moq_group_append takes over the caller's chunk reference,
+ *    on success and on failure. The group keeps it until the group is freed (or the frame
+ *    is dropped by the per-group byte cap). Frames are never copied.
+ *
+ * Threading: nothing here is thread-safe; one origin belongs to one worker thread. Only
+ * chunks are atomically refcounted, so frame bytes may be handed to other threads.
+ *
+ * Callbacks and re-entrancy
+ *  Callbacks run synchronously inside the model call that caused them (listed per
+ *  callback below). Every callback may call back into the model - including closing its
+ *  own handle or any other handle, subscribing, unsubscribing, announcing, writing - with
+ *  one exception: never moq_origin_free from a callback. Iteration over subscribers,
+ *  followers and watchers is safe against any such change: a handle closed during a
+ *  notification gets no further callbacks, and a handle created during a notification does
+ *  not receive that same notification (it gets the current state through its own initial
+ *  replay instead). After a call that may have run callbacks, the caller must not assume
+ *  that handles it closed from those callbacks are still valid.
+ *  A pointer returned through an out-parameter (*out) is set before any callback of that
+ *  call runs.
+ */
+#ifndef MOQ_MODEL_MODEL_H
+#define MOQ_MODEL_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/chunk.h"
+
+/* Most origin ids in a hop chain. */
+#define MOQ_MAX_HOPS 32
+/* Most '/'-separated segments in a path (the wire allows 32; scoping may add a root). */
+#define MOQ_MAX_PATH_PARTS 64
+
+/* Abort reasons the model itself produces. Numerically equal to moq-lite's error codes, so
+ * the engine may forward them unchanged; codes a producer passes in are opaque here. */
+enum moq_reason {
+    MOQ_REASON_CANCEL = 0,           /* a group from a superseded route was replaced */
+    MOQ_REASON_OLD = 2,              /* an in-progress group expired from the cache */
+    MOQ_REASON_NOT_FOUND = 13,       /* producer refused a fetch */
+    MOQ_REASON_DROPPED = 24,         /* broadcast ended (unannounced, linger expired) */
+    MOQ_REASON_FRAME_TOO_LARGE = 27, /* a frame exceeded the configured maximum */
+    MOQ_REASON_UNROUTABLE = 30,      /* no route left that this subscriber may use */
+    MOQ_REASON_EVICTED = 31,         /* an in-progress group was evicted (byte budget) */
+};
+
+typedef struct moq_origin moq_origin;
+typedef struct moq_route moq_route;
+typedef struct moq_watch moq_watch;
+typedef struct moq_track moq_track;
+typedef struct moq_subscription moq_subscription;
+typedef struct moq_group moq_group;
+typedef struct moq_follower moq_follower;
+
+/* ---------------------------------------------------------------------------------------
+ * Origin
+ */
+
+typedef struct moq_origin_config {
+    uint64_t id;                /* this relay's origin id (1 .. 2^62-1; keep it < 2^53 for JS
+                                   clients); chains holding it are loops */
+    uint64_t linger_us;         /* keep a broadcast after ungraceful loss (default 5 s; 0 = none) */
+    uint64_t cache_duration_us; /* ceiling on any track's cache window (0 = no ceiling) */
+    uint64_t cache_capacity;    /* byte budget for cached groups (0 = unbounded): payload plus
+                                   256 bytes per group; when a write or tick finds it exceeded,
+                                   the least recently accessed (written or fetched) groups
+                                   across all tracks are evicted, never a track's latest group
+                                   nor the group being written */
+    uint64_t max_frame_bytes;   /* larger frames are refused (default 32 MiB) */
+    uint64_t max_group_bytes;   /* a group keeps at most this many payload bytes (default 32 MiB);
+                                   older frames of a longer group are dropped */
+} moq_origin_config;
+
+/* Defaults: id 0 (set it), linger 5 s, no duration ceiling, unbounded capacity, 32 MiB. */
+void moq_origin_config_default(moq_origin_config *cfg);
+
+/* A new origin, or NULL on OOM / invalid config (id 0 or >= 2^62). cfg is copied. */
+moq_origin *moq_origin_new(const moq_origin_config *cfg);
+/* See "Ownership" above. Never from a callback. NULL is a no-op. */
+void moq_origin_free(moq_origin *origin);
+uint64_t moq_origin_id(const moq_origin *origin);
+
+/* Runs lingering-broadcast deadlines and cache expiry/eviction due at `now`. May invoke
+ * watch, subscription and follower callbacks. Call it at moq_origin_next_deadline() and at
+ * least about once a second. */
+void moq_origin_tick(moq_origin *origin, uint64_t now);
+/* The earliest time something becomes due (a linger deadline or a cache expiry), or
+ * UINT64_MAX when nothing is pending. Cost: one pass over the tracks. */
+uint64_t moq_origin_next_deadline(const moq_origin *origin);
+
+typedef struct moq_origin_stats {
+    uint64_t broadcasts; /* announced (live or lingering) */
+    uint64_t routes;
+    uint64_t tracks;
+    uint64_t subscriptions; /* open subscription handles */
+    uint64_t watches;
+    uint64_t groups_cached;
+    uint64_t cached_bytes; /* payload bytes of cached groups */
+    uint64_t evictions;    /* groups dropped for the byte budget */
+    uint64_t expirations;  /* groups dropped for age */
+} moq_origin_stats;
+
+void moq_origin_stats_get(const moq_origin *origin, moq_origin_stats *out);
+
+/* True when `path` equals `prefix` or lies under it, segment-wise ("a/b" is under "a",
+ * "a/bc" is not under "a/b", everything is under ""). */
+bool moq_path_has_prefix(const uint8_t *path, size_t path_len, const uint8_t *prefix,
+                         size_t prefix_len);
+
+/* Calls fn for every broadcast under `prefix` that has a route visible to `exclude_hop`
+ * (0 = no exclusion), with the best visible route's hops. fn must not call into the model.
+ * Returns the number of broadcasts listed. Order is unspecified. */
+typedef void (*moq_list_fn)(void *ctx, const uint8_t *path, size_t path_len, const uint64_t *hops,
+                            size_t nhops);
+size_t moq_origin_list(const moq_origin *origin, const uint8_t *prefix, size_t prefix_len,
+                       uint64_t exclude_hop, moq_list_fn fn, void *ctx);
+
+/* 0 when a broadcast is announced at `path` with a route visible to `exclude_hop`; copies
+ * the best visible hops into hops[MOQ_MAX_HOPS] (may be NULL). MOQ_ERR_NOT_FOUND otherwise. */
+int moq_origin_lookup(const moq_origin *origin, const uint8_t *path, size_t path_len,
+                      uint64_t exclude_hop, uint64_t *hops, size_t *nhops);
+
+/* ---------------------------------------------------------------------------------------
+ * Producers: announcing broadcasts and serving tracks
+ */
+
+/* What a consumer wants from a track; the producer receives the aggregate of all
+ * subscribers of the track (priority = max, ordered = AND, max latency = max clamped to
+ * the track's max latency once known, start = min of explicit starts, end = max with any
+ * unbounded end making it unbounded, info_only = AND). */
+typedef struct moq_sub_prefs {
+    uint8_t priority;
+    bool ordered;
+    uint64_t max_latency_ms;
+    bool has_start;
+    uint64_t start_group; /* first group wanted (inclusive) */
+    bool has_end;
+    uint64_t end_group; /* last group wanted (inclusive) */
+    bool info_only;     /* wants only the track info (e.g. a lite-05 TRACK request) */
+} moq_sub_prefs;
+
+/* Publisher-side track properties (lite-05 TRACK_INFO). Defaults 0 / false / 5000 / 1000. */
+typedef struct moq_track_info {
+    uint8_t priority;
+    bool ordered;
+    uint64_t max_latency_ms;
+    uint64_t timescale; /* timestamp units per second, never 0 */
+} moq_track_info;
+
+void moq_track_info_default(moq_track_info *info);
+
+/*
+ * Producer interface, one per route. All three track callbacks are required.
+ *  - track_request: start serving `track` (open TRACK/SUBSCRIBE upstream) and write what
+ *    arrives into it. Called when a track's first subscriber attaches, when a track moves
+ *    to this route (failover, splice after linger, better route) and when a track is
+ *    subscribed again after all subscribers left. Invoked from moq_origin_subscribe,
+ *    moq_subscription_update, moq_origin_announce, moq_route_update, moq_route_unannounce,
+ *    moq_route_lost, or any call that ends a subscription.
+ *  - track_update: the aggregate preferences changed (SUBSCRIBE_UPDATE). Optional.
+ *  - track_release: stop; called exactly once for every track_request - when the last
+ *    subscriber leaves, when the track moves to another route, when this route is removed
+ *    (from inside moq_route_unannounce / moq_route_lost), when the broadcast ends, and
+ *    from inside moq_track_abort. After it returns the producer must not call track-level
+ *    functions on the track, and the pointer may be gone. Groups the producer already
+ *    began stay valid (it holds references) and may still be finished or aborted.
+ *  - fetch_request: fill `group` (track `track`, sequence moq_group_sequence(group)) from
+ *    upstream (lite-05 FETCH). Optional (NULL = this producer cannot fetch). Return 0 when
+ *    accepted: the producer takes its own reference (moq_group_ref) and later appends
+ *    frames and finishes or aborts it. Return < 0 to refuse: the model aborts the group
+ *    with MOQ_REASON_NOT_FOUND. `track` is only valid during the call.
+ */
+typedef struct moq_producer_ops {
+    void (*track_request)(void *ctx, moq_route *route, moq_track *track,
+                          const moq_sub_prefs *prefs);
+    void (*track_update)(void *ctx, moq_route *route, moq_track *track, const moq_sub_prefs *prefs);
+    void (*track_release)(void *ctx, moq_route *route, moq_track *track);
+    int (*fetch_request)(void *ctx, moq_route *route, moq_track *track, moq_group *group,
+                         uint8_t priority);
+} moq_producer_ops;
+
+/*
+ * Announce a broadcast at `path` reached through `hops` (oldest first, <= MOQ_MAX_HOPS;
+ * the chain as it should be stored and re-advertised) served by ops/ctx (ops must stay
+ * valid while the route lives). Several producers may announce the same path: the active
+ * route is the one with the shortest chain, ties broken by an FNV-1a key of (path, hops)
+ * (the same on every relay), exact ties by the newest route. Announcing again with the
+ * same ops and ctx at the same path replaces that producer's chain (like
+ * moq_route_update) and returns the same route. A producer announcing a path that is
+ * lingering is spliced in: subscriptions there are re-requested from it.
+ * Errors: MOQ_ERR_INVALID (too many hops or path parts, a chain containing this origin's
+ * id - a loop - or missing callbacks), MOQ_ERR_NOMEM.
+ * May invoke watch callbacks and producer callbacks (of this and other routes).
+ */
+int moq_origin_announce(moq_origin *origin, const uint8_t *path, size_t path_len,
+                        const uint64_t *hops, size_t nhops, const moq_producer_ops *ops, void *ctx,
+                        moq_route **out);
+
+/* Replace the route's hop chain (a restart / route change by the same producer). Watchers
+ * whose best visible route changed see a restart; tracks move if another route is now
+ * better for them. Errors as for announce (the route is unchanged then). */
+int moq_route_update(moq_route *route, const uint64_t *hops, size_t nhops);
+
+/* Graceful unannounce: the route is removed now and freed; if it was the last one the
+ * broadcast ends immediately (watchers see it end, its tracks abort with
+ * MOQ_REASON_DROPPED). Calls track_release on this route's tracks first. */
+void moq_route_unannounce(moq_route *route);
+
+/* Ungraceful loss (session gone). As unannounce, except that losing the last route keeps
+ * the broadcast announced for the linger window from `now`: subscribers stall, and a
+ * producer announcing the path before the deadline is spliced in. */
+void moq_route_lost(moq_route *route, uint64_t now);
+
+const uint8_t *moq_route_path(const moq_route *route, size_t *len);
+const uint64_t *moq_route_hops(const moq_route *route, size_t *nhops);
+
+/* --- Producer writes into a track it serves (route = the route that got track_request;
+ * any other route gets MOQ_ERR_CLOSED). --- */
+
+const uint8_t *moq_track_name(const moq_track *track, size_t *len);
+const uint8_t *moq_track_path(const moq_track *track, size_t *len);
+/* The aggregate the producer was last told about. */
+const moq_sub_prefs *moq_track_prefs(const moq_track *track);
+
+/* Publish the track info (max latency is clamped to cache_duration). The first call makes
+ * the info known: subscribers get on_info. Later calls replace it silently. A track that
+ * gets a group before any info uses the defaults. MOQ_ERR_INVALID for timescale 0. */
+int moq_track_set_info(moq_track *track, moq_route *route, const moq_track_info *info);
+/* The track info, or NULL while unknown. */
+const moq_track_info *moq_track_get_info(const moq_track *track);
+
+/*
+ * Start group `sequence` (groups may arrive in any order and be written in parallel).
+ * On success *out is a new reference owned by the caller (unref when done writing).
+ * Subscribers whose range includes it get on_group before this returns.
+ * Errors: MOQ_ERR_CLOSED (route mismatch, track aborted, or sequence >= final sequence of
+ * a finished track), MOQ_ERR_EXISTS (the sequence is cached and not superseded),
+ * MOQ_ERR_NOMEM. A cached group with the same sequence that was aborted, or that is still
+ * open but came from a route the track no longer uses, is replaced.
+ */
+int moq_track_begin_group(moq_track *track, moq_route *route, uint64_t sequence, uint64_t now,
+                          moq_group **out);
+
+/* The track ends before `final_sequence` (exclusive; groups below it may still arrive and
+ * be written). Subscribers get on_finish. MOQ_ERR_INVALID when a group >= final_sequence
+ * exists already, MOQ_ERR_CLOSED when finished/aborted or route mismatch. */
+int moq_track_finish(moq_track *track, moq_route *route, uint64_t final_sequence);
+
+/* The track failed or was refused (`code` is passed through to consumers). track_release
+ * is called on `route` first, then open cached groups abort with the same code and
+ * subscribers get on_abort. New subscribers of the name get a fresh track (the verdict is
+ * not cached). */
+int moq_track_abort(moq_track *track, moq_route *route, uint64_t code);
+
+/* ---------------------------------------------------------------------------------------
+ * Groups and frames
+ */
+
+/*
+ * A frame: `payload_len` bytes at `payload_off` in `chunk`, a timestamp in the track's
+ * timescale, and up to two opaque byte ranges in the same chunk that the engine reserved
+ * for encoded wire headers of different protocol families (hdr_len 0 = unused). The model
+ * never interprets them. As stored in a group, `chunk` holds one reference owned by the
+ * group.
+ */
+typedef struct moq_frame {
+    moq_chunk *chunk;
+    uint32_t payload_off;
+    uint32_t payload_len;
+    uint64_t timestamp;
+    uint16_t hdr_off[2];
+    uint16_t hdr_len[2];
+} moq_frame;
+
+enum moq_group_state {
+    MOQ_GROUP_OPEN = 0,
+    MOQ_GROUP_FINISHED = 1,
+    MOQ_GROUP_ABORTED = 2,
+};
+
+moq_group *moq_group_ref(moq_group *group);
+void moq_group_unref(moq_group *group);
+
+uint64_t moq_group_sequence(const moq_group *group);
+/* State; *code (may be NULL) receives the abort code when aborted. */
+int moq_group_state(const moq_group *group, uint64_t *code);
+/* Frame indices are absolute within the group: [first .. count). `first` > 0 only when
+ * the per-group byte cap dropped old frames (a reader behind it has lagged). */
+uint64_t moq_group_frame_count(const moq_group *group);
+uint64_t moq_group_first_frame(const moq_group *group);
+/* The frame at absolute index i, or NULL when dropped / not yet written. The pointer is
+ * valid until the group is next appended to; the frame's chunk lives as long as the group
+ * (take a chunk reference to keep bytes beyond that, e.g. until the peer acknowledges). */
+const moq_frame *moq_group_frame(const moq_group *group, uint64_t i);
+/* Payload bytes currently held by the group. */
+uint64_t moq_group_bytes(const moq_group *group);
+
+/*
+ * Append a frame (producer). Takes over frame->chunk's reference in every case. The
+ * payload range and header ranges must lie within chunk->len (else MOQ_ERR_INVALID).
+ * A payload above max_frame_bytes is refused with MOQ_ERR_TOO_LARGE and aborts the group
+ * with MOQ_REASON_FRAME_TOO_LARGE. MOQ_ERR_CLOSED when the group is finished or aborted
+ * (for example expired or evicted meanwhile). Followers get on_frames before this returns;
+ * cache expiry and eviction may run (any callbacks).
+ */
+int moq_group_append(moq_group *group, const moq_frame *frame, uint64_t now);
+/* Finish (all frames written). Followers get on_end. MOQ_ERR_CLOSED if not open. */
+int moq_group_finish(moq_group *group, uint64_t now);
+/* Abort with `code`; the group leaves the cache. Followers get on_end. MOQ_ERR_CLOSED if
+ * not open (a finished group cannot be aborted). */
+int moq_group_abort(moq_group *group, uint64_t code);
+
+/* Following a group: notifications about frames appended and the end, for a consumer that
+ * writes the group downstream (one per subscriber stream / fetch). Callbacks report changes
+ * after moq_group_follow; read the current state right after following.
+ *  - on_frames: the group now has `count` frames (absolute). From moq_group_append.
+ *  - on_end: the group finished or was aborted (state, code). From moq_group_finish,
+ *    moq_group_abort, and any call that expires, evicts or replaces groups or aborts a
+ *    track. The follower stays allocated until moq_follower_close. */
+typedef struct moq_follower_ops {
+    void (*on_frames)(void *ctx, moq_follower *follower, moq_group *group, uint64_t count);
+    void (*on_end)(void *ctx, moq_follower *follower, moq_group *group, int state, uint64_t code);
+} moq_follower_ops;
+
+/* NULL on OOM. The follower holds a group reference until closed. */
+moq_follower *moq_group_follow(moq_group *group, const moq_follower_ops *ops, void *ctx);
+moq_group *moq_follower_group(const moq_follower *follower);
+void moq_follower_close(moq_follower *follower);
+
+/* ---------------------------------------------------------------------------------------
+ * Consumers: announcement watches
+ */
+
+enum moq_announce_kind {
+    MOQ_ANNOUNCE_ACTIVE = 1,  /* a broadcast became visible */
+    MOQ_ANNOUNCE_ENDED = 2,   /* it is gone (hops empty) */
+    MOQ_ANNOUNCE_RESTART = 3, /* still there, but its best visible route's hops changed */
+};
+
+typedef struct moq_announce_event {
+    int kind;
+    const uint8_t *path; /* full path */
+    size_t path_len;
+    const uint8_t *suffix; /* path relative to the watched prefix ("" = the prefix itself) */
+    size_t suffix_len;
+    const uint64_t *hops; /* best route visible to this watch (ACTIVE / RESTART) */
+    size_t nhops;
+    bool initial; /* part of the initial set delivered inside moq_origin_watch */
+} moq_announce_event;
+
+/* on_announce runs from moq_origin_watch (initial set), announce/update/unannounce/lost,
+ * and moq_origin_tick (linger expiry). */
+typedef struct moq_watch_ops {
+    void (*on_announce)(void *ctx, moq_watch *watch, const moq_announce_event *ev);
+} moq_watch_ops;
+
+/*
+ * Watch broadcasts under `prefix`. Routes whose chain contains `exclude_hop` (0 = none)
+ * are invisible to this watch. The initial set - every visible broadcast under the prefix
+ * with its best visible route, events flagged `initial` - is delivered before this
+ * returns; live updates follow. A broadcast lingering after ungraceful loss stays
+ * announced. MOQ_ERR_INVALID / MOQ_ERR_NOMEM.
+ */
+int moq_origin_watch(moq_origin *origin, const uint8_t *prefix, size_t prefix_len,
+                     uint64_t exclude_hop, const moq_watch_ops *ops, void *ctx, moq_watch **out);
+void moq_watch_close(moq_watch *watch);
+
+/* ---------------------------------------------------------------------------------------
+ * Consumers: subscriptions and fetches
+ */
+
+/*
+ * Subscription callbacks:
+ *  - on_info: the track info became known (at most once; replayed inside subscribe when
+ *    already known). The lite-05 TRACK answer.
+ *  - on_group: a group to deliver (sequence in range, each group object once, `group`
+ *    borrowed). Order: replayed cached groups in sequence order first, then live ones in
+ *    arrival order. Not called for info_only subscriptions.
+ *  - on_finish: the track ends before `final_sequence` (exclusive); groups below it may
+ *    still come.
+ *  - on_abort: the subscription failed for good: the producer refused or failed the track
+ *    (its code), the broadcast ended (MOQ_REASON_DROPPED), or no route remains that this
+ *    subscriber may use (MOQ_REASON_UNROUTABLE). No callbacks follow.
+ *  Invoked from moq_origin_subscribe (replay and synchronous producer reactions),
+ *  moq_subscription_update, producer writes, route changes and moq_origin_tick.
+ */
+typedef struct moq_subscriber_ops {
+    void (*on_info)(void *ctx, moq_subscription *sub, const moq_track_info *info);
+    void (*on_group)(void *ctx, moq_subscription *sub, moq_group *group);
+    void (*on_finish)(void *ctx, moq_subscription *sub, uint64_t final_sequence);
+    void (*on_abort)(void *ctx, moq_subscription *sub, uint64_t code);
+} moq_subscriber_ops;
+
+/*
+ * Subscribe to (path, name). Subscribers of one track share one upstream request.
+ * Without prefs->has_start the subscription starts at the latest cached group (from its
+ * first frame), or at the first group to arrive; with it, cached groups >= start are
+ * replayed in order, then live ones follow. Routes containing exclude_hop (0 = none) are
+ * not used for this subscriber.
+ * Errors: MOQ_ERR_NOT_FOUND (no broadcast at path, or no route visible to exclude_hop),
+ * MOQ_ERR_INVALID, MOQ_ERR_NOMEM.
+ */
+int moq_origin_subscribe(moq_origin *origin, const uint8_t *path, size_t path_len,
+                         const uint8_t *name, size_t name_len, uint64_t exclude_hop,
+                         const moq_sub_prefs *prefs, const moq_subscriber_ops *ops, void *ctx,
+                         moq_subscription **out);
+
+/* Change preferences (SUBSCRIBE_UPDATE). A lower start or a higher (or removed) end
+ * replays the cached groups newly in range; clearing info_only starts delivery like a new
+ * subscription. The producer sees the new aggregate. MOQ_ERR_CLOSED after on_abort. */
+int moq_subscription_update(moq_subscription *sub, const moq_sub_prefs *prefs);
+/* Unsubscribe and free. The last subscriber leaving releases the producer. */
+void moq_subscription_close(moq_subscription *sub);
+
+const moq_sub_prefs *moq_subscription_prefs(const moq_subscription *sub);
+/* The track info, or NULL while unknown or after the subscription failed. */
+const moq_track_info *moq_subscription_info(const moq_subscription *sub);
+
+/*
+ * Fetch group `sequence` of (path, name). A cached group - also one whose fetch is already
+ * in progress (coalescing) - is returned at once and its age refreshed. Otherwise, when
+ * `forward` is set and the best visible route has fetch_request, an open group is
+ * registered in the cache and requested from that producer. *out is a new reference the
+ * caller must drop; follow it to learn about frames and the end.
+ * Errors: MOQ_ERR_NOT_FOUND (no visible broadcast, not cached and not forwarded, or the
+ * producer refused), MOQ_ERR_INVALID, MOQ_ERR_NOMEM.
+ */
+int moq_origin_fetch(moq_origin *origin, const uint8_t *path, size_t path_len, const uint8_t *name,
+                     size_t name_len, uint64_t exclude_hop, uint64_t sequence, uint8_t priority,
+                     bool forward, uint64_t now, moq_group **out);
+
+#endif

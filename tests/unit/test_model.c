@@ -1,0 +1,520 @@
+/* Unit tests for src/model: origin, announcements, watches, routes and linger. */
+#include "test_model_util.h"
+
+static int find_event(const rwatch *w, int kind, const char *path)
+{
+    for (int i = 0; i < w->n; i++)
+        if (w->ev[i].kind == kind && strcmp(w->ev[i].path, path) == 0) return i;
+    return -1;
+}
+
+static void stats_zero(moq_origin *o)
+{
+    moq_origin_stats st;
+    moq_origin_stats_get(o, &st);
+    assert_int_equal(st.broadcasts, 0);
+    assert_int_equal(st.routes, 0);
+    assert_int_equal(st.tracks, 0);
+    assert_int_equal(st.subscriptions, 0);
+    assert_int_equal(st.watches, 0);
+    assert_int_equal(st.groups_cached, 0);
+    assert_int_equal(st.cached_bytes, 0);
+}
+
+static void watch_initial_set_and_updates(void **state)
+{
+    moq_origin *o = new_origin(100, 0);
+    prod a = {0}, b = {0}, c = {0}, d = {0}, e = {0};
+    announce(o, &a, "room/a", (uint64_t[]){1}, 1);
+    announce(o, &b, "room/b", (uint64_t[]){2}, 1);
+    announce(o, &c, "other", (uint64_t[]){3}, 1);
+
+    rwatch w = {0};
+    watch(o, &w, "room", 0);
+    assert_int_equal(w.n, 2);
+    int ia = find_event(&w, MOQ_ANNOUNCE_ACTIVE, "room/a");
+    int ib = find_event(&w, MOQ_ANNOUNCE_ACTIVE, "room/b");
+    assert_true(ia >= 0 && ib >= 0);
+    assert_true(w.ev[ia].initial && w.ev[ib].initial);
+    assert_string_equal(w.ev[ia].suffix, "a");
+    expect_event(&w, ia, MOQ_ANNOUNCE_ACTIVE, "room/a", (uint64_t[]){1}, 1);
+    expect_event(&w, ib, MOQ_ANNOUNCE_ACTIVE, "room/b", (uint64_t[]){2}, 1);
+
+    announce(o, &d, "room/c/deep", (uint64_t[]){4, 5}, 2);
+    assert_int_equal(w.n, 3);
+    expect_event(&w, 2, MOQ_ANNOUNCE_ACTIVE, "room/c/deep", (uint64_t[]){4, 5}, 2);
+    assert_false(w.ev[2].initial);
+    assert_string_equal(w.ev[2].suffix, "c/deep");
+
+    announce(o, &e, "roomy/x", NULL, 0); /* not under "room" */
+    assert_int_equal(w.n, 3);
+
+    moq_route_unannounce(a.route);
+    assert_int_equal(w.n, 4);
+    expect_event(&w, 3, MOQ_ANNOUNCE_ENDED, "room/a", NULL, 0);
+
+    moq_origin_stats st;
+    moq_origin_stats_get(o, &st);
+    assert_int_equal(st.broadcasts, 4);
+    assert_int_equal(st.watches, 1);
+    assert_int_equal(moq_origin_list(o, S("room"), 0, NULL, NULL), 2);
+    assert_int_equal(moq_origin_list(o, S(""), 0, NULL, NULL), 4);
+
+    moq_watch_close(w.watch);
+    moq_route_unannounce(b.route);
+    moq_route_unannounce(c.route);
+    moq_route_unannounce(d.route);
+    moq_route_unannounce(e.route);
+    assert_int_equal(w.n, 4); /* closed watch hears nothing */
+    stats_zero(o);
+    moq_origin_free(o);
+}
+
+static void path_prefix_rules(void **state)
+{
+    assert_true(moq_path_has_prefix(S("a/b"), S("a")));
+    assert_true(moq_path_has_prefix(S("a/b"), S("a/b")));
+    assert_false(moq_path_has_prefix(S("a/bc"), S("a/b")));
+    assert_false(moq_path_has_prefix(S("a"), S("a/b")));
+    assert_true(moq_path_has_prefix(S("anything/at/all"), S("")));
+    assert_true(moq_path_has_prefix(S(""), S("")));
+
+    moq_origin *o = new_origin(100, 0);
+    rwatch w = {0}, all = {0};
+    watch(o, &w, "a/b", 0);
+    watch(o, &all, "", 0);
+    prod p1 = {0}, p2 = {0}, p3 = {0}, p4 = {0};
+    announce(o, &p1, "a/b", NULL, 0);
+    announce(o, &p2, "a/b/c", NULL, 0);
+    announce(o, &p3, "a/bc", NULL, 0);
+    announce(o, &p4, "a", NULL, 0);
+    assert_int_equal(w.n, 2);
+    assert_string_equal(w.ev[0].path, "a/b");
+    assert_string_equal(w.ev[0].suffix, "");
+    assert_string_equal(w.ev[1].suffix, "c");
+    assert_int_equal(all.n, 4);
+    assert_string_equal(all.ev[2].suffix, "a/bc");
+    assert_int_equal(moq_origin_list(o, S("a/b"), 0, NULL, NULL), 2);
+    assert_int_equal(moq_origin_list(o, S("a/bc"), 0, NULL, NULL), 1);
+    assert_int_equal(moq_origin_list(o, S("nope"), 0, NULL, NULL), 0);
+    assert_int_equal(moq_origin_lookup(o, S("a/b/c"), 0, NULL, NULL), 0);
+    assert_int_equal(moq_origin_lookup(o, S("a/b/x"), 0, NULL, NULL), MOQ_ERR_NOT_FOUND);
+    moq_route_unannounce(p1.route);
+    moq_route_unannounce(p2.route);
+    moq_route_unannounce(p3.route);
+    moq_route_unannounce(p4.route);
+    moq_watch_close(w.watch);
+    moq_watch_close(all.watch);
+    stats_zero(o);
+    moq_origin_free(o);
+}
+
+static void exclude_hop_and_own_id(void **state)
+{
+    moq_origin *o = new_origin(100, 0);
+    prod loop = {0};
+    assert_int_equal(
+        moq_origin_announce(o, S("x"), (uint64_t[]){5, 100}, 2, &prod_ops, &loop, &loop.route),
+        MOQ_ERR_INVALID);
+    assert_null(loop.route);
+    uint64_t many[MOQ_MAX_HOPS + 1] = {0};
+    assert_int_equal(
+        moq_origin_announce(o, S("x"), many, MOQ_MAX_HOPS + 1, &prod_ops, &loop, &loop.route),
+        MOQ_ERR_INVALID);
+    assert_int_equal(moq_origin_list(o, S(""), 0, NULL, NULL), 0);
+
+    prod p1 = {0}, p2 = {0};
+    announce(o, &p1, "x", (uint64_t[]){7}, 1);
+    rwatch plain = {0}, peer7 = {0};
+    watch(o, &plain, "", 0);
+    watch(o, &peer7, "", 7);
+    assert_int_equal(plain.n, 1);
+    assert_int_equal(peer7.n, 0); /* its own broadcast is not advertised back to it */
+    assert_int_equal(moq_origin_lookup(o, S("x"), 7, NULL, NULL), MOQ_ERR_NOT_FOUND);
+    rsub s7 = {0};
+    moq_sub_prefs pr = prefs_default();
+    assert_int_equal(subscribe(o, &s7, "x", "t", 7, &pr), MOQ_ERR_NOT_FOUND);
+
+    announce(o, &p2, "x", (uint64_t[]){8, 9}, 2);
+    assert_int_equal(plain.n, 1); /* best route for it unchanged: {7} is shorter */
+    assert_int_equal(peer7.n, 1);
+    expect_event(&peer7, 0, MOQ_ANNOUNCE_ACTIVE, "x", (uint64_t[]){8, 9}, 2);
+    uint64_t hops[MOQ_MAX_HOPS];
+    size_t nh = 0;
+    assert_int_equal(moq_origin_lookup(o, S("x"), 7, hops, &nh), 0);
+    assert_int_equal(nh, 2);
+    assert_int_equal(hops[0], 8);
+    assert_int_equal(moq_origin_list(o, S(""), 9, NULL, NULL), 1); /* via {7} */
+
+    /* The peer's subscription is served by the route that avoids it. */
+    assert_int_equal(subscribe(o, &s7, "x", "t", 7, &pr), 0);
+    assert_int_equal(p1.requests, 0);
+    assert_int_equal(p2.requests, 1);
+
+    moq_route_unannounce(p1.route);
+    assert_int_equal(plain.n, 2);
+    expect_event(&plain, 1, MOQ_ANNOUNCE_RESTART, "x", (uint64_t[]){8, 9}, 2);
+    assert_int_equal(peer7.n, 1);
+
+    rsub_close(&s7);
+    assert_int_equal(p2.releases, 1);
+    moq_route_unannounce(p2.route);
+    expect_event(&plain, 2, MOQ_ANNOUNCE_ENDED, "x", NULL, 0);
+    expect_event(&peer7, 1, MOQ_ANNOUNCE_ENDED, "x", NULL, 0);
+    moq_watch_close(plain.watch);
+    moq_watch_close(peer7.watch);
+    stats_zero(o);
+    moq_origin_free(o);
+}
+
+/* The cluster-wide key, computed independently of the model's code. */
+static uint64_t expected_key(const char *path, const uint64_t *hops, size_t n)
+{
+    uint64_t h = 0x420C0DECB00Bull;
+    for (const char *c = path; *c; c++)
+        h = (h ^ (uint8_t)*c) * 0x100000001b3ull;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t le[8];
+        for (int b = 0; b < 8; b++)
+            le[b] = (uint8_t)(hops[i] >> (8 * b));
+        for (int b = 0; b < 8; b++)
+            h = (h ^ le[b]) * 0x100000001b3ull;
+    }
+    return h;
+}
+
+static void best_route_choice(void **state)
+{
+    const uint64_t ha[] = {11, 12}, hb[] = {21, 22}, hlong[] = {1, 2, 3};
+    uint64_t want = expected_key("br", ha, 2) < expected_key("br", hb, 2) ? 11 : 21;
+
+    /* Same winner whatever the announce order, so every relay agrees. */
+    for (int order = 0; order < 2; order++) {
+        moq_origin *o = new_origin(100, 0);
+        prod pa = {0}, pb = {0}, pl = {0};
+        announce(o, &pl, "br", hlong, 3);
+        if (order == 0) {
+            announce(o, &pa, "br", ha, 2);
+            announce(o, &pb, "br", hb, 2);
+        } else {
+            announce(o, &pb, "br", hb, 2);
+            announce(o, &pa, "br", ha, 2);
+        }
+        uint64_t hops[MOQ_MAX_HOPS];
+        size_t nh;
+        assert_int_equal(moq_origin_lookup(o, S("br"), 0, hops, &nh), 0);
+        assert_int_equal(nh, 2);
+        assert_int_equal(hops[0], want);
+
+        /* Re-announce by the same producer replaces its chain and keeps the handle. */
+        rwatch w = {0};
+        watch(o, &w, "", 0);
+        assert_int_equal(w.n, 1);
+        prod *winner = want == 11 ? &pa : &pb, *loser = want == 11 ? &pb : &pa;
+        moq_route *before = winner->route;
+        assert_int_equal(moq_origin_announce(o, S("br"), (uint64_t[]){9, 9, 9, 9}, 4, &prod_ops,
+                                             winner, &winner->route),
+                         0);
+        assert_ptr_equal(before, winner->route);
+        assert_int_equal(w.n, 2);
+        const uint64_t *lh = want == 11 ? hb : ha;
+        expect_event(&w, 1, MOQ_ANNOUNCE_RESTART, "br", lh, 2);
+        /* A shorter chain wins outright. */
+        assert_int_equal(moq_route_update(winner->route, (uint64_t[]){5}, 1), 0);
+        expect_event(&w, 2, MOQ_ANNOUNCE_RESTART, "br", (uint64_t[]){5}, 1);
+        /* An update to a non-best route is invisible. */
+        assert_int_equal(moq_route_update(loser->route, (uint64_t[]){6, 6}, 2), 0);
+        assert_int_equal(w.n, 3);
+        assert_int_equal(moq_route_update(loser->route, (uint64_t[]){100}, 1), MOQ_ERR_INVALID);
+
+        moq_watch_close(w.watch);
+        moq_route_unannounce(pa.route);
+        moq_route_unannounce(pb.route);
+        moq_route_unannounce(pl.route);
+        stats_zero(o);
+        moq_origin_free(o);
+    }
+
+    /* An exact tie (same chain) goes to the newest route. */
+    moq_origin *o = new_origin(100, 0);
+    prod old = {0}, fresh = {0};
+    announce(o, &old, "tie", (uint64_t[]){3}, 1);
+    rsub s = {0};
+    moq_sub_prefs pr = prefs_default();
+    assert_int_equal(subscribe(o, &s, "tie", "t", 0, &pr), 0);
+    assert_int_equal(old.requests, 1);
+    announce(o, &fresh, "tie", (uint64_t[]){3}, 1);
+    assert_int_equal(old.releases, 1); /* the track moved to the new session */
+    assert_int_equal(fresh.requests, 1);
+    rsub_close(&s);
+    moq_route_unannounce(old.route);
+    moq_route_unannounce(fresh.route);
+    moq_origin_free(o);
+}
+
+static void linger_keeps_and_splices(void **state)
+{
+    moq_origin *o = new_origin(100, 5 * SEC);
+    prod p1 = {0}, p2 = {0};
+    announce(o, &p1, "live", (uint64_t[]){1}, 1);
+    rwatch w = {0};
+    watch(o, &w, "", 0);
+    assert_int_equal(w.n, 1);
+    rsub s = {0};
+    moq_sub_prefs pr = prefs_from(0);
+    pr.priority = 7;
+    assert_int_equal(subscribe(o, &s, "live", "video", 0, &pr), 0);
+    assert_int_equal(p1.requests, 1);
+    write_group_done(&p1, p1.last, 0, 2, 100, 1 * SEC);
+    assert_int_equal(s.ngroups, 1);
+
+    /* Ungraceful loss: still announced, subscriber stalls, nothing ends. */
+    moq_route_lost(p1.route, 10 * SEC);
+    assert_int_equal(p1.releases, 1);
+    assert_int_equal(w.n, 1);
+    assert_int_equal(s.aborts, 0);
+    assert_int_equal(moq_origin_next_deadline(o), 15 * SEC);
+    moq_origin_tick(o, 14 * SEC);
+    assert_int_equal(moq_origin_lookup(o, S("live"), 0, NULL, NULL), 0);
+    rwatch late = {0};
+    watch(o, &late, "", 0); /* a new watcher still sees it, with the last hops */
+    expect_event(&late, 0, MOQ_ANNOUNCE_ACTIVE, "live", (uint64_t[]){1}, 1);
+    rsub s2 = {0};
+    moq_sub_prefs pr2 = prefs_default();
+    assert_int_equal(subscribe(o, &s2, "live", "video", 0, &pr2), 0); /* stalls too */
+
+    /* A new producer within the window is spliced in. */
+    announce(o, &p2, "live", (uint64_t[]){2}, 1);
+    assert_int_equal(p2.requests, 1);
+    assert_int_equal(p2.prefs.priority, 7);
+    assert_true(p2.prefs.has_start);
+    expect_event(&w, 1, MOQ_ANNOUNCE_RESTART, "live", (uint64_t[]){2}, 1);
+    write_group_done(&p2, p2.last, 1, 1, 100, 14 * SEC);
+    assert_int_equal(s.ngroups, 2);
+    assert_int_equal(s.seqs[1], 1);
+    assert_int_equal(s2.ngroups, 2); /* late joiner: latest cached group 0, then 1 */
+    assert_int_equal(s2.seqs[0], 0);
+
+    /* Lost again, and this time the window expires. */
+    moq_route_lost(p2.route, 20 * SEC);
+    moq_origin_tick(o, 24 * SEC);
+    assert_int_equal(w.n, 2);
+    moq_origin_tick(o, 25 * SEC);
+    assert_int_equal(w.n, 3);
+    expect_event(&w, 2, MOQ_ANNOUNCE_ENDED, "live", NULL, 0);
+    assert_int_equal(s.aborts, 1);
+    assert_int_equal(s.code, MOQ_REASON_DROPPED);
+    assert_int_equal(s2.aborts, 1);
+    assert_int_equal(moq_origin_lookup(o, S("live"), 0, NULL, NULL), MOQ_ERR_NOT_FOUND);
+    assert_null(moq_subscription_info(s.sub));
+    assert_int_equal(moq_subscription_update(s.sub, &pr), MOQ_ERR_CLOSED);
+    rsub_close(&s);
+    rsub_close(&s2);
+    moq_watch_close(w.watch);
+    moq_watch_close(late.watch);
+    stats_zero(o);
+    moq_origin_free(o);
+}
+
+static void linger_same_hops_is_silent_and_graceful_is_immediate(void **state)
+{
+    moq_origin *o = new_origin(100, 5 * SEC);
+    prod p1 = {0}, p2 = {0}, g = {0};
+    announce(o, &p1, "s", (uint64_t[]){1}, 1);
+    rwatch w = {0};
+    watch(o, &w, "", 0);
+    moq_route_lost(p1.route, 0);
+    announce(o, &p2, "s", (uint64_t[]){1}, 1); /* reconnect with the same chain */
+    assert_int_equal(w.n, 1);
+    assert_int_equal(moq_origin_next_deadline(o), UINT64_MAX);
+    moq_origin_tick(o, 100 * SEC); /* not lingering any more */
+    assert_int_equal(moq_origin_lookup(o, S("s"), 0, NULL, NULL), 0);
+
+    announce(o, &g, "g", NULL, 0);
+    assert_int_equal(w.n, 2);
+    moq_route_unannounce(g.route); /* graceful: no linger */
+    assert_int_equal(w.n, 3);
+    expect_event(&w, 2, MOQ_ANNOUNCE_ENDED, "g", NULL, 0);
+    moq_route_unannounce(p2.route);
+    expect_event(&w, 3, MOQ_ANNOUNCE_ENDED, "s", NULL, 0);
+    moq_watch_close(w.watch);
+
+    /* Linger 0: a loss ends it at once. */
+    moq_origin *z = new_origin(100, 0);
+    prod q = {0};
+    rwatch wz = {0};
+    watch(z, &wz, "", 0);
+    announce(z, &q, "q", NULL, 0);
+    moq_route_lost(q.route, 0);
+    assert_int_equal(wz.n, 2);
+    expect_event(&wz, 1, MOQ_ANNOUNCE_ENDED, "q", NULL, 0);
+    moq_watch_close(wz.watch);
+    stats_zero(z);
+    moq_origin_free(z);
+    stats_zero(o);
+    moq_origin_free(o);
+}
+
+static void failover_moves_tracks(void **state)
+{
+    moq_origin *o = new_origin(100, 5 * SEC);
+    prod near = {0}, far = {0};
+    announce(o, &near, "f", (uint64_t[]){1}, 1);
+    announce(o, &far, "f", (uint64_t[]){2, 3}, 2);
+    rsub s = {0};
+    moq_sub_prefs pr = prefs_from(0);
+    assert_int_equal(subscribe(o, &s, "f", "t", 0, &pr), 0);
+    assert_int_equal(near.requests, 1);
+    assert_int_equal(far.requests, 0);
+    moq_group *open = write_group(&near, near.last, 0, 1, 50, 0, false);
+    assert_int_equal(s.ngroups, 1);
+
+    moq_route_lost(near.route, 1 * SEC); /* other routes remain: no linger, just move */
+    assert_int_equal(near.releases, 1);
+    assert_int_equal(far.requests, 1);
+    /* The new route re-sends group 0: the open one from the old route is replaced. */
+    rfol fl;
+    follow(&fl, open);
+    moq_group *g0 = write_group(&far, far.last, 0, 2, 50, 1 * SEC, true);
+    assert_int_equal(fl.ends, 1);
+    assert_int_equal(fl.state, MOQ_GROUP_ABORTED);
+    assert_int_equal(fl.code, MOQ_REASON_CANCEL);
+    assert_int_equal(s.ngroups, 2);
+    /* The old producer's late writes are refused. */
+    moq_frame f = make_frame(0, 1, 10);
+    assert_int_equal(moq_group_append(open, &f, 1 * SEC), MOQ_ERR_CLOSED);
+    /* A duplicate of a finished group is refused. */
+    moq_group *dup = NULL;
+    assert_int_equal(moq_track_begin_group(far.last, far.route, 0, 1 * SEC, &dup), MOQ_ERR_EXISTS);
+    rfol_close(&fl);
+    moq_group_unref(open);
+    moq_group_unref(g0);
+    rsub_close(&s);
+    assert_int_equal(far.releases, 1);
+    moq_route_unannounce(far.route);
+    stats_zero(o);
+    moq_origin_free(o);
+}
+
+static void unroutable_subscriber_is_failed(void **state)
+{
+    /* A shared track whose only remaining route flows through one of its subscribers. */
+    moq_origin *o = new_origin(100, 0);
+    prod direct = {0}, via9 = {0};
+    announce(o, &direct, "u", (uint64_t[]){1}, 1);
+    announce(o, &via9, "u", (uint64_t[]){1, 9}, 2);
+    rsub a = {0}, peer = {0};
+    moq_sub_prefs pr = prefs_default();
+    assert_int_equal(subscribe(o, &a, "u", "t", 0, &pr), 0);
+    assert_int_equal(subscribe(o, &peer, "u", "t", 9, &pr), 0);
+    assert_int_equal(direct.requests, 1); /* one shared upstream */
+    moq_route_unannounce(direct.route);
+    assert_int_equal(peer.aborts, 1);
+    assert_int_equal(peer.code, MOQ_REASON_UNROUTABLE);
+    assert_int_equal(a.aborts, 0);
+    assert_int_equal(via9.requests, 1);
+    assert_int_equal(via9.ntracks, 1);
+    rsub_close(&peer);
+    rsub_close(&a);
+    assert_int_equal(via9.releases, 1);
+    moq_route_unannounce(via9.route);
+    stats_zero(o);
+    moq_origin_free(o);
+}
+
+/* Re-entrancy: callbacks that close watches or announce from inside notifications. */
+static void reannounce_hook(rwatch *w, const moq_announce_event *ev)
+{
+    prod *p = w->user;
+    if (ev->kind == MOQ_ANNOUNCE_ENDED && !p->route)
+        announce(p->user, p, "again", (uint64_t[]){4}, 1);
+}
+
+static void watch_reentrancy(void **state)
+{
+    moq_origin *o = new_origin(100, 0);
+    prod a = {0}, b = {0}, again = {0};
+    announce(o, &a, "w/a", NULL, 0);
+    announce(o, &b, "w/b", NULL, 0);
+
+    /* Closing a watch during its initial set stops the rest of it. */
+    rwatch closing = {.close_on_event = true};
+    assert_int_equal(moq_origin_watch(o, S("w"), 0, &rwatch_ops, &closing, &closing.watch), 0);
+    assert_int_equal(closing.n, 1);
+    assert_null(closing.watch);
+
+    /* Several watchers; the first closes itself on the next event, the others still hear it. */
+    rwatch w1 = {0}, w2 = {0}, w3 = {0};
+    watch(o, &w1, "w", 0);
+    watch(o, &w2, "w", 0);
+    watch(o, &w3, "", 0);
+    w1.close_on_event = true;
+    again.user = o;
+    w2.user = &again;
+    w2.hook = reannounce_hook;
+    moq_route_unannounce(a.route);
+    assert_int_equal(w1.n, 3);
+    assert_null(w1.watch);
+    assert_int_equal(w2.n, 3);
+    expect_event(&w2, 2, MOQ_ANNOUNCE_ENDED, "w/a", NULL, 0);
+    /* w3 hears both the end and the announce made from inside w2's callback, once each. */
+    assert_int_equal(find_event(&w3, MOQ_ANNOUNCE_ENDED, "w/a") >= 0, true);
+    assert_int_equal(find_event(&w3, MOQ_ANNOUNCE_ACTIVE, "again") >= 0, true);
+    int actives = 0;
+    for (int i = 0; i < w3.n; i++)
+        if (strcmp(w3.ev[i].path, "again") == 0) actives++;
+    assert_int_equal(actives, 1);
+
+    moq_watch_close(w2.watch);
+    moq_watch_close(w3.watch);
+    moq_route_unannounce(b.route);
+    moq_route_unannounce(again.route);
+    stats_zero(o);
+    moq_origin_free(o);
+}
+
+static void origin_free_releases_everything(void **state)
+{
+    moq_origin_config cfg;
+    moq_origin_config_default(&cfg);
+    assert_null(moq_origin_new(&cfg)); /* id 0 */
+    cfg.id = 1ull << 62;
+    assert_null(moq_origin_new(&cfg));
+
+    size_t chunks = moq_chunk_live_count();
+    moq_origin *o = new_origin(100, 5 * SEC);
+    prod p = {0}, q = {0};
+    announce(o, &p, "a/b", (uint64_t[]){1}, 1);
+    announce(o, &q, "a/c", (uint64_t[]){2}, 1);
+    rwatch w = {0};
+    watch(o, &w, "a", 0);
+    rsub s1 = {0}, s2 = {0};
+    moq_sub_prefs pr = prefs_from(0);
+    assert_int_equal(subscribe(o, &s1, "a/b", "t1", 0, &pr), 0);
+    assert_int_equal(subscribe(o, &s2, "a/c", "t2", 0, &pr), 0);
+    for (uint64_t i = 0; i < 5; i++)
+        write_group_done(&p, p.last, i, 3, 1000, i * MS);
+    moq_group *open = write_group(&q, q.last, 0, 2, 1000, 0, false);
+    moq_group_unref(open);
+    moq_route_lost(q.route, 0); /* leaves a lingering broadcast behind */
+    assert_true(moq_chunk_live_count() > chunks);
+    moq_origin_free(o); /* no callbacks, nothing left */
+    assert_int_equal(moq_chunk_live_count(), chunks);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(watch_initial_set_and_updates),
+        cmocka_unit_test(path_prefix_rules),
+        cmocka_unit_test(exclude_hop_and_own_id),
+        cmocka_unit_test(best_route_choice),
+        cmocka_unit_test(linger_keeps_and_splices),
+        cmocka_unit_test(linger_same_hops_is_silent_and_graceful_is_immediate),
+        cmocka_unit_test(failover_moves_tracks),
+        cmocka_unit_test(unroutable_subscriber_is_failed),
+        cmocka_unit_test(watch_reentrancy),
+        cmocka_unit_test(origin_free_releases_everything),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
