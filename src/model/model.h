@@ -136,11 +136,6 @@ typedef struct moq_origin_stats {
 
 void moq_origin_stats_get(const moq_origin *origin, moq_origin_stats *out);
 
-/* True when `path` equals `prefix` or lies under it, segment-wise ("a/b" is under "a",
- * "a/bc" is not under "a/b", everything is under ""). */
-bool moq_path_has_prefix(const uint8_t *path, size_t path_len, const uint8_t *prefix,
-                         size_t prefix_len);
-
 /* Calls fn for every broadcast under `prefix` that has a route visible to `exclude_hop`
  * (0 = no exclusion), with the best visible route's hops. fn must not call into the model.
  * Returns the number of broadcasts listed. Order is unspecified. */

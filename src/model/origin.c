@@ -20,14 +20,6 @@ void moq_origin_config_default(moq_origin_config *cfg)
 
 /* --- paths and hops -------------------------------------------------------------------- */
 
-bool moq_path_has_prefix(const uint8_t *path, size_t path_len, const uint8_t *prefix,
-                         size_t prefix_len)
-{
-    if (prefix_len == 0) return true;
-    if (path_len < prefix_len || memcmp(path, prefix, prefix_len) != 0) return false;
-    return path_len == prefix_len || path[prefix_len] == '/';
-}
-
 bool moq_path_valid(const uint8_t *path, size_t len)
 {
     size_t parts = len ? 1 : 0;
