@@ -336,6 +336,7 @@ int moq_jwk_parse(const char *text, size_t len, moq_jwk **out, moq_auth_error *e
     if (len == 0 || text[0] != '{') {
         int rc = moq_b64_decode_lenient(text, len, &decoded, &decoded_len);
         if (rc == MOQ_ERR_NOMEM) return rc;
+        if (rc == 0 && decoded_len == 0) free(decoded);
         if (rc || decoded_len == 0)
             return moq_auth_fail(err, MOQ_ERR_INVALID, MOQ_AUTH_R_KEY_INVALID,
                                  "key is neither JSON nor base64url-encoded JSON");
@@ -595,8 +596,9 @@ static int write_all(int fd, const char *data, size_t len)
     return 0;
 }
 
-/* Secrets go to a new 0600 file beside the target, then rename over it. */
-static int save_private(const char *path, const char *data, moq_auth_error *err)
+/* Replace an existing regular file: the secret goes to a fresh 0600 file beside it that
+ * is renamed over it, so no reader of the old file (or its old mode) ever sees it. */
+static int replace_regular(const char *path, const char *data, moq_auth_error *err)
 {
     char tmp[PATH_MAX];
     if (snprintf(tmp, sizeof(tmp), "%s.tmp-XXXXXX", path) >= (int)sizeof(tmp))
@@ -618,6 +620,30 @@ static int save_private(const char *path, const char *data, moq_auth_error *err)
         return moq_auth_fail(err, rc, MOQ_AUTH_R_NONE, "cannot write %s: %s", path,
                              strerror(saved));
     }
+    return 0;
+}
+
+/* Write secret material owner-only. A new file is created 0600 (O_EXCL); an existing
+ * regular file is replaced through a temporary file; anything else (a symlink, a device
+ * such as /dev/stdout, a FIFO) is opened and written in place, and only a regular file
+ * behind it gets its mode tightened - a device's mode is never touched. */
+static int save_private(const char *path, const char *data, moq_auth_error *err)
+{
+    struct stat st;
+    if (lstat(path, &st) == 0 && S_ISREG(st.st_mode)) return replace_regular(path, data, err);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0 && errno == EEXIST) fd = open(path, O_WRONLY | O_TRUNC | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0)
+        return moq_auth_fail(err, MOQ_ERR_IO, MOQ_AUTH_R_NONE, "cannot create %s: %s", path,
+                             strerror(errno));
+    int rc = fstat(fd, &st) == 0 ? 0 : MOQ_ERR_IO;
+    if (!rc && S_ISREG(st.st_mode) && fchmod(fd, 0600) != 0) rc = MOQ_ERR_IO;
+    if (!rc) rc = write_all(fd, data, strlen(data));
+    int saved = errno;
+    if (close(fd) != 0 && !rc) rc = MOQ_ERR_IO;
+    if (rc)
+        return moq_auth_fail(err, rc, MOQ_AUTH_R_NONE, "cannot write %s: %s", path,
+                             strerror(saved));
     return 0;
 }
 

@@ -242,17 +242,23 @@ static int verify_with_slots(moq_auth *a, const moq_jwt_header *h, const char *j
         rc = moq_auth_fail(err, MOQ_ERR_AUTH, MOQ_AUTH_R_KID_MISMATCH,
                            "token kid does not match the key's kid \"%s\"", moq_jwk_kid(keys[0]));
 
+    /* A key that did not sign the token says nothing; any other answer is final. Among
+     * "not signed by this key" answers, a bad signature beats an algorithm mismatch. */
+    moq_auth_error best = *err;
+    bool tried = false;
     for (size_t i = 0; i < a->slots_len; i++) {
         if (!keys[i]) continue;
         const char *kid = moq_jwk_kid(keys[i]);
         bool candidate = !h->kid || (any_kid_match ? kid_equal(kid, h->kid) : kid == NULL);
         if (!candidate) continue;
         rc = moq_jwt_verify(keys[i], jwt, strlen(jwt), now, claims, err);
-        /* A key that did not sign the token says nothing; anything else is the answer. */
-        if (rc == 0 || !err ||
-            (err->reason != MOQ_AUTH_R_SIGNATURE && err->reason != MOQ_AUTH_R_ALGORITHM))
+        if (rc == 0 || (err->reason != MOQ_AUTH_R_SIGNATURE && err->reason != MOQ_AUTH_R_ALGORITHM))
             break;
+        if (!tried || err->reason == MOQ_AUTH_R_SIGNATURE) best = *err;
+        tried = true;
     }
+    if (rc && tried && (err->reason == MOQ_AUTH_R_SIGNATURE || err->reason == MOQ_AUTH_R_ALGORITHM))
+        *err = best;
     for (size_t i = 0; i < a->slots_len; i++)
         moq_jwk_unref(keys[i]);
     free(keys);
