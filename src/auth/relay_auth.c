@@ -22,6 +22,7 @@ typedef struct key_slot {
     moq_jwk *key;
     struct stat st;
     bool loaded;
+    bool warned; /* a load failure was logged; quiet until the key loads again */
 } key_slot;
 
 struct moq_auth {
@@ -71,6 +72,7 @@ static int slot_key(key_slot *s, moq_jwk **out, moq_auth_error *err)
         s->key = key;
         s->st = st;
         s->loaded = true;
+        s->warned = false;
     }
     *out = moq_jwk_ref(s->key);
     return 0;
@@ -228,7 +230,8 @@ static int verify_with_slots(moq_auth *a, const moq_jwt_header *h, const char *j
     for (size_t i = 0; i < a->slots_len; i++) {
         moq_auth_error lerr = {0};
         if (slot_key(&a->slots[i], &keys[i], &lerr) != 0) {
-            moq_warn("auth", "%s", lerr.msg);
+            if (!a->slots[i].warned) moq_warn("auth", "key unusable: %s", lerr.msg);
+            a->slots[i].warned = true;
             if (a->slots_len == 1)
                 rc = moq_auth_fail(err, MOQ_ERR_AUTH, lerr.reason, "%s", lerr.msg);
         }
