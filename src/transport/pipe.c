@@ -42,7 +42,8 @@ struct pstream {
         size_t queued; /* bytes written but not delivered */
     } dir[2];
     bool recv_done[2]; /* end i has nothing more to receive */
-    bool closed[2];    /* stream_closed delivered to end i */
+    bool closed[2];    /* stream_closed queued for end i */
+    bool delivered[2]; /* stream_closed delivered to end i */
     void *ctx[2];
 };
 
@@ -344,7 +345,8 @@ static void deliver(moq_pipe *p, struct pev *e)
     case PEV_CLOSED_STREAM:
         if (h->stream_closed) h->stream_closed(t->app, t, e->sid, s->ctx[e->to]);
         s->ctx[e->to] = NULL;
-        if (s->closed[0] && s->closed[1]) {
+        s->delivered[e->to] = true;
+        if (s->delivered[0] && s->delivered[1]) {
             moq_u64map_del(&p->streams, (uint64_t)s->sid);
             free(s);
         }

@@ -1,0 +1,764 @@
+/* The consuming half of the session engine: the peer's announcements become routes in the
+ * origin; tracks the origin asks for are requested from the peer (TRACK, SUBSCRIBE, FETCH)
+ * and the groups that arrive are written into the model once, as shared chunks. */
+#include "moq/session_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "moq/path.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/time.h"
+
+/* up_sub lifetime: one reference for the model (until track_release) plus one per stream
+ * that points at it. */
+struct up_sub_ref {
+    struct up_sub us;
+    int refs;
+};
+
+static struct up_sub *up_ref(struct up_sub *us)
+{
+    ((struct up_sub_ref *)us)->refs++;
+    return us;
+}
+
+static void up_unref(struct up_sub *us)
+{
+    struct up_sub_ref *r = (struct up_sub_ref *)us;
+    if (--r->refs > 0) return;
+    free(us->broadcast);
+    free(us->name);
+    free(r);
+}
+
+/* ---------------------------------------------------------------- frame assembly */
+
+int frame_asm_begin(struct frame_asm *fa, moq_session *s, uint64_t ts, uint64_t size)
+{
+    if (size > s->cfg.max_frame_bytes) return MOQ_ERR_TOO_LARGE;
+    if (s->inbound_bytes + size > s->cfg.max_inbound_bytes) return MOQ_ERR_LIMIT;
+    moq_chunk *c = moq_chunk_new(FRAME_PAYLOAD_OFF + (size_t)size);
+    if (!c) return MOQ_ERR_NOMEM;
+    c->len = FRAME_PAYLOAD_OFF + (size_t)size;
+    uint8_t h5[MOQ_FRAME_HEADER_MAX], h3[MOQ_FRAME_HEADER_MAX];
+    int n5 = moq_frame_header_pack(h5, MOQ_LITE_05, fa->prev_ts, ts, size);
+    int n3 = moq_frame_header_pack(h3, MOQ_LITE_03, 0, 0, size);
+    if (n5 < 0 || n3 < 0 || n3 > 8 || n5 > FRAME_PAYLOAD_OFF - 8) {
+        moq_chunk_unref(c);
+        return MOQ_ERR_INVALID;
+    }
+    memcpy(c->data + FRAME_HDR03_OFF, h3, (size_t)n3);
+    memcpy(c->data + FRAME_PAYLOAD_OFF - n5, h5, (size_t)n5);
+    memset(&fa->frame, 0, sizeof(fa->frame));
+    fa->frame.chunk = c;
+    fa->frame.payload_off = FRAME_PAYLOAD_OFF;
+    fa->frame.payload_len = (uint32_t)size;
+    fa->frame.timestamp = ts;
+    fa->frame.hdr_off[FAMILY_05] = (uint16_t)(FRAME_PAYLOAD_OFF - n5);
+    fa->frame.hdr_len[FAMILY_05] = (uint16_t)n5;
+    fa->frame.hdr_off[FAMILY_03] = FRAME_HDR03_OFF;
+    fa->frame.hdr_len[FAMILY_03] = (uint16_t)n3;
+    fa->chunk = c;
+    fa->filled = 0;
+    s->inbound_bytes += size;
+    return 0;
+}
+
+int frame_asm_payload(struct frame_asm *fa, const uint8_t *data, size_t len)
+{
+    if (!fa->chunk || fa->filled + len > fa->frame.payload_len) return MOQ_ERR_PROTO;
+    memcpy(fa->chunk->data + FRAME_PAYLOAD_OFF + fa->filled, data, len);
+    fa->filled += len;
+    return 0;
+}
+
+int frame_asm_end(struct frame_asm *fa, moq_session *s, moq_group *group)
+{
+    if (!fa->chunk || fa->filled != fa->frame.payload_len) return MOQ_ERR_PROTO;
+    s->inbound_bytes -= fa->frame.payload_len;
+    fa->prev_ts = fa->frame.timestamp;
+    fa->chunk = NULL;
+    s->stats.frames_in++;
+    s->stats.bytes_in += fa->frame.payload_len;
+    return moq_group_append(group, &fa->frame, session_now());
+}
+
+void frame_asm_clear(struct frame_asm *fa, moq_session *s)
+{
+    if (!fa->chunk) return;
+    s->inbound_bytes -= fa->frame.payload_len;
+    moq_chunk_unref(fa->chunk);
+    fa->chunk = NULL;
+}
+
+/* ---------------------------------------------------------------- announcements */
+
+static void announce_request(moq_session *s, const char *prefix)
+{
+    mstream *ms = ms_open(s, MS_ANN_CONSUME, true);
+    if (!ms) return;
+    struct ann_consume *ac = calloc(1, sizeof(*ac));
+    moq_buf full;
+    moq_buf_init(&full);
+    if (!ac || session_global_path(s, (const uint8_t *)prefix, strlen(prefix), &full) < 0 ||
+        !(ac->prefix = strdup(prefix)) || !(ac->full = strdup((const char *)full.data))) {
+        if (ac) free(ac->prefix);
+        free(ac);
+        moq_buf_free(&full);
+        ms_abort(ms, MOQ_CODE_TRANSPORT);
+        return;
+    }
+    moq_buf_free(&full);
+    ac->ms = ms;
+    moq_map_init(&ac->routes);
+    moq_list_push_back(&s->ann_consumes, &ac->link);
+    ms->obj = ac;
+    moq_ctrl_reader_init(&ms->cr, 0, MAX_CONTROL_MSG);
+    ms->cr_live = true;
+    struct moq_announce_request req = {moq_str_make(prefix, strlen(prefix)),
+                                       moq_origin_id(s->cfg.origin)};
+    moq_buf b;
+    moq_buf_init(&b);
+    int rv = moq_encode_stream_type(&b, MOQ_BIDI_ANNOUNCE);
+    if (rv == 0) rv = moq_encode_announce_request(&b, s->v, &req);
+    if (rv == 0) ms_write(ms, &b, false);
+    moq_buf_free(&b);
+}
+
+void consume_start(moq_session *s)
+{
+    for (size_t i = 0; i < s->perms.publish.len && !s->closing; i++)
+        announce_request(s, s->perms.publish.v[i]);
+}
+
+/* Drop every route the peer announced on this stream: graceful (ended) or lost. */
+static void routes_end(struct ann_consume *ac, bool graceful)
+{
+    uint64_t now = session_now();
+    size_t it = 0;
+    void *v;
+    moq_route *list[64];
+    for (;;) {
+        size_t n = 0;
+        it = 0;
+        while (n < 64 && moq_map_next(&ac->routes, &it, NULL, NULL, &v))
+            list[n++] = v;
+        if (n == 0) break;
+        for (size_t i = 0; i < n; i++) {
+            size_t plen;
+            const uint8_t *path = moq_route_path(list[i], &plen);
+            moq_str suffix;
+            if (moq_path_strip_prefix(moq_str_make(path, plen),
+                                      moq_str_make(ac->full, strlen(ac->full)), &suffix) == 0)
+                moq_map_del(&ac->routes, suffix.ptr, suffix.len);
+            if (graceful)
+                moq_route_unannounce(list[i]);
+            else
+                moq_route_lost(list[i], now);
+        }
+    }
+}
+
+static void on_announce_msg(moq_session *s, struct ann_consume *ac, const struct moq_announce *m)
+{
+    moq_buf path;
+    moq_buf_init(&path);
+    if (moq_path_join(&path, moq_str_make(ac->full, strlen(ac->full)), m->suffix) < 0) {
+        moq_buf_free(&path);
+        return;
+    }
+    moq_route *route = moq_map_get(&ac->routes, m->suffix.ptr, m->suffix.len);
+    if (m->status == MOQ_ANNOUNCE_STATUS_ENDED) {
+        if (route) {
+            moq_map_del(&ac->routes, m->suffix.ptr, m->suffix.len);
+            if (s->stats.announces_in) s->stats.announces_in--;
+            moq_info("moq", "%s: unannounced /%.*s", s->t->peer, (int)path.len, (char *)path.data);
+            moq_route_unannounce(route);
+        }
+        moq_buf_free(&path);
+        return;
+    }
+    uint64_t hops[MOQ_MAX_HOPS + 1];
+    size_t n = m->hop_count;
+    memcpy(hops, m->hops, n * sizeof(uint64_t));
+    if (s->caps->announce_hops == MOQ_HOPS_IDS_WITHOUT_SENDER && ac->hop_id) hops[n++] = ac->hop_id;
+    if (n > MOQ_MAX_HOPS) {
+        moq_buf_free(&path);
+        return;
+    }
+    if (route) {
+        moq_route_update(route, hops, n);
+    } else {
+        int rv = moq_origin_announce(s->cfg.origin, path.data, path.len, hops, n,
+                                     &consume_producer_ops, s, &route);
+        if (rv == 0 && moq_map_put(&ac->routes, m->suffix.ptr, m->suffix.len, route) == 0) {
+            s->stats.announces_in++;
+            moq_info("moq", "%s: announced /%.*s", s->t->peer, (int)path.len, (char *)path.data);
+        } else if (rv == 0) {
+            moq_route_unannounce(route);
+        } else {
+            moq_debug("moq", "%s: announcement of /%.*s ignored: %s", s->t->peer, (int)path.len,
+                      (char *)path.data, moq_strerror(rv));
+        }
+    }
+    moq_buf_free(&path);
+}
+
+void consume_announce_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
+{
+    moq_session *s = ms->s;
+    struct ann_consume *ac = ms->obj;
+    while (!s->closing && ac) {
+        struct moq_ctrl_msg msg;
+        int rv = moq_ctrl_reader_next(&ms->cr, &data, &len, fin, &msg);
+        if (rv == 0) return;
+        if (rv < 0) {
+            /* FIN: the peer stops announcing; a broken stream: its routes are lost */
+            routes_end(ac, rv == MOQ_ERR_CLOSED);
+            ms_finish(ms);
+            return;
+        }
+        if (s->caps->announce_ok && !ac->ok_received) {
+            struct moq_announce_ok ok;
+            if (moq_decode_announce_ok(s->v, msg.body, msg.len, &ok) < 0) {
+                session_fail(s, MOQ_CODE_DECODE, "malformed ANNOUNCE_OK");
+                return;
+            }
+            ac->ok_received = true;
+            ac->hop_id = ok.hop_id;
+            continue;
+        }
+        struct moq_announce m;
+        if (moq_decode_announce(s->v, msg.body, msg.len, &m) < 0) {
+            session_fail(s, MOQ_CODE_DECODE, "malformed ANNOUNCE");
+            return;
+        }
+        on_announce_msg(s, ac, &m);
+    }
+}
+
+/* ---------------------------------------------------------------- upstream tracks */
+
+static int write_request(mstream *ms, uint64_t type,
+                         int (*encode)(moq_buf *, moq_session *, const struct up_sub *),
+                         const struct up_sub *us)
+{
+    moq_buf b;
+    moq_buf_init(&b);
+    int rv = moq_encode_stream_type(&b, type);
+    if (rv == 0) rv = encode(&b, ms->s, us);
+    if (rv == 0) rv = ms_write(ms, &b, false);
+    moq_buf_free(&b);
+    return rv;
+}
+
+static int encode_track(moq_buf *b, moq_session *s, const struct up_sub *us)
+{
+    struct moq_msg_track m = {moq_str_make(us->broadcast, strlen(us->broadcast)),
+                              moq_str_make(us->name, strlen(us->name))};
+    return moq_encode_track(b, s->v, &m);
+}
+
+static void opts_from_prefs(struct moq_subscribe_opts *o, const moq_sub_prefs *p)
+{
+    memset(o, 0, sizeof(*o));
+    o->priority = p->priority;
+    o->ordered = p->ordered;
+    o->max_latency_ms = p->max_latency_ms;
+    o->has_start = p->has_start;
+    o->start_group = p->start_group;
+    o->has_end = p->has_end;
+    o->end_group = p->end_group;
+}
+
+static int encode_subscribe(moq_buf *b, moq_session *s, const struct up_sub *us)
+{
+    struct moq_subscribe m;
+    m.id = us->id;
+    m.broadcast = moq_str_make(us->broadcast, strlen(us->broadcast));
+    m.track = moq_str_make(us->name, strlen(us->name));
+    opts_from_prefs(&m.opts, &us->prefs);
+    return moq_encode_subscribe(b, s->v, &m);
+}
+
+static void open_subscribe(moq_session *s, struct up_sub *us)
+{
+    mstream *ms = ms_open(s, MS_SUB_CONSUME, true);
+    if (!ms) {
+        moq_track_abort(us->track, us->route, MOQ_CODE_TRANSPORT);
+        return;
+    }
+    us->sub_ms = ms;
+    ms->obj = up_ref(us);
+    moq_ctrl_reader_init(&ms->cr, MOQ_CTRL_TYPED, MAX_CONTROL_MSG);
+    ms->cr_live = true;
+    if (write_request(ms, MOQ_BIDI_SUBSCRIBE, encode_subscribe, us) < 0)
+        ms_abort(ms, MOQ_CODE_TRANSPORT);
+}
+
+static void open_track(moq_session *s, struct up_sub *us)
+{
+    mstream *ms = ms_open(s, MS_TRACK_CONSUME, true);
+    if (!ms) {
+        moq_track_abort(us->track, us->route, MOQ_CODE_TRANSPORT);
+        return;
+    }
+    us->track_ms = ms;
+    ms->obj = up_ref(us);
+    moq_ctrl_reader_init(&ms->cr, 0, MAX_CONTROL_MSG);
+    ms->cr_live = true;
+    if (write_request(ms, MOQ_BIDI_TRACK, encode_track, us) < 0) ms_abort(ms, MOQ_CODE_TRANSPORT);
+}
+
+static void track_request(void *ctx, moq_route *route, moq_track *track, const moq_sub_prefs *prefs)
+{
+    moq_session *s = ctx;
+    struct up_sub_ref *r = calloc(1, sizeof(*r));
+    if (!r) return;
+    struct up_sub *us = &r->us;
+    r->refs = 1;
+    us->s = s;
+    us->route = route;
+    us->track = track;
+    us->prefs = *prefs;
+    size_t plen, nlen;
+    const uint8_t *path = moq_track_path(track, &plen);
+    const uint8_t *name = moq_track_name(track, &nlen);
+    const uint8_t *rel;
+    size_t rel_len;
+    if (session_relative_path(s, path, plen, &rel, &rel_len) < 0) rel_len = 0, rel = path;
+    us->broadcast = malloc(rel_len + 1);
+    us->name = malloc(nlen + 1);
+    if (!us->broadcast || !us->name) {
+        free(us->broadcast);
+        free(us->name);
+        free(r);
+        return;
+    }
+    memcpy(us->broadcast, rel, rel_len);
+    us->broadcast[rel_len] = '\0';
+    memcpy(us->name, name, nlen);
+    us->name[nlen] = '\0';
+    us->id = s->next_sub_id++;
+    if (moq_u64map_put(&s->up_by_id, us->id, us) < 0 ||
+        moq_u64map_put(&s->up_by_track, (uint64_t)(uintptr_t)track, us) < 0) {
+        moq_u64map_del(&s->up_by_id, us->id);
+        up_unref(us);
+        return;
+    }
+    if (s->closing) return; /* released at teardown */
+    moq_debug("moq", "%s: requesting %s/%s upstream (id %llu)", s->t->peer, us->broadcast, us->name,
+              (unsigned long long)us->id);
+    if (s->caps->track_stream) {
+        open_track(s, us);
+    } else if (!moq_track_get_info(track)) {
+        moq_track_info info;
+        moq_track_info_default(&info);
+        moq_track_set_info(track, route, &info);
+    }
+    if (!us->released && !prefs->info_only) open_subscribe(s, us);
+}
+
+static void track_update(void *ctx, moq_route *route, moq_track *track, const moq_sub_prefs *prefs)
+{
+    moq_session *s = ctx;
+    struct up_sub *us = moq_u64map_get(&s->up_by_track, (uint64_t)(uintptr_t)track);
+    if (!us || us->released || s->closing) return;
+    us->prefs = *prefs;
+    if (prefs->info_only) return;
+    if (!us->sub_ms) {
+        open_subscribe(s, us);
+        return;
+    }
+    if (!s->caps->subscribe_update) return;
+    struct moq_subscribe_opts o;
+    opts_from_prefs(&o, prefs);
+    moq_buf b;
+    moq_buf_init(&b);
+    if (moq_encode_subscribe_update(&b, s->v, &o) == 0) ms_write(us->sub_ms, &b, false);
+    moq_buf_free(&b);
+}
+
+static void track_release(void *ctx, moq_route *route, moq_track *track)
+{
+    moq_session *s = ctx;
+    struct up_sub *us = moq_u64map_del(&s->up_by_track, (uint64_t)(uintptr_t)track);
+    if (!us) return;
+    moq_u64map_del(&s->up_by_id, us->id);
+    moq_debug("moq", "%s: releasing %s/%s upstream (id %llu)", s->t->peer, us->broadcast, us->name,
+              (unsigned long long)us->id);
+    us->released = true;
+    us->track = NULL;
+    if (us->sub_ms) ms_finish(us->sub_ms); /* unsubscribe */
+    if (us->track_ms) ms_abort(us->track_ms, MOQ_CODE_CANCEL);
+    up_unref(us);
+}
+
+static int fetch_request(void *ctx, moq_route *route, moq_track *track, moq_group *group,
+                         uint8_t priority)
+{
+    moq_session *s = ctx;
+    if (!s->caps->fetch || s->closing) return MOQ_ERR_UNSUPPORTED;
+    size_t plen, nlen;
+    const uint8_t *path = moq_track_path(track, &plen);
+    const uint8_t *name = moq_track_name(track, &nlen);
+    const uint8_t *rel;
+    size_t rel_len;
+    if (session_relative_path(s, path, plen, &rel, &rel_len) < 0) return MOQ_ERR_NOT_FOUND;
+    mstream *ms = ms_open(s, MS_FETCH_CONSUME, true);
+    if (!ms) return MOQ_ERR_LIMIT;
+    struct fetch_in *fi = calloc(1, sizeof(*fi));
+    if (!fi) {
+        ms_abort(ms, MOQ_CODE_TRANSPORT);
+        return MOQ_ERR_NOMEM;
+    }
+    fi->ms = ms;
+    fi->group = moq_group_ref(group);
+    ms->obj = fi;
+    moq_group_parser_init(&ms->gp, s->v, false, s->cfg.max_frame_bytes);
+    struct moq_fetch m = {moq_str_make(rel, rel_len), moq_str_make(name, nlen), priority,
+                          moq_group_sequence(group)};
+    moq_buf b;
+    moq_buf_init(&b);
+    int rv = moq_encode_stream_type(&b, MOQ_BIDI_FETCH);
+    if (rv == 0) rv = moq_encode_fetch(&b, s->v, &m);
+    if (rv == 0) rv = ms_write(ms, &b, true);
+    moq_buf_free(&b);
+    if (rv < 0) ms_abort(ms, MOQ_CODE_TRANSPORT);
+    return 0;
+}
+
+const moq_producer_ops consume_producer_ops = {
+    .track_request = track_request,
+    .track_update = track_update,
+    .track_release = track_release,
+    .fetch_request = fetch_request,
+};
+
+/* ---------------------------------------------------------------- responses */
+
+void consume_track_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
+{
+    moq_session *s = ms->s;
+    struct up_sub *us = ms->obj;
+    while (!s->closing && us) {
+        struct moq_ctrl_msg msg;
+        int rv = moq_ctrl_reader_next(&ms->cr, &data, &len, fin, &msg);
+        if (rv == 0) return;
+        if (rv < 0) {
+            if (rv != MOQ_ERR_CLOSED)
+                ms_abort(ms, MOQ_CODE_DECODE);
+            else
+                ms_finish(ms);
+            if (!us->released && !us->info_known)
+                moq_track_abort(us->track, us->route, MOQ_CODE_NOT_FOUND);
+            return;
+        }
+        struct moq_msg_track_info m;
+        if (moq_decode_track_info(s->v, msg.body, msg.len, &m) < 0) {
+            ms_abort(ms, MOQ_CODE_DECODE);
+            if (!us->released) moq_track_abort(us->track, us->route, MOQ_CODE_DECODE);
+            return;
+        }
+        if (us->released || us->info_known) continue;
+        us->info_known = true;
+        moq_track_info info = {m.priority, m.ordered, m.max_latency_ms, m.timescale};
+        moq_track_set_info(us->track, us->route, &info);
+    }
+}
+
+void consume_subscribe_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
+{
+    moq_session *s = ms->s;
+    struct up_sub *us = ms->obj;
+    while (!s->closing && us) {
+        struct moq_ctrl_msg msg;
+        int rv = moq_ctrl_reader_next(&ms->cr, &data, &len, fin, &msg);
+        if (rv == 0) return;
+        if (rv < 0) {
+            if (rv != MOQ_ERR_CLOSED) {
+                ms_abort(ms, MOQ_CODE_DECODE);
+                if (!us->released) moq_track_abort(us->track, us->route, MOQ_CODE_DECODE);
+                return;
+            }
+            /* the publisher ended the subscription: the track is over */
+            ms_finish(ms);
+            if (!us->released)
+                moq_track_finish(us->track, us->route, us->have_seq ? us->max_seq + 1 : 0);
+            return;
+        }
+        struct moq_subscribe_response r;
+        if (moq_decode_subscribe_response(s->v, msg.type, msg.body, msg.len, &r) < 0) {
+            ms_abort(ms, MOQ_CODE_DECODE);
+            if (!us->released) moq_track_abort(us->track, us->route, MOQ_CODE_DECODE);
+            return;
+        }
+        if (r.kind == MOQ_SUBSCRIBE_END && !us->released) {
+            us->have_seq = true;
+            us->max_seq = r.group ? r.group - 1 : 0;
+            moq_track_finish(us->track, us->route, r.group);
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- groups */
+
+static void group_in_fail(mstream *ms, struct group_in *gi, uint64_t code)
+{
+    ms_stop(ms, code);
+    if (gi && gi->group) moq_group_abort(gi->group, code);
+    ms->kind = MS_IGNORE;
+    if (gi) {
+        frame_asm_clear(&gi->fa, ms->s);
+        if (gi->group) moq_group_unref(gi->group);
+        if (gi->us) up_unref(gi->us);
+        free(gi);
+    }
+    ms->obj = NULL;
+}
+
+static void group_in_header(mstream *ms, const struct moq_group_event *ev)
+{
+    moq_session *s = ms->s;
+    struct up_sub *us = moq_u64map_get(&s->up_by_id, ev->sub_id);
+    if (!us || us->released) {
+        group_in_fail(ms, NULL, MOQ_CODE_CANCEL);
+        return;
+    }
+    moq_group *g = NULL;
+    int rv = moq_track_begin_group(us->track, us->route, ev->sequence, session_now(), &g);
+    if (rv < 0) {
+        group_in_fail(ms, NULL, rv == MOQ_ERR_EXISTS ? MOQ_CODE_DUPLICATE : MOQ_CODE_CANCEL);
+        return;
+    }
+    struct group_in *gi = calloc(1, sizeof(*gi));
+    if (!gi) {
+        moq_group_abort(g, MOQ_CODE_TRANSPORT);
+        moq_group_unref(g);
+        group_in_fail(ms, NULL, MOQ_CODE_TRANSPORT);
+        return;
+    }
+    gi->ms = ms;
+    gi->us = up_ref(us);
+    gi->group = g;
+    ms->obj = gi;
+    if (!us->have_seq || ev->sequence > us->max_seq) us->max_seq = ev->sequence;
+    us->have_seq = true;
+    s->stats.groups_in++;
+}
+
+void consume_group_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
+{
+    moq_session *s = ms->s;
+    if (!ms->obj && ms->gp.state == 0 && ms->gp.max_frame == 0)
+        moq_group_parser_init(&ms->gp, s->v, true, s->cfg.max_frame_bytes);
+    while (!s->closing && ms->kind == MS_GROUP_IN) {
+        struct moq_group_event ev;
+        int rv = moq_group_parser_next(&ms->gp, &data, &len, fin, &ev);
+        if (rv == 0) return;
+        struct group_in *gi = ms->obj;
+        if (rv < 0) {
+            group_in_fail(ms, gi, ms->gp.error_code);
+            return;
+        }
+        switch (rv) {
+        case MOQ_GROUP_EV_HEADER:
+            group_in_header(ms, &ev);
+            break;
+        case MOQ_GROUP_EV_FRAME: {
+            uint64_t ts = s->caps->frame_timestamps ? ev.timestamp : moq_wall_ms();
+            rv = frame_asm_begin(&gi->fa, s, ts, ev.size);
+            if (rv < 0) {
+                group_in_fail(ms, gi,
+                              rv == MOQ_ERR_TOO_LARGE ? MOQ_CODE_FRAME_TOO_LARGE
+                                                      : MOQ_CODE_BOUNDS_EXCEEDED);
+                return;
+            }
+            break;
+        }
+        case MOQ_GROUP_EV_PAYLOAD:
+            frame_asm_payload(&gi->fa, ev.data, ev.len);
+            break;
+        case MOQ_GROUP_EV_FRAME_END:
+            if (frame_asm_end(&gi->fa, s, gi->group) < 0) {
+                group_in_fail(ms, gi, MOQ_CODE_CANCEL);
+                return;
+            }
+            break;
+        case MOQ_GROUP_EV_END:
+            moq_group_finish(gi->group, session_now());
+            return;
+        default:
+            break;
+        }
+    }
+}
+
+void consume_fetch_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
+{
+    moq_session *s = ms->s;
+    struct fetch_in *fi = ms->obj;
+    while (!s->closing && fi) {
+        struct moq_group_event ev;
+        int rv = moq_group_parser_next(&ms->gp, &data, &len, fin, &ev);
+        if (rv == 0) return;
+        if (rv < 0) {
+            ms_stop(ms, ms->gp.error_code);
+            moq_group_abort(fi->group, ms->gp.error_code);
+            return;
+        }
+        switch (rv) {
+        case MOQ_GROUP_EV_FRAME:
+            rv = frame_asm_begin(&fi->fa, s, ev.timestamp, ev.size);
+            if (rv < 0) {
+                ms_stop(ms, MOQ_CODE_FRAME_TOO_LARGE);
+                moq_group_abort(fi->group, MOQ_CODE_FRAME_TOO_LARGE);
+                return;
+            }
+            break;
+        case MOQ_GROUP_EV_PAYLOAD:
+            frame_asm_payload(&fi->fa, ev.data, ev.len);
+            break;
+        case MOQ_GROUP_EV_FRAME_END:
+            if (frame_asm_end(&fi->fa, s, fi->group) < 0) {
+                ms_stop(ms, MOQ_CODE_CANCEL);
+                return;
+            }
+            break;
+        case MOQ_GROUP_EV_END:
+            moq_group_finish(fi->group, session_now());
+            return;
+        default:
+            break;
+        }
+    }
+}
+
+void consume_datagram(moq_session *s, const uint8_t *data, size_t len)
+{
+    struct moq_datagram d;
+    if (moq_decode_datagram(s->v, data, len, &d) < 0) return;
+    struct up_sub *us = moq_u64map_get(&s->up_by_id, d.sub_id);
+    if (!us || us->released || d.payload_len > s->cfg.max_frame_bytes) return;
+    uint64_t now = session_now();
+    moq_group *g = NULL;
+    if (moq_track_begin_group(us->track, us->route, d.group, now, &g) < 0) return;
+    struct frame_asm fa = {0};
+    if (frame_asm_begin(&fa, s, d.timestamp, d.payload_len) == 0) {
+        frame_asm_payload(&fa, d.payload, d.payload_len);
+        if (frame_asm_end(&fa, s, g) == 0) moq_group_finish(g, now);
+    }
+    if (moq_group_state(g, NULL) == MOQ_GROUP_OPEN) moq_group_abort(g, MOQ_CODE_CANCEL);
+    moq_group_unref(g);
+    s->stats.groups_in++;
+}
+
+/* ---------------------------------------------------------------- resets and release */
+
+void consume_stream_reset(mstream *ms, uint64_t code)
+{
+    moq_session *s = ms->s;
+    switch (ms->kind) {
+    case MS_ANN_CONSUME: {
+        struct ann_consume *ac = ms->obj;
+        if (ac) routes_end(ac, false);
+        ms_abort(ms, MOQ_CODE_CANCEL);
+        break;
+    }
+    case MS_SUB_CONSUME:
+    case MS_TRACK_CONSUME: {
+        struct up_sub *us = ms->obj;
+        ms_abort(ms, MOQ_CODE_CANCEL);
+        if (us && !us->released) moq_track_abort(us->track, us->route, code);
+        break;
+    }
+    case MS_GROUP_IN: {
+        struct group_in *gi = ms->obj;
+        if (gi) group_in_fail(ms, gi, code);
+        break;
+    }
+    case MS_FETCH_CONSUME: {
+        struct fetch_in *fi = ms->obj;
+        if (fi) moq_group_abort(fi->group, code);
+        ms_abort(ms, MOQ_CODE_CANCEL);
+        break;
+    }
+    default:
+        break;
+    }
+    (void)s;
+}
+
+void consume_release(mstream *ms)
+{
+    moq_session *s = ms->s;
+    switch (ms->kind) {
+    case MS_ANN_CONSUME: {
+        struct ann_consume *ac = ms->obj;
+        if (!ac) break;
+        routes_end(ac, false);
+        moq_map_free(&ac->routes);
+        moq_list_remove(&ac->link);
+        free(ac->prefix);
+        free(ac->full);
+        free(ac);
+        break;
+    }
+    case MS_SUB_CONSUME:
+    case MS_TRACK_CONSUME: {
+        struct up_sub *us = ms->obj;
+        if (!us) break;
+        if (us->sub_ms == ms) us->sub_ms = NULL;
+        if (us->track_ms == ms) us->track_ms = NULL;
+        up_unref(us);
+        break;
+    }
+    case MS_GROUP_IN: {
+        struct group_in *gi = ms->obj;
+        if (!gi) break;
+        frame_asm_clear(&gi->fa, s);
+        if (moq_group_state(gi->group, NULL) == MOQ_GROUP_OPEN)
+            moq_group_abort(gi->group, MOQ_CODE_CANCEL);
+        moq_group_unref(gi->group);
+        up_unref(gi->us);
+        free(gi);
+        break;
+    }
+    case MS_FETCH_CONSUME: {
+        struct fetch_in *fi = ms->obj;
+        if (!fi) break;
+        frame_asm_clear(&fi->fa, s);
+        if (moq_group_state(fi->group, NULL) == MOQ_GROUP_OPEN)
+            moq_group_abort(fi->group, MOQ_CODE_CANCEL);
+        moq_group_unref(fi->group);
+        free(fi);
+        break;
+    }
+    default:
+        break;
+    }
+    ms->obj = NULL;
+}
+
+void consume_teardown(moq_session *s)
+{
+    /* Routes go first: the model releases their tracks through track_release. */
+    moq_list *pos, *tmp;
+    moq_list_each(pos, tmp, &s->ann_consumes)
+    {
+        struct ann_consume *ac = moq_container_of(pos, struct ann_consume, link);
+        routes_end(ac, false);
+    }
+    /* Tracks requested but never released (should not happen) are dropped. */
+    size_t it = 0;
+    void *v;
+    while (moq_u64map_next(&s->up_by_track, &it, NULL, &v)) {
+        struct up_sub *us = v;
+        us->released = true;
+        up_unref(us);
+    }
+    moq_u64map_free(&s->up_by_track);
+    moq_u64map_init(&s->up_by_track);
+}

@@ -1,0 +1,860 @@
+/* The serving half of the session engine: announcements, track info, subscriptions (one uni
+ * stream per group, frames written straight from the model's shared chunks), fetches and
+ * bandwidth probes toward the peer. */
+#include "moq/session_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "moq/path.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/time.h"
+
+#define SEQ_MASK 0xffffffffffffull
+
+static void group_out_end(struct group_out *go);
+
+/* ---------------------------------------------------------------- helpers */
+
+/* The next control message of a request stream; 1 = got one, 0 = need more, -1 = the
+ * stream was refused or closed (already handled). */
+static int next_msg(mstream *ms, const uint8_t **data, size_t *len, bool fin,
+                    struct moq_ctrl_msg *msg)
+{
+    int rv = moq_ctrl_reader_next(&ms->cr, data, len, fin, msg);
+    if (rv > 0 || rv == 0) return rv;
+    if (rv != MOQ_ERR_CLOSED) {
+        moq_debug("moq", "%s: bad control message: %s", ms->s->t->peer, moq_strerror(rv));
+        ms_abort(ms, rv == MOQ_ERR_TOO_LARGE ? MOQ_CODE_BOUNDS_EXCEEDED : MOQ_CODE_DECODE);
+    }
+    return -1;
+}
+
+/* Whether the peer may read `broadcast` (relative to its root); its global path in full. */
+static bool may_subscribe(moq_session *s, moq_str broadcast, moq_buf *full)
+{
+    if (!moq_perms_can_subscribe(&s->perms, broadcast.ptr, broadcast.len)) return false;
+    return session_global_path(s, (const uint8_t *)broadcast.ptr, broadcast.len, full) == 0;
+}
+
+static uint64_t exclude_hop(const moq_session *s)
+{
+    return s->peer_origin;
+}
+
+/* ---------------------------------------------------------------- announcements */
+
+/* Encode one ANNOUNCE for the peer's version. Returns 1 when written, 0 when skipped. */
+static int encode_announce(moq_session *s, moq_buf *out, const struct ann_serve *as,
+                           const moq_announce_event *ev)
+{
+    struct moq_announce m;
+    memset(&m, 0, sizeof(m));
+    moq_str suffix;
+    if (moq_path_strip_prefix(moq_str_make(ev->path, ev->path_len),
+                              moq_str_make(as->full, strlen(as->full)), &suffix) < 0)
+        return 0;
+    m.suffix = suffix;
+    if (ev->kind == MOQ_ANNOUNCE_ENDED) {
+        m.status = MOQ_ANNOUNCE_STATUS_ENDED;
+    } else {
+        if (ev->kind == MOQ_ANNOUNCE_RESTART && !s->caps->restart) return 0;
+        m.status = MOQ_ANNOUNCE_STATUS_ACTIVE;
+        size_t n = ev->nhops;
+        bool append_self = s->caps->announce_hops != MOQ_HOPS_IDS_WITHOUT_SENDER;
+        if (n + (append_self ? 1 : 0) > MOQ_MAX_HOPS) return 0;
+        for (size_t i = 0; i < n; i++)
+            m.hops[i] = ev->hops[i];
+        if (append_self) m.hops[n++] = moq_origin_id(s->cfg.origin);
+        m.hop_count = (uint32_t)n;
+    }
+    return moq_encode_announce(out, s->v, &m) == 0 ? 1 : 0;
+}
+
+static void on_announce(void *ctx, moq_watch *w, const moq_announce_event *ev)
+{
+    struct ann_serve *as = ctx;
+    moq_session *s = as->ms->s;
+    if (s->closing) return;
+    if (as->collecting) {
+        if (ev->kind == MOQ_ANNOUNCE_ACTIVE && encode_announce(s, &as->initial, as, ev))
+            as->initial_count++;
+        return;
+    }
+    moq_buf b;
+    moq_buf_init(&b);
+    if (encode_announce(s, &b, as, ev)) ms_write(as->ms, &b, false);
+    moq_buf_free(&b);
+}
+
+static const moq_watch_ops announce_watch_ops = {.on_announce = on_announce};
+
+/* The prefixes to watch: the request intersected with each subscribe grant, without
+ * overlaps (a watch covered by another is dropped). */
+static size_t watch_prefixes(moq_session *s, const char *full, char **out, size_t max)
+{
+    size_t n = 0;
+    moq_str fp = moq_str_make(full, strlen(full));
+    for (size_t i = 0; i < s->perms.subscribe.len && n < max; i++) {
+        moq_buf g;
+        moq_buf_init(&g);
+        const char *grant = s->perms.subscribe.v[i];
+        if (session_global_path(s, (const uint8_t *)grant, strlen(grant), &g) < 0) {
+            moq_buf_free(&g);
+            continue;
+        }
+        moq_str fg = moq_str_make(g.data, g.len);
+        const char *pick = NULL;
+        if (moq_path_has_prefix(fg, fp))
+            pick = (const char *)g.data;
+        else if (moq_path_has_prefix(fp, fg))
+            pick = full;
+        if (pick) out[n++] = strdup(pick);
+        moq_buf_free(&g);
+        if (n && !out[n - 1]) n--;
+    }
+    /* drop covered or duplicate prefixes */
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = 0; j < n; j++) {
+            if (i == j || !out[i] || !out[j]) continue;
+            moq_str a = moq_str_make(out[i], strlen(out[i]));
+            moq_str b = moq_str_make(out[j], strlen(out[j]));
+            if (moq_path_has_prefix(a, b) && (!moq_str_eq(a, b) || i > j)) {
+                free(out[i]);
+                out[i] = NULL;
+            }
+        }
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (out[i]) out[k++] = out[i];
+    return k;
+}
+
+static void start_announce(mstream *ms, const struct moq_announce_request *req)
+{
+    moq_session *s = ms->s;
+    struct ann_serve *as = calloc(1, sizeof(*as));
+    moq_buf full;
+    moq_buf_init(&full);
+    if (!as ||
+        session_global_path(s, (const uint8_t *)req->prefix.ptr, req->prefix.len, &full) < 0 ||
+        !(as->full = strdup((const char *)full.data))) {
+        free(as);
+        moq_buf_free(&full);
+        ms_abort(ms, MOQ_CODE_TRANSPORT);
+        return;
+    }
+    moq_buf_free(&full);
+    as->ms = ms;
+    as->exclude = s->caps->exclude_hop && req->exclude_hop ? req->exclude_hop : s->peer_origin;
+    moq_buf_init(&as->initial);
+    ms->obj = as;
+    as->collecting = true;
+    char *prefixes[8];
+    size_t n = watch_prefixes(s, as->full, prefixes, 8);
+    for (size_t i = 0; i < n; i++) {
+        moq_watch *w = NULL;
+        if (moq_origin_watch(s->cfg.origin, (const uint8_t *)prefixes[i], strlen(prefixes[i]),
+                             as->exclude, &announce_watch_ops, as, &w) == 0)
+            as->watches[as->n_watches++] = w;
+        free(prefixes[i]);
+    }
+    as->collecting = false;
+    moq_buf b;
+    moq_buf_init(&b);
+    if (s->caps->announce_ok) {
+        struct moq_announce_ok ok = {moq_origin_id(s->cfg.origin), as->initial_count};
+        moq_encode_announce_ok(&b, s->v, &ok);
+    }
+    moq_buf_append(&b, as->initial.data, as->initial.len);
+    moq_buf_free(&as->initial);
+    if (b.len) ms_write(ms, &b, false);
+    moq_buf_free(&b);
+    moq_debug("moq", "%s: announcing /%s to the peer (%zu watches, %llu active)", s->t->peer,
+              as->full, as->n_watches, (unsigned long long)as->initial_count);
+}
+
+void serve_announce_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
+{
+    while (!ms->s->closing) {
+        struct moq_ctrl_msg msg;
+        int rv = next_msg(ms, &data, &len, fin, &msg);
+        if (rv < 0) {
+            /* FIN: discovery is over for the peer; end ours too */
+            ms_finish(ms);
+            serve_release(ms);
+            ms->kind = MS_IGNORE;
+            return;
+        }
+        if (rv == 0) return;
+        if (ms->obj) continue; /* nothing else is expected from the requester */
+        struct moq_announce_request req;
+        if (moq_decode_announce_request(ms->s->v, msg.body, msg.len, &req) < 0) {
+            ms_abort(ms, MOQ_CODE_DECODE);
+            return;
+        }
+        start_announce(ms, &req);
+    }
+}
+
+/* ---------------------------------------------------------------- track info (lite-05) */
+
+static void track_send_info(struct track_serve *ts, const moq_track_info *info)
+{
+    mstream *ms = ts->ms;
+    if (ms->send_done) return;
+    struct moq_msg_track_info m = {info->priority, info->ordered, info->max_latency_ms,
+                                   info->timescale};
+    moq_buf b;
+    moq_buf_init(&b);
+    if (moq_encode_track_info(&b, ms->s->v, &m) == 0) ms_write(ms, &b, true);
+    moq_buf_free(&b);
+}
+
+static void ts_on_info(void *ctx, moq_subscription *sub, const moq_track_info *info)
+{
+    struct track_serve *ts = ctx;
+    if (!ts->ms->s->closing) track_send_info(ts, info);
+}
+
+static void ts_on_abort(void *ctx, moq_subscription *sub, uint64_t code)
+{
+    struct track_serve *ts = ctx;
+    if (!ts->ms->s->closing) ms_abort(ts->ms, code);
+}
+
+static const moq_subscriber_ops track_sub_ops = {
+    .on_info = ts_on_info,
+    .on_abort = ts_on_abort,
+};
+
+void serve_track_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
+{
+    moq_session *s = ms->s;
+    while (!s->closing) {
+        struct moq_ctrl_msg msg;
+        int rv = next_msg(ms, &data, &len, fin, &msg);
+        if (rv <= 0) return; /* FIN after the request is normal: the answer still goes out */
+        if (ms->obj) continue;
+        struct moq_msg_track req;
+        if (moq_decode_track(s->v, msg.body, msg.len, &req) < 0) {
+            ms_abort(ms, MOQ_CODE_DECODE);
+            return;
+        }
+        moq_buf full;
+        moq_buf_init(&full);
+        if (!may_subscribe(s, req.broadcast, &full)) {
+            moq_buf_free(&full);
+            ms_abort(ms, MOQ_CODE_UNAUTHORIZED);
+            return;
+        }
+        struct track_serve *ts = calloc(1, sizeof(*ts));
+        if (!ts) {
+            moq_buf_free(&full);
+            ms_abort(ms, MOQ_CODE_TRANSPORT);
+            return;
+        }
+        ts->ms = ms;
+        ms->obj = ts;
+        moq_sub_prefs prefs = {.info_only = true};
+        rv = moq_origin_subscribe(s->cfg.origin, full.data, full.len,
+                                  (const uint8_t *)req.track.ptr, req.track.len, exclude_hop(s),
+                                  &prefs, &track_sub_ops, ts, &ts->sub);
+        moq_buf_free(&full);
+        if (rv < 0) {
+            ts->sub = NULL;
+            ms_abort(ms, rv == MOQ_ERR_NOT_FOUND ? MOQ_CODE_UNROUTABLE : MOQ_CODE_TRANSPORT);
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- subscriptions */
+
+static uint64_t group_priority(const struct down_sub *ds, uint64_t seq)
+{
+    const moq_track_info *info = ds->sub ? moq_subscription_info(ds->sub) : NULL;
+    uint64_t pub = info ? info->priority : 0;
+    uint64_t order = ds->prefs.ordered ? SEQ_MASK - (seq & SEQ_MASK) : (seq & SEQ_MASK);
+    return ((uint64_t)ds->prefs.priority << 56) | (pub << 48) | order;
+}
+
+static uint64_t latency_us(const struct down_sub *ds)
+{
+    uint64_t ms = ds->prefs.max_latency_ms;
+    const moq_track_info *info = ds->sub ? moq_subscription_info(ds->sub) : NULL;
+    if (!ms && info) ms = info->max_latency_ms;
+    if (!ms) ms = 5000;
+    return ms * 1000;
+}
+
+static void maybe_finish_subscription(struct down_sub *ds)
+{
+    if (ds->finished && ds->inflight == 0 && !ds->over) ms_finish(ds->ms);
+}
+
+static void write_frames(struct group_out *go)
+{
+    moq_session *s = go->ms->s;
+    moq_group *g = go->group;
+    uint64_t count = moq_group_frame_count(g);
+    if (go->next < moq_group_first_frame(g)) {
+        /* frames we never sent were dropped by the group's byte cap */
+        ms_reset(go->ms, MOQ_CODE_LAGGED);
+        group_out_end(go);
+        return;
+    }
+    bool v05 = s->caps->frame_timestamps;
+    for (; go->next < count; go->next++) {
+        const moq_frame *f = moq_group_frame(g, go->next);
+        if (!f) break;
+        moq_slice v[2];
+        size_t n;
+        if (v05) {
+            v[0] = (moq_slice){f->chunk, f->hdr_off[FAMILY_05],
+                               f->hdr_len[FAMILY_05] + (size_t)f->payload_len};
+            n = 1;
+        } else {
+            v[0] = (moq_slice){f->chunk, f->hdr_off[FAMILY_03], f->hdr_len[FAMILY_03]};
+            v[1] = (moq_slice){f->chunk, f->payload_off, f->payload_len};
+            n = f->payload_len ? 2 : 1;
+        }
+        if (moq_transport_write(s->t, go->ms->sid, v, n, false) < 0) {
+            group_out_end(go);
+            return;
+        }
+        s->stats.frames_out++;
+        s->stats.bytes_out += f->payload_len;
+    }
+}
+
+/* The group is over for this subscriber (finished, reset or abandoned). */
+static void group_out_end(struct group_out *go)
+{
+    if (go->follower) {
+        moq_follower_close(go->follower);
+        go->follower = NULL;
+    }
+    struct down_sub *ds = go->ds;
+    if (ds) {
+        moq_list_remove(&go->link);
+        go->ds = NULL;
+        ds->inflight--;
+        maybe_finish_subscription(ds);
+    }
+}
+
+static void go_on_frames(void *ctx, moq_follower *f, moq_group *g, uint64_t count)
+{
+    struct group_out *go = ctx;
+    if (go->ms && !go->ms->s->closing) write_frames(go);
+}
+
+static void go_on_end(void *ctx, moq_follower *f, moq_group *g, int state, uint64_t code)
+{
+    struct group_out *go = ctx;
+    if (!go->ms || go->ms->s->closing) return;
+    write_frames(go);
+    if (!go->follower) return; /* ended while writing */
+    if (state == MOQ_GROUP_FINISHED)
+        ms_finish(go->ms);
+    else
+        ms_reset(go->ms, code);
+    group_out_end(go);
+}
+
+static const moq_follower_ops group_follow_ops = {
+    .on_frames = go_on_frames,
+    .on_end = go_on_end,
+};
+
+static void group_out_free(struct group_out *go)
+{
+    if (go->queued) moq_list_remove(&go->qlink);
+    if (go->group) moq_group_unref(go->group);
+    free(go);
+}
+
+/* Open the uni stream and start writing. Returns false when out of stream credit. */
+static bool group_out_start(struct group_out *go)
+{
+    struct down_sub *ds = go->ds;
+    moq_session *s = ds->ms->s;
+    mstream *ms = ms_open(s, MS_GROUP_OUT, false);
+    if (!ms) return false;
+    if (go->queued) {
+        moq_list_remove(&go->qlink);
+        go->queued = false;
+    }
+    go->ms = ms;
+    ms->obj = go;
+    s->stats.groups_out++;
+    s->t->ops->set_priority(s->t, ms->sid, group_priority(ds, go->seq));
+    uint8_t hdr[MOQ_GROUP_HEADER_MAX];
+    int n = moq_group_header_pack(hdr, true, ds->id, go->seq);
+    if (n < 0 || moq_transport_write_bytes(s->t, ms->sid, hdr, (size_t)n, false) < 0) {
+        ms_reset(ms, MOQ_CODE_TRANSPORT);
+        group_out_end(go);
+        return true;
+    }
+    moq_group *g = go->group;
+    go->follower = moq_group_follow(g, &group_follow_ops, go);
+    if (!go->follower) {
+        ms_reset(ms, MOQ_CODE_TRANSPORT);
+        group_out_end(go);
+        return true;
+    }
+    uint64_t code = 0;
+    int state = moq_group_state(g, &code);
+    write_frames(go);
+    if (go->follower && state != MOQ_GROUP_OPEN) go_on_end(go, go->follower, g, state, code);
+    return true;
+}
+
+/* Reset groups this subscriber is too far behind on. */
+static void drop_stale_groups(struct down_sub *ds, uint64_t now)
+{
+    moq_session *s = ds->ms->s;
+    uint64_t limit = latency_us(ds);
+    moq_list *pos, *tmp;
+    moq_list_each(pos, tmp, &ds->groups)
+    {
+        struct group_out *go = moq_container_of(pos, struct group_out, link);
+        if (now - go->created_us <= limit) continue;
+        if (go->queued) {
+            s->stats.groups_dropped++;
+            group_out_end(go);
+            group_out_free(go);
+        } else if (go->ms && s->t->ops->unsent(s->t, go->ms->sid) > 0) {
+            s->stats.groups_dropped++;
+            ms_reset(go->ms, MOQ_CODE_OLD);
+            group_out_end(go);
+        }
+    }
+}
+
+static void ds_on_group(void *ctx, moq_subscription *sub, moq_group *g)
+{
+    struct down_sub *ds = ctx;
+    moq_session *s = ds->ms->s;
+    if (s->closing || ds->over) return;
+    uint64_t now = session_now();
+    drop_stale_groups(ds, now);
+    uint64_t seq = moq_group_sequence(g);
+    if (s->caps->subscribe_responses == MOQ_SUBRESP_START_END_DROP && !ds->start_sent) {
+        struct moq_subscribe_response r = {.kind = MOQ_SUBSCRIBE_START, .group = seq};
+        moq_buf b;
+        moq_buf_init(&b);
+        if (moq_encode_subscribe_response(&b, s->v, &r) == 0) ms_write(ds->ms, &b, false);
+        moq_buf_free(&b);
+        ds->start_sent = true;
+    }
+    struct group_out *go = calloc(1, sizeof(*go));
+    if (!go) return;
+    go->ds = ds;
+    go->seq = seq;
+    go->created_us = now;
+    go->group = moq_group_ref(g);
+    moq_list_push_back(&ds->groups, &go->link);
+    ds->inflight++;
+    if (!moq_list_empty(&s->queue) || !group_out_start(go)) {
+        go->queued = true;
+        moq_list_push_back(&s->queue, &go->qlink);
+    }
+}
+
+static void ds_on_finish(void *ctx, moq_subscription *sub, uint64_t final_seq)
+{
+    struct down_sub *ds = ctx;
+    moq_session *s = ds->ms->s;
+    if (s->closing || ds->over || ds->finished) return;
+    ds->finished = true;
+    ds->final_seq = final_seq;
+    if (s->caps->subscribe_responses == MOQ_SUBRESP_START_END_DROP) {
+        struct moq_subscribe_response r = {.kind = MOQ_SUBSCRIBE_END, .group = final_seq};
+        moq_buf b;
+        moq_buf_init(&b);
+        if (moq_encode_subscribe_response(&b, s->v, &r) == 0) ms_write(ds->ms, &b, false);
+        moq_buf_free(&b);
+    }
+    maybe_finish_subscription(ds);
+}
+
+static void ds_on_abort(void *ctx, moq_subscription *sub, uint64_t code)
+{
+    struct down_sub *ds = ctx;
+    if (ds->ms->s->closing || ds->over) return;
+    ds->over = true;
+    ms_abort(ds->ms, code);
+}
+
+static const moq_subscriber_ops down_sub_ops = {
+    .on_group = ds_on_group,
+    .on_finish = ds_on_finish,
+    .on_abort = ds_on_abort,
+};
+
+static void prefs_from_opts(moq_sub_prefs *p, const struct moq_subscribe_opts *o)
+{
+    memset(p, 0, sizeof(*p));
+    p->priority = o->priority;
+    p->ordered = o->ordered;
+    p->max_latency_ms = o->max_latency_ms;
+    p->has_start = o->has_start;
+    p->start_group = o->start_group;
+    p->has_end = o->has_end;
+    p->end_group = o->end_group;
+}
+
+static void start_subscription(mstream *ms, struct moq_subscribe *req)
+{
+    moq_session *s = ms->s;
+    moq_buf full;
+    moq_buf_init(&full);
+    if (!may_subscribe(s, req->broadcast, &full)) {
+        moq_buf_free(&full);
+        moq_debug("moq", "%s: subscribe to %.*s refused", s->t->peer, (int)req->broadcast.len,
+                  req->broadcast.ptr);
+        ms_abort(ms, MOQ_CODE_UNAUTHORIZED);
+        return;
+    }
+    struct down_sub *ds = calloc(1, sizeof(*ds));
+    if (!ds) {
+        moq_buf_free(&full);
+        ms_abort(ms, MOQ_CODE_TRANSPORT);
+        return;
+    }
+    ds->ms = ms;
+    ds->id = req->id;
+    moq_list_init(&ds->groups);
+    prefs_from_opts(&ds->prefs, &req->opts);
+    ms->obj = ds;
+    if (s->caps->subscribe_responses == MOQ_SUBRESP_OK_DROP) {
+        /* lite-03/04 expect SUBSCRIBE_OK first */
+        struct moq_subscribe_response r = {.kind = MOQ_SUBSCRIBE_OK};
+        r.ok.priority = req->opts.priority;
+        moq_buf b;
+        moq_buf_init(&b);
+        if (moq_encode_subscribe_response(&b, s->v, &r) == 0) ms_write(ms, &b, false);
+        moq_buf_free(&b);
+    }
+    int rv = moq_origin_subscribe(s->cfg.origin, full.data, full.len,
+                                  (const uint8_t *)req->track.ptr, req->track.len, exclude_hop(s),
+                                  &ds->prefs, &down_sub_ops, ds, &ds->sub);
+    if (rv < 0) {
+        ds->sub = NULL;
+        ds->over = true;
+        moq_debug("moq", "%s: subscribe to %s/%.*s failed: %s", s->t->peer, (char *)full.data,
+                  (int)req->track.len, req->track.ptr, moq_strerror(rv));
+        ms_abort(ms, rv == MOQ_ERR_NOT_FOUND ? MOQ_CODE_UNROUTABLE : MOQ_CODE_TRANSPORT);
+    } else {
+        s->stats.subscriptions++;
+        moq_debug("moq", "%s: subscribed to %s/%.*s (id %llu)", s->t->peer, (char *)full.data,
+                  (int)req->track.len, req->track.ptr, (unsigned long long)req->id);
+    }
+    moq_buf_free(&full);
+}
+
+/* The peer unsubscribed (FIN): end every group in flight and our side of the stream. */
+static void end_subscription(struct down_sub *ds)
+{
+    moq_debug("moq", "%s: unsubscribed (id %llu)", ds->ms->s->t->peer, (unsigned long long)ds->id);
+    ds->over = true;
+    moq_list *pos, *tmp;
+    moq_list_each(pos, tmp, &ds->groups)
+    {
+        struct group_out *go = moq_container_of(pos, struct group_out, link);
+        if (go->ms) ms_reset(go->ms, MOQ_CODE_CANCEL);
+        bool queued = go->queued;
+        group_out_end(go);
+        if (queued) group_out_free(go);
+    }
+    ms_finish(ds->ms);
+}
+
+static void update_subscription(struct down_sub *ds, const struct moq_subscribe_opts *opts)
+{
+    moq_session *s = ds->ms->s;
+    prefs_from_opts(&ds->prefs, opts);
+    if (ds->sub) moq_subscription_update(ds->sub, &ds->prefs);
+    moq_list *pos;
+    for (pos = ds->groups.next; pos != &ds->groups; pos = pos->next) {
+        struct group_out *go = moq_container_of(pos, struct group_out, link);
+        if (go->ms) s->t->ops->set_priority(s->t, go->ms->sid, group_priority(ds, go->seq));
+    }
+}
+
+void serve_subscribe_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
+{
+    moq_session *s = ms->s;
+    while (!s->closing) {
+        struct moq_ctrl_msg msg;
+        int rv = next_msg(ms, &data, &len, fin, &msg);
+        if (rv < 0) {
+            if (ms->obj && !ms->recv_done)
+                end_subscription(ms->obj);
+            else
+                ms_finish(ms);
+            return;
+        }
+        if (rv == 0) return;
+        struct down_sub *ds = ms->obj;
+        if (!ds) {
+            struct moq_subscribe req;
+            if (moq_decode_subscribe(s->v, msg.body, msg.len, &req) < 0) {
+                ms_abort(ms, MOQ_CODE_DECODE);
+                return;
+            }
+            start_subscription(ms, &req);
+            continue;
+        }
+        struct moq_subscribe_opts opts;
+        if (!s->caps->subscribe_update ||
+            moq_decode_subscribe_update(s->v, msg.body, msg.len, &opts) < 0) {
+            ms_abort(ms, MOQ_CODE_DECODE);
+            return;
+        }
+        if (!ds->over) update_subscription(ds, &opts);
+    }
+}
+
+void serve_streams_available(moq_session *s)
+{
+    while (!moq_list_empty(&s->queue) && !s->closing) {
+        /* the most important waiting group first */
+        struct group_out *best = NULL;
+        uint64_t best_prio = 0;
+        moq_list *pos;
+        for (pos = s->queue.next; pos != &s->queue; pos = pos->next) {
+            struct group_out *go = moq_container_of(pos, struct group_out, qlink);
+            uint64_t p = group_priority(go->ds, go->seq);
+            if (!best || p > best_prio) {
+                best = go;
+                best_prio = p;
+            }
+        }
+        if (!group_out_start(best)) return;
+    }
+}
+
+/* ---------------------------------------------------------------- fetch (lite-05) */
+
+static void fetch_write(struct fetch_out *fo)
+{
+    mstream *ms = fo->ms;
+    moq_group *g = moq_follower_group(fo->follower);
+    uint64_t count = moq_group_frame_count(g);
+    if (fo->next < moq_group_first_frame(g)) {
+        ms_reset(ms, MOQ_CODE_LAGGED);
+        moq_follower_close(fo->follower);
+        fo->follower = NULL;
+        return;
+    }
+    for (; fo->next < count; fo->next++) {
+        const moq_frame *f = moq_group_frame(g, fo->next);
+        if (!f) break;
+        moq_slice v = {f->chunk, f->hdr_off[FAMILY_05],
+                       f->hdr_len[FAMILY_05] + (size_t)f->payload_len};
+        if (moq_transport_write(ms->s->t, ms->sid, &v, 1, false) < 0) break;
+    }
+}
+
+static void fo_on_frames(void *ctx, moq_follower *f, moq_group *g, uint64_t count)
+{
+    struct fetch_out *fo = ctx;
+    if (!fo->ms->s->closing) fetch_write(fo);
+}
+
+static void fo_on_end(void *ctx, moq_follower *f, moq_group *g, int state, uint64_t code)
+{
+    struct fetch_out *fo = ctx;
+    if (fo->ms->s->closing) return;
+    fetch_write(fo);
+    if (!fo->follower) return;
+    if (state == MOQ_GROUP_FINISHED)
+        ms_finish(fo->ms);
+    else
+        ms_reset(fo->ms, code);
+    moq_follower_close(fo->follower);
+    fo->follower = NULL;
+}
+
+static const moq_follower_ops fetch_follow_ops = {
+    .on_frames = fo_on_frames,
+    .on_end = fo_on_end,
+};
+
+void serve_fetch_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
+{
+    moq_session *s = ms->s;
+    while (!s->closing) {
+        struct moq_ctrl_msg msg;
+        int rv = next_msg(ms, &data, &len, fin, &msg);
+        if (rv <= 0) return;
+        if (ms->obj) continue;
+        struct moq_fetch req;
+        if (moq_decode_fetch(s->v, msg.body, msg.len, &req) < 0) {
+            ms_abort(ms, MOQ_CODE_DECODE);
+            return;
+        }
+        moq_buf full;
+        moq_buf_init(&full);
+        if (!may_subscribe(s, req.broadcast, &full)) {
+            moq_buf_free(&full);
+            ms_abort(ms, MOQ_CODE_UNAUTHORIZED);
+            return;
+        }
+        moq_group *g = NULL;
+        rv = moq_origin_fetch(s->cfg.origin, full.data, full.len, (const uint8_t *)req.track.ptr,
+                              req.track.len, exclude_hop(s), req.group, req.priority, true,
+                              session_now(), &g);
+        moq_buf_free(&full);
+        if (rv < 0) {
+            ms_abort(ms, rv == MOQ_ERR_NOT_FOUND ? MOQ_CODE_NOT_FOUND : MOQ_CODE_TRANSPORT);
+            return;
+        }
+        struct fetch_out *fo = calloc(1, sizeof(*fo));
+        if (!fo) {
+            moq_group_unref(g);
+            ms_abort(ms, MOQ_CODE_TRANSPORT);
+            return;
+        }
+        fo->ms = ms;
+        ms->obj = fo;
+        fo->follower = moq_group_follow(g, &fetch_follow_ops, fo);
+        uint64_t code = 0;
+        int state = moq_group_state(g, &code);
+        moq_group_unref(g);
+        if (!fo->follower) {
+            ms_abort(ms, MOQ_CODE_TRANSPORT);
+            return;
+        }
+        s->t->ops->set_priority(s->t, ms->sid, (uint64_t)req.priority << 56);
+        fetch_write(fo);
+        if (fo->follower && state != MOQ_GROUP_OPEN) fo_on_end(fo, fo->follower, g, state, code);
+    }
+}
+
+/* ---------------------------------------------------------------- probe */
+
+void serve_probe_open(mstream *ms)
+{
+    moq_session *s = ms->s;
+    bool measurable = s->t->kind != MOQ_TRANSPORT_WEBSOCKET;
+    if (!s->cfg.offer_probe || !measurable || s->probe) {
+        ms_reset(ms, MOQ_CODE_UNSUPPORTED);
+        ms->kind = MS_IGNORE;
+        return;
+    }
+    struct probe_serve *ps = calloc(1, sizeof(*ps));
+    if (!ps) {
+        ms_reset(ms, MOQ_CODE_TRANSPORT);
+        ms->kind = MS_IGNORE;
+        return;
+    }
+    ps->ms = ms;
+    ms->obj = ps;
+    s->probe = ps;
+    ev_timer_start(s->cfg.loop, &s->probe_timer);
+    serve_probe_tick(s);
+}
+
+static bool changed_enough(uint64_t before, uint64_t now)
+{
+    if (before == 0) return now != 0;
+    uint64_t diff = before > now ? before - now : now - before;
+    return diff * 4 >= before;
+}
+
+void serve_probe_tick(moq_session *s)
+{
+    struct probe_serve *ps = s->probe;
+    if (!ps || s->closing) return;
+    struct moq_transport_stats st;
+    s->t->ops->stats(s->t, &st);
+    struct moq_probe p = {st.bitrate_bps, (st.rtt_us + 999) / 1000};
+    if (st.rtt_us && p.rtt_ms == 0) p.rtt_ms = 1;
+    ev_tstamp now = ev_now(s->cfg.loop);
+    bool due = ps->last_sent == 0 || now - ps->last_sent >= 10.0 ||
+               changed_enough(ps->last_bitrate, p.bitrate_bps) ||
+               (s->caps->probe_rtt && changed_enough(ps->last_rtt, p.rtt_ms));
+    if (!due) return;
+    moq_buf b;
+    moq_buf_init(&b);
+    if (moq_encode_probe(&b, s->v, &p) == 0 && ms_write(ps->ms, &b, false) == 0) {
+        ps->last_sent = now;
+        ps->last_bitrate = p.bitrate_bps;
+        ps->last_rtt = p.rtt_ms;
+    }
+    moq_buf_free(&b);
+}
+
+/* ---------------------------------------------------------------- release */
+
+void serve_release(mstream *ms)
+{
+    moq_session *s = ms->s;
+    switch (ms->kind) {
+    case MS_ANN_SERVE: {
+        struct ann_serve *as = ms->obj;
+        if (!as) break;
+        for (size_t i = 0; i < as->n_watches; i++)
+            moq_watch_close(as->watches[i]);
+        moq_buf_free(&as->initial);
+        free(as->full);
+        free(as);
+        break;
+    }
+    case MS_TRACK_SERVE: {
+        struct track_serve *ts = ms->obj;
+        if (!ts) break;
+        if (ts->sub) moq_subscription_close(ts->sub);
+        free(ts);
+        break;
+    }
+    case MS_SUB_SERVE: {
+        struct down_sub *ds = ms->obj;
+        if (!ds) break;
+        ds->over = true;
+        if (ds->sub) moq_subscription_close(ds->sub);
+        ds->sub = NULL;
+        while (!moq_list_empty(&ds->groups)) {
+            struct group_out *go = moq_list_first(&ds->groups, struct group_out, link);
+            bool queued = go->queued;
+            group_out_end(go);
+            if (queued) group_out_free(go);
+        }
+        if (s->stats.subscriptions) s->stats.subscriptions--;
+        free(ds);
+        break;
+    }
+    case MS_GROUP_OUT: {
+        struct group_out *go = ms->obj;
+        if (!go) break;
+        group_out_end(go);
+        group_out_free(go);
+        break;
+    }
+    case MS_FETCH_SERVE: {
+        struct fetch_out *fo = ms->obj;
+        if (!fo) break;
+        if (fo->follower) moq_follower_close(fo->follower);
+        free(fo);
+        break;
+    }
+    case MS_PROBE_SERVE: {
+        struct probe_serve *ps = ms->obj;
+        if (!ps) break;
+        if (s->probe == ps) {
+            s->probe = NULL;
+            ev_timer_stop(s->cfg.loop, &s->probe_timer);
+        }
+        free(ps);
+        break;
+    }
+    default:
+        break;
+    }
+    ms->obj = NULL;
+}

@@ -1,0 +1,677 @@
+/* The session engine's core: lifecycle, SETUP, authorization, stream dispatch, teardown. */
+#include "moq/session_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "moq/path.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/time.h"
+
+static const struct moq_transport_events session_events;
+
+uint64_t session_now(void)
+{
+    return moq_now_us();
+}
+
+/* ---------------------------------------------------------------- paths */
+
+int session_global_path(const moq_session *s, const uint8_t *rel, size_t len, moq_buf *out)
+{
+    int rv = moq_path_join(out, moq_str_make(s->perms.root, strlen(s->perms.root)),
+                           moq_str_make(rel, len));
+    if (rv < 0) return rv;
+    rv = moq_buf_put_u8(out, 0);
+    if (rv == 0) out->len--; /* keep the NUL outside len */
+    return rv;
+}
+
+int session_relative_path(const moq_session *s, const uint8_t *path, size_t len,
+                          const uint8_t **rel, size_t *rel_len)
+{
+    moq_str suffix;
+    if (moq_path_strip_prefix(moq_str_make(path, len),
+                              moq_str_make(s->perms.root, strlen(s->perms.root)), &suffix) < 0)
+        return -1;
+    *rel = (const uint8_t *)suffix.ptr;
+    *rel_len = suffix.len;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- streams */
+
+mstream *ms_new(moq_session *s, int64_t sid, enum ms_kind kind, bool bidi, bool local)
+{
+    mstream *ms = calloc(1, sizeof(*ms));
+    if (!ms) return NULL;
+    ms->s = s;
+    ms->sid = sid;
+    ms->kind = kind;
+    ms->bidi = bidi;
+    ms->local = local;
+    /* a stream we cannot send on, or cannot receive on, is done in that direction */
+    if (!bidi) {
+        if (local)
+            ms->recv_done = true;
+        else
+            ms->send_done = true;
+    }
+    moq_varint_reader_init(&ms->vr);
+    moq_buf_init(&ms->held);
+    moq_list_init(&ms->held_link);
+    moq_list_push_back(&s->streams, &ms->link);
+    s->t->ops->set_stream_ctx(s->t, sid, ms);
+    return ms;
+}
+
+mstream *ms_open(moq_session *s, enum ms_kind kind, bool bidi)
+{
+    if (s->closing) return NULL;
+    int64_t sid;
+    if (moq_transport_open(s->t, bidi, &sid) < 0) return NULL;
+    mstream *ms = ms_new(s, sid, kind, bidi, true);
+    if (!ms) s->t->ops->reset(s->t, sid, MOQ_CODE_TRANSPORT);
+    return ms;
+}
+
+int ms_write(mstream *ms, const moq_buf *b, bool fin)
+{
+    moq_session *s = ms->s;
+    if (s->closing || ms->send_done) return MOQ_ERR_CLOSED;
+    int rv = moq_transport_write_bytes(s->t, ms->sid, b ? b->data : NULL, b ? b->len : 0, fin);
+    if (fin && rv == 0) ms->send_done = true;
+    return rv;
+}
+
+void ms_finish(mstream *ms)
+{
+    if (!ms->send_done) ms_write(ms, NULL, true);
+}
+
+void ms_reset(mstream *ms, uint64_t code)
+{
+    if (ms->send_done || ms->s->closing) return;
+    ms->send_done = true;
+    ms->s->t->ops->reset(ms->s->t, ms->sid, code);
+}
+
+void ms_stop(mstream *ms, uint64_t code)
+{
+    if (ms->recv_done || ms->s->closing) return;
+    ms->recv_done = true;
+    ms->s->t->ops->stop(ms->s->t, ms->sid, code);
+}
+
+void ms_abort(mstream *ms, uint64_t code)
+{
+    ms_reset(ms, code);
+    ms_stop(ms, code);
+}
+
+static void ms_release(mstream *ms)
+{
+    switch (ms->kind) {
+    case MS_ANN_SERVE:
+    case MS_SUB_SERVE:
+    case MS_TRACK_SERVE:
+    case MS_FETCH_SERVE:
+    case MS_PROBE_SERVE:
+    case MS_GROUP_OUT:
+        serve_release(ms);
+        break;
+    case MS_ANN_CONSUME:
+    case MS_SUB_CONSUME:
+    case MS_TRACK_CONSUME:
+    case MS_FETCH_CONSUME:
+    case MS_GROUP_IN:
+        consume_release(ms);
+        break;
+    default:
+        break;
+    }
+    ms->obj = NULL;
+}
+
+static void ms_free(mstream *ms)
+{
+    moq_session *s = ms->s;
+    ms_release(ms);
+    if (ms->cr_live) moq_ctrl_reader_free(&ms->cr);
+    if (moq_list_linked(&ms->held_link)) {
+        moq_list_remove(&ms->held_link);
+        s->held_streams--;
+        s->held_bytes -= ms->held.len;
+    }
+    moq_buf_free(&ms->held);
+    moq_list_remove(&ms->link);
+    free(ms);
+}
+
+/* ---------------------------------------------------------------- closing */
+
+void session_fail(moq_session *s, uint64_t code, const char *reason)
+{
+    if (s->closing) return;
+    moq_info("moq", "%s: closing session: %s (code %llu)", s->t->peer, reason,
+             (unsigned long long)code);
+    s->closing = true;
+    moq_transport_close(s->t, code, reason);
+}
+
+void moq_session_close(moq_session *s, uint64_t code, const char *reason)
+{
+    if (s->closing) return;
+    s->closing = true;
+    moq_transport_close(s->t, code, reason);
+}
+
+static void session_teardown(moq_session *s, uint64_t code, const char *reason)
+{
+    s->closing = true;
+    s->gone = true;
+    ev_timer_stop(s->cfg.loop, &s->setup_timer);
+    ev_timer_stop(s->cfg.loop, &s->expiry_timer);
+    ev_timer_stop(s->cfg.loop, &s->probe_timer);
+    /* What we serve first (closing consumer handles gets no callbacks), then the routes the
+     * peer gave us (their tracks are released through the producer ops), then the rest. */
+    moq_list *pos, *tmp;
+    moq_list_each(pos, tmp, &s->streams)
+    {
+        mstream *ms = moq_container_of(pos, mstream, link);
+        if (ms->kind != MS_GROUP_IN && ms->kind != MS_FETCH_CONSUME) ms_release(ms);
+    }
+    consume_teardown(s);
+    while (!moq_list_empty(&s->streams))
+        ms_free(moq_list_first(&s->streams, mstream, link));
+    moq_u64map_free(&s->up_by_id);
+    moq_u64map_free(&s->up_by_track);
+    if (s->cfg.closed) s->cfg.closed(s->cfg.ctx, s, code, reason);
+    moq_perms_free(&s->perms);
+    free(s->setup_path);
+    free(s);
+}
+
+/* ---------------------------------------------------------------- timers */
+
+static void setup_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    moq_session *s = w->data;
+    session_fail(s, MOQ_CODE_TIMEOUT, "no SETUP from the peer");
+}
+
+static void expiry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    moq_session *s = w->data;
+    session_fail(s, MOQ_CODE_UNAUTHORIZED, "token expired");
+}
+
+static void probe_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    serve_probe_tick(w->data);
+}
+
+/* ---------------------------------------------------------------- SETUP and authorization */
+
+static void send_setup(moq_session *s)
+{
+    mstream *ms = ms_open(s, MS_SETUP_OUT, false);
+    if (!ms) {
+        session_fail(s, MOQ_CODE_TRANSPORT, "cannot open the SETUP stream");
+        return;
+    }
+    struct moq_setup setup = {0};
+    setup.origin = moq_origin_id(s->cfg.origin);
+    if (s->cfg.offer_probe && s->t->kind != MOQ_TRANSPORT_WEBSOCKET) setup.probe = MOQ_PROBE_REPORT;
+    if (s->t->is_client && s->cfg.setup_path && s->t->kind == MOQ_TRANSPORT_QUIC) {
+        setup.has_path = true;
+        setup.path = moq_str_make(s->cfg.setup_path, strlen(s->cfg.setup_path));
+    }
+    moq_buf b;
+    moq_buf_init(&b);
+    int rv = moq_encode_stream_type(&b, MOQ_UNI_SETUP);
+    if (rv == 0) rv = moq_encode_setup(&b, s->v, &setup);
+    if (rv == 0) rv = ms_write(ms, &b, true);
+    moq_buf_free(&b);
+    if (rv < 0) session_fail(s, MOQ_CODE_TRANSPORT, "cannot send SETUP");
+}
+
+/* A client that declares one role gets only that direction (upstream prunes the other). */
+static void apply_role(moq_perms *p, int role)
+{
+    if (role == MOQ_ROLE_PUBLISHER)
+        moq_strlist_free(&p->subscribe);
+    else if (role == MOQ_ROLE_SUBSCRIBER)
+        moq_strlist_free(&p->publish);
+}
+
+static void session_stream_data(moq_session *s, mstream *ms, const uint8_t *data, size_t len,
+                                bool fin);
+
+static void release_held(moq_session *s)
+{
+    while (!moq_list_empty(&s->held) && !s->closing) {
+        mstream *ms = moq_list_first(&s->held, mstream, held_link);
+        moq_list_remove(&ms->held_link);
+        s->held_streams--;
+        s->held_bytes -= ms->held.len;
+        moq_buf held = ms->held;
+        moq_buf_init(&ms->held);
+        session_stream_data(s, ms, held.data, held.len, ms->held_fin);
+        moq_buf_free(&held);
+    }
+}
+
+static void authorize(moq_session *s)
+{
+    const char *path = "/";
+    if (s->t->path)
+        path = s->t->path;
+    else if (s->setup_path && s->setup_path[0])
+        path = s->setup_path;
+    moq_perms perms = {0};
+    uint64_t code = s->cfg.authorize(s->cfg.ctx, s, path, s->peer_role, &perms);
+    if (code == 0) {
+        apply_role(&perms, s->peer_role);
+        if (!perms.root) perms.root = strdup("");
+        if (!perms.root)
+            code = MOQ_CODE_TRANSPORT;
+        else if (perms.publish.len == 0 && perms.subscribe.len == 0)
+            code = MOQ_CODE_UNAUTHORIZED;
+    }
+    if (code != 0) {
+        moq_perms_free(&perms);
+        session_fail(s, code, "not authorized");
+        return;
+    }
+    s->perms = perms;
+    s->authorized = true;
+    if (perms.expires > 0) {
+        double in = (double)(perms.expires - moq_wall_s());
+        ev_timer_set(&s->expiry_timer, in > 0 ? in : 0., 0.);
+        ev_timer_start(s->cfg.loop, &s->expiry_timer);
+    }
+    moq_debug("moq", "%s: %s session authorized at /%s", s->t->peer, s->caps->alpn, perms.root);
+    consume_start(s);
+    release_held(s);
+}
+
+static void on_setup(moq_session *s, mstream *ms, const uint8_t *data, size_t len, bool fin)
+{
+    while (!s->closing) {
+        struct moq_ctrl_msg msg;
+        int rv = moq_ctrl_reader_next(&ms->cr, &data, &len, fin, &msg);
+        if (rv == 0) return;
+        if (rv < 0 || s->setup_received) {
+            if (rv == MOQ_ERR_CLOSED && s->setup_received) return;
+            session_fail(s, MOQ_CODE_PROTOCOL_VIOLATION, "bad SETUP stream");
+            return;
+        }
+        struct moq_setup setup;
+        if (moq_decode_setup(s->v, msg.body, msg.len, &setup) < 0) {
+            session_fail(s, MOQ_CODE_DECODE, "malformed SETUP");
+            return;
+        }
+        s->setup_received = true;
+        s->peer_origin = setup.origin;
+        s->peer_role = (int)setup.role;
+        if (setup.has_path && setup.path.len) {
+            s->setup_path = malloc(setup.path.len + 1);
+            if (!s->setup_path) {
+                session_fail(s, MOQ_CODE_TRANSPORT, "out of memory");
+                return;
+            }
+            memcpy(s->setup_path, setup.path.ptr, setup.path.len);
+            s->setup_path[setup.path.len] = '\0';
+        }
+        ev_timer_stop(s->cfg.loop, &s->setup_timer);
+        if (!s->authorized) authorize(s);
+    }
+}
+
+/* ---------------------------------------------------------------- dispatch */
+
+static void dispatch_type(moq_session *s, mstream *ms, uint64_t type)
+{
+    const moq_caps *caps = s->caps;
+    if (!ms->bidi) {
+        if (type == MOQ_UNI_GROUP) {
+            ms->kind = MS_GROUP_IN;
+            return;
+        }
+        if (type == MOQ_UNI_SETUP && caps->setup_stream) {
+            ms->kind = MS_SETUP_IN;
+            moq_ctrl_reader_init(&ms->cr, 0, MAX_CONTROL_MSG);
+            ms->cr_live = true;
+            return;
+        }
+    } else if (moq_bidi_type_supported(s->v, type)) {
+        moq_ctrl_reader_init(&ms->cr, 0, MAX_CONTROL_MSG);
+        ms->cr_live = true;
+        switch (type) {
+        case MOQ_BIDI_ANNOUNCE:
+            ms->kind = MS_ANN_SERVE;
+            return;
+        case MOQ_BIDI_SUBSCRIBE:
+            ms->kind = MS_SUB_SERVE;
+            return;
+        case MOQ_BIDI_TRACK:
+            ms->kind = MS_TRACK_SERVE;
+            return;
+        case MOQ_BIDI_FETCH:
+            ms->kind = MS_FETCH_SERVE;
+            return;
+        case MOQ_BIDI_PROBE:
+            ms->kind = MS_PROBE_SERVE;
+            serve_probe_open(ms);
+            return;
+        case MOQ_BIDI_GOAWAY:
+            moq_info("moq", "%s: peer sent GOAWAY", s->t->peer);
+            ms->kind = MS_IGNORE;
+            return;
+        default:
+            break;
+        }
+    }
+    moq_debug("moq", "%s: unexpected %s stream type %llu", s->t->peer, ms->bidi ? "bidi" : "uni",
+              (unsigned long long)type);
+    ms->kind = MS_IGNORE;
+    ms_abort(ms, MOQ_CODE_UNEXPECTED_STREAM);
+}
+
+/* Whether a peer stream must wait: only the SETUP stream goes ahead of authorization. */
+static bool must_hold(moq_session *s, mstream *ms, const uint8_t *data, size_t len)
+{
+    if (s->authorized) return false;
+    if (moq_list_linked(&ms->held_link)) return true;
+    if (ms->kind != MS_NEW) return false;
+    if (!ms->bidi && len > 0) {
+        uint64_t type;
+        moq_varint_reader probe = ms->vr;
+        const uint8_t *p = data;
+        size_t n = len;
+        if (moq_varint_reader_next(&probe, &p, &n, false, &type) == 1 && type == MOQ_UNI_SETUP)
+            return false;
+    }
+    return true;
+}
+
+static void hold(moq_session *s, mstream *ms, const uint8_t *data, size_t len, bool fin)
+{
+    if (!moq_list_linked(&ms->held_link)) {
+        if (s->held_streams >= MAX_HELD_STREAMS) {
+            ms->kind = MS_IGNORE;
+            ms_abort(ms, MOQ_CODE_BOUNDS_EXCEEDED);
+            return;
+        }
+        moq_list_push_back(&s->held, &ms->held_link);
+        s->held_streams++;
+    }
+    if (s->held_bytes + len > MAX_HELD_BYTES || moq_buf_append(&ms->held, data, len) < 0) {
+        session_fail(s, MOQ_CODE_BOUNDS_EXCEEDED, "too much data before SETUP");
+        return;
+    }
+    s->held_bytes += len;
+    if (fin) ms->held_fin = true;
+}
+
+static void session_stream_data(moq_session *s, mstream *ms, const uint8_t *data, size_t len,
+                                bool fin)
+{
+    if (must_hold(s, ms, data, len)) {
+        hold(s, ms, data, len, fin);
+        return;
+    }
+    if (ms->kind == MS_NEW) {
+        uint64_t type;
+        int rv = moq_varint_reader_next(&ms->vr, &data, &len, fin, &type);
+        if (rv == 0) return;
+        if (rv < 0) {
+            ms->kind = MS_IGNORE;
+            ms_abort(ms, MOQ_CODE_DECODE);
+            return;
+        }
+        dispatch_type(s, ms, type);
+    }
+    if (len == 0 && !fin) return;
+    switch (ms->kind) {
+    case MS_SETUP_IN:
+        on_setup(s, ms, data, len, fin);
+        break;
+    case MS_ANN_SERVE:
+        serve_announce_data(ms, data, len, fin);
+        break;
+    case MS_SUB_SERVE:
+        serve_subscribe_data(ms, data, len, fin);
+        break;
+    case MS_TRACK_SERVE:
+        serve_track_data(ms, data, len, fin);
+        break;
+    case MS_FETCH_SERVE:
+        serve_fetch_data(ms, data, len, fin);
+        break;
+    case MS_ANN_CONSUME:
+        consume_announce_data(ms, data, len, fin);
+        break;
+    case MS_SUB_CONSUME:
+        consume_subscribe_data(ms, data, len, fin);
+        break;
+    case MS_TRACK_CONSUME:
+        consume_track_data(ms, data, len, fin);
+        break;
+    case MS_FETCH_CONSUME:
+        consume_fetch_data(ms, data, len, fin);
+        break;
+    case MS_GROUP_IN:
+        consume_group_data(ms, data, len, fin);
+        break;
+    case MS_PROBE_SERVE:
+        /* the opener writes nothing after the type; FIN ends the reports */
+        if (fin) {
+            ms_finish(ms);
+            serve_release(ms);
+            ms->kind = MS_IGNORE;
+        }
+        break;
+    default:
+        break;
+    }
+    if (fin) ms->recv_done = true;
+}
+
+/* ---------------------------------------------------------------- transport events */
+
+static void ev_stream_opened(void *app, moq_transport *t, int64_t sid, bool bidi)
+{
+    moq_session *s = app;
+    if (s->closing) return;
+    if (!ms_new(s, sid, MS_NEW, bidi, false)) session_fail(s, MOQ_CODE_TRANSPORT, "out of memory");
+}
+
+static void ev_stream_data(void *app, moq_transport *t, int64_t sid, void *sctx,
+                           const uint8_t *data, size_t len, bool fin)
+{
+    moq_session *s = app;
+    mstream *ms = sctx;
+    if (!ms || s->closing || ms->recv_done) return;
+    session_stream_data(s, ms, data, len, fin);
+}
+
+static void ev_stream_reset(void *app, moq_transport *t, int64_t sid, void *sctx, uint64_t code)
+{
+    moq_session *s = app;
+    mstream *ms = sctx;
+    if (!ms || s->closing) return;
+    ms->recv_done = true;
+    switch (ms->kind) {
+    case MS_ANN_CONSUME:
+    case MS_SUB_CONSUME:
+    case MS_TRACK_CONSUME:
+    case MS_FETCH_CONSUME:
+    case MS_GROUP_IN:
+        consume_stream_reset(ms, code);
+        break;
+    case MS_ANN_SERVE:
+    case MS_SUB_SERVE:
+    case MS_TRACK_SERVE:
+    case MS_FETCH_SERVE:
+    case MS_PROBE_SERVE:
+        /* the peer abandoned its request: stop serving it */
+        ms_reset(ms, MOQ_CODE_CANCEL);
+        serve_release(ms);
+        ms->kind = MS_IGNORE;
+        break;
+    case MS_SETUP_IN:
+        session_fail(s, MOQ_CODE_PROTOCOL_VIOLATION, "SETUP stream reset");
+        break;
+    default:
+        break;
+    }
+}
+
+static void ev_stream_stopped(void *app, moq_transport *t, int64_t sid, void *sctx, uint64_t code)
+{
+    moq_session *s = app;
+    mstream *ms = sctx;
+    if (!ms || s->closing) return;
+    ms->send_done = true;
+    switch (ms->kind) {
+    case MS_GROUP_OUT:
+    case MS_FETCH_SERVE:
+    case MS_PROBE_SERVE:
+    case MS_TRACK_SERVE:
+        serve_release(ms);
+        ms->kind = MS_IGNORE;
+        break;
+    case MS_SUB_SERVE:
+    case MS_ANN_SERVE:
+        ms_stop(ms, MOQ_CODE_CANCEL);
+        serve_release(ms);
+        ms->kind = MS_IGNORE;
+        break;
+    case MS_ANN_CONSUME:
+    case MS_SUB_CONSUME:
+    case MS_TRACK_CONSUME:
+    case MS_FETCH_CONSUME:
+        consume_stream_reset(ms, code);
+        break;
+    default:
+        break;
+    }
+}
+
+static void ev_stream_closed(void *app, moq_transport *t, int64_t sid, void *sctx)
+{
+    mstream *ms = sctx;
+    moq_trace("moq", "%s: stream %lld closed (kind %d)", t->peer, (long long)sid,
+              ms ? (int)ms->kind : -1);
+    if (ms) ms_free(ms);
+}
+
+static void ev_streams_available(void *app, moq_transport *t, bool bidi)
+{
+    moq_session *s = app;
+    if (!s->closing && !bidi) serve_streams_available(s);
+}
+
+static void ev_datagram(void *app, moq_transport *t, const uint8_t *data, size_t len)
+{
+    moq_session *s = app;
+    if (!s->closing && s->authorized && s->caps->datagrams) consume_datagram(s, data, len);
+}
+
+static void ev_closed(void *app, moq_transport *t, uint64_t code, const char *reason)
+{
+    moq_session *s = app;
+    moq_info("moq", "%s: %s session closed (code %llu%s%s)", t->peer, s->caps->alpn,
+             (unsigned long long)code, reason && reason[0] ? ": " : "", reason ? reason : "");
+    session_teardown(s, code, reason);
+}
+
+static const struct moq_transport_events session_events = {
+    .stream_opened = ev_stream_opened,
+    .stream_data = ev_stream_data,
+    .stream_reset = ev_stream_reset,
+    .stream_stopped = ev_stream_stopped,
+    .stream_closed = ev_stream_closed,
+    .streams_available = ev_streams_available,
+    .datagram = ev_datagram,
+    .closed = ev_closed,
+};
+
+/* ---------------------------------------------------------------- public */
+
+moq_session *moq_session_new(moq_transport *t, const struct moq_session_config *cfg)
+{
+    int version = moq_version_from_alpn(t->protocol, strlen(t->protocol));
+    const moq_caps *caps = version > 0 ? moq_caps_get((moq_version)version) : NULL;
+    if (!caps) {
+        moq_warn("moq", "%s: unsupported protocol '%s'", t->peer, t->protocol);
+        moq_transport_close(t, MOQ_CODE_VERSION, "unsupported protocol");
+        return NULL;
+    }
+    moq_session *s = calloc(1, sizeof(*s));
+    if (!s) {
+        moq_transport_close(t, MOQ_CODE_TRANSPORT, "out of memory");
+        return NULL;
+    }
+    s->t = t;
+    s->cfg = *cfg;
+    if (!s->cfg.max_frame_bytes) s->cfg.max_frame_bytes = MOQ_DEFAULT_MAX_FRAME;
+    if (!s->cfg.max_inbound_bytes) s->cfg.max_inbound_bytes = 64ull * 1024 * 1024;
+    s->v = (moq_version)version;
+    s->caps = caps;
+    s->peer_role = MOQ_ROLE_BOTH;
+    moq_list_init(&s->streams);
+    moq_list_init(&s->held);
+    moq_list_init(&s->ann_consumes);
+    moq_list_init(&s->queue);
+    moq_u64map_init(&s->up_by_id);
+    moq_u64map_init(&s->up_by_track);
+    ev_timer_init(&s->setup_timer, setup_timeout_cb, SETUP_TIMEOUT_S, 0.);
+    ev_timer_init(&s->expiry_timer, expiry_cb, 0., 0.);
+    ev_timer_init(&s->probe_timer, probe_cb, 0.1, 0.1);
+    s->setup_timer.data = s->expiry_timer.data = s->probe_timer.data = s;
+    moq_transport_attach(t, &session_events, s);
+    moq_info("moq", "%s: %s session over %s%s%s", t->peer, caps->alpn,
+             t->kind == MOQ_TRANSPORT_QUIC           ? "QUIC"
+             : t->kind == MOQ_TRANSPORT_WEBTRANSPORT ? "WebTransport"
+                                                     : "WebSocket",
+             t->path ? " at " : "", t->path ? t->path : "");
+    if (caps->setup_stream) send_setup(s);
+    /* Servers on lite-05 wait for the client's SETUP (it may carry the path and role);
+     * clients and older versions are authorized at once. */
+    if (caps->setup_stream && !t->is_client) {
+        ev_timer_start(cfg->loop, &s->setup_timer);
+    } else if (!s->closing) {
+        authorize(s);
+    }
+    return s;
+}
+
+moq_transport *moq_session_transport(const moq_session *s)
+{
+    return s->t;
+}
+
+const moq_perms *moq_session_perms(const moq_session *s)
+{
+    return s->authorized ? &s->perms : NULL;
+}
+
+const char *moq_session_version(const moq_session *s)
+{
+    return s->caps->alpn;
+}
+
+uint64_t moq_session_peer_origin(const moq_session *s)
+{
+    return s->peer_origin;
+}
+
+void moq_session_stats_get(const moq_session *s, struct moq_session_stats *out)
+{
+    *out = s->stats;
+}

@@ -1,0 +1,92 @@
+/*
+ * session.h - the moq-lite session engine: one moq-lite 03/04/05 session on any transport
+ * (raw QUIC, WebTransport, qmux over WebSocket), bridging its peer and a model origin.
+ *
+ * Both roles run on every session, limited by the session's permissions:
+ *  - serving: what the peer may subscribe to (perms.subscribe, relative to perms.root; see
+ *    auth/auth.h for moq_perms) is
+ *    served from the origin - announcements (the peer's Announce streams), track info
+ *    (TRACK), subscriptions (SUBSCRIBE -> one uni stream per group), FETCH and PROBE;
+ *  - consuming: for what the peer may publish (perms.publish) the engine opens Announce
+ *    streams to the peer and puts the broadcasts it announces into the origin as routes;
+ *    when the origin asks for one of their tracks, it subscribes upstream (TRACK then
+ *    SUBSCRIBE on 05) and writes the groups it receives into the model, once, for every
+ *    downstream subscriber.
+ *
+ * Authorization: the engine calls cfg->authorize once it knows the request path: at once
+ * on 03/04 and on transports that carry a URL, after the peer's SETUP on raw-QUIC 05 (its
+ * Path parameter). Until then the peer's streams wait (bounded). A refusal closes the
+ * session with the code authorize returns.
+ *
+ * Lifetime: moq_session_new attaches the session to the transport as its application.
+ * The session ends when the transport closes (by the peer, by moq_session_close or by an
+ * error); cfg->closed is then called once and the session frees itself and everything it
+ * holds in the model (its routes are reported lost, so they linger). The transport frees
+ * itself after that. The config strings and the origin must outlive the session.
+ */
+#ifndef MOQ_MOQ_SESSION_H
+#define MOQ_MOQ_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "auth/auth.h"
+#include "model/model.h"
+#include "transport/transport.h"
+
+struct ev_loop;
+typedef struct moq_session moq_session;
+
+struct moq_session_config {
+    moq_origin *origin;
+    struct ev_loop *loop;
+    /* Client side, raw QUIC, lite-05: the Path parameter of our SETUP ("/path?query"). */
+    const char *setup_path;
+    /* Offer bandwidth probes (SETUP Probe = report) when the transport can measure. */
+    bool offer_probe;
+    /* Largest frame accepted from the peer (default 32 MiB); inbound frames in progress
+     * may hold at most max_inbound_bytes in total (default 64 MiB). */
+    uint64_t max_frame_bytes;
+    uint64_t max_inbound_bytes;
+    /* Decide what the peer may do. `path` is "/path?query" (the transport URL, the SETUP
+     * Path, or "/" when there is none); role is enum moq_role of the peer's SETUP (BOTH
+     * when absent). Fill *perms (auth/auth.h; the engine takes ownership of it) and return
+     * 0, or return a moq error code (> 0, e.g. 6 Unauthorized) to refuse. Required. */
+    uint64_t (*authorize)(void *ctx, moq_session *s, const char *path, int role, moq_perms *perms);
+    /* The session has ended (after authorization or not). Optional. */
+    void (*closed)(void *ctx, moq_session *s, uint64_t code, const char *reason);
+    void *ctx;
+};
+
+/* Start a session on an established transport whose protocol is a moq-lite version.
+ * Returns NULL (and closes the transport with an error code) when the protocol is not one
+ * we implement or memory runs out. */
+moq_session *moq_session_new(moq_transport *t, const struct moq_session_config *cfg);
+
+/* Close the session (and its transport) with a moq error code; `closed` follows. */
+void moq_session_close(moq_session *s, uint64_t code, const char *reason);
+
+moq_transport *moq_session_transport(const moq_session *s);
+/* The permissions in force, or NULL before authorization. */
+const moq_perms *moq_session_perms(const moq_session *s);
+/* The negotiated moq-lite version name ("moq-lite-05"). */
+const char *moq_session_version(const moq_session *s);
+/* The peer's origin id from its SETUP (05), 0 when unknown. */
+uint64_t moq_session_peer_origin(const moq_session *s);
+
+struct moq_session_stats {
+    uint64_t announces_in;  /* broadcasts the peer announced to us (live routes) */
+    uint64_t subscriptions; /* downstream subscriptions the peer holds */
+    uint64_t groups_out;    /* group streams opened toward the peer */
+    uint64_t groups_in;     /* group streams received from the peer */
+    uint64_t frames_out;
+    uint64_t frames_in;
+    uint64_t bytes_out;      /* payload bytes queued toward the peer */
+    uint64_t bytes_in;       /* payload bytes received from the peer */
+    uint64_t groups_dropped; /* group streams reset because the peer fell behind */
+};
+
+void moq_session_stats_get(const moq_session *s, struct moq_session_stats *out);
+
+#endif

@@ -1,0 +1,267 @@
+/*
+ * session_int.h - private structures of the session engine, shared by session.c (core,
+ * SETUP, authorization, dispatch, teardown), sess_serve.c (what we serve to the peer) and
+ * sess_consume.c (what we take from the peer). Not for use outside src/moq.
+ */
+#ifndef MOQ_MOQ_SESSION_INT_H
+#define MOQ_MOQ_SESSION_INT_H
+
+#include <ev.h>
+
+#include "model/model.h"
+#include "moq/codec.h"
+#include "moq/errors.h"
+#include "moq/session.h"
+#include "moq/stream_reader.h"
+#include "util/buf.h"
+#include "util/list.h"
+#include "util/map.h"
+
+/* Frame chunks reserve room in front of the payload for the encoded frame headers of both
+ * protocol families: [0, 8) the lite-03/04 header (size), and the lite-05 header (zigzag
+ * timestamp delta + size) right-aligned to FRAME_PAYLOAD_OFF so that header and payload
+ * form one contiguous slice for lite-05 peers. */
+#define FRAME_HDR03_OFF   0
+#define FRAME_PAYLOAD_OFF 24
+#define FAMILY_05         0
+#define FAMILY_03         1
+
+/* Streams a peer may open before its session is authorized, and their bytes. */
+#define MAX_HELD_STREAMS 32
+#define MAX_HELD_BYTES   (256 * 1024)
+/* Time allowed for the peer's SETUP (lite-05) before the session is closed. */
+#define SETUP_TIMEOUT_S 10.0
+/* Control messages larger than this are refused (the stream is reset). */
+#define MAX_CONTROL_MSG (64 * 1024)
+
+enum ms_kind {
+    MS_NEW,           /* peer stream whose type is not read yet */
+    MS_SETUP_IN,      /* the peer's SETUP */
+    MS_SETUP_OUT,     /* our SETUP */
+    MS_ANN_SERVE,     /* the peer wants our announcements */
+    MS_ANN_CONSUME,   /* we want the peer's announcements */
+    MS_SUB_SERVE,     /* the peer subscribes to a track we serve */
+    MS_SUB_CONSUME,   /* we subscribe to a track the peer publishes */
+    MS_TRACK_SERVE,   /* the peer asks for track info */
+    MS_TRACK_CONSUME, /* we ask the peer for track info */
+    MS_FETCH_SERVE,   /* the peer fetches a group from us */
+    MS_FETCH_CONSUME, /* we fetch a group from the peer */
+    MS_PROBE_SERVE,   /* we report bandwidth to the peer */
+    MS_GROUP_OUT,     /* a group we send */
+    MS_GROUP_IN,      /* a group we receive */
+    MS_IGNORE,        /* read and discard */
+};
+
+typedef struct mstream mstream;
+
+struct mstream {
+    moq_session *s;
+    int64_t sid;
+    enum ms_kind kind;
+    bool bidi;
+    bool local;     /* we opened it */
+    bool send_done; /* we finished or reset our sending side */
+    bool recv_done; /* the peer finished or reset its side, or we stopped it */
+    moq_varint_reader vr;
+    moq_ctrl_reader cr;
+    bool cr_live;
+    moq_group_parser gp;
+    /* bytes of a peer stream held until the session is authorized */
+    moq_buf held;
+    bool held_fin;
+    moq_list held_link;
+    void *obj; /* the kind's object below, owned by the stream until stream_closed */
+    moq_list link;
+};
+
+/* Assembles inbound frames into chunks laid out as described above. */
+struct frame_asm {
+    moq_chunk *chunk; /* the frame in progress, NULL between frames */
+    moq_frame frame;
+    size_t filled;
+    uint64_t prev_ts; /* lite-05 delta base: the previous frame's timestamp in the group */
+};
+
+/* The peer announced broadcasts to us under `prefix` (our Announce stream to it). */
+struct ann_consume {
+    mstream *ms;
+    char *prefix; /* relative to the root, as sent */
+    char *full;   /* global prefix */
+    uint64_t hop_id;
+    bool ok_received;
+    moq_map routes; /* suffix -> moq_route* */
+    moq_list link;
+};
+
+/* The peer wants our announcements under a prefix. */
+struct ann_serve {
+    mstream *ms;
+    char *full; /* global requested prefix */
+    uint64_t exclude;
+    moq_watch *watches[8];
+    size_t n_watches;
+    bool collecting; /* gathering the initial set for ANNOUNCE_OK */
+    moq_buf initial;
+    uint64_t initial_count;
+};
+
+/* One track we serve from the peer (an upstream subscription for the whole relay). */
+struct up_sub {
+    moq_session *s;
+    moq_route *route;
+    moq_track *track;
+    uint64_t id;     /* our subscribe id toward the peer */
+    char *broadcast; /* relative to the root */
+    char *name;
+    moq_sub_prefs prefs;
+    mstream *track_ms; /* lite-05 TRACK request in flight */
+    mstream *sub_ms;   /* SUBSCRIBE stream */
+    bool info_known;
+    bool released; /* track_release received: no more writes to the track */
+    bool have_seq;
+    uint64_t max_seq;
+};
+
+/* A group on its way to the peer. */
+struct group_out {
+    mstream *ms; /* NULL while waiting for stream credit */
+    struct down_sub *ds;
+    moq_follower *follower;
+    moq_group *group; /* a reference while queued; the follower holds one after */
+    uint64_t seq;
+    uint64_t next; /* next frame index to write */
+    uint64_t created_us;
+    bool queued;
+    moq_list link;  /* ds->groups */
+    moq_list qlink; /* session queue */
+};
+
+/* A peer's subscription to a track we serve. */
+struct down_sub {
+    mstream *ms;
+    moq_subscription *sub;
+    uint64_t id; /* the peer's subscribe id, echoed in group headers */
+    moq_sub_prefs prefs;
+    moq_list groups; /* group_out */
+    size_t inflight;
+    bool start_sent;
+    bool finished;
+    uint64_t final_seq;
+    bool over; /* aborted or unsubscribed: no more groups */
+};
+
+/* A group arriving from the peer. */
+struct group_in {
+    mstream *ms;
+    struct up_sub *us;
+    moq_group *group;
+    struct frame_asm fa;
+};
+
+/* A FETCH we answer. */
+struct fetch_out {
+    mstream *ms;
+    moq_follower *follower;
+    uint64_t next;
+};
+
+/* A FETCH we forwarded to the peer. */
+struct fetch_in {
+    mstream *ms;
+    moq_group *group;
+    struct frame_asm fa;
+};
+
+struct track_serve {
+    mstream *ms;
+    moq_subscription *sub;
+};
+
+struct probe_serve {
+    mstream *ms;
+    uint64_t last_bitrate;
+    uint64_t last_rtt;
+    ev_tstamp last_sent;
+};
+
+struct moq_session {
+    moq_transport *t;
+    struct moq_session_config cfg;
+    moq_version v;
+    const moq_caps *caps;
+    moq_perms perms;
+    bool authorized;
+    bool closing;        /* close requested: no more writes */
+    bool gone;           /* the transport is closed */
+    bool setup_received; /* the peer's SETUP (05) */
+    uint64_t peer_origin;
+    int peer_role;
+    char *setup_path; /* the peer's SETUP Path (owned) */
+    moq_list streams;
+    moq_list held;
+    size_t held_streams;
+    size_t held_bytes;
+    moq_list ann_consumes;
+    moq_u64map up_by_id;    /* our subscribe id -> up_sub */
+    moq_u64map up_by_track; /* (uintptr_t)moq_track* -> up_sub */
+    uint64_t next_sub_id;
+    moq_list queue; /* group_out waiting for uni stream credit, oldest first */
+    uint64_t inbound_bytes;
+    struct probe_serve *probe;
+    ev_timer setup_timer;
+    ev_timer expiry_timer;
+    ev_timer probe_timer;
+    struct moq_session_stats stats;
+};
+
+/* session.c */
+mstream *ms_new(moq_session *s, int64_t sid, enum ms_kind kind, bool bidi, bool local);
+/* Open a stream of ours; NULL when out of credit or failing. */
+mstream *ms_open(moq_session *s, enum ms_kind kind, bool bidi);
+int ms_write(mstream *ms, const moq_buf *b, bool fin);
+void ms_finish(mstream *ms);
+void ms_reset(mstream *ms, uint64_t code);
+void ms_stop(mstream *ms, uint64_t code);
+/* Reset what we send and stop what we receive (refusing a request). */
+void ms_abort(mstream *ms, uint64_t code);
+void session_fail(moq_session *s, uint64_t code, const char *reason);
+/* Global path = root joined with a relative path; appended NUL-terminated to out. */
+int session_global_path(const moq_session *s, const uint8_t *rel, size_t len, moq_buf *out);
+/* The path relative to the root, or -1 when outside it. */
+int session_relative_path(const moq_session *s, const uint8_t *path, size_t len,
+                          const uint8_t **rel, size_t *rel_len);
+uint64_t session_now(void);
+
+/* sess_serve.c */
+void serve_announce_data(mstream *ms, const uint8_t *data, size_t len, bool fin);
+void serve_subscribe_data(mstream *ms, const uint8_t *data, size_t len, bool fin);
+void serve_track_data(mstream *ms, const uint8_t *data, size_t len, bool fin);
+void serve_fetch_data(mstream *ms, const uint8_t *data, size_t len, bool fin);
+void serve_probe_open(mstream *ms);
+void serve_streams_available(moq_session *s);
+/* Release the kind's object and every model handle it holds (no writes). */
+void serve_release(mstream *ms);
+void serve_probe_tick(moq_session *s);
+
+/* sess_consume.c */
+extern const moq_producer_ops consume_producer_ops;
+void consume_start(moq_session *s);
+void consume_announce_data(mstream *ms, const uint8_t *data, size_t len, bool fin);
+void consume_subscribe_data(mstream *ms, const uint8_t *data, size_t len, bool fin);
+void consume_track_data(mstream *ms, const uint8_t *data, size_t len, bool fin);
+void consume_group_data(mstream *ms, const uint8_t *data, size_t len, bool fin);
+void consume_fetch_data(mstream *ms, const uint8_t *data, size_t len, bool fin);
+void consume_stream_reset(mstream *ms, uint64_t code);
+void consume_datagram(moq_session *s, const uint8_t *data, size_t len);
+void consume_release(mstream *ms);
+/* Report every route lost and drop every upstream track (teardown). */
+void consume_teardown(moq_session *s);
+
+/* frame assembly (sess_consume.c) */
+int frame_asm_begin(struct frame_asm *fa, moq_session *s, uint64_t ts, uint64_t size);
+int frame_asm_payload(struct frame_asm *fa, const uint8_t *data, size_t len);
+/* Hands the frame to the group (consumes the chunk). */
+int frame_asm_end(struct frame_asm *fa, moq_session *s, moq_group *group);
+void frame_asm_clear(struct frame_asm *fa, moq_session *s);
+
+#endif

@@ -1,0 +1,471 @@
+/* The session engine end to end, in process: a publisher's origin, a relay origin and a
+ * subscriber's origin joined by moq-lite sessions over in-memory transport pairs, for
+ * every version. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <ev.h>
+
+#include "auth/auth.h"
+#include "model/model.h"
+#include "moq/session.h"
+#include "transport/pipe.h"
+#include "util/chunk.h"
+#include "util/log.h"
+#include "util/time.h"
+#include "util/err.h"
+#include "util/varint.h"
+
+#define RELAY_ID 1
+#define PUB_ID   2
+#define SUB_ID   3
+
+/* ---- a local publisher: serves tracks from frames the test writes ---- */
+
+struct local_pub {
+    moq_route *route;
+    moq_track *track;
+    int requests;
+    int releases;
+    int updates;
+};
+
+static void lp_request(void *ctx, moq_route *r, moq_track *t, const moq_sub_prefs *p)
+{
+    struct local_pub *lp = ctx;
+    lp->requests++;
+    lp->track = t;
+    moq_track_info info;
+    moq_track_info_default(&info);
+    info.timescale = 1000;
+    moq_track_set_info(t, r, &info);
+}
+
+static void lp_update(void *ctx, moq_route *r, moq_track *t, const moq_sub_prefs *p)
+{
+    ((struct local_pub *)ctx)->updates++;
+}
+
+static void lp_release(void *ctx, moq_route *r, moq_track *t)
+{
+    struct local_pub *lp = ctx;
+    lp->releases++;
+    if (lp->track == t) lp->track = NULL;
+}
+
+static const moq_producer_ops local_pub_ops = {lp_request, lp_update, lp_release, NULL};
+
+/* Frames carry their bytes after 24 bytes of header room, as the engine expects. */
+static int write_group(struct local_pub *lp, uint64_t seq, const char *const *frames, size_t n,
+                       uint64_t ts0)
+{
+    moq_group *g = NULL;
+    int rv = moq_track_begin_group(lp->track, lp->route, seq, moq_now_us(), &g);
+    if (rv < 0) return rv;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(frames[i]);
+        moq_chunk *c = moq_chunk_new(24 + len);
+        c->len = 24 + len;
+        memcpy(c->data + 24, frames[i], len);
+        /* lite-05 header: zigzag delta then size; lite-03 header: size */
+        uint64_t ts = ts0 + i * 10, prev = i ? ts0 + (i - 1) * 10 : 0;
+        uint64_t zz = (ts - prev) << 1;
+        uint8_t h5[16], *p = h5;
+        p = moq_varint_put(p, zz);
+        p = moq_varint_put(p, len);
+        size_t n5 = (size_t)(p - h5);
+        memcpy(c->data + 24 - n5, h5, n5);
+        uint8_t *q = moq_varint_put(c->data, len);
+        moq_frame f = {c,
+                       24,
+                       (uint32_t)len,
+                       ts,
+                       {(uint16_t)(24 - n5), 0},
+                       {(uint16_t)n5, (uint16_t)(q - c->data)}};
+        rv = moq_group_append(g, &f, moq_now_us());
+        if (rv < 0) break;
+    }
+    if (rv == 0) rv = moq_group_finish(g, moq_now_us());
+    moq_group_unref(g);
+    return rv;
+}
+
+/* ---- a local subscriber: records what arrives ---- */
+
+struct received_group {
+    uint64_t seq;
+    moq_follower *f;
+    size_t frames_seen;
+    bool done;
+    int state;
+};
+
+struct local_sub {
+    moq_subscription *sub;
+    struct received_group groups[64];
+    size_t ngroups;
+    char log[4096]; /* "seq:frame;" entries */
+    size_t log_len;
+    bool info;
+    uint64_t timescale;
+    bool aborted;
+    uint64_t abort_code;
+    uint64_t timestamps[64];
+    size_t nts;
+};
+
+static void log_frames(struct local_sub *ls, struct received_group *rg, moq_group *g)
+{
+    uint64_t count = moq_group_frame_count(g);
+    for (; rg->frames_seen < count; rg->frames_seen++) {
+        const moq_frame *f = moq_group_frame(g, rg->frames_seen);
+        int n = snprintf(ls->log + ls->log_len, sizeof(ls->log) - ls->log_len, "%llu:%.*s;",
+                         (unsigned long long)rg->seq, (int)f->payload_len,
+                         (const char *)f->chunk->data + f->payload_off);
+        if (n > 0) ls->log_len += (size_t)n;
+        if (ls->nts < 64) ls->timestamps[ls->nts++] = f->timestamp;
+    }
+}
+
+static struct local_sub *owner_of(struct received_group *rg);
+static struct local_sub *current_ls;
+
+static struct local_sub *owner_of(struct received_group *rg)
+{
+    return current_ls;
+}
+
+static void rg_frames(void *ctx, moq_follower *f, moq_group *g, uint64_t count)
+{
+    struct received_group *rg = ctx;
+    log_frames(owner_of(rg), rg, g);
+}
+
+static void rg_end(void *ctx, moq_follower *f, moq_group *g, int state, uint64_t code)
+{
+    struct received_group *rg = ctx;
+    log_frames(owner_of(rg), rg, g);
+    rg->done = true;
+    rg->state = state;
+}
+
+static const moq_follower_ops rg_ops = {rg_frames, rg_end};
+
+static void ls_info(void *ctx, moq_subscription *s, const moq_track_info *info)
+{
+    struct local_sub *ls = ctx;
+    ls->info = true;
+    ls->timescale = info->timescale;
+}
+
+static void ls_group(void *ctx, moq_subscription *s, moq_group *g)
+{
+    struct local_sub *ls = ctx;
+    if (ls->ngroups == 64) return;
+    struct received_group *rg = &ls->groups[ls->ngroups++];
+    rg->seq = moq_group_sequence(g);
+    rg->f = moq_group_follow(g, &rg_ops, rg);
+    log_frames(ls, rg, g);
+    uint64_t code;
+    int st = moq_group_state(g, &code);
+    if (st != MOQ_GROUP_OPEN) {
+        rg->done = true;
+        rg->state = st;
+    }
+}
+
+static void ls_abort(void *ctx, moq_subscription *s, uint64_t code)
+{
+    struct local_sub *ls = ctx;
+    ls->aborted = true;
+    ls->abort_code = code;
+}
+
+static const moq_subscriber_ops ls_ops = {ls_info, ls_group, NULL, ls_abort};
+
+static void local_sub_free(struct local_sub *ls)
+{
+    for (size_t i = 0; i < ls->ngroups; i++)
+        if (ls->groups[i].f) moq_follower_close(ls->groups[i].f);
+    if (ls->sub) moq_subscription_close(ls->sub);
+    memset(ls, 0, sizeof(*ls));
+}
+
+/* ---- sessions ---- */
+
+struct end {
+    moq_session *session;
+    int closed;
+    uint64_t close_code;
+    const char *pub;  /* what the peer may publish to us ("" or NULL for nothing) */
+    const char *sub;  /* what the peer may read from us */
+    const char *root; /* session root */
+};
+
+static uint64_t authorize(void *ctx, moq_session *s, const char *path, int role, moq_perms *perms)
+{
+    struct end *e = ctx;
+    memset(perms, 0, sizeof(*perms));
+    perms->root = strdup(e->root ? e->root : "");
+    if (e->pub) moq_strlist_push(&perms->publish, e->pub);
+    if (e->sub) moq_strlist_push(&perms->subscribe, e->sub);
+    return 0;
+}
+
+static void closed(void *ctx, moq_session *s, uint64_t code, const char *reason)
+{
+    struct end *e = ctx;
+    e->closed++;
+    e->close_code = code;
+    e->session = NULL;
+}
+
+struct world {
+    struct ev_loop *loop;
+    moq_origin *relay, *pub, *sub;
+    struct end pub_client, relay_from_pub, sub_client, relay_from_sub;
+    struct local_pub lp;
+    const char *proto;
+};
+
+static moq_origin *origin(uint64_t id)
+{
+    moq_origin_config cfg;
+    moq_origin_config_default(&cfg);
+    cfg.id = id;
+    cfg.linger_us = 0;
+    return moq_origin_new(&cfg);
+}
+
+static void connect(struct world *w, moq_origin *client_origin, struct end *client,
+                    struct end *server, const char *path)
+{
+    moq_transport *ct, *st;
+    struct moq_pipe_config pc = {MOQ_TRANSPORT_WEBTRANSPORT, w->proto, path, 1200};
+    assert_non_null(moq_pipe_new(w->loop, &pc, &ct, &st));
+    struct moq_session_config cc = {.origin = client_origin,
+                                    .loop = w->loop,
+                                    .authorize = authorize,
+                                    .closed = closed,
+                                    .ctx = client};
+    struct moq_session_config sc = {.origin = w->relay,
+                                    .loop = w->loop,
+                                    .authorize = authorize,
+                                    .closed = closed,
+                                    .ctx = server};
+    server->session = moq_session_new(st, &sc);
+    client->session = moq_session_new(ct, &cc);
+    assert_non_null(server->session);
+    assert_non_null(client->session);
+}
+
+static void spin(struct world *w, int n)
+{
+    for (int i = 0; i < n; i++)
+        ev_run(w->loop, EVRUN_NOWAIT);
+}
+
+static void setup_world(struct world *w, const char *proto)
+{
+    memset(w, 0, sizeof(*w));
+    w->proto = proto;
+    w->loop = ev_loop_new(EVFLAG_AUTO);
+    w->relay = origin(RELAY_ID);
+    w->pub = origin(PUB_ID);
+    w->sub = origin(SUB_ID);
+    /* the relay may read everything the publisher has, and accept everything it announces */
+    w->pub_client = (struct end){.sub = ""};
+    w->relay_from_pub = (struct end){.pub = "", .sub = ""};
+    w->sub_client = (struct end){.pub = ""};
+    w->relay_from_sub = (struct end){.pub = "", .sub = ""};
+    assert_int_equal(moq_origin_announce(w->pub, (const uint8_t *)"bbb", 3, NULL, 0, &local_pub_ops,
+                                         &w->lp, &w->lp.route),
+                     0);
+    connect(w, w->pub, &w->pub_client, &w->relay_from_pub, "/");
+    connect(w, w->sub, &w->sub_client, &w->relay_from_sub, "/");
+    spin(w, 50);
+}
+
+static void teardown_world(struct world *w)
+{
+    if (w->pub_client.session) moq_session_close(w->pub_client.session, 0, "");
+    if (w->sub_client.session) moq_session_close(w->sub_client.session, 0, "");
+    ev_run(w->loop, 0);
+    assert_int_equal(w->relay_from_pub.closed, 1);
+    assert_int_equal(w->relay_from_sub.closed, 1);
+    moq_origin_free(w->sub);
+    moq_origin_free(w->relay);
+    moq_origin_free(w->pub);
+    ev_loop_destroy(w->loop);
+}
+
+static void announcements_reach_the_subscriber(const char *proto)
+{
+    struct world w;
+    setup_world(&w, proto);
+    uint64_t hops[32];
+    size_t nhops = 0;
+    assert_int_equal(moq_origin_lookup(w.relay, (const uint8_t *)"bbb", 3, 0, hops, &nhops), 0);
+    assert_int_equal(moq_origin_lookup(w.sub, (const uint8_t *)"bbb", 3, 0, hops, &nhops), 0);
+    if (strcmp(proto, "moq-lite-03") != 0) {
+        /* the chain records the publisher, then the relay */
+        assert_int_equal(nhops, 2);
+        assert_true(hops[0] == PUB_ID);
+        assert_true(hops[1] == RELAY_ID);
+    } else {
+        assert_int_equal(nhops, 2); /* lite-03 carries only the count */
+    }
+    teardown_world(&w);
+}
+
+static void frames_flow_end_to_end(const char *proto)
+{
+    struct world w;
+    setup_world(&w, proto);
+    struct local_sub ls = {0};
+    current_ls = &ls;
+    moq_sub_prefs prefs = {.priority = 128};
+    assert_int_equal(moq_origin_subscribe(w.sub, (const uint8_t *)"bbb", 3,
+                                          (const uint8_t *)"video", 5, 0, &prefs, &ls_ops, &ls,
+                                          &ls.sub),
+                     0);
+    spin(&w, 50);
+    assert_int_equal(w.lp.requests, 1);
+    assert_non_null(w.lp.track);
+    assert_true(ls.info);
+    const char *g0[] = {"hello", "world", ""};
+    const char *g1[] = {"x"};
+    assert_int_equal(write_group(&w.lp, 0, g0, 3, 1000), 0);
+    assert_int_equal(write_group(&w.lp, 1, g1, 1, 2000), 0);
+    spin(&w, 100);
+    assert_string_equal(ls.log, "0:hello;0:world;0:;1:x;");
+    assert_int_equal(ls.ngroups, 2);
+    assert_true(ls.groups[0].done && ls.groups[0].state == MOQ_GROUP_FINISHED);
+    assert_true(ls.groups[1].done && ls.groups[1].state == MOQ_GROUP_FINISHED);
+    if (strcmp(proto, "moq-lite-05") == 0) {
+        /* timestamps survive two hops on lite-05 */
+        assert_int_equal(ls.nts, 4);
+        assert_true(ls.timestamps[0] == 1000 && ls.timestamps[1] == 1010);
+        assert_true(ls.timestamps[2] == 1020 && ls.timestamps[3] == 2000);
+    }
+    /* a second subscriber in the relay shares the one upstream subscription */
+    local_sub_free(&ls);
+    spin(&w, 50);
+    assert_int_equal(w.lp.releases, 1);
+    teardown_world(&w);
+    current_ls = NULL;
+}
+
+static void late_joiner_starts_at_latest_group(const char *proto)
+{
+    struct world w;
+    setup_world(&w, proto);
+    /* a first subscriber makes the relay pull the track; groups get cached there */
+    struct local_sub first = {0};
+    current_ls = &first;
+    moq_sub_prefs prefs = {0};
+    assert_int_equal(moq_origin_subscribe(w.sub, (const uint8_t *)"bbb", 3, (const uint8_t *)"t", 1,
+                                          0, &prefs, &ls_ops, &first, &first.sub),
+                     0);
+    spin(&w, 50);
+    const char *a[] = {"a"}, *b[] = {"b1", "b2"};
+    assert_int_equal(write_group(&w.lp, 5, a, 1, 0), 0);
+    assert_int_equal(write_group(&w.lp, 6, b, 2, 0), 0);
+    spin(&w, 100);
+    assert_string_equal(first.log, "5:a;6:b1;6:b2;");
+
+    /* a late joiner on another session gets the latest group from the relay cache */
+    struct end late_client = {.pub = ""}, relay_side = {.pub = "", .sub = ""};
+    moq_origin *late = origin(9);
+    connect(&w, late, &late_client, &relay_side, "/");
+    spin(&w, 50);
+    struct local_sub second = {0};
+    current_ls = &second;
+    assert_int_equal(moq_origin_subscribe(late, (const uint8_t *)"bbb", 3, (const uint8_t *)"t", 1,
+                                          0, &prefs, &ls_ops, &second, &second.sub),
+                     0);
+    spin(&w, 100);
+    assert_string_equal(second.log, "6:b1;6:b2;");
+    assert_int_equal(w.lp.requests, 1); /* still one upstream subscription */
+    local_sub_free(&second);
+    moq_session_close(late_client.session, 0, "");
+    spin(&w, 50);
+    assert_int_equal(relay_side.closed, 1);
+    moq_origin_free(late);
+    current_ls = &first;
+    local_sub_free(&first);
+    teardown_world(&w);
+    current_ls = NULL;
+}
+
+static void unknown_broadcast_is_refused(const char *proto)
+{
+    struct world w;
+    setup_world(&w, proto);
+    /* announce a path in the subscriber's origin that the relay does not have, pointing at
+     * the relay session, by subscribing through a broadcast the relay never saw */
+    struct local_sub ls = {0};
+    current_ls = &ls;
+    moq_sub_prefs prefs = {0};
+    int rv = moq_origin_subscribe(w.sub, (const uint8_t *)"nope", 4, (const uint8_t *)"t", 1, 0,
+                                  &prefs, &ls_ops, &ls, &ls.sub);
+    assert_int_equal(rv, MOQ_ERR_NOT_FOUND);
+    ls.sub = NULL;
+    teardown_world(&w);
+    current_ls = NULL;
+}
+
+static void publisher_exit_unannounces(const char *proto)
+{
+    struct world w;
+    setup_world(&w, proto);
+    assert_int_equal(moq_origin_lookup(w.sub, (const uint8_t *)"bbb", 3, 0, NULL, NULL), 0);
+    moq_session_close(w.pub_client.session, 0, "bye");
+    spin(&w, 100);
+    assert_int_equal(w.relay_from_pub.closed, 1);
+    /* linger is 0 in these tests: gone from the relay and from the subscriber */
+    assert_int_equal(moq_origin_lookup(w.relay, (const uint8_t *)"bbb", 3, 0, NULL, NULL),
+                     MOQ_ERR_NOT_FOUND);
+    assert_int_equal(moq_origin_lookup(w.sub, (const uint8_t *)"bbb", 3, 0, NULL, NULL),
+                     MOQ_ERR_NOT_FOUND);
+    teardown_world(&w);
+}
+
+#define PER_VERSION(fn)                                                                            \
+    static void fn##_03(void **s)                                                                  \
+    {                                                                                              \
+        fn("moq-lite-03");                                                                         \
+    }                                                                                              \
+    static void fn##_04(void **s)                                                                  \
+    {                                                                                              \
+        fn("moq-lite-04");                                                                         \
+    }                                                                                              \
+    static void fn##_05(void **s)                                                                  \
+    {                                                                                              \
+        fn("moq-lite-05");                                                                         \
+    }
+
+PER_VERSION(announcements_reach_the_subscriber)
+PER_VERSION(frames_flow_end_to_end)
+PER_VERSION(late_joiner_starts_at_latest_group)
+PER_VERSION(unknown_broadcast_is_refused)
+PER_VERSION(publisher_exit_unannounces)
+
+#define TESTS(fn) cmocka_unit_test(fn##_03), cmocka_unit_test(fn##_04), cmocka_unit_test(fn##_05)
+
+int main(void)
+{
+    moq_log_set_level(getenv("TEST_DEBUG") ? MOQ_LOG_TRACE : MOQ_LOG_WARN);
+    const struct CMUnitTest tests[] = {
+        TESTS(announcements_reach_the_subscriber), TESTS(frames_flow_end_to_end),
+        TESTS(late_joiner_starts_at_latest_group), TESTS(unknown_broadcast_is_refused),
+        TESTS(publisher_exit_unannounces),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
