@@ -179,9 +179,10 @@ void moq_http_router_set_fallback(moq_http_router *r, moq_http_handler fn, void 
  * allow_methods NULL disables CORS. The string is copied. */
 int moq_http_router_set_cors(moq_http_router *r, const char *allow_methods);
 
-/* Largest request body accepted for this method and path (0 when no route would take a
- * body). Used by the server when the headers are in. */
-size_t moq_http_router_max_body(const moq_http_router *r, unsigned method, const char *path);
+/* Whether a route takes this method and path, and if so the largest request body it
+ * accepts (*max_body). Used by the server when the headers are in. */
+bool moq_http_router_lookup(const moq_http_router *r, unsigned method, const char *path,
+                            size_t *max_body);
 
 /* Route a complete request into resp (sans-I/O core of the server). Returns what the
  * handler returned (0 or MOQ_HTTP_ASYNC); handler failures are turned into a 500 here

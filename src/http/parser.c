@@ -23,6 +23,8 @@ struct moq_http_parser {
     http_parser hp;
     struct moq_http_parser_limits lim;
     size_t max_body;
+    bool discard_body; /* count body bytes against max_body but do not keep them */
+    size_t body_seen;
     moq_http_on_headers on_headers;
     void *ctx;
 
@@ -303,6 +305,18 @@ static int split_target(moq_http_parser *p, size_t *path_off, size_t *path_len, 
     return 0;
 }
 
+/* http-parser is lenient about names; RFC 9110 field names are tokens. */
+static bool is_token(const char *s, size_t len)
+{
+    if (!len) return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        if (!alnum && (!c || !strchr("!#$%&'*+-.^_`|~", c))) return false;
+    }
+    return true;
+}
+
 static void trim_value(char *base, size_t off, size_t *len)
 {
     while (*len && (base[off + *len - 1] == ' ' || base[off + *len - 1] == '\t')) {
@@ -329,6 +343,10 @@ static int finish_head(moq_http_parser *p)
     char *base = (char *)p->arena.data;
     for (size_t i = 0; i < p->n_headers; i++) {
         struct hdr_off *h = &p->hoff[i];
+        if (!is_token(base + h->name_off, h->name_len)) {
+            set_error(p, 400);
+            return -1;
+        }
         p->headers[i].name = base + h->name_off;
         p->headers[i].name_len = h->name_len;
         /* Offset 0 is the target, so it means no value callback came: an empty value. */
@@ -382,13 +400,26 @@ static int on_headers_complete(http_parser *hp)
     return 0;
 }
 
-static int on_body(http_parser *hp, const char *at, size_t len)
+/* A chunk size is known before its bytes arrive: refuse an oversized body early. */
+static int on_chunk_header(http_parser *hp)
 {
     moq_http_parser *p = hp->data;
-    if (p->body.len + len > p->max_body) {
+    if (hp->content_length > p->max_body - p->body_seen) {
         set_error(p, 413);
         return -1;
     }
+    return 0;
+}
+
+static int on_body(http_parser *hp, const char *at, size_t len)
+{
+    moq_http_parser *p = hp->data;
+    if (len > p->max_body - p->body_seen) {
+        set_error(p, 413);
+        return -1;
+    }
+    p->body_seen += len;
+    if (p->discard_body) return 0;
     if (moq_buf_append(&p->body, at, len) < 0) {
         set_error(p, 500);
         return -1;
@@ -413,6 +444,7 @@ static const http_parser_settings settings = {
     .on_header_value = on_header_value,
     .on_headers_complete = on_headers_complete,
     .on_body = on_body,
+    .on_chunk_header = on_chunk_header,
     .on_message_complete = on_message_complete,
 };
 
@@ -436,6 +468,8 @@ void moq_http_parser_reset(moq_http_parser *p)
     http_parser_init(&p->hp, HTTP_REQUEST);
     p->hp.data = p;
     p->max_body = p->lim.max_body_bytes;
+    p->discard_body = false;
+    p->body_seen = 0;
     moq_buf_reset(&p->arena);
     moq_buf_reset(&p->body);
     free(p->headers);
@@ -535,6 +569,12 @@ uint64_t moq_http_parser_content_length(const moq_http_parser *p)
 void moq_http_parser_set_max_body(moq_http_parser *p, size_t max)
 {
     p->max_body = max;
+}
+
+void moq_http_parser_discard_body(moq_http_parser *p, size_t max)
+{
+    p->max_body = max;
+    p->discard_body = true;
 }
 
 bool moq_http_parser_upgrade(const moq_http_parser *p)

@@ -65,6 +65,9 @@ bool moq_http_parser_has_body(const moq_http_parser *p);
 uint64_t moq_http_parser_content_length(const moq_http_parser *p);
 /* Body limit for the current request. */
 void moq_http_parser_set_max_body(moq_http_parser *p, size_t max);
+/* Read up to max body bytes of the current request without keeping them (the request
+ * will be answered without looking at its body); more is 413. */
+void moq_http_parser_discard_body(moq_http_parser *p, size_t max);
 /* True when the request asked the connection to upgrade (Connection: upgrade + Upgrade,
  * or CONNECT): bytes after the request belong to another protocol. */
 bool moq_http_parser_upgrade(const moq_http_parser *p);

@@ -129,11 +129,13 @@ static const struct route *lookup(const moq_http_router *r, unsigned method, con
     return found;
 }
 
-size_t moq_http_router_max_body(const moq_http_router *r, unsigned method, const char *path)
+bool moq_http_router_lookup(const moq_http_router *r, unsigned method, const char *path,
+                            size_t *max_body)
 {
     unsigned allowed;
     const struct route *x = lookup(r, method, path, &allowed);
-    return x ? x->max_body : 0;
+    *max_body = x ? x->max_body : 0;
+    return x != NULL;
 }
 
 static void format_allow(unsigned allowed, char *out, size_t cap)

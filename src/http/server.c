@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -490,13 +491,23 @@ size_t moq_http_response_queued(const moq_http_response *resp)
 
 /* --- request processing --------------------------------------------------------------- */
 
+/* Bodies sent to requests no route takes are read and dropped up to this size, so the
+ * client gets the 404/405 it would get without a body. */
+#define DRAIN_MAX (64 * 1024)
+
 static int conn_on_headers(void *ctx, moq_http_parser *p, moq_http_request *req)
 {
     struct moq_http_conn *c = ctx;
     if (!moq_http_parser_has_body(p)) return 0;
-    size_t max = moq_http_router_max_body(c->srv->router, req->method, req->path);
-    moq_http_parser_set_max_body(p, max);
     uint64_t declared = moq_http_parser_content_length(p);
+    size_t max;
+    bool routed = moq_http_router_lookup(c->srv->router, req->method, req->path, &max);
+    if (!routed || (c->srv->ws_fn && moq_ws_is_upgrade(req))) {
+        if (declared != UINT64_MAX && declared > DRAIN_MAX) return 413;
+        moq_http_parser_discard_body(p, DRAIN_MAX);
+        return 0;
+    }
+    moq_http_parser_set_max_body(p, max);
     if (!max || (declared != UINT64_MAX && declared > max)) return 413;
     const char *expect = moq_http_header(req, "expect");
     if (expect) {

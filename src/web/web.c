@@ -10,6 +10,7 @@
 struct moq_web {
     moq_http_router *router;
     struct moq_web_hooks hooks;
+    bool set_cors;
 };
 
 static const char text_plain[] = "text/plain; charset=utf-8";
@@ -154,6 +155,7 @@ moq_web *moq_web_new(moq_http_router *router, const struct moq_web_hooks *hooks)
     if (!rc && web->hooks.metrics)
         rc = moq_http_route(router, get, "/metrics", MOQ_HTTP_EXACT, 0, serve_metrics, web);
     if (!rc) rc = moq_http_router_set_cors(router, "GET");
+    if (!rc) web->set_cors = true;
     if (rc < 0) {
         moq_error("web", "cannot register HTTP routes: %s", moq_strerror(rc));
         moq_web_free(web);
@@ -167,6 +169,6 @@ void moq_web_free(moq_web *web)
 {
     if (!web) return;
     moq_http_router_remove(web->router, web);
-    moq_http_router_set_cors(web->router, NULL);
+    if (web->set_cors) moq_http_router_set_cors(web->router, NULL);
     free(web);
 }
