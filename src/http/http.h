@@ -143,7 +143,9 @@ int moq_http_response_stream_start(moq_http_response *resp);
 int moq_http_response_stream_write(moq_http_response *resp, const moq_slice *v, size_t n);
 int moq_http_response_stream_write_bytes(moq_http_response *resp, const void *data, size_t len);
 int moq_http_response_stream_end(moq_http_response *resp);
-/* Bytes of this connection's output not yet handed to the kernel (backpressure). */
+/* Bytes of this connection's output not yet handed to the kernel (backpressure). A stream
+ * write that takes it past max_queued_bytes drops the connection (MOQ_ERR_LIMIT; the abort
+ * callback follows from the event loop). */
 size_t moq_http_response_queued(const moq_http_response *resp);
 
 /* A standalone response for sans-I/O use (tests, tools); the server makes its own. */
@@ -209,10 +211,11 @@ struct moq_http_config {
     uint32_t idle_timeout_ms;   /* keep-alive idle, and body read progress (60000) */
     uint32_t write_timeout_ms;  /* no write progress while output is queued (30000) */
     uint32_t linger_ms;         /* drain time after a final response (2000) */
-    size_t max_output_bytes;    /* queued output that stops request processing (1 MiB) */
+    size_t max_output_bytes;    /* queued output that pauses request processing (1 MiB) */
+    size_t max_queued_bytes;    /* queued output (WebSocket messages, streamed bodies) after
+                                   which a peer that is not reading is dropped (16 MiB) */
     /* WebSocket */
     size_t ws_max_message;        /* largest message received, else close 1009 (16 MiB) */
-    size_t ws_max_queued;         /* queued output after which the peer is dropped (16 MiB) */
     size_t ws_low_water;          /* `writable` fires when queued output drops below (256 KiB) */
     uint32_t ws_ping_interval_ms; /* ping when nothing was received for this long (15000) */
     uint32_t ws_idle_timeout_ms;  /* close when nothing was received for this long (45000) */
@@ -224,7 +227,8 @@ void moq_http_config_default(struct moq_http_config *cfg);
 
 /* A server on `loop` with its own (empty) route table. cfg NULL = defaults. */
 moq_http_server *moq_http_server_new(struct ev_loop *loop, const struct moq_http_config *cfg);
-/* Close every listener and connection (see Ownership) and free the server. */
+/* Close every listener and connection (see Ownership) and free the server. Not from
+ * inside one of this server's callbacks. */
 void moq_http_server_free(moq_http_server *s);
 moq_http_router *moq_http_server_router(moq_http_server *s);
 

@@ -125,8 +125,6 @@ struct moq_http_conn {
     bool close_after; /* close once the output is flushed */
     bool peer_eof;
     bool dead; /* free at the end of the current callback */
-    bool in_callback;
-    bool read_paused;
 
     ev_tstamp created;
     ev_tstamp request_start; /* first byte of the current request head */

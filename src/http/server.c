@@ -42,7 +42,7 @@ void moq_http_config_default(struct moq_http_config *cfg)
         .linger_ms = 2000,
         .max_output_bytes = 1u << 20,
         .ws_max_message = 16u << 20,
-        .ws_max_queued = 16u << 20,
+        .max_queued_bytes = 16u << 20,
         .ws_low_water = 256u << 10,
         .ws_ping_interval_ms = 15000,
         .ws_idle_timeout_ms = 45000,
@@ -65,7 +65,7 @@ static void fill_defaults(struct moq_http_config *cfg)
     DEF(linger_ms);
     DEF(max_output_bytes);
     DEF(ws_max_message);
-    DEF(ws_max_queued);
+    DEF(max_queued_bytes);
     DEF(ws_low_water);
     DEF(ws_ping_interval_ms);
     DEF(ws_idle_timeout_ms);
@@ -438,6 +438,11 @@ int moq_http_response_stream_write(moq_http_response *resp, const moq_slice *v, 
     size_t len = slices_len(v, n);
     const moq_http_request *req = moq_http_parser_request(c->parser);
     if (!len || req->method == MOQ_HTTP_HEAD) return 0;
+    if (c->out.bytes + len > c->srv->cfg.max_queued_bytes) {
+        moq_warn("http", "%s: client is not reading the streamed body: dropping", c->peer);
+        moq_conn_kill(c);
+        return MOQ_ERR_LIMIT;
+    }
     bool was_idle = !moq_conn_want_write(c);
     if (resp->chunked) {
         char line[32];
@@ -687,8 +692,8 @@ static void conn_handshake(struct moq_http_conn *c)
     for (int i = 0; i < 8; i++) {
         int r = gnutls_handshake(c->tls);
         if (r == 0) {
+            /* The first request's head timeout keeps counting from the accept. */
             c->state = CONN_HTTP;
-            c->request_start = ev_now(c->srv->loop);
             moq_debug("http", "%s: TLS handshake done", c->peer);
             return;
         }

@@ -20,7 +20,7 @@
  *   answers the close frame, the close timeout passes, or the connection fails.
  * - moq_http_server_free() delivers `closed` (code 1001) to every open WebSocket.
  *
- * Flow control: messages are queued without limit by the send calls up to ws_max_queued
+ * Flow control: messages are queued without limit by the send calls up to max_queued_bytes
  * bytes; beyond that the peer is considered stuck and dropped (send returns MOQ_ERR_LIMIT,
  * `closed` with 1006 follows). moq_ws_queued() reports bytes not yet written to the socket;
  * `writable` fires when it falls below ws_low_water after having been above it.

@@ -65,7 +65,7 @@ raw() {
 status_of() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
 
 start_server --header-timeout-ms 1000 --idle-timeout-ms 1000 --ws-max-message 1100000 \
-    --ws-max-queued 1048576
+    --max-queued 1048576
 
 # --- endpoints -----------------------------------------------------------------------------
 curl -s -D "$TMP/h" -o "$TMP/b" "$BASE/health"
@@ -167,6 +167,14 @@ check "streamed response is chunked" grep -qi '^transfer-encoding: chunked' "$TM
 check "streamed body" cmp -s "$TMP/b" <(printf 'chunk 0\nchunk 1\nchunk 2\n')
 out=$(raw 'GET /stream HTTP/1.0\r\n\r\n')
 check "streamed body to HTTP/1.0 is close-delimited" grep -q '^chunk 2$' <<<"$out"
+curl -s -o "$TMP/b" "$BASE/flood?n=8"
+check "streamed body below the queue bound arrives whole" test "$(stat -c %s "$TMP/b")" = 524288
+exec 3<>"/dev/tcp/127.0.0.1/$HTTP_PORT"
+printf 'GET /flood?n=200 HTTP/1.1\r\nHost: x\r\n\r\n' >&3
+sleep 0.5
+got=$(timeout 10 cat <&3 | wc -c || true)
+exec 3<&- 3>&-
+check "client not reading a streamed body is dropped at the bound ($got bytes)" test "$got" -lt 13107200
 check "body from shared slices" test "$(curl -s "$BASE/slices")" = 0123456789
 check "handler failure 500" test "$(status_of "$BASE/fail")" = 500
 check "/fetch with group" test "$(curl -s "$BASE/fetch/demo/live/video?group=42")" = "broadcast=demo/live track=video group=42"

@@ -6,10 +6,11 @@
  *
  * Options: --cert F --key F (enables HTTPS), --fingerprint HEX, --header-timeout-ms N,
  * --idle-timeout-ms N, --write-timeout-ms N, --max-conns N, --ws-max-message N,
- * --ws-max-queued N, --ws-low-water N, --ws-ping-interval-ms N, --ws-idle-timeout-ms N.
+ * --max-queued N, --ws-low-water N, --ws-ping-interval-ms N, --ws-idle-timeout-ms N.
  *
  * Extra routes besides src/web: POST /echo (body up to 64 KiB echoed), GET /async (answers
- * after 20 ms), GET /stream (three chunks, 10 ms apart), GET /slices (body from shared
+ * after 20 ms), GET /stream (three chunks, 10 ms apart), GET /flood?n=N (N x 64 KiB
+ * streamed at once), GET /slices (body from shared
  * chunks), GET /fail (handler error -> 500). WebSocket on any path: /reject -> 403,
  * /unauthorized -> 401; subprotocols "qmux-01.moq-lite-05", "echo" in server preference;
  * offers that match nothing -> 400; no offer -> accepted without a subprotocol. Messages
@@ -156,6 +157,23 @@ static int start_pending(moq_http_response *resp, bool stream)
     return MOQ_HTTP_ASYNC;
 }
 
+/* GET /flood?n=N: stream N x 64 KiB at once; a client that does not read gets dropped
+ * once max_queued_bytes is crossed. */
+static int route_flood(void *ctx, const moq_http_request *req, moq_http_response *resp)
+{
+    char n_str[16];
+    int n = moq_http_query_param(req->query, req->query_len, "n", n_str, sizeof(n_str)) > 0
+                ? atoi(n_str)
+                : 1;
+    static uint8_t payload[65536];
+    moq_http_response_stream_start(resp);
+    for (int i = 0; i < n; i++)
+        if (moq_http_response_stream_write_bytes(resp, payload, sizeof(payload)) < 0)
+            return MOQ_HTTP_ASYNC; /* dropped: the connection goes away */
+    moq_http_response_stream_end(resp);
+    return MOQ_HTTP_ASYNC;
+}
+
 static int route_async(void *ctx, const moq_http_request *req, moq_http_response *resp)
 {
     return start_pending(resp, false);
@@ -285,8 +303,8 @@ int main(int argc, char **argv)
             cfg.max_conns = n;
         else if (!strcmp(k, "--ws-max-message"))
             cfg.ws_max_message = n;
-        else if (!strcmp(k, "--ws-max-queued"))
-            cfg.ws_max_queued = n;
+        else if (!strcmp(k, "--max-queued"))
+            cfg.max_queued_bytes = n;
         else if (!strcmp(k, "--ws-low-water"))
             cfg.ws_low_water = low_water = n;
         else if (!strcmp(k, "--ws-ping-interval-ms"))
@@ -312,6 +330,7 @@ int main(int argc, char **argv)
     moq_http_route(r, MOQ_HTTP_GET, "/async", MOQ_HTTP_EXACT, 0, route_async, NULL);
     moq_http_route(r, MOQ_HTTP_GET, "/stream", MOQ_HTTP_EXACT, 0, route_stream, NULL);
     moq_http_route(r, MOQ_HTTP_GET, "/slices", MOQ_HTTP_EXACT, 0, route_slices, NULL);
+    moq_http_route(r, MOQ_HTTP_GET, "/flood", MOQ_HTTP_EXACT, 0, route_flood, NULL);
     moq_http_route(r, MOQ_HTTP_GET, "/fail", MOQ_HTTP_EXACT, 0, route_fail, NULL);
     moq_http_server_set_ws(srv, ws_upgrade, NULL);
 

@@ -42,6 +42,7 @@
 
 static int fd = -1;
 static gnutls_session_t tls;
+static gnutls_certificate_credentials_t cred;
 static wslay_event_context_ptr ctx;
 static uint8_t leftover[65536];
 static size_t leftover_len, leftover_off;
@@ -56,6 +57,16 @@ struct msg {
 static struct msg last;
 static size_t binary_bytes, binary_count;
 static bool count_only;
+
+/* Runs at every exit, so LeakSanitizer sees a clean process whatever the outcome. */
+static void cleanup(void)
+{
+    if (ctx) wslay_event_context_free(ctx);
+    free(last.data);
+    if (tls) gnutls_deinit(tls);
+    if (cred) gnutls_certificate_free_credentials(cred);
+    if (fd >= 0) close(fd);
+}
 
 static void fail(const char *fmt, ...)
 {
@@ -160,7 +171,7 @@ static void on_msg_cb(wslay_event_context_ptr c, const struct wslay_event_on_msg
     }
     free(last.data);
     last.data = malloc(arg->msg_length + 1);
-    memcpy(last.data, arg->msg, arg->msg_length);
+    if (arg->msg_length) memcpy(last.data, arg->msg, arg->msg_length);
     last.data[arg->msg_length] = 0;
     last.len = arg->msg_length;
     last.opcode = arg->opcode;
@@ -271,7 +282,6 @@ static void connect_to(const char *host, int port, bool use_tls, const char *ca)
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (use_tls) {
-        gnutls_certificate_credentials_t cred;
         gnutls_certificate_allocate_credentials(&cred);
         if (gnutls_certificate_set_x509_trust_file(cred, ca, GNUTLS_X509_FMT_PEM) <= 0)
             fail("cannot load CA %s", ca);
@@ -464,6 +474,7 @@ int main(int argc, char **argv)
         else
             fail("unknown option %s", k);
     }
+    atexit(cleanup);
     connect_to(host, port, use_tls, ca);
     char expected_accept[29];
     struct resp resp = {0};
@@ -549,9 +560,5 @@ int main(int argc, char **argv)
     }
     /* The server closes the TCP connection after the closing handshake. */
     if (!wait_eof(5000)) fail("server did not close the connection");
-    wslay_event_context_free(ctx);
-    free(last.data);
-    if (tls) gnutls_deinit(tls);
-    close(fd);
     return 0;
 }
