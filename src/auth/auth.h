@@ -27,6 +27,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/strlist.h"
+
 /* Tokens longer than this are refused before any decoding. */
 #define MOQ_JWT_MAX_LEN 8192
 /* Key files (JSON or base64url) larger than this are refused. */
@@ -99,13 +101,7 @@ int moq_kid_random(char out[17]);
 
 /* ---- string lists ------------------------------------------------------------------ */
 
-typedef struct moq_strlist {
-    char **v;
-    size_t len;
-} moq_strlist;
-
-int moq_strlist_push(moq_strlist *l, const char *s);
-void moq_strlist_free(moq_strlist *l);
+/* moq_strlist comes from util/strlist.h */
 
 /* ---- claims ------------------------------------------------------------------------ */
 

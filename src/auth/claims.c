@@ -70,40 +70,6 @@ int moq_auth_http_status(int reason)
     return 401;
 }
 
-/* ---- string lists ---- */
-
-int moq_strlist_push(moq_strlist *l, const char *s)
-{
-    char *copy = strdup(s);
-    if (!copy) return MOQ_ERR_NOMEM;
-    char **v = realloc(l->v, (l->len + 1) * sizeof(char *));
-    if (!v) {
-        free(copy);
-        return MOQ_ERR_NOMEM;
-    }
-    v[l->len++] = copy;
-    l->v = v;
-    return 0;
-}
-
-void moq_strlist_free(moq_strlist *l)
-{
-    for (size_t i = 0; i < l->len; i++)
-        free(l->v[i]);
-    free(l->v);
-    l->v = NULL;
-    l->len = 0;
-}
-
-static int strlist_copy(moq_strlist *dst, const moq_strlist *src)
-{
-    for (size_t i = 0; i < src->len; i++) {
-        int rc = moq_strlist_push(dst, src->v[i]);
-        if (rc) return rc;
-    }
-    return 0;
-}
-
 /* ---- JSON helpers ---- */
 
 json_t *moq_auth_json_object(const char *text, size_t len, moq_auth_error *err)
@@ -273,8 +239,8 @@ int moq_scope_copy(moq_scope *dst, const moq_scope *src)
 {
     memset(dst, 0, sizeof(*dst));
     dst->root = strdup(src->root ? src->root : "");
-    if (!dst->root || strlist_copy(&dst->publish, &src->publish) ||
-        strlist_copy(&dst->subscribe, &src->subscribe)) {
+    if (!dst->root || moq_strlist_copy(&dst->publish, &src->publish) ||
+        moq_strlist_copy(&dst->subscribe, &src->subscribe)) {
         moq_scope_free(dst);
         return MOQ_ERR_NOMEM;
     }
