@@ -931,29 +931,32 @@ static bool is_section(const char *path)
     return false;
 }
 
-/* The closest known key in the same section, for "did you mean". */
-static const char *suggest(const char *section, const char *key)
+/* The closest known key (or section) in the same section, for "did you mean". */
+static const char *suggest(const char *section, const char *key, char *out, size_t outlen)
 {
     size_t n = section ? strlen(section) : 0;
-    const char *best = NULL;
     unsigned best_d = 3;
+    bool found = false;
     for (size_t i = 0; i < moq_config_nopts; i++) {
         const char *k = moq_config_opts[i].key;
         if (!k) continue;
         if (n && (strncmp(k, section, n) != 0 || k[n] != '.')) continue;
         const char *rest = n ? k + n + 1 : k;
-        char first[48];
         size_t fl = strcspn(rest, ".");
+        if (fl >= outlen) continue;
+        char first[64];
         if (fl >= sizeof(first)) continue;
         memcpy(first, rest, fl);
         first[fl] = '\0';
         unsigned d = edit_distance(first, key);
-        if (d < best_d && d < strlen(key)) {
+        size_t longest = fl > strlen(key) ? fl : strlen(key);
+        if (d < best_d && d * 3 <= longest) {
             best_d = d;
-            best = rest;
+            memcpy(out, first, fl + 1);
+            found = true;
         }
     }
-    return best;
+    return found ? out : NULL;
 }
 
 static int load_table(struct loader *ld, const struct moq_toml_value *t, const char *prefix)
@@ -986,14 +989,18 @@ static int load_table(struct loader *ld, const struct moq_toml_value *t, const c
             if (rc) return rc;
             continue;
         }
-        const char *hint = bad_key ? NULL : suggest(prefix, kv->key);
-        char shown[64];
+        char hint_buf[64];
+        const char *hint = bad_key ? NULL : suggest(prefix, kv->key, hint_buf, sizeof(hint_buf));
+        char shown[72];
         size_t k = 0;
-        for (size_t j = 0; j < kv->key_len && k + 5 < sizeof(shown); j++) {
+        if (bad_key) shown[k++] = '"'; /* a quoted key holding '.' is one key, not a path */
+        shown[k] = '\0';
+        for (size_t j = 0; j < kv->key_len && k + 8 < sizeof(shown); j++) {
             unsigned char ch = (unsigned char)kv->key[j];
             k += (size_t)snprintf(shown + k, sizeof(shown) - k,
                                   ch >= 0x20 && ch < 0x7f ? "%c" : "\\x%02x", ch);
         }
+        if (bad_key) snprintf(shown + k, sizeof(shown) - k, "\"");
         if (hint)
             return at(ld, kv->line, kv->col, "unknown key '%s%s%s' (did you mean '%s%s%s'?)",
                       prefix ? prefix : "", prefix ? "." : "", shown, prefix ? prefix : "",
@@ -1018,6 +1025,11 @@ int moq_config_load_string(struct moq_config *cfg, const char *name, const char 
         return errf(err, errlen, "%s: out of memory", name);
     }
     *ld = (struct loader){.cfg = cfg, .name = name, .err = err, .errlen = errlen};
+    if (cfg->file != name && set_str(&cfg->file, name)) {
+        free(ld);
+        moq_toml_free(root);
+        return errf(err, errlen, "%s: out of memory", name);
+    }
     rc = load_table(ld, root, NULL);
     free(ld);
     moq_toml_free(root);
@@ -1044,10 +1056,6 @@ int moq_config_load_file(struct moq_config *cfg, const char *path, char *err, si
     if (n > MAX_FILE_SIZE) {
         free(buf);
         return errf(err, errlen, "%s: file is larger than %u MiB", path, MAX_FILE_SIZE >> 20);
-    }
-    if (set_str(&cfg->file, path)) {
-        free(buf);
-        return errf(err, errlen, "%s: out of memory", path);
     }
     int rc = moq_config_load_string(cfg, path, buf, n, err, errlen);
     free(buf);
