@@ -589,10 +589,11 @@ static char *repeat(const char *head, const char *unit, size_t n, const char *ta
     size_t len = strlen(head) + strlen(unit) * n + strlen(tail) + 1;
     char *s = malloc(len);
     assert_non_null(s);
-    strcpy(s, head);
+    size_t hl = strlen(head), ul = strlen(unit);
+    memcpy(s, head, hl);
     for (size_t i = 0; i < n; i++)
-        strcat(s, unit);
-    strcat(s, tail);
+        memcpy(s + hl + i * ul, unit, ul);
+    strcpy(s + hl + n * ul, tail);
     return s;
 }
 
