@@ -1640,7 +1640,7 @@ void moq_config_print_reference(FILE *out)
     for (size_t i = 0; i < moq_config_nopts; i++) {
         const struct opt *o = &moq_config_opts[i];
         if (o->flags & OPT_ALIAS) continue;
-        char key[64], def[48], flag[96], env[48];
+        char key[64], def[48], flag[112], env[48];
         snprintf(key, sizeof(key), o->key ? "`%s`" : "(flag only)", o->key ? o->key : "");
         snprintf(def, sizeof(def), o->def ? "`%s`" : "unset", o->def ? o->def : "");
         if (o->flag_alias)
@@ -1650,6 +1650,10 @@ void moq_config_print_reference(FILE *out)
                      o->flag ? "`" : "");
         snprintf(env, sizeof(env), "%s%s%s", o->env ? "`" : "", o->env ? o->env : "",
                  o->env ? "`" : "");
+        if (o->flags & OPT_COMMA) {
+            size_t fl = strlen(flag);
+            snprintf(flag + fl, sizeof(flag) - fl, " (comma)");
+        }
         fprintf(out, "| %s | %s | %s | %s | %s | %s%s%s |\n", key, type_doc(o->type), def, flag,
                 env, o->help, (o->flags & OPT_IGNORED) ? " (accepted, ignored)" : "",
                 (o->flags & OPT_DEPRECATED) ? " (deprecated)" : "");
