@@ -37,7 +37,7 @@ bool moq_cli_configure(struct moq_config *cfg, int argc, char **argv, char **env
         *status = 1;
         goto stop;
     }
-    for (size_t i = 0; i < cfg->warnings.n; i++)
+    for (size_t i = 0; i < cfg->warnings.len; i++)
         moq_warn("config", "%s", cfg->warnings.v[i]);
     if (cfg->file)
         moq_info("config", "loaded %s", cfg->file);

@@ -72,32 +72,6 @@ static int set_str(char **field, const char *s)
     return 0;
 }
 
-int moq_strlist_push(struct moq_strlist *l, const char *s)
-{
-    char **v = realloc(l->v, (l->n + 2) * sizeof(*v));
-    if (!v) return MOQ_ERR_NOMEM;
-    l->v = v;
-    if (!(v[l->n] = strdup(s))) return MOQ_ERR_NOMEM;
-    v[++l->n] = NULL;
-    return 0;
-}
-
-void moq_strlist_clear(struct moq_strlist *l)
-{
-    for (size_t i = 0; i < l->n; i++)
-        free(l->v[i]);
-    free(l->v);
-    l->v = NULL;
-    l->n = 0;
-}
-
-bool moq_strlist_contains(const struct moq_strlist *l, const char *s)
-{
-    for (size_t i = 0; i < l->n; i++)
-        if (strcmp(l->v[i], s) == 0) return true;
-    return false;
-}
-
 static void *field(struct moq_config *cfg, const struct opt *o)
 {
     return (char *)cfg + o->off;
@@ -588,7 +562,7 @@ static int set_text(struct moq_config *cfg, const struct opt *o, const char *s, 
 static int list_add(struct moq_config *cfg, const struct opt *o, const char *s, char *msg,
                     size_t msglen)
 {
-    struct moq_strlist *l = field(cfg, o);
+    moq_strlist *l = field(cfg, o);
     switch (o->type) {
     case T_URLS: {
         char *norm = NULL;
@@ -643,19 +617,19 @@ static void list_clear(struct moq_config *cfg, const struct opt *o)
     switch (o->type) {
     case T_PUBLIC:
         cfg->auth.public_set = false;
-        moq_strlist_clear(&cfg->auth.public_subscribe);
-        moq_strlist_clear(&cfg->auth.public_publish);
+        moq_strlist_free(&cfg->auth.public_subscribe);
+        moq_strlist_free(&cfg->auth.public_publish);
         free(cfg->auth.public_api);
         cfg->auth.public_api = NULL;
         break;
     case T_PUBLIC_SUB:
-        moq_strlist_clear(&cfg->staging.public_subscribe);
+        moq_strlist_free(&cfg->staging.public_subscribe);
         break;
     case T_PUBLIC_PUB:
-        moq_strlist_clear(&cfg->staging.public_publish);
+        moq_strlist_free(&cfg->staging.public_publish);
         break;
     default:
-        moq_strlist_clear(field(cfg, o));
+        moq_strlist_free(field(cfg, o));
         break;
     }
 }
@@ -808,7 +782,7 @@ static int load_public(struct loader *ld, const struct opt *o, const struct moq_
     const struct opt *pub = find_opt_by_field(o->off, T_PUBLIC_PUB);
     for (size_t i = 0; i < moq_toml_table_len(v); i++) {
         const struct moq_toml_kv *kv = moq_toml_table_at(v, i);
-        struct moq_strlist *dst;
+        moq_strlist *dst;
         if (!strcmp(kv->key, "subscribe")) {
             dst = &cfg->auth.public_subscribe;
         } else if (!strcmp(kv->key, "publish")) {
@@ -828,22 +802,22 @@ static int load_public(struct loader *ld, const struct opt *o, const struct moq_
         }
         /* Load through the flag-only entries, then move into the final list. */
         const struct opt *via = dst == &cfg->auth.public_subscribe ? sub : pub;
-        struct moq_strlist *stage = dst == &cfg->auth.public_subscribe
+        moq_strlist *stage = dst == &cfg->auth.public_subscribe
                                         ? &cfg->staging.public_subscribe
                                         : &cfg->staging.public_publish;
-        struct moq_strlist keep = *stage;
-        *stage = (struct moq_strlist){0};
+        moq_strlist keep = *stage;
+        *stage = (moq_strlist){0};
         char key[40];
         snprintf(key, sizeof(key), "auth.public.%s", kv->key);
         int rc = load_list_items(ld, via, kv->value, key);
-        for (size_t k = 0; !rc && k < stage->n; k++)
+        for (size_t k = 0; !rc && k < stage->len; k++)
             rc = moq_strlist_push(dst, stage->v[k]);
-        moq_strlist_clear(stage);
+        moq_strlist_free(stage);
         *stage = keep;
         if (rc) return rc;
     }
     cfg->auth.public_set =
-        cfg->auth.public_subscribe.n || cfg->auth.public_publish.n || cfg->auth.public_api;
+        cfg->auth.public_subscribe.len || cfg->auth.public_publish.len || cfg->auth.public_api;
     return 0;
 }
 
@@ -1230,21 +1204,21 @@ void moq_config_free(struct moq_config *cfg)
         case T_URLS:
         case T_VERSIONS:
         case T_INTLIST:
-            moq_strlist_clear(field(cfg, o));
+            moq_strlist_free(field(cfg, o));
             break;
         default:
             break;
         }
     }
-    moq_strlist_clear(&cfg->auth.public_subscribe);
-    moq_strlist_clear(&cfg->auth.public_publish);
+    moq_strlist_free(&cfg->auth.public_subscribe);
+    moq_strlist_free(&cfg->auth.public_publish);
     free(cfg->auth.public_api);
     free(cfg->file);
-    moq_strlist_clear(&cfg->warnings);
+    moq_strlist_free(&cfg->warnings);
     free(cfg->staging.cluster_root);
     free(cfg->staging.mesh_legacy);
-    moq_strlist_clear(&cfg->staging.public_subscribe);
-    moq_strlist_clear(&cfg->staging.public_publish);
+    moq_strlist_free(&cfg->staging.public_subscribe);
+    moq_strlist_free(&cfg->staging.public_publish);
     free(cfg->staging.public_api);
     memset(cfg, 0, sizeof(*cfg));
 }
@@ -1278,22 +1252,22 @@ __attribute__((format(printf, 5, 6))) static int fail_key(const struct moq_confi
 }
 
 static int check_pairs(const struct moq_config *cfg, const char *cert_key, const char *key_key,
-                       const struct moq_strlist *cert, const struct moq_strlist *key, char *err,
+                       const moq_strlist *cert, const moq_strlist *key, char *err,
                        size_t errlen)
 {
-    if (cert->n == key->n) return 0;
-    const char *blame = key->n < cert->n ? cert_key : key_key;
-    if (!key->n)
+    if (cert->len == key->len) return 0;
+    const char *blame = key->len < cert->len ? cert_key : key_key;
+    if (!key->len)
         return fail_key(cfg, cert_key, err, errlen,
                         "%s is set but %s is not (each certificate needs its key)", cert_key,
                         key_key);
-    if (!cert->n)
+    if (!cert->len)
         return fail_key(cfg, key_key, err, errlen,
                         "%s is set but %s is not (each key needs its certificate)", key_key,
                         cert_key);
     return fail_key(cfg, blame, err, errlen,
                     "%s has %zu entries but %s has %zu; certificates and keys are paired by index",
-                    cert_key, cert->n, key_key, key->n);
+                    cert_key, cert->len, key_key, key->len);
 }
 
 int moq_config_finalize(struct moq_config *cfg, char *err, size_t errlen)
@@ -1327,21 +1301,21 @@ int moq_config_finalize(struct moq_config *cfg, char *err, size_t errlen)
         cfg->staging.mesh_legacy = NULL;
     }
     struct moq_config_auth *a = &cfg->auth;
-    for (size_t i = 0; i < cfg->staging.public_subscribe.n; i++)
+    for (size_t i = 0; i < cfg->staging.public_subscribe.len; i++)
         if (moq_strlist_push(&a->public_subscribe, cfg->staging.public_subscribe.v[i]))
             return errf(err, errlen, "out of memory");
-    for (size_t i = 0; i < cfg->staging.public_publish.n; i++)
+    for (size_t i = 0; i < cfg->staging.public_publish.len; i++)
         if (moq_strlist_push(&a->public_publish, cfg->staging.public_publish.v[i]))
             return errf(err, errlen, "out of memory");
-    moq_strlist_clear(&cfg->staging.public_subscribe);
-    moq_strlist_clear(&cfg->staging.public_publish);
+    moq_strlist_free(&cfg->staging.public_subscribe);
+    moq_strlist_free(&cfg->staging.public_publish);
     if (cfg->staging.public_api) {
         if (a->public_api)
             return errf(err, errlen, "--auth-public-api cannot be combined with [auth.public] api");
         a->public_api = cfg->staging.public_api;
         cfg->staging.public_api = NULL;
     }
-    a->public_set = a->public_subscribe.n || a->public_publish.n || a->public_api;
+    a->public_set = a->public_subscribe.len || a->public_publish.len || a->public_api;
 
     if ((rc = check_pairs(cfg, "server.tls.cert", "server.tls.key", &cfg->server.tls.cert,
                           &cfg->server.tls.key, err, errlen)))
@@ -1355,13 +1329,13 @@ int moq_config_finalize(struct moq_config *cfg, char *err, size_t errlen)
     if (!cfg->auth.tls.cert != !cfg->auth.tls.key)
         return fail_key(cfg, cfg->auth.tls.cert ? "auth.tls.cert" : "auth.tls.key", err, errlen,
                         "auth.tls.cert and auth.tls.key must be set together");
-    if (cfg->web.https.listen && !cfg->web.https.cert.n)
+    if (cfg->web.https.listen && !cfg->web.https.cert.len)
         return fail_key(cfg, "web.https.listen", err, errlen,
                         "web.https.listen needs web.https.cert and web.https.key");
     if (a->key && a->key_dir)
         return fail_key(cfg, "auth.key_dir", err, errlen,
                         "auth.key and auth.key_dir cannot both be set");
-    if (a->api && (a->key || a->key_dir || a->keys.n || a->public_set))
+    if (a->api && (a->key || a->key_dir || a->keys.len || a->public_set))
         return fail_key(cfg, "auth.auth_api", err, errlen,
                         "auth.auth_api cannot be combined with auth.key, auth.key_dir or "
                         "auth.public");
@@ -1426,7 +1400,7 @@ int moq_config_validate(struct moq_config *cfg, char *err, size_t errlen)
 {
     int rc = moq_config_finalize(cfg, err, errlen);
     if (rc) return rc;
-    moq_strlist_clear(&cfg->warnings);
+    moq_strlist_free(&cfg->warnings);
 
     if (cfg->iroh.enabled)
         return fail_key(cfg, "iroh.enabled", err, errlen,
@@ -1442,7 +1416,7 @@ int moq_config_validate(struct moq_config *cfg, char *err, size_t errlen)
                     "the prefixes in [auth.public] subscribe/publish");
 
     const struct moq_config_server *s = &cfg->server;
-    if (!s->tls.cert.n && !s->tls.generate.n)
+    if (!s->tls.cert.len && !s->tls.generate.len)
         return errf(err, errlen,
                     "no TLS certificate for the QUIC listener %s: set [server.tls] cert and key "
                     "(--tls-cert/--tls-key), or generate = [\"localhost\"] (--tls-generate) for "
@@ -1450,9 +1424,9 @@ int moq_config_validate(struct moq_config *cfg, char *err, size_t errlen)
                     s->bind);
 
     const struct moq_config_auth *a = &cfg->auth;
-    bool has_auth = a->key || a->keys.n || a->key_dir || a->public_set;
+    bool has_auth = a->key || a->keys.len || a->key_dir || a->public_set;
     if (!has_auth) {
-        if (!s->tls.root.n)
+        if (!s->tls.root.len)
             return errf(err, errlen,
                         "no authentication configured, so nobody could connect: set [auth] key "
                         "(--auth-key) to verify tokens, and/or [auth] public = \"prefix\" "
@@ -1462,11 +1436,11 @@ int moq_config_validate(struct moq_config *cfg, char *err, size_t errlen)
     }
 
     for (int side = 0; side < 2; side++) {
-        const struct moq_strlist *v = side ? &cfg->client.version : &s->version;
-        if (!v->n) continue;
+        const moq_strlist *v = side ? &cfg->client.version : &s->version;
+        if (!v->len) continue;
         char bad[256] = "";
         size_t good = 0;
-        for (size_t i = 0; i < v->n; i++) {
+        for (size_t i = 0; i < v->len; i++) {
             if (moq_config_version_supported(v->v[i])) {
                 good++;
             } else {

@@ -2,7 +2,7 @@
  * config.h - the relay's configuration: schema, defaults, file/env/flag overrides, validation.
  *
  * struct moq_config is plain data the rest of the relay reads directly: strings are char*
- * (NULL = unset), lists are struct moq_strlist, durations are milliseconds, sizes are bytes,
+ * (NULL = unset), lists are moq_strlist, durations are milliseconds, sizes are bytes,
  * and a `*_set` flag accompanies a field wherever "unset" means something other than its
  * default. The struct owns every string and list in it; moq_config_free() releases them.
  *
@@ -29,14 +29,10 @@
 #include <sys/socket.h>
 
 #include "util/log.h"
+#include "util/strlist.h"
 
 #define MOQ_CONFIG_DEFAULT_BIND "[::]:443"
 #define MOQ_CONFIG_MAX_OPTIONS  160
-
-struct moq_strlist {
-    char **v;
-    size_t n;
-};
 
 enum moq_congestion {
     MOQ_CONGESTION_DEFAULT = 0, /* unset: the QUIC stack's own choice */
@@ -59,7 +55,7 @@ struct moq_config_quic {
 
 struct moq_config_server {
     char *bind;                 /* QUIC UDP address; default "[::]:443"; TOML alias `listen` */
-    struct moq_strlist version; /* moq-lite versions to offer; empty = all supported */
+    moq_strlist version; /* moq-lite versions to offer; empty = all supported */
     char *backend;              /* accepted for compatibility (quinn|quiche|noq), ignored */
     struct moq_config_quic quic;
     char *preferred_v4, *preferred_v6; /* [server.quic] preferred_v4/v6 (ignored) */
@@ -67,16 +63,16 @@ struct moq_config_server {
     uint64_t quic_lb_nonce;
     bool quic_lb_nonce_set;
     struct {
-        struct moq_strlist cert, key; /* paired by index */
-        struct moq_strlist generate;  /* hostnames/IPs for a self-signed certificate */
-        struct moq_strlist root;      /* CA files that authenticate mTLS clients */
+        moq_strlist cert, key; /* paired by index */
+        moq_strlist generate;  /* hostnames/IPs for a self-signed certificate */
+        moq_strlist root;      /* CA files that authenticate mTLS clients */
     } tls;
     struct {
         char *bind;
     } tcp; /* plaintext qmux listener (ignored) */
     struct {
         char *bind;
-        struct moq_strlist uid, gid, pid; /* decimal ids as strings (ignored) */
+        moq_strlist uid, gid, pid; /* decimal ids as strings (ignored) */
     } unix_socket;
 };
 
@@ -87,13 +83,13 @@ struct moq_config_client {
     uint64_t failover_delay_ms;   /* default 250 */
     uint64_t resolution_delay_ms; /* default 50 */
     uint64_t timeout_ms;          /* one dial + handshake; default 30000; 0 = wait forever */
-    struct moq_strlist version;
+    moq_strlist version;
     struct moq_config_quic quic;
     struct {
-        struct moq_strlist root; /* trusted CA files; replace the system roots by default */
+        moq_strlist root; /* trusted CA files; replace the system roots by default */
         bool system_roots;       /* default: true when root is empty, else false */
         bool system_roots_set;
-        struct moq_strlist fingerprint; /* pinned SHA-256 (hex) */
+        moq_strlist fingerprint; /* pinned SHA-256 (hex) */
         char *cert, *key;               /* mTLS client identity */
         bool disable_verify;
         char *host_name; /* SNI / verification name override */
@@ -113,7 +109,7 @@ struct moq_config_client {
 struct moq_config_cluster {
     uint64_t id; /* fixed hop id; unset = random per start */
     bool id_set;
-    struct moq_strlist connect; /* peer URLs (https://, moql://, moqt://); a bare host[:port]
+    moq_strlist connect; /* peer URLs (https://, moql://, moqt://); a bare host[:port]
                                    is normalized to https://host[:port]/; the legacy `root`
                                    is folded in here */
     char *connect_api;          /* URL or file with a JSON peer list */
@@ -127,17 +123,17 @@ struct moq_config_cluster {
 
 struct moq_config_auth {
     char *key;                           /* JWK file (or URL) */
-    struct moq_strlist keys;             /* more JWK files (this relay's extension) */
+    moq_strlist keys;             /* more JWK files (this relay's extension) */
     char *key_dir;                       /* directory of <kid>.jwk files (or URL) */
     bool public_set;                     /* any anonymous access configured */
-    struct moq_strlist public_subscribe; /* anonymous subscribe prefixes ("" = everything) */
-    struct moq_strlist public_publish;   /* anonymous publish prefixes */
+    moq_strlist public_subscribe; /* anonymous subscribe prefixes ("" = everything) */
+    moq_strlist public_publish;   /* anonymous publish prefixes */
     char *public_api;                    /* [auth.public] api (unsupported) */
-    struct moq_strlist domains;          /* SNI slug suffixes ([auth] domains) */
+    moq_strlist domains;          /* SNI slug suffixes ([auth] domains) */
     char *api;                           /* unified auth API URL ([auth] auth_api; unsupported) */
     char *mtls_tier;
     struct {
-        struct moq_strlist root;
+        moq_strlist root;
         char *cert, *key;
         bool disable_verify;
         bool disable_verify_set;
@@ -159,7 +155,7 @@ struct moq_config {
         } http;
         struct {
             char *listen;
-            struct moq_strlist cert, key, root;
+            moq_strlist cert, key, root;
         } https;
     } web;
     struct {
@@ -188,7 +184,7 @@ struct moq_config {
     } iroh;
 
     char *file;                  /* the config file loaded, or NULL */
-    struct moq_strlist warnings; /* filled by moq_config_validate() */
+    moq_strlist warnings; /* filled by moq_config_validate() */
 
     /* Internal bookkeeping: where each option came from, and values waiting for
      * moq_config_finalize(). Not for readers. */
@@ -199,7 +195,7 @@ struct moq_config {
     struct {
         char *cluster_root;
         char *mesh_legacy;
-        struct moq_strlist public_subscribe, public_publish;
+        moq_strlist public_subscribe, public_publish;
         char *public_api;
         bool finalized;
     } staging;
@@ -272,8 +268,5 @@ bool moq_config_version_supported(const char *name);
 uint64_t moq_config_total_memory(void);
 
 /* Small list helpers (the list owns its strings). */
-int moq_strlist_push(struct moq_strlist *l, const char *s);
-void moq_strlist_clear(struct moq_strlist *l);
-bool moq_strlist_contains(const struct moq_strlist *l, const char *s);
 
 #endif

@@ -8,12 +8,13 @@ int moq_strlist_push(moq_strlist *l, const char *s)
 {
     char *copy = strdup(s);
     if (!copy) return MOQ_ERR_NOMEM;
-    char **v = realloc(l->v, (l->len + 1) * sizeof(char *));
+    char **v = realloc(l->v, (l->len + 2) * sizeof(char *));
     if (!v) {
         free(copy);
         return MOQ_ERR_NOMEM;
     }
     v[l->len++] = copy;
+    v[l->len] = NULL;
     l->v = v;
     return 0;
 }

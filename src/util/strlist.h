@@ -1,6 +1,7 @@
 /*
  * strlist.h - a growable list of owned NUL-terminated strings. The list owns every string
- * and the array; moq_strlist_free releases both and leaves an empty list.
+ * and the array; moq_strlist_free releases both and leaves an empty list. A non-empty
+ * list's array is NULL-terminated (v[len] == NULL).
  */
 #ifndef MOQ_UTIL_STRLIST_H
 #define MOQ_UTIL_STRLIST_H

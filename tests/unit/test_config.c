@@ -72,7 +72,7 @@ static void expect_invalid(const char *doc, const char *want)
 
 static bool has_warning(const struct moq_config *cfg, const char *needle)
 {
-    for (size_t i = 0; i < cfg->warnings.n; i++)
+    for (size_t i = 0; i < cfg->warnings.len; i++)
         if (strstr(cfg->warnings.v[i], needle)) return true;
     return false;
 }
@@ -85,7 +85,7 @@ static void defaults(void **state)
     moq_config_init(&cfg);
     assert_int_equal(cfg.log.level, MOQ_LOG_INFO);
     assert_string_equal(cfg.server.bind, "[::]:443");
-    assert_int_equal(cfg.server.version.n, 0);
+    assert_int_equal(cfg.server.version.len, 0);
     assert_int_equal(cfg.server.quic.max_streams, 10000);
     assert_int_equal(cfg.server.quic.idle_timeout_ms, 30000);
     assert_int_equal(cfg.server.quic.keep_alive_ms, 5000);
@@ -120,15 +120,15 @@ static void dev_relay_toml(void **state)
     load_file_ok(&cfg, "dev/relay.toml");
     assert_int_equal(cfg.log.level, MOQ_LOG_INFO);
     assert_string_equal(cfg.server.bind, "[::]:4443");
-    assert_int_equal(cfg.server.tls.generate.n, 1);
+    assert_int_equal(cfg.server.tls.generate.len, 1);
     assert_string_equal(cfg.server.tls.generate.v[0], "localhost");
     assert_string_equal(cfg.web.http.listen, "[::]:4443");
     assert_true(cfg.auth.public_set);
-    assert_int_equal(cfg.auth.public_subscribe.n, 1);
+    assert_int_equal(cfg.auth.public_subscribe.len, 1);
     assert_string_equal(cfg.auth.public_subscribe.v[0], "");
     assert_string_equal(cfg.auth.public_publish.v[0], "");
     assert_int_equal(moq_config_validate(&cfg, err, sizeof(err)), 0);
-    assert_int_equal(cfg.warnings.n, 0);
+    assert_int_equal(cfg.warnings.len, 0);
     assert_non_null(strstr(cfg.file, "dev/relay.toml"));
     moq_config_free(&cfg);
 }
@@ -138,7 +138,7 @@ static void dev_prod_toml(void **state)
     struct moq_config cfg;
     load_file_ok(&cfg, "dev/prod.toml");
     assert_string_equal(cfg.server.bind, "[::]:443");
-    assert_int_equal(cfg.server.tls.cert.n, 1);
+    assert_int_equal(cfg.server.tls.cert.len, 1);
     assert_string_equal(cfg.server.tls.cert.v[0], "cert.pem");
     assert_string_equal(cfg.server.tls.key.v[0], "key.pem");
     assert_null(cfg.web.http.listen);
@@ -170,13 +170,13 @@ static void upstream_root(void **state)
 {
     struct moq_config cfg;
     load_file_ok(&cfg, "tests/fixtures/config/root.toml");
-    assert_int_equal(cfg.server.tls.cert.n, 1);
+    assert_int_equal(cfg.server.tls.cert.len, 1);
     assert_string_equal(cfg.server.tls.cert.v[0], "root.crt");
     assert_string_equal(cfg.server.tls.key.v[0], "root.key");
     assert_string_equal(cfg.server.tls.root.v[0], "ca.pem");
     assert_null(cfg.auth.key);
     assert_int_equal(moq_config_validate(&cfg, err, sizeof(err)), 0);
-    assert_int_equal(cfg.warnings.n, 0);
+    assert_int_equal(cfg.warnings.len, 0);
     moq_config_free(&cfg);
 }
 
@@ -184,7 +184,7 @@ static void upstream_leaf(void **state)
 {
     struct moq_config cfg;
     load_file_ok(&cfg, "tests/fixtures/config/leaf.toml");
-    assert_int_equal(cfg.cluster.connect.n, 1);
+    assert_int_equal(cfg.cluster.connect.len, 1);
     assert_string_equal(cfg.cluster.connect.v[0], "https://localhost:4443/");
     assert_string_equal(cfg.client.tls.cert, "leaf0.crt");
     assert_string_equal(cfg.client.tls.key, "leaf0.key");
@@ -198,9 +198,9 @@ static void upstream_prod(void **state)
 {
     struct moq_config cfg;
     load_file_ok(&cfg, "tests/fixtures/config/prod.toml");
-    assert_int_equal(cfg.auth.public_subscribe.n, 2);
+    assert_int_equal(cfg.auth.public_subscribe.len, 2);
     assert_string_equal(cfg.auth.public_subscribe.v[1], "demo");
-    assert_int_equal(cfg.auth.public_publish.n, 2);
+    assert_int_equal(cfg.auth.public_publish.len, 2);
     assert_string_equal(cfg.auth.public_publish.v[1], "demo/viewer");
     assert_int_equal(moq_config_validate(&cfg, err, sizeof(err)), 0);
     moq_config_free(&cfg);
@@ -211,7 +211,7 @@ static void legacy_spellings(void **state)
     struct moq_config cfg;
     load_file_ok(&cfg, "tests/fixtures/config/legacy.toml");
     assert_string_equal(cfg.server.bind, "0.0.0.0:4443");
-    assert_int_equal(cfg.cluster.connect.n, 1);
+    assert_int_equal(cfg.cluster.connect.len, 1);
     assert_string_equal(cfg.cluster.connect.v[0], "https://root.example.com:4443/");
     assert_string_equal(cfg.cluster.node, "leaf.example.com:4443");
     assert_string_equal(cfg.cluster.token, "cluster.jwt");
@@ -226,7 +226,7 @@ static void every_key(void **state)
     struct moq_config cfg;
     load_file_ok(&cfg, "tests/fixtures/config/full.toml");
     assert_int_equal(cfg.log.level, MOQ_LOG_TRACE);
-    assert_int_equal(cfg.server.version.n, 3);
+    assert_int_equal(cfg.server.version.len, 3);
     assert_int_equal(cfg.server.quic.max_streams, 2048);
     assert_int_equal(cfg.server.quic.receive_window, 16u << 20);
     assert_true(cfg.server.quic.receive_window_set);
@@ -236,7 +236,7 @@ static void every_key(void **state)
     assert_int_equal(cfg.server.quic.keep_alive_ms, 0);
     assert_int_equal(cfg.server.quic.congestion_control, MOQ_CONGESTION_DELAY);
     assert_string_equal(cfg.server.tls.root.v[0], "ca.pem"); /* single string accepted */
-    assert_int_equal(cfg.server.unix_socket.gid.n, 2);
+    assert_int_equal(cfg.server.unix_socket.gid.len, 2);
     assert_string_equal(cfg.server.unix_socket.pid.v[0], "42");
     assert_int_equal(cfg.client.timeout_ms, 120000);
     assert_int_equal(cfg.client.quic.receive_window, 1048576);
@@ -247,13 +247,13 @@ static void every_key(void **state)
     assert_false(cfg.client.websocket.enabled);
     assert_int_equal(cfg.cluster.id, 12345);
     assert_true(cfg.cluster.id_set);
-    assert_int_equal(cfg.cluster.connect.n, 3);
+    assert_int_equal(cfg.cluster.connect.len, 3);
     assert_string_equal(cfg.cluster.connect.v[1], "moql://peer-b.example:4443");
     assert_true(cfg.cluster.mesh);
     assert_int_equal(cfg.cluster.linger_ms, 250);
-    assert_int_equal(cfg.auth.keys.n, 2);
+    assert_int_equal(cfg.auth.keys.len, 2);
     assert_string_equal(cfg.auth.public_subscribe.v[0], "anon");
-    assert_int_equal(cfg.auth.public_publish.n, 1);
+    assert_int_equal(cfg.auth.public_publish.len, 1);
     assert_true(cfg.auth.tls.disable_verify_set);
     assert_false(cfg.web.ws);
     assert_string_equal(cfg.web.https.root.v[0], "wca.pem");
@@ -462,14 +462,14 @@ static void public_forms(void **state)
 {
     struct moq_config cfg;
     assert_int_equal(load_doc(&cfg, "[auth]\npublic = [\"anon\", \"demo\"]\n"), 0);
-    assert_int_equal(cfg.auth.public_subscribe.n, 2);
-    assert_int_equal(cfg.auth.public_publish.n, 2);
+    assert_int_equal(cfg.auth.public_subscribe.len, 2);
+    assert_int_equal(cfg.auth.public_publish.len, 2);
     moq_config_free(&cfg);
 
     assert_int_equal(load_doc(&cfg, "[auth.public]\nsubscribe = \"\"\n"), 0);
     assert_true(cfg.auth.public_set);
-    assert_int_equal(cfg.auth.public_subscribe.n, 1);
-    assert_int_equal(cfg.auth.public_publish.n, 0);
+    assert_int_equal(cfg.auth.public_subscribe.len, 1);
+    assert_int_equal(cfg.auth.public_publish.len, 0);
     moq_config_free(&cfg);
 
     assert_int_equal(load_doc(&cfg, "[auth.public]\n"), 0);
@@ -481,9 +481,9 @@ static void public_forms(void **state)
     char *argv[] = {"moq-relay", "--auth-public-subscribe", "x", "--auth-public-publish=y", NULL};
     assert_int_equal(moq_config_apply_args(&cfg, 4, argv, err, sizeof(err)), 0);
     assert_int_equal(moq_config_finalize(&cfg, err, sizeof(err)), 0);
-    assert_int_equal(cfg.auth.public_subscribe.n, 2);
+    assert_int_equal(cfg.auth.public_subscribe.len, 2);
     assert_string_equal(cfg.auth.public_subscribe.v[1], "x");
-    assert_int_equal(cfg.auth.public_publish.n, 2);
+    assert_int_equal(cfg.auth.public_publish.len, 2);
     assert_string_equal(cfg.auth.public_publish.v[1], "y");
     moq_config_free(&cfg);
 }
@@ -513,9 +513,9 @@ static void env_overrides(void **state)
     assert_int_equal(moq_config_apply_env(&cfg, env, err, sizeof(err)), 0);
     assert_int_equal(moq_config_finalize(&cfg, err, sizeof(err)), 0);
     assert_string_equal(cfg.server.bind, "127.0.0.1:4443");
-    assert_int_equal(cfg.server.tls.cert.n, 2);
+    assert_int_equal(cfg.server.tls.cert.len, 2);
     assert_string_equal(cfg.server.tls.key.v[1], "b.key");
-    assert_int_equal(cfg.cluster.connect.n, 2);
+    assert_int_equal(cfg.cluster.connect.len, 2);
     assert_true(cfg.client.tls.disable_verify);
     assert_false(cfg.web.ws);
     assert_int_equal(cfg.cache.capacity, 512000000);
@@ -526,7 +526,7 @@ static void env_overrides(void **state)
     assert_true(cfg.auth.public_set);
     assert_string_equal(cfg.auth.public_subscribe.v[0], "");
     assert_null(cfg.auth.key);
-    assert_int_equal(cfg.server.tls.generate.n, 0);
+    assert_int_equal(cfg.server.tls.generate.len, 0);
     moq_config_free(&cfg);
 
     static const struct {
@@ -590,13 +590,13 @@ static void flag_overrides(void **state)
     assert_int_equal(moq_config_apply_args(&cfg, argc, argv, err, sizeof(err)), 0);
     assert_int_equal(moq_config_finalize(&cfg, err, sizeof(err)), 0);
     assert_string_equal(cfg.server.bind, "[::]:7");
-    assert_int_equal(cfg.server.tls.cert.n, 2);
+    assert_int_equal(cfg.server.tls.cert.len, 2);
     assert_string_equal(cfg.server.tls.cert.v[1], "b.pem");
-    assert_int_equal(cfg.server.tls.key.n, 2);
-    assert_int_equal(cfg.server.tls.generate.n, 2);
+    assert_int_equal(cfg.server.tls.key.len, 2);
+    assert_int_equal(cfg.server.tls.generate.len, 2);
     assert_true(cfg.client.tls.disable_verify);
     assert_false(cfg.web.ws);
-    assert_int_equal(cfg.cluster.connect.n, 3);
+    assert_int_equal(cfg.cluster.connect.len, 3);
     assert_string_equal(cfg.cluster.connect.v[2], "https://root.example:443/");
     assert_int_equal(cfg.cache.capacity, 1073741824);
     assert_int_equal(cfg.log.level, MOQ_LOG_TRACE);
@@ -721,10 +721,10 @@ static void precedence(void **state)
     assert_string_equal(cfg.server.bind, "127.0.0.1:1");     /* file */
     assert_int_equal(cfg.cluster.linger_ms, 2000);           /* env over file */
     assert_string_equal(cfg.web.http.listen, "127.0.0.1:4"); /* flag over env */
-    assert_int_equal(cfg.server.tls.generate.n, 1);          /* flag replaces the list */
+    assert_int_equal(cfg.server.tls.generate.len, 1);          /* flag replaces the list */
     assert_string_equal(cfg.server.tls.generate.v[0], "flag");
     assert_true(cfg.stats.enabled);                   /* file, not clobbered */
-    assert_int_equal(cfg.auth.public_subscribe.n, 1); /* env replaces file */
+    assert_int_equal(cfg.auth.public_subscribe.len, 1); /* env replaces file */
     assert_string_equal(cfg.auth.public_subscribe.v[0], "fromenv");
     assert_int_equal(cfg.client.timeout_ms, 30000); /* default */
     assert_string_equal(cfg.file, path);
