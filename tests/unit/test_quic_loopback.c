@@ -55,6 +55,7 @@ struct app {
     uint8_t last_dgram[256];
     size_t last_dgram_len;
     size_t avail_events;
+    size_t writable_events;
     struct rs *watch_a, *watch_b; /* round-robin check: the other's length at each FIN */
     /* behaviours */
     bool echo;         /* write bidi data back, FIN when the peer FINs */
@@ -180,6 +181,15 @@ static void ev_stream_closed(void *app, moq_transport *t, int64_t sid, void *sct
     if (a->uni_target) pump_uni(a);
 }
 
+static void ev_stream_writable(void *app, moq_transport *t, int64_t sid, void *sctx)
+{
+    struct app *a = app;
+    (void)sctx;
+    a->writable_events++;
+    /* Fired below half the high-water mark (1 MiB default). */
+    assert_true(t->ops->unsent(t, sid) <= 512 * 1024);
+}
+
 static void ev_streams_available(void *app, moq_transport *t, bool bidi)
 {
     struct app *a = app;
@@ -215,6 +225,7 @@ static const struct moq_transport_events app_events = {
     .stream_reset = ev_stream_reset,
     .stream_stopped = ev_stream_stopped,
     .stream_closed = ev_stream_closed,
+    .stream_writable = ev_stream_writable,
     .streams_available = ev_streams_available,
     .datagram = ev_datagram,
     .closed = ev_closed,
@@ -647,6 +658,8 @@ static void transfer_4mib_releases_chunks(void **state)
     assert_true(e.cli_t->ops->unsent(e.cli_t, sid) > 0);
     run_until(&e, big_received);
     run_until(&e, client_stream_closed);
+    /* 4 MiB were queued at once, above the 1 MiB high-water mark: one writable event. */
+    assert_int_equal(e.cli.writable_events, 1);
     /* Everything was acknowledged: the transport holds no chunk any more. */
     assert_int_equal(moq_chunk_live_count(), live_before);
     struct rs *sr = moq_u64map_get(&e.srv[0].streams, sid);
@@ -1017,6 +1030,106 @@ static void version_negotiation_and_stateless_reset(void **state)
     env_finish(&e);
 }
 
+static bool connect_failed(struct env *e)
+{
+    return e->connect_done && e->connect_err != 0;
+}
+
+static void max_connections_refuses_extra_clients(void **state)
+{
+    (void)state;
+    struct env e;
+    env_start(&e, "127.0.0.1:0", NULL);
+    moq_quic_server_free(e.server);
+    /* Rebuild the server with room for one connection. */
+    struct moq_quic_server_config cfg = {
+        .listen = "127.0.0.1:0",
+        .alpn = server_alpn,
+        .alpn_count = 4,
+        .creds_acquire = creds_acquire,
+        .creds_release = creds_release,
+        .creds_ctx = &e,
+        .accept = on_accept,
+        .accept_ctx = &e,
+        .max_connections = 1,
+    };
+    assert_int_equal(moq_quic_server_new(e.loop, &cfg, &e.server), 0);
+    static const char *const offer[] = {"moq-lite-05"};
+    env_connect(&e, "127.0.0.1", offer, 1, NULL);
+    run_until(&e, connected);
+    assert_int_equal(e.connect_err, 0);
+    moq_transport *first = e.cli_t;
+    struct app first_app = e.cli;
+    app_init(&e.cli, "client2");
+    env_connect(&e, "127.0.0.1", offer, 1, NULL);
+    run_until(&e, connect_failed);
+    assert_int_equal(e.connect_err, MOQ_ERR_CLOSED);
+    assert_non_null(strstr(e.connect_reason, "0x2")); /* CONNECTION_REFUSED */
+    assert_int_equal(e.creds_total, 1);
+    app_free(&e.cli);
+    e.cli = first_app;
+    e.cli.t = first;
+    close_client(&e, 0, "done");
+    env_finish(&e);
+}
+
+static void on_connect_never(void *ctx, moq_transport *t, int err, const char *reason)
+{
+    (void)ctx;
+    (void)t;
+    (void)err;
+    (void)reason;
+    fail_msg("the callback of a cancelled attempt ran");
+}
+
+static void cancel_and_handshake_timeout(void **state)
+{
+    (void)state;
+    struct env e;
+    env_start(&e, "127.0.0.1:0", NULL);
+    char port[16];
+    snprintf(port, sizeof(port), "%u", moq_quic_server_port(e.server));
+    static const char *const offer[] = {"moq-lite-05"};
+    struct moq_quic_client_config cfg = {
+        .host = "localhost",
+        .port = port,
+        .alpn = offer,
+        .alpn_count = 1,
+        .tls_setup = client_tls_setup,
+        .tls_ctx = &e,
+    };
+    /* Cancelled before the loop ran, and after one turn: no callback, nothing leaks. */
+    moq_quic_client *cl;
+    assert_int_equal(moq_quic_connect(e.loop, &cfg, on_connect_never, &e, &cl), 0);
+    moq_quic_connect_cancel(cl);
+    assert_int_equal(moq_quic_connect(e.loop, &cfg, on_connect_never, &e, &cl), 0);
+    ev_run(e.loop, EVRUN_NOWAIT);
+    moq_quic_connect_cancel(cl);
+
+    /* Nobody listens on the server's port once it is gone: the handshake times out. */
+    moq_quic_server_free(e.server);
+    e.server = NULL;
+    cfg.host = "127.0.0.1";
+    cfg.transport.handshake_timeout_ms = 300;
+    e.connect_done = false;
+    assert_int_equal(moq_quic_connect(e.loop, &cfg, on_connect, &e, NULL), 0);
+    run_until(&e, connect_failed);
+    assert_int_equal(e.connect_err, MOQ_ERR_TIMEOUT);
+    /* Bad arguments fail at once, without a callback. */
+    cfg.alpn_count = 0;
+    assert_int_equal(moq_quic_connect(e.loop, &cfg, on_connect_never, &e, NULL), MOQ_ERR_INVALID);
+    cfg.alpn_count = 1;
+    cfg.host = "no-such-host.invalid";
+    assert_int_equal(moq_quic_connect(e.loop, &cfg, on_connect_never, &e, NULL), MOQ_ERR_NOT_FOUND);
+    assert_int_equal(e.creds_out, 0);
+    ev_loop_destroy(e.loop);
+    gnutls_certificate_free_credentials(e.server_creds);
+    gnutls_certificate_free_credentials(e.client_creds);
+    app_free(&e.cli);
+    for (int i = 0; i < 4; i++)
+        app_free(&e.srv[i]);
+}
+
 int main(void)
 {
     const char *level = getenv("MOQ_LOG");
@@ -1036,6 +1149,8 @@ int main(void)
         cmocka_unit_test(rejected_accept_and_server_free),
         cmocka_unit_test(peer_uni_total_is_bounded),
         cmocka_unit_test(version_negotiation_and_stateless_reset),
+        cmocka_unit_test(max_connections_refuses_extra_clients),
+        cmocka_unit_test(cancel_and_handshake_timeout),
     };
     int rv = cmocka_run_group_tests(tests, NULL, NULL);
     gnutls_global_deinit();
