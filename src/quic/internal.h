@@ -1,11 +1,13 @@
 /*
- * internal.h - what conn.c, server.c and client.c share inside src/quic. Not a public API.
+ * internal.h - what the files of src/quic share (endpoint, conn, stream, send, tls, server,
+ * client). Not a public API.
  *
  * An endpoint is one UDP socket on one loop with the per-iteration machinery: a prepare
  * watcher that delivers deferred events and flushes every "dirty" connection once per loop
  * iteration, and a write watcher for connections whose packets met a full socket buffer.
  * A server endpoint carries many connections (routed by CID); a client endpoint carries one.
- * Connections (struct moq_quic_conn) embed their moq_transport as the first member.
+ * Connections (struct moq_quic_conn) embed their moq_transport as the first member; the
+ * endpoint's owner (server or client) frees them through conn.c, which frees their streams.
  */
 #ifndef MOQ_QUIC_INTERNAL_H
 #define MOQ_QUIC_INTERNAL_H
@@ -80,11 +82,139 @@ void moq_quic_conn_shutdown(struct moq_quic_conn *c);
 /* Free without events or packets (client cancel). */
 void moq_quic_conn_free(struct moq_quic_conn *c);
 
-moq_list *moq_quic_conn_link(struct moq_quic_conn *c);
-struct moq_quic_conn *moq_quic_conn_from_link(moq_list *l);
-void *moq_quic_conn_creds_handle(struct moq_quic_conn *c);
-ngtcp2_conn *moq_quic_conn_ngtcp2(struct moq_quic_conn *c);
-const ngtcp2_cid *moq_quic_conn_odcid(struct moq_quic_conn *c);
+/* ---- connection internals (conn.c, stream.c, send.c, tls.c, endpoint.c) ---- */
+
+#define MOQ_QUIC_MAX_REASON 256
+
+enum moq_quic_conn_state {
+    CS_HANDSHAKE,   /* TLS handshake in progress; application not involved yet */
+    CS_ESTABLISHED, /* handed to the application */
+    CS_CLOSING,     /* we sent CONNECTION_CLOSE; answer stray packets with it */
+    CS_DRAINING,    /* the peer closed; stay silent */
+    CS_DEAD,        /* free at the next dispatch */
+};
+
+struct moq_quic_dgram {
+    struct moq_quic_dgram *next;
+    size_t len;
+    unsigned tries;
+    uint8_t data[];
+};
+
+/* One stream of a connection: its send queue, scheduling node and pending events. */
+struct moq_quic_stream {
+    int64_t id;
+    struct moq_quic_conn *c;
+    void *sctx;
+    moq_quic_sched_node node;
+    moq_quic_sendq q;
+    moq_list pending; /* in c->pending while it has deferred events */
+    uint64_t close_code;
+    bool has_tx;        /* we can send on it (not a peer uni stream) */
+    bool fin_requested; /* the application finished writing */
+    bool fin_sent;      /* the FIN went to ngtcp2 */
+    bool tx_done;       /* no more sending: reset by us, by the peer, or finished */
+    bool reset_by_us;
+    bool blocked;       /* stream flow control */
+    bool want_writable; /* unsent() went above the high-water mark */
+    bool ev_writable;
+    bool ev_stopped;
+    bool stopped_sent; /* stream_stopped already delivered */
+    bool nc_closed;    /* ngtcp2 forgot it: stream_closed is due */
+};
+
+/* A connection; the moq_transport comes first so the two convert into each other. */
+struct moq_quic_conn {
+    moq_transport t; /* first: the application's handle */
+    moq_quic_endpoint *ep;
+    ngtcp2_conn *nc;
+    gnutls_session_t tls;
+    ngtcp2_crypto_conn_ref ref;
+    void *creds_handle;
+    ngtcp2_cid odcid; /* server: the client's first DCID (routed until we forget c) */
+    moq_quic_addr local, remote;
+    enum moq_quic_conn_state state;
+    moq_list link; /* server's connection list */
+    moq_list dirty_link;
+    moq_list blocked_link;
+    ev_timer timer;
+    moq_u64map streams;
+    moq_quic_sched sched;
+    moq_list pending; /* streams with deferred events */
+    uint64_t start_us;
+    uint64_t bytes_sent, bytes_recv;
+    uint64_t peer_uni_total;
+
+    bool attached;      /* the application has (or had) the transport */
+    bool reject;        /* accept returned an error: close after the read */
+    bool uni_exhausted; /* max_peer_uni_streams_total reached: close after the read */
+    bool app_closing;   /* the application called close() */
+    bool close_sent;
+    bool want_bidi, want_uni;
+    bool ev_bidi, ev_uni;
+    bool ev_closed; /* `closed` is due */
+    bool app_gone;  /* `closed` delivered */
+    bool stateless_reset;
+    bool logged_end;
+    bool rtt_known;      /* pacing may start */
+    uint64_t close_code; /* app close request, then the code given to `closed` */
+    char close_reason[MOQ_QUIC_MAX_REASON];
+    char end_reason[MOQ_QUIC_MAX_REASON]; /* for the log line */
+    int fail_err;                         /* client: error for a failed attempt */
+
+    uint8_t *close_pkt;
+    size_t close_pkt_len;
+    unsigned close_resends;
+
+    struct moq_quic_dgram *dg_head, *dg_tail;
+    size_t dg_count, dg_bytes;
+
+    uint8_t *blk; /* packets the socket refused (EAGAIN) */
+    size_t blk_len, blk_gso;
+    moq_quic_addr blk_local, blk_remote;
+
+    char offered_alpn[200]; /* server: what the client offered, for the refusal log */
+};
+
+static inline struct moq_quic_conn *moq_quic_conn_of(moq_transport *t)
+{
+    return (struct moq_quic_conn *)t;
+}
+
+extern const struct moq_transport_ops moq_quic_conn_ops;
+
+/* conn.c */
+void moq_quic_conn_on_liberr(struct moq_quic_conn *c, int liberr);
+void moq_quic_conn_close_with(struct moq_quic_conn *c, const ngtcp2_connection_close_error *ccerr,
+                              uint64_t code, const char *reason, int fail_err);
+/* Deliver deferred events, flush, re-arm the timer. Returns false if c was freed. */
+bool moq_quic_conn_service(struct moq_quic_conn *c);
+void moq_quic_conn_free_streams(struct moq_quic_conn *c);
+/* Copy len bytes of peer text into dst (cap bytes, NUL-terminated), non-printables as '?'. */
+void moq_quic_copy_printable(char *dst, size_t cap, const uint8_t *src, size_t len);
+
+/* send.c: one GSO batch of packets; raw datagrams (close packets). */
+void moq_quic_conn_flush(struct moq_quic_conn *c);
+void moq_quic_conn_send_raw(struct moq_quic_conn *c, const moq_quic_addr *local,
+                            const moq_quic_addr *remote, const uint8_t *data, size_t len);
+
+/* stream.c */
+struct moq_quic_stream *moq_quic_stream_get(struct moq_quic_conn *c, int64_t sid);
+struct moq_quic_stream *moq_quic_stream_new(struct moq_quic_conn *c, int64_t sid, bool has_tx);
+void moq_quic_stream_free(struct moq_quic_conn *c, struct moq_quic_stream *s);
+void moq_quic_stream_pending(struct moq_quic_conn *c, struct moq_quic_stream *s);
+bool moq_quic_stream_wants_send(const struct moq_quic_stream *s);
+void moq_quic_stream_resched(struct moq_quic_conn *c, struct moq_quic_stream *s);
+void moq_quic_stream_tx_abort(struct moq_quic_conn *c, struct moq_quic_stream *s);
+void moq_quic_stream_check_writable(struct moq_quic_conn *c, struct moq_quic_stream *s);
+void moq_quic_stream_peer_uni_done(struct moq_quic_conn *c, struct moq_quic_stream *s);
+
+/* tls.c */
+int moq_quic_tls_server_init(struct moq_quic_conn *c, gnutls_certificate_credentials_t creds,
+                             const char *const *alpn, size_t alpn_count);
+int moq_quic_tls_client_init(struct moq_quic_conn *c, const struct moq_quic_client_config *cfg);
+/* Fill t.protocol and t.kind from the negotiated ALPN. */
+void moq_quic_tls_set_protocol(struct moq_quic_conn *c);
 
 /* ---- role hooks called by conn.c ---- */
 

@@ -92,7 +92,7 @@ int moq_quic_server_established(moq_quic_server *s, struct moq_quic_conn *c)
 
 void moq_quic_server_forget(moq_quic_server *s, struct moq_quic_conn *c)
 {
-    ngtcp2_conn *nc = moq_quic_conn_ngtcp2(c);
+    ngtcp2_conn *nc = c->nc;
     if (nc) {
         size_t n = ngtcp2_conn_get_num_scid(nc);
         ngtcp2_cid *scids = n ? calloc(n, sizeof(*scids)) : NULL;
@@ -103,15 +103,12 @@ void moq_quic_server_forget(moq_quic_server *s, struct moq_quic_conn *c)
             free(scids);
         }
     }
-    const ngtcp2_cid *odcid = moq_quic_conn_odcid(c);
-    moq_quic_cid_table_del(&s->cids, odcid->data, odcid->datalen, c);
-    moq_list *link = moq_quic_conn_link(c);
-    if (moq_list_linked(link)) {
-        moq_list_remove(link);
+    moq_quic_cid_table_del(&s->cids, c->odcid.data, c->odcid.datalen, c);
+    if (moq_list_linked(&c->link)) {
+        moq_list_remove(&c->link);
         s->nconns--;
     }
-    void *handle = moq_quic_conn_creds_handle(c);
-    if (handle && s->creds_release) s->creds_release(s->creds_ctx, handle);
+    if (c->creds_handle && s->creds_release) s->creds_release(s->creds_ctx, c->creds_handle);
 }
 
 static void send_version_negotiation(moq_quic_server *s, const struct moq_quic_udp_msg *m,
@@ -188,7 +185,7 @@ static void accept_initial(moq_quic_server *s, const struct moq_quic_udp_msg *m)
         if (s->creds_release) s->creds_release(s->creds_ctx, handle);
         return;
     }
-    moq_list_push_back(&s->conns, moq_quic_conn_link(c));
+    moq_list_push_back(&s->conns, &c->link);
     s->nconns++;
     if (moq_quic_cid_table_put(&s->cids, scid.data, scid.datalen, c) < 0) {
         moq_quic_conn_free(c);
@@ -197,8 +194,7 @@ static void accept_initial(moq_quic_server *s, const struct moq_quic_udp_msg *m)
     /* The client keeps using its first DCID until it hears from us; EXISTS is harmless. */
     moq_quic_cid_table_put(&s->cids, hd.dcid.data, hd.dcid.datalen, c);
     if (s->ep.tc.keep_alive_ms)
-        ngtcp2_conn_set_keep_alive_timeout(moq_quic_conn_ngtcp2(c),
-                                           s->ep.tc.keep_alive_ms * NGTCP2_MILLISECONDS);
+        ngtcp2_conn_set_keep_alive_timeout(c->nc, s->ep.tc.keep_alive_ms * NGTCP2_MILLISECONDS);
     moq_quic_conn_read(c, &m->local, &m->remote, m->data, m->len);
 }
 
@@ -338,7 +334,7 @@ void moq_quic_server_free(moq_quic_server *s)
 {
     if (!s) return;
     while (!moq_list_empty(&s->conns))
-        moq_quic_conn_shutdown(moq_quic_conn_from_link(s->conns.next));
+        moq_quic_conn_shutdown(moq_list_first(&s->conns, struct moq_quic_conn, link));
     moq_quic_endpoint_close(&s->ep);
     moq_quic_cid_table_free(&s->cids);
     free_alpn(s);
