@@ -366,8 +366,7 @@ static struct moq_quic_conn *conn_alloc(moq_quic_endpoint *ep, const moq_quic_ad
     return c;
 }
 
-static ngtcp2_path conn_path(struct moq_quic_conn *c, const moq_quic_addr *local,
-                             const moq_quic_addr *remote)
+static ngtcp2_path make_path(const moq_quic_addr *local, const moq_quic_addr *remote)
 {
     ngtcp2_path path;
     memset(&path, 0, sizeof(path));
@@ -375,7 +374,6 @@ static ngtcp2_path conn_path(struct moq_quic_conn *c, const moq_quic_addr *local
     path.local.addrlen = local->len;
     path.remote.addr = (ngtcp2_sockaddr *)&remote->ss;
     path.remote.addrlen = remote->len;
-    (void)c;
     return path;
 }
 
@@ -400,7 +398,7 @@ moq_quic_conn_new_server(moq_quic_endpoint *ep, const ngtcp2_pkt_hd *hd, const m
     params.original_dcid = hd->dcid;
     params.stateless_reset_token_present = 1;
     memcpy(params.stateless_reset_token, token, NGTCP2_STATELESS_RESET_TOKENLEN);
-    ngtcp2_path path = conn_path(c, local, remote);
+    ngtcp2_path path = make_path(local, remote);
     int rv = ngtcp2_conn_server_new(&c->nc, &hd->scid, scid, &path, hd->version, &cb, &st, &params,
                                     NULL, c);
     if (rv != 0) {
@@ -437,7 +435,7 @@ struct moq_quic_conn *moq_quic_conn_new_client(moq_quic_endpoint *ep, const moq_
     fill_callbacks(&cb, false);
     fill_settings(c, &st);
     fill_params(c, &params);
-    ngtcp2_path path = conn_path(c, local, remote);
+    ngtcp2_path path = make_path(local, remote);
     int rv = ngtcp2_conn_client_new(&c->nc, &dcid, &scid, &path, NGTCP2_PROTO_VER_V1, &cb, &st,
                                     &params, NULL, c);
     if (rv != 0) {
@@ -466,7 +464,7 @@ static void log_end(struct moq_quic_conn *c)
                  c->t.peer, c->t.protocol, c->end_reason, (unsigned long long)ms,
                  (unsigned long long)c->bytes_sent, (unsigned long long)c->bytes_recv);
     } else if (c->ep->is_server) {
-        moq_info("quic", "refused %s during handshake: %s", c->t.peer, c->end_reason);
+        moq_info("quic", "refused %s: %s", c->t.peer, c->end_reason);
     } else {
         moq_info("quic", "connection to %s failed: %s", c->t.peer, c->end_reason);
     }
@@ -542,6 +540,13 @@ void moq_quic_conn_close_with(struct moq_quic_conn *c, const ngtcp2_connection_c
                                                         ccerr, moq_now_ns());
     c->close_sent = true;
     if (n > 0) {
+        /* The current path (it may have migrated since the handshake). */
+        if (ps.path.remote.addrlen) {
+            memcpy(&c->local.ss, ps.path.local.addr, ps.path.local.addrlen);
+            c->local.len = ps.path.local.addrlen;
+            memcpy(&c->remote.ss, ps.path.remote.addr, ps.path.remote.addrlen);
+            c->remote.len = ps.path.remote.addrlen;
+        }
         moq_quic_conn_send_raw(c, &c->local, &c->remote, buf, (size_t)n);
         free(c->close_pkt);
         c->close_pkt = malloc((size_t)n);
@@ -611,7 +616,7 @@ void moq_quic_conn_on_liberr(struct moq_quic_conn *c, int liberr)
             snprintf(reason, sizeof(reason), "no common ALPN (client offered: %s)",
                      c->offered_alpn[0] ? c->offered_alpn : "none");
         } else {
-            snprintf(reason, sizeof(reason), "TLS handshake failed: %s", alert_name(alert));
+            snprintf(reason, sizeof(reason), "TLS handshake failed (%s)", alert_name(alert));
         }
         ngtcp2_connection_close_error_set_transport_error_tls_alert(&ccerr, alert, NULL, 0);
         moq_quic_conn_close_with(c, &ccerr, 0, reason, fail);
@@ -639,7 +644,7 @@ void moq_quic_conn_read(struct moq_quic_conn *c, const moq_quic_addr *local,
         return;
     }
     if (c->state != CS_HANDSHAKE && c->state != CS_ESTABLISHED) return;
-    ngtcp2_path path = conn_path(c, local, remote);
+    ngtcp2_path path = make_path(local, remote);
     ngtcp2_pkt_info pi = {0};
     int rv = ngtcp2_conn_read_pkt(c->nc, &path, &pi, data, len, moq_now_ns());
     if (rv != 0) {
@@ -685,7 +690,6 @@ static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     struct moq_quic_conn *c = w->data;
     (void)loop;
     (void)revents;
-    moq_debug("quic", "%s timer state=%d", c->t.peer, (int)c->state);
     if (c->state == CS_CLOSING || c->state == CS_DRAINING) {
         c->state = CS_DEAD;
         moq_quic_conn_mark_dirty(c);

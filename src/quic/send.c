@@ -5,7 +5,6 @@
 #include "quic/internal.h"
 #include "util/err.h"
 #include "util/log.h"
-
 #include "util/time.h"
 
 #include <stdlib.h>
@@ -19,8 +18,6 @@ void moq_quic_conn_send_raw(struct moq_quic_conn *c, const moq_quic_addr *local,
     moq_quic_udp_send(c->ep->fd, &c->ep->gso, c->ep->is_server ? local : NULL,
                       c->ep->is_server ? remote : NULL, data, len, len);
 }
-
-/* ---- send ---- */
 
 /* Park what the socket refused; the endpoint's write watcher sends it later. */
 static void conn_block(struct moq_quic_conn *c, const uint8_t *data, size_t len, size_t gso,
@@ -201,7 +198,8 @@ void moq_quic_conn_flush(struct moq_quic_conn *c)
             first_local = local;
             first_remote = remote;
             gso = (size_t)nwrite;
-        } else if ((size_t)nwrite > gso || !moq_quic_addr_equal(&remote, &first_remote)) {
+        } else if ((size_t)nwrite > gso || !moq_quic_addr_equal(&remote, &first_remote) ||
+                   !moq_quic_addr_equal(&local, &first_local)) {
             /* Cannot join the batch: send the batch, then this packet alone. */
             if (conn_send_batch(c, buf, off, gso, &first_local, &first_remote))
                 conn_send_batch(c, buf + off, (size_t)nwrite, (size_t)nwrite, &local, &remote);

@@ -36,8 +36,6 @@ void moq_quic_tls_set_protocol(struct moq_quic_conn *c)
     c->t.kind = strcmp(c->t.protocol, "h3") == 0 ? MOQ_TRANSPORT_H3 : MOQ_TRANSPORT_QUIC;
 }
 
-/* ---- TLS ---- */
-
 struct alpn_scan {
     char *out;
     size_t cap;

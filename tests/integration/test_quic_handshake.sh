@@ -92,7 +92,7 @@ done
 kill "$server_pid"
 wait "$server_pid" || fail "server did not exit cleanly on SIGTERM"
 server_pid=""
-grep -q 'refused 127.0.0.1:[0-9]* during handshake: no common ALPN (client offered: h3)' \
+grep -q 'refused 127.0.0.1:[0-9]*: no common ALPN (client offered: h3)' \
     "$tmp/refuse.log" || fail "no refusal log line"
 grep -q '^accepted' "$tmp/refuse.out" && fail "refused client was accepted"
 
