@@ -23,6 +23,22 @@
  *   attempt is cancelled first. On success it receives the transport; on failure NULL plus
  *   an error and a reason. The client's socket and timers are freed with its connection.
  *
+ * Events (transport.h rules hold: never from inside a downcall)
+ * - stream_opened, stream_data, stream_reset, datagram and the accept/connect callbacks run
+ *   while received packets are processed; the rest (stream_stopped, stream_closed,
+ *   stream_writable, streams_available, closed) from the endpoint's ev_prepare watcher.
+ *   Writes made in any event are sent in one flush per loop iteration.
+ * - Exception: moq_quic_server_free() delivers `closed` from inside the call.
+ * - `closed` carries the application code and reason of a CONNECTION_CLOSE (ours after
+ *   close(), or the peer's); for other ends the code is 0 and the reason says what
+ *   happened ("idle timeout", "stateless reset", "peer closed: transport error 0x...").
+ * - libngtcp2 0.12 does not report a received STOP_SENDING: it resets our sending side with
+ *   the peer's code by itself. We deliver stream_stopped (with that code) when the stream
+ *   closes; writes fail with MOQ_ERR_CLOSED as soon as the reset is noticed. On a bidi
+ *   stream whose receiving side stays open that is later than the STOP_SENDING arrived.
+ * - Peer-opened uni streams end (stream_closed, stream-count credit returned) when their FIN
+ *   was delivered, their reset arrived, or the application stopped them.
+ *
  * All functions must be called on the thread that runs the given loop.
  */
 #ifndef MOQ_QUIC_QUIC_H
@@ -127,8 +143,8 @@ struct moq_quic_client_config {
     const char *const *alpn; /* offered, in client preference order */
     size_t alpn_count;
     /* Configure the client session: credentials, verification, pinning. Return 0, or a
-     * negative value to abort the attempt (the callback then gets MOQ_ERR_TLS). hostname
-     * is cfg->host. */
+     * negative value to abort (moq_quic_connect then returns MOQ_ERR_TLS). hostname is
+     * cfg->host. SNI (for names) and the ALPN offer are already set. */
     int (*tls_setup)(void *tls_ctx, gnutls_session_t s, const char *hostname);
     void *tls_ctx;
     struct moq_quic_transport_config transport;
@@ -139,8 +155,8 @@ typedef struct moq_quic_client moq_quic_client;
 /* The attempt finished. On success t is connected (is_client, protocol = ALPN) and err 0:
  * attach to it. On failure t is NULL, err is MOQ_ERR_TIMEOUT (handshake timeout),
  * MOQ_ERR_TLS (handshake/verification failure), MOQ_ERR_UNSUPPORTED (the server accepted
- * none of our ALPNs), MOQ_ERR_CLOSED (the server closed or reset the attempt) or MOQ_ERR_IO,
- * and reason describes it. */
+ * none of our ALPNs), MOQ_ERR_CLOSED (the server closed, refused or reset the attempt) or
+ * MOQ_ERR_PROTO (a QUIC protocol error), and reason describes it. */
 typedef void (*moq_quic_connect_cb)(void *ctx, moq_transport *t, int err, const char *reason);
 
 /* Start dialing. Returns 0 and optionally *out (valid until the callback), or an error
