@@ -677,6 +677,8 @@ static void conn_update_timer(struct moq_quic_conn *c)
 {
     if (c->state != CS_HANDSHAKE && c->state != CS_ESTABLISHED) return;
     ngtcp2_tstamp expiry = ngtcp2_conn_get_expiry(c->nc);
+    if (ev_is_active(&c->timer) && expiry == c->timer_expiry) return;
+    c->timer_expiry = expiry;
     if (ev_is_active(&c->timer)) ev_timer_stop(c->ep->loop, &c->timer);
     if (expiry == UINT64_MAX) return;
     ngtcp2_tstamp now = moq_now_ns();

@@ -138,6 +138,7 @@ struct moq_quic_conn {
     moq_list dirty_link;
     moq_list blocked_link;
     ev_timer timer;
+    ngtcp2_tstamp timer_expiry; /* what the armed timer is set for */
     moq_u64map streams;
     moq_quic_sched sched;
     moq_list pending; /* streams with deferred events */

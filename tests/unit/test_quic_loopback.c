@@ -259,6 +259,7 @@ struct env {
     struct app srv[4];
     size_t nsrv;
     int accept_result;
+    size_t srv_uni_target; /* streams each accepted connection pushes to the client */
     /* client attempt */
     struct app cli;
     bool connect_done;
@@ -307,6 +308,8 @@ static int on_accept(void *ctx, moq_transport *t)
     assert_null(t->path);
     assert_true(t->peer[0] != '\0');
     moq_transport_attach(t, &app_events, a);
+    a->uni_target = e->srv_uni_target;
+    if (a->uni_target) pump_uni(a);
     return e->accept_result;
 }
 
@@ -710,6 +713,31 @@ static void five_thousand_uni_streams_reuse_credit(void **state)
 
 #define PRIO_LEN (256u * 1024)
 
+static bool pushed_all(struct env *e)
+{
+    return e->cli.fins == 2000 && e->srv[0].streams_closed == 2000;
+}
+
+static void server_pushes_uni_streams(void **state)
+{
+    (void)state;
+    /* The relay's main path: the server opens a uni stream per group towards a client that
+     * allows only 8 at once. */
+    struct moq_quic_transport_config client_tc = {.max_concurrent_streams = 8};
+    struct env e;
+    env_start(&e, "[::1]:0", NULL);
+    e.srv_uni_target = 2000;
+    static const char *const offer[] = {"moq-lite-05"};
+    env_connect(&e, "::1", offer, 1, &client_tc);
+    run_until(&e, connected);
+    run_until(&e, pushed_all);
+    assert_int_equal(e.cli.streams_opened, 2000);
+    assert_int_equal(e.cli.streams_closed, 2000);
+    assert_true(e.srv[0].avail_events > 100);
+    close_client(&e, 0, "done");
+    env_finish(&e);
+}
+
 static bool prio_done(struct env *e)
 {
     return e->srv[0].fins == 5;
@@ -858,6 +886,13 @@ static void close_code_and_reason_reach_peer(void **state)
     int64_t sid;
     assert_int_equal(moq_transport_open(e.cli_t, true, &sid), 0);
     e.cli_t->ops->set_stream_ctx(e.cli_t, sid, rs_get(&e.cli, sid));
+    /* A megabyte the server never gets to read: the client's references go with `closed`. */
+    moq_chunk *big = moq_chunk_new(1 << 20);
+    memset(big->data, 1, 1 << 20);
+    big->len = 1 << 20;
+    moq_slice sl = {big, 0, big->len};
+    assert_int_equal(moq_transport_write(e.cli_t, sid, &sl, 1, false), 0);
+    moq_chunk_unref(big);
     moq_transport_close(e.srv[0].t, 0x15, "going away");
     /* No event from inside the call: `closed` comes from the loop. */
     assert_false(e.srv[0].closed);
@@ -1141,6 +1176,7 @@ int main(void)
         cmocka_unit_test(bidi_echo_exact_bytes),
         cmocka_unit_test(transfer_4mib_releases_chunks),
         cmocka_unit_test(five_thousand_uni_streams_reuse_credit),
+        cmocka_unit_test(server_pushes_uni_streams),
         cmocka_unit_test(priorities_and_round_robin),
         cmocka_unit_test(reset_and_stop_codes_propagate),
         cmocka_unit_test(datagrams_round_trip),
