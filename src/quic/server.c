@@ -1,0 +1,342 @@
+/*
+ * server.c - the QUIC listener: routes datagrams by connection ID, creates connections for
+ * new Initials, answers unknown versions with Version Negotiation and unknown short-header
+ * packets with (rate-limited) stateless resets.
+ */
+#include "quic/cid_table.h"
+#include "quic/internal.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/time.h"
+
+#include <arpa/inet.h>
+#include <ngtcp2/ngtcp2_crypto.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SERVER_RX_SLOTS 64
+#define READ_ROUNDS     8
+#define SECRET_LEN      32
+/* Stateless resets and refusals we are willing to send per second (token bucket). */
+#define RESPONSE_RATE  200.0
+#define RESPONSE_BURST 200.0
+#define MAX_RESET_LEN  64
+
+struct moq_quic_server {
+    moq_quic_endpoint ep;
+    char **alpn;
+    size_t alpn_count;
+    void *(*creds_acquire)(void *ctx, gnutls_certificate_credentials_t *out);
+    void (*creds_release)(void *ctx, void *handle);
+    void *creds_ctx;
+    int (*accept)(void *ctx, moq_transport *t);
+    void *accept_ctx;
+    size_t max_connections;
+    moq_quic_cid_table cids;
+    moq_list conns;
+    size_t nconns;
+    uint8_t secret[SECRET_LEN];
+    double tokens; /* response budget */
+    uint64_t tokens_at_us;
+};
+
+static bool take_response_token(moq_quic_server *s)
+{
+    uint64_t now = moq_now_us();
+    s->tokens += (double)(now - s->tokens_at_us) * RESPONSE_RATE / 1e6;
+    if (s->tokens > RESPONSE_BURST) s->tokens = RESPONSE_BURST;
+    s->tokens_at_us = now;
+    if (s->tokens < 1.0) return false;
+    s->tokens -= 1.0;
+    return true;
+}
+
+static void reset_token(moq_quic_server *s, const uint8_t *cid, size_t len, uint8_t *token)
+{
+    ngtcp2_cid c;
+    ngtcp2_cid_init(&c, cid, len);
+    if (ngtcp2_crypto_generate_stateless_reset_token(token, s->secret, sizeof(s->secret), &c) != 0)
+        moq_quic_random(token, NGTCP2_STATELESS_RESET_TOKENLEN); /* cannot reset this one */
+}
+
+/* A random CID nobody uses yet. */
+static void fresh_cid(moq_quic_server *s, ngtcp2_cid *cid)
+{
+    uint8_t buf[MOQ_QUIC_SCIDLEN];
+    do {
+        moq_quic_random(buf, sizeof(buf));
+    } while (moq_quic_cid_table_get(&s->cids, buf, sizeof(buf)));
+    ngtcp2_cid_init(cid, buf, sizeof(buf));
+}
+
+int moq_quic_server_new_cid(moq_quic_server *s, struct moq_quic_conn *c, ngtcp2_cid *cid,
+                            uint8_t *token)
+{
+    fresh_cid(s, cid);
+    int rv = moq_quic_cid_table_put(&s->cids, cid->data, cid->datalen, c);
+    if (rv < 0) return rv;
+    reset_token(s, cid->data, cid->datalen, token);
+    return MOQ_OK;
+}
+
+void moq_quic_server_retire_cid(moq_quic_server *s, struct moq_quic_conn *c, const ngtcp2_cid *cid)
+{
+    moq_quic_cid_table_del(&s->cids, cid->data, cid->datalen, c);
+}
+
+int moq_quic_server_established(moq_quic_server *s, struct moq_quic_conn *c)
+{
+    if (!s->accept) return MOQ_ERR_UNSUPPORTED;
+    return s->accept(s->accept_ctx, (moq_transport *)c);
+}
+
+void moq_quic_server_forget(moq_quic_server *s, struct moq_quic_conn *c)
+{
+    ngtcp2_conn *nc = c->nc;
+    if (nc) {
+        size_t n = ngtcp2_conn_get_num_scid(nc);
+        ngtcp2_cid *scids = n ? calloc(n, sizeof(*scids)) : NULL;
+        if (scids) {
+            n = ngtcp2_conn_get_scid(nc, scids);
+            for (size_t i = 0; i < n; i++)
+                moq_quic_cid_table_del(&s->cids, scids[i].data, scids[i].datalen, c);
+            free(scids);
+        }
+    }
+    moq_quic_cid_table_del(&s->cids, c->odcid.data, c->odcid.datalen, c);
+    if (moq_list_linked(&c->link)) {
+        moq_list_remove(&c->link);
+        s->nconns--;
+    }
+    if (c->creds_handle && s->creds_release) s->creds_release(s->creds_ctx, c->creds_handle);
+}
+
+static void send_version_negotiation(moq_quic_server *s, const struct moq_quic_udp_msg *m,
+                                     const ngtcp2_version_cid *vc)
+{
+    /* Only full-size Initial-like datagrams, so we never amplify. */
+    if (m->len < NGTCP2_MAX_UDP_PAYLOAD_SIZE || !take_response_token(s)) return;
+    uint8_t buf[1 + 4 + 2 * (1 + 255) + 16];
+    uint32_t versions[] = {NGTCP2_PROTO_VER_V1};
+    uint8_t unused;
+    moq_quic_random(&unused, 1);
+    ngtcp2_ssize n = ngtcp2_pkt_write_version_negotiation(
+        buf, sizeof(buf), unused, vc->scid, vc->scidlen, vc->dcid, vc->dcidlen, versions, 1);
+    if (n > 0) moq_quic_udp_send(s->ep.fd, &s->ep.gso, &m->local, &m->remote, buf, (size_t)n, 0);
+}
+
+static void send_stateless_reset(moq_quic_server *s, const struct moq_quic_udp_msg *m,
+                                 const uint8_t *dcid, size_t dcidlen)
+{
+    /* Smaller than the trigger, so two endpoints can never loop on resets. */
+    size_t len = m->len - 1;
+    if (len > MAX_RESET_LEN) len = MAX_RESET_LEN;
+    if (len < 1 + NGTCP2_MIN_STATELESS_RESET_RANDLEN + NGTCP2_STATELESS_RESET_TOKENLEN) return;
+    if (!take_response_token(s)) return;
+    uint8_t token[NGTCP2_STATELESS_RESET_TOKENLEN];
+    reset_token(s, dcid, dcidlen, token);
+    uint8_t rand[MAX_RESET_LEN];
+    size_t randlen = len - 1 - NGTCP2_STATELESS_RESET_TOKENLEN;
+    moq_quic_random(rand, randlen);
+    uint8_t buf[MAX_RESET_LEN];
+    ngtcp2_ssize n = ngtcp2_pkt_write_stateless_reset(buf, sizeof(buf), token, rand, randlen);
+    if (n > 0) moq_quic_udp_send(s->ep.fd, &s->ep.gso, &m->local, &m->remote, buf, (size_t)n, 0);
+}
+
+static void refuse_initial(moq_quic_server *s, const struct moq_quic_udp_msg *m,
+                           const ngtcp2_pkt_hd *hd)
+{
+    if (!take_response_token(s)) return;
+    uint8_t buf[NGTCP2_MAX_UDP_PAYLOAD_SIZE];
+    ngtcp2_ssize n = ngtcp2_crypto_write_connection_close(
+        buf, sizeof(buf), hd->version, &hd->scid, &hd->dcid, NGTCP2_CONNECTION_REFUSED, NULL, 0);
+    if (n > 0) moq_quic_udp_send(s->ep.fd, &s->ep.gso, &m->local, &m->remote, buf, (size_t)n, 0);
+}
+
+static void accept_initial(moq_quic_server *s, const struct moq_quic_udp_msg *m)
+{
+    ngtcp2_pkt_hd hd;
+    if (ngtcp2_accept(&hd, m->data, m->len) != 0) return;
+    if (hd.dcid.datalen < NGTCP2_MIN_INITIAL_DCIDLEN) return;
+    char peer[64];
+    if (s->nconns >= s->max_connections) {
+        moq_quic_addr_format(&m->remote, peer, sizeof(peer));
+        moq_debug("quic", "refused %s: %zu connections already", peer, s->nconns);
+        refuse_initial(s, m, &hd);
+        return;
+    }
+    gnutls_certificate_credentials_t creds = NULL;
+    void *handle = s->creds_acquire ? s->creds_acquire(s->creds_ctx, &creds) : NULL;
+    if (!handle || !creds) {
+        moq_quic_addr_format(&m->remote, peer, sizeof(peer));
+        moq_warn("quic", "refused %s: no TLS credentials available", peer);
+        if (handle && s->creds_release) s->creds_release(s->creds_ctx, handle);
+        refuse_initial(s, m, &hd);
+        return;
+    }
+    ngtcp2_cid scid;
+    uint8_t token[NGTCP2_STATELESS_RESET_TOKENLEN];
+    fresh_cid(s, &scid);
+    reset_token(s, scid.data, scid.datalen, token);
+    struct moq_quic_conn *c =
+        moq_quic_conn_new_server(&s->ep, &hd, &m->local, &m->remote, &scid, token, creds, handle,
+                                 (const char *const *)s->alpn, s->alpn_count);
+    if (!c) {
+        if (s->creds_release) s->creds_release(s->creds_ctx, handle);
+        return;
+    }
+    moq_list_push_back(&s->conns, &c->link);
+    s->nconns++;
+    if (moq_quic_cid_table_put(&s->cids, scid.data, scid.datalen, c) < 0) {
+        moq_quic_conn_free(c);
+        return;
+    }
+    /* The client keeps using its first DCID until it hears from us; EXISTS is harmless. */
+    moq_quic_cid_table_put(&s->cids, hd.dcid.data, hd.dcid.datalen, c);
+    if (s->ep.tc.keep_alive_ms)
+        ngtcp2_conn_set_keep_alive_timeout(c->nc, s->ep.tc.keep_alive_ms * NGTCP2_MILLISECONDS);
+    moq_quic_conn_read(c, &m->local, &m->remote, m->data, m->len);
+}
+
+static void handle_datagram(moq_quic_server *s, const struct moq_quic_udp_msg *m)
+{
+    ngtcp2_version_cid vc;
+    int rv = ngtcp2_pkt_decode_version_cid(&vc, m->data, m->len, MOQ_QUIC_SCIDLEN);
+    if (rv == NGTCP2_ERR_VERSION_NEGOTIATION) {
+        send_version_negotiation(s, m, &vc);
+        return;
+    }
+    if (rv != 0) return;
+    struct moq_quic_conn *c = moq_quic_cid_table_get(&s->cids, vc.dcid, vc.dcidlen);
+    if (c) {
+        moq_quic_conn_read(c, &m->local, &m->remote, m->data, m->len);
+        return;
+    }
+    if (m->data[0] & 0x80)
+        accept_initial(s, m);
+    else
+        send_stateless_reset(s, m, vc.dcid, vc.dcidlen);
+}
+
+static void server_readable(moq_quic_endpoint *ep)
+{
+    moq_quic_server *s = ep->server;
+    for (int round = 0; round < READ_ROUNDS; round++) {
+        int n = moq_quic_udp_recv(&ep->rx, ep->fd, &ep->bound);
+        if (n <= 0) return;
+        for (int i = 0; i < n; i++)
+            handle_datagram(s, &ep->rx.msgs[i]);
+        if ((size_t)n < ep->rx.slots) return;
+    }
+}
+
+static void free_alpn(moq_quic_server *s)
+{
+    for (size_t i = 0; i < s->alpn_count; i++)
+        free(s->alpn[i]);
+    free(s->alpn);
+    s->alpn = NULL;
+    s->alpn_count = 0;
+}
+
+static int copy_alpn(moq_quic_server *s, const struct moq_quic_server_config *cfg)
+{
+    if (cfg->alpn_count == 0 || cfg->alpn_count > MOQ_QUIC_MAX_ALPN) return MOQ_ERR_CONFIG;
+    s->alpn = calloc(cfg->alpn_count, sizeof(*s->alpn));
+    if (!s->alpn) return MOQ_ERR_NOMEM;
+    for (size_t i = 0; i < cfg->alpn_count; i++) {
+        size_t len = cfg->alpn[i] ? strlen(cfg->alpn[i]) : 0;
+        if (len == 0 || len > 255) return MOQ_ERR_CONFIG;
+        s->alpn[i] = strdup(cfg->alpn[i]);
+        if (!s->alpn[i]) return MOQ_ERR_NOMEM;
+        s->alpn_count = i + 1;
+    }
+    return MOQ_OK;
+}
+
+int moq_quic_server_new(struct ev_loop *loop, const struct moq_quic_server_config *cfg,
+                        moq_quic_server **out)
+{
+    moq_quic_addr addr, bound;
+    if (!cfg || !loop || !out) return MOQ_ERR_INVALID;
+    int rv = moq_quic_udp_parse_listen(cfg->listen, &addr);
+    if (rv < 0) {
+        moq_error("quic", "invalid listen address \"%s\"", cfg->listen ? cfg->listen : "");
+        return rv;
+    }
+    moq_quic_server *s = calloc(1, sizeof(*s));
+    if (!s) return MOQ_ERR_NOMEM;
+    s->ep.fd = -1;
+    rv = copy_alpn(s, cfg);
+    if (rv < 0) {
+        moq_error("quic", "invalid ALPN list");
+        free_alpn(s);
+        free(s);
+        return rv;
+    }
+    int fd;
+    rv = moq_quic_udp_listen(&addr, &fd, &bound);
+    if (rv < 0) {
+        free_alpn(s);
+        free(s);
+        return rv;
+    }
+    rv = moq_quic_endpoint_init(&s->ep, loop, fd, SERVER_RX_SLOTS, &cfg->transport);
+    if (rv < 0) {
+        moq_quic_endpoint_close(&s->ep);
+        free_alpn(s);
+        free(s);
+        return rv;
+    }
+    s->ep.bound = bound;
+    s->ep.is_server = true;
+    s->ep.server = s;
+    s->ep.on_readable = server_readable;
+    s->creds_acquire = cfg->creds_acquire;
+    s->creds_release = cfg->creds_release;
+    s->creds_ctx = cfg->creds_ctx;
+    s->accept = cfg->accept;
+    s->accept_ctx = cfg->accept_ctx;
+    s->max_connections =
+        cfg->max_connections ? cfg->max_connections : MOQ_QUIC_DEFAULT_MAX_CONNECTIONS;
+    if (cfg->reset_secret)
+        memcpy(s->secret, cfg->reset_secret, SECRET_LEN);
+    else
+        moq_quic_random(s->secret, SECRET_LEN);
+    uint8_t hash_key[16];
+    moq_quic_random(hash_key, sizeof(hash_key));
+    moq_quic_cid_table_init(&s->cids, hash_key);
+    moq_list_init(&s->conns);
+    s->tokens = RESPONSE_BURST;
+    s->tokens_at_us = moq_now_us();
+    moq_quic_endpoint_start(&s->ep);
+
+    char text[80];
+    moq_quic_addr_format(&bound, text, sizeof(text));
+    moq_info("quic", "listening on %s (udp)", text);
+    *out = s;
+    return MOQ_OK;
+}
+
+uint16_t moq_quic_server_port(const moq_quic_server *s)
+{
+    if (s->ep.bound.ss.ss_family == AF_INET)
+        return ntohs(((const struct sockaddr_in *)&s->ep.bound.ss)->sin_port);
+    return ntohs(((const struct sockaddr_in6 *)&s->ep.bound.ss)->sin6_port);
+}
+
+size_t moq_quic_server_connection_count(const moq_quic_server *s)
+{
+    return s->nconns;
+}
+
+void moq_quic_server_free(moq_quic_server *s)
+{
+    if (!s) return;
+    while (!moq_list_empty(&s->conns))
+        moq_quic_conn_shutdown(moq_list_first(&s->conns, struct moq_quic_conn, link));
+    moq_quic_endpoint_close(&s->ep);
+    moq_quic_cid_table_free(&s->cids);
+    free_alpn(s);
+    free(s);
+}
