@@ -407,9 +407,10 @@ static bool settle(end *e)
 static void pump(end *a, end *b)
 {
     for (int i = 0; i < 10000000; i++) {
-        bool did = settle(a) | settle(b);
-        did |= deliver_one(a);
-        did |= deliver_one(b);
+        bool did = settle(a);
+        did = settle(b) || did;
+        did = deliver_one(a) || did;
+        did = deliver_one(b) || did;
         if (!did) return;
     }
     fail_msg("pump did not settle");
