@@ -34,7 +34,9 @@
 #define PING_RING      8     /* outstanding pings remembered for RTT */
 #define PONG_RING      8     /* ping responses waiting to be sent */
 #define REASON_MAX     256
-#define MIN_FRAME_ROOM 32 /* stop filling a record below this much room */
+#define MIN_FRAME_ROOM 32   /* stop filling a record below this much room */
+#define MAX_LINGERING  1024 /* closed streams still waiting for the peer's FIN/RESET */
+#define WS_REASON_MAX  123  /* a WebSocket Close reason fits in a control frame */
 
 enum { DIR_BIDI = 0, DIR_UNI = 1 };
 enum { SEND_NONE, SEND_OPEN, SEND_DONE };
@@ -80,6 +82,7 @@ typedef struct qstream {
     /* application view */
     bool app_closed;
     bool close_queued;
+    bool lingering; /* app_closed after stop(): waiting for the peer's FIN or RESET */
     moq_list ready_link;
     moq_list ctrl_link;
     moq_list closed_link;
@@ -131,6 +134,7 @@ struct moq_qmux {
     uint64_t recv_max;
     bool max_data_pending;
     size_t queue_cost;
+    size_t lingering;
 
     /* keep-alive and RTT */
     uint64_t ping_next_seq; /* = number of requests sent */
@@ -173,6 +177,7 @@ struct moq_qmux {
 };
 
 static const struct moq_transport_ops qmux_ops;
+static int protocol_error(moq_qmux *q, const char *reason);
 
 static inline moq_qmux *from_t(moq_transport *t)
 {
@@ -332,8 +337,16 @@ static void release_peer_stream_credit(moq_qmux *q, int dir)
     }
 }
 
+static void stop_lingering(moq_qmux *q, qstream *s)
+{
+    if (!s->lingering) return;
+    s->lingering = false;
+    q->lingering--;
+}
+
 static void stream_destroy(moq_qmux *q, qstream *s)
 {
+    stop_lingering(q, s);
     moq_list_remove(&s->ready_link);
     moq_list_remove(&s->ctrl_link);
     moq_list_remove(&s->closed_link);
@@ -419,7 +432,16 @@ static bool deliver_events(moq_qmux *q)
             any = true;
             void *ctx = s->ctx;
             s->ctx = NULL;
+            if (s->recv == RECV_STOPPED) {
+                s->lingering = true;
+                q->lingering++;
+            }
             if (EV(q, stream_closed)) q->t.ev->stream_closed(q->t.app, &q->t, s->id, ctx);
+            if (q->lingering > MAX_LINGERING) {
+                /* A peer that never answers STOP_SENDING would pin these forever. */
+                protocol_error(q, "peer leaves stopped streams unfinished");
+                continue;
+            }
             maybe_free(q, s);
             continue;
         }
@@ -1043,7 +1065,10 @@ static void flush(moq_qmux *q, uint64_t now)
         }
         q->channel_closed = true;
         q->state = ST_CLOSED;
-        q->io.close(q->io_ctx, q->ws_code, q->ws_code == MOQ_QMUX_WS_NORMAL ? "" : q->ev_reason);
+        char ws_reason[WS_REASON_MAX + 1] = "";
+        if (q->ws_code != MOQ_QMUX_WS_NORMAL) /* only our own ASCII reasons get here */
+            snprintf(ws_reason, sizeof(ws_reason), "%.*s", WS_REASON_MAX, q->ev_reason);
+        q->io.close(q->io_ctx, q->ws_code, ws_reason);
         return;
     }
     while (q->state == ST_OPEN && q->io.queued_bytes(q->io_ctx) < q->cfg.send_high_water) {
@@ -1186,6 +1211,7 @@ static int on_stream(moq_qmux *q, const moq_qmux_frame *f)
         conn_consumed(q, len);
         if (f->fin) {
             s->recv = RECV_DONE;
+            stop_lingering(q, s);
             maybe_free(q, s);
         }
         return 0;
@@ -1245,6 +1271,7 @@ static int on_reset(moq_qmux *q, const moq_qmux_frame *f)
     conn_consumed(q, gap);
     bool was_open = s->recv == RECV_OPEN;
     s->recv = RECV_DONE;
+    stop_lingering(q, s);
     s->stop_queued = false;
     s->msd_queued = false;
     if (was_open && EV(q, stream_reset))

@@ -37,6 +37,24 @@
  *    still open. Then free it with moq_qmux_free() (the channel may still be flushing its
  *    queued records and the Close frame; the session no longer needs it).
  *
+ *    Never call a moq_qmux_* function of a session from inside that session's io callbacks
+ *    or event handlers (the application uses only transport ops there); in particular free it
+ *    only after a call returned MOQ_ERR_CLOSED, not from the `closed` handler.
+ * 6. The WebSocket layer keeps its own Ping/Pong keep-alive: on qmux-00 there is no QX_PING
+ *    and no QMux idle timeout, so it is the only dead-peer detection there. Inbound messages
+ *    larger than max_record_size are refused here (CONNECTION_CLOSE), so the WebSocket layer
+ *    only needs a sane cap of its own (e.g. 64 KiB).
+ *
+ * Event semantics specific to this transport
+ * - stream_closed for a sending direction comes once its FIN was handed to the channel (qmux
+ *   has no acknowledgements); write() references are dropped as bytes are handed over.
+ * - stream_stopped is not delivered when the FIN already went out (nothing left to reset).
+ * - stream_reset is not delivered after the application called stop() on that stream.
+ * - closed(code, reason): the peer's APPLICATION_CLOSE or CONNECTION_CLOSE code and reason;
+ *   our own close() code and reason; MOQ_QMUX_CLOSE_PROTOCOL and a reason for a violation we
+ *   detected (also sent as CONNECTION_CLOSE); 0 with "idle timeout", "handshake timeout",
+ *   "websocket closed: <code> <reason>", "websocket send failed" or "transport freed".
+ *
  * Time is in microseconds of any monotonic clock (moq_now_us()).
  */
 #ifndef MOQ_QMUX_QMUX_H

@@ -1223,6 +1223,48 @@ static void raw_peer_protocol_errors(void **state)
     }
 }
 
+static void unanswered_stop_sending_is_bounded(void **state)
+{
+    /* We open bidi streams and abandon both directions; a peer that never answers our
+     * STOP_SENDING with FIN or RESET cannot make us keep them forever. */
+    raw r;
+    raw_init(&r, MOQ_QMUX_01, NULL);
+    raw_params(&r, 5000, 1 << 20);
+    raw_send(&r);
+    moq_transport *t = r.s.t;
+    int i;
+    for (i = 0; i < 2000 && !r.s.finished; i++) {
+        int64_t sid = open_stream(&r.s, true);
+        assert_int_equal(t->ops->stop(t, sid, 1), 0);
+        assert_int_equal(t->ops->reset(t, sid, 1), 0);
+        call(&r.s, moq_qmux_process(r.s.q, r.s.now));
+    }
+    assert_int_equal(i, 1025);
+    assert_closed_with(&r, 1002, "peer leaves stopped streams unfinished");
+    end_free(&r.s);
+
+    /* answered, the same churn goes on indefinitely */
+    raw_init(&r, MOQ_QMUX_01, NULL);
+    raw_params(&r, 5000, 1 << 20);
+    raw_send(&r);
+    t = r.s.t;
+    for (i = 0; i < 3000; i++) {
+        int64_t sid = open_stream(&r.s, true);
+        assert_int_equal(t->ops->stop(t, sid, 1), 0);
+        assert_int_equal(t->ops->reset(t, sid, 1), 0);
+        call(&r.s, moq_qmux_process(r.s.q, r.s.now));
+        moq_qmux_frame f = {.kind = MOQ_QMUX_RESET_STREAM, .stream_id = (uint64_t)sid, .code = 1};
+        raw_frame(&r, &f);
+        if (i % 1000 == 999) {
+            f = (moq_qmux_frame){.kind = MOQ_QMUX_MAX_STREAMS_BIDI, .value = (uint64_t)i + 5000};
+            raw_frame(&r, &f);
+        }
+        raw_send(&r);
+    }
+    assert_false(r.s.finished);
+    end_free(&r.s);
+}
+
 static void qmux02_rules(void **state)
 {
     /* a frame before the parameters */
@@ -1342,6 +1384,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(peer_exceeding_flow_control_is_closed, setup, teardown),
         cmocka_unit_test_setup_teardown(peer_exceeding_stream_limit_is_closed, setup, teardown),
         cmocka_unit_test_setup_teardown(raw_peer_protocol_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(unanswered_stop_sending_is_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(qmux02_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(oversized_record_and_peer_close, setup, teardown),
     };
