@@ -1,12 +1,16 @@
-#include <stdio.h>
-#include <string.h>
+/* moq-relay: configuration from the command line, MOQ_* environment and relay.toml, then
+ * the relay until SIGINT/SIGTERM. See `moq-relay --help` and docs/config.md. */
+#include <unistd.h>
+
+#include "config/cli.h"
+#include "relay/relay.h"
 
 int main(int argc, char **argv)
 {
-    if (argc > 1 && strcmp(argv[1], "--version") == 0) {
-        printf("moq-relay %s\n", MOQ_VERSION);
-        return 0;
-    }
-    fprintf(stderr, "moq-relay: not wired yet\n");
-    return 1;
+    struct moq_config cfg;
+    int status;
+    if (!moq_cli_configure(&cfg, argc, argv, environ, &status)) return status;
+    status = moq_relay_run(&cfg);
+    moq_config_free(&cfg);
+    return status;
 }

@@ -1,0 +1,386 @@
+/* The relay's wiring: config -> TLS, auth, origin, QUIC/WebTransport and HTTP listeners;
+ * sessions; periodic maintenance; signals and shutdown. */
+#include "relay/relay_int.h"
+
+#include <gnutls/crypto.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "h3/h3.h"
+#include "moq/errors.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/time.h"
+
+#define TICK_S 1.0
+
+/* ---------------------------------------------------------------- access */
+
+static void perms_summary(const moq_strlist *l, char *out, size_t len)
+{
+    size_t o = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < l->len && o + 2 < len; i++) {
+        int n = snprintf(out + o, len - o, "%s\"%s\"", i ? "," : "", l->v[i]);
+        if (n < 0) break;
+        o += (size_t)n;
+    }
+    if (o >= len) out[len - 1] = '\0';
+}
+
+int relay_check_access(moq_relay *r, const char *target, moq_perms *perms, char *why, size_t whylen)
+{
+    moq_auth_error err = {0};
+    int rv = moq_auth_check_target(r->auth, target, strlen(target), moq_wall_s(), perms, &err);
+    if (rv < 0) snprintf(why, whylen, "%s", err.msg[0] ? err.msg : moq_strerror(rv));
+    return rv;
+}
+
+static uint64_t session_authorize(void *ctx, moq_session *s, const char *path, int role,
+                                  moq_perms *perms)
+{
+    struct relay_session *rs = ctx;
+    moq_relay *r = rs->relay;
+    moq_transport *t = moq_session_transport(s);
+    char why[256];
+    if (relay_check_access(r, path, perms, why, sizeof(why)) < 0) {
+        r->counters.sessions_refused++;
+        moq_info("relay", "%s: session refused: %s", t->peer, why);
+        return MOQ_CODE_UNAUTHORIZED;
+    }
+    char pub[256], sub[256];
+    perms_summary(&perms->publish, pub, sizeof(pub));
+    perms_summary(&perms->subscribe, sub, sizeof(sub));
+    moq_info("relay", "%s: session accepted (%s) root=/%s publish=[%s] subscribe=[%s]", t->peer,
+             moq_session_version(s), perms->root ? perms->root : "", pub, sub);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- sessions */
+
+static void session_closed(void *ctx, moq_session *s, uint64_t code, const char *reason)
+{
+    struct relay_session *rs = ctx;
+    moq_list_remove(&rs->link);
+    rs->relay->n_sessions--;
+    free(rs);
+}
+
+int relay_start_session(moq_relay *r, moq_transport *t)
+{
+    struct relay_session *rs = calloc(1, sizeof(*rs));
+    if (!rs) {
+        moq_transport_close(t, MOQ_CODE_TRANSPORT, "out of memory");
+        return MOQ_ERR_NOMEM;
+    }
+    rs->relay = r;
+    rs->kind = t->kind;
+    struct moq_session_config sc = {
+        .origin = r->origin,
+        .loop = r->loop,
+        .offer_probe = true,
+        .authorize = session_authorize,
+        .closed = session_closed,
+        .ctx = rs,
+    };
+    moq_list_push_back(&r->sessions, &rs->link);
+    r->n_sessions++;
+    rs->session = moq_session_new(t, &sc);
+    if (!rs->session) {
+        moq_list_remove(&rs->link);
+        r->n_sessions--;
+        free(rs);
+        return MOQ_ERR_UNSUPPORTED;
+    }
+    if (t->kind < 4) r->counters.sessions_total[t->kind]++;
+    return 0;
+}
+
+static int wt_accept(void *ctx, moq_transport *t)
+{
+    return relay_start_session(ctx, t);
+}
+
+static int quic_accept(void *ctx, moq_transport *t)
+{
+    moq_relay *r = ctx;
+    if (t->kind == MOQ_TRANSPORT_H3) {
+        struct moq_h3_server_config hc = {r->versions, r->n_versions, wt_accept, r};
+        return moq_h3_server_attach(t, r->loop, &hc) < 0 ? 0 : 0;
+    }
+    return relay_start_session(r, t);
+}
+
+/* ---------------------------------------------------------------- credentials */
+
+static void *quic_creds_acquire(void *ctx, gnutls_certificate_credentials_t *out)
+{
+    moq_tls_creds *c = moq_tls_server_acquire(ctx);
+    *out = moq_tls_creds_gnutls(c);
+    return c;
+}
+
+static void creds_release(void *ctx, void *handle)
+{
+    moq_tls_creds_unref(handle);
+}
+
+/* ---------------------------------------------------------------- timers */
+
+static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    moq_relay *r = w->data;
+    int64_t now_s = moq_wall_s();
+    moq_origin_tick(r->origin, moq_now_us());
+    if (moq_tls_server_maintain(r->tls, now_s) == 1)
+        moq_info("tls", "certificate rotated; new fingerprint served at /certificate.sha256");
+    if (r->https_tls && moq_tls_server_maintain(r->https_tls, now_s) == 1)
+        moq_info("tls", "HTTPS certificate reloaded");
+}
+
+/* ---------------------------------------------------------------- construction */
+
+static uint64_t random_origin_id(void)
+{
+    uint64_t id = 0;
+    while (id == 0) {
+        if (gnutls_rnd(GNUTLS_RND_NONCE, &id, sizeof(id)) < 0) id = (uint64_t)moq_now_ns();
+        id &= (1ull << 53) - 1; /* JavaScript peers read hop ids as doubles */
+    }
+    return id;
+}
+
+static void pick_versions(moq_relay *r)
+{
+    static const char *const all[] = {"moq-lite-05", "moq-lite-04", "moq-lite-03"};
+    const moq_strlist *want = &r->cfg->server.version;
+    for (size_t i = 0; i < 3; i++) {
+        if (want->len && !moq_strlist_contains(want, all[i])) continue;
+        r->versions[r->n_versions++] = all[i];
+    }
+    for (size_t i = 0; i < r->n_versions; i++)
+        r->alpns[r->n_alpns++] = r->versions[i];
+    r->alpns[r->n_alpns++] = "h3";
+}
+
+static int setup_tls(moq_relay *r, char *err, size_t errlen)
+{
+    const struct moq_config *c = r->cfg;
+    moq_tls_server_config tc = {
+        .certs = (const char *const *)c->server.tls.cert.v,
+        .n_certs = c->server.tls.cert.len,
+        .keys = (const char *const *)c->server.tls.key.v,
+        .n_keys = c->server.tls.key.len,
+        .generate = (const char *const *)c->server.tls.generate.v,
+        .n_generate = c->server.tls.generate.len,
+    };
+    int rv = moq_tls_server_new(&tc, moq_wall_s(), &r->tls, err, errlen);
+    if (rv < 0) return rv;
+    if (c->web.https.listen) {
+        moq_tls_server_config hc = {
+            .certs = (const char *const *)c->web.https.cert.v,
+            .n_certs = c->web.https.cert.len,
+            .keys = (const char *const *)c->web.https.key.v,
+            .n_keys = c->web.https.key.len,
+        };
+        rv = moq_tls_server_new(&hc, moq_wall_s(), &r->https_tls, err, errlen);
+        if (rv < 0) return rv;
+    }
+    return 0;
+}
+
+static int setup_auth(moq_relay *r, char *err, size_t errlen)
+{
+    const struct moq_config_auth *a = &r->cfg->auth;
+    moq_auth_config ac = {
+        .key = a->key,
+        .keys = (const char *const *)a->keys.v,
+        .keys_len = a->keys.len,
+        .key_dir = a->key_dir,
+        .public_publish = (const char *const *)a->public_publish.v,
+        .public_publish_len = a->public_publish.len,
+        .public_subscribe = (const char *const *)a->public_subscribe.v,
+        .public_subscribe_len = a->public_subscribe.len,
+    };
+    moq_auth_error e = {0};
+    int rv = moq_auth_new(&ac, &r->auth, &e);
+    if (rv < 0) snprintf(err, errlen, "auth: %s", e.msg);
+    return rv;
+}
+
+static int setup_quic(moq_relay *r, char *err, size_t errlen)
+{
+    const struct moq_config_server *s = &r->cfg->server;
+    struct moq_quic_server_config qc = {
+        .listen = s->bind ? s->bind : MOQ_CONFIG_DEFAULT_BIND,
+        .alpn = r->alpns,
+        .alpn_count = r->n_alpns,
+        .creds_acquire = quic_creds_acquire,
+        .creds_release = creds_release,
+        .creds_ctx = r->tls,
+        .accept = quic_accept,
+        .accept_ctx = r,
+    };
+    qc.transport.max_concurrent_streams = s->quic.max_streams;
+    if (s->quic.receive_window_set) qc.transport.receive_window = s->quic.receive_window;
+    qc.transport.idle_timeout_ms = s->quic.idle_timeout_ms;
+    qc.transport.keep_alive_ms = s->quic.keep_alive_ms;
+    qc.transport.disable_gso = s->quic.gso_set && !s->quic.gso;
+    qc.transport.cc =
+        s->quic.congestion_control == MOQ_CONGESTION_DELAY ? MOQ_QUIC_CC_BBR : MOQ_QUIC_CC_CUBIC;
+    int rv = moq_quic_server_new(r->loop, &qc, &r->quic);
+    if (rv < 0) {
+        snprintf(err, errlen, "QUIC listener on %s: %s", qc.listen, moq_strerror(rv));
+        return rv;
+    }
+    return 0;
+}
+
+static int setup_http(moq_relay *r, char *err, size_t errlen)
+{
+    const struct moq_config *c = r->cfg;
+    if (!c->web.http.listen && !c->web.https.listen) return 0;
+    struct moq_http_config hc;
+    moq_http_config_default(&hc);
+    r->http = moq_http_server_new(r->loop, &hc);
+    if (!r->http) return MOQ_ERR_NOMEM;
+    struct moq_web_hooks hooks = relay_web_hooks_template;
+    hooks.ctx = r;
+    r->web = moq_web_new(moq_http_server_router(r->http), &hooks);
+    if (!r->web) return MOQ_ERR_NOMEM;
+    if (c->web.ws) moq_http_server_set_ws(r->http, relay_ws_upgrade, r);
+    int rv;
+    if (c->web.http.listen) {
+        rv = moq_http_server_listen(r->http, c->web.http.listen, NULL, &r->http_port);
+        if (rv < 0) {
+            snprintf(err, errlen, "HTTP listener on %s: %s", c->web.http.listen, moq_strerror(rv));
+            return rv;
+        }
+    }
+    if (c->web.https.listen) {
+        struct moq_http_tls tls = {quic_creds_acquire, creds_release, r->https_tls};
+        rv = moq_http_server_listen(r->http, c->web.https.listen, &tls, &r->https_port);
+        if (rv < 0) {
+            snprintf(err, errlen, "HTTPS listener on %s: %s", c->web.https.listen,
+                     moq_strerror(rv));
+            return rv;
+        }
+    }
+    return 0;
+}
+
+int moq_relay_new(struct ev_loop *loop, const struct moq_config *cfg, moq_relay **out, char *err,
+                  size_t errlen)
+{
+    *out = NULL;
+    moq_relay *r = calloc(1, sizeof(*r));
+    if (!r) return MOQ_ERR_NOMEM;
+    r->loop = loop;
+    r->cfg = cfg;
+    moq_list_init(&r->sessions);
+    moq_list_init(&r->websockets);
+    pick_versions(r);
+
+    moq_origin_config oc;
+    moq_origin_config_default(&oc);
+    oc.id = cfg->cluster.id_set && cfg->cluster.id ? cfg->cluster.id : random_origin_id();
+    oc.linger_us = cfg->cluster.linger_ms * 1000;
+    if (cfg->cache.duration_set) oc.cache_duration_us = cfg->cache.duration_ms * 1000;
+    if (cfg->cache.capacity_set) oc.cache_capacity = cfg->cache.capacity;
+    r->origin = moq_origin_new(&oc);
+    int rv = r->origin ? 0 : MOQ_ERR_NOMEM;
+    if (rv == 0) rv = setup_tls(r, err, errlen);
+    if (rv == 0) rv = setup_auth(r, err, errlen);
+    if (rv == 0) rv = setup_quic(r, err, errlen);
+    if (rv == 0) rv = setup_http(r, err, errlen);
+    if (rv < 0) {
+        if (!err[0]) snprintf(err, errlen, "%s", moq_strerror(rv));
+        moq_relay_free(r);
+        return rv;
+    }
+    ev_timer_init(&r->tick, tick_cb, TICK_S, TICK_S);
+    r->tick.data = r;
+    ev_timer_start(loop, &r->tick);
+    moq_info("relay", "ready: origin id %llu, moq versions %s%s%s%s%s over QUIC, WebTransport%s",
+             (unsigned long long)moq_origin_id(r->origin), r->versions[0],
+             r->n_versions > 1 ? ", " : "", r->n_versions > 1 ? r->versions[1] : "",
+             r->n_versions > 2 ? ", " : "", r->n_versions > 2 ? r->versions[2] : "",
+             r->http && cfg->web.ws ? " and WebSocket" : "");
+    *out = r;
+    return 0;
+}
+
+void moq_relay_free(moq_relay *r)
+{
+    if (!r) return;
+    ev_timer_stop(r->loop, &r->tick);
+    /* Listeners first: closing them delivers `closed` to every session, which releases its
+     * handles in the origin. */
+    if (r->quic) moq_quic_server_free(r->quic);
+    relay_ws_close_all(r);
+    if (r->web) moq_web_free(r->web);
+    if (r->http) moq_http_server_free(r->http);
+    relay_ws_close_all(r);
+    if (r->origin) moq_origin_free(r->origin);
+    if (r->auth) moq_auth_free(r->auth);
+    if (r->tls) moq_tls_server_free(r->tls);
+    if (r->https_tls) moq_tls_server_free(r->https_tls);
+    free(r);
+}
+
+uint16_t moq_relay_quic_port(const moq_relay *r)
+{
+    return r->quic ? moq_quic_server_port(r->quic) : 0;
+}
+
+uint16_t moq_relay_http_port(const moq_relay *r)
+{
+    return r->http_port;
+}
+
+uint16_t moq_relay_https_port(const moq_relay *r)
+{
+    return r->https_port;
+}
+
+moq_origin *moq_relay_origin(moq_relay *r)
+{
+    return r->origin;
+}
+
+/* ---------------------------------------------------------------- run */
+
+static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    moq_info("relay", "received %s, shutting down", w->signum == SIGINT ? "SIGINT" : "SIGTERM");
+    ev_break(loop, EVBREAK_ALL);
+}
+
+int moq_relay_run(const struct moq_config *cfg)
+{
+    struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
+    if (!loop) {
+        moq_error("relay", "cannot create the event loop");
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    char err[512] = "";
+    moq_relay *r = NULL;
+    if (moq_relay_new(loop, cfg, &r, err, sizeof(err)) < 0) {
+        moq_error("relay", "%s", err);
+        return 1;
+    }
+    ev_signal sigint, sigterm;
+    ev_signal_init(&sigint, on_signal, SIGINT);
+    ev_signal_init(&sigterm, on_signal, SIGTERM);
+    ev_signal_start(loop, &sigint);
+    ev_signal_start(loop, &sigterm);
+    ev_run(loop, 0);
+    ev_signal_stop(loop, &sigint);
+    ev_signal_stop(loop, &sigterm);
+    moq_relay_free(r);
+    moq_info("relay", "stopped");
+    return 0;
+}

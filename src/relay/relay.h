@@ -1,0 +1,39 @@
+/*
+ * relay.h - the relay: configuration turned into listeners (QUIC for raw moq-lite and
+ * WebTransport, HTTP/HTTPS for the web endpoints and WebSocket), one origin shared by every
+ * session, authentication, and the timers that keep certificates and the cache fresh.
+ *
+ * Ownership: moq_relay_new takes a pointer to a finalized, validated configuration that
+ * must outlive the relay. moq_relay_free closes every session (delivering their `closed`
+ * events), every listener, and releases everything. Single-threaded: all calls on the
+ * thread that runs the loop.
+ */
+#ifndef MOQ_RELAY_RELAY_H
+#define MOQ_RELAY_RELAY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "model/model.h"
+
+struct ev_loop;
+typedef struct moq_relay moq_relay;
+
+/* Build and start the relay: bind every configured listener. Returns 0, or a negative
+ * MOQ_ERR_* with a message in err (e.g. "UDP [::]:443: address in use"). */
+int moq_relay_new(struct ev_loop *loop, const struct moq_config *cfg, moq_relay **out, char *err,
+                  size_t errlen);
+void moq_relay_free(moq_relay *r);
+
+/* Bound ports (useful when the configuration asked for port 0); 0 when not listening. */
+uint16_t moq_relay_quic_port(const moq_relay *r);
+uint16_t moq_relay_http_port(const moq_relay *r);
+uint16_t moq_relay_https_port(const moq_relay *r);
+
+moq_origin *moq_relay_origin(moq_relay *r);
+
+/* Run until SIGINT/SIGTERM, then shut down gracefully. Returns a process exit status. */
+int moq_relay_run(const struct moq_config *cfg);
+
+#endif

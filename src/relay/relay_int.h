@@ -1,0 +1,71 @@
+/*
+ * relay_int.h - private structures of the relay, shared by relay.c (wiring, sessions,
+ * timers), websocket.c (qmux over WebSocket) and web_hooks.c (HTTP endpoints).
+ */
+#ifndef MOQ_RELAY_RELAY_INT_H
+#define MOQ_RELAY_RELAY_INT_H
+
+#include <ev.h>
+
+#include "auth/auth.h"
+#include "http/http.h"
+#include "http/ws.h"
+#include "moq/session.h"
+#include "quic/quic.h"
+#include "relay/relay.h"
+#include "tls/tls.h"
+#include "util/list.h"
+#include "web/web.h"
+
+#define RELAY_MAX_VERSIONS 3
+
+struct relay_counters {
+    uint64_t sessions_total[4]; /* by moq_transport_kind (QUIC, WebTransport, WebSocket) */
+    uint64_t sessions_refused;
+    uint64_t ws_refused;
+};
+
+struct moq_relay {
+    struct ev_loop *loop;
+    const struct moq_config *cfg;
+    moq_origin *origin;
+    moq_tls_server *tls;       /* QUIC (and WebTransport) certificates */
+    moq_tls_server *https_tls; /* [web.https] certificates */
+    moq_auth *auth;
+    moq_quic_server *quic;
+    moq_http_server *http;
+    moq_web *web;
+    uint16_t http_port, https_port;
+    const char *versions[RELAY_MAX_VERSIONS]; /* moq-lite ALPNs we offer, preferred first */
+    size_t n_versions;
+    const char *alpns[RELAY_MAX_VERSIONS + 1];
+    size_t n_alpns;
+    moq_list sessions; /* struct relay_session */
+    size_t n_sessions;
+    moq_list websockets; /* struct ws_glue */
+    ev_timer tick;
+    struct relay_counters counters;
+};
+
+struct relay_session {
+    moq_relay *relay;
+    moq_session *session;
+    enum moq_transport_kind kind;
+    moq_list link;
+};
+
+/* relay.c */
+/* Start a moq session on an established transport; closes it on failure. */
+int relay_start_session(moq_relay *r, moq_transport *t);
+/* Check a connection's path and token; fills perms or returns a reason (logged). */
+int relay_check_access(moq_relay *r, const char *target, moq_perms *perms, char *why,
+                       size_t whylen);
+
+/* websocket.c */
+int relay_ws_upgrade(void *ctx, const struct moq_ws_upgrade *up, struct moq_ws_accept *acc);
+void relay_ws_close_all(moq_relay *r);
+
+/* web_hooks.c */
+extern const struct moq_web_hooks relay_web_hooks_template;
+
+#endif

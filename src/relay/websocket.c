@@ -1,0 +1,198 @@
+/* moq-lite over WebSocket: the upgrade decision (subprotocol + access) and the glue that
+ * drives a qmux session from WebSocket events, as qmux/qmux.h prescribes. */
+#include "relay/relay_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "qmux/qmux.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/time.h"
+
+struct ws_glue {
+    moq_relay *r;
+    moq_ws *ws;  /* NULL once the WebSocket is gone */
+    moq_qmux *q; /* NULL once the session finished */
+    struct moq_qmux_selection sel;
+    ev_idle process;
+    ev_timer timer;
+    moq_list link;
+};
+
+static void glue_stop(struct ws_glue *g)
+{
+    ev_idle_stop(g->r->loop, &g->process);
+    ev_timer_stop(g->r->loop, &g->timer);
+}
+
+/* After every call into the session: free it once it finished, else re-arm its timer. */
+static void after(struct ws_glue *g, int rv)
+{
+    if (!g->q) return;
+    if (rv == MOQ_ERR_CLOSED || moq_qmux_is_finished(g->q)) {
+        glue_stop(g);
+        moq_qmux_free(g->q);
+        g->q = NULL;
+        return;
+    }
+    uint64_t deadline = moq_qmux_next_deadline(g->q);
+    ev_timer_stop(g->r->loop, &g->timer);
+    if (deadline == UINT64_MAX) return;
+    uint64_t now = moq_now_us();
+    double in = deadline > now ? (double)(deadline - now) / 1e6 : 0.;
+    ev_timer_set(&g->timer, in, 0.);
+    ev_timer_start(g->r->loop, &g->timer);
+}
+
+static void process_cb(struct ev_loop *loop, ev_idle *w, int revents)
+{
+    struct ws_glue *g = w->data;
+    ev_idle_stop(loop, w);
+    if (g->q) after(g, moq_qmux_process(g->q, moq_now_us()));
+}
+
+static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct ws_glue *g = w->data;
+    if (g->q) after(g, moq_qmux_tick(g->q, moq_now_us()));
+}
+
+/* ---- the record channel qmux writes to ---- */
+
+static int io_send_record(void *io, const moq_slice *v, size_t n)
+{
+    struct ws_glue *g = io;
+    return g->ws ? moq_ws_send_slices(g->ws, v, n) : MOQ_ERR_CLOSED;
+}
+
+static size_t io_queued(void *io)
+{
+    struct ws_glue *g = io;
+    return g->ws ? moq_ws_queued(g->ws) : 0;
+}
+
+static void io_close(void *io, uint16_t code, const char *reason)
+{
+    struct ws_glue *g = io;
+    if (g->ws) moq_ws_close(g->ws, code, reason);
+}
+
+static void io_wake(void *io)
+{
+    struct ws_glue *g = io;
+    ev_idle_start(g->r->loop, &g->process);
+}
+
+static const struct moq_qmux_io glue_io = {io_send_record, io_queued, io_close, io_wake};
+
+/* ---- WebSocket events ---- */
+
+static void ws_opened(void *app, moq_ws *ws)
+{
+    struct ws_glue *g = app;
+    g->ws = ws;
+    struct moq_qmux_init init = {
+        .wire = g->sel.wire,
+        .protocol = g->sel.protocol,
+        .path = moq_ws_target(ws),
+        .authority = moq_ws_host(ws),
+        .peer = moq_ws_peer(ws),
+        .is_client = false,
+        .io = &glue_io,
+        .io_ctx = g,
+    };
+    g->q = moq_qmux_new(&init, moq_now_us());
+    if (!g->q) {
+        moq_ws_close(ws, MOQ_WS_INTERNAL, "out of memory");
+        return;
+    }
+    relay_start_session(g->r, moq_qmux_transport(g->q));
+    after(g, moq_qmux_process(g->q, moq_now_us()));
+}
+
+static void ws_message(void *app, moq_ws *ws, bool binary, const uint8_t *data, size_t len)
+{
+    struct ws_glue *g = app;
+    if (!g->q) return;
+    uint64_t now = moq_now_us();
+    after(g, binary ? moq_qmux_on_record(g->q, data, len, now) : moq_qmux_on_text(g->q, now));
+}
+
+static void ws_writable(void *app, moq_ws *ws)
+{
+    struct ws_glue *g = app;
+    if (g->q) after(g, moq_qmux_on_writable(g->q, moq_now_us()));
+}
+
+static void ws_closed(void *app, moq_ws *ws, uint16_t code, const char *reason)
+{
+    struct ws_glue *g = app;
+    g->ws = NULL;
+    if (g->q) {
+        moq_qmux_on_channel_closed(g->q, code, reason);
+        after(g, MOQ_ERR_CLOSED);
+    }
+    glue_stop(g);
+    moq_list_remove(&g->link);
+    free(g);
+}
+
+static const struct moq_ws_events glue_events = {ws_opened, ws_message, ws_writable, ws_closed};
+
+/* ---- upgrade ---- */
+
+int relay_ws_upgrade(void *ctx, const struct moq_ws_upgrade *up, struct moq_ws_accept *acc)
+{
+    moq_relay *r = ctx;
+    const moq_http_request *req = up->req;
+    char offered[2048];
+    size_t o = 0;
+    for (size_t i = 0; i < up->n_offers; i++) {
+        size_t n = strlen(up->offers[i]);
+        if (o + n + 2 >= sizeof(offered)) break;
+        if (o) offered[o++] = ',';
+        memcpy(offered + o, up->offers[i], n);
+        o += n;
+    }
+    offered[o] = '\0';
+    struct moq_qmux_selection sel;
+    if (moq_qmux_select_subprotocol(offered, o, r->versions, r->n_versions, NULL, 0, &sel) < 0) {
+        r->counters.ws_refused++;
+        moq_info("relay", "%s: WebSocket refused: no supported subprotocol offered (%s)", req->peer,
+                 o ? offered : "none");
+        return 400;
+    }
+    moq_perms perms = {0};
+    char why[256];
+    if (relay_check_access(r, req->target, &perms, why, sizeof(why)) < 0) {
+        r->counters.ws_refused++;
+        moq_info("relay", "%s: WebSocket refused: %s", req->peer, why);
+        return 401;
+    }
+    moq_perms_free(&perms);
+    struct ws_glue *g = calloc(1, sizeof(*g));
+    if (!g) return 503;
+    g->r = r;
+    g->sel = sel;
+    ev_idle_init(&g->process, process_cb);
+    ev_timer_init(&g->timer, timer_cb, 0., 0.);
+    g->process.data = g->timer.data = g;
+    moq_list_push_back(&r->websockets, &g->link);
+    acc->protocol = g->sel.subprotocol;
+    acc->events = &glue_events;
+    acc->app = g;
+    return 0;
+}
+
+void relay_ws_close_all(moq_relay *r)
+{
+    moq_list *pos, *tmp;
+    moq_list_each(pos, tmp, &r->websockets)
+    {
+        struct ws_glue *g = moq_container_of(pos, struct ws_glue, link);
+        if (!g->q) continue;
+        moq_qmux_on_channel_closed(g->q, MOQ_WS_GOING_AWAY, "relay shutting down");
+        after(g, MOQ_ERR_CLOSED);
+    }
+}
