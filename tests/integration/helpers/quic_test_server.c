@@ -103,7 +103,7 @@ int main(int argc, char **argv)
     const char *cert = NULL, *key = NULL, *listen = "127.0.0.1:0", *port_file = NULL;
     char alpn_buf[512] = "moq-lite-05,moq-lite-04,moq-lite-03,h3";
     struct server_state st = {0};
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) usage();
@@ -124,7 +124,6 @@ int main(int argc, char **argv)
             st.close_code = strtoull(v, NULL, 0);
         } else
             usage();
-        i++;
     }
     if (!cert || !key) usage();
     const char *spec = getenv("MOQ_LOG");
