@@ -7,7 +7,7 @@ JOBS         ?= $(shell nproc 2>/dev/null || echo 2)
 MAKEFLAGS    += --no-print-directory
 CMAKE_FLAGS  ?=
 
-.PHONY: all build deps run test sanitize fuzz bench format clean
+.PHONY: all build deps run test sanitize fuzz fuzz-smoke bench format clean
 
 all: build
 
@@ -35,6 +35,19 @@ fuzz: deps
 	@CC=clang cmake -S . -B $(BUILD_FUZZ) -DCMAKE_BUILD_TYPE=Debug -DMOQ_FUZZ=ON >/dev/null
 	@cmake --build $(BUILD_FUZZ) -j $(JOBS)
 	@echo "fuzzers built in $(BUILD_FUZZ)/tests: run e.g. $(BUILD_FUZZ)/tests/fuzz_varint tests/fuzz/corpus/fuzz_varint"
+
+# Run every libFuzzer target for FUZZ_SECONDS on a scratch copy of its seed corpus.
+FUZZ_SECONDS ?= 15
+fuzz-smoke: fuzz
+	@for f in $(BUILD_FUZZ)/tests/fuzz_*; do \
+		case "$$f" in *_replay) continue ;; esac; \
+		name=$$(basename $$f); work=$$(mktemp -d); \
+		cp -r tests/fuzz/corpus/$$name/. $$work/ 2>/dev/null || true; \
+		echo "fuzz-smoke: $$name ($(FUZZ_SECONDS)s)"; \
+		$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 $$work >$$work.log 2>&1 \
+			|| { tail -40 $$work.log; rm -rf $$work $$work.log; exit 1; }; \
+		rm -rf $$work $$work.log; \
+	done
 
 bench: deps build
 	@bench/run.sh

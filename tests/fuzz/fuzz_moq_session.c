@@ -1,0 +1,134 @@
+/* Fuzz target: a relay-side moq session fed by a hostile peer. The input is a script of
+ * stream operations (open, write, finish, reset, stop, datagram) that an in-memory peer
+ * performs against a server session whose origin holds a live broadcast. The session must
+ * neither crash nor leak, whatever the peer does. First byte: the moq-lite version; then
+ * (op, arg) pairs: op % 7 = open bidi, open uni, write, write+FIN, reset, stop, datagram;
+ * op / 7 picks the stream; arg is the write length (followed by the bytes) or the code. */
+#include <ev.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth/auth.h"
+#include "model/model.h"
+#include "moq/session.h"
+#include "transport/pipe.h"
+#include "util/log.h"
+#include "util/time.h"
+
+static struct ev_loop *loop;
+static moq_route *route;
+static moq_track *served;
+
+static void req(void *ctx, moq_route *r, moq_track *t, const moq_sub_prefs *p)
+{
+    served = t;
+    moq_track_info info;
+    moq_track_info_default(&info);
+    moq_track_set_info(t, r, &info);
+    moq_group *g = NULL;
+    if (moq_track_begin_group(t, r, 3, moq_now_us(), &g) == 0) {
+        moq_chunk *c = moq_chunk_new(24 + 2);
+        c->len = 26;
+        memcpy(c->data + 24, "hi", 2);
+        c->data[22] = 0x00; /* lite-05 header: delta 0, size 2 */
+        c->data[23] = 0x02;
+        c->data[0] = 0x02; /* lite-03 header: size 2 */
+        moq_frame f = {c, 24, 2, 0, {22, 0}, {2, 1}};
+        moq_group_append(g, &f, moq_now_us());
+        moq_group_unref(g);
+    }
+}
+
+static void rel(void *ctx, moq_route *r, moq_track *t)
+{
+    if (served == t) served = NULL;
+}
+
+static const moq_producer_ops local_ops = {req, NULL, rel, NULL};
+
+static uint64_t authorize(void *ctx, moq_session *s, const char *path, int role, moq_perms *p)
+{
+    memset(p, 0, sizeof(*p));
+    p->root = strdup("");
+    moq_strlist_push(&p->publish, "");
+    moq_strlist_push(&p->subscribe, "");
+    return 0;
+}
+
+static void closed(void *ctx, moq_session *s, uint64_t code, const char *reason)
+{
+    *(int *)ctx = 1;
+}
+
+static const struct moq_transport_events peer_events = {0};
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (!loop) {
+        loop = ev_loop_new(EVFLAG_AUTO);
+        moq_log_set_level(MOQ_LOG_OFF);
+    }
+    if (size < 1) return 0;
+    static const char *const versions[] = {"moq-lite-03", "moq-lite-04", "moq-lite-05"};
+    moq_origin_config oc;
+    moq_origin_config_default(&oc);
+    oc.id = 77;
+    oc.linger_us = 0;
+    moq_origin *origin = moq_origin_new(&oc);
+    moq_origin_announce(origin, (const uint8_t *)"bbb", 3, NULL, 0, &local_ops, NULL, &route);
+
+    moq_transport *peer, *server;
+    struct moq_pipe_config pc = {MOQ_TRANSPORT_WEBTRANSPORT, versions[data[0] % 3], "/", 1200};
+    moq_pipe *pipe = moq_pipe_new(loop, &pc, &peer, &server);
+    int done = 0;
+    struct moq_session_config sc = {
+        .origin = origin, .loop = loop, .authorize = authorize, .closed = closed, .ctx = &done};
+    moq_transport_attach(peer, &peer_events, NULL);
+    moq_session_new(server, &sc);
+
+    int64_t streams[8];
+    size_t nstreams = 0;
+    size_t i = 1;
+    while (i + 2 <= size && !done) {
+        /* op: low part = operation, high part = which stream; arg: length or code */
+        uint8_t op = data[i++], arg = data[i++];
+        int64_t sid = nstreams ? streams[(op / 7) % nstreams] : -1;
+        switch (op % 7) {
+        case 0:
+        case 1:
+            if (nstreams < 8 && moq_transport_open(peer, op % 2 == 0, &streams[nstreams]) == 0)
+                nstreams++;
+            break;
+        case 2:
+        case 3: {
+            size_t len = arg % 32;
+            if (len > size - i) len = size - i;
+            if (sid >= 0) moq_transport_write_bytes(peer, sid, data + i, len, op % 7 == 3);
+            i += len;
+            break;
+        }
+        case 4:
+            if (sid >= 0) peer->ops->reset(peer, sid, arg);
+            break;
+        case 5:
+            if (sid >= 0) peer->ops->stop(peer, sid, arg);
+            break;
+        default: {
+            size_t len = arg % 32;
+            if (len > size - i) len = size - i;
+            peer->ops->send_datagram(peer, data + i, len);
+            i += len;
+            break;
+        }
+        }
+        moq_pipe_flush(pipe);
+    }
+    if (!done) {
+        moq_transport_close(peer, 0, "");
+        moq_pipe_flush(pipe);
+    }
+    moq_route_unannounce(route);
+    moq_origin_free(origin);
+    return 0;
+}
