@@ -312,6 +312,15 @@ static void open_track(moq_session *s, struct up_sub *us)
     if (write_request(ms, MOQ_BIDI_TRACK, encode_track, us) < 0) ms_abort(ms, MOQ_CODE_TRANSPORT);
 }
 
+static void notify_upstream(moq_session *s, moq_route *route, bool active)
+{
+    if (!s->cfg.upstream) return;
+    size_t plen, nhops;
+    const uint8_t *path = moq_route_path(route, &plen);
+    const uint64_t *hops = moq_route_hops(route, &nhops);
+    s->cfg.upstream(s->cfg.ctx, s, path, plen, hops, nhops, active);
+}
+
 static void track_request(void *ctx, moq_route *route, moq_track *track, const moq_sub_prefs *prefs)
 {
     moq_session *s = ctx;
@@ -351,6 +360,7 @@ static void track_request(void *ctx, moq_route *route, moq_track *track, const m
     if (s->closing) return; /* released at teardown */
     moq_debug("moq", "%s: requesting %s/%s upstream (id %llu)", s->t->peer, us->broadcast, us->name,
               (unsigned long long)us->id);
+    notify_upstream(s, route, true);
     if (s->caps->track_stream) {
         open_track(s, us);
     } else if (!moq_track_get_info(track)) {
@@ -391,6 +401,7 @@ static void track_release(void *ctx, moq_route *route, moq_track *track)
               (unsigned long long)us->id);
     us->released = true;
     us->track = NULL;
+    if (!s->gone) notify_upstream(s, route, false);
     if (us->sub_ms) ms_finish(us->sub_ms); /* unsubscribe */
     if (us->track_ms) ms_abort(us->track_ms, MOQ_CODE_CANCEL);
     up_unref(us);

@@ -54,6 +54,12 @@ struct moq_session_config {
      * when absent). Fill *perms (auth/auth.h; the engine takes ownership of it) and return
      * 0, or return a moq error code (> 0, e.g. 6 Unauthorized) to refuse. Required. */
     uint64_t (*authorize)(void *ctx, moq_session *s, const char *path, int role, moq_perms *perms);
+    /* The origin started (active) or stopped pulling a track from this session's peer;
+     * path is the broadcast's global path and hops the route's chain (oldest first).
+     * Optional: clustering uses it to open direct links to the relay a broadcast comes
+     * from. Must not close the session from inside the call. */
+    void (*upstream)(void *ctx, moq_session *s, const uint8_t *path, size_t len,
+                     const uint64_t *hops, size_t nhops, bool active);
     /* The session has ended (after authorization or not). Optional. */
     void (*closed)(void *ctx, moq_session *s, uint64_t code, const char *reason);
     void *ctx;

@@ -1,0 +1,76 @@
+/*
+ * cluster.h - joining relays into one network.
+ *
+ * A relay dials the peers it is configured with (`[cluster] connect`, and the legacy
+ * `root`) as an ordinary moq-lite client, redialing forever with exponential backoff and
+ * jitter. Every session is bidirectional: each side announces what it has and pulls what
+ * its subscribers want; hop chains (model routes) stop loops and pick the shortest path.
+ *
+ * When `node` is set, the relay advertises itself by announcing the broadcast
+ * `.internal/origins/<node>` (as upstream moq-relay does). Other relays learn from that
+ * announcement's hop chain which origin id belongs to which URL. When a local subscriber
+ * pulls a broadcast through a peer (e.g. the root) and the relay the broadcast comes from is
+ * known but not directly connected, the cluster dials it on demand; its shorter route then
+ * carries the content (publisher's relay -> subscriber's relay) and the longer one is
+ * released. On-demand links close once nothing has used them for a while.
+ *
+ * Ownership: moq_cluster_new copies the configuration strings. moq_cluster_free closes every
+ * session it dialed (their `closed` events run inside the call) and withdraws the node
+ * advertisement. The origin and loop must outlive the cluster. Single-threaded.
+ */
+#ifndef MOQ_CLUSTER_CLUSTER_H
+#define MOQ_CLUSTER_CLUSTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model/model.h"
+#include "moq/session.h"
+
+struct ev_loop;
+typedef struct moq_cluster moq_cluster;
+
+/* Prefix under which relays advertise their node URL. */
+#define MOQ_CLUSTER_NODES_PREFIX ".internal/origins"
+
+/* How the cluster dials a URL: start a moq session to it with the given session config
+ * (the cluster supplies authorize/closed/upstream hooks and its origin). `done` must be
+ * called exactly once from the event loop: with the session, or with NULL, an error and a
+ * reason. The returned handle cancels a dial still in progress. */
+typedef void (*moq_cluster_dial_done)(void *arg, moq_session *s, int err, const char *reason);
+
+struct moq_cluster_dialer {
+    int (*dial)(void *ctx, const char *url, const struct moq_session_config *scfg,
+                moq_cluster_dial_done done, void *arg, void **handle);
+    void (*cancel)(void *ctx, void *handle);
+    void *ctx;
+};
+
+struct moq_cluster_config {
+    struct ev_loop *loop;
+    moq_origin *origin;
+    const char *node;         /* this relay's own URL, or NULL (no advertisement) */
+    const char *const *peers; /* URLs to keep connected (https://, moql://) */
+    size_t n_peers;
+    const char *token; /* JWT added as ?jwt= to dials whose URL carries none; NULL */
+    struct moq_cluster_dialer dialer;
+    /* Backoff between dial attempts: starts at backoff_initial_ms, doubles, capped at
+     * backoff_max_ms, with +-20 % jitter. 0 = 500 ms / 10 s. */
+    uint64_t backoff_initial_ms;
+    uint64_t backoff_max_ms;
+    /* An on-demand link nothing pulls from is closed after this long (0 = 10 s). */
+    uint64_t idle_close_ms;
+};
+
+int moq_cluster_new(const struct moq_cluster_config *cfg, moq_cluster **out);
+void moq_cluster_free(moq_cluster *c);
+
+/* The relay's session hook: an inbound session's `upstream` events go here too, so a relay
+ * learns about pulls through peers that dialed it. */
+void moq_cluster_upstream(moq_cluster *c, moq_session *s, const uint8_t *path, size_t len,
+                          const uint64_t *hops, size_t nhops, bool active);
+
+/* Number of sessions the cluster dialed that are up now (static and on-demand). */
+size_t moq_cluster_connected(const moq_cluster *c);
+
+#endif
