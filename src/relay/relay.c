@@ -271,6 +271,24 @@ static int setup_http(moq_relay *r, char *err, size_t errlen)
     return 0;
 }
 
+/* The operations listener: unauthenticated /health and /metrics for a private network. */
+static int setup_internal(moq_relay *r, char *err, size_t errlen)
+{
+    const char *listen = r->cfg->internal.listen;
+    if (!listen) return 0;
+    struct moq_http_config hc;
+    moq_http_config_default(&hc);
+    r->internal = moq_http_server_new(r->loop, &hc);
+    if (!r->internal) return MOQ_ERR_NOMEM;
+    struct moq_web_hooks hooks = {.ctx = r, .metrics = relay_web_hooks_template.metrics};
+    r->internal_web = moq_web_new(moq_http_server_router(r->internal), &hooks);
+    if (!r->internal_web) return MOQ_ERR_NOMEM;
+    uint16_t port;
+    int rv = moq_http_server_listen(r->internal, listen, NULL, &port);
+    if (rv < 0) snprintf(err, errlen, "internal listener on %s: %s", listen, moq_strerror(rv));
+    return rv;
+}
+
 int moq_relay_new(struct ev_loop *loop, const struct moq_config *cfg, moq_relay **out, char *err,
                   size_t errlen)
 {
@@ -295,6 +313,7 @@ int moq_relay_new(struct ev_loop *loop, const struct moq_config *cfg, moq_relay 
     if (rv == 0) rv = setup_auth(r, err, errlen);
     if (rv == 0) rv = setup_quic(r, err, errlen);
     if (rv == 0) rv = setup_http(r, err, errlen);
+    if (rv == 0) rv = setup_internal(r, err, errlen);
     if (rv < 0) {
         if (!err[0]) snprintf(err, errlen, "%s", moq_strerror(rv));
         moq_relay_free(r);
@@ -323,6 +342,8 @@ void moq_relay_free(moq_relay *r)
     if (r->web) moq_web_free(r->web);
     if (r->http) moq_http_server_free(r->http);
     relay_ws_close_all(r);
+    if (r->internal_web) moq_web_free(r->internal_web);
+    if (r->internal) moq_http_server_free(r->internal);
     if (r->origin) moq_origin_free(r->origin);
     if (r->auth) moq_auth_free(r->auth);
     if (r->tls) moq_tls_server_free(r->tls);

@@ -35,6 +35,8 @@ struct moq_relay {
     moq_quic_server *quic;
     moq_http_server *http;
     moq_web *web;
+    moq_http_server *internal; /* [internal] listener: /health and /metrics only */
+    moq_web *internal_web;
     uint16_t http_port, https_port;
     const char *versions[RELAY_MAX_VERSIONS]; /* moq-lite ALPNs we offer, preferred first */
     size_t n_versions;
