@@ -35,32 +35,37 @@ static void up_unref(struct up_sub *us)
 
 /* ---------------------------------------------------------------- frame assembly */
 
+int moq_frame_alloc(moq_frame *out, uint64_t prev_ts, uint64_t ts, uint64_t size)
+{
+    if (size > UINT32_MAX - FRAME_PAYLOAD_OFF) return MOQ_ERR_TOO_LARGE;
+    uint8_t h5[MOQ_FRAME_HEADER_MAX], h3[MOQ_FRAME_HEADER_MAX];
+    int n5 = moq_frame_header_pack(h5, MOQ_LITE_05, prev_ts, ts, size);
+    int n3 = moq_frame_header_pack(h3, MOQ_LITE_03, 0, 0, size);
+    if (n5 < 0 || n3 < 0 || n3 > 8 || n5 > FRAME_PAYLOAD_OFF - 8) return MOQ_ERR_INVALID;
+    moq_chunk *c = moq_chunk_new(FRAME_PAYLOAD_OFF + (size_t)size);
+    if (!c) return MOQ_ERR_NOMEM;
+    c->len = FRAME_PAYLOAD_OFF + (size_t)size;
+    memcpy(c->data + FRAME_HDR03_OFF, h3, (size_t)n3);
+    memcpy(c->data + FRAME_PAYLOAD_OFF - n5, h5, (size_t)n5);
+    memset(out, 0, sizeof(*out));
+    out->chunk = c;
+    out->payload_off = FRAME_PAYLOAD_OFF;
+    out->payload_len = (uint32_t)size;
+    out->timestamp = ts;
+    out->hdr_off[FAMILY_05] = (uint16_t)(FRAME_PAYLOAD_OFF - n5);
+    out->hdr_len[FAMILY_05] = (uint16_t)n5;
+    out->hdr_off[FAMILY_03] = FRAME_HDR03_OFF;
+    out->hdr_len[FAMILY_03] = (uint16_t)n3;
+    return 0;
+}
+
 int frame_asm_begin(struct frame_asm *fa, moq_session *s, uint64_t ts, uint64_t size)
 {
     if (size > s->cfg.max_frame_bytes) return MOQ_ERR_TOO_LARGE;
     if (s->inbound_bytes + size > s->cfg.max_inbound_bytes) return MOQ_ERR_LIMIT;
-    moq_chunk *c = moq_chunk_new(FRAME_PAYLOAD_OFF + (size_t)size);
-    if (!c) return MOQ_ERR_NOMEM;
-    c->len = FRAME_PAYLOAD_OFF + (size_t)size;
-    uint8_t h5[MOQ_FRAME_HEADER_MAX], h3[MOQ_FRAME_HEADER_MAX];
-    int n5 = moq_frame_header_pack(h5, MOQ_LITE_05, fa->prev_ts, ts, size);
-    int n3 = moq_frame_header_pack(h3, MOQ_LITE_03, 0, 0, size);
-    if (n5 < 0 || n3 < 0 || n3 > 8 || n5 > FRAME_PAYLOAD_OFF - 8) {
-        moq_chunk_unref(c);
-        return MOQ_ERR_INVALID;
-    }
-    memcpy(c->data + FRAME_HDR03_OFF, h3, (size_t)n3);
-    memcpy(c->data + FRAME_PAYLOAD_OFF - n5, h5, (size_t)n5);
-    memset(&fa->frame, 0, sizeof(fa->frame));
-    fa->frame.chunk = c;
-    fa->frame.payload_off = FRAME_PAYLOAD_OFF;
-    fa->frame.payload_len = (uint32_t)size;
-    fa->frame.timestamp = ts;
-    fa->frame.hdr_off[FAMILY_05] = (uint16_t)(FRAME_PAYLOAD_OFF - n5);
-    fa->frame.hdr_len[FAMILY_05] = (uint16_t)n5;
-    fa->frame.hdr_off[FAMILY_03] = FRAME_HDR03_OFF;
-    fa->frame.hdr_len[FAMILY_03] = (uint16_t)n3;
-    fa->chunk = c;
+    int rv = moq_frame_alloc(&fa->frame, fa->prev_ts, ts, size);
+    if (rv < 0) return rv;
+    fa->chunk = fa->frame.chunk;
     fa->filled = 0;
     s->inbound_bytes += size;
     return 0;

@@ -671,6 +671,20 @@ uint64_t moq_session_peer_origin(const moq_session *s)
     return s->peer_origin;
 }
 
+size_t moq_session_unacked_streams(const moq_session *s)
+{
+    size_t n = 0;
+    moq_list *pos;
+    for (pos = s->streams.next; pos != &s->streams; pos = pos->next) {
+        mstream *ms = moq_container_of(pos, mstream, link);
+        if (ms->local && !ms->bidi)
+            n++; /* ours alone: it closes once the peer acknowledged all of it */
+        else if (!s->gone && s->t->ops->unsent(s->t, ms->sid) > 0)
+            n++;
+    }
+    return n;
+}
+
 void moq_session_stats_get(const moq_session *s, struct moq_session_stats *out)
 {
     *out = s->stats;
