@@ -175,6 +175,7 @@ static void session_teardown(moq_session *s, uint64_t code, const char *reason)
     ev_timer_stop(s->cfg.loop, &s->setup_timer);
     ev_timer_stop(s->cfg.loop, &s->expiry_timer);
     ev_timer_stop(s->cfg.loop, &s->probe_timer);
+    ev_timer_stop(s->cfg.loop, &s->ending_timer);
     /* What we serve first (closing consumer handles gets no callbacks), then the routes the
      * peer gave us (their tracks are released through the producer ops), then the rest. */
     moq_list *pos, *tmp;
@@ -211,6 +212,11 @@ static void expiry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 static void probe_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     serve_probe_tick(w->data);
+}
+
+static void ending_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    consume_ending_check(w->data);
 }
 
 /* ---------------------------------------------------------------- SETUP and authorization */
@@ -633,7 +639,8 @@ moq_session *moq_session_new(moq_transport *t, const struct moq_session_config *
     ev_timer_init(&s->setup_timer, setup_timeout_cb, SETUP_TIMEOUT_S, 0.);
     ev_timer_init(&s->expiry_timer, expiry_cb, 0., 0.);
     ev_timer_init(&s->probe_timer, probe_cb, 0.1, 0.1);
-    s->setup_timer.data = s->expiry_timer.data = s->probe_timer.data = s;
+    ev_timer_init(&s->ending_timer, ending_cb, 0., 0.);
+    s->setup_timer.data = s->expiry_timer.data = s->probe_timer.data = s->ending_timer.data = s;
     moq_transport_attach(t, &session_events, s);
     moq_info("moq", "%s: %s session over %s%s%s", t->peer, caps->alpn,
              t->kind == MOQ_TRANSPORT_QUIC           ? "QUIC"

@@ -437,6 +437,59 @@ static void publisher_exit_unannounces(const char *proto)
     teardown_world(&w);
 }
 
+static void append_text(moq_group *g, const char *text, uint64_t prev_ts, uint64_t ts)
+{
+    moq_frame f;
+    size_t len = strlen(text);
+    assert_int_equal(moq_frame_alloc(&f, prev_ts, ts, len), 0);
+    memcpy(f.chunk->data + f.payload_off, text, len);
+    assert_int_equal(moq_group_append(g, &f, moq_now_us()), 0);
+}
+
+/* A publisher finishes its track and unannounces while its last group is still being
+ * written: the group still reaches the subscriber in full, the subscription ends as
+ * finished (not aborted), and only then does the broadcast disappear everywhere. */
+static void finished_track_outlives_unannounce(const char *proto)
+{
+    struct world w;
+    setup_world(&w, proto);
+    struct local_sub ls = {0};
+    current_ls = &ls;
+    moq_sub_prefs prefs = {0};
+    assert_int_equal(moq_origin_subscribe(w.sub, (const uint8_t *)"bbb", 3, (const uint8_t *)"t", 1,
+                                          0, &prefs, &ls_ops, &ls, &ls.sub),
+                     0);
+    spin(&w, 50);
+    assert_non_null(w.lp.track);
+    moq_group *g = NULL;
+    assert_int_equal(moq_track_begin_group(w.lp.track, w.lp.route, 0, moq_now_us(), &g), 0);
+    append_text(g, "first", 0, 10);
+    spin(&w, 50);
+    assert_string_equal(ls.log, "0:first;");
+
+    /* the end of the track, then the end of the broadcast, with group 0 still open */
+    assert_int_equal(moq_track_finish(w.lp.track, w.lp.route, 1), 0);
+    moq_route_unannounce(w.lp.route);
+    w.lp.route = NULL;
+    assert_null(w.lp.track); /* the producer was released */
+    spin(&w, 50);
+    assert_false(ls.aborted);
+    append_text(g, "second", 10, 20);
+    assert_int_equal(moq_group_finish(g, moq_now_us()), 0);
+    moq_group_unref(g);
+    spin(&w, 100);
+    assert_string_equal(ls.log, "0:first;0:second;");
+    assert_true(ls.groups[0].done && ls.groups[0].state == MOQ_GROUP_FINISHED);
+    assert_false(ls.aborted);
+    assert_int_equal(moq_origin_lookup(w.relay, (const uint8_t *)"bbb", 3, 0, NULL, NULL),
+                     MOQ_ERR_NOT_FOUND);
+    assert_int_equal(moq_origin_lookup(w.sub, (const uint8_t *)"bbb", 3, 0, NULL, NULL),
+                     MOQ_ERR_NOT_FOUND);
+    local_sub_free(&ls);
+    teardown_world(&w);
+    current_ls = NULL;
+}
+
 #define PER_VERSION(fn)                                                                            \
     static void fn##_03(void **s)                                                                  \
     {                                                                                              \
@@ -456,6 +509,7 @@ PER_VERSION(frames_flow_end_to_end)
 PER_VERSION(late_joiner_starts_at_latest_group)
 PER_VERSION(unknown_broadcast_is_refused)
 PER_VERSION(publisher_exit_unannounces)
+PER_VERSION(finished_track_outlives_unannounce)
 
 #define TESTS(fn) cmocka_unit_test(fn##_03), cmocka_unit_test(fn##_04), cmocka_unit_test(fn##_05)
 
@@ -465,7 +519,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         TESTS(announcements_reach_the_subscriber), TESTS(frames_flow_end_to_end),
         TESTS(late_joiner_starts_at_latest_group), TESTS(unknown_broadcast_is_refused),
-        TESTS(publisher_exit_unannounces),
+        TESTS(publisher_exit_unannounces),         TESTS(finished_track_outlives_unannounce),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
