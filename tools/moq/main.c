@@ -25,6 +25,7 @@
 #define CLOSE_GUARD_S     5.0
 #define DRAIN_SETTLE_S    0.05
 #define MAX_FRAME_DEFAULT (32u * 1024 * 1024)
+#define KEEP_ALIVE_MS     5000 /* like upstream's clients */
 
 /* ---------------------------------------------------------------- usage */
 
@@ -641,6 +642,7 @@ static int run(struct tool_opts *o)
         .n_versions = o->version ? 1 : 0,
         .raw_quic = o->raw_quic,
         .timeout_ms = o->timeout_ms,
+        .transport = {.keep_alive_ms = KEEP_ALIVE_MS},
         .origin = t.origin,
         .publish = publishing ? NULL : &consume,
         .n_publish = publishing ? 0 : 1,
