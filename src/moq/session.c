@@ -138,6 +138,7 @@ static void ms_release(mstream *ms)
 static void ms_free(mstream *ms)
 {
     moq_session *s = ms->s;
+    s->pending_control -= ms->cr_pending;
     ms_release(ms);
     if (ms->cr_live) moq_ctrl_reader_free(&ms->cr);
     if (moq_list_linked(&ms->held_link)) {
@@ -255,6 +256,8 @@ static void apply_role(moq_perms *p, int role)
 
 static void session_stream_data(moq_session *s, mstream *ms, const uint8_t *data, size_t len,
                                 bool fin);
+static void session_stream_dispatch(moq_session *s, mstream *ms, const uint8_t *data, size_t len,
+                                    bool fin);
 
 static void release_held(moq_session *s)
 {
@@ -423,8 +426,26 @@ static void hold(moq_session *s, mstream *ms, const uint8_t *data, size_t len, b
     if (fin) ms->held_fin = true;
 }
 
+/* Keep the session's total of incomplete control messages within MAX_PENDING_CONTROL: a
+ * peer could otherwise make us reserve 64 KiB on each of thousands of streams. */
+static void account_control(moq_session *s, mstream *ms)
+{
+    size_t now = ms->cr_live ? moq_ctrl_reader_pending(&ms->cr) : 0;
+    s->pending_control = s->pending_control - ms->cr_pending + now;
+    ms->cr_pending = now;
+    if (s->pending_control > MAX_PENDING_CONTROL)
+        session_fail(s, MOQ_CODE_BOUNDS_EXCEEDED, "too many incomplete control messages");
+}
+
 static void session_stream_data(moq_session *s, mstream *ms, const uint8_t *data, size_t len,
                                 bool fin)
+{
+    session_stream_dispatch(s, ms, data, len, fin);
+    account_control(s, ms);
+}
+
+static void session_stream_dispatch(moq_session *s, mstream *ms, const uint8_t *data, size_t len,
+                                    bool fin)
 {
     if (must_hold(s, ms, data, len)) {
         hold(s, ms, data, len, fin);

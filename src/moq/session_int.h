@@ -36,6 +36,9 @@
 #define ENDING_MAX_S 5.0
 /* Control messages larger than this are refused (the stream is reset). */
 #define MAX_CONTROL_MSG (64 * 1024)
+/* Incomplete control messages one peer may make us hold across all its streams; beyond
+ * it the session is closed (BoundsExceeded). */
+#define MAX_PENDING_CONTROL (1024 * 1024)
 
 enum ms_kind {
     MS_NEW,           /* peer stream whose type is not read yet */
@@ -68,6 +71,7 @@ struct mstream {
     moq_varint_reader vr;
     moq_ctrl_reader cr;
     bool cr_live;
+    size_t cr_pending; /* moq_ctrl_reader_pending() as last accounted */
     moq_group_parser gp;
     /* bytes of a peer stream held until the session is authorized */
     moq_buf held;
@@ -217,6 +221,7 @@ struct moq_session {
     uint64_t next_sub_id;
     moq_list queue; /* group_out waiting for uni stream credit, oldest first */
     uint64_t inbound_bytes;
+    size_t pending_control; /* sum of the streams' cr_pending */
     struct probe_serve *probe;
     struct ending_route *ending;
     size_t n_ending, cap_ending;

@@ -490,6 +490,64 @@ static void finished_track_outlives_unannounce(const char *proto)
     current_ls = NULL;
 }
 
+/* A raw peer (no session) holding an incomplete SUBSCRIBE on each of `streams` streams. */
+static void noop_closed(void *app, moq_transport *t, uint64_t code, const char *reason)
+{
+    *(int *)app = 1;
+}
+
+static const struct moq_transport_events raw_events = {.closed = noop_closed};
+
+static uint64_t partial_control_flood(int streams, int *raw_closed, struct end *server)
+{
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    moq_origin *relay = origin(RELAY_ID);
+    moq_transport *ct, *st;
+    struct moq_pipe_config pc = {MOQ_TRANSPORT_WEBTRANSPORT, "moq-lite-03", "/", 0};
+    assert_non_null(moq_pipe_new(loop, &pc, &ct, &st));
+    moq_transport_attach(ct, &raw_events, raw_closed);
+    *server = (struct end){.pub = "", .sub = ""};
+    struct moq_session_config sc = {
+        .origin = relay, .loop = loop, .authorize = authorize, .closed = closed, .ctx = server};
+    server->session = moq_session_new(st, &sc);
+    assert_non_null(server->session);
+    uint8_t msg[16], *p = msg;
+    p = moq_varint_put(p, 0x2);   /* SUBSCRIBE */
+    p = moq_varint_put(p, 60000); /* a size we never complete */
+    memcpy(p,
+           "\x01\x03"
+           "abc",
+           5);
+    p += 5;
+    for (int i = 0; i < streams; i++) {
+        int64_t sid;
+        assert_int_equal(moq_transport_open(ct, true, &sid), 0);
+        assert_int_equal(moq_transport_write_bytes(ct, sid, msg, (size_t)(p - msg), false), 0);
+    }
+    for (int i = 0; i < 50; i++)
+        ev_run(loop, EVRUN_NOWAIT);
+    uint64_t code = server->closed ? server->close_code : UINT64_MAX;
+    if (!*raw_closed) moq_transport_close(ct, 0, "");
+    ev_run(loop, 0);
+    moq_origin_free(relay);
+    ev_loop_destroy(loop);
+    return code;
+}
+
+/* Each incomplete control message reserves its declared size; one peer may not make the
+ * session hold more than 1 MiB of them across its streams. */
+static void incomplete_control_messages_are_bounded(void **state)
+{
+    int raw_closed = 0;
+    struct end server;
+    /* 16 x ~60 KB fits */
+    assert_true(partial_control_flood(16, &raw_closed, &server) == UINT64_MAX);
+    /* 20 do not: the session is closed with BoundsExceeded */
+    raw_closed = 0;
+    assert_int_equal(partial_control_flood(20, &raw_closed, &server), 11);
+    assert_int_equal(raw_closed, 1);
+}
+
 #define PER_VERSION(fn)                                                                            \
     static void fn##_03(void **s)                                                                  \
     {                                                                                              \
@@ -517,9 +575,13 @@ int main(void)
 {
     moq_log_set_level(getenv("TEST_DEBUG") ? MOQ_LOG_TRACE : MOQ_LOG_WARN);
     const struct CMUnitTest tests[] = {
-        TESTS(announcements_reach_the_subscriber), TESTS(frames_flow_end_to_end),
-        TESTS(late_joiner_starts_at_latest_group), TESTS(unknown_broadcast_is_refused),
-        TESTS(publisher_exit_unannounces),         TESTS(finished_track_outlives_unannounce),
+        TESTS(announcements_reach_the_subscriber),
+        TESTS(frames_flow_end_to_end),
+        TESTS(late_joiner_starts_at_latest_group),
+        TESTS(unknown_broadcast_is_refused),
+        TESTS(publisher_exit_unannounces),
+        TESTS(finished_track_outlives_unannounce),
+        cmocka_unit_test(incomplete_control_messages_are_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
