@@ -57,6 +57,7 @@ struct pub {
     uint64_t clock_start_min; /* minute (since the epoch) the clock started */
     uint64_t clock_base_seq;  /* its minute of the hour: the first group's sequence */
     uint64_t clock_minute;    /* minute of the open group */
+    time_t clock_last;        /* the second written last (one frame per second) */
     ev_timer delivery;        /* all tracks done: wait until the relay has everything */
     double delivery_started;
     bool winding_down;
@@ -308,6 +309,7 @@ static void clock_write(struct pub_track *pt)
     struct pub *p = pt->p;
     if (!pt->serving || !pt->track || pt->done) return;
     time_t now = time(NULL);
+    if (now <= p->clock_last) return; /* this second is written (a request just before a tick) */
     uint64_t minute = (uint64_t)now / 60;
     if (pt->group && minute != p->clock_minute) close_group(pt);
     if (pt->exists_skip && minute != p->clock_minute) pt->exists_skip = false;
@@ -332,6 +334,7 @@ static void clock_write(struct pub_track *pt)
     strftime(text, sizeof(text), "%S", &tm);
     int rv = write_frame(pt, (const uint8_t *)text, strlen(text), 0);
     if (rv < 0) tool_fail(p->t, "cannot write the clock: %s", moq_strerror(rv));
+    p->clock_last = now;
 }
 
 static void clock_cb(struct ev_loop *loop, ev_periodic *w, int revents)
