@@ -5,7 +5,8 @@
 #   start_relay [relay flags...]   relay on 127.0.0.1:$PORT (QUIC and HTTP on the same port),
 #                                  self-signed certificate, anonymous access; sets PORT,
 #                                  HTTP_URL (http://...), QUIC_URL (moql://...), FP (pin),
-#                                  RELAY_PID, RELAY_LOG
+#                                  RELAY_PID, RELAY_LOG. RELAY_CONFIG=FILE loads a config
+#                                  first, RELAY_HOST=[::] listens on another address.
 #   spawn NAME CMD...              CMD in the background, stdin from $IN (default /dev/null),
 #                                  stdout/stderr to $TMP/NAME.out/.err; sets SPAWNED (its pid)
 #   wait_exit PID [SECONDS]        wait for a spawned process; returns its exit status
@@ -137,8 +138,10 @@ start_relay() {
     RELAY_LOG="$TMP/relay.log"
     for attempt in 1 2 3 4 5; do
         PORT="$(free_port)" || fail "no free port"
-        "$MOQ_RELAY_BIN" --server-bind "127.0.0.1:$PORT" --web-http-listen "127.0.0.1:$PORT" \
-            --tls-generate localhost --auth-public "" "$@" >"$RELAY_LOG" 2>&1 &
+        # shellcheck disable=SC2086
+        "$MOQ_RELAY_BIN" ${RELAY_CONFIG:-} --server-bind "${RELAY_HOST:-127.0.0.1}:$PORT" \
+            --web-http-listen "${RELAY_HOST:-127.0.0.1}:$PORT" --tls-generate localhost \
+            --auth-public "" "$@" >"$RELAY_LOG" 2>&1 &
         RELAY_PID=$!
         PIDS+=("$RELAY_PID")
         local deadline=$((SECONDS + 20))
