@@ -98,7 +98,7 @@ static int hook_announced(void *ctx, const char *prefix, const moq_http_request 
     }
     struct announced_list l = {&perms, strlen(perms.root), NULL, 0, 0};
     moq_origin_list(r->origin, (const uint8_t *)perms.root, l.root_len, 0, collect, &l);
-    qsort(l.paths, l.n, sizeof(char *), cmp_str);
+    if (l.n > 1) qsort(l.paths, l.n, sizeof(char *), cmp_str);
     moq_buf body;
     moq_buf_init(&body);
     for (size_t i = 0; i < l.n; i++) {
