@@ -308,7 +308,10 @@ static int begin_quic(moq_dial *d, char *err, size_t errlen)
     };
     d->phase = P_QUIC;
     int rv = moq_quic_connect(d->loop, &qc, quic_done, d, &d->qc);
-    if (rv < 0) {
+    if (rv == MOQ_ERR_NOT_FOUND) {
+        d->qc = NULL;
+        snprintf(err, errlen, "cannot resolve %s", d->url.host);
+    } else if (rv < 0) {
         d->qc = NULL;
         snprintf(err, errlen, "cannot dial %s over QUIC: %s", d->authority, moq_strerror(rv));
     }

@@ -278,6 +278,18 @@ static int parse_options(struct tool_opts *o, int argc, char **argv, const char 
                 o->disable_verify = on;
             continue;
         }
+        static const char *const with_value[] = {
+            "--broadcast",       "--track",    "--prefix",      "--framing",
+            "--group-frames",    "--count",    "--group",       "--max-latency",
+            "--tls-fingerprint", "--tls-root", "--moq-version", "--timeout",
+            "--log-level",       NULL};
+        bool known = false;
+        for (size_t k = 0; with_value[k]; k++)
+            known = known || strcmp(name, with_value[k]) == 0;
+        if (!known) {
+            usage_error(o, "unknown option '%s'", name);
+            return PARSE_USAGE;
+        }
         if (eq) {
             value = eq + 1;
         } else {
