@@ -61,7 +61,7 @@ static void lp_release(void *ctx, moq_route *r, moq_track *t)
 
 static const moq_producer_ops local_pub_ops = {lp_request, lp_update, lp_release, NULL};
 
-/* Frames carry their bytes after 24 bytes of header room, as the engine expects. */
+/* Frames are laid out by the engine's moq_frame_alloc (headers in front of the payload). */
 static int write_group(struct local_pub *lp, uint64_t seq, const char *const *frames, size_t n,
                        uint64_t ts0)
 {
@@ -70,24 +70,11 @@ static int write_group(struct local_pub *lp, uint64_t seq, const char *const *fr
     if (rv < 0) return rv;
     for (size_t i = 0; i < n; i++) {
         size_t len = strlen(frames[i]);
-        moq_chunk *c = moq_chunk_new(24 + len);
-        c->len = 24 + len;
-        memcpy(c->data + 24, frames[i], len);
-        /* lite-05 header: zigzag delta then size; lite-03 header: size */
         uint64_t ts = ts0 + i * 10, prev = i ? ts0 + (i - 1) * 10 : 0;
-        uint64_t zz = (ts - prev) << 1;
-        uint8_t h5[16], *p = h5;
-        p = moq_varint_put(p, zz);
-        p = moq_varint_put(p, len);
-        size_t n5 = (size_t)(p - h5);
-        memcpy(c->data + 24 - n5, h5, n5);
-        uint8_t *q = moq_varint_put(c->data, len);
-        moq_frame f = {c,
-                       24,
-                       (uint32_t)len,
-                       ts,
-                       {(uint16_t)(24 - n5), 0},
-                       {(uint16_t)n5, (uint16_t)(q - c->data)}};
+        moq_frame f;
+        rv = moq_frame_alloc(&f, prev, ts, len);
+        if (rv < 0) break;
+        memcpy(f.chunk->data + f.payload_off, frames[i], len);
         rv = moq_group_append(g, &f, moq_now_us());
         if (rv < 0) break;
     }
