@@ -231,8 +231,11 @@ int moq_origin_announce(moq_origin *origin, const uint8_t *path, size_t path_len
 int moq_route_update(moq_route *route, const uint64_t *hops, size_t nhops);
 
 /* Graceful unannounce: the route is removed now and freed; if it was the last one the
- * broadcast ends immediately (watchers see it end, its tracks abort with
- * MOQ_REASON_DROPPED). Calls track_release on this route's tracks first. */
+ * broadcast ends immediately (watchers see it end, its live tracks abort with
+ * MOQ_REASON_DROPPED). A track that was already finished does not abort: its subscribers
+ * keep receiving the groups below its final sequence that they were given or that are
+ * still cached or being written (a publisher finishes its tracks, then unannounces).
+ * Calls track_release on this route's tracks first. */
 void moq_route_unannounce(moq_route *route);
 
 /* Ungraceful loss (session gone). As unannounce, except that losing the last route keeps
@@ -408,8 +411,9 @@ void moq_watch_close(moq_watch *watch);
  *  - on_finish: the track ends before `final_sequence` (exclusive); groups below it may
  *    still come.
  *  - on_abort: the subscription failed for good: the producer refused or failed the track
- *    (its code), the broadcast ended (MOQ_REASON_DROPPED), or no route remains that this
- *    subscriber may use (MOQ_REASON_UNROUTABLE). No callbacks follow.
+ *    (its code), the broadcast ended before the track finished (MOQ_REASON_DROPPED), or
+ *    no route remains that this subscriber may use (MOQ_REASON_UNROUTABLE). No callbacks
+ *    follow.
  *  Invoked from moq_origin_subscribe (replay and synchronous producer reactions),
  *  moq_subscription_update, producer writes, route changes and moq_origin_tick.
  */

@@ -229,6 +229,9 @@ moq_track *moq_track_find(moq_broadcast *bc, const uint8_t *name, size_t name_le
 void moq_track_pin(moq_track *t);
 void moq_track_unpin(moq_track *t);
 void moq_track_abort_internal(moq_track *t, uint64_t code);
+/* The track's broadcast ended: a live track aborts with code; a finished one only loses its
+ * producer and stays readable for the subscribers it has. */
+void moq_track_broadcast_ended(moq_track *t, uint64_t code);
 void moq_track_reroute(moq_track *t);
 void moq_track_sync_producer(moq_track *t);
 void moq_track_free_all(moq_track *t); /* origin teardown, no callbacks */

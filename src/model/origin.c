@@ -304,7 +304,7 @@ static void bc_end(moq_broadcast *bc, uint64_t code)
     moq_iter_begin(&bc->tracks, &cur);
     moq_list *it;
     while ((it = moq_iter_next(&bc->tracks, &cur)))
-        moq_track_abort_internal(moq_container_of(it, moq_track, bc_node.link), code);
+        moq_track_broadcast_ended(moq_container_of(it, moq_track, bc_node.link), code);
     moq_iter_end(&cur);
     node->pins--;
     node_prune(node);

@@ -483,6 +483,21 @@ void moq_track_abort_internal(moq_track *t, uint64_t code)
     moq_track_unpin(t);
 }
 
+void moq_track_broadcast_ended(moq_track *t, uint64_t code)
+{
+    if (t->state != TRACK_FINISHED) {
+        moq_track_abort_internal(t, code);
+        return;
+    }
+    /* A finished track is complete: its subscribers keep the groups they were given and
+     * those still cached, and hear nothing new. Only the producer goes. */
+    moq_track_pin(t);
+    track_detach(t);
+    track_release(t);
+    t->route = NULL;
+    moq_track_unpin(t);
+}
+
 /* --- producer API ------------------------------------------------------------------------ */
 
 const uint8_t *moq_track_name(const moq_track *t, size_t *len)

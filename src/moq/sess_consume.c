@@ -35,32 +35,37 @@ static void up_unref(struct up_sub *us)
 
 /* ---------------------------------------------------------------- frame assembly */
 
+int moq_frame_alloc(moq_frame *out, uint64_t prev_ts, uint64_t ts, uint64_t size)
+{
+    if (size > UINT32_MAX - FRAME_PAYLOAD_OFF) return MOQ_ERR_TOO_LARGE;
+    uint8_t h5[MOQ_FRAME_HEADER_MAX], h3[MOQ_FRAME_HEADER_MAX];
+    int n5 = moq_frame_header_pack(h5, MOQ_LITE_05, prev_ts, ts, size);
+    int n3 = moq_frame_header_pack(h3, MOQ_LITE_03, 0, 0, size);
+    if (n5 < 0 || n3 < 0 || n3 > 8 || n5 > FRAME_PAYLOAD_OFF - 8) return MOQ_ERR_INVALID;
+    moq_chunk *c = moq_chunk_new(FRAME_PAYLOAD_OFF + (size_t)size);
+    if (!c) return MOQ_ERR_NOMEM;
+    c->len = FRAME_PAYLOAD_OFF + (size_t)size;
+    memcpy(c->data + FRAME_HDR03_OFF, h3, (size_t)n3);
+    memcpy(c->data + FRAME_PAYLOAD_OFF - n5, h5, (size_t)n5);
+    memset(out, 0, sizeof(*out));
+    out->chunk = c;
+    out->payload_off = FRAME_PAYLOAD_OFF;
+    out->payload_len = (uint32_t)size;
+    out->timestamp = ts;
+    out->hdr_off[FAMILY_05] = (uint16_t)(FRAME_PAYLOAD_OFF - n5);
+    out->hdr_len[FAMILY_05] = (uint16_t)n5;
+    out->hdr_off[FAMILY_03] = FRAME_HDR03_OFF;
+    out->hdr_len[FAMILY_03] = (uint16_t)n3;
+    return 0;
+}
+
 int frame_asm_begin(struct frame_asm *fa, moq_session *s, uint64_t ts, uint64_t size)
 {
     if (size > s->cfg.max_frame_bytes) return MOQ_ERR_TOO_LARGE;
     if (s->inbound_bytes + size > s->cfg.max_inbound_bytes) return MOQ_ERR_LIMIT;
-    moq_chunk *c = moq_chunk_new(FRAME_PAYLOAD_OFF + (size_t)size);
-    if (!c) return MOQ_ERR_NOMEM;
-    c->len = FRAME_PAYLOAD_OFF + (size_t)size;
-    uint8_t h5[MOQ_FRAME_HEADER_MAX], h3[MOQ_FRAME_HEADER_MAX];
-    int n5 = moq_frame_header_pack(h5, MOQ_LITE_05, fa->prev_ts, ts, size);
-    int n3 = moq_frame_header_pack(h3, MOQ_LITE_03, 0, 0, size);
-    if (n5 < 0 || n3 < 0 || n3 > 8 || n5 > FRAME_PAYLOAD_OFF - 8) {
-        moq_chunk_unref(c);
-        return MOQ_ERR_INVALID;
-    }
-    memcpy(c->data + FRAME_HDR03_OFF, h3, (size_t)n3);
-    memcpy(c->data + FRAME_PAYLOAD_OFF - n5, h5, (size_t)n5);
-    memset(&fa->frame, 0, sizeof(fa->frame));
-    fa->frame.chunk = c;
-    fa->frame.payload_off = FRAME_PAYLOAD_OFF;
-    fa->frame.payload_len = (uint32_t)size;
-    fa->frame.timestamp = ts;
-    fa->frame.hdr_off[FAMILY_05] = (uint16_t)(FRAME_PAYLOAD_OFF - n5);
-    fa->frame.hdr_len[FAMILY_05] = (uint16_t)n5;
-    fa->frame.hdr_off[FAMILY_03] = FRAME_HDR03_OFF;
-    fa->frame.hdr_len[FAMILY_03] = (uint16_t)n3;
-    fa->chunk = c;
+    int rv = moq_frame_alloc(&fa->frame, fa->prev_ts, ts, size);
+    if (rv < 0) return rv;
+    fa->chunk = fa->frame.chunk;
     fa->filled = 0;
     s->inbound_bytes += size;
     return 0;
@@ -161,6 +166,90 @@ static void routes_end(struct ann_consume *ac, bool graceful)
     }
 }
 
+/* ---------------------------------------------------------------- routes that end */
+
+/* Whether one of our subscriptions still receives from the route: its SUBSCRIBE stream is
+ * open and the peer has not ended it (a finished track may still have groups in flight). */
+static bool route_feeds_subscription(moq_session *s, const moq_route *route)
+{
+    size_t it = 0;
+    void *v;
+    while (moq_u64map_next(&s->up_by_track, &it, NULL, &v)) {
+        const struct up_sub *us = v;
+        if (us->route == route && !us->released && us->sub_ms && !us->sub_over) return true;
+    }
+    return false;
+}
+
+static void ending_rearm(moq_session *s)
+{
+    ev_timer_stop(s->cfg.loop, &s->ending_timer);
+    if (s->n_ending == 0 || s->closing) return;
+    ev_tstamp first = s->ending[0].deadline;
+    for (size_t i = 1; i < s->n_ending; i++)
+        if (s->ending[i].deadline < first) first = s->ending[i].deadline;
+    ev_tstamp in = first - ev_now(s->cfg.loop);
+    ev_timer_set(&s->ending_timer, in > 0 ? in : 0., 0.);
+    ev_timer_start(s->cfg.loop, &s->ending_timer);
+}
+
+static void ending_forget(moq_session *s, const moq_route *route)
+{
+    for (size_t i = 0; i < s->n_ending; i++) {
+        if (s->ending[i].route != route) continue;
+        s->ending[i] = s->ending[--s->n_ending];
+        ending_rearm(s);
+        return;
+    }
+}
+
+/* The peer unannounced a route. Like upstream, a subscription runs until its own stream
+ * ends, so while one of ours still receives from the route the unannounce waits for it
+ * (the peer FINs a finished track's subscription once every group went out). */
+static void route_end(moq_session *s, moq_route *route)
+{
+    if (!s->closing && route_feeds_subscription(s, route)) {
+        if (s->n_ending == s->cap_ending) {
+            size_t cap = s->cap_ending ? s->cap_ending * 2 : 4;
+            struct ending_route *n = realloc(s->ending, cap * sizeof(*n));
+            if (!n) {
+                moq_route_unannounce(route);
+                return;
+            }
+            s->ending = n;
+            s->cap_ending = cap;
+        }
+        s->ending[s->n_ending++] = (struct ending_route){route, ev_now(s->cfg.loop) + ENDING_MAX_S};
+        ending_rearm(s);
+        return;
+    }
+    moq_route_unannounce(route);
+}
+
+void consume_ending_check(moq_session *s)
+{
+    if (s->closing) return;
+    if (s->ending_busy) {
+        s->ending_again = true; /* re-entered from a model callback: the outer loop rescans */
+        return;
+    }
+    s->ending_busy = true;
+    do {
+        s->ending_again = false;
+        ev_tstamp now = ev_now(s->cfg.loop);
+        for (size_t i = 0; i < s->n_ending && !s->closing; i++) {
+            moq_route *route = s->ending[i].route;
+            if (s->ending[i].deadline > now && route_feeds_subscription(s, route)) continue;
+            s->ending[i] = s->ending[--s->n_ending];
+            moq_route_unannounce(route); /* callbacks may change the list: rescan */
+            s->ending_again = true;
+            break;
+        }
+    } while (s->ending_again && !s->closing);
+    s->ending_busy = false;
+    ending_rearm(s);
+}
+
 static void on_announce_msg(moq_session *s, struct ann_consume *ac, const struct moq_announce *m)
 {
     moq_buf path;
@@ -175,7 +264,7 @@ static void on_announce_msg(moq_session *s, struct ann_consume *ac, const struct
             moq_map_del(&ac->routes, m->suffix.ptr, m->suffix.len);
             if (s->stats.announces_in) s->stats.announces_in--;
             moq_info("moq", "%s: unannounced /%.*s", s->t->peer, (int)path.len, (char *)path.data);
-            moq_route_unannounce(route);
+            route_end(s, route);
         }
         moq_buf_free(&path);
         return;
@@ -193,6 +282,7 @@ static void on_announce_msg(moq_session *s, struct ann_consume *ac, const struct
     } else {
         int rv = moq_origin_announce(s->cfg.origin, path.data, path.len, hops, n,
                                      &consume_producer_ops, s, &route);
+        if (rv == 0) ending_forget(s, route); /* announced again before it ended */
         if (rv == 0 && moq_map_put(&ac->routes, m->suffix.ptr, m->suffix.len, route) == 0) {
             s->stats.announces_in++;
             moq_info("moq", "%s: announced /%.*s", s->t->peer, (int)path.len, (char *)path.data);
@@ -405,6 +495,7 @@ static void track_release(void *ctx, moq_route *route, moq_track *track)
     if (us->sub_ms) ms_finish(us->sub_ms); /* unsubscribe */
     if (us->track_ms) ms_abort(us->track_ms, MOQ_CODE_CANCEL);
     up_unref(us);
+    consume_ending_check(s);
 }
 
 static int fetch_request(void *ctx, moq_route *route, moq_track *track, moq_group *group,
@@ -489,15 +580,17 @@ void consume_subscribe_data(mstream *ms, const uint8_t *data, size_t len, bool f
         int rv = moq_ctrl_reader_next(&ms->cr, &data, &len, fin, &msg);
         if (rv == 0) return;
         if (rv < 0) {
+            us->sub_over = true;
             if (rv != MOQ_ERR_CLOSED) {
                 ms_abort(ms, MOQ_CODE_DECODE);
                 if (!us->released) moq_track_abort(us->track, us->route, MOQ_CODE_DECODE);
-                return;
+            } else {
+                /* the publisher ended the subscription: the track is over */
+                ms_finish(ms);
+                if (!us->released)
+                    moq_track_finish(us->track, us->route, us->have_seq ? us->max_seq + 1 : 0);
             }
-            /* the publisher ended the subscription: the track is over */
-            ms_finish(ms);
-            if (!us->released)
-                moq_track_finish(us->track, us->route, us->have_seq ? us->max_seq + 1 : 0);
+            consume_ending_check(s);
             return;
         }
         struct moq_subscribe_response r;
@@ -681,8 +774,10 @@ void consume_stream_reset(mstream *ms, uint64_t code)
     case MS_SUB_CONSUME:
     case MS_TRACK_CONSUME: {
         struct up_sub *us = ms->obj;
+        if (us && ms->kind == MS_SUB_CONSUME) us->sub_over = true;
         ms_abort(ms, MOQ_CODE_CANCEL);
         if (us && !us->released) moq_track_abort(us->track, us->route, code);
+        if (ms->kind == MS_SUB_CONSUME) consume_ending_check(s);
         break;
     }
     case MS_GROUP_IN: {
@@ -721,9 +816,11 @@ void consume_release(mstream *ms)
     case MS_TRACK_CONSUME: {
         struct up_sub *us = ms->obj;
         if (!us) break;
+        bool was_sub = us->sub_ms == ms;
         if (us->sub_ms == ms) us->sub_ms = NULL;
         if (us->track_ms == ms) us->track_ms = NULL;
         up_unref(us);
+        if (was_sub) consume_ending_check(s);
         break;
     }
     case MS_GROUP_IN: {
@@ -755,7 +852,15 @@ void consume_release(mstream *ms)
 
 void consume_teardown(moq_session *s)
 {
-    /* Routes go first: the model releases their tracks through track_release. */
+    /* Routes go first: the model releases their tracks through track_release. Those the
+     * peer unannounced end gracefully; the others are lost. */
+    while (s->n_ending) {
+        moq_route *route = s->ending[--s->n_ending].route;
+        moq_route_unannounce(route);
+    }
+    free(s->ending);
+    s->ending = NULL;
+    s->cap_ending = 0;
     moq_list *pos, *tmp;
     moq_list_each(pos, tmp, &s->ann_consumes)
     {

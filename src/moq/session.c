@@ -138,6 +138,7 @@ static void ms_release(mstream *ms)
 static void ms_free(mstream *ms)
 {
     moq_session *s = ms->s;
+    s->pending_control -= ms->cr_pending;
     ms_release(ms);
     if (ms->cr_live) moq_ctrl_reader_free(&ms->cr);
     if (moq_list_linked(&ms->held_link)) {
@@ -175,6 +176,7 @@ static void session_teardown(moq_session *s, uint64_t code, const char *reason)
     ev_timer_stop(s->cfg.loop, &s->setup_timer);
     ev_timer_stop(s->cfg.loop, &s->expiry_timer);
     ev_timer_stop(s->cfg.loop, &s->probe_timer);
+    ev_timer_stop(s->cfg.loop, &s->ending_timer);
     /* What we serve first (closing consumer handles gets no callbacks), then the routes the
      * peer gave us (their tracks are released through the producer ops), then the rest. */
     moq_list *pos, *tmp;
@@ -213,6 +215,11 @@ static void probe_cb(struct ev_loop *loop, ev_timer *w, int revents)
     serve_probe_tick(w->data);
 }
 
+static void ending_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    consume_ending_check(w->data);
+}
+
 /* ---------------------------------------------------------------- SETUP and authorization */
 
 static void send_setup(moq_session *s)
@@ -249,6 +256,8 @@ static void apply_role(moq_perms *p, int role)
 
 static void session_stream_data(moq_session *s, mstream *ms, const uint8_t *data, size_t len,
                                 bool fin);
+static void session_stream_dispatch(moq_session *s, mstream *ms, const uint8_t *data, size_t len,
+                                    bool fin);
 
 static void release_held(moq_session *s)
 {
@@ -417,8 +426,26 @@ static void hold(moq_session *s, mstream *ms, const uint8_t *data, size_t len, b
     if (fin) ms->held_fin = true;
 }
 
+/* Keep the session's total of incomplete control messages within MAX_PENDING_CONTROL: a
+ * peer could otherwise make us reserve 64 KiB on each of thousands of streams. */
+static void account_control(moq_session *s, mstream *ms)
+{
+    size_t now = ms->cr_live ? moq_ctrl_reader_pending(&ms->cr) : 0;
+    s->pending_control = s->pending_control - ms->cr_pending + now;
+    ms->cr_pending = now;
+    if (s->pending_control > MAX_PENDING_CONTROL)
+        session_fail(s, MOQ_CODE_BOUNDS_EXCEEDED, "too many incomplete control messages");
+}
+
 static void session_stream_data(moq_session *s, mstream *ms, const uint8_t *data, size_t len,
                                 bool fin)
+{
+    session_stream_dispatch(s, ms, data, len, fin);
+    account_control(s, ms);
+}
+
+static void session_stream_dispatch(moq_session *s, mstream *ms, const uint8_t *data, size_t len,
+                                    bool fin)
 {
     if (must_hold(s, ms, data, len)) {
         hold(s, ms, data, len, fin);
@@ -633,7 +660,8 @@ moq_session *moq_session_new(moq_transport *t, const struct moq_session_config *
     ev_timer_init(&s->setup_timer, setup_timeout_cb, SETUP_TIMEOUT_S, 0.);
     ev_timer_init(&s->expiry_timer, expiry_cb, 0., 0.);
     ev_timer_init(&s->probe_timer, probe_cb, 0.1, 0.1);
-    s->setup_timer.data = s->expiry_timer.data = s->probe_timer.data = s;
+    ev_timer_init(&s->ending_timer, ending_cb, 0., 0.);
+    s->setup_timer.data = s->expiry_timer.data = s->probe_timer.data = s->ending_timer.data = s;
     moq_transport_attach(t, &session_events, s);
     moq_info("moq", "%s: %s session over %s%s%s", t->peer, caps->alpn,
              t->kind == MOQ_TRANSPORT_QUIC           ? "QUIC"
@@ -669,6 +697,20 @@ const char *moq_session_version(const moq_session *s)
 uint64_t moq_session_peer_origin(const moq_session *s)
 {
     return s->peer_origin;
+}
+
+size_t moq_session_unacked_streams(const moq_session *s)
+{
+    size_t n = 0;
+    moq_list *pos;
+    for (pos = s->streams.next; pos != &s->streams; pos = pos->next) {
+        mstream *ms = moq_container_of(pos, mstream, link);
+        if (ms->local && !ms->bidi)
+            n++; /* ours alone: it closes once the peer acknowledged all of it */
+        else if (!s->gone && s->t->ops->unsent(s->t, ms->sid) > 0)
+            n++;
+    }
+    return n;
 }
 
 void moq_session_stats_get(const moq_session *s, struct moq_session_stats *out)

@@ -81,6 +81,12 @@ const char *moq_session_version(const moq_session *s);
 /* The peer's origin id from its SETUP (05), 0 when unknown. */
 uint64_t moq_session_peer_origin(const moq_session *s);
 
+/* Streams toward the peer that still hold data it has not received: our group, fetch and
+ * SETUP streams until the peer acknowledged everything on them (or they were reset), and
+ * other streams while they have unsent bytes. moq_session_close discards what is in
+ * flight, so a client that must deliver everything waits for 0 first. */
+size_t moq_session_unacked_streams(const moq_session *s);
+
 struct moq_session_stats {
     uint64_t announces_in;  /* broadcasts the peer announced to us (live routes) */
     uint64_t subscriptions; /* downstream subscriptions the peer holds */
@@ -94,5 +100,13 @@ struct moq_session_stats {
 };
 
 void moq_session_stats_get(const moq_session *s, struct moq_session_stats *out);
+
+/* A frame for moq_group_append as the engine sends it: a new chunk with room for `size`
+ * payload bytes at f->payload_off (the caller copies them in before appending) and the
+ * wire headers of every moq-lite version already encoded in front of them. `prev_ts` is the
+ * timestamp of the previous frame in the same group (0 for the first), `ts` this frame's,
+ * in the track's timescale. The caller owns f->chunk's reference until it hands the frame
+ * to moq_group_append. Returns 0, MOQ_ERR_TOO_LARGE (size over 4 GiB) or MOQ_ERR_NOMEM. */
+int moq_frame_alloc(moq_frame *f, uint64_t prev_ts, uint64_t ts, uint64_t size);
 
 #endif

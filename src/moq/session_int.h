@@ -31,8 +31,14 @@
 #define MAX_HELD_BYTES   (256 * 1024)
 /* Time allowed for the peer's SETUP (lite-05) before the session is closed. */
 #define SETUP_TIMEOUT_S 10.0
+/* How long a route the peer unannounced stays while a subscription of ours still receives
+ * from it (groups below the end of a finished track are in flight). */
+#define ENDING_MAX_S 5.0
 /* Control messages larger than this are refused (the stream is reset). */
 #define MAX_CONTROL_MSG (64 * 1024)
+/* Incomplete control messages one peer may make us hold across all its streams; beyond
+ * it the session is closed (BoundsExceeded). */
+#define MAX_PENDING_CONTROL (1024 * 1024)
 
 enum ms_kind {
     MS_NEW,           /* peer stream whose type is not read yet */
@@ -65,6 +71,7 @@ struct mstream {
     moq_varint_reader vr;
     moq_ctrl_reader cr;
     bool cr_live;
+    size_t cr_pending; /* moq_ctrl_reader_pending() as last accounted */
     moq_group_parser gp;
     /* bytes of a peer stream held until the session is authorized */
     moq_buf held;
@@ -118,6 +125,7 @@ struct up_sub {
     mstream *sub_ms;   /* SUBSCRIBE stream */
     bool info_known;
     bool released; /* track_release received: no more writes to the track */
+    bool sub_over; /* the peer finished or reset the SUBSCRIBE stream */
     bool have_seq;
     uint64_t max_seq;
 };
@@ -184,6 +192,12 @@ struct probe_serve {
     ev_tstamp last_sent;
 };
 
+/* A route the peer unannounced whose unannounce waits for our subscriptions to end. */
+struct ending_route {
+    moq_route *route;
+    ev_tstamp deadline;
+};
+
 struct moq_session {
     moq_transport *t;
     struct moq_session_config cfg;
@@ -207,7 +221,12 @@ struct moq_session {
     uint64_t next_sub_id;
     moq_list queue; /* group_out waiting for uni stream credit, oldest first */
     uint64_t inbound_bytes;
+    size_t pending_control; /* sum of the streams' cr_pending */
     struct probe_serve *probe;
+    struct ending_route *ending;
+    size_t n_ending, cap_ending;
+    bool ending_busy, ending_again;
+    ev_timer ending_timer;
     ev_timer setup_timer;
     ev_timer expiry_timer;
     ev_timer probe_timer;
@@ -254,6 +273,8 @@ void consume_fetch_data(mstream *ms, const uint8_t *data, size_t len, bool fin);
 void consume_stream_reset(mstream *ms, uint64_t code);
 void consume_datagram(moq_session *s, const uint8_t *data, size_t len);
 void consume_release(mstream *ms);
+/* Unannounce the routes that waited for their subscriptions (now ended or timed out). */
+void consume_ending_check(moq_session *s);
 /* Report every route lost and drop every upstream track (teardown). */
 void consume_teardown(moq_session *s);
 

@@ -100,6 +100,12 @@ static int ctrl_read_size(moq_ctrl_reader *r, const uint8_t **in, size_t *in_len
     return 1;
 }
 
+size_t moq_ctrl_reader_pending(const moq_ctrl_reader *r)
+{
+    if (r->state != CTRL_BODY || r->body.len == r->size) return 0;
+    return r->body.cap;
+}
+
 int moq_ctrl_reader_next(moq_ctrl_reader *r, const uint8_t **in, size_t *in_len, bool fin,
                          struct moq_ctrl_msg *msg)
 {

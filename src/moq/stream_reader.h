@@ -82,6 +82,11 @@ void moq_ctrl_reader_free(moq_ctrl_reader *r);
 int moq_ctrl_reader_next(moq_ctrl_reader *r, const uint8_t **in, size_t *in_len, bool fin,
                          struct moq_ctrl_msg *msg);
 
+/* Bytes the reader has allocated for a message it has not completed yet (the declared size
+ * is reserved as soon as it is known), 0 between messages. Lets a session bound what
+ * peers make it buffer across many streams. */
+size_t moq_ctrl_reader_pending(const moq_ctrl_reader *r);
+
 /* ---- group streams ----------------------------------------------------------------- */
 
 #define MOQ_DEFAULT_MAX_FRAME (32u * 1024 * 1024)

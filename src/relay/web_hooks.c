@@ -98,7 +98,7 @@ static int hook_announced(void *ctx, const char *prefix, const moq_http_request 
     }
     struct announced_list l = {&perms, strlen(perms.root), NULL, 0, 0};
     moq_origin_list(r->origin, (const uint8_t *)perms.root, l.root_len, 0, collect, &l);
-    qsort(l.paths, l.n, sizeof(char *), cmp_str);
+    if (l.n > 1) qsort(l.paths, l.n, sizeof(char *), cmp_str);
     moq_buf body;
     moq_buf_init(&body);
     for (size_t i = 0; i < l.n; i++) {
@@ -126,6 +126,7 @@ struct web_fetch {
     bool in_hook;       /* still inside the handler: answer synchronously */
     moq_group *pending; /* a group found while in_hook */
     bool failed;        /* the subscription failed while in_hook */
+    bool head_pending;  /* following a group that has shown neither a frame nor its end */
     ev_timer timeout;
 };
 
@@ -150,14 +151,39 @@ static void fetch_write(struct web_fetch *wf, moq_group *g)
     }
 }
 
+/* The followed group showed its first frame: commit to 200 and stream from now on. */
+static void fetch_begin_stream(struct web_fetch *wf)
+{
+    wf->head_pending = false;
+    ev_timer_stop(wf->r->loop, &wf->timeout);
+    moq_http_response_set_status(wf->resp, 200);
+    moq_http_response_header(wf->resp, "content-type", "application/octet-stream");
+    moq_http_response_stream_start(wf->resp);
+}
+
 static void wf_frames(void *ctx, moq_follower *f, moq_group *g, uint64_t count)
 {
-    fetch_write(ctx, g);
+    struct web_fetch *wf = ctx;
+    if (wf->head_pending) fetch_begin_stream(wf);
+    fetch_write(wf, g);
 }
 
 static void wf_end(void *ctx, moq_follower *f, moq_group *g, int state, uint64_t code)
 {
     struct web_fetch *wf = ctx;
+    if (wf->head_pending) {
+        /* nothing was sent yet: a group that failed before its first frame is not found */
+        if (state == MOQ_GROUP_ABORTED) {
+            text_response(wf->resp, 404, "group not available\n");
+        } else {
+            moq_http_response_set_status(wf->resp, 200);
+            moq_http_response_header(wf->resp, "content-type", "application/octet-stream");
+            moq_http_response_body(wf->resp, "", 0);
+        }
+        moq_http_response_send(wf->resp);
+        fetch_free(wf);
+        return;
+    }
     fetch_write(wf, g);
     moq_http_response_stream_end(wf->resp);
     fetch_free(wf);
@@ -171,7 +197,9 @@ static void fetch_aborted(void *arg)
 }
 
 /* Fill the response with the group's frames. Returns 0 when the response is complete (the
- * caller sends it), MOQ_HTTP_ASYNC when the body streams as frames arrive (wf lives on). */
+ * caller sends it), MOQ_HTTP_ASYNC when it completes later (wf lives on): the body streams
+ * as frames arrive, and a group that has no frame yet (a fetch forwarded upstream) decides
+ * the status with its first frame or its end. */
 static int fetch_serve_group(struct web_fetch *wf, moq_group *g)
 {
     uint64_t code = 0;
@@ -180,9 +208,9 @@ static int fetch_serve_group(struct web_fetch *wf, moq_group *g)
         text_response(wf->resp, 404, "group not available\n");
         return 0;
     }
-    moq_http_response_set_status(wf->resp, 200);
-    moq_http_response_header(wf->resp, "content-type", "application/octet-stream");
     if (state == MOQ_GROUP_FINISHED) {
+        moq_http_response_set_status(wf->resp, 200);
+        moq_http_response_header(wf->resp, "content-type", "application/octet-stream");
         uint64_t n = moq_group_frame_count(g);
         moq_slice *v = calloc(n ? n : 1, sizeof(*v));
         size_t k = 0;
@@ -194,15 +222,16 @@ static int fetch_serve_group(struct web_fetch *wf, moq_group *g)
         free(v);
         return 0;
     }
-    moq_http_response_stream_start(wf->resp);
     wf->follower = moq_group_follow(g, &fetch_follower_ops, wf);
-    fetch_write(wf, g);
-    if (!wf->follower) {
-        moq_http_response_stream_end(wf->resp);
-        fetch_free(wf);
+    if (!wf->follower) return MOQ_ERR_NOMEM;
+    moq_http_response_on_abort(wf->resp, fetch_aborted, wf);
+    if (moq_group_frame_count(g) == 0) {
+        wf->head_pending = true;
+        ev_timer_start(wf->r->loop, &wf->timeout);
         return MOQ_HTTP_ASYNC;
     }
-    moq_http_response_on_abort(wf->resp, fetch_aborted, wf);
+    fetch_begin_stream(wf);
+    fetch_write(wf, g);
     return MOQ_HTTP_ASYNC;
 }
 
@@ -217,10 +246,11 @@ static void wf_group(void *ctx, moq_subscription *sub, moq_group *g)
         return;
     }
     ev_timer_stop(wf->r->loop, &wf->timeout);
-    if (fetch_serve_group(wf, g) == 0) {
-        moq_http_response_send(wf->resp);
-        fetch_free(wf);
-    }
+    int rv = fetch_serve_group(wf, g);
+    if (rv == MOQ_HTTP_ASYNC) return;
+    if (rv < 0) text_response(wf->resp, 500, "internal error\n");
+    moq_http_response_send(wf->resp);
+    fetch_free(wf);
 }
 
 static void wf_abort(void *ctx, moq_subscription *sub, uint64_t code)
@@ -306,7 +336,7 @@ static int hook_fetch(void *ctx, const struct moq_web_fetch *f, const moq_http_r
     }
     rv = fetch_serve_group(wf, g);
     moq_group_unref(g);
-    if (rv == 0) fetch_free(wf);
+    if (rv != MOQ_HTTP_ASYNC) fetch_free(wf);
     return rv;
 }
 

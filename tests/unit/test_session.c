@@ -61,7 +61,7 @@ static void lp_release(void *ctx, moq_route *r, moq_track *t)
 
 static const moq_producer_ops local_pub_ops = {lp_request, lp_update, lp_release, NULL};
 
-/* Frames carry their bytes after 24 bytes of header room, as the engine expects. */
+/* Frames are laid out by the engine's moq_frame_alloc (headers in front of the payload). */
 static int write_group(struct local_pub *lp, uint64_t seq, const char *const *frames, size_t n,
                        uint64_t ts0)
 {
@@ -70,24 +70,11 @@ static int write_group(struct local_pub *lp, uint64_t seq, const char *const *fr
     if (rv < 0) return rv;
     for (size_t i = 0; i < n; i++) {
         size_t len = strlen(frames[i]);
-        moq_chunk *c = moq_chunk_new(24 + len);
-        c->len = 24 + len;
-        memcpy(c->data + 24, frames[i], len);
-        /* lite-05 header: zigzag delta then size; lite-03 header: size */
         uint64_t ts = ts0 + i * 10, prev = i ? ts0 + (i - 1) * 10 : 0;
-        uint64_t zz = (ts - prev) << 1;
-        uint8_t h5[16], *p = h5;
-        p = moq_varint_put(p, zz);
-        p = moq_varint_put(p, len);
-        size_t n5 = (size_t)(p - h5);
-        memcpy(c->data + 24 - n5, h5, n5);
-        uint8_t *q = moq_varint_put(c->data, len);
-        moq_frame f = {c,
-                       24,
-                       (uint32_t)len,
-                       ts,
-                       {(uint16_t)(24 - n5), 0},
-                       {(uint16_t)n5, (uint16_t)(q - c->data)}};
+        moq_frame f;
+        rv = moq_frame_alloc(&f, prev, ts, len);
+        if (rv < 0) break;
+        memcpy(f.chunk->data + f.payload_off, frames[i], len);
         rv = moq_group_append(g, &f, moq_now_us());
         if (rv < 0) break;
     }
@@ -437,6 +424,117 @@ static void publisher_exit_unannounces(const char *proto)
     teardown_world(&w);
 }
 
+static void append_text(moq_group *g, const char *text, uint64_t prev_ts, uint64_t ts)
+{
+    moq_frame f;
+    size_t len = strlen(text);
+    assert_int_equal(moq_frame_alloc(&f, prev_ts, ts, len), 0);
+    memcpy(f.chunk->data + f.payload_off, text, len);
+    assert_int_equal(moq_group_append(g, &f, moq_now_us()), 0);
+}
+
+/* A publisher finishes its track and unannounces while its last group is still being
+ * written: the group still reaches the subscriber in full, the subscription ends as
+ * finished (not aborted), and only then does the broadcast disappear everywhere. */
+static void finished_track_outlives_unannounce(const char *proto)
+{
+    struct world w;
+    setup_world(&w, proto);
+    struct local_sub ls = {0};
+    current_ls = &ls;
+    moq_sub_prefs prefs = {0};
+    assert_int_equal(moq_origin_subscribe(w.sub, (const uint8_t *)"bbb", 3, (const uint8_t *)"t", 1,
+                                          0, &prefs, &ls_ops, &ls, &ls.sub),
+                     0);
+    spin(&w, 50);
+    assert_non_null(w.lp.track);
+    moq_group *g = NULL;
+    assert_int_equal(moq_track_begin_group(w.lp.track, w.lp.route, 0, moq_now_us(), &g), 0);
+    append_text(g, "first", 0, 10);
+    spin(&w, 50);
+    assert_string_equal(ls.log, "0:first;");
+
+    /* the end of the track, then the end of the broadcast, with group 0 still open */
+    assert_int_equal(moq_track_finish(w.lp.track, w.lp.route, 1), 0);
+    moq_route_unannounce(w.lp.route);
+    w.lp.route = NULL;
+    assert_null(w.lp.track); /* the producer was released */
+    spin(&w, 50);
+    assert_false(ls.aborted);
+    append_text(g, "second", 10, 20);
+    assert_int_equal(moq_group_finish(g, moq_now_us()), 0);
+    moq_group_unref(g);
+    spin(&w, 100);
+    assert_string_equal(ls.log, "0:first;0:second;");
+    assert_true(ls.groups[0].done && ls.groups[0].state == MOQ_GROUP_FINISHED);
+    assert_false(ls.aborted);
+    assert_int_equal(moq_origin_lookup(w.relay, (const uint8_t *)"bbb", 3, 0, NULL, NULL),
+                     MOQ_ERR_NOT_FOUND);
+    assert_int_equal(moq_origin_lookup(w.sub, (const uint8_t *)"bbb", 3, 0, NULL, NULL),
+                     MOQ_ERR_NOT_FOUND);
+    local_sub_free(&ls);
+    teardown_world(&w);
+    current_ls = NULL;
+}
+
+/* A raw peer (no session) holding an incomplete SUBSCRIBE on each of `streams` streams. */
+static void noop_closed(void *app, moq_transport *t, uint64_t code, const char *reason)
+{
+    *(int *)app = 1;
+}
+
+static const struct moq_transport_events raw_events = {.closed = noop_closed};
+
+static uint64_t partial_control_flood(int streams, int *raw_closed, struct end *server)
+{
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    moq_origin *relay = origin(RELAY_ID);
+    moq_transport *ct, *st;
+    struct moq_pipe_config pc = {MOQ_TRANSPORT_WEBTRANSPORT, "moq-lite-03", "/", 0};
+    assert_non_null(moq_pipe_new(loop, &pc, &ct, &st));
+    moq_transport_attach(ct, &raw_events, raw_closed);
+    *server = (struct end){.pub = "", .sub = ""};
+    struct moq_session_config sc = {
+        .origin = relay, .loop = loop, .authorize = authorize, .closed = closed, .ctx = server};
+    server->session = moq_session_new(st, &sc);
+    assert_non_null(server->session);
+    uint8_t msg[16], *p = msg;
+    p = moq_varint_put(p, 0x2);   /* SUBSCRIBE */
+    p = moq_varint_put(p, 60000); /* a size we never complete */
+    memcpy(p,
+           "\x01\x03"
+           "abc",
+           5);
+    p += 5;
+    for (int i = 0; i < streams; i++) {
+        int64_t sid;
+        assert_int_equal(moq_transport_open(ct, true, &sid), 0);
+        assert_int_equal(moq_transport_write_bytes(ct, sid, msg, (size_t)(p - msg), false), 0);
+    }
+    for (int i = 0; i < 50; i++)
+        ev_run(loop, EVRUN_NOWAIT);
+    uint64_t code = server->closed ? server->close_code : UINT64_MAX;
+    if (!*raw_closed) moq_transport_close(ct, 0, "");
+    ev_run(loop, 0);
+    moq_origin_free(relay);
+    ev_loop_destroy(loop);
+    return code;
+}
+
+/* Each incomplete control message reserves its declared size; one peer may not make the
+ * session hold more than 1 MiB of them across its streams. */
+static void incomplete_control_messages_are_bounded(void **state)
+{
+    int raw_closed = 0;
+    struct end server;
+    /* 16 x ~60 KB fits */
+    assert_true(partial_control_flood(16, &raw_closed, &server) == UINT64_MAX);
+    /* 20 do not: the session is closed with BoundsExceeded */
+    raw_closed = 0;
+    assert_int_equal(partial_control_flood(20, &raw_closed, &server), 11);
+    assert_int_equal(raw_closed, 1);
+}
+
 #define PER_VERSION(fn)                                                                            \
     static void fn##_03(void **s)                                                                  \
     {                                                                                              \
@@ -456,6 +554,7 @@ PER_VERSION(frames_flow_end_to_end)
 PER_VERSION(late_joiner_starts_at_latest_group)
 PER_VERSION(unknown_broadcast_is_refused)
 PER_VERSION(publisher_exit_unannounces)
+PER_VERSION(finished_track_outlives_unannounce)
 
 #define TESTS(fn) cmocka_unit_test(fn##_03), cmocka_unit_test(fn##_04), cmocka_unit_test(fn##_05)
 
@@ -463,9 +562,13 @@ int main(void)
 {
     moq_log_set_level(getenv("TEST_DEBUG") ? MOQ_LOG_TRACE : MOQ_LOG_WARN);
     const struct CMUnitTest tests[] = {
-        TESTS(announcements_reach_the_subscriber), TESTS(frames_flow_end_to_end),
-        TESTS(late_joiner_starts_at_latest_group), TESTS(unknown_broadcast_is_refused),
+        TESTS(announcements_reach_the_subscriber),
+        TESTS(frames_flow_end_to_end),
+        TESTS(late_joiner_starts_at_latest_group),
+        TESTS(unknown_broadcast_is_refused),
         TESTS(publisher_exit_unannounces),
+        TESTS(finished_track_outlives_unannounce),
+        cmocka_unit_test(incomplete_control_messages_are_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

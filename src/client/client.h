@@ -1,0 +1,136 @@
+/*
+ * client.h - the client side: dial a relay (or any moq-lite server) by URL and run a moq
+ * session on it, plus the small asynchronous HTTP/1.1 GET the dialer uses to fetch a
+ * development certificate's fingerprint. Used by the `moq` tool and by relay clustering.
+ *
+ * URLs (see util/url.h):
+ *   moql://host:port/path?query, moqt://...  raw QUIC; ALPN offer moq-lite-05, -04, -03 (or the
+ *                                           configured versions); "/path?query" travels in the
+ *                                           lite-05 SETUP Path (older versions have none)
+ *   https://host:port/path?query            WebTransport: QUIC with ALPN h3, then an extended
+ *                                           CONNECT to "/path?query" offering the versions
+ *   http://host:port/path?query             first GET http://host:port/certificate.sha256,
+ *                                           pin that fingerprint, then dial https:// on the
+ *                                           same host and port (raw QUIC with `raw_quic`),
+ *                                           like @moq/net does for http:// URLs
+ *
+ * Ownership and lifetime
+ * - moq_dial_start copies everything in the config (strings and lists included) except the
+ *   origin, which must outlive the dial. It returns a handle that stays valid until the
+ *   `closed` callback has returned; the dial frees itself (and its TLS state) afterwards.
+ * - `closed` runs exactly once, from the event loop, for every dial that started: when the
+ *   attempt fails (err < 0, reason says why: resolution, fingerprint fetch, TLS, refused
+ *   CONNECT, timeout), when it is cancelled with moq_dial_close (err MOQ_ERR_CLOSED), or when
+ *   the established session ends (err 0, with the session's close code and reason).
+ * - The session (moq/session.h) belongs to the dial: use it between `connected` and
+ *   `closed`, close it with moq_dial_close (or moq_session_close).
+ * - The HTTP GET frees itself after its callback returned; cancelled requests never call
+ *   back.
+ *
+ * Permissions: the session's peer may publish into `origin` under the `publish` prefixes
+ * (the engine asks the peer for its announcements there and relays them in as routes) and
+ * may read from it under the `subscribe` prefixes (our announcements and tracks). Prefixes
+ * are relative to the origin's root; "" means everything.
+ *
+ * All functions run on the loop's thread; callbacks never run inside the call that
+ * caused them.
+ */
+#ifndef MOQ_CLIENT_CLIENT_H
+#define MOQ_CLIENT_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model/model.h"
+#include "moq/session.h"
+#include "quic/quic.h"
+#include "tls/tls.h"
+
+struct ev_loop;
+
+/* ---- HTTP GET ------------------------------------------------------------------------- */
+
+#define MOQ_HTTP_GET_DEFAULT_TIMEOUT_MS 10000
+#define MOQ_HTTP_GET_DEFAULT_MAX_BODY   (64 * 1024)
+
+typedef struct moq_http_get moq_http_get;
+
+struct moq_http_get_config {
+    const char *host;    /* DNS name or IP literal (no brackets) */
+    const char *port;    /* numeric or service name */
+    const char *target;  /* "/path?query" */
+    uint64_t timeout_ms; /* whole request; 0 = MOQ_HTTP_GET_DEFAULT_TIMEOUT_MS */
+    size_t max_body;     /* larger bodies fail; 0 = MOQ_HTTP_GET_DEFAULT_MAX_BODY */
+};
+
+/* The request finished. err 0: the server answered `status` with body[0..len) (any status;
+ * the body is valid during the call only). err < 0: no answer (MOQ_ERR_IO connection failed
+ * or broke, MOQ_ERR_TIMEOUT, MOQ_ERR_PROTO malformed response, MOQ_ERR_TOO_LARGE body over
+ * max_body), reason describes it. */
+typedef void (*moq_http_get_fn)(void *ctx, int err, int status, const uint8_t *body, size_t len,
+                                const char *reason);
+
+/* Start a GET (Connection: close). Returns 0 and optionally *out (valid until the callback
+ * or cancel), or MOQ_ERR_INVALID / MOQ_ERR_NOT_FOUND (name does not resolve) /
+ * MOQ_ERR_NOMEM without calling back. */
+int moq_http_get_start(struct ev_loop *loop, const struct moq_http_get_config *cfg,
+                       moq_http_get_fn cb, void *ctx, moq_http_get **out);
+/* Abandon a request whose callback has not run; it never calls back. */
+void moq_http_get_cancel(moq_http_get *g);
+
+/* ---- dialing -------------------------------------------------------------------------- */
+
+#define MOQ_DIAL_DEFAULT_TIMEOUT_MS 10000
+
+typedef struct moq_dial moq_dial;
+
+struct moq_dial_config {
+    const char *url;
+    /* Server certificate trust (tls/tls.h). With http:// URLs the fetched fingerprint is
+     * pinned instead (any trust configured here is ignored then). Nothing configured on a
+     * moql/https URL means the system roots. */
+    moq_tls_client_config tls;
+    /* moq-lite versions to offer ("moq-lite-05", ...), in preference order; NULL/0 = all
+     * supported (moq_version_alpns). */
+    const char *const *versions;
+    size_t n_versions;
+    /* http:// URLs: after fetching the fingerprint dial raw QUIC instead of WebTransport. */
+    bool raw_quic;
+    /* From moq_dial_start until the session runs; 0 = MOQ_DIAL_DEFAULT_TIMEOUT_MS. */
+    uint64_t timeout_ms;
+    struct moq_quic_transport_config transport;
+
+    /* The session's side of the model and what the peer may do with it (see above). */
+    moq_origin *origin;
+    const char *const *publish;
+    size_t n_publish;
+    const char *const *subscribe;
+    size_t n_subscribe;
+    uint64_t max_frame_bytes; /* 0 = the engine's default */
+
+    /* The session runs (optional). */
+    void (*connected)(void *ctx, moq_dial *d, moq_session *s);
+    /* The dial is over (required); see "Ownership and lifetime". */
+    void (*closed)(void *ctx, moq_dial *d, int err, uint64_t code, const char *reason);
+    void *ctx;
+};
+
+/* Start dialing. Returns 0 and *out, or a negative error with a message in err (bad or
+ * unsupported URL, contradictory TLS options, unreadable root file, name that does not
+ * resolve, out of memory); then no callback runs. */
+int moq_dial_start(struct ev_loop *loop, const struct moq_dial_config *cfg, moq_dial **out,
+                   char *err, size_t errlen);
+
+/* Abandon the attempt or close the session (with `code` and `reason`). `closed` follows
+ * from the loop. Calling it again, or after `closed`, is not allowed (the handle is gone). */
+void moq_dial_close(moq_dial *d, uint64_t code, const char *reason);
+
+/* The running session, or NULL before `connected`. */
+moq_session *moq_dial_session(const moq_dial *d);
+/* "QUIC" or "WebTransport" (what the dial uses or used). */
+const char *moq_dial_transport_name(const moq_dial *d);
+/* The URL as given. */
+const char *moq_dial_url(const moq_dial *d);
+
+#endif

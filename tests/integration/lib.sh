@@ -1,0 +1,202 @@
+# Shared helpers for the end-to-end relay tests (tests/integration/test_relay_*.sh).
+# Source it; it sets `set -euo pipefail`, makes $TMP, and on any exit kills every process
+# started with `spawn` or `start_relay` and removes $TMP.
+#
+#   start_relay [relay flags...]   relay on 127.0.0.1:$PORT (QUIC and HTTP on the same port),
+#                                  self-signed certificate, anonymous access; sets PORT,
+#                                  HTTP_URL (http://...), QUIC_URL (moql://...), FP (pin),
+#                                  RELAY_PID, RELAY_LOG. RELAY_CONFIG=FILE loads a config
+#                                  first, RELAY_HOST=[::] listens on another address.
+#   spawn NAME CMD...              CMD in the background, stdin from $IN (default /dev/null),
+#                                  stdout/stderr to $TMP/NAME.out/.err; sets SPAWNED (its pid)
+#   wait_exit PID [SECONDS]        wait for a spawned process; returns its exit status
+#   wait_for CMD...                retry CMD (a condition) until it succeeds or 20 s pass
+#   log_count FILE PATTERN         lines of FILE matching the fixed string PATTERN
+#   stop_relay                     SIGTERM the relay; fail unless it exits cleanly
+#   fail MESSAGE                   print the message and the logs, exit 1
+
+set -euo pipefail
+
+: "${MOQ_BUILD_DIR:?}" "${MOQ_SOURCE_DIR:?}" "${MOQ_RELAY_BIN:?}"
+MOQ="$MOQ_BUILD_DIR/moq"
+HELPERS="$MOQ_BUILD_DIR/tests"
+TMP="$(mktemp -d)"
+PIDS=()
+WAIT_SECONDS="${WAIT_SECONDS:-20}"
+
+_cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill -CONT "$pid" 2>/dev/null || true
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        for _ in $(seq 40); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.05
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$TMP"
+}
+trap _cleanup EXIT
+
+fail() {
+    echo "FAIL: $*" >&2
+    local f
+    for f in "$TMP"/*.err "$TMP"/*.log; do
+        [[ -s "$f" ]] || continue
+        echo "--- $(basename "$f") (last lines)" >&2
+        tail -n "${FAIL_LOG_LINES:-12}" "$f" >&2
+    done
+    exit 1
+}
+
+note() {
+    echo "== $*"
+}
+
+spawn() {
+    local name="$1"
+    shift
+    "$@" <"${IN:-/dev/null}" >"$TMP/$name.out" 2>"$TMP/$name.err" &
+    SPAWNED=$!
+    PIDS+=("$SPAWNED")
+}
+
+wait_exit() {
+    local pid="$1" secs="${2:-$WAIT_SECONDS}" rc=0
+    local deadline=$((SECONDS + secs))
+    while kill -0 "$pid" 2>/dev/null; do
+        if ((SECONDS >= deadline)); then
+            return 124
+        fi
+        sleep 0.05
+    done
+    wait "$pid" || rc=$?
+    return "$rc"
+}
+
+wait_for() {
+    local deadline=$((SECONDS + WAIT_SECONDS))
+    until "$@"; do
+        if ((SECONDS >= deadline)); then
+            return 1
+        fi
+        sleep 0.05
+    done
+}
+
+log_count() {
+    grep -cF -- "$2" "$1" 2>/dev/null || true
+}
+
+log_has() {
+    grep -qF -- "$2" "$1" 2>/dev/null
+}
+
+lines_of() {
+    if [[ -f "$1" ]]; then wc -l <"$1"; else echo 0; fi
+}
+
+at_least_lines() {
+    (($(lines_of "$1") >= $2))
+}
+
+# Expect a spawned process to exit with status 0 in time.
+expect_ok() {
+    local pid="$1" what="$2" rc=0
+    wait_exit "$pid" || rc=$?
+    ((rc == 0)) || fail "$what exited with status $rc"
+}
+
+# Write one length-framed frame (4-byte big-endian size) of LEN bytes taken from SOURCE
+# (default /dev/urandom) to stdout.
+lframe() {
+    local len="$1" src="${2:-/dev/urandom}"
+    printf "$(printf '\\x%02x\\x%02x\\x%02x\\x%02x' $((len >> 24 & 255)) $((len >> 16 & 255)) \
+        $((len >> 8 & 255)) $((len & 255)))"
+    if ((len > 0)); then head -c "$len" "$src"; fi
+}
+
+# A port that is free for both UDP and TCP on 127.0.0.1 right now.
+free_port() {
+    local p
+    for _ in $(seq 200); do
+        p=$((20000 + RANDOM % 40000))
+        if [[ -z "$(ss -Hlnu "sport = :$p" 2>/dev/null)" && -z "$(ss -Hlnt "sport = :$p" 2>/dev/null)" ]]; then
+            echo "$p"
+            return 0
+        fi
+    done
+    return 1
+}
+
+start_relay() {
+    local attempt
+    RELAY_LOG="$TMP/relay.log"
+    for attempt in 1 2 3 4 5; do
+        PORT="$(free_port)" || fail "no free port"
+        # shellcheck disable=SC2086
+        "$MOQ_RELAY_BIN" ${RELAY_CONFIG:-} --server-bind "${RELAY_HOST:-127.0.0.1}:$PORT" \
+            --web-http-listen "${RELAY_HOST:-127.0.0.1}:$PORT" --tls-generate localhost \
+            --auth-public "" "$@" >"$RELAY_LOG" 2>&1 &
+        RELAY_PID=$!
+        PIDS+=("$RELAY_PID")
+        local deadline=$((SECONDS + 20))
+        while ! log_has "$RELAY_LOG" "relay: ready"; do
+            kill -0 "$RELAY_PID" 2>/dev/null || break
+            ((SECONDS < deadline)) || fail "the relay did not become ready"
+            sleep 0.05
+        done
+        if log_has "$RELAY_LOG" "relay: ready"; then
+            HTTP_URL="http://127.0.0.1:$PORT/"
+            QUIC_URL="moql://127.0.0.1:$PORT/"
+            FP="$(curl -sf "http://127.0.0.1:$PORT/certificate.sha256")" ||
+                fail "no certificate fingerprint"
+            return 0
+        fi
+        wait "$RELAY_PID" 2>/dev/null || true
+        grep -q "in use" "$RELAY_LOG" || fail "the relay did not start"
+    done
+    fail "no port to start the relay on"
+}
+
+relay_alive() {
+    kill -0 "$RELAY_PID" 2>/dev/null
+}
+
+# Stop the relay with SIGTERM and require a clean exit: status 0 and no sanitizer report
+# (under `make sanitize` leaks and undefined behaviour show up here).
+stop_relay() {
+    relay_alive || fail "the relay died"
+    kill -TERM "$RELAY_PID"
+    local rc=0
+    wait_exit "$RELAY_PID" || rc=$?
+    ((rc == 0)) || fail "the relay exited with status $rc"
+    if grep -qE "Sanitizer|runtime error" "$RELAY_LOG"; then
+        fail "the relay reported a sanitizer error"
+    fi
+}
+
+# URL and TLS arguments for a transport: "wt" (http:// URL, WebTransport after the pin) or
+# "quic" (moql:// with the pinned fingerprint).
+url_args() {
+    case "$1" in
+    wt) echo "$HTTP_URL" ;;
+    quic) echo "$QUIC_URL --tls-fingerprint $FP" ;;
+    *) fail "unknown transport $1" ;;
+    esac
+}
+
+# Relay log lines saying the relay attached a subscriber to BROADCAST/TRACK (the relay runs
+# with MOQ_LOG including moq=debug when a test needs them).
+subscribed_count() {
+    log_count "$RELAY_LOG" "subscribed to $1 ("
+}
+
+# Condition for wait_for: the relay attached at least N subscribers to BROADCAST/TRACK.
+relay_subscribed() {
+    (($(subscribed_count "$1") >= $2))
+}
