@@ -111,6 +111,10 @@ struct moq_dial_config {
 
     /* The session runs (optional). */
     void (*connected)(void *ctx, moq_dial *d, moq_session *s);
+    /* The origin starts or stops pulling a track through this session (optional; see
+     * moq_session_config.upstream). */
+    void (*upstream)(void *ctx, moq_dial *d, moq_session *s, const uint8_t *path, size_t len,
+                     const uint64_t *hops, size_t nhops, bool active);
     /* The dial is over (required); see "Ownership and lifetime". */
     void (*closed)(void *ctx, moq_dial *d, int err, uint64_t code, const char *reason);
     void *ctx;

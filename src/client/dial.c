@@ -42,6 +42,8 @@ struct moq_dial {
     moq_origin *origin;
     uint64_t max_frame_bytes;
     void (*connected)(void *ctx, moq_dial *d, moq_session *s);
+    void (*upstream)(void *ctx, moq_dial *d, moq_session *s, const uint8_t *path, size_t len,
+                     const uint64_t *hops, size_t nhops, bool active);
     void (*closed)(void *ctx, moq_dial *d, int err, uint64_t code, const char *reason);
     void *ctx;
 
@@ -167,6 +169,13 @@ static void session_closed(void *ctx, moq_session *s, uint64_t code, const char 
     ev_timer_start(d->loop, &d->reap);
 }
 
+static void session_upstream(void *ctx, moq_session *s, const uint8_t *path, size_t len,
+                             const uint64_t *hops, size_t nhops, bool active)
+{
+    moq_dial *d = ctx;
+    if (d->upstream) d->upstream(d->ctx, d, s, path, len, hops, nhops, active);
+}
+
 static void start_session(moq_dial *d, moq_transport *t)
 {
     if (!t->protocol[0]) {
@@ -182,6 +191,7 @@ static void start_session(moq_dial *d, moq_transport *t)
         .setup_path = d->webtransport ? NULL : d->target,
         .max_frame_bytes = d->max_frame_bytes,
         .authorize = session_authorize,
+        .upstream = session_upstream,
         .closed = session_closed,
         .ctx = d,
     };
@@ -433,6 +443,7 @@ static int take_config(moq_dial *d, const struct moq_dial_config *cfg, char *err
     d->origin = cfg->origin;
     d->max_frame_bytes = cfg->max_frame_bytes;
     d->connected = cfg->connected;
+    d->upstream = cfg->upstream;
     d->closed = cfg->closed;
     d->ctx = cfg->ctx;
     return 0;

@@ -26,7 +26,7 @@ struct peer {
     bool on_demand;
     uint64_t node_id; /* the origin id we dialed it for (on-demand), else 0 */
     moq_session *session;
-    void *dial_handle;
+    void *dial; /* from dial() until its `closed` event */
     uint64_t backoff_ms;
     uint64_t connected_at;
     ev_timer retry;
@@ -131,18 +131,6 @@ static const moq_watch_ops node_watch_ops = {on_node};
 
 /* ---------------------------------------------------------------- sessions */
 
-static uint64_t authorize_peer(void *ctx, moq_session *s, const char *path, int role,
-                               moq_perms *perms)
-{
-    /* A peer relay may announce anything to us and read anything from us. */
-    memset(perms, 0, sizeof(*perms));
-    perms->root = strdup("");
-    if (!perms->root || moq_strlist_push(&perms->publish, "") < 0 ||
-        moq_strlist_push(&perms->subscribe, "") < 0)
-        return 4; /* Transport */
-    return 0;
-}
-
 static uint64_t jitter(uint64_t ms)
 {
     uint32_t r = 0;
@@ -164,19 +152,44 @@ static void schedule_retry(struct peer *p)
     moq_info("cluster", "redialing %s in %.1fs", p->url, (double)delay / 1000.);
 }
 
-static void session_closed(void *ctx, moq_session *s, uint64_t code, const char *reason)
+static void on_connected(void *arg, moq_session *s)
 {
-    struct peer *p = ctx;
+    struct peer *p = arg;
+    p->session = s;
+    if (!p->c) return;
+    p->connected_at = moq_now_us() / 1000;
+    moq_info("cluster", "connected to %s%s", p->url, p->on_demand ? " (on demand)" : "");
+    if (p->on_demand && p->pulls == 0) {
+        ev_timer_set(&p->idle, (double)p->c->idle_close_ms / 1000., 0.);
+        ev_timer_start(p->c->loop, &p->idle);
+    }
+}
+
+static void on_upstream(void *arg, moq_session *s, const uint8_t *path, size_t len,
+                        const uint64_t *hops, size_t nhops, bool active)
+{
+    struct peer *p = arg;
+    if (p->c) moq_cluster_upstream(p->c, s, path, len, hops, nhops, active);
+}
+
+static void on_closed(void *arg, int err, uint64_t code, const char *reason)
+{
+    struct peer *p = arg;
+    bool was_connected = p->session != NULL;
     p->session = NULL;
-    if (!p->c) {
+    p->dial = NULL;
+    if (!p->c) { /* the cluster is gone; only this peer was left */
         free(p->url);
         free(p);
         return;
     }
     moq_cluster *c = p->c;
     ev_timer_stop(c->loop, &p->idle);
-    if (code == 6)
-        moq_warn("cluster", "peer %s refused our credentials (code 6%s%s)", p->url,
+    const char *why = reason && reason[0] ? reason : moq_strerror(err);
+    if (!was_connected)
+        moq_warn("cluster", "dialing %s failed: %s", p->url, why);
+    else if (code == 6)
+        moq_warn("cluster", "%s refused our credentials (code 6%s%s)", p->url,
                  reason && reason[0] ? ": " : "", reason ? reason : "");
     else
         moq_info("cluster", "session with %s ended (code %llu%s%s)", p->url,
@@ -185,38 +198,11 @@ static void session_closed(void *ctx, moq_session *s, uint64_t code, const char 
         peer_free(p);
         return;
     }
-    if (moq_now_us() / 1000 - p->connected_at >= STABLE_MS) p->backoff_ms = 0;
+    if (was_connected && moq_now_us() / 1000 - p->connected_at >= STABLE_MS) p->backoff_ms = 0;
     schedule_retry(p);
 }
 
-static void outbound_upstream(void *ctx, moq_session *s, const uint8_t *path, size_t len,
-                              const uint64_t *hops, size_t nhops, bool active)
-{
-    struct peer *p = ctx;
-    if (p->c) moq_cluster_upstream(p->c, s, path, len, hops, nhops, active);
-}
-
-static void dial_done(void *arg, moq_session *s, int err, const char *reason)
-{
-    struct peer *p = arg;
-    p->dial_handle = NULL;
-    if (!p->c) return; /* cannot happen: cancelled dials do not complete */
-    if (!s) {
-        moq_warn("cluster", "dialing %s failed: %s", p->url, reason ? reason : moq_strerror(err));
-        if (p->on_demand)
-            peer_free(p);
-        else
-            schedule_retry(p);
-        return;
-    }
-    p->session = s;
-    p->connected_at = moq_now_us() / 1000;
-    moq_info("cluster", "connected to %s%s", p->url, p->on_demand ? " (on demand)" : "");
-    if (p->on_demand && p->pulls == 0) {
-        ev_timer_set(&p->idle, (double)p->c->idle_close_ms / 1000., 0.);
-        ev_timer_start(p->c->loop, &p->idle);
-    }
-}
+static const struct moq_cluster_dial_events dial_events = {on_connected, on_upstream, on_closed};
 
 static char *dial_url(const moq_cluster *c, const char *url)
 {
@@ -240,20 +226,11 @@ static void peer_dial(struct peer *p)
         schedule_retry(p);
         return;
     }
-    struct moq_session_config scfg = {
-        .origin = c->origin,
-        .loop = c->loop,
-        .offer_probe = true,
-        .authorize = authorize_peer,
-        .upstream = outbound_upstream,
-        .closed = session_closed,
-        .ctx = p,
-    };
     moq_debug("cluster", "dialing %s", p->url);
-    int rv = c->dialer.dial(c->dialer.ctx, url, &scfg, dial_done, p, &p->dial_handle);
+    int rv = c->dialer.dial(c->dialer.ctx, url, c->origin, &dial_events, p, &p->dial);
     free(url);
     if (rv < 0) {
-        p->dial_handle = NULL;
+        p->dial = NULL;
         moq_warn("cluster", "cannot dial %s: %s", p->url, moq_strerror(rv));
         if (p->on_demand)
             peer_free(p);
@@ -273,7 +250,7 @@ static void idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
     if (!p->session || p->pulls) return;
     moq_info("cluster", "closing unused direct link to %s", p->url);
     p->closing = true;
-    moq_session_close(p->session, 0, "unused");
+    p->c->dialer.close(p->c->dialer.ctx, p->dial);
 }
 
 static struct peer *peer_new(moq_cluster *c, const char *url, bool on_demand, uint64_t node_id)
@@ -293,13 +270,12 @@ static struct peer *peer_new(moq_cluster *c, const char *url, bool on_demand, ui
     return p;
 }
 
-/* Forget a peer that has no session (or whose session is already gone). */
+/* Forget a peer whose dial is over (or never started). */
 static void peer_free(struct peer *p)
 {
     if (p->c) {
         ev_timer_stop(p->c->loop, &p->retry);
         ev_timer_stop(p->c->loop, &p->idle);
-        if (p->dial_handle) p->c->dialer.cancel(p->c->dialer.ctx, p->dial_handle);
         moq_list_remove(&p->link);
     }
     free(p->url);
@@ -418,13 +394,11 @@ void moq_cluster_free(moq_cluster *c)
         moq_list_remove(&p->link);
         ev_timer_stop(c->loop, &p->retry);
         ev_timer_stop(c->loop, &p->idle);
-        if (p->dial_handle) c->dialer.cancel(c->dialer.ctx, p->dial_handle);
-        p->dial_handle = NULL;
-        if (p->session) {
-            /* the peer struct lives on until its session's `closed` event */
+        if (p->dial) {
+            /* the peer struct lives on until its dial's `closed` event */
             p->c = NULL;
             p->closing = true;
-            moq_session_close(p->session, 0, "relay shutting down");
+            c->dialer.close(c->dialer.ctx, p->dial);
         } else {
             free(p->url);
             free(p);

@@ -15,8 +15,9 @@
  * released. On-demand links close once nothing has used them for a while.
  *
  * Ownership: moq_cluster_new copies the configuration strings. moq_cluster_free closes every
- * session it dialed (their `closed` events run inside the call) and withdraws the node
- * advertisement. The origin and loop must outlive the cluster. Single-threaded.
+ * session it dialed and withdraws the node advertisement; sessions finish closing from the
+ * event loop afterwards (run it briefly before destroying the loop). The origin and loop
+ * must outlive those sessions. Single-threaded.
  */
 #ifndef MOQ_CLUSTER_CLUSTER_H
 #define MOQ_CLUSTER_CLUSTER_H
@@ -33,16 +34,23 @@ typedef struct moq_cluster moq_cluster;
 /* Prefix under which relays advertise their node URL. */
 #define MOQ_CLUSTER_NODES_PREFIX ".internal/origins"
 
-/* How the cluster dials a URL: start a moq session to it with the given session config
- * (the cluster supplies authorize/closed/upstream hooks and its origin). `done` must be
- * called exactly once from the event loop: with the session, or with NULL, an error and a
- * reason. The returned handle cancels a dial still in progress. */
-typedef void (*moq_cluster_dial_done)(void *arg, moq_session *s, int err, const char *reason);
+/* How the cluster dials a URL: connect, and run a moq session on `origin` in which the peer
+ * may publish and read everything. Events, all from the event loop: `connected` once the
+ * session runs; `upstream` as the origin pulls tracks through it (see
+ * moq_session_config.upstream); `closed` exactly once - the attempt failed (err < 0), was
+ * cancelled, or the session ended (err 0, with its close code). The handle stays valid until
+ * `closed` has returned; `close` cancels the attempt or closes the session. */
+struct moq_cluster_dial_events {
+    void (*connected)(void *arg, moq_session *s);
+    void (*upstream)(void *arg, moq_session *s, const uint8_t *path, size_t len,
+                     const uint64_t *hops, size_t nhops, bool active);
+    void (*closed)(void *arg, int err, uint64_t code, const char *reason);
+};
 
 struct moq_cluster_dialer {
-    int (*dial)(void *ctx, const char *url, const struct moq_session_config *scfg,
-                moq_cluster_dial_done done, void *arg, void **handle);
-    void (*cancel)(void *ctx, void *handle);
+    int (*dial)(void *ctx, const char *url, moq_origin *origin,
+                const struct moq_cluster_dial_events *ev, void *arg, void **handle);
+    void (*close)(void *ctx, void *handle);
     void *ctx;
 };
 

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "client/client.h"
 #include "h3/h3.h"
 #include "moq/errors.h"
 #include "util/err.h"
@@ -60,6 +61,14 @@ static uint64_t session_authorize(void *ctx, moq_session *s, const char *path, i
 
 /* ---------------------------------------------------------------- sessions */
 
+static void session_upstream(void *ctx, moq_session *s, const uint8_t *path, size_t len,
+                             const uint64_t *hops, size_t nhops, bool active)
+{
+    struct relay_session *rs = ctx;
+    if (rs->relay->cluster)
+        moq_cluster_upstream(rs->relay->cluster, s, path, len, hops, nhops, active);
+}
+
 static void session_closed(void *ctx, moq_session *s, uint64_t code, const char *reason)
 {
     struct relay_session *rs = ctx;
@@ -82,6 +91,7 @@ int relay_start_session(moq_relay *r, moq_transport *t)
         .loop = r->loop,
         .offer_probe = true,
         .authorize = session_authorize,
+        .upstream = session_upstream,
         .closed = session_closed,
         .ctx = rs,
     };
@@ -271,6 +281,130 @@ static int setup_http(moq_relay *r, char *err, size_t errlen)
     return 0;
 }
 
+/* ---------------------------------------------------------------- cluster */
+
+/* Cluster dials go through src/client: the peer may publish and read everything. */
+struct relay_dial {
+    moq_relay *r;
+    const struct moq_cluster_dial_events *ev;
+    void *arg;
+    moq_dial *d;
+};
+
+static void rd_connected(void *ctx, moq_dial *d, moq_session *s)
+{
+    struct relay_dial *rd = ctx;
+    rd->ev->connected(rd->arg, s);
+}
+
+static void rd_upstream(void *ctx, moq_dial *d, moq_session *s, const uint8_t *path, size_t len,
+                        const uint64_t *hops, size_t nhops, bool active)
+{
+    struct relay_dial *rd = ctx;
+    rd->ev->upstream(rd->arg, s, path, len, hops, nhops, active);
+}
+
+static void rd_closed(void *ctx, moq_dial *d, int err, uint64_t code, const char *reason)
+{
+    struct relay_dial *rd = ctx;
+    rd->r->dials--;
+    rd->ev->closed(rd->arg, err, code, reason);
+    free(rd);
+}
+
+static int relay_dial(void *ctx, const char *url, moq_origin *origin,
+                      const struct moq_cluster_dial_events *ev, void *arg, void **handle)
+{
+    moq_relay *r = ctx;
+    const struct moq_config_client *cc = &r->cfg->client;
+    static const char *const everything[] = {""};
+    struct relay_dial *rd = calloc(1, sizeof(*rd));
+    if (!rd) return MOQ_ERR_NOMEM;
+    rd->r = r;
+    rd->ev = ev;
+    rd->arg = arg;
+    struct moq_dial_config dc = {
+        .url = url,
+        .versions = cc->version.len ? (const char *const *)cc->version.v : NULL,
+        .n_versions = cc->version.len,
+        .timeout_ms = cc->timeout_ms,
+        .origin = origin,
+        .publish = everything,
+        .n_publish = 1,
+        .subscribe = everything,
+        .n_subscribe = 1,
+        .connected = rd_connected,
+        .upstream = rd_upstream,
+        .closed = rd_closed,
+        .ctx = rd,
+    };
+    dc.tls.disable_verify = cc->tls.disable_verify;
+    dc.tls.roots = (const char *const *)cc->tls.root.v;
+    dc.tls.n_roots = cc->tls.root.len;
+    dc.tls.fingerprints = (const char *const *)cc->tls.fingerprint.v;
+    dc.tls.n_fingerprints = cc->tls.fingerprint.len;
+    if (cc->tls.system_roots_set)
+        dc.tls.system_roots = cc->tls.system_roots ? MOQ_TLS_SYSTEM_ROOTS_ON : MOQ_TLS_SYSTEM_ROOTS_OFF;
+    dc.transport.keep_alive_ms = cc->quic.keep_alive_ms ? cc->quic.keep_alive_ms : 5000;
+    char err[256] = "";
+    int rv = moq_dial_start(r->loop, &dc, &rd->d, err, sizeof(err));
+    if (rv < 0) {
+        moq_warn("cluster", "cannot dial %s: %s", url, err);
+        free(rd);
+        return rv;
+    }
+    r->dials++;
+    *handle = rd;
+    return 0;
+}
+
+static void relay_dial_close(void *ctx, void *handle)
+{
+    struct relay_dial *rd = handle;
+    moq_dial_close(rd->d, 0, "closed");
+}
+
+static char *read_token(const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "cluster token %s: cannot read it", path);
+        return NULL;
+    }
+    char buf[8192];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ')) buf[--n] = '\0';
+    size_t start = strspn(buf, " \t\r\n");
+    if (!buf[start]) {
+        snprintf(err, errlen, "cluster token %s is empty", path);
+        return NULL;
+    }
+    return strdup(buf + start);
+}
+
+static int setup_cluster(moq_relay *r, char *err, size_t errlen)
+{
+    const struct moq_config_cluster *cc = &r->cfg->cluster;
+    if (!cc->connect.len && !cc->node) return 0;
+    if (cc->token && !(r->cluster_token = read_token(cc->token, err, errlen))) return MOQ_ERR_CONFIG;
+    struct moq_cluster_config c = {
+        .loop = r->loop,
+        .origin = r->origin,
+        .node = cc->node,
+        .peers = (const char *const *)cc->connect.v,
+        .n_peers = cc->connect.len,
+        .token = r->cluster_token,
+        .dialer = {relay_dial, relay_dial_close, r},
+        .backoff_initial_ms = r->cfg->client.backoff.initial_ms,
+        .backoff_max_ms = r->cfg->client.backoff.max_ms,
+    };
+    int rv = moq_cluster_new(&c, &r->cluster);
+    if (rv < 0) snprintf(err, errlen, "cluster: %s", moq_strerror(rv));
+    return rv;
+}
+
 /* The operations listener: unauthenticated /health and /metrics for a private network. */
 static int setup_internal(moq_relay *r, char *err, size_t errlen)
 {
@@ -314,6 +448,7 @@ int moq_relay_new(struct ev_loop *loop, const struct moq_config *cfg, moq_relay 
     if (rv == 0) rv = setup_quic(r, err, errlen);
     if (rv == 0) rv = setup_http(r, err, errlen);
     if (rv == 0) rv = setup_internal(r, err, errlen);
+    if (rv == 0) rv = setup_cluster(r, err, errlen);
     if (rv < 0) {
         if (!err[0]) snprintf(err, errlen, "%s", moq_strerror(rv));
         moq_relay_free(r);
@@ -335,7 +470,11 @@ void moq_relay_free(moq_relay *r)
 {
     if (!r) return;
     ev_timer_stop(r->loop, &r->tick);
-    /* Listeners first: closing them delivers `closed` to every session, which releases its
+    /* Cluster links first; their sessions finish closing from the loop. */
+    if (r->cluster) moq_cluster_free(r->cluster);
+    for (int i = 0; i < 200 && r->dials; i++) ev_run(r->loop, EVRUN_ONCE | EVRUN_NOWAIT);
+    free(r->cluster_token);
+    /* Listeners next: closing them delivers `closed` to every session, which releases its
      * handles in the origin. */
     if (r->quic) moq_quic_server_free(r->quic);
     relay_ws_close_all(r);

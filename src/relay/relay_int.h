@@ -8,6 +8,7 @@
 #include <ev.h>
 
 #include "auth/auth.h"
+#include "cluster/cluster.h"
 #include "http/http.h"
 #include "http/ws.h"
 #include "moq/session.h"
@@ -45,6 +46,9 @@ struct moq_relay {
     moq_list sessions; /* struct relay_session */
     size_t n_sessions;
     moq_list websockets; /* struct ws_glue */
+    moq_cluster *cluster;
+    char *cluster_token;
+    size_t dials; /* cluster dials not finished yet */
     ev_timer tick;
     struct relay_counters counters;
 };

@@ -83,27 +83,59 @@ static void relay_down(struct relay *r)
         if (r->sessions[i]) moq_session_close(r->sessions[i], 0, "down");
 }
 
-struct pending_dial {
-    moq_cluster_dial_done done;
+/* A dial: connects to an in-process relay over a pipe, reporting like a real dialer. */
+struct fake_dial {
+    const struct moq_cluster_dial_events *ev;
     void *arg;
     moq_session *s;
     int err;
+    bool connected_sent;
     ev_timer timer;
 };
 
-static void deliver(struct ev_loop *l, ev_timer *w, int revents)
+static uint64_t full_access(void *ctx, moq_session *s, const char *path, int role,
+                            moq_perms *perms)
 {
-    struct pending_dial *d = w->data;
-    d->done(d->arg, d->s, d->err, d->err ? "unreachable" : NULL);
+    memset(perms, 0, sizeof(*perms));
+    perms->root = strdup("");
+    moq_strlist_push(&perms->publish, "");
+    moq_strlist_push(&perms->subscribe, "");
+    return 0;
+}
+
+static void fd_upstream(void *ctx, moq_session *s, const uint8_t *path, size_t len,
+                        const uint64_t *hops, size_t nhops, bool active)
+{
+    struct fake_dial *d = ctx;
+    d->ev->upstream(d->arg, s, path, len, hops, nhops, active);
+}
+
+static void fd_closed(void *ctx, moq_session *s, uint64_t code, const char *reason)
+{
+    struct fake_dial *d = ctx;
+    ev_timer_stop(loop, &d->timer);
+    d->ev->closed(d->arg, 0, code, reason);
     free(d);
 }
 
-static int fake_dial(void *ctx, const char *url, const struct moq_session_config *scfg,
-                     moq_cluster_dial_done done, void *arg, void **handle)
+static void fd_timer(struct ev_loop *l, ev_timer *w, int revents)
+{
+    struct fake_dial *d = w->data;
+    if (d->s) {
+        d->connected_sent = true;
+        d->ev->connected(d->arg, d->s);
+        return;
+    }
+    d->ev->closed(d->arg, d->err, 0, "unreachable");
+    free(d);
+}
+
+static int fake_dial(void *ctx, const char *url, moq_origin *origin,
+                     const struct moq_cluster_dial_events *ev, void *arg, void **handle)
 {
     dials++;
-    struct pending_dial *d = calloc(1, sizeof(*d));
-    d->done = done;
+    struct fake_dial *d = calloc(1, sizeof(*d));
+    d->ev = ev;
     d->arg = arg;
     struct relay *target = find(url);
     if (!target || target->down) {
@@ -115,12 +147,10 @@ static int fake_dial(void *ctx, const char *url, const struct moq_session_config
         snprintf(path, sizeof(path), "/%s", q ? q : "");
         struct moq_pipe_config pc = {MOQ_TRANSPORT_WEBTRANSPORT, "moq-lite-05", path, 1200};
         moq_pipe_new(loop, &pc, &ct, &st);
-        struct moq_session_config sc = {.origin = target->origin,
-                                        .loop = loop,
+        struct moq_session_config sc = {.origin = target->origin, .loop = loop,
                                         .authorize = inbound_authorize,
                                         .upstream = inbound_upstream,
-                                        .closed = inbound_closed,
-                                        .ctx = target};
+                                        .closed = inbound_closed, .ctx = target};
         target->inbound++;
         moq_session *in = moq_session_new(st, &sc);
         for (size_t i = 0; i < 16; i++)
@@ -128,20 +158,29 @@ static int fake_dial(void *ctx, const char *url, const struct moq_session_config
                 target->sessions[i] = in;
                 break;
             }
-        d->s = moq_session_new(ct, scfg);
+        struct moq_session_config cc = {.origin = origin, .loop = loop,
+                                        .authorize = full_access, .upstream = fd_upstream,
+                                        .closed = fd_closed, .ctx = d};
+        d->s = moq_session_new(ct, &cc);
     }
-    ev_timer_init(&d->timer, deliver, 0., 0.);
+    ev_timer_init(&d->timer, fd_timer, 0., 0.);
     d->timer.data = d;
     ev_timer_start(loop, &d->timer);
     *handle = d;
     return 0;
 }
 
-static void fake_cancel(void *ctx, void *handle)
+static void fake_close(void *ctx, void *handle)
 {
-    struct pending_dial *d = handle;
+    struct fake_dial *d = handle;
+    if (d->s) {
+        moq_session_close(d->s, 0, "closed");
+        return;
+    }
     ev_timer_stop(loop, &d->timer);
-    free(d);
+    ev_timer_set(&d->timer, 0., 0.);
+    d->err = MOQ_ERR_CLOSED;
+    ev_timer_start(loop, &d->timer);
 }
 
 static struct relay *add_relay(const char *url, uint64_t id)
@@ -166,7 +205,7 @@ static void start_cluster(struct relay *r, const char *const *peers, size_t n, c
         .peers = peers,
         .n_peers = n,
         .token = token,
-        .dialer = {fake_dial, fake_cancel, NULL},
+        .dialer = {fake_dial, fake_close, NULL},
         .backoff_initial_ms = 20,
         .backoff_max_ms = 100,
         .idle_close_ms = 50,

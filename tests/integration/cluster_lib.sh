@@ -1,0 +1,65 @@
+# Helpers for the clustering tests (test_cluster_*.sh): several relays on loopback, each on
+# one free port for QUIC and HTTP, sharing one signing key for the cluster token.
+source "$(dirname "$0")/lib.sh"
+
+TOKEN_TOOL="$MOQ_BUILD_DIR/moq-token"
+"$TOKEN_TOOL" generate --out "$TMP/root.jwk" >/dev/null
+"$TOKEN_TOOL" --key "$TMP/root.jwk" sign --root "" --subscribe "" --publish "" --cluster \
+    >"$TMP/cluster.jwt"
+
+declare -A RPORT RPID
+
+# relay NAME [flags...]: start (or restart, on the same port) relay NAME. Anonymous clients
+# may do anything; peer relays present the cluster token.
+relay() {
+    local name="$1"
+    shift
+    [[ -n "${RPORT[$name]:-}" ]] || RPORT[$name]="$(free_port)" || fail "no free port"
+    local port="${RPORT[$name]}" ready
+    ready=$(log_count "$TMP/$name.log" "relay: ready")
+    MOQ_LOG="info,moq=debug" "$MOQ_RELAY_BIN" --server-bind "127.0.0.1:$port" \
+        --web-http-listen "127.0.0.1:$port" --tls-generate localhost \
+        --auth-key "$TMP/root.jwk" --auth-public "" --cluster-linger 1s \
+        --client-tls-disable-verify "$@" >>"$TMP/$name.log" 2>&1 &
+    RPID[$name]=$!
+    PIDS+=("$!")
+    wait_for eval '(($(log_count "$TMP/$name.log" "relay: ready") > ready))' ||
+        fail "relay $name did not start"
+}
+
+url() { echo "http://127.0.0.1:${RPORT[$1]}/"; }
+peer() { echo "https://127.0.0.1:${RPORT[$1]}/"; }
+
+# Flags for a relay that dials PEER, advertises itself, and uses TOKEN (default: valid).
+member() { # SELF PEER [TOKEN_FILE]
+    echo "--cluster-connect $(peer "$2") --cluster-node $(peer "$1")" \
+        "--cluster-token ${3:-$TMP/cluster.jwt}"
+}
+
+joined() { # NAME PEER
+    log_has "$TMP/$1.log" "cluster: connected to $(peer "$2")"
+}
+
+stop() { # NAME
+    kill -TERM "${RPID[$1]}" 2>/dev/null || true
+    wait_exit "${RPID[$1]}" || fail "relay $1 did not stop cleanly"
+    if grep -qE "Sanitizer|runtime error" "$TMP/$1.log"; then
+        fail "relay $1 reported a sanitizer error"
+    fi
+}
+
+# A publisher fed through a FIFO (fd PUB_FD) so the test decides when frames go out.
+start_publisher() { # NAME RELAY BROADCAST
+    mkfifo "$TMP/$1.fifo"
+    IN="$TMP/$1.fifo" spawn "$1" "$MOQ" publish "$(url "$2")" --broadcast "$3" --track t
+    PUB_PID=$SPAWNED
+    exec {PUB_FD}>"$TMP/$1.fifo"
+}
+
+has_line() { # FILE LINE
+    grep -qx -- "$2" "$1" 2>/dev/null
+}
+
+count_lines() { # FILE LINE
+    grep -cx -- "$2" "$1" 2>/dev/null || true
+}

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Static topologies with `cluster.connect` and no node URLs (content hops relay to relay):
+# a chain of three relays, and a triangle (a loop) in which every broadcast is still
+# delivered exactly once and announcements settle instead of circulating.
+source "$(dirname "$0")/cluster_lib.sh"
+
+note "chain r1 <- r2 <- r3"
+RPORT[r1]="$(free_port)"
+RPORT[r2]="$(free_port)"
+RPORT[r3]="$(free_port)"
+relay r1
+relay r2 --cluster-connect "$(peer r1)" --cluster-token "$TMP/cluster.jwt"
+relay r3 --cluster-connect "$(peer r2)" --cluster-token "$TMP/cluster.jwt"
+wait_for joined r2 r1 || fail "r2 did not join r1"
+wait_for joined r3 r2 || fail "r3 did not join r2"
+start_publisher pub r1 chained
+spawn sub "$MOQ" subscribe "$(url r3)" --broadcast chained --track t --count 3
+SUB=$SPAWNED
+wait_for log_has "$TMP/r1.log" "subscribed to chained/t" || fail "the pull never reached r1"
+printf 'one\n\ntwo\n' >&"$PUB_FD"
+expect_ok "$SUB" "the subscriber at the end of the chain"
+[[ "$(cat "$TMP/sub.out")" == $'one\n\ntwo' ]] || fail "wrong bytes through the chain"
+exec {PUB_FD}>&-
+expect_ok "$PUB_PID" "the publisher"
+for r in r3 r2 r1; do stop "$r"; done
+
+note "triangle t1 -> t2 -> t3 -> t1"
+RPORT[t1]="$(free_port)"
+RPORT[t2]="$(free_port)"
+RPORT[t3]="$(free_port)"
+relay t1 --cluster-connect "$(peer t2)" --cluster-token "$TMP/cluster.jwt"
+relay t2 --cluster-connect "$(peer t3)" --cluster-token "$TMP/cluster.jwt"
+relay t3 --cluster-connect "$(peer t1)" --cluster-token "$TMP/cluster.jwt"
+wait_for joined t1 t2 || fail "t1 did not join t2"
+wait_for joined t2 t3 || fail "t2 did not join t3"
+wait_for joined t3 t1 || fail "t3 did not join t1"
+start_publisher pub2 t1 looped
+spawn w2 "$MOQ" subscribe "$(url t2)" --broadcast looped --track t
+spawn w3 "$MOQ" subscribe "$(url t3)" --broadcast looped --track t
+wait_for log_has "$TMP/t1.log" "subscribed to looped/t" || fail "no pull reached t1"
+for i in $(seq 1 5); do echo "f$i" >&"$PUB_FD"; done
+for w in w2 w3; do
+    wait_for has_line "$TMP/$w.out" f5 || fail "$w missed frames in the triangle"
+    [[ "$(cat "$TMP/$w.out")" == $'f1\nf2\nf3\nf4\nf5' ]] ||
+        fail "$w did not get every frame exactly once: $(tr '\n' ' ' <"$TMP/$w.out")"
+done
+# Each relay learned the broadcast a bounded number of times, and nothing more arrives.
+sleep 1
+for r in t1 t2 t3; do
+    before=$(log_count "$TMP/$r.log" "announced /looped")
+    ((before <= 3)) || fail "$r saw /looped announced $before times"
+done
+sleep 1
+for r in t1 t2 t3; do
+    after=$(log_count "$TMP/$r.log" "announced /looped")
+    ((after <= 3)) || fail "announcements of /looped keep circulating at $r"
+done
+exec {PUB_FD}>&-
+expect_ok "$PUB_PID" "the publisher"
+for r in t1 t2 t3; do stop "$r"; done
+echo "ok"
