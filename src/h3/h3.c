@@ -340,8 +340,10 @@ static void reject_request(struct h3_conn *c, struct h3_stream *s, const char *s
                            const char *why)
 {
     moq_info("h3", "%s: request refused with %s: %s", c->quic->peer, status, why);
+    /* No STOP_SENDING: Chromium handles it before the response and reports a QUIC
+     * protocol error instead of the refusal; it cancels the stream itself once it has
+     * read the status. Whatever else arrives on the stream is drained. */
     respond(c, s->sid, status, NULL, true);
-    c->quic->ops->stop(c->quic, s->sid, MOQ_H3_NO_ERROR);
     s->kind = HS_DRAIN;
     moq_buf_free(&s->in);
 }
