@@ -214,7 +214,7 @@ static void session_close_later(struct h3_conn *c, struct wt_session *w, uint64_
 static void linger_cb(struct ev_loop *loop, ev_timer *timer, int revents)
 {
     struct h3_conn *c = (struct h3_conn *)((char *)timer - offsetof(struct h3_conn, linger));
-    if (c->quic_closing) return;
+    if (c->quic_closing || moq_u64map_len(&c->sessions) != 0) return; /* a new session came */
     c->quic_closing = true;
     moq_transport_close(c->quic, MOQ_H3_NO_ERROR, "");
 }
@@ -346,6 +346,9 @@ static void reject_request(struct h3_conn *c, struct h3_stream *s, const char *s
     respond(c, s->sid, status, NULL, true);
     s->kind = HS_DRAIN;
     moq_buf_free(&s->in);
+    /* A connection left without a session is closed after the linger time, as when its
+     * last session ends (a browser opens one connection per WebTransport session). */
+    maybe_linger(c);
 }
 
 static const char *field(const struct moq_h3_headers *h, const char *name)
