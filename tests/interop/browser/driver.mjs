@@ -1,0 +1,278 @@
+// Drives headless Chromium (Debian's /usr/bin/chromium through playwright-core) against a
+// running moq-relay: the page (page/index.html + the esbuild bundle) talks WebTransport to
+// the relay with @moq/net and with the raw WebTransport API; a Node @moq/net subscriber
+// (WebSocket) and, when built, the native `moq` tool (raw QUIC) read what the browser
+// publishes. Prints one "ok   <check>" or "FAIL <check>" line per check.
+//
+// Usage: node driver.mjs --relay http://localhost:PORT/ --relay-log FILE --dir DIR [--moq BIN]
+//                        [--only REGEX]   (run only the checks whose name matches)
+//   DIR holds page/index.html and out/app.js (the bundle) and node-subscribe.mjs.
+// Env: MOQ_BROWSER_NETLOG=<file> makes Chromium write its net-log there (for debugging).
+import { execFile } from "node:child_process";
+import fs from "node:fs";
+import http from "node:http";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { chromium } from "playwright-core";
+
+const { values: args } = parseArgs({
+	options: {
+		relay: { type: "string" },
+		"relay-log": { type: "string" },
+		dir: { type: "string" },
+		moq: { type: "string" },
+		chromium: { type: "string", default: "/usr/bin/chromium" },
+		only: { type: "string" },
+	},
+});
+const relay = args.relay;
+const dir = args.dir;
+
+let failed = 0;
+const consoleLines = [];
+
+function report(name, ok, detail) {
+	if (ok) {
+		console.log(`ok   ${name}${detail ? ` (${detail})` : ""}`);
+	} else {
+		failed++;
+		console.log(`FAIL ${name}`);
+		for (const line of String(detail).split("\n").slice(0, 20)) console.log(`     ${line}`);
+	}
+}
+
+// Run one check: fn returns a detail string (pass) or throws (fail).
+async function check(name, fn) {
+	if (args.only && !new RegExp(args.only).test(name)) return;
+	try {
+		report(name, true, await fn());
+	} catch (err) {
+		report(name, false, err?.message ?? err);
+	}
+}
+
+function assert(cond, message) {
+	if (!cond) throw new Error(message);
+}
+
+function relayLog() {
+	return fs.readFileSync(args["relay-log"], "utf8");
+}
+
+// Wait until the relay log matches `re` at least `count` times.
+async function waitLog(re, count = 1, timeoutMs = 5000) {
+	const deadline = Date.now() + timeoutMs;
+	for (;;) {
+		const n = relayLog().match(new RegExp(re.source, "g"))?.length ?? 0;
+		if (n >= count) return n;
+		if (Date.now() > deadline) throw new Error(`relay log matched ${re} ${n} times, expected at least ${count}`);
+		await new Promise((r) => setTimeout(r, 100));
+	}
+}
+
+function run(cmd, argv, timeoutMs) {
+	return new Promise((resolve) => {
+		execFile(cmd, argv, { timeout: timeoutMs, maxBuffer: 16 << 20 }, (error, stdout, stderr) =>
+			resolve({ error, stdout, stderr }),
+		);
+	});
+}
+
+// ---- the page server: the page and its bundle, from localhost ----
+
+const files = {
+	"/": ["page/index.html", "text/html"],
+	"/index.html": ["page/index.html", "text/html"],
+	"/app.js": ["out/app.js", "text/javascript"],
+};
+const server = http.createServer((req, res) => {
+	const entry = files[new URL(req.url, "http://x").pathname];
+	if (!entry) {
+		res.writeHead(req.url === "/favicon.ico" ? 204 : 404);
+		res.end();
+		return;
+	}
+	res.writeHead(200, { "content-type": entry[1], "cache-control": "no-store" });
+	res.end(fs.readFileSync(path.join(dir, entry[0])));
+});
+await new Promise((resolve) => server.listen(0, "localhost", resolve));
+const pageUrl = `http://localhost:${server.address().port}/`;
+
+// ---- Chromium ----
+
+const flags = [
+	"--headless=new",
+	"--no-sandbox",
+	"--disable-gpu",
+	"--no-first-run",
+	"--disable-background-networking",
+	"--disable-component-update",
+	"--disable-sync",
+];
+if (process.env.MOQ_BROWSER_NETLOG) flags.push(`--log-net-log=${process.env.MOQ_BROWSER_NETLOG}`, "--net-log-capture-mode=Everything");
+
+let browser;
+try {
+	// Playwright starts Chromium with a fresh temporary --user-data-dir of its own.
+	browser = await chromium.launch({ executablePath: args.chromium, headless: true, args: flags, timeout: 60000 });
+} catch (err) {
+	report("chromium starts headless", false, err.message);
+	server.close();
+	process.exit(1);
+}
+const page = await browser.newPage();
+page.on("console", (msg) => {
+	if (msg.type() !== "debug") consoleLines.push(`console.${msg.type()}: ${msg.text()}`);
+});
+page.on("pageerror", (err) => consoleLines.push(`pageerror: ${err.message}`));
+const T = (fn, ...argv) => page.evaluate(fn, argv);
+
+await check("page loads with WebTransport", async () => {
+	await page.goto(pageUrl);
+	await page.waitForFunction(() => window.moqReady === true, null, { timeout: 15000 });
+	assert(await T(() => window.moqTest.webTransportSupported()), "the page reports no WebTransport support");
+	return `${await browser.version()}`;
+});
+
+// ---- the browser's WebTransport API against the relay's HTTP/3 server ----
+
+await check("WebTransport session negotiates moq-lite-05", async () => {
+	const s = await T(([u]) => window.moqTest.rawOpen(u, ["moq-lite-05", "moq-lite-04", "moq-lite-03"]), relay);
+	assert(s.protocol === "moq-lite-05", `protocol "${s.protocol}"`);
+	const info = await T(([id]) => window.moqTest.rawClose(id, 4242, "bye from chromium"), s.id);
+	assert(info.closeCode === 4242, `closed with ${JSON.stringify(info)}`);
+	// the relay read the CLOSE_WEBTRANSPORT_SESSION capsule
+	await waitLog(/WebTransport session \d+ closed \(code 4242: bye from chromium\)/);
+	return "close capsule with code 4242 reached the relay";
+});
+
+await check("WebTransport protocol follows the client's order", async () => {
+	const s = await T(([u]) => window.moqTest.rawOpen(u, ["moq-lite-03", "moq-lite-05"]), relay);
+	await T(([id]) => window.moqTest.rawClose(id, 0, ""), s.id);
+	assert(s.protocol === "moq-lite-03", `protocol "${s.protocol}"`);
+	return s.protocol;
+});
+
+await check("WebTransport CONNECT without a supported protocol is refused", async () => {
+	const before = (relayLog().match(/request refused with 400/g) ?? []).length;
+	const err = await T(([u]) => window.moqTest.rawRefused(u, ["not-moq"]), relay);
+	await waitLog(/request refused with 400/, before + 1);
+	// the relay closes the connection the refused request leaves without a session
+	const peer = [...relayLog().matchAll(/h3: (\S+): request refused with 400/g)].pop()[1];
+	await waitLog(new RegExp(`quic: closed ${peer.replace(/[[\].]/g, "\\$&")} `));
+	return `${err}; connection closed`;
+});
+
+await check("relay closes a WebTransport session with a code Chromium reads", async () => {
+	const s = await T(([u]) => window.moqTest.rawOpen(u, ["moq-lite-05"]), relay);
+	const info = await T(([id]) => window.moqTest.rawBadSetup(id), s.id);
+	assert(info.closeCode === 5, `the session ended with ${JSON.stringify(info)}, expected close code 5 (decode error)`);
+	return `closeCode ${info.closeCode}, reason "${info.reason}"`;
+});
+
+// ---- @moq/net over WebTransport ----
+
+let pubConn;
+let subConn;
+await check("@moq/net connects over WebTransport (WebSocket fallback disabled)", async () => {
+	const before = (relayLog().match(/moq-lite-05 session over WebTransport/g) ?? []).length;
+	pubConn = await T(([u]) => window.moqTest.connect(u), relay);
+	subConn = await T(([u]) => window.moqTest.connect(u), relay);
+	for (const c of [pubConn, subConn]) {
+		assert(c.transport === "webtransport", `transport ${c.transport}`);
+		assert(c.version === "moq-lite-05", `version ${c.version}`);
+	}
+	await waitLog(/moq-lite-05 session over WebTransport/, before + 2);
+	return "transport webtransport, moq-lite-05, relay logged both sessions over WebTransport";
+});
+
+if (pubConn && subConn) {
+	await check("browser publishes, browser subscribes: groups and frames intact", async () => {
+		const pub = await T(([c]) => window.moqTest.publish(c, "chromium/pubsub", "data", { intervalMs: 100 }), pubConn.id);
+		try {
+			const r = await T(([c]) => window.moqTest.receive(c, "chromium/pubsub", "data", { groups: 6 }), subConn.id);
+			return `groups ${r.first}..${r.last}, ${r.frames} frames, ${r.bytes} bytes`;
+		} finally {
+			const st = await T(([p]) => window.moqTest.stopPublisher(p), pub);
+			if (st.error) throw new Error(`publisher: ${st.error}`);
+		}
+	});
+
+	await check("browser datagrams reach a browser subscriber", async () => {
+		const pub = await T(([c]) => window.moqTest.publish(c, "chromium/datagrams", "dg", { intervalMs: 100, datagrams: true }), pubConn.id);
+		try {
+			const r = await T(([c]) => window.moqTest.receiveDatagrams(c, "chromium/datagrams", "dg", { count: 5 }), subConn.id);
+			return `datagrams ${r.sequences.join(",")}`;
+		} finally {
+			const st = await T(([p]) => window.moqTest.stopPublisher(p), pub);
+			if (st.error) throw new Error(`publisher: ${st.error}`);
+		}
+	});
+
+	await check("a burst of 300 groups (more than Chromium's stream limit) arrives", async () => {
+		const pub = await T(([c]) => window.moqTest.publish(c, "chromium/burst", "data", { intervalMs: 0 }), pubConn.id);
+		try {
+			const job = await T(([c]) => window.moqTest.receiveBurstLater(c, "chromium/burst", "data", { last: 299 }), subConn.id);
+			await T(([p]) => window.moqTest.waitUsed(p, 10000), pub);
+			await T(([p]) => window.moqTest.burst(p, 300), pub);
+			const r = await T(([j]) => window.moqTest.result(j), job);
+			if (r.error) throw new Error(r.error);
+			const s = r.summary;
+			return `${s.groups} groups received intact (${s.bytes} bytes), ${s.missing} missing`;
+		} finally {
+			const st = await T(([p]) => window.moqTest.stopPublisher(p), pub);
+			if (st.error) throw new Error(`publisher: ${st.error}`);
+		}
+	});
+
+	// ---- the browser publishes over WebTransport; other clients read over other transports ----
+
+	const mixed = await T(([c]) => window.moqTest.publish(c, "chromium/mixed", "data", { intervalMs: 100 }), pubConn.id);
+
+	await check("browser publishes over WebTransport, Node @moq/net subscribes over WebSocket", async () => {
+		const before = (relayLog().match(/session over WebSocket/g) ?? []).length;
+		const out = await run(process.execPath, [path.join(dir, "node-subscribe.mjs"), relay, "chromium/mixed", "data", "5"], 30000);
+		let result;
+		try {
+			result = JSON.parse(out.stdout.trim().split("\n").pop());
+		} catch {
+			throw new Error(`no result from node-subscribe.mjs: ${out.error?.message ?? ""}\n${out.stdout}\n${out.stderr}`);
+		}
+		if (!result.ok) throw new Error(`${result.error}\n${out.stderr}`);
+		assert(result.transport === "websocket", `Node used ${result.transport}`);
+		await waitLog(/session over WebSocket/, before + 1);
+		return `groups ${result.first}..${result.last} over ${result.transport} (${result.version})`;
+	});
+
+	if (args.moq) {
+		await check("browser publishes over WebTransport, native moq subscribes over raw QUIC", async () => {
+			const before = (relayLog().match(/session over QUIC/g) ?? []).length;
+			const port = new URL(relay).port;
+			const out = await run(args.moq, ["sub", "--url", `moql://localhost:${port}/`, "--tls-disable-verify", "--broadcast", "chromium/mixed", "--track", "data", "--groups", "5", "--format", "hex"], 30000);
+			if (out.error) throw new Error(`${args.moq} failed: ${out.error.message}\n${out.stderr}`);
+			await waitLog(/session over QUIC/, before + 1);
+			const lines = out.stdout.trim().split("\n").filter(Boolean);
+			assert(lines.length >= 5, `moq printed ${lines.length} lines`);
+			return `${lines.length} lines`;
+		});
+	}
+
+	const st = await T(([p]) => window.moqTest.stopPublisher(p), mixed);
+	if (st.error) report("mixed publisher", false, st.error);
+
+	await check("@moq/net close() ends both sessions at the relay", async () => {
+		const before = (relayLog().match(/WebTransport session \d+ closed \(code 0\)/g) ?? []).length;
+		await T(([c]) => window.moqTest.close(c), subConn.id);
+		await T(([c]) => window.moqTest.close(c), pubConn.id);
+		await waitLog(/WebTransport session \d+ closed \(code 0\)/, before + 2);
+		return "relay logged two sessions closed with code 0";
+	});
+}
+
+await browser.close();
+server.close();
+if (failed && consoleLines.length) {
+	console.log("browser console:");
+	for (const line of consoleLines.slice(-60)) console.log(`     ${line}`);
+}
+process.exit(failed ? 1 : 0);
