@@ -99,16 +99,36 @@ ok "npm packages installed: @moq/net $(node -p "require('$CACHE/node_modules/@mo
 
 # ---- the page: sources copied next to node_modules, bundled with esbuild ----
 WORK=$(mktemp -d "$CACHE/run.XXXXXX")
-mkdir -p "$WORK/page" "$WORK/out"
-cp "$HERE"/*.js "$HERE"/*.mjs "$WORK/" && cp "$HERE"/page/* "$WORK/page/" ||
-    abort "cannot copy the page sources into $WORK"
+mkdir -p "$WORK/page" "$WORK/example" "$WORK/out"
+cp "$HERE"/*.js "$HERE"/*.mjs "$WORK/" && cp "$HERE"/page/* "$WORK/page/" &&
+    cp "$HERE"/example/* "$WORK/example/" || abort "cannot copy the page sources into $WORK"
 ln -s "$CACHE/node_modules" "$WORK/node_modules"
-if out=$("$CACHE/node_modules/.bin/esbuild" "$WORK/page/app.js" --bundle --format=esm \
-    --target=chrome120 --outfile="$WORK/out/app.js" --log-level=warning 2>&1); then
-    ok "page bundled with esbuild ($(wc -c <"$WORK/out/app.js") bytes)"
+bundle() { # ENTRY OUT
+    "$CACHE/node_modules/.bin/esbuild" "$1" --bundle --format=esm --outfile="$2" --log-level=warning 2>&1
+}
+if out=$(bundle "$WORK/page/app.js" "$WORK/out/app.js") &&
+    out=$(bundle "$WORK/example/main.js" "$WORK/out/example.js"); then
+    ok "test page and docs example bundled with esbuild"
 else
-    abort "esbuild could not bundle the page: $out"
+    abort "esbuild could not bundle the pages: $out"
 fi
+
+# docs/browser.md shows the example files verbatim: each fenced block whose first lines
+# names "moq-relay browser example: FILE" must equal that file.
+doc_block() { # FILE: print the docs/browser.md code block of that example file
+    awk -v name="moq-relay browser example: $1 " '
+        /^```/ { if (inb) { if (hit) exit; inb = 0; n = 0; next } inb = 1; next }
+        inb { line[++n] = $0; if (n <= 2 && index($0, name)) hit = 1 }
+        END { if (hit) for (i = 1; i <= n; i++) print line[i] }' "$SRC/docs/browser.md"
+}
+doc_ok=1
+for f in index.html main.js; do
+    if ! diff <(doc_block "$f") "$HERE/example/$f" >"$WORK/doc.diff" 2>&1; then
+        bad "docs/browser.md shows example/$f as it is" "$(head -20 "$WORK/doc.diff")"
+        doc_ok=0
+    fi
+done
+[ "$doc_ok" = 1 ] && ok "docs/browser.md shows the tested example files verbatim"
 
 # ---- the relay: QUIC (h3 + moq-lite) and HTTP on one free port, dual stack ----
 LOG="$WORK/relay.log"

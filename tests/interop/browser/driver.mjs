@@ -6,7 +6,8 @@
 //
 // Usage: node driver.mjs --relay http://localhost:PORT/ --relay-log FILE --dir DIR [--moq BIN]
 //                        [--only REGEX]   (run only the checks whose name matches)
-//   DIR holds page/index.html and out/app.js (the bundle) and node-subscribe.mjs.
+//   DIR holds page/index.html, out/app.js (its bundle), example/index.html, out/example.js
+//   (the bundle of docs/browser.md's example) and node-subscribe.mjs.
 // Env: MOQ_BROWSER_NETLOG=<file> makes Chromium write its net-log there (for debugging).
 import { execFile } from "node:child_process";
 import fs from "node:fs";
@@ -84,6 +85,8 @@ const files = {
 	"/": ["page/index.html", "text/html"],
 	"/index.html": ["page/index.html", "text/html"],
 	"/app.js": ["out/app.js", "text/javascript"],
+	"/example/": ["example/index.html", "text/html"],
+	"/example/dist/main.js": ["out/example.js", "text/javascript"],
 };
 const server = http.createServer((req, res) => {
 	const entry = files[new URL(req.url, "http://x").pathname];
@@ -268,6 +271,35 @@ if (pubConn && subConn) {
 		return "relay logged two sessions closed with code 0";
 	});
 }
+
+// ---- the example of docs/browser.md, as a reader runs it (with this relay's URL) ----
+
+await check("docs/browser.md example publishes and subscribes over WebTransport", async () => {
+	const example = await browser.newPage();
+	example.on("console", (msg) => {
+		if (msg.type() !== "debug") consoleLines.push(`example console.${msg.type()}: ${msg.text()}`);
+	});
+	try {
+		const query = new URLSearchParams({ relay, broadcast: "chromium/example", groups: "3" });
+		await example.goto(`${pageUrl}example/?${query}`);
+		await example.waitForFunction(() => /^(done|error)/.test(document.getElementById("status").textContent), null, {
+			timeout: 20000,
+		});
+		const status = await example.textContent("#status");
+		const log = await example.textContent("#log");
+		assert(status === "done: received 3 groups over webtransport", `status "${status}"\n${log}`);
+		assert(/group \d+: "hello #\d+ from the browser" \+ \[\d+, 0, 127, 255\]/.test(log), `log:\n${log}`);
+		return status;
+	} finally {
+		await example.close();
+	}
+});
+
+await check("Chromium reported no QUIC protocol error", async () => {
+	const errors = consoleLines.filter((line) => /net::ERR_QUIC_/.test(line));
+	assert(errors.length === 0, errors.join("\n"));
+	return "";
+});
 
 await browser.close();
 server.close();
