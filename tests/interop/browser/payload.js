@@ -69,3 +69,23 @@ export function checkDatagram(n, payload, timestampMs) {
 		return `datagram ${n}: timestamp ${timestampMs} ms, expected ${datagramTimestampMs(n)}`;
 	return "";
 }
+
+// Frames received without their group numbers (e.g. from the native tool's output) must be
+// whole consecutive groups: find the first group g0 for which frame i is frame i % F of
+// group g0 + i / F. Returns g0, or an error string.
+export function matchGroupRun(payloads, maxGroup = 100000) {
+	if (payloads.length === 0 || payloads.length % FRAMES_PER_GROUP !== 0)
+		return `${payloads.length} frames is not a whole number of ${FRAMES_PER_GROUP}-frame groups`;
+	const same = (a, b) => a.length === b.length && a.every((v, i) => v === b[i]);
+	for (let g0 = 0; g0 <= maxGroup; g0++) {
+		if (!same(payloads[0], framePayload(g0, 0)) || !same(payloads[1], framePayload(g0, 1))) continue;
+		for (let i = 0; i < payloads.length; i++) {
+			const g = g0 + Math.floor(i / FRAMES_PER_GROUP);
+			const f = i % FRAMES_PER_GROUP;
+			if (!same(payloads[i], framePayload(g, f)))
+				return `frame ${i} (${payloads[i].length} bytes) is not frame ${f} of group ${g} (${frameSize(g, f)} bytes)`;
+		}
+		return g0;
+	}
+	return `the first frames match no group up to ${maxGroup}`;
+}
