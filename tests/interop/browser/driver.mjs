@@ -202,6 +202,14 @@ if (pubConn && subConn) {
 		}
 	});
 
+	await check("the relay's stream reset code reaches @moq/net (HTTP/3 error space)", async () => {
+		// 30 = Unroutable: no route for the broadcast. WebTransport carries it as an HTTP/3
+		// code (0x52e4a40fa8db + 30 + 30 / 0x1e) that Chromium maps back.
+		const e = await T(([c]) => window.moqTest.refusedSubscription(c, "chromium/nobody-publishes", "data"), subConn.id);
+		assert(e.name === "RemoteError" && e.code === 30, `got ${JSON.stringify(e)}, expected RemoteError code 30`);
+		return `RemoteError code ${e.code}`;
+	});
+
 	await check("browser datagrams reach a browser subscriber", async () => {
 		const pub = await T(([c]) => window.moqTest.publish(c, "chromium/datagrams", "dg", { intervalMs: 100, datagrams: true }), pubConn.id);
 		try {

@@ -103,6 +103,15 @@ window.moqTest = {
 		await job.promise;
 		return { summary: job.summary, error: job.error };
 	},
+	// Subscribe to something nobody publishes: resolves to how @moq/net reports the refusal.
+	async refusedSubscription(connId, path, track) {
+		try {
+			await receive(get(connId), path, track, { groups: 1, timeoutMs: 10000 });
+		} catch (err) {
+			return { name: err?.name, code: err?.code, message: String(err?.message ?? err) };
+		}
+		throw new Error(`${path}/${track} delivered a group`);
+	},
 	receiveDatagrams(connId, path, track, options) {
 		return receiveDatagrams(get(connId), path, track, options);
 	},
