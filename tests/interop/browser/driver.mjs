@@ -318,6 +318,26 @@ await check("docs/browser.md example publishes and subscribes over WebTransport"
 	}
 });
 
+await check("closing a tab ends its WebTransport session at the relay", async () => {
+	const tab = await browser.newPage();
+	try {
+		await tab.goto(pageUrl);
+		await tab.waitForFunction(() => window.moqReady === true, null, { timeout: 15000 });
+		const before = relayLog().length;
+		const c = await tab.evaluate((u) => window.moqTest.connect(u), relay);
+		await tab.evaluate(([id]) => window.moqTest.publish(id, "chromium/tab", "data", {}), [c.id]);
+		await waitLog(/announced \/chromium\/tab/);
+		const opened = relayLog().slice(before).match(/h3: (\S+): WebTransport session \d+ on/);
+		assert(opened, "the relay logged no new WebTransport session");
+		const peer = opened[1].replace(/[[\].]/g, "\\$&");
+		await tab.close();
+		await waitLog(new RegExp(`h3: ${peer}: WebTransport session \\d+ closed`));
+		return `session of ${opened[1]} closed`;
+	} finally {
+		if (!tab.isClosed()) await tab.close();
+	}
+});
+
 await check("Chromium reported no QUIC protocol error", async () => {
 	const errors = consoleLines.filter((line) => /net::ERR_QUIC_/.test(line));
 	assert(errors.length === 0, errors.join("\n"));
