@@ -134,8 +134,11 @@ done
 LOG="$WORK/relay.log"
 start_relay() {
     local port=$1
+    # A short idle timeout: a tab Chromium drops without closing its session is reaped
+    # within seconds; keep-alive PINGs every 2 s keep the live sessions open.
     "$RELAY" --server-bind "[::]:$port" --web-http-listen "[::]:$port" --tls-generate localhost \
-        --auth-public "" --log-level debug >"$LOG" 2>&1 &
+        --auth-public "" --server-quic-idle-timeout 5s --server-quic-keep-alive 2s \
+        --log-level debug >"$LOG" 2>&1 &
     relay_pid=$!
     for _ in $(seq 100); do
         grep -q "http: listening" "$LOG" && grep -q "quic: listening" "$LOG" && return 0
