@@ -20,9 +20,11 @@ export function withTimeout(promise, ms, what) {
 }
 
 // Connect to a relay URL. `websocket: false` disables @moq/net's WebSocket fallback, so the
-// connection is WebTransport or nothing; `webtransport: false` is only meaningful in Node.
-export async function connect(url, { websocket = true, timeoutMs = 10000 } = {}) {
+// connection is WebTransport or nothing. `protocols` replaces the WebTransport protocols
+// @moq/net offers (e.g. ["moq-lite-03"] to run an older version).
+export async function connect(url, { websocket = true, protocols, timeoutMs = 10000 } = {}) {
 	const props = websocket ? {} : { websocket: { enabled: false } };
+	if (protocols) props.webtransport = { protocols };
 	const conn = await withTimeout(Moq.Connection.connect(new URL(url), props), timeoutMs, `connect ${url}`);
 	return conn;
 }
@@ -78,8 +80,9 @@ export function startPublisher(conn, path, trackName, { intervalMs = 100, maxGro
 	return handle;
 }
 
-// Read one group and check every frame of it; returns [frames, bytes].
-async function readGroup(group, timeoutMs) {
+// Read one group and check every frame of it; returns [frames, bytes]. Timestamps are
+// checked unless `timestamps` is false (moq-lite 03/04 carry none: the relay stamps them).
+async function readGroup(group, timeoutMs, timestamps = true) {
 	const g = group.sequence;
 	let f = 0;
 	let bytes = 0;
@@ -87,7 +90,7 @@ async function readGroup(group, timeoutMs) {
 		const frame = await withTimeout(group.readFrame(), timeoutMs, `frame ${f} of group ${g}`);
 		if (!frame) break;
 		if (f >= FRAMES_PER_GROUP) throw new Error(`group ${g} has more than ${FRAMES_PER_GROUP} frames`);
-		const err = checkFrame(g, f, frame.payload, frame.timestamp?.asMillis());
+		const err = checkFrame(g, f, frame.payload, timestamps ? frame.timestamp?.asMillis() : undefined);
 		if (err) throw new Error(err);
 		bytes += frame.payload.length;
 		f++;
@@ -98,7 +101,7 @@ async function readGroup(group, timeoutMs) {
 
 // Subscribe to `path`/`trackName` and check `groups` consecutive complete groups, wherever
 // the subscription starts. Resolves to a summary; rejects on the first mismatch or timeout.
-export async function receive(conn, path, trackName, { groups = 5, timeoutMs = 15000 } = {}) {
+export async function receive(conn, path, trackName, { groups = 5, timestamps = true, timeoutMs = 15000 } = {}) {
 	const broadcast = conn.consume(Moq.Path.from(path));
 	const sub = broadcast.subscribe(trackName, { priority: 0 });
 	const seen = [];
@@ -112,7 +115,7 @@ export async function receive(conn, path, trackName, { groups = 5, timeoutMs = 1
 			const g = group.sequence;
 			const prev = seen[seen.length - 1];
 			if (seen.length && g !== prev + 1) throw new Error(`group ${g} follows group ${prev}: not consecutive`);
-			const [f, b] = await readGroup(group, timeoutMs);
+			const [f, b] = await readGroup(group, timeoutMs, timestamps);
 			frames += f;
 			bytes += b;
 			seen.push(g);

@@ -205,6 +205,34 @@ if (pubConn && subConn) {
 		}
 	});
 
+	// Older versions over WebTransport, also across versions through the relay (moq-lite
+	// 03/04 frames carry no timestamps, so only the bytes are compared).
+	for (const [pubVersion, subVersion] of [
+		["moq-lite-04", "moq-lite-03"],
+		["moq-lite-03", "moq-lite-04"],
+	]) {
+		await check(`${pubVersion} publisher to ${subVersion} subscriber over WebTransport`, async () => {
+			const path = `chromium/${pubVersion}-to-${subVersion}`;
+			const p = await T(([u, v]) => window.moqTest.connect(u, [v]), relay, pubVersion);
+			const s = await T(([u, v]) => window.moqTest.connect(u, [v]), relay, subVersion);
+			try {
+				assert(p.version === pubVersion && s.version === subVersion, `versions ${p.version} / ${s.version}`);
+				assert(p.transport === "webtransport" && s.transport === "webtransport", "not WebTransport");
+				const pub = await T(([c, n]) => window.moqTest.publish(c, n, "data", { intervalMs: 100 }), p.id, path);
+				try {
+					const r = await T(([c, n]) => window.moqTest.receive(c, n, "data", { groups: 3, timestamps: false }), s.id, path);
+					return `groups ${r.first}..${r.last}, ${r.bytes} bytes`;
+				} finally {
+					const st = await T(([id]) => window.moqTest.stopPublisher(id), pub);
+					if (st.error) throw new Error(`publisher: ${st.error}`);
+				}
+			} finally {
+				await T(([c]) => window.moqTest.close(c), s.id);
+				await T(([c]) => window.moqTest.close(c), p.id);
+			}
+		});
+	}
+
 	await check("the relay's stream reset code reaches @moq/net (HTTP/3 error space)", async () => {
 		// 30 = Unroutable: no route for the broadcast. WebTransport carries it as an HTTP/3
 		// code (0x52e4a40fa8db + 30 + 30 / 0x1e) that Chromium maps back.

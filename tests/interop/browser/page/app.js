@@ -52,9 +52,10 @@ async function closeInfo(wt, timeoutMs) {
 window.moqTest = {
 	webTransportSupported: () => Moq.Connection.isWebTransportSupported(),
 
-	// @moq/net with its WebSocket fallback disabled: WebTransport or nothing.
-	async connect(url) {
-		const conn = await connect(url, { websocket: false });
+	// @moq/net with its WebSocket fallback disabled: WebTransport or nothing. `protocols`
+	// optionally replaces the offered WebTransport protocols.
+	async connect(url, protocols) {
+		const conn = await connect(url, { websocket: false, protocols });
 		return { id: keep(conn), version: conn.version, transport: conn.transport };
 	},
 	async close(id) {
