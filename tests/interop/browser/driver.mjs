@@ -205,6 +205,17 @@ if (pubConn && subConn) {
 		}
 	});
 
+	await check("the relay's PROBE reports (RTT, bitrate) reach @moq/net", async () => {
+		const deadline = Date.now() + 5000;
+		for (;;) {
+			const probe = await T(([c]) => window.moqTest.probe(c), subConn.id);
+			if (probe.rtt > 0 && probe.estimatedRecvRate > 0)
+				return `rtt ${probe.rtt} ms, ${Math.round(probe.estimatedRecvRate / 1e6)} Mbit/s`;
+			assert(Date.now() < deadline, `no report with an RTT and a rate in 5 s: ${JSON.stringify(probe)}`);
+			await new Promise((r) => setTimeout(r, 100));
+		}
+	});
+
 	// Older versions over WebTransport, also across versions through the relay (moq-lite
 	// 03/04 frames carry no timestamps, so only the bytes are compared).
 	for (const [pubVersion, subVersion] of [

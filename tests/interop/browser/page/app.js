@@ -58,6 +58,10 @@ window.moqTest = {
 		const conn = await connect(url, { websocket: false, protocols });
 		return { id: keep(conn), version: conn.version, transport: conn.transport };
 	},
+	// The relay's PROBE reports as @moq/net last received them ({} before the first).
+	probe(id) {
+		return { ...get(id).probe.peek() };
+	},
 	async close(id) {
 		const conn = get(id);
 		objects.delete(id);
