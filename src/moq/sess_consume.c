@@ -671,9 +671,8 @@ void consume_stream_reset(mstream *ms, uint64_t code)
     case MS_TRACK_CONSUME: {
         struct up_sub *us = ms->obj;
         ms_abort(ms, MOQ_CODE_CANCEL);
-        /* A TRACK request is over once TRACK_INFO arrived: a publisher that then stops
-         * or resets the stream (@moq/net sends STOP_SENDING after its FIN) has answered,
-         * and the track with its subscription must live on. */
+        /* A TRACK stream has served its purpose once TRACK_INFO arrived: the responder may
+         * then stop our side (@moq/net sends STOP_SENDING 0 when it closes the stream). */
         bool answered = ms->kind == MS_TRACK_CONSUME && us && us->info_known;
         if (us && !us->released && !answered) moq_track_abort(us->track, us->route, code);
         break;
