@@ -2,6 +2,7 @@
 // the Node subscriber. All checks of received content go through payload.js.
 import * as Moq from "@moq/net";
 import {
+	bigPayload,
 	checkDatagram,
 	checkFrame,
 	datagramPayload,
@@ -188,6 +189,41 @@ export async function receiveDatagrams(conn, path, trackName, { count = 5, timeo
 		broadcast.close();
 	}
 	return { first: seen[0], last: seen[seen.length - 1], count: seen.length, sequences: seen };
+}
+
+// Publish one group holding one frame of `size` bytes once a subscriber is there, and read
+// it back on `subConn`; resolves to the frame's size and the time it took.
+export async function bigFrame(pubConn, subConn, path, trackName, size, { timeoutMs = 20000 } = {}) {
+	const broadcast = new Moq.Broadcast.Producer();
+	const track = broadcast.createTrack(trackName);
+	pubConn.publish(Moq.Path.from(path), broadcast);
+	const consumer = subConn.consume(Moq.Path.from(path));
+	const sub = consumer.subscribe(trackName, { priority: 0 });
+	try {
+		const deadline = Date.now() + timeoutMs;
+		while (!track.used.peek()) {
+			if (Date.now() > deadline) throw new Error("no subscription reached the publisher");
+			await new Promise((r) => setTimeout(r, 20));
+		}
+		const want = bigPayload(size);
+		const start = performance.now();
+		const group = track.appendGroup();
+		group.writeFrame({ payload: want, timestamp: Moq.Time.Timestamp.fromMillis(1) });
+		group.close();
+		const got = await withTimeout(sub.recvGroup(), timeoutMs, "the group");
+		const frame = await withTimeout(got.readFrame(), timeoutMs, "the frame");
+		if (!frame) throw new Error("the group arrived empty");
+		if (frame.payload.length !== size) throw new Error(`${frame.payload.length} bytes, expected ${size}`);
+		for (let i = 0; i < size; i++) {
+			if (frame.payload[i] !== want[i]) throw new Error(`byte ${i} is ${frame.payload[i]}, expected ${want[i]}`);
+		}
+		return { bytes: size, ms: Math.round(performance.now() - start) };
+	} finally {
+		sub.close();
+		consumer.close();
+		track.close();
+		broadcast.close();
+	}
 }
 
 export { Moq };

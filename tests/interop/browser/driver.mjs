@@ -263,6 +263,11 @@ if (pubConn && subConn) {
 		}
 	});
 
+	await check("an 8 MB frame crosses the relay intact (beyond the stream flow-control windows)", async () => {
+		const r = await T(([p, s]) => window.moqTest.bigFrame(p, s, "chromium/big", "data", 8 << 20), pubConn.id, subConn.id);
+		return `${r.bytes} bytes in ${r.ms} ms`;
+	});
+
 	await check("a burst of 300 groups (more than Chromium's stream limit) arrives", async () => {
 		const pub = await T(([c]) => window.moqTest.publish(c, "chromium/burst", "data", { intervalMs: 0 }), pubConn.id);
 		try {

@@ -89,3 +89,10 @@ export function matchGroupRun(payloads, maxGroup = 100000) {
 	}
 	return `the first frames match no group up to ${maxGroup}`;
 }
+
+// One large frame of n bytes (larger than the QUIC stream flow-control windows).
+export function bigPayload(n) {
+	const out = new Uint8Array(n);
+	for (let i = 0; i < n; i++) out[i] = (i * 7 + (i >> 12)) & 0xff;
+	return out;
+}

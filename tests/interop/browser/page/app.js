@@ -1,7 +1,7 @@
 // The test page's script, bundled with @moq/net by esbuild. It exposes window.moqTest so
 // the driver (Playwright) can open connections, publish, subscribe and read results.
 // Everything returns plain JSON; live objects stay here, named by numeric ids.
-import { connect, Moq, receive, receiveBurst, receiveDatagrams, startPublisher } from "../client.js";
+import { bigFrame, connect, Moq, receive, receiveBurst, receiveDatagrams, startPublisher } from "../client.js";
 
 const objects = new Map();
 let nextId = 1;
@@ -108,6 +108,9 @@ window.moqTest = {
 		await job.promise;
 		return { summary: job.summary, error: job.error };
 	},
+	bigFrame(pubId, subId, path, track, size) {
+		return bigFrame(get(pubId), get(subId), path, track, size);
+	},
 	// Subscribe to something nobody publishes: resolves to how @moq/net reports the refusal.
 	async refusedSubscription(connId, path, track) {
 		try {
@@ -158,4 +161,6 @@ window.moqTest = {
 		return closeInfo(wt, 5000);
 	},
 };
+// The library itself, for ad-hoc experiments from the DevTools console or page.evaluate.
+window.Moq = Moq;
 window.moqReady = true;
