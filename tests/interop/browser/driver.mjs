@@ -153,6 +153,19 @@ await check("WebTransport session negotiates moq-lite-05", async () => {
 	return "close capsule with code 4242 reached the relay";
 });
 
+await check("a long CONNECT path survives Chromium's QPACK encoding", async () => {
+	// ~1.5 kB of path and query: Chromium Huffman-codes it; the relay must decode it exactly
+	const segment = "abcdefghijklmnopqrstuvwxyz0123456789-._~";
+	const path = `/chromium/${Array.from({ length: 30 }, (_, i) => segment.slice(i % 10)).join("/")}`;
+	const query = `?token=${"Zz09-_".repeat(40)}&n=${"1234567890".repeat(10)}`;
+	const url = new URL(path + query, relay).toString();
+	const s = await T(([u]) => window.moqTest.rawOpen(u, ["moq-lite-05"]), url);
+	await T(([id]) => window.moqTest.rawClose(id, 0, ""), s.id);
+	const logged = relayLog().includes(`WebTransport session 0 on ${path}${query} (moq-lite-05)`);
+	assert(logged, "the relay did not log the session with the exact path and query");
+	return `${path.length + query.length} bytes`;
+});
+
 await check("WebTransport protocol follows the client's order", async () => {
 	const s = await T(([u]) => window.moqTest.rawOpen(u, ["moq-lite-03", "moq-lite-05"]), relay);
 	await T(([id]) => window.moqTest.rawClose(id, 0, ""), s.id);
