@@ -171,11 +171,14 @@ static void session_detach_streams(struct h3_conn *c, struct wt_session *w, bool
     }
 }
 
-/* Deliver `closed` (once) and free the session. */
+/* Deliver `closed` (once) and free the session. Its streams are aborted here, a loop
+ * iteration after the close: by then the CLOSE_WEBTRANSPORT_SESSION capsule has gone out
+ * in an earlier packet. Chromium, handed the stream resets first, sometimes reported the
+ * session as lost instead of closed with our code. */
 static void session_finish(struct h3_conn *c, struct wt_session *w)
 {
     ev_timer_stop(c->loop, &w->deferred_close);
-    session_detach_streams(c, w, false);
+    session_detach_streams(c, w, !c->quic_closing);
     moq_u64map_del(&c->sessions, w->id);
     if (c->client_session == w) c->client_session = NULL;
     if (w->established && !w->close_reported && w->t.ev && w->t.ev->closed) {
@@ -206,7 +209,6 @@ static void session_close_later(struct h3_conn *c, struct wt_session *w, uint64_
     w->closing = true;
     w->close_code = code;
     snprintf(w->close_reason, sizeof(w->close_reason), "%s", reason ? reason : "");
-    session_detach_streams(c, w, true);
     ev_timer_init(&w->deferred_close, deferred_close_cb, 0., 0.);
     ev_timer_start(c->loop, &w->deferred_close);
 }
@@ -214,7 +216,7 @@ static void session_close_later(struct h3_conn *c, struct wt_session *w, uint64_
 static void linger_cb(struct ev_loop *loop, ev_timer *timer, int revents)
 {
     struct h3_conn *c = (struct h3_conn *)((char *)timer - offsetof(struct h3_conn, linger));
-    if (c->quic_closing) return;
+    if (c->quic_closing || moq_u64map_len(&c->sessions) != 0) return; /* a new session came */
     c->quic_closing = true;
     moq_transport_close(c->quic, MOQ_H3_NO_ERROR, "");
 }
@@ -340,10 +342,15 @@ static void reject_request(struct h3_conn *c, struct h3_stream *s, const char *s
                            const char *why)
 {
     moq_info("h3", "%s: request refused with %s: %s", c->quic->peer, status, why);
+    /* No STOP_SENDING: Chromium handles it before the response and reports a QUIC
+     * protocol error instead of the refusal; it cancels the stream itself once it has
+     * read the status. Whatever else arrives on the stream is drained. */
     respond(c, s->sid, status, NULL, true);
-    c->quic->ops->stop(c->quic, s->sid, MOQ_H3_NO_ERROR);
     s->kind = HS_DRAIN;
     moq_buf_free(&s->in);
+    /* A connection left without a session is closed after the linger time, as when its
+     * last session ends (a browser opens one connection per WebTransport session). */
+    maybe_linger(c);
 }
 
 static const char *field(const struct moq_h3_headers *h, const char *name)
@@ -852,6 +859,7 @@ static const struct moq_transport_events h3_events = {
 
 static struct h3_stream *session_stream(struct wt_session *w, int64_t sid)
 {
+    if (w->closing) return NULL; /* its streams are about to be aborted */
     struct h3_stream *s = moq_u64map_get(&w->conn->streams, (uint64_t)sid);
     return s && s->wt == w && s->kind == HS_WT ? s : NULL;
 }

@@ -12,8 +12,9 @@
  * Ownership: moq_h3_server_attach/moq_h3_client_attach create the HTTP/3 connection; it
  * frees itself (and every session) when the QUIC connection closes. Sessions are
  * moq_transport objects owned by the HTTP/3 connection: their lifetime ends with the
- * `closed` event as transport.h describes. The QUIC connection is closed once its last
- * WebTransport session has closed.
+ * `closed` event as transport.h describes. The QUIC connection is closed shortly after it
+ * is left without a WebTransport session: its last session closed or its request was
+ * refused.
  */
 #ifndef MOQ_H3_H3_H
 #define MOQ_H3_H3_H
