@@ -344,8 +344,10 @@ static int relay_dial(void *ctx, const char *url, moq_origin *origin,
     dc.tls.fingerprints = (const char *const *)cc->tls.fingerprint.v;
     dc.tls.n_fingerprints = cc->tls.fingerprint.len;
     if (cc->tls.system_roots_set)
-        dc.tls.system_roots = cc->tls.system_roots ? MOQ_TLS_SYSTEM_ROOTS_ON : MOQ_TLS_SYSTEM_ROOTS_OFF;
+        dc.tls.system_roots =
+            cc->tls.system_roots ? MOQ_TLS_SYSTEM_ROOTS_ON : MOQ_TLS_SYSTEM_ROOTS_OFF;
     dc.transport.keep_alive_ms = cc->quic.keep_alive_ms ? cc->quic.keep_alive_ms : 5000;
+    dc.transport.idle_timeout_ms = cc->quic.idle_timeout_ms;
     char err[256] = "";
     int rv = moq_dial_start(r->loop, &dc, &rd->d, err, sizeof(err));
     if (rv < 0) {
@@ -375,7 +377,8 @@ static char *read_token(const char *path, char *err, size_t errlen)
     size_t n = fread(buf, 1, sizeof(buf) - 1, f);
     fclose(f);
     buf[n] = '\0';
-    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ')) buf[--n] = '\0';
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+        buf[--n] = '\0';
     size_t start = strspn(buf, " \t\r\n");
     if (!buf[start]) {
         snprintf(err, errlen, "cluster token %s is empty", path);
@@ -388,7 +391,8 @@ static int setup_cluster(moq_relay *r, char *err, size_t errlen)
 {
     const struct moq_config_cluster *cc = &r->cfg->cluster;
     if (!cc->connect.len && !cc->node) return 0;
-    if (cc->token && !(r->cluster_token = read_token(cc->token, err, errlen))) return MOQ_ERR_CONFIG;
+    if (cc->token && !(r->cluster_token = read_token(cc->token, err, errlen)))
+        return MOQ_ERR_CONFIG;
     struct moq_cluster_config c = {
         .loop = r->loop,
         .origin = r->origin,
@@ -472,7 +476,8 @@ void moq_relay_free(moq_relay *r)
     ev_timer_stop(r->loop, &r->tick);
     /* Cluster links first; their sessions finish closing from the loop. */
     if (r->cluster) moq_cluster_free(r->cluster);
-    for (int i = 0; i < 200 && r->dials; i++) ev_run(r->loop, EVRUN_ONCE | EVRUN_NOWAIT);
+    for (int i = 0; i < 200 && r->dials; i++)
+        ev_run(r->loop, EVRUN_ONCE | EVRUN_NOWAIT);
     free(r->cluster_token);
     /* Listeners next: closing them delivers `closed` to every session, which releases its
      * handles in the origin. */

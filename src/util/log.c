@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #define MAX_TARGETS 16
-#define TARGET_LEN 16
+#define TARGET_LEN  16
 
 struct target_level {
     char name[TARGET_LEN];
@@ -34,9 +34,9 @@ static const struct {
     {"qmux", "qmux"},
 };
 
-static const char *const known_targets[] = {"relay", "quic",    "h3",  "http", "moq", "auth",
-                                            "cluster", "tls", "config", "web", "qmux", "model",
-                                            "client"};
+static const char *const known_targets[] = {"relay", "quic",    "h3",    "http",   "moq",
+                                            "auth",  "cluster", "tls",   "config", "web",
+                                            "qmux",  "model",   "client"};
 
 int moq_log_level_parse(const char *name)
 {
@@ -89,8 +89,7 @@ static void apply_target(const char *name, size_t len, enum moq_log_level level)
     const char *colon = memchr(name, ':', len);
     if (colon) len = (size_t)(colon - name);
     for (size_t i = 0; i < sizeof(crate_aliases) / sizeof(crate_aliases[0]); i++) {
-        if (strlen(crate_aliases[i].crate) != len ||
-            memcmp(crate_aliases[i].crate, name, len) != 0)
+        if (strlen(crate_aliases[i].crate) != len || memcmp(crate_aliases[i].crate, name, len) != 0)
             continue;
         const char *t = crate_aliases[i].targets;
         while (*t) {
@@ -106,8 +105,10 @@ static void apply_target(const char *name, size_t len, enum moq_log_level level)
 
 static void trim(const char **s, size_t *len)
 {
-    while (*len && (**s == ' ' || **s == '\t')) (*s)++, (*len)--;
-    while (*len && ((*s)[*len - 1] == ' ' || (*s)[*len - 1] == '\t')) (*len)--;
+    while (*len && (**s == ' ' || **s == '\t'))
+        (*s)++, (*len)--;
+    while (*len && ((*s)[*len - 1] == ' ' || (*s)[*len - 1] == '\t'))
+        (*len)--;
 }
 
 static int parse_level_n(const char *s, size_t len)
@@ -165,6 +166,36 @@ bool moq_log_enabled(enum moq_log_level level, const char *target)
     return level <= default_level;
 }
 
+/* Tokens never reach the logs: the value of every "jwt=" becomes "<redacted>". */
+static size_t redact_tokens(char *line, size_t len, size_t cap)
+{
+    static const char mark[] = "<redacted>";
+    char out[2048];
+    size_t o = 0;
+    for (size_t i = 0; i < len && o < sizeof(out);) {
+        if (len - i > 4 && memcmp(line + i, "jwt=", 4) == 0) {
+            memcpy(out + o, "jwt=", 4 < sizeof(out) - o ? 4 : sizeof(out) - o);
+            o += 4;
+            i += 4;
+            size_t v = i;
+            while (v < len && line[v] != '&' && line[v] != ' ' && line[v] != '"' &&
+                   line[v] != '\'' && line[v] != ')' && line[v] != '\n')
+                v++;
+            if (v > i) {
+                size_t n = sizeof(mark) - 1 < sizeof(out) - o ? sizeof(mark) - 1 : sizeof(out) - o;
+                memcpy(out + o, mark, n);
+                o += n;
+            }
+            i = v;
+        } else {
+            out[o++] = line[i++];
+        }
+    }
+    if (o > cap) o = cap;
+    memcpy(line, out, o);
+    return o;
+}
+
 void moq_log_write(enum moq_log_level level, const char *target, const char *fmt, ...)
 {
     char line[2048];
@@ -172,9 +203,10 @@ void moq_log_write(enum moq_log_level level, const char *target, const char *fmt
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
-    int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ %5s %s: ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, ts.tv_nsec / 1000, moq_log_level_name(level), target);
+    int n = snprintf(line, sizeof(line),
+                     "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ %5s %s: ", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000,
+                     moq_log_level_name(level), target);
     if (n < 0) return;
     va_list ap;
     va_start(ap, fmt);
@@ -185,6 +217,8 @@ void moq_log_write(enum moq_log_level level, const char *target, const char *fmt
     /* Control characters from peers must not forge log lines. */
     for (size_t i = (size_t)n; i < len; i++)
         if ((unsigned char)line[i] < 0x20 && line[i] != '\t') line[i] = '?';
+    if (memmem(line + n, len - (size_t)n, "jwt=", 4))
+        len = (size_t)n + redact_tokens(line + n, len - (size_t)n, sizeof(line) - 2 - (size_t)n);
     line[len++] = '\n';
     ssize_t w = write(STDERR_FILENO, line, len);
     (void)w;

@@ -20,6 +20,8 @@ relay() {
     MOQ_LOG="info,moq=debug" "$MOQ_RELAY_BIN" --server-bind "127.0.0.1:$port" \
         --web-http-listen "127.0.0.1:$port" --tls-generate localhost \
         --auth-key "$TMP/root.jwk" --auth-public "" --cluster-linger 1s \
+        --server-quic-idle-timeout 3s --server-quic-keep-alive 1s \
+        --client-quic-idle-timeout 3s --client-quic-keep-alive 1s \
         --client-tls-disable-verify "$@" >>"$TMP/$name.log" 2>&1 &
     RPID[$name]=$!
     PIDS+=("$!")
@@ -48,12 +50,28 @@ stop() { # NAME
     fi
 }
 
-# A publisher fed through a FIFO (fd PUB_FD) so the test decides when frames go out.
+# A publisher fed through a FIFO so the test decides when frames go out. A separate
+# process holds the FIFO open for writing (descriptors of this shell would leak into every
+# process spawned later and keep the input from ever ending); `send` writes lines,
+# `end_input` closes it.
 start_publisher() { # NAME RELAY BROADCAST
-    mkfifo "$TMP/$1.fifo"
-    IN="$TMP/$1.fifo" spawn "$1" "$MOQ" publish "$(url "$2")" --broadcast "$3" --track t
+    PUB_FIFO="$TMP/$1.fifo"
+    rm -f "$PUB_FIFO"
+    mkfifo "$PUB_FIFO"
+    IN="$PUB_FIFO" spawn "$1" "$MOQ" publish "$(url "$2")" --broadcast "$3" --track t
     PUB_PID=$SPAWNED
-    exec {PUB_FD}>"$TMP/$1.fifo"
+    sleep 100000 >"$PUB_FIFO" &
+    HOLDER=$!
+    PIDS+=("$HOLDER")
+}
+
+send() { # LINE...
+    printf '%s\n' "$@" >"$PUB_FIFO"
+}
+
+end_input() {
+    kill "$HOLDER" 2>/dev/null || true
+    wait "$HOLDER" 2>/dev/null || true
 }
 
 has_line() { # FILE LINE

@@ -104,6 +104,16 @@ at_least_lines() {
     (($(lines_of "$1") >= $2))
 }
 
+# Input that stays open and never delivers a byte (a FIFO a holder process keeps open), for
+# publishers that must stay up until signalled: `idle_input VAR` stores its path in VAR.
+idle_input() {
+    local fifo="$TMP/idle.$RANDOM.fifo"
+    mkfifo "$fifo"
+    sleep 100000 >"$fifo" &
+    PIDS+=("$!")
+    printf -v "$1" '%s' "$fifo"
+}
+
 # Expect a spawned process to exit with status 0 in time.
 expect_ok() {
     local pid="$1" what="$2" rc=0

@@ -22,7 +22,7 @@ wait_for log_has "$TMP/b.log" "/live comes from $(peer a): opening a direct link
     fail "leaf b opened no direct link to a"
 wait_for log_has "$TMP/b.log" "connected to $(peer a) (on demand)" ||
     fail "the direct link did not come up"
-for i in 1 2 3; do echo "frame-$i" >&"$PUB_FD"; done
+send frame-1 frame-2 frame-3
 wait_for has_line "$TMP/sub0.out" frame-3 || fail "leaf b's subscriber got no frames"
 [[ "$(cat "$TMP/sub0.out")" == $'frame-1\nframe-2\nframe-3' ]] || fail "wrong bytes on leaf b"
 
@@ -30,7 +30,7 @@ note "ten more subscribers on leaf b"
 for i in $(seq 1 10); do spawn "sub$i" "$MOQ" subscribe "$(url b)" --broadcast live --track t; done
 attached() { (($(log_count "$TMP/b.log" "subscribed to live/t") >= 11)); }
 wait_for attached || fail "the subscribers did not attach to leaf b"
-echo "frame-4" >&"$PUB_FD"
+send frame-4
 for i in $(seq 0 10); do
     wait_for has_line "$TMP/sub$i.out" frame-4 || fail "sub$i missed frame-4"
 done
@@ -41,12 +41,11 @@ served=$(log_count "$TMP/a.log" "subscribed to live/t")
 
 note "the root stops; the content does not pass through it"
 stop root
-echo "frame-5" >&"$PUB_FD"
-echo "frame-6" >&"$PUB_FD"
+send frame-5 frame-6
 for i in $(seq 0 10); do
     wait_for has_line "$TMP/sub$i.out" frame-6 || fail "sub$i stopped receiving with the root"
 done
-exec {PUB_FD}>&-
+end_input
 expect_ok "$PUB_PID" "the publisher"
 stop a
 stop b

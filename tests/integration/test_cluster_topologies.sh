@@ -17,10 +17,10 @@ start_publisher pub r1 chained
 spawn sub "$MOQ" subscribe "$(url r3)" --broadcast chained --track t --count 3
 SUB=$SPAWNED
 wait_for log_has "$TMP/r1.log" "subscribed to chained/t" || fail "the pull never reached r1"
-printf 'one\n\ntwo\n' >&"$PUB_FD"
+send one '' two
 expect_ok "$SUB" "the subscriber at the end of the chain"
 [[ "$(cat "$TMP/sub.out")" == $'one\n\ntwo' ]] || fail "wrong bytes through the chain"
-exec {PUB_FD}>&-
+end_input
 expect_ok "$PUB_PID" "the publisher"
 for r in r3 r2 r1; do stop "$r"; done
 
@@ -38,7 +38,7 @@ start_publisher pub2 t1 looped
 spawn w2 "$MOQ" subscribe "$(url t2)" --broadcast looped --track t
 spawn w3 "$MOQ" subscribe "$(url t3)" --broadcast looped --track t
 wait_for log_has "$TMP/t1.log" "subscribed to looped/t" || fail "no pull reached t1"
-for i in $(seq 1 5); do echo "f$i" >&"$PUB_FD"; done
+send f1 f2 f3 f4 f5
 for w in w2 w3; do
     wait_for has_line "$TMP/$w.out" f5 || fail "$w missed frames in the triangle"
     [[ "$(cat "$TMP/$w.out")" == $'f1\nf2\nf3\nf4\nf5' ]] ||
@@ -55,7 +55,7 @@ for r in t1 t2 t3; do
     after=$(log_count "$TMP/$r.log" "announced /looped")
     ((after <= 3)) || fail "announcements of /looped keep circulating at $r"
 done
-exec {PUB_FD}>&-
+end_input
 expect_ok "$PUB_PID" "the publisher"
 for r in t1 t2 t3; do stop "$r"; done
 echo "ok"

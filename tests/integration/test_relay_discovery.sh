@@ -15,7 +15,8 @@ done
 spawn ann-all "$MOQ" announced "$QUIC_URL" --tls-fingerprint "$FP"
 ANN[all]=$SPAWNED
 
-# Nothing subscribes, so the publishers read no input; they live until signalled.
+# Nothing subscribes and the input never ends: the publishers live until signalled.
+idle_input IN
 spawn pub-one "$MOQ" publish "$HTTP_URL" --broadcast disc/one --track t --moq-version 05
 pub_one=$SPAWNED
 seen_all() { # LINE

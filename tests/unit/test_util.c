@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -102,7 +103,10 @@ static void buf_writer_and_reader(void **state)
     assert_int_equal(moq_rd_u8(&r, &u8), MOQ_ERR_AGAIN);
 
     /* A truncated length-prefixed string leaves the reader where it was. */
-    moq_rd_init(&r, "\x05" "ab", 3);
+    moq_rd_init(&r,
+                "\x05"
+                "ab",
+                3);
     assert_int_equal(moq_rd_lenbytes(&r, 16, &p, &n), MOQ_ERR_AGAIN);
     assert_int_equal(moq_rd_left(&r), 3);
 
@@ -154,14 +158,17 @@ static void map_put_get_del_many(void **state)
     assert_int_equal(moq_map_put(&m, "", 0, (void *)7), 0);
     assert_int_equal((intptr_t)moq_map_get(&m, "", 0), 7);
     size_t it = 0, count = 0;
-    while (moq_map_next(&m, &it, NULL, NULL, NULL)) count++;
+    while (moq_map_next(&m, &it, NULL, NULL, NULL))
+        count++;
     assert_int_equal(count, 501);
     moq_map_free(&m);
 
     moq_u64map u;
     moq_u64map_init(&u);
-    for (uint64_t i = 0; i < 5000; i++) assert_int_equal(moq_u64map_put(&u, i * 4, (void *)(i + 1)), 0);
-    for (uint64_t i = 0; i < 5000; i += 3) assert_non_null(moq_u64map_del(&u, i * 4));
+    for (uint64_t i = 0; i < 5000; i++)
+        assert_int_equal(moq_u64map_put(&u, i * 4, (void *)(i + 1)), 0);
+    for (uint64_t i = 0; i < 5000; i += 3)
+        assert_non_null(moq_u64map_del(&u, i * 4));
     for (uint64_t i = 0; i < 5000; i++) {
         void *v = moq_u64map_get(&u, i * 4);
         if (i % 3 == 0)
@@ -228,6 +235,26 @@ static void log_specs(void **state)
     moq_log_set_level(MOQ_LOG_INFO);
 }
 
+/* Log lines never carry tokens. */
+static void log_redacts_tokens(void **state)
+{
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    int saved = dup(STDERR_FILENO);
+    dup2(fds[1], STDERR_FILENO);
+    moq_log_set_level(MOQ_LOG_INFO);
+    moq_info("h3", "session on /room?jwt=abc.def.ghi&x=1 (moq-lite-05)");
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    close(fds[1]);
+    char buf[512] = {0};
+    ssize_t n = read(fds[0], buf, sizeof(buf) - 1);
+    close(fds[0]);
+    assert_true(n > 0);
+    assert_non_null(strstr(buf, "/room?jwt=<redacted>&x=1 (moq-lite-05)"));
+    assert_null(strstr(buf, "abc.def"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -239,6 +266,7 @@ int main(void)
         cmocka_unit_test(map_put_get_del_many),
         cmocka_unit_test(list_operations),
         cmocka_unit_test(log_specs),
+        cmocka_unit_test(log_redacts_tokens),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -136,6 +136,9 @@ static void wind_down(struct pub *p)
     ev_timer_start(p->t->loop, &p->delivery);
 }
 
+/* Input held while no subscriber wants the track. */
+#define HOLD_LIMIT (1024 * 1024)
+
 static void stop_reading(struct pub_track *pt)
 {
     if (pt->io_started) {
@@ -267,8 +270,24 @@ static int read_more(struct pub_track *pt)
 static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct pub_track *pt = w->data;
-    if (!pt->serving || !pt->track || pt->done) {
+    if (pt->done) {
         stop_reading(pt);
+        return;
+    }
+    if (!pt->serving || !pt->track) {
+        /* Nobody wants the track: hold input (bounded) for the next subscriber, but notice
+         * the end of input so the publisher can finish. */
+        if ((revents & EV_READ) && !pt->eof && pt->len - pt->off < HOLD_LIMIT &&
+            read_more(pt) < 0) {
+            fail_track(pt, "reading input failed");
+            return;
+        }
+        /* input that ended with nothing left to deliver finishes the track; held frames
+         * wait for a subscriber */
+        if (pt->eof && pt->off == pt->len)
+            finish_track(pt);
+        else if (pt->eof || pt->len - pt->off >= HOLD_LIMIT)
+            stop_reading(pt);
         return;
     }
     if ((revents & EV_READ) && !pt->eof) {
@@ -289,9 +308,17 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
 static void update_reading(struct pub_track *pt)
 {
     struct ev_loop *loop = pt->p->t->loop;
-    bool want = pt->serving && pt->track && !pt->done && !pt->p->clock;
-    if (!want) {
+    if (pt->done || pt->p->clock) {
         stop_reading(pt);
+        return;
+    }
+    bool serving = pt->serving && pt->track;
+    if (!serving) {
+        /* keep watching for the end of input while there is room to hold what arrives */
+        if (!pt->eof && !pt->io_started && pt->len - pt->off < HOLD_LIMIT) {
+            ev_io_start(loop, &pt->io);
+            pt->io_started = true;
+        }
         return;
     }
     if (!pt->eof && !pt->io_started) {
@@ -407,6 +434,7 @@ static void track_release(void *ctx, moq_route *route, moq_track *track)
     pt->track = NULL;
     pt->serving = false;
     stop_reading(pt);
+    update_reading(pt);
 }
 
 static const moq_producer_ops pub_ops = {
@@ -420,6 +448,10 @@ static const moq_producer_ops pub_ops = {
 static void pub_connected(struct tool *t)
 {
     moq_info("moq", "publishing %s", t->o->broadcast);
+    struct pub *p = t->app;
+    /* watch the input from the start, so its end is noticed even with no subscriber */
+    for (size_t i = 0; i < p->n; i++)
+        update_reading(&p->tracks[i]);
 }
 
 /* SIGINT/SIGTERM: end every track as if its input ended, then wind down as usual. */
