@@ -381,8 +381,8 @@ static bool group_out_start(struct group_out *go)
 {
     struct down_sub *ds = go->ds;
     moq_session *s = ds->ms->s;
-    mstream *ms = ms_open(s, MS_GROUP_OUT, false);
-    if (!ms) return false;
+    mstream *ms;
+    if (ms_open(s, MS_GROUP_OUT, false, &ms) < 0) return false;
     if (go->queued) {
         moq_list_remove(&go->qlink);
         go->queued = false;

@@ -120,6 +120,9 @@ struct up_sub {
     bool released; /* track_release received: no more writes to the track */
     bool have_seq;
     uint64_t max_seq;
+    /* TRACK / SUBSCRIBE still to open once the peer grants bidi stream credit */
+    bool want_track, want_sub;
+    moq_list wait_link; /* moq_session.bidi_wait; holds a reference while linked */
 };
 
 /* A group on its way to the peer. */
@@ -206,6 +209,13 @@ struct moq_session {
     moq_u64map up_by_track; /* (uintptr_t)moq_track* -> up_sub */
     uint64_t next_sub_id;
     moq_list queue; /* group_out waiting for uni stream credit, oldest first */
+    /* Opens deferred until the transport grants stream credit (a qmux peer grants none
+     * before its transport parameters arrive): our SETUP, the announce requests from
+     * perms.publish[ann_next] on, and up_subs whose TRACK/SUBSCRIBE wait (oldest first). */
+    bool setup_pending;
+    bool ann_pending;
+    size_t ann_next;
+    moq_list bidi_wait;
     uint64_t inbound_bytes;
     struct probe_serve *probe;
     ev_timer setup_timer;
@@ -216,8 +226,9 @@ struct moq_session {
 
 /* session.c */
 mstream *ms_new(moq_session *s, int64_t sid, enum ms_kind kind, bool bidi, bool local);
-/* Open a stream of ours; NULL when out of credit or failing. */
-mstream *ms_open(moq_session *s, enum ms_kind kind, bool bidi);
+/* Open a stream of ours: 0 with *out set, MOQ_ERR_AGAIN when the peer's stream credit is
+ * exhausted (streams_available follows), or another error. */
+int ms_open(moq_session *s, enum ms_kind kind, bool bidi, mstream **out);
 int ms_write(mstream *ms, const moq_buf *b, bool fin);
 void ms_finish(mstream *ms);
 void ms_reset(mstream *ms, uint64_t code);
@@ -246,6 +257,8 @@ void serve_probe_tick(moq_session *s);
 /* sess_consume.c */
 extern const moq_producer_ops consume_producer_ops;
 void consume_start(moq_session *s);
+/* The peer granted bidi stream credit: open what consume_start and track requests deferred. */
+void consume_streams_available(moq_session *s);
 void consume_announce_data(mstream *ms, const uint8_t *data, size_t len, bool fin);
 void consume_subscribe_data(mstream *ms, const uint8_t *data, size_t len, bool fin);
 void consume_track_data(mstream *ms, const uint8_t *data, size_t len, bool fin);
