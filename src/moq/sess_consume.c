@@ -734,7 +734,10 @@ void consume_stream_reset(mstream *ms, uint64_t code)
     case MS_TRACK_CONSUME: {
         struct up_sub *us = ms->obj;
         ms_abort(ms, MOQ_CODE_CANCEL);
-        if (us && !us->released) moq_track_abort(us->track, us->route, code);
+        /* A TRACK stream has served its purpose once TRACK_INFO arrived: the responder may
+         * then stop our side (@moq/net sends STOP_SENDING 0 when it closes the stream). */
+        bool answered = ms->kind == MS_TRACK_CONSUME && us && us->info_known;
+        if (us && !us->released && !answered) moq_track_abort(us->track, us->route, code);
         break;
     }
     case MS_GROUP_IN: {
