@@ -130,9 +130,8 @@ function seedOf(text) {
 }
 
 /** The payload of frame `index` of group `seq` on `track`: binary, never ASCII-only. */
-export function payload(track, seq, index) {
-    const sizes = frameSizes(seq);
-    const n = sizes[index];
+export function payload(track, seq, index, sizes) {
+    const n = (sizes ?? frameSizes(seq))[index];
     const out = new Uint8Array(n);
     let x = seedOf(`${track}/${seq}/${index}`);
     for (let i = 0; i < n; i++) {
@@ -144,7 +143,11 @@ export function payload(track, seq, index) {
     return out;
 }
 
-/** Frame sizes of group `seq` (at least four frames, the first rotated through SIZES). */
+/**
+ * Frame sizes of group `seq` (at least four frames, the first rotated through SIZES). The
+ * functions below take an optional `sizes` list instead, the same for every group, for
+ * scenarios that want many light groups.
+ */
 export function frameSizes(seq) {
     const sizes = [];
     for (let i = 0; i < 4 + (seq % 3); i++) sizes.push(SIZES[(seq + i) % SIZES.length]);
@@ -158,17 +161,17 @@ export function timestampMs(seq, index) {
 }
 
 /** Write group `seq` of `track` completely and close it. */
-export function writeGroup(trackProducer, seq) {
+export function writeGroup(trackProducer, seq, sizes) {
     const group = trackProducer.appendGroup();
     if (group.sequence !== seq) fail(`publisher made group ${group.sequence}, expected ${seq}`);
-    const sizes = frameSizes(seq);
-    for (let i = 0; i < sizes.length; i++) writeFrame(group, trackProducer.name, seq, i);
+    const n = (sizes ?? frameSizes(seq)).length;
+    for (let i = 0; i < n; i++) writeFrame(group, trackProducer.name, seq, i, sizes);
     group.close();
 }
 
-export function writeFrame(group, track, seq, index) {
+export function writeFrame(group, track, seq, index, sizes) {
     group.writeFrame({
-        payload: payload(track, seq, index),
+        payload: payload(track, seq, index, sizes),
         timestamp: Moq.Time.Timestamp.fromMillis(timestampMs(seq, index)),
     });
 }
@@ -180,8 +183,8 @@ function sameBytes(a, b) {
 }
 
 /** Check one received frame against what the publisher wrote. */
-export function checkFrame(track, seq, index, frame, checkTimestamps) {
-    const want = payload(track, seq, index);
+export function checkFrame(track, seq, index, frame, checkTimestamps, sizes) {
+    const want = payload(track, seq, index, sizes);
     if (!sameBytes(frame.payload, want))
         fail(`${track} group ${seq} frame ${index}: ${frame.payload.length} bytes differ from the ` +
             `${want.length} published`);
@@ -198,7 +201,7 @@ export function checkFrame(track, seq, index, frame, checkTimestamps) {
  * reader has seen enough. Groups are read concurrently (each is its own stream).
  * Returns { groups: Map(seq -> frames read), first: first sequence received, done }.
  */
-export function readTrack(subscriber, { timestamps = false } = {}) {
+export function readTrack(subscriber, { timestamps = false, sizes } = {}) {
     const state = {
         name: subscriber.name,
         groups: new Map(), // seq -> frames read so far
@@ -221,11 +224,11 @@ export function readTrack(subscriber, { timestamps = false } = {}) {
             for (let i = 0; ; i++) {
                 const frame = await group.readFrame();
                 if (!frame) break;
-                checkFrame(subscriber.name, seq, i, frame, timestamps);
+                checkFrame(subscriber.name, seq, i, frame, timestamps, sizes);
                 state.groups.set(seq, i + 1);
                 wake();
             }
-            const want = frameSizes(seq).length;
+            const want = (sizes ?? frameSizes(seq)).length;
             if (state.groups.get(seq) !== want)
                 fail(`${subscriber.name} group ${seq} ended after ${state.groups.get(seq)} of ${want} frames`);
             state.complete.add(seq);
@@ -270,12 +273,12 @@ export async function until(state, pred) {
  * sequence number: groups from there on are the ones every subscriber must get in full.
  * Groups are written every 20 ms: pacing of production, not a wait for synchronisation.
  */
-export async function warmUp(tracks, readers, name = "warm-up") {
+export async function warmUp(tracks, readers, name = "warm-up", sizes) {
     let seq = 0;
     const live = () => readers.every((r) => r.first !== undefined);
     await step(name, (async () => {
         while (!live()) {
-            for (const t of tracks) writeGroup(t, seq);
+            for (const t of tracks) writeGroup(t, seq, sizes);
             seq++;
             for (const r of readers) if (r.error) throw r.error;
             await new Promise((resolve) => setTimeout(resolve, 20));

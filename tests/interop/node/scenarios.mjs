@@ -118,6 +118,41 @@ const scenarios = {
         return `joined during group ${seq}`;
     },
 
+    // A burst of many small groups, each its own stream: more than the client's initial
+    // stream limit (100) in both directions, so the relay must wait for and grant
+    // MAX_STREAMS credit; every group must arrive.
+    async burst(o) {
+        const prefix = uniquePath("node", "burst");
+        const pub = await publisher(o.url, o.version, Moq.Path.join(prefix, "bc"), ["t"]);
+        const sub = await discover(o.url, o.version, prefix, "bc");
+        const r = readTrack(sub.broadcast.track("t").subscribe({ ordered: true }), { sizes: [1] });
+        const start = await warmUp(pub.tracks, [r], "warm-up", [1]);
+        const n = o.groups ?? 400;
+        const seqs = range(start, n);
+        for (const seq of seqs) writeGroup(pub.tracks[0], seq, [1]);
+        await step(`${n} one-frame groups arrive`, until(r, allComplete(seqs)), 20000);
+        return `${n} groups`;
+    },
+
+    // Many tracks at once. Per track the relay opens toward the publisher two TRACK streams
+    // (one for the subscriber's TRACK request, one with its SUBSCRIBE) and a SUBSCRIBE stream
+    // that stays open: 270 bidirectional streams for 90 tracks, against the 100 the client
+    // grants at first and replenishes only as streams end, so the relay must wait for credit.
+    // (The client never lets more than about 100 such streams be open at once, so beyond
+    // ~100 tracks a JS publisher cannot serve one relay session whatever the relay does.)
+    async "many-tracks"(o) {
+        const n = o.tracks ?? 90;
+        const names = range(0, n).map((i) => `t${i}`);
+        const prefix = uniquePath("node", "many");
+        const pub = await publisher(o.url, o.version, Moq.Path.join(prefix, "bc"), names);
+        const sub = await discover(o.url, o.version, prefix, "bc");
+        const readers = names.map((t) => readTrack(sub.broadcast.track(t).subscribe(), { sizes: [1] }));
+        const start = await warmUp(pub.tracks, readers, `all ${n} tracks deliver`, [1]);
+        for (const t of pub.tracks) writeGroup(t, start, [1]);
+        await step(`group ${start} arrives on all ${n} tracks`, Promise.all(readers.map((r) => until(r, allComplete([start])))), 20000);
+        return `${n} tracks`;
+    },
+
     // The publisher ends the broadcast (keeping its connection) or disconnects: announced()
     // reports it ended and the subscription ends.
     async unannounce(o) {
@@ -141,6 +176,20 @@ const scenarios = {
         writeGroup(pub.tracks[0], start);
         await step("a group arrives", until(r, allComplete([start])));
         return `negotiated ${conn.version}`;
+    },
+
+    // Clients mid-session while the relay shuts down: prints "ready" once data flows, then
+    // expects both sessions to be closed by the relay.
+    async hold(o) {
+        const prefix = uniquePath("node", "hold");
+        const pub = await publisher(o.url, o.version, Moq.Path.join(prefix, "bc"), ["t"]);
+        const sub = await discover(o.url, o.version, prefix, "bc");
+        const r = readTrack(sub.broadcast.track("t").subscribe());
+        await warmUp(pub.tracks, [r]);
+        console.log("ready");
+        const how = (c) => c.closed.then(() => "closed", (e) => `closed with ${e?.message ?? e}`);
+        const [p, s] = await step("the relay closes both sessions", Promise.all([how(pub.conn), how(sub.conn)]));
+        return `publisher ${p}, subscriber ${s}`;
     },
 
     // A connection that must not be established (untrusted certificate, refused access).
