@@ -579,6 +579,13 @@ static void ev_stream_closed(void *app, moq_transport *t, int64_t sid, void *sct
     if (ms) ms_free(ms);
 }
 
+static void ev_stream_writable(void *app, moq_transport *t, int64_t sid, void *sctx)
+{
+    moq_session *s = app;
+    mstream *ms = sctx;
+    if (ms && !s->closing) serve_stream_writable(ms);
+}
+
 static void ev_streams_available(void *app, moq_transport *t, bool bidi)
 {
     moq_session *s = app;
@@ -611,6 +618,7 @@ static const struct moq_transport_events session_events = {
     .stream_reset = ev_stream_reset,
     .stream_stopped = ev_stream_stopped,
     .stream_closed = ev_stream_closed,
+    .stream_writable = ev_stream_writable,
     .streams_available = ev_streams_available,
     .datagram = ev_datagram,
     .closed = ev_closed,

@@ -135,6 +135,10 @@ struct group_out {
     uint64_t next; /* next frame index to write */
     uint64_t created_us;
     bool queued;
+    /* The transport refused a write (MOQ_ERR_AGAIN): the rest waits for stream_writable,
+     * and so does the FIN of a group that finished meanwhile (fin_pending). */
+    bool blocked;
+    bool fin_pending;
     moq_list link;  /* ds->groups */
     moq_list qlink; /* session queue */
 };
@@ -166,6 +170,8 @@ struct fetch_out {
     mstream *ms;
     moq_follower *follower;
     uint64_t next;
+    bool blocked; /* as in group_out */
+    bool fin_pending;
 };
 
 /* A FETCH we forwarded to the peer. */
@@ -250,6 +256,8 @@ void serve_track_data(mstream *ms, const uint8_t *data, size_t len, bool fin);
 void serve_fetch_data(mstream *ms, const uint8_t *data, size_t len, bool fin);
 void serve_probe_open(mstream *ms);
 void serve_streams_available(moq_session *s);
+/* A stream refused a write earlier and can take more: resume the group or fetch on it. */
+void serve_stream_writable(mstream *ms);
 /* Release the kind's object and every model handle it holds (no writes). */
 void serve_release(mstream *ms);
 void serve_probe_tick(moq_session *s);

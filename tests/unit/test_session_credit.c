@@ -1,7 +1,9 @@
-/* The session engine on a transport that grants stream credit late, as qmux does until the
- * peer's transport parameters arrive (and as any peer does once its stream limit is used up):
- * open_stream() answers MOQ_ERR_AGAIN and streams_available follows. A "gate" wraps one end
- * of an in-memory pipe and holds back its stream credit until the test grants it. */
+/* The session engine on a transport that pushes back: stream credit granted late, as qmux
+ * does until the peer's transport parameters arrive (and as any peer does once its stream
+ * limit is used up): open_stream() answers MOQ_ERR_AGAIN and streams_available follows; and
+ * writes refused while the send queue is full: write() answers MOQ_ERR_AGAIN and
+ * stream_writable follows. A "gate" wraps one end of an in-memory pipe and does both on the
+ * test's command. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,11 +26,19 @@
 
 /* ---- the gate: a transport forwarding to a pipe end, with counted stream credit ---- */
 
+#define GATE_MAX_REFUSED 16
+
 struct gate {
     moq_transport t; /* what the session sees; first member */
     moq_transport *inner;
     int credit[2]; /* opens still allowed: [0] uni, [1] bidi */
     bool blocked[2];
+    int writes; /* writes still accepted; -1 = no limit */
+    struct {
+        int64_t sid;
+        void *ctx;
+    } refused[GATE_MAX_REFUSED], ctxs[64];
+    size_t nrefused, nctxs;
 };
 
 #define GATE(x) ((struct gate *)(x))
@@ -45,9 +55,24 @@ static int g_open(moq_transport *t, bool bidi, int64_t *sid)
     return rv;
 }
 
+static void *g_ctx_of(struct gate *g, int64_t sid)
+{
+    for (size_t i = 0; i < g->nctxs; i++)
+        if (g->ctxs[i].sid == sid) return g->ctxs[i].ctx;
+    return NULL;
+}
+
 static int g_write(moq_transport *t, int64_t sid, const moq_slice *v, size_t n, bool fin)
 {
-    return GATE(t)->inner->ops->write(GATE(t)->inner, sid, v, n, fin);
+    struct gate *g = GATE(t);
+    if (g->writes == 0) {
+        assert_true(g->nrefused < GATE_MAX_REFUSED);
+        g->refused[g->nrefused].sid = sid;
+        g->refused[g->nrefused++].ctx = g_ctx_of(g, sid);
+        return MOQ_ERR_AGAIN;
+    }
+    if (g->writes > 0) g->writes--;
+    return g->inner->ops->write(g->inner, sid, v, n, fin);
 }
 
 static size_t g_unsent(moq_transport *t, int64_t sid)
@@ -72,7 +97,12 @@ static int g_stop(moq_transport *t, int64_t sid, uint64_t code)
 
 static void g_ctx(moq_transport *t, int64_t sid, void *ctx)
 {
-    GATE(t)->inner->ops->set_stream_ctx(GATE(t)->inner, sid, ctx);
+    struct gate *g = GATE(t);
+    if (g->nctxs < 64) {
+        g->ctxs[g->nctxs].sid = sid;
+        g->ctxs[g->nctxs++].ctx = ctx;
+    }
+    g->inner->ops->set_stream_ctx(g->inner, sid, ctx);
 }
 
 static int g_dgram(moq_transport *t, const uint8_t *d, size_t n)
@@ -172,6 +202,7 @@ static struct gate *gate_new(moq_transport *inner, int uni, int bidi)
     g->inner = inner;
     g->credit[0] = uni;
     g->credit[1] = bidi;
+    g->writes = -1;
     moq_transport_attach(inner, &gate_events, g);
     return g;
 }
@@ -185,6 +216,19 @@ static void gate_grant(struct gate *g, bool bidi, int n)
         g->blocked[bidi] = false;
         g->t.ev->streams_available(g->t.app, &g->t, bidi);
     }
+}
+
+/* Accept writes again and tell every stream that was refused one (once each). */
+static void gate_allow_writes(struct gate *g)
+{
+    g->writes = -1;
+    for (size_t i = 0; i < g->nrefused; i++) {
+        bool seen = false;
+        for (size_t j = 0; j < i; j++)
+            seen = seen || g->refused[j].sid == g->refused[i].sid;
+        if (!seen) g->t.ev->stream_writable(g->t.app, &g->t, g->refused[i].sid, g->refused[i].ctx);
+    }
+    g->nrefused = 0;
 }
 
 /* ---- a publisher with one broadcast "bbb" and a subscriber that counts what arrives ---- */
@@ -216,34 +260,72 @@ static void p_release(void *ctx, moq_route *r, moq_track *t)
 
 static const moq_producer_ops pub_ops = {p_request, p_update, p_release, NULL};
 
-/* One group with one frame "x" (payload after 24 bytes of header room, both header forms). */
-static void publish_group(struct pub *p, uint64_t seq)
+/* One group of n frames "x" (payload after 24 bytes of header room, both header forms). */
+static void publish_group(struct pub *p, uint64_t seq, int n)
 {
     moq_group *g = NULL;
     assert_int_equal(moq_track_begin_group(p->track, p->route, seq, moq_now_us(), &g), 0);
-    moq_chunk *c = moq_chunk_new(25);
-    c->len = 25;
-    c->data[24] = 'x';
-    c->data[22] = 0; /* lite-05: zigzag timestamp delta 0, size 1 */
-    c->data[23] = 1;
-    c->data[0] = 1; /* lite-03/04: size 1 */
-    moq_frame f = {c, 24, 1, 0, {22, 0}, {2, 1}};
-    assert_int_equal(moq_group_append(g, &f, moq_now_us()), 0);
+    for (int i = 0; i < n; i++) {
+        moq_chunk *c = moq_chunk_new(25);
+        c->len = 25;
+        c->data[24] = 'x';
+        c->data[22] = 0; /* lite-05: zigzag timestamp delta 0, size 1 */
+        c->data[23] = 1;
+        c->data[0] = 1; /* lite-03/04: size 1 */
+        moq_frame f = {c, 24, 1, 0, {22, 0}, {2, 1}};
+        assert_int_equal(moq_group_append(g, &f, moq_now_us()), 0);
+    }
     assert_int_equal(moq_group_finish(g, moq_now_us()), 0);
     moq_group_unref(g);
 }
+
+/* What a subscriber received: per group, frames seen and how it ended. */
+struct rgroup {
+    moq_follower *f;
+    uint64_t frames;
+    int state; /* MOQ_GROUP_OPEN until it ends */
+};
 
 struct sub {
     moq_subscription *sub;
     int groups;
     bool aborted;
+    struct rgroup g[8];
 };
+
+static void rg_frames(void *ctx, moq_follower *f, moq_group *g, uint64_t count)
+{
+    ((struct rgroup *)ctx)->frames = count;
+}
+
+static void rg_end(void *ctx, moq_follower *f, moq_group *g, int state, uint64_t code)
+{
+    struct rgroup *rg = ctx;
+    rg->frames = moq_group_frame_count(g);
+    rg->state = state;
+}
+
+static const moq_follower_ops rg_ops = {rg_frames, rg_end};
+
+static void sub_free(struct sub *s)
+{
+    for (int i = 0; i < s->groups && i < 8; i++)
+        if (s->g[i].f) moq_follower_close(s->g[i].f);
+    moq_subscription_close(s->sub);
+}
 
 static void s_info(void *ctx, moq_subscription *s, const moq_track_info *info) {}
 
 static void s_group(void *ctx, moq_subscription *s, moq_group *g)
 {
-    ((struct sub *)ctx)->groups++;
+    struct sub *sb = ctx;
+    if (sb->groups < 8) {
+        struct rgroup *rg = &sb->g[sb->groups];
+        rg->state = moq_group_state(g, NULL);
+        rg->frames = moq_group_frame_count(g);
+        rg->f = moq_group_follow(g, &rg_ops, rg);
+    }
+    sb->groups++;
 }
 
 static void s_abort(void *ctx, moq_subscription *s, uint64_t code)
@@ -290,7 +372,8 @@ struct world {
     moq_origin *relay, *po, *so;
     struct pub pub;
     struct end pub_client, relay_pub, sub_client, relay_sub;
-    struct gate *gate; /* the relay's end toward the publisher */
+    struct gate *gate;     /* the relay's end toward the publisher */
+    struct gate *sub_gate; /* the relay's end toward the subscriber */
 };
 
 /* Connect client_origin to the relay; the relay's end is gated when gate_out is set. */
@@ -344,7 +427,7 @@ static void setup(struct world *w, const char *proto, int uni, int bidi)
                                          &w->pub, &w->pub.route),
                      0);
     connect(w, proto, w->po, &w->pub_client, &w->relay_pub, &w->gate, uni, bidi);
-    connect(w, proto, w->so, &w->sub_client, &w->relay_sub, NULL, 0, 0);
+    connect(w, proto, w->so, &w->sub_client, &w->relay_sub, &w->sub_gate, 1000, 1000);
     spin(w);
 }
 
@@ -400,10 +483,42 @@ static void track_request_waits_for_bidi_credit(const char *proto)
     }
     assert_false(s.aborted);
     assert_non_null(w.pub.track);
-    publish_group(&w.pub, 7);
+    publish_group(&w.pub, 7, 1);
     spin(&w);
     assert_int_equal(s.groups, 1);
-    moq_subscription_close(s.sub);
+    sub_free(&s);
+    teardown(&w);
+}
+
+/* Writes toward the subscriber are refused right after a group's header: the group waits
+ * (neither abandoned nor finished early) and completes, FIN included, once writes resume. */
+static void refused_writes_resume_on_writable(const char *proto)
+{
+    struct world w;
+    setup(&w, proto, 100, 100);
+    struct sub s = {0};
+    moq_sub_prefs prefs = {0};
+    assert_int_equal(moq_origin_subscribe(w.so, (const uint8_t *)"bbb", 3, (const uint8_t *)"t", 1,
+                                          0, &prefs, &sub_ops, &s, &s.sub),
+                     0);
+    spin(&w);
+    assert_non_null(w.pub.track);
+    publish_group(&w.pub, 2, 1); /* the subscription is running (lite-05: START sent) */
+    spin(&w);
+    assert_int_equal(s.groups, 1);
+    assert_int_equal(s.g[0].state, MOQ_GROUP_FINISHED);
+    w.sub_gate->writes = 1; /* the next group's header; its frames are refused */
+    publish_group(&w.pub, 3, 3);
+    spin(&w);
+    assert_int_equal(s.groups, 2);
+    assert_int_equal(s.g[1].frames, 0);
+    assert_int_equal(s.g[1].state, MOQ_GROUP_OPEN);
+    assert_true(w.sub_gate->nrefused > 0);
+    gate_allow_writes(w.sub_gate);
+    spin(&w);
+    assert_int_equal(s.g[1].frames, 3);
+    assert_int_equal(s.g[1].state, MOQ_GROUP_FINISHED);
+    sub_free(&s);
     teardown(&w);
 }
 
@@ -423,6 +538,7 @@ static void track_request_waits_for_bidi_credit(const char *proto)
 
 PER_VERSION(session_waits_for_first_credit)
 PER_VERSION(track_request_waits_for_bidi_credit)
+PER_VERSION(refused_writes_resume_on_writable)
 
 #define TESTS(fn) cmocka_unit_test(fn##_03), cmocka_unit_test(fn##_04), cmocka_unit_test(fn##_05)
 
@@ -432,6 +548,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         TESTS(session_waits_for_first_credit),
         TESTS(track_request_waits_for_bidi_credit),
+        TESTS(refused_writes_resume_on_writable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
