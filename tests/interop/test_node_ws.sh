@@ -5,7 +5,8 @@
 #   option of connect()): two tracks checked byte for byte (empty, binary, multi-record and
 #   larger-than-window frames, lite-05 timestamps), 1 -> 10 fan-out, a late joiner getting
 #   the current group, the broadcast disappearing (unannounced, or publisher gone), and
-#   bursts of groups and tracks beyond the client's initial stream limits;
+#   bursts of groups and tracks beyond the client's initial stream limits, and multi-MiB
+#   groups beyond the relay's send queue;
 # - the QMux framings qmux-00 and qmux-01 as well as the relay's choice (qmux-02);
 # - version negotiation: the client's full offer against the relay's defaults and against a
 #   relay restricted with --server-version.
@@ -30,6 +31,7 @@ for v in moq-lite-05 moq-lite-04 moq-lite-03; do
     scenario "$v publisher disconnects" disconnect "{$opts}"
     scenario "$v 400 groups in a burst (stream credit)" burst "{$opts}"
     scenario "$v 90 tracks (bidi stream credit)" many-tracks "{$opts}"
+    scenario "$v 24 MiB in flight (send queue backpressure)" large "{$opts}"
     expect_log "$v: the relay ran it as a WebSocket session" "$v session over WebSocket"
 done
 for w in qmux-01 qmux-00; do

@@ -131,7 +131,7 @@ function seedOf(text) {
 
 /** The payload of frame `index` of group `seq` on `track`: binary, never ASCII-only. */
 export function payload(track, seq, index, sizes) {
-    const n = (sizes ?? frameSizes(seq))[index];
+    const n = sizesOf(seq, sizes)[index];
     const out = new Uint8Array(n);
     let x = seedOf(`${track}/${seq}/${index}`);
     for (let i = 0; i < n; i++) {
@@ -145,14 +145,19 @@ export function payload(track, seq, index, sizes) {
 
 /**
  * Frame sizes of group `seq` (at least four frames, the first rotated through SIZES). The
- * functions below take an optional `sizes` list instead, the same for every group, for
- * scenarios that want many light groups.
+ * functions below take an optional `sizes` instead: a list used for every group (scenarios
+ * that want many light groups), or a function of the sequence.
  */
 export function frameSizes(seq) {
     const sizes = [];
     for (let i = 0; i < 4 + (seq % 3); i++) sizes.push(SIZES[(seq + i) % SIZES.length]);
     if (seq % 5 === 2) sizes.push(BIG_SIZE);
     return sizes;
+}
+
+function sizesOf(seq, sizes) {
+    if (typeof sizes === "function") return sizes(seq);
+    return sizes ?? frameSizes(seq);
 }
 
 /** Presentation time of a frame in ms: not monotonic, so lite-05 carries negative deltas. */
@@ -164,7 +169,7 @@ export function timestampMs(seq, index) {
 export function writeGroup(trackProducer, seq, sizes) {
     const group = trackProducer.appendGroup();
     if (group.sequence !== seq) fail(`publisher made group ${group.sequence}, expected ${seq}`);
-    const n = (sizes ?? frameSizes(seq)).length;
+    const n = sizesOf(seq, sizes).length;
     for (let i = 0; i < n; i++) writeFrame(group, trackProducer.name, seq, i, sizes);
     group.close();
 }
@@ -228,7 +233,7 @@ export function readTrack(subscriber, { timestamps = false, sizes } = {}) {
                 state.groups.set(seq, i + 1);
                 wake();
             }
-            const want = (sizes ?? frameSizes(seq)).length;
+            const want = sizesOf(seq, sizes).length;
             if (state.groups.get(seq) !== want)
                 fail(`${subscriber.name} group ${seq} ended after ${state.groups.get(seq)} of ${want} frames`);
             state.complete.add(seq);

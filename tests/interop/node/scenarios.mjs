@@ -134,6 +134,24 @@ const scenarios = {
         return `${n} groups`;
     },
 
+    // Three groups of 8 MiB each (frames of 5 MiB and 3 MiB among small ones) in flight at
+    // once: more than the relay queues per session (16 MiB), so some of its writes are
+    // refused and must resume; every byte must arrive.
+    async large(o) {
+        const big = [5 << 20, 1, 3 << 20, 0, 70000];
+        let from = Infinity;
+        const sizes = (seq) => (seq >= from ? big : [1]);
+        const prefix = uniquePath("node", "large");
+        const pub = await publisher(o.url, o.version, Moq.Path.join(prefix, "bc"), ["t"]);
+        const sub = await discover(o.url, o.version, prefix, "bc");
+        const r = readTrack(sub.broadcast.track("t").subscribe(), { sizes });
+        from = await warmUp(pub.tracks, [r], "warm-up", sizes);
+        const seqs = range(from, 3);
+        for (const seq of seqs) writeGroup(pub.tracks[0], seq, sizes);
+        await step("three 8 MiB groups arrive", until(r, allComplete(seqs)), 30000);
+        return "3 x 8 MiB";
+    },
+
     // Many tracks at once. Per track the relay opens toward the publisher two TRACK streams
     // (one for the subscriber's TRACK request, one with its SUBSCRIBE) and a SUBSCRIBE stream
     // that stays open: 270 bidirectional streams for 90 tracks, against the 100 the client
