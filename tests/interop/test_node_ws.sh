@@ -4,7 +4,8 @@
 # - every moq-lite version the relay offers, pinned from the client (the qmux `transport`
 #   option of connect()): two tracks checked byte for byte (empty, binary, multi-record and
 #   larger-than-window frames, lite-05 timestamps), 1 -> 10 fan-out, a late joiner getting
-#   the current group, the broadcast disappearing (unannounced, or publisher gone), and
+#   the current group, the broadcast disappearing (unannounced, or publisher gone),
+#   unsubscribing, FETCH of a cached group (lite-05), and
 #   bursts of groups and tracks beyond the client's initial stream limits, and multi-MiB
 #   groups beyond the relay's send queue;
 # - the QMux framings qmux-00 and qmux-01 as well as the relay's choice (qmux-02);
@@ -29,6 +30,8 @@ for v in moq-lite-05 moq-lite-04 moq-lite-03; do
     scenario "$v late joiner" late-join "{$opts}"
     scenario "$v publisher ends the broadcast" unannounce "{$opts}"
     scenario "$v publisher disconnects" disconnect "{$opts}"
+    scenario "$v unsubscribe reaches the publisher" unsubscribe "{$opts}"
+    [ "$v" = moq-lite-05 ] && scenario "$v fetch a cached group" fetch "{$opts}"
     scenario "$v 400 groups in a burst (stream credit)" burst "{$opts}"
     scenario "$v 90 tracks (bidi stream credit)" many-tracks "{$opts}"
     scenario "$v 24 MiB in flight (send queue backpressure)" large "{$opts}"
