@@ -100,10 +100,12 @@ void frame_asm_clear(struct frame_asm *fa, moq_session *s)
 
 /* ---------------------------------------------------------------- announcements */
 
-static void announce_request(moq_session *s, const char *prefix)
+/* Returns MOQ_ERR_AGAIN when the stream must wait for credit. */
+static int announce_request(moq_session *s, const char *prefix)
 {
-    mstream *ms = ms_open(s, MS_ANN_CONSUME, true);
-    if (!ms) return;
+    mstream *ms;
+    int orv = ms_open(s, MS_ANN_CONSUME, true, &ms);
+    if (orv < 0) return orv;
     struct ann_consume *ac = calloc(1, sizeof(*ac));
     moq_buf full;
     moq_buf_init(&full);
@@ -113,7 +115,7 @@ static void announce_request(moq_session *s, const char *prefix)
         free(ac);
         moq_buf_free(&full);
         ms_abort(ms, MOQ_CODE_TRANSPORT);
-        return;
+        return 0;
     }
     moq_buf_free(&full);
     ac->ms = ms;
@@ -130,12 +132,25 @@ static void announce_request(moq_session *s, const char *prefix)
     if (rv == 0) rv = moq_encode_announce_request(&b, s->v, &req);
     if (rv == 0) ms_write(ms, &b, false);
     moq_buf_free(&b);
+    return 0;
+}
+
+/* Ask the peer for its announcements under each prefix it may publish, from ann_next on. */
+static void request_announcements(moq_session *s)
+{
+    s->ann_pending = false;
+    for (; s->ann_next < s->perms.publish.len && !s->closing; s->ann_next++) {
+        if (announce_request(s, s->perms.publish.v[s->ann_next]) == MOQ_ERR_AGAIN) {
+            s->ann_pending = true;
+            return;
+        }
+    }
 }
 
 void consume_start(moq_session *s)
 {
-    for (size_t i = 0; i < s->perms.publish.len && !s->closing; i++)
-        announce_request(s, s->perms.publish.v[i]);
+    s->ann_next = 0;
+    request_announcements(s);
 }
 
 /* Drop every route the peer announced on this stream: graceful (ended) or lost. */
@@ -373,10 +388,25 @@ static int encode_subscribe(moq_buf *b, moq_session *s, const struct up_sub *us)
     return moq_encode_subscribe(b, s->v, &m);
 }
 
+/* Park an up_sub until the peer grants bidi stream credit. */
+static void wait_for_credit(moq_session *s, struct up_sub *us)
+{
+    if (moq_list_linked(&us->wait_link)) return;
+    moq_list_push_back(&s->bidi_wait, &us->wait_link);
+    up_ref(us);
+}
+
 static void open_subscribe(moq_session *s, struct up_sub *us)
 {
-    mstream *ms = ms_open(s, MS_SUB_CONSUME, true);
-    if (!ms) {
+    mstream *ms;
+    us->want_sub = false;
+    int orv = ms_open(s, MS_SUB_CONSUME, true, &ms);
+    if (orv == MOQ_ERR_AGAIN) {
+        us->want_sub = true;
+        wait_for_credit(s, us);
+        return;
+    }
+    if (orv < 0) {
         moq_track_abort(us->track, us->route, MOQ_CODE_TRANSPORT);
         return;
     }
@@ -390,8 +420,15 @@ static void open_subscribe(moq_session *s, struct up_sub *us)
 
 static void open_track(moq_session *s, struct up_sub *us)
 {
-    mstream *ms = ms_open(s, MS_TRACK_CONSUME, true);
-    if (!ms) {
+    mstream *ms;
+    us->want_track = false;
+    int orv = ms_open(s, MS_TRACK_CONSUME, true, &ms);
+    if (orv == MOQ_ERR_AGAIN) {
+        us->want_track = true;
+        wait_for_credit(s, us);
+        return;
+    }
+    if (orv < 0) {
         moq_track_abort(us->track, us->route, MOQ_CODE_TRANSPORT);
         return;
     }
@@ -418,6 +455,7 @@ static void track_request(void *ctx, moq_route *route, moq_track *track, const m
     if (!r) return;
     struct up_sub *us = &r->us;
     r->refs = 1;
+    moq_list_init(&us->wait_link);
     us->s = s;
     us->route = route;
     us->track = track;
@@ -458,7 +496,29 @@ static void track_request(void *ctx, moq_route *route, moq_track *track, const m
         moq_track_info_default(&info);
         moq_track_set_info(track, route, &info);
     }
-    if (!us->released && !prefs->info_only) open_subscribe(s, us);
+    if (us->released || prefs->info_only) return;
+    if (us->want_track)
+        us->want_sub = true; /* keep TRACK ahead of SUBSCRIBE */
+    else
+        open_subscribe(s, us);
+}
+
+void consume_streams_available(moq_session *s)
+{
+    if (s->ann_pending) request_announcements(s);
+    while (!s->ann_pending && !s->closing && !moq_list_empty(&s->bidi_wait)) {
+        struct up_sub *us = moq_list_first(&s->bidi_wait, struct up_sub, wait_link);
+        moq_list_remove(&us->wait_link);
+        if (!us->released && us->want_track) open_track(s, us);
+        if (!us->released && !us->want_track && us->want_sub && !us->sub_ms) open_subscribe(s, us);
+        bool blocked = moq_list_linked(&us->wait_link);
+        if (blocked) { /* re-parked: it goes first next time, so its SUBSCRIBE follows its TRACK */
+            moq_list_remove(&us->wait_link);
+            moq_list_push_front(&s->bidi_wait, &us->wait_link);
+        }
+        up_unref(us); /* the reference the wait list held (re-parking took a new one) */
+        if (blocked) return;
+    }
 }
 
 static void track_update(void *ctx, moq_route *route, moq_track *track, const moq_sub_prefs *prefs)
@@ -469,7 +529,10 @@ static void track_update(void *ctx, moq_route *route, moq_track *track, const mo
     us->prefs = *prefs;
     if (prefs->info_only) return;
     if (!us->sub_ms) {
-        open_subscribe(s, us);
+        if (us->want_track || moq_list_linked(&us->wait_link))
+            us->want_sub = true; /* opened once credit arrives, with these prefs */
+        else
+            open_subscribe(s, us);
         return;
     }
     if (!s->caps->subscribe_update) return;
@@ -509,8 +572,8 @@ static int fetch_request(void *ctx, moq_route *route, moq_track *track, moq_grou
     const uint8_t *rel;
     size_t rel_len;
     if (session_relative_path(s, path, plen, &rel, &rel_len) < 0) return MOQ_ERR_NOT_FOUND;
-    mstream *ms = ms_open(s, MS_FETCH_CONSUME, true);
-    if (!ms) return MOQ_ERR_LIMIT;
+    mstream *ms;
+    if (ms_open(s, MS_FETCH_CONSUME, true, &ms) < 0) return MOQ_ERR_LIMIT;
     struct fetch_in *fi = calloc(1, sizeof(*fi));
     if (!fi) {
         ms_abort(ms, MOQ_CODE_TRANSPORT);
@@ -855,6 +918,11 @@ void consume_release(mstream *ms)
 
 void consume_teardown(moq_session *s)
 {
+    while (!moq_list_empty(&s->bidi_wait)) {
+        struct up_sub *us = moq_list_first(&s->bidi_wait, struct up_sub, wait_link);
+        moq_list_remove(&us->wait_link);
+        up_unref(us);
+    }
     /* Routes go first: the model releases their tracks through track_release. Those the
      * peer unannounced end gracefully; the others are lost. */
     while (s->n_ending) {

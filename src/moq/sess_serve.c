@@ -306,6 +306,7 @@ static void write_frames(struct group_out *go)
         return;
     }
     bool v05 = s->caps->frame_timestamps;
+    go->blocked = false;
     for (; go->next < count; go->next++) {
         const moq_frame *f = moq_group_frame(g, go->next);
         if (!f) break;
@@ -320,7 +321,12 @@ static void write_frames(struct group_out *go)
             v[1] = (moq_slice){f->chunk, f->payload_off, f->payload_len};
             n = f->payload_len ? 2 : 1;
         }
-        if (moq_transport_write(s->t, go->ms->sid, v, n, false) < 0) {
+        int rv = moq_transport_write(s->t, go->ms->sid, v, n, false);
+        if (rv == MOQ_ERR_AGAIN) {
+            go->blocked = true; /* nothing was queued: resume at this frame when writable */
+            return;
+        }
+        if (rv < 0) {
             group_out_end(go);
             return;
         }
@@ -348,15 +354,19 @@ static void group_out_end(struct group_out *go)
 static void go_on_frames(void *ctx, moq_follower *f, moq_group *g, uint64_t count)
 {
     struct group_out *go = ctx;
-    if (go->ms && !go->ms->s->closing) write_frames(go);
+    if (go->ms && !go->ms->s->closing && !go->blocked) write_frames(go);
 }
 
 static void go_on_end(void *ctx, moq_follower *f, moq_group *g, int state, uint64_t code)
 {
     struct group_out *go = ctx;
     if (!go->ms || go->ms->s->closing) return;
-    write_frames(go);
+    if (!go->blocked) write_frames(go);
     if (!go->follower) return; /* ended while writing */
+    if (state == MOQ_GROUP_FINISHED && go->blocked) {
+        go->fin_pending = true; /* after the frames still to write */
+        return;
+    }
     if (state == MOQ_GROUP_FINISHED)
         ms_finish(go->ms);
     else
@@ -381,8 +391,8 @@ static bool group_out_start(struct group_out *go)
 {
     struct down_sub *ds = go->ds;
     moq_session *s = ds->ms->s;
-    mstream *ms = ms_open(s, MS_GROUP_OUT, false);
-    if (!ms) return false;
+    mstream *ms;
+    if (ms_open(s, MS_GROUP_OUT, false, &ms) < 0) return false;
     if (go->queued) {
         moq_list_remove(&go->qlink);
         go->queued = false;
@@ -426,7 +436,7 @@ static void drop_stale_groups(struct down_sub *ds, uint64_t now)
             s->stats.groups_dropped++;
             group_out_end(go);
             group_out_free(go);
-        } else if (go->ms && s->t->ops->unsent(s->t, go->ms->sid) > 0) {
+        } else if (go->ms && (go->blocked || s->t->ops->unsent(s->t, go->ms->sid) > 0)) {
             s->stats.groups_dropped++;
             ms_reset(go->ms, MOQ_CODE_OLD);
             group_out_end(go);
@@ -651,27 +661,42 @@ static void fetch_write(struct fetch_out *fo)
         fo->follower = NULL;
         return;
     }
+    fo->blocked = false;
     for (; fo->next < count; fo->next++) {
         const moq_frame *f = moq_group_frame(g, fo->next);
         if (!f) break;
         moq_slice v = {f->chunk, f->hdr_off[FAMILY_05],
                        f->hdr_len[FAMILY_05] + (size_t)f->payload_len};
-        if (moq_transport_write(ms->s->t, ms->sid, &v, 1, false) < 0) break;
+        int rv = moq_transport_write(ms->s->t, ms->sid, &v, 1, false);
+        if (rv == MOQ_ERR_AGAIN) {
+            fo->blocked = true; /* resumed at this frame by stream_writable */
+            return;
+        }
+        if (rv < 0) {
+            ms_reset(ms, MOQ_CODE_TRANSPORT); /* never FIN a response with frames missing */
+            moq_follower_close(fo->follower);
+            fo->follower = NULL;
+            return;
+        }
     }
 }
 
 static void fo_on_frames(void *ctx, moq_follower *f, moq_group *g, uint64_t count)
 {
     struct fetch_out *fo = ctx;
-    if (!fo->ms->s->closing) fetch_write(fo);
+    if (!fo->ms->s->closing && !fo->blocked) fetch_write(fo);
 }
 
 static void fo_on_end(void *ctx, moq_follower *f, moq_group *g, int state, uint64_t code)
 {
     struct fetch_out *fo = ctx;
     if (fo->ms->s->closing) return;
-    fetch_write(fo);
+    if (!fo->blocked) fetch_write(fo);
     if (!fo->follower) return;
+    if (state == MOQ_GROUP_FINISHED && fo->blocked) {
+        fo->fin_pending = true;
+        return;
+    }
     if (state == MOQ_GROUP_FINISHED)
         ms_finish(fo->ms);
     else
@@ -684,6 +709,26 @@ static const moq_follower_ops fetch_follow_ops = {
     .on_frames = fo_on_frames,
     .on_end = fo_on_end,
 };
+
+void serve_stream_writable(mstream *ms)
+{
+    if (ms->kind == MS_GROUP_OUT) {
+        struct group_out *go = ms->obj;
+        if (!go || !go->follower || !go->blocked) return;
+        write_frames(go);
+        if (!go->follower || go->blocked || !go->fin_pending) return;
+        ms_finish(ms);
+        group_out_end(go);
+    } else if (ms->kind == MS_FETCH_SERVE) {
+        struct fetch_out *fo = ms->obj;
+        if (!fo || !fo->follower || !fo->blocked) return;
+        fetch_write(fo);
+        if (!fo->follower || fo->blocked || !fo->fin_pending) return;
+        ms_finish(ms);
+        moq_follower_close(fo->follower);
+        fo->follower = NULL;
+    }
+}
 
 void serve_fetch_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
 {

@@ -67,14 +67,20 @@ mstream *ms_new(moq_session *s, int64_t sid, enum ms_kind kind, bool bidi, bool 
     return ms;
 }
 
-mstream *ms_open(moq_session *s, enum ms_kind kind, bool bidi)
+int ms_open(moq_session *s, enum ms_kind kind, bool bidi, mstream **out)
 {
-    if (s->closing) return NULL;
+    *out = NULL;
+    if (s->closing) return MOQ_ERR_CLOSED;
     int64_t sid;
-    if (moq_transport_open(s->t, bidi, &sid) < 0) return NULL;
+    int rv = moq_transport_open(s->t, bidi, &sid);
+    if (rv < 0) return rv;
     mstream *ms = ms_new(s, sid, kind, bidi, true);
-    if (!ms) s->t->ops->reset(s->t, sid, MOQ_CODE_TRANSPORT);
-    return ms;
+    if (!ms) {
+        s->t->ops->reset(s->t, sid, MOQ_CODE_TRANSPORT);
+        return MOQ_ERR_NOMEM;
+    }
+    *out = ms;
+    return 0;
 }
 
 int ms_write(mstream *ms, const moq_buf *b, bool fin)
@@ -224,8 +230,11 @@ static void ending_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 static void send_setup(moq_session *s)
 {
-    mstream *ms = ms_open(s, MS_SETUP_OUT, false);
-    if (!ms) {
+    mstream *ms;
+    int orv = ms_open(s, MS_SETUP_OUT, false, &ms);
+    s->setup_pending = orv == MOQ_ERR_AGAIN; /* sent once the peer grants a uni stream */
+    if (orv == MOQ_ERR_AGAIN) return;
+    if (orv < 0) {
         session_fail(s, MOQ_CODE_TRANSPORT, "cannot open the SETUP stream");
         return;
     }
@@ -597,10 +606,23 @@ static void ev_stream_closed(void *app, moq_transport *t, int64_t sid, void *sct
     if (ms) ms_free(ms);
 }
 
+static void ev_stream_writable(void *app, moq_transport *t, int64_t sid, void *sctx)
+{
+    moq_session *s = app;
+    mstream *ms = sctx;
+    if (ms && !s->closing) serve_stream_writable(ms);
+}
+
 static void ev_streams_available(void *app, moq_transport *t, bool bidi)
 {
     moq_session *s = app;
-    if (!s->closing && !bidi) serve_streams_available(s);
+    if (s->closing) return;
+    if (bidi) {
+        consume_streams_available(s);
+        return;
+    }
+    if (s->setup_pending) send_setup(s);
+    if (!s->setup_pending) serve_streams_available(s);
 }
 
 static void ev_datagram(void *app, moq_transport *t, const uint8_t *data, size_t len)
@@ -623,6 +645,7 @@ static const struct moq_transport_events session_events = {
     .stream_reset = ev_stream_reset,
     .stream_stopped = ev_stream_stopped,
     .stream_closed = ev_stream_closed,
+    .stream_writable = ev_stream_writable,
     .streams_available = ev_streams_available,
     .datagram = ev_datagram,
     .closed = ev_closed,
@@ -655,6 +678,7 @@ moq_session *moq_session_new(moq_transport *t, const struct moq_session_config *
     moq_list_init(&s->held);
     moq_list_init(&s->ann_consumes);
     moq_list_init(&s->queue);
+    moq_list_init(&s->bidi_wait);
     moq_u64map_init(&s->up_by_id);
     moq_u64map_init(&s->up_by_track);
     ev_timer_init(&s->setup_timer, setup_timeout_cb, SETUP_TIMEOUT_S, 0.);

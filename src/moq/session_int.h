@@ -128,6 +128,9 @@ struct up_sub {
     bool sub_over; /* the peer finished or reset the SUBSCRIBE stream */
     bool have_seq;
     uint64_t max_seq;
+    /* TRACK / SUBSCRIBE still to open once the peer grants bidi stream credit */
+    bool want_track, want_sub;
+    moq_list wait_link; /* moq_session.bidi_wait; holds a reference while linked */
 };
 
 /* A group on its way to the peer. */
@@ -140,6 +143,10 @@ struct group_out {
     uint64_t next; /* next frame index to write */
     uint64_t created_us;
     bool queued;
+    /* The transport refused a write (MOQ_ERR_AGAIN): the rest waits for stream_writable,
+     * and so does the FIN of a group that finished meanwhile (fin_pending). */
+    bool blocked;
+    bool fin_pending;
     moq_list link;  /* ds->groups */
     moq_list qlink; /* session queue */
 };
@@ -171,6 +178,8 @@ struct fetch_out {
     mstream *ms;
     moq_follower *follower;
     uint64_t next;
+    bool blocked; /* as in group_out */
+    bool fin_pending;
 };
 
 /* A FETCH we forwarded to the peer. */
@@ -220,6 +229,13 @@ struct moq_session {
     moq_u64map up_by_track; /* (uintptr_t)moq_track* -> up_sub */
     uint64_t next_sub_id;
     moq_list queue; /* group_out waiting for uni stream credit, oldest first */
+    /* Opens deferred until the transport grants stream credit (a qmux peer grants none
+     * before its transport parameters arrive): our SETUP, the announce requests from
+     * perms.publish[ann_next] on, and up_subs whose TRACK/SUBSCRIBE wait (oldest first). */
+    bool setup_pending;
+    bool ann_pending;
+    size_t ann_next;
+    moq_list bidi_wait;
     uint64_t inbound_bytes;
     size_t pending_control; /* sum of the streams' cr_pending */
     struct probe_serve *probe;
@@ -235,8 +251,9 @@ struct moq_session {
 
 /* session.c */
 mstream *ms_new(moq_session *s, int64_t sid, enum ms_kind kind, bool bidi, bool local);
-/* Open a stream of ours; NULL when out of credit or failing. */
-mstream *ms_open(moq_session *s, enum ms_kind kind, bool bidi);
+/* Open a stream of ours: 0 with *out set, MOQ_ERR_AGAIN when the peer's stream credit is
+ * exhausted (streams_available follows), or another error. */
+int ms_open(moq_session *s, enum ms_kind kind, bool bidi, mstream **out);
 int ms_write(mstream *ms, const moq_buf *b, bool fin);
 void ms_finish(mstream *ms);
 void ms_reset(mstream *ms, uint64_t code);
@@ -258,6 +275,8 @@ void serve_track_data(mstream *ms, const uint8_t *data, size_t len, bool fin);
 void serve_fetch_data(mstream *ms, const uint8_t *data, size_t len, bool fin);
 void serve_probe_open(mstream *ms);
 void serve_streams_available(moq_session *s);
+/* A stream refused a write earlier and can take more: resume the group or fetch on it. */
+void serve_stream_writable(mstream *ms);
 /* Release the kind's object and every model handle it holds (no writes). */
 void serve_release(mstream *ms);
 void serve_probe_tick(moq_session *s);
@@ -265,6 +284,8 @@ void serve_probe_tick(moq_session *s);
 /* sess_consume.c */
 extern const moq_producer_ops consume_producer_ops;
 void consume_start(moq_session *s);
+/* The peer granted bidi stream credit: open what consume_start and track requests deferred. */
+void consume_streams_available(moq_session *s);
 void consume_announce_data(mstream *ms, const uint8_t *data, size_t len, bool fin);
 void consume_subscribe_data(mstream *ms, const uint8_t *data, size_t len, bool fin);
 void consume_track_data(mstream *ms, const uint8_t *data, size_t len, bool fin);

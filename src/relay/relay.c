@@ -11,6 +11,7 @@
 #include "client/client.h"
 #include "h3/h3.h"
 #include "moq/errors.h"
+#include "qmux/qmux.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/time.h"
@@ -254,6 +255,13 @@ static int setup_http(moq_relay *r, char *err, size_t errlen)
     if (!c->web.http.listen && !c->web.https.listen) return 0;
     struct moq_http_config hc;
     moq_http_config_default(&hc);
+    /* A qmux session stops producing records once the WebSocket queues send_high_water
+     * bytes and resumes on the WebSocket's `writable` event, which fires only after the
+     * queue rose above ws_low_water and fell below it again: with a low-water mark above the
+     * high-water mark, a session whose queue stops in between never resumes. */
+    struct moq_qmux_config qc;
+    moq_qmux_config_default(&qc);
+    hc.ws_low_water = qc.send_high_water;
     r->http = moq_http_server_new(r->loop, &hc);
     if (!r->http) return MOQ_ERR_NOMEM;
     struct moq_web_hooks hooks = relay_web_hooks_template;

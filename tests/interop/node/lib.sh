@@ -1,0 +1,167 @@
+# Shared by tests/interop/test_node_*.sh (sourced, bash): installs the pinned @moq/net client
+# (package-lock.json in this folder) under the build directory, starts relays on ephemeral
+# loopback ports, runs scenarios.mjs and counts results. No skipping: a missing node/npm or an
+# unreachable npm registry is a failure with its reason.
+
+NODE_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+SRC=${MOQ_SOURCE_DIR:-$(cd "$NODE_DIR/../../.." && pwd)}
+BUILD=${MOQ_BUILD_DIR:-$SRC/build}
+RELAY_BIN=${MOQ_RELAY_BIN:-$BUILD/moq-relay}
+TOKEN_BIN=$BUILD/moq-token
+# Generous per-scenario limit; the scenarios time their own steps (10-15 s each).
+SCENARIO_TIMEOUT=${SCENARIO_TIMEOUT:-90}
+
+pass=0
+fail=0
+RELAY_PID=
+RELAY_LOG=
+HTTP_PORT=
+HTTPS_PORT=
+WORK=$(mktemp -d)
+
+cleanup() {
+    stop_relay
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+finish() {
+    echo "$pass passed, $fail failed"
+    [ "$fail" -eq 0 ]
+    exit
+}
+
+abort() {
+    echo "FAIL: $*"
+    fail=$((fail + 1))
+    finish
+}
+
+ok() {
+    pass=$((pass + 1))
+    echo "ok   $*"
+}
+
+ko() {
+    fail=$((fail + 1))
+    echo "FAIL $*"
+}
+
+# Install the pinned packages once per lockfile into the build directory (never the source
+# tree) and copy the scenario scripts next to them, where Node resolves their imports.
+install_client() {
+    command -v node >/dev/null || abort "node is not installed (scripts/deps.sh installs nodejs)"
+    command -v npm >/dev/null || abort "npm is not installed (scripts/deps.sh installs npm)"
+    [ -x "$RELAY_BIN" ] || abort "relay binary not found at $RELAY_BIN (build first)"
+    local key
+    key=$(sha256sum "$NODE_DIR/package-lock.json" | cut -c1-12)
+    CACHE="$BUILD/interop-cache/node-$key"
+    if [ ! -f "$CACHE/.installed" ]; then
+        rm -rf "$CACHE"
+        mkdir -p "$CACHE" || abort "cannot create $CACHE"
+        cp "$NODE_DIR/package.json" "$NODE_DIR/package-lock.json" "$CACHE/"
+        local out
+        if ! out=$(cd "$CACHE" && timeout 300 npm ci --no-audit --no-fund --loglevel=error 2>&1); then
+            printf '%s\n' "$out" | tail -20
+            abort "could not install @moq/net (see tests/interop/node/package-lock.json) from the" \
+                "npm registry: network or registry unavailable; this test needs it and does not skip"
+        fi
+        touch "$CACHE/.installed"
+    fi
+    cp "$NODE_DIR"/*.mjs "$CACHE/" || abort "cannot copy the scenario scripts"
+    echo "client: @moq/net $(node -p "require('$CACHE/node_modules/@moq/net/package.json').version")," \
+        "@moq/qmux $(node -p "require('$CACHE/node_modules/@moq/qmux/package.json').version")," \
+        "ws $(node -p "require('$CACHE/node_modules/ws/package.json').version"), node $(node --version)"
+}
+
+# start_relay NAME ARGS...: start a relay (anonymous QUIC on an ephemeral port is always
+# added) and wait until it is ready; sets RELAY_LOG, HTTP_PORT and HTTPS_PORT from its log.
+start_relay() {
+    local name=$1
+    shift
+    stop_relay
+    RELAY_LOG="$WORK/relay-$name.log"
+    "$RELAY_BIN" --server-bind 127.0.0.1:0 --tls-generate localhost --log-level debug "$@" \
+        >"$RELAY_LOG" 2>&1 &
+    RELAY_PID=$!
+    local i
+    for i in $(seq 1 100); do
+        grep -q "relay: ready" "$RELAY_LOG" && break
+        if ! kill -0 "$RELAY_PID" 2>/dev/null; then
+            tail -20 "$RELAY_LOG"
+            RELAY_PID=
+            abort "relay $name exited at startup"
+        fi
+        sleep 0.1
+    done
+    grep -q "relay: ready" "$RELAY_LOG" || abort "relay $name not ready after 10 s"
+    HTTP_PORT=$(sed -n 's/.*http: listening on .*(port \([0-9]*\), http).*/\1/p' "$RELAY_LOG" | head -1)
+    HTTPS_PORT=$(sed -n 's/.*http: listening on .*(port \([0-9]*\), https).*/\1/p' "$RELAY_LOG" | head -1)
+}
+
+stop_relay() {
+    RELAY_STATUS=
+    if [ -n "$RELAY_PID" ]; then
+        kill "$RELAY_PID" 2>/dev/null
+        wait "$RELAY_PID" 2>/dev/null
+        RELAY_STATUS=$?
+        RELAY_PID=
+    fi
+}
+
+# finish_relay LABEL: the relay survived everything, shuts down cleanly on SIGTERM (exit 0)
+# and logged no sanitizer report (the ASan build runs these tests too).
+finish_relay() {
+    if [ -z "$RELAY_PID" ] || ! kill -0 "$RELAY_PID" 2>/dev/null; then
+        ko "$1: relay still running after the scenarios"
+        tail -20 "$RELAY_LOG" | sed 's/^/     /'
+        RELAY_PID=
+        return
+    fi
+    stop_relay
+    local report
+    report=$(grep -E "ERROR: (Address|Leak|Undefined)Sanitizer|runtime error:" "$RELAY_LOG" | head -3)
+    if [ "$RELAY_STATUS" = 0 ] && [ -z "$report" ]; then
+        ok "$1: relay shut down cleanly"
+    else
+        ko "$1: relay exit status $RELAY_STATUS on SIGTERM"
+        printf '%s\n' "$report" | sed 's/^/     /'
+        tail -20 "$RELAY_LOG" | sed 's/^/     /'
+    fi
+}
+
+# scenario LABEL NAME JSON: run one scenario of scenarios.mjs and count it. Extra environment
+# for node can be given through SCENARIO_ENV (an array of NAME=VALUE).
+scenario() {
+    local label=$1 name=$2 json=$3 out err rc
+    err="$WORK/node-$$-$RANDOM.err"
+    out=$(env "${SCENARIO_ENV[@]}" timeout "$SCENARIO_TIMEOUT" node "$CACHE/scenarios.mjs" "$name" "$json" 2>"$err")
+    rc=$?
+    if [ $rc -eq 0 ] && [[ $out == ok* ]]; then
+        ok "$label: ${out#ok "$name": }"
+    else
+        [ $rc -eq 124 ] && out="killed after ${SCENARIO_TIMEOUT} s: $out"
+        ko "$label (exit $rc)"
+        printf '%s\n' "$out" | sed 's/^/     /' | head -20
+        echo "     --- client stderr (last lines):"
+        tail -8 "$err" | sed 's/^/     /'
+        echo "     --- relay log (last lines):"
+        tail -12 "$RELAY_LOG" | sed 's/^/     /'
+    fi
+}
+
+# expect_log LABEL PATTERN: the current relay's log matches the extended regex.
+expect_log() {
+    if grep -Eq "$2" "$RELAY_LOG"; then ok "$1"; else ko "$1 (no /$2/ in the relay log)"; fi
+}
+
+# expect_no_log LABEL PATTERN: the current relay's log does not match.
+expect_no_log() {
+    local hit
+    if hit=$(grep -E "$2" "$RELAY_LOG" | head -3) && [ -n "$hit" ]; then
+        ko "$1"
+        printf '%s\n' "$hit" | sed 's/^/     /'
+    else
+        ok "$1"
+    fi
+}
