@@ -50,6 +50,7 @@ fuzz-smoke: fuzz
 	done
 
 bench: deps build
+	@bench/baseline_quic.sh
 	@bench/run.sh
 
 format:

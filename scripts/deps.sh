@@ -10,7 +10,7 @@ packages=(
     libev-dev libjansson-dev libwslay-dev libhttp-parser-dev
     libcmocka-dev
     clang libclang-rt-14-dev
-    curl ngtcp2-client iproute2 procps
+    curl ngtcp2-client ngtcp2-server iproute2 procps
     nodejs npm
 )
 if [ "${MOQ_DEPS_BROWSER:-0}" = 1 ]; then
