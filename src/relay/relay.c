@@ -525,6 +525,33 @@ moq_origin *moq_relay_origin(moq_relay *r)
 
 /* ---------------------------------------------------------------- run */
 
+#define DRAIN_S 0.5
+
+static void drain_done(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    ev_break(loop, EVBREAK_ALL);
+}
+
+/* Close every session gracefully (clients see a clean close with code 0, and WebSocket
+ * clients a qmux APPLICATION_CLOSE before the Close frame), then give the closes a moment
+ * to reach the wire before the listeners go. */
+static void drain(moq_relay *r)
+{
+    if (r->n_sessions == 0) return;
+    moq_info("relay", "closing %zu session(s)", r->n_sessions);
+    moq_list *pos, *tmp;
+    moq_list_each(pos, tmp, &r->sessions)
+    {
+        struct relay_session *rs = moq_container_of(pos, struct relay_session, link);
+        moq_session_close(rs->session, 0, "relay shutting down");
+    }
+    ev_timer t;
+    ev_timer_init(&t, drain_done, DRAIN_S, 0.);
+    ev_timer_start(r->loop, &t);
+    ev_run(r->loop, 0);
+    ev_timer_stop(r->loop, &t);
+}
+
 static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
     moq_info("relay", "received %s, shutting down", w->signum == SIGINT ? "SIGINT" : "SIGTERM");
@@ -553,6 +580,7 @@ int moq_relay_run(const struct moq_config *cfg)
     ev_run(loop, 0);
     ev_signal_stop(loop, &sigint);
     ev_signal_stop(loop, &sigterm);
+    drain(r);
     moq_relay_free(r);
     moq_info("relay", "stopped");
     return 0;
