@@ -396,13 +396,18 @@ static void wait_for_credit(moq_session *s, struct up_sub *us)
     up_ref(us);
 }
 
-static void open_subscribe(moq_session *s, struct up_sub *us)
+/* Open one of our requests for a track (TRACK or SUBSCRIBE); without stream credit it waits
+ * (*want stays set) until the peer grants some. */
+static void open_request(moq_session *s, struct up_sub *us, enum ms_kind kind, uint64_t type,
+                         unsigned reader_flags,
+                         int (*encode)(moq_buf *, moq_session *, const struct up_sub *),
+                         mstream **slot, bool *want)
 {
     mstream *ms;
-    us->want_sub = false;
-    int orv = ms_open(s, MS_SUB_CONSUME, true, &ms);
+    *want = false;
+    int orv = ms_open(s, kind, true, &ms);
     if (orv == MOQ_ERR_AGAIN) {
-        us->want_sub = true;
+        *want = true;
         wait_for_credit(s, us);
         return;
     }
@@ -410,33 +415,23 @@ static void open_subscribe(moq_session *s, struct up_sub *us)
         moq_track_abort(us->track, us->route, MOQ_CODE_TRANSPORT);
         return;
     }
-    us->sub_ms = ms;
+    *slot = ms;
     ms->obj = up_ref(us);
-    moq_ctrl_reader_init(&ms->cr, MOQ_CTRL_TYPED, MAX_CONTROL_MSG);
+    moq_ctrl_reader_init(&ms->cr, reader_flags, MAX_CONTROL_MSG);
     ms->cr_live = true;
-    if (write_request(ms, MOQ_BIDI_SUBSCRIBE, encode_subscribe, us) < 0)
-        ms_abort(ms, MOQ_CODE_TRANSPORT);
+    if (write_request(ms, type, encode, us) < 0) ms_abort(ms, MOQ_CODE_TRANSPORT);
+}
+
+static void open_subscribe(moq_session *s, struct up_sub *us)
+{
+    open_request(s, us, MS_SUB_CONSUME, MOQ_BIDI_SUBSCRIBE, MOQ_CTRL_TYPED, encode_subscribe,
+                 &us->sub_ms, &us->want_sub);
 }
 
 static void open_track(moq_session *s, struct up_sub *us)
 {
-    mstream *ms;
-    us->want_track = false;
-    int orv = ms_open(s, MS_TRACK_CONSUME, true, &ms);
-    if (orv == MOQ_ERR_AGAIN) {
-        us->want_track = true;
-        wait_for_credit(s, us);
-        return;
-    }
-    if (orv < 0) {
-        moq_track_abort(us->track, us->route, MOQ_CODE_TRANSPORT);
-        return;
-    }
-    us->track_ms = ms;
-    ms->obj = up_ref(us);
-    moq_ctrl_reader_init(&ms->cr, 0, MAX_CONTROL_MSG);
-    ms->cr_live = true;
-    if (write_request(ms, MOQ_BIDI_TRACK, encode_track, us) < 0) ms_abort(ms, MOQ_CODE_TRANSPORT);
+    open_request(s, us, MS_TRACK_CONSUME, MOQ_BIDI_TRACK, 0, encode_track, &us->track_ms,
+                 &us->want_track);
 }
 
 static void notify_upstream(moq_session *s, moq_route *route, bool active)
