@@ -428,16 +428,21 @@ static void handle_connect(struct h3_conn *c, struct h3_stream *s, const struct 
 
 /* ---------------------------------------------------------------- frame parsing */
 
+/* Drop buffered bytes of a frame being ignored; true while more of it is still to come. */
+static bool skip_ignored(struct h3_stream *s)
+{
+    if (!s->skip) return false;
+    uint64_t n = s->skip < s->in.len ? s->skip : s->in.len;
+    moq_buf_consume(&s->in, (size_t)n);
+    s->skip -= n;
+    return s->skip != 0;
+}
+
 /* Process bytes of the peer's control stream. */
 static void on_control_bytes(struct h3_conn *c, struct h3_stream *s)
 {
     for (;;) {
-        if (s->skip) {
-            uint64_t n = s->skip < s->in.len ? s->skip : s->in.len;
-            moq_buf_consume(&s->in, (size_t)n);
-            s->skip -= n;
-            if (s->skip) return;
-        }
+        if (skip_ignored(s)) return;
         uint64_t type, len;
         int hl = moq_h3_frame_header(s->in.data, s->in.len, &type, &len);
         if (hl < 0) return;
@@ -488,12 +493,7 @@ static void on_control_bytes(struct h3_conn *c, struct h3_stream *s)
 static void on_request_bytes(struct h3_conn *c, struct h3_stream *s)
 {
     while (s->kind == HS_REQUEST || s->kind == HS_CLIENT_CONNECT) {
-        if (s->skip) {
-            uint64_t n = s->skip < s->in.len ? s->skip : s->in.len;
-            moq_buf_consume(&s->in, (size_t)n);
-            s->skip -= n;
-            if (s->skip) return;
-        }
+        if (skip_ignored(s)) return;
         uint64_t type, len;
         int hl = moq_h3_frame_header(s->in.data, s->in.len, &type, &len);
         if (hl < 0) {
@@ -537,12 +537,7 @@ static void on_request_bytes(struct h3_conn *c, struct h3_stream *s)
 static void on_connect_bytes(struct h3_conn *c, struct h3_stream *s, moq_buf *capsules)
 {
     for (;;) {
-        if (s->skip) {
-            uint64_t n = s->skip < s->in.len ? s->skip : s->in.len;
-            moq_buf_consume(&s->in, (size_t)n);
-            s->skip -= n;
-            if (s->skip) return;
-        }
+        if (skip_ignored(s)) return;
         if (s->data_left) {
             uint64_t n = s->data_left < s->in.len ? s->data_left : s->in.len;
             if (moq_buf_append(capsules, s->in.data, (size_t)n) < 0) return;
