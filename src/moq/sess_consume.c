@@ -294,6 +294,10 @@ static void on_announce_msg(moq_session *s, struct ann_consume *ac, const struct
     }
     if (route) {
         moq_route_update(route, hops, n);
+    } else if (s->stats.announces_in >= MAX_ANNOUNCES) {
+        moq_buf_free(&path);
+        session_fail(s, MOQ_CODE_BOUNDS_EXCEEDED, "too many announced broadcasts");
+        return;
     } else {
         int rv = moq_origin_announce(s->cfg.origin, path.data, path.len, hops, n,
                                      &consume_producer_ops, s, &route);

@@ -34,6 +34,8 @@
 /* How long a route the peer unannounced stays while a subscription of ours still receives
  * from it (groups below the end of a finished track are in flight). */
 #define ENDING_MAX_S 5.0
+/* Broadcasts one peer may announce to us at once (more closes the session). */
+#define MAX_ANNOUNCES 10000
 /* Control messages larger than this are refused (the stream is reset). */
 #define MAX_CONTROL_MSG (64 * 1024)
 /* Incomplete control messages one peer may make us hold across all its streams; beyond
