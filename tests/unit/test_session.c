@@ -408,6 +408,31 @@ static void unknown_broadcast_is_refused(const char *proto)
     current_ls = NULL;
 }
 
+/* A peer announcing more broadcasts than a session may hold is cut off (BoundsExceeded),
+ * without disturbing the relay's other sessions. */
+static void too_many_announcements_close_the_session(void **state)
+{
+    struct world w;
+    setup_world(&w, "moq-lite-05");
+    static moq_route *routes[10001];
+    static struct local_pub pubs[10001];
+    char path[32];
+    for (int i = 0; i < 10001; i++) {
+        int n = snprintf(path, sizeof(path), "many/%d", i);
+        assert_int_equal(moq_origin_announce(w.pub, (const uint8_t *)path, (size_t)n, NULL, 0,
+                                             &local_pub_ops, &pubs[i], &routes[i]),
+                         0);
+    }
+    for (int i = 0; i < 200 && !w.relay_from_pub.closed; i++)
+        spin(&w, 10);
+    assert_int_equal(w.relay_from_pub.closed, 1);
+    assert_true(w.relay_from_pub.close_code == 11);
+    assert_int_equal(w.sub_client.closed, 0); /* the subscriber's session is unaffected */
+    for (int i = 0; i < 10001; i++)
+        moq_route_unannounce(routes[i]);
+    teardown_world(&w);
+}
+
 static void publisher_exit_unannounces(const char *proto)
 {
     struct world w;
@@ -567,6 +592,7 @@ int main(void)
         TESTS(late_joiner_starts_at_latest_group),
         TESTS(unknown_broadcast_is_refused),
         TESTS(publisher_exit_unannounces),
+        cmocka_unit_test(too_many_announcements_close_the_session),
         TESTS(finished_track_outlives_unannounce),
         cmocka_unit_test(incomplete_control_messages_are_bounded),
     };
