@@ -50,6 +50,11 @@ uint64_t moq_group_sequence(const moq_group *g)
     return g->seq;
 }
 
+uint32_t moq_group_flags(const moq_group *g)
+{
+    return g->flags;
+}
+
 int moq_group_state(const moq_group *g, uint64_t *code)
 {
     if (code) *code = g->state == MOQ_GROUP_ABORTED ? g->code : 0;

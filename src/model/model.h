@@ -273,6 +273,13 @@ const moq_track_info *moq_track_get_info(const moq_track *track);
 int moq_track_begin_group(moq_track *track, moq_route *route, uint64_t sequence, uint64_t now,
                           moq_group **out);
 
+/* Group flags, opaque to the model, visible to consumers from on_group on. */
+#define MOQ_GROUP_DATAGRAM 0x1u /* arrived as a datagram: one frame, may leave as one too */
+
+/* moq_track_begin_group with flags set before any subscriber is told about the group. */
+int moq_track_begin_group_flags(moq_track *track, moq_route *route, uint64_t sequence, uint64_t now,
+                                uint32_t flags, moq_group **out);
+
 /* The track ends before `final_sequence` (exclusive; groups below it may still arrive and
  * be written). Subscribers get on_finish. MOQ_ERR_INVALID when a group >= final_sequence
  * exists already, MOQ_ERR_CLOSED when finished/aborted or route mismatch. */
@@ -314,6 +321,7 @@ moq_group *moq_group_ref(moq_group *group);
 void moq_group_unref(moq_group *group);
 
 uint64_t moq_group_sequence(const moq_group *group);
+uint32_t moq_group_flags(const moq_group *group);
 /* State; *code (may be NULL) receives the abort code when aborted. */
 int moq_group_state(const moq_group *group, uint64_t *code);
 /* Frame indices are absolute within the group: [first .. count). `first` > 0 only when

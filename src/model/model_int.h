@@ -175,6 +175,7 @@ struct moq_group {
     moq_list followers; /* moq_follower (inode) */
     uint64_t gen;
     uint64_t max_frame, max_bytes;
+    uint32_t flags; /* MOQ_GROUP_* */
 };
 
 struct moq_follower {

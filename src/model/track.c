@@ -551,6 +551,12 @@ int moq_track_set_info(moq_track *t, moq_route *r, const moq_track_info *info)
 
 int moq_track_begin_group(moq_track *t, moq_route *r, uint64_t seq, uint64_t now, moq_group **out)
 {
+    return moq_track_begin_group_flags(t, r, seq, now, 0, out);
+}
+
+int moq_track_begin_group_flags(moq_track *t, moq_route *r, uint64_t seq, uint64_t now,
+                                uint32_t flags, moq_group **out)
+{
     if (!out) return MOQ_ERR_INVALID;
     *out = NULL;
     if (!track_served_by(t, r)) return MOQ_ERR_CLOSED;
@@ -584,6 +590,7 @@ int moq_track_begin_group(moq_track *t, moq_route *r, uint64_t seq, uint64_t now
     }
     g->visible = true;
     g->epoch = t->epoch;
+    g->flags = flags;
     if (moq_cache_insert(t, g, now) < 0) {
         moq_group_unref(g);
         rc = MOQ_ERR_NOMEM;

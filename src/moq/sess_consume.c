@@ -810,7 +810,8 @@ void consume_datagram(moq_session *s, const uint8_t *data, size_t len)
     if (!us || us->released || d.payload_len > s->cfg.max_frame_bytes) return;
     uint64_t now = session_now();
     moq_group *g = NULL;
-    if (moq_track_begin_group(us->track, us->route, d.group, now, &g) < 0) return;
+    if (moq_track_begin_group_flags(us->track, us->route, d.group, now, MOQ_GROUP_DATAGRAM, &g) < 0)
+        return;
     struct frame_asm fa = {0};
     if (frame_asm_begin(&fa, s, d.timestamp, d.payload_len) == 0) {
         frame_asm_payload(&fa, d.payload, d.payload_len);

@@ -444,6 +444,58 @@ static void drop_stale_groups(struct down_sub *ds, uint64_t now)
     }
 }
 
+/* ---- groups that arrived as datagrams leave as datagrams (lite-05) ---- */
+
+/* Send a finished one-frame group as a datagram. False when it does not fit. */
+static bool send_as_datagram(moq_session *s, struct down_sub *ds, moq_group *g)
+{
+    if (moq_group_frame_count(g) != 1 || moq_group_first_frame(g) != 0) return false;
+    const moq_frame *f = moq_group_frame(g, 0);
+    struct moq_datagram d = {ds->id, moq_group_sequence(g), f->timestamp,
+                             f->chunk->data + f->payload_off, f->payload_len};
+    moq_buf b;
+    moq_buf_init(&b);
+    bool fits = moq_encode_datagram(&b, s->v, &d) == 0 && b.len <= s->t->ops->max_datagram(s->t);
+    if (fits && s->t->ops->send_datagram(s->t, b.data, b.len) == MOQ_ERR_TOO_LARGE) fits = false;
+    moq_buf_free(&b);
+    if (fits) {
+        s->stats.frames_out++;
+        s->stats.bytes_out += f->payload_len;
+    }
+    return fits;
+}
+
+static void dg_on_frames(void *ctx, moq_follower *f, moq_group *g, uint64_t count) {}
+
+static void dg_on_end(void *ctx, moq_follower *f, moq_group *g, int state, uint64_t code)
+{
+    struct group_out *go = ctx;
+    struct down_sub *ds = go->ds;
+    if (!ds) return;
+    moq_session *s = ds->ms->s;
+    moq_follower_close(go->follower);
+    go->follower = NULL;
+    if (s->closing || ds->over || state != MOQ_GROUP_FINISHED || send_as_datagram(s, ds, g)) {
+        group_out_end(go);
+        group_out_free(go);
+        return;
+    }
+    /* too large for this peer's datagrams: a stream carries it */
+    go->datagram = false;
+    if (!moq_list_empty(&s->queue) || !group_out_start(go)) {
+        go->queued = true;
+        moq_list_push_back(&s->queue, &go->qlink);
+    }
+}
+
+static const moq_follower_ops datagram_follow_ops = {dg_on_frames, dg_on_end};
+
+static bool wants_datagram(moq_session *s, moq_group *g)
+{
+    return (moq_group_flags(g) & MOQ_GROUP_DATAGRAM) && s->caps->datagrams &&
+           s->t->ops->max_datagram(s->t) > 0;
+}
+
 static void ds_on_group(void *ctx, moq_subscription *sub, moq_group *g)
 {
     struct down_sub *ds = ctx;
@@ -468,6 +520,17 @@ static void ds_on_group(void *ctx, moq_subscription *sub, moq_group *g)
     go->group = moq_group_ref(g);
     moq_list_push_back(&ds->groups, &go->link);
     ds->inflight++;
+    if (wants_datagram(s, g)) {
+        go->datagram = true;
+        go->follower = moq_group_follow(g, &datagram_follow_ops, go);
+        if (go->follower) {
+            uint64_t code = 0;
+            int state = moq_group_state(g, &code);
+            if (state != MOQ_GROUP_OPEN) dg_on_end(go, go->follower, g, state, code);
+            return; /* go may be gone */
+        }
+        go->datagram = false;
+    }
     if (!moq_list_empty(&s->queue) || !group_out_start(go)) {
         go->queued = true;
         moq_list_push_back(&s->queue, &go->qlink);
@@ -576,7 +639,7 @@ static void end_subscription(struct down_sub *ds)
     {
         struct group_out *go = moq_container_of(pos, struct group_out, link);
         if (go->ms) ms_reset(go->ms, MOQ_CODE_CANCEL);
-        bool queued = go->queued;
+        bool queued = go->queued || go->datagram;
         group_out_end(go);
         if (queued) group_out_free(go);
     }
@@ -866,7 +929,7 @@ void serve_release(mstream *ms)
         ds->sub = NULL;
         while (!moq_list_empty(&ds->groups)) {
             struct group_out *go = moq_list_first(&ds->groups, struct group_out, link);
-            bool queued = go->queued;
+            bool queued = go->queued || go->datagram;
             group_out_end(go);
             if (queued) group_out_free(go);
         }

@@ -145,6 +145,7 @@ struct group_out {
     uint64_t next; /* next frame index to write */
     uint64_t created_us;
     bool queued;
+    bool datagram; /* waiting to leave as a datagram (no stream) */
     /* The transport refused a write (MOQ_ERR_AGAIN): the rest waits for stream_writable,
      * and so does the FIN of a group that finished meanwhile (fin_pending). */
     bool blocked;

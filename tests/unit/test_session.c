@@ -408,6 +408,46 @@ static void unknown_broadcast_is_refused(const char *proto)
     current_ls = NULL;
 }
 
+/* A one-frame group that arrived as a datagram leaves as a datagram on lite-05: through the
+ * relay to the subscriber without any group stream. */
+static void datagram_groups_travel_as_datagrams(void **state)
+{
+    struct world w;
+    setup_world(&w, "moq-lite-05");
+    struct local_sub ls = {0};
+    current_ls = &ls;
+    moq_sub_prefs prefs = {0};
+    assert_int_equal(moq_origin_subscribe(w.sub, (const uint8_t *)"bbb", 3, (const uint8_t *)"dg",
+                                          2, 0, &prefs, &ls_ops, &ls, &ls.sub),
+                     0);
+    spin(&w, 50);
+    assert_non_null(w.lp.track);
+    for (uint64_t seq = 10; seq < 13; seq++) {
+        moq_group *g = NULL;
+        assert_int_equal(moq_track_begin_group_flags(w.lp.track, w.lp.route, seq, moq_now_us(),
+                                                     MOQ_GROUP_DATAGRAM, &g),
+                         0);
+        moq_frame f;
+        assert_int_equal(moq_frame_alloc(&f, 0, 500 + seq, 2), 0);
+        memcpy(f.chunk->data + f.payload_off, "dg", 2);
+        assert_int_equal(moq_group_append(g, &f, moq_now_us()), 0);
+        assert_int_equal(moq_group_finish(g, moq_now_us()), 0);
+        moq_group_unref(g);
+        spin(&w, 20);
+    }
+    assert_string_equal(ls.log, "10:dg;11:dg;12:dg;");
+    assert_true(ls.timestamps[0] == 510 && ls.timestamps[2] == 512);
+    struct moq_session_stats relay_out, pub_out;
+    moq_session_stats_get(w.relay_from_sub.session, &relay_out);
+    moq_session_stats_get(w.pub_client.session, &pub_out);
+    assert_int_equal(relay_out.groups_out, 0);
+    assert_int_equal(pub_out.groups_out, 0);
+    assert_int_equal(relay_out.frames_out, 3);
+    local_sub_free(&ls);
+    teardown_world(&w);
+    current_ls = NULL;
+}
+
 /* A peer announcing more broadcasts than a session may hold is cut off (BoundsExceeded),
  * without disturbing the relay's other sessions. */
 static void too_many_announcements_close_the_session(void **state)
@@ -593,6 +633,7 @@ int main(void)
         TESTS(unknown_broadcast_is_refused),
         TESTS(publisher_exit_unannounces),
         cmocka_unit_test(too_many_announcements_close_the_session),
+        cmocka_unit_test(datagram_groups_travel_as_datagrams),
         TESTS(finished_track_outlives_unannounce),
         cmocka_unit_test(incomplete_control_messages_are_bounded),
     };
