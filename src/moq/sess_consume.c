@@ -806,6 +806,8 @@ void consume_datagram(moq_session *s, const uint8_t *data, size_t len)
 {
     struct moq_datagram d;
     if (moq_decode_datagram(s->v, data, len, &d) < 0) return;
+    moq_trace("moq", "%s: datagram for subscription %llu, group %llu, %zu bytes", s->t->peer,
+              (unsigned long long)d.sub_id, (unsigned long long)d.group, d.payload_len);
     struct up_sub *us = moq_u64map_get(&s->up_by_id, d.sub_id);
     if (!us || us->released || d.payload_len > s->cfg.max_frame_bytes) return;
     uint64_t now = session_now();

@@ -457,6 +457,8 @@ static bool send_as_datagram(moq_session *s, struct down_sub *ds, moq_group *g)
     moq_buf_init(&b);
     bool fits = moq_encode_datagram(&b, s->v, &d) == 0 && b.len <= s->t->ops->max_datagram(s->t);
     if (fits && s->t->ops->send_datagram(s->t, b.data, b.len) == MOQ_ERR_TOO_LARGE) fits = false;
+    moq_trace("moq", "%s: group %llu as a datagram of %zu bytes: %s", s->t->peer,
+              (unsigned long long)d.group, b.len, fits ? "sent" : "too large");
     moq_buf_free(&b);
     if (fits) {
         s->stats.frames_out++;

@@ -167,21 +167,19 @@ export async function receiveBurst(conn, path, trackName, { last, settleMs = 200
 // forwards each datagram as a one-frame group; datagrams may be lost, so gaps are allowed
 // but every one received must be intact and newer than the one before.
 export async function receiveDatagrams(conn, path, trackName, { count = 5, timeoutMs = 15000 } = {}) {
+	// The relay forwards datagrams as datagrams (lite-05), which @moq/net hands out on the
+	// track's datagram channel, separate from its groups.
 	const broadcast = conn.consume(Moq.Path.from(path));
 	const sub = broadcast.subscribe(trackName, { priority: 0 });
 	const seen = [];
 	try {
 		while (seen.length < count) {
-			const group = await withTimeout(sub.recvGroup(), timeoutMs, `datagram ${seen.length + 1} of ${path}/${trackName}`);
-			if (!group) throw new Error(`track ended after ${seen.length} datagrams`);
-			const seq = group.sequence;
+			const dg = await withTimeout(sub.recvDatagram(), timeoutMs, `datagram ${seen.length + 1} of ${path}/${trackName}`);
+			if (!dg) throw new Error(`track ended after ${seen.length} datagrams`);
+			const seq = dg.sequence;
 			if (seen.length && seq <= seen[seen.length - 1]) throw new Error(`datagram ${seq} after ${seen[seen.length - 1]}`);
-			const frame = await withTimeout(group.readFrame(), timeoutMs, `datagram ${seq}`);
-			if (!frame) throw new Error(`datagram ${seq} arrived as an empty group`);
-			const err = checkDatagram(seq, frame.payload, frame.timestamp?.asMillis());
+			const err = checkDatagram(seq, dg.payload, dg.timestamp?.asMillis());
 			if (err) throw new Error(err);
-			if (await withTimeout(group.readFrame(), timeoutMs, `end of datagram ${seq}`))
-				throw new Error(`datagram ${seq} arrived as a group of several frames`);
 			seen.push(seq);
 		}
 	} finally {
