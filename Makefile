@@ -52,6 +52,7 @@ fuzz-smoke: fuzz
 bench: deps build
 	@bench/baseline_quic.sh
 	@bench/run.sh
+	@bench/sessions.sh
 
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')
