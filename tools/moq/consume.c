@@ -39,6 +39,7 @@ struct consumer {
     bool finished;
     uint64_t final_seq;
     ev_timer grace;
+    ev_timer dropped; /* the broadcast ended: exit 0 unless the session is going away */
     bool pumping;
     /* fetch */
     moq_follower *fetch;
@@ -204,15 +205,31 @@ static void on_finish(void *ctx, moq_subscription *sub, uint64_t final_seq)
     check_finished(c);
 }
 
+static void broadcast_ended(struct consumer *c)
+{
+    moq_info("moq", "broadcast %s ended after %llu frames", c->t->o->broadcast,
+             (unsigned long long)c->written);
+    done(c, 0);
+}
+
+static void dropped_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    broadcast_ended(w->data);
+}
+
 static void on_abort(void *ctx, moq_subscription *sub, uint64_t code)
 {
     struct consumer *c = ctx;
     pump(c);
     if (c->t->stopping) return;
-    if (code == MOQ_REASON_DROPPED || c->finished) {
-        moq_info("moq", "broadcast %s ended after %llu frames", c->t->o->broadcast,
-                 (unsigned long long)c->written);
-        done(c, 0);
+    if (c->finished) {
+        broadcast_ended(c);
+        return;
+    }
+    if (code == MOQ_REASON_DROPPED) {
+        /* A lost session drops its broadcasts too, just before it reports its close: decide
+         * from the loop, once that report (a failure, exit 1) had its chance. */
+        ev_timer_start(c->t->loop, &c->dropped);
         return;
     }
     tool_fail(c->t, "subscription to %s/%s failed: %s (code %llu)", c->t->o->broadcast,
@@ -368,6 +385,7 @@ static void consumer_stop(struct tool *t)
     struct consumer *c = t->app;
     if (!c) return;
     ev_timer_stop(t->loop, &c->grace);
+    ev_timer_stop(t->loop, &c->dropped);
     while (c->head) {
         struct rgroup *rg = c->head;
         c->head = rg->next_group;
@@ -387,6 +405,8 @@ static int consumer_setup(struct tool *t)
     c->t = t;
     ev_timer_init(&c->grace, grace_cb, FINISH_GRACE_S, 0.);
     c->grace.data = c;
+    ev_timer_init(&c->dropped, dropped_cb, 0., 0.);
+    c->dropped.data = c;
     t->app = c;
     t->app_connected = consumer_connected;
     t->app_stop = consumer_stop;
