@@ -50,34 +50,8 @@ stop() { # NAME
     fi
 }
 
-# A publisher fed through a FIFO so the test decides when frames go out. A separate
-# process holds the FIFO open for writing (descriptors of this shell would leak into every
-# process spawned later and keep the input from ever ending); `send` writes lines,
-# `end_input` closes it.
-start_publisher() { # NAME RELAY BROADCAST
-    PUB_FIFO="$TMP/$1.fifo"
-    rm -f "$PUB_FIFO"
-    mkfifo "$PUB_FIFO"
-    IN="$PUB_FIFO" spawn "$1" "$MOQ" publish "$(url "$2")" --broadcast "$3" --track t
-    PUB_PID=$SPAWNED
-    sleep 100000 >"$PUB_FIFO" &
-    HOLDER=$!
-    PIDS+=("$HOLDER")
-}
-
-send() { # LINE...
-    printf '%s\n' "$@" >"$PUB_FIFO"
-}
-
-end_input() {
-    kill "$HOLDER" 2>/dev/null || true
-    wait "$HOLDER" 2>/dev/null || true
-}
-
-has_line() { # FILE LINE
-    grep -qx -- "$2" "$1" 2>/dev/null
-}
-
-count_lines() { # FILE LINE
-    grep -cx -- "$2" "$1" 2>/dev/null || true
+# start_publisher NAME RELAY BROADCAST: a FIFO-fed publisher (see fifo_publisher in lib.sh)
+# of track t on relay RELAY.
+start_publisher() {
+    fifo_publisher "$1" "$(url "$2")" --broadcast "$3" --track t
 }
