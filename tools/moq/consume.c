@@ -36,6 +36,12 @@ struct consumer {
     bool have_done;
     uint64_t last_done; /* highest group sequence written completely */
     uint64_t written;   /* frames (or clock lines, announcement lines) written */
+    /* The last group written ended early (reset): the relay may deliver it again, from its
+     * first frame, when it switches to another route to the same publisher. */
+    bool resume;
+    uint64_t resume_seq;
+    uint64_t resume_next;    /* frames of it already written */
+    char *resume_clock_base; /* clock: its first frame */
     bool finished;
     uint64_t final_seq;
     ev_timer grace;
@@ -117,9 +123,16 @@ static void pump(struct consumer *c)
         }
         if (!rg->ended) break;
         uint64_t code = 0;
-        if (moq_group_state(g, &code) == MOQ_GROUP_ABORTED)
+        c->resume = moq_group_state(g, &code) == MOQ_GROUP_ABORTED;
+        if (c->resume) {
             moq_debug("moq", "group %llu ended early (code %llu)", (unsigned long long)rg->seq,
                       (unsigned long long)code);
+            c->resume_seq = rg->seq;
+            c->resume_next = rg->next;
+            free(c->resume_clock_base);
+            c->resume_clock_base = rg->clock_base;
+            rg->clock_base = NULL;
+        }
         c->head = rg->next_group;
         if (!c->have_done || rg->seq > c->last_done) c->last_done = rg->seq;
         c->have_done = true;
@@ -169,8 +182,12 @@ static void on_group(void *ctx, moq_subscription *sub, moq_group *g)
 {
     struct consumer *c = ctx;
     uint64_t seq = moq_group_sequence(g);
-    bool stale = (c->have_done && seq <= c->last_done) ||
-                 (c->head && c->head->next > 0 && seq < c->head->seq);
+    /* The group that was cut short comes again, and nothing after it was written yet:
+     * continue it where it stopped. */
+    bool again =
+        c->resume && seq == c->resume_seq && seq == c->last_done && !(c->head && c->head->next > 0);
+    bool stale = !again && ((c->have_done && seq <= c->last_done) ||
+                            (c->head && c->head->next > 0 && seq < c->head->seq));
     struct rgroup **pos = &c->head;
     while (!stale && *pos && (*pos)->seq < seq)
         pos = &(*pos)->next_group;
@@ -185,9 +202,17 @@ static void on_group(void *ctx, moq_subscription *sub, moq_group *g)
     }
     rg->c = c;
     rg->seq = seq;
+    if (again) {
+        moq_debug("moq", "group %llu delivered again; resuming at frame %llu",
+                  (unsigned long long)seq, (unsigned long long)c->resume_next);
+        c->resume = false;
+        rg->next = c->resume_next;
+        rg->clock_base = c->resume_clock_base;
+        c->resume_clock_base = NULL;
+    }
     rg->f = moq_group_follow(g, &rgroup_ops, rg);
     if (!rg->f) {
-        free(rg);
+        rgroup_free(rg);
         tool_fail(c->t, "out of memory");
         return;
     }
@@ -386,6 +411,7 @@ static void consumer_stop(struct tool *t)
     if (!c) return;
     ev_timer_stop(t->loop, &c->grace);
     ev_timer_stop(t->loop, &c->dropped);
+    free(c->resume_clock_base);
     while (c->head) {
         struct rgroup *rg = c->head;
         c->head = rg->next_group;
