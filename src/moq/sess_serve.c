@@ -335,7 +335,21 @@ static void write_frames(struct group_out *go)
     }
 }
 
-/* The group is over for this subscriber (finished, reset or abandoned). */
+/* Every frame of the group is written: FIN its stream. The group still counts as in flight
+ * for its subscription until the stream closes (the peer acknowledged everything), so the
+ * subscription's own FIN, which a client takes as the end of the track, never overtakes
+ * data still on its way. */
+static void group_out_fin(struct group_out *go)
+{
+    ms_finish(go->ms);
+    go->fin_sent = true;
+    if (go->follower) {
+        moq_follower_close(go->follower);
+        go->follower = NULL;
+    }
+}
+
+/* The group is over for this subscriber (delivered, reset or abandoned). */
 static void group_out_end(struct group_out *go)
 {
     if (go->follower) {
@@ -367,10 +381,11 @@ static void go_on_end(void *ctx, moq_follower *f, moq_group *g, int state, uint6
         go->fin_pending = true; /* after the frames still to write */
         return;
     }
-    if (state == MOQ_GROUP_FINISHED)
-        ms_finish(go->ms);
-    else
-        ms_reset(go->ms, code);
+    if (state == MOQ_GROUP_FINISHED) {
+        group_out_fin(go);
+        return;
+    }
+    ms_reset(go->ms, code);
     group_out_end(go);
 }
 
@@ -431,7 +446,7 @@ static void drop_stale_groups(struct down_sub *ds, uint64_t now)
     moq_list_each(pos, tmp, &ds->groups)
     {
         struct group_out *go = moq_container_of(pos, struct group_out, link);
-        if (now - go->created_us <= limit) continue;
+        if (go->fin_sent || now - go->created_us <= limit) continue;
         if (go->queued) {
             s->stats.groups_dropped++;
             group_out_end(go);
@@ -782,8 +797,7 @@ void serve_stream_writable(mstream *ms)
         if (!go || !go->follower || !go->blocked) return;
         write_frames(go);
         if (!go->follower || go->blocked || !go->fin_pending) return;
-        ms_finish(ms);
-        group_out_end(go);
+        group_out_fin(go);
     } else if (ms->kind == MS_FETCH_SERVE) {
         struct fetch_out *fo = ms->obj;
         if (!fo || !fo->follower || !fo->blocked) return;

@@ -307,6 +307,8 @@ static void authorize(moq_session *s)
     s->perms = perms;
     s->authorized = true;
     if (perms.expires > 0) {
+        /* The loop's cached time may lag; a stale base would close the session early. */
+        ev_now_update(s->cfg.loop);
         double in = (double)(perms.expires - moq_wall_s());
         ev_timer_set(&s->expiry_timer, in > 0 ? in : 0., 0.);
         ev_timer_start(s->cfg.loop, &s->expiry_timer);

@@ -150,6 +150,7 @@ struct group_out {
      * and so does the FIN of a group that finished meanwhile (fin_pending). */
     bool blocked;
     bool fin_pending;
+    bool fin_sent;  /* all written and FIN'd; in ds->groups until the stream closes */
     moq_list link;  /* ds->groups */
     moq_list qlink; /* session queue */
 };

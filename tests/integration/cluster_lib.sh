@@ -15,14 +15,31 @@ relay() {
     local name="$1"
     shift
     [[ -n "${RPORT[$name]:-}" ]] || RPORT[$name]="$(free_port)" || fail "no free port"
-    local port="${RPORT[$name]}" ready
-    ready=$(log_count "$TMP/$name.log" "relay: ready")
-    MOQ_LOG="info,moq=debug" "$MOQ_RELAY_BIN" --server-bind "127.0.0.1:$port" \
+    local port="${RPORT[$name]}"
+    launch "$name" "$TMP" --server-bind "127.0.0.1:$port" \
         --web-http-listen "127.0.0.1:$port" --tls-generate localhost \
         --auth-key "$TMP/root.jwk" --auth-public "" --cluster-linger 1s \
         --server-quic-idle-timeout 3s --server-quic-keep-alive 1s \
         --client-quic-idle-timeout 3s --client-quic-keep-alive 1s \
-        --client-tls-disable-verify "$@" >>"$TMP/$name.log" 2>&1 &
+        --client-tls-disable-verify "$@"
+}
+
+# relay_config NAME DIR FILE [flags...]: start relay NAME from the config FILE (the relay's
+# positional argument) with DIR as its working directory, where the file's relative paths
+# (root.jwk, cluster.jwt) resolve. The file's listen addresses must be on RPORT[NAME].
+relay_config() {
+    local name="$1" dir="$2" file="$3"
+    shift 3
+    launch "$name" "$dir" "$file" "$@"
+}
+
+# launch NAME DIR ARGS...: run the relay with ARGS in DIR, appending to $TMP/NAME.log, and
+# wait until it reports ready (once more than before).
+launch() {
+    local name="$1" dir="$2" ready
+    shift 2
+    ready=$(log_count "$TMP/$name.log" "relay: ready")
+    (cd "$dir" && MOQ_LOG="info,moq=debug" exec "$MOQ_RELAY_BIN" "$@") >>"$TMP/$name.log" 2>&1 &
     RPID[$name]=$!
     PIDS+=("$!")
     wait_for eval '(($(log_count "$TMP/$name.log" "relay: ready") > ready))' ||
@@ -50,34 +67,8 @@ stop() { # NAME
     fi
 }
 
-# A publisher fed through a FIFO so the test decides when frames go out. A separate
-# process holds the FIFO open for writing (descriptors of this shell would leak into every
-# process spawned later and keep the input from ever ending); `send` writes lines,
-# `end_input` closes it.
-start_publisher() { # NAME RELAY BROADCAST
-    PUB_FIFO="$TMP/$1.fifo"
-    rm -f "$PUB_FIFO"
-    mkfifo "$PUB_FIFO"
-    IN="$PUB_FIFO" spawn "$1" "$MOQ" publish "$(url "$2")" --broadcast "$3" --track t
-    PUB_PID=$SPAWNED
-    sleep 100000 >"$PUB_FIFO" &
-    HOLDER=$!
-    PIDS+=("$HOLDER")
-}
-
-send() { # LINE...
-    printf '%s\n' "$@" >"$PUB_FIFO"
-}
-
-end_input() {
-    kill "$HOLDER" 2>/dev/null || true
-    wait "$HOLDER" 2>/dev/null || true
-}
-
-has_line() { # FILE LINE
-    grep -qx -- "$2" "$1" 2>/dev/null
-}
-
-count_lines() { # FILE LINE
-    grep -cx -- "$2" "$1" 2>/dev/null || true
+# start_publisher NAME RELAY BROADCAST: a FIFO-fed publisher (see fifo_publisher in lib.sh)
+# of track t on relay RELAY.
+start_publisher() {
+    fifo_publisher "$1" "$(url "$2")" --broadcast "$3" --track t
 }

@@ -6,11 +6,13 @@
 #                                  self-signed certificate, anonymous access; sets PORT,
 #                                  HTTP_URL (http://...), QUIC_URL (moql://...), FP (pin),
 #                                  RELAY_PID, RELAY_LOG. RELAY_CONFIG=FILE loads a config
-#                                  first, RELAY_HOST=[::] listens on another address.
+#                                  first, RELAY_HOST=[::] listens on another address,
+#                                  RELAY_KEY=JWK grants access by token only (no anonymous).
 #   spawn NAME CMD...              CMD in the background, stdin from $IN (default /dev/null),
 #                                  stdout/stderr to $TMP/NAME.out/.err; sets SPAWNED (its pid)
 #   wait_exit PID [SECONDS]        wait for a spawned process; returns its exit status
 #   wait_for CMD...                retry CMD (a condition) until it succeeds or 20 s pass
+#   fifo_publisher NAME URL ARGS.. `moq publish` whose input the test writes with `send`
 #   log_count FILE PATTERN         lines of FILE matching the fixed string PATTERN
 #   stop_relay                     SIGTERM the relay; fail unless it exits cleanly
 #   fail MESSAGE                   print the message and the logs, exit 1
@@ -114,6 +116,40 @@ idle_input() {
     printf -v "$1" '%s' "$fifo"
 }
 
+# fifo_publisher NAME URL [publish args...]: `moq publish` fed through a FIFO so the test
+# decides when frames go out; sets PUB_PID. A separate process holds the FIFO open for
+# writing (descriptors of this shell would leak into every process spawned later and keep
+# the input from ever ending); `send LINE...` writes lines, `end_input` closes it.
+fifo_publisher() {
+    local name="$1" url="$2"
+    shift 2
+    PUB_FIFO="$TMP/$name.fifo"
+    rm -f "$PUB_FIFO"
+    mkfifo "$PUB_FIFO"
+    IN="$PUB_FIFO" spawn "$name" "$MOQ" publish "$url" "$@"
+    PUB_PID=$SPAWNED
+    sleep 100000 >"$PUB_FIFO" &
+    HOLDER=$!
+    PIDS+=("$HOLDER")
+}
+
+send() { # LINE...
+    printf '%s\n' "$@" >"$PUB_FIFO"
+}
+
+end_input() {
+    kill "$HOLDER" 2>/dev/null || true
+    wait "$HOLDER" 2>/dev/null || true
+}
+
+has_line() { # FILE LINE
+    grep -qx -- "$2" "$1" 2>/dev/null
+}
+
+count_lines() { # FILE LINE
+    grep -cx -- "$2" "$1" 2>/dev/null || true
+}
+
 # Expect a spawned process to exit with status 0 in time.
 expect_ok() {
     local pid="$1" what="$2" rc=0
@@ -148,10 +184,12 @@ start_relay() {
     RELAY_LOG="$TMP/relay.log"
     for attempt in 1 2 3 4 5; do
         PORT="$(free_port)" || fail "no free port"
+        local access=(--auth-public "")
+        [[ -z "${RELAY_KEY:-}" ]] || access=(--auth-key "$RELAY_KEY")
         # shellcheck disable=SC2086
         "$MOQ_RELAY_BIN" ${RELAY_CONFIG:-} --server-bind "${RELAY_HOST:-127.0.0.1}:$PORT" \
             --web-http-listen "${RELAY_HOST:-127.0.0.1}:$PORT" --tls-generate localhost \
-            --auth-public "" "$@" >"$RELAY_LOG" 2>&1 &
+            "${access[@]}" "$@" >"$RELAY_LOG" 2>&1 &
         RELAY_PID=$!
         PIDS+=("$RELAY_PID")
         local deadline=$((SECONDS + 20))

@@ -9,15 +9,8 @@ TOKEN_TOOL="$MOQ_BUILD_DIR/moq-token"
 "$TOKEN_TOOL" generate --out "$TMP/key.jwk" >/dev/null 2>&1 || fail "moq-token generate failed"
 TOKEN="$("$TOKEN_TOOL" sign --key "$TMP/key.jwk" --root room --publish "" --subscribe "")"
 
-# start_relay grants anonymous access everywhere; this relay must not: start it by hand.
-PORT="$(free_port)"
-RELAY_LOG="$TMP/relay.log"
-"$MOQ_RELAY_BIN" --server-bind "127.0.0.1:$PORT" --web-http-listen "127.0.0.1:$PORT" \
-    --tls-generate localhost --auth-key "$TMP/key.jwk" >"$RELAY_LOG" 2>&1 &
-RELAY_PID=$!
-PIDS+=("$RELAY_PID")
-wait_for log_has "$RELAY_LOG" "relay: ready" || fail "the relay did not start"
-FP="$(curl -sf "http://127.0.0.1:$PORT/certificate.sha256")"
+# Token access only: no anonymous client gets anything.
+RELAY_KEY="$TMP/key.jwk" start_relay
 
 printf 'one\ntwo\n' >"$TMP/in"
 pair() { # NAME URL [args...]

@@ -50,29 +50,13 @@ finish_relay "default relay"
 # The relay shuts down (SIGTERM) while clients are mid-session: it closes them and exits
 # cleanly (no leak reports under ASan).
 start_relay shutdown --web-http-listen 127.0.0.1:0 --auth-public ""
-hold_out="$WORK/hold.out"
-timeout "$SCENARIO_TIMEOUT" node "$CACHE/scenarios.mjs" hold \
-    "{\"url\":\"http://localhost:$HTTP_PORT/\",\"version\":\"moq-lite-05\"}" >"$hold_out" 2>&1 &
-hold_pid=$!
-for _ in $(seq 1 150); do
-    grep -q "^ready" "$hold_out" && break
-    kill -0 "$hold_pid" 2>/dev/null || break
-    sleep 0.1
-done
-if grep -q "^ready" "$hold_out"; then
+scenario_start hold "{\"url\":\"http://localhost:$HTTP_PORT/\",\"version\":\"moq-lite-05\"}"
+if scenario_wait ready; then
     finish_relay "shutdown with live WebSocket sessions"
-    wait "$hold_pid"
-    if grep -q "^ok hold" "$hold_out"; then
-        ok "the clients saw the relay close their sessions: $(sed -n 's/^ok hold: //p' "$hold_out")"
-    else
-        ko "the clients did not see their sessions closed"
-        tail -8 "$hold_out" | sed 's/^/     /'
-    fi
+    scenario_end "the clients saw the relay close their sessions"
 else
-    kill "$hold_pid" 2>/dev/null
-    wait "$hold_pid"
-    ko "clients for the shutdown check never got going"
-    tail -8 "$hold_out" | sed 's/^/     /'
+    kill "$SCN_PID" 2>/dev/null
+    scenario_end "clients for the shutdown check got going"
     stop_relay
 fi
 

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -149,6 +151,83 @@ static void dev_prod_toml(void **state)
     assert_string_equal(cfg.auth.public_publish.v[0], "demo");
     assert_int_equal(moq_config_validate(&cfg, err, sizeof(err)), 0);
     moq_config_free(&cfg);
+}
+
+static void dev_cluster_root(void **state)
+{
+    struct moq_config cfg;
+    load_file_ok(&cfg, "dev/cluster/root.toml");
+    assert_string_equal(cfg.server.bind, "[::]:4443");
+    assert_string_equal(cfg.server.tls.generate.v[0], "localhost");
+    assert_string_equal(cfg.web.http.listen, "[::]:4443");
+    assert_string_equal(cfg.auth.key, "root.jwk");
+    assert_string_equal(cfg.auth.public_subscribe.v[0], "");
+    assert_string_equal(cfg.auth.public_publish.v[0], "");
+    assert_int_equal(cfg.cluster.connect.len, 0);
+    assert_int_equal(moq_config_validate(&cfg, err, sizeof(err)), 0);
+    assert_int_equal(cfg.warnings.len, 0);
+    moq_config_free(&cfg);
+}
+
+static void dev_cluster_leaf(void **state)
+{
+    struct moq_config cfg;
+    load_file_ok(&cfg, "dev/cluster/leaf.toml");
+    assert_string_equal(cfg.server.bind, "[::]:4444");
+    assert_string_equal(cfg.web.http.listen, "[::]:4444");
+    assert_string_equal(cfg.auth.key, "root.jwk");
+    assert_string_equal(cfg.auth.public_subscribe.v[0], "");
+    assert_int_equal(cfg.cluster.connect.len, 1);
+    assert_string_equal(cfg.cluster.connect.v[0], "https://localhost:4443/");
+    assert_string_equal(cfg.cluster.node, "https://localhost:4444/");
+    assert_string_equal(cfg.cluster.token, "cluster.jwt");
+    assert_true(cfg.client.tls.disable_verify);
+    assert_int_equal(moq_config_validate(&cfg, err, sizeof(err)), 0);
+    /* the original guide's `root` is upstream's `connect` now */
+    assert_true(has_warning(&cfg, "cluster.root is deprecated"));
+    assert_int_equal(cfg.warnings.len, 1);
+    moq_config_free(&cfg);
+}
+
+/* Every configuration shipped under dir (recursively) loads and validates, so a new or
+ * edited example cannot rot unnoticed. Returns how many there were. */
+static int load_every_toml(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) fail_msg("cannot open %s", dir);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char path[1024];
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (stat(path, &st) != 0) fail_msg("cannot stat %s", path);
+        if (S_ISDIR(st.st_mode)) {
+            n += load_every_toml(path);
+            continue;
+        }
+        size_t len = strlen(e->d_name);
+        if (len < 5 || strcmp(e->d_name + len - 5, ".toml") != 0) continue;
+        struct moq_config cfg;
+        moq_config_init(&cfg);
+        if (moq_config_load_file(&cfg, path, err, sizeof(err)) != 0 ||
+            moq_config_finalize(&cfg, err, sizeof(err)) != 0 ||
+            moq_config_validate(&cfg, err, sizeof(err)) != 0)
+            fail_msg("%s: %s", path, err);
+        moq_config_free(&cfg);
+        n++;
+    }
+    closedir(d);
+    return n;
+}
+
+static void every_dev_config(void **state)
+{
+    char dir[1024];
+    snprintf(dir, sizeof(dir), "%s", src_path("dev"));
+    /* relay.toml, prod.toml, cluster/root.toml, cluster/leaf.toml at least */
+    assert_true(load_every_toml(dir) >= 4);
 }
 
 static void upstream_localhost(void **state)
@@ -988,6 +1067,9 @@ int main(void)
         cmocka_unit_test(defaults),
         cmocka_unit_test(dev_relay_toml),
         cmocka_unit_test(dev_prod_toml),
+        cmocka_unit_test(dev_cluster_root),
+        cmocka_unit_test(dev_cluster_leaf),
+        cmocka_unit_test(every_dev_config),
         cmocka_unit_test(upstream_localhost),
         cmocka_unit_test(upstream_root),
         cmocka_unit_test(upstream_leaf),

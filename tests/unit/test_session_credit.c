@@ -1,9 +1,10 @@
 /* The session engine on a transport that pushes back: stream credit granted late, as qmux
  * does until the peer's transport parameters arrive (and as any peer does once its stream
- * limit is used up): open_stream() answers MOQ_ERR_AGAIN and streams_available follows; and
+ * limit is used up): open_stream() answers MOQ_ERR_AGAIN and streams_available follows;
  * writes refused while the send queue is full: write() answers MOQ_ERR_AGAIN and
- * stream_writable follows. A "gate" wraps one end of an in-memory pipe and does both on the
- * test's command. */
+ * stream_writable follows; and streams whose data the peer acknowledges late (stream_closed
+ * of a finished stream comes later). A "gate" wraps one end of an in-memory pipe and does
+ * all three on the test's command. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -37,9 +38,13 @@ struct gate {
     struct {
         int64_t sid;
         void *ctx;
-    } refused[GATE_MAX_REFUSED], ctxs[64];
-    size_t nrefused, nctxs;
+    } refused[GATE_MAX_REFUSED], ctxs[64], held[GATE_MAX_REFUSED];
+    size_t nrefused, nctxs, nheld;
+    bool hold_closed; /* keep stream_closed of unidirectional streams back */
+    int bidi_fins;    /* writes that finished a bidirectional stream */
 };
+
+#define UNI(sid) (((sid)&2) != 0)
 
 #define GATE(x) ((struct gate *)(x))
 
@@ -72,7 +77,9 @@ static int g_write(moq_transport *t, int64_t sid, const moq_slice *v, size_t n, 
         return MOQ_ERR_AGAIN;
     }
     if (g->writes > 0) g->writes--;
-    return g->inner->ops->write(g->inner, sid, v, n, fin);
+    int rv = g->inner->ops->write(g->inner, sid, v, n, fin);
+    if (rv == 0 && fin && !UNI(sid)) g->bidi_fins++;
+    return rv;
 }
 
 static size_t g_unsent(moq_transport *t, int64_t sid)
@@ -159,6 +166,12 @@ static void e_stopped(void *app, moq_transport *t, int64_t sid, void *sctx, uint
 static void e_closed_stream(void *app, moq_transport *t, int64_t sid, void *sctx)
 {
     struct gate *g = app;
+    if (g->hold_closed && UNI(sid)) {
+        assert_true(g->nheld < GATE_MAX_REFUSED);
+        g->held[g->nheld].sid = sid;
+        g->held[g->nheld++].ctx = sctx;
+        return;
+    }
     g->t.ev->stream_closed(g->t.app, &g->t, sid, sctx);
 }
 
@@ -229,6 +242,15 @@ static void gate_allow_writes(struct gate *g)
         if (!seen) g->t.ev->stream_writable(g->t.app, &g->t, g->refused[i].sid, g->refused[i].ctx);
     }
     g->nrefused = 0;
+}
+
+/* The peer acknowledged everything: deliver the stream_closed events held back. */
+static void gate_release_closed(struct gate *g)
+{
+    g->hold_closed = false;
+    for (size_t i = 0; i < g->nheld; i++)
+        g->t.ev->stream_closed(g->t.app, &g->t, g->held[i].sid, g->held[i].ctx);
+    g->nheld = 0;
 }
 
 /* ---- a publisher with one broadcast "bbb" and a subscriber that counts what arrives ---- */
@@ -522,6 +544,40 @@ static void refused_writes_resume_on_writable(const char *proto)
     teardown(&w);
 }
 
+/* The track ends while a group is still unacknowledged on its way to the subscriber: the
+ * relay finishes the subscription stream only once that group's stream has closed, so a
+ * client that takes the subscription's end as the end of the track (as @moq/net does) never
+ * loses groups still in flight. */
+static void subscription_ends_after_its_groups(const char *proto)
+{
+    struct world w;
+    setup(&w, proto, 100, 100);
+    struct sub s = {0};
+    moq_sub_prefs prefs = {0};
+    assert_int_equal(moq_origin_subscribe(w.so, (const uint8_t *)"bbb", 3, (const uint8_t *)"t", 1,
+                                          0, &prefs, &sub_ops, &s, &s.sub),
+                     0);
+    spin(&w);
+    assert_non_null(w.pub.track);
+    publish_group(&w.pub, 0, 1);
+    spin(&w);
+    assert_int_equal(s.groups, 1);
+    w.sub_gate->hold_closed = true;
+    publish_group(&w.pub, 1, 3);
+    int fins = w.sub_gate->bidi_fins;
+    assert_int_equal(moq_track_finish(w.pub.track, w.pub.route, 2), 0);
+    spin(&w);
+    assert_int_equal(s.groups, 2);
+    assert_int_equal(s.g[1].state, MOQ_GROUP_FINISHED);
+    assert_int_equal(w.sub_gate->nheld, 1);
+    assert_int_equal(w.sub_gate->bidi_fins, fins); /* the subscription is still open */
+    gate_release_closed(w.sub_gate);
+    spin(&w);
+    assert_int_equal(w.sub_gate->bidi_fins, fins + 1);
+    sub_free(&s);
+    teardown(&w);
+}
+
 #define PER_VERSION(fn)                                                                            \
     static void fn##_03(void **st)                                                                 \
     {                                                                                              \
@@ -539,6 +595,7 @@ static void refused_writes_resume_on_writable(const char *proto)
 PER_VERSION(session_waits_for_first_credit)
 PER_VERSION(track_request_waits_for_bidi_credit)
 PER_VERSION(refused_writes_resume_on_writable)
+PER_VERSION(subscription_ends_after_its_groups)
 
 #define TESTS(fn) cmocka_unit_test(fn##_03), cmocka_unit_test(fn##_04), cmocka_unit_test(fn##_05)
 
@@ -549,6 +606,7 @@ int main(void)
         TESTS(session_waits_for_first_credit),
         TESTS(track_request_waits_for_bidi_credit),
         TESTS(refused_writes_resume_on_writable),
+        TESTS(subscription_ends_after_its_groups),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

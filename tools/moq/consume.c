@@ -36,9 +36,16 @@ struct consumer {
     bool have_done;
     uint64_t last_done; /* highest group sequence written completely */
     uint64_t written;   /* frames (or clock lines, announcement lines) written */
+    /* The last group written ended early (reset): the relay may deliver it again, from its
+     * first frame, when it switches to another route to the same publisher. */
+    bool resume;
+    uint64_t resume_seq;
+    uint64_t resume_next;    /* frames of it already written */
+    char *resume_clock_base; /* clock: its first frame */
     bool finished;
     uint64_t final_seq;
     ev_timer grace;
+    ev_timer dropped; /* the broadcast ended: exit 0 unless the session is going away */
     bool pumping;
     /* fetch */
     moq_follower *fetch;
@@ -116,9 +123,16 @@ static void pump(struct consumer *c)
         }
         if (!rg->ended) break;
         uint64_t code = 0;
-        if (moq_group_state(g, &code) == MOQ_GROUP_ABORTED)
+        c->resume = moq_group_state(g, &code) == MOQ_GROUP_ABORTED;
+        if (c->resume) {
             moq_debug("moq", "group %llu ended early (code %llu)", (unsigned long long)rg->seq,
                       (unsigned long long)code);
+            c->resume_seq = rg->seq;
+            c->resume_next = rg->next;
+            free(c->resume_clock_base);
+            c->resume_clock_base = rg->clock_base;
+            rg->clock_base = NULL;
+        }
         c->head = rg->next_group;
         if (!c->have_done || rg->seq > c->last_done) c->last_done = rg->seq;
         c->have_done = true;
@@ -168,8 +182,12 @@ static void on_group(void *ctx, moq_subscription *sub, moq_group *g)
 {
     struct consumer *c = ctx;
     uint64_t seq = moq_group_sequence(g);
-    bool stale = (c->have_done && seq <= c->last_done) ||
-                 (c->head && c->head->next > 0 && seq < c->head->seq);
+    /* The group that was cut short comes again, and nothing after it was written yet:
+     * continue it where it stopped. */
+    bool again =
+        c->resume && seq == c->resume_seq && seq == c->last_done && !(c->head && c->head->next > 0);
+    bool stale = !again && ((c->have_done && seq <= c->last_done) ||
+                            (c->head && c->head->next > 0 && seq < c->head->seq));
     struct rgroup **pos = &c->head;
     while (!stale && *pos && (*pos)->seq < seq)
         pos = &(*pos)->next_group;
@@ -184,9 +202,17 @@ static void on_group(void *ctx, moq_subscription *sub, moq_group *g)
     }
     rg->c = c;
     rg->seq = seq;
+    if (again) {
+        moq_debug("moq", "group %llu delivered again; resuming at frame %llu",
+                  (unsigned long long)seq, (unsigned long long)c->resume_next);
+        c->resume = false;
+        rg->next = c->resume_next;
+        rg->clock_base = c->resume_clock_base;
+        c->resume_clock_base = NULL;
+    }
     rg->f = moq_group_follow(g, &rgroup_ops, rg);
     if (!rg->f) {
-        free(rg);
+        rgroup_free(rg);
         tool_fail(c->t, "out of memory");
         return;
     }
@@ -204,15 +230,31 @@ static void on_finish(void *ctx, moq_subscription *sub, uint64_t final_seq)
     check_finished(c);
 }
 
+static void broadcast_ended(struct consumer *c)
+{
+    moq_info("moq", "broadcast %s ended after %llu frames", c->t->o->broadcast,
+             (unsigned long long)c->written);
+    done(c, 0);
+}
+
+static void dropped_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    broadcast_ended(w->data);
+}
+
 static void on_abort(void *ctx, moq_subscription *sub, uint64_t code)
 {
     struct consumer *c = ctx;
     pump(c);
     if (c->t->stopping) return;
-    if (code == MOQ_REASON_DROPPED || c->finished) {
-        moq_info("moq", "broadcast %s ended after %llu frames", c->t->o->broadcast,
-                 (unsigned long long)c->written);
-        done(c, 0);
+    if (c->finished) {
+        broadcast_ended(c);
+        return;
+    }
+    if (code == MOQ_REASON_DROPPED) {
+        /* A lost session drops its broadcasts too, just before it reports its close: decide
+         * from the loop, once that report (a failure, exit 1) had its chance. */
+        ev_timer_start(c->t->loop, &c->dropped);
         return;
     }
     tool_fail(c->t, "subscription to %s/%s failed: %s (code %llu)", c->t->o->broadcast,
@@ -368,6 +410,8 @@ static void consumer_stop(struct tool *t)
     struct consumer *c = t->app;
     if (!c) return;
     ev_timer_stop(t->loop, &c->grace);
+    ev_timer_stop(t->loop, &c->dropped);
+    free(c->resume_clock_base);
     while (c->head) {
         struct rgroup *rg = c->head;
         c->head = rg->next_group;
@@ -387,6 +431,8 @@ static int consumer_setup(struct tool *t)
     c->t = t;
     ev_timer_init(&c->grace, grace_cb, FINISH_GRACE_S, 0.);
     c->grace.data = c;
+    ev_timer_init(&c->dropped, dropped_cb, 0., 0.);
+    c->dropped.data = c;
     t->app = c;
     t->app_connected = consumer_connected;
     t->app_stop = consumer_stop;

@@ -8,6 +8,7 @@ SRC=${MOQ_SOURCE_DIR:-$(cd "$NODE_DIR/../../.." && pwd)}
 BUILD=${MOQ_BUILD_DIR:-$SRC/build}
 RELAY_BIN=${MOQ_RELAY_BIN:-$BUILD/moq-relay}
 TOKEN_BIN=$BUILD/moq-token
+MOQ_BIN=$BUILD/moq
 # Generous per-scenario limit; the scenarios time their own steps (10-15 s each).
 SCENARIO_TIMEOUT=${SCENARIO_TIMEOUT:-90}
 
@@ -17,9 +18,15 @@ RELAY_PID=
 RELAY_LOG=
 HTTP_PORT=
 HTTPS_PORT=
+QUIC_PORT=
+# Background processes a test starts (other than the relay): killed on exit.
+BG_PIDS=()
 WORK=$(mktemp -d)
 
 cleanup() {
+    local pid
+    for pid in "${BG_PIDS[@]}"; do kill "$pid" 2>/dev/null; done
+    for pid in "${BG_PIDS[@]}"; do wait "$pid" 2>/dev/null; done
     stop_relay
     rm -rf "$WORK"
 }
@@ -75,7 +82,8 @@ install_client() {
 }
 
 # start_relay NAME ARGS...: start a relay (anonymous QUIC on an ephemeral port is always
-# added) and wait until it is ready; sets RELAY_LOG, HTTP_PORT and HTTPS_PORT from its log.
+# added) and wait until it is ready; sets RELAY_LOG, QUIC_PORT, HTTP_PORT and HTTPS_PORT from
+# its log.
 start_relay() {
     local name=$1
     shift
@@ -95,6 +103,7 @@ start_relay() {
         sleep 0.1
     done
     grep -q "relay: ready" "$RELAY_LOG" || abort "relay $name not ready after 10 s"
+    QUIC_PORT=$(sed -n 's/.*quic: listening on 127\.0\.0\.1:\([0-9]*\) (udp).*/\1/p' "$RELAY_LOG" | head -1)
     HTTP_PORT=$(sed -n 's/.*http: listening on .*(port \([0-9]*\), http).*/\1/p' "$RELAY_LOG" | head -1)
     HTTPS_PORT=$(sed -n 's/.*http: listening on .*(port \([0-9]*\), https).*/\1/p' "$RELAY_LOG" | head -1)
 }
@@ -133,10 +142,40 @@ finish_relay() {
 # scenario LABEL NAME JSON: run one scenario of scenarios.mjs and count it. Extra environment
 # for node can be given through SCENARIO_ENV (an array of NAME=VALUE).
 scenario() {
-    local label=$1 name=$2 json=$3 out err rc
-    err="$WORK/node-$$-$RANDOM.err"
-    out=$(env "${SCENARIO_ENV[@]}" timeout "$SCENARIO_TIMEOUT" node "$CACHE/scenarios.mjs" "$name" "$json" 2>"$err")
-    rc=$?
+    scenario_start "$2" "$3"
+    scenario_end "$1"
+}
+
+# scenario_start NAME JSON / scenario_wait LINE / scenario_end LABEL: the same in steps, for
+# a scenario that prints progress lines the test reacts to before its result: start it in
+# the background, wait until it printed LINE (returns 1 if it exited first or 30 s passed),
+# then wait for its result and count it.
+scenario_start() {
+    SCN_NAME=$1
+    SCN_OUT="$WORK/node-$$-$RANDOM.out"
+    SCN_ERR="${SCN_OUT%.out}.err"
+    env "${SCENARIO_ENV[@]}" timeout "$SCENARIO_TIMEOUT" node "$CACHE/scenarios.mjs" "$1" "$2" \
+        >"$SCN_OUT" 2>"$SCN_ERR" &
+    SCN_PID=$!
+    BG_PIDS+=("$SCN_PID")
+}
+
+scenario_wait() {
+    local i
+    for i in $(seq 1 300); do
+        grep -qx -- "$1" "$SCN_OUT" && return 0
+        kill -0 "$SCN_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    grep -qx -- "$1" "$SCN_OUT"
+}
+
+scenario_end() {
+    local label=$1 name=$SCN_NAME out rc=0
+    wait "$SCN_PID" || rc=$?
+    # the result line and what follows it; progress lines before it are not part of it
+    out=$(sed -n '/^\(ok\|FAIL\) /,$p' "$SCN_OUT")
+    [ -n "$out" ] || out=$(cat "$SCN_OUT")
     if [ $rc -eq 0 ] && [[ $out == ok* ]]; then
         ok "$label: ${out#ok "$name": }"
     else
@@ -144,7 +183,7 @@ scenario() {
         ko "$label (exit $rc)"
         printf '%s\n' "$out" | sed 's/^/     /' | head -20
         echo "     --- client stderr (last lines):"
-        tail -8 "$err" | sed 's/^/     /'
+        tail -8 "$SCN_ERR" | sed 's/^/     /'
         echo "     --- relay log (last lines):"
         tail -12 "$RELAY_LOG" | sed 's/^/     /'
     fi

@@ -4,6 +4,7 @@
 // version (pin one moq-lite version from the client; omit to let the relay choose), wire
 // (pin the QMux framing, with version) and the scenario's own fields.
 // Prints "ok <scenario>: <details>" and exits 0, or prints the failure and exits 1.
+import { writeFileSync } from "node:fs";
 import {
     Moq,
     assert,
@@ -12,6 +13,7 @@ import {
     fail,
     frameSizes,
     nextAnnouncement,
+    payload,
     readTrack,
     step,
     uniquePath,
@@ -27,6 +29,26 @@ const GROUPS = 5;
 const [name, json = "{}"] = process.argv.slice(2);
 const options = JSON.parse(json);
 const wire = options.wire;
+
+// Frame sizes of the scenarios with our native `moq` tool on the other end (moq publish
+// --group-frames 4: every group has four frames): empty, tiny, odd, one qmux record, several
+// records and larger than a qmux stream window (256 KiB).
+const NATIVE_SIZES = [[0, 1, 13, 255], [4096, 0, 16382, 7], [300000, 2, 0, 40000], [1, 1, 1, 0], [65536, 3, 0, 100000]];
+const nativeSizes = (seq) => NATIVE_SIZES[seq % NATIVE_SIZES.length];
+
+/** Groups 0..groups-1 of `track` in `moq --framing length` form (4-byte big-endian length, payload). */
+function lengthFramed(track, groups) {
+    const parts = [];
+    for (let seq = 0; seq < groups; seq++) {
+        for (let i = 0; i < nativeSizes(seq).length; i++) {
+            const p = payload(track, seq, i, nativeSizes);
+            const len = new Uint8Array(4);
+            new DataView(len.buffer).setUint32(0, p.length);
+            parts.push(len, p);
+        }
+    }
+    return Buffer.concat(parts);
+}
 
 const range = (from, n) => Array.from({ length: n }, (_, i) => from + i);
 const allComplete = (seqs) => (s) => {
@@ -309,6 +331,58 @@ const scenarios = {
         assert(refused.first === undefined, "a refused subscription delivered a group");
         details.push(`subscribe outside scope: ${refused.ended}`);
         return details.join("; ");
+    },
+
+    // Input for our native publisher: o.groups groups of o.track as `moq publish --framing
+    // length --group-frames 4` reads them, written to o.file.
+    async "native-input"(o) {
+        const bytes = lengthFramed(o.track, o.groups);
+        writeFileSync(o.file, bytes);
+        return `${o.groups * 4} frames, ${bytes.length} bytes`;
+    },
+
+    // Our native `moq publish` (raw QUIC) serves o.prefix/o.rel with the "native-input"
+    // frames; this client subscribes over WebSocket and checks every byte of every frame of
+    // groups 0..o.groups-1, then prints "received". The test ends the publisher's input only
+    // then (@moq/net stops reading the groups in flight when a track ends); on lite-05 the
+    // end of the track must arrive too. Nothing else may arrive.
+    async "from-native"(o) {
+        const sub = await discover(o.url, o.version, o.prefix, o.rel);
+        const r = readTrack(sub.broadcast.track(o.track).subscribe({ ordered: true }), { sizes: nativeSizes });
+        const seqs = range(0, o.groups);
+        await step(`groups 0..${o.groups - 1} arrive complete`, until(r, allComplete(seqs)), 20000);
+        assert(r.first === 0, `the first group received is ${r.first}, not 0`);
+        console.log("received");
+        const details = [`${o.groups} groups, ${o.groups * 4} frames`];
+        if (sub.conn.version === "moq-lite-05") {
+            // (on lite-03/04 this client cannot observe the end; see gone() below)
+            await step("the track ends", until(r, (s) => s.ended !== undefined));
+            details.push(`track ${r.ended}`);
+        }
+        const extra = [...r.groups.keys()].filter((q) => q >= o.groups);
+        assert(extra.length === 0, `groups beyond the input arrived: ${extra.join(", ")}`);
+        sub.conn.close();
+        return details.join("; ");
+    },
+
+    // This client publishes o.path over WebSocket; our native `moq subscribe` (raw QUIC,
+    // --framing length --count) reads it. Once the relay subscribes, groups 0..o.groups-1 are
+    // written; the bytes the native subscriber must print go to o.expect. The connection
+    // stays up until the native subscriber has left.
+    async "to-native"(o) {
+        writeFileSync(o.expect, lengthFramed(o.track, o.groups));
+        const pub = await publisher(o.url, o.version, Moq.Path.from(o.path), [o.track]);
+        const track = pub.tracks[0];
+        await step("the relay subscribes to the track", (async () => {
+            while (!track.used.peek()) await track.used.changed();
+        })());
+        for (let seq = 0; seq < o.groups; seq++) writeGroup(track, seq, nativeSizes);
+        // Closing the track or the connection now could cut off what is still in flight.
+        await step("the native subscriber leaves", (async () => {
+            while (track.used.peek()) await track.used.changed();
+        })(), 20000);
+        pub.conn.close();
+        return `${o.groups} groups, ${o.groups * 4} frames`;
     },
 };
 
