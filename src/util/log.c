@@ -166,8 +166,15 @@ bool moq_log_enabled(enum moq_log_level level, const char *target)
     return level <= default_level;
 }
 
+/* Characters a (possibly percent-encoded) JWT is made of. */
+static bool is_token_char(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == '.' || c == '%' || c == '~' || c == '+' || c == '=' || c == '/';
+}
+
 /* Tokens never reach the logs: the value of every "jwt=" becomes "<redacted>". */
-static size_t redact_tokens(char *line, size_t len, size_t cap)
+size_t moq_log_redact(char *line, size_t len, size_t cap)
 {
     static const char mark[] = "<redacted>";
     char out[2048];
@@ -178,8 +185,7 @@ static size_t redact_tokens(char *line, size_t len, size_t cap)
             o += 4;
             i += 4;
             size_t v = i;
-            while (v < len && line[v] != '&' && line[v] != ' ' && line[v] != '"' &&
-                   line[v] != '\'' && line[v] != ')' && line[v] != '\n')
+            while (v < len && is_token_char(line[v]))
                 v++;
             if (v > i) {
                 size_t n = sizeof(mark) - 1 < sizeof(out) - o ? sizeof(mark) - 1 : sizeof(out) - o;
@@ -218,7 +224,7 @@ void moq_log_write(enum moq_log_level level, const char *target, const char *fmt
     for (size_t i = (size_t)n; i < len; i++)
         if ((unsigned char)line[i] < 0x20 && line[i] != '\t') line[i] = '?';
     if (memmem(line + n, len - (size_t)n, "jwt=", 4))
-        len = (size_t)n + redact_tokens(line + n, len - (size_t)n, sizeof(line) - 2 - (size_t)n);
+        len = (size_t)n + moq_log_redact(line + n, len - (size_t)n, sizeof(line) - 2 - (size_t)n);
     line[len++] = '\n';
     ssize_t w = write(STDERR_FILENO, line, len);
     (void)w;

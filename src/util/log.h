@@ -11,6 +11,7 @@
 #define MOQ_UTIL_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 enum moq_log_level {
     MOQ_LOG_OFF = 0,
@@ -34,17 +35,22 @@ int moq_log_configure(const char *spec);
 
 bool moq_log_enabled(enum moq_log_level level, const char *target);
 
+/* Replace the value of every "jwt=" in text[0..len) with "<redacted>" (in place, at most cap
+ * bytes); returns the new length. Log lines get this automatically; other messages for
+ * operators (a tool's errors) should use it too. */
+size_t moq_log_redact(char *text, size_t len, size_t cap);
+
 void moq_log_write(enum moq_log_level level, const char *target, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-#define MOQ_LOG(level, target, ...)                                                            \
-    do {                                                                                       \
-        if (moq_log_enabled(level, target)) moq_log_write(level, target, __VA_ARGS__);         \
+#define MOQ_LOG(level, target, ...)                                                                \
+    do {                                                                                           \
+        if (moq_log_enabled(level, target)) moq_log_write(level, target, __VA_ARGS__);             \
     } while (0)
 
 #define moq_error(target, ...) MOQ_LOG(MOQ_LOG_ERROR, target, __VA_ARGS__)
-#define moq_warn(target, ...) MOQ_LOG(MOQ_LOG_WARN, target, __VA_ARGS__)
-#define moq_info(target, ...) MOQ_LOG(MOQ_LOG_INFO, target, __VA_ARGS__)
+#define moq_warn(target, ...)  MOQ_LOG(MOQ_LOG_WARN, target, __VA_ARGS__)
+#define moq_info(target, ...)  MOQ_LOG(MOQ_LOG_INFO, target, __VA_ARGS__)
 #define moq_debug(target, ...) MOQ_LOG(MOQ_LOG_DEBUG, target, __VA_ARGS__)
 #define moq_trace(target, ...) MOQ_LOG(MOQ_LOG_TRACE, target, __VA_ARGS__)
 

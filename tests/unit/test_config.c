@@ -183,9 +183,9 @@ static void dev_cluster_leaf(void **state)
     assert_string_equal(cfg.cluster.token, "cluster.jwt");
     assert_true(cfg.client.tls.disable_verify);
     assert_int_equal(moq_config_validate(&cfg, err, sizeof(err)), 0);
-    /* the original guide's `root` is upstream's `connect` now */
-    assert_true(has_warning(&cfg, "cluster.root is deprecated"));
-    assert_int_equal(cfg.warnings.len, 1);
+    /* the original guide's `root` is a first-class key: no warning */
+    assert_false(has_warning(&cfg, "cluster.root is deprecated"));
+    assert_int_equal(cfg.warnings.len, 0);
     moq_config_free(&cfg);
 }
 
@@ -295,7 +295,7 @@ static void legacy_spellings(void **state)
     assert_string_equal(cfg.cluster.node, "leaf.example.com:4443");
     assert_string_equal(cfg.cluster.token, "cluster.jwt");
     assert_int_equal(moq_config_validate(&cfg, err, sizeof(err)), 0);
-    assert_true(has_warning(&cfg, "cluster.root is deprecated"));
+    assert_false(has_warning(&cfg, "cluster.root is deprecated"));
     assert_true(has_warning(&cfg, "cluster.prefix"));
     moq_config_free(&cfg);
 }
@@ -800,9 +800,9 @@ static void precedence(void **state)
     assert_string_equal(cfg.server.bind, "127.0.0.1:1");     /* file */
     assert_int_equal(cfg.cluster.linger_ms, 2000);           /* env over file */
     assert_string_equal(cfg.web.http.listen, "127.0.0.1:4"); /* flag over env */
-    assert_int_equal(cfg.server.tls.generate.len, 1);          /* flag replaces the list */
+    assert_int_equal(cfg.server.tls.generate.len, 1);        /* flag replaces the list */
     assert_string_equal(cfg.server.tls.generate.v[0], "flag");
-    assert_true(cfg.stats.enabled);                   /* file, not clobbered */
+    assert_true(cfg.stats.enabled);                     /* file, not clobbered */
     assert_int_equal(cfg.auth.public_subscribe.len, 1); /* env replaces file */
     assert_string_equal(cfg.auth.public_subscribe.v[0], "fromenv");
     assert_int_equal(cfg.client.timeout_ms, 30000); /* default */

@@ -439,9 +439,12 @@ bool tool_write_frame(enum framing framing, const uint8_t *payload, size_t len)
 
 static void vnote(struct tool *t, const char *fmt, va_list ap)
 {
-    fprintf(stderr, "moq %s: ", t->o->name);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    char msg[1024];
+    int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+    size_t len = n < 0 ? 0 : (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1;
+    len = moq_log_redact(msg, len, sizeof(msg) - 1);
+    msg[len] = '\0';
+    fprintf(stderr, "moq %s: %s\n", t->o->name, msg);
 }
 
 void tool_note(struct tool *t, const char *fmt, ...)
