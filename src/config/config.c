@@ -802,9 +802,8 @@ static int load_public(struct loader *ld, const struct opt *o, const struct moq_
         }
         /* Load through the flag-only entries, then move into the final list. */
         const struct opt *via = dst == &cfg->auth.public_subscribe ? sub : pub;
-        moq_strlist *stage = dst == &cfg->auth.public_subscribe
-                                        ? &cfg->staging.public_subscribe
-                                        : &cfg->staging.public_publish;
+        moq_strlist *stage = dst == &cfg->auth.public_subscribe ? &cfg->staging.public_subscribe
+                                                                : &cfg->staging.public_publish;
         moq_strlist keep = *stage;
         *stage = (moq_strlist){0};
         char key[40];
@@ -1252,8 +1251,7 @@ __attribute__((format(printf, 5, 6))) static int fail_key(const struct moq_confi
 }
 
 static int check_pairs(const struct moq_config *cfg, const char *cert_key, const char *key_key,
-                       const moq_strlist *cert, const moq_strlist *key, char *err,
-                       size_t errlen)
+                       const moq_strlist *cert, const moq_strlist *key, char *err, size_t errlen)
 {
     if (cert->len == key->len) return 0;
     const char *blame = key->len < cert->len ? cert_key : key_key;
@@ -1425,15 +1423,11 @@ int moq_config_validate(struct moq_config *cfg, char *err, size_t errlen)
 
     const struct moq_config_auth *a = &cfg->auth;
     bool has_auth = a->key || a->keys.len || a->key_dir || a->public_set;
-    if (!has_auth) {
-        if (!s->tls.root.len)
-            return errf(err, errlen,
-                        "no authentication configured, so nobody could connect: set [auth] key "
-                        "(--auth-key) to verify tokens, and/or [auth] public = \"prefix\" "
-                        "(--auth-public) for anonymous access (public = \"\" allows everything)");
-        warn(cfg, "no [auth] key or public access configured: only mTLS peers (server.tls.root) "
-                  "will be accepted");
-    }
+    if (!has_auth)
+        return errf(err, errlen,
+                    "no authentication configured, so nobody could connect: set [auth] key "
+                    "(--auth-key) to verify tokens, and/or [auth] public = \"prefix\" "
+                    "(--auth-public) for anonymous access (public = \"\" allows everything)");
 
     for (int side = 0; side < 2; side++) {
         const moq_strlist *v = side ? &cfg->client.version : &s->version;

@@ -255,7 +255,10 @@ static void upstream_root(void **state)
     assert_string_equal(cfg.server.tls.root.v[0], "ca.pem");
     assert_null(cfg.auth.key);
     assert_int_equal(moq_config_validate(&cfg, err, sizeof(err)), 0);
-    assert_int_equal(cfg.warnings.len, 0);
+    /* mTLS is not implemented: the roots are accepted and said to have no effect */
+    assert_int_equal(cfg.warnings.len, 1);
+    assert_true(
+        has_warning(&cfg, "server.tls.root is accepted for compatibility but has no effect"));
     moq_config_free(&cfg);
 }
 
@@ -522,10 +525,10 @@ static void validation(void **state)
     assert_true(has_warning(&cfg, "stats publishing is not implemented"));
     moq_config_free(&cfg);
 
-    /* mTLS roots alone are a way in, with a warning. */
+    /* mTLS roots are no way in (mTLS is not implemented): still no authentication. */
     assert_int_equal(load_doc(&cfg, "[server.tls]\ncert = \"c\"\nkey = \"k\"\nroot = \"ca\"\n"), 0);
-    assert_int_equal(moq_config_validate(&cfg, err, sizeof(err)), 0);
-    assert_true(has_warning(&cfg, "only mTLS peers"));
+    assert_int_equal(moq_config_validate(&cfg, err, sizeof(err)), MOQ_ERR_CONFIG);
+    assert_non_null(strstr(err, "no authentication configured"));
     moq_config_free(&cfg);
 
     /* Upstream serves loaded certificates and a generated one side by side. */
