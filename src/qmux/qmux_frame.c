@@ -168,6 +168,8 @@ int moq_qmux_params_decode(const uint8_t *p, size_t len, moq_qmux_params *out, c
         uint64_t v;
         int n = moq_varint_get(value, (size_t)vlen, &v);
         if (n < 0 || (uint64_t)n != vlen) FAIL("malformed transport parameter value");
+        /* 0 is how "absent" is stored (and never sent); a record size of 0 is nonsense */
+        if (id == MOQ_QMUX_TP_MAX_RECORD_SIZE && v == 0) FAIL("max_record_size of 0");
         *param_field(out, slot) = v;
     }
     if (out->initial_max_streams_bidi > MOQ_QMUX_MAX_STREAMS_LIMIT ||

@@ -269,6 +269,7 @@ static void params_rules(void **state)
         {"04 05 07", "truncated"},
         {"04", "truncated"},
         {"08 08 d000000000000001", "2^60"},
+        {"c571c59429cd0845 01 00", "max_record_size of 0"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         n = unhex(bad[i].hex, in);
