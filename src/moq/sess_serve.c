@@ -647,19 +647,24 @@ static void start_subscription(mstream *ms, struct moq_subscribe *req)
 }
 
 /* The peer unsubscribed (FIN): end every group in flight and our side of the stream. */
+/* Let go of every group of a subscription. Groups with a stream are reset (when reset is
+ * set) and freed when their stream closes; the others (queued, datagram) are freed here. */
+static void drop_groups(struct down_sub *ds, bool reset)
+{
+    while (!moq_list_empty(&ds->groups)) {
+        struct group_out *go = moq_list_first(&ds->groups, struct group_out, link);
+        if (reset && go->ms) ms_reset(go->ms, MOQ_CODE_CANCEL);
+        bool detached = go->queued || go->datagram;
+        group_out_end(go);
+        if (detached) group_out_free(go);
+    }
+}
+
 static void end_subscription(struct down_sub *ds)
 {
     moq_debug("moq", "%s: unsubscribed (id %llu)", ds->ms->s->t->peer, (unsigned long long)ds->id);
     ds->over = true;
-    moq_list *pos, *tmp;
-    moq_list_each(pos, tmp, &ds->groups)
-    {
-        struct group_out *go = moq_container_of(pos, struct group_out, link);
-        if (go->ms) ms_reset(go->ms, MOQ_CODE_CANCEL);
-        bool queued = go->queued || go->datagram;
-        group_out_end(go);
-        if (queued) group_out_free(go);
-    }
+    drop_groups(ds, true);
     ms_finish(ds->ms);
 }
 
@@ -943,12 +948,7 @@ void serve_release(mstream *ms)
         ds->over = true;
         if (ds->sub) moq_subscription_close(ds->sub);
         ds->sub = NULL;
-        while (!moq_list_empty(&ds->groups)) {
-            struct group_out *go = moq_list_first(&ds->groups, struct group_out, link);
-            bool queued = go->queued || go->datagram;
-            group_out_end(go);
-            if (queued) group_out_free(go);
-        }
+        drop_groups(ds, false);
         if (s->stats.subscriptions) s->stats.subscriptions--;
         free(ds);
         break;
