@@ -282,9 +282,11 @@ int moq_auth_check(moq_auth *a, const char *path, const char *jwt, int64_t now, 
                    moq_auth_error *err);
 
 /* As moq_auth_check, taking the request target of a URL-bearing transport (WebTransport
- * CONNECT :path, WebSocket GET target): "/room/x?jwt=eyJ...". Dot segments are removed
- * from the path as a URL parser would; the token is the last non-empty form-decoded
- * `jwt` query parameter. */
+ * CONNECT :path, WebSocket GET target, moq-lite-05 SETUP path): "/room/x?jwt=eyJ...",
+ * split by moq_target_split (util/url.h) as the HTTP server splits it. Dot segments are
+ * removed from the path as a URL parser would; the token is read by moq_auth_query_jwt. A
+ * target that does not split, or a query with a bad percent-escape, is refused
+ * (MOQ_AUTH_R_MALFORMED). */
 int moq_auth_check_target(moq_auth *a, const char *target, size_t len, int64_t now, moq_perms *out,
                           moq_auth_error *err);
 
@@ -293,8 +295,10 @@ int moq_auth_check_target(moq_auth *a, const char *target, size_t len, int64_t n
 int moq_auth_check_path(moq_auth *a, const char *path, size_t path_len, const char *query,
                         size_t query_len, int64_t now, moq_perms *out, moq_auth_error *err);
 
-/* The last non-empty `jwt` parameter of a form-encoded query, decoded (malloc'd), or NULL
- * (also on allocation failure). */
-char *moq_auth_query_jwt(const char *query, size_t len);
+/* The `jwt` parameter of a form-encoded query, read by moq_query_param (util/url.h: the
+ * last non-empty occurrence, decoded by the relay's one percent-decoder). *out gets it
+ * (malloc'd) or NULL when there is none or it is empty. Returns 0, MOQ_ERR_INVALID when
+ * the query has a bad percent-escape anywhere, or MOQ_ERR_NOMEM. */
+int moq_auth_query_jwt(const char *query, size_t len, char **out);
 
 #endif

@@ -5,6 +5,7 @@
 #include "util/err.h"
 #include "util/log.h"
 #include "util/map.h"
+#include "util/url.h"
 #include "util/varint.h"
 
 #include <ev.h>
@@ -374,7 +375,8 @@ static void handle_connect(struct h3_conn *c, struct h3_stream *s, const struct 
         reject_request(c, s, "404", "not a WebTransport CONNECT");
         return;
     }
-    if (!authority || path[0] != '/') {
+    moq_target target;
+    if (!authority || path[0] != '/' || moq_target_split(path, strlen(path), &target) < 0) {
         reject_request(c, s, "400", "CONNECT without :authority or with a bad :path");
         return;
     }
