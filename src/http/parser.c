@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "util/buf.h"
 #include "util/err.h"
@@ -369,6 +370,16 @@ static int finish_head(moq_http_parser *p)
     return 0;
 }
 
+/* RFC 9112 section 3.2: an HTTP/1.1 request carries exactly one Host header; no request
+ * may carry two. */
+static bool host_header_ok(const moq_http_parser *p)
+{
+    size_t hosts = 0;
+    for (size_t i = 0; i < p->n_headers; i++)
+        if (p->headers[i].name_len == 4 && !strncasecmp(p->headers[i].name, "host", 4)) hosts++;
+    return hosts == 1 || (hosts == 0 && p->hp.http_minor == 0);
+}
+
 static int on_headers_complete(http_parser *hp)
 {
     moq_http_parser *p = hp->data;
@@ -376,6 +387,10 @@ static int on_headers_complete(http_parser *hp)
     p->headers_done = true;
     if (hp->http_major != 1) {
         set_error(p, 505);
+        return -1;
+    }
+    if (!host_header_ok(p)) {
+        set_error(p, 400);
         return -1;
     }
     if (p->on_headers) {

@@ -194,6 +194,21 @@ static void test_parse_errors(void **state)
     assert_int_equal(parse_status("GET /a?x=%00 HTTP/1.1\r\nHost: h\r\n\r\n"), 400);
 }
 
+static void test_parse_host_header(void **state)
+{
+    /* HTTP/1.1 needs exactly one Host; HTTP/1.0 may go without, but not with two. */
+    assert_int_equal(parse_status("GET / HTTP/1.1\r\n\r\n"), 400);
+    assert_int_equal(parse_status("GET / HTTP/1.1\r\nX: y\r\n\r\n"), 400);
+    assert_int_equal(parse_status("GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n"), 400);
+    assert_int_equal(parse_status("GET / HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n"), 400);
+    moq_http_parser *p =
+        parse_one("GET / HTTP/1.1\r\nHOST: relay:443\r\n\r\n", MOQ_HTTP_PARSE_REQUEST, NULL);
+    assert_string_equal(moq_http_header(moq_http_parser_request(p), "host"), "relay:443");
+    moq_http_parser_free(p);
+    p = parse_one("GET / HTTP/1.0\r\n\r\n", MOQ_HTTP_PARSE_REQUEST, NULL);
+    moq_http_parser_free(p);
+}
+
 static void test_parse_targets(void **state)
 {
     moq_http_parser *p = parse_one("GET http://relay:443/x/y?z=1 HTTP/1.1\r\nHost: h\r\n\r\n",
@@ -670,6 +685,7 @@ int main(void)
         cmocka_unit_test(test_parse_chunked_body_and_trailers),
         cmocka_unit_test(test_parse_limits),
         cmocka_unit_test(test_parse_errors),
+        cmocka_unit_test(test_parse_host_header),
         cmocka_unit_test(test_parse_targets),
         cmocka_unit_test(test_parse_keep_alive_semantics),
         cmocka_unit_test(test_parse_headers_hook),
