@@ -59,6 +59,8 @@ enum moq_auth_reason {
     MOQ_AUTH_R_TOKEN_REQUIRED,   /* no token and no public access at this path */
     MOQ_AUTH_R_ROOT_MISMATCH,    /* connection path is unrelated to the token root */
     MOQ_AUTH_R_NO_ACCESS,        /* path overlaps the root but no grant survives */
+    MOQ_AUTH_R_NOT_YET_VALID,    /* nbf is in the future */
+    MOQ_AUTH_R_CRITICAL,         /* the header has "crit": no extension is understood */
 };
 
 typedef struct moq_auth_error {
@@ -115,6 +117,8 @@ typedef struct moq_claims {
     int64_t exp; /* unix seconds */
     bool has_iat;
     int64_t iat;
+    bool has_nbf;
+    int64_t nbf; /* not before, unix seconds */
     /* Legacy "cluster": true claim (upstream dropped it when clustering moved to hop
      * lists; old tokens still carry it). Parsed and carried, enforces nothing itself. */
     bool cluster;
@@ -125,7 +129,7 @@ void moq_claims_free(moq_claims *c);
 int moq_claims_set_root(moq_claims *c, const char *root);
 /* MOQ_ERR_AUTH (reason USELESS) when the claims grant neither role. */
 int moq_claims_validate(const moq_claims *c, moq_auth_error *err);
-/* Parse a payload JSON object. put/get accept a string or a list of strings; exp/iat
+/* Parse a payload JSON object. put/get accept a string or a list of strings; exp/iat/nbf
  * integers (or null); unknown members are ignored; duplicate members are malformed. */
 int moq_claims_from_json(const char *json, size_t len, moq_claims *out, moq_auth_error *err);
 /* Serialize as upstream orders it: root, put, get, cluster (only when true), exp, iat.
