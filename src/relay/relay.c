@@ -266,6 +266,8 @@ static int setup_http(moq_relay *r, char *err, size_t errlen)
     if (!r->http) return MOQ_ERR_NOMEM;
     struct moq_web_hooks hooks = relay_web_hooks_template;
     hooks.ctx = r;
+    /* Upstream keeps /metrics off the public listeners: it is for [internal]. */
+    if (!c->web.metrics) hooks.metrics = NULL;
     r->web = moq_web_new(moq_http_server_router(r->http), &hooks);
     if (!r->web) return MOQ_ERR_NOMEM;
     if (c->web.ws) moq_http_server_set_ws(r->http, relay_ws_upgrade, r);
