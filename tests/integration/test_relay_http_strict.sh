@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The relay's HTTP side as an outside client meets it: /metrics only on [internal] unless
 # [web] metrics opts in; 400 for HTTP/1.1 without Host and for bad percent-escapes, in the
-# path and in the query (?jwt= included), on plain requests and on WebSocket upgrades.
+# path and in the query (?jwt= included), on plain requests and on WebSocket upgrades; a
+# WebSocket upgrade without a subprotocol we speak is refused with a body naming it.
 source "$(dirname "$0")/lib.sh"
 
 # code URL [curl args...]: the status of a GET; the body lands in $TMP/body.
@@ -62,6 +63,19 @@ expect_status "escape in a WebSocket ?jwt=" 400 "$(code "$BASE/room?jwt=%zz" \
     -H 'Connection: Upgrade' -H 'Upgrade: websocket' -H 'Sec-WebSocket-Version: 13' \
     -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' \
     -H 'Sec-WebSocket-Protocol: qmux-01.moq-lite-05')"
+
+note "a WebSocket upgrade without a subprotocol we speak gets a 400 that says what to offer"
+ws_headers=(-H 'Connection: Upgrade' -H 'Upgrade: websocket' -H 'Sec-WebSocket-Version: 13'
+    -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==')
+expect_status "upgrade without Sec-WebSocket-Protocol" 400 "$(code "$BASE/room" "${ws_headers[@]}")"
+grep -q '^no Sec-WebSocket-Protocol offered: .*qmux-02.moq-lite-05' "$TMP/body" ||
+    fail "the refusal does not name the header and the values: $(cat "$TMP/body")"
+expect_status "upgrade offering only the legacy framing" 400 "$(code "$BASE/room" \
+    "${ws_headers[@]}" -H 'Sec-WebSocket-Protocol: webtransport, qmux-01')"
+grep -q '^no offered Sec-WebSocket-Protocol is supported: .*qmux-01.moq-lite-03' "$TMP/body" ||
+    fail "the refusal does not list what is supported: $(cat "$TMP/body")"
+expect_status "upgrade offering qmux-01.moq-lite-05" 101 "$(code "$BASE/room" "${ws_headers[@]}" \
+    -H 'Sec-WebSocket-Protocol: qmux-01.moq-lite-05' --max-time 1)"
 
 stop_relay
 
