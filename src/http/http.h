@@ -218,6 +218,15 @@ struct moq_http_config {
     uint32_t ws_ping_interval_ms; /* ping when nothing was received for this long (15000) */
     uint32_t ws_idle_timeout_ms;  /* close when nothing was received for this long (45000) */
     uint32_t ws_close_timeout_ms; /* wait for the peer's close frame (5000) */
+    /* File descriptors: the server holds reserve_fds descriptors (default 1) open for when
+     * the process runs out (accept fails with EMFILE or ENFILE). One is then let go so the
+     * waiting connection can be accepted: with reserve_serve it is served as usual (an
+     * operations listener keeps answering however busy the public ones are; its reserve
+     * bounds how many such connections it holds at once), without it the connection gets a
+     * 503 (plain HTTP) and is closed, so clients are told at once instead of hanging in the
+     * backlog. The descriptor is taken back as soon as the connection closes. */
+    size_t reserve_fds;
+    bool reserve_serve;
 };
 
 /* Fill cfg with the defaults above. */
