@@ -187,7 +187,6 @@ int moq_target_split(const char *target, size_t len, moq_target *out)
 struct query_pair {
     const char *np, *vp;
     size_t nl, vl;
-    int has_value;
 };
 
 /* The pair starting at *pos (advanced past it and its '&'). Returns 0 at the end. */
@@ -200,7 +199,6 @@ static int next_pair(const char *query, size_t len, size_t *pos, struct query_pa
     const char *eq = memchr(p, '=', item);
     pair->np = p;
     pair->nl = eq ? (size_t)(eq - p) : item;
-    pair->has_value = eq != NULL;
     pair->vp = eq ? eq + 1 : p + item;
     pair->vl = eq ? item - pair->nl - 1 : 0;
     *pos += item + 1;

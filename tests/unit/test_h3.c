@@ -460,10 +460,10 @@ static void raw_requests(void **state)
     ev_loop_destroy(w.loop);
 }
 
-/* The status and the text body of the response to a CONNECT sent with these extra
- * header fields (names[i]: values[i]). */
-static void refused_connect(const char *extra_name, const char *extra_value, char *status,
-                            char *body, size_t cap)
+/* The status and the text body of the response to a CONNECT for path, sent with one extra
+ * header field (or none: extra_name NULL). */
+static void refused_connect(const char *path, const char *extra_name, const char *extra_value,
+                            char *status, char *body, size_t cap)
 {
     struct world w;
     memset(&w, 0, sizeof(w));
@@ -487,7 +487,7 @@ static void refused_connect(const char *extra_name, const char *extra_value, cha
     moq_transport_write_bytes(ct, ctrl, b.data, b.len, false);
     moq_buf_reset(&b);
     const char *cn[] = {":method", ":protocol", ":scheme", ":authority", ":path", extra_name};
-    const char *cv[] = {"CONNECT", "webtransport", "https", "relay:443", "/anon", extra_value};
+    const char *cv[] = {"CONNECT", "webtransport", "https", "relay:443", path, extra_value};
     moq_h3_encode_headers(&b, cn, cv, extra_name ? 6 : 5);
     assert_int_equal(moq_transport_open(ct, true, &sid), 0);
     moq_transport_write_bytes(ct, sid, b.data, b.len, false);
@@ -525,16 +525,30 @@ static void refused_connect(const char *extra_name, const char *extra_value, cha
 static void connect_without_protocols_names_what_is_missing(void **state)
 {
     char status[8], body[512];
-    refused_connect(NULL, NULL, status, body, sizeof(body));
+    refused_connect("/anon", NULL, NULL, status, body, sizeof(body));
     assert_string_equal(status, "400");
     assert_non_null(strstr(body, "no WebTransport protocol offered"));
     assert_non_null(strstr(body, "wt-available-protocols"));
     assert_non_null(strstr(body, "\"moq-lite-05\", \"moq-lite-04\""));
 
-    refused_connect("wt-available-protocols", "\"moql\", \"moqt-20\"", status, body, sizeof(body));
+    refused_connect("/anon", "wt-available-protocols", "\"moql\", \"moqt-20\"", status, body,
+                    sizeof(body));
     assert_string_equal(status, "400");
     assert_non_null(strstr(body, "no offered WebTransport protocol is supported"));
     assert_non_null(strstr(body, "\"moq-lite-05\""));
+}
+
+/* A :path the relay's one percent-decoder refuses never reaches the authorizer. */
+static void connect_with_bad_escape_is_400(void **state)
+{
+    char status[8], body[512];
+    static const char *const paths[] = {"/an%zzon", "/anon?jwt=%zz", "/anon?x=%4&jwt=a"};
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        refused_connect(paths[i], "wt-available-protocols", "\"moq-lite-05\"", status, body,
+                        sizeof(body));
+        assert_string_equal(status, "400");
+        assert_non_null(strstr(body, "bad :path"));
+    }
 }
 
 static void missing_settings_closes_connection(void **state)
@@ -577,6 +591,7 @@ int main(void)
         cmocka_unit_test(unsupported_protocol_is_refused),
         cmocka_unit_test(raw_requests),
         cmocka_unit_test(connect_without_protocols_names_what_is_missing),
+        cmocka_unit_test(connect_with_bad_escape_is_400),
         cmocka_unit_test(missing_settings_closes_connection),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
