@@ -256,6 +256,8 @@ const struct opt moq_config_opts[] = {
     /* [web] */
     {"web.ws", "web-ws", NULL, "MOQ_WEB_WS", T_BOOL, F(web.ws), NOSET, 0, "true",
      "Accept WebSocket (qmux) sessions on the web listeners"},
+    {"web.metrics", "web-metrics", NULL, "MOQ_WEB_METRICS", T_BOOL, F(web.metrics), NOSET, 0,
+     "false", "Also serve /metrics, unauthenticated, on the public web listeners"},
     {"web.http.listen", "web-http-listen", NULL, "MOQ_WEB_HTTP_LISTEN", T_ADDR, F(web.http.listen),
      NOSET, 0, NULL, "TCP address for HTTP and WebSocket (unset: off)"},
     {"web.https.listen", "web-https-listen", NULL, "MOQ_WEB_HTTPS_LISTEN", T_ADDR,

@@ -266,6 +266,8 @@ static int setup_http(moq_relay *r, char *err, size_t errlen)
     if (!r->http) return MOQ_ERR_NOMEM;
     struct moq_web_hooks hooks = relay_web_hooks_template;
     hooks.ctx = r;
+    /* Upstream keeps /metrics off the public listeners: it is for [internal]. */
+    if (!c->web.metrics) hooks.metrics = NULL;
     r->web = moq_web_new(moq_http_server_router(r->http), &hooks);
     if (!r->web) return MOQ_ERR_NOMEM;
     if (c->web.ws) moq_http_server_set_ws(r->http, relay_ws_upgrade, r);
@@ -417,13 +419,19 @@ static int setup_cluster(moq_relay *r, char *err, size_t errlen)
     return rv;
 }
 
-/* The operations listener: unauthenticated /health and /metrics for a private network. */
+/* The operations listener: unauthenticated /health and /metrics for a private network.
+ * It keeps descriptors in reserve and serves from them, so it answers even when the public
+ * listeners have used up every descriptor the process may open. */
+#define INTERNAL_RESERVE_FDS 4
+
 static int setup_internal(moq_relay *r, char *err, size_t errlen)
 {
     const char *listen = r->cfg->internal.listen;
     if (!listen) return 0;
     struct moq_http_config hc;
     moq_http_config_default(&hc);
+    hc.reserve_fds = INTERNAL_RESERVE_FDS;
+    hc.reserve_serve = true;
     r->internal = moq_http_server_new(r->loop, &hc);
     if (!r->internal) return MOQ_ERR_NOMEM;
     struct moq_web_hooks hooks = {.ctx = r, .metrics = relay_web_hooks_template.metrics};
