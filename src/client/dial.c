@@ -44,6 +44,7 @@ struct moq_dial {
     void (*connected)(void *ctx, moq_dial *d, moq_session *s);
     void (*upstream)(void *ctx, moq_dial *d, moq_session *s, const uint8_t *path, size_t len,
                      const uint64_t *hops, size_t nhops, bool active);
+    void (*announce_refused)(void *ctx, moq_dial *d, const char *prefix);
     void (*closed)(void *ctx, moq_dial *d, int err, uint64_t code, const char *reason);
     void *ctx;
 
@@ -176,6 +177,12 @@ static void session_upstream(void *ctx, moq_session *s, const uint8_t *path, siz
     if (d->upstream) d->upstream(d->ctx, d, s, path, len, hops, nhops, active);
 }
 
+static void session_announce_refused(void *ctx, moq_session *s, const char *prefix)
+{
+    moq_dial *d = ctx;
+    if (d->announce_refused) d->announce_refused(d->ctx, d, prefix);
+}
+
 static void start_session(moq_dial *d, moq_transport *t)
 {
     if (!t->protocol[0]) {
@@ -192,6 +199,7 @@ static void start_session(moq_dial *d, moq_transport *t)
         .max_frame_bytes = d->max_frame_bytes,
         .authorize = session_authorize,
         .upstream = session_upstream,
+        .announce_refused = session_announce_refused,
         .closed = session_closed,
         .ctx = d,
     };
@@ -444,6 +452,7 @@ static int take_config(moq_dial *d, const struct moq_dial_config *cfg, char *err
     d->max_frame_bytes = cfg->max_frame_bytes;
     d->connected = cfg->connected;
     d->upstream = cfg->upstream;
+    d->announce_refused = cfg->announce_refused;
     d->closed = cfg->closed;
     d->ctx = cfg->ctx;
     return 0;

@@ -91,6 +91,7 @@ int relay_start_session(moq_relay *r, moq_transport *t)
         .origin = r->origin,
         .loop = r->loop,
         .offer_probe = true,
+        .refuse_outside_grant = true,
         .authorize = session_authorize,
         .upstream = session_upstream,
         .closed = session_closed,
