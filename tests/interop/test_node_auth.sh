@@ -28,7 +28,7 @@ sign() { "$TOKEN_BIN" sign "$@" || abort "moq-token sign $* failed"; }
 PUB=$(sign --key "$key" --root demo --publish alice --subscribe alice)
 OBS=$(sign --key "$key" --root demo --subscribe "")
 FORGED=$(sign --key "$other" --root demo --publish alice --subscribe alice)
-EXPIRED=$(sign --key "$key" --root demo --publish alice --subscribe alice --expires 1700000000)
+EXPIRED=$(sign --key "$key" --root demo --publish alice --subscribe alice --expires 1700000000 --allow-expired)
 
 start_relay auth --web-http-listen 127.0.0.1:0 --auth-key "$key" --auth-public anon
 [ -n "$HTTP_PORT" ] || abort "no HTTP port in the relay log"
