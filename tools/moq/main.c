@@ -27,6 +27,10 @@
 #define DRAIN_SETTLE_S    0.05
 #define MAX_FRAME_DEFAULT (32u * 1024 * 1024)
 #define KEEP_ALIVE_MS     5000 /* like upstream's clients */
+#define TLS_HINT                                                                                   \
+    "to trust it, use an http:// URL (the relay's certificate fingerprint is fetched from "        \
+    "/certificate.sha256 and pinned), or pass --tls-fingerprint HEX (its SHA-256) or --tls-root "  \
+    "FILE (the CA that signed it)"
 
 /* ---------------------------------------------------------------- usage */
 
@@ -689,6 +693,7 @@ static int run(struct tool_opts *o)
         .max_frame_bytes = MAX_FRAME_DEFAULT,
         .connected = on_connected,
         .announce_refused = on_announce_refused,
+        .tls_hint = strncmp(o->url, "http://", 7) == 0 ? NULL : TLS_HINT,
         .closed = on_closed,
         .ctx = &t,
     };

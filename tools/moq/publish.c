@@ -446,6 +446,7 @@ static const moq_producer_ops pub_ops = {
 static void pub_connected(struct tool *t)
 {
     moq_info("moq", "publishing %s", t->o->broadcast);
+    moq_info("moq", "waiting for a subscriber to %s", t->o->broadcast);
     struct pub *p = t->app;
     /* watch the input from the start, so its end is noticed even with no subscriber */
     for (size_t i = 0; i < p->n; i++)
