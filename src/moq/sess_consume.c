@@ -290,7 +290,7 @@ static void police_announce(moq_session *s, const struct moq_announce *m)
              s->t->peer, s->perms.root, s->perms.root[0] ? "/" : "", (int)m->suffix.len,
              m->suffix.ptr, s->perms.root,
              session_grant_text(&s->perms.publish, grant, sizeof(grant)));
-    snprintf(reason, sizeof(reason), "not allowed to publish %.*s",
+    snprintf(reason, sizeof(reason), MOQ_SESSION_PUBLISH_REFUSED "%.*s",
              (int)(m->suffix.len < 120 ? m->suffix.len : 120), m->suffix.ptr);
     moq_session_close(s, MOQ_CODE_UNAUTHORIZED, reason);
 }

@@ -41,6 +41,10 @@
 struct ev_loop;
 typedef struct moq_session moq_session;
 
+/* With refuse_outside_grant, the close reason (code 6) of a session that announced a
+ * broadcast outside its publish grant: this text, then the broadcast's path. */
+#define MOQ_SESSION_PUBLISH_REFUSED "not allowed to publish "
+
 struct moq_session_config {
     moq_origin *origin;
     struct ev_loop *loop;

@@ -576,7 +576,8 @@ static void on_closed(void *ctx, moq_dial *d, int err, uint64_t code, const char
         if (!t->exit_set || !t->stopping)
             tool_fail(t, "cannot connect to %s: %s", t->o->url, reason);
     } else if (publishing(t->o) && code == MOQ_CODE_UNAUTHORIZED && reason &&
-               strncmp(reason, "not allowed to publish", 22) == 0) {
+               strncmp(reason, MOQ_SESSION_PUBLISH_REFUSED,
+                       sizeof(MOQ_SESSION_PUBLISH_REFUSED) - 1) == 0) {
         /* the relay refused our broadcast: the token does not allow it (this outcome wins
          * over an end of input that was already winding down) */
         tool_note(t, "not allowed to publish %s", t->o->broadcast);
