@@ -1021,8 +1021,10 @@ int moq_http_server_listen(moq_http_server *s, const char *addr, const struct mo
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (ss.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
     if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 1024) < 0) {
-        moq_error("http", "cannot listen on %s: %s", addr, strerror(errno));
+        int e = errno;
+        moq_error("http", "cannot listen on %s: %s", addr, strerror(e));
         close(fd);
+        errno = e; /* the caller tells "address in use" apart */
         return MOQ_ERR_IO;
     }
     struct sockaddr_storage bound;
