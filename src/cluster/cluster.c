@@ -1,5 +1,6 @@
 #include "cluster/cluster.h"
 
+#include <errno.h>
 #include <ev.h>
 #include <gnutls/crypto.h>
 #include <stdio.h>
@@ -418,4 +419,94 @@ size_t moq_cluster_connected(const moq_cluster *c)
     for (pos = c->peers.next; pos != &c->peers; pos = pos->next)
         if (moq_container_of(pos, struct peer, link)->session) n++;
     return n;
+}
+
+/* ---------------------------------------------------------------- the cluster token */
+
+static bool is_jwt(const char *s, size_t len, moq_auth_error *why)
+{
+    moq_jwt_header h;
+    int rc = moq_jwt_header_parse(s, len, &h, why);
+    moq_jwt_header_free(&h);
+    return rc == 0;
+}
+
+/* Whether a value might be a token, so that no message may repeat it. */
+static bool may_be_token(const char *s)
+{
+    const char *dot = strchr(s, '.');
+    return strncmp(s, "eyJ", 3) == 0 || (dot && strchr(dot + 1, '.') && !strchr(s, '/'));
+}
+
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+static void trim(const char **s, size_t *len)
+{
+    while (*len && is_space((*s)[0])) {
+        (*s)++;
+        (*len)--;
+    }
+    while (*len && is_space((*s)[*len - 1]))
+        (*len)--;
+}
+
+static int token_from_file(const char *path, char **out, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        int e = errno;
+        if (!may_be_token(path)) {
+            snprintf(err, errlen,
+                     "cluster.token: cannot read %s: %s (give the JWT itself or a file holding it)",
+                     path, strerror(e));
+            return MOQ_ERR_CONFIG;
+        }
+        moq_auth_error why = {0};
+        is_jwt(path, strlen(path), &why);
+        snprintf(err, errlen,
+                 "cluster.token is neither a valid JWT (%s) nor a readable file (the value is not "
+                 "shown: it may be a token)",
+                 why.msg);
+        return MOQ_ERR_CONFIG;
+    }
+    char buf[MOQ_JWT_MAX_LEN + 2];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    bool failed = ferror(f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *tok = buf;
+    size_t len = n;
+    trim(&tok, &len);
+    moq_auth_error why = {0};
+    int rv = MOQ_ERR_CONFIG;
+    if (failed)
+        snprintf(err, errlen, "cluster.token: cannot read %s", path);
+    else if (n > MOQ_JWT_MAX_LEN)
+        snprintf(err, errlen, "cluster.token: %s holds more than a token (over %d bytes)", path,
+                 MOQ_JWT_MAX_LEN);
+    else if (!len)
+        snprintf(err, errlen, "cluster.token: %s is empty", path);
+    else if (!is_jwt(tok, len, &why))
+        snprintf(err, errlen, "cluster.token: %s does not hold a JWT (%s)", path, why.msg);
+    else
+        rv = (*out = strndup(tok, len)) ? 0 : MOQ_ERR_NOMEM;
+    gnutls_memset(buf, 0, sizeof(buf));
+    return rv;
+}
+
+int moq_cluster_token_load(const char *value, char **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    const char *v = value;
+    size_t len = strlen(value);
+    trim(&v, &len);
+    if (!len) {
+        snprintf(err, errlen, "cluster.token is empty (give the JWT itself or a file holding it)");
+        return MOQ_ERR_CONFIG;
+    }
+    if (is_jwt(v, len, NULL)) return (*out = strndup(v, len)) ? 0 : MOQ_ERR_NOMEM;
+    return token_from_file(value, out, err, errlen);
 }

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <ev.h>
@@ -424,6 +425,72 @@ static void unreachable_peer_comes_back(void **state)
     teardown();
 }
 
+/* ---- the cluster token: inline or in a file, never repeated in an error ---- */
+
+#define JWT "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJyb290IjoiIn0.c2lnbmF0dXJl"
+
+static char *temp_file(const char *content)
+{
+    static char path[64];
+    snprintf(path, sizeof(path), "/tmp/test_cluster_XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, content, strlen(content)), (ssize_t)strlen(content));
+    close(fd);
+    return path;
+}
+
+static void cluster_token_is_a_jwt_or_a_file(void **state)
+{
+    char *tok = NULL, err[256] = "";
+    assert_int_equal(moq_cluster_token_load(JWT, &tok, err, sizeof(err)), 0);
+    assert_string_equal(tok, JWT);
+    free(tok);
+
+    char *path = temp_file("\n  " JWT "\r\n");
+    assert_int_equal(moq_cluster_token_load(path, &tok, err, sizeof(err)), 0);
+    assert_string_equal(tok, JWT);
+    free(tok);
+    unlink(path);
+
+    path = temp_file("  \n");
+    assert_int_equal(moq_cluster_token_load(path, &tok, err, sizeof(err)), MOQ_ERR_CONFIG);
+    assert_null(tok);
+    assert_non_null(strstr(err, "is empty"));
+    assert_non_null(strstr(err, path));
+    unlink(path);
+
+    path = temp_file("not a token\n");
+    assert_int_equal(moq_cluster_token_load(path, &tok, err, sizeof(err)), MOQ_ERR_CONFIG);
+    assert_non_null(strstr(err, "does not hold a JWT"));
+    assert_null(strstr(err, "not a token"));
+    unlink(path);
+
+    assert_int_equal(moq_cluster_token_load("/nonexistent/cluster.jwt", &tok, err, sizeof(err)),
+                     MOQ_ERR_CONFIG);
+    assert_non_null(strstr(err, "cannot read /nonexistent/cluster.jwt"));
+    assert_non_null(strstr(err, "the JWT itself or a file"));
+}
+
+/* A token with a typo is neither a JWT nor a file: the message says so without repeating it. */
+static void cluster_token_errors_never_show_a_token(void **state)
+{
+    static const char *const broken[] = {
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJyb290IjoiIn0",           /* two parts */
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJyb290IjoiIn0.c2ln.Zm9v", /* four */
+        "eyJub3RhbGciOjF9.eyJyb290IjoiIn0.c2lnbmF0dXJl",                  /* no alg */
+        "Zm9vYmFyYmF6.eyJyb290IjoiIn0.c2lnbmF0dXJl",                      /* not JSON */
+    };
+    for (size_t i = 0; i < sizeof(broken) / sizeof(broken[0]); i++) {
+        char *tok = NULL, err[256] = "";
+        assert_int_equal(moq_cluster_token_load(broken[i], &tok, err, sizeof(err)), MOQ_ERR_CONFIG);
+        assert_null(tok);
+        assert_non_null(strstr(err, "neither a valid JWT"));
+        assert_null(strstr(err, "eyJyb290"));
+        assert_null(strstr(err, "c2ln"));
+    }
+}
+
 int main(void)
 {
     moq_log_set_level(getenv("TEST_DEBUG") ? MOQ_LOG_DEBUG : MOQ_LOG_ERROR);
@@ -431,6 +498,8 @@ int main(void)
         cmocka_unit_test(leaves_link_directly_and_survive_the_root),
         cmocka_unit_test(wrong_token_is_retried_with_backoff),
         cmocka_unit_test(unreachable_peer_comes_back),
+        cmocka_unit_test(cluster_token_is_a_jwt_or_a_file),
+        cmocka_unit_test(cluster_token_errors_never_show_a_token),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
