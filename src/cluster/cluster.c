@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "auth/auth.h"
 #include "moq/path.h"
@@ -56,20 +57,24 @@ static void peer_free(struct peer *p);
 
 /* ---------------------------------------------------------------- node advertisement */
 
-/* Node URLs become one path segment: '/' and '%' are percent-encoded. */
-static int encode_node(moq_buf *out, const char *url)
+/* The advertisement's path, written as upstream writes it: the node URL joined under the
+ * prefix as a broadcast path, which drops the slashes at its ends and collapses "//", so
+ * "https://a.example:4443/" is advertised as ".internal/origins/https:/a.example:4443". */
+static int advertisement_path(moq_buf *out, const char *node)
 {
+    size_t len = strlen(node);
+    if (moq_path_count_parts(moq_str_make(node, len)) == 0) return MOQ_ERR_INVALID;
     int rv = moq_buf_append(out, MOQ_CLUSTER_NODES_PREFIX "/", sizeof(MOQ_CLUSTER_NODES_PREFIX));
-    for (const char *p = url; rv == 0 && *p; p++) {
-        if (*p == '/' || *p == '%') {
-            char esc[4];
-            snprintf(esc, sizeof(esc), "%%%02X", (unsigned char)*p);
-            rv = moq_buf_append(out, esc, 3);
-        } else {
-            rv = moq_buf_put_u8(out, (uint8_t)*p);
-        }
-    }
-    return rv;
+    return rv ? rv : moq_path_normalize_append(out, moq_str_make(node, len));
+}
+
+/* The older form of this relay: the whole URL in one segment, '/' and '%' percent-encoded. */
+static bool is_encoded_node(const uint8_t *s, size_t len)
+{
+    if (memchr(s, '/', len)) return false;
+    for (size_t i = 0; i + 2 < len; i++)
+        if (s[i] == '%' && s[i + 1] == '2' && (s[i + 2] == 'F' || s[i + 2] == 'f')) return true;
+    return false;
 }
 
 /* NULL when out of memory or when the name is not a valid encoding (it is then ignored). */
@@ -82,6 +87,48 @@ static char *decode_node(const uint8_t *s, size_t len)
         return NULL;
     }
     return out;
+}
+
+/* The URL to dial for an advertisement (its path below the prefix). The upstream form puts
+ * back the "//" the path collapsed: a first segment ending in ':' is a scheme
+ * ("https:/a.example:4443" -> "https://a.example:4443/", the root path restored as upstream's
+ * URL parser does); without one the advertisement is a bare host[:port], which means
+ * https://host[:port]/. The older one-segment form is decoded. */
+static char *node_url(const uint8_t *s, size_t len)
+{
+    if (is_encoded_node(s, len)) return decode_node(s, len);
+    if (memchr(s, '\0', len)) return NULL;
+    const uint8_t *slash = memchr(s, '/', len);
+    bool has_scheme = slash && slash > s && slash[-1] == ':';
+    const char *scheme = has_scheme ? (const char *)s : "https:";
+    int scheme_len = has_scheme ? (int)(slash - s) : 6;
+    const char *rest = has_scheme ? (const char *)slash + 1 : (const char *)s;
+    size_t rest_len = has_scheme ? len - (size_t)(slash - s) - 1 : len;
+    size_t host_len = 0;
+    while (host_len < rest_len && !strchr("/?#", rest[host_len]))
+        host_len++;
+    bool add_root = host_len == rest_len || rest[host_len] != '/';
+    size_t n = len + 12;
+    char *out = malloc(n);
+    if (!out) return NULL;
+    snprintf(out, n, "%.*s//%.*s%s%.*s", scheme_len, scheme, (int)host_len, rest,
+             add_root ? "/" : "", (int)(rest_len - host_len), rest + host_len);
+    return out;
+}
+
+/* Whether two node URLs name the same relay: the query, a fragment and trailing slashes do not
+ * count, case does not matter and a bare host[:port] means https://. */
+static bool same_node(const char *a, const char *b)
+{
+    const char *v[2] = {a, b};
+    size_t len[2];
+    for (int i = 0; i < 2; i++) {
+        if (strncasecmp(v[i], "https://", 8) == 0) v[i] += 8;
+        len[i] = strcspn(v[i], "?#");
+        while (len[i] && v[i][len[i] - 1] == '/')
+            len[i]--;
+    }
+    return len[0] == len[1] && strncasecmp(v[0], v[1], len[0]) == 0;
 }
 
 /* The advertisement carries no tracks. */
@@ -97,8 +144,8 @@ static const moq_producer_ops node_ops = {node_track_request, NULL, node_track_r
 static void on_node(void *ctx, moq_watch *w, const moq_announce_event *ev)
 {
     moq_cluster *c = ctx;
-    if (ev->suffix_len == 0 || memchr(ev->suffix, '/', ev->suffix_len)) return;
-    char *url = decode_node(ev->suffix, ev->suffix_len);
+    if (ev->suffix_len == 0) return;
+    char *url = node_url(ev->suffix, ev->suffix_len);
     if (!url) return;
     /* The relay that created the advertisement is the oldest hop of its chain. */
     if (ev->kind == MOQ_ANNOUNCE_ENDED || ev->nhops == 0) {
@@ -295,7 +342,7 @@ static bool connected_to(moq_cluster *c, uint64_t id, const char *url)
     moq_list *pos;
     for (pos = c->peers.next; pos != &c->peers; pos = pos->next) {
         struct peer *p = moq_container_of(pos, struct peer, link);
-        if (p->node_id == id || strcmp(p->url, url) == 0) return true;
+        if (p->node_id == id || same_node(p->url, url)) return true;
         if (p->session && moq_session_peer_origin(p->session) == id) return true;
     }
     return false;
@@ -322,7 +369,7 @@ void moq_cluster_upstream(moq_cluster *c, moq_session *s, const uint8_t *path, s
         if (hops[i] == self) return;
         const char *url = moq_u64map_get(&c->nodes, hops[i]);
         if (!url) continue;
-        if (hops[i] == peer_id || (c->node && strcmp(url, c->node) == 0)) return; /* direct */
+        if (hops[i] == peer_id || (c->node && same_node(url, c->node))) return; /* direct */
         if (connected_to(c, hops[i], url)) return;
         moq_info("cluster", "/%.*s comes from %s: opening a direct link", (int)len,
                  (const char *)path, url);
@@ -359,12 +406,14 @@ int moq_cluster_new(const struct moq_cluster_config *cfg, moq_cluster **out)
     if (rv == 0 && c->node) {
         moq_buf path;
         moq_buf_init(&path);
-        rv = encode_node(&path, c->node);
+        rv = advertisement_path(&path, c->node);
         if (rv == 0)
             rv = moq_origin_announce(c->origin, path.data, path.len, NULL, 0, &node_ops, c,
                                      &c->self_route);
+        if (rv == 0)
+            moq_info("cluster", "advertising this relay as %s (/%.*s)", c->node, (int)path.len,
+                     (const char *)path.data);
         moq_buf_free(&path);
-        if (rv == 0) moq_info("cluster", "advertising this relay as %s", c->node);
     }
     if (rv < 0) {
         moq_cluster_free(c);

@@ -34,12 +34,13 @@ relay_config() {
 }
 
 # launch NAME DIR ARGS...: run the relay with ARGS in DIR, appending to $TMP/NAME.log, and
-# wait until it reports ready (once more than before).
+# wait until it reports ready (once more than before). RELAY_MOQ_LOG replaces the log spec.
 launch() {
     local name="$1" dir="$2" ready
     shift 2
     ready=$(log_count "$TMP/$name.log" "relay: ready")
-    (cd "$dir" && MOQ_LOG="info,moq=debug" exec "$MOQ_RELAY_BIN" "$@") >>"$TMP/$name.log" 2>&1 &
+    (cd "$dir" && MOQ_LOG="${RELAY_MOQ_LOG:-info,moq=debug}" exec "$MOQ_RELAY_BIN" "$@") \
+        >>"$TMP/$name.log" 2>&1 &
     RPID[$name]=$!
     PIDS+=("$!")
     wait_for eval '(($(log_count "$TMP/$name.log" "relay: ready") > ready))' ||
