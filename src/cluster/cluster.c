@@ -247,10 +247,31 @@ static void on_closed(void *arg, int err, uint64_t code, const char *reason)
 
 static const struct moq_cluster_dial_events dial_events = {on_connected, on_upstream, on_closed};
 
+/* The token a URL carries in its query (the last non-empty `jwt`), or NULL (also when the
+ * query does not decode). */
+static char *url_token(const char *url)
+{
+    const char *q = strchr(url, '?');
+    char *jwt = NULL;
+    if (q && moq_auth_query_jwt(q + 1, strcspn(q + 1, "#"), &jwt) < 0) jwt = NULL;
+    return jwt;
+}
+
+static void free_secret(char *s)
+{
+    if (!s) return;
+    gnutls_memset(s, 0, strlen(s));
+    free(s);
+}
+
+/* A URL with its own non-empty ?jwt= is dialed as is; every other dial carries the cluster's
+ * credential. */
 static char *dial_url(const moq_cluster *c, const char *url)
 {
     const char *q = strchr(url, '?');
-    bool has_jwt = q && (strstr(q, "?jwt=") || strstr(q, "&jwt="));
+    char *own = url_token(url);
+    bool has_jwt = own != NULL;
+    free_secret(own);
     size_t n = strlen(url) + (c->token && !has_jwt ? strlen(c->token) + 6 : 0) + 1;
     char *out = malloc(n);
     if (!out) return NULL;
@@ -271,7 +292,7 @@ static void peer_dial(struct peer *p)
     }
     moq_debug("cluster", "dialing %s", p->url);
     int rv = c->dialer.dial(c->dialer.ctx, url, c->origin, &dial_events, p, &p->dial);
-    free(url);
+    free_secret(url);
     if (rv < 0) {
         p->dial = NULL;
         moq_warn("cluster", "cannot dial %s: %s", p->url, moq_strerror(rv));
@@ -381,6 +402,33 @@ void moq_cluster_upstream(moq_cluster *c, moq_session *s, const uint8_t *path, s
 
 /* ---------------------------------------------------------------- lifecycle */
 
+/* The cluster's credential: cluster.token, or else the token the configured peers' URLs carry
+ * (the guide gives it only as root = "https://root/?jwt=..."), so that links opened on demand
+ * to relays learned from advertisements authenticate too. Peers carrying different tokens
+ * leave no single credential to use. */
+static int pick_token(moq_cluster *c, const struct moq_cluster_config *cfg)
+{
+    if (cfg->token) return (c->token = strdup(cfg->token)) ? 0 : MOQ_ERR_NOMEM;
+    bool conflict = false;
+    for (size_t i = 0; i < cfg->n_peers && !conflict; i++) {
+        char *t = url_token(cfg->peers[i]);
+        if (!t) continue;
+        if (!c->token) {
+            c->token = t;
+            continue;
+        }
+        conflict = strcmp(t, c->token) != 0;
+        free_secret(t);
+    }
+    if (conflict) {
+        free_secret(c->token);
+        c->token = NULL;
+        moq_warn("cluster", "the peer URLs carry different tokens: links opened to other relays "
+                            "carry none; set cluster.token");
+    }
+    return 0;
+}
+
 int moq_cluster_new(const struct moq_cluster_config *cfg, moq_cluster **out)
 {
     *out = NULL;
@@ -395,8 +443,7 @@ int moq_cluster_new(const struct moq_cluster_config *cfg, moq_cluster **out)
     c->idle_close_ms = cfg->idle_close_ms ? cfg->idle_close_ms : DEFAULT_IDLE_CLOSE_MS;
     moq_list_init(&c->peers);
     moq_u64map_init(&c->nodes);
-    if ((cfg->node && !(c->node = strdup(cfg->node))) ||
-        (cfg->token && !(c->token = strdup(cfg->token)))) {
+    if ((cfg->node && !(c->node = strdup(cfg->node))) || pick_token(c, cfg) < 0) {
         moq_cluster_free(c);
         return MOQ_ERR_NOMEM;
     }
@@ -457,7 +504,7 @@ void moq_cluster_free(moq_cluster *c)
         free(v);
     moq_u64map_free(&c->nodes);
     free(c->node);
-    free(c->token);
+    free_secret(c->token);
     free(c);
 }
 

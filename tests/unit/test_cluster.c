@@ -580,6 +580,41 @@ static void older_encoded_advertisement_is_still_read(void **state)
     pull_directly_from(".internal/origins/https:%2F%2Fleaf-r:4443%2F", "https://leaf-r:4443/?");
 }
 
+/* The guide gives the cluster token only in the root URL: the links a leaf opens to other
+ * leaves on demand carry it too (the fake peers refuse a dial without jwt=good). */
+static void direct_links_carry_the_token_of_the_root_url(void **state)
+{
+    setup();
+    struct relay *root = add_relay("https://root", 100);
+    struct relay *a = add_relay("https://leaf-a", 200);
+    struct relay *b = add_relay("https://leaf-b", 300);
+    static const char *const to_root[] = {"https://root/?jwt=good"};
+    start_cluster(root, NULL, 0, NULL);
+    start_cluster(a, to_root, 1, NULL);
+    start_cluster(b, to_root, 1, NULL);
+    struct pub p = {0};
+    assert_int_equal(
+        moq_origin_announce(a->origin, (const uint8_t *)"live", 4, NULL, 0, &pub_ops, &p, &p.route),
+        0);
+    struct seen_at w = {b, "live"};
+    assert_true(spin_until(seen, &w));
+    struct sub s = {0};
+    moq_sub_prefs prefs = {0};
+    assert_int_equal(moq_origin_subscribe(b->origin, (const uint8_t *)"live", 4,
+                                          (const uint8_t *)"t", 1, 0, &prefs, &sub_ops, &s, &s.s),
+                     0);
+    struct direct d = {b, &s, "one;"};
+    assert_true(spin_until(pulled_directly, &d));
+    assert_string_equal(last_dial, "https://leaf-a/?jwt=good");
+    assert_true(spin_until(track_requested, &p));
+    publish_group(&p, 1, "one");
+    assert_true(spin_until(received, &d));
+    sub_free(&s);
+    moq_route_unannounce(p.route);
+    spin_ms(50);
+    teardown();
+}
+
 /* ---- the cluster token: inline or in a file, never repeated in an error ---- */
 
 #define JWT "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJyb290IjoiIn0.c2lnbmF0dXJl"
@@ -657,6 +692,7 @@ int main(void)
         cmocka_unit_test(upstream_advertisement_opens_a_direct_link),
         cmocka_unit_test(bare_host_advertisement_means_https),
         cmocka_unit_test(older_encoded_advertisement_is_still_read),
+        cmocka_unit_test(direct_links_carry_the_token_of_the_root_url),
         cmocka_unit_test(cluster_token_is_a_jwt_or_a_file),
         cmocka_unit_test(cluster_token_errors_never_show_a_token),
     };
