@@ -81,7 +81,11 @@ json_t *moq_auth_json_object(const char *text, size_t len, moq_auth_error *err)
     json_error_t jerr;
     json_t *v = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!v) {
-        moq_auth_fail(err, MOQ_ERR_INVALID, MOQ_AUTH_R_MALFORMED, "invalid JSON: %s", jerr.text);
+        /* jansson quotes the input "near" the error; that may be key material */
+        char *near = strstr(jerr.text, " near ");
+        if (near) *near = '\0';
+        moq_auth_fail(err, MOQ_ERR_INVALID, MOQ_AUTH_R_MALFORMED,
+                      "invalid JSON at line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
         return NULL;
     }
     if (!json_is_object(v)) {

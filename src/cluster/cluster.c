@@ -1,10 +1,12 @@
 #include "cluster/cluster.h"
 
+#include <errno.h>
 #include <ev.h>
 #include <gnutls/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "auth/auth.h"
 #include "moq/path.h"
@@ -55,20 +57,24 @@ static void peer_free(struct peer *p);
 
 /* ---------------------------------------------------------------- node advertisement */
 
-/* Node URLs become one path segment: '/' and '%' are percent-encoded. */
-static int encode_node(moq_buf *out, const char *url)
+/* The advertisement's path, written as upstream writes it: the node URL joined under the
+ * prefix as a broadcast path, which drops the slashes at its ends and collapses "//", so
+ * "https://a.example:4443/" is advertised as ".internal/origins/https:/a.example:4443". */
+static int advertisement_path(moq_buf *out, const char *node)
 {
+    size_t len = strlen(node);
+    if (moq_path_count_parts(moq_str_make(node, len)) == 0) return MOQ_ERR_INVALID;
     int rv = moq_buf_append(out, MOQ_CLUSTER_NODES_PREFIX "/", sizeof(MOQ_CLUSTER_NODES_PREFIX));
-    for (const char *p = url; rv == 0 && *p; p++) {
-        if (*p == '/' || *p == '%') {
-            char esc[4];
-            snprintf(esc, sizeof(esc), "%%%02X", (unsigned char)*p);
-            rv = moq_buf_append(out, esc, 3);
-        } else {
-            rv = moq_buf_put_u8(out, (uint8_t)*p);
-        }
-    }
-    return rv;
+    return rv ? rv : moq_path_normalize_append(out, moq_str_make(node, len));
+}
+
+/* The older form of this relay: the whole URL in one segment, '/' and '%' percent-encoded. */
+static bool is_encoded_node(const uint8_t *s, size_t len)
+{
+    if (memchr(s, '/', len)) return false;
+    for (size_t i = 0; i + 2 < len; i++)
+        if (s[i] == '%' && s[i + 1] == '2' && (s[i + 2] == 'F' || s[i + 2] == 'f')) return true;
+    return false;
 }
 
 /* NULL when out of memory or when the name is not a valid encoding (it is then ignored). */
@@ -81,6 +87,48 @@ static char *decode_node(const uint8_t *s, size_t len)
         return NULL;
     }
     return out;
+}
+
+/* The URL to dial for an advertisement (its path below the prefix). The upstream form puts
+ * back the "//" the path collapsed: a first segment ending in ':' is a scheme
+ * ("https:/a.example:4443" -> "https://a.example:4443/", the root path restored as upstream's
+ * URL parser does); without one the advertisement is a bare host[:port], which means
+ * https://host[:port]/. The older one-segment form is decoded. */
+static char *node_url(const uint8_t *s, size_t len)
+{
+    if (is_encoded_node(s, len)) return decode_node(s, len);
+    if (memchr(s, '\0', len)) return NULL;
+    const uint8_t *slash = memchr(s, '/', len);
+    bool has_scheme = slash && slash > s && slash[-1] == ':';
+    const char *scheme = has_scheme ? (const char *)s : "https:";
+    int scheme_len = has_scheme ? (int)(slash - s) : 6;
+    const char *rest = has_scheme ? (const char *)slash + 1 : (const char *)s;
+    size_t rest_len = has_scheme ? len - (size_t)(slash - s) - 1 : len;
+    size_t host_len = 0;
+    while (host_len < rest_len && !strchr("/?#", rest[host_len]))
+        host_len++;
+    bool add_root = host_len == rest_len || rest[host_len] != '/';
+    size_t n = len + 12;
+    char *out = malloc(n);
+    if (!out) return NULL;
+    snprintf(out, n, "%.*s//%.*s%s%.*s", scheme_len, scheme, (int)host_len, rest,
+             add_root ? "/" : "", (int)(rest_len - host_len), rest + host_len);
+    return out;
+}
+
+/* Whether two node URLs name the same relay: the query, a fragment and trailing slashes do not
+ * count, case does not matter and a bare host[:port] means https://. */
+static bool same_node(const char *a, const char *b)
+{
+    const char *v[2] = {a, b};
+    size_t len[2];
+    for (int i = 0; i < 2; i++) {
+        if (strncasecmp(v[i], "https://", 8) == 0) v[i] += 8;
+        len[i] = strcspn(v[i], "?#");
+        while (len[i] && v[i][len[i] - 1] == '/')
+            len[i]--;
+    }
+    return len[0] == len[1] && strncasecmp(v[0], v[1], len[0]) == 0;
 }
 
 /* The advertisement carries no tracks. */
@@ -96,8 +144,8 @@ static const moq_producer_ops node_ops = {node_track_request, NULL, node_track_r
 static void on_node(void *ctx, moq_watch *w, const moq_announce_event *ev)
 {
     moq_cluster *c = ctx;
-    if (ev->suffix_len == 0 || memchr(ev->suffix, '/', ev->suffix_len)) return;
-    char *url = decode_node(ev->suffix, ev->suffix_len);
+    if (ev->suffix_len == 0) return;
+    char *url = node_url(ev->suffix, ev->suffix_len);
     if (!url) return;
     /* The relay that created the advertisement is the oldest hop of its chain. */
     if (ev->kind == MOQ_ANNOUNCE_ENDED || ev->nhops == 0) {
@@ -199,10 +247,31 @@ static void on_closed(void *arg, int err, uint64_t code, const char *reason)
 
 static const struct moq_cluster_dial_events dial_events = {on_connected, on_upstream, on_closed};
 
+/* The token a URL carries in its query (the last non-empty `jwt`), or NULL (also when the
+ * query does not decode). */
+static char *url_token(const char *url)
+{
+    const char *q = strchr(url, '?');
+    char *jwt = NULL;
+    if (q && moq_auth_query_jwt(q + 1, strcspn(q + 1, "#"), &jwt) < 0) jwt = NULL;
+    return jwt;
+}
+
+static void free_secret(char *s)
+{
+    if (!s) return;
+    gnutls_memset(s, 0, strlen(s));
+    free(s);
+}
+
+/* A URL with its own non-empty ?jwt= is dialed as is; every other dial carries the cluster's
+ * credential. */
 static char *dial_url(const moq_cluster *c, const char *url)
 {
     const char *q = strchr(url, '?');
-    bool has_jwt = q && (strstr(q, "?jwt=") || strstr(q, "&jwt="));
+    char *own = url_token(url);
+    bool has_jwt = own != NULL;
+    free_secret(own);
     size_t n = strlen(url) + (c->token && !has_jwt ? strlen(c->token) + 6 : 0) + 1;
     char *out = malloc(n);
     if (!out) return NULL;
@@ -223,7 +292,7 @@ static void peer_dial(struct peer *p)
     }
     moq_debug("cluster", "dialing %s", p->url);
     int rv = c->dialer.dial(c->dialer.ctx, url, c->origin, &dial_events, p, &p->dial);
-    free(url);
+    free_secret(url);
     if (rv < 0) {
         p->dial = NULL;
         moq_warn("cluster", "cannot dial %s: %s", p->url, moq_strerror(rv));
@@ -294,7 +363,7 @@ static bool connected_to(moq_cluster *c, uint64_t id, const char *url)
     moq_list *pos;
     for (pos = c->peers.next; pos != &c->peers; pos = pos->next) {
         struct peer *p = moq_container_of(pos, struct peer, link);
-        if (p->node_id == id || strcmp(p->url, url) == 0) return true;
+        if (p->node_id == id || same_node(p->url, url)) return true;
         if (p->session && moq_session_peer_origin(p->session) == id) return true;
     }
     return false;
@@ -321,7 +390,7 @@ void moq_cluster_upstream(moq_cluster *c, moq_session *s, const uint8_t *path, s
         if (hops[i] == self) return;
         const char *url = moq_u64map_get(&c->nodes, hops[i]);
         if (!url) continue;
-        if (hops[i] == peer_id || (c->node && strcmp(url, c->node) == 0)) return; /* direct */
+        if (hops[i] == peer_id || (c->node && same_node(url, c->node))) return; /* direct */
         if (connected_to(c, hops[i], url)) return;
         moq_info("cluster", "/%.*s comes from %s: opening a direct link", (int)len,
                  (const char *)path, url);
@@ -332,6 +401,33 @@ void moq_cluster_upstream(moq_cluster *c, moq_session *s, const uint8_t *path, s
 }
 
 /* ---------------------------------------------------------------- lifecycle */
+
+/* The cluster's credential: cluster.token, or else the token the configured peers' URLs carry
+ * (the guide gives it only as root = "https://root/?jwt=..."), so that links opened on demand
+ * to relays learned from advertisements authenticate too. Peers carrying different tokens
+ * leave no single credential to use. */
+static int pick_token(moq_cluster *c, const struct moq_cluster_config *cfg)
+{
+    if (cfg->token) return (c->token = strdup(cfg->token)) ? 0 : MOQ_ERR_NOMEM;
+    bool conflict = false;
+    for (size_t i = 0; i < cfg->n_peers && !conflict; i++) {
+        char *t = url_token(cfg->peers[i]);
+        if (!t) continue;
+        if (!c->token) {
+            c->token = t;
+            continue;
+        }
+        conflict = strcmp(t, c->token) != 0;
+        free_secret(t);
+    }
+    if (conflict) {
+        free_secret(c->token);
+        c->token = NULL;
+        moq_warn("cluster", "the peer URLs carry different tokens: links opened to other relays "
+                            "carry none; set cluster.token");
+    }
+    return 0;
+}
 
 int moq_cluster_new(const struct moq_cluster_config *cfg, moq_cluster **out)
 {
@@ -347,8 +443,7 @@ int moq_cluster_new(const struct moq_cluster_config *cfg, moq_cluster **out)
     c->idle_close_ms = cfg->idle_close_ms ? cfg->idle_close_ms : DEFAULT_IDLE_CLOSE_MS;
     moq_list_init(&c->peers);
     moq_u64map_init(&c->nodes);
-    if ((cfg->node && !(c->node = strdup(cfg->node))) ||
-        (cfg->token && !(c->token = strdup(cfg->token)))) {
+    if ((cfg->node && !(c->node = strdup(cfg->node))) || pick_token(c, cfg) < 0) {
         moq_cluster_free(c);
         return MOQ_ERR_NOMEM;
     }
@@ -358,12 +453,14 @@ int moq_cluster_new(const struct moq_cluster_config *cfg, moq_cluster **out)
     if (rv == 0 && c->node) {
         moq_buf path;
         moq_buf_init(&path);
-        rv = encode_node(&path, c->node);
+        rv = advertisement_path(&path, c->node);
         if (rv == 0)
             rv = moq_origin_announce(c->origin, path.data, path.len, NULL, 0, &node_ops, c,
                                      &c->self_route);
+        if (rv == 0)
+            moq_info("cluster", "advertising this relay as %s (/%.*s)", c->node, (int)path.len,
+                     (const char *)path.data);
         moq_buf_free(&path);
-        if (rv == 0) moq_info("cluster", "advertising this relay as %s", c->node);
     }
     if (rv < 0) {
         moq_cluster_free(c);
@@ -407,7 +504,7 @@ void moq_cluster_free(moq_cluster *c)
         free(v);
     moq_u64map_free(&c->nodes);
     free(c->node);
-    free(c->token);
+    free_secret(c->token);
     free(c);
 }
 
@@ -418,4 +515,94 @@ size_t moq_cluster_connected(const moq_cluster *c)
     for (pos = c->peers.next; pos != &c->peers; pos = pos->next)
         if (moq_container_of(pos, struct peer, link)->session) n++;
     return n;
+}
+
+/* ---------------------------------------------------------------- the cluster token */
+
+static bool is_jwt(const char *s, size_t len, moq_auth_error *why)
+{
+    moq_jwt_header h;
+    int rc = moq_jwt_header_parse(s, len, &h, why);
+    moq_jwt_header_free(&h);
+    return rc == 0;
+}
+
+/* Whether a value might be a token, so that no message may repeat it. */
+static bool may_be_token(const char *s)
+{
+    const char *dot = strchr(s, '.');
+    return strncmp(s, "eyJ", 3) == 0 || (dot && strchr(dot + 1, '.') && !strchr(s, '/'));
+}
+
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+static void trim(const char **s, size_t *len)
+{
+    while (*len && is_space((*s)[0])) {
+        (*s)++;
+        (*len)--;
+    }
+    while (*len && is_space((*s)[*len - 1]))
+        (*len)--;
+}
+
+static int token_from_file(const char *path, char **out, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        int e = errno;
+        if (!may_be_token(path)) {
+            snprintf(err, errlen,
+                     "cluster.token: cannot read %s: %s (give the JWT itself or a file holding it)",
+                     path, strerror(e));
+            return MOQ_ERR_CONFIG;
+        }
+        moq_auth_error why = {0};
+        is_jwt(path, strlen(path), &why);
+        snprintf(err, errlen,
+                 "cluster.token is neither a valid JWT (%s) nor a readable file (the value is not "
+                 "shown: it may be a token)",
+                 why.msg);
+        return MOQ_ERR_CONFIG;
+    }
+    char buf[MOQ_JWT_MAX_LEN + 2];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    bool failed = ferror(f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *tok = buf;
+    size_t len = n;
+    trim(&tok, &len);
+    moq_auth_error why = {0};
+    int rv = MOQ_ERR_CONFIG;
+    if (failed)
+        snprintf(err, errlen, "cluster.token: cannot read %s", path);
+    else if (n > MOQ_JWT_MAX_LEN)
+        snprintf(err, errlen, "cluster.token: %s holds more than a token (over %d bytes)", path,
+                 MOQ_JWT_MAX_LEN);
+    else if (!len)
+        snprintf(err, errlen, "cluster.token: %s is empty", path);
+    else if (!is_jwt(tok, len, &why))
+        snprintf(err, errlen, "cluster.token: %s does not hold a JWT (%s)", path, why.msg);
+    else
+        rv = (*out = strndup(tok, len)) ? 0 : MOQ_ERR_NOMEM;
+    gnutls_memset(buf, 0, sizeof(buf));
+    return rv;
+}
+
+int moq_cluster_token_load(const char *value, char **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    const char *v = value;
+    size_t len = strlen(value);
+    trim(&v, &len);
+    if (!len) {
+        snprintf(err, errlen, "cluster.token is empty (give the JWT itself or a file holding it)");
+        return MOQ_ERR_CONFIG;
+    }
+    if (is_jwt(v, len, NULL)) return (*out = strndup(v, len)) ? 0 : MOQ_ERR_NOMEM;
+    return token_from_file(value, out, err, errlen);
 }

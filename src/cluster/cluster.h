@@ -78,6 +78,12 @@ void moq_cluster_free(moq_cluster *c);
 void moq_cluster_upstream(moq_cluster *c, moq_session *s, const uint8_t *path, size_t len,
                           const uint64_t *hops, size_t nhops, bool active);
 
+/* The cluster token from `[cluster] token` (--cluster-token): the value itself when it is a
+ * JWT (as the setup guide writes it), otherwise the name of a file holding one (whitespace
+ * around the token is ignored). Returns 0 with a malloc'd copy in *out, or MOQ_ERR_CONFIG
+ * with a message in err (never the token, nor a value that may be one) / MOQ_ERR_NOMEM. */
+int moq_cluster_token_load(const char *value, char **out, char *err, size_t errlen);
+
 /* Number of sessions the cluster dialed that are up now (static and on-demand). */
 size_t moq_cluster_connected(const moq_cluster *c);
 

@@ -6,6 +6,17 @@
 
 #include "util/log.h"
 
+/* Configuration errors quote values, and a value may hold a token (a peer URL's ?jwt=). */
+static void print_error(const char *err)
+{
+    char msg[512];
+    size_t len = strlen(err) < sizeof(msg) - 1 ? strlen(err) : sizeof(msg) - 1;
+    memcpy(msg, err, len);
+    len = moq_log_redact(msg, len, sizeof(msg) - 1);
+    msg[len] = '\0';
+    fprintf(stderr, "moq-relay: %s\n", msg);
+}
+
 bool moq_cli_configure(struct moq_config *cfg, int argc, char **argv, char **envp, int *status)
 {
     char err[512] = "";
@@ -25,7 +36,7 @@ bool moq_cli_configure(struct moq_config *cfg, int argc, char **argv, char **env
         /* Problems in argv itself are usage errors; the rest are configuration errors. */
         bool usage = strncmp(err, "--", 2) == 0 && strstr(err, "unknown option");
         usage = usage || strstr(err, "missing value") || strstr(err, "unexpected argument");
-        fprintf(stderr, "moq-relay: %s\n", err);
+        print_error(err);
         if (usage) fprintf(stderr, "Run 'moq-relay --help' for the list of options.\n");
         *status = usage ? 2 : 1;
         goto stop;
@@ -33,7 +44,7 @@ bool moq_cli_configure(struct moq_config *cfg, int argc, char **argv, char **env
     char warn[512] = "";
     if (moq_config_apply_log(cfg, envp, warn, sizeof(warn)) < 0) moq_warn("config", "%s", warn);
     if (moq_config_validate(cfg, err, sizeof(err)) < 0) {
-        fprintf(stderr, "moq-relay: %s\n", err);
+        print_error(err);
         *status = 1;
         goto stop;
     }

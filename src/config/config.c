@@ -14,6 +14,7 @@
 #include "config/schema.h"
 #include "config/toml.h"
 #include "util/err.h"
+#include "util/url.h"
 
 extern char **environ;
 
@@ -420,6 +421,20 @@ static int normalize_peer(const char *s, char **norm, char *msg, size_t msglen)
         return MOQ_ERR_INVALID;
     }
     return (*norm = strdup(s)) ? 0 : MOQ_ERR_NOMEM;
+}
+
+/* Whether a URL's query has a jwt parameter. */
+static bool carries_token(const char *url)
+{
+    const char *q = strchr(url, '?');
+    if (!q) return false;
+    q++;
+    size_t len = strcspn(q, "#");
+    char v[2];
+    int rc = moq_query_param(q, len, "jwt", v, sizeof(v));
+    if (rc == MOQ_ERR_INVALID) /* the query does not decode: look for the name as written */
+        return strncmp(q, "jwt=", 4) == 0 || memmem(q, len, "&jwt=", 5);
+    return rc != MOQ_ERR_NOT_FOUND;
 }
 
 /* ---- setting values --------------------------------------------------------------------- */
@@ -1298,6 +1313,10 @@ int moq_config_finalize(struct moq_config *cfg, char *err, size_t errlen)
         free(cfg->staging.mesh_legacy);
         cfg->staging.mesh_legacy = NULL;
     }
+    if (cfg->cluster.node && carries_token(cfg->cluster.node))
+        return fail_key(cfg, "cluster.node", err, errlen,
+                        "cluster.node must not carry a token (?jwt=): it is advertised to every "
+                        "relay of the cluster; set cluster.token instead");
     struct moq_config_auth *a = &cfg->auth;
     for (size_t i = 0; i < cfg->staging.public_subscribe.len; i++)
         if (moq_strlist_push(&a->public_subscribe, cfg->staging.public_subscribe.v[i]))

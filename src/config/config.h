@@ -115,7 +115,7 @@ struct moq_config_cluster {
     char *connect_api;          /* URL or file with a JSON peer list */
     char *node;                 /* this relay's own URL; legacy TOML alias `advertise` */
     bool mesh;                  /* gossip discovery */
-    char *token;                /* file with the JWT for outbound dials */
+    char *token;                /* the JWT for outbound dials, or a file holding it */
     char *tier;
     uint64_t linger_ms; /* default 5000 */
     char *prefix;       /* legacy `prefix`, accepted and ignored */

@@ -216,7 +216,7 @@ const struct opt moq_config_opts[] = {
     {"cluster.mesh", "cluster-mesh", NULL, "MOQ_CLUSTER_MESH", T_MESH, F(cluster.mesh), NOSET,
      OPT_IGNORED, "false", "Gossip discovery: advertise --cluster-node to peers"},
     {"cluster.token", "cluster-token", NULL, "MOQ_CLUSTER_TOKEN", T_STR, F(cluster.token), NOSET, 0,
-     NULL, "File with the JWT presented on outbound cluster dials"},
+     NULL, "JWT presented on cluster dials: the token itself or a file holding it"},
     {"cluster.tier", "cluster-tier", NULL, "MOQ_CLUSTER_TIER", T_STR, F(cluster.tier), NOSET,
      OPT_IGNORED, NULL, "Stats tier label for relay-to-relay traffic"},
     {"cluster.linger", "cluster-linger", NULL, "MOQ_CLUSTER_LINGER", T_DURATION,

@@ -398,33 +398,12 @@ static void relay_dial_close(void *ctx, void *handle)
     moq_dial_close(rd->d, 0, "closed");
 }
 
-static char *read_token(const char *path, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "cluster token %s: cannot read it", path);
-        return NULL;
-    }
-    char buf[8192];
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
-        buf[--n] = '\0';
-    size_t start = strspn(buf, " \t\r\n");
-    if (!buf[start]) {
-        snprintf(err, errlen, "cluster token %s is empty", path);
-        return NULL;
-    }
-    return strdup(buf + start);
-}
-
 static int setup_cluster(moq_relay *r, char *err, size_t errlen)
 {
     const struct moq_config_cluster *cc = &r->cfg->cluster;
     if (!cc->connect.len && !cc->node) return 0;
-    if (cc->token && !(r->cluster_token = read_token(cc->token, err, errlen)))
-        return MOQ_ERR_CONFIG;
+    int rv = cc->token ? moq_cluster_token_load(cc->token, &r->cluster_token, err, errlen) : 0;
+    if (rv < 0) return rv;
     struct moq_cluster_config c = {
         .loop = r->loop,
         .origin = r->origin,
@@ -436,7 +415,7 @@ static int setup_cluster(moq_relay *r, char *err, size_t errlen)
         .backoff_initial_ms = r->cfg->client.backoff.initial_ms,
         .backoff_max_ms = r->cfg->client.backoff.max_ms,
     };
-    int rv = moq_cluster_new(&c, &r->cluster);
+    rv = moq_cluster_new(&c, &r->cluster);
     if (rv < 0) snprintf(err, errlen, "cluster: %s", moq_strerror(rv));
     return rv;
 }
@@ -519,6 +498,7 @@ void moq_relay_free(moq_relay *r)
     if (r->cluster) moq_cluster_free(r->cluster);
     for (int i = 0; i < 200 && r->dials; i++)
         ev_run(r->loop, EVRUN_ONCE | EVRUN_NOWAIT);
+    if (r->cluster_token) explicit_bzero(r->cluster_token, strlen(r->cluster_token));
     free(r->cluster_token);
     /* Listeners next: closing them delivers `closed` to every session, which releases its
      * handles in the origin. */

@@ -173,12 +173,39 @@ static bool is_token_char(char c)
            c == '_' || c == '.' || c == '%' || c == '~' || c == '+' || c == '=' || c == '/';
 }
 
-/* Tokens never reach the logs: the value of every "jwt=" becomes "<redacted>". */
-size_t moq_log_redact(char *line, size_t len, size_t cap)
+static bool is_b64url_char(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_';
+}
+
+/* Length of a token standing on its own at text[i]: base64url of a JSON object begins with
+ * "eyJ" ('{"'), so a run of base64url and dots starting so is a JWT (or a base64url key), not
+ * words. 0 when there is none at i. */
+static size_t bare_token_len(const char *text, size_t len, size_t i)
+{
+    if (len - i < 3 || memcmp(text + i, "eyJ", 3) != 0) return 0;
+    if (i > 0 && (is_b64url_char(text[i - 1]) || text[i - 1] == '.')) return 0;
+    size_t v = i;
+    while (v < len && (is_b64url_char(text[v]) || text[v] == '.'))
+        v++;
+    return v - i >= 16 ? v - i : 0;
+}
+
+static size_t put_mark(char *out, size_t o, size_t cap)
 {
     static const char mark[] = "<redacted>";
+    size_t n = sizeof(mark) - 1 < cap - o ? sizeof(mark) - 1 : cap - o;
+    memcpy(out + o, mark, n);
+    return o + n;
+}
+
+/* Tokens never reach the logs: the value of every "jwt=" and every bare JWT become
+ * "<redacted>". */
+size_t moq_log_redact(char *line, size_t len, size_t cap)
+{
     char out[2048];
-    size_t o = 0;
+    size_t o = 0, bare;
     for (size_t i = 0; i < len && o < sizeof(out);) {
         if (len - i > 4 && memcmp(line + i, "jwt=", 4) == 0) {
             memcpy(out + o, "jwt=", 4 < sizeof(out) - o ? 4 : sizeof(out) - o);
@@ -187,12 +214,11 @@ size_t moq_log_redact(char *line, size_t len, size_t cap)
             size_t v = i;
             while (v < len && is_token_char(line[v]))
                 v++;
-            if (v > i) {
-                size_t n = sizeof(mark) - 1 < sizeof(out) - o ? sizeof(mark) - 1 : sizeof(out) - o;
-                memcpy(out + o, mark, n);
-                o += n;
-            }
+            if (v > i && o < sizeof(out)) o = put_mark(out, o, sizeof(out));
             i = v;
+        } else if ((bare = bare_token_len(line, len, i)) > 0) {
+            o = put_mark(out, o, sizeof(out));
+            i += bare;
         } else {
             out[o++] = line[i++];
         }
@@ -223,8 +249,9 @@ void moq_log_write(enum moq_log_level level, const char *target, const char *fmt
     /* Control characters from peers must not forge log lines. */
     for (size_t i = (size_t)n; i < len; i++)
         if ((unsigned char)line[i] < 0x20 && line[i] != '\t') line[i] = '?';
-    if (memmem(line + n, len - (size_t)n, "jwt=", 4))
-        len = (size_t)n + moq_log_redact(line + n, len - (size_t)n, sizeof(line) - 2 - (size_t)n);
+    size_t body = len - (size_t)n;
+    if (memmem(line + n, body, "jwt=", 4) || memmem(line + n, body, "eyJ", 3))
+        len = (size_t)n + moq_log_redact(line + n, body, sizeof(line) - 2 - (size_t)n);
     line[len++] = '\n';
     ssize_t w = write(STDERR_FILENO, line, len);
     (void)w;

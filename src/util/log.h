@@ -35,9 +35,10 @@ int moq_log_configure(const char *spec);
 
 bool moq_log_enabled(enum moq_log_level level, const char *target);
 
-/* Replace the value of every "jwt=" in text[0..len) with "<redacted>" (in place, at most cap
- * bytes); returns the new length. Log lines get this automatically; other messages for
- * operators (a tool's errors) should use it too. */
+/* Replace the value of every "jwt=" in text[0..len), and every bare JWT (a run of base64url
+ * and dots starting with "eyJ", as any base64url JSON does), with "<redacted>" (in place, at
+ * most cap bytes); returns the new length. Log lines get this automatically; every other
+ * message for operators (config errors, the tools' errors) goes through it too. */
 size_t moq_log_redact(char *text, size_t len, size_t cap);
 
 void moq_log_write(enum moq_log_level level, const char *target, const char *fmt, ...)

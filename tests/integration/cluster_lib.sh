@@ -10,7 +10,8 @@ TOKEN_TOOL="$MOQ_BUILD_DIR/moq-token"
 declare -A RPORT RPID
 
 # relay NAME [flags...]: start (or restart, on the same port) relay NAME. Anonymous clients
-# may do anything; peer relays present the cluster token.
+# may do anything (RELAY_PUBLIC=PREFIX: only under PREFIX); peer relays present the cluster
+# token.
 relay() {
     local name="$1"
     shift
@@ -18,7 +19,7 @@ relay() {
     local port="${RPORT[$name]}"
     launch "$name" "$TMP" --server-bind "127.0.0.1:$port" \
         --web-http-listen "127.0.0.1:$port" --tls-generate localhost \
-        --auth-key "$TMP/root.jwk" --auth-public "" --cluster-linger 1s \
+        --auth-key "$TMP/root.jwk" --auth-public "${RELAY_PUBLIC:-}" --cluster-linger 1s \
         --server-quic-idle-timeout 3s --server-quic-keep-alive 1s \
         --client-quic-idle-timeout 3s --client-quic-keep-alive 1s \
         --client-tls-disable-verify "$@"
@@ -34,12 +35,13 @@ relay_config() {
 }
 
 # launch NAME DIR ARGS...: run the relay with ARGS in DIR, appending to $TMP/NAME.log, and
-# wait until it reports ready (once more than before).
+# wait until it reports ready (once more than before). RELAY_MOQ_LOG replaces the log spec.
 launch() {
     local name="$1" dir="$2" ready
     shift 2
     ready=$(log_count "$TMP/$name.log" "relay: ready")
-    (cd "$dir" && MOQ_LOG="info,moq=debug" exec "$MOQ_RELAY_BIN" "$@") >>"$TMP/$name.log" 2>&1 &
+    (cd "$dir" && MOQ_LOG="${RELAY_MOQ_LOG:-info,moq=debug}" exec "$MOQ_RELAY_BIN" "$@") \
+        >>"$TMP/$name.log" 2>&1 &
     RPID[$name]=$!
     PIDS+=("$!")
     wait_for eval '(($(log_count "$TMP/$name.log" "relay: ready") > ready))' ||

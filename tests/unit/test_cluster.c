@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <ev.h>
@@ -37,12 +38,15 @@ static struct ev_loop *loop;
 static struct relay relays[MAX_RELAYS];
 static size_t n_relays;
 static int dials;
+static char last_dial[256]; /* the URL of the latest dial, token included */
 
 static struct relay *find(const char *url)
 {
     for (size_t i = 0; i < n_relays; i++) {
         size_t n = strlen(relays[i].url);
-        if (strncmp(url, relays[i].url, n) == 0 && (url[n] == '\0' || url[n] == '?'))
+        if (strncmp(url, relays[i].url, n) == 0 &&
+            (url[n] == '\0' || url[n] == '?' ||
+             (url[n] == '/' && (url[n + 1] == '\0' || url[n + 1] == '?'))))
             return &relays[i];
     }
     return NULL;
@@ -134,6 +138,7 @@ static int fake_dial(void *ctx, const char *url, moq_origin *origin,
                      const struct moq_cluster_dial_events *ev, void *arg, void **handle)
 {
     dials++;
+    snprintf(last_dial, sizeof(last_dial), "%s", url);
     struct fake_dial *d = calloc(1, sizeof(*d));
     d->ev = ev;
     d->arg = arg;
@@ -196,12 +201,13 @@ static struct relay *add_relay(const char *url, uint64_t id)
     return r;
 }
 
-static void start_cluster(struct relay *r, const char *const *peers, size_t n, const char *token)
+static void start_cluster_as(struct relay *r, const char *node, const char *const *peers, size_t n,
+                             const char *token)
 {
     struct moq_cluster_config cc = {
         .loop = loop,
         .origin = r->origin,
-        .node = r->url,
+        .node = node,
         .peers = peers,
         .n_peers = n,
         .token = token,
@@ -213,11 +219,31 @@ static void start_cluster(struct relay *r, const char *const *peers, size_t n, c
     assert_int_equal(moq_cluster_new(&cc, &r->cluster), 0);
 }
 
+static void start_cluster(struct relay *r, const char *const *peers, size_t n, const char *token)
+{
+    start_cluster_as(r, r->url, peers, n, token);
+}
+
 static void spin_ms(int ms)
 {
     uint64_t end = moq_now_us() + (uint64_t)ms * 1000;
     while (moq_now_us() < end)
         ev_run(loop, EVRUN_NOWAIT);
+}
+
+static void tick(struct ev_loop *l, ev_timer *w, int revents) {}
+
+/* Run the loop until cond holds; false if it still does not after a generous 10 s. */
+static bool spin_until(bool (*cond)(void *), void *arg)
+{
+    ev_timer guard;
+    ev_timer_init(&guard, tick, 0.002, 0.002);
+    ev_timer_start(loop, &guard);
+    uint64_t end = moq_now_us() + 10 * 1000 * 1000;
+    while (!cond(arg) && moq_now_us() < end)
+        ev_run(loop, EVRUN_ONCE);
+    ev_timer_stop(loop, &guard);
+    return cond(arg);
 }
 
 /* ---- a publisher on leaf A ---- */
@@ -424,6 +450,237 @@ static void unreachable_peer_comes_back(void **state)
     teardown();
 }
 
+/* ---- mixed clusters: the node advertisement as upstream moq-relay writes and reads it ---- */
+
+static bool has_path(struct relay *r, const char *path)
+{
+    return moq_origin_lookup(r->origin, (const uint8_t *)path, strlen(path), 0, NULL, NULL) == 0;
+}
+
+struct seen_at {
+    struct relay *r;
+    const char *path;
+};
+
+static bool seen(void *arg)
+{
+    struct seen_at *w = arg;
+    return has_path(w->r, w->path);
+}
+
+/* "https://leaf-a:4443/" is advertised as upstream's Path::new(prefix).join(node) spells it. */
+static void node_is_advertised_in_the_upstream_form(void **state)
+{
+    setup();
+    struct relay *root = add_relay("https://root", 100);
+    struct relay *a = add_relay("https://leaf-a:4443/", 200);
+    static const char *const to_root[] = {"https://root"};
+    start_cluster(root, NULL, 0, NULL);
+    start_cluster(a, to_root, 1, "good");
+    struct seen_at w = {root, ".internal/origins/https:/leaf-a:4443"};
+    assert_true(spin_until(seen, &w));
+    uint64_t hops[32];
+    size_t nhops = 0;
+    assert_int_equal(
+        moq_origin_lookup(root->origin, (const uint8_t *)w.path, strlen(w.path), 0, hops, &nhops),
+        0);
+    assert_int_equal(nhops, 1);
+    assert_int_equal(hops[0], 200);   /* the advertising relay's origin id comes first */
+    assert_true(has_path(a, w.path)); /* announced locally, without hops */
+    assert_false(has_path(root, ".internal/origins/https:%2F%2Fleaf-a:4443%2F"));
+    teardown();
+}
+
+static bool track_requested(void *arg)
+{
+    return ((struct pub *)arg)->track != NULL;
+}
+
+struct direct {
+    struct relay *b;
+    struct sub *s;
+    const char *want;
+};
+
+static bool pulled_directly(void *arg)
+{
+    struct direct *d = arg;
+    uint64_t hops[32];
+    size_t nhops = 0;
+    return moq_cluster_connected(d->b->cluster) == 2 &&
+           moq_origin_lookup(d->b->origin, (const uint8_t *)"live", 4, 0, hops, &nhops) == 0 &&
+           nhops == 1;
+}
+
+static bool received(void *arg)
+{
+    struct direct *d = arg;
+    return strcmp(d->s->seen, d->want) == 0;
+}
+
+/* A relay that is not this implementation advertises itself (the advertisement is put in its
+ * origin as upstream's cluster does: a local broadcast at the path, no hops) and publishes
+ * "live"; a subscriber on leaf B makes B dial it directly at the advertised URL. */
+static void pull_directly_from(const char *advertisement, const char *dialed)
+{
+    setup();
+    struct relay *root = add_relay("https://root", 100);
+    struct relay *r = add_relay("https://leaf-r:4443", 400);
+    struct relay *b = add_relay("https://leaf-b", 300);
+    static const char *const to_root[] = {"https://root"};
+    start_cluster(root, NULL, 0, NULL);
+    start_cluster_as(r, NULL, to_root, 1, "good"); /* dials the root, advertises nothing */
+    start_cluster(b, to_root, 1, "good");
+    struct pub adv = {0}, p = {0};
+    assert_int_equal(moq_origin_announce(r->origin, (const uint8_t *)advertisement,
+                                         strlen(advertisement), NULL, 0, &pub_ops, &adv,
+                                         &adv.route),
+                     0);
+    assert_int_equal(
+        moq_origin_announce(r->origin, (const uint8_t *)"live", 4, NULL, 0, &pub_ops, &p, &p.route),
+        0);
+    struct seen_at w = {b, "live"};
+    assert_true(spin_until(seen, &w));
+    w.path = advertisement;
+    assert_true(spin_until(seen, &w));
+
+    struct sub s = {0};
+    moq_sub_prefs prefs = {0};
+    assert_int_equal(moq_origin_subscribe(b->origin, (const uint8_t *)"live", 4,
+                                          (const uint8_t *)"t", 1, 0, &prefs, &sub_ops, &s, &s.s),
+                     0);
+    struct direct d = {b, &s, "one;"};
+    assert_true(spin_until(pulled_directly, &d));
+    assert_true(strncmp(last_dial, dialed, strlen(dialed)) == 0);
+    assert_non_null(strstr(last_dial, "jwt=good"));
+    assert_true(spin_until(track_requested, &p));
+    publish_group(&p, 1, "one");
+    assert_true(spin_until(received, &d));
+    sub_free(&s);
+    moq_route_unannounce(p.route);
+    moq_route_unannounce(adv.route);
+    spin_ms(50);
+    teardown();
+}
+
+static void upstream_advertisement_opens_a_direct_link(void **state)
+{
+    pull_directly_from(".internal/origins/https:/leaf-r:4443", "https://leaf-r:4443/?");
+}
+
+/* Upstream's legacy node form, a bare host:port, means https://host:port/. */
+static void bare_host_advertisement_means_https(void **state)
+{
+    pull_directly_from(".internal/origins/leaf-r:4443", "https://leaf-r:4443/?");
+}
+
+/* What relays of this implementation advertised before they wrote the upstream form. */
+static void older_encoded_advertisement_is_still_read(void **state)
+{
+    pull_directly_from(".internal/origins/https:%2F%2Fleaf-r:4443%2F", "https://leaf-r:4443/?");
+}
+
+/* The guide gives the cluster token only in the root URL: the links a leaf opens to other
+ * leaves on demand carry it too (the fake peers refuse a dial without jwt=good). */
+static void direct_links_carry_the_token_of_the_root_url(void **state)
+{
+    setup();
+    struct relay *root = add_relay("https://root", 100);
+    struct relay *a = add_relay("https://leaf-a", 200);
+    struct relay *b = add_relay("https://leaf-b", 300);
+    static const char *const to_root[] = {"https://root/?jwt=good"};
+    start_cluster(root, NULL, 0, NULL);
+    start_cluster(a, to_root, 1, NULL);
+    start_cluster(b, to_root, 1, NULL);
+    struct pub p = {0};
+    assert_int_equal(
+        moq_origin_announce(a->origin, (const uint8_t *)"live", 4, NULL, 0, &pub_ops, &p, &p.route),
+        0);
+    struct seen_at w = {b, "live"};
+    assert_true(spin_until(seen, &w));
+    struct sub s = {0};
+    moq_sub_prefs prefs = {0};
+    assert_int_equal(moq_origin_subscribe(b->origin, (const uint8_t *)"live", 4,
+                                          (const uint8_t *)"t", 1, 0, &prefs, &sub_ops, &s, &s.s),
+                     0);
+    struct direct d = {b, &s, "one;"};
+    assert_true(spin_until(pulled_directly, &d));
+    assert_string_equal(last_dial, "https://leaf-a/?jwt=good");
+    assert_true(spin_until(track_requested, &p));
+    publish_group(&p, 1, "one");
+    assert_true(spin_until(received, &d));
+    sub_free(&s);
+    moq_route_unannounce(p.route);
+    spin_ms(50);
+    teardown();
+}
+
+/* ---- the cluster token: inline or in a file, never repeated in an error ---- */
+
+#define JWT "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJyb290IjoiIn0.c2lnbmF0dXJl"
+
+static char *temp_file(const char *content)
+{
+    static char path[64];
+    snprintf(path, sizeof(path), "/tmp/test_cluster_XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, content, strlen(content)), (ssize_t)strlen(content));
+    close(fd);
+    return path;
+}
+
+static void cluster_token_is_a_jwt_or_a_file(void **state)
+{
+    char *tok = NULL, err[256] = "";
+    assert_int_equal(moq_cluster_token_load(JWT, &tok, err, sizeof(err)), 0);
+    assert_string_equal(tok, JWT);
+    free(tok);
+
+    char *path = temp_file("\n  " JWT "\r\n");
+    assert_int_equal(moq_cluster_token_load(path, &tok, err, sizeof(err)), 0);
+    assert_string_equal(tok, JWT);
+    free(tok);
+    unlink(path);
+
+    path = temp_file("  \n");
+    assert_int_equal(moq_cluster_token_load(path, &tok, err, sizeof(err)), MOQ_ERR_CONFIG);
+    assert_null(tok);
+    assert_non_null(strstr(err, "is empty"));
+    assert_non_null(strstr(err, path));
+    unlink(path);
+
+    path = temp_file("not a token\n");
+    assert_int_equal(moq_cluster_token_load(path, &tok, err, sizeof(err)), MOQ_ERR_CONFIG);
+    assert_non_null(strstr(err, "does not hold a JWT"));
+    assert_null(strstr(err, "not a token"));
+    unlink(path);
+
+    assert_int_equal(moq_cluster_token_load("/nonexistent/cluster.jwt", &tok, err, sizeof(err)),
+                     MOQ_ERR_CONFIG);
+    assert_non_null(strstr(err, "cannot read /nonexistent/cluster.jwt"));
+    assert_non_null(strstr(err, "the JWT itself or a file"));
+}
+
+/* A token with a typo is neither a JWT nor a file: the message says so without repeating it. */
+static void cluster_token_errors_never_show_a_token(void **state)
+{
+    static const char *const broken[] = {
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJyb290IjoiIn0",           /* two parts */
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJyb290IjoiIn0.c2ln.Zm9v", /* four */
+        "eyJub3RhbGciOjF9.eyJyb290IjoiIn0.c2lnbmF0dXJl",                  /* no alg */
+        "Zm9vYmFyYmF6.eyJyb290IjoiIn0.c2lnbmF0dXJl",                      /* not JSON */
+    };
+    for (size_t i = 0; i < sizeof(broken) / sizeof(broken[0]); i++) {
+        char *tok = NULL, err[256] = "";
+        assert_int_equal(moq_cluster_token_load(broken[i], &tok, err, sizeof(err)), MOQ_ERR_CONFIG);
+        assert_null(tok);
+        assert_non_null(strstr(err, "neither a valid JWT"));
+        assert_null(strstr(err, "eyJyb290"));
+        assert_null(strstr(err, "c2ln"));
+    }
+}
+
 int main(void)
 {
     moq_log_set_level(getenv("TEST_DEBUG") ? MOQ_LOG_DEBUG : MOQ_LOG_ERROR);
@@ -431,6 +688,13 @@ int main(void)
         cmocka_unit_test(leaves_link_directly_and_survive_the_root),
         cmocka_unit_test(wrong_token_is_retried_with_backoff),
         cmocka_unit_test(unreachable_peer_comes_back),
+        cmocka_unit_test(node_is_advertised_in_the_upstream_form),
+        cmocka_unit_test(upstream_advertisement_opens_a_direct_link),
+        cmocka_unit_test(bare_host_advertisement_means_https),
+        cmocka_unit_test(older_encoded_advertisement_is_still_read),
+        cmocka_unit_test(direct_links_carry_the_token_of_the_root_url),
+        cmocka_unit_test(cluster_token_is_a_jwt_or_a_file),
+        cmocka_unit_test(cluster_token_errors_never_show_a_token),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

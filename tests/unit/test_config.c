@@ -469,6 +469,9 @@ static void cross_field_errors(void **state)
                  "relay.toml:3:1: auth.key and auth.key_dir cannot both be set");
     expect_error("[cluster]\nmesh = true\n",
                  "relay.toml:2:1: cluster.mesh needs cluster.node (this relay's own URL)");
+    expect_error("[cluster]\nnode = \"https://a/?x=1&jwt=eyJhbGciOiJIUzI1NiJ9.e30.c2ln\"\n",
+                 "relay.toml:2:1: cluster.node must not carry a token (?jwt=): it is advertised "
+                 "to every relay of the cluster; set cluster.token instead");
     expect_error("[cluster]\nid = 0\n",
                  "relay.toml:2:1: cluster.id must be between 1 and 2^62-1, got 0");
     expect_error("[server]\nlisten = \"[::]:1\"\nbind = \"[::]:2\"\n",

@@ -902,6 +902,23 @@ static void js_fixtures_verify(void **state)
     }
 }
 
+/* A malformed key file's error says where, never what: the parser's quote of the input near
+ * the error would be key material. */
+static void key_errors_hold_no_key_material(void **state)
+{
+    static const char *const cut[] = {
+        "{\"kty\":\"oct\",\"alg\":\"HS256\",\"k\":\"c2VjcmV0LXNlY3JldC1zZWNyZXQ",
+        "{\"kty\":\"oct\",\"k\":c2VjcmV0LXNlY3JldC1zZWNyZXQ}",
+        "{\"kty\":\"oct\",\"k\":\"c2VjcmV0LXNlY3JldC1zZWNyZXQ\" \"x\"}",
+    };
+    for (size_t i = 0; i < sizeof(cut) / sizeof(cut[0]); i++) {
+        moq_auth_error err = {0};
+        assert_int_equal(parse_key_err(cut[i], &err), MOQ_ERR_INVALID);
+        assert_non_null(strstr(err.msg, "invalid JSON at line 1, column"));
+        assert_null(strstr(err.msg, "c2VjcmV0"));
+    }
+}
+
 static void claims_json(void **state)
 {
     moq_claims c;
@@ -954,6 +971,7 @@ int main(void)
         cmocka_unit_test(save_modes),
         cmocka_unit_test(js_fixtures_verify),
         cmocka_unit_test(claims_json),
+        cmocka_unit_test(key_errors_hold_no_key_material),
     };
     return cmocka_run_group_tests(tests, setup_rsa, teardown_rsa);
 }

@@ -255,6 +255,21 @@ static void log_redacts_tokens(void **state)
     assert_null(strstr(buf, "abc.def"));
 }
 
+/* A token standing alone (an error quoting a value) is redacted too; words are not. */
+static void redact_bare_tokens(void **state)
+{
+    char text[256];
+    snprintf(text, sizeof(text), "cluster token %s: cannot read it; heyJude eyJ eyJshort.x",
+             "eyJhbGciOiJIUzI1NiJ9.eyJyb290IjoiIn0.c2lnbmF0dXJlLXNpZw");
+    size_t len = moq_log_redact(text, strlen(text), sizeof(text) - 1);
+    text[len] = '\0';
+    assert_string_equal(text, "cluster token <redacted>: cannot read it; heyJude eyJ eyJshort.x");
+    snprintf(text, sizeof(text), "key '%s'", "eyJhbGciOiJIUzI1NiIsImsiOiJzZWNyZXQifQ");
+    len = moq_log_redact(text, strlen(text), sizeof(text) - 1);
+    text[len] = '\0';
+    assert_string_equal(text, "key '<redacted>'");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -267,6 +282,7 @@ int main(void)
         cmocka_unit_test(list_operations),
         cmocka_unit_test(log_specs),
         cmocka_unit_test(log_redacts_tokens),
+        cmocka_unit_test(redact_bare_tokens),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,6 +15,7 @@
 
 #include "auth/auth.h"
 #include "util/err.h"
+#include "util/log.h"
 
 #define EXIT_USAGE 2
 
@@ -90,13 +91,23 @@ static const char verify_usage[] =
     "  --root PATH  Also require the token to grant access at connection path PATH\n"
     "  -h, --help   Print help\n";
 
+/* Messages quote arguments and file names, which may be a token or a key: redact them. */
+static void vprint_redacted(const char *fmt, va_list ap)
+{
+    char msg[1024];
+    int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+    size_t len = n < 0 ? 0 : (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1;
+    len = moq_log_redact(msg, len, sizeof(msg) - 1);
+    fwrite(msg, 1, len, stderr);
+}
+
 static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int fail(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     fputs("Error: ", stderr);
-    vfprintf(stderr, fmt, ap);
+    vprint_redacted(fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
     return EXIT_FAILURE;
@@ -108,7 +119,7 @@ static int usage_error(const char *cmd, const char *fmt, ...)
     va_list ap;
     va_start(ap, fmt);
     fputs("error: ", stderr);
-    vfprintf(stderr, fmt, ap);
+    vprint_redacted(fmt, ap);
     fprintf(stderr, "\n\nFor more information, try 'moq-token %s--help'.\n", cmd);
     va_end(ap);
     return EXIT_USAGE;

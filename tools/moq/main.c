@@ -158,6 +158,25 @@ static void print_usage(FILE *f, const struct tool_opts *o)
     if (o) fprintf(f, "\n%s", common_options);
 }
 
+/* stderr, through the token redaction (arguments and URLs may carry a ?jwt=). */
+static void vprint_redacted(const char *fmt, va_list ap)
+{
+    char msg[1024];
+    int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+    size_t len = n < 0 ? 0 : (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1;
+    len = moq_log_redact(msg, len, sizeof(msg) - 1);
+    fwrite(msg, 1, len, stderr);
+}
+
+static void print_redacted(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void print_redacted(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vprint_redacted(fmt, ap);
+    va_end(ap);
+}
+
 static int usage_error(const struct tool_opts *o, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
@@ -166,7 +185,7 @@ static int usage_error(const struct tool_opts *o, const char *fmt, ...)
     va_list ap;
     va_start(ap, fmt);
     fprintf(stderr, "moq%s%s: ", o ? " " : "", o ? o->name : "");
-    vfprintf(stderr, fmt, ap);
+    vprint_redacted(fmt, ap);
     va_end(ap);
     fprintf(stderr, "\nRun `moq%s%s --help` for usage.\n", o ? " " : "", o ? o->name : "");
     return EXIT_USAGE;
@@ -701,7 +720,7 @@ static int run(struct tool_opts *o)
     char err[512] = "";
     rv = moq_dial_start(t.loop, &dc, &t.dial, err, sizeof(err));
     if (rv < 0) {
-        fprintf(stderr, "moq %s: cannot connect to %s: %s\n", o->name, o->url, err);
+        print_redacted("moq %s: cannot connect to %s: %s\n", o->name, o->url, err);
         if (t.app_stop) t.app_stop(&t);
         moq_origin_free(t.origin);
         return rv == MOQ_ERR_INVALID || rv == MOQ_ERR_UNSUPPORTED || rv == MOQ_ERR_CONFIG
@@ -768,7 +787,7 @@ int main(int argc, char **argv)
         }
         skip = 3;
     } else {
-        fprintf(stderr, "moq: unknown command '%s'\nRun `moq --help` for usage.\n", cmd);
+        print_redacted("moq: unknown command '%s'\nRun `moq --help` for usage.\n", cmd);
         return EXIT_USAGE;
     }
     const char *log_level = NULL;
