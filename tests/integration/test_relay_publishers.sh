@@ -4,7 +4,9 @@
 #  2. a publisher killed (its session left quiet: the relay waits for the idle timeout) and
 #     started again carries the broadcast at once, every time: `moq announced` sees the
 #     broadcast end and come back, a subscriber of the old one ends cleanly, and a new
-#     subscriber gets the new publisher's groups, numbered from 0 again.
+#     subscriber gets the new publisher's groups, numbered from 0 again;
+#  3. subscribers whose subscriptions cross the end of a broadcast (announced, then at once
+#     unannounced: its publisher had nothing to send) all exit cleanly.
 source "$(dirname "$0")/lib.sh"
 MOQ_LOG=info,moq=debug start_relay --server-quic-idle-timeout 60s
 
@@ -61,5 +63,20 @@ kill "$ANN"
 end_input
 expect_ok "$PUB_PID" "the last publisher"
 expect_ok "$KEEP" "the last subscriber"
+
+# 3. ------------------------------------------------------------------------------------------
+note "subscriptions crossing the end of a broadcast"
+SUBS=()
+for i in $(seq 1 6); do
+    v=$((3 + i % 3))
+    spawn "cross$i" "$MOQ" subscribe "$QUIC_URL" --tls-fingerprint "$FP" --broadcast brief \
+        --track t --moq-version "0$v"
+    SUBS+=("$SPAWNED")
+done
+wait_for eval '(($(log_count "$RELAY_LOG" "announcing /brief to the peer") >= 6))' ||
+    fail "the subscribers did not ask for announcements"
+IN=/dev/null spawn brief "$MOQ" publish "$HTTP_URL" --broadcast brief --track t
+expect_ok "$SPAWNED" "the publisher without input"
+for i in $(seq 1 6); do expect_ok "${SUBS[$((i - 1))]}" "subscriber $i of the brief broadcast"; done
 stop_relay
 echo "ok"
