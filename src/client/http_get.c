@@ -43,7 +43,9 @@ struct moq_http_get {
 
 static void get_free(moq_http_get *g)
 {
+    /* An expired timer is no longer active but may still be pending in this iteration. */
     ev_clear_pending(g->loop, &g->io);
+    ev_clear_pending(g->loop, &g->timer);
     if (ev_is_active(&g->io)) ev_io_stop(g->loop, &g->io);
     if (ev_is_active(&g->timer)) ev_timer_stop(g->loop, &g->timer);
     if (g->fd >= 0) close(g->fd);

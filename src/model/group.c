@@ -144,11 +144,17 @@ void moq_group_end_internal(moq_group *g, int state, uint64_t code)
 {
     if (g->state != MOQ_GROUP_OPEN) return;
     moq_group_ref(g);
+    moq_track *t = g->cached ? g->track : NULL;
+    if (t) moq_track_pin(t);
     g->state = state;
     g->code = state == MOQ_GROUP_ABORTED ? code : 0;
     if (state == MOQ_GROUP_ABORTED && g->cached) moq_cache_remove(g, false, 0);
     followers_notify(g, true);
     release_held_track(g);
+    if (t) {
+        moq_track_group_ended(t);
+        moq_track_unpin(t);
+    }
     moq_group_unref(g);
 }
 
@@ -236,6 +242,7 @@ int moq_group_append(moq_group *g, const moq_frame *frame, uint64_t now)
     if (g->cached) {
         moq_track *t = g->track;
         moq_origin *o = t->origin;
+        moq_origin_saw(o, now);
         moq_cache_touch(g, now);
         moq_cache_expire(t, now);
         moq_cache_enforce_budget(o, g);
@@ -249,7 +256,10 @@ int moq_group_finish(moq_group *g, uint64_t now)
 {
     if (!g) return MOQ_ERR_INVALID;
     if (g->state != MOQ_GROUP_OPEN) return MOQ_ERR_CLOSED;
-    if (g->cached) moq_cache_touch(g, now);
+    if (g->cached) {
+        moq_origin_saw(g->track->origin, now);
+        moq_cache_touch(g, now);
+    }
     moq_group_end_internal(g, MOQ_GROUP_FINISHED, 0);
     return 0;
 }
@@ -359,10 +369,17 @@ void moq_cache_remove(moq_group *g, bool abort_open, uint64_t code)
     g->track = NULL;
     g->cached = false;
     /* The cache's reference keeps g alive through the notifications below. */
-    if (abort_open && g->state == MOQ_GROUP_OPEN)
+    bool end = abort_open && g->state == MOQ_GROUP_OPEN;
+    if (end) {
+        moq_track_pin(t);
         moq_group_end_internal(g, MOQ_GROUP_ABORTED, code);
+    }
     release_held_track(g);
     moq_group_unref(g);
+    if (end) {
+        moq_track_group_ended(t);
+        moq_track_unpin(t);
+    }
 }
 
 void moq_cache_touch(moq_group *g, uint64_t now)

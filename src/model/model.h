@@ -19,7 +19,8 @@
  *    callbacks: handles of those kinds that the caller still holds become invalid. It drops
  *    the cache's group references but not other holders' (groups are refcounted, below).
  *  - moq_route: returned by moq_origin_announce; owned by the producer until it calls
- *    moq_route_unannounce (graceful) or moq_route_lost (ungraceful), which free it.
+ *    moq_route_unannounce (graceful) or moq_route_lost (ungraceful), which free it (also
+ *    after moq_route_withdraw).
  *  - moq_watch: owned by the consumer until moq_watch_close.
  *  - moq_subscription: owned by the consumer until moq_subscription_close, also after the
  *    track finished or failed (a failed subscription simply gets no more callbacks).
@@ -27,6 +28,8 @@
  *    reference, so it is independent of the origin's lifetime.
  *  - moq_track: owned by the model. A producer may use the pointer it got in track_request
  *    until the matching track_release returns. Consumers only see tracks via subscriptions.
+ *    A track whose last subscriber left goes, unless track_keep_us keeps it (with its
+ *    cache) a while, so that a subscriber coming back starts at its latest group.
  *  - moq_group: refcounted (moq_group_ref / moq_group_unref). The track cache holds one
  *    reference while the group is cached; moq_track_begin_group and moq_origin_fetch return
  *    a new reference owned by the caller; callbacks pass borrowed pointers (take a
@@ -69,7 +72,7 @@
 /* Abort reasons the model itself produces. Numerically equal to moq-lite's error codes, so
  * the engine may forward them unchanged; codes a producer passes in are opaque here. */
 enum moq_reason {
-    MOQ_REASON_CANCEL = 0,           /* a group from a superseded route was replaced */
+    MOQ_REASON_CANCEL = 0,           /* cancelled (the model itself no longer uses it) */
     MOQ_REASON_OLD = 2,              /* an in-progress group expired from the cache */
     MOQ_REASON_NOT_FOUND = 13,       /* producer refused a fetch */
     MOQ_REASON_DROPPED = 24,         /* broadcast ended (unannounced, linger expired) */
@@ -94,6 +97,9 @@ typedef struct moq_origin_config {
     uint64_t id;                /* this relay's origin id (1 .. 2^62-1; keep it < 2^53 for JS
                                    clients); chains holding it are loops */
     uint64_t linger_us;         /* keep a broadcast after ungraceful loss (default 5 s; 0 = none) */
+    uint64_t track_keep_us;     /* keep a track and its cache after its last subscriber left
+                                   (default 0 = no; UINT64_MAX = while announced): a
+                                   publisher keeps its latest group for a new subscriber */
     uint64_t cache_duration_us; /* ceiling on any track's cache window (0 = no ceiling) */
     uint64_t cache_capacity;    /* byte budget for cached groups (0 = unbounded): payload plus
                                    256 bytes per group; when a write or tick finds it exceeded,
@@ -105,7 +111,8 @@ typedef struct moq_origin_config {
                                    older frames of a longer group are dropped */
 } moq_origin_config;
 
-/* Defaults: id 0 (set it), linger 5 s, no duration ceiling, unbounded capacity, 32 MiB. */
+/* Defaults: id 0 (set it), linger 5 s, no track keep, no duration ceiling, unbounded
+ * capacity, 32 MiB. */
 void moq_origin_config_default(moq_origin_config *cfg);
 
 /* A new origin, or NULL on OOM / invalid config (id 0 or >= 2^62). cfg is copied. */
@@ -114,12 +121,12 @@ moq_origin *moq_origin_new(const moq_origin_config *cfg);
 void moq_origin_free(moq_origin *origin);
 uint64_t moq_origin_id(const moq_origin *origin);
 
-/* Runs lingering-broadcast deadlines and cache expiry/eviction due at `now`. May invoke
- * watch, subscription and follower callbacks. Call it at moq_origin_next_deadline() and at
- * least about once a second. */
+/* Runs lingering-broadcast deadlines, cache expiry/eviction and the release of unused
+ * tracks due at `now`. May invoke watch, subscription, follower and producer callbacks.
+ * Call it at moq_origin_next_deadline() and at least about once a second. */
 void moq_origin_tick(moq_origin *origin, uint64_t now);
-/* The earliest time something becomes due (a linger deadline or a cache expiry), or
- * UINT64_MAX when nothing is pending. Cost: one pass over the tracks. */
+/* The earliest time something becomes due (a linger deadline, a cache expiry, an unused
+ * track's release), or UINT64_MAX when nothing is pending. Cost: one pass over the tracks. */
 uint64_t moq_origin_next_deadline(const moq_origin *origin);
 
 typedef struct moq_origin_stats {
@@ -185,12 +192,17 @@ void moq_track_info_default(moq_track_info *info);
  *    to this route (failover, splice after linger, better route) and when a track is
  *    subscribed again after all subscribers left. Invoked from moq_origin_subscribe,
  *    moq_subscription_update, moq_origin_announce, moq_route_update, moq_route_unannounce,
- *    moq_route_lost, or any call that ends a subscription.
+ *    moq_route_lost, moq_route_withdraw, or any call that ends a subscription.
+ *    A track that moves to another route of the same publisher moves make-before-break:
+ *    when this route has a group in flight, it stays requested (no track_release yet) and
+ *    may still begin and write groups up to the newest one the track had; the new route
+ *    writes the groups after it. This route is released once its groups in flight ended.
  *  - track_update: the aggregate preferences changed (SUBSCRIBE_UPDATE). Optional.
  *  - track_release: stop; called exactly once for every track_request - when the last
- *    subscriber leaves, when the track moves to another route, when this route is removed
- *    (from inside moq_route_unannounce / moq_route_lost), when the broadcast ends, and
- *    from inside moq_track_abort. After it returns the producer must not call track-level
+ *    subscriber leaves, when the track moves to another route (after its groups in flight,
+ *    see above: then from inside the call that ended the last of them), when this route is
+ *    removed (from inside moq_route_unannounce / moq_route_lost), when the broadcast ends,
+ *    and from inside moq_track_abort. After it returns the producer must not call track-level
  *    functions on the track, and the pointer may be gone. Groups the producer already
  *    began stay valid (it holds references) and may still be finished or aborted.
  *  - fetch_request: fill `group` (track `track`, sequence moq_group_sequence(group)) from
@@ -211,12 +223,20 @@ typedef struct moq_producer_ops {
 /*
  * Announce a broadcast at `path` reached through `hops` (oldest first, <= MOQ_MAX_HOPS;
  * the chain as it should be stored and re-advertised) served by ops/ctx (ops must stay
- * valid while the route lives). Several producers may announce the same path: the active
- * route is the one with the shortest chain, ties broken by an FNV-1a key of (path, hops)
- * (the same on every relay), exact ties by the newest route. Announcing again with the
- * same ops and ctx at the same path replaces that producer's chain (like
- * moq_route_update) and returns the same route. A producer announcing a path that is
- * lingering is spliced in: subscriptions there are re-requested from it.
+ * valid while the route lives). Announcing again with the same ops and ctx at the same
+ * path replaces that producer's chain (like moq_route_update) and returns the same route.
+ *
+ * Publishers. The first hop of a chain is the origin id of the publisher whose content it
+ * carries (for a chain starting with unknown ids, 0: the first known id; no hops: this
+ * origin). Several routes of the same publisher are alternatives: the active one has the
+ * shortest chain, ties broken by an FNV-1a key of (path, hops) (the same on every relay),
+ * exact ties by the newest route; a producer announcing a path that is lingering is
+ * spliced in (subscriptions there are re-requested from it). A route of ANOTHER publisher
+ * (or of an unknown one: all ids 0) is new content and takes the path over at once: the
+ * broadcast ends (watchers see it end, subscriptions abort with MOQ_REASON_DROPPED) and a
+ * new broadcast is announced with this route; the previous publisher's routes stay as
+ * standbys, invisible, and take the path over in turn when the current publisher's last
+ * route is gone (unannounced, withdrawn, or lost and its linger expired).
  * Errors: MOQ_ERR_INVALID (too many hops or path parts, a chain containing this origin's
  * id - a loop - or missing callbacks), MOQ_ERR_NOMEM.
  * May invoke watch callbacks and producer callbacks (of this and other routes).
@@ -227,7 +247,9 @@ int moq_origin_announce(moq_origin *origin, const uint8_t *path, size_t path_len
 
 /* Replace the route's hop chain (a restart / route change by the same producer). Watchers
  * whose best visible route changed see a restart; tracks move if another route is now
- * better for them. Errors as for announce (the route is unchanged then). */
+ * better for them. A chain of another publisher takes the path over (see announce), and
+ * so does a withdrawn route announcing again. Errors as for announce (the route is
+ * unchanged then); MOQ_ERR_CLOSED for a withdrawn route whose broadcast ended. */
 int moq_route_update(moq_route *route, const uint64_t *hops, size_t nhops);
 
 /* Graceful unannounce: the route is removed now and freed; if it was the last one the
@@ -242,6 +264,16 @@ void moq_route_unannounce(moq_route *route);
  * the broadcast announced for the linger window from `now`: subscribers stall, and a
  * producer announcing the path before the deadline is spliced in. */
 void moq_route_lost(moq_route *route, uint64_t now);
+
+/* The producer stopped announcing, but what it serves keeps flowing until it ends it. The
+ * route is no longer advertised nor chosen for anything new; if it was the broadcast's
+ * last route, the broadcast ends now for watchers and new subscribers (as with
+ * unannounce), except for the tracks this route serves: their subscribers keep receiving
+ * until the producer finishes or aborts them, or moq_route_unannounce / moq_route_lost
+ * removes the route (then a track still live aborts with MOQ_REASON_DROPPED). Tracks
+ * that another route can serve move there. Announcing the path again with the same ops
+ * and ctx while the broadcast is still live revives the route. */
+void moq_route_withdraw(moq_route *route);
 
 const uint8_t *moq_route_path(const moq_route *route, size_t *len);
 const uint64_t *moq_route_hops(const moq_route *route, size_t *nhops);
@@ -265,10 +297,12 @@ const moq_track_info *moq_track_get_info(const moq_track *track);
  * Start group `sequence` (groups may arrive in any order and be written in parallel).
  * On success *out is a new reference owned by the caller (unref when done writing).
  * Subscribers whose range includes it get on_group before this returns.
- * Errors: MOQ_ERR_CLOSED (route mismatch, track aborted, or sequence >= final sequence of
- * a finished track), MOQ_ERR_EXISTS (the sequence is cached and not superseded),
- * MOQ_ERR_NOMEM. A cached group with the same sequence that was aborted, or that is still
- * open but came from a route the track no longer uses, is replaced.
+ * Errors: MOQ_ERR_CLOSED (route mismatch, track aborted, sequence >= final sequence of
+ * a finished track, or a route the track moved away from beginning a group after the
+ * newest it had), MOQ_ERR_EXISTS (the sequence is cached and not superseded, or it is not
+ * after the newest group the track had when it moved to this route: that one and those
+ * before belong to the previous route), MOQ_ERR_NOMEM. A cached group with the same
+ * sequence that was aborted is replaced. May release a route the track moved away from.
  */
 int moq_track_begin_group(moq_track *track, moq_route *route, uint64_t sequence, uint64_t now,
                           moq_group **out);
@@ -288,7 +322,7 @@ int moq_track_finish(moq_track *track, moq_route *route, uint64_t final_sequence
 /* The track failed or was refused (`code` is passed through to consumers). track_release
  * is called on `route` first, then open cached groups abort with the same code and
  * subscribers get on_abort. New subscribers of the name get a fresh track (the verdict is
- * not cached). */
+ * not cached). From a route the track moved away from, it only releases that route. */
 int moq_track_abort(moq_track *track, moq_route *route, uint64_t code);
 
 /* ---------------------------------------------------------------------------------------
@@ -344,7 +378,8 @@ uint64_t moq_group_bytes(const moq_group *group);
  * cache expiry and eviction may run (any callbacks).
  */
 int moq_group_append(moq_group *group, const moq_frame *frame, uint64_t now);
-/* Finish (all frames written). Followers get on_end. MOQ_ERR_CLOSED if not open. */
+/* Finish (all frames written). Followers get on_end. MOQ_ERR_CLOSED if not open. May
+ * release a route its track moved away from (track_release). */
 int moq_group_finish(moq_group *group, uint64_t now);
 /* Abort with `code`; the group leaves the cache. Followers get on_end. MOQ_ERR_CLOSED if
  * not open (a finished group cannot be aborted). */

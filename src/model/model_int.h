@@ -76,7 +76,8 @@ typedef struct moq_node {
 } moq_node;
 
 typedef struct moq_broadcast {
-    int refs; /* one while announced (in the trie), plus pins */
+    int refs;     /* one while announced (in the trie), one per route, plus pins */
+    moq_list all; /* origin->broadcasts */
     moq_origin *origin;
     moq_node *node; /* NULL once ended */
     uint64_t id;
@@ -84,6 +85,7 @@ typedef struct moq_broadcast {
     size_t path_len;
     moq_list routes; /* moq_route.link */
     size_t nroutes;
+    uint64_t publisher; /* whose content it is (see moq_route.publisher) */
     int state;
     uint64_t linger_deadline;
     moq_list linger_link;            /* origin->lingering */
@@ -93,17 +95,30 @@ typedef struct moq_broadcast {
     moq_list tracks;        /* moq_track.bc_node (inode) */
 } moq_broadcast;
 
+/* Publisher identities (moq_route.publisher) that are not origin ids. */
+#define MOQ_PUB_UNKNOWN 0          /* a chain of unknown ids: never the same as another */
+#define MOQ_PUB_LOCAL   UINT64_MAX /* no hops: produced in this origin */
+
 struct moq_route {
     moq_list link;
-    moq_broadcast *bc;
-    uint64_t seq; /* attach order: newer wins exact ties */
+    moq_broadcast *bc; /* holds a reference on it */
+    uint64_t seq;      /* attach order: newer wins exact ties */
     uint64_t hops[MOQ_MAX_HOPS];
     size_t nhops;
-    uint64_t rank; /* FNV-1a key of (path, hops) */
+    uint64_t rank;      /* FNV-1a key of (path, hops) */
+    uint64_t publisher; /* who published the content: the chain's first known id */
     const moq_producer_ops *ops;
     void *ctx;
     bool removing;
+    bool withdrawn; /* no longer announced; still serves the tracks it has */
+    bool standby;   /* another publisher's content: waits until the current one is gone */
 };
+
+/* A route the broadcast may advertise and serve new requests from. */
+static inline bool moq_route_usable(const moq_route *r)
+{
+    return !r->removing && !r->withdrawn && !r->standby;
+}
 
 struct moq_track {
     moq_inode bc_node; /* in bc->tracks */
@@ -119,7 +134,20 @@ struct moq_track {
     moq_route *route; /* serving (or designated) route; NULL while stalled */
     bool requested;   /* track_request sent to route, release pending */
     uint32_t epoch;   /* bumped when the route changes */
-    moq_list subs;    /* moq_subscription (inode) */
+    /* Make-before-break: after a route change the previous route (still requested) may
+     * finish the groups it has in flight, up to drain_end; the new route writes groups from
+     * `floor` on. */
+    moq_route *drain;
+    uint32_t drain_epoch;
+    uint64_t drain_end;
+    bool floor_set;
+    uint64_t floor;
+    /* Kept after the last subscriber left (holding one reference) so a returning one finds
+     * the cache; dropped once track_keep_us passed since warm_since. */
+    bool warm;
+    bool keep_expired;
+    uint64_t warm_since;
+    moq_list subs; /* moq_subscription (inode) */
     size_t nsubs;
     moq_sub_prefs agg; /* as last told to the producer */
     bool info_known;
@@ -204,6 +232,8 @@ struct moq_watch {
 struct moq_origin {
     moq_origin_config cfg;
     moq_node *root;
+    moq_list broadcasts; /* moq_broadcast.all: announced, lingering and ended ones alive */
+    uint64_t now;        /* the latest time the model was given */
     uint64_t next_bc_id;
     uint64_t next_route_seq;
     moq_list lingering; /* moq_broadcast.linger_link */
@@ -214,6 +244,11 @@ struct moq_origin {
     uint64_t charge;    /* cached payload + overhead, against cache_capacity */
     moq_origin_stats stats;
 };
+
+static inline void moq_origin_saw(moq_origin *o, uint64_t now)
+{
+    if (now > o->now) o->now = now;
+}
 
 /* origin.c */
 moq_broadcast *moq_bc_lookup(const moq_origin *origin, const uint8_t *path, size_t len);
@@ -233,8 +268,18 @@ void moq_track_abort_internal(moq_track *t, uint64_t code);
 /* The track's broadcast ended: a live track aborts with code; a finished one only loses its
  * producer and stays readable for the subscribers it has. */
 void moq_track_broadcast_ended(moq_track *t, uint64_t code);
+/* Whether the track keeps running after its broadcast ended: a withdrawn route still
+ * serves it. */
+bool moq_track_outlives_broadcast(const moq_track *t);
+/* Route r of an ended broadcast is going: end what it still serves of t. */
+void moq_track_route_gone(moq_track *t, const moq_route *r, uint64_t code);
 void moq_track_reroute(moq_track *t);
 void moq_track_sync_producer(moq_track *t);
+/* A group of t ended: a drained route with nothing left in flight is released. */
+void moq_track_group_ended(moq_track *t);
+/* Drop warm tracks whose keep time passed (and empty ones). */
+void moq_track_tick(moq_track *t, uint64_t now);
+uint64_t moq_track_next_deadline(const moq_track *t);
 void moq_track_free_all(moq_track *t); /* origin teardown, no callbacks */
 void moq_sub_free_all(moq_subscription *sub);
 uint64_t moq_track_max_age_us(const moq_track *t);

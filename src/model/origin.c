@@ -49,6 +49,24 @@ static uint64_t route_rank(const uint8_t *path, size_t len, const uint64_t *hops
     return h;
 }
 
+/* Who published the content a chain carries: its first hop (the original publisher's
+ * origin id), or the first known id when the publisher's own is unknown (a lite-03 hop
+ * count: then the relay it entered through stands for it). */
+static uint64_t chain_publisher(const uint64_t *hops, size_t n)
+{
+    if (n == 0) return MOQ_PUB_LOCAL;
+    for (size_t i = 0; i < n; i++)
+        if (hops[i]) return hops[i];
+    return MOQ_PUB_UNKNOWN;
+}
+
+/* Whether two routes carry the same content, so one may continue what the other served.
+ * An unknown publisher is never the same as another. */
+static bool same_publisher(uint64_t a, uint64_t b)
+{
+    return a != MOQ_PUB_UNKNOWN && a == b;
+}
+
 /* Identity of an advertised hop chain, for noticing changes (never 0). */
 static uintptr_t hops_tag(const uint64_t *hops, size_t n)
 {
@@ -137,6 +155,7 @@ void moq_bc_pin(moq_broadcast *bc)
 void moq_bc_unpin(moq_broadcast *bc)
 {
     if (--bc->refs > 0) return;
+    moq_list_remove(&bc->all);
     moq_map_free(&bc->tracks_by_name);
     free(bc->path);
     free(bc);
@@ -162,11 +181,14 @@ static moq_broadcast *bc_new(moq_origin *o, moq_node *node, const uint8_t *path,
     moq_list_init(&bc->linger_link);
     moq_list_init(&bc->tracks);
     moq_map_init(&bc->tracks_by_name);
+    moq_list_push_back(&o->broadcasts, &bc->all);
     node->bc = bc;
     o->stats.broadcasts++;
     return bc;
 }
 
+/* Among routes of one publisher: the shortest chain, then the cluster-wide key (so every
+ * relay agrees), then the newest (a publisher's new session beats its old one). */
 static bool route_better(const moq_route *a, const moq_route *b)
 {
     if (a->nhops != b->nhops) return a->nhops < b->nhops;
@@ -179,7 +201,7 @@ moq_route *moq_bc_best_route(const moq_broadcast *bc, uint64_t exclude)
     moq_route *best = NULL;
     for (moq_list *pos = bc->routes.next; pos != &bc->routes; pos = pos->next) {
         moq_route *r = moq_container_of(pos, moq_route, link);
-        if (r->removing) continue;
+        if (!moq_route_usable(r)) continue;
         if (exclude && moq_hops_contain(r->hops, r->nhops, exclude)) continue;
         if (!best || route_better(r, best)) best = r;
     }
@@ -269,6 +291,7 @@ static void notify_watches(moq_node *leaf, moq_broadcast *bc)
 /* After the route set changed: refresh the advertised hops, tell watchers, move tracks. */
 static void bc_routes_changed(moq_broadcast *bc)
 {
+    if (bc->state == BC_ENDED) return;
     moq_bc_pin(bc);
     moq_route *best = moq_bc_best_route(bc, 0);
     if (best) {
@@ -287,6 +310,8 @@ static void bc_routes_changed(moq_broadcast *bc)
     moq_bc_unpin(bc);
 }
 
+/* The broadcast ends for watchers and new subscribers. Its tracks end too (code), except
+ * those a withdrawn route still serves: they run until that route goes. */
 static void bc_end(moq_broadcast *bc, uint64_t code)
 {
     if (bc->state == BC_ENDED) return;
@@ -297,19 +322,140 @@ static void bc_end(moq_broadcast *bc, uint64_t code)
     o->stats.broadcasts--;
     moq_node *node = bc->node;
     bc->node = NULL;
-    node->bc = NULL;
+    if (node->bc == bc) node->bc = NULL; /* (a takeover already put its successor there) */
     node->pins++;
     notify_watches(node, bc);
     moq_inode cur;
     moq_iter_begin(&bc->tracks, &cur);
     moq_list *it;
-    while ((it = moq_iter_next(&bc->tracks, &cur)))
-        moq_track_broadcast_ended(moq_container_of(it, moq_track, bc_node.link), code);
+    while ((it = moq_iter_next(&bc->tracks, &cur))) {
+        moq_track *t = moq_container_of(it, moq_track, bc_node.link);
+        if (!moq_track_outlives_broadcast(t)) moq_track_broadcast_ended(t, code);
+    }
     moq_iter_end(&cur);
     node->pins--;
     node_prune(node);
     bc->refs--; /* the trie's reference; our pin keeps it alive */
     moq_bc_unpin(bc);
+}
+
+/* A route of the lingering broadcast's publisher is back: it is live again. */
+static void bc_splice(moq_broadcast *bc)
+{
+    if (bc->state != BC_LINGERING) return;
+    bc->state = BC_LIVE;
+    moq_list_remove(&bc->linger_link);
+}
+
+static bool bc_has_usable_route(const moq_broadcast *bc)
+{
+    for (moq_list *pos = bc->routes.next; pos != &bc->routes; pos = pos->next)
+        if (moq_route_usable(moq_container_of(pos, moq_route, link))) return true;
+    return false;
+}
+
+/* The most recently attached route waiting behind another publisher, or NULL. */
+static moq_route *bc_newest_standby(const moq_broadcast *bc)
+{
+    moq_route *newest = NULL;
+    for (moq_list *pos = bc->routes.next; pos != &bc->routes; pos = pos->next) {
+        moq_route *r = moq_container_of(pos, moq_route, link);
+        if (r->standby && !r->removing && !r->withdrawn && (!newest || r->seq > newest->seq))
+            newest = r;
+    }
+    return newest;
+}
+
+static void route_attach(moq_route *r, moq_broadcast *bc)
+{
+    r->bc = bc;
+    moq_bc_pin(bc);
+    moq_list_push_back(&bc->routes, &r->link);
+    bc->nroutes++;
+}
+
+static void route_detach(moq_route *r)
+{
+    moq_broadcast *bc = r->bc;
+    moq_list_remove(&r->link);
+    bc->nroutes--;
+    moq_bc_unpin(bc);
+}
+
+/* `winner`, a route of `old`, carries another publisher's content, which replaces the
+ * broadcast: `old` ends for watchers (they see it end, then the new one announced) and its
+ * tracks end, so no subscriber is ever spliced from one publisher's groups into another's.
+ * A new broadcast at the same path takes over every route that still announces; those of
+ * other publishers wait as standbys. */
+static void bc_takeover(moq_broadcast *old, moq_route *winner)
+{
+    moq_origin *o = old->origin;
+    moq_bc_pin(old);
+    moq_broadcast *nb = bc_new(o, old->node, old->path, old->path_len);
+    if (!nb) {
+        /* Out of memory: keep the broadcast, but still never mix the two publishers. */
+        old->publisher = winner->publisher;
+        moq_inode cur;
+        moq_iter_begin(&old->tracks, &cur);
+        moq_list *it;
+        while ((it = moq_iter_next(&old->tracks, &cur)))
+            moq_track_broadcast_ended(moq_container_of(it, moq_track, bc_node.link),
+                                      MOQ_REASON_DROPPED);
+        moq_iter_end(&cur);
+        for (moq_list *pos = old->routes.next; pos != &old->routes; pos = pos->next) {
+            moq_route *r = moq_container_of(pos, moq_route, link);
+            r->standby = !same_publisher(old->publisher, r->publisher);
+        }
+        winner->standby = false;
+        bc_splice(old);
+        bc_routes_changed(old);
+        moq_bc_unpin(old);
+        return;
+    }
+    moq_bc_pin(nb);
+    nb->publisher = winner->publisher;
+    moq_list *pos, *tmp;
+    moq_list_each(pos, tmp, &old->routes)
+    {
+        moq_route *r = moq_container_of(pos, moq_route, link);
+        if (r->removing || r->withdrawn) continue;
+        route_detach(r);
+        route_attach(r, nb);
+        r->standby = !same_publisher(nb->publisher, r->publisher);
+    }
+    winner->standby = false;
+    bc_end(old, MOQ_REASON_DROPPED);
+    bc_routes_changed(nb);
+    moq_bc_unpin(nb);
+    moq_bc_unpin(old);
+}
+
+/* Whether new content on route r may take the broadcast over. Not when its publisher is
+ * one the current publisher displaced already (more routes to old content win nothing
+ * back). Nor when all its ids are unknown (lite-03 hop counts) and its chain is longer than
+ * the current one: that cannot be told from the current content reflected back by a peer
+ * that cannot detect loops, while a publisher reconnecting where it was is as close. */
+static bool takeover_allowed(const moq_broadcast *bc, const moq_route *r)
+{
+    for (const moq_list *pos = bc->routes.next; pos != &bc->routes; pos = pos->next) {
+        const moq_route *o = moq_container_of(pos, moq_route, link);
+        if (o != r && o->standby && !o->removing && same_publisher(o->publisher, r->publisher))
+            return false;
+    }
+    if (r->publisher != MOQ_PUB_UNKNOWN) return true;
+    const moq_route *best = moq_bc_best_route(bc, 0);
+    return !best || r->nhops <= best->nhops;
+}
+
+/* The last route of the current publisher is gone or withdrawn: a standby publisher takes
+ * the path over, or the broadcast ends. */
+static void bc_publisher_gone(moq_broadcast *bc)
+{
+    moq_route *next = bc_newest_standby(bc);
+    if (next)
+        bc_takeover(bc, next);
+    else
+        bc_end(bc, MOQ_REASON_DROPPED);
 }
 
 static int check_hops(const moq_origin *o, const uint64_t *hops, size_t nhops)
@@ -324,15 +470,37 @@ static void route_set_hops(moq_route *r, const uint64_t *hops, size_t nhops)
     if (nhops) memcpy(r->hops, hops, nhops * sizeof(*hops));
     r->nhops = nhops;
     r->rank = route_rank(r->bc->path, r->bc->path_len, hops, nhops);
+    r->publisher = chain_publisher(hops, nhops);
 }
 
 int moq_route_update(moq_route *r, const uint64_t *hops, size_t nhops)
 {
     if (!r || r->removing) return MOQ_ERR_INVALID;
-    int rc = check_hops(r->bc->origin, hops, nhops);
+    moq_broadcast *bc = r->bc;
+    if (bc->state == BC_ENDED) return MOQ_ERR_CLOSED;
+    int rc = check_hops(bc->origin, hops, nhops);
     if (rc < 0) return rc;
+    bool same_chain = nhops == r->nhops && (nhops == 0 || memcmp(hops, r->hops, nhops * 8) == 0);
+    uint64_t before = r->publisher;
+    bool renewed = r->withdrawn; /* announced again after a withdrawal: new content */
     route_set_hops(r, hops, nhops);
-    bc_routes_changed(r->bc);
+    r->withdrawn = false;
+    if (same_chain && !renewed) return 0;
+    if (same_publisher(bc->publisher, r->publisher)) {
+        r->standby = false; /* (a standby of this publisher joins) */
+        bc_splice(bc);
+        bc_routes_changed(bc);
+        return 0;
+    }
+    bool was_usable = !r->standby;
+    r->standby = true;
+    if ((renewed || was_usable || !same_publisher(before, r->publisher)) && takeover_allowed(bc, r))
+        bc_takeover(bc, r); /* new content wins the path */
+    else if (was_usable && !bc_has_usable_route(bc))
+        bc_publisher_gone(bc);
+    else if (was_usable)
+        bc_routes_changed(bc);
+    /* else a standby's chain changed, not its publisher: it keeps waiting */
     return 0;
 }
 
@@ -363,25 +531,27 @@ int moq_origin_announce(moq_origin *o, const uint8_t *path, size_t path_len, con
         node_prune(node);
         return MOQ_ERR_NOMEM;
     }
+    bool created = !bc;
     if (!bc) bc = bc_new(o, node, path, path_len);
     if (!bc) {
         free(r);
         node_prune(node);
         return MOQ_ERR_NOMEM;
     }
-    r->bc = bc;
     r->ops = ops;
     r->ctx = ctx;
     r->seq = ++o->next_route_seq;
+    route_attach(r, bc);
     route_set_hops(r, hops, nhops);
-    moq_list_push_back(&bc->routes, &r->link);
-    bc->nroutes++;
+    if (created) bc->publisher = r->publisher;
     o->stats.routes++;
-    if (bc->state == BC_LINGERING) {
-        bc->state = BC_LIVE; /* spliced in */
-        moq_list_remove(&bc->linger_link);
-    }
     *out = r;
+    if (!created && !same_publisher(bc->publisher, r->publisher)) {
+        r->standby = true;
+        if (takeover_allowed(bc, r)) bc_takeover(bc, r); /* new content replaces the broadcast */
+        return 0;
+    }
+    bc_splice(bc);
     bc_routes_changed(bc);
     return 0;
 }
@@ -391,22 +561,30 @@ static void route_remove(moq_route *r, bool graceful, uint64_t now)
     if (!r || r->removing) return;
     moq_broadcast *bc = r->bc;
     moq_origin *o = bc->origin;
+    bool was_usable = moq_route_usable(r);
     r->removing = true;
     moq_list_remove(&r->link);
     bc->nroutes--;
     o->stats.routes--;
-    moq_bc_pin(bc);
-    if (bc->nroutes == 0 && bc->state == BC_LIVE) {
-        if (graceful || o->cfg.linger_us == 0) {
-            bc_end(bc, MOQ_REASON_DROPPED);
-        } else {
-            bc->state = BC_LINGERING;
-            bc->linger_deadline =
-                now > UINT64_MAX - o->cfg.linger_us ? UINT64_MAX : now + o->cfg.linger_us;
-            moq_list_push_back(&o->lingering, &bc->linger_link);
-            bc_routes_changed(bc);
-        }
-    } else {
+    moq_origin_saw(o, now);
+    if (bc->state == BC_ENDED) {
+        /* a withdrawn route of an ended broadcast: what it still served ends now */
+        moq_inode cur;
+        moq_iter_begin(&bc->tracks, &cur);
+        moq_list *it;
+        while ((it = moq_iter_next(&bc->tracks, &cur)))
+            moq_track_route_gone(moq_container_of(it, moq_track, bc_node.link), r,
+                                 MOQ_REASON_DROPPED);
+        moq_iter_end(&cur);
+    } else if (!was_usable || bc_has_usable_route(bc)) {
+        bc_routes_changed(bc);
+    } else if (graceful || o->cfg.linger_us == 0) {
+        bc_publisher_gone(bc);
+    } else if (bc->state == BC_LIVE) {
+        bc->state = BC_LINGERING;
+        bc->linger_deadline =
+            now > UINT64_MAX - o->cfg.linger_us ? UINT64_MAX : now + o->cfg.linger_us;
+        moq_list_push_back(&o->lingering, &bc->linger_link);
         bc_routes_changed(bc);
     }
     /* Safety net: nothing may keep pointing at a freed route. */
@@ -414,11 +592,12 @@ static void route_remove(moq_route *r, bool graceful, uint64_t now)
     moq_inode_each(pos, &bc->tracks)
     {
         moq_track *t = moq_container_of(pos, moq_track, bc_node.link);
+        if (t->drain == r) t->drain = NULL;
         if (t->route != r) continue;
         t->requested = false;
         t->route = NULL;
     }
-    moq_bc_unpin(bc);
+    moq_bc_unpin(bc); /* the route's reference */
     free(r);
 }
 
@@ -430,6 +609,21 @@ void moq_route_unannounce(moq_route *r)
 void moq_route_lost(moq_route *r, uint64_t now)
 {
     route_remove(r, false, now);
+}
+
+void moq_route_withdraw(moq_route *r)
+{
+    if (!r || r->removing || r->withdrawn) return;
+    moq_broadcast *bc = r->bc;
+    bool was_usable = moq_route_usable(r);
+    r->withdrawn = true;
+    if (!was_usable || bc->state == BC_ENDED) return;
+    moq_bc_pin(bc);
+    if (bc_has_usable_route(bc))
+        bc_routes_changed(bc);
+    else
+        bc_publisher_gone(bc);
+    moq_bc_unpin(bc);
 }
 
 const uint8_t *moq_route_path(const moq_route *r, size_t *len)
@@ -545,6 +739,7 @@ moq_origin *moq_origin_new(const moq_origin_config *cfg)
         free(o);
         return NULL;
     }
+    moq_list_init(&o->broadcasts);
     moq_list_init(&o->lingering);
     moq_list_init(&o->tracks);
     moq_list_init(&o->subs);
@@ -571,17 +766,6 @@ static void free_subtree(moq_node *n)
     void *value;
     while (moq_map_next(&n->children, &it, &key, &klen, &value))
         free_subtree(value);
-    moq_broadcast *bc = n->bc;
-    if (bc) {
-        while (!moq_list_empty(&bc->routes)) {
-            moq_route *r = moq_list_first(&bc->routes, moq_route, link);
-            moq_list_remove(&r->link);
-            free(r);
-        }
-        moq_map_free(&bc->tracks_by_name);
-        free(bc->path);
-        free(bc);
-    }
     node_free(n);
 }
 
@@ -600,12 +784,25 @@ void moq_origin_free(moq_origin *o)
     }
     while (!moq_list_empty(&o->tracks))
         moq_track_free_all(moq_list_first(&o->tracks, moq_track, all.link));
+    while (!moq_list_empty(&o->broadcasts)) {
+        moq_broadcast *bc = moq_list_first(&o->broadcasts, moq_broadcast, all);
+        while (!moq_list_empty(&bc->routes)) {
+            moq_route *r = moq_list_first(&bc->routes, moq_route, link);
+            moq_list_remove(&r->link);
+            free(r);
+        }
+        moq_list_remove(&bc->all);
+        moq_map_free(&bc->tracks_by_name);
+        free(bc->path);
+        free(bc);
+    }
     free_subtree(o->root);
     free(o);
 }
 
 void moq_origin_tick(moq_origin *o, uint64_t now)
 {
+    moq_origin_saw(o, now);
     for (;;) {
         moq_broadcast *due = NULL;
         for (moq_list *pos = o->lingering.next; pos != &o->lingering; pos = pos->next) {
@@ -616,15 +813,14 @@ void moq_origin_tick(moq_origin *o, uint64_t now)
             }
         }
         if (!due) break;
-        bc_end(due, MOQ_REASON_DROPPED);
+        moq_list_remove(&due->linger_link); /* (so it is not picked again) */
+        bc_publisher_gone(due);
     }
     moq_inode cur;
     moq_iter_begin(&o->tracks, &cur);
     moq_list *it;
-    while ((it = moq_iter_next(&o->tracks, &cur))) {
-        moq_track *t = moq_container_of(it, moq_track, all.link);
-        if (!moq_list_empty(&t->lru)) moq_cache_expire(t, now);
-    }
+    while ((it = moq_iter_next(&o->tracks, &cur)))
+        moq_track_tick(moq_container_of(it, moq_track, all.link), now);
     moq_iter_end(&cur);
     moq_cache_enforce_budget(o, NULL);
 }
@@ -639,7 +835,7 @@ uint64_t moq_origin_next_deadline(const moq_origin *o)
     moq_list *pos;
     moq_inode_each(pos, &o->tracks)
     {
-        uint64_t at = moq_cache_next_expiry(moq_container_of(pos, moq_track, all.link));
+        uint64_t at = moq_track_next_deadline(moq_container_of(pos, moq_track, all.link));
         if (at < next) next = at;
     }
     return next;

@@ -95,11 +95,21 @@ static void track_release(moq_track *t)
     r->ops->track_release(r->ctx, r, t);
 }
 
+/* Let the previous route go (its groups in flight are done, or no longer wanted). */
+static void drain_release(moq_track *t)
+{
+    moq_route *r = t->drain;
+    if (!r) return;
+    t->drain = NULL;
+    r->ops->track_release(r->ctx, r, t);
+}
+
 static void track_destroy(moq_track *t)
 {
-    if (t->requested) {
-        t->refs = 1; /* a pin while the producer hears about it */
+    if (t->requested || t->drain) {
+        t->refs = 1; /* a pin while the producers hear about it */
         track_detach(t);
+        drain_release(t);
         track_release(t);
         if (--t->refs > 0) return;
     }
@@ -119,9 +129,32 @@ void moq_track_pin(moq_track *t)
     t->refs++;
 }
 
+/* Whether a track nobody holds any more stays, for a subscriber coming back to its cache. */
+static bool track_may_stay_warm(const moq_track *t)
+{
+    return t->origin->cfg.track_keep_us > 0 && !t->keep_expired && t->state != TRACK_ABORTED &&
+           t->bc && t->bc->state != BC_ENDED && t->ngroups > 0 && !t->requested && !t->drain;
+}
+
 void moq_track_unpin(moq_track *t)
 {
-    if (--t->refs == 0) track_destroy(t);
+    if (--t->refs > 0) return;
+    if (track_may_stay_warm(t)) {
+        t->refs = 1; /* the warm reference */
+        t->warm = true;
+        t->warm_since = t->origin->now;
+        return;
+    }
+    track_destroy(t);
+}
+
+/* Drop the warm reference: for good (expire) or because a subscriber took the track. */
+static void track_cool(moq_track *t, bool expire)
+{
+    if (expire) t->keep_expired = true;
+    if (!t->warm) return;
+    t->warm = false;
+    moq_track_unpin(t);
 }
 
 void moq_track_free_all(moq_track *t)
@@ -185,12 +218,13 @@ static bool prefs_equal(const moq_sub_prefs *a, const moq_sub_prefs *b)
 void moq_track_sync_producer(moq_track *t)
 {
     moq_route *r = t->route;
+    if (t->nsubs == 0 && t->state != TRACK_ABORTED) drain_release(t);
     if (!r || t->state == TRACK_ABORTED) return;
     if (t->nsubs == 0) {
         track_release(t);
         return;
     }
-    if (r->removing) return;
+    if (r->removing || (r->withdrawn && !t->requested)) return;
     if (!t->requested && t->state == TRACK_FINISHED) return; /* nothing left to ask for */
     moq_sub_prefs agg;
     track_aggregate(t, &agg);
@@ -280,6 +314,8 @@ static void sub_attach(moq_subscription *s, moq_track *t)
     moq_list_push_back(&t->subs, &s->node.link);
     t->nsubs++;
     moq_track_pin(t);
+    t->keep_expired = false;
+    track_cool(t, false);
 }
 
 /* Detach from the track (which may then release its producer or be freed). */
@@ -391,6 +427,7 @@ static void sub_fail(moq_subscription *s, uint64_t code)
 
 /* --- routing ------------------------------------------------------------------------------ */
 
+/* As in origin.c: among routes of one publisher. */
 static bool route_better(const moq_route *a, const moq_route *b)
 {
     if (a->nhops != b->nhops) return a->nhops < b->nhops;
@@ -415,7 +452,7 @@ static moq_route *best_route_for_subs(const moq_track *t)
     moq_list *pos;
     for (pos = t->bc->routes.next; pos != &t->bc->routes; pos = pos->next) {
         moq_route *r = moq_container_of(pos, moq_route, link);
-        if (r->removing || !route_clean_for_subs(t, r)) continue;
+        if (!moq_route_usable(r) || !route_clean_for_subs(t, r)) continue;
         if (!best || route_better(r, best)) best = r;
     }
     return best;
@@ -441,11 +478,34 @@ static bool unroute_tainted(moq_track *t, const moq_route *r)
     return any;
 }
 
+/* Whether the serving route has a group in flight that subscribers were given. */
+static bool route_has_open_group(const moq_track *t, uint32_t epoch)
+{
+    for (size_t i = 0; i < t->ngroups; i++) {
+        const moq_group *g = t->groups[i];
+        if (g->visible && g->state == MOQ_GROUP_OPEN && g->epoch == epoch) return true;
+    }
+    return false;
+}
+
+/* A new route writes groups after the newest one the track has: groups already given to
+ * subscribers are never delivered twice, from the start or in part. */
+static void track_switch_route(moq_track *t, moq_route *to)
+{
+    t->route = to;
+    t->epoch++;
+    if (t->has_max_seq && t->max_seq < UINT64_MAX && (!t->floor_set || t->floor < t->max_seq + 1)) {
+        t->floor_set = true;
+        t->floor = t->max_seq + 1;
+    }
+}
+
 void moq_track_reroute(moq_track *t)
 {
     moq_track_pin(t);
+    if (t->drain && t->drain->removing) drain_release(t);
     for (int round = 0; round < 16; round++) {
-        if (t->state == TRACK_ABORTED || !t->bc) break;
+        if (t->state == TRACK_ABORTED || !t->bc || t->bc->state == BC_ENDED) break;
         moq_route *desired = NULL;
         if (t->bc->nroutes > 0) {
             desired = best_route_for_subs(t);
@@ -455,16 +515,71 @@ void moq_track_reroute(moq_track *t)
             }
         }
         if (t->route == desired) break;
+        moq_route *old = t->route;
+        bool make_before_break =
+            t->requested && old && !old->removing && desired && route_has_open_group(t, t->epoch);
+        if (make_before_break && t->drain) {
+            drain_release(t); /* a second move: the oldest route goes */
+            continue;
+        }
+        if (make_before_break) {
+            /* the old route finishes its groups in flight while the new one starts */
+            t->drain = old;
+            t->drain_epoch = t->epoch;
+            t->drain_end = t->max_seq;
+            t->requested = false;
+            track_switch_route(t, desired);
+            break;
+        }
         if (t->requested) {
             track_release(t);
             continue; /* callbacks ran: look again */
         }
-        t->route = desired;
-        t->epoch++;
+        track_switch_route(t, desired);
         break;
     }
     moq_track_sync_producer(t);
     moq_track_unpin(t);
+}
+
+void moq_track_group_ended(moq_track *t)
+{
+    if (t->drain && !route_has_open_group(t, t->drain_epoch)) drain_release(t);
+}
+
+bool moq_track_outlives_broadcast(const moq_track *t)
+{
+    return t->route && t->route->withdrawn && !t->route->removing && t->requested &&
+           t->state != TRACK_ABORTED;
+}
+
+void moq_track_route_gone(moq_track *t, const moq_route *r, uint64_t code)
+{
+    moq_track_pin(t);
+    if (t->drain == r) drain_release(t);
+    if (t->route == r && t->bc) moq_track_broadcast_ended(t, code);
+    moq_track_unpin(t);
+}
+
+void moq_track_tick(moq_track *t, uint64_t now)
+{
+    moq_track_pin(t);
+    if (!moq_list_empty(&t->lru)) moq_cache_expire(t, now);
+    uint64_t keep = t->origin->cfg.track_keep_us;
+    if (t->warm && (t->ngroups == 0 || (now >= t->warm_since && now - t->warm_since >= keep)))
+        track_cool(t, true);
+    moq_track_unpin(t);
+}
+
+uint64_t moq_track_next_deadline(const moq_track *t)
+{
+    uint64_t next = moq_cache_next_expiry(t);
+    uint64_t keep = t->origin->cfg.track_keep_us;
+    if (t->warm && t->warm_since <= UINT64_MAX - keep) {
+        uint64_t at = t->warm_since + keep;
+        if (at < next) next = at;
+    }
+    return next;
 }
 
 void moq_track_abort_internal(moq_track *t, uint64_t code)
@@ -475,11 +590,13 @@ void moq_track_abort_internal(moq_track *t, uint64_t code)
     t->abort_code = code;
     track_detach(t);
     /* Release first: the route may be freed by any callback after this. */
+    drain_release(t);
     track_release(t);
     t->route = NULL;
     while (t->ngroups)
         moq_cache_remove(t->groups[t->ngroups - 1], true, code);
     subs_notify(t, NOTE_ABORT);
+    track_cool(t, true);
     moq_track_unpin(t);
 }
 
@@ -493,8 +610,10 @@ void moq_track_broadcast_ended(moq_track *t, uint64_t code)
      * those still cached, and hear nothing new. Only the producer goes. */
     moq_track_pin(t);
     track_detach(t);
+    drain_release(t);
     track_release(t);
     t->route = NULL;
+    track_cool(t, true);
     moq_track_unpin(t);
 }
 
@@ -525,6 +644,12 @@ const moq_track_info *moq_track_get_info(const moq_track *t)
 static bool track_served_by(const moq_track *t, const moq_route *r)
 {
     return t && r && t->route == r && t->requested && t->state != TRACK_ABORTED;
+}
+
+/* r is the route the track moved away from, finishing its groups in flight. */
+static bool track_drained_by(const moq_track *t, const moq_route *r)
+{
+    return t && r && t->drain == r && t->state != TRACK_ABORTED;
 }
 
 static void track_install_info(moq_track *t, const moq_track_info *info)
@@ -559,9 +684,13 @@ int moq_track_begin_group_flags(moq_track *t, moq_route *r, uint64_t seq, uint64
 {
     if (!out) return MOQ_ERR_INVALID;
     *out = NULL;
-    if (!track_served_by(t, r)) return MOQ_ERR_CLOSED;
+    bool drain = track_drained_by(t, r);
+    if (!drain && !track_served_by(t, r)) return MOQ_ERR_CLOSED;
+    if (drain && seq > t->drain_end) return MOQ_ERR_CLOSED;              /* the new route's part */
+    if (!drain && t->floor_set && seq < t->floor) return MOQ_ERR_EXISTS; /* the old route's */
     if (t->state == TRACK_FINISHED && seq >= t->final_seq) return MOQ_ERR_CLOSED;
     int rc = 0;
+    moq_origin_saw(t->origin, now);
     moq_track_pin(t);
     if (!t->info_known) {
         moq_track_info def;
@@ -569,13 +698,8 @@ int moq_track_begin_group_flags(moq_track *t, moq_route *r, uint64_t seq, uint64
         track_install_info(t, &def);
     }
     moq_group *old = moq_cache_find(t, seq);
-    if (old) {
-        if (!old->visible || old->state == MOQ_GROUP_ABORTED)
-            moq_cache_remove(old, false, 0);
-        else if (old->state == MOQ_GROUP_OPEN && old->epoch != t->epoch)
-            moq_cache_remove(old, true, MOQ_REASON_CANCEL);
-    }
-    if (!track_served_by(t, r)) {
+    if (old && (!old->visible || old->state == MOQ_GROUP_ABORTED)) moq_cache_remove(old, false, 0);
+    if (drain ? !track_drained_by(t, r) : !track_served_by(t, r)) {
         rc = MOQ_ERR_CLOSED;
         goto out;
     }
@@ -589,7 +713,7 @@ int moq_track_begin_group_flags(moq_track *t, moq_route *r, uint64_t seq, uint64
         goto out;
     }
     g->visible = true;
-    g->epoch = t->epoch;
+    g->epoch = drain ? t->drain_epoch : t->epoch;
     g->flags = flags;
     if (moq_cache_insert(t, g, now) < 0) {
         moq_group_unref(g);
@@ -619,6 +743,13 @@ int moq_track_finish(moq_track *t, moq_route *r, uint64_t final_seq)
 
 int moq_track_abort(moq_track *t, moq_route *r, uint64_t code)
 {
+    if (track_drained_by(t, r)) {
+        /* the previous route failed: the new one carries on */
+        moq_track_pin(t);
+        drain_release(t);
+        moq_track_unpin(t);
+        return 0;
+    }
     if (!track_served_by(t, r)) return MOQ_ERR_CLOSED;
     moq_track_abort_internal(t, code);
     return 0;
@@ -752,6 +883,7 @@ int moq_origin_fetch(moq_origin *o, const uint8_t *path, size_t path_len, const 
     if (!o || !out || (path_len && !path) || (name_len && !name)) return MOQ_ERR_INVALID;
     *out = NULL;
     if (!moq_path_valid(path, path_len)) return MOQ_ERR_INVALID;
+    moq_origin_saw(o, now);
     moq_broadcast *bc;
     moq_route *r;
     int rc = resolve(o, path, path_len, exclude, &bc, &r);

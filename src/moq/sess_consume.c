@@ -231,11 +231,15 @@ static void ending_forget(moq_session *s, const moq_route *route)
     }
 }
 
-/* The peer unannounced a route. Like upstream, a subscription runs until its own stream
- * ends, so while one of ours still receives from the route the unannounce waits for it
- * (the peer FINs a finished track's subscription once every group went out). */
+/* The peer unannounced a route. Watchers learn it at once, but a subscription runs until
+ * its own stream ends, so while one of ours still receives from the route it is only
+ * withdrawn and the unannounce waits for it (the peer FINs a finished track's subscription
+ * once every group went out). */
 static void route_end(moq_session *s, moq_route *route)
 {
+    if (!s->closing && route_feeds_subscription(s, route)) {
+        moq_route_withdraw(route); /* (its tracks may move to another route) */
+    }
     if (!s->closing && route_feeds_subscription(s, route)) {
         if (s->n_ending == s->cap_ending) {
             size_t cap = s->cap_ending ? s->cap_ending * 2 : 4;
@@ -729,6 +733,10 @@ static void group_in_header(mstream *ms, const struct moq_group_event *ev)
     }
     moq_group *g = NULL;
     int rv = moq_track_begin_group(us->track, us->route, ev->sequence, session_now(), &g);
+    if (rv == MOQ_ERR_EXISTS && (!us->have_seq || ev->sequence > us->max_seq)) {
+        us->max_seq = ev->sequence; /* (the track has it: the end of the track counts it) */
+        us->have_seq = true;
+    }
     if (rv < 0) {
         group_in_fail(ms, NULL, rv == MOQ_ERR_EXISTS ? MOQ_CODE_DUPLICATE : MOQ_CODE_CANCEL);
         return;

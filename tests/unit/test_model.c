@@ -8,19 +8,6 @@ static int find_event(const rwatch *w, int kind, const char *path)
     return -1;
 }
 
-static void stats_zero(moq_origin *o)
-{
-    moq_origin_stats st;
-    moq_origin_stats_get(o, &st);
-    assert_int_equal(st.broadcasts, 0);
-    assert_int_equal(st.routes, 0);
-    assert_int_equal(st.tracks, 0);
-    assert_int_equal(st.subscriptions, 0);
-    assert_int_equal(st.watches, 0);
-    assert_int_equal(st.groups_cached, 0);
-    assert_int_equal(st.cached_bytes, 0);
-}
-
 static void watch_initial_set_and_updates(void **state)
 {
     moq_origin *o = new_origin(100, 0);
@@ -117,7 +104,8 @@ static void exclude_hop_and_own_id(void **state)
     assert_int_equal(moq_origin_list(o, S(""), 0, NULL, NULL), 0);
 
     prod p1 = {0}, p2 = {0};
-    announce(o, &p1, "x", (uint64_t[]){7}, 1);
+    /* one publisher (5), reached through peer 7 or through 8 and 9 */
+    announce(o, &p1, "x", (uint64_t[]){5, 7}, 2);
     rwatch plain = {0}, peer7 = {0};
     watch(o, &plain, "", 0);
     watch(o, &peer7, "", 7);
@@ -128,16 +116,16 @@ static void exclude_hop_and_own_id(void **state)
     moq_sub_prefs pr = prefs_default();
     assert_int_equal(subscribe(o, &s7, "x", "t", 7, &pr), MOQ_ERR_NOT_FOUND);
 
-    announce(o, &p2, "x", (uint64_t[]){8, 9}, 2);
-    assert_int_equal(plain.n, 1); /* best route for it unchanged: {7} is shorter */
+    announce(o, &p2, "x", (uint64_t[]){5, 8, 9}, 3);
+    assert_int_equal(plain.n, 1); /* best route for it unchanged: {5, 7} is shorter */
     assert_int_equal(peer7.n, 1);
-    expect_event(&peer7, 0, MOQ_ANNOUNCE_ACTIVE, "x", (uint64_t[]){8, 9}, 2);
+    expect_event(&peer7, 0, MOQ_ANNOUNCE_ACTIVE, "x", (uint64_t[]){5, 8, 9}, 3);
     uint64_t hops[MOQ_MAX_HOPS];
     size_t nh = 0;
     assert_int_equal(moq_origin_lookup(o, S("x"), 7, hops, &nh), 0);
-    assert_int_equal(nh, 2);
-    assert_int_equal(hops[0], 8);
-    assert_int_equal(moq_origin_list(o, S(""), 9, NULL, NULL), 1); /* via {7} */
+    assert_int_equal(nh, 3);
+    assert_int_equal(hops[1], 8);
+    assert_int_equal(moq_origin_list(o, S(""), 9, NULL, NULL), 1); /* via {5, 7} */
 
     /* The peer's subscription is served by the route that avoids it. */
     assert_int_equal(subscribe(o, &s7, "x", "t", 7, &pr), 0);
@@ -146,7 +134,7 @@ static void exclude_hop_and_own_id(void **state)
 
     moq_route_unannounce(p1.route);
     assert_int_equal(plain.n, 2);
-    expect_event(&plain, 1, MOQ_ANNOUNCE_RESTART, "x", (uint64_t[]){8, 9}, 2);
+    expect_event(&plain, 1, MOQ_ANNOUNCE_RESTART, "x", (uint64_t[]){5, 8, 9}, 3);
     assert_int_equal(peer7.n, 1);
 
     rsub_close(&s7);
@@ -178,26 +166,27 @@ static uint64_t expected_key(const char *path, const uint64_t *hops, size_t n)
 
 static void best_route_choice(void **state)
 {
-    const uint64_t ha[] = {11, 12}, hb[] = {21, 22}, hlong[] = {1, 2, 3};
-    uint64_t want = expected_key("br", ha, 2) < expected_key("br", hb, 2) ? 11 : 21;
+    /* Three routes to publisher 4's broadcast: two of equal length, one longer. */
+    const uint64_t ha[] = {4, 11, 12}, hb[] = {4, 21, 22}, hlong[] = {4, 1, 2, 3};
+    uint64_t want = expected_key("br", ha, 3) < expected_key("br", hb, 3) ? 11 : 21;
 
     /* Same winner whatever the announce order, so every relay agrees. */
     for (int order = 0; order < 2; order++) {
         moq_origin *o = new_origin(100, 0);
         prod pa = {0}, pb = {0}, pl = {0};
-        announce(o, &pl, "br", hlong, 3);
+        announce(o, &pl, "br", hlong, 4);
         if (order == 0) {
-            announce(o, &pa, "br", ha, 2);
-            announce(o, &pb, "br", hb, 2);
+            announce(o, &pa, "br", ha, 3);
+            announce(o, &pb, "br", hb, 3);
         } else {
-            announce(o, &pb, "br", hb, 2);
-            announce(o, &pa, "br", ha, 2);
+            announce(o, &pb, "br", hb, 3);
+            announce(o, &pa, "br", ha, 3);
         }
         uint64_t hops[MOQ_MAX_HOPS];
         size_t nh;
         assert_int_equal(moq_origin_lookup(o, S("br"), 0, hops, &nh), 0);
-        assert_int_equal(nh, 2);
-        assert_int_equal(hops[0], want);
+        assert_int_equal(nh, 3);
+        assert_int_equal(hops[1], want);
 
         /* Re-announce by the same producer replaces its chain and keeps the handle. */
         rwatch w = {0};
@@ -205,20 +194,20 @@ static void best_route_choice(void **state)
         assert_int_equal(w.n, 1);
         prod *winner = want == 11 ? &pa : &pb, *loser = want == 11 ? &pb : &pa;
         moq_route *before = winner->route;
-        assert_int_equal(moq_origin_announce(o, S("br"), (uint64_t[]){9, 9, 9, 9}, 4, &prod_ops,
+        assert_int_equal(moq_origin_announce(o, S("br"), (uint64_t[]){4, 9, 9, 9, 9}, 5, &prod_ops,
                                              winner, &winner->route),
                          0);
         assert_ptr_equal(before, winner->route);
         assert_int_equal(w.n, 2);
         const uint64_t *lh = want == 11 ? hb : ha;
-        expect_event(&w, 1, MOQ_ANNOUNCE_RESTART, "br", lh, 2);
+        expect_event(&w, 1, MOQ_ANNOUNCE_RESTART, "br", lh, 3);
         /* A shorter chain wins outright. */
-        assert_int_equal(moq_route_update(winner->route, (uint64_t[]){5}, 1), 0);
-        expect_event(&w, 2, MOQ_ANNOUNCE_RESTART, "br", (uint64_t[]){5}, 1);
+        assert_int_equal(moq_route_update(winner->route, (uint64_t[]){4, 5}, 2), 0);
+        expect_event(&w, 2, MOQ_ANNOUNCE_RESTART, "br", (uint64_t[]){4, 5}, 2);
         /* An update to a non-best route is invisible. */
-        assert_int_equal(moq_route_update(loser->route, (uint64_t[]){6, 6}, 2), 0);
+        assert_int_equal(moq_route_update(loser->route, (uint64_t[]){4, 6, 6}, 3), 0);
         assert_int_equal(w.n, 3);
-        assert_int_equal(moq_route_update(loser->route, (uint64_t[]){100}, 1), MOQ_ERR_INVALID);
+        assert_int_equal(moq_route_update(loser->route, (uint64_t[]){4, 100}, 2), MOQ_ERR_INVALID);
 
         moq_watch_close(w.watch);
         moq_route_unannounce(pa.route);
@@ -249,7 +238,7 @@ static void linger_keeps_and_splices(void **state)
 {
     moq_origin *o = new_origin(100, 5 * SEC);
     prod p1 = {0}, p2 = {0};
-    announce(o, &p1, "live", (uint64_t[]){1}, 1);
+    announce(o, &p1, "live", (uint64_t[]){1, 5}, 2); /* publisher 1 through relay 5 */
     rwatch w = {0};
     watch(o, &w, "", 0);
     assert_int_equal(w.n, 1);
@@ -271,17 +260,17 @@ static void linger_keeps_and_splices(void **state)
     assert_int_equal(moq_origin_lookup(o, S("live"), 0, NULL, NULL), 0);
     rwatch late = {0};
     watch(o, &late, "", 0); /* a new watcher still sees it, with the last hops */
-    expect_event(&late, 0, MOQ_ANNOUNCE_ACTIVE, "live", (uint64_t[]){1}, 1);
+    expect_event(&late, 0, MOQ_ANNOUNCE_ACTIVE, "live", (uint64_t[]){1, 5}, 2);
     rsub s2 = {0};
     moq_sub_prefs pr2 = prefs_default();
     assert_int_equal(subscribe(o, &s2, "live", "video", 0, &pr2), 0); /* stalls too */
 
-    /* A new producer within the window is spliced in. */
-    announce(o, &p2, "live", (uint64_t[]){2}, 1);
+    /* A route to the same publisher within the window is spliced in. */
+    announce(o, &p2, "live", (uint64_t[]){1, 6}, 2);
     assert_int_equal(p2.requests, 1);
     assert_int_equal(p2.prefs.priority, 7);
     assert_true(p2.prefs.has_start);
-    expect_event(&w, 1, MOQ_ANNOUNCE_RESTART, "live", (uint64_t[]){2}, 1);
+    expect_event(&w, 1, MOQ_ANNOUNCE_RESTART, "live", (uint64_t[]){1, 6}, 2);
     write_group_done(&p2, p2.last, 1, 1, 100, 14 * SEC);
     assert_int_equal(s.ngroups, 2);
     assert_int_equal(s.seqs[1], 1);
@@ -353,7 +342,7 @@ static void failover_moves_tracks(void **state)
     moq_origin *o = new_origin(100, 5 * SEC);
     prod near = {0}, far = {0};
     announce(o, &near, "f", (uint64_t[]){1}, 1);
-    announce(o, &far, "f", (uint64_t[]){2, 3}, 2);
+    announce(o, &far, "f", (uint64_t[]){1, 2, 3}, 3); /* the same publisher, further away */
     rsub s = {0};
     moq_sub_prefs pr = prefs_from(0);
     assert_int_equal(subscribe(o, &s, "f", "t", 0, &pr), 0);
@@ -365,23 +354,24 @@ static void failover_moves_tracks(void **state)
     moq_route_lost(near.route, 1 * SEC); /* other routes remain: no linger, just move */
     assert_int_equal(near.releases, 1);
     assert_int_equal(far.requests, 1);
-    /* The new route re-sends group 0: the open one from the old route is replaced. */
-    rfol fl;
-    follow(&fl, open);
-    moq_group *g0 = write_group(&far, far.last, 0, 2, 50, 1 * SEC, true);
-    assert_int_equal(fl.ends, 1);
-    assert_int_equal(fl.state, MOQ_GROUP_ABORTED);
-    assert_int_equal(fl.code, MOQ_REASON_CANCEL);
-    assert_int_equal(s.ngroups, 2);
-    /* The old producer's late writes are refused. */
-    moq_frame f = make_frame(0, 1, 10);
-    assert_int_equal(moq_group_append(open, &f, 1 * SEC), MOQ_ERR_CLOSED);
-    /* A duplicate of a finished group is refused. */
+    /* The new route starts after the newest group: it never delivers group 0 again (the
+     * subscriber has part of it), and what the old producer still writes reaches it. */
     moq_group *dup = NULL;
     assert_int_equal(moq_track_begin_group(far.last, far.route, 0, 1 * SEC, &dup), MOQ_ERR_EXISTS);
+    rfol fl;
+    follow(&fl, open);
+    moq_frame f = make_frame(0, 1, 10);
+    assert_int_equal(moq_group_append(open, &f, 1 * SEC), 0);
+    assert_int_equal(fl.frames_seen, 2);
+    assert_int_equal(moq_group_abort(open, 5), 0); /* (the lost session gives up on it) */
+    moq_group *g1 = write_group(&far, far.last, 1, 2, 50, 1 * SEC, true);
+    assert_int_equal(s.ngroups, 2);
+    assert_int_equal(s.seqs[1], 1);
+    /* A duplicate of a finished group is refused. */
+    assert_int_equal(moq_track_begin_group(far.last, far.route, 1, 1 * SEC, &dup), MOQ_ERR_EXISTS);
     rfol_close(&fl);
     moq_group_unref(open);
-    moq_group_unref(g0);
+    moq_group_unref(g1);
     rsub_close(&s);
     assert_int_equal(far.releases, 1);
     moq_route_unannounce(far.route);
@@ -411,6 +401,214 @@ static void unroutable_subscriber_is_failed(void **state)
     rsub_close(&a);
     assert_int_equal(via9.releases, 1);
     moq_route_unannounce(via9.route);
+    stats_zero(o);
+    moq_origin_free(o);
+}
+
+/* A publisher that comes back on a new session (a new origin id) while its old session has
+ * gone quiet is new content: it takes the path over at once, whatever the routes' keys,
+ * as a new broadcast. Its groups are numbered afresh, so no subscriber is spliced across:
+ * the old broadcast's subscriptions end and new ones start at the new publisher's latest
+ * group. */
+static void new_publisher_takes_over(void **state)
+{
+    for (uint64_t i = 0; i < 40; i++) {
+        moq_origin *o = new_origin(100, 5 * SEC);
+        prod quiet = {0}, fresh = {0};
+        uint64_t old_id = 1000 + i * 7919, new_id = 2000 + i * 104729;
+        announce(o, &quiet, "cam", (uint64_t[]){old_id}, 1);
+        rwatch w = {0};
+        watch(o, &w, "", 0);
+        rsub s = {0};
+        moq_sub_prefs pr = prefs_default();
+        assert_int_equal(subscribe(o, &s, "cam", "v", 0, &pr), 0);
+        for (uint64_t seq = 20; seq < 25; seq++)
+            write_group_done(&quiet, quiet.last, seq, 1, 10, seq * MS);
+
+        announce(o, &fresh, "cam", (uint64_t[]){new_id}, 1);
+        assert_int_equal(w.n, 3);
+        expect_event(&w, 1, MOQ_ANNOUNCE_ENDED, "cam", NULL, 0);
+        expect_event(&w, 2, MOQ_ANNOUNCE_ACTIVE, "cam", (uint64_t[]){new_id}, 1);
+        assert_int_equal(s.aborts, 1);
+        assert_int_equal(s.code, MOQ_REASON_DROPPED);
+        assert_int_equal(quiet.releases, 1);
+        uint64_t hops[MOQ_MAX_HOPS];
+        size_t nh = 0;
+        assert_int_equal(moq_origin_lookup(o, S("cam"), 0, hops, &nh), 0);
+        assert_int_equal(hops[0], new_id);
+
+        /* a new subscription gets the new numbering from its start */
+        rsub s2 = {0};
+        assert_int_equal(subscribe(o, &s2, "cam", "v", 0, &pr), 0);
+        assert_int_equal(quiet.requests, 1);
+        assert_int_equal(fresh.requests, 1);
+        write_group_done(&fresh, fresh.last, 0, 1, 10, 30 * MS);
+        write_group_done(&fresh, fresh.last, 1, 1, 10, 31 * MS);
+        assert_int_equal(s2.ngroups, 2);
+        assert_int_equal(s2.seqs[0], 0);
+        assert_int_equal(s2.seqs[1], 1);
+        assert_int_equal(s.ngroups, 5);
+
+        /* the quiet session finally times out: nothing visible happens */
+        moq_route_lost(quiet.route, 40 * SEC);
+        assert_int_equal(w.n, 3);
+        assert_int_equal(s2.aborts, 0);
+        rsub_close(&s);
+        rsub_close(&s2);
+        moq_route_unannounce(fresh.route);
+        expect_event(&w, 3, MOQ_ANNOUNCE_ENDED, "cam", NULL, 0);
+        moq_watch_close(w.watch);
+        stats_zero(o);
+        moq_origin_free(o);
+    }
+}
+
+/* The routes of a displaced publisher wait: when the current publisher leaves, the most
+ * recent waiting one takes the path over, again as a new broadcast. */
+static void standby_publisher_takes_over_when_current_leaves(void **state)
+{
+    moq_origin *o = new_origin(100, 5 * SEC);
+    prod a = {0}, a2 = {0}, b = {0};
+    announce(o, &a, "p", (uint64_t[]){1}, 1);
+    announce(o, &b, "p", (uint64_t[]){2}, 1);     /* takes over */
+    announce(o, &a2, "p", (uint64_t[]){1, 7}, 2); /* publisher 1 again: not new, waits */
+    rwatch w = {0};
+    watch(o, &w, "", 0);
+    expect_event(&w, 0, MOQ_ANNOUNCE_ACTIVE, "p", (uint64_t[]){2}, 1);
+    assert_int_equal(moq_origin_list(o, S(""), 0, NULL, NULL), 1);
+
+    moq_route_unannounce(b.route);
+    assert_int_equal(w.n, 3);
+    expect_event(&w, 1, MOQ_ANNOUNCE_ENDED, "p", NULL, 0);
+    expect_event(&w, 2, MOQ_ANNOUNCE_ACTIVE, "p", (uint64_t[]){1}, 1);
+    /* publisher 1's two routes are alternatives again */
+    moq_route_unannounce(a.route);
+    expect_event(&w, 3, MOQ_ANNOUNCE_RESTART, "p", (uint64_t[]){1, 7}, 2);
+
+    /* a lost publisher lingers before a waiting one takes over */
+    prod c = {0};
+    announce(o, &c, "p", (uint64_t[]){3}, 1);
+    expect_event(&w, 5, MOQ_ANNOUNCE_ACTIVE, "p", (uint64_t[]){3}, 1);
+    moq_route_lost(c.route, 10 * SEC);
+    assert_int_equal(w.n, 6);
+    moq_origin_tick(o, 15 * SEC);
+    assert_int_equal(w.n, 8);
+    expect_event(&w, 6, MOQ_ANNOUNCE_ENDED, "p", NULL, 0);
+    expect_event(&w, 7, MOQ_ANNOUNCE_ACTIVE, "p", (uint64_t[]){1, 7}, 2);
+    moq_route_unannounce(a2.route);
+    expect_event(&w, 8, MOQ_ANNOUNCE_ENDED, "p", NULL, 0);
+    moq_watch_close(w.watch);
+    stats_zero(o);
+    moq_origin_free(o);
+}
+
+/* Chains of unknown ids (lite-03 counts) name no publisher: one announced again where it
+ * was (a publisher that reconnected) is new content, a longer one (the same broadcast
+ * reflected back by a peer) is not. */
+static void unknown_publishers(void **state)
+{
+    moq_origin *o = new_origin(100, 5 * SEC);
+    prod first = {0}, reflected = {0}, again = {0};
+    announce(o, &first, "u", (uint64_t[]){0}, 1);
+    rwatch w = {0};
+    watch(o, &w, "", 0);
+    announce(o, &reflected, "u", (uint64_t[]){0, 0, 0}, 3);
+    assert_int_equal(w.n, 1);
+    announce(o, &again, "u", (uint64_t[]){0}, 1);
+    assert_int_equal(w.n, 3);
+    expect_event(&w, 1, MOQ_ANNOUNCE_ENDED, "u", NULL, 0);
+    expect_event(&w, 2, MOQ_ANNOUNCE_ACTIVE, "u", (uint64_t[]){0}, 1);
+    moq_route_unannounce(first.route);
+    moq_route_unannounce(reflected.route);
+    assert_int_equal(w.n, 3);
+    moq_route_unannounce(again.route);
+    expect_event(&w, 3, MOQ_ANNOUNCE_ENDED, "u", NULL, 0);
+    /* relays with known ids behind unknown publishers stand for them */
+    prod x = {0}, y = {0};
+    announce(o, &x, "v", (uint64_t[]){0, 8}, 2);
+    announce(o, &y, "v", (uint64_t[]){0, 8, 9}, 3);
+    assert_int_equal(w.n, 5); /* +v, and nothing for the second route */
+    moq_route_unannounce(x.route);
+    expect_event(&w, 5, MOQ_ANNOUNCE_RESTART, "v", (uint64_t[]){0, 8, 9}, 3);
+    moq_route_unannounce(y.route);
+    moq_watch_close(w.watch);
+    stats_zero(o);
+    moq_origin_free(o);
+}
+
+/* A withdrawn route is no longer announced, but the subscriptions it serves keep receiving
+ * until the producer ends them or the route is removed. */
+static void withdrawn_route_keeps_serving(void **state)
+{
+    moq_origin *o = new_origin(100, 5 * SEC);
+    prod p = {0}, next = {0};
+    announce(o, &p, "w", (uint64_t[]){1}, 1);
+    rwatch w = {0};
+    watch(o, &w, "", 0);
+    rsub s = {0}, s2 = {0};
+    moq_sub_prefs pr = prefs_default();
+    assert_int_equal(subscribe(o, &s, "w", "a", 0, &pr), 0);
+    assert_int_equal(subscribe(o, &s2, "w", "b", 0, &pr), 0);
+    moq_track *ta = p.tracks[0], *tb = p.tracks[1];
+    write_group_done(&p, ta, 0, 1, 10, 0);
+
+    moq_route_withdraw(p.route);
+    assert_int_equal(w.n, 2);
+    expect_event(&w, 1, MOQ_ANNOUNCE_ENDED, "w", NULL, 0);
+    assert_int_equal(moq_origin_lookup(o, S("w"), 0, NULL, NULL), MOQ_ERR_NOT_FOUND);
+    rsub late = {0};
+    assert_int_equal(subscribe(o, &late, "w", "a", 0, &pr), MOQ_ERR_NOT_FOUND);
+    assert_int_equal(p.releases, 0);
+    assert_int_equal(s.aborts + s2.aborts, 0);
+    write_group_done(&p, ta, 1, 1, 10, 0);
+    assert_int_equal(s.ngroups, 2);
+
+    /* a new broadcast at the path is unrelated to what still flows */
+    announce(o, &next, "w", (uint64_t[]){2}, 1);
+    expect_event(&w, 2, MOQ_ANNOUNCE_ACTIVE, "w", (uint64_t[]){2}, 1);
+    write_group_done(&p, ta, 2, 1, 10, 0);
+    assert_int_equal(s.ngroups, 3);
+    assert_int_equal(next.requests, 0);
+
+    /* the producer ends one track; removing the route ends the other */
+    assert_int_equal(moq_track_finish(ta, p.route, 3), 0);
+    assert_true(s.finished);
+    moq_route_unannounce(p.route);
+    assert_int_equal(p.releases, 2);
+    assert_int_equal(s.aborts, 0);
+    assert_int_equal(s2.aborts, 1);
+    assert_int_equal(s2.code, MOQ_REASON_DROPPED);
+    assert_int_equal(w.n, 3);
+    (void)tb;
+    rsub_close(&s);
+    rsub_close(&s2);
+    moq_route_unannounce(next.route);
+    moq_watch_close(w.watch);
+    stats_zero(o);
+    moq_origin_free(o);
+
+    /* with another route of the publisher, the tracks move there */
+    o = new_origin(100, 5 * SEC);
+    prod a = {0}, b = {0};
+    announce(o, &a, "m", (uint64_t[]){1}, 1);
+    announce(o, &b, "m", (uint64_t[]){1, 2}, 2);
+    rwatch wm = {0};
+    watch(o, &wm, "", 0);
+    rsub sm = {0};
+    assert_int_equal(subscribe(o, &sm, "m", "t", 0, &pr), 0);
+    assert_int_equal(a.requests, 1);
+    moq_route_withdraw(a.route);
+    expect_event(&wm, 1, MOQ_ANNOUNCE_RESTART, "m", (uint64_t[]){1, 2}, 2);
+    assert_int_equal(a.releases, 1);
+    assert_int_equal(b.requests, 1);
+    /* announcing again revives it */
+    announce(o, &a, "m", (uint64_t[]){1}, 1);
+    expect_event(&wm, 2, MOQ_ANNOUNCE_RESTART, "m", (uint64_t[]){1}, 1);
+    assert_int_equal(a.requests, 2);
+    rsub_close(&sm);
+    moq_route_unannounce(a.route);
+    moq_route_unannounce(b.route);
+    moq_watch_close(wm.watch);
     stats_zero(o);
     moq_origin_free(o);
 }
@@ -506,6 +704,10 @@ int main(void)
         cmocka_unit_test(linger_same_hops_is_silent_and_graceful_is_immediate),
         cmocka_unit_test(failover_moves_tracks),
         cmocka_unit_test(unroutable_subscriber_is_failed),
+        cmocka_unit_test(new_publisher_takes_over),
+        cmocka_unit_test(standby_publisher_takes_over_when_current_leaves),
+        cmocka_unit_test(unknown_publishers),
+        cmocka_unit_test(withdrawn_route_keeps_serving),
         cmocka_unit_test(watch_reentrancy),
         cmocka_unit_test(origin_free_releases_everything),
     };

@@ -820,6 +820,161 @@ static void released_producer_cannot_write(void **state)
     moq_origin_free(o);
 }
 
+/* A track moving to a better route of the same publisher moves make-before-break: the old
+ * route finishes the group it has in flight, the new one writes the groups after it, and a
+ * subscriber gets every frame once - no group cut short, none delivered twice. */
+static void route_change_is_make_before_break(void **state)
+{
+    moq_origin *o = new_origin(100, 5 * SEC);
+    prod far = {0}, near = {0};
+    announce(o, &far, "r", (uint64_t[]){1, 2, 3}, 3);
+    rsub s = {0};
+    moq_sub_prefs pr = prefs_default();
+    assert_int_equal(subscribe(o, &s, "r", "t", 0, &pr), 0);
+    moq_track *t = far.last;
+    write_group_done(&far, t, 0, 2, 10, 0);
+    moq_group *open = write_group(&far, t, 1, 1, 10, 0, false);
+    rfol fl;
+    follow(&fl, open);
+
+    announce(o, &near, "r", (uint64_t[]){1}, 1); /* shorter: the track moves */
+    assert_int_equal(near.requests, 1);
+    assert_ptr_equal(near.last, t);
+    assert_int_equal(far.releases, 0); /* still finishing group 1 */
+    moq_group *g = NULL;
+    assert_int_equal(moq_track_begin_group(t, near.route, 1, 0, &g), MOQ_ERR_EXISTS);
+    assert_int_equal(moq_track_begin_group(t, near.route, 0, 0, &g), MOQ_ERR_EXISTS);
+    moq_frame f = make_frame(1, 1, 10);
+    assert_int_equal(moq_group_append(open, &f, 0), 0);
+    assert_int_equal(moq_track_begin_group(t, far.route, 2, 0, &g), MOQ_ERR_CLOSED);
+    assert_int_equal(moq_group_finish(open, 0), 0);
+    assert_int_equal(far.releases, 1); /* its group done, the old route goes */
+    assert_int_equal(fl.frames_seen, 2);
+    assert_int_equal(fl.state, MOQ_GROUP_FINISHED);
+    write_group_done(&near, t, 2, 2, 10, 0);
+    assert_int_equal(s.ngroups, 3);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(s.seqs[i], (uint64_t)i);
+    assert_int_equal(s.aborts, 0);
+
+    /* without a group in flight the move is immediate */
+    moq_route_update(far.route, (uint64_t[]){1, 9}, 2);
+    moq_route_update(near.route, (uint64_t[]){1, 9, 9}, 3);
+    assert_int_equal(near.releases, 1);
+    assert_int_equal(far.requests, 2);
+    assert_int_equal(moq_track_begin_group(t, far.route, 2, 0, &g), MOQ_ERR_EXISTS);
+    write_group_done(&far, t, 3, 1, 10, 0);
+    assert_int_equal(s.ngroups, 4);
+
+    rfol_close(&fl);
+    moq_group_unref(open);
+    rsub_close(&s);
+    moq_route_unannounce(far.route);
+    moq_route_unannounce(near.route);
+    stats_zero(o);
+    moq_origin_free(o);
+}
+
+/* The route a track moved away from is let go early when nothing needs it any more: the
+ * subscribers left, the route went away, or it failed the track (which goes on). */
+static void moved_away_route_released_early(void **state)
+{
+    for (int how = 0; how < 3; how++) {
+        moq_origin *o = new_origin(100, 5 * SEC);
+        prod far = {0}, near = {0};
+        announce(o, &far, "e", (uint64_t[]){1, 2}, 2);
+        rsub s = {0};
+        moq_sub_prefs pr = prefs_default();
+        assert_int_equal(subscribe(o, &s, "e", "t", 0, &pr), 0);
+        moq_track *t = far.last;
+        moq_group *open = write_group(&far, t, 4, 1, 10, 0, false);
+        announce(o, &near, "e", (uint64_t[]){1}, 1);
+        assert_int_equal(far.releases, 0);
+        assert_int_equal(near.requests, 1);
+        if (how == 0) {
+            rsub_close(&s);
+            assert_int_equal(far.releases, 1);
+            assert_int_equal(near.releases, 1);
+        } else if (how == 1) {
+            moq_route_lost(far.route, 0);
+            far.route = NULL;
+            assert_int_equal(far.releases, 1);
+            assert_int_equal(s.aborts, 0);
+        } else {
+            assert_int_equal(moq_track_abort(t, far.route, 7), 0);
+            assert_int_equal(far.releases, 1);
+            assert_int_equal(s.aborts, 0);
+            write_group_done(&near, t, 5, 1, 10, 0);
+            assert_int_equal(s.ngroups, 2);
+        }
+        moq_group_abort(open, 9);
+        moq_group_unref(open);
+        rsub_close(&s);
+        if (far.route) moq_route_unannounce(far.route);
+        moq_route_unannounce(near.route);
+        stats_zero(o);
+        moq_origin_free(o);
+    }
+}
+
+/* With track_keep_us, a track keeps its cache after its last subscriber left: a
+ * subscriber coming back starts at the latest group at once, and the producer is asked
+ * again. Then the track goes. (By default a track goes with its last subscriber.) */
+static void unused_track_keeps_its_cache(void **state)
+{
+    moq_origin_config cfg;
+    moq_origin_config_default(&cfg);
+    assert_int_equal(cfg.track_keep_us, 0);
+    cfg.id = 100;
+    cfg.linger_us = 0;
+    cfg.track_keep_us = 30 * SEC;
+    moq_origin *o = moq_origin_new(&cfg);
+    prod p = {0};
+    announce(o, &p, "k", NULL, 0);
+    rsub s = {0};
+    moq_sub_prefs pr = prefs_default();
+    assert_int_equal(subscribe(o, &s, "k", "t", 0, &pr), 0);
+    for (uint64_t seq = 0; seq < 3; seq++)
+        write_group_done(&p, p.last, seq, 2, 10, 1 * SEC);
+    rsub_close(&s);
+    assert_int_equal(p.releases, 1);
+    moq_origin_stats st;
+    moq_origin_stats_get(o, &st);
+    assert_int_equal(st.tracks, 1);
+    moq_origin_tick(o, 20 * SEC); /* the older groups expire, the latest stays */
+    moq_origin_stats_get(o, &st);
+    assert_int_equal(st.groups_cached, 1);
+    assert_int_equal(moq_origin_next_deadline(o), 31 * SEC);
+    rsub back = {0};
+    assert_int_equal(subscribe(o, &back, "k", "t", 0, &pr), 0);
+    assert_int_equal(back.ngroups, 1);
+    assert_int_equal(back.seqs[0], 2);
+    assert_int_equal(p.requests, 2);
+    write_group_done(&p, p.last, 3, 1, 10, 21 * SEC);
+    assert_int_equal(back.ngroups, 2);
+    rsub_close(&back);
+    assert_int_equal(moq_origin_next_deadline(o), 51 * SEC);
+    moq_origin_tick(o, 50 * SEC);
+    moq_origin_stats_get(o, &st);
+    assert_int_equal(st.tracks, 1);
+    moq_origin_tick(o, 51 * SEC);
+    moq_origin_stats_get(o, &st);
+    assert_int_equal(st.tracks, 0);
+    assert_int_equal(st.groups_cached, 0);
+    assert_int_equal(moq_origin_next_deadline(o), UINT64_MAX);
+
+    /* a track with nothing cached is not kept */
+    rsub once = {0};
+    assert_int_equal(subscribe(o, &once, "k", "t", 0, &pr), 0);
+    assert_int_equal(once.ngroups, 0);
+    rsub_close(&once);
+    moq_origin_stats_get(o, &st);
+    assert_int_equal(st.tracks, 0);
+    moq_route_unannounce(p.route);
+    stats_zero(o);
+    moq_origin_free(o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -839,6 +994,9 @@ int main(void)
         cmocka_unit_test(track_info_and_info_only),
         cmocka_unit_test(track_finish),
         cmocka_unit_test(released_producer_cannot_write),
+        cmocka_unit_test(route_change_is_make_before_break),
+        cmocka_unit_test(moved_away_route_released_early),
+        cmocka_unit_test(unused_track_keeps_its_cache),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

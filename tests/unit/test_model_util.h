@@ -34,6 +34,20 @@ static inline moq_origin *new_origin(uint64_t id, uint64_t linger_us)
     return o;
 }
 
+/* Nothing left in the origin. */
+static inline void stats_zero(moq_origin *o)
+{
+    moq_origin_stats st;
+    moq_origin_stats_get(o, &st);
+    assert_int_equal(st.broadcasts, 0);
+    assert_int_equal(st.routes, 0);
+    assert_int_equal(st.tracks, 0);
+    assert_int_equal(st.subscriptions, 0);
+    assert_int_equal(st.watches, 0);
+    assert_int_equal(st.groups_cached, 0);
+    assert_int_equal(st.cached_bytes, 0);
+}
+
 static inline moq_sub_prefs prefs_default(void)
 {
     moq_sub_prefs p;

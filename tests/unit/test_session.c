@@ -233,13 +233,21 @@ struct world {
     const char *proto;
 };
 
-static moq_origin *origin(uint64_t id)
+static moq_origin *origin_keep(uint64_t id, uint64_t track_keep_us)
 {
     moq_origin_config cfg;
     moq_origin_config_default(&cfg);
     cfg.id = id;
     cfg.linger_us = 0;
+    cfg.track_keep_us = track_keep_us;
     return moq_origin_new(&cfg);
+}
+
+static moq_origin *origin(uint64_t id)
+{
+    moq_origin_config cfg;
+    moq_origin_config_default(&cfg);
+    return origin_keep(id, cfg.track_keep_us);
 }
 
 static void connect(struct world *w, moq_origin *client_origin, struct end *client,
@@ -272,13 +280,15 @@ static void spin(struct world *w, int n)
         ev_run(w->loop, EVRUN_NOWAIT);
 }
 
-static void setup_world(struct world *w, const char *proto)
+/* The relay's and the publisher's origins keep unused tracks for the given times. */
+static void setup_world_keep(struct world *w, const char *proto, uint64_t relay_keep_us,
+                             uint64_t pub_keep_us)
 {
     memset(w, 0, sizeof(*w));
     w->proto = proto;
     w->loop = ev_loop_new(EVFLAG_AUTO);
-    w->relay = origin(RELAY_ID);
-    w->pub = origin(PUB_ID);
+    w->relay = origin_keep(RELAY_ID, relay_keep_us);
+    w->pub = origin_keep(PUB_ID, pub_keep_us);
     w->sub = origin(SUB_ID);
     /* the relay may read everything the publisher has, and accept everything it announces */
     w->pub_client = (struct end){.sub = ""};
@@ -291,6 +301,13 @@ static void setup_world(struct world *w, const char *proto)
     connect(w, w->pub, &w->pub_client, &w->relay_from_pub, "/");
     connect(w, w->sub, &w->sub_client, &w->relay_from_sub, "/");
     spin(w, 50);
+}
+
+static void setup_world(struct world *w, const char *proto)
+{
+    moq_origin_config cfg;
+    moq_origin_config_default(&cfg);
+    setup_world_keep(w, proto, cfg.track_keep_us, cfg.track_keep_us);
 }
 
 static void teardown_world(struct world *w)
@@ -401,6 +418,54 @@ static void late_joiner_starts_at_latest_group(const char *proto)
     moq_origin_free(late);
     current_ls = &first;
     local_sub_free(&first);
+    teardown_world(&w);
+    current_ls = NULL;
+}
+
+/* A subscriber arriving after the previous one left gets the latest group: the relay let
+ * go of the track with its last subscriber, and the publisher, which keeps its tracks as
+ * `moq publish` does, answers the new upstream subscription with it. */
+static void late_joiner_after_the_last_left(const char *proto)
+{
+    struct world w;
+    setup_world_keep(&w, proto, 0, UINT64_MAX);
+    moq_sub_prefs prefs = {0};
+    struct local_sub first = {0};
+    current_ls = &first;
+    assert_int_equal(moq_origin_subscribe(w.sub, (const uint8_t *)"bbb", 3, (const uint8_t *)"t", 1,
+                                          0, &prefs, &ls_ops, &first, &first.sub),
+                     0);
+    spin(&w, 50);
+    const char *a[] = {"a"}, *b[] = {"b1", "b2"};
+    assert_int_equal(write_group(&w.lp, 0, a, 1, 0), 0);
+    assert_int_equal(write_group(&w.lp, 1, b, 2, 0), 0);
+    spin(&w, 100);
+    assert_string_equal(first.log, "0:a;1:b1;1:b2;");
+    local_sub_free(&first);
+    spin(&w, 50);
+    assert_int_equal(w.lp.releases, 1); /* the relay let go of its upstream subscription */
+
+    /* the late joiner is a new client */
+    struct end late_client = {.pub = ""}, relay_side = {.pub = "", .sub = ""};
+    moq_origin *late = origin(9);
+    connect(&w, late, &late_client, &relay_side, "/");
+    spin(&w, 50);
+    struct local_sub second = {0};
+    current_ls = &second;
+    assert_int_equal(moq_origin_subscribe(late, (const uint8_t *)"bbb", 3, (const uint8_t *)"t", 1,
+                                          0, &prefs, &ls_ops, &second, &second.sub),
+                     0);
+    spin(&w, 100);
+    assert_string_equal(second.log, "1:b1;1:b2;");
+    assert_int_equal(w.lp.requests, 2);
+    const char *c[] = {"c"};
+    assert_int_equal(write_group(&w.lp, 2, c, 1, 0), 0);
+    spin(&w, 100);
+    assert_string_equal(second.log, "1:b1;1:b2;2:c;");
+    local_sub_free(&second);
+    moq_session_close(late_client.session, 0, "");
+    spin(&w, 50);
+    moq_origin_free(late);
     teardown_world(&w);
     current_ls = NULL;
 }
@@ -591,13 +656,34 @@ static void append_text(moq_group *g, const char *text, uint64_t prev_ts, uint64
     assert_int_equal(moq_group_append(g, &f, moq_now_us()), 0);
 }
 
+/* Announcement events a watch saw, as "+path" / "-path" entries. */
+struct seen {
+    char log[256];
+};
+
+static void seen_event(void *ctx, moq_watch *watch, const moq_announce_event *ev)
+{
+    struct seen *sn = ctx;
+    if (ev->kind == MOQ_ANNOUNCE_RESTART) return;
+    size_t n = strlen(sn->log);
+    snprintf(sn->log + n, sizeof(sn->log) - n, "%c%.*s;",
+             ev->kind == MOQ_ANNOUNCE_ENDED ? '-' : '+', (int)ev->path_len, (const char *)ev->path);
+}
+
+static const moq_watch_ops seen_ops = {seen_event};
+
 /* A publisher finishes its track and unannounces while its last group is still being
- * written: the group still reaches the subscriber in full, the subscription ends as
- * finished (not aborted), and only then does the broadcast disappear everywhere. */
+ * written: watchers everywhere hear that the broadcast ended at once, the group still
+ * reaches the subscriber in full, and the subscription ends as finished (not aborted). */
 static void finished_track_outlives_unannounce(const char *proto)
 {
     struct world w;
     setup_world(&w, proto);
+    struct seen seen = {0};
+    moq_watch *watch = NULL;
+    assert_int_equal(moq_origin_watch(w.sub, (const uint8_t *)"", 0, 0, &seen_ops, &seen, &watch),
+                     0);
+    assert_string_equal(seen.log, "+bbb;");
     struct local_sub ls = {0};
     current_ls = &ls;
     moq_sub_prefs prefs = {0};
@@ -619,6 +705,9 @@ static void finished_track_outlives_unannounce(const char *proto)
     assert_null(w.lp.track); /* the producer was released */
     spin(&w, 50);
     assert_false(ls.aborted);
+    assert_string_equal(seen.log, "+bbb;-bbb;");
+    assert_int_equal(moq_origin_lookup(w.relay, (const uint8_t *)"bbb", 3, 0, NULL, NULL),
+                     MOQ_ERR_NOT_FOUND);
     append_text(g, "second", 10, 20);
     assert_int_equal(moq_group_finish(g, moq_now_us()), 0);
     moq_group_unref(g);
@@ -630,6 +719,8 @@ static void finished_track_outlives_unannounce(const char *proto)
                      MOQ_ERR_NOT_FOUND);
     assert_int_equal(moq_origin_lookup(w.sub, (const uint8_t *)"bbb", 3, 0, NULL, NULL),
                      MOQ_ERR_NOT_FOUND);
+    assert_string_equal(seen.log, "+bbb;-bbb;");
+    moq_watch_close(watch);
     local_sub_free(&ls);
     teardown_world(&w);
     current_ls = NULL;
@@ -710,6 +801,7 @@ static void incomplete_control_messages_are_bounded(void **state)
 PER_VERSION(announcements_reach_the_subscriber)
 PER_VERSION(frames_flow_end_to_end)
 PER_VERSION(late_joiner_starts_at_latest_group)
+PER_VERSION(late_joiner_after_the_last_left)
 PER_VERSION(unknown_broadcast_is_refused)
 PER_VERSION(publisher_exit_unannounces)
 PER_VERSION(finished_track_outlives_unannounce)
@@ -724,6 +816,7 @@ int main(void)
         TESTS(announcements_reach_the_subscriber),
         TESTS(frames_flow_end_to_end),
         TESTS(late_joiner_starts_at_latest_group),
+        TESTS(late_joiner_after_the_last_left),
         TESTS(unknown_broadcast_is_refused),
         TESTS(publisher_exit_unannounces),
         cmocka_unit_test(too_many_announcements_close_the_session),

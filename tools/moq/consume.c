@@ -15,6 +15,8 @@
 #include "util/time.h"
 
 #define FINISH_GRACE_S 2.0
+/* How long a subscription refused as unroutable waits to hear that the broadcast ended. */
+#define UNROUTABLE_WAIT_S 2.0
 
 /* A group being written to stdout (groups go out in sequence order, one after another). */
 struct rgroup {
@@ -44,8 +46,10 @@ struct consumer {
     char *resume_clock_base; /* clock: its first frame */
     bool finished;
     uint64_t final_seq;
+    bool unannounced; /* the broadcast's end was announced */
     ev_timer grace;
-    ev_timer dropped; /* the broadcast ended: exit 0 unless the session is going away */
+    ev_timer unroutable; /* refused as unroutable: waiting to hear whether the broadcast ended */
+    ev_timer dropped;    /* the broadcast ended: exit 0 unless the session is going away */
     bool pumping;
     /* fetch */
     moq_follower *fetch;
@@ -242,6 +246,13 @@ static void dropped_cb(struct ev_loop *loop, ev_timer *w, int revents)
     broadcast_ended(w->data);
 }
 
+static void unroutable_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct consumer *c = w->data;
+    tool_fail(c->t, "subscription to %s/%s failed: %s (code %d)", c->t->o->broadcast,
+              c->t->o->tracks[0], moq_code_name(MOQ_REASON_UNROUTABLE), MOQ_REASON_UNROUTABLE);
+}
+
 static void on_abort(void *ctx, moq_subscription *sub, uint64_t code)
 {
     struct consumer *c = ctx;
@@ -255,6 +266,15 @@ static void on_abort(void *ctx, moq_subscription *sub, uint64_t code)
         /* A lost session drops its broadcasts too, just before it reports its close: decide
          * from the loop, once that report (a failure, exit 1) had its chance. */
         ev_timer_start(c->t->loop, &c->dropped);
+        return;
+    }
+    if (code == MOQ_REASON_UNROUTABLE) {
+        /* The subscription may have crossed the broadcast's end on its way to the relay:
+         * then the end is (or is about to be) announced too. */
+        if (c->unannounced)
+            broadcast_ended(c);
+        else
+            ev_timer_start(c->t->loop, &c->unroutable);
         return;
     }
     if (code == MOQ_CODE_UNAUTHORIZED)
@@ -381,6 +401,12 @@ static void on_announce(void *ctx, moq_watch *w, const moq_announce_event *ev)
         return;
     }
     if (ev->suffix_len != 0) return; /* something below our broadcast */
+    c->unannounced = ev->kind == MOQ_ANNOUNCE_ENDED;
+    if (c->unannounced && ev_is_active(&c->unroutable)) {
+        ev_timer_stop(t->loop, &c->unroutable);
+        broadcast_ended(c);
+        return;
+    }
     if (ev->kind == MOQ_ANNOUNCE_ACTIVE && !c->started) {
         moq_info("moq", "broadcast %s is announced", t->o->broadcast);
         if (t->o->cmd == CMD_FETCH)
@@ -415,6 +441,7 @@ static void consumer_stop(struct tool *t)
     if (!c) return;
     ev_timer_stop(t->loop, &c->grace);
     ev_timer_stop(t->loop, &c->dropped);
+    ev_timer_stop(t->loop, &c->unroutable);
     free(c->resume_clock_base);
     while (c->head) {
         struct rgroup *rg = c->head;
@@ -437,6 +464,8 @@ static int consumer_setup(struct tool *t)
     c->grace.data = c;
     ev_timer_init(&c->dropped, dropped_cb, 0., 0.);
     c->dropped.data = c;
+    ev_timer_init(&c->unroutable, unroutable_cb, UNROUTABLE_WAIT_S, 0.);
+    c->unroutable.data = c;
     t->app = c;
     t->app_connected = consumer_connected;
     t->app_stop = consumer_stop;

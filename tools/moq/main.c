@@ -650,6 +650,9 @@ static int run(struct tool_opts *o)
     moq_origin_config_default(&oc);
     oc.id = random_origin_id();
     oc.linger_us = 0; /* a relay that goes away takes its broadcasts along */
+    /* A publisher answers a new subscription with its latest group, however long after the
+     * previous subscriber left. */
+    oc.track_keep_us = UINT64_MAX;
     t.origin = moq_origin_new(&oc);
     if (!t.origin) {
         fprintf(stderr, "moq: out of memory\n");

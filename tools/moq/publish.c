@@ -38,7 +38,7 @@ struct pub_track {
     size_t off, len, cap; /* unparsed input is buf[off .. len) */
     moq_track *track;     /* while the model has it requested from us */
     bool serving;         /* requested for data (not just its info) */
-    moq_group *group;     /* the open group */
+    moq_group *group;     /* the open group (it stays open while the track is released) */
     uint64_t in_group;    /* frames in it */
     uint64_t next_seq;
     uint64_t prev_ts;
@@ -393,6 +393,22 @@ static void set_serving(struct pub_track *pt, const moq_sub_prefs *prefs)
     update_reading(pt);
 }
 
+/* Whether g is still the track's group of its sequence: the model keeps a track and its
+ * cache while the broadcast is announced, so an open group goes on when the track is
+ * requested again; a group of a track dropped since is over. */
+static bool group_still_cached(struct pub *p, moq_track *track, moq_group *g)
+{
+    size_t plen, nlen;
+    const uint8_t *path = moq_track_path(track, &plen);
+    const uint8_t *name = moq_track_name(track, &nlen);
+    moq_group *cached = NULL;
+    if (moq_origin_fetch(p->t->origin, path, plen, name, nlen, 0, moq_group_sequence(g), 0, false,
+                         moq_now_us(), &cached) < 0)
+        return false;
+    moq_group_unref(cached);
+    return cached == g;
+}
+
 static void track_request(void *ctx, moq_route *route, moq_track *track, const moq_sub_prefs *prefs)
 {
     struct pub *p = ctx;
@@ -404,6 +420,7 @@ static void track_request(void *ctx, moq_route *route, moq_track *track, const m
         moq_track_abort(track, route, MOQ_CODE_NOTFOUND);
         return;
     }
+    if (pt->group && !group_still_cached(p, track, pt->group)) close_group(pt);
     pt->track = track;
     moq_track_info info;
     moq_track_info_default(&info);
@@ -428,7 +445,8 @@ static void track_release(void *ctx, moq_route *route, moq_track *track)
     struct pub_track *pt = find_track(ctx, track);
     if (!pt || pt->track != track) return;
     moq_info("moq", "track %s released by the relay", pt->name);
-    close_group(pt);
+    /* The open group stays open: a new subscription is answered with it (the latest group),
+     * and it goes on from where it stopped. */
     pt->track = NULL;
     pt->serving = false;
     stop_reading(pt);

@@ -4,7 +4,7 @@
 // version (pin one moq-lite version from the client; omit to let the relay choose), wire
 // (pin the QMux framing, with version) and the scenario's own fields.
 // Prints "ok <scenario>: <details>" and exits 0, or prints the failure and exits 1.
-import { writeFileSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import {
     Moq,
     assert,
@@ -349,6 +349,85 @@ const scenarios = {
         return details.join("; ");
     },
 
+    // The publisher ends its broadcast (unannounces it) while a subscriber still reads one
+    // of its tracks: announced() on the subscriber's connection - for the broadcast's prefix
+    // and for everything ("") - and our native `moq announced` (the test's shell, which
+    // creates o.seenFile once it printed the end) report the end at once, while the
+    // subscription keeps delivering what the publisher still writes; it ends when the
+    // publisher ends the track. o.prefix / o.rel: the broadcast.
+    async "unannounce-subscribed"(o) {
+        const path = Moq.Path.join(o.prefix, o.rel);
+        const sub = await step("subscriber connects", connect(o.url, o.version, wire));
+        const announced = sub.announced(o.prefix);
+        const everything = sub.announced(Moq.Path.from(""));
+        const pub = await publisher(o.url, o.version, path, ["t"]);
+        await step("the broadcast is announced", nextAnnouncement(announced, o.rel, true));
+        await step("announced(\"\") sees it too", nextAnnouncement(everything, path, true));
+        const r = readTrack(sub.consume(path).track("t").subscribe());
+        const next = await warmUp(pub.tracks, [r]);
+        pub.broadcast.close();
+        console.log("closed");
+        await step("announced() reports the end", nextAnnouncement(announced, o.rel, false));
+        await step("announced(\"\") reports the end", nextAnnouncement(everything, path, false));
+        await step("the native watcher reports the end", fileAppears(o.seenFile));
+        writeGroup(pub.tracks[0], next);
+        await step(`group ${next}, written after the end was announced, arrives`, until(r, allComplete([next])));
+        const details = [`group ${next} arrived after the end was announced`];
+        pub.tracks[0].close();
+        if (sub.version === "moq-lite-05") {
+            // (on lite-03/04 this client cannot observe the end; see gone() below)
+            await step("the subscription ends with the track", until(r, (s) => s.ended !== undefined));
+            if (r.ended !== "finished") fail(`the subscription ended with ${r.ended}`);
+            details.push(`subscription ${r.ended}`);
+        }
+        return details.join("; ");
+    },
+
+    // A relay moves a track from one upstream to another while this client reads it (in a
+    // cluster: from the route through the root to a direct link between leaves). The
+    // publisher (o.pubUrl) writes groups of o.frames frames "<group>:<frame>", a frame every
+    // 25 ms, so a group is always in flight; the subscriber (o.subUrl) must receive every
+    // frame exactly once and in place: no group cut short, none delivered twice. Prints
+    // "flowing" once a group arrived, writes three more groups once o.stopFile exists.
+    async "route-switch"(o) {
+        const frames = o.frames ?? 8;
+        const path = Moq.Path.join(o.prefix, o.rel);
+        const sub = await step("subscriber connects", connect(o.subUrl, o.version, wire));
+        const announced = sub.announced(o.prefix);
+        const pubConn = await step("publisher connects", connect(o.pubUrl, o.version, wire));
+        const broadcast = new Moq.Broadcast.Producer();
+        const track = broadcast.createTrack("t");
+        pubConn.publish(path, broadcast);
+        await step("the subscriber sees the broadcast", nextAnnouncement(announced, o.rel, true));
+        const r = readNumbered(sub.consume(path).track("t").subscribe(), frames);
+        let last;
+        let flowing = false;
+        await step("publishing until the test has seen the switch", (async () => {
+            for (let stopAt; ; ) {
+                const group = track.appendGroup();
+                for (let i = 0; i < frames; i++) {
+                    group.writeFrame({ payload: text(`${group.sequence}:${i}`), timestamp: Moq.Time.Timestamp.fromMillis(Date.now()) });
+                    await sleep(25);
+                }
+                group.close();
+                last = group.sequence;
+                if (!flowing && r.complete.size > 0) {
+                    flowing = true;
+                    console.log("flowing");
+                }
+                if (r.problems.length) fail(r.problems.join("; "));
+                if (stopAt === undefined && existsSync(o.stopFile)) stopAt = last + 3;
+                if (stopAt !== undefined && last >= stopAt) return;
+            }
+        })(), 40000);
+        await step(`every group up to ${last} arrives`, until(r, (s) => s.problems.length > 0 || s.complete.has(last)));
+        if (r.problems.length) fail(r.problems.join("; "));
+        const missing = range(r.first, last - r.first + 1).filter((q) => !r.complete.has(q));
+        assert(missing.length === 0, `groups ${missing.join(", ")} never arrived`);
+        pubConn.close();
+        return `groups ${r.first}..${last}, ${(last - r.first + 1) * frames} frames, each once`;
+    },
+
     // Input for our native publisher: o.groups groups of o.track as `moq publish --framing
     // length --group-frames 4` reads them, written to o.file.
     async "native-input"(o) {
@@ -401,6 +480,66 @@ const scenarios = {
         return `${o.groups} groups, ${o.groups * 4} frames`;
     },
 };
+
+/** Resolve once `file` exists (the test's shell creates it when its side saw something). */
+async function fileAppears(file) {
+    while (!existsSync(file)) await sleep(20);
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const text = (s) => new TextEncoder().encode(s);
+
+/**
+ * Read a track whose frames are the text "<group>:<frame>", recording every group and any
+ * group delivered twice, frame out of place or group cut short.
+ */
+function readNumbered(subscriber, framesPerGroup) {
+    const state = { groups: new Map(), complete: new Set(), problems: [], first: undefined, waiters: [] };
+    const wake = () => {
+        for (const w of state.waiters.splice(0)) w();
+    };
+    state.changed = () => new Promise((resolve) => state.waiters.push(resolve));
+    state.done = (async () => {
+        for (;;) {
+            let group;
+            try {
+                group = await subscriber.recvGroup();
+            } catch (err) {
+                state.ended = `error: ${err?.message ?? err}`;
+                break;
+            }
+            if (!group) {
+                state.ended = "finished";
+                break;
+            }
+            const seq = group.sequence;
+            if (state.first === undefined) state.first = seq;
+            if (state.groups.has(seq)) state.problems.push(`group ${seq} was delivered twice`);
+            state.groups.set(seq, 0);
+            void (async () => {
+                try {
+                    for (let i = 0; ; i++) {
+                        const frame = await group.readFrame();
+                        if (!frame) break;
+                        const got = new TextDecoder().decode(frame.payload);
+                        if (got !== `${seq}:${i}`) state.problems.push(`group ${seq} frame ${i} is "${got}"`);
+                        state.groups.set(seq, i + 1);
+                        wake();
+                    }
+                    if (state.groups.get(seq) !== framesPerGroup)
+                        state.problems.push(`group ${seq} ended after ${state.groups.get(seq)} frames`);
+                    state.complete.add(seq);
+                } catch (err) {
+                    state.problems.push(`group ${seq} was reset after ${state.groups.get(seq)} frames: ${err?.message ?? err}`);
+                }
+                wake();
+            })();
+            wake();
+        }
+        wake();
+    })();
+    return state;
+}
 
 async function gone(o, end) {
     const prefix = uniquePath("node", "gone");
