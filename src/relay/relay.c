@@ -71,9 +71,22 @@ static void session_upstream(void *ctx, moq_session *s, const uint8_t *path, siz
         moq_cluster_upstream(rs->relay->cluster, s, path, len, hops, nhops, active);
 }
 
+static void session_timer(void *ctx, moq_session *s, uint64_t at)
+{
+    struct relay_session *rs = ctx;
+    moq_ev_deadline_set(&rs->timer, at);
+}
+
+static void session_timer_fired(void *ctx, uint64_t now)
+{
+    struct relay_session *rs = ctx;
+    moq_session_on_timer(rs->session, now);
+}
+
 static void session_closed(void *ctx, moq_session *s, uint64_t code, const char *reason)
 {
     struct relay_session *rs = ctx;
+    moq_ev_deadline_stop(&rs->timer);
     moq_list_remove(&rs->link);
     rs->relay->n_sessions--;
     free(rs);
@@ -88,9 +101,11 @@ int relay_start_session(moq_relay *r, moq_transport *t)
     }
     rs->relay = r;
     rs->kind = t->kind;
+    moq_ev_deadline_init(&rs->timer, r->loop, session_timer_fired, rs);
     struct moq_session_config sc = {
         .origin = r->origin,
-        .loop = r->loop,
+        .clock = &moq_system_clock,
+        .timer = session_timer,
         .offer_probe = true,
         .refuse_outside_grant = true,
         .authorize = session_authorize,
@@ -102,6 +117,7 @@ int relay_start_session(moq_relay *r, moq_transport *t)
     r->n_sessions++;
     rs->session = moq_session_new(t, &sc);
     if (!rs->session) {
+        moq_ev_deadline_stop(&rs->timer);
         moq_list_remove(&rs->link);
         r->n_sessions--;
         free(rs);

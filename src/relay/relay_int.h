@@ -15,6 +15,7 @@
 #include "quic/quic.h"
 #include "relay/relay.h"
 #include "tls/tls.h"
+#include "util/ev_deadline.h"
 #include "util/list.h"
 #include "web/web.h"
 
@@ -57,6 +58,7 @@ struct relay_session {
     moq_relay *relay;
     moq_session *session;
     enum moq_transport_kind kind;
+    moq_ev_deadline timer; /* the session's next deadline */
     moq_list link;
 };
 
