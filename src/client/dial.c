@@ -315,10 +315,17 @@ static void quic_done(void *ctx, moq_transport *t, int err, const char *reason)
         .done = h3_done,
         .ctx = d,
     };
+    struct moq_h3_driver drv;
+    int rv = moq_h3_loop_driver(d->loop, &drv);
+    if (rv < 0) {
+        moq_transport_close(t, 0, "out of memory");
+        attempt_failed(d, rv, "cannot start HTTP/3 with %s: %s", d->authority, moq_strerror(rv));
+        return;
+    }
     d->phase = P_H3;
     d->quic = t;
     d->h3_pending = true;
-    int rv = moq_h3_client_attach(t, d->loop, &hc);
+    rv = moq_h3_client_attach(t, &drv, &hc);
     if (rv < 0) {
         d->h3_pending = false;
         d->quic = NULL;

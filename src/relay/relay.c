@@ -137,7 +137,10 @@ static int quic_accept(void *ctx, moq_transport *t)
     moq_relay *r = ctx;
     if (t->kind == MOQ_TRANSPORT_H3) {
         struct moq_h3_server_config hc = {r->versions, r->n_versions, wt_accept, r};
-        return moq_h3_server_attach(t, r->loop, &hc) < 0 ? 0 : 0;
+        struct moq_h3_driver drv;
+        if (moq_h3_loop_driver(r->loop, &drv) < 0) return MOQ_ERR_NOMEM;
+        moq_h3_server_attach(t, &drv, &hc);
+        return 0;
     }
     return relay_start_session(r, t);
 }
