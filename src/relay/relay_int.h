@@ -51,6 +51,7 @@ struct moq_relay {
     char *cluster_token;
     size_t dials; /* cluster dials not finished yet */
     ev_timer tick;
+    moq_ev_deadline origin_timer; /* the origin's next linger deadline, or its regular tick */
     struct relay_counters counters;
 };
 

@@ -1,5 +1,6 @@
 /* The session engine's timers on a virtual clock, with no event loop: the peer's SETUP
- * timeout, a token's expiry and bandwidth probe reports. The tests drive the
+ * timeout, a token's expiry, bandwidth probe reports, and the linger of a broadcast whose
+ * publisher is lost (with the splice of one that comes back in time). The tests drive the
  * engine as a driver does: they move the clock to the deadline the session reported through
  * cfg.timer and call moq_session_on_timer, and deliver transport events by flushing
  * in-memory pipes. */
@@ -371,6 +372,196 @@ static void probe_cadence(void **state)
     finish(&e, &p, pipe, origin);
 }
 
+/* ---- linger ---- */
+
+/* A publisher: a local route in its own origin that writes one-frame groups. */
+struct publisher {
+    moq_origin *origin;
+    moq_route *route;
+    moq_track *track;
+    int requests;
+    moq_transport *ct, *st;
+    moq_pipe *pipe;
+    struct end client, relay_side;
+};
+
+static void pub_request(void *ctx, moq_route *r, moq_track *t, const moq_sub_prefs *p)
+{
+    struct publisher *pub = ctx;
+    pub->requests++;
+    pub->track = t;
+    moq_track_info info;
+    moq_track_info_default(&info);
+    moq_track_set_info(t, r, &info);
+}
+
+static void pub_release(void *ctx, moq_route *r, moq_track *t)
+{
+    struct publisher *pub = ctx;
+    if (pub->track == t) pub->track = NULL;
+}
+
+static const moq_producer_ops pub_ops = {pub_request, NULL, pub_release, NULL};
+
+static void publish_group(struct publisher *pub, uint64_t seq)
+{
+    assert_non_null(pub->track);
+    moq_group *g = NULL;
+    assert_int_equal(moq_track_begin_group(pub->track, pub->route, seq, now_us, &g), 0);
+    moq_frame f;
+    assert_int_equal(moq_frame_alloc(&f, 0, seq, 1), 0);
+    f.chunk->data[f.payload_off] = 'x';
+    assert_int_equal(moq_group_append(g, &f, now_us), 0);
+    assert_int_equal(moq_group_finish(g, now_us), 0);
+    moq_group_unref(g);
+}
+
+/* The publisher's own origin announces "bbb" and connects to the relay, which may take it. */
+static void publisher_connect(struct publisher *pub, uint64_t id, moq_origin *relay)
+{
+    memset(pub, 0, sizeof(*pub));
+    pub->origin = new_origin(id, 0);
+    assert_int_equal(moq_origin_announce(pub->origin, (const uint8_t *)"bbb", 3, NULL, 0, &pub_ops,
+                                         pub, &pub->route),
+                     0);
+    struct moq_pipe_config pc = {MOQ_TRANSPORT_WEBTRANSPORT, "moq-lite-05", "/", 1200};
+    pub->pipe = moq_pipe_new(NULL, &pc, &pub->ct, &pub->st);
+    assert_non_null(pub->pipe);
+    pub->relay_side = (struct end){.pub = ""};
+    pub->client = (struct end){.sub = ""};
+    start(&pub->relay_side, pub->st, relay, false);
+    start(&pub->client, pub->ct, pub->origin, false);
+}
+
+static void publisher_free(struct publisher *pub)
+{
+    if (pub->client.s) moq_session_close(pub->client.s, 0, "");
+    moq_pipe_flush(pub->pipe);
+    assert_int_equal(pub->relay_side.closed, 1);
+    moq_route_unannounce(pub->route);
+    moq_origin_free(pub->origin);
+}
+
+/* A subscriber inside the relay's origin. */
+struct watcher {
+    moq_subscription *sub;
+    uint64_t groups[8];
+    size_t n_groups;
+    int aborts;
+    uint64_t abort_code;
+};
+
+static void w_group(void *ctx, moq_subscription *s, moq_group *g)
+{
+    struct watcher *w = ctx;
+    if (w->n_groups < 8) w->groups[w->n_groups++] = moq_group_sequence(g);
+}
+
+static void w_abort(void *ctx, moq_subscription *s, uint64_t code)
+{
+    struct watcher *w = ctx;
+    w->aborts++;
+    w->abort_code = code;
+}
+
+static const moq_subscriber_ops watcher_ops = {NULL, w_group, NULL, w_abort};
+
+static uint64_t linger_reported;
+
+static void on_linger(void *ctx, uint64_t at)
+{
+    linger_reported = at;
+}
+
+static bool announced(moq_origin *o)
+{
+    return moq_origin_lookup(o, (const uint8_t *)"bbb", 3, 0, NULL, NULL) == 0;
+}
+
+/* The relay with linger 3 s, a publisher whose group 0 reached a subscriber in the relay,
+ * and then the publisher's session lost at 10 s. */
+static moq_origin *linger_world(struct publisher *pub, struct watcher *w)
+{
+    now_us = 1 * S;
+    linger_reported = 0;
+    moq_origin_config cfg;
+    moq_origin_config_default(&cfg);
+    cfg.id = 1;
+    cfg.linger_us = 3 * S;
+    cfg.linger_deadline = on_linger;
+    moq_origin *relay = moq_origin_new(&cfg);
+    assert_non_null(relay);
+    publisher_connect(pub, 2, relay);
+    moq_pipe_flush(pub->pipe);
+    assert_true(announced(relay));
+    memset(w, 0, sizeof(*w));
+    moq_sub_prefs prefs = {0};
+    assert_int_equal(moq_origin_subscribe(relay, (const uint8_t *)"bbb", 3, (const uint8_t *)"t", 1,
+                                          0, &prefs, &watcher_ops, w, &w->sub),
+                     0);
+    moq_pipe_flush(pub->pipe);
+    assert_int_equal(pub->requests, 1);
+    publish_group(pub, 0);
+    moq_pipe_flush(pub->pipe);
+    assert_int_equal(w->n_groups, 1);
+
+    now_us = 10 * S;
+    moq_transport_close(pub->ct, MOQ_CODE_TRANSPORT, "network gone");
+    moq_pipe_flush(pub->pipe);
+    assert_int_equal(pub->relay_side.closed, 1);
+    assert_true(linger_reported == 13 * S);
+    assert_true(moq_origin_next_linger(relay) == 13 * S);
+    return relay;
+}
+
+/* Nobody comes back: the broadcast stays announced for the linger time, then ends. */
+static void linger_ends_the_broadcast(void **state)
+{
+    struct publisher pub;
+    struct watcher w;
+    moq_origin *relay = linger_world(&pub, &w);
+    moq_origin_tick(relay, 13 * S - 1);
+    assert_true(announced(relay));
+    assert_int_equal(w.aborts, 0);
+    moq_origin_tick(relay, 13 * S);
+    assert_false(announced(relay));
+    assert_int_equal(w.aborts, 1);
+    assert_int_equal(w.abort_code, MOQ_REASON_DROPPED);
+    moq_subscription_close(w.sub);
+    moq_route_unannounce(pub.route);
+    moq_origin_free(pub.origin);
+    moq_origin_free(relay);
+}
+
+/* A publisher that reconnects within the linger time (the same publisher, origin id 2, on
+ * a new session) is spliced in: the subscriber goes on with its groups and the broadcast
+ * outlives the old deadline. */
+static void reconnecting_publisher_is_spliced(void **state)
+{
+    struct publisher pub, again;
+    struct watcher w;
+    moq_origin *relay = linger_world(&pub, &w);
+    moq_route_unannounce(pub.route);
+    moq_origin_free(pub.origin);
+
+    now_us = 12 * S;
+    publisher_connect(&again, 2, relay);
+    moq_pipe_flush(again.pipe);
+    assert_int_equal(again.requests, 1); /* the relay asks the new session for the track */
+    publish_group(&again, 1);
+    moq_pipe_flush(again.pipe);
+    assert_int_equal(w.n_groups, 2);
+    assert_true(w.groups[1] == 1);
+
+    moq_origin_tick(relay, 20 * S);
+    assert_true(announced(relay));
+    assert_int_equal(w.aborts, 0);
+    assert_true(moq_origin_next_linger(relay) == UINT64_MAX);
+    moq_subscription_close(w.sub);
+    publisher_free(&again);
+    moq_origin_free(relay);
+}
+
 int main(void)
 {
     moq_log_set_level(getenv("TEST_DEBUG") ? MOQ_LOG_TRACE : MOQ_LOG_WARN);
@@ -380,6 +571,8 @@ int main(void)
         cmocka_unit_test(token_expiry_closes_at_exp),
         cmocka_unit_test(token_expiry_after_setup_and_without_expiry),
         cmocka_unit_test(probe_cadence),
+        cmocka_unit_test(linger_ends_the_broadcast),
+        cmocka_unit_test(reconnecting_publisher_is_spliced),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
