@@ -24,8 +24,13 @@ run: deps build
 test: deps build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) $(CTEST_FLAGS)
 
+# Sanitizer builds use clang when it is installed: its UBSan also catches what gcc's does not
+# (pointer arithmetic on NULL, for one).
+SANITIZE_CC ?= $(shell command -v clang >/dev/null 2>&1 && echo clang || echo cc)
+
 sanitize: deps
-	@cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DMOQ_SANITIZE=ON $(CMAKE_FLAGS) >/dev/null
+	@cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DMOQ_SANITIZE=ON \
+		-DCMAKE_C_COMPILER=$(SANITIZE_CC) $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD_ASAN) -j $(JOBS)
 	@cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
@@ -36,18 +41,11 @@ fuzz: deps
 	@cmake --build $(BUILD_FUZZ) -j $(JOBS)
 	@echo "fuzzers built in $(BUILD_FUZZ)/tests: run e.g. $(BUILD_FUZZ)/tests/fuzz_varint tests/fuzz/corpus/fuzz_varint"
 
-# Run every libFuzzer target for FUZZ_SECONDS on a scratch copy of its seed corpus.
+# Run every libFuzzer target for FUZZ_SECONDS; what they find is kept in
+# $(BUILD_FUZZ)/corpus-new/ for later runs (see scripts/fuzz_smoke.sh).
 FUZZ_SECONDS ?= 15
 fuzz-smoke: fuzz
-	@for f in $(BUILD_FUZZ)/tests/fuzz_*; do \
-		case "$$f" in *_replay) continue ;; esac; \
-		name=$$(basename $$f); work=$$(mktemp -d); \
-		cp -r tests/fuzz/corpus/$$name/. $$work/ 2>/dev/null || true; \
-		echo "fuzz-smoke: $$name ($(FUZZ_SECONDS)s)"; \
-		$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 $$work >$$work.log 2>&1 \
-			|| { tail -40 $$work.log; rm -rf $$work $$work.log; exit 1; }; \
-		rm -rf $$work $$work.log; \
-	done
+	@scripts/fuzz_smoke.sh $(BUILD_FUZZ) $(FUZZ_SECONDS)
 
 bench: deps build
 	@bench/baseline_quic.sh

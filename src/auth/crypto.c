@@ -118,6 +118,23 @@ static int pairwise_check(moq_jwk *key)
     return rc;
 }
 
+static bool odd(const moq_bytes *b)
+{
+    return b->n && (b->p[b->n - 1] & 1);
+}
+
+/* Whether the private parts are in proportion with the modulus and each other, as in
+ * every real key (n = pq, dp and dq below their prime, qi below p, odd primes). nettle
+ * asserts these while signing instead of failing, so anything else would abort us. */
+static bool rsa_private_proportionate(const moq_jwk *key)
+{
+    size_t n = significant_bits(&key->n), p = significant_bits(&key->p),
+           q = significant_bits(&key->q);
+    return p && q && p + q <= n + 1 && odd(&key->p) && odd(&key->q) &&
+           significant_bits(&key->dp) <= p && significant_bits(&key->dq) <= q &&
+           significant_bits(&key->qi) <= p;
+}
+
 static int import_rsa(moq_jwk *key, moq_auth_error *err)
 {
     size_t bits = significant_bits(&key->n);
@@ -133,6 +150,9 @@ static int import_rsa(moq_jwk *key, moq_auth_error *err)
         return moq_auth_fail(err, MOQ_ERR_INVALID, MOQ_AUTH_R_KEY_INVALID,
                              "invalid RSA public key");
     if (!key->d.p) return 0;
+    if (!rsa_private_proportionate(key))
+        return moq_auth_fail(err, MOQ_ERR_INVALID, MOQ_AUTH_R_KEY_INVALID,
+                             "invalid RSA private key");
     gnutls_datum_t d = datum(&key->d), p = datum(&key->p), q = datum(&key->q), u = datum(&key->qi),
                    e1 = datum(&key->dp), e2 = datum(&key->dq);
     if (gnutls_privkey_init(&key->priv) < 0 ||

@@ -1,7 +1,8 @@
 /*
  * client.h - the client side: dial a relay (or any moq-lite server) by URL and run a moq
  * session on it, plus the small asynchronous HTTP/1.1 GET the dialer uses to fetch a
- * development certificate's fingerprint. Used by the `moq` tool and by relay clustering.
+ * development certificate's fingerprint, and the loop driver of HTTP/3 connections. Used by
+ * the `moq` tool and by the relay (clustering, WebTransport).
  *
  * URLs (see util/url.h):
  *   moql://host:port/path?query, moqt://...  raw QUIC; ALPN offer moq-lite-05, -04, -03 (or the
@@ -42,6 +43,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "h3/h3.h"
 #include "model/model.h"
 #include "moq/session.h"
 #include "quic/quic.h"
@@ -78,6 +80,13 @@ int moq_http_get_start(struct ev_loop *loop, const struct moq_http_get_config *c
                        moq_http_get_fn cb, void *ctx, moq_http_get **out);
 /* Abandon a request whose callback has not run; it never calls back. */
 void moq_http_get_cancel(moq_http_get *g);
+
+/* ---- HTTP/3 connections on a loop ---------------------------------------------------- */
+
+/* Fill *drv so that one HTTP/3 connection (h3/h3.h) runs on `loop` with the system clock,
+ * on a timer of its own that goes with the connection. Pass it to exactly one
+ * moq_h3_server_attach or moq_h3_client_attach. Returns 0 or MOQ_ERR_NOMEM. */
+int moq_h3_loop_driver(struct ev_loop *loop, struct moq_h3_driver *drv);
 
 /* ---- dialing -------------------------------------------------------------------------- */
 

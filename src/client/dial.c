@@ -13,6 +13,7 @@
 #include "h3/h3.h"
 #include "moq/version.h"
 #include "util/err.h"
+#include "util/ev_deadline.h"
 #include "util/log.h"
 #include "util/strlist.h"
 #include "util/url.h"
@@ -56,6 +57,7 @@ struct moq_dial {
     moq_transport *quic; /* the h3 connection while the CONNECT is pending */
     bool h3_pending;     /* moq_h3_client_attach's callback has not run yet */
     moq_session *s;
+    moq_ev_deadline session_timer; /* the session's next deadline */
     ev_timer timeout;
     ev_timer reap; /* reports a failed attempt and frees the dial, from the loop */
     bool reported;
@@ -68,6 +70,7 @@ struct moq_dial {
 
 static void dial_free(moq_dial *d)
 {
+    moq_ev_deadline_stop(&d->session_timer);
     ev_timer_stop(d->loop, &d->timeout);
     ev_timer_stop(d->loop, &d->reap);
     if (d->get) moq_http_get_cancel(d->get);
@@ -160,9 +163,22 @@ static uint64_t session_authorize(void *ctx, moq_session *s, const char *path, i
     return 0;
 }
 
+static void session_timer(void *ctx, moq_session *s, uint64_t at)
+{
+    moq_dial *d = ctx;
+    moq_ev_deadline_set(&d->session_timer, at);
+}
+
+static void session_timer_fired(void *ctx, uint64_t now)
+{
+    moq_dial *d = ctx;
+    if (d->s) moq_session_on_timer(d->s, now);
+}
+
 static void session_closed(void *ctx, moq_session *s, uint64_t code, const char *reason)
 {
     moq_dial *d = ctx;
+    moq_ev_deadline_stop(&d->session_timer);
     d->phase = P_ENDED;
     d->s = NULL;
     d->end_err = 0;
@@ -197,7 +213,8 @@ static void start_session(moq_dial *d, moq_transport *t)
     }
     struct moq_session_config sc = {
         .origin = d->origin,
-        .loop = d->loop,
+        .clock = &moq_system_clock,
+        .timer = session_timer,
         .setup_path = d->webtransport ? NULL : d->target,
         .max_frame_bytes = d->max_frame_bytes,
         .authorize = session_authorize,
@@ -298,10 +315,17 @@ static void quic_done(void *ctx, moq_transport *t, int err, const char *reason)
         .done = h3_done,
         .ctx = d,
     };
+    struct moq_h3_driver drv;
+    int rv = moq_h3_loop_driver(d->loop, &drv);
+    if (rv < 0) {
+        moq_transport_close(t, 0, "out of memory");
+        attempt_failed(d, rv, "cannot start HTTP/3 with %s: %s", d->authority, moq_strerror(rv));
+        return;
+    }
     d->phase = P_H3;
     d->quic = t;
     d->h3_pending = true;
-    int rv = moq_h3_client_attach(t, d->loop, &hc);
+    rv = moq_h3_client_attach(t, &drv, &hc);
     if (rv < 0) {
         d->h3_pending = false;
         d->quic = NULL;
@@ -503,6 +527,7 @@ int moq_dial_start(struct ev_loop *loop, const struct moq_dial_config *cfg, moq_
     d->timeout.data = d;
     ev_timer_init(&d->reap, reap_cb, 0., 0.);
     d->reap.data = d;
+    moq_ev_deadline_init(&d->session_timer, loop, session_timer_fired, d);
     int rv = d->url_text ? take_config(d, cfg, err, errlen) : MOQ_ERR_NOMEM;
     if (rv == 0 && strcmp(d->url.scheme, "http") == 0) {
         /* The TLS options are replaced by the pin; still refuse contradictory ones early. */

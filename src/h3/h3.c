@@ -8,7 +8,6 @@
 #include "util/url.h"
 #include "util/varint.h"
 
-#include <ev.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +17,7 @@
 #define MAX_PENDING_STREAMS 64
 #define MAX_PENDING_BYTES   (64 * 1024)
 /* How long the QUIC connection outlives its last session, so the close capsule arrives. */
-#define LINGER_AFTER_CLOSE 0.5
+#define LINGER_AFTER_CLOSE_US (500 * MOQ_US_PER_MS)
 
 enum stream_kind {
     HS_UNKNOWN,        /* peer stream whose type is not read yet */
@@ -57,12 +56,13 @@ struct wt_session {
     bool close_reported; /* `closed` delivered */
     uint64_t close_code;
     char close_reason[256];
-    ev_timer deferred_close;
+    uint64_t finish_at; /* deliver `closed` and free the session then (UINT64_MAX: not yet) */
 };
 
 struct h3_conn {
     moq_transport *quic;
-    struct ev_loop *loop;
+    struct moq_h3_driver drv;
+    uint64_t reported_deadline; /* the next deadline as last reported to drv.timer */
     bool is_client;
     /* server */
     const char *const *protocols;
@@ -85,7 +85,7 @@ struct h3_conn {
     struct moq_h3_settings peer;
     size_t pending_streams;
     bool quic_closing;
-    ev_timer linger;
+    uint64_t linger_at; /* close the QUIC connection then unless a session came */
 };
 
 static const struct moq_transport_ops wt_ops;
@@ -178,7 +178,6 @@ static void session_detach_streams(struct h3_conn *c, struct wt_session *w, bool
  * session as lost instead of closed with our code. */
 static void session_finish(struct h3_conn *c, struct wt_session *w)
 {
-    ev_timer_stop(c->loop, &w->deferred_close);
     session_detach_streams(c, w, !c->quic_closing);
     moq_u64map_del(&c->sessions, w->id);
     if (c->client_session == w) c->client_session = NULL;
@@ -195,14 +194,36 @@ static void session_finish(struct h3_conn *c, struct wt_session *w)
     maybe_linger(c);
 }
 
-static void deferred_close_cb(struct ev_loop *loop, ev_timer *timer, int revents)
+/* ---------------------------------------------------------------- time */
+
+static uint64_t conn_now(const struct h3_conn *c)
 {
-    struct wt_session *w =
-        (struct wt_session *)((char *)timer - offsetof(struct wt_session, deferred_close));
-    session_finish(w->conn, w);
+    return c->drv.clock->now_us(c->drv.clock->ctx);
 }
 
-/* Mark the session over and deliver `closed` from the loop. */
+uint64_t moq_h3_next_deadline(const moq_h3_conn *c)
+{
+    uint64_t next = c->linger_at;
+    size_t it = 0;
+    void *v;
+    while (moq_u64map_next(&c->sessions, &it, NULL, &v)) {
+        const struct wt_session *w = v;
+        if (w->finish_at < next) next = w->finish_at;
+    }
+    return next;
+}
+
+static void report_deadline(struct h3_conn *c, bool always)
+{
+    uint64_t next = moq_h3_next_deadline(c);
+    if (next == c->reported_deadline && !always) return;
+    c->reported_deadline = next;
+    c->drv.timer(c->drv.ctx, c, next);
+}
+
+/* Mark the session over and deliver `closed` from the next timer call: the application
+ * is never called back from inside its own downcall (close()), and the close capsule
+ * leaves before the session's streams are reset. */
 static void session_close_later(struct h3_conn *c, struct wt_session *w, uint64_t code,
                                 const char *reason)
 {
@@ -210,24 +231,42 @@ static void session_close_later(struct h3_conn *c, struct wt_session *w, uint64_
     w->closing = true;
     w->close_code = code;
     snprintf(w->close_reason, sizeof(w->close_reason), "%s", reason ? reason : "");
-    ev_timer_init(&w->deferred_close, deferred_close_cb, 0., 0.);
-    ev_timer_start(c->loop, &w->deferred_close);
-}
-
-static void linger_cb(struct ev_loop *loop, ev_timer *timer, int revents)
-{
-    struct h3_conn *c = (struct h3_conn *)((char *)timer - offsetof(struct h3_conn, linger));
-    if (c->quic_closing || moq_u64map_len(&c->sessions) != 0) return; /* a new session came */
-    c->quic_closing = true;
-    moq_transport_close(c->quic, MOQ_H3_NO_ERROR, "");
+    w->finish_at = conn_now(c);
+    report_deadline(c, false);
 }
 
 static void maybe_linger(struct h3_conn *c)
 {
     if (c->quic_closing || moq_u64map_len(&c->sessions) != 0) return;
-    ev_timer_stop(c->loop, &c->linger);
-    ev_timer_set(&c->linger, LINGER_AFTER_CLOSE, 0.);
-    ev_timer_start(c->loop, &c->linger);
+    c->linger_at = conn_now(c) + LINGER_AFTER_CLOSE_US;
+    report_deadline(c, false);
+}
+
+/* One session whose `closed` is due at now, or NULL. */
+static struct wt_session *session_due(struct h3_conn *c, uint64_t now)
+{
+    size_t it = 0;
+    void *v;
+    while (moq_u64map_next(&c->sessions, &it, NULL, &v)) {
+        struct wt_session *w = v;
+        if (w->finish_at <= now) return w;
+    }
+    return NULL;
+}
+
+void moq_h3_on_timer(moq_h3_conn *c, uint64_t now)
+{
+    struct wt_session *w;
+    while ((w = session_due(c, now)))
+        session_finish(c, w);
+    if (c->linger_at <= now) {
+        c->linger_at = UINT64_MAX;
+        if (!c->quic_closing && moq_u64map_len(&c->sessions) == 0) { /* no new session came */
+            c->quic_closing = true;
+            moq_transport_close(c->quic, MOQ_H3_NO_ERROR, "");
+        }
+    }
+    report_deadline(c, true); /* even when unchanged: the driver's timer has fired */
 }
 
 static struct wt_session *session_new(struct h3_conn *c, uint64_t id, const char *path,
@@ -244,7 +283,7 @@ static struct wt_session *session_new(struct h3_conn *c, uint64_t id, const char
     snprintf(w->t.peer, sizeof(w->t.peer), "%s", c->quic->peer);
     w->t.path = path ? strdup(path) : NULL;
     w->t.authority = authority ? strdup(authority) : NULL;
-    ev_timer_init(&w->deferred_close, deferred_close_cb, 0., 0.);
+    w->finish_at = UINT64_MAX;
     if ((path && !w->t.path) || (authority && !w->t.authority) ||
         moq_u64map_put(&c->sessions, id, w) < 0) {
         free(w->t.path);
@@ -836,7 +875,7 @@ static void ev_datagram(void *app, moq_transport *t, const uint8_t *data, size_t
 
 static void conn_free(struct h3_conn *c)
 {
-    ev_timer_stop(c->loop, &c->linger);
+    c->drv.freed(c->drv.ctx, c);
     size_t it = 0;
     void *v;
     while (moq_u64map_next(&c->streams, &it, NULL, &v)) {
@@ -1017,16 +1056,21 @@ static const struct moq_transport_ops wt_ops = {
 
 /* ---------------------------------------------------------------- attach */
 
-static struct h3_conn *conn_new(moq_transport *quic, struct ev_loop *loop, bool is_client)
+static struct h3_conn *conn_new(moq_transport *quic, const struct moq_h3_driver *drv,
+                                bool is_client)
 {
     struct h3_conn *c = calloc(1, sizeof(*c));
-    if (!c) return NULL;
+    if (!c) {
+        drv->freed(drv->ctx, NULL);
+        return NULL;
+    }
     c->quic = quic;
-    c->loop = loop;
+    c->drv = *drv;
+    c->reported_deadline = UINT64_MAX;
+    c->linger_at = UINT64_MAX;
     c->is_client = is_client;
     moq_u64map_init(&c->streams);
     moq_u64map_init(&c->sessions);
-    ev_timer_init(&c->linger, linger_cb, LINGER_AFTER_CLOSE, 0.);
     return c;
 }
 
@@ -1045,10 +1089,10 @@ static int send_control_stream(struct h3_conn *c)
     return rv;
 }
 
-int moq_h3_server_attach(moq_transport *quic, struct ev_loop *loop,
+int moq_h3_server_attach(moq_transport *quic, const struct moq_h3_driver *drv,
                          const struct moq_h3_server_config *cfg)
 {
-    struct h3_conn *c = conn_new(quic, loop, false);
+    struct h3_conn *c = conn_new(quic, drv, false);
     if (!c) {
         moq_transport_close(quic, MOQ_H3_INTERNAL_ERROR, "out of memory");
         return MOQ_ERR_NOMEM;
@@ -1156,10 +1200,10 @@ static int join_offer(char **out, const char *const *protocols, size_t n)
     return 0;
 }
 
-int moq_h3_client_attach(moq_transport *quic, struct ev_loop *loop,
+int moq_h3_client_attach(moq_transport *quic, const struct moq_h3_driver *drv,
                          const struct moq_h3_client_config *cfg)
 {
-    struct h3_conn *c = conn_new(quic, loop, true);
+    struct h3_conn *c = conn_new(quic, drv, true);
     if (!c) {
         moq_transport_close(quic, MOQ_H3_INTERNAL_ERROR, "out of memory");
         return MOQ_ERR_NOMEM;

@@ -15,15 +15,42 @@
  * `closed` event as transport.h describes. The QUIC connection is closed shortly after it
  * is left without a WebTransport session: its last session closed or its request was
  * refused.
+ *
+ * Time (sans-I/O): a connection reads time only from its driver's clock and arms no timer.
+ * It reports its next deadline through drv->timer whenever that changes; the driver keeps
+ * one timer per connection that calls moq_h3_on_timer once the deadline has passed, and
+ * drops it when drv->freed says the connection is gone. Sessions' `closed` events and the
+ * QUIC close after the last session are delivered from there.
  */
 #ifndef MOQ_H3_H3_H
 #define MOQ_H3_H3_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "transport/transport.h"
+#include "util/time.h"
 
-struct ev_loop;
+typedef struct h3_conn moq_h3_conn;
+
+/* What a connection needs from its driver to keep time (see "Time" above). Copied. */
+struct moq_h3_driver {
+    const moq_clock *clock; /* must outlive the connection */
+    /* The connection's next deadline changed to `at` (clock->now_us time, UINT64_MAX =
+     * none): arm the timer that calls moq_h3_on_timer. Must not call into the connection. */
+    void (*timer)(void *ctx, moq_h3_conn *c, uint64_t at);
+    /* The connection is gone; no call follows. Called exactly once per attach call: from
+     * inside attach with c = NULL when it could not create the connection, otherwise once
+     * its QUIC connection has closed. */
+    void (*freed)(void *ctx, moq_h3_conn *c);
+    void *ctx;
+};
+
+/* The earliest time moq_h3_on_timer has work, or UINT64_MAX. */
+uint64_t moq_h3_next_deadline(const moq_h3_conn *c);
+/* Run what is due at `now`. Never frees the connection. Afterwards the next deadline is
+ * reported through drv->timer (even when unchanged). */
+void moq_h3_on_timer(moq_h3_conn *c, uint64_t now);
 
 /* Called for every established WebTransport session. Attach to it (moq_transport_attach)
  * and return 0 to keep it; a negative return rejects it (the session is closed and never
@@ -42,7 +69,7 @@ struct moq_h3_server_config {
 /* Take over a QUIC connection (kind MOQ_TRANSPORT_H3) as an HTTP/3 server. The config is
  * copied (the protocol strings must outlive the connection). Returns 0 or an error (then
  * the QUIC connection is closed). */
-int moq_h3_server_attach(moq_transport *quic, struct ev_loop *loop,
+int moq_h3_server_attach(moq_transport *quic, const struct moq_h3_driver *drv,
                          const struct moq_h3_server_config *cfg);
 
 /* Result of a client CONNECT: t is the session (attach to it inside the callback), or NULL
@@ -59,8 +86,8 @@ struct moq_h3_client_config {
 };
 
 /* Open one WebTransport session on a QUIC connection (kind MOQ_TRANSPORT_H3, client side).
- * `done` is called exactly once from the event loop. */
-int moq_h3_client_attach(moq_transport *quic, struct ev_loop *loop,
+ * `done` is called exactly once, from a later transport event. */
+int moq_h3_client_attach(moq_transport *quic, const struct moq_h3_driver *drv,
                          const struct moq_h3_client_config *cfg);
 
 #endif

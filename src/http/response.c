@@ -97,6 +97,7 @@ int moq_http_response_header(moq_http_response *resp, const char *name, const ch
 const char *moq_http_response_get_header(const moq_http_response *resp, const char *name, char *buf,
                                          size_t cap)
 {
+    if (resp->headers.len == 0) return NULL; /* (no buffer yet) */
     const char *p = (const char *)resp->headers.data, *end = p + resp->headers.len;
     size_t nl = strlen(name);
     while (p < end) {

@@ -109,6 +109,11 @@ typedef struct moq_origin_config {
     uint64_t max_frame_bytes;   /* larger frames are refused (default 32 MiB) */
     uint64_t max_group_bytes;   /* a group keeps at most this many payload bytes (default 32 MiB);
                                    older frames of a longer group are dropped */
+    /* A broadcast lingers until `at` (moq_route_lost): re-arm the timer that calls
+     * moq_origin_tick if it is set later than that. Must not call into the model. Optional
+     * (then tick at least as often as the linger precision needed). */
+    void (*linger_deadline)(void *ctx, uint64_t at);
+    void *linger_ctx;
 } moq_origin_config;
 
 /* Defaults: id 0 (set it), linger 5 s, no track keep, no duration ceiling, unbounded
@@ -128,6 +133,10 @@ void moq_origin_tick(moq_origin *origin, uint64_t now);
 /* The earliest time something becomes due (a linger deadline, a cache expiry, an unused
  * track's release), or UINT64_MAX when nothing is pending. Cost: one pass over the tracks. */
 uint64_t moq_origin_next_deadline(const moq_origin *origin);
+/* The earliest linger deadline alone, or UINT64_MAX. Cost: one pass over the lingering
+ * broadcasts (for a driver that ticks at linger deadlines exactly and lets cache expiry wait
+ * for its regular tick). */
+uint64_t moq_origin_next_linger(const moq_origin *origin);
 
 typedef struct moq_origin_stats {
     uint64_t broadcasts; /* announced (live or lingering) */

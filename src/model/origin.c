@@ -585,6 +585,7 @@ static void route_remove(moq_route *r, bool graceful, uint64_t now)
         bc->linger_deadline =
             now > UINT64_MAX - o->cfg.linger_us ? UINT64_MAX : now + o->cfg.linger_us;
         moq_list_push_back(&o->lingering, &bc->linger_link);
+        if (o->cfg.linger_deadline) o->cfg.linger_deadline(o->cfg.linger_ctx, bc->linger_deadline);
         bc_routes_changed(bc);
     }
     /* Safety net: nothing may keep pointing at a freed route. */
@@ -825,13 +826,19 @@ void moq_origin_tick(moq_origin *o, uint64_t now)
     moq_cache_enforce_budget(o, NULL);
 }
 
-uint64_t moq_origin_next_deadline(const moq_origin *o)
+uint64_t moq_origin_next_linger(const moq_origin *o)
 {
     uint64_t next = UINT64_MAX;
     for (moq_list *pos = o->lingering.next; pos != &o->lingering; pos = pos->next) {
         moq_broadcast *bc = moq_container_of(pos, moq_broadcast, linger_link);
         if (bc->linger_deadline < next) next = bc->linger_deadline;
     }
+    return next;
+}
+
+uint64_t moq_origin_next_deadline(const moq_origin *o)
+{
+    uint64_t next = moq_origin_next_linger(o);
     moq_list *pos;
     moq_inode_each(pos, &o->tracks)
     {

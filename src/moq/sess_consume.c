@@ -88,7 +88,7 @@ int frame_asm_end(struct frame_asm *fa, moq_session *s, moq_group *group)
     fa->chunk = NULL;
     s->stats.frames_in++;
     s->stats.bytes_in += fa->frame.payload_len;
-    return moq_group_append(group, &fa->frame, session_now());
+    return moq_group_append(group, &fa->frame, session_now(s));
 }
 
 void frame_asm_clear(struct frame_asm *fa, moq_session *s)
@@ -169,7 +169,7 @@ void consume_start(moq_session *s)
 /* Drop every route the peer announced on this stream: graceful (ended) or lost. */
 static void routes_end(struct ann_consume *ac, bool graceful)
 {
-    uint64_t now = session_now();
+    uint64_t now = session_now(ac->ms->s);
     size_t it = 0;
     void *v;
     moq_route *list[64];
@@ -211,14 +211,7 @@ static bool route_feeds_subscription(moq_session *s, const moq_route *route)
 
 static void ending_rearm(moq_session *s)
 {
-    ev_timer_stop(s->cfg.loop, &s->ending_timer);
-    if (s->n_ending == 0 || s->closing) return;
-    ev_tstamp first = s->ending[0].deadline;
-    for (size_t i = 1; i < s->n_ending; i++)
-        if (s->ending[i].deadline < first) first = s->ending[i].deadline;
-    ev_tstamp in = first - ev_now(s->cfg.loop);
-    ev_timer_set(&s->ending_timer, in > 0 ? in : 0., 0.);
-    ev_timer_start(s->cfg.loop, &s->ending_timer);
+    session_deadline_changed(s);
 }
 
 static void ending_forget(moq_session *s, const moq_route *route)
@@ -251,7 +244,7 @@ static void route_end(moq_session *s, moq_route *route)
             s->ending = n;
             s->cap_ending = cap;
         }
-        s->ending[s->n_ending++] = (struct ending_route){route, ev_now(s->cfg.loop) + ENDING_MAX_S};
+        s->ending[s->n_ending++] = (struct ending_route){route, session_now(s) + ENDING_MAX_US};
         ending_rearm(s);
         return;
     }
@@ -268,7 +261,7 @@ void consume_ending_check(moq_session *s)
     s->ending_busy = true;
     do {
         s->ending_again = false;
-        ev_tstamp now = ev_now(s->cfg.loop);
+        uint64_t now = session_now(s);
         for (size_t i = 0; i < s->n_ending && !s->closing; i++) {
             moq_route *route = s->ending[i].route;
             if (s->ending[i].deadline > now && route_feeds_subscription(s, route)) continue;
@@ -732,7 +725,7 @@ static void group_in_header(mstream *ms, const struct moq_group_event *ev)
         return;
     }
     moq_group *g = NULL;
-    int rv = moq_track_begin_group(us->track, us->route, ev->sequence, session_now(), &g);
+    int rv = moq_track_begin_group(us->track, us->route, ev->sequence, session_now(s), &g);
     if (rv == MOQ_ERR_EXISTS && (!us->have_seq || ev->sequence > us->max_seq)) {
         us->max_seq = ev->sequence; /* (the track has it: the end of the track counts it) */
         us->have_seq = true;
@@ -776,7 +769,7 @@ void consume_group_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
             group_in_header(ms, &ev);
             break;
         case MOQ_GROUP_EV_FRAME: {
-            uint64_t ts = s->caps->frame_timestamps ? ev.timestamp : moq_wall_ms();
+            uint64_t ts = s->caps->frame_timestamps ? ev.timestamp : session_wall_ms(s);
             rv = frame_asm_begin(&gi->fa, s, ts, ev.size);
             if (rv < 0) {
                 group_in_fail(ms, gi,
@@ -796,7 +789,7 @@ void consume_group_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
             }
             break;
         case MOQ_GROUP_EV_END:
-            moq_group_finish(gi->group, session_now());
+            moq_group_finish(gi->group, session_now(s));
             return;
         default:
             break;
@@ -836,7 +829,7 @@ void consume_fetch_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
             }
             break;
         case MOQ_GROUP_EV_END:
-            moq_group_finish(fi->group, session_now());
+            moq_group_finish(fi->group, session_now(s));
             return;
         default:
             break;
@@ -852,7 +845,7 @@ void consume_datagram(moq_session *s, const uint8_t *data, size_t len)
               (unsigned long long)d.sub_id, (unsigned long long)d.group, d.payload_len);
     struct up_sub *us = moq_u64map_get(&s->up_by_id, d.sub_id);
     if (!us || us->released || d.payload_len > s->cfg.max_frame_bytes) return;
-    uint64_t now = session_now();
+    uint64_t now = session_now(s);
     moq_group *g = NULL;
     if (moq_track_begin_group_flags(us->track, us->route, d.group, now, MOQ_GROUP_DATAGRAM, &g) < 0)
         return;

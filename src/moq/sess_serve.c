@@ -538,7 +538,7 @@ static void ds_on_group(void *ctx, moq_subscription *sub, moq_group *g)
     struct down_sub *ds = ctx;
     moq_session *s = ds->ms->s;
     if (s->closing || ds->over) return;
-    uint64_t now = session_now();
+    uint64_t now = session_now(s);
     drop_stale_groups(ds, now);
     uint64_t seq = moq_group_sequence(g);
     if (s->caps->subscribe_responses == MOQ_SUBRESP_START_END_DROP && !ds->start_sent) {
@@ -855,7 +855,7 @@ void serve_fetch_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
         moq_group *g = NULL;
         rv = moq_origin_fetch(s->cfg.origin, full.data, full.len, (const uint8_t *)req.track.ptr,
                               req.track.len, exclude_hop(s), req.group, req.priority, true,
-                              session_now(), &g);
+                              session_now(s), &g);
         moq_buf_free(&full);
         if (rv < 0) {
             ms_abort(ms, rv == MOQ_ERR_NOT_FOUND ? MOQ_CODE_NOT_FOUND : MOQ_CODE_TRANSPORT);
@@ -903,8 +903,10 @@ void serve_probe_open(mstream *ms)
     ps->ms = ms;
     ms->obj = ps;
     s->probe = ps;
-    ev_timer_start(s->cfg.loop, &s->probe_timer);
-    serve_probe_tick(s);
+    uint64_t now = session_now(s);
+    s->probe_deadline = now + PROBE_TICK_US;
+    session_deadline_changed(s);
+    serve_probe_tick(s, now);
 }
 
 static bool changed_enough(uint64_t before, uint64_t now)
@@ -914,7 +916,7 @@ static bool changed_enough(uint64_t before, uint64_t now)
     return diff * 4 >= before;
 }
 
-void serve_probe_tick(moq_session *s)
+void serve_probe_tick(moq_session *s, uint64_t now)
 {
     struct probe_serve *ps = s->probe;
     if (!ps || s->closing) return;
@@ -922,14 +924,14 @@ void serve_probe_tick(moq_session *s)
     s->t->ops->stats(s->t, &st);
     struct moq_probe p = {st.bitrate_bps, (st.rtt_us + 999) / 1000};
     if (st.rtt_us && p.rtt_ms == 0) p.rtt_ms = 1;
-    ev_tstamp now = ev_now(s->cfg.loop);
-    bool due = ps->last_sent == 0 || now - ps->last_sent >= 10.0 ||
+    bool due = !ps->sent || now - ps->last_sent >= PROBE_MAX_SILENCE_US ||
                changed_enough(ps->last_bitrate, p.bitrate_bps) ||
                (s->caps->probe_rtt && changed_enough(ps->last_rtt, p.rtt_ms));
     if (!due) return;
     moq_buf b;
     moq_buf_init(&b);
     if (moq_encode_probe(&b, s->v, &p) == 0 && ms_write(ps->ms, &b, false) == 0) {
+        ps->sent = true;
         ps->last_sent = now;
         ps->last_bitrate = p.bitrate_bps;
         ps->last_rtt = p.rtt_ms;
@@ -990,7 +992,8 @@ void serve_release(mstream *ms)
         if (!ps) break;
         if (s->probe == ps) {
             s->probe = NULL;
-            ev_timer_stop(s->cfg.loop, &s->probe_timer);
+            s->probe_deadline = UINT64_MAX;
+            session_deadline_changed(s);
         }
         free(ps);
         break;

@@ -12,9 +12,14 @@
 
 static const struct moq_transport_events session_events;
 
-uint64_t session_now(void)
+uint64_t session_now(const moq_session *s)
 {
-    return moq_now_us();
+    return s->cfg.clock->now_us(s->cfg.clock->ctx);
+}
+
+uint64_t session_wall_ms(const moq_session *s)
+{
+    return s->cfg.clock->wall_us(s->cfg.clock->ctx) / MOQ_US_PER_MS;
 }
 
 /* ---------------------------------------------------------------- paths */
@@ -178,6 +183,7 @@ void session_fail(moq_session *s, uint64_t code, const char *reason)
              (unsigned long long)code);
     s->closing = true;
     moq_transport_close(s->t, code, reason);
+    session_deadline_changed(s); /* none while closing */
 }
 
 void moq_session_close(moq_session *s, uint64_t code, const char *reason)
@@ -185,16 +191,13 @@ void moq_session_close(moq_session *s, uint64_t code, const char *reason)
     if (s->closing) return;
     s->closing = true;
     moq_transport_close(s->t, code, reason);
+    session_deadline_changed(s);
 }
 
 static void session_teardown(moq_session *s, uint64_t code, const char *reason)
 {
     s->closing = true;
     s->gone = true;
-    ev_timer_stop(s->cfg.loop, &s->setup_timer);
-    ev_timer_stop(s->cfg.loop, &s->expiry_timer);
-    ev_timer_stop(s->cfg.loop, &s->probe_timer);
-    ev_timer_stop(s->cfg.loop, &s->ending_timer);
     /* What we serve first (closing consumer handles gets no callbacks), then the routes the
      * peer gave us (their tracks are released through the producer ops), then the rest. */
     moq_list *pos, *tmp;
@@ -216,26 +219,63 @@ static void session_teardown(moq_session *s, uint64_t code, const char *reason)
 
 /* ---------------------------------------------------------------- timers */
 
-static void setup_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
+uint64_t moq_session_next_deadline(const moq_session *s)
 {
-    moq_session *s = w->data;
-    session_fail(s, MOQ_CODE_TIMEOUT, "no SETUP from the peer");
+    if (s->closing) return UINT64_MAX;
+    uint64_t next = s->setup_deadline;
+    if (s->expiry_deadline < next) next = s->expiry_deadline;
+    if (s->probe_deadline < next) next = s->probe_deadline;
+    for (size_t i = 0; i < s->n_ending; i++)
+        if (s->ending[i].deadline < next) next = s->ending[i].deadline;
+    return next;
 }
 
-static void expiry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+static void report_deadline(moq_session *s, bool always)
 {
-    moq_session *s = w->data;
-    session_fail(s, MOQ_CODE_UNAUTHORIZED, "token expired");
+    if (s->gone) return;
+    uint64_t next = moq_session_next_deadline(s);
+    if (next == s->reported_deadline && !always) return;
+    s->reported_deadline = next;
+    if (s->cfg.timer) s->cfg.timer(s->cfg.ctx, s, next);
 }
 
-static void probe_cb(struct ev_loop *loop, ev_timer *w, int revents)
+void session_deadline_changed(moq_session *s)
 {
-    serve_probe_tick(w->data);
+    report_deadline(s, false);
 }
 
-static void ending_cb(struct ev_loop *loop, ev_timer *w, int revents)
+void moq_session_on_timer(moq_session *s, uint64_t now)
 {
-    consume_ending_check(w->data);
+    if (!s->closing && now >= s->setup_deadline) {
+        s->setup_deadline = UINT64_MAX;
+        session_fail(s, MOQ_CODE_TIMEOUT, "no SETUP from the peer");
+    }
+    if (!s->closing && now >= s->expiry_deadline) {
+        s->expiry_deadline = UINT64_MAX;
+        session_fail(s, MOQ_CODE_UNAUTHORIZED, "token expired");
+    }
+    if (!s->closing && now >= s->probe_deadline) {
+        s->probe_deadline = now + PROBE_TICK_US;
+        serve_probe_tick(s, now);
+    }
+    for (size_t i = 0; i < s->n_ending && !s->closing; i++) {
+        if (now < s->ending[i].deadline) continue;
+        consume_ending_check(s);
+        break;
+    }
+    report_deadline(s, true); /* even when unchanged: the driver's timer has fired */
+}
+
+/* When a token expiring at `expires` (Unix seconds) runs out, in clock time: its expiry
+ * is counted from the wall clock, the deadline on the monotonic one. */
+static uint64_t expiry_deadline(const moq_session *s, int64_t expires)
+{
+    const moq_clock *c = s->cfg.clock;
+    uint64_t now = c->now_us(c->ctx), wall = c->wall_us(c->ctx);
+    if ((uint64_t)expires > UINT64_MAX / MOQ_US_PER_S) return UINT64_MAX;
+    uint64_t at = (uint64_t)expires * MOQ_US_PER_S;
+    if (at <= wall) return now;
+    return at - wall > UINT64_MAX - now ? UINT64_MAX : now + (at - wall);
 }
 
 /* ---------------------------------------------------------------- SETUP and authorization */
@@ -319,11 +359,8 @@ static void authorize(moq_session *s)
     s->perms = perms;
     s->authorized = true;
     if (perms.expires > 0) {
-        /* The loop's cached time may lag; a stale base would close the session early. */
-        ev_now_update(s->cfg.loop);
-        double in = (double)(perms.expires - moq_wall_s());
-        ev_timer_set(&s->expiry_timer, in > 0 ? in : 0., 0.);
-        ev_timer_start(s->cfg.loop, &s->expiry_timer);
+        s->expiry_deadline = expiry_deadline(s, perms.expires);
+        session_deadline_changed(s);
     }
     moq_debug("moq", "%s: %s session authorized at /%s", s->t->peer, s->caps->alpn, perms.root);
     consume_start(s);
@@ -358,7 +395,8 @@ static void on_setup(moq_session *s, mstream *ms, const uint8_t *data, size_t le
             memcpy(s->setup_path, setup.path.ptr, setup.path.len);
             s->setup_path[setup.path.len] = '\0';
         }
-        ev_timer_stop(s->cfg.loop, &s->setup_timer);
+        s->setup_deadline = UINT64_MAX;
+        session_deadline_changed(s);
         if (!s->authorized) authorize(s);
     }
 }
@@ -676,6 +714,11 @@ moq_session *moq_session_new(moq_transport *t, const struct moq_session_config *
         moq_transport_close(t, MOQ_CODE_VERSION, "unsupported protocol");
         return NULL;
     }
+    if (!cfg->clock) {
+        moq_error("moq", "%s: a session needs a clock", t->peer);
+        moq_transport_close(t, MOQ_CODE_TRANSPORT, "no clock");
+        return NULL;
+    }
     moq_session *s = calloc(1, sizeof(*s));
     if (!s) {
         moq_transport_close(t, MOQ_CODE_TRANSPORT, "out of memory");
@@ -695,11 +738,8 @@ moq_session *moq_session_new(moq_transport *t, const struct moq_session_config *
     moq_list_init(&s->bidi_wait);
     moq_u64map_init(&s->up_by_id);
     moq_u64map_init(&s->up_by_track);
-    ev_timer_init(&s->setup_timer, setup_timeout_cb, SETUP_TIMEOUT_S, 0.);
-    ev_timer_init(&s->expiry_timer, expiry_cb, 0., 0.);
-    ev_timer_init(&s->probe_timer, probe_cb, 0.1, 0.1);
-    ev_timer_init(&s->ending_timer, ending_cb, 0., 0.);
-    s->setup_timer.data = s->expiry_timer.data = s->probe_timer.data = s->ending_timer.data = s;
+    s->setup_deadline = s->expiry_deadline = s->probe_deadline = UINT64_MAX;
+    s->reported_deadline = UINT64_MAX; /* what a driver's timer starts as: unarmed */
     moq_transport_attach(t, &session_events, s);
     moq_info("moq", "%s: %s session over %s%s%s", t->peer, caps->alpn,
              t->kind == MOQ_TRANSPORT_QUIC           ? "QUIC"
@@ -710,7 +750,8 @@ moq_session *moq_session_new(moq_transport *t, const struct moq_session_config *
     /* Servers on lite-05 wait for the client's SETUP (it may carry the path and role);
      * clients and older versions are authorized at once. */
     if (caps->setup_stream && !t->is_client) {
-        ev_timer_start(cfg->loop, &s->setup_timer);
+        s->setup_deadline = session_now(s) + SETUP_TIMEOUT_US;
+        session_deadline_changed(s);
     } else if (!s->closing) {
         authorize(s);
     }

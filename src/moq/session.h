@@ -25,7 +25,14 @@
  * The session ends when the transport closes (by the peer, by moq_session_close or by an
  * error); cfg->closed is then called once and the session frees itself and everything it
  * holds in the model (its routes are reported lost, so they linger). The transport frees
- * itself after that. The config strings and the origin must outlive the session.
+ * itself after that. The config strings, the clock and the origin must outlive the session.
+ *
+ * Time (sans-I/O): the engine reads time only from cfg->clock and arms no timer. Its
+ * timers (the peer's SETUP timeout, the token's expiry, bandwidth probe reports, routes
+ * that wait for their subscriptions to end) are one deadline: whenever it changes the
+ * engine calls cfg->timer with the new one, and the driver (re)arms one timer that calls
+ * moq_session_on_timer(s, now) once it has passed. A driver without cfg->timer polls
+ * moq_session_next_deadline after every call into the engine and every transport event.
  */
 #ifndef MOQ_MOQ_SESSION_H
 #define MOQ_MOQ_SESSION_H
@@ -37,8 +44,8 @@
 #include "auth/auth.h"
 #include "model/model.h"
 #include "transport/transport.h"
+#include "util/time.h"
 
-struct ev_loop;
 typedef struct moq_session moq_session;
 
 /* With refuse_outside_grant, the close reason (code 6) of a session that announced a
@@ -47,7 +54,13 @@ typedef struct moq_session moq_session;
 
 struct moq_session_config {
     moq_origin *origin;
-    struct ev_loop *loop;
+    /* The engine's only source of time (util/time.h). Required. */
+    const moq_clock *clock;
+    /* The engine's next deadline changed to `at` (clock->now_us time, UINT64_MAX = none):
+     * arm the timer that calls moq_session_on_timer. Called from inside engine calls and
+     * transport events (also from moq_session_new, with the new session); must not call
+     * into the session. Not called after `closed`: stop the timer there. Optional. */
+    void (*timer)(void *ctx, moq_session *s, uint64_t at);
     /* Client side, raw QUIC, lite-05: the Path parameter of our SETUP ("/path?query"). */
     const char *setup_path;
     /* Offer bandwidth probes (SETUP Probe = report) when the transport can measure. */
@@ -90,6 +103,14 @@ moq_session *moq_session_new(moq_transport *t, const struct moq_session_config *
 
 /* Close the session (and its transport) with a moq error code; `closed` follows. */
 void moq_session_close(moq_session *s, uint64_t code, const char *reason);
+
+/* The earliest time moq_session_on_timer has work, or UINT64_MAX. */
+uint64_t moq_session_next_deadline(const moq_session *s);
+/* Run what is due at `now` (clock->now_us time; calling early does nothing harmful). A
+ * timer may close the session: `closed` then follows from the transport, never from inside
+ * this call. Afterwards the next deadline is reported through cfg->timer (even when it did
+ * not change, so a driver whose timer fired early re-arms it). */
+void moq_session_on_timer(moq_session *s, uint64_t now);
 
 moq_transport *moq_session_transport(const moq_session *s);
 /* The permissions in force, or NULL before authorization. */

@@ -6,8 +6,6 @@
 #ifndef MOQ_MOQ_SESSION_INT_H
 #define MOQ_MOQ_SESSION_INT_H
 
-#include <ev.h>
-
 #include "model/model.h"
 #include "moq/codec.h"
 #include "moq/errors.h"
@@ -30,10 +28,14 @@
 #define MAX_HELD_STREAMS 32
 #define MAX_HELD_BYTES   (256 * 1024)
 /* Time allowed for the peer's SETUP (lite-05) before the session is closed. */
-#define SETUP_TIMEOUT_S 10.0
+#define SETUP_TIMEOUT_US (10 * MOQ_US_PER_S)
 /* How long a route the peer unannounced stays while a subscription of ours still receives
  * from it (groups below the end of a finished track are in flight). */
-#define ENDING_MAX_S 5.0
+#define ENDING_MAX_US (5 * MOQ_US_PER_S)
+/* While the peer listens for bandwidth probes we check the estimate this often, and report
+ * it when it changed enough or after PROBE_MAX_SILENCE_US without a report. */
+#define PROBE_TICK_US        (100 * MOQ_US_PER_MS)
+#define PROBE_MAX_SILENCE_US (10 * MOQ_US_PER_S)
 /* Broadcasts one peer may announce to us at once (more closes the session). */
 #define MAX_ANNOUNCES 10000
 /* Control messages larger than this are refused (the stream is reset). */
@@ -204,13 +206,14 @@ struct probe_serve {
     mstream *ms;
     uint64_t last_bitrate;
     uint64_t last_rtt;
-    ev_tstamp last_sent;
+    bool sent;
+    uint64_t last_sent;
 };
 
 /* A route the peer unannounced whose unannounce waits for our subscriptions to end. */
 struct ending_route {
     moq_route *route;
-    ev_tstamp deadline;
+    uint64_t deadline;
 };
 
 struct moq_session {
@@ -248,10 +251,12 @@ struct moq_session {
     struct ending_route *ending;
     size_t n_ending, cap_ending;
     bool ending_busy, ending_again;
-    ev_timer ending_timer;
-    ev_timer setup_timer;
-    ev_timer expiry_timer;
-    ev_timer probe_timer;
+    /* Deadlines in clock time (UINT64_MAX = none), and the next one as last reported to
+     * cfg.timer. */
+    uint64_t setup_deadline;
+    uint64_t expiry_deadline;
+    uint64_t probe_deadline;
+    uint64_t reported_deadline;
     struct moq_session_stats stats;
 };
 
@@ -272,7 +277,11 @@ int session_global_path(const moq_session *s, const uint8_t *rel, size_t len, mo
 /* The path relative to the root, or -1 when outside it. */
 int session_relative_path(const moq_session *s, const uint8_t *path, size_t len,
                           const uint8_t **rel, size_t *rel_len);
-uint64_t session_now(void);
+uint64_t session_now(const moq_session *s);
+/* Wall-clock milliseconds (the timestamp of frames from peers that send none). */
+uint64_t session_wall_ms(const moq_session *s);
+/* A deadline was set or cleared: report the session's next one if it moved. */
+void session_deadline_changed(moq_session *s);
 /* A grant list for the log: "a","b" (empty when it grants nothing). Returns out. */
 const char *session_grant_text(const moq_strlist *l, char *out, size_t len);
 
@@ -287,7 +296,7 @@ void serve_streams_available(moq_session *s);
 void serve_stream_writable(mstream *ms);
 /* Release the kind's object and every model handle it holds (no writes). */
 void serve_release(mstream *ms);
-void serve_probe_tick(moq_session *s);
+void serve_probe_tick(moq_session *s, uint64_t now);
 
 /* sess_consume.c */
 extern const moq_producer_ops consume_producer_ops;

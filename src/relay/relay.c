@@ -18,6 +18,9 @@
 #include "util/time.h"
 
 #define TICK_S 1.0
+/* The origin is ticked when a broadcast's linger ends and at least this often (cache
+ * expiry, which need not be exact). */
+#define ORIGIN_TICK_MAX_US MOQ_US_PER_S
 
 /* ---------------------------------------------------------------- access */
 
@@ -71,9 +74,22 @@ static void session_upstream(void *ctx, moq_session *s, const uint8_t *path, siz
         moq_cluster_upstream(rs->relay->cluster, s, path, len, hops, nhops, active);
 }
 
+static void session_timer(void *ctx, moq_session *s, uint64_t at)
+{
+    struct relay_session *rs = ctx;
+    moq_ev_deadline_set(&rs->timer, at);
+}
+
+static void session_timer_fired(void *ctx, uint64_t now)
+{
+    struct relay_session *rs = ctx;
+    moq_session_on_timer(rs->session, now);
+}
+
 static void session_closed(void *ctx, moq_session *s, uint64_t code, const char *reason)
 {
     struct relay_session *rs = ctx;
+    moq_ev_deadline_stop(&rs->timer);
     moq_list_remove(&rs->link);
     rs->relay->n_sessions--;
     free(rs);
@@ -88,9 +104,11 @@ int relay_start_session(moq_relay *r, moq_transport *t)
     }
     rs->relay = r;
     rs->kind = t->kind;
+    moq_ev_deadline_init(&rs->timer, r->loop, session_timer_fired, rs);
     struct moq_session_config sc = {
         .origin = r->origin,
-        .loop = r->loop,
+        .clock = &moq_system_clock,
+        .timer = session_timer,
         .offer_probe = true,
         .refuse_outside_grant = true,
         .authorize = session_authorize,
@@ -102,6 +120,7 @@ int relay_start_session(moq_relay *r, moq_transport *t)
     r->n_sessions++;
     rs->session = moq_session_new(t, &sc);
     if (!rs->session) {
+        moq_ev_deadline_stop(&rs->timer);
         moq_list_remove(&rs->link);
         r->n_sessions--;
         free(rs);
@@ -121,7 +140,10 @@ static int quic_accept(void *ctx, moq_transport *t)
     moq_relay *r = ctx;
     if (t->kind == MOQ_TRANSPORT_H3) {
         struct moq_h3_server_config hc = {r->versions, r->n_versions, wt_accept, r};
-        return moq_h3_server_attach(t, r->loop, &hc) < 0 ? 0 : 0;
+        struct moq_h3_driver drv;
+        if (moq_h3_loop_driver(r->loop, &drv) < 0) return MOQ_ERR_NOMEM;
+        moq_h3_server_attach(t, &drv, &hc);
+        return 0;
     }
     return relay_start_session(r, t);
 }
@@ -142,11 +164,30 @@ static void creds_release(void *ctx, void *handle)
 
 /* ---------------------------------------------------------------- timers */
 
+static void origin_rearm(moq_relay *r, uint64_t now)
+{
+    uint64_t at = moq_origin_next_linger(r->origin), latest = now + ORIGIN_TICK_MAX_US;
+    moq_ev_deadline_set(&r->origin_timer, at < latest ? at : latest);
+}
+
+static void origin_timer_fired(void *ctx, uint64_t now)
+{
+    moq_relay *r = ctx;
+    moq_origin_tick(r->origin, now);
+    origin_rearm(r, now);
+}
+
+/* A broadcast lost its last publisher: it ends at `at` unless one comes back. */
+static void origin_linger(void *ctx, uint64_t at)
+{
+    moq_relay *r = ctx;
+    if (at < r->origin_timer.at) moq_ev_deadline_set(&r->origin_timer, at);
+}
+
 static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     moq_relay *r = w->data;
     int64_t now_s = moq_wall_s();
-    moq_origin_tick(r->origin, moq_now_us());
     if (moq_tls_server_maintain(r->tls, now_s) == 1)
         moq_info("tls", "certificate rotated; new fingerprint served at /certificate.sha256");
     if (r->https_tls && moq_tls_server_maintain(r->https_tls, now_s) == 1)
@@ -455,6 +496,7 @@ int moq_relay_new(struct ev_loop *loop, const struct moq_config *cfg, moq_relay 
     if (!r) return MOQ_ERR_NOMEM;
     r->loop = loop;
     r->cfg = cfg;
+    moq_ev_deadline_init(&r->origin_timer, loop, origin_timer_fired, r);
     moq_list_init(&r->sessions);
     moq_list_init(&r->websockets);
     pick_versions(r);
@@ -463,6 +505,8 @@ int moq_relay_new(struct ev_loop *loop, const struct moq_config *cfg, moq_relay 
     moq_origin_config_default(&oc);
     oc.id = cfg->cluster.id_set && cfg->cluster.id ? cfg->cluster.id : random_origin_id();
     oc.linger_us = cfg->cluster.linger_ms * 1000;
+    oc.linger_deadline = origin_linger;
+    oc.linger_ctx = r;
     if (cfg->cache.duration_set) oc.cache_duration_us = cfg->cache.duration_ms * 1000;
     if (cfg->cache.capacity_set) oc.cache_capacity = cfg->cache.capacity;
     r->origin = moq_origin_new(&oc);
@@ -481,6 +525,7 @@ int moq_relay_new(struct ev_loop *loop, const struct moq_config *cfg, moq_relay 
     ev_timer_init(&r->tick, tick_cb, TICK_S, TICK_S);
     r->tick.data = r;
     ev_timer_start(loop, &r->tick);
+    origin_rearm(r, moq_now_us());
     moq_info("relay", "ready: origin id %llu, moq versions %s%s%s%s%s over QUIC, WebTransport%s",
              (unsigned long long)moq_origin_id(r->origin), r->versions[0],
              r->n_versions > 1 ? ", " : "", r->n_versions > 1 ? r->versions[1] : "",
@@ -509,6 +554,7 @@ void moq_relay_free(moq_relay *r)
     relay_ws_close_all(r);
     if (r->internal_web) moq_web_free(r->internal_web);
     if (r->internal) moq_http_server_free(r->internal);
+    moq_ev_deadline_stop(&r->origin_timer); /* sessions ending above may have armed it */
     if (r->origin) moq_origin_free(r->origin);
     if (r->auth) moq_auth_free(r->auth);
     if (r->tls) moq_tls_server_free(r->tls);

@@ -15,6 +15,7 @@
 #include "quic/quic.h"
 #include "relay/relay.h"
 #include "tls/tls.h"
+#include "util/ev_deadline.h"
 #include "util/list.h"
 #include "web/web.h"
 
@@ -50,6 +51,7 @@ struct moq_relay {
     char *cluster_token;
     size_t dials; /* cluster dials not finished yet */
     ev_timer tick;
+    moq_ev_deadline origin_timer; /* the origin's next linger deadline, or its regular tick */
     struct relay_counters counters;
 };
 
@@ -57,6 +59,7 @@ struct relay_session {
     moq_relay *relay;
     moq_session *session;
     enum moq_transport_kind kind;
+    moq_ev_deadline timer; /* the session's next deadline */
     moq_list link;
 };
 

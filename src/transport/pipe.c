@@ -62,6 +62,7 @@ struct moq_pipe {
     moq_list events;
     moq_u64map streams;
     size_t max_datagram;
+    struct moq_transport_stats stats; /* what both ends report */
     bool closing;
     int alive; /* ends not yet closed */
 };
@@ -72,7 +73,7 @@ static const struct moq_transport_ops pipe_ops;
 
 static void schedule(moq_pipe *p)
 {
-    if (!ev_is_active(&p->idle)) ev_idle_start(p->loop, &p->idle);
+    if (p->loop && !ev_is_active(&p->idle)) ev_idle_start(p->loop, &p->idle);
 }
 
 static struct pev *push(moq_pipe *p, int to, enum pev_type type, int64_t sid)
@@ -270,7 +271,12 @@ static void p_close(moq_transport *t, uint64_t code, const char *reason)
 
 static void p_stats(moq_transport *t, struct moq_transport_stats *out)
 {
-    memset(out, 0, sizeof(*out));
+    *out = END(t)->pipe->stats;
+}
+
+void moq_pipe_set_stats(moq_pipe *p, const struct moq_transport_stats *st)
+{
+    p->stats = *st;
 }
 
 static const struct moq_transport_ops pipe_ops = {
@@ -289,7 +295,7 @@ static const struct moq_transport_ops pipe_ops = {
 
 static void free_pipe(moq_pipe *p)
 {
-    ev_idle_stop(p->loop, &p->idle);
+    if (p->loop) ev_idle_stop(p->loop, &p->idle);
     while (!moq_list_empty(&p->events)) {
         struct pev *ev = moq_list_first(&p->events, struct pev, link);
         moq_list_remove(&ev->link);
@@ -377,7 +383,7 @@ size_t moq_pipe_flush(moq_pipe *p)
             return n;
         }
     }
-    ev_idle_stop(p->loop, &p->idle);
+    if (p->loop) ev_idle_stop(p->loop, &p->idle);
     return n;
 }
 

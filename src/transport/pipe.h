@@ -4,6 +4,8 @@
  *
  * Both ends implement moq_transport_ops exactly as transport.h specifies (events are
  * queued and delivered from the libev loop by an idle watcher, never from a downcall).
+ * Without a loop (loop NULL) events wait for moq_pipe_flush: tests and fuzz targets then
+ * drive both ends by hand, with no event loop at all.
  * The "client" end opens even stream ids, the "server" end odd ones. There is no flow
  * control; unsent() reports bytes written but not yet delivered to the peer.
  *
@@ -33,5 +35,7 @@ void moq_pipe_destroy(moq_pipe *p);
 /* Deliver every queued event now (for tests that drive the pipe by hand). Returns the
  * number of events delivered. */
 size_t moq_pipe_flush(moq_pipe *p);
+/* What stats() reports on both ends from now on (all zero until set). */
+void moq_pipe_set_stats(moq_pipe *p, const struct moq_transport_stats *st);
 
 #endif

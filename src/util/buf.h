@@ -43,10 +43,12 @@ typedef struct moq_rd {
     const uint8_t *end;
 } moq_rd;
 
+/* data may be NULL when len is 0 (an empty message): the reader then points at a static
+ * empty string, so no reader ever offsets a null pointer. */
 static inline void moq_rd_init(moq_rd *r, const void *data, size_t len)
 {
-    r->p = (const uint8_t *)data;
-    r->end = r->p + len;
+    r->p = data ? (const uint8_t *)data : (const uint8_t *)"";
+    r->end = data ? r->p + len : r->p;
 }
 
 static inline size_t moq_rd_left(const moq_rd *r)

@@ -27,3 +27,22 @@ int64_t moq_wall_s(void)
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec;
 }
+
+uint64_t moq_wall_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000ull + (uint64_t)ts.tv_nsec / 1000ull;
+}
+
+static uint64_t system_now_us(void *ctx)
+{
+    return moq_now_us();
+}
+
+static uint64_t system_wall_us(void *ctx)
+{
+    return moq_wall_us();
+}
+
+const moq_clock moq_system_clock = {system_now_us, system_wall_us, NULL};

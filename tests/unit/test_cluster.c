@@ -152,10 +152,12 @@ static int fake_dial(void *ctx, const char *url, moq_origin *origin,
         snprintf(path, sizeof(path), "/%s", q ? q : "");
         struct moq_pipe_config pc = {MOQ_TRANSPORT_WEBTRANSPORT, "moq-lite-05", path, 1200};
         moq_pipe_new(loop, &pc, &ct, &st);
-        struct moq_session_config sc = {.origin = target->origin, .loop = loop,
+        struct moq_session_config sc = {.origin = target->origin,
+                                        .clock = &moq_system_clock,
                                         .authorize = inbound_authorize,
                                         .upstream = inbound_upstream,
-                                        .closed = inbound_closed, .ctx = target};
+                                        .closed = inbound_closed,
+                                        .ctx = target};
         target->inbound++;
         moq_session *in = moq_session_new(st, &sc);
         for (size_t i = 0; i < 16; i++)
@@ -163,9 +165,12 @@ static int fake_dial(void *ctx, const char *url, moq_origin *origin,
                 target->sessions[i] = in;
                 break;
             }
-        struct moq_session_config cc = {.origin = origin, .loop = loop,
-                                        .authorize = full_access, .upstream = fd_upstream,
-                                        .closed = fd_closed, .ctx = d};
+        struct moq_session_config cc = {.origin = origin,
+                                        .clock = &moq_system_clock,
+                                        .authorize = full_access,
+                                        .upstream = fd_upstream,
+                                        .closed = fd_closed,
+                                        .ctx = d};
         d->s = moq_session_new(ct, &cc);
     }
     ev_timer_init(&d->timer, fd_timer, 0., 0.);

@@ -11,11 +11,13 @@
 #include <ev.h>
 
 #include "h3/frames.h"
+#include "client/client.h"
 #include "h3/h3.h"
 #include "transport/pipe.h"
 #include "util/buf.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/time.h"
 #include "util/varint.h"
 
 static void response_headers_exact_bytes(void **state)
@@ -123,6 +125,14 @@ static void sf_lists(void **state)
 }
 
 /* ---- sessions over a pipe ---- */
+
+/* A connection's timers on the loop, as the relay and the dialer run them. */
+static const struct moq_h3_driver *loop_driver(struct ev_loop *loop)
+{
+    static struct moq_h3_driver drv;
+    assert_int_equal(moq_h3_loop_driver(loop, &drv), 0);
+    return &drv;
+}
 
 struct app {
     moq_transport *t;
@@ -243,10 +253,10 @@ static void setup_world(struct world *w, const char *const *offer, size_t n_offe
     w->server_protocols[1] = "moq-lite-04";
     w->server_protocols[2] = "moq-lite-03";
     struct moq_h3_server_config sc = {w->server_protocols, 3, server_accept, w};
-    assert_int_equal(moq_h3_server_attach(st, w->loop, &sc), 0);
+    assert_int_equal(moq_h3_server_attach(st, loop_driver(w->loop), &sc), 0);
     struct moq_h3_client_config cc = {"localhost:4443", "/room?jwt=abc", offer,
                                       n_offer,          client_done,     w};
-    assert_int_equal(moq_h3_client_attach(ct, w->loop, &cc), 0);
+    assert_int_equal(moq_h3_client_attach(ct, loop_driver(w->loop), &cc), 0);
 }
 
 static void session_echo_datagram_and_close(void **state)
@@ -378,7 +388,7 @@ static void raw_requests(void **state)
     assert_non_null(pipe);
     w.server_protocols[0] = "moq-lite-05";
     struct moq_h3_server_config sc = {w.server_protocols, 1, server_accept, &w};
-    assert_int_equal(moq_h3_server_attach(st, w.loop, &sc), 0);
+    assert_int_equal(moq_h3_server_attach(st, loop_driver(w.loop), &sc), 0);
     struct raw r;
     memset(&r, 0, sizeof(r));
     moq_transport_attach(ct, &raw_events, &r);
@@ -474,7 +484,7 @@ static void refused_connect(const char *path, const char *extra_name, const char
     w.server_protocols[0] = "moq-lite-05";
     w.server_protocols[1] = "moq-lite-04";
     struct moq_h3_server_config sc = {w.server_protocols, 2, server_accept, &w};
-    assert_int_equal(moq_h3_server_attach(st, w.loop, &sc), 0);
+    assert_int_equal(moq_h3_server_attach(st, loop_driver(w.loop), &sc), 0);
     struct raw r;
     memset(&r, 0, sizeof(r));
     moq_transport_attach(ct, &raw_events, &r);
@@ -561,7 +571,7 @@ static void missing_settings_closes_connection(void **state)
     assert_non_null(moq_pipe_new(w.loop, &pc, &ct, &st));
     w.server_protocols[0] = "moq-lite-05";
     struct moq_h3_server_config sc = {w.server_protocols, 1, server_accept, &w};
-    assert_int_equal(moq_h3_server_attach(st, w.loop, &sc), 0);
+    assert_int_equal(moq_h3_server_attach(st, loop_driver(w.loop), &sc), 0);
     struct raw r;
     memset(&r, 0, sizeof(r));
     moq_transport_attach(ct, &raw_events, &r);
@@ -576,6 +586,97 @@ static void missing_settings_closes_connection(void **state)
     for (int i = 0; i < 16; i++)
         moq_buf_free(&r.in[i]);
     ev_loop_destroy(w.loop);
+}
+
+/* ---- timers on a virtual clock, no event loop ---- */
+
+static uint64_t vnow;
+
+static uint64_t virtual_now(void *ctx)
+{
+    return vnow;
+}
+
+static const moq_clock vclock = {virtual_now, virtual_now, NULL};
+
+/* What a driver keeps for one connection. */
+struct vdriver {
+    moq_h3_conn *c;
+    uint64_t at;
+    bool freed;
+};
+
+static void vd_timer(void *ctx, moq_h3_conn *c, uint64_t at)
+{
+    struct vdriver *d = ctx;
+    d->c = c;
+    d->at = at;
+}
+
+static void vd_freed(void *ctx, moq_h3_conn *c)
+{
+    struct vdriver *d = ctx;
+    d->freed = true;
+    d->c = NULL;
+    d->at = UINT64_MAX;
+}
+
+static void fire_due(struct vdriver *d)
+{
+    if (d->c && d->at <= vnow) moq_h3_on_timer(d->c, vnow);
+}
+
+/* A session's `closed` comes from the connection's timer, not from inside close(); the
+ * QUIC connection follows its last session after exactly 500 ms; timers called early do
+ * nothing; both connections tell their drivers when they are gone. */
+static void close_and_linger_on_a_virtual_clock(void **state)
+{
+    struct world w;
+    memset(&w, 0, sizeof(w));
+    vnow = 5 * MOQ_US_PER_S;
+    moq_transport *ct, *st;
+    struct moq_pipe_config pc = {.kind = MOQ_TRANSPORT_H3, .protocol = "h3"};
+    moq_pipe *pipe = moq_pipe_new(NULL, &pc, &ct, &st);
+    assert_non_null(pipe);
+    struct vdriver sd = {.at = UINT64_MAX}, cd = {.at = UINT64_MAX};
+    struct moq_h3_driver sdrv = {&vclock, vd_timer, vd_freed, &sd};
+    struct moq_h3_driver cdrv = {&vclock, vd_timer, vd_freed, &cd};
+    w.server_protocols[0] = "moq-lite-05";
+    struct moq_h3_server_config sc = {w.server_protocols, 1, server_accept, &w};
+    assert_int_equal(moq_h3_server_attach(st, &sdrv, &sc), 0);
+    static const char *const offer[] = {"moq-lite-05"};
+    struct moq_h3_client_config cc = {"localhost:4443", "/", offer, 1, client_done, &w};
+    assert_int_equal(moq_h3_client_attach(ct, &cdrv, &cc), 0);
+    for (int i = 0; i < 10; i++)
+        moq_pipe_flush(pipe);
+    assert_true(w.connect_done);
+    assert_int_equal(w.connect_err, 0);
+    assert_true(sd.at == UINT64_MAX && cd.at == UINT64_MAX); /* nothing due while it runs */
+
+    moq_transport_close(w.client.t, 6, "bye");
+    assert_false(w.client.closed);
+    assert_true(cd.at == vnow);
+    moq_pipe_flush(pipe); /* the close capsule reaches the server */
+    assert_false(w.server.closed);
+    assert_true(sd.at == vnow);
+    fire_due(&cd);
+    fire_due(&sd);
+    assert_true(w.client.closed && w.server.closed);
+    assert_true(w.server.close_code == 6);
+    assert_string_equal(w.server.close_reason, "bye");
+    uint64_t linger_end = vnow + 500 * MOQ_US_PER_MS;
+    assert_true(cd.at == linger_end && sd.at == linger_end);
+
+    vnow = linger_end - 1;
+    moq_h3_on_timer(cd.c, vnow); /* early: nothing happens, the deadline stands */
+    moq_pipe_flush(pipe);
+    assert_false(cd.freed);
+    assert_true(cd.at == linger_end);
+    vnow = linger_end;
+    fire_due(&cd);
+    moq_pipe_flush(pipe);
+    assert_true(cd.freed);
+    assert_true(sd.freed);
 }
 
 int main(void)
@@ -593,6 +694,7 @@ int main(void)
         cmocka_unit_test(connect_without_protocols_names_what_is_missing),
         cmocka_unit_test(connect_with_bad_escape_is_400),
         cmocka_unit_test(missing_settings_closes_connection),
+        cmocka_unit_test(close_and_linger_on_a_virtual_clock),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 #include <gnutls/crypto.h>
+#include <jansson.h>
 
 #include "auth/auth.h"
 #include "auth/auth_int.h"
@@ -755,6 +756,53 @@ static void jwk_key_types(void **state)
     moq_jwk_unref(b2);
 }
 
+/* The private RSA key with member `name` replaced by `len` bytes. */
+static char *rsa_with(const char *name, const uint8_t *bytes, size_t len)
+{
+    char *json = moq_jwk_to_json(rsa_key, false);
+    json_t *obj = json_loads(json, 0, NULL);
+    assert_non_null(obj);
+    char *b64 = moq_b64url_encode(bytes, len);
+    json_object_set_new(obj, name, json_string(b64));
+    char *out = json_dumps(obj, JSON_COMPACT);
+    json_decref(obj);
+    free(b64);
+    free(json);
+    return out;
+}
+
+/* Private RSA parts out of proportion with each other, which nettle asserts against (it
+ * would abort the process signing with them), are refused as an invalid key: a prime
+ * longer than the modulus, CRT exponents and coefficient longer than their prime, an even
+ * prime. */
+static void rsa_private_parts_out_of_proportion(void **state)
+{
+    const moq_bytes *n = &rsa_key->n, *p = &rsa_key->p, *q = &rsa_key->q;
+    uint8_t buf[1200];
+    struct {
+        const char *member;
+        const moq_bytes *from;
+        size_t extra; /* bytes appended */
+        bool even;
+    } cases[] = {
+        {"p", n, 16, false}, {"q", n, 1, false},  {"dp", p, 1, false},
+        {"dq", q, 1, false}, {"qi", p, 1, false}, {"q", q, 0, true},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t len = cases[i].from->n + cases[i].extra;
+        assert_true(len <= sizeof(buf));
+        memcpy(buf, cases[i].from->p, cases[i].from->n);
+        memset(buf + cases[i].from->n, 0x5b, cases[i].extra); /* odd */
+        if (cases[i].even) buf[len - 1] &= 0xfe;
+        char *json = rsa_with(cases[i].member, buf, len);
+        moq_auth_error err;
+        memset(&err, 0, sizeof(err));
+        if (parse_key_err(json, &err) == 0) fail_msg("case %zu was accepted", i);
+        assert_int_equal(err.reason, MOQ_AUTH_R_KEY_INVALID);
+        free(json);
+    }
+}
+
 static void kid_rules(void **state)
 {
     assert_int_equal(moq_kid_validate("abc-123_DEF", 11), 0);
@@ -967,6 +1015,7 @@ int main(void)
         cmocka_unit_test(useless_and_scope),
         cmocka_unit_test(key_ops_enforced),
         cmocka_unit_test(jwk_key_types),
+        cmocka_unit_test(rsa_private_parts_out_of_proportion),
         cmocka_unit_test(kid_rules),
         cmocka_unit_test(save_modes),
         cmocka_unit_test(js_fixtures_verify),

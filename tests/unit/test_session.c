@@ -257,13 +257,13 @@ static void connect(struct world *w, moq_origin *client_origin, struct end *clie
     struct moq_pipe_config pc = {MOQ_TRANSPORT_WEBTRANSPORT, w->proto, path, 1200};
     assert_non_null(moq_pipe_new(w->loop, &pc, &ct, &st));
     struct moq_session_config cc = {.origin = client_origin,
-                                    .loop = w->loop,
+                                    .clock = &moq_system_clock,
                                     .authorize = authorize,
                                     .announce_refused = announce_refused,
                                     .closed = closed,
                                     .ctx = client};
     struct moq_session_config sc = {.origin = w->relay,
-                                    .loop = w->loop,
+                                    .clock = &moq_system_clock,
                                     .refuse_outside_grant = server->strict,
                                     .authorize = authorize,
                                     .closed = closed,
@@ -743,8 +743,11 @@ static uint64_t partial_control_flood(int streams, int *raw_closed, struct end *
     assert_non_null(moq_pipe_new(loop, &pc, &ct, &st));
     moq_transport_attach(ct, &raw_events, raw_closed);
     *server = (struct end){.pub = "", .sub = ""};
-    struct moq_session_config sc = {
-        .origin = relay, .loop = loop, .authorize = authorize, .closed = closed, .ctx = server};
+    struct moq_session_config sc = {.origin = relay,
+                                    .clock = &moq_system_clock,
+                                    .authorize = authorize,
+                                    .closed = closed,
+                                    .ctx = server};
     server->session = moq_session_new(st, &sc);
     assert_non_null(server->session);
     uint8_t msg[16], *p = msg;

@@ -412,12 +412,12 @@ static void connect(struct world *w, const char *proto, moq_origin *client_origi
         relay_t = &(*gate_out)->t;
     }
     struct moq_session_config sc = {.origin = w->relay,
-                                    .loop = w->loop,
+                                    .clock = &moq_system_clock,
                                     .authorize = authorize,
                                     .closed = closed,
                                     .ctx = server};
     struct moq_session_config cc = {.origin = client_origin,
-                                    .loop = w->loop,
+                                    .clock = &moq_system_clock,
                                     .authorize = authorize,
                                     .closed = closed,
                                     .ctx = client};

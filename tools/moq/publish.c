@@ -170,8 +170,9 @@ static void fail_track(struct pub_track *pt, const char *what)
 /* Take the next complete frame from the buffer. 1 = got one, 0 = need more, -1 = failed. */
 static int next_frame(struct pub_track *pt, const uint8_t **data, size_t *len)
 {
-    const uint8_t *b = pt->buf + pt->off;
     size_t avail = pt->len - pt->off;
+    if (avail == 0) return 0; /* (no buffer yet) */
+    const uint8_t *b = pt->buf + pt->off;
     if (pt->p->t->o->framing == FRAMING_LENGTH) {
         if (avail < 4) {
             if (pt->eof && avail) {
