@@ -91,6 +91,9 @@ struct moq_dial_config {
      * pinned instead (any trust configured here is ignored then). Nothing configured on a
      * moql/https URL means the system roots. */
     moq_tls_client_config tls;
+    /* Or an existing trust policy shared by many dials (not copied; it must outlive the
+     * dial): `tls` is ignored then, except for http:// URLs, which pin what they fetch. */
+    const moq_tls_client *tls_client;
     /* moq-lite versions to offer ("moq-lite-05", ...), in preference order; NULL/0 = all
      * supported (moq_version_alpns). */
     const char *const *versions;

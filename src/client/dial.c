@@ -48,6 +48,7 @@ struct moq_dial {
     void *ctx;
 
     moq_tls_client *tls;
+    const moq_tls_client *shared_tls; /* the config's tls_client, when given */
     moq_http_get *get;
     moq_quic_client *qc;
     moq_transport *quic; /* the h3 connection while the CONNECT is pending */
@@ -243,7 +244,8 @@ static void h3_done(void *ctx, moq_transport *t, int err, int status)
 static int tls_setup(void *ctx, gnutls_session_t s, const char *hostname)
 {
     moq_dial *d = ctx;
-    return moq_tls_client_setup_session(d->tls, s, hostname) < 0 ? -1 : 0;
+    const moq_tls_client *tls = d->tls ? d->tls : d->shared_tls;
+    return moq_tls_client_setup_session(tls, s, hostname) < 0 ? -1 : 0;
 }
 
 static void quic_done(void *ctx, moq_transport *t, int err, const char *reason)
@@ -495,7 +497,8 @@ int moq_dial_start(struct ev_loop *loop, const struct moq_dial_config *cfg, moq_
             }
         }
     } else if (rv == 0) {
-        rv = make_tls(d, err, errlen);
+        d->shared_tls = cfg->tls_client;
+        if (!d->shared_tls) rv = make_tls(d, err, errlen);
         if (rv == 0) rv = begin_quic(d, err, errlen);
     }
     if (rv < 0) {
