@@ -36,6 +36,9 @@
 #define RECONNECT_FIRST_S 1.0
 #define RECONNECT_MAX_S   8.0
 #define SHUTDOWN_GUARD_S  3.0
+#define DRAIN_POLL_S      0.01
+#define DRAIN_MAX_S       1.0
+#define REFILL_DELAY_S    0.25
 #define NOTFOUND_CODE     13
 
 struct bench;
@@ -96,6 +99,7 @@ struct bconn {
     char own[64];   /* "<run>/<connection>/": our own broadcasts, relative to the namespace */
     bool gathering; /* within the startup window: candidates go to the pool */
     ev_timer gather;
+    ev_timer refill; /* a slot came free: pick among what is announced now */
     char **pool;
     size_t pool_len;
     uint64_t eligible;
@@ -121,7 +125,8 @@ struct bench {
     struct bench_totals t, prev;
     struct bench_hist latency;
     double started, last_report;
-    ev_timer report, duration, tick, guard;
+    ev_timer report, duration, tick, guard, drain;
+    double drain_started;
     ev_signal sigint, sigterm;
     moq_http_get *get;
     bool warned_connect;
@@ -337,7 +342,7 @@ static void count_frames(struct bgroup *g)
         if (g->next != 0 || !g->sample) continue;
         struct bench_header_in h;
         if (bench_header_scan(f->chunk->data + f->payload_off, f->payload_len, &h) < 0) continue;
-        uint64_t sent = h.has_us ? h.timestamp_us : h.timestamp_ms * 1000;
+        uint64_t sent = h.timestamp_ms * 1000; /* 1 ms resolution, as upstream writes it */
         uint64_t now = wall_us();
         bench_hist_add(&b->latency, now > sent ? now - sent : 0);
     }
@@ -380,6 +385,15 @@ static void on_group(void *ctx, moq_subscription *sub, moq_group *g)
     if (moq_group_state(g, NULL) != MOQ_GROUP_OPEN) bgroup_free(bg);
 }
 
+/* A subscription slot came free (the broadcast ended, the session went away, or it was
+ * refused): fill it a little later from what is announced then. */
+static void schedule_refill(struct bconn *c)
+{
+    if (c->b->stopping || c->gathering || ev_is_active(&c->refill)) return;
+    ev_timer_set(&c->refill, REFILL_DELAY_S, 0.);
+    ev_timer_start(c->b->loop, &c->refill);
+}
+
 static void sub_release(struct bsub *s)
 {
     while (s->open)
@@ -403,6 +417,7 @@ static void on_abort(void *ctx, moq_subscription *sub, uint64_t code)
         return;
     }
     sub_release(s);
+    schedule_refill(s->c);
 }
 
 static void on_finish(void *ctx, moq_subscription *sub, uint64_t final_seq) {}
@@ -436,13 +451,16 @@ static void subscribe_to(struct bconn *c, const uint8_t *path, size_t len)
     s->aborted = false;
     c->subs_used++;
     c->b->t.subscriptions++;
-    moq_sub_prefs prefs = {0};
+    moq_sub_prefs prefs = {0}; /* upstream's default: unordered, max latency 0 */
     s->in_subscribe = true;
     int rv = moq_origin_subscribe(c->origin, path, len, (const uint8_t *)BENCH_TRACK,
                                   strlen(BENCH_TRACK), 0, &prefs, &sub_ops, s, &s->sub);
     s->in_subscribe = false;
     if (rv < 0) s->sub = NULL;
-    if (rv < 0 || s->aborted) sub_release(s);
+    if (rv < 0 || s->aborted) {
+        sub_release(s);
+        schedule_refill(c);
+    }
 }
 
 /* Reservoir sampling (algorithm R) over the announcements of the startup window, so the
@@ -475,12 +493,18 @@ static void pool_clear(struct bconn *c)
     c->pool_len = 0;
 }
 
+/* One of our own broadcasts (path is the full path). */
+static bool is_own(const struct bconn *c, const uint8_t *path, size_t len)
+{
+    size_t nlen = strlen(c->b->cfg.name), olen = strlen(c->own);
+    return len >= nlen + 1 + olen && memcmp(path + nlen + 1, c->own, olen) == 0;
+}
+
 static void on_announce(void *ctx, moq_watch *w, const moq_announce_event *ev)
 {
     struct bconn *c = ctx;
     if (c->b->stopping || ev->kind != MOQ_ANNOUNCE_ACTIVE || ev->suffix_len == 0) return;
-    size_t own = strlen(c->own);
-    if (ev->suffix_len >= own && memcmp(ev->suffix, c->own, own) == 0) return;
+    if (is_own(c, ev->path, ev->path_len)) return;
     if (c->gathering)
         pool_offer(c, ev->path, ev->path_len);
     else
@@ -488,6 +512,27 @@ static void on_announce(void *ctx, moq_watch *w, const moq_announce_event *ev)
 }
 
 static const moq_watch_ops watch_ops = {.on_announce = on_announce};
+
+static void list_cb(void *ctx, const uint8_t *path, size_t len, const uint64_t *hops, size_t nhops)
+{
+    struct bconn *c = ctx;
+    size_t nlen = strlen(c->b->cfg.name);
+    if (len > nlen && !is_own(c, path, len) && !subscribed_to(c, path, len))
+        pool_offer(c, path, len);
+}
+
+static void refill_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct bconn *c = w->data;
+    if (c->b->stopping || c->subs_used >= c->n_subs) return;
+    pool_clear(c);
+    c->eligible = 0;
+    const char *name = c->b->cfg.name;
+    moq_origin_list(c->origin, (const uint8_t *)name, strlen(name), 0, list_cb, c);
+    for (size_t i = 0; i < c->pool_len && !c->b->stopping; i++)
+        subscribe_to(c, (const uint8_t *)c->pool[i], strlen(c->pool[i]));
+    pool_clear(c);
+}
 
 static void gather_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -614,6 +659,8 @@ static int conn_setup(struct bench *b, struct bconn *c, uint64_t index)
     c->start.data = c;
     ev_timer_init(&c->gather, gather_cb, 0., 0.);
     c->gather.data = c;
+    ev_timer_init(&c->refill, refill_cb, 0., 0.);
+    c->refill.data = c;
     if (c->frame_size > MAX_FRAME) return MOQ_ERR_TOO_LARGE;
     moq_origin_config oc;
     moq_origin_config_default(&oc);
@@ -641,6 +688,7 @@ static void conn_release(struct bconn *c)
     struct ev_loop *loop = c->b->loop;
     ev_timer_stop(loop, &c->start);
     ev_timer_stop(loop, &c->gather);
+    ev_timer_stop(loop, &c->refill);
     if (c->subs)
         for (uint64_t i = 0; i < c->n_subs; i++)
             sub_release(&c->subs[i]);
@@ -738,6 +786,15 @@ static void bench_stop(struct bench *b)
     }
     for (size_t i = 0; i < b->n_conns; i++)
         conn_release(&b->conns[i]);
+    /* let the unannouncements reach the relay before the sessions close, so it does not
+     * keep our broadcasts lingering for the next run */
+    b->drain_started = ev_time();
+    ev_timer_start(b->loop, &b->drain);
+}
+
+static void close_all(struct bench *b)
+{
+    ev_timer_stop(b->loop, &b->drain);
     for (size_t i = 0; i < b->n_conns; i++)
         if (b->conns[i].dial) moq_dial_close(b->conns[i].dial, 0, "bench over");
     if (b->dials_live == 0) {
@@ -745,6 +802,15 @@ static void bench_stop(struct bench *b)
         return;
     }
     ev_timer_start(b->loop, &b->guard);
+}
+
+static void drain_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct bench *b = w->data;
+    bool pending = false;
+    for (size_t i = 0; i < b->n_conns && !pending; i++)
+        pending = b->conns[i].session && moq_session_unacked_streams(b->conns[i].session) > 0;
+    if (!pending || ev_time() - b->drain_started > DRAIN_MAX_S) close_all(b);
 }
 
 static void duration_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -953,9 +1019,10 @@ int bench_main(int argc, char **argv)
     ev_timer_init(&b->duration, duration_cb, (double)b->cfg.duration_ms / 1000.0, 0.);
     ev_timer_init(&b->tick, tick_cb, 1., 1.);
     ev_timer_init(&b->guard, guard_cb, SHUTDOWN_GUARD_S, 0.);
+    ev_timer_init(&b->drain, drain_cb, DRAIN_POLL_S, DRAIN_POLL_S);
     ev_signal_init(&b->sigint, signal_cb, SIGINT);
     ev_signal_init(&b->sigterm, signal_cb, SIGTERM);
-    b->report.data = b->duration.data = b->tick.data = b->guard.data = b;
+    b->report.data = b->duration.data = b->tick.data = b->guard.data = b->drain.data = b;
     b->sigint.data = b->sigterm.data = b;
     b->started = b->last_report = ev_time();
     if (resolve_url(b) < 0) goto out;

@@ -108,14 +108,14 @@ extern const char bench_usage[];
 
 /* ---- the keyframe header ------------------------------------------------------------ */
 
-/* The JSON object that opens every group, with upstream's field names and order
- * (connection, broadcast, group, fps, frame_size, group_size, broadcasts, subscribe,
- * timestamp_ms, pad) plus timestamp_us before pad, which other readers ignore. */
+/* The JSON object that opens every group, with upstream's field names, units and order:
+ * connection, broadcast, group, fps, frame_size, group_size, broadcasts, subscribe,
+ * timestamp_ms (wall clock), pad (zeros that bring the frame to frame_size). */
 struct bench_header {
     uint64_t connection;
     const char *broadcast;
     uint64_t group, fps, frame_size, group_size, broadcasts, subscribe;
-    uint64_t timestamp_us; /* wall clock; timestamp_ms is derived from it */
+    uint64_t timestamp_us; /* wall clock; written as timestamp_ms */
 };
 
 /* Length of the header padded (with the "pad" string) to `size` bytes; the header at its
@@ -126,11 +126,11 @@ void bench_header_write(const struct bench_header *h, size_t size, uint8_t *out)
 
 /* What a subscriber reads back. */
 struct bench_header_in {
-    bool has_ms, has_us, has_group;
-    uint64_t timestamp_ms, timestamp_us, group, fps, frame_size, group_size;
+    bool has_ms, has_group;
+    uint64_t timestamp_ms, group, fps, frame_size, group_size;
 };
-/* Scan a flat JSON object for the fields above (others are skipped). 0 when it is a JSON
- * object with a timestamp, -1 otherwise. */
+/* Scan a JSON object for the fields above (others, nested ones included, are skipped).
+ * 0 when it is an object with a timestamp_ms, -1 otherwise. */
 int bench_header_scan(const uint8_t *p, size_t len, struct bench_header_in *out);
 
 /* ---- counters ----------------------------------------------------------------------- */

@@ -11,14 +11,13 @@
 /* The header without its pad value: everything up to `"pad":"` and the closing `"}`. */
 static int header_head(const struct bench_header *h, char *buf, size_t cap)
 {
-    return snprintf(buf, cap,
-                    "{\"connection\":%" PRIu64 ",\"broadcast\":\"%s\",\"group\":%" PRIu64
-                    ",\"fps\":%" PRIu64 ",\"frame_size\":%" PRIu64 ",\"group_size\":%" PRIu64
-                    ",\"broadcasts\":%" PRIu64 ",\"subscribe\":%" PRIu64
-                    ",\"timestamp_ms\":%" PRIu64 ",\"timestamp_us\":%" PRIu64 ",\"pad\":\"",
-                    h->connection, h->broadcast ? h->broadcast : "", h->group, h->fps,
-                    h->frame_size, h->group_size, h->broadcasts, h->subscribe,
-                    h->timestamp_us / 1000, h->timestamp_us);
+    return snprintf(
+        buf, cap,
+        "{\"connection\":%" PRIu64 ",\"broadcast\":\"%s\",\"group\":%" PRIu64 ",\"fps\":%" PRIu64
+        ",\"frame_size\":%" PRIu64 ",\"group_size\":%" PRIu64 ",\"broadcasts\":%" PRIu64
+        ",\"subscribe\":%" PRIu64 ",\"timestamp_ms\":%" PRIu64 ",\"pad\":\"",
+        h->connection, h->broadcast ? h->broadcast : "", h->group, h->fps, h->frame_size,
+        h->group_size, h->broadcasts, h->subscribe, h->timestamp_us / 1000);
 }
 
 size_t bench_header_len(const struct bench_header *h, size_t size)
@@ -137,9 +136,6 @@ int bench_header_scan(const uint8_t *data, size_t len, struct bench_header_in *o
         if (num && key_is(k, klen, "timestamp_ms")) {
             out->timestamp_ms = n;
             out->has_ms = true;
-        } else if (num && key_is(k, klen, "timestamp_us")) {
-            out->timestamp_us = n;
-            out->has_us = true;
         } else if (num && key_is(k, klen, "group")) {
             out->group = n;
             out->has_group = true;
@@ -155,7 +151,7 @@ int bench_header_scan(const uint8_t *data, size_t len, struct bench_header_in *o
             p = skip_ws(p + 1, end);
             continue;
         }
-        if (p < end && *p == '}') return out->has_ms || out->has_us ? 0 : -1;
+        if (p < end && *p == '}') return out->has_ms ? 0 : -1;
         return -1;
     }
     return -1;
