@@ -474,17 +474,58 @@ static void test_report_line(void **state)
     free(h);
 }
 
+static void test_verdict(void **state)
+{
+    struct bench_config c = {0};
+    struct bench_totals t = {.groups_expected = 200, .groups_present = 199};
+    struct bench_hist *h = calloc(1, sizeof(*h));
+    char msg[256];
+    assert_int_equal(bench_verdict(&c, &t, h, msg, sizeof(msg)), 0); /* no thresholds */
+
+    c.has_max_loss = true;
+    c.max_loss_pct = 1.0; /* 0.5 % lost: within */
+    assert_int_equal(bench_verdict(&c, &t, h, msg, sizeof(msg)), 0);
+    c.max_loss_pct = 0.25; /* exceeded */
+    assert_int_equal(bench_verdict(&c, &t, h, msg, sizeof(msg)), BENCH_EXIT_THRESHOLD);
+    assert_non_null(strstr(msg, "lost"));
+    c.max_loss_pct = 0; /* --max-loss 0 fails on any loss, passes without */
+    assert_int_equal(bench_verdict(&c, &t, h, msg, sizeof(msg)), BENCH_EXIT_THRESHOLD);
+    t.groups_present = 200;
+    assert_int_equal(bench_verdict(&c, &t, h, msg, sizeof(msg)), 0);
+
+    c.has_max_p99 = true;
+    c.max_p99_ms = 5;
+    assert_int_equal(bench_verdict(&c, &t, h, msg, sizeof(msg)), BENCH_EXIT_THRESHOLD);
+    assert_non_null(strstr(msg, "no latency")); /* nothing measured proves nothing */
+    for (int i = 0; i < 100; i++)
+        bench_hist_add(h, 2000);
+    assert_int_equal(bench_verdict(&c, &t, h, msg, sizeof(msg)), 0);
+    c.max_p99_ms = 0; /* impossible */
+    assert_int_equal(bench_verdict(&c, &t, h, msg, sizeof(msg)), BENCH_EXIT_THRESHOLD);
+    assert_non_null(strstr(msg, "p99"));
+    free(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_range_parse),         cmocka_unit_test(test_range_roll),
-        cmocka_unit_test(test_duration_parse),      cmocka_unit_test(test_defaults),
-        cmocka_unit_test(test_flags_win_over_file), cmocka_unit_test(test_config_errors),
-        cmocka_unit_test(test_thresholds),          cmocka_unit_test(test_shipped_presets),
-        cmocka_unit_test(test_header_round_trip),   cmocka_unit_test(test_header_scan_foreign),
-        cmocka_unit_test(test_gap_counts_skips),    cmocka_unit_test(test_gap_out_of_order),
-        cmocka_unit_test(test_gap_newest_excluded), cmocka_unit_test(test_gap_sums_subscriptions),
-        cmocka_unit_test(test_hist_percentiles),    cmocka_unit_test(test_report_line),
+        cmocka_unit_test(test_range_parse),
+        cmocka_unit_test(test_range_roll),
+        cmocka_unit_test(test_duration_parse),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_flags_win_over_file),
+        cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_thresholds),
+        cmocka_unit_test(test_shipped_presets),
+        cmocka_unit_test(test_header_round_trip),
+        cmocka_unit_test(test_header_scan_foreign),
+        cmocka_unit_test(test_gap_counts_skips),
+        cmocka_unit_test(test_gap_out_of_order),
+        cmocka_unit_test(test_gap_newest_excluded),
+        cmocka_unit_test(test_gap_sums_subscriptions),
+        cmocka_unit_test(test_hist_percentiles),
+        cmocka_unit_test(test_report_line),
+        cmocka_unit_test(test_verdict),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

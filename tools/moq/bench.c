@@ -955,23 +955,9 @@ static int finish(struct bench *b)
         fprintf(stderr, "moq bench: no session could be established\n");
         return 1;
     }
-    int code = 0;
-    if (b->cfg.has_max_loss && bench_loss_pct(&b->t) > b->cfg.max_loss_pct) {
-        fprintf(stderr, "moq bench: %.3f%% of the groups were lost (limit %g%%)\n",
-                bench_loss_pct(&b->t), b->cfg.max_loss_pct);
-        code = BENCH_EXIT_THRESHOLD;
-    }
-    if (b->cfg.has_max_p99) {
-        double p99 = (double)bench_hist_percentile(&b->latency, 99) / 1000.0;
-        if (b->latency.count == 0) {
-            fprintf(stderr, "moq bench: no latency was measured (--max-p99 needs samples)\n");
-            code = BENCH_EXIT_THRESHOLD;
-        } else if (p99 > b->cfg.max_p99_ms) {
-            fprintf(stderr, "moq bench: p99 latency %.3f ms is above the limit of %g ms\n", p99,
-                    b->cfg.max_p99_ms);
-            code = BENCH_EXIT_THRESHOLD;
-        }
-    }
+    char msg[256];
+    int code = bench_verdict(&b->cfg, &b->t, &b->latency, msg, sizeof(msg));
+    if (code) fprintf(stderr, "moq bench: %s\n", msg);
     return code;
 }
 

@@ -178,11 +178,17 @@ size_t bench_report_format(char *buf, size_t cap, uint64_t timestamp_ms,
                            const struct bench_totals *now, const struct bench_totals *prev,
                            double secs, const struct bench_hist *latency, bool final);
 
+#define BENCH_EXIT_THRESHOLD 3 /* --max-loss or --max-p99 exceeded */
+
+/* The thresholds of the command line against the final counters: 0, or
+ * BENCH_EXIT_THRESHOLD with the reasons in msg. --max-p99 with no latency measured at all
+ * fails too (nothing proves the limit held). */
+int bench_verdict(const struct bench_config *c, const struct bench_totals *t,
+                  const struct bench_hist *latency, char *msg, size_t len);
+
 /* ---- the run ------------------------------------------------------------------------ */
 
 /* `moq bench ...` (argv after "bench"): the process exit status. */
 int bench_main(int argc, char **argv);
-
-#define BENCH_EXIT_THRESHOLD 3 /* --max-loss or --max-p99 exceeded */
 
 #endif

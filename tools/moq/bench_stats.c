@@ -285,3 +285,31 @@ size_t bench_report_format(char *buf, size_t cap, uint64_t timestamp_ms,
     if (n < 0) return 0;
     return (size_t)n < cap ? (size_t)n : cap ? cap - 1 : 0;
 }
+
+/* ---------------------------------------------------------------- verdict */
+
+int bench_verdict(const struct bench_config *c, const struct bench_totals *t,
+                  const struct bench_hist *latency, char *msg, size_t len)
+{
+    size_t n = 0;
+    int code = 0;
+    msg[0] = '\0';
+    if (c->has_max_loss && bench_loss_pct(t) > c->max_loss_pct) {
+        n += (size_t)snprintf(msg + n, len - n, "%.3f%% of the groups were lost (limit %g%%)",
+                              bench_loss_pct(t), c->max_loss_pct);
+        code = BENCH_EXIT_THRESHOLD;
+    }
+    if (c->has_max_p99 && n < len) {
+        const char *sep = code ? "; " : "";
+        double p99 = (double)bench_hist_percentile(latency, 99) / 1000.0;
+        if (latency->count == 0) {
+            snprintf(msg + n, len - n, "%sno latency was measured (--max-p99 needs samples)", sep);
+            code = BENCH_EXIT_THRESHOLD;
+        } else if (p99 > c->max_p99_ms) {
+            snprintf(msg + n, len - n, "%sp99 latency %.3f ms is above the limit of %g ms", sep,
+                     p99, c->max_p99_ms);
+            code = BENCH_EXIT_THRESHOLD;
+        }
+    }
+    return code;
+}
