@@ -423,11 +423,14 @@ static void finish_open(moq_ws_client *c)
 /* Move bytes both ways; returns false when the client was freed. */
 static bool drive(moq_ws_client *c, int revents)
 {
+    /* gnutls may hold decrypted records the socket no longer signals */
+    bool tls_pending = c->tls && gnutls_record_check_pending(c->tls) > 0;
     if (!c->broken && wslay_event_want_read(c->ws) &&
-        ((revents & EV_READ) || c->in_off < c->in.len)) {
+        ((revents & EV_READ) || c->in_off < c->in.len || tls_pending)) {
         c->budget = RECV_BUDGET;
         if (wslay_event_recv(c->ws) != 0) c->broken = true;
-        if (!c->budget && !c->broken) ev_idle_start(c->loop, &c->process); /* more to read */
+        if (!c->budget && !c->broken && c->tls)
+            ev_idle_start(c->loop, &c->process); /* records may wait inside gnutls */
     }
     for (int round = 0; round < 8 && !c->broken; round++) {
         if (wslay_event_want_write(c->ws) && wslay_event_send(c->ws) != 0) c->broken = true;

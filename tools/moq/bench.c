@@ -639,6 +639,7 @@ static void conn_dial(struct bconn *c)
         }
         ev_timer_set(&c->start, c->backoff_s, 0.);
         ev_timer_start(b->loop, &c->start);
+        c->backoff_s = c->backoff_s * 2 < RECONNECT_MAX_S ? c->backoff_s * 2 : RECONNECT_MAX_S;
         return;
     }
     b->dials_live++;
