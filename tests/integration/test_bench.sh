@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `moq bench` against the real relay on loopback: every transport (raw QUIC, WebTransport,
-# http:// with the fetched pin, WebSocket) delivers frames and groups with no loss and
+# http:// with the fetched pin, WebSocket, secure WebSocket) delivers frames and groups with no loss and
 # measures latency; a publisher-only and a subscriber-only instance make a 1 -> N fan-out;
 # --max-p99 / --max-loss decide the exit status.
 source "$(dirname "$0")/lib.sh"
@@ -33,18 +33,21 @@ for c in checks:
 PY
 }
 
-start_relay
+FIX="$MOQ_SOURCE_DIR/tests/fixtures/http"
+HTTPS_PORT="$(free_port)"
+start_relay --web-https-listen "127.0.0.1:$HTTPS_PORT" --web-https-cert "$FIX/server.pem" \
+    --web-https-key "$FIX/server.key"
 WS_URL="ws://127.0.0.1:$PORT/"
 BENCH=(--connections 4 --broadcasts 1 --subscribe 2 --fps 40 --group-size 7 --frame-size 600
     --startup 0s --duration 3s --report 500ms --quiet)
 
 n=0
 for url in "moql://127.0.0.1:$PORT/ --tls-fingerprint $FP" "https://127.0.0.1:$PORT/ --tls-fingerprint $FP" \
-    "$HTTP_URL" "$HTTP_URL --raw-quic" "$WS_URL"; do
+    "$HTTP_URL" "$HTTP_URL --raw-quic" "$WS_URL" "wss://localhost:$HTTPS_PORT/ --tls-root $FIX/ca.pem --frame-size 20000"; do
     n=$((n + 1))
     note "moq bench $url"
     # shellcheck disable=SC2086
-    spawn "bench$n" "$MOQ" bench $url "${BENCH[@]}" --output "$TMP/bench$n.jsonl"
+    spawn "bench$n" "$MOQ" bench "${BENCH[@]}" --output "$TMP/bench$n.jsonl" $url
     expect_ok "$SPAWNED" "moq bench $url"
     check_final "$TMP/bench$n.out" "$url" 4 "d['frames_sent'] > 0"
     # every interval went to --output, the last line there is the one on stdout
