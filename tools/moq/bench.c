@@ -286,8 +286,10 @@ static int pubs_announce(struct bconn *c)
         ev_timer_init(&p->tick, pub_tick_cb, 0., 0.);
         p->tick.data = p;
         if (c->fps > 0) {
+            /* a random phase, so that tracks of the same rate do not all write at once */
             double period = 1.0 / (double)c->fps;
-            ev_timer_set(&p->tick, period, period);
+            double phase = (double)(bench_rng_next(&b->rng) % 1000000) / 1e6;
+            ev_timer_set(&p->tick, period * (1.0 + phase), period);
             ev_timer_start(b->loop, &p->tick);
         }
     }
