@@ -444,13 +444,14 @@ static void test_report_line(void **state)
                                            .groups_recv = 10,
                                            .groups_expected = 8,
                                            .groups_present = 7};
-    struct bench_hist *h = calloc(1, sizeof(*h));
+    struct bench_hist *h = calloc(1, sizeof(*h)), *w = calloc(1, sizeof(*w));
     char line[2048];
-    size_t n = bench_report_format(line, sizeof(line), 123, &now, &prev, 1.0, h, false);
+    size_t n = bench_report_format(line, sizeof(line), 123, &now, &prev, 1.0, h, w, false);
     json_error_t jerr;
     json_t *j = json_loadb(line, n, 0, &jerr);
     assert_non_null(j);
     assert_true(json_is_null(json_object_get(j, "latency_p99_ms"))); /* nothing measured */
+    assert_true(json_is_null(json_object_get(j, "window_latency_p99_ms")));
     assert_int_equal(json_integer_value(json_object_get(j, "lost_groups")), 1);
     assert_int_equal(json_integer_value(json_object_get(j, "recv_groups")), 10);
     assert_int_equal(json_integer_value(json_object_get(j, "recv_frames")), 200);
@@ -464,14 +465,19 @@ static void test_report_line(void **state)
     json_decref(j);
 
     bench_hist_add(h, 1500);
-    n = bench_report_format(line, sizeof(line), 123, &now, &prev, 2.0, h, true);
+    bench_hist_add(h, 9000);
+    bench_hist_add(w, 1500); /* the window saw only the fast one */
+    n = bench_report_format(line, sizeof(line), 123, &now, &prev, 2.0, h, w, true);
     j = json_loadb(line, n, 0, &jerr);
     assert_non_null(j);
     assert_true(json_real_value(json_object_get(j, "latency_p50_ms")) > 1.4);
-    assert_true(json_real_value(json_object_get(j, "latency_max_ms")) == 1.5);
+    assert_true(json_real_value(json_object_get(j, "latency_max_ms")) == 9.0);
+    assert_true(json_real_value(json_object_get(j, "window_latency_max_ms")) == 1.5);
+    assert_true(json_real_value(json_object_get(j, "window_latency_p99_ms")) <= 1.5);
     assert_true(json_is_true(json_object_get(j, "final")));
     json_decref(j);
     free(h);
+    free(w);
 }
 
 static void test_verdict(void **state)

@@ -123,7 +123,7 @@ struct bench {
     int exit_code;
     FILE *out;
     struct bench_totals t, prev;
-    struct bench_hist latency;
+    struct bench_hist latency, window; /* the whole run, and since the last report */
     double started, last_report;
     ev_timer report, duration, tick, guard, drain;
     double drain_started;
@@ -347,6 +347,7 @@ static void count_frames(struct bgroup *g)
         uint64_t sent = h.timestamp_ms * 1000; /* 1 ms resolution, as upstream writes it */
         uint64_t now = wall_us();
         bench_hist_add(&b->latency, now > sent ? now - sent : 0);
+        bench_hist_add(&b->window, now > sent ? now - sent : 0);
     }
 }
 
@@ -732,7 +733,7 @@ static void emit_report(struct bench *b, bool final)
     char line[2048];
     size_t n =
         bench_report_format(line, sizeof(line), moq_wall_ms(), &b->t, final ? &zero : &b->prev,
-                            final ? now - b->started : secs, &b->latency, final);
+                            final ? now - b->started : secs, &b->latency, &b->window, final);
     if (b->out) {
         if (fprintf(b->out, "%.*s\n", (int)n, line) < 0 || fflush(b->out) != 0) {
             fprintf(stderr, "moq bench: cannot write %s: %s\n", b->cfg.output, strerror(errno));
@@ -750,6 +751,7 @@ static void emit_report(struct bench *b, bool final)
     }
     b->prev = b->t;
     b->last_report = now;
+    memset(&b->window, 0, sizeof(b->window));
 }
 
 static void report_cb(struct ev_loop *loop, ev_timer *w, int revents)

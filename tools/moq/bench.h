@@ -173,10 +173,12 @@ uint64_t bench_lost_groups(const struct bench_totals *t);
 double bench_loss_pct(const struct bench_totals *t);
 
 /* One report line (JSON, no newline) into buf: cumulative counters, rates over `secs`
- * since `prev`, latency over the whole run so far. Returns the length (truncated at cap). */
+ * since `prev`, latency over the whole run so far (`latency`) and since the previous line
+ * (`window`). Returns the length (truncated at cap). */
 size_t bench_report_format(char *buf, size_t cap, uint64_t timestamp_ms,
                            const struct bench_totals *now, const struct bench_totals *prev,
-                           double secs, const struct bench_hist *latency, bool final);
+                           double secs, const struct bench_hist *latency,
+                           const struct bench_hist *window, bool final);
 
 #define BENCH_EXIT_THRESHOLD 3 /* --max-loss or --max-p99 exceeded */
 

@@ -251,18 +251,32 @@ static double rate(uint64_t now, uint64_t prev, double secs)
     return now > prev && secs > 0 ? (double)(now - prev) / secs : 0;
 }
 
+/* "PREFIXlatency_p50_ms":..,"PREFIXlatency_p99_ms":..,"PREFIXlatency_max_ms":.. */
+static void format_latency(char *out, size_t cap, const char *prefix, const struct bench_hist *h)
+{
+    if (!h->count) {
+        snprintf(out, cap,
+                 "\"%slatency_p50_ms\":null,\"%slatency_p99_ms\":null,\"%slatency_max_ms\":null",
+                 prefix, prefix, prefix);
+        return;
+    }
+    snprintf(out, cap,
+             "\"%slatency_p50_ms\":%.3f,\"%slatency_p99_ms\":%.3f,\"%slatency_max_ms\":%.3f",
+             prefix, (double)bench_hist_percentile(h, 50) / 1000.0, prefix,
+             (double)bench_hist_percentile(h, 99) / 1000.0, prefix, (double)h->max_us / 1000.0);
+}
+
 size_t bench_report_format(char *buf, size_t cap, uint64_t timestamp_ms,
                            const struct bench_totals *now, const struct bench_totals *prev,
-                           double secs, const struct bench_hist *latency, bool final)
+                           double secs, const struct bench_hist *latency,
+                           const struct bench_hist *window, bool final)
 {
     uint64_t lost = bench_lost_groups(now);
-    char lat[160] = "\"latency_p50_ms\":null,\"latency_p99_ms\":null,\"latency_max_ms\":null";
-    if (latency->count)
-        snprintf(lat, sizeof(lat),
-                 "\"latency_p50_ms\":%.3f,\"latency_p99_ms\":%.3f,\"latency_max_ms\":%.3f",
-                 (double)bench_hist_percentile(latency, 50) / 1000.0,
-                 (double)bench_hist_percentile(latency, 99) / 1000.0,
-                 (double)latency->max_us / 1000.0);
+    char lat[400];
+    format_latency(lat, 200, "", latency);
+    size_t l = strlen(lat);
+    lat[l++] = ',';
+    format_latency(lat + l, sizeof(lat) - l, "window_", window);
     int n = snprintf(
         buf, cap,
         "{\"timestamp_ms\":%" PRIu64 ",\"connections\":%" PRIu64 ",\"target_connections\":%" PRIu64
