@@ -7,7 +7,7 @@ N="${1:-200}"
 BUILD="${BUILD:-build}"
 port=$((20000 + RANDOM % 40000))
 "$BUILD/moq-relay" --server-bind "127.0.0.1:$port" --web-http-listen "127.0.0.1:$port" \
-    --tls-generate localhost --auth-public "" --log-level warn &
+    --tls-generate localhost --auth-public "" --web-metrics --log-level warn &
 relay=$!
 trap 'pkill -f "moql://127.0.0.1:$port/" 2>/dev/null || true; kill "$relay" 2>/dev/null || true' EXIT
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.05; done

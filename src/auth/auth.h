@@ -59,6 +59,8 @@ enum moq_auth_reason {
     MOQ_AUTH_R_TOKEN_REQUIRED,   /* no token and no public access at this path */
     MOQ_AUTH_R_ROOT_MISMATCH,    /* connection path is unrelated to the token root */
     MOQ_AUTH_R_NO_ACCESS,        /* path overlaps the root but no grant survives */
+    MOQ_AUTH_R_NOT_YET_VALID,    /* nbf is in the future */
+    MOQ_AUTH_R_CRITICAL,         /* the header has "crit": no extension is understood */
 };
 
 typedef struct moq_auth_error {
@@ -115,6 +117,8 @@ typedef struct moq_claims {
     int64_t exp; /* unix seconds */
     bool has_iat;
     int64_t iat;
+    bool has_nbf;
+    int64_t nbf; /* not before, unix seconds */
     /* Legacy "cluster": true claim (upstream dropped it when clustering moved to hop
      * lists; old tokens still carry it). Parsed and carried, enforces nothing itself. */
     bool cluster;
@@ -125,7 +129,7 @@ void moq_claims_free(moq_claims *c);
 int moq_claims_set_root(moq_claims *c, const char *root);
 /* MOQ_ERR_AUTH (reason USELESS) when the claims grant neither role. */
 int moq_claims_validate(const moq_claims *c, moq_auth_error *err);
-/* Parse a payload JSON object. put/get accept a string or a list of strings; exp/iat
+/* Parse a payload JSON object. put/get accept a string or a list of strings; exp/iat/nbf
  * integers (or null); unknown members are ignored; duplicate members are malformed. */
 int moq_claims_from_json(const char *json, size_t len, moq_claims *out, moq_auth_error *err);
 /* Serialize as upstream orders it: root, put, get, cluster (only when true), exp, iat.
@@ -282,9 +286,11 @@ int moq_auth_check(moq_auth *a, const char *path, const char *jwt, int64_t now, 
                    moq_auth_error *err);
 
 /* As moq_auth_check, taking the request target of a URL-bearing transport (WebTransport
- * CONNECT :path, WebSocket GET target): "/room/x?jwt=eyJ...". Dot segments are removed
- * from the path as a URL parser would; the token is the last non-empty form-decoded
- * `jwt` query parameter. */
+ * CONNECT :path, WebSocket GET target, moq-lite-05 SETUP path): "/room/x?jwt=eyJ...",
+ * split by moq_target_split (util/url.h) as the HTTP server splits it. Dot segments are
+ * removed from the path as a URL parser would; the token is read by moq_auth_query_jwt. A
+ * target that does not split, or a query with a bad percent-escape, is refused
+ * (MOQ_AUTH_R_MALFORMED). */
 int moq_auth_check_target(moq_auth *a, const char *target, size_t len, int64_t now, moq_perms *out,
                           moq_auth_error *err);
 
@@ -293,8 +299,10 @@ int moq_auth_check_target(moq_auth *a, const char *target, size_t len, int64_t n
 int moq_auth_check_path(moq_auth *a, const char *path, size_t path_len, const char *query,
                         size_t query_len, int64_t now, moq_perms *out, moq_auth_error *err);
 
-/* The last non-empty `jwt` parameter of a form-encoded query, decoded (malloc'd), or NULL
- * (also on allocation failure). */
-char *moq_auth_query_jwt(const char *query, size_t len);
+/* The `jwt` parameter of a form-encoded query, read by moq_query_param (util/url.h: the
+ * last non-empty occurrence, decoded by the relay's one percent-decoder). *out gets it
+ * (malloc'd) or NULL when there is none or it is empty. Returns 0, MOQ_ERR_INVALID when
+ * the query has a bad percent-escape anywhere, or MOQ_ERR_NOMEM. */
+int moq_auth_query_jwt(const char *query, size_t len, char **out);
 
 #endif

@@ -59,6 +59,10 @@ const char *moq_auth_reason_name(int reason)
         return "root_mismatch";
     case MOQ_AUTH_R_NO_ACCESS:
         return "no_access";
+    case MOQ_AUTH_R_NOT_YET_VALID:
+        return "not_yet_valid";
+    case MOQ_AUTH_R_CRITICAL:
+        return "critical";
     default:
         return "unknown";
     }
@@ -191,7 +195,8 @@ int moq_claims_from_json(const char *json, size_t len, moq_claims *out, moq_auth
         (rc = moq_auth_json_strings(obj, "put", true, &out->publish, err)) ||
         (rc = moq_auth_json_strings(obj, "get", true, &out->subscribe, err)) ||
         (rc = json_timestamp(obj, "exp", &out->has_exp, &out->exp, err)) ||
-        (rc = json_timestamp(obj, "iat", &out->has_iat, &out->iat, err)))
+        (rc = json_timestamp(obj, "iat", &out->has_iat, &out->iat, err)) ||
+        (rc = json_timestamp(obj, "nbf", &out->has_nbf, &out->nbf, err)))
         goto out;
     out->cluster = json_is_true(json_object_get(obj, "cluster"));
 out:
@@ -215,6 +220,7 @@ char *moq_claims_to_json(const moq_claims *c, bool pretty)
     if (ok && c->cluster) ok = json_object_set_new(obj, "cluster", json_true()) == 0;
     if (ok && c->has_exp) ok = json_object_set_new(obj, "exp", json_integer(c->exp)) == 0;
     if (ok && c->has_iat) ok = json_object_set_new(obj, "iat", json_integer(c->iat)) == 0;
+    if (ok && c->has_nbf) ok = json_object_set_new(obj, "nbf", json_integer(c->nbf)) == 0;
     char *s = ok ? moq_auth_json_dump(obj, pretty) : NULL;
     json_decref(obj);
     return s;

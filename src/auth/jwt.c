@@ -73,6 +73,11 @@ static int parse_header(const jws_parts *parts, moq_jwt_header *out, moq_auth_er
                            "unsupported token algorithm \"%.16s\"", alg);
     else if (kid && !json_is_null(kid) && !json_is_string(kid))
         rc = moq_auth_fail(err, MOQ_ERR_AUTH, MOQ_AUTH_R_MALFORMED, "token kid is not a string");
+    else if (json_object_get(obj, "crit"))
+        /* RFC 7515 section 4.1.11: extensions named critical must be understood, and this
+         * verifier understands none. */
+        rc = moq_auth_fail(err, MOQ_ERR_AUTH, MOQ_AUTH_R_CRITICAL,
+                           "token header lists critical extensions (crit); none is supported");
     if (rc == 0) {
         out->alg = (moq_jwt_alg)alg_id;
         if (json_is_string(kid) && !(out->kid = strdup(json_string_value(kid))))
@@ -147,6 +152,10 @@ int moq_jwt_verify(const moq_jwk *key, const char *token, size_t len, int64_t no
     if (out->has_exp && out->exp < now)
         rc = moq_auth_fail(err, MOQ_ERR_AUTH, MOQ_AUTH_R_EXPIRED, "token expired %lld s ago",
                            (long long)(now - out->exp));
+    else if (out->has_nbf && out->nbf > now)
+        rc = moq_auth_fail(err, MOQ_ERR_AUTH, MOQ_AUTH_R_NOT_YET_VALID,
+                           "token is not valid for another %lld s (nbf)",
+                           (long long)(out->nbf - now));
     else
         rc = check_claims(key, out, err);
     if (rc) moq_claims_free(out);

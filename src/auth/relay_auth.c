@@ -12,6 +12,7 @@
 #include "util/err.h"
 #include "util/log.h"
 #include "util/map.h"
+#include "util/url.h"
 
 /* key_dir lookups are cached per kid; the cache is dropped whole when it grows this big. */
 #define KEY_DIR_CACHE_MAX 1024
@@ -336,68 +337,33 @@ int moq_auth_check(moq_auth *a, const char *path, const char *jwt, int64_t now, 
 
 /* ---- request parsing ---- */
 
-static int hex_value(char c)
+int moq_auth_query_jwt(const char *query, size_t len, char **out)
 {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-/* application/x-www-form-urlencoded decoding: '+' is a space, %XX a byte; a stray '%'
- * stays as it is. */
-static char *form_decode(const char *s, size_t len)
-{
-    char *out = malloc(len + 1);
-    if (!out) return NULL;
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] == '+') {
-            out[n++] = ' ';
-        } else if (s[i] == '%' && i + 2 < len && hex_value(s[i + 1]) >= 0 &&
-                   hex_value(s[i + 2]) >= 0) {
-            out[n++] = (char)(hex_value(s[i + 1]) << 4 | hex_value(s[i + 2]));
-            i += 2;
-        } else {
-            out[n++] = s[i];
-        }
+    *out = NULL;
+    char *jwt = malloc(len + 1);
+    if (!jwt) return MOQ_ERR_NOMEM;
+    int n = moq_query_param(query, len, "jwt", jwt, len + 1);
+    if (n <= 0) {
+        /* len + 1 bytes always hold the value: the only error left is a bad escape */
+        free(jwt);
+        return n == MOQ_ERR_NOT_FOUND || n == 0 ? 0 : MOQ_ERR_INVALID;
     }
-    out[n] = '\0';
-    return out;
-}
-
-char *moq_auth_query_jwt(const char *query, size_t len)
-{
-    char *found = NULL;
-    size_t i = 0;
-    while (i <= len && query) {
-        const char *pair = query + i;
-        const char *amp = memchr(pair, '&', len - i);
-        size_t pl = amp ? (size_t)(amp - pair) : len - i;
-        const char *eq = memchr(pair, '=', pl);
-        size_t nl = eq ? (size_t)(eq - pair) : pl;
-        char *name = form_decode(pair, nl);
-        if (name && strcmp(name, "jwt") == 0 && eq && pl > nl + 1) {
-            char *value = form_decode(eq + 1, pl - nl - 1);
-            if (value && value[0]) {
-                free(found);
-                found = value;
-            } else {
-                free(value);
-            }
-        }
-        free(name);
-        if (!amp) break;
-        i += pl + 1;
-    }
-    return found;
+    *out = jwt;
+    return 0;
 }
 
 static int check_split(moq_auth *a, char *path, const char *query, size_t query_len, int64_t now,
                        moq_perms *out, moq_auth_error *err)
 {
-    char *jwt = query ? moq_auth_query_jwt(query, query_len) : NULL;
-    int rc = moq_auth_check(a, path, jwt, now, out, err);
+    char *jwt = NULL;
+    int rc = query ? moq_auth_query_jwt(query, query_len, &jwt) : 0;
+    if (rc == MOQ_ERR_NOMEM)
+        rc = moq_auth_fail(err, rc, MOQ_AUTH_R_NONE, "out of memory");
+    else if (rc)
+        rc = moq_auth_fail(err, MOQ_ERR_AUTH, MOQ_AUTH_R_MALFORMED,
+                           "request query has an invalid percent-escape");
+    else
+        rc = moq_auth_check(a, path, jwt, now, out, err);
     if (jwt) {
         memset(jwt, 0, strlen(jwt));
         free(jwt);
@@ -410,15 +376,15 @@ int moq_auth_check_target(moq_auth *a, const char *target, size_t len, int64_t n
                           moq_auth_error *err)
 {
     memset(out, 0, sizeof(*out));
+    moq_target t;
     if (memchr(target, '\0', len))
         return moq_auth_fail(err, MOQ_ERR_AUTH, MOQ_AUTH_R_MALFORMED, "request target has a NUL");
-    const char *hash = memchr(target, '#', len);
-    if (hash) len = (size_t)(hash - target);
-    const char *q = memchr(target, '?', len);
-    size_t path_len = q ? (size_t)(q - target) : len;
-    char *path = moq_authpath_remove_dots(target, path_len);
+    if (moq_target_split(target, len, &t) < 0)
+        return moq_auth_fail(err, MOQ_ERR_AUTH, MOQ_AUTH_R_MALFORMED,
+                             "request target is not a valid URL path");
+    char *path = moq_authpath_remove_dots(t.path, t.path_len);
     if (!path) return moq_auth_fail(err, MOQ_ERR_NOMEM, MOQ_AUTH_R_NONE, "out of memory");
-    return check_split(a, path, q ? q + 1 : NULL, q ? len - path_len - 1 : 0, now, out, err);
+    return check_split(a, path, t.has_query ? t.query : NULL, t.query_len, now, out, err);
 }
 
 int moq_auth_check_path(moq_auth *a, const char *path, size_t path_len, const char *query,

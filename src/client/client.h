@@ -151,6 +151,12 @@ struct moq_dial_config {
      * moq_session_config.upstream). */
     void (*upstream)(void *ctx, moq_dial *d, moq_session *s, const uint8_t *path, size_t len,
                      const uint64_t *hops, size_t nhops, bool active);
+    /* The peer refused to announce to us under `prefix`: we may not subscribe there (see
+     * moq_session_config.announce_refused; optional). */
+    void (*announce_refused)(void *ctx, moq_dial *d, const char *prefix);
+    /* Appended to the reason when the server's certificate is not trusted: how the caller's
+     * user makes it trusted (optional). */
+    const char *tls_hint;
     /* The dial is over (required); see "Ownership and lifetime". */
     void (*closed)(void *ctx, moq_dial *d, int err, uint64_t code, const char *reason);
     void *ctx;

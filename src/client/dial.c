@@ -46,11 +46,14 @@ struct moq_dial {
     void (*connected)(void *ctx, moq_dial *d, moq_session *s);
     void (*upstream)(void *ctx, moq_dial *d, moq_session *s, const uint8_t *path, size_t len,
                      const uint64_t *hops, size_t nhops, bool active);
+    void (*announce_refused)(void *ctx, moq_dial *d, const char *prefix);
     void (*closed)(void *ctx, moq_dial *d, int err, uint64_t code, const char *reason);
     void *ctx;
+    char *tls_hint;
 
     moq_tls_client *tls;
     const moq_tls_client *shared_tls; /* the config's tls_client, when given */
+    gnutls_session_t tls_session;     /* of the QUIC handshake in progress */
     moq_http_get *get;
     moq_quic_client *qc;
     moq_ws_client *wsc;  /* the WebSocket handshake in progress */
@@ -62,7 +65,7 @@ struct moq_dial {
     bool reported;
     int end_err;
     uint64_t end_code;
-    char end_reason[256];
+    char end_reason[640];
 };
 
 /* ---------------------------------------------------------------- teardown */
@@ -78,6 +81,7 @@ static void dial_free(moq_dial *d)
     moq_url_free(&d->url);
     free(d->url_text);
     free(d->target);
+    free(d->tls_hint);
     moq_strlist_free(&d->versions);
     moq_strlist_free(&d->publish);
     moq_strlist_free(&d->subscribe);
@@ -185,6 +189,12 @@ static void session_upstream(void *ctx, moq_session *s, const uint8_t *path, siz
     if (d->upstream) d->upstream(d->ctx, d, s, path, len, hops, nhops, active);
 }
 
+static void session_announce_refused(void *ctx, moq_session *s, const char *prefix)
+{
+    moq_dial *d = ctx;
+    if (d->announce_refused) d->announce_refused(d->ctx, d, prefix);
+}
+
 static void start_session(moq_dial *d, moq_transport *t)
 {
     if (!t->protocol[0]) {
@@ -201,6 +211,7 @@ static void start_session(moq_dial *d, moq_transport *t)
         .max_frame_bytes = d->max_frame_bytes,
         .authorize = session_authorize,
         .upstream = session_upstream,
+        .announce_refused = session_announce_refused,
         .closed = session_closed,
         .ctx = d,
     };
@@ -292,6 +303,7 @@ static int tls_setup(void *ctx, gnutls_session_t s, const char *hostname)
 {
     moq_dial *d = ctx;
     const moq_tls_client *tls = d->tls ? d->tls : d->shared_tls;
+    d->tls_session = s;
     return moq_tls_client_setup_session(tls, s, hostname) < 0 ? -1 : 0;
 }
 
@@ -299,6 +311,22 @@ static void quic_done(void *ctx, moq_transport *t, int err, const char *reason)
 {
     moq_dial *d = ctx;
     d->qc = NULL;
+    /* The handshake's TLS session lives until this callback returns. */
+    char refused[256] = "";
+    if (d->tls_session && err == MOQ_ERR_TLS)
+        moq_tls_client_verify_error(d->tls_session, refused, sizeof(refused));
+    d->tls_session = NULL;
+    size_t n = strlen(refused);
+    while (n && (refused[n - 1] == ' ' || refused[n - 1] == '.'))
+        refused[--n] = '\0';
+    if (!t && n) {
+        attempt_failed(d, err,
+                       "cannot connect to %s over QUIC: the server's certificate is not "
+                       "trusted (%s)%s%s",
+                       d->authority, refused, d->tls_hint ? "; " : "",
+                       d->tls_hint ? d->tls_hint : "");
+        return;
+    }
     if (!t) {
         attempt_failed(d, err, "cannot connect to %s over QUIC: %s", d->authority,
                        reason ? reason : moq_strerror(err));
@@ -496,6 +524,8 @@ static int take_config(moq_dial *d, const struct moq_dial_config *cfg, char *err
     d->max_frame_bytes = cfg->max_frame_bytes;
     d->connected = cfg->connected;
     d->upstream = cfg->upstream;
+    d->announce_refused = cfg->announce_refused;
+    if (cfg->tls_hint && !(d->tls_hint = strdup(cfg->tls_hint))) return MOQ_ERR_NOMEM;
     d->closed = cfg->closed;
     d->ctx = cfg->ctx;
     return 0;

@@ -13,6 +13,7 @@
 #include "util/log.h"
 #include "util/map.h"
 #include "util/time.h"
+#include "util/url.h"
 
 #define DEFAULT_BACKOFF_INITIAL_MS 500
 #define DEFAULT_BACKOFF_MAX_MS     10000
@@ -70,21 +71,15 @@ static int encode_node(moq_buf *out, const char *url)
     return rv;
 }
 
+/* NULL when out of memory or when the name is not a valid encoding (it is then ignored). */
 static char *decode_node(const uint8_t *s, size_t len)
 {
     char *out = malloc(len + 1);
-    if (!out) return NULL;
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] == '%' && i + 2 < len) {
-            char hex[3] = {(char)s[i + 1], (char)s[i + 2], 0};
-            out[o++] = (char)strtol(hex, NULL, 16);
-            i += 2;
-        } else {
-            out[o++] = (char)s[i];
-        }
+    if (out && moq_percent_decode((const char *)s, len, out, len + 1, 0) < 0) {
+        moq_debug("cluster", "ignoring a node advertisement with a bad percent-escape");
+        free(out);
+        return NULL;
     }
-    out[o] = '\0';
     return out;
 }
 

@@ -1459,6 +1459,9 @@ int moq_config_validate(struct moq_config *cfg, char *err, size_t errlen)
         const struct opt *o = &moq_config_opts[i];
         if (o->flags & OPT_ALIAS || cfg->origin[i].src == SRC_DEFAULT) continue;
         char label[64];
+        if (o->flags & OPT_IGNORED && o->off == offsetof(struct moq_config, stats.enabled) &&
+            cfg->stats.enabled)
+            continue; /* warned above */
         if (o->flags & OPT_IGNORED)
             warn(cfg, "%s is accepted for compatibility but has no effect in this relay",
                  opt_label(o, label, sizeof(label)));
@@ -1535,7 +1538,9 @@ void moq_config_print_help(FILE *out)
             "Usage: moq-relay [OPTIONS] [CONFIG.toml]\n\n"
             "Settings come from built-in defaults, then the TOML file, then MOQ_* environment\n"
             "variables, then these flags (later wins). Repeat a list flag to give several values.\n"
-            "Booleans: --flag or --flag=false. Logs: MOQ_LOG or RUST_LOG override the level.\n\n"
+            "Booleans: --flag or --flag=false. Logs: MOQ_LOG or RUST_LOG override the level.\n"
+            "Options marked [accepted, no effect] exist so upstream configurations load; setting\n"
+            "one logs a warning.\n\n"
             "Options:\n",
             MOQ_VERSION);
     for (size_t i = 0; i < moq_config_nopts; i++) {
@@ -1544,6 +1549,7 @@ void moq_config_print_help(FILE *out)
         char left[80];
         snprintf(left, sizeof(left), "--%s%s", o->flag, placeholder(o));
         fprintf(out, "  %-42s %s", left, o->help);
+        if (o->flags & OPT_IGNORED) fputs(" [accepted, no effect]", out);
         if (o->def) fprintf(out, " [default: %s]", o->def);
         if (o->env) fprintf(out, " [env: %s]", o->env);
         if (o->flag_alias) fprintf(out, " [alias: --%s]", o->flag_alias);

@@ -149,7 +149,8 @@ struct moq_config {
     struct moq_config_cluster cluster;
     struct moq_config_auth auth;
     struct {
-        bool ws; /* WebSocket (qmux) on the web listeners; default true */
+        bool ws;      /* WebSocket (qmux) on the web listeners; default true */
+        bool metrics; /* also serve /metrics on the web listeners; default false */
         struct {
             char *listen;
         } http;

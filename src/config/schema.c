@@ -8,7 +8,9 @@
 #define S(field) ((ssize_t)offsetof(struct moq_config, field))
 #define NOSET    ((ssize_t)-1)
 
-#define QUIC_OPTS(side, SIDE, extra_alias)                                                         \
+/* noeffect: OPT_IGNORED where the side does not use the tuning (outbound dials take only the
+ * keep-alive and idle timeout), else 0. */
+#define QUIC_OPTS(side, SIDE, extra_alias, noeffect)                                               \
     {#side ".quic.max_streams",                                                                    \
      #side "-quic-max-streams",                                                                    \
      extra_alias,                                                                                  \
@@ -16,7 +18,7 @@
      T_U64,                                                                                        \
      F(side.quic.max_streams),                                                                     \
      NOSET,                                                                                        \
-     0,                                                                                            \
+     noeffect,                                                                                     \
      "10000",                                                                                      \
      "Maximum concurrent QUIC streams per direction and connection"},                              \
         {#side ".quic.max_concurrent_streams",                                                     \
@@ -36,7 +38,7 @@
          T_SIZE,                                                                                   \
          F(side.quic.receive_window),                                                              \
          S(side.quic.receive_window_set),                                                          \
-         0,                                                                                        \
+         noeffect,                                                                                 \
          NULL,                                                                                     \
          "QUIC connection flow-control window in bytes (unset: stack default)"},                   \
         {#side ".quic.gso",                                                                        \
@@ -46,7 +48,7 @@
          T_BOOL,                                                                                   \
          F(side.quic.gso),                                                                         \
          S(side.quic.gso_set),                                                                     \
-         0,                                                                                        \
+         noeffect,                                                                                 \
          "true",                                                                                   \
          "Use UDP generic segmentation offload when the kernel supports it"},                      \
         {#side ".quic.idle_timeout",                                                               \
@@ -76,7 +78,7 @@
          T_BOOL,                                                                                   \
          F(side.quic.mtu_discovery),                                                               \
          NOSET,                                                                                    \
-         0,                                                                                        \
+         OPT_IGNORED,                                                                              \
          "false",                                                                                  \
          "Probe for a larger path MTU"},                                                           \
         {#side ".quic.congestion_control",                                                         \
@@ -86,7 +88,7 @@
          T_CONGESTION,                                                                             \
          F(side.quic.congestion_control),                                                          \
          NOSET,                                                                                    \
-         0,                                                                                        \
+         noeffect,                                                                                 \
          NULL,                                                                                     \
          "Congestion control family: loss (CUBIC) or delay (BBR)"},                                \
     {                                                                                              \
@@ -108,7 +110,7 @@ const struct opt moq_config_opts[] = {
      NOSET, 0, NULL, "MoQ versions to offer (moq-lite-05, moq-lite-04, moq-lite-03; unset: all)"},
     {"server.backend", "server-backend", NULL, "MOQ_SERVER_BACKEND", T_BACKEND, F(server.backend),
      NOSET, OPT_IGNORED, NULL, "Upstream QUIC backend choice (ignored)"},
-    QUIC_OPTS(server, SERVER, "server-max-streams"),
+    QUIC_OPTS(server, SERVER, "server-max-streams", 0),
     {"server.quic.preferred_v4", "server-preferred-v4", NULL, "MOQ_SERVER_PREFERRED_V4", T_ADDR,
      F(server.preferred_v4), NOSET, OPT_IGNORED, NULL, "IPv4 QUIC preferred_address"},
     {"server.quic.preferred_v6", "server-preferred-v6", NULL, "MOQ_SERVER_PREFERRED_V6", T_ADDR,
@@ -146,22 +148,22 @@ const struct opt moq_config_opts[] = {
     /* [client] (outbound cluster dials) */
     {"client.connect", "client-connect", NULL, "MOQ_CLIENT_CONNECT", T_STR, F(client.connect),
      NOSET, OPT_IGNORED, NULL, "Upstream's one-shot client URL (ignored by the relay)"},
-    {"client.bind", "client-bind", NULL, "MOQ_CLIENT_BIND", T_ADDR, F(client.bind), NOSET, 0,
-     "[::]:0", "Local UDP address for outbound QUIC"},
+    {"client.bind", "client-bind", NULL, "MOQ_CLIENT_BIND", T_ADDR, F(client.bind), NOSET,
+     OPT_IGNORED, "[::]:0", "Local UDP address for outbound QUIC"},
     {"client.backend", "client-backend", NULL, "MOQ_CLIENT_BACKEND", T_BACKEND, F(client.backend),
      NOSET, OPT_IGNORED, NULL, "Upstream QUIC backend choice (ignored)"},
     {"client.failover_delay", "client-failover-delay", NULL, "MOQ_CLIENT_FAILOVER_DELAY",
-     T_DURATION, F(client.failover_delay_ms), NOSET, 0, "250ms",
+     T_DURATION, F(client.failover_delay_ms), NOSET, OPT_IGNORED, "250ms",
      "Happy Eyeballs delay before dialing the next address"},
     {"client.resolution_delay", "client-resolution-delay", NULL, "MOQ_CLIENT_RESOLUTION_DELAY",
-     T_DURATION, F(client.resolution_delay_ms), NOSET, 0, "50ms",
+     T_DURATION, F(client.resolution_delay_ms), NOSET, OPT_IGNORED, "50ms",
      "How long an IPv4-only answer waits for the full DNS answer"},
     {"client.timeout", "client-connect-timeout", "client-timeout", "MOQ_CLIENT_CONNECT_TIMEOUT",
      T_DURATION, F(client.timeout_ms), NOSET, 0, "30s",
      "Limit for one outbound dial plus handshake; 0 waits forever"},
     {"client.version", "client-version", NULL, "MOQ_CLIENT_VERSION", T_VERSIONS, F(client.version),
      NOSET, 0, NULL, "MoQ versions to offer on outbound dials (unset: all)"},
-    QUIC_OPTS(client, CLIENT, "client-max-streams"),
+    QUIC_OPTS(client, CLIENT, "client-max-streams", OPT_IGNORED),
     {"client.tls.root", "client-tls-root", "tls-root", "MOQ_CLIENT_TLS_ROOT", T_LIST,
      F(client.tls.root), NOSET, 0, NULL, "CA file(s) trusted for outbound TLS"},
     {"client.tls.system_roots", "client-tls-system-roots", "tls-system-roots",
@@ -180,7 +182,8 @@ const struct opt moq_config_opts[] = {
      "MOQ_CLIENT_TLS_DISABLE_VERIFY", T_BOOL, F(client.tls.disable_verify), NOSET, 0, "false",
      "Danger: accept any peer certificate"},
     {"client.tls.host_name", "client-tls-host-name", NULL, "MOQ_CLIENT_TLS_HOST_NAME", T_STR,
-     F(client.tls.host_name), NOSET, 0, NULL, "Override the TLS server name for outbound dials"},
+     F(client.tls.host_name), NOSET, OPT_IGNORED, NULL,
+     "Override the TLS server name for outbound dials"},
     {"client.backoff.initial", "backoff-initial", NULL, "MOQ_BACKOFF_INITIAL", T_DURATION,
      F(client.backoff.initial_ms), NOSET, 0, "1s", "First reconnect delay"},
     {"client.backoff.multiplier", "backoff-multiplier", NULL, "MOQ_BACKOFF_MULTIPLIER", T_U64,
@@ -256,6 +259,8 @@ const struct opt moq_config_opts[] = {
     /* [web] */
     {"web.ws", "web-ws", NULL, "MOQ_WEB_WS", T_BOOL, F(web.ws), NOSET, 0, "true",
      "Accept WebSocket (qmux) sessions on the web listeners"},
+    {"web.metrics", "web-metrics", NULL, "MOQ_WEB_METRICS", T_BOOL, F(web.metrics), NOSET, 0,
+     "false", "Also serve /metrics, unauthenticated, on the public web listeners"},
     {"web.http.listen", "web-http-listen", NULL, "MOQ_WEB_HTTP_LISTEN", T_ADDR, F(web.http.listen),
      NOSET, 0, NULL, "TCP address for HTTP and WebSocket (unset: off)"},
     {"web.https.listen", "web-https-listen", NULL, "MOQ_WEB_HTTPS_LISTEN", T_ADDR,
@@ -273,16 +278,17 @@ const struct opt moq_config_opts[] = {
      NOSET, 0, NULL, "Plain-HTTP ops listener for /metrics and /health (trusted networks only)"},
 
     /* [stats] */
+    /* stats publishing is not implemented: every stats option is accepted without effect */
     {"stats.enabled", "stats-enabled", NULL, "MOQ_STATS_ENABLED", T_BOOL, F(stats.enabled), NOSET,
-     0, "false", "Publish per-node stats broadcasts (not implemented: warns)"},
-    {"stats.prefix", "stats-prefix", NULL, "MOQ_STATS_PREFIX", T_STR, F(stats.prefix), NOSET, 0,
-     ".stats", "Path prefix of the stats broadcasts"},
+     OPT_IGNORED, "false", "Publish per-node stats broadcasts (not implemented: warns)"},
+    {"stats.prefix", "stats-prefix", NULL, "MOQ_STATS_PREFIX", T_STR, F(stats.prefix), NOSET,
+     OPT_IGNORED, ".stats", "Path prefix of the stats broadcasts"},
     {"stats.interval", "stats-interval", NULL, "MOQ_STATS_INTERVAL", T_U64, F(stats.interval_s),
-     NOSET, 0, "1", "Seconds between stats snapshots"},
-    {"stats.node", "stats-node", NULL, "MOQ_STATS_NODE", T_STR, F(stats.node), NOSET, 0, NULL,
-     "Node name in the stats broadcast path"},
-    {"stats.depth", "stats-depth", NULL, "MOQ_STATS_DEPTH", T_U64, F(stats.depth), NOSET, 0, "0",
-     "Broadcast path segments to bucket stats by"},
+     NOSET, OPT_IGNORED, "1", "Seconds between stats snapshots"},
+    {"stats.node", "stats-node", NULL, "MOQ_STATS_NODE", T_STR, F(stats.node), NOSET, OPT_IGNORED,
+     NULL, "Node name in the stats broadcast path"},
+    {"stats.depth", "stats-depth", NULL, "MOQ_STATS_DEPTH", T_U64, F(stats.depth), NOSET,
+     OPT_IGNORED, "0", "Broadcast path segments to bucket stats by"},
 
     /* [cache] */
     {"cache.capacity", "cache-capacity", NULL, "MOQ_CACHE_CAPACITY", T_SIZE, F(cache.capacity),

@@ -5,6 +5,7 @@
 #include "util/err.h"
 #include "util/log.h"
 #include "util/map.h"
+#include "util/url.h"
 #include "util/varint.h"
 
 #include <ev.h>
@@ -338,6 +339,23 @@ static int respond(struct h3_conn *c, int64_t sid, const char *status, const cha
     return rv;
 }
 
+/* The refusal's reason as the response body: one DATA frame of text. */
+static void respond_body(struct h3_conn *c, int64_t sid, const char *why)
+{
+    size_t n = strlen(why);
+    moq_buf b;
+    moq_buf_init(&b);
+    int rv = moq_buf_put_varint(&b, MOQ_H3_FRAME_DATA);
+    if (rv == 0) rv = moq_buf_put_varint(&b, n + 1);
+    if (rv == 0) rv = moq_buf_append(&b, why, n);
+    if (rv == 0) rv = moq_buf_put_u8(&b, '\n');
+    if (rv == 0)
+        moq_transport_write_bytes(c->quic, sid, b.data, b.len, true);
+    else
+        moq_transport_write_bytes(c->quic, sid, NULL, 0, true);
+    moq_buf_free(&b);
+}
+
 static void reject_request(struct h3_conn *c, struct h3_stream *s, const char *status,
                            const char *why)
 {
@@ -345,12 +363,33 @@ static void reject_request(struct h3_conn *c, struct h3_stream *s, const char *s
     /* No STOP_SENDING: Chromium handles it before the response and reports a QUIC
      * protocol error instead of the refusal; it cancels the stream itself once it has
      * read the status. Whatever else arrives on the stream is drained. */
-    respond(c, s->sid, status, NULL, true);
+    if (respond(c, s->sid, status, NULL, false) == 0) respond_body(c, s->sid, why);
     s->kind = HS_DRAIN;
     moq_buf_free(&s->in);
     /* A connection left without a session is closed after the linger time, as when its
      * last session ends (a browser opens one connection per WebTransport session). */
     maybe_linger(c);
+}
+
+/* Upstream answers a CONNECT without a protocol it knows with 200 and no wt-protocol; the
+ * client then falls back to the compat SETUP of moq-lite-01/02 or moq-transport-14, which
+ * this relay does not speak. The 400 names what to offer instead (and makes @moq/net fall
+ * back to WebSocket). */
+static void refuse_protocols(struct h3_conn *c, struct h3_stream *s, bool offered_some)
+{
+    char list[256] = "";
+    size_t o = 0;
+    for (size_t i = 0; i < c->n_protocols && o < sizeof(list); i++)
+        o += (size_t)snprintf(list + o, sizeof(list) - o, "%s\"%s\"", i ? ", " : "",
+                              c->protocols[i]);
+    char why[512];
+    snprintf(why, sizeof(why),
+             "%s: this relay needs wt-available-protocols with one of %s (the compat SETUP of "
+             "clients that send none is not supported)",
+             offered_some ? "no offered WebTransport protocol is supported"
+                          : "no WebTransport protocol offered",
+             list);
+    reject_request(c, s, "400", why);
 }
 
 static const char *field(const struct moq_h3_headers *h, const char *name)
@@ -374,7 +413,8 @@ static void handle_connect(struct h3_conn *c, struct h3_stream *s, const struct 
         reject_request(c, s, "404", "not a WebTransport CONNECT");
         return;
     }
-    if (!authority || path[0] != '/') {
+    moq_target target;
+    if (!authority || path[0] != '/' || moq_target_split(path, strlen(path), &target) < 0) {
         reject_request(c, s, "400", "CONNECT without :authority or with a bad :path");
         return;
     }
@@ -385,9 +425,7 @@ static void handle_connect(struct h3_conn *c, struct h3_stream *s, const struct 
         return;
     }
     if (!pick.chosen) {
-        reject_request(c, s, "400",
-                       offer ? "no offered WebTransport protocol is supported"
-                             : "no WebTransport protocol offered");
+        refuse_protocols(c, s, offer != NULL);
         return;
     }
     if (moq_u64map_get(&c->sessions, (uint64_t)s->sid)) {

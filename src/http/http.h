@@ -18,12 +18,15 @@
  *
  * Threading: one server per event loop; nothing here is thread-safe.
  *
- * Paths: the request target is split with http-parser's URL parser; the path is
- * percent-decoded exactly once. Decoding is strict: a '%' must be followed by two hex
- * digits, the decoded path must be valid UTF-8 without control characters (NUL included),
- * and no segment may be "." or ".." after decoding (so "%2e%2e" is caught too). Anything
- * else is 400. Nothing is normalised: "//", a trailing "/" and case are kept as sent, and
- * "%2F" decodes to "/" like any other byte. Routes match the decoded path byte for byte.
+ * Paths: the request target is split with http-parser's URL parser (moq_target_split in
+ * util/url.h); the path is percent-decoded exactly once, with the relay's one decoder
+ * (moq_percent_decode). Decoding is strict: a '%' must be followed by two hex digits, the
+ * decoded path must be valid UTF-8 without control characters (NUL included), and no
+ * segment may be "." or ".." after decoding (so "%2e%2e" is caught too). The query stays
+ * encoded, but every name and value in it must decode the same way (moq_query_validate).
+ * Anything else is 400. Nothing is normalised: "//", a trailing "/" and case are kept as
+ * sent, and "%2F" decodes to "/" like any other byte. Routes match the decoded path byte
+ * for byte. Query parameters are read with moq_query_param (util/url.h).
  */
 #ifndef MOQ_HTTP_HTTP_H
 #define MOQ_HTTP_HTTP_H
@@ -70,7 +73,7 @@ typedef struct moq_http_request {
     size_t target_len;
     const char *path; /* percent-decoded path (see above), NUL-terminated */
     size_t path_len;
-    const char *query; /* raw query after '?' (not decoded), "" when absent */
+    const char *query; /* raw query after '?' (not decoded, but decodable), "" when absent */
     size_t query_len;
     bool has_query;
     const struct moq_http_header *headers;
@@ -92,11 +95,6 @@ const char *moq_http_header(const moq_http_request *req, const char *name);
 /* True when a comma-separated header (all occurrences) has this token
  * (case-insensitive), e.g. Connection: keep-alive, Upgrade. */
 bool moq_http_header_has_token(const moq_http_request *req, const char *name, const char *token);
-/* Decode one query parameter (application/x-www-form-urlencoded: %XX and '+') into out
- * (NUL-terminated). Returns the decoded length, MOQ_ERR_NOT_FOUND, MOQ_ERR_INVALID on a bad
- * escape, or MOQ_ERR_TOO_LARGE when it does not fit in cap. */
-int moq_http_query_param(const char *query, size_t query_len, const char *name, char *out,
-                         size_t cap);
 
 /*
  * Handlers. Return 0 when `resp` is complete (it is sent at once), MOQ_HTTP_ASYNC to keep
@@ -220,6 +218,15 @@ struct moq_http_config {
     uint32_t ws_ping_interval_ms; /* ping when nothing was received for this long (15000) */
     uint32_t ws_idle_timeout_ms;  /* close when nothing was received for this long (45000) */
     uint32_t ws_close_timeout_ms; /* wait for the peer's close frame (5000) */
+    /* File descriptors: the server holds reserve_fds descriptors (default 1) open for when
+     * the process runs out (accept fails with EMFILE or ENFILE). One is then let go so the
+     * waiting connection can be accepted: with reserve_serve it is served as usual (an
+     * operations listener keeps answering however busy the public ones are; its reserve
+     * bounds how many such connections it holds at once), without it the connection gets a
+     * 503 (plain HTTP) and is closed, so clients are told at once instead of hanging in the
+     * backlog. The descriptor is taken back as soon as the connection closes. */
+    size_t reserve_fds;
+    bool reserve_serve;
 };
 
 /* Fill cfg with the defaults above. */

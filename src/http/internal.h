@@ -87,7 +87,8 @@ struct moq_http_listener {
     moq_http_server *srv;
     int fd;
     ev_io io;
-    ev_timer retry; /* accept paused after EMFILE/ENFILE */
+    ev_timer retry; /* accept paused after EMFILE/ENFILE with no reserve left */
+    bool exhausted; /* accept failed for want of descriptors; logged until it succeeds */
     bool has_tls;
     struct moq_http_tls tls;
     gnutls_priority_t prio;
@@ -106,6 +107,7 @@ struct moq_http_conn {
     moq_http_server *srv;
     struct moq_http_listener *lst;
     int fd;
+    bool reserved; /* accepted in the slot of a reserve descriptor: give it back on close */
     ev_io io;
     int io_events;
     ev_timer timer; /* the one deadline that matters in the current state */
@@ -145,6 +147,7 @@ struct moq_http_server {
     size_t n_conns;
     moq_ws_upgrade_fn ws_fn;
     void *ws_ctx;
+    int *spares; /* cfg.reserve_fds descriptors held in reserve; -1 while lent out */
     int64_t date_s;
     char date[30];
 };

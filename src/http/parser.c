@@ -6,9 +6,11 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "util/buf.h"
 #include "util/err.h"
+#include "util/url.h"
 
 /* A header is stored as offsets into the arena until the head is complete, because the
  * arena may move while it grows. */
@@ -176,14 +178,6 @@ static unsigned map_method(unsigned m)
     }
 }
 
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 /* Length of a valid UTF-8 sequence at s (at most n bytes), or 0 when invalid. Rejects
  * overlong forms, surrogates and code points above U+10FFFF. */
 static size_t utf8_seq(const unsigned char *s, size_t n)
@@ -222,24 +216,17 @@ static bool is_dot_segment(const char *seg, size_t len)
 
 int moq_http_decode_path(const char *raw, size_t len, char *out)
 {
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)raw[i];
-        if (c == '%') {
-            if (len - i < 3) return MOQ_ERR_INVALID;
-            int hi = hexval((unsigned char)raw[i + 1]), lo = hexval((unsigned char)raw[i + 2]);
-            if (hi < 0 || lo < 0) return MOQ_ERR_INVALID;
-            c = (unsigned char)(hi << 4 | lo);
-            i += 2;
-        }
+    int n = moq_percent_decode(raw, len, out, len + 1, 0);
+    if (n < 0) return MOQ_ERR_INVALID;
+    size_t o = (size_t)n;
+    for (size_t i = 0; i < o; i++) {
+        unsigned char c = (unsigned char)out[i];
         if (c < 0x20 || c == 0x7f) return MOQ_ERR_INVALID;
-        out[o++] = (char)c;
     }
-    out[o] = 0;
     for (size_t i = 0; i < o;) {
-        size_t n = utf8_seq((const unsigned char *)out + i, o - i);
-        if (!n) return MOQ_ERR_INVALID;
-        i += n;
+        size_t k = utf8_seq((const unsigned char *)out + i, o - i);
+        if (!k) return MOQ_ERR_INVALID;
+        i += k;
     }
     size_t seg = 0;
     for (size_t i = 0; i <= o; i++) {
@@ -248,7 +235,7 @@ int moq_http_decode_path(const char *raw, size_t len, char *out)
             seg = i + 1;
         }
     }
-    return (int)o;
+    return n;
 }
 
 /* Split the target into path and query; append the decoded path and a copy of the query
@@ -264,21 +251,28 @@ static int split_target(moq_http_parser *p, size_t *path_off, size_t *path_len, 
     if (asterisk) {
         raw_off = p->url_off;
         raw_len = 1;
-    } else {
+    } else if (p->hp.method == HTTP_CONNECT) {
+        /* authority-form: no path, no query */
         struct http_parser_url u;
         http_parser_url_init(&u);
-        if (http_parser_parse_url(url, p->url_len, p->hp.method == HTTP_CONNECT, &u) != 0) {
+        if (http_parser_parse_url(url, p->url_len, 1, &u) != 0) {
             set_error(p, 400);
             return -1;
         }
-        if (u.field_set & (1u << UF_PATH)) {
-            raw_off = p->url_off + u.field_data[UF_PATH].off;
-            raw_len = u.field_data[UF_PATH].len;
+    } else {
+        moq_target t;
+        if (moq_target_split(url, p->url_len, &t) < 0) {
+            set_error(p, 400);
+            return -1;
         }
-        if (u.field_set & (1u << UF_QUERY)) {
+        if (t.path_len) {
+            raw_off = p->url_off + (size_t)(t.path - url);
+            raw_len = t.path_len;
+        }
+        if (t.has_query) {
             *has_query = true;
-            q_off = p->url_off + u.field_data[UF_QUERY].off;
-            *query_len = u.field_data[UF_QUERY].len;
+            q_off = p->url_off + (size_t)(t.query - url);
+            *query_len = t.query_len;
         }
     }
     if (!asterisk && raw_len && ((const char *)p->arena.data)[raw_off] != '/') {
@@ -376,6 +370,16 @@ static int finish_head(moq_http_parser *p)
     return 0;
 }
 
+/* RFC 9112 section 3.2: an HTTP/1.1 request carries exactly one Host header; no request
+ * may carry two. */
+static bool host_header_ok(const moq_http_parser *p)
+{
+    size_t hosts = 0;
+    for (size_t i = 0; i < p->n_headers; i++)
+        if (p->headers[i].name_len == 4 && !strncasecmp(p->headers[i].name, "host", 4)) hosts++;
+    return hosts == 1 || (hosts == 0 && p->hp.http_minor == 0);
+}
+
 static int on_headers_complete(http_parser *hp)
 {
     moq_http_parser *p = hp->data;
@@ -383,6 +387,10 @@ static int on_headers_complete(http_parser *hp)
     p->headers_done = true;
     if (hp->http_major != 1) {
         set_error(p, 505);
+        return -1;
+    }
+    if (!host_header_ok(p)) {
+        set_error(p, 400);
         return -1;
     }
     if (p->on_headers) {

@@ -3,8 +3,9 @@
  *
  * Wraps http-parser (which does all the HTTP syntax work) and adds the limits and
  * bookkeeping the server needs: request head size and header count (431), body size (413),
- * strict path decoding (400), version check (505). The parser stops after each complete
- * request so pipelined requests are handled one at a time: bytes after the request are
+ * strict path decoding and a query that decodes (400, see http.h), exactly one Host header
+ * for HTTP/1.1 and at most one for HTTP/1.0 (400), version check (505). The parser stops after each
+ * complete request so pipelined requests are handled one at a time: bytes after the request are
  * left unconsumed, and the caller resets the parser before feeding them.
  *
  * The parser owns all request storage; the moq_http_request it exposes stays valid until

@@ -1,6 +1,7 @@
 /* HTTP/1.1 server: listeners, connections, TLS, request processing, timeouts. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -47,6 +48,7 @@ void moq_http_config_default(struct moq_http_config *cfg)
         .ws_ping_interval_ms = 15000,
         .ws_idle_timeout_ms = 45000,
         .ws_close_timeout_ms = 5000,
+        .reserve_fds = 1,
     };
 }
 
@@ -70,6 +72,7 @@ static void fill_defaults(struct moq_http_config *cfg)
     DEF(ws_ping_interval_ms);
     DEF(ws_idle_timeout_ms);
     DEF(ws_close_timeout_ms);
+    DEF(reserve_fds);
 #undef DEF
 }
 
@@ -802,17 +805,46 @@ static int conn_setup_tls(struct moq_http_conn *c)
     return 0;
 }
 
-static void conn_new(struct moq_http_listener *l, int fd, const struct sockaddr_storage *ss)
+/* --- descriptor reserve --------------------------------------------------------------- */
+
+/* Open every reserve slot that is not (any more). Returns how many are open. */
+static size_t spares_fill(moq_http_server *s)
+{
+    size_t open_now = 0;
+    for (size_t i = 0; i < s->cfg.reserve_fds; i++) {
+        if (s->spares[i] < 0) s->spares[i] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (s->spares[i] >= 0) open_now++;
+    }
+    return open_now;
+}
+
+/* Close one reserve descriptor so accept can use its slot. False when none is left. */
+static bool spare_release(moq_http_server *s)
+{
+    for (size_t i = 0; i < s->cfg.reserve_fds; i++) {
+        if (s->spares[i] >= 0) {
+            close(s->spares[i]);
+            s->spares[i] = -1;
+            return true;
+        }
+    }
+    return false;
+}
+
+static void conn_new(struct moq_http_listener *l, int fd, const struct sockaddr_storage *ss,
+                     bool reserved)
 {
     moq_http_server *s = l->srv;
     struct moq_http_conn *c = calloc(1, sizeof(*c));
     if (!c) {
         close(fd);
+        if (reserved) spares_fill(s);
         return;
     }
     c->srv = s;
     c->lst = l;
     c->fd = fd;
+    c->reserved = reserved;
     format_peer(ss, c->peer, sizeof(c->peer));
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -858,6 +890,7 @@ static void conn_free(struct moq_http_conn *c, uint16_t ws_code)
     if (c->tls) gnutls_deinit(c->tls);
     if (c->creds_handle) c->lst->tls.creds_release(c->lst->tls.ctx, c->creds_handle);
     close(c->fd);
+    if (c->reserved) spares_fill(s);
     moq_http_parser_free(c->parser);
     moq_buf_free(&c->in);
     moq_outq_free(&c->out);
@@ -889,6 +922,52 @@ static void listener_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
     ev_io_start(loop, &l->io);
 }
 
+static void listener_pause(struct ev_loop *loop, struct moq_http_listener *l)
+{
+    ev_io_stop(loop, &l->io);
+    ev_timer_set(&l->retry, 0.1, 0.);
+    ev_timer_start(loop, &l->retry);
+}
+
+static bool out_of_descriptors(int err)
+{
+    return err == EMFILE || err == ENFILE;
+}
+
+enum reserve_result {
+    RESERVE_TAKEN,   /* a connection was accepted (and served or turned away) */
+    RESERVE_SPENT,   /* no reserve descriptor left: pause accepts */
+    RESERVE_NOTHING, /* the backlog emptied meanwhile */
+};
+
+/* accept failed for want of descriptors: take the waiting connection in the slot of a
+ * reserve descriptor, to serve it or to turn it away. */
+static enum reserve_result accept_from_reserve(struct moq_http_listener *l)
+{
+    moq_http_server *s = l->srv;
+    if (!l->exhausted)
+        moq_warn("http", "out of file descriptors on port %u: %s", l->port,
+                 s->cfg.reserve_serve ? "serving from the reserve"
+                                      : "answering 503 and closing new connections");
+    l->exhausted = true;
+    if (!spare_release(s)) return RESERVE_SPENT;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+        bool empty = errno == EAGAIN || errno == EWOULDBLOCK;
+        spares_fill(s);
+        return empty ? RESERVE_NOTHING : RESERVE_SPENT;
+    }
+    if (s->cfg.reserve_serve && s->n_conns < s->cfg.max_conns) {
+        conn_new(l, fd, &ss, true);
+    } else {
+        refuse_busy(fd, l->has_tls);
+        spares_fill(s);
+    }
+    return RESERVE_TAKEN;
+}
+
 static void listener_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct moq_http_listener *l = w->data;
@@ -900,18 +979,28 @@ static void listener_cb(struct ev_loop *loop, ev_io *w, int revents)
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED) continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) return;
-            moq_warn("http", "accept failed: %s; pausing accepts", strerror(errno));
-            ev_io_stop(loop, &l->io);
-            ev_timer_set(&l->retry, 0.1, 0.);
-            ev_timer_start(loop, &l->retry);
+            if (!out_of_descriptors(errno)) {
+                moq_warn("http", "accept failed: %s; pausing accepts", strerror(errno));
+                listener_pause(loop, l);
+                return;
+            }
+            enum reserve_result rr = accept_from_reserve(l);
+            if (rr == RESERVE_TAKEN) continue;
+            if (rr == RESERVE_SPENT) listener_pause(loop, l);
             return;
+        }
+        if (l->exhausted) {
+            l->exhausted = false;
+            /* the reserve may have been spent on connections that are gone by now */
+            spares_fill(s);
+            moq_info("http", "port %u: accepting connections again", l->port);
         }
         if (s->n_conns >= s->cfg.max_conns) {
             moq_debug("http", "connection limit (%zu) reached: refusing", s->cfg.max_conns);
             refuse_busy(fd, l->has_tls);
             continue;
         }
-        conn_new(l, fd, &ss);
+        conn_new(l, fd, &ss, false);
     }
 }
 
@@ -932,8 +1021,10 @@ int moq_http_server_listen(moq_http_server *s, const char *addr, const struct mo
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (ss.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
     if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 1024) < 0) {
-        moq_error("http", "cannot listen on %s: %s", addr, strerror(errno));
+        int e = errno;
+        moq_error("http", "cannot listen on %s: %s", addr, strerror(e));
         close(fd);
+        errno = e; /* the caller tells "address in use" apart */
         return MOQ_ERR_IO;
     }
     struct sockaddr_storage bound;
@@ -980,10 +1071,18 @@ moq_http_server *moq_http_server_new(struct ev_loop *loop, const struct moq_http
     if (cfg) s->cfg = *cfg;
     fill_defaults(&s->cfg);
     s->router = moq_http_router_new();
-    if (!s->router) {
+    s->spares = malloc(s->cfg.reserve_fds * sizeof(int));
+    if (!s->router || !s->spares) {
+        moq_http_router_free(s->router);
+        free(s->spares);
         free(s);
         return NULL;
     }
+    for (size_t i = 0; i < s->cfg.reserve_fds; i++)
+        s->spares[i] = -1;
+    if (spares_fill(s) < s->cfg.reserve_fds)
+        moq_warn("http", "cannot hold %zu file descriptors in reserve: %s", s->cfg.reserve_fds,
+                 strerror(errno));
     moq_list_init(&s->listeners);
     moq_list_init(&s->conns);
     return s;
@@ -1008,6 +1107,9 @@ void moq_http_server_free(moq_http_server *s)
         conn_free(c, MOQ_WS_GOING_AWAY);
     }
     moq_http_router_free(s->router);
+    for (size_t i = 0; i < s->cfg.reserve_fds; i++)
+        if (s->spares[i] >= 0) close(s->spares[i]);
+    free(s->spares);
     free(s);
 }
 

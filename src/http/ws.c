@@ -228,6 +228,15 @@ static bool is_offer(const char *const *offers, size_t n, const char *p)
     return false;
 }
 
+/* The hook's explanation goes out as the body of the refusal. */
+static void refusal_body(struct moq_http_conn *c, const char *text)
+{
+    moq_http_response_clear(&c->resp);
+    if (moq_http_response_header(&c->resp, "Content-Type", "text/plain; charset=utf-8") < 0 ||
+        moq_http_response_body(&c->resp, text, strlen(text)) < 0)
+        moq_http_response_clear(&c->resp);
+}
+
 int moq_ws_start(struct moq_http_conn *c, const moq_http_request *req)
 {
     moq_http_server *s = c->srv;
@@ -251,6 +260,7 @@ int moq_ws_start(struct moq_http_conn *c, const moq_http_request *req)
     if (status != 0 || !acc.events || !acc.events->closed ||
         (acc.protocol && !is_offer(offers, (size_t)n, acc.protocol))) {
         ws_free(ws);
+        if (status >= 400 && status <= 599 && acc.refusal) refusal_body(c, acc.refusal);
         if (status == 0) {
             moq_error("http",
                       "%s: WebSocket hook accepted without events or with a protocol "

@@ -76,9 +76,13 @@ struct moq_ws_accept {
     const char *protocol; /* one of the offers (copied), or NULL for no subprotocol */
     const struct moq_ws_events *events;
     void *app;
+    /* When refusing: optional text/plain body of the refusal, saying what is wrong
+     * (copied; the hook may point it at its own storage). */
+    const char *refusal;
 };
 
-/* Return 0 to accept (filling *acc), or an HTTP status >= 400 to refuse. */
+/* Return 0 to accept (filling *acc), or an HTTP status >= 400 to refuse (acc->refusal may
+ * explain why). */
 typedef int (*moq_ws_upgrade_fn)(void *ctx, const struct moq_ws_upgrade *up,
                                  struct moq_ws_accept *acc);
 

@@ -3,6 +3,7 @@
  * and the groups that arrive are written into the model once, as shared chunks. */
 #include "moq/session_int.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -101,7 +102,7 @@ void frame_asm_clear(struct frame_asm *fa, moq_session *s)
 /* ---------------------------------------------------------------- announcements */
 
 /* Returns MOQ_ERR_AGAIN when the stream must wait for credit. */
-static int announce_request(moq_session *s, const char *prefix)
+static int announce_request(moq_session *s, const char *prefix, bool police)
 {
     mstream *ms;
     int orv = ms_open(s, MS_ANN_CONSUME, true, &ms);
@@ -119,6 +120,7 @@ static int announce_request(moq_session *s, const char *prefix)
     }
     moq_buf_free(&full);
     ac->ms = ms;
+    ac->police = police;
     moq_map_init(&ac->routes);
     moq_list_push_back(&s->ann_consumes, &ac->link);
     ms->obj = ac;
@@ -135,12 +137,23 @@ static int announce_request(moq_session *s, const char *prefix)
     return 0;
 }
 
-/* Ask the peer for its announcements under each prefix it may publish, from ann_next on. */
+/* Whether to ask the peer at the root too, to refuse what it publishes outside its grant. */
+static bool polices_publish(const moq_session *s)
+{
+    return s->cfg.refuse_outside_grant && s->peer_role != MOQ_ROLE_SUBSCRIBER &&
+           !moq_perms_can_publish(&s->perms, "", 0);
+}
+
+/* Ask the peer for its announcements under each prefix it may publish, from ann_next on,
+ * then at the root when it is policed. */
 static void request_announcements(moq_session *s)
 {
     s->ann_pending = false;
-    for (; s->ann_next < s->perms.publish.len && !s->closing; s->ann_next++) {
-        if (announce_request(s, s->perms.publish.v[s->ann_next]) == MOQ_ERR_AGAIN) {
+    size_t n = s->perms.publish.len + (polices_publish(s) ? 1 : 0);
+    for (; s->ann_next < n && !s->closing; s->ann_next++) {
+        bool police = s->ann_next == s->perms.publish.len;
+        const char *prefix = police ? "" : s->perms.publish.v[s->ann_next];
+        if (announce_request(s, prefix, police) == MOQ_ERR_AGAIN) {
             s->ann_pending = true;
             return;
         }
@@ -265,8 +278,29 @@ void consume_ending_check(moq_session *s)
     ending_rearm(s);
 }
 
+/* On the policing stream: a broadcast outside perms.publish closes the session (what the
+ * grant covers arrives on the grant's own stream). */
+static void police_announce(moq_session *s, const struct moq_announce *m)
+{
+    if (m->status == MOQ_ANNOUNCE_STATUS_ENDED ||
+        moq_perms_can_publish(&s->perms, m->suffix.ptr, m->suffix.len))
+        return;
+    char grant[256], reason[160];
+    moq_info("moq", "%s: refused: the peer may not publish /%s%s%.*s (root /%s, publish=[%s])",
+             s->t->peer, s->perms.root, s->perms.root[0] ? "/" : "", (int)m->suffix.len,
+             m->suffix.ptr, s->perms.root,
+             session_grant_text(&s->perms.publish, grant, sizeof(grant)));
+    snprintf(reason, sizeof(reason), MOQ_SESSION_PUBLISH_REFUSED "%.*s",
+             (int)(m->suffix.len < 120 ? m->suffix.len : 120), m->suffix.ptr);
+    moq_session_close(s, MOQ_CODE_UNAUTHORIZED, reason);
+}
+
 static void on_announce_msg(moq_session *s, struct ann_consume *ac, const struct moq_announce *m)
 {
+    if (ac->police) {
+        police_announce(s, m);
+        return;
+    }
     moq_buf path;
     moq_buf_init(&path);
     if (moq_path_join(&path, moq_str_make(ac->full, strlen(ac->full)), m->suffix) < 0) {
@@ -834,6 +868,11 @@ void consume_stream_reset(mstream *ms, uint64_t code)
         struct ann_consume *ac = ms->obj;
         if (ac) routes_end(ac, false);
         ms_abort(ms, MOQ_CODE_CANCEL);
+        if (ac && !ac->refused && !ac->police && code == MOQ_CODE_UNAUTHORIZED &&
+            s->cfg.announce_refused) {
+            ac->refused = true;
+            s->cfg.announce_refused(s->cfg.ctx, s, ac->prefix);
+        }
         break;
     }
     case MS_SUB_CONSUME:

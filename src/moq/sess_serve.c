@@ -38,6 +38,19 @@ static bool may_subscribe(moq_session *s, moq_str broadcast, moq_buf *full)
     return session_global_path(s, (const uint8_t *)broadcast.ptr, broadcast.len, full) == 0;
 }
 
+/* The peer asked to read outside perms.subscribe: log it with the grant and refuse. */
+static void refuse_read(mstream *ms, const char *what, moq_str broadcast, moq_str track)
+{
+    moq_session *s = ms->s;
+    char grant[256];
+    moq_info("moq", "%s: refused: the peer may not %s /%s%s%.*s%s%.*s (root /%s, subscribe=[%s])",
+             s->t->peer, what, s->perms.root, s->perms.root[0] && broadcast.len ? "/" : "",
+             (int)broadcast.len, broadcast.ptr, track.len ? " track " : "", (int)track.len,
+             track.ptr, s->perms.root,
+             session_grant_text(&s->perms.subscribe, grant, sizeof(grant)));
+    ms_abort(ms, MOQ_CODE_UNAUTHORIZED);
+}
+
 static uint64_t exclude_hop(const moq_session *s)
 {
     return s->peer_origin;
@@ -135,6 +148,12 @@ static size_t watch_prefixes(moq_session *s, const char *full, char **out, size_
 static void start_announce(mstream *ms, const struct moq_announce_request *req)
 {
     moq_session *s = ms->s;
+    if (s->cfg.refuse_outside_grant &&
+        !moq_perms_subscribe_overlaps(&s->perms, req->prefix.ptr, req->prefix.len)) {
+        refuse_read(ms, "see announcements under", req->prefix, (moq_str){NULL, 0});
+        ms->kind = MS_IGNORE;
+        return;
+    }
     struct ann_serve *as = calloc(1, sizeof(*as));
     moq_buf full;
     moq_buf_init(&full);
@@ -196,6 +215,7 @@ void serve_announce_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
             return;
         }
         start_announce(ms, &req);
+        if (ms->kind == MS_IGNORE) return; /* refused */
     }
 }
 
@@ -247,7 +267,7 @@ void serve_track_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
         moq_buf_init(&full);
         if (!may_subscribe(s, req.broadcast, &full)) {
             moq_buf_free(&full);
-            ms_abort(ms, MOQ_CODE_UNAUTHORIZED);
+            refuse_read(ms, "read track info of", req.broadcast, req.track);
             return;
         }
         struct track_serve *ts = calloc(1, sizeof(*ts));
@@ -604,9 +624,7 @@ static void start_subscription(mstream *ms, struct moq_subscribe *req)
     moq_buf_init(&full);
     if (!may_subscribe(s, req->broadcast, &full)) {
         moq_buf_free(&full);
-        moq_debug("moq", "%s: subscribe to %.*s refused", s->t->peer, (int)req->broadcast.len,
-                  req->broadcast.ptr);
-        ms_abort(ms, MOQ_CODE_UNAUTHORIZED);
+        refuse_read(ms, "subscribe to", req->broadcast, req->track);
         return;
     }
     struct down_sub *ds = calloc(1, sizeof(*ds));
@@ -831,7 +849,7 @@ void serve_fetch_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
         moq_buf_init(&full);
         if (!may_subscribe(s, req.broadcast, &full)) {
             moq_buf_free(&full);
-            ms_abort(ms, MOQ_CODE_UNAUTHORIZED);
+            refuse_read(ms, "fetch from", req.broadcast, req.track);
             return;
         }
         moq_group *g = NULL;

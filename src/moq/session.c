@@ -19,6 +19,18 @@ uint64_t session_now(void)
 
 /* ---------------------------------------------------------------- paths */
 
+const char *session_grant_text(const moq_strlist *l, char *out, size_t len)
+{
+    size_t o = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < l->len && o + 1 < len; i++) {
+        int n = snprintf(out + o, len - o, "%s\"%s\"", i ? "," : "", l->v[i]);
+        if (n < 0) break;
+        o += (size_t)n;
+    }
+    return out;
+}
+
 int session_global_path(const moq_session *s, const uint8_t *rel, size_t len, moq_buf *out)
 {
     int rv = moq_path_join(out, moq_str_make(s->perms.root, strlen(s->perms.root)),

@@ -16,7 +16,10 @@
  * Authorization: the engine calls cfg->authorize once it knows the request path: at once
  * on 03/04 and on transports that carry a URL, after the peer's SETUP on raw-QUIC 05 (its
  * Path parameter). Until then the peer's streams wait (bounded). A refusal closes the
- * session with the code authorize returns.
+ * session with the code authorize returns. Requests outside the permissions are refused
+ * with Unauthorized (6): TRACK, SUBSCRIBE and FETCH (and, with refuse_outside_grant, announce
+ * requests) by resetting their stream; with refuse_outside_grant a broadcast the peer
+ * announces outside perms.publish closes the session ("not allowed to publish <path>").
  *
  * Lifetime: moq_session_new attaches the session to the transport as its application.
  * The session ends when the transport closes (by the peer, by moq_session_close or by an
@@ -37,6 +40,10 @@
 
 struct ev_loop;
 typedef struct moq_session moq_session;
+
+/* With refuse_outside_grant, the close reason (code 6) of a session that announced a
+ * broadcast outside its publish grant: this text, then the broadcast's path. */
+#define MOQ_SESSION_PUBLISH_REFUSED "not allowed to publish "
 
 struct moq_session_config {
     moq_origin *origin;
@@ -60,6 +67,17 @@ struct moq_session_config {
      * from. Must not close the session from inside the call. */
     void (*upstream)(void *ctx, moq_session *s, const uint8_t *path, size_t len,
                      const uint64_t *hops, size_t nhops, bool active);
+    /* Server side: refuse what the peer's grant does not allow instead of ignoring it, and
+     * log each refusal at info with the path and the grant. Announce requests outside
+     * perms.subscribe are reset; to learn what the peer publishes outside perms.publish the
+     * engine also asks it for its announcements at the root (unless the grant covers the
+     * root or the peer declared the subscriber role), and such a broadcast closes the
+     * session, the only refusal a publishing client notices. */
+    bool refuse_outside_grant;
+    /* The peer refused our announce request for `prefix` (relative to the root): it reset
+     * the stream with Unauthorized (6), we may not subscribe there. Optional; may close the
+     * session. */
+    void (*announce_refused)(void *ctx, moq_session *s, const char *prefix);
     /* The session has ended (after authorization or not). Optional. */
     void (*closed)(void *ctx, moq_session *s, uint64_t code, const char *reason);
     void *ctx;

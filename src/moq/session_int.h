@@ -98,6 +98,8 @@ struct ann_consume {
     char *full;   /* global prefix */
     uint64_t hop_id;
     bool ok_received;
+    bool police;    /* at the root, only to refuse what perms.publish does not cover */
+    bool refused;   /* the peer refused the request (reported once) */
     moq_map routes; /* suffix -> moq_route* */
     moq_list link;
 };
@@ -271,6 +273,8 @@ int session_global_path(const moq_session *s, const uint8_t *rel, size_t len, mo
 int session_relative_path(const moq_session *s, const uint8_t *path, size_t len,
                           const uint8_t **rel, size_t *rel_len);
 uint64_t session_now(void);
+/* A grant list for the log: "a","b" (empty when it grants nothing). Returns out. */
+const char *session_grant_text(const moq_strlist *l, char *out, size_t len);
 
 /* sess_serve.c */
 void serve_announce_data(mstream *ms, const uint8_t *data, size_t len, bool fin);

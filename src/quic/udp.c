@@ -106,8 +106,10 @@ int moq_quic_udp_listen(const moq_quic_addr *addr, int *fd, moq_quic_addr *bound
     if (bind(s, (const struct sockaddr *)&addr->ss, addr->len) < 0) {
         char text[80];
         moq_quic_addr_format(addr, text, sizeof(text));
-        moq_error("quic", "bind %s: %s", text, strerror(errno));
+        int e = errno;
+        moq_error("quic", "bind %s: %s", text, strerror(e));
         close(s);
+        errno = e; /* the caller tells "address in use" apart */
         return MOQ_ERR_IO;
     }
     bound->len = sizeof(bound->ss);

@@ -2,6 +2,7 @@
  * sessions; periodic maintenance; signals and shutdown. */
 #include "relay/relay_int.h"
 
+#include <errno.h>
 #include <gnutls/crypto.h>
 #include <signal.h>
 #include <stdio.h>
@@ -91,6 +92,7 @@ int relay_start_session(moq_relay *r, moq_transport *t)
         .origin = r->origin,
         .loop = r->loop,
         .offer_probe = true,
+        .refuse_outside_grant = true,
         .authorize = session_authorize,
         .upstream = session_upstream,
         .closed = session_closed,
@@ -221,6 +223,20 @@ static int setup_auth(moq_relay *r, char *err, size_t errlen)
     return rv;
 }
 
+/* A listener that could not be opened (rv, with errno e); an address in use names the
+ * option that moves it. */
+static void listen_failed(char *err, size_t errlen, const char *what, const char *addr, int rv,
+                          int e, const char *option)
+{
+    if (rv == MOQ_ERR_IO && e == EADDRINUSE)
+        snprintf(err, errlen,
+                 "%s on %s: address already in use (another relay running?); choose another "
+                 "address with %s",
+                 what, addr, option);
+    else
+        snprintf(err, errlen, "%s on %s: %s", what, addr, moq_strerror(rv));
+}
+
 static int setup_quic(moq_relay *r, char *err, size_t errlen)
 {
     const struct moq_config_server *s = &r->cfg->server;
@@ -243,7 +259,8 @@ static int setup_quic(moq_relay *r, char *err, size_t errlen)
         s->quic.congestion_control == MOQ_CONGESTION_DELAY ? MOQ_QUIC_CC_BBR : MOQ_QUIC_CC_CUBIC;
     int rv = moq_quic_server_new(r->loop, &qc, &r->quic);
     if (rv < 0) {
-        snprintf(err, errlen, "QUIC listener on %s: %s", qc.listen, moq_strerror(rv));
+        listen_failed(err, errlen, "QUIC listener", qc.listen, rv, errno,
+                      "--server-bind or MOQ_SERVER_BIND (server.bind in the config file)");
         return rv;
     }
     return 0;
@@ -266,6 +283,8 @@ static int setup_http(moq_relay *r, char *err, size_t errlen)
     if (!r->http) return MOQ_ERR_NOMEM;
     struct moq_web_hooks hooks = relay_web_hooks_template;
     hooks.ctx = r;
+    /* Upstream keeps /metrics off the public listeners: it is for [internal]. */
+    if (!c->web.metrics) hooks.metrics = NULL;
     r->web = moq_web_new(moq_http_server_router(r->http), &hooks);
     if (!r->web) return MOQ_ERR_NOMEM;
     if (c->web.ws) moq_http_server_set_ws(r->http, relay_ws_upgrade, r);
@@ -273,7 +292,9 @@ static int setup_http(moq_relay *r, char *err, size_t errlen)
     if (c->web.http.listen) {
         rv = moq_http_server_listen(r->http, c->web.http.listen, NULL, &r->http_port);
         if (rv < 0) {
-            snprintf(err, errlen, "HTTP listener on %s: %s", c->web.http.listen, moq_strerror(rv));
+            listen_failed(err, errlen, "HTTP listener", c->web.http.listen, rv, errno,
+                          "--web-http-listen or MOQ_WEB_HTTP_LISTEN (web.http.listen in the "
+                          "config file)");
             return rv;
         }
     }
@@ -281,8 +302,9 @@ static int setup_http(moq_relay *r, char *err, size_t errlen)
         struct moq_http_tls tls = {quic_creds_acquire, creds_release, r->https_tls};
         rv = moq_http_server_listen(r->http, c->web.https.listen, &tls, &r->https_port);
         if (rv < 0) {
-            snprintf(err, errlen, "HTTPS listener on %s: %s", c->web.https.listen,
-                     moq_strerror(rv));
+            listen_failed(err, errlen, "HTTPS listener", c->web.https.listen, rv, errno,
+                          "--web-https-listen or MOQ_WEB_HTTPS_LISTEN (web.https.listen in the "
+                          "config file)");
             return rv;
         }
     }
@@ -343,6 +365,8 @@ static int relay_dial(void *ctx, const char *url, moq_origin *origin,
         .n_subscribe = 1,
         .connected = rd_connected,
         .upstream = rd_upstream,
+        .tls_hint = "to trust it, set [client] tls.fingerprint (--client-tls-fingerprint, the "
+                    "peer's /certificate.sha256) or tls.root (--client-tls-root, its CA file)",
         .closed = rd_closed,
         .ctx = rd,
     };
@@ -417,13 +441,19 @@ static int setup_cluster(moq_relay *r, char *err, size_t errlen)
     return rv;
 }
 
-/* The operations listener: unauthenticated /health and /metrics for a private network. */
+/* The operations listener: unauthenticated /health and /metrics for a private network.
+ * It keeps descriptors in reserve and serves from them, so it answers even when the public
+ * listeners have used up every descriptor the process may open. */
+#define INTERNAL_RESERVE_FDS 4
+
 static int setup_internal(moq_relay *r, char *err, size_t errlen)
 {
     const char *listen = r->cfg->internal.listen;
     if (!listen) return 0;
     struct moq_http_config hc;
     moq_http_config_default(&hc);
+    hc.reserve_fds = INTERNAL_RESERVE_FDS;
+    hc.reserve_serve = true;
     r->internal = moq_http_server_new(r->loop, &hc);
     if (!r->internal) return MOQ_ERR_NOMEM;
     struct moq_web_hooks hooks = {.ctx = r, .metrics = relay_web_hooks_template.metrics};
@@ -431,7 +461,10 @@ static int setup_internal(moq_relay *r, char *err, size_t errlen)
     if (!r->internal_web) return MOQ_ERR_NOMEM;
     uint16_t port;
     int rv = moq_http_server_listen(r->internal, listen, NULL, &port);
-    if (rv < 0) snprintf(err, errlen, "internal listener on %s: %s", listen, moq_strerror(rv));
+    if (rv < 0)
+        listen_failed(err, errlen, "internal listener", listen, rv, errno,
+                      "--internal-listen or MOQ_INTERNAL_LISTEN (internal.listen in the config "
+                      "file)");
     return rv;
 }
 

@@ -24,22 +24,16 @@ static int hook_fingerprint(void *ctx, char *out, size_t cap)
     return 0;
 }
 
-/* Authorize an HTTP request for `path` with the request's ?jwt=. */
+/* Authorize an HTTP request for `path` (already decoded by the HTTP server) with the
+ * request's ?jwt=. Path and query stay apart: a decoded '?' or '#' is part of the path. */
 static int web_access(moq_relay *r, const char *path, const moq_http_request *req, moq_perms *perms)
 {
-    moq_buf target;
-    moq_buf_init(&target);
-    int rv = moq_buf_put_u8(&target, '/');
-    if (rv == 0) rv = moq_buf_append(&target, path, strlen(path));
-    if (rv == 0 && req->query_len) {
-        rv = moq_buf_put_u8(&target, '?');
-        if (rv == 0) rv = moq_buf_append(&target, req->query, req->query_len);
-    }
-    if (rv == 0) rv = moq_buf_put_u8(&target, 0);
-    char why[256] = "";
-    if (rv == 0) rv = relay_check_access(r, (const char *)target.data, perms, why, sizeof(why));
-    if (rv < 0) moq_debug("web", "%s: %s refused: %s", req->peer, req->target, why);
-    moq_buf_free(&target);
+    moq_auth_error err = {0};
+    int rv = moq_auth_check_path(r->auth, path, strlen(path), req->query, req->query_len,
+                                 moq_wall_s(), perms, &err);
+    if (rv < 0)
+        moq_debug("web", "%s: %s refused: %s", req->peer, req->target,
+                  err.msg[0] ? err.msg : moq_strerror(rv));
     return rv;
 }
 

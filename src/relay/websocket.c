@@ -2,6 +2,7 @@
  * drives a qmux session from WebSocket events, as qmux/qmux.h prescribes. */
 #include "relay/relay_int.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,6 +11,9 @@
 #include "util/log.h"
 #include "util/time.h"
 
+/* After our QMux close record, how long the peer has to close the WebSocket itself. */
+#define CLOSE_LINGER_S 2.0
+
 struct ws_glue {
     moq_relay *r;
     moq_ws *ws;  /* NULL once the WebSocket is gone */
@@ -17,6 +21,9 @@ struct ws_glue {
     struct moq_qmux_selection sel;
     ev_idle process;
     ev_timer timer;
+    ev_timer linger;
+    uint16_t close_code;
+    char close_reason[124];
     moq_list link;
 };
 
@@ -24,6 +31,7 @@ static void glue_stop(struct ws_glue *g)
 {
     ev_idle_stop(g->r->loop, &g->process);
     ev_timer_stop(g->r->loop, &g->timer);
+    ev_timer_stop(g->r->loop, &g->linger);
 }
 
 /* After every call into the session: free it once it finished, else re-arm its timer. */
@@ -72,10 +80,23 @@ static size_t io_queued(void *io)
     return g->ws ? moq_ws_queued(g->ws) : 0;
 }
 
+/* The close record went out. A WebSocket Close frame right behind it can overtake it at the
+ * peer (@moq/net then reports a dropped connection instead of the code and reason), so the
+ * peer closes the WebSocket when it read the record; we close it ourselves only if it does
+ * not within CLOSE_LINGER_S. */
 static void io_close(void *io, uint16_t code, const char *reason)
 {
     struct ws_glue *g = io;
-    if (g->ws) moq_ws_close(g->ws, code, reason);
+    if (!g->ws) return;
+    g->close_code = code;
+    snprintf(g->close_reason, sizeof(g->close_reason), "%s", reason ? reason : "");
+    ev_timer_start(g->r->loop, &g->linger);
+}
+
+static void linger_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct ws_glue *g = w->data;
+    if (g->ws) moq_ws_close(g->ws, g->close_code, g->close_reason);
 }
 
 static void io_wake(void *io)
@@ -142,6 +163,27 @@ static const struct moq_ws_events glue_events = {ws_opened, ws_message, ws_writa
 
 /* ---- upgrade ---- */
 
+/* Upstream accepts an upgrade without Sec-WebSocket-Protocol: the client then speaks the
+ * legacy framing and negotiates moq-lite-01/02 or moq-transport-14 with the compat SETUP,
+ * none of which this relay speaks. Such a client (and one offering only values we do not
+ * know) gets a 400 whose body says what to offer instead. */
+static void explain_subprotocol(moq_relay *r, bool offered_some, struct moq_ws_accept *acc)
+{
+    static _Thread_local char why[800];
+    char supported[384];
+    if (moq_qmux_offer_subprotocols(supported, sizeof(supported), r->versions, r->n_versions, NULL,
+                                    0) < 0)
+        snprintf(supported, sizeof(supported), "qmux-0N.%s", r->versions[0]);
+    snprintf(why, sizeof(why),
+             "%s: this relay needs Sec-WebSocket-Protocol with one of %s (moq-lite over qmux; the "
+             "legacy framing and compat SETUP of clients that offer no subprotocol are not "
+             "supported)\n",
+             offered_some ? "no offered Sec-WebSocket-Protocol is supported"
+                          : "no Sec-WebSocket-Protocol offered",
+             supported);
+    acc->refusal = why;
+}
+
 int relay_ws_upgrade(void *ctx, const struct moq_ws_upgrade *up, struct moq_ws_accept *acc)
 {
     moq_relay *r = ctx;
@@ -161,6 +203,7 @@ int relay_ws_upgrade(void *ctx, const struct moq_ws_upgrade *up, struct moq_ws_a
         r->counters.ws_refused++;
         moq_info("relay", "%s: WebSocket refused: no supported subprotocol offered (%s)", req->peer,
                  o ? offered : "none");
+        explain_subprotocol(r, o > 0, acc);
         return 400;
     }
     moq_perms perms = {0};
@@ -177,7 +220,8 @@ int relay_ws_upgrade(void *ctx, const struct moq_ws_upgrade *up, struct moq_ws_a
     g->sel = sel;
     ev_idle_init(&g->process, process_cb);
     ev_timer_init(&g->timer, timer_cb, 0., 0.);
-    g->process.data = g->timer.data = g;
+    ev_timer_init(&g->linger, linger_cb, CLOSE_LINGER_S, 0.);
+    g->process.data = g->timer.data = g->linger.data = g;
     moq_list_push_back(&r->websockets, &g->link);
     acc->protocol = g->sel.subprotocol;
     acc->events = &glue_events;
@@ -191,7 +235,11 @@ void relay_ws_close_all(moq_relay *r)
     moq_list_each(pos, tmp, &r->websockets)
     {
         struct ws_glue *g = moq_container_of(pos, struct ws_glue, link);
-        if (!g->q) continue;
+        if (!g->q) {
+            if (g->ws && ev_is_active(&g->linger))
+                moq_ws_close(g->ws, g->close_code, g->close_reason);
+            continue;
+        }
         moq_qmux_on_channel_closed(g->q, MOQ_WS_GOING_AWAY, "relay shutting down");
         after(g, MOQ_ERR_CLOSED);
     }

@@ -2,6 +2,9 @@
 #include "util/err.h"
 
 #include <ctype.h>
+#include <http_parser.h>
+#include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,7 +126,8 @@ static int hexval(char c)
     return -1;
 }
 
-int moq_percent_decode(const char *src, size_t len, char *out, size_t outlen, int plus_is_space)
+/* The decoder itself. out NULL: check only, and count the decoded length. */
+static int decode(const char *src, size_t len, char *out, size_t outlen, int plus_is_space)
 {
     size_t o = 0;
     for (size_t i = 0; i < len; i++) {
@@ -133,36 +137,104 @@ int moq_percent_decode(const char *src, size_t len, char *out, size_t outlen, in
             int hi = hexval(src[i + 1]), lo = hexval(src[i + 2]);
             if (hi < 0 || lo < 0) return MOQ_ERR_INVALID;
             c = (char)(hi * 16 + lo);
-            if (c == '\0') return MOQ_ERR_INVALID;
             i += 2;
         } else if (c == '+' && plus_is_space) {
             c = ' ';
         }
-        if (o + 1 >= outlen) return MOQ_ERR_TOO_LARGE;
-        out[o++] = c;
+        if (c == '\0') return MOQ_ERR_INVALID;
+        if (out) {
+            if (o + 1 >= outlen) return MOQ_ERR_TOO_LARGE;
+            out[o] = c;
+        }
+        o++;
     }
-    if (outlen == 0) return MOQ_ERR_TOO_LARGE;
-    out[o] = '\0';
-    return (int)o;
+    if (out) {
+        if (outlen == 0) return MOQ_ERR_TOO_LARGE;
+        out[o] = '\0';
+    }
+    return o > INT_MAX ? MOQ_ERR_TOO_LARGE : (int)o;
 }
 
-int moq_query_param(const char *query, const char *name, char *out, size_t outlen)
+int moq_percent_decode(const char *src, size_t len, char *out, size_t outlen, int plus_is_space)
 {
-    size_t name_len = strlen(name);
-    const char *p = query;
-    while (*p) {
-        size_t item_len = strcspn(p, "&");
-        const char *eq = memchr(p, '=', item_len);
-        size_t key_len = eq ? (size_t)(eq - p) : item_len;
-        char key[128];
-        if (key_len < sizeof(key) &&
-            moq_percent_decode(p, key_len, key, sizeof(key), 1) == (int)name_len &&
-            memcmp(key, name, name_len) == 0) {
-            if (!eq) return moq_percent_decode("", 0, out, outlen, 1);
-            return moq_percent_decode(eq + 1, item_len - key_len - 1, out, outlen, 1);
-        }
-        p += item_len;
-        if (*p == '&') p++;
+    return decode(src, len, out, outlen, plus_is_space);
+}
+
+int moq_target_split(const char *target, size_t len, moq_target *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->path = out->query = "";
+    if (len > UINT16_MAX) return MOQ_ERR_INVALID;
+    struct http_parser_url u;
+    http_parser_url_init(&u);
+    if (http_parser_parse_url(target, len, 0, &u) != 0) return MOQ_ERR_INVALID;
+    if (u.field_set & (1u << UF_PATH)) {
+        out->path = target + u.field_data[UF_PATH].off;
+        out->path_len = u.field_data[UF_PATH].len;
     }
-    return MOQ_ERR_NOT_FOUND;
+    if (u.field_set & (1u << UF_QUERY)) {
+        out->query = target + u.field_data[UF_QUERY].off;
+        out->query_len = u.field_data[UF_QUERY].len;
+        out->has_query = 1;
+    }
+    if (decode(out->path, out->path_len, NULL, 0, 0) < 0 ||
+        moq_query_validate(out->query, out->query_len) < 0)
+        return MOQ_ERR_INVALID;
+    return 0;
+}
+
+/* One name=value pair of a query: name [np, np + nl), value [vp, vp + vl). */
+struct query_pair {
+    const char *np, *vp;
+    size_t nl, vl;
+};
+
+/* The pair starting at *pos (advanced past it and its '&'). Returns 0 at the end. */
+static int next_pair(const char *query, size_t len, size_t *pos, struct query_pair *pair)
+{
+    if (*pos >= len) return 0;
+    const char *p = query + *pos;
+    const char *amp = memchr(p, '&', len - *pos);
+    size_t item = amp ? (size_t)(amp - p) : len - *pos;
+    const char *eq = memchr(p, '=', item);
+    pair->np = p;
+    pair->nl = eq ? (size_t)(eq - p) : item;
+    pair->vp = eq ? eq + 1 : p + item;
+    pair->vl = eq ? item - pair->nl - 1 : 0;
+    *pos += item + 1;
+    return 1;
+}
+
+int moq_query_validate(const char *query, size_t len)
+{
+    size_t pos = 0;
+    struct query_pair pr;
+    while (next_pair(query, len, &pos, &pr)) {
+        if (decode(pr.np, pr.nl, NULL, 0, 1) < 0 || decode(pr.vp, pr.vl, NULL, 0, 1) < 0)
+            return MOQ_ERR_INVALID;
+    }
+    return 0;
+}
+
+static int name_is(const struct query_pair *pr, const char *name, size_t name_len)
+{
+    char key[128] = "";
+    int n = name_len < sizeof(key) ? decode(pr->np, pr->nl, key, sizeof(key), 1) : -1;
+    return n == (int)name_len && memcmp(key, name, name_len) == 0;
+}
+
+int moq_query_param(const char *query, size_t len, const char *name, char *out, size_t outlen)
+{
+    if (moq_query_validate(query, len) < 0) return MOQ_ERR_INVALID;
+    size_t name_len = strlen(name);
+    size_t pos = 0;
+    struct query_pair pr, found = {0};
+    int have = 0;
+    while (next_pair(query, len, &pos, &pr)) {
+        if (!name_is(&pr, name, name_len)) continue;
+        if (!have || pr.vl) found = pr;
+        have = 1;
+    }
+    if (!have) return MOQ_ERR_NOT_FOUND;
+    return decode(found.vp, found.vl, out, outlen, 1);
 }

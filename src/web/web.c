@@ -6,6 +6,7 @@
 
 #include "util/err.h"
 #include "util/log.h"
+#include "util/url.h"
 
 struct moq_web {
     moq_http_router *router;
@@ -92,7 +93,7 @@ int moq_web_parse_fetch(const char *rest, const char *query, size_t query_len, c
     f->latest = true;
     f->group = 0;
     char group[32];
-    int rc = moq_http_query_param(query, query_len, "group", group, sizeof(group));
+    int rc = moq_query_param(query, query_len, "group", group, sizeof(group));
     if (rc == MOQ_ERR_NOT_FOUND) return 0;
     if (rc < 0) return 400;
     if (!strcmp(group, "latest")) return 0;

@@ -14,6 +14,7 @@
 #include "http/parser.h"
 #include "http/ws.h"
 #include "util/err.h"
+#include "util/url.h"
 #include "web/web.h"
 
 static int fingerprint(void *ctx, char *out, size_t cap)
@@ -55,7 +56,9 @@ static void exercise(moq_http_router *r, moq_http_request *req)
     (void)moq_http_header(req, "host");
     (void)moq_http_header_has_token(req, "connection", "upgrade");
     char value[64];
-    (void)moq_http_query_param(req->query, req->query_len, "jwt", value, sizeof(value));
+    /* The parser let the query through, so every parameter of it decodes. */
+    if (moq_query_param(req->query, req->query_len, "jwt", value, sizeof(value)) == MOQ_ERR_INVALID)
+        abort();
     if (moq_ws_is_upgrade(req) && moq_ws_check_handshake(req) == 0) {
         const char *offers[MOQ_WS_MAX_OFFERS];
         char storage[1024];

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "auth/auth.h"
+#include "util/err.h"
 
 #define NOW 1700000000
 
@@ -84,7 +85,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort(); /* every refusal explains itself */
         }
     }
-    char *jwt = moq_auth_query_jwt(token, size);
+    char *jwt = NULL;
+    int rc = moq_auth_query_jwt(token, size, &jwt);
+    if (rc != 0 && rc != MOQ_ERR_INVALID && rc != MOQ_ERR_NOMEM) abort();
+    if (jwt && (rc != 0 || !jwt[0])) abort(); /* a token only on success, never empty */
     free(jwt);
     free(token);
     return 0;

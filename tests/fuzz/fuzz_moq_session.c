@@ -47,12 +47,15 @@ static void rel(void *ctx, moq_route *r, moq_track *t)
 
 static const moq_producer_ops local_ops = {req, NULL, rel, NULL};
 
+/* Full access, or (strict) a narrow grant on a relay that refuses what it does not allow. */
+static bool strict;
+
 static uint64_t authorize(void *ctx, moq_session *s, const char *path, int role, moq_perms *p)
 {
     memset(p, 0, sizeof(*p));
     p->root = strdup("");
-    moq_strlist_push(&p->publish, "");
-    moq_strlist_push(&p->subscribe, "");
+    moq_strlist_push(&p->publish, strict ? "bbb/in" : "");
+    moq_strlist_push(&p->subscribe, strict ? "bbb" : "");
     return 0;
 }
 
@@ -82,8 +85,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct moq_pipe_config pc = {MOQ_TRANSPORT_WEBTRANSPORT, versions[data[0] % 3], "/", 1200};
     moq_pipe *pipe = moq_pipe_new(loop, &pc, &peer, &server);
     int done = 0;
-    struct moq_session_config sc = {
-        .origin = origin, .loop = loop, .authorize = authorize, .closed = closed, .ctx = &done};
+    strict = (data[0] / 3) % 2;
+    struct moq_session_config sc = {.origin = origin,
+                                    .loop = loop,
+                                    .refuse_outside_grant = strict,
+                                    .authorize = authorize,
+                                    .closed = closed,
+                                    .ctx = &done};
     moq_transport_attach(peer, &peer_events, NULL);
     moq_session_new(server, &sc);
 

@@ -662,11 +662,11 @@ static void request_parsing(void **state)
         {"jwt", NULL},
         {"", NULL},
         {"jw%74=enc", "enc"},
-        {"jwt=%zz", "%zz"},
         {"xjwt=1&jwtx=2", NULL},
     };
     for (size_t i = 0; i < sizeof(q) / sizeof(q[0]); i++) {
-        char *got = moq_auth_query_jwt(q[i].query, strlen(q[i].query));
+        char *got = NULL;
+        assert_int_equal(moq_auth_query_jwt(q[i].query, strlen(q[i].query), &got), 0);
         if (q[i].jwt == NULL) {
             assert_null(got);
         } else {
@@ -674,6 +674,14 @@ static void request_parsing(void **state)
             assert_string_equal(got, q[i].jwt);
         }
         free(got);
+    }
+    /* The token is read by the same strict decoder as every other query parameter: a bad
+     * escape anywhere in the query is refused, never passed through as it is. */
+    static const char *const bad[] = {"jwt=%zz", "jwt=ok&x=%4", "jwt=a%00b", "%zz=1&jwt=ok"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char *got = NULL;
+        assert_int_equal(moq_auth_query_jwt(bad[i], strlen(bad[i]), &got), MOQ_ERR_INVALID);
+        assert_null(got);
     }
 
     fixture *f = *state;
@@ -706,6 +714,18 @@ static void request_parsing(void **state)
     assert_string_equal(p.root, "anon");
     moq_perms_free(&p);
     assert_int_equal(moq_auth_check_target(a, "/anon\0x", 7, NOW, &p, &err), MOQ_ERR_AUTH);
+    /* A bad escape is refused before any access is looked at, even on a public path. */
+    assert_int_equal(moq_auth_check_target(a, "/anon?jwt=%zz", 13, NOW, &p, &err), MOQ_ERR_AUTH);
+    assert_int_equal(err.reason, MOQ_AUTH_R_MALFORMED);
+    assert_int_equal(moq_auth_check_target(a, "/an%zzon", 8, NOW, &p, &err), MOQ_ERR_AUTH);
+    assert_int_equal(err.reason, MOQ_AUTH_R_MALFORMED);
+    assert_int_equal(moq_auth_check_path(a, "/anon", 5, "x=%4", 4, NOW, &p, &err), MOQ_ERR_AUTH);
+    assert_int_equal(err.reason, MOQ_AUTH_R_MALFORMED);
+    /* An absolute-form target is split like the HTTP server splits it. */
+    snprintf(target, sizeof(target), "http://relay:4443/room/123?jwt=%s", t);
+    assert_int_equal(moq_auth_check_target(a, target, strlen(target), NOW, &p, &err), 0);
+    assert_string_equal(p.root, "room/123");
+    moq_perms_free(&p);
 
     /* SETUP-carried path and query: empty path is the root; no dot handling. */
     snprintf(target, sizeof(target), "jwt=%s", t);

@@ -167,6 +167,23 @@ static void generate_files(void **state)
     slurp(path, text, sizeof(text));
     assert_true(text[0] == '{');
 
+    /* Missing directories are created: the private one owner-only. */
+    expect(run(NULL, "generate --algorithm ES256 --id nd --out-dir new/priv --public-dir new/pub"),
+           0, "new dirs");
+    dk = load("new/pub/nd.jwk");
+    assert_false(moq_jwk_is_private(dk));
+    moq_jwk_unref(dk);
+    dk = load("new/priv/nd.jwk");
+    assert_true(moq_jwk_is_private(dk));
+    moq_jwk_unref(dk);
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/new/priv", dir);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 077, 0);
+    save_text("plain", "not a directory\n");
+    expect(run(NULL, "generate --id nd --out-dir plain/keys"), 1, "a file in the way");
+    assert_non_null(strstr(err_text, "cannot create directory plain/keys"));
+
     /* Refusals with reasons. */
     expect(run(NULL, "generate --public pub-hs.jwk"), 1, "HS has no public half");
     assert_non_null(strstr(err_text, "public"));
@@ -241,8 +258,15 @@ static void expiry_forms(void **state)
     int64_t exp = exp_of(out_text);
     assert_true(exp >= before + 7200 && exp <= (int64_t)time(NULL) + 7200);
 
-    /* In the past: signs fine, never verifies. */
-    expect(run(NULL, "sign --key e.jwk --publish '' --expires 1000"), 0, "past");
+    /* In the past (or now): refused, as it would never verify; --allow-expired signs it. */
+    expect(run(NULL, "sign --key e.jwk --publish '' --expires 1000"), 2, "past");
+    assert_non_null(
+        strstr(err_text, "--expires '1000' (1970-01-01T00:16:40Z) is not in the future"));
+    assert_int_equal(out_text[0], '\0');
+    expect(run(NULL, "sign --key e.jwk --publish '' --expires 2001-01-01T00:00:00Z"), 2,
+           "past date");
+    expect(run(NULL, "sign --key e.jwk --publish '' --expires +0"), 2, "now");
+    expect(run(NULL, "sign --key e.jwk --publish '' --expires 1000 --allow-expired"), 0, "allowed");
     save_text("e4.jwt", out_text);
     expect(run("e4.jwt", "verify --key e.jwk"), 1, "expired");
     assert_non_null(strstr(err_text, "expired"));

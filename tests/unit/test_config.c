@@ -1063,6 +1063,87 @@ static void help_and_docs_list_everything(void **state)
     free(docs);
 }
 
+/* The help line of a flag ("  --flag <VALUE>   ..."), NUL-terminated in line. */
+static bool help_line(const char *help, const char *flag, char *line, size_t len)
+{
+    char head[96];
+    snprintf(head, sizeof(head), "\n  --%s", flag);
+    for (const char *p = strstr(help, head); p; p = strstr(p + 1, head)) {
+        char next = p[strlen(head)];
+        if (next != ' ' && next != '[') continue; /* a longer flag with this prefix */
+        const char *end = strchr(p + 1, '\n');
+        size_t n = end ? (size_t)(end - p - 1) : strlen(p + 1);
+        snprintf(line, len, "%.*s", (int)n, p + 1);
+        return true;
+    }
+    return false;
+}
+
+/* Options that are accepted but do nothing say so in --help (and only those): the mTLS
+ * files, stats publishing, the QUIC tuning that outbound dials do not use, ... */
+static void help_marks_options_without_effect(void **state)
+{
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    moq_config_print_help(f);
+    char *help = read_all(f);
+    fclose(f);
+    static const char mark[] = "[accepted, no effect]";
+    char line[512];
+    for (size_t i = 0; i < moq_config_nopts; i++) {
+        const struct opt *o = &moq_config_opts[i];
+        if (!o->flag || (o->flags & (OPT_ALIAS | OPT_HIDDEN))) continue;
+        if (!help_line(help, o->flag, line, sizeof(line))) fail_msg("--help lacks --%s", o->flag);
+        bool marked = strstr(line, mark) != NULL;
+        if (marked != !!(o->flags & OPT_IGNORED))
+            fail_msg("--%s is %smarked: %s", o->flag, marked ? "" : "not ", line);
+    }
+    static const char *const none[] = {
+        "server-tls-root", "client-tls-cert", "client-tls-key", "web-https-root",
+        "stats-enabled",   "stats-prefix",    "stats-node",     "client-bind",
+    };
+    for (size_t i = 0; i < sizeof(none) / sizeof(none[0]); i++) {
+        assert_true(help_line(help, none[i], line, sizeof(line)));
+        if (!strstr(line, mark)) fail_msg("--%s has no effect but is not marked", none[i]);
+    }
+    assert_true(help_line(help, "server-bind", line, sizeof(line)));
+    assert_null(strstr(line, mark));
+    free(help);
+}
+
+/* The reference table in docs/config.md is moq_config_print_reference's output. When this
+ * fails, the fresh table is in $MOQ_BUILD_DIR/config-reference.md: put it in the docs. */
+static void docs_reference_is_generated(void **state)
+{
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    moq_config_print_reference(f);
+    char *want = read_all(f);
+    fclose(f);
+    FILE *d = fopen(src_path("docs/config.md"), "r");
+    if (!d) fail_msg("cannot open %s", src_path("docs/config.md"));
+    char *docs = read_all(d);
+    fclose(d);
+    char *table = strstr(docs, "| key | type | default | flag | env | description |\n");
+    assert_non_null(table);
+    char *end = strstr(table, "\n\n");
+    size_t len = end ? (size_t)(end - table) + 1 : strlen(table);
+    if (len != strlen(want) || memcmp(table, want, len) != 0) {
+        const char *build = getenv("MOQ_BUILD_DIR");
+        char path[1024];
+        snprintf(path, sizeof(path), "%s/config-reference.md", build && *build ? build : ".");
+        FILE *out = fopen(path, "w");
+        if (out) {
+            fputs(want, out);
+            fclose(out);
+        }
+        fail_msg("docs/config.md's reference table is out of date; the generated one is in %s",
+                 path);
+    }
+    free(want);
+    free(docs);
+}
+
 int main(void)
 {
     moq_log_set_level(MOQ_LOG_WARN);
@@ -1078,6 +1159,8 @@ int main(void)
         cmocka_unit_test(upstream_leaf),
         cmocka_unit_test(upstream_prod),
         cmocka_unit_test(legacy_spellings),
+        cmocka_unit_test(help_marks_options_without_effect),
+        cmocka_unit_test(docs_reference_is_generated),
         cmocka_unit_test(every_key),
         cmocka_unit_test(unknown_keys),
         cmocka_unit_test(wrong_types),

@@ -89,7 +89,6 @@ static void close_capsule(void **state)
     assert_int_equal(plen, 5);
     assert_int_equal(moq_h3_capsule(out.data + 2, 4, &type, &payload, &plen), MOQ_ERR_AGAIN);
     moq_buf_free(&out);
-
 }
 
 static int collect(void *ctx, const char *item)
@@ -461,6 +460,97 @@ static void raw_requests(void **state)
     ev_loop_destroy(w.loop);
 }
 
+/* The status and the text body of the response to a CONNECT for path, sent with one extra
+ * header field (or none: extra_name NULL). */
+static void refused_connect(const char *path, const char *extra_name, const char *extra_value,
+                            char *status, char *body, size_t cap)
+{
+    struct world w;
+    memset(&w, 0, sizeof(w));
+    w.loop = ev_loop_new(EVFLAG_AUTO);
+    moq_transport *ct, *st;
+    struct moq_pipe_config pc = {.kind = MOQ_TRANSPORT_H3, .protocol = "h3"};
+    assert_non_null(moq_pipe_new(w.loop, &pc, &ct, &st));
+    w.server_protocols[0] = "moq-lite-05";
+    w.server_protocols[1] = "moq-lite-04";
+    struct moq_h3_server_config sc = {w.server_protocols, 2, server_accept, &w};
+    assert_int_equal(moq_h3_server_attach(st, w.loop, &sc), 0);
+    struct raw r;
+    memset(&r, 0, sizeof(r));
+    moq_transport_attach(ct, &raw_events, &r);
+    int64_t ctrl, sid;
+    moq_buf b;
+    moq_buf_init(&b);
+    moq_buf_put_varint(&b, 0);
+    moq_h3_encode_our_settings(&b);
+    assert_int_equal(moq_transport_open(ct, false, &ctrl), 0);
+    moq_transport_write_bytes(ct, ctrl, b.data, b.len, false);
+    moq_buf_reset(&b);
+    const char *cn[] = {":method", ":protocol", ":scheme", ":authority", ":path", extra_name};
+    const char *cv[] = {"CONNECT", "webtransport", "https", "relay:443", path, extra_value};
+    moq_h3_encode_headers(&b, cn, cv, extra_name ? 6 : 5);
+    assert_int_equal(moq_transport_open(ct, true, &sid), 0);
+    moq_transport_write_bytes(ct, sid, b.data, b.len, false);
+    for (int i = 0; i < 100 && !r.fin[sid % 16]; i++)
+        ev_run(w.loop, EVRUN_NOWAIT);
+    assert_true(r.fin[sid % 16]);
+    assert_int_equal(w.accepts, 0);
+
+    const uint8_t *p = r.in[sid % 16].data;
+    size_t left = r.in[sid % 16].len;
+    uint64_t type, len;
+    int hl = moq_h3_frame_header(p, left, &type, &len);
+    assert_true(hl > 0 && type == MOQ_H3_FRAME_HEADERS && hl + len <= left);
+    struct moq_h3_headers h;
+    assert_int_equal(moq_h3_decode_headers(p + hl, (size_t)len, &h), 0);
+    snprintf(status, 8, "%s", moq_h3_headers_get(&h, ":status")->value);
+    moq_h3_headers_free(&h);
+    p += hl + len;
+    left -= hl + len;
+    hl = moq_h3_frame_header(p, left, &type, &len);
+    assert_true(hl > 0 && type == MOQ_H3_FRAME_DATA && hl + len == left && len < cap);
+    memcpy(body, p + hl, len);
+    body[len] = '\0';
+
+    moq_buf_free(&b);
+    for (int i = 0; i < 16; i++)
+        moq_buf_free(&r.in[i]);
+    moq_transport_close(ct, 0, "");
+    ev_run(w.loop, 0); /* returns once every watcher (timers, pipe) is gone */
+    ev_loop_destroy(w.loop);
+}
+
+/* Upstream answers such a CONNECT with 200 and leaves the client to a compat SETUP this
+ * relay does not speak; here it is a 400 whose body says what to send. */
+static void connect_without_protocols_names_what_is_missing(void **state)
+{
+    char status[8], body[512];
+    refused_connect("/anon", NULL, NULL, status, body, sizeof(body));
+    assert_string_equal(status, "400");
+    assert_non_null(strstr(body, "no WebTransport protocol offered"));
+    assert_non_null(strstr(body, "wt-available-protocols"));
+    assert_non_null(strstr(body, "\"moq-lite-05\", \"moq-lite-04\""));
+
+    refused_connect("/anon", "wt-available-protocols", "\"moql\", \"moqt-20\"", status, body,
+                    sizeof(body));
+    assert_string_equal(status, "400");
+    assert_non_null(strstr(body, "no offered WebTransport protocol is supported"));
+    assert_non_null(strstr(body, "\"moq-lite-05\""));
+}
+
+/* A :path the relay's one percent-decoder refuses never reaches the authorizer. */
+static void connect_with_bad_escape_is_400(void **state)
+{
+    char status[8], body[512];
+    static const char *const paths[] = {"/an%zzon", "/anon?jwt=%zz", "/anon?x=%4&jwt=a"};
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        refused_connect(paths[i], "wt-available-protocols", "\"moq-lite-05\"", status, body,
+                        sizeof(body));
+        assert_string_equal(status, "400");
+        assert_non_null(strstr(body, "bad :path"));
+    }
+}
+
 static void missing_settings_closes_connection(void **state)
 {
     struct world w;
@@ -500,6 +590,8 @@ int main(void)
         cmocka_unit_test(client_order_picks_the_protocol),
         cmocka_unit_test(unsupported_protocol_is_refused),
         cmocka_unit_test(raw_requests),
+        cmocka_unit_test(connect_without_protocols_names_what_is_missing),
+        cmocka_unit_test(connect_with_bad_escape_is_400),
         cmocka_unit_test(missing_settings_closes_connection),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -414,6 +414,66 @@ static void expiry(void **state)
     moq_jwk_unref(key);
 }
 
+/* nbf and crit are enforced here; upstream's verifier (jsonwebtoken with its default
+ * Validation) checks neither. */
+static void not_before(void **state)
+{
+    moq_jwk *key = key_for(MOQ_ALG_HS256);
+    moq_claims c;
+    claims_basic(&c);
+    c.has_nbf = true;
+    c.nbf = NOW;
+    char *token = sign_ok(key, &c);
+    moq_claims out;
+    /* Valid from the second nbf on, without skew (as exp). */
+    verify_refused(key, token, NOW - 1, MOQ_AUTH_R_NOT_YET_VALID);
+    verify_refused(key, token, NOW - 86400, MOQ_AUTH_R_NOT_YET_VALID);
+    verify_accepted(key, token, NOW, &out);
+    assert_true(out.has_nbf);
+    assert_int_equal(out.nbf, NOW);
+    moq_claims_free(&out);
+    verify_accepted(key, token, NOW + 3600, &out);
+    moq_claims_free(&out);
+    free(token);
+    moq_claims_free(&c);
+
+    /* nbf: null is none; a string is malformed. */
+    char *t = forge_hs256("{\"alg\":\"HS256\"}", "{\"root\":\"a\",\"put\":\"\",\"nbf\":null}",
+                          key->k.p, key->k.n);
+    verify_accepted(key, t, NOW, &out);
+    assert_false(out.has_nbf);
+    moq_claims_free(&out);
+    free(t);
+    t = forge_hs256("{\"alg\":\"HS256\"}", "{\"root\":\"a\",\"put\":\"\",\"nbf\":\"0\"}", key->k.p,
+                    key->k.n);
+    verify_refused(key, t, NOW, MOQ_AUTH_R_MALFORMED);
+    free(t);
+    moq_jwk_unref(key);
+}
+
+static void critical_header_refused(void **state)
+{
+    moq_jwk *key = key_for(MOQ_ALG_HS256);
+    static const char *const headers[] = {
+        "{\"alg\":\"HS256\",\"crit\":[\"exp\"],\"exp\":1}",
+        "{\"alg\":\"HS256\",\"crit\":[\"b64\"],\"b64\":false}",
+        "{\"alg\":\"HS256\",\"crit\":[]}",
+        "{\"alg\":\"HS256\",\"crit\":\"x\"}",
+    };
+    for (size_t i = 0; i < sizeof(headers) / sizeof(headers[0]); i++) {
+        char *t = forge_hs256(headers[i], payload_ok, key->k.p, key->k.n);
+        verify_refused(key, t, NOW, MOQ_AUTH_R_CRITICAL);
+        free(t);
+    }
+    /* The same token without crit verifies: the refusal is about crit alone. */
+    char *t = forge_hs256("{\"alg\":\"HS256\",\"x-extra\":1}", payload_ok, key->k.p, key->k.n);
+    moq_claims out;
+    verify_accepted(key, t, NOW, &out);
+    moq_claims_free(&out);
+    free(t);
+    moq_jwk_unref(key);
+}
+
 static void malformed_rejected(void **state)
 {
     moq_jwk *key = key_for(MOQ_ALG_HS256);
@@ -883,6 +943,8 @@ int main(void)
         cmocka_unit_test(hmac_with_public_key_rejected),
         cmocka_unit_test(tampering_rejected),
         cmocka_unit_test(expiry),
+        cmocka_unit_test(not_before),
+        cmocka_unit_test(critical_header_refused),
         cmocka_unit_test(malformed_rejected),
         cmocka_unit_test(oversized_rejected),
         cmocka_unit_test(useless_and_scope),

@@ -190,6 +190,10 @@ struct end {
     moq_session *session;
     int closed;
     uint64_t close_code;
+    char close_reason[128];
+    bool strict;      /* server: refuse_outside_grant */
+    char refused[64]; /* client: the last announce prefix the peer refused */
+    int refusals;
     const char *pub;  /* what the peer may publish to us ("" or NULL for nothing) */
     const char *sub;  /* what the peer may read from us */
     const char *root; /* session root */
@@ -210,7 +214,15 @@ static void closed(void *ctx, moq_session *s, uint64_t code, const char *reason)
     struct end *e = ctx;
     e->closed++;
     e->close_code = code;
+    snprintf(e->close_reason, sizeof(e->close_reason), "%s", reason ? reason : "");
     e->session = NULL;
+}
+
+static void announce_refused(void *ctx, moq_session *s, const char *prefix)
+{
+    struct end *e = ctx;
+    e->refusals++;
+    snprintf(e->refused, sizeof(e->refused), "%s", prefix);
 }
 
 struct world {
@@ -239,10 +251,12 @@ static void connect(struct world *w, moq_origin *client_origin, struct end *clie
     struct moq_session_config cc = {.origin = client_origin,
                                     .loop = w->loop,
                                     .authorize = authorize,
+                                    .announce_refused = announce_refused,
                                     .closed = closed,
                                     .ctx = client};
     struct moq_session_config sc = {.origin = w->relay,
                                     .loop = w->loop,
+                                    .refuse_outside_grant = server->strict,
                                     .authorize = authorize,
                                     .closed = closed,
                                     .ctx = server};
@@ -489,6 +503,85 @@ static void publisher_exit_unannounces(const char *proto)
     teardown_world(&w);
 }
 
+/* A relay that refuses what a grant does not allow. A publisher granted "alice" may announce
+ * alice/...: a route; announcing anything else closes its session with Unauthorized, the
+ * reason naming the path. A subscriber granted "alice" asking for announcements under "bob"
+ * has that request refused (its session lives on); under "" it sees alice/... only. */
+static void grant_refusals(const char *proto)
+{
+    struct world w;
+    setup_world(&w, proto);
+    static struct local_pub lp_ok, lp_bad;
+    moq_origin *pub = origin(20), *sub = origin(21);
+    struct end pub_client = {.sub = ""},
+               relay_pub = {.pub = "alice", .sub = "alice", .strict = true};
+    struct end sub_client = {.pub = "bob"},
+               relay_sub = {.pub = "alice", .sub = "alice", .strict = true};
+    assert_int_equal(moq_origin_announce(pub, (const uint8_t *)"alice/cam", 9, NULL, 0,
+                                         &local_pub_ops, &lp_ok, &lp_ok.route),
+                     0);
+    connect(&w, pub, &pub_client, &relay_pub, "/");
+    connect(&w, sub, &sub_client, &relay_sub, "/");
+    spin(&w, 50);
+    assert_int_equal(moq_origin_lookup(w.relay, (const uint8_t *)"alice/cam", 9, 0, NULL, NULL), 0);
+    assert_int_equal(relay_pub.closed, 0);
+    /* the subscriber's request under "bob" is refused; nothing else happens to it */
+    assert_int_equal(sub_client.refusals, 1);
+    assert_string_equal(sub_client.refused, "bob");
+    assert_int_equal(sub_client.closed, 0);
+
+    /* a broadcast outside the grant ends the publisher's session */
+    assert_int_equal(moq_origin_announce(pub, (const uint8_t *)"bob/cam", 7, NULL, 0,
+                                         &local_pub_ops, &lp_bad, &lp_bad.route),
+                     0);
+    for (int i = 0; i < 20 && !pub_client.closed; i++)
+        spin(&w, 10);
+    assert_int_equal(relay_pub.closed, 1);
+    assert_int_equal(pub_client.closed, 1);
+    assert_true(pub_client.close_code == 6);
+    assert_string_equal(pub_client.close_reason, "not allowed to publish bob/cam");
+    assert_int_equal(moq_origin_lookup(w.relay, (const uint8_t *)"bob/cam", 7, 0, NULL, NULL),
+                     MOQ_ERR_NOT_FOUND);
+    assert_int_equal(sub_client.closed, 0);
+
+    moq_session_close(sub_client.session, 0, "");
+    spin(&w, 50);
+    moq_route_unannounce(lp_ok.route);
+    moq_route_unannounce(lp_bad.route);
+    moq_origin_free(pub);
+    moq_origin_free(sub);
+    teardown_world(&w);
+}
+
+/* Without refuse_outside_grant (a client, or a relay configured so), nothing outside the
+ * grant is asked for, and an announce request outside it gets an empty answer. */
+static void lenient_sessions_ignore_what_is_outside(void **state)
+{
+    struct world w;
+    setup_world(&w, "moq-lite-05");
+    static struct local_pub lp;
+    moq_origin *pub = origin(20), *sub = origin(21);
+    struct end pub_client = {.sub = ""}, relay_pub = {.pub = "alice", .sub = "alice"};
+    struct end sub_client = {.pub = "bob"}, relay_sub = {.pub = "alice", .sub = "alice"};
+    assert_int_equal(moq_origin_announce(pub, (const uint8_t *)"bob/cam", 7, NULL, 0,
+                                         &local_pub_ops, &lp, &lp.route),
+                     0);
+    connect(&w, pub, &pub_client, &relay_pub, "/");
+    connect(&w, sub, &sub_client, &relay_sub, "/");
+    spin(&w, 50);
+    assert_int_equal(relay_pub.closed, 0);
+    assert_int_equal(sub_client.refusals, 0);
+    assert_int_equal(moq_origin_lookup(w.relay, (const uint8_t *)"bob/cam", 7, 0, NULL, NULL),
+                     MOQ_ERR_NOT_FOUND);
+    moq_session_close(pub_client.session, 0, "");
+    moq_session_close(sub_client.session, 0, "");
+    spin(&w, 50);
+    moq_route_unannounce(lp.route);
+    moq_origin_free(pub);
+    moq_origin_free(sub);
+    teardown_world(&w);
+}
+
 static void append_text(moq_group *g, const char *text, uint64_t prev_ts, uint64_t ts)
 {
     moq_frame f;
@@ -620,6 +713,7 @@ PER_VERSION(late_joiner_starts_at_latest_group)
 PER_VERSION(unknown_broadcast_is_refused)
 PER_VERSION(publisher_exit_unannounces)
 PER_VERSION(finished_track_outlives_unannounce)
+PER_VERSION(grant_refusals)
 
 #define TESTS(fn) cmocka_unit_test(fn##_03), cmocka_unit_test(fn##_04), cmocka_unit_test(fn##_05)
 
@@ -636,6 +730,8 @@ int main(void)
         cmocka_unit_test(datagram_groups_travel_as_datagrams),
         TESTS(finished_track_outlives_unannounce),
         cmocka_unit_test(incomplete_control_messages_are_bounded),
+        TESTS(grant_refusals),
+        cmocka_unit_test(lenient_sessions_ignore_what_is_outside),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

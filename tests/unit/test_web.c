@@ -91,35 +91,35 @@ static void test_health_and_fingerprint(void **state)
     assert_non_null(web);
     struct result res;
 
-    run(r, "GET /health HTTP/1.1\r\n\r\n", &res);
+    run(r, "GET /health HTTP/1.1\r\nHost: h\r\n\r\n", &res);
     assert_int_equal(res.status, 200);
     assert_int_equal(res.body_len, 3);
     assert_string_equal(res.body, "ok\n");
     assert_string_equal(res.content_type, "text/plain; charset=utf-8");
     assert_non_null(strstr(res.head, "\r\nAccess-Control-Allow-Origin: *\r\n"));
 
-    run(r, "GET /certificate.sha256 HTTP/1.1\r\n\r\n", &res);
+    run(r, "GET /certificate.sha256 HTTP/1.1\r\nHost: h\r\n\r\n", &res);
     assert_int_equal(res.status, 200);
     assert_string_equal(res.body, fp); /* no trailing newline, like upstream */
     assert_int_equal(res.body_len, 64);
     assert_string_equal(res.content_type, "text/plain; charset=utf-8");
 
     have_cert = false;
-    run(r, "GET /certificate.sha256 HTTP/1.1\r\n\r\n", &res);
+    run(r, "GET /certificate.sha256 HTTP/1.1\r\nHost: h\r\n\r\n", &res);
     assert_int_equal(res.status, 404);
     assert_string_equal(res.body, "no certificate\n");
     have_cert = true;
 
-    run(r, "HEAD /health HTTP/1.1\r\n\r\n", &res);
+    run(r, "HEAD /health HTTP/1.1\r\nHost: h\r\n\r\n", &res);
     assert_int_equal(res.status, 200);
 
-    run(r, "POST /health HTTP/1.1\r\n\r\n", &res);
+    run(r, "POST /health HTTP/1.1\r\nHost: h\r\n\r\n", &res);
     assert_int_equal(res.status, 405);
     assert_non_null(strstr(res.head, "\r\nAllow: GET, HEAD\r\n"));
     assert_non_null(strstr(res.head, "\r\nAccess-Control-Allow-Origin: *\r\n"));
 
     run(r,
-        "OPTIONS /certificate.sha256 HTTP/1.1\r\nOrigin: https://x\r\n"
+        "OPTIONS /certificate.sha256 HTTP/1.1\r\nHost: h\r\nOrigin: https://x\r\n"
         "Access-Control-Request-Method: GET\r\n\r\n",
         &res);
     assert_int_equal(res.status, 200);
@@ -127,18 +127,18 @@ static void test_health_and_fingerprint(void **state)
     assert_non_null(strstr(res.head, "\r\nAccess-Control-Allow-Methods: GET\r\n"));
 
     /* Unimplemented hooks leave their routes out: the HTML landing page answers. */
-    run(r, "GET /announced HTTP/1.1\r\n\r\n", &res);
+    run(r, "GET /announced HTTP/1.1\r\nHost: h\r\n\r\n", &res);
     assert_int_equal(res.status, 404);
     assert_string_equal(res.content_type, "text/html; charset=utf-8");
     assert_non_null(strstr(res.body, "<html"));
-    run(r, "GET /metrics HTTP/1.1\r\n\r\n", &res);
+    run(r, "GET /metrics HTTP/1.1\r\nHost: h\r\n\r\n", &res);
     assert_int_equal(res.status, 404);
-    run(r, "GET /fetch/a/b HTTP/1.1\r\n\r\n", &res);
+    run(r, "GET /fetch/a/b HTTP/1.1\r\nHost: h\r\n\r\n", &res);
     assert_int_equal(res.status, 404);
 
     /* Freeing the web removes its routes, fallback and CORS. */
     moq_web_free(web);
-    run(r, "GET /health HTTP/1.1\r\n\r\n", &res);
+    run(r, "GET /health HTTP/1.1\r\nHost: h\r\n\r\n", &res);
     assert_int_equal(res.status, 404);
     assert_int_equal(res.body_len, 0);
     assert_null(strstr(res.head, "Access-Control"));
@@ -155,40 +155,40 @@ static void test_hooks(void **state)
     moq_web *web = moq_web_new(r, &hooks);
     struct result res;
 
-    run(r, "GET /announced HTTP/1.1\r\n\r\n", &res);
+    run(r, "GET /announced HTTP/1.1\r\nHost: h\r\n\r\n", &res);
     assert_int_equal(res.status, 200);
     assert_string_equal(last_prefix, "");
     assert_string_equal(res.body, "a\nb");
-    run(r, "GET /announced/ HTTP/1.1\r\n\r\n", &res);
+    run(r, "GET /announced/ HTTP/1.1\r\nHost: h\r\n\r\n", &res);
     assert_string_equal(last_prefix, "");
-    run(r, "GET /announced/demo/live%20x HTTP/1.1\r\n\r\n", &res);
+    run(r, "GET /announced/demo/live%20x HTTP/1.1\r\nHost: h\r\n\r\n", &res);
     assert_string_equal(last_prefix, "demo/live x");
 
-    run(r, "GET /fetch/demo/live/video?group=42&jwt=t HTTP/1.1\r\n\r\n", &res);
+    run(r, "GET /fetch/demo/live/video?group=42&jwt=t HTTP/1.1\r\nHost: h\r\n\r\n", &res);
     assert_int_equal(res.status, 200);
     assert_string_equal(fetch_broadcast, "demo/live");
     assert_string_equal(fetch_track, "video");
     assert_false(last_fetch.latest);
     assert_int_equal(last_fetch.group, 42);
-    run(r, "GET /fetch/demo/catalog.json HTTP/1.1\r\n\r\n", &res);
+    run(r, "GET /fetch/demo/catalog.json HTTP/1.1\r\nHost: h\r\n\r\n", &res);
     assert_true(last_fetch.latest);
     assert_string_equal(fetch_broadcast, "demo");
-    run(r, "GET /fetch/demo/catalog.json?group=latest HTTP/1.1\r\n\r\n", &res);
+    run(r, "GET /fetch/demo/catalog.json?group=latest HTTP/1.1\r\nHost: h\r\n\r\n", &res);
     assert_true(last_fetch.latest);
-    run(r, "GET /fetch/track-only HTTP/1.1\r\n\r\n", &res);
+    run(r, "GET /fetch/track-only HTTP/1.1\r\nHost: h\r\n\r\n", &res);
     assert_int_equal(res.status, 400);
-    run(r, "GET /fetch/a/b?group=-1 HTTP/1.1\r\n\r\n", &res);
+    run(r, "GET /fetch/a/b?group=-1 HTTP/1.1\r\nHost: h\r\n\r\n", &res);
     assert_int_equal(res.status, 400);
-    run(r, "GET /fetch/a/b?group=18446744073709551616 HTTP/1.1\r\n\r\n", &res);
+    run(r, "GET /fetch/a/b?group=18446744073709551616 HTTP/1.1\r\nHost: h\r\n\r\n", &res);
     assert_int_equal(res.status, 400);
 
     /* A failing hook is a 500. */
-    run(r, "GET /metrics HTTP/1.1\r\n\r\n", &res);
+    run(r, "GET /metrics HTTP/1.1\r\nHost: h\r\n\r\n", &res);
     assert_int_equal(res.status, 500);
 
     /* Routes are taken: a second web on the same router is refused. */
     assert_null(moq_web_new(r, &hooks));
-    run(r, "GET /health HTTP/1.1\r\n\r\n", &res);
+    run(r, "GET /health HTTP/1.1\r\nHost: h\r\n\r\n", &res);
     assert_int_equal(res.status, 200);
     assert_non_null(strstr(res.head, "\r\nAccess-Control-Allow-Origin: *\r\n"));
     moq_web_free(web);

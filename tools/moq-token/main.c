@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "auth/auth.h"
@@ -49,9 +50,9 @@ static const char generate_usage[] =
     "                    PS256, PS384, PS512, EdDSA\n"
     "  --id KID          Key ID (A-Z a-z 0-9 - _); random 16 hex digits if omitted\n"
     "  --out FILE        Write the key to FILE ('-' for stdout, the default); alias --key\n"
-    "  --out-dir DIR     Write the key to DIR/{kid}.jwk\n"
+    "  --out-dir DIR     Write the key to DIR/{kid}.jwk (DIR is created, owner-only, if missing)\n"
     "  --public FILE     Write the public key to FILE (asymmetric algorithms; '-' stdout)\n"
-    "  --public-dir DIR  Write the public key to DIR/{kid}.jwk\n"
+    "  --public-dir DIR  Write the public key to DIR/{kid}.jwk (DIR is created if missing)\n"
     "  --root PATH       Root of the key scope (only with --publish/--subscribe)\n"
     "  --publish PATH    Publish prefix the key may grant (repeatable); makes a scoped key\n"
     "  --subscribe PATH  Subscribe prefix the key may grant (repeatable); makes a scoped key\n"
@@ -71,7 +72,8 @@ static const char sign_usage[] =
     "  --subscribe PATH    Path suffix the holder may subscribe under (repeatable; \"\" = all)\n"
     "  --cluster           Mark the token as a cluster node (legacy \"cluster\" claim)\n"
     "  --expires WHEN      Expiry: unix timestamp, RFC 3339 time, or +DURATION (+3600, 90s,\n"
-    "                      30m, 12h, 7d) from now\n"
+    "                      30m, 12h, 7d) from now; a time already past is refused\n"
+    "  --allow-expired     Sign even when --expires is past (to test that relays refuse it)\n"
     "  --issued WHEN       Issued-at time, same forms as --expires\n"
     "  -h, --help          Print help\n";
 
@@ -281,9 +283,39 @@ static int write_key(const moq_jwk *key, const char *path, bool json)
     return 0;
 }
 
-static int write_key_to(const moq_jwk *key, const char *dir, const char *path, bool json)
+/* mkdir -p: create dir and its missing parents with `mode`; existing ones are kept. */
+static int make_dirs(const char *dir, mode_t mode)
+{
+    if (!dir[0]) {
+        errno = ENOENT;
+        return -1;
+    }
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof(path), "%s", dir) >= (int)sizeof(path)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (char *p = path + 1;; p++) {
+        bool last = *p == '\0';
+        if (*p != '/' && !last) continue;
+        *p = '\0';
+        struct stat st;
+        if (mkdir(path, mode) < 0 &&
+            (errno != EEXIST || stat(path, &st) < 0 || !S_ISDIR(st.st_mode))) {
+            if (errno == EEXIST) errno = ENOTDIR;
+            return -1;
+        }
+        if (last) return 0;
+        *p = '/';
+    }
+}
+
+static int write_key_to(const moq_jwk *key, const char *dir, const char *path, bool json,
+                        mode_t dir_mode)
 {
     if (!dir) return write_key(key, path, json);
+    if (make_dirs(dir, dir_mode) < 0)
+        return fail("cannot create directory %s: %s", dir, strerror(errno));
     char *p = dir_join(dir, moq_jwk_kid(key));
     if (!p) return fail("out of memory");
     int rc = write_key(key, p, json);
@@ -308,6 +340,7 @@ enum {
     OPT_EXPIRES,
     OPT_ISSUED,
     OPT_IN,
+    OPT_ALLOW_EXPIRED,
 };
 
 static int cmd_generate(int argc, char **argv)
@@ -438,9 +471,10 @@ static int cmd_generate(int argc, char **argv)
             fail("%s", err.msg);
             goto out_keys;
         }
-        if (write_key_to(pub, public_dir, public, json) != 0) goto out_keys;
+        if (write_key_to(pub, public_dir, public, json, 0755) != 0) goto out_keys;
     }
-    rc = write_key_to(key, out_dir, out ? out : "-", json);
+    /* a key directory holds secrets: a new one is owner-only */
+    rc = write_key_to(key, out_dir, out ? out : "-", json, 0700);
 out_keys:
     moq_jwk_unref(pub);
     moq_jwk_unref(key);
@@ -464,10 +498,12 @@ static int cmd_sign(int argc, char **argv)
         {"cluster", no_argument, NULL, OPT_CLUSTER},
         {"expires", required_argument, NULL, OPT_EXPIRES},
         {"issued", required_argument, NULL, OPT_ISSUED},
+        {"allow-expired", no_argument, NULL, OPT_ALLOW_EXPIRED},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
-    const char *key_path = global_key;
+    const char *key_path = global_key, *expires = NULL;
+    bool allow_expired = false;
     moq_claims claims;
     moq_claims_init(&claims);
     int64_t now = (int64_t)time(NULL);
@@ -499,6 +535,10 @@ static int cmd_sign(int argc, char **argv)
                 goto out;
             }
             claims.has_exp = true;
+            expires = optarg;
+            break;
+        case OPT_ALLOW_EXPIRED:
+            allow_expired = true;
             break;
         case OPT_ISSUED:
             if (!parse_when(optarg, now, &claims.iat)) {
@@ -526,6 +566,17 @@ static int cmd_sign(int argc, char **argv)
     }
     if ((claims.has_exp && claims.exp < 0) || (claims.has_iat && claims.iat < 0)) {
         rc = usage_error("sign ", "timestamps before 1970 are not allowed");
+        goto out;
+    }
+    if (claims.has_exp && claims.exp <= now && !allow_expired) {
+        char when[32] = "";
+        time_t t = (time_t)claims.exp;
+        struct tm tm;
+        if (gmtime_r(&t, &tm)) strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        rc = usage_error("sign ",
+                         "--expires '%s' (%s) is not in the future: the token would never "
+                         "verify (--allow-expired signs it anyway)",
+                         expires, when);
         goto out;
     }
     moq_jwk *key;

@@ -257,8 +257,12 @@ static void on_abort(void *ctx, moq_subscription *sub, uint64_t code)
         ev_timer_start(c->t->loop, &c->dropped);
         return;
     }
-    tool_fail(c->t, "subscription to %s/%s failed: %s (code %llu)", c->t->o->broadcast,
-              c->t->o->tracks[0], moq_code_name(code), (unsigned long long)code);
+    if (code == MOQ_CODE_UNAUTHORIZED)
+        tool_fail(c->t, "not allowed to subscribe to %s (track %s)", c->t->o->broadcast,
+                  c->t->o->tracks[0]);
+    else
+        tool_fail(c->t, "subscription to %s/%s failed: %s (code %llu)", c->t->o->broadcast,
+                  c->t->o->tracks[0], moq_code_name(code), (unsigned long long)code);
 }
 
 static const moq_subscriber_ops sub_ops = {

@@ -14,6 +14,7 @@
 #include <gnutls/crypto.h>
 
 #include "bench.h"
+#include "moq/errors.h"
 #include "moq/path.h"
 #include "moq/version.h"
 #include "tool.h"
@@ -27,6 +28,10 @@
 #define DRAIN_SETTLE_S    0.05
 #define MAX_FRAME_DEFAULT (32u * 1024 * 1024)
 #define KEEP_ALIVE_MS     5000 /* like upstream's clients */
+#define TLS_HINT                                                                                   \
+    "to trust it, use an http:// URL (the relay's certificate fingerprint is fetched from "        \
+    "/certificate.sha256 and pinned), or pass --tls-fingerprint HEX (its SHA-256) or --tls-root "  \
+    "FILE (the CA that signed it)"
 
 /* ---------------------------------------------------------------- usage */
 
@@ -550,6 +555,21 @@ static void on_connected(void *ctx, moq_dial *d, moq_session *s)
     if (t->app_connected) t->app_connected(t);
 }
 
+static bool publishing(const struct tool_opts *o)
+{
+    return o->cmd == CMD_PUBLISH || o->cmd == CMD_CLOCK_PUBLISH;
+}
+
+/* The relay refused our announce request: the token does not let us read there. */
+static void on_announce_refused(void *ctx, moq_dial *d, const char *prefix)
+{
+    struct tool *t = ctx;
+    if (t->o->cmd == CMD_ANNOUNCED)
+        tool_fail(t, "not allowed to subscribe under /%s", prefix);
+    else
+        tool_fail(t, "not allowed to subscribe to %s", prefix);
+}
+
 static void on_closed(void *ctx, moq_dial *d, int err, uint64_t code, const char *reason)
 {
     struct tool *t = ctx;
@@ -558,6 +578,14 @@ static void on_closed(void *ctx, moq_dial *d, int err, uint64_t code, const char
     if (err < 0) {
         if (!t->exit_set || !t->stopping)
             tool_fail(t, "cannot connect to %s: %s", t->o->url, reason);
+    } else if (publishing(t->o) && code == MOQ_CODE_UNAUTHORIZED && reason &&
+               strncmp(reason, MOQ_SESSION_PUBLISH_REFUSED,
+                       sizeof(MOQ_SESSION_PUBLISH_REFUSED) - 1) == 0) {
+        /* the relay refused our broadcast: the token does not allow it (this outcome wins
+         * over an end of input that was already winding down) */
+        tool_note(t, "not allowed to publish %s", t->o->broadcast);
+        t->exit_set = true;
+        t->exit_code = EXIT_RUNTIME;
     } else if (!t->stopping) {
         tool_fail(t, "the connection to %s ended: %s%scode %llu", t->o->url,
                   reason && reason[0] ? reason : "", reason && reason[0] ? ", " : "",
@@ -643,7 +671,7 @@ static int run(struct tool_opts *o)
         return EXIT_RUNTIME;
     }
 
-    bool publishing = o->cmd == CMD_PUBLISH || o->cmd == CMD_CLOCK_PUBLISH;
+    bool publishes = publishing(o);
     const char *everything = "";
     const char *consume = tool_consume_prefix(o);
     struct moq_dial_config dc = {
@@ -662,12 +690,14 @@ static int run(struct tool_opts *o)
         .timeout_ms = o->timeout_ms,
         .transport = {.keep_alive_ms = KEEP_ALIVE_MS},
         .origin = t.origin,
-        .publish = publishing ? NULL : &consume,
-        .n_publish = publishing ? 0 : 1,
-        .subscribe = publishing ? &everything : NULL,
-        .n_subscribe = publishing ? 1 : 0,
+        .publish = publishes ? NULL : &consume,
+        .n_publish = publishes ? 0 : 1,
+        .subscribe = publishes ? &everything : NULL,
+        .n_subscribe = publishes ? 1 : 0,
         .max_frame_bytes = MAX_FRAME_DEFAULT,
         .connected = on_connected,
+        .announce_refused = on_announce_refused,
+        .tls_hint = strncmp(o->url, "http://", 7) == 0 ? NULL : TLS_HINT,
         .closed = on_closed,
         .ctx = &t,
     };

@@ -9,9 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "tool.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -54,11 +54,9 @@ struct pub {
     size_t n_done;
     bool clock;
     ev_periodic clock_tick;
-    uint64_t clock_start_min; /* minute (since the epoch) the clock started */
-    uint64_t clock_base_seq;  /* its minute of the hour: the first group's sequence */
-    uint64_t clock_minute;    /* minute of the open group */
-    time_t clock_last;        /* the second written last (one frame per second) */
-    ev_timer delivery;        /* all tracks done: wait until the relay has everything */
+    struct clock_state clock_st;
+    uint64_t clock_minute; /* minute of the open group */
+    ev_timer delivery;     /* all tracks done: wait until the relay has everything */
     double delivery_started;
     bool winding_down;
 };
@@ -74,8 +72,10 @@ static void close_group(struct pub_track *pt)
     pt->in_group = 0;
 }
 
-/* Append one frame, opening a group when none is open. Returns 0 or an error. */
-static int write_frame(struct pub_track *pt, const uint8_t *data, size_t len, uint64_t group_frames)
+/* Append one frame stamped ts (wall-clock milliseconds), opening a group when none is open.
+ * Returns 0 or an error. */
+static int write_frame(struct pub_track *pt, const uint8_t *data, size_t len, uint64_t group_frames,
+                       uint64_t ts)
 {
     struct pub *p = pt->p;
     uint64_t now = moq_now_us();
@@ -89,7 +89,6 @@ static int write_frame(struct pub_track *pt, const uint8_t *data, size_t len, ui
         pt->prev_ts = 0;
         pt->in_group = 0;
     }
-    uint64_t ts = moq_wall_ms();
     moq_frame f;
     int rv = moq_frame_alloc(&f, pt->prev_ts, ts, len);
     if (rv < 0) return rv;
@@ -229,7 +228,7 @@ static void process_input(struct pub_track *pt)
         int rv = next_frame(pt, &data, &len);
         if (rv < 0) return;
         if (rv == 0) break;
-        rv = write_frame(pt, data, len, t->o->group_frames);
+        rv = write_frame(pt, data, len, t->o->group_frames, moq_wall_ms());
         if (rv < 0) {
             char msg[128];
             snprintf(msg, sizeof(msg), "cannot write a frame: %s", moq_strerror(rv));
@@ -331,24 +330,20 @@ static void update_reading(struct pub_track *pt)
 
 /* ---------------------------------------------------------------- the clock */
 
-static void clock_write(struct pub_track *pt)
+/* Write the second that contains now_ms (read just before), stamped with that reading. */
+static void clock_write(struct pub_track *pt, uint64_t now_ms)
 {
     struct pub *p = pt->p;
     if (!pt->serving || !pt->track || pt->done) return;
-    time_t now = time(NULL);
-    if (now <= p->clock_last) return; /* this second is written (a request just before a tick) */
-    uint64_t minute = (uint64_t)now / 60;
-    if (pt->group && minute != p->clock_minute) close_group(pt);
-    if (pt->exists_skip && minute != p->clock_minute) pt->exists_skip = false;
+    struct clock_frame cf;
+    if (!clock_frame_at(&p->clock_st, now_ms, &cf)) return; /* this second is written */
+    if (pt->group && cf.minute != p->clock_minute) close_group(pt);
+    if (pt->exists_skip && cf.minute != p->clock_minute) pt->exists_skip = false;
     if (pt->exists_skip) return;
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    char text[64];
     if (!pt->group) {
-        pt->next_seq = p->clock_base_seq + (minute - p->clock_start_min);
-        p->clock_minute = minute;
-        strftime(text, sizeof(text), "%Y-%m-%d %H:%M:", &tm);
-        int rv = write_frame(pt, (const uint8_t *)text, strlen(text), 0);
+        pt->next_seq = cf.group;
+        p->clock_minute = cf.minute;
+        int rv = write_frame(pt, (const uint8_t *)cf.base, strlen(cf.base), 0, cf.ts_ms);
         if (rv == MOQ_ERR_EXISTS) {
             pt->exists_skip = true; /* this minute is cached already; start with the next */
             return;
@@ -358,16 +353,19 @@ static void clock_write(struct pub_track *pt)
             return;
         }
     }
-    strftime(text, sizeof(text), "%S", &tm);
-    int rv = write_frame(pt, (const uint8_t *)text, strlen(text), 0);
-    if (rv < 0) tool_fail(p->t, "cannot write the clock: %s", moq_strerror(rv));
-    p->clock_last = now;
+    int rv = write_frame(pt, (const uint8_t *)cf.text, strlen(cf.text), 0, cf.ts_ms);
+    if (rv < 0) {
+        tool_fail(p->t, "cannot write the clock: %s", moq_strerror(rv));
+        return;
+    }
+    clock_state_written(&p->clock_st, &cf);
 }
 
+/* Fires on each second boundary; the frame names the time read now, not the boundary. */
 static void clock_cb(struct ev_loop *loop, ev_periodic *w, int revents)
 {
     struct pub *p = w->data;
-    clock_write(&p->tracks[0]);
+    clock_write(&p->tracks[0], moq_wall_ms());
 }
 
 /* ---------------------------------------------------------------- producer */
@@ -389,7 +387,7 @@ static void set_serving(struct pub_track *pt, const moq_sub_prefs *prefs)
     pt->serving = !prefs->info_only;
     if (pt->serving && !was) moq_info("moq", "track %s requested by the relay", pt->name);
     if (pt->p->clock) {
-        if (pt->serving && !was) clock_write(pt);
+        if (pt->serving && !was) clock_write(pt, moq_wall_ms());
         return;
     }
     update_reading(pt);
@@ -448,6 +446,7 @@ static const moq_producer_ops pub_ops = {
 static void pub_connected(struct tool *t)
 {
     moq_info("moq", "publishing %s", t->o->broadcast);
+    moq_info("moq", "waiting for a subscriber to %s", t->o->broadcast);
     struct pub *p = t->app;
     /* watch the input from the start, so its end is noticed even with no subscriber */
     for (size_t i = 0; i < p->n; i++)
@@ -561,11 +560,7 @@ int clock_publish_init(struct tool *t)
     int rv = pub_setup(t, true);
     if (rv < 0) return rv;
     struct pub *p = t->app;
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    p->clock_start_min = (uint64_t)now / 60;
-    p->clock_base_seq = (uint64_t)tm.tm_min; /* like moq-clock: start at the minute of the hour */
+    clock_state_init(&p->clock_st, moq_wall_ms());
     ev_periodic_init(&p->clock_tick, clock_cb, 0., 1., NULL);
     p->clock_tick.data = p;
     ev_periodic_start(t->loop, &p->clock_tick);

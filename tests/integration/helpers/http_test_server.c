@@ -29,6 +29,7 @@
 #include "http/ws.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/url.h"
 #include "web/web.h"
 
 struct creds {
@@ -162,9 +163,8 @@ static int start_pending(moq_http_response *resp, bool stream)
 static int route_flood(void *ctx, const moq_http_request *req, moq_http_response *resp)
 {
     char n_str[16];
-    int n = moq_http_query_param(req->query, req->query_len, "n", n_str, sizeof(n_str)) > 0
-                ? atoi(n_str)
-                : 1;
+    int n = moq_query_param(req->query, req->query_len, "n", n_str, sizeof(n_str)) > 0 ? atoi(n_str)
+                                                                                       : 1;
     static uint8_t payload[65536];
     moq_http_response_stream_start(resp);
     for (int i = 0; i < n; i++)

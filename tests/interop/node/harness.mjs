@@ -85,6 +85,8 @@ export async function step(name, promise, ms = 10000) {
  * with `version` (e.g. "moq-lite-04") the qmux session offers only that application protocol,
  * handed to connect() through its documented `transport` option.
  */
+const sessions = new WeakMap(); // connection -> its QmuxSession, when connect() made one
+
 export async function connect(url, version, wire) {
     const u = new URL(url);
     let conn;
@@ -100,10 +102,25 @@ export async function connect(url, version, wire) {
         });
         await session.ready;
         conn = await Moq.Connection.connect(u, { transport: session });
+        sessions.set(conn, session);
     }
     if (conn.transport !== "websocket") fail(`expected a WebSocket session, got ${conn.transport}`);
     if (version && conn.version !== version) fail(`negotiated ${conn.version}, wanted ${version}`);
     return conn;
+}
+
+/**
+ * How the relay ended a connection made with a pinned `version`: its QMux close code and
+ * reason ({ closeCode, reason }), or { error } when the session dropped without a close
+ * record. (@moq/net's own `closed` settles without them.)
+ */
+export async function closeInfo(conn) {
+    const session = sessions.get(conn);
+    if (!session) fail("closeInfo needs a connection made with a pinned version");
+    return await session.closed.then(
+        (info) => ({ closeCode: info?.closeCode, reason: info?.reason }),
+        (err) => ({ error: err?.message ?? String(err) }),
+    );
 }
 
 /** A unique broadcast path per run, so scenarios never see each other's broadcasts. */

@@ -9,6 +9,7 @@ import {
     Moq,
     assert,
     checkFrame,
+    closeInfo,
     connect,
     fail,
     frameSizes,
@@ -302,13 +303,17 @@ const scenarios = {
         for (const path of [o.root, `${o.root}/${o.allowed}`])
             details.push(`no token at /${path}: ${await refusal(at(path), o.version)}`);
 
-        // A token holder publishes under its root: allowed only under o.allowed. The refused
-        // broadcast is published first, so it would be announced first if it leaked.
+        // A token holder publishes under its root: allowed only under o.allowed. A broadcast
+        // outside its publish scope, or any broadcast of a subscribe-only token, is refused:
+        // the relay closes that session with Unauthorized (6), naming the broadcast. These
+        // come first, so a refused broadcast would be announced first if it leaked.
         const pubUrl = at(o.root, o.pubToken);
+        const deniedPath = Moq.Path.from(o.denied, "cam");
+        details.push(`publish outside scope: ${await refusedPublish(pubUrl, o.version, deniedPath)}`);
+        const viewerPath = Moq.Path.from(o.allowed, "viewer");
+        details.push(`subscribe-only token publishing: ` +
+            `${await refusedPublish(at(o.root, o.obsToken), o.version, viewerPath)}`);
         const pub = await step("token publisher connects", connect(pubUrl, o.version));
-        const denied = new Moq.Broadcast.Producer();
-        denied.createTrack("t");
-        pub.publish(Moq.Path.from(o.denied, "cam"), denied);
         const allowed = new Moq.Broadcast.Producer();
         const track = allowed.createTrack("t");
         pub.publish(Moq.Path.from(o.allowed, "cam"), allowed);
@@ -318,18 +323,29 @@ const scenarios = {
         for (;;) {
             const ev = await step(`observer sees ${o.allowed}/cam announced`, announced.next());
             if (!ev) fail("observer's announcement stream ended");
-            if (ev.path.startsWith(`${o.denied}/`)) fail(`broadcast ${ev.path} outside the token's publish scope was announced`);
+            if (ev.path.startsWith(`${o.denied}/`) || ev.path === viewerPath)
+                fail(`refused broadcast ${ev.path} was announced`);
             if (ev.path === `${o.allowed}/cam` && ev.active) break;
         }
         const r = readTrack(obs.consume(Moq.Path.from(o.allowed, "cam")).track("t").subscribe());
-        await warmUp([track], [r], "data flows from the token publisher");
+        const seq = await warmUp([track], [r], "data flows from the token publisher");
         details.push(`published under /${o.root}/${o.allowed}, not /${o.root}/${o.denied}`);
 
-        // The publisher's token may not subscribe outside o.allowed: the relay refuses.
+        // The publisher's token may not subscribe outside o.allowed, nor see announcements
+        // there: the relay refuses both with Unauthorized (6), and the session lives on.
         const refused = readTrack(pub.consume(Moq.Path.from(o.denied, "cam")).track("t").subscribe());
         await step("subscribing outside the token's scope ends the subscription", until(refused, (s) => s.ended !== undefined));
         assert(refused.first === undefined, "a refused subscription delivered a group");
+        assert(/\b6\b/.test(refused.ended), `the subscription ended with ${refused.ended}, not code 6`);
         details.push(`subscribe outside scope: ${refused.ended}`);
+        const hidden = pub.announced(Moq.Path.from(o.denied));
+        const err = await step("announcements outside the token's scope are refused",
+            hidden.next().then((ev) => ev, (e) => e));
+        assert(err?.code === 6, `announced() outside the scope gave ${err?.message ?? JSON.stringify(err)}, not code 6`);
+        details.push(`announcements outside scope: ${err.message}`);
+        writeGroup(track, seq);
+        await step("the refused requests left the publisher's session working",
+            until(r, (s) => s.complete.has(seq)));
         return details.join("; ");
     },
 
@@ -414,6 +430,21 @@ async function gone(o, end) {
     assert(f.first === undefined, "a new subscription to the ended broadcast delivered a group");
     details.push(`new subscription ${f.ended}`);
     return details.join("; ");
+}
+
+/** Publish `path` where the token does not allow it: the relay must close the session with
+ * Unauthorized (6) and a reason naming the broadcast. Returns how it ended. */
+async function refusedPublish(url, version, path) {
+    const conn = await step(`publisher of ${path} connects`, connect(url, version, wire));
+    const broadcast = new Moq.Broadcast.Producer();
+    broadcast.createTrack("t");
+    conn.publish(path, broadcast);
+    const info = await step(`the relay refuses ${path}`, closeInfo(conn));
+    if (info.error) fail(`publishing ${path}: the session dropped without a close record (${info.error})`);
+    assert(info.closeCode === 6, `publishing ${path}: closed with code ${info.closeCode}, not 6`);
+    const want = `not allowed to publish ${path}`;
+    assert(info.reason === want, `publishing ${path}: reason "${info.reason}", not "${want}"`);
+    return `closed with ${info.closeCode} "${info.reason}"`;
 }
 
 /** Connect where the connection must fail; returns how the client reported it. */
