@@ -10,6 +10,8 @@
  *                                           lite-05 SETUP Path (older versions have none)
  *   https://host:port/path?query            WebTransport: QUIC with ALPN h3, then an extended
  *                                           CONNECT to "/path?query" offering the versions
+ *   ws://host:port/path?query, wss://...    WebSocket: an HTTP/1.1 upgrade offering qmux
+ *                                           subprotocols for the versions, then qmux
  *   http://host:port/path?query             first GET http://host:port/certificate.sha256,
  *                                           pin that fingerprint, then dial https:// on the
  *                                           same host and port (raw QUIC with `raw_quic`),
@@ -88,6 +90,37 @@ void moq_http_get_cancel(moq_http_get *g);
  * moq_h3_server_attach or moq_h3_client_attach. Returns 0 or MOQ_ERR_NOMEM. */
 int moq_h3_loop_driver(struct ev_loop *loop, struct moq_h3_driver *drv);
 
+/* ---- WebSocket ----------------------------------------------------------------------- */
+
+/* moq-lite over WebSocket (qmux, see qmux/qmux.h): TCP (TLS for wss://), an HTTP/1.1 upgrade
+ * offering "qmux-0N.<version>" for each version, then a qmux session. The dialer uses it for
+ * ws:// and wss:// URLs. Once `done` has handed over a transport the connection owns
+ * itself: it ends when the transport's application closes it or the peer goes away. */
+typedef struct moq_ws_client moq_ws_client;
+
+struct moq_ws_client_config {
+    const char *host;            /* DNS name or IP literal (no brackets) */
+    const char *port;            /* numeric or service name */
+    const char *authority;       /* Host header ("host:port"); NULL = host */
+    const char *target;          /* "/path?query" */
+    const char *const *versions; /* moq-lite versions to offer, in preference order */
+    size_t n_versions;
+    const moq_tls_client *tls; /* wss://: the trust policy (must outlive the handshake);
+                                  NULL = plain ws:// */
+};
+
+/* The handshake finished: t is the session's transport (attach to it during the call), or
+ * NULL with err < 0 and a reason. Runs from the loop, exactly once unless cancelled. */
+typedef void (*moq_ws_connect_fn)(void *ctx, moq_transport *t, int err, const char *reason);
+
+/* Start. Returns 0 and *out (valid until the callback), or MOQ_ERR_INVALID,
+ * MOQ_ERR_NOT_FOUND (name does not resolve), MOQ_ERR_IO or MOQ_ERR_NOMEM without calling
+ * back. */
+int moq_ws_connect(struct ev_loop *loop, const struct moq_ws_client_config *cfg,
+                   moq_ws_connect_fn cb, void *ctx, moq_ws_client **out);
+/* Abandon a handshake whose callback has not run; it never calls back. */
+void moq_ws_connect_cancel(moq_ws_client *c);
+
 /* ---- dialing -------------------------------------------------------------------------- */
 
 #define MOQ_DIAL_DEFAULT_TIMEOUT_MS 10000
@@ -100,6 +133,9 @@ struct moq_dial_config {
      * pinned instead (any trust configured here is ignored then). Nothing configured on a
      * moql/https URL means the system roots. */
     moq_tls_client_config tls;
+    /* Or an existing trust policy shared by many dials (not copied; it must outlive the
+     * dial): `tls` is ignored then, except for http:// URLs, which pin what they fetch. */
+    const moq_tls_client *tls_client;
     /* moq-lite versions to offer ("moq-lite-05", ...), in preference order; NULL/0 = all
      * supported (moq_version_alpns). */
     const char *const *versions;

@@ -22,6 +22,7 @@ enum dial_phase {
     P_FINGERPRINT, /* GET /certificate.sha256 */
     P_QUIC,        /* QUIC handshake */
     P_H3,          /* WebTransport CONNECT */
+    P_WS,          /* WebSocket upgrade */
     P_SESSION,     /* the moq session runs */
     P_ENDED,       /* `closed` reported or about to be */
 };
@@ -32,6 +33,7 @@ struct moq_dial {
     char *url_text;
     moq_url url;
     bool webtransport;
+    bool websocket;
     char authority[300];
     char *target; /* "/path?query" */
     moq_strlist versions;
@@ -51,9 +53,11 @@ struct moq_dial {
     char *tls_hint;
 
     moq_tls_client *tls;
-    gnutls_session_t tls_session; /* of the QUIC handshake in progress */
+    const moq_tls_client *shared_tls; /* the config's tls_client, when given */
+    gnutls_session_t tls_session;     /* of the QUIC handshake in progress */
     moq_http_get *get;
     moq_quic_client *qc;
+    moq_ws_client *wsc;  /* the WebSocket handshake in progress */
     moq_transport *quic; /* the h3 connection while the CONNECT is pending */
     bool h3_pending;     /* moq_h3_client_attach's callback has not run yet */
     moq_session *s;
@@ -75,6 +79,7 @@ static void dial_free(moq_dial *d)
     ev_timer_stop(d->loop, &d->reap);
     if (d->get) moq_http_get_cancel(d->get);
     if (d->qc) moq_quic_connect_cancel(d->qc);
+    if (d->wsc) moq_ws_connect_cancel(d->wsc);
     moq_tls_client_free(d->tls);
     moq_url_free(&d->url);
     free(d->url_text);
@@ -125,6 +130,10 @@ static void attempt_failed(moq_dial *d, int err, const char *fmt, ...)
         moq_quic_connect_cancel(d->qc);
         d->qc = NULL;
     }
+    if (d->wsc) {
+        moq_ws_connect_cancel(d->wsc);
+        d->wsc = NULL;
+    }
     if (was == P_H3 && d->h3_pending && d->quic) {
         /* the CONNECT callback still comes (with an error); the dial waits for it */
         moq_transport_close(d->quic, 0, "cancelled");
@@ -138,9 +147,9 @@ static void timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     moq_dial *d = w->data;
     static const char *const what[] = {"fetching the certificate fingerprint", "the QUIC handshake",
-                                       "the WebTransport CONNECT"};
+                                       "the WebTransport CONNECT", "the WebSocket upgrade"};
     attempt_failed(d, MOQ_ERR_TIMEOUT, "timed out during %s with %s",
-                   d->phase <= P_H3 ? what[d->phase] : "setup", d->authority);
+                   d->phase <= P_WS ? what[d->phase] : "setup", d->authority);
 }
 
 /* ---------------------------------------------------------------- the session */
@@ -215,7 +224,7 @@ static void start_session(moq_dial *d, moq_transport *t)
         .origin = d->origin,
         .clock = &moq_system_clock,
         .timer = session_timer,
-        .setup_path = d->webtransport ? NULL : d->target,
+        .setup_path = d->webtransport || d->websocket ? NULL : d->target,
         .max_frame_bytes = d->max_frame_bytes,
         .authorize = session_authorize,
         .upstream = session_upstream,
@@ -266,13 +275,53 @@ static void h3_done(void *ctx, moq_transport *t, int err, int status)
     start_session(d, t);
 }
 
+/* ---------------------------------------------------------------- WebSocket */
+
+static void ws_done(void *ctx, moq_transport *t, int err, const char *reason)
+{
+    moq_dial *d = ctx;
+    d->wsc = NULL;
+    if (!t) {
+        attempt_failed(d, err, "%s", reason ? reason : moq_strerror(err));
+        return;
+    }
+    start_session(d, t);
+}
+
+static int begin_ws(moq_dial *d, char *err, size_t errlen)
+{
+    bool tls = strcmp(d->url.scheme, "wss") == 0;
+    struct moq_ws_client_config wc = {
+        .host = d->url.host,
+        .port = d->url.port,
+        .authority = d->authority,
+        .target = d->target,
+        .versions = (const char *const *)d->versions.v,
+        .n_versions = d->versions.len,
+        .tls = !tls     ? NULL
+               : d->tls ? d->tls
+                        : d->shared_tls,
+    };
+    d->phase = P_WS;
+    int rv = moq_ws_connect(d->loop, &wc, ws_done, d, &d->wsc);
+    if (rv < 0) {
+        d->wsc = NULL;
+        if (rv == MOQ_ERR_NOT_FOUND)
+            snprintf(err, errlen, "cannot resolve %s", d->url.host);
+        else
+            snprintf(err, errlen, "cannot connect to %s: %s", d->authority, moq_strerror(rv));
+    }
+    return rv;
+}
+
 /* ---------------------------------------------------------------- QUIC */
 
 static int tls_setup(void *ctx, gnutls_session_t s, const char *hostname)
 {
     moq_dial *d = ctx;
+    const moq_tls_client *tls = d->tls ? d->tls : d->shared_tls;
     d->tls_session = s;
-    return moq_tls_client_setup_session(d->tls, s, hostname) < 0 ? -1 : 0;
+    return moq_tls_client_setup_session(tls, s, hostname) < 0 ? -1 : 0;
 }
 
 static void quic_done(void *ctx, moq_transport *t, int err, const char *reason)
@@ -445,10 +494,13 @@ static int take_config(moq_dial *d, const struct moq_dial_config *cfg, char *err
     bool http = strcmp(scheme, "http") == 0;
     if (strcmp(scheme, "moql") == 0 || strcmp(scheme, "moqt") == 0) {
         d->webtransport = false;
+    } else if (strcmp(scheme, "ws") == 0 || strcmp(scheme, "wss") == 0) {
+        d->websocket = true;
     } else if (strcmp(scheme, "https") == 0 || http) {
         d->webtransport = !(http && cfg->raw_quic);
     } else {
-        snprintf(err, errlen, "unsupported URL scheme '%s' (use moql://, https:// or http://)",
+        snprintf(err, errlen,
+                 "unsupported URL scheme '%s' (use moql://, https://, http://, ws:// or wss://)",
                  scheme);
         return MOQ_ERR_UNSUPPORTED;
     }
@@ -550,8 +602,10 @@ int moq_dial_start(struct ev_loop *loop, const struct moq_dial_config *cfg, moq_
             }
         }
     } else if (rv == 0) {
-        rv = make_tls(d, err, errlen);
-        if (rv == 0) rv = begin_quic(d, err, errlen);
+        d->shared_tls = cfg->tls_client;
+        bool plain = strcmp(d->url.scheme, "ws") == 0; /* no TLS at all */
+        if (!d->shared_tls && !plain) rv = make_tls(d, err, errlen);
+        if (rv == 0) rv = d->websocket ? begin_ws(d, err, errlen) : begin_quic(d, err, errlen);
     }
     if (rv < 0) {
         if (!err[0]) snprintf(err, errlen, "%s", moq_strerror(rv));
@@ -581,7 +635,7 @@ moq_session *moq_dial_session(const moq_dial *d)
 
 const char *moq_dial_transport_name(const moq_dial *d)
 {
-    return d->webtransport ? "WebTransport" : "QUIC";
+    return d->websocket ? "WebSocket" : d->webtransport ? "WebTransport" : "QUIC";
 }
 
 const char *moq_dial_url(const moq_dial *d)

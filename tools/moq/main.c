@@ -13,6 +13,7 @@
 
 #include <gnutls/crypto.h>
 
+#include "bench.h"
 #include "moq/errors.h"
 #include "moq/path.h"
 #include "moq/version.h"
@@ -46,9 +47,11 @@ static const char main_usage[] =
     "  announced        Print announced broadcasts (+path / -path) as they change\n"
     "  clock publish    Publish the current time (track \"seconds\", like moq-clock)\n"
     "  clock subscribe  Print the time published by `moq clock publish`\n"
+    "  bench            Load-test a relay with many sessions (upstream moq-bench's options)\n"
     "\n"
-    "URL: moql://host:port/path (raw QUIC), https://host:port/path (WebTransport), or\n"
-    "http://host:port/path (fetch /certificate.sha256 first and pin it, then WebTransport).\n"
+    "URL: moql://host:port/path (raw QUIC), https://host:port/path (WebTransport),\n"
+    "http://host:port/path (fetch /certificate.sha256 first and pin it, then WebTransport),\n"
+    "or ws://host:port/path, wss://... (WebSocket).\n"
     "\n"
     "Run `moq <COMMAND> --help` for the options of a command.\n"
     "  -h, --help     Print help\n"
@@ -760,6 +763,7 @@ int main(int argc, char **argv)
         printf("moq %s\n", MOQ_VERSION);
         return 0;
     }
+    if (strcmp(cmd, "bench") == 0) return bench_main(argc - 2, argv + 2);
     if (strcmp(cmd, "publish") == 0) {
         o.cmd = CMD_PUBLISH;
         o.name = "publish";

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# `moq bench` against the real relay on loopback: every transport (raw QUIC, WebTransport,
+# http:// with the fetched pin, WebSocket, secure WebSocket) delivers frames and groups with no loss and
+# measures latency; a publisher-only and a subscriber-only instance make a 1 -> N fan-out;
+# --max-p99 / --max-loss decide the exit status.
+source "$(dirname "$0")/lib.sh"
+
+# check_final FILE WHAT CONNECTIONS [EXPR...]: the final report of a run that received
+# frames, on loopback: no lost group, latency measured, plus each python EXPR over d.
+check_final() {
+    local out="$1" what="$2" conns="$3"
+    shift 3
+    python3 - "$out" "$conns" "$@" <<'PY' || fail "$what: final report not as expected (above)"
+import json, sys
+out, conns, extra = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+lines = [l for l in open(out) if l.startswith("{")]
+if not lines:
+    sys.exit("no JSON line on stdout")
+d = json.loads(lines[-1])
+checks = [
+    "d['final'] is True",
+    "d['connections'] == %d" % conns,
+    "d['connect_failures'] == 0",
+    "d['recv_frames'] > 0 and d['recv_bytes'] > 0 and d['recv_groups'] > 0",
+    "d['lost_groups'] == 0",
+    "d['latency_p50_ms'] is not None and d['latency_p99_ms'] is not None",
+    "0 <= d['latency_p50_ms'] <= d['latency_p99_ms'] <= d['latency_max_ms'] < 10000",
+    "d['recv_frames'] == d['frames_recv'] and d['recv_groups'] == d['groups_recv']",
+] + extra
+for c in checks:
+    if not eval(c):
+        sys.exit("failed: %s in %s" % (c, lines[-1].strip()))
+PY
+}
+
+FIX="$MOQ_SOURCE_DIR/tests/fixtures/http"
+HTTPS_PORT="$(free_port)"
+start_relay --web-https-listen "127.0.0.1:$HTTPS_PORT" --web-https-cert "$FIX/server.pem" \
+    --web-https-key "$FIX/server.key"
+WS_URL="ws://127.0.0.1:$PORT/"
+BENCH=(--connections 4 --broadcasts 1 --subscribe 2 --fps 40 --group-size 7 --frame-size 600
+    --startup 0s --duration 3s --report 500ms --quiet)
+
+n=0
+for url in "moql://127.0.0.1:$PORT/ --tls-fingerprint $FP" "https://127.0.0.1:$PORT/ --tls-fingerprint $FP" \
+    "$HTTP_URL" "$HTTP_URL --raw-quic" "$WS_URL" "wss://localhost:$HTTPS_PORT/ --tls-root $FIX/ca.pem --frame-size 20000"; do
+    n=$((n + 1))
+    note "moq bench $url"
+    # shellcheck disable=SC2086
+    spawn "bench$n" "$MOQ" bench "${BENCH[@]}" --output "$TMP/bench$n.jsonl" $url
+    expect_ok "$SPAWNED" "moq bench $url"
+    check_final "$TMP/bench$n.out" "$url" 4 "d['frames_sent'] > 0"
+    # every interval went to --output, the last line there is the one on stdout
+    (($(lines_of "$TMP/bench$n.jsonl") >= 3)) || fail "$url: too few reports in --output"
+    [[ "$(tail -n 1 "$TMP/bench$n.jsonl")" == "$(grep '^{' "$TMP/bench$n.out" | tail -n 1)" ]] ||
+        fail "$url: the last --output line differs from stdout"
+    [[ "$(grep -c '"final":true' "$TMP/bench$n.jsonl")" == 1 ]] || fail "$url: one final line expected"
+done
+
+note "fan-out: a publisher-only and a subscriber-only instance"
+# shellcheck disable=SC2086
+spawn pub "$MOQ" bench "$QUIC_URL" --tls-fingerprint "$FP" --file "$MOQ_SOURCE_DIR/bench/presets/fanout-pub.toml" \
+    --fps 30 --frame-size 2000 --report 200ms --output "$TMP/pub.jsonl" --quiet
+PUB=$SPAWNED
+pub_up() { [[ "$(tail -n 1 "$TMP/pub.jsonl" 2>/dev/null)" == *'"connections":1,'* ]]; }
+wait_for pub_up || fail "the publisher instance did not connect"
+spawn sub "$MOQ" bench "$WS_URL" --file "$MOQ_SOURCE_DIR/bench/presets/fanout-sub.toml" \
+    --connections 6 --startup 0s --duration 3s --max-loss 0 --quiet
+SUB=$SPAWNED
+expect_ok "$SUB" "the subscriber-only instance"
+check_final "$TMP/sub.out" "fan-out subscribers" 6 "d['subscriptions'] == 6" "d['frames_sent'] == 0" \
+    "d['broadcasts'] == 0"
+kill -TERM "$PUB"
+expect_ok "$PUB" "the publisher instance (SIGTERM)"
+python3 -c '
+import json, sys
+d = json.loads([l for l in open(sys.argv[1]) if l.startswith("{")][-1])
+assert d["final"] and d["frames_sent"] > 0 and d["recv_frames"] == 0 and d["subscriptions"] == 0, d
+' "$TMP/pub.out" || fail "the publisher instance: final report not as expected"
+
+note "thresholds decide the exit status"
+spawn p99 "$MOQ" bench "$WS_URL" --connections 2 --subscribe 1 --fps 50 --group-size 0 \
+    --startup 0s --duration 2s --max-p99 0 --max-loss 0 --quiet
+rc=0
+wait_exit "$SPAWNED" || rc=$?
+((rc == 3)) || fail "--max-p99 0 exited with $rc, want 3"
+log_has "$TMP/p99.err" "p99 latency" || fail "--max-p99 0: no reason given"
+check_final "$TMP/p99.out" "--max-p99 0" 2
+
+spawn ok "$MOQ" bench "$QUIC_URL" --tls-fingerprint "$FP" --connections 2 --subscribe 1 --fps 50 \
+    --group-size 4 --startup 0s --duration 2s --max-p99 5s --max-loss 0 --quiet
+expect_ok "$SPAWNED" "a run within --max-p99 5s and --max-loss 0"
+
+spawn bad "$MOQ" bench "$QUIC_URL" --fps lots
+rc=0
+wait_exit "$SPAWNED" || rc=$?
+((rc == 2)) || fail "a bad --fps exited with $rc, want 2"
+
+stop_relay
+echo "PASS"
