@@ -6,8 +6,20 @@ CONFIG       ?= dev/relay.toml
 JOBS         ?= $(shell nproc 2>/dev/null || echo 2)
 MAKEFLAGS    += --no-print-directory
 CMAKE_FLAGS  ?=
+PREFIX       ?= /usr/local
+SYSCONFDIR   ?= /etc
+UNITDIR      ?= $(PREFIX)/lib/systemd/system
+DESTDIR      ?=
+CONTAINER    ?= $(shell command -v podman || command -v docker || echo podman)
+IMAGE        ?= moq-relay
 
-.PHONY: all build deps run test sanitize fuzz fuzz-smoke bench format clean
+.PHONY: all build bins deps run test sanitize fuzz fuzz-smoke bench format clean install deb \
+	container container-test docs
+
+# Configure $(BUILD) once; `make build` reconfigures every time (CMAKE_FLAGS may change).
+CONFIGURED = $(BUILD)/CMakeCache.txt
+$(CONFIGURED):
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null
 
 all: build
 
@@ -18,8 +30,37 @@ build:
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
-run: deps build
+# Only what is run: the relay, not the tests.
+run: deps $(CONFIGURED)
+	@cmake --build $(BUILD) -j $(JOBS) --target moq-relay
 	./$(BUILD)/moq-relay $(CONFIG)
+
+# The binaries and their manual pages, without the tests.
+bins: deps $(CONFIGURED)
+	@cmake --build $(BUILD) -j $(JOBS) --target moq-relay moq moq-token man
+
+# moq-relay, moq, moq-token and their manual pages into $(PREFIX), the systemd unit into
+# $(UNITDIR), and $(SYSCONFDIR)/moq/relay.toml unless it exists; all under $(DESTDIR).
+install: bins
+	@DESTDIR="$(DESTDIR)" dist/install.sh $(BUILD) $(PREFIX) $(SYSCONFDIR) $(UNITDIR)
+
+# The Debian package, in $(BUILD)/deb.
+deb: bins
+	@dist/debian/build-deb.sh $(BUILD) $(BUILD)/deb
+
+# The container image (podman or docker), and its test: a Debian 12 root filesystem from
+# mmdebstrap stands in for debian:12-slim where no registry serves it (docs/operations.md).
+container:
+	$(CONTAINER) build -t $(IMAGE) .
+
+container-test: bins
+	@MOQ_DEPS_CONTAINER=1 scripts/deps.sh
+	@MOQ_BUILD_DIR=$(abspath $(BUILD)) MOQ_SOURCE_DIR=$(CURDIR) \
+		MOQ_RELAY_BIN=$(abspath $(BUILD))/moq-relay IMAGE=$(IMAGE) tests/container/test_container.sh
+
+# Rewrite the reference table of docs/config.md from the option table.
+docs: bins
+	@scripts/config-reference.sh $(BUILD)/moq-relay docs/config.md
 
 test: deps build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) $(CTEST_FLAGS)

@@ -11,10 +11,16 @@ packages=(
     libcmocka-dev
     clang libclang-rt-14-dev
     curl ngtcp2-client ngtcp2-server iproute2 procps
+    man-db groff-base
     nodejs npm
 )
 if [ "${MOQ_DEPS_BROWSER:-0}" = 1 ]; then
     packages+=(chromium)
+fi
+# make container-test: podman (runc for hosts where crun cannot run) and mmdebstrap for a
+# Debian 12 base image where no registry serves one
+if [ "${MOQ_DEPS_CONTAINER:-0}" = 1 ]; then
+    packages+=(podman runc iptables mmdebstrap)
 fi
 
 missing=()

@@ -17,18 +17,23 @@ static void print_error(const char *err)
     fprintf(stderr, "moq-relay: %s\n", msg);
 }
 
+/* --help, --version and the hidden --help-man / --help-markdown (the build writes the manual
+ * page and the reference table of docs/config.md with them). */
+static void print_and_stop(enum moq_config_action action)
+{
+    if (action == MOQ_CONFIG_HELP) moq_config_print_help(stdout);
+    if (action == MOQ_CONFIG_VERSION) printf("moq-relay %s\n", MOQ_VERSION);
+    if (action == MOQ_CONFIG_HELP_MAN) moq_config_print_man(stdout);
+    if (action == MOQ_CONFIG_HELP_MARKDOWN) moq_config_print_reference(stdout);
+}
+
 bool moq_cli_configure(struct moq_config *cfg, int argc, char **argv, char **envp, int *status)
 {
     char err[512] = "";
     enum moq_config_action action = MOQ_CONFIG_RUN;
     int rc = moq_config_load(cfg, argc, argv, envp, &action, err, sizeof(err));
-    if (rc == 0 && action == MOQ_CONFIG_HELP) {
-        moq_config_print_help(stdout);
-        *status = 0;
-        goto stop;
-    }
-    if (rc == 0 && action == MOQ_CONFIG_VERSION) {
-        printf("moq-relay %s\n", MOQ_VERSION);
+    if (rc == 0 && action != MOQ_CONFIG_RUN) {
+        print_and_stop(action);
         *status = 0;
         goto stop;
     }

@@ -1122,7 +1122,23 @@ static int walk_args(struct moq_config *cfg, int argc, char *const *argv,
             continue;
         }
         if (!strcmp(a, "--version") || !strcmp(a, "-V")) {
-            if (action && !apply && *action != MOQ_CONFIG_HELP) *action = MOQ_CONFIG_VERSION;
+            if (action && !apply && *action == MOQ_CONFIG_RUN) *action = MOQ_CONFIG_VERSION;
+            continue;
+        }
+        if (!strcmp(a, "--help-man") || !strcmp(a, "--help-markdown")) {
+            if (action && !apply)
+                *action = strcmp(a, "--help-man") ? MOQ_CONFIG_HELP_MARKDOWN : MOQ_CONFIG_HELP_MAN;
+            continue;
+        }
+        if (!strcmp(a, "--file") || !strncmp(a, "--file=", 7)) {
+            /* upstream's packaged unit names the file this way */
+            const char *path = a[6] == '=' ? a + 7 : NULL;
+            if (!path && i + 1 >= argc) return errf(err, errlen, "--file: missing value");
+            if (!path) path = argv[++i];
+            if (file)
+                return errf(err, errlen,
+                            "unexpected argument \"%s\": only one config file may be given", path);
+            file = path;
             continue;
         }
         if (a[1] != '-') return errf(err, errlen, "%s: unknown option (see --help)", a);
@@ -1516,7 +1532,7 @@ int moq_config_apply_log(const struct moq_config *cfg, char *const *envp, char *
 
 /* ---- help and reference ----------------------------------------------------------------- */
 
-static const char *placeholder(const struct opt *o)
+const char *moq_config_placeholder(const struct opt *o)
 {
     switch (o->type) {
     case T_BOOL:
@@ -1554,19 +1570,13 @@ void moq_config_print_help(FILE *out)
 {
     fprintf(out,
             "moq-relay %s - Media over QUIC relay\n\n"
-            "Usage: moq-relay [OPTIONS] [CONFIG.toml]\n\n"
-            "Settings come from built-in defaults, then the TOML file, then MOQ_* environment\n"
-            "variables, then these flags (later wins). Repeat a list flag to give several values.\n"
-            "Booleans: --flag or --flag=false. Logs: MOQ_LOG or RUST_LOG override the level.\n"
-            "Options marked [accepted, no effect] exist so upstream configurations load; setting\n"
-            "one logs a warning.\n\n"
-            "Options:\n",
-            MOQ_VERSION);
+            "Usage: moq-relay [OPTIONS] [CONFIG.toml]\n\n%s\nOptions:\n",
+            MOQ_VERSION, moq_config_help_intro);
     for (size_t i = 0; i < moq_config_nopts; i++) {
         const struct opt *o = &moq_config_opts[i];
         if (!o->flag || (o->flags & (OPT_HIDDEN | OPT_ALIAS))) continue;
         char left[80];
-        snprintf(left, sizeof(left), "--%s%s", o->flag, placeholder(o));
+        snprintf(left, sizeof(left), "--%s%s", o->flag, moq_config_placeholder(o));
         fprintf(out, "  %-42s %s", left, o->help);
         if (o->flags & OPT_IGNORED) fputs(" [accepted, no effect]", out);
         if (o->def) fprintf(out, " [default: %s]", o->def);
@@ -1574,8 +1584,14 @@ void moq_config_print_help(FILE *out)
         if (o->flag_alias) fprintf(out, " [alias: --%s]", o->flag_alias);
         fputc('\n', out);
     }
-    fprintf(out, "  %-42s %s\n", "-h, --help", "Print this help");
-    fprintf(out, "  %-42s %s\n", "-V, --version", "Print the version");
+    for (size_t i = 0; i < moq_config_ncli_opts; i++) {
+        const struct cli_opt *c = &moq_config_cli_opts[i];
+        char left[80];
+        snprintf(left, sizeof(left), "%s%s%s--%s%s", c->short_flag ? "-" : "",
+                 c->short_flag ? c->short_flag : "", c->short_flag ? ", " : "", c->flag,
+                 c->placeholder ? c->placeholder : "");
+        fprintf(out, "  %-42s %s\n", left, c->help);
+    }
 }
 
 static const char *type_doc(enum opt_type t)
@@ -1650,5 +1666,11 @@ void moq_config_print_reference(FILE *out)
         fprintf(out, "| %s | %s | %s | %s | %s | %s%s%s |\n", key, type_doc(o->type), def, flag,
                 env, o->help, (o->flags & OPT_IGNORED) ? " (accepted, ignored)" : "",
                 (o->flags & OPT_DEPRECATED) ? " (deprecated)" : "");
+    }
+    for (size_t i = 0; i < moq_config_ncli_opts; i++) {
+        const struct cli_opt *c = &moq_config_cli_opts[i];
+        fprintf(out, "| (flag only) | %s | unset | `--%s`%s%s%s |  | %s |\n",
+                c->placeholder ? "string" : "-", c->flag, c->short_flag ? " (or `-" : "",
+                c->short_flag ? c->short_flag : "", c->short_flag ? "`)" : "", c->help);
     }
 }

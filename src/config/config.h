@@ -206,6 +206,8 @@ enum moq_config_action {
     MOQ_CONFIG_RUN = 0,
     MOQ_CONFIG_HELP,
     MOQ_CONFIG_VERSION,
+    MOQ_CONFIG_HELP_MAN,      /* hidden --help-man: the manual page (roff) */
+    MOQ_CONFIG_HELP_MARKDOWN, /* hidden --help-markdown: the reference table of docs/config.md */
 };
 
 /* Defaults. Always pair with moq_config_free(). */
@@ -222,8 +224,9 @@ int moq_config_load_file(struct moq_config *cfg, const char *path, char *err, si
  * true/false/1/0; an empty value counts as unset except for MOQ_AUTH_PUBLIC. */
 int moq_config_apply_env(struct moq_config *cfg, char *const *envp, char *err, size_t errlen);
 
-/* Parse argv without applying anything: finds the config file (the one positional argument,
- * stored in cfg->file) and --help/--version, and rejects unknown flags or bad syntax. */
+/* Parse argv without applying anything: finds the config file (the one positional argument
+ * or --file PATH, stored in cfg->file) and --help/--version, and rejects unknown flags or bad
+ * syntax. */
 int moq_config_scan_args(struct moq_config *cfg, int argc, char *const *argv,
                          enum moq_config_action *action, char *err, size_t errlen);
 
@@ -255,6 +258,9 @@ void moq_config_print_help(FILE *out);
 
 /* Markdown table of every option (key, type, default, flag, env); used to write the docs. */
 void moq_config_print_reference(FILE *out);
+
+/* The moq-relay(1) manual page (roff): the options of --help with their TOML keys. */
+void moq_config_print_man(FILE *out);
 
 /* Helpers shared with the listeners. */
 /* "IP:port" or "[IPv6]:port" (port 0-65535) into a sockaddr. 0 or MOQ_ERR_INVALID. */

@@ -315,5 +315,20 @@ const struct opt moq_config_opts[] = {
 
 const size_t moq_config_nopts = sizeof(moq_config_opts) / sizeof(moq_config_opts[0]);
 
+const char moq_config_help_intro[] =
+    "Settings come from built-in defaults, then the TOML file, then MOQ_* environment\n"
+    "variables, then these flags (later wins). Repeat a list flag to give several values.\n"
+    "Booleans: --flag or --flag=false. Logs: MOQ_LOG or RUST_LOG override the level.\n"
+    "Options marked [accepted, no effect] exist so upstream configurations load; setting\n"
+    "one logs a warning.\n";
+
+const struct cli_opt moq_config_cli_opts[] = {
+    {"file", NULL, " <PATH>", "Load this TOML file (the same as the CONFIG.toml argument)"},
+    {"help", "h", NULL, "Print this help"},
+    {"version", "V", NULL, "Print the version"},
+};
+
+const size_t moq_config_ncli_opts = sizeof(moq_config_cli_opts) / sizeof(moq_config_cli_opts[0]);
+
 _Static_assert(sizeof(moq_config_opts) / sizeof(moq_config_opts[0]) <= MOQ_CONFIG_MAX_OPTIONS,
                "raise MOQ_CONFIG_MAX_OPTIONS");

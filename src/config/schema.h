@@ -57,4 +57,21 @@ struct opt {
 extern const struct opt moq_config_opts[];
 extern const size_t moq_config_nopts;
 
+/* The paragraph under the usage line of --help and the DESCRIPTION of the manual page. */
+extern const char moq_config_help_intro[];
+
+/* Options of the command line itself rather than settings: --file, --help, --version. */
+struct cli_opt {
+    const char *flag;        /* long flag without "--" */
+    const char *short_flag;  /* one letter without "-", or NULL */
+    const char *placeholder; /* " <PATH>", or NULL when the flag takes no value */
+    const char *help;        /* one line */
+};
+
+extern const struct cli_opt moq_config_cli_opts[];
+extern const size_t moq_config_ncli_opts;
+
+/* How --help shows the value of a flag: "[=BOOL]", " <ADDR>", ... */
+const char *moq_config_placeholder(const struct opt *o);
+
 #endif

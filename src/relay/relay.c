@@ -13,6 +13,7 @@
 #include "h3/h3.h"
 #include "moq/errors.h"
 #include "qmux/qmux.h"
+#include "relay/service.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/time.h"
@@ -636,10 +637,14 @@ int moq_relay_run(const struct moq_config *cfg)
     ev_signal_init(&sigterm, on_signal, SIGTERM);
     ev_signal_start(loop, &sigint);
     ev_signal_start(loop, &sigterm);
+    struct moq_service service;
+    moq_service_ready(&service, loop);
     ev_run(loop, 0);
+    moq_service_stopping(&service);
     ev_signal_stop(loop, &sigint);
     ev_signal_stop(loop, &sigterm);
     drain(r);
+    moq_service_stop(&service);
     moq_relay_free(r);
     moq_info("relay", "stopped");
     return 0;
