@@ -363,6 +363,12 @@ void moq_ws_drive(struct moq_http_conn *c, int revents)
         c->dead = true;
 }
 
+/* A ping went out and nothing at all came back since. */
+static bool ping_unanswered(const moq_ws *ws)
+{
+    return ws->last_ping > ws->last_recv;
+}
+
 ev_tstamp moq_ws_deadline(struct moq_http_conn *c)
 {
     moq_ws *ws = c->ws;
@@ -372,6 +378,10 @@ ev_tstamp moq_ws_deadline(struct moq_http_conn *c)
     ev_tstamp ping = (ws->last_recv > ws->last_ping ? ws->last_recv : ws->last_ping) +
                      cfg->ws_ping_interval_ms / 1000.0;
     if (!ws->closing && ping < d) d = ping;
+    if (ping_unanswered(ws) && cfg->ws_ack_timeout_ms != UINT32_MAX) {
+        ev_tstamp gone = ws->last_ping + cfg->ws_ack_timeout_ms / 1000.0;
+        if (gone < d) d = gone;
+    }
     if (moq_conn_want_write(c) || wslay_event_want_write(ws->ctx)) {
         ev_tstamp w = c->last_write + cfg->write_timeout_ms / 1000.0;
         if (w < d) d = w;
@@ -408,6 +418,12 @@ void moq_ws_on_timer(struct moq_http_conn *c)
     } else if ((moq_conn_want_write(c) || wslay_event_want_write(ws->ctx)) &&
                now >= c->last_write + cfg->write_timeout_ms / 1000.0) {
         moq_debug("http", "%s: WebSocket write timed out", c->peer);
+        c->dead = true;
+    } else if (ping_unanswered(ws) && cfg->ws_ack_timeout_ms != UINT32_MAX &&
+               now >= ws->last_ping + cfg->ws_ack_timeout_ms / 1000.0) {
+        /* The peer is gone: a close handshake would only wait for it. */
+        moq_info("http", "%s: WebSocket ping unanswered for %u ms: dropping", c->peer,
+                 cfg->ws_ack_timeout_ms);
         c->dead = true;
     } else if (now >= ws->last_recv + cfg->ws_idle_timeout_ms / 1000.0) {
         moq_debug("http", "%s: WebSocket idle", c->peer);
