@@ -457,7 +457,9 @@ static bool group_out_start(struct group_out *go)
     return true;
 }
 
-/* Reset groups this subscriber is too far behind on. */
+/* Reset groups this subscriber is too far behind on: not started yet, or with bytes the
+ * transport has not sent yet, even when all of them were written and the FIN queued (a slow
+ * path would otherwise carry every stale group before the newest). */
 static void drop_stale_groups(struct down_sub *ds, uint64_t now)
 {
     moq_session *s = ds->ms->s;
@@ -466,14 +468,14 @@ static void drop_stale_groups(struct down_sub *ds, uint64_t now)
     moq_list_each(pos, tmp, &ds->groups)
     {
         struct group_out *go = moq_container_of(pos, struct group_out, link);
-        if (go->fin_sent || now - go->created_us <= limit) continue;
+        if (now - go->created_us <= limit) continue;
         if (go->queued) {
             s->stats.groups_dropped++;
             group_out_end(go);
             group_out_free(go);
         } else if (go->ms && (go->blocked || s->t->ops->unsent(s->t, go->ms->sid) > 0)) {
             s->stats.groups_dropped++;
-            ms_reset(go->ms, MOQ_CODE_OLD);
+            ms_retract(go->ms, MOQ_CODE_OLD);
             group_out_end(go);
         }
     }
