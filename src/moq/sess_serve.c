@@ -457,10 +457,17 @@ static bool group_out_start(struct group_out *go)
     return true;
 }
 
+/* Can the transport still drop part of this group: not started, or bytes not sent yet? */
+static bool droppable(moq_session *s, const struct group_out *go)
+{
+    return go->queued || (go->ms && (go->blocked || s->t->ops->unsent(s->t, go->ms->sid) > 0));
+}
+
 /* Reset groups this subscriber is too far behind on: not started yet, or with bytes the
  * transport has not sent yet, even when all of them were written and the FIN queued (a slow
- * path would otherwise carry every stale group before the newest). */
-static void drop_stale_groups(struct down_sub *ds, uint64_t now)
+ * path would otherwise carry every stale group before the newest). `keep` (or NULL) is
+ * spared: the newest group always goes out. */
+static void drop_stale_groups(struct down_sub *ds, uint64_t now, const struct group_out *keep)
 {
     moq_session *s = ds->ms->s;
     uint64_t limit = latency_us(ds);
@@ -468,17 +475,67 @@ static void drop_stale_groups(struct down_sub *ds, uint64_t now)
     moq_list_each(pos, tmp, &ds->groups)
     {
         struct group_out *go = moq_container_of(pos, struct group_out, link);
-        if (now - go->created_us <= limit) continue;
+        if (go == keep || now - go->created_us <= limit || !droppable(s, go)) continue;
+        s->stats.groups_dropped++;
         if (go->queued) {
-            s->stats.groups_dropped++;
             group_out_end(go);
             group_out_free(go);
-        } else if (go->ms && (go->blocked || s->t->ops->unsent(s->t, go->ms->sid) > 0)) {
-            s->stats.groups_dropped++;
+        } else {
             ms_retract(go->ms, MOQ_CODE_OLD);
             group_out_end(go);
+            /* Its stream closes once the peer acknowledges the reset, which a peer that
+             * stopped reading may never do: let go of the frames now. */
+            moq_group_unref(go->group);
+            go->group = NULL;
         }
     }
+}
+
+/* When a group served from `created` goes stale for this subscriber. */
+static uint64_t stale_at(const struct down_sub *ds, uint64_t created)
+{
+    uint64_t limit = latency_us(ds);
+    return created > UINT64_MAX - limit - 1 ? UINT64_MAX : created + limit + 1;
+}
+
+static void arm_stale(moq_session *s, uint64_t at)
+{
+    if (at >= s->stale_deadline) return;
+    s->stale_deadline = at;
+    session_deadline_changed(s);
+}
+
+static const struct group_out *newest_group(const struct down_sub *ds)
+{
+    const struct group_out *newest = NULL;
+    for (const moq_list *g = ds->groups.next; g != &ds->groups; g = g->next) {
+        const struct group_out *go = moq_container_of(g, struct group_out, link);
+        if (!newest || go->seq > newest->seq) newest = go;
+    }
+    return newest;
+}
+
+/* Groups go stale on the clock too, not only when a newer one arrives: a subscriber that
+ * stopped reading would otherwise hold the groups sent just before a track went quiet (all
+ * but the newest, which always goes out). Groups the transport has sent all of need no
+ * timer, so a subscriber that keeps up is looked at once per max latency at most. */
+void serve_stale_tick(moq_session *s, uint64_t now)
+{
+    uint64_t next = UINT64_MAX;
+    for (moq_list *pos = s->streams.next; pos != &s->streams; pos = pos->next) {
+        mstream *ms = moq_container_of(pos, mstream, link);
+        struct down_sub *ds = ms->kind == MS_SUB_SERVE ? ms->obj : NULL;
+        if (!ds || ds->over) continue;
+        const struct group_out *keep = newest_group(ds);
+        drop_stale_groups(ds, now, keep);
+        for (moq_list *g = ds->groups.next; g != &ds->groups; g = g->next) {
+            const struct group_out *go = moq_container_of(g, struct group_out, link);
+            if (go == keep || !droppable(s, go)) continue;
+            uint64_t at = stale_at(ds, go->created_us);
+            if (at > now && at < next) next = at;
+        }
+    }
+    s->stale_deadline = next;
 }
 
 /* ---- groups that arrived as datagrams leave as datagrams (lite-05) ---- */
@@ -541,7 +598,7 @@ static void ds_on_group(void *ctx, moq_subscription *sub, moq_group *g)
     moq_session *s = ds->ms->s;
     if (s->closing || ds->over) return;
     uint64_t now = session_now(s);
-    drop_stale_groups(ds, now);
+    drop_stale_groups(ds, now, NULL);
     uint64_t seq = moq_group_sequence(g);
     if (s->caps->subscribe_responses == MOQ_SUBRESP_START_END_DROP && !ds->start_sent) {
         struct moq_subscribe_response r = {.kind = MOQ_SUBSCRIBE_START, .group = seq};
@@ -559,6 +616,7 @@ static void ds_on_group(void *ctx, moq_subscription *sub, moq_group *g)
     go->group = moq_group_ref(g);
     moq_list_push_back(&ds->groups, &go->link);
     ds->inflight++;
+    arm_stale(s, stale_at(ds, now));
     if (wants_datagram(s, g)) {
         go->datagram = true;
         go->follower = moq_group_follow(g, &datagram_follow_ops, go);

@@ -257,6 +257,7 @@ struct moq_session {
     uint64_t setup_deadline;
     uint64_t expiry_deadline;
     uint64_t probe_deadline;
+    uint64_t stale_deadline; /* the first group served with bytes unsent may go stale */
     uint64_t reported_deadline;
     struct moq_session_stats stats;
 };
@@ -301,6 +302,9 @@ void serve_stream_writable(mstream *ms);
 /* Release the kind's object and every model handle it holds (no writes). */
 void serve_release(mstream *ms);
 void serve_probe_tick(moq_session *s, uint64_t now);
+/* Reset the groups gone stale for their subscriber, and set stale_deadline to when the next
+ * one may. */
+void serve_stale_tick(moq_session *s, uint64_t now);
 
 /* sess_consume.c */
 extern const moq_producer_ops consume_producer_ops;
