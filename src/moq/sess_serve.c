@@ -327,6 +327,7 @@ static void write_frames(struct group_out *go)
     }
     bool v05 = s->caps->frame_timestamps;
     go->blocked = false;
+    uint64_t first = go->next;
     for (; go->next < count; go->next++) {
         const moq_frame *f = moq_group_frame(g, go->next);
         if (!f) break;
@@ -344,7 +345,7 @@ static void write_frames(struct group_out *go)
         int rv = moq_transport_write(s->t, go->ms->sid, v, n, false);
         if (rv == MOQ_ERR_AGAIN) {
             go->blocked = true; /* nothing was queued: resume at this frame when writable */
-            return;
+            break;
         }
         if (rv < 0) {
             group_out_end(go);
@@ -352,6 +353,10 @@ static void write_frames(struct group_out *go)
         }
         s->stats.frames_out++;
         s->stats.bytes_out += f->payload_len;
+    }
+    if (go->next != first && go->ms) {
+        go->progress_us = session_now(s);
+        go->unsent_seen = s->t->ops->unsent(s->t, go->ms->sid);
     }
 }
 
@@ -463,11 +468,26 @@ static bool droppable(moq_session *s, const struct group_out *go)
     return go->queued || (go->ms && (go->blocked || s->t->ops->unsent(s->t, go->ms->sid) > 0));
 }
 
-/* Reset groups this subscriber is too far behind on: not started yet, or with bytes the
- * transport has not sent yet, even when all of them were written and the FIN queued (a slow
- * path would otherwise carry every stale group before the newest). `keep` (or NULL) is
- * spared: the newest group always goes out. */
-static void drop_stale_groups(struct down_sub *ds, uint64_t now, const struct group_out *keep)
+static void drop_group(moq_session *s, struct group_out *go)
+{
+    s->stats.groups_dropped++;
+    if (go->queued) {
+        group_out_end(go);
+        group_out_free(go);
+        return;
+    }
+    ms_retract(go->ms, MOQ_CODE_OLD);
+    group_out_end(go);
+    /* Its stream closes once the peer acknowledges the reset, which a peer that stopped
+     * reading may never do: let go of the frames now. */
+    moq_group_unref(go->group);
+    go->group = NULL;
+}
+
+/* A newer group arrived: reset those this subscriber is too far behind on, not started yet
+ * or with bytes the transport has not sent yet, even when all of them were written and the
+ * FIN queued (a slow path would otherwise carry every stale group before the newest). */
+static void drop_stale_groups(struct down_sub *ds, uint64_t now)
 {
     moq_session *s = ds->ms->s;
     uint64_t limit = latency_us(ds);
@@ -475,27 +495,15 @@ static void drop_stale_groups(struct down_sub *ds, uint64_t now, const struct gr
     moq_list_each(pos, tmp, &ds->groups)
     {
         struct group_out *go = moq_container_of(pos, struct group_out, link);
-        if (go == keep || now - go->created_us <= limit || !droppable(s, go)) continue;
-        s->stats.groups_dropped++;
-        if (go->queued) {
-            group_out_end(go);
-            group_out_free(go);
-        } else {
-            ms_retract(go->ms, MOQ_CODE_OLD);
-            group_out_end(go);
-            /* Its stream closes once the peer acknowledges the reset, which a peer that
-             * stopped reading may never do: let go of the frames now. */
-            moq_group_unref(go->group);
-            go->group = NULL;
-        }
+        if (now - go->created_us > limit && droppable(s, go)) drop_group(s, go);
     }
 }
 
-/* When a group served from `created` goes stale for this subscriber. */
-static uint64_t stale_at(const struct down_sub *ds, uint64_t created)
+/* When a group that last made headway at `since` goes stale for this subscriber. */
+static uint64_t stale_at(const struct down_sub *ds, uint64_t since)
 {
     uint64_t limit = latency_us(ds);
-    return created > UINT64_MAX - limit - 1 ? UINT64_MAX : created + limit + 1;
+    return since > UINT64_MAX - limit - 1 ? UINT64_MAX : since + limit + 1;
 }
 
 static void arm_stale(moq_session *s, uint64_t at)
@@ -515,10 +523,20 @@ static const struct group_out *newest_group(const struct down_sub *ds)
     return newest;
 }
 
-/* Groups go stale on the clock too, not only when a newer one arrives: a subscriber that
- * stopped reading would otherwise hold the groups sent just before a track went quiet (all
- * but the newest, which always goes out). Groups the transport has sent all of need no
- * timer, so a subscriber that keeps up is looked at once per max latency at most. */
+/* Has the transport sent some of the group since we last looked? */
+static void note_progress(moq_session *s, struct group_out *go, uint64_t now)
+{
+    if (!go->ms) return;
+    size_t unsent = s->t->ops->unsent(s->t, go->ms->sid);
+    if (unsent < go->unsent_seen) go->progress_us = now;
+    go->unsent_seen = unsent;
+}
+
+/* Groups also go stale on the clock, not only when a newer one arrives: a group that made no
+ * headway for the max latency (a subscriber that stopped reading, or a track that went quiet
+ * behind a slow path) is reset, all but the newest, which always goes out. A group still
+ * moving is left to the rule above. Groups the transport has sent all of need no timer, so a
+ * subscriber that keeps up is looked at once per max latency at most. */
 void serve_stale_tick(moq_session *s, uint64_t now)
 {
     uint64_t next = UINT64_MAX;
@@ -527,12 +545,19 @@ void serve_stale_tick(moq_session *s, uint64_t now)
         struct down_sub *ds = ms->kind == MS_SUB_SERVE ? ms->obj : NULL;
         if (!ds || ds->over) continue;
         const struct group_out *keep = newest_group(ds);
-        drop_stale_groups(ds, now, keep);
-        for (moq_list *g = ds->groups.next; g != &ds->groups; g = g->next) {
-            const struct group_out *go = moq_container_of(g, struct group_out, link);
+        uint64_t limit = latency_us(ds);
+        moq_list *g, *tmp;
+        moq_list_each(g, tmp, &ds->groups)
+        {
+            struct group_out *go = moq_container_of(g, struct group_out, link);
             if (go == keep || !droppable(s, go)) continue;
-            uint64_t at = stale_at(ds, go->created_us);
-            if (at > now && at < next) next = at;
+            note_progress(s, go, now);
+            if (now - go->progress_us > limit) {
+                drop_group(s, go);
+                continue;
+            }
+            uint64_t at = stale_at(ds, go->progress_us);
+            if (at < next) next = at;
         }
     }
     s->stale_deadline = next;
@@ -598,7 +623,7 @@ static void ds_on_group(void *ctx, moq_subscription *sub, moq_group *g)
     moq_session *s = ds->ms->s;
     if (s->closing || ds->over) return;
     uint64_t now = session_now(s);
-    drop_stale_groups(ds, now, NULL);
+    drop_stale_groups(ds, now);
     uint64_t seq = moq_group_sequence(g);
     if (s->caps->subscribe_responses == MOQ_SUBRESP_START_END_DROP && !ds->start_sent) {
         struct moq_subscribe_response r = {.kind = MOQ_SUBSCRIBE_START, .group = seq};
@@ -612,7 +637,7 @@ static void ds_on_group(void *ctx, moq_subscription *sub, moq_group *g)
     if (!go) return;
     go->ds = ds;
     go->seq = seq;
-    go->created_us = now;
+    go->created_us = go->progress_us = now;
     go->group = moq_group_ref(g);
     moq_list_push_back(&ds->groups, &go->link);
     ds->inflight++;

@@ -149,6 +149,10 @@ struct group_out {
     uint64_t seq;
     uint64_t next; /* next frame index to write */
     uint64_t created_us;
+    /* The last time the group made headway: created, frames written, or bytes of it sent by
+     * the transport (its unsent() fell below unsent_seen). */
+    uint64_t progress_us;
+    size_t unsent_seen;
     bool queued;
     bool datagram; /* waiting to leave as a datagram (no stream) */
     /* The transport refused a write (MOQ_ERR_AGAIN): the rest waits for stream_writable,
