@@ -70,6 +70,7 @@ static const char common_options[] =
     "  --ready-file FILE      Append a line to FILE when the relay confirms a step: publish:\n"
     "                         \"announced PATH\", \"requested PATH/TRACK\"; subscribe:\n"
     "                         \"subscribed PATH/TRACK\"; announced: \"watching [PREFIX]\"\n"
+    "                         (not with fetch)\n"
     "  -h, --help             Print help\n"
     "  -V, --version          Print version\n";
 
