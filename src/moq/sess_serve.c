@@ -340,7 +340,6 @@ static void write_frames(struct group_out *go)
     }
     bool v05 = s->caps->frame_timestamps;
     go->blocked = false;
-    uint64_t first = go->next;
     for (; go->next < count; go->next++) {
         const moq_frame *f = moq_group_frame(g, go->next);
         if (!f) break;
@@ -366,10 +365,6 @@ static void write_frames(struct group_out *go)
         }
         s->stats.frames_out++;
         s->stats.bytes_out += f->payload_len;
-    }
-    if (go->next != first && go->ms) {
-        go->progress_us = session_now(s);
-        go->unsent_seen = s->t->ops->unsent(s->t, go->ms->sid);
     }
 }
 
@@ -512,70 +507,6 @@ static void drop_stale_groups(struct down_sub *ds, uint64_t now)
     }
 }
 
-/* When a group that last made headway at `since` goes stale for this subscriber. */
-static uint64_t stale_at(const struct down_sub *ds, uint64_t since)
-{
-    uint64_t limit = latency_us(ds);
-    return since > UINT64_MAX - limit - 1 ? UINT64_MAX : since + limit + 1;
-}
-
-static void arm_stale(moq_session *s, uint64_t at)
-{
-    if (at >= s->stale_deadline) return;
-    s->stale_deadline = at;
-    session_deadline_changed(s);
-}
-
-static const struct group_out *newest_group(const struct down_sub *ds)
-{
-    const struct group_out *newest = NULL;
-    for (const moq_list *g = ds->groups.next; g != &ds->groups; g = g->next) {
-        const struct group_out *go = moq_container_of(g, struct group_out, link);
-        if (!newest || go->seq > newest->seq) newest = go;
-    }
-    return newest;
-}
-
-/* Has the transport sent some of the group since we last looked? */
-static void note_progress(moq_session *s, struct group_out *go, uint64_t now)
-{
-    if (!go->ms) return;
-    size_t unsent = s->t->ops->unsent(s->t, go->ms->sid);
-    if (unsent < go->unsent_seen) go->progress_us = now;
-    go->unsent_seen = unsent;
-}
-
-/* Groups also go stale on the clock, not only when a newer one arrives: a group that made no
- * headway for the max latency (a subscriber that stopped reading, or a track that went quiet
- * behind a slow path) is reset, all but the newest, which always goes out. A group still
- * moving is left to the rule above. Groups the transport has sent all of need no timer, so a
- * subscriber that keeps up is looked at once per max latency at most. */
-void serve_stale_tick(moq_session *s, uint64_t now)
-{
-    uint64_t next = UINT64_MAX;
-    for (moq_list *pos = s->streams.next; pos != &s->streams; pos = pos->next) {
-        mstream *ms = moq_container_of(pos, mstream, link);
-        struct down_sub *ds = ms->kind == MS_SUB_SERVE ? ms->obj : NULL;
-        if (!ds || ds->over) continue;
-        const struct group_out *keep = newest_group(ds);
-        uint64_t limit = latency_us(ds);
-        moq_list *g, *tmp;
-        moq_list_each(g, tmp, &ds->groups)
-        {
-            struct group_out *go = moq_container_of(g, struct group_out, link);
-            if (go == keep || !droppable(s, go)) continue;
-            note_progress(s, go, now);
-            if (now - go->progress_us > limit) {
-                drop_group(s, go);
-                continue;
-            }
-            uint64_t at = stale_at(ds, go->progress_us);
-            if (at < next) next = at;
-        }
-    }
-    s->stale_deadline = next;
-}
-
 /* ---- groups that arrived as datagrams leave as datagrams (lite-05) ---- */
 
 /* Send a finished one-frame group as a datagram. False when it does not fit. */
@@ -650,11 +581,10 @@ static void ds_on_group(void *ctx, moq_subscription *sub, moq_group *g)
     if (!go) return;
     go->ds = ds;
     go->seq = seq;
-    go->created_us = go->progress_us = now;
+    go->created_us = now;
     go->group = moq_group_ref(g);
     moq_list_push_back(&ds->groups, &go->link);
     ds->inflight++;
-    arm_stale(s, stale_at(ds, now));
     if (wants_datagram(s, g)) {
         go->datagram = true;
         go->follower = moq_group_follow(g, &datagram_follow_ops, go);

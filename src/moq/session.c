@@ -246,7 +246,6 @@ uint64_t moq_session_next_deadline(const moq_session *s)
     uint64_t next = s->setup_deadline;
     if (s->expiry_deadline < next) next = s->expiry_deadline;
     if (s->probe_deadline < next) next = s->probe_deadline;
-    if (s->stale_deadline < next) next = s->stale_deadline;
     for (size_t i = 0; i < s->n_ending; i++)
         if (s->ending[i].deadline < next) next = s->ending[i].deadline;
     return next;
@@ -280,7 +279,6 @@ void moq_session_on_timer(moq_session *s, uint64_t now)
         s->probe_deadline = now + PROBE_TICK_US;
         serve_probe_tick(s, now);
     }
-    if (!s->closing && now >= s->stale_deadline) serve_stale_tick(s, now);
     for (size_t i = 0; i < s->n_ending && !s->closing; i++) {
         if (now < s->ending[i].deadline) continue;
         consume_ending_check(s);
@@ -761,7 +759,7 @@ moq_session *moq_session_new(moq_transport *t, const struct moq_session_config *
     moq_list_init(&s->bidi_wait);
     moq_u64map_init(&s->up_by_id);
     moq_u64map_init(&s->up_by_track);
-    s->setup_deadline = s->expiry_deadline = s->probe_deadline = s->stale_deadline = UINT64_MAX;
+    s->setup_deadline = s->expiry_deadline = s->probe_deadline = UINT64_MAX;
     s->reported_deadline = UINT64_MAX; /* what a driver's timer starts as: unarmed */
     moq_transport_attach(t, &session_events, s);
     moq_info("moq", "%s: %s session over %s%s%s", t->peer, caps->alpn,

@@ -152,10 +152,6 @@ struct group_out {
     uint64_t seq;
     uint64_t next; /* next frame index to write */
     uint64_t created_us;
-    /* The last time the group made headway: created, frames written, or bytes of it sent by
-     * the transport (its unsent() fell below unsent_seen). */
-    uint64_t progress_us;
-    size_t unsent_seen;
     bool queued;
     bool datagram; /* waiting to leave as a datagram (no stream) */
     /* The transport refused a write (MOQ_ERR_AGAIN): the rest waits for stream_writable,
@@ -264,7 +260,6 @@ struct moq_session {
     uint64_t setup_deadline;
     uint64_t expiry_deadline;
     uint64_t probe_deadline;
-    uint64_t stale_deadline; /* the first group served with bytes unsent may go stale */
     uint64_t reported_deadline;
     struct moq_session_stats stats;
 };
@@ -312,9 +307,6 @@ void serve_stream_writable(mstream *ms);
 /* Release the kind's object and every model handle it holds (no writes). */
 void serve_release(mstream *ms);
 void serve_probe_tick(moq_session *s, uint64_t now);
-/* Reset the groups gone stale for their subscriber, and set stale_deadline to when the next
- * one may. */
-void serve_stale_tick(moq_session *s, uint64_t now);
 
 /* sess_consume.c */
 extern const moq_producer_ops consume_producer_ops;

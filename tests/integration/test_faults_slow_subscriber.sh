@@ -85,7 +85,7 @@ awk 'NR == FNR { want[$0] = FNR; next }
 note "memory stays bounded while a subscriber is stuck"
 # What the relay buffers drains to the stale-group bound; the dark subscriber holds
 # at most its congestion window's worth.
-wait_for metric_below moq_relay_chunk_bytes $((2 * 1024 * 1024)) ||
+wait_for metric_below moq_relay_chunk_bytes $((6 * 1024 * 1024)) ||
     fail "the relay still buffers $(metric moq_relay_chunk_bytes) bytes: $(curl -sf "http://127.0.0.1:$OPS_PORT/metrics" | grep -v "^#" | tr "\n" " ")"
 if ! grep -q "MOQ_SANITIZE:BOOL=ON" "$MOQ_BUILD_DIR/CMakeCache.txt" 2>/dev/null; then
     grown=$(($(rss_kb) - rss_before))

@@ -562,73 +562,6 @@ static void reconnecting_publisher_is_spliced(void **state)
     moq_origin_free(relay);
 }
 
-/* ---- stale groups ---- */
-
-/* A subscriber that stops reading: a group it has not been sent goes stale after the
- * track's max latency (5 s by default) and is reset on the clock, with no newer group
- * arriving to prompt it; the newest group is kept, as it always goes out. */
-static void stale_group_is_reset_on_the_clock(void **state)
-{
-    now_us = 1 * S;
-    moq_origin *relay = new_origin(1, 0), *client_origin = new_origin(3, 0);
-    struct publisher pub;
-    memset(&pub, 0, sizeof(pub));
-    assert_int_equal(
-        moq_origin_announce(relay, (const uint8_t *)"bbb", 3, NULL, 0, &pub_ops, &pub, &pub.route),
-        0);
-    struct moq_pipe_config pc = {MOQ_TRANSPORT_WEBTRANSPORT, "moq-lite-05", "/", 1200};
-    moq_transport *ct, *st;
-    moq_pipe *pipe = moq_pipe_new(NULL, &pc, &ct, &st);
-    assert_non_null(pipe);
-    struct end relay_side = {.pub = "", .sub = ""}, client = {.pub = "", .sub = ""};
-    start(&relay_side, st, relay, false);
-    start(&client, ct, client_origin, false);
-    moq_pipe_flush(pipe);
-
-    struct watcher w;
-    memset(&w, 0, sizeof(w));
-    moq_sub_prefs prefs = {0};
-    assert_int_equal(moq_origin_subscribe(client_origin, (const uint8_t *)"bbb", 3,
-                                          (const uint8_t *)"t", 1, 0, &prefs, &watcher_ops, &w,
-                                          &w.sub),
-                     0);
-    moq_pipe_flush(pipe);
-    assert_int_equal(pub.requests, 1);
-    publish_group(&pub, 0);
-    moq_pipe_flush(pipe);
-    assert_int_equal(w.n_groups, 1);
-
-    /* groups 1 and 2 are written to the subscriber's transport, which sends nothing now */
-    now_us = 2 * S;
-    publish_group(&pub, 1);
-    publish_group(&pub, 2);
-    struct moq_session_stats st_before;
-    moq_session_stats_get(relay_side.s, &st_before);
-    /* the relay's timers fire (the transport still sends nothing) until group 1 is stale */
-    for (int i = 0; i < 10 && relay_side.armed < 7 * S + 1; i++) {
-        now_us = relay_side.armed;
-        moq_session_on_timer(relay_side.s, now_us);
-    }
-    struct moq_session_stats st_after;
-    moq_session_stats_get(relay_side.s, &st_after);
-    assert_true(st_after.groups_dropped == st_before.groups_dropped);
-    assert_true(relay_side.armed == 7 * S + 1);
-    now_us = 7 * S + 1;
-    moq_session_on_timer(relay_side.s, now_us);
-    moq_session_stats_get(relay_side.s, &st_after);
-    assert_true(st_after.groups_dropped == st_before.groups_dropped + 1);
-    assert_true(relay_side.armed == UINT64_MAX); /* group 2, the newest, stays */
-    moq_pipe_flush(pipe);
-
-    moq_subscription_close(w.sub);
-    moq_session_close(client.s, 0, "");
-    moq_pipe_flush(pipe);
-    assert_int_equal(relay_side.closed, 1);
-    moq_route_unannounce(pub.route);
-    moq_origin_free(client_origin);
-    moq_origin_free(relay);
-}
-
 int main(void)
 {
     moq_log_set_level(getenv("TEST_DEBUG") ? MOQ_LOG_TRACE : MOQ_LOG_WARN);
@@ -640,7 +573,6 @@ int main(void)
         cmocka_unit_test(probe_cadence),
         cmocka_unit_test(linger_ends_the_broadcast),
         cmocka_unit_test(reconnecting_publisher_is_spliced),
-        cmocka_unit_test(stale_group_is_reset_on_the_clock),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
