@@ -41,6 +41,7 @@ struct gate {
     } refused[GATE_MAX_REFUSED], ctxs[64], held[GATE_MAX_REFUSED];
     size_t nrefused, nctxs, nheld;
     bool hold_closed; /* keep stream_closed of unidirectional streams back */
+    int open_error;   /* what open_stream() answers when set (a connection already closing) */
     int bidi_fins;    /* writes that finished a bidirectional stream */
 };
 
@@ -51,6 +52,7 @@ struct gate {
 static int g_open(moq_transport *t, bool bidi, int64_t *sid)
 {
     struct gate *g = GATE(t);
+    if (g->open_error) return g->open_error;
     if (g->credit[bidi] == 0) {
         g->blocked[bidi] = true;
         return MOQ_ERR_AGAIN;
@@ -578,6 +580,57 @@ static void subscription_ends_after_its_groups(const char *proto)
     teardown(&w);
 }
 
+/* The connection to the publisher is already closing (the peer's CONNECTION_CLOSE arrived,
+ * the session has not heard yet): opening the request's stream fails, the track is aborted
+ * from inside the request, and the upstream subscription it released is not touched after. */
+static void track_request_survives_refused_open(const char *proto)
+{
+    struct world w;
+    setup(&w, proto, 100, 100);
+    assert_true(relay_has_bbb(&w));
+    w.gate->open_error = MOQ_ERR_CLOSED;
+    struct sub s = {0};
+    moq_sub_prefs prefs = {0};
+    assert_int_equal(moq_origin_subscribe(w.so, (const uint8_t *)"bbb", 3, (const uint8_t *)"t", 1,
+                                          0, &prefs, &sub_ops, &s, &s.sub),
+                     0);
+    spin(&w);
+    assert_true(s.aborted);
+    assert_int_equal(w.pub.requests, 0);
+    assert_int_equal(w.relay_pub.closed, 0);
+    w.gate->open_error = 0;
+    sub_free(&s);
+    teardown(&w);
+}
+
+/* A subscriber on the relay that leaves as soon as it learns the track's info. */
+static void leave_on_info(void *ctx, moq_subscription *s, const moq_track_info *info)
+{
+    moq_subscription_close(s);
+    *(bool *)ctx = true;
+}
+
+static const moq_subscriber_ops leave_ops = {leave_on_info, NULL, NULL, NULL};
+
+/* lite-03/04 carry no track info: the relay sets a default one while requesting the track,
+ * and a subscriber that leaves on it releases the track from inside the request. */
+static void track_request_survives_release_from_info(const char *proto)
+{
+    struct world w;
+    setup(&w, proto, 100, 100);
+    assert_true(relay_has_bbb(&w));
+    bool left = false;
+    moq_subscription *sub;
+    moq_sub_prefs prefs = {0};
+    assert_int_equal(moq_origin_subscribe(w.relay, (const uint8_t *)"bbb", 3, (const uint8_t *)"t",
+                                          1, 0, &prefs, &leave_ops, &left, &sub),
+                     0);
+    spin(&w);
+    assert_true(left);
+    assert_int_equal(w.relay_pub.closed, 0);
+    teardown(&w);
+}
+
 #define PER_VERSION(fn)                                                                            \
     static void fn##_03(void **st)                                                                 \
     {                                                                                              \
@@ -596,6 +649,17 @@ PER_VERSION(session_waits_for_first_credit)
 PER_VERSION(track_request_waits_for_bidi_credit)
 PER_VERSION(refused_writes_resume_on_writable)
 PER_VERSION(subscription_ends_after_its_groups)
+PER_VERSION(track_request_survives_refused_open)
+
+static void track_request_survives_release_from_info_03(void **st)
+{
+    track_request_survives_release_from_info("moq-lite-03");
+}
+
+static void track_request_survives_release_from_info_04(void **st)
+{
+    track_request_survives_release_from_info("moq-lite-04");
+}
 
 #define TESTS(fn) cmocka_unit_test(fn##_03), cmocka_unit_test(fn##_04), cmocka_unit_test(fn##_05)
 
@@ -607,6 +671,9 @@ int main(void)
         TESTS(track_request_waits_for_bidi_credit),
         TESTS(refused_writes_resume_on_writable),
         TESTS(subscription_ends_after_its_groups),
+        cmocka_unit_test(track_request_survives_release_from_info_03),
+        cmocka_unit_test(track_request_survives_release_from_info_04),
+        TESTS(track_request_survives_refused_open),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
