@@ -41,6 +41,7 @@ _cleanup() {
         wait "$pid" 2>/dev/null || true
     done
     rm -rf "$TMP"
+    release_ports
 }
 trap _cleanup EXIT
 
@@ -166,15 +167,47 @@ lframe() {
     if ((len > 0)); then head -c "$len" "$src"; fi
 }
 
-# A port that is free for both UDP and TCP on 127.0.0.1 right now.
+# Ports for relays come from below the kernel's ephemeral range, so that no client socket
+# (curl, the moq tool, a relay dialing a peer) is given one between the choice and the bind,
+# or while a relay restarts on its port. A suite reserves each port it picks with a file in
+# $MOQ_PORT_LOCKS holding its pid, so suites running side by side (ctest -j) never pick the
+# same one; the reservations go when the suite exits, or when its pid is gone.
+MOQ_PORT_LOCKS="${MOQ_PORT_LOCKS:-/tmp/moq-test-ports}"
+
+port_listened() { # PORT
+    [[ -n "$(ss -Hlnu "sport = :$1" 2>/dev/null)" || -n "$(ss -Hlnt "sport = :$1" 2>/dev/null)" ]]
+}
+
+# Take the reservation of PORT for this suite, or reclaim it from a suite that is gone.
+reserve_port() { # PORT
+    local lock="$MOQ_PORT_LOCKS/$1" owner
+    (set -C && echo "$$" >"$lock") 2>/dev/null && return 0
+    owner="$(cat "$lock" 2>/dev/null)" || return 1
+    [[ -n "$owner" ]] && ! kill -0 "$owner" 2>/dev/null || return 1
+    rm -f "$lock"
+    (set -C && echo "$$" >"$lock") 2>/dev/null
+}
+
+release_ports() {
+    local lock
+    for lock in "$MOQ_PORT_LOCKS"/*; do
+        [[ "$(cat "$lock" 2>/dev/null)" == "$$" ]] && rm -f "$lock"
+    done
+    return 0
+}
+
+# A port that is free for both UDP and TCP on 127.0.0.1, reserved for this suite.
 free_port() {
-    local p
+    local p low=32768 high
+    read -r low high </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+    ((low > 12000)) || low=32768
+    mkdir -p "$MOQ_PORT_LOCKS"
     for _ in $(seq 200); do
-        p=$((20000 + RANDOM % 40000))
-        if [[ -z "$(ss -Hlnu "sport = :$p" 2>/dev/null)" && -z "$(ss -Hlnt "sport = :$p" 2>/dev/null)" ]]; then
-            echo "$p"
-            return 0
-        fi
+        p=$((10000 + RANDOM % (low - 10000)))
+        port_listened "$p" && continue
+        reserve_port "$p" || continue
+        echo "$p"
+        return 0
     done
     return 1
 }
