@@ -816,6 +816,8 @@ void consume_group_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
         }
         case MOQ_GROUP_EV_PAYLOAD:
             frame_asm_payload(&gi->fa, ev.data, ev.len);
+            /* a frame that takes long to arrive keeps its group from expiring meanwhile */
+            moq_group_touch(gi->group, session_now(s));
             break;
         case MOQ_GROUP_EV_FRAME_END:
             if (frame_asm_end(&gi->fa, s, gi->group) < 0) {
