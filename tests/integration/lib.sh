@@ -11,9 +11,10 @@
 #   spawn NAME CMD...              CMD in the background, stdin from $IN (default /dev/null),
 #                                  stdout/stderr to $TMP/NAME.out/.err; sets SPAWNED (its pid)
 #   wait_exit PID [SECONDS]        wait for a spawned process; returns its exit status
-#   wait_for CMD...                retry CMD (a condition) until it succeeds or 20 s pass
+#   wait_for CMD...                retry CMD (a condition) until it succeeds or 60 s pass
 #   fifo_publisher NAME URL ARGS.. `moq publish` whose input the test writes with `send`
 #   log_count FILE PATTERN         lines of FILE matching the fixed string PATTERN
+#   curl ARGS...                   curl with --max-time $CURL_MAX_TIME (30 s) unless given one
 #   stop_relay                     SIGTERM the relay; fail unless it exits cleanly
 #   fail MESSAGE                   print the message and the logs, exit 1
 
@@ -24,7 +25,15 @@ MOQ="$MOQ_BUILD_DIR/moq"
 HELPERS="$MOQ_BUILD_DIR/tests"
 TMP="$(mktemp -d)"
 PIDS=()
-WAIT_SECONDS="${WAIT_SECONDS:-20}"
+# How long a wait gives up after: it only catches a hang (every wait is for a state), so it
+# is generous enough for a loaded machine running a sanitizer build.
+WAIT_SECONDS="${WAIT_SECONDS:-60}"
+
+# Every curl of a test gives up after CURL_MAX_TIME seconds (a later --max-time wins), so a
+# request the relay never answers fails the test instead of hanging the suite.
+curl() {
+    command curl --max-time "${CURL_MAX_TIME:-30}" "$@"
+}
 
 _cleanup() {
     local pid
@@ -225,7 +234,7 @@ start_relay() {
             "${access[@]}" "$@" >"$RELAY_LOG" 2>&1 &
         RELAY_PID=$!
         PIDS+=("$RELAY_PID")
-        local deadline=$((SECONDS + 20))
+        local deadline=$((SECONDS + WAIT_SECONDS))
         while ! log_has "$RELAY_LOG" "relay: ready"; do
             kill -0 "$RELAY_PID" 2>/dev/null || break
             ((SECONDS < deadline)) || fail "the relay did not become ready"
