@@ -48,6 +48,7 @@ struct moq_dial {
     void (*upstream)(void *ctx, moq_dial *d, moq_session *s, const uint8_t *path, size_t len,
                      const uint64_t *hops, size_t nhops, bool active);
     void (*announce_refused)(void *ctx, moq_dial *d, const char *prefix);
+    void (*event)(void *ctx, moq_dial *d, const struct moq_session_event *ev);
     void (*closed)(void *ctx, moq_dial *d, int err, uint64_t code, const char *reason);
     void *ctx;
     char *tls_hint;
@@ -211,6 +212,12 @@ static void session_announce_refused(void *ctx, moq_session *s, const char *pref
     if (d->announce_refused) d->announce_refused(d->ctx, d, prefix);
 }
 
+static void session_event(void *ctx, moq_session *s, const struct moq_session_event *ev)
+{
+    moq_dial *d = ctx;
+    if (d->event) d->event(d->ctx, d, ev);
+}
+
 static void start_session(moq_dial *d, moq_transport *t)
 {
     if (!t->protocol[0]) {
@@ -229,6 +236,7 @@ static void start_session(moq_dial *d, moq_transport *t)
         .authorize = session_authorize,
         .upstream = session_upstream,
         .announce_refused = session_announce_refused,
+        .event = session_event,
         .closed = session_closed,
         .ctx = d,
     };
@@ -549,6 +557,7 @@ static int take_config(moq_dial *d, const struct moq_dial_config *cfg, char *err
     d->connected = cfg->connected;
     d->upstream = cfg->upstream;
     d->announce_refused = cfg->announce_refused;
+    d->event = cfg->event;
     if (cfg->tls_hint && !(d->tls_hint = strdup(cfg->tls_hint))) return MOQ_ERR_NOMEM;
     d->closed = cfg->closed;
     d->ctx = cfg->ctx;

@@ -376,6 +376,13 @@ static void on_announce_msg(moq_session *s, struct ann_consume *ac, const struct
     moq_buf_free(&path);
 }
 
+static void announces_open(moq_session *s, struct ann_consume *ac)
+{
+    if (ac->open_reported || ac->police) return;
+    ac->open_reported = true;
+    session_event(s, MOQ_SESSION_ANNOUNCES_OPEN, ac->full, strlen(ac->full), NULL, 0);
+}
+
 void consume_announce_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
 {
     moq_session *s = ms->s;
@@ -398,6 +405,7 @@ void consume_announce_data(mstream *ms, const uint8_t *data, size_t len, bool fi
             }
             ac->ok_received = true;
             ac->hop_id = ok.hop_id;
+            announces_open(s, ac);
             continue;
         }
         struct moq_announce m;
@@ -405,6 +413,7 @@ void consume_announce_data(mstream *ms, const uint8_t *data, size_t len, bool fi
             session_fail(s, MOQ_CODE_DECODE, "malformed ANNOUNCE");
             return;
         }
+        announces_open(s, ac); /* lite-03/04: the first ANNOUNCE is all the answer there is */
         on_announce_msg(s, ac, &m);
     }
 }
@@ -699,6 +708,20 @@ void consume_track_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
     }
 }
 
+static void subscribe_accepted(struct up_sub *us)
+{
+    if (us->accepted) return;
+    us->accepted = true;
+    if (!us->s->cfg.event) return;
+    moq_buf full;
+    moq_buf_init(&full);
+    if (session_global_path(us->s, (const uint8_t *)us->broadcast, strlen(us->broadcast), &full) ==
+        0)
+        session_event(us->s, MOQ_SESSION_SUBSCRIBE_ACCEPTED, full.data, full.len, us->name,
+                      strlen(us->name));
+    moq_buf_free(&full);
+}
+
 void consume_subscribe_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
 {
     moq_session *s = ms->s;
@@ -727,6 +750,8 @@ void consume_subscribe_data(mstream *ms, const uint8_t *data, size_t len, bool f
             if (!us->released) moq_track_abort(us->track, us->route, MOQ_CODE_DECODE);
             return;
         }
+        if ((r.kind == MOQ_SUBSCRIBE_OK || r.kind == MOQ_SUBSCRIBE_START) && !us->released)
+            subscribe_accepted(us);
         if (r.kind == MOQ_SUBSCRIBE_END && !us->released) {
             us->have_seq = true;
             us->max_seq = r.group ? r.group - 1 : 0;
@@ -769,6 +794,7 @@ static void group_in_header(mstream *ms, const struct moq_group_event *ev)
         group_in_fail(ms, NULL, rv == MOQ_ERR_EXISTS ? MOQ_CODE_DUPLICATE : MOQ_CODE_CANCEL);
         return;
     }
+    subscribe_accepted(us); /* a group may overtake its SUBSCRIBE_START */
     struct group_in *gi = calloc(1, sizeof(*gi));
     if (!gi) {
         moq_group_abort(g, MOQ_CODE_TRANSPORT);

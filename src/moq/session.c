@@ -46,6 +46,20 @@ int session_global_path(const moq_session *s, const uint8_t *rel, size_t len, mo
     return rv;
 }
 
+void session_event(moq_session *s, enum moq_session_event_kind kind, const void *path,
+                   size_t path_len, const void *track, size_t track_len)
+{
+    if (!s->cfg.event || s->closing) return;
+    char *p = strndup(path, path_len);
+    char *t = strndup(track ? track : "", track ? track_len : 0);
+    if (p && t) {
+        struct moq_session_event ev = {kind, p, t};
+        s->cfg.event(s->cfg.ctx, s, &ev);
+    }
+    free(p);
+    free(t);
+}
+
 int session_relative_path(const moq_session *s, const uint8_t *path, size_t len,
                           const uint8_t **rel, size_t *rel_len)
 {

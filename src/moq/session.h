@@ -51,6 +51,30 @@
 
 typedef struct moq_session moq_session;
 
+/* Milestones of a session's requests, reported through cfg->event (the `moq` tool turns them
+ * into its --ready-file lines). Paths are global (root joined), NUL-terminated. */
+enum moq_session_event_kind {
+    /* The peer accepted our announce request under `path`: lite-05 ANNOUNCE_OK. lite-03/04
+     * acknowledge nothing; their first ANNOUNCE on the stream stands for it. Once per
+     * request. */
+    MOQ_SESSION_ANNOUNCES_OPEN,
+    /* We told the peer that broadcast `path` is active, answering its announce request
+     * (the initial set, or later). */
+    MOQ_SESSION_ANNOUNCED,
+    /* The peer subscribed to `path`/`track` and the subscription is attached to the origin. */
+    MOQ_SESSION_PEER_SUBSCRIBED,
+    /* The peer accepted our subscription to `path`/`track`: lite-03/04 SUBSCRIBE_OK;
+     * lite-05 answers nothing before its first group, so SUBSCRIBE_START or the first group,
+     * whichever comes first. Once per upstream subscription. */
+    MOQ_SESSION_SUBSCRIBE_ACCEPTED,
+};
+
+struct moq_session_event {
+    enum moq_session_event_kind kind;
+    const char *path;
+    const char *track; /* "" for the announcement kinds */
+};
+
 /* With refuse_outside_grant, the close reason (code 6) of a session that announced a
  * broadcast outside its publish grant: this text, then the broadcast's path. */
 #define MOQ_SESSION_PUBLISH_REFUSED "not allowed to publish "
@@ -97,6 +121,9 @@ struct moq_session_config {
      * the stream with Unauthorized (6), we may not subscribe there. Optional; may close the
      * session. */
     void (*announce_refused)(void *ctx, moq_session *s, const char *prefix);
+    /* A milestone (enum moq_session_event_kind) was reached. Optional; must not call into
+     * the session. */
+    void (*event)(void *ctx, moq_session *s, const struct moq_session_event *ev);
     /* The session has ended (after authorization or not). Optional. */
     void (*closed)(void *ctx, moq_session *s, uint64_t code, const char *reason);
     void *ctx;

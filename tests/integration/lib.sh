@@ -15,6 +15,10 @@
 #   fifo_publisher NAME URL ARGS.. `moq publish` whose input the test writes with `send`
 #   log_count FILE PATTERN         lines of FILE matching the fixed string PATTERN
 #   curl ARGS...                   curl with --max-time $CURL_MAX_TIME (30 s) unless given one
+#   ready_file NAME                the --ready-file path for client NAME ($TMP/NAME.ready)
+#   wait_ready NAME LINE [N]       wait until client NAME's ready file holds LINE (N times)
+#   skip REASON                    report the test as skipped (exit 77, ctest SKIP_RETURN_CODE)
+#   require_ipv6                   skip unless the IPv6 loopback (::1) is usable
 #   stop_relay                     SIGTERM the relay; fail unless it exits cleanly
 #   fail MESSAGE                   print the message and the logs, exit 1
 
@@ -289,4 +293,36 @@ subscribed_count() {
 # Condition for wait_for: the relay attached at least N subscribers to BROADCAST/TRACK.
 relay_subscribed() {
     (($(subscribed_count "$1") >= $2))
+}
+
+# Ready events of the `moq` tool (docs/client.md, --ready-file): give a client
+# `--ready-file "$(ready_file NAME)"` and wait for the line that says the relay confirmed
+# what the test needs next ("subscribed b/t", "requested b/t", "announced b", "watching p").
+ready_file() { # NAME
+    echo "$TMP/$1.ready"
+}
+
+ready_count() { # NAME LINE
+    count_lines "$(ready_file "$1")" "$2"
+}
+
+wait_ready() { # NAME LINE [N]
+    local name="$1" line="$2" n="${3:-1}"
+    wait_for eval '(($(ready_count "$name" "$line") >= n))' ||
+        fail "$name never reported \"$line\"${3:+ $n times} (ready file: $(tr '\n' '|' <"$(ready_file "$name")" 2>/dev/null))"
+}
+
+# A test that cannot run here says why and exits 77, which ctest counts as skipped.
+skip() { # REASON
+    echo "SKIP: $*"
+    exit 77
+}
+
+# The IPv6 loopback address ::1 is configured (the kernel lists it on lo).
+have_ipv6() {
+    grep -qE '^0{31}1 ' /proc/net/if_inet6 2>/dev/null
+}
+
+require_ipv6() {
+    have_ipv6 || skip "no IPv6 loopback (::1) on this machine"
 }

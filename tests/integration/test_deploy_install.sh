@@ -56,13 +56,13 @@ note "man moq-relay on the installed system"
 grep -q -- "--file <PATH>" "$TMP/man.txt" || fail "man moq-relay lacks --file"
 grep -q -- "TOML: server.bind" "$TMP/man.txt" || fail "man moq-relay lacks the TOML keys"
 
-if command -v systemd-analyze >/dev/null; then
-    note "systemd-analyze verify the installed unit"
-    (root_view "$STAGE" env MANPATH=/usr/local/share/man systemd-analyze verify \
-        /usr/local/lib/systemd/system/moq-relay.service) >"$TMP/verify.log" 2>&1 ||
-        fail "systemd-analyze verify: $(cat "$TMP/verify.log")"
-    [[ ! -s "$TMP/verify.log" ]] || fail "systemd-analyze verify warns: $(cat "$TMP/verify.log")"
-fi
+command -v systemd-analyze >/dev/null ||
+    fail "systemd-analyze is not installed (apt package systemd; scripts/deps.sh installs it)"
+note "systemd-analyze verify the installed unit"
+(root_view "$STAGE" env MANPATH=/usr/local/share/man systemd-analyze verify \
+    /usr/local/lib/systemd/system/moq-relay.service) >"$TMP/verify.log" 2>&1 ||
+    fail "systemd-analyze verify: $(cat "$TMP/verify.log")"
+[[ ! -s "$TMP/verify.log" ]] || fail "systemd-analyze verify warns: $(cat "$TMP/verify.log")"
 
 note "the documented useradd and install -d, against a copy of the user database"
 make_root "$STAGE"
@@ -88,17 +88,15 @@ awk '/^```ini/ { on = 1; next } /^```/ { on = 0 } on' "$MOQ_SOURCE_DIR/docs/oper
     >"$GUIDE_UNIT"
 grep -q '^Type=simple$' "$GUIDE_UNIT" || fail "no Type=simple unit in docs/operations.md"
 
-if command -v systemd-analyze >/dev/null; then
-    for unit in /usr/local/lib/systemd/system/moq-relay.service \
-        /etc/systemd/system/moq-relay.service; do
-        note "systemd-analyze verify $unit"
-        (root_view "$STAGE" env MANPATH=/usr/local/share/man systemd-analyze verify "$unit") \
-            >"$TMP/verify.log" 2>&1 || fail "systemd-analyze verify: $(cat "$TMP/verify.log")"
-        [[ ! -s "$TMP/verify.log" ]] || fail "systemd-analyze verify warns: $(cat "$TMP/verify.log")"
-    done
-else
-    note "systemd-analyze is not installed: the units were not verified"
-fi
+command -v systemd-analyze >/dev/null ||
+    fail "systemd-analyze is not installed (apt package systemd; scripts/deps.sh installs it)"
+for unit in /usr/local/lib/systemd/system/moq-relay.service \
+    /etc/systemd/system/moq-relay.service; do
+    note "systemd-analyze verify $unit"
+    (root_view "$STAGE" env MANPATH=/usr/local/share/man systemd-analyze verify "$unit") \
+        >"$TMP/verify.log" 2>&1 || fail "systemd-analyze verify: $(cat "$TMP/verify.log")"
+    [[ ! -s "$TMP/verify.log" ]] || fail "systemd-analyze verify warns: $(cat "$TMP/verify.log")"
+done
 
 # run_unit NAME UNIT: the unit's ExecStart as systemd starts it (as User and Group, in
 # WorkingDirectory), with the listeners moved to $PORT through the environment and a notify
