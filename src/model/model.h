@@ -387,6 +387,9 @@ uint64_t moq_group_bytes(const moq_group *group);
  * cache expiry and eviction may run (any callbacks).
  */
 int moq_group_append(moq_group *group, const moq_frame *frame, uint64_t now);
+/* Part of the next frame arrived (producer), the rest is on its way: the group is being
+ * written, so its age in the cache counts from now, as after an append. No callbacks. */
+void moq_group_touch(moq_group *group, uint64_t now);
 /* Finish (all frames written). Followers get on_end. MOQ_ERR_CLOSED if not open. May
  * release a route its track moved away from (track_release). */
 int moq_group_finish(moq_group *group, uint64_t now);

@@ -557,6 +557,9 @@ static void track_request(void *ctx, moq_route *route, moq_track *track, const m
     if (s->closing) return; /* released at teardown */
     moq_debug("moq", "%s: requesting %s/%s upstream (id %llu)", s->t->peer, us->broadcast, us->name,
               (unsigned long long)us->id);
+    /* Opening a stream can fail and abort the track, and setting the info runs subscribers'
+     * callbacks: either may release the track (and the model's reference) before we return. */
+    up_ref(us);
     notify_upstream(s, route, true);
     if (s->caps->track_stream) {
         open_track(s, us);
@@ -565,11 +568,13 @@ static void track_request(void *ctx, moq_route *route, moq_track *track, const m
         moq_track_info_default(&info);
         moq_track_set_info(track, route, &info);
     }
-    if (us->released || prefs->info_only) return;
-    if (us->want_track)
-        us->want_sub = true; /* keep TRACK ahead of SUBSCRIBE */
-    else
-        open_subscribe(s, us);
+    if (!us->released && !us->prefs.info_only && !us->sub_ms) {
+        if (us->want_track)
+            us->want_sub = true; /* keep TRACK ahead of SUBSCRIBE */
+        else
+            open_subscribe(s, us);
+    }
+    up_unref(us);
 }
 
 void consume_streams_available(moq_session *s)
@@ -837,6 +842,8 @@ void consume_group_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
         }
         case MOQ_GROUP_EV_PAYLOAD:
             frame_asm_payload(&gi->fa, ev.data, ev.len);
+            /* a frame that takes long to arrive keeps its group from expiring meanwhile */
+            moq_group_touch(gi->group, session_now(s));
             break;
         case MOQ_GROUP_EV_FRAME_END:
             if (frame_asm_end(&gi->fa, s, gi->group) < 0) {
