@@ -1198,6 +1198,8 @@ void moq_config_init(struct moq_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
     cfg->log.level = MOQ_LOG_INFO;
+    cfg->log.repeat_interval_ms = MOQ_LOG_DEFAULT_REPEAT_INTERVAL_US / 1000;
+    cfg->log.repeat_burst = MOQ_LOG_DEFAULT_REPEAT_BURST;
     cfg->server.bind = xstrdup(MOQ_CONFIG_DEFAULT_BIND);
     quic_defaults(&cfg->server.quic);
     quic_defaults(&cfg->client.quic);
@@ -1514,6 +1516,7 @@ int moq_config_apply_log(const struct moq_config *cfg, char *const *envp, char *
 {
     if (!envp) envp = environ;
     moq_log_set_level(cfg->log.level);
+    moq_log_set_repeat(cfg->log.repeat_interval_ms * 1000, cfg->log.repeat_burst);
     const char *name = "MOQ_LOG";
     const char *spec = env_get(envp, name);
     if (!spec || !*spec) {

@@ -142,7 +142,9 @@ struct moq_config_auth {
 
 struct moq_config {
     struct {
-        enum moq_log_level level; /* default info */
+        enum moq_log_level level;    /* default info */
+        uint64_t repeat_interval_ms; /* repetitive lines summarised per interval; 0 = off */
+        uint64_t repeat_burst;       /* lines written per interval and call site (10) */
     } log;
     struct moq_config_server server;
     struct moq_config_client client;

@@ -100,6 +100,13 @@ const struct opt moq_config_opts[] = {
     /* [log] */
     {"log.level", "log-level", NULL, "MOQ_LOG_LEVEL", T_LEVEL, F(log.level), NOSET, 0, "info",
      "Log level: error, warn, info, debug or trace (MOQ_LOG / RUST_LOG take precedence)"},
+    {"log.repeat_interval", "log-repeat-interval", NULL, "MOQ_LOG_REPEAT_INTERVAL", T_DURATION,
+     F(log.repeat_interval_ms), NOSET, 0, "10s",
+     "Lines a peer can repeat at will (refusals) are counted and summarised once per interval; "
+     "0 logs each one"},
+    {"log.repeat_burst", "log-repeat-burst", NULL, "MOQ_LOG_REPEAT_BURST", T_U64,
+     F(log.repeat_burst), NOSET, 0, "10",
+     "Repetitive lines written per interval and kind before the rest are only counted"},
 
     /* [server] */
     {"server.bind", "server-bind", "server-listen", "MOQ_SERVER_BIND", T_HOSTPORT, F(server.bind),

@@ -398,7 +398,8 @@ static void respond_body(struct h3_conn *c, int64_t sid, const char *why)
 static void reject_request(struct h3_conn *c, struct h3_stream *s, const char *status,
                            const char *why)
 {
-    moq_info("h3", "%s: request refused with %s: %s", c->quic->peer, status, why);
+    moq_info_repeat("refused HTTP/3 requests", "h3", "%s: request refused with %s: %s",
+                    c->quic->peer, status, why);
     /* No STOP_SENDING: Chromium handles it before the response and reports a QUIC
      * protocol error instead of the refusal; it cancels the stream itself once it has
      * read the status. Whatever else arrives on the stream is drained. */

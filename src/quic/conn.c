@@ -464,7 +464,8 @@ static void log_end(struct moq_quic_conn *c)
                  c->t.peer, c->t.protocol, c->end_reason, (unsigned long long)ms,
                  (unsigned long long)c->bytes_sent, (unsigned long long)c->bytes_recv);
     } else if (c->ep->is_server) {
-        moq_info("quic", "refused %s: %s", c->t.peer, c->end_reason);
+        moq_info_repeat("refused QUIC connections", "quic", "refused %s: %s", c->t.peer,
+                        c->end_reason);
     } else {
         moq_info("quic", "connection to %s failed: %s", c->t.peer, c->end_reason);
     }

@@ -169,7 +169,8 @@ static void accept_initial(moq_quic_server *s, const struct moq_quic_udp_msg *m)
     void *handle = s->creds_acquire ? s->creds_acquire(s->creds_ctx, &creds) : NULL;
     if (!handle || !creds) {
         moq_quic_addr_format(&m->remote, peer, sizeof(peer));
-        moq_warn("quic", "refused %s: no TLS credentials available", peer);
+        moq_warn_repeat("refused QUIC connections", "quic",
+                        "refused %s: no TLS credentials available", peer);
         if (handle && s->creds_release) s->creds_release(s->creds_ctx, handle);
         refuse_initial(s, m, &hd);
         return;

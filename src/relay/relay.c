@@ -54,7 +54,7 @@ static uint64_t session_authorize(void *ctx, moq_session *s, const char *path, i
     char why[256];
     if (relay_check_access(r, path, perms, why, sizeof(why)) < 0) {
         r->counters.sessions_refused++;
-        moq_info("relay", "%s: session refused: %s", t->peer, why);
+        moq_info_repeat("refused sessions", "relay", "%s: session refused: %s", t->peer, why);
         return MOQ_CODE_UNAUTHORIZED;
     }
     char pub[256], sub[256];
@@ -189,6 +189,7 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     moq_relay *r = w->data;
     int64_t now_s = moq_wall_s();
+    moq_log_repeat_flush();
     if (moq_tls_server_maintain(r->tls, now_s) == 1)
         moq_info("tls", "certificate rotated; new fingerprint served at /certificate.sha256");
     if (r->https_tls && moq_tls_server_maintain(r->https_tls, now_s) == 1)

@@ -201,8 +201,9 @@ int relay_ws_upgrade(void *ctx, const struct moq_ws_upgrade *up, struct moq_ws_a
     struct moq_qmux_selection sel;
     if (moq_qmux_select_subprotocol(offered, o, r->versions, r->n_versions, NULL, 0, &sel) < 0) {
         r->counters.ws_refused++;
-        moq_info("relay", "%s: WebSocket refused: no supported subprotocol offered (%s)", req->peer,
-                 o ? offered : "none");
+        moq_info_repeat("refused WebSocket upgrades", "relay",
+                        "%s: WebSocket refused: no supported subprotocol offered (%s)", req->peer,
+                        o ? offered : "none");
         explain_subprotocol(r, o > 0, acc);
         return 400;
     }
@@ -210,7 +211,8 @@ int relay_ws_upgrade(void *ctx, const struct moq_ws_upgrade *up, struct moq_ws_a
     char why[256];
     if (relay_check_access(r, req->target, &perms, why, sizeof(why)) < 0) {
         r->counters.ws_refused++;
-        moq_info("relay", "%s: WebSocket refused: %s", req->peer, why);
+        moq_info_repeat("refused WebSocket upgrades", "relay", "%s: WebSocket refused: %s",
+                        req->peer, why);
         return 401;
     }
     moq_perms_free(&perms);
