@@ -1214,6 +1214,9 @@ void moq_config_init(struct moq_config *cfg)
     cfg->client.websocket.enabled = true;
     cfg->client.websocket.delay_ms = 200;
     cfg->cluster.linger_ms = 5000;
+    cfg->limits.max_sessions = 10000;
+    cfg->limits.handshake_rate = 200;
+    cfg->limits.half_open_per_address = 100;
     cfg->web.ws = true;
     cfg->stats.prefix = xstrdup(".stats");
     cfg->stats.interval_s = 1;

@@ -180,6 +180,11 @@ struct moq_config {
         bool duration_set;
     } cache;
     struct {
+        uint64_t max_sessions;          /* sessions at once over every transport (10000) */
+        uint64_t handshake_rate;        /* QUIC handshakes/s before Retry (200; 0 = no Retry) */
+        uint64_t half_open_per_address; /* QUIC handshakes in progress per address (100) */
+    } limits;
+    struct {
         bool enabled; /* true is refused by validate: iroh is not supported */
         char *secret;
         char *bind_v4, *bind_v6;

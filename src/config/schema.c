@@ -307,6 +307,18 @@ const struct opt moq_config_opts[] = {
      F(cache.duration_ms), S(cache.duration_set), 0, NULL,
      "Longest a non-latest group stays cached (unset: the track's own window)"},
 
+    /* [limits] (this relay's own; see docs/limits.md) */
+    {"limits.max_sessions", "limits-max-sessions", NULL, "MOQ_LIMITS_MAX_SESSIONS", T_U64,
+     F(limits.max_sessions), NOSET, 0, "10000",
+     "Sessions at once over QUIC, WebTransport and WebSocket; more are refused"},
+    {"limits.handshake_rate", "limits-handshake-rate", NULL, "MOQ_LIMITS_HANDSHAKE_RATE", T_U64,
+     F(limits.handshake_rate), NOSET, 0, "200",
+     "New QUIC handshakes per second above which clients must validate their address (Retry); "
+     "0 never asks"},
+    {"limits.half_open_per_address", "limits-half-open-per-address", NULL,
+     "MOQ_LIMITS_HALF_OPEN_PER_ADDRESS", T_U64, F(limits.half_open_per_address), NOSET, 0, "100",
+     "QUIC handshakes in progress at once from one IPv4 address or IPv6 /64"},
+
     /* [iroh] */
     {"iroh.enabled", "iroh-enabled", NULL, "MOQ_IROH_ENABLED", T_BOOL, F(iroh.enabled), NOSET, 0,
      "false", "iroh P2P (not supported: true is refused)"},

@@ -96,8 +96,22 @@ static void session_closed(void *ctx, moq_session *s, uint64_t code, const char 
     free(rs);
 }
 
+bool relay_full(const moq_relay *r)
+{
+    uint64_t max = r->cfg->limits.max_sessions;
+    return max && r->n_sessions >= max;
+}
+
 int relay_start_session(moq_relay *r, moq_transport *t)
 {
+    if (relay_full(r)) {
+        r->counters.sessions_full++;
+        moq_info_repeat("sessions refused at the limit", "relay",
+                        "%s: session refused: the relay is full (%zu sessions)", t->peer,
+                        r->n_sessions);
+        moq_transport_close(t, MOQ_CODE_BOUNDS_EXCEEDED, "server busy: session limit reached");
+        return MOQ_ERR_LIMIT;
+    }
     struct relay_session *rs = calloc(1, sizeof(*rs));
     if (!rs) {
         moq_transport_close(t, MOQ_CODE_TRANSPORT, "out of memory");
@@ -136,17 +150,24 @@ static int wt_accept(void *ctx, moq_transport *t)
     return relay_start_session(ctx, t);
 }
 
+static bool wt_busy(void *ctx)
+{
+    return relay_full(ctx);
+}
+
 static int quic_accept(void *ctx, moq_transport *t)
 {
     moq_relay *r = ctx;
     if (t->kind == MOQ_TRANSPORT_H3) {
-        struct moq_h3_server_config hc = {r->versions, r->n_versions, wt_accept, r};
+        struct moq_h3_server_config hc = {r->versions, r->n_versions, wt_accept, r, wt_busy};
         struct moq_h3_driver drv;
         if (moq_h3_loop_driver(r->loop, &drv) < 0) return MOQ_ERR_NOMEM;
         moq_h3_server_attach(t, &drv, &hc);
         return 0;
     }
-    return relay_start_session(r, t);
+    /* A refusal at the limit closes with its own code and reason, not the generic one. */
+    int rv = relay_start_session(r, t);
+    return rv == MOQ_ERR_LIMIT ? 0 : rv;
 }
 
 /* ---------------------------------------------------------------- credentials */
@@ -293,6 +314,12 @@ static int setup_quic(moq_relay *r, char *err, size_t errlen)
         .accept = quic_accept,
         .accept_ctx = r,
     };
+    const struct moq_config *c = r->cfg;
+    qc.max_connections = c->limits.max_sessions ? c->limits.max_sessions : SIZE_MAX;
+    qc.max_half_open_per_address =
+        c->limits.half_open_per_address ? c->limits.half_open_per_address : SIZE_MAX;
+    qc.retry_above_rate =
+        (uint32_t)(c->limits.handshake_rate > UINT32_MAX ? UINT32_MAX : c->limits.handshake_rate);
     qc.transport.max_concurrent_streams = s->quic.max_streams;
     if (s->quic.receive_window_set) qc.transport.receive_window = s->quic.receive_window;
     qc.transport.idle_timeout_ms = s->quic.idle_timeout_ms;

@@ -25,6 +25,7 @@ struct relay_counters {
     uint64_t sessions_total[4]; /* by moq_transport_kind (QUIC, WebTransport, WebSocket) */
     uint64_t sessions_refused;
     uint64_t ws_refused;
+    uint64_t sessions_full; /* refused at limits.max_sessions */
 };
 
 struct moq_relay {
@@ -64,6 +65,8 @@ struct relay_session {
 };
 
 /* relay.c */
+/* limits.max_sessions reached. */
+bool relay_full(const moq_relay *r);
 /* Start a moq session on an established transport; closes it on failure. */
 int relay_start_session(moq_relay *r, moq_transport *t);
 /* Check a connection's path and token; fills perms or returns a reason (logged). */

@@ -207,6 +207,14 @@ int relay_ws_upgrade(void *ctx, const struct moq_ws_upgrade *up, struct moq_ws_a
         explain_subprotocol(r, o > 0, acc);
         return 400;
     }
+    if (relay_full(r)) {
+        r->counters.sessions_full++;
+        moq_info_repeat("sessions refused at the limit", "relay",
+                        "%s: WebSocket refused: the relay is full (%zu sessions)", req->peer,
+                        r->n_sessions);
+        acc->refusal = "server busy: session limit reached\n";
+        return 503;
+    }
     moq_perms perms = {0};
     char why[256];
     if (relay_check_access(r, req->target, &perms, why, sizeof(why)) < 0) {
