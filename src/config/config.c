@@ -1217,6 +1217,11 @@ void moq_config_init(struct moq_config *cfg)
     cfg->limits.max_sessions = 10000;
     cfg->limits.handshake_rate = 200;
     cfg->limits.half_open_per_address = 100;
+    cfg->limits.setup_timeout_ms = 10000;
+    cfg->limits.http_header_timeout_ms = 10000;
+    cfg->limits.http_max_header_size = 16384;
+    cfg->limits.http_max_connections = 10000;
+    cfg->limits.ws_max_message = 16u << 20;
     cfg->web.ws = true;
     cfg->stats.prefix = xstrdup(".stats");
     cfg->stats.interval_s = 1;

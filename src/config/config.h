@@ -183,6 +183,11 @@ struct moq_config {
         uint64_t max_sessions;          /* sessions at once over every transport (10000) */
         uint64_t handshake_rate;        /* QUIC handshakes/s before Retry (200; 0 = no Retry) */
         uint64_t half_open_per_address; /* QUIC handshakes in progress per address (100) */
+        uint64_t setup_timeout_ms;      /* lite-05 SETUP after the transport is up (10 s) */
+        uint64_t http_header_timeout_ms; /* HTTP request head, TLS handshake included (10 s) */
+        uint64_t http_max_header_size;   /* request line + headers (16 KiB) */
+        uint64_t http_max_connections;   /* TCP connections per web listener set (10000) */
+        uint64_t ws_max_message;         /* largest WebSocket message received (16 MiB) */
     } limits;
     struct {
         bool enabled; /* true is refused by validate: iroh is not supported */

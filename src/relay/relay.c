@@ -125,6 +125,7 @@ int relay_start_session(moq_relay *r, moq_transport *t)
         .clock = &moq_system_clock,
         .timer = session_timer,
         .offer_probe = true,
+        .setup_timeout_us = r->cfg->limits.setup_timeout_ms * MOQ_US_PER_MS,
         .refuse_outside_grant = true,
         .authorize = session_authorize,
         .upstream = session_upstream,
@@ -349,6 +350,11 @@ static int setup_http(moq_relay *r, char *err, size_t errlen)
     struct moq_qmux_config qc;
     moq_qmux_config_default(&qc);
     hc.ws_low_water = qc.send_high_water;
+    /* 0 keeps the server's default (moq_http_config_default). */
+    hc.max_conns = c->limits.http_max_connections ? c->limits.http_max_connections : SIZE_MAX;
+    hc.max_header_bytes = c->limits.http_max_header_size;
+    hc.header_timeout_ms = (uint32_t)c->limits.http_header_timeout_ms;
+    hc.ws_max_message = c->limits.ws_max_message;
     r->http = moq_http_server_new(r->loop, &hc);
     if (!r->http) return MOQ_ERR_NOMEM;
     struct moq_web_hooks hooks = relay_web_hooks_template;

@@ -39,7 +39,10 @@ static void after(struct ws_glue *g, int rv)
 {
     if (!g->q) return;
     if (rv == MOQ_ERR_CLOSED || moq_qmux_is_finished(g->q)) {
-        glue_stop(g);
+        /* Not the linger timer: it closes a WebSocket the peer leaves open after our close
+         * record. */
+        ev_idle_stop(g->r->loop, &g->process);
+        ev_timer_stop(g->r->loop, &g->timer);
         moq_qmux_free(g->q);
         g->q = NULL;
         return;
