@@ -1222,6 +1222,7 @@ void moq_config_init(struct moq_config *cfg)
     cfg->limits.http_max_header_size = 16384;
     cfg->limits.http_max_connections = 10000;
     cfg->limits.ws_max_message = 16u << 20;
+    cfg->limits.memory_trim_quiet_ms = 5000;
     cfg->web.ws = true;
     cfg->stats.prefix = xstrdup(".stats");
     cfg->stats.interval_s = 1;

@@ -188,6 +188,7 @@ struct moq_config {
         uint64_t http_max_header_size;   /* request line + headers (16 KiB) */
         uint64_t http_max_connections;   /* TCP connections per web listener set (10000) */
         uint64_t ws_max_message;         /* largest WebSocket message received (16 MiB) */
+        uint64_t memory_trim_quiet_ms;   /* trim the heap after the load fell (5 s; 0 = never) */
     } limits;
     struct {
         bool enabled; /* true is refused by validate: iroh is not supported */

@@ -333,6 +333,10 @@ const struct opt moq_config_opts[] = {
     {"limits.ws_max_message", "limits-ws-max-message", NULL, "MOQ_LIMITS_WS_MAX_MESSAGE", T_SIZE,
      F(limits.ws_max_message), NOSET, 0, "16MiB",
      "Largest WebSocket message received; larger closes the WebSocket with 1009"},
+    {"limits.memory_trim_quiet", "limits-memory-trim-quiet", NULL, "MOQ_LIMITS_MEMORY_TRIM_QUIET",
+     T_DURATION, F(limits.memory_trim_quiet_ms), NOSET, 0, "5s",
+     "Once sessions fell and none started for this long, return freed memory to the system; "
+     "0 never"},
 
     /* [iroh] */
     {"iroh.enabled", "iroh-enabled", NULL, "MOQ_IROH_ENABLED", T_BOOL, F(iroh.enabled), NOSET, 0,

@@ -143,6 +143,7 @@ int relay_start_session(moq_relay *r, moq_transport *t)
         return MOQ_ERR_UNSUPPORTED;
     }
     if (t->kind < 4) r->counters.sessions_total[t->kind]++;
+    moq_memtrim_started(&r->memtrim, r->n_sessions, moq_now_us());
     return 0;
 }
 
@@ -207,11 +208,27 @@ static void origin_linger(void *ctx, uint64_t at)
     if (at < r->origin_timer.at) moq_ev_deadline_set(&r->origin_timer, at);
 }
 
+/* Hand what a load peak freed back to the system once the load fell and stayed quiet. */
+static void relay_trim_memory(moq_relay *r)
+{
+    size_t free_before = moq_memtrim_heap_free();
+    if (!moq_memtrim_due(&r->memtrim, r->n_sessions, free_before, moq_now_us())) return;
+    moq_memtrim_release();
+    size_t free_after = moq_memtrim_heap_free();
+    moq_memtrim_done(&r->memtrim, free_after);
+    r->counters.memory_trims++;
+    moq_debug("relay",
+              "%zu session(s): freed memory returned to the system (%zu kB in use, %zu kB free "
+              "in the heap)",
+              r->n_sessions, moq_memtrim_heap_used() / 1024, free_after / 1024);
+}
+
 static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     moq_relay *r = w->data;
     int64_t now_s = moq_wall_s();
     moq_log_repeat_flush();
+    relay_trim_memory(r);
     if (moq_tls_server_maintain(r->tls, now_s) == 1)
         moq_info("tls", "certificate rotated; new fingerprint served at /certificate.sha256");
     if (r->https_tls && moq_tls_server_maintain(r->https_tls, now_s) == 1)
@@ -557,6 +574,7 @@ int moq_relay_new(struct ev_loop *loop, const struct moq_config *cfg, moq_relay 
         moq_relay_free(r);
         return rv;
     }
+    moq_memtrim_init(&r->memtrim, cfg->limits.memory_trim_quiet_ms * MOQ_US_PER_MS, moq_now_us());
     ev_timer_init(&r->tick, tick_cb, TICK_S, TICK_S);
     r->tick.data = r;
     ev_timer_start(loop, &r->tick);

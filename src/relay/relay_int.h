@@ -16,6 +16,7 @@
 #include "relay/relay.h"
 #include "tls/tls.h"
 #include "util/ev_deadline.h"
+#include "util/memtrim.h"
 #include "util/list.h"
 #include "web/web.h"
 
@@ -26,6 +27,7 @@ struct relay_counters {
     uint64_t sessions_refused;
     uint64_t ws_refused;
     uint64_t sessions_full; /* refused at limits.max_sessions */
+    uint64_t memory_trims;  /* times freed memory went back to the system */
 };
 
 struct moq_relay {
@@ -52,6 +54,7 @@ struct moq_relay {
     char *cluster_token;
     size_t dials; /* cluster dials not finished yet */
     ev_timer tick;
+    moq_memtrim memtrim;
     moq_ev_deadline origin_timer; /* the origin's next linger deadline, or its regular tick */
     struct relay_counters counters;
 };

@@ -379,6 +379,9 @@ static int hook_metrics(void *ctx, const moq_http_request *req, moq_http_respons
            r->counters.sessions_refused);
     metric(&b, "moq_relay_sessions_full_total", "counter",
            "Sessions refused because limits.max_sessions were open.", r->counters.sessions_full);
+    metric(&b, "moq_relay_memory_trims_total", "counter",
+           "Times freed memory was returned to the system after the load fell.",
+           r->counters.memory_trims);
     if (r->quic) {
         struct moq_quic_server_stats qs;
         moq_quic_server_stats_get(r->quic, &qs);

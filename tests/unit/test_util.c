@@ -14,6 +14,7 @@
 #include "util/err.h"
 #include "util/list.h"
 #include "util/log.h"
+#include "util/memtrim.h"
 #include "util/map.h"
 #include "util/varint.h"
 
@@ -355,6 +356,33 @@ static void log_repeats_are_summarised(void **state)
     moq_log_set_clock(NULL);
 }
 
+/* Memory is trimmed once the load fell and then stayed quiet, once per fall, and again when
+ * much more memory was freed later. */
+static void memtrim_after_load_falls(void **state)
+{
+    moq_memtrim m;
+    const uint64_t s = MOQ_US_PER_S;
+    const size_t mb = 1u << 20;
+    moq_memtrim_init(&m, 5 * s, 0);
+    for (size_t n = 1; n <= 1500; n++)
+        moq_memtrim_started(&m, n, 1 * s);
+    assert_false(moq_memtrim_due(&m, 1500, 0, 10 * s)); /* no fall */
+    assert_false(moq_memtrim_due(&m, 10, 0, 12 * s));   /* fell, but checked 2 s ago */
+    assert_true(moq_memtrim_due(&m, 10, 0, 15 * s));
+    moq_memtrim_done(&m, 2 * mb);
+    assert_false(moq_memtrim_due(&m, 10, 3 * mb, 20 * s)); /* no new fall, little freed */
+    assert_true(moq_memtrim_due(&m, 10, 11 * mb, 25 * s)); /* freed later */
+    moq_memtrim_done(&m, 1 * mb);
+    assert_false(moq_memtrim_due(&m, 10, 1 * mb, 60 * s));
+    moq_memtrim_started(&m, 11, 61 * s);
+    assert_false(moq_memtrim_due(&m, 5, 0, 62 * s)); /* quiet again first */
+    assert_true(moq_memtrim_due(&m, 5, 0, 66 * s));
+    assert_int_equal(m.trims, 3);
+    moq_memtrim_init(&m, 0, 0); /* 0: never */
+    moq_memtrim_started(&m, 100, 0);
+    assert_false(moq_memtrim_due(&m, 0, 100 * mb, 3600 * s));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -369,6 +397,7 @@ int main(void)
         cmocka_unit_test(log_redacts_tokens),
         cmocka_unit_test(redact_bare_tokens),
         cmocka_unit_test(log_repeats_are_summarised),
+        cmocka_unit_test(memtrim_after_load_falls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
