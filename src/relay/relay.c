@@ -333,7 +333,10 @@ static int setup_quic(moq_relay *r, char *err, size_t errlen)
         .accept_ctx = r,
     };
     const struct moq_config *c = r->cfg;
-    qc.max_connections = c->limits.max_sessions ? c->limits.max_sessions : SIZE_MAX;
+    /* Connections still handshaking or closing count too: leave them room, so that the
+     * session limit itself is what a client meets first. */
+    uint64_t max = c->limits.max_sessions;
+    qc.max_connections = max && max < SIZE_MAX / 2 ? (size_t)(max + max / 4 + 16) : SIZE_MAX;
     qc.max_half_open_per_address =
         c->limits.half_open_per_address ? c->limits.half_open_per_address : SIZE_MAX;
     qc.retry_above_rate =
