@@ -1198,6 +1198,8 @@ void moq_config_init(struct moq_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
     cfg->log.level = MOQ_LOG_INFO;
+    cfg->log.repeat_interval_ms = MOQ_LOG_DEFAULT_REPEAT_INTERVAL_US / 1000;
+    cfg->log.repeat_burst = MOQ_LOG_DEFAULT_REPEAT_BURST;
     cfg->server.bind = xstrdup(MOQ_CONFIG_DEFAULT_BIND);
     quic_defaults(&cfg->server.quic);
     quic_defaults(&cfg->client.quic);
@@ -1212,6 +1214,15 @@ void moq_config_init(struct moq_config *cfg)
     cfg->client.websocket.enabled = true;
     cfg->client.websocket.delay_ms = 200;
     cfg->cluster.linger_ms = 5000;
+    cfg->limits.max_sessions = 10000;
+    cfg->limits.handshake_rate = 200;
+    cfg->limits.half_open_per_address = 100;
+    cfg->limits.setup_timeout_ms = 10000;
+    cfg->limits.http_header_timeout_ms = 10000;
+    cfg->limits.http_max_header_size = 16384;
+    cfg->limits.http_max_connections = 10000;
+    cfg->limits.ws_max_message = 16u << 20;
+    cfg->limits.memory_trim_quiet_ms = 5000;
     cfg->web.ws = true;
     cfg->stats.prefix = xstrdup(".stats");
     cfg->stats.interval_s = 1;
@@ -1514,6 +1525,7 @@ int moq_config_apply_log(const struct moq_config *cfg, char *const *envp, char *
 {
     if (!envp) envp = environ;
     moq_log_set_level(cfg->log.level);
+    moq_log_set_repeat(cfg->log.repeat_interval_ms * 1000, cfg->log.repeat_burst);
     const char *name = "MOQ_LOG";
     const char *spec = env_get(envp, name);
     if (!spec || !*spec) {

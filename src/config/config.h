@@ -142,7 +142,9 @@ struct moq_config_auth {
 
 struct moq_config {
     struct {
-        enum moq_log_level level; /* default info */
+        enum moq_log_level level;    /* default info */
+        uint64_t repeat_interval_ms; /* repetitive lines summarised per interval; 0 = off */
+        uint64_t repeat_burst;       /* lines written per interval and call site (10) */
     } log;
     struct moq_config_server server;
     struct moq_config_client client;
@@ -177,6 +179,17 @@ struct moq_config {
         uint64_t duration_ms; /* max age of a non-latest group; unset = track's own window */
         bool duration_set;
     } cache;
+    struct {
+        uint64_t max_sessions;          /* sessions at once over every transport (10000) */
+        uint64_t handshake_rate;        /* QUIC handshakes/s before Retry (200; 0 = no Retry) */
+        uint64_t half_open_per_address; /* QUIC handshakes in progress per address (100) */
+        uint64_t setup_timeout_ms;      /* lite-05 SETUP after the transport is up (10 s) */
+        uint64_t http_header_timeout_ms; /* HTTP request head, TLS handshake included (10 s) */
+        uint64_t http_max_header_size;   /* request line + headers (16 KiB) */
+        uint64_t http_max_connections;   /* TCP connections per web listener set (10000) */
+        uint64_t ws_max_message;         /* largest WebSocket message received (16 MiB) */
+        uint64_t memory_trim_quiet_ms;   /* trim the heap after the load fell (5 s; 0 = never) */
+    } limits;
     struct {
         bool enabled; /* true is refused by validate: iroh is not supported */
         char *secret;

@@ -100,6 +100,13 @@ const struct opt moq_config_opts[] = {
     /* [log] */
     {"log.level", "log-level", NULL, "MOQ_LOG_LEVEL", T_LEVEL, F(log.level), NOSET, 0, "info",
      "Log level: error, warn, info, debug or trace (MOQ_LOG / RUST_LOG take precedence)"},
+    {"log.repeat_interval", "log-repeat-interval", NULL, "MOQ_LOG_REPEAT_INTERVAL", T_DURATION,
+     F(log.repeat_interval_ms), NOSET, 0, "10s",
+     "Lines a peer can repeat at will (refusals) are counted and summarised once per interval; "
+     "0 logs each one"},
+    {"log.repeat_burst", "log-repeat-burst", NULL, "MOQ_LOG_REPEAT_BURST", T_U64,
+     F(log.repeat_burst), NOSET, 0, "10",
+     "Repetitive lines written per interval and kind before the rest are only counted"},
 
     /* [server] */
     {"server.bind", "server-bind", "server-listen", "MOQ_SERVER_BIND", T_HOSTPORT, F(server.bind),
@@ -299,6 +306,37 @@ const struct opt moq_config_opts[] = {
     {"cache.duration", "cache-duration", NULL, "MOQ_CACHE_DURATION", T_DURATION,
      F(cache.duration_ms), S(cache.duration_set), 0, NULL,
      "Longest a non-latest group stays cached (unset: the track's own window)"},
+
+    /* [limits] (this relay's own; see docs/limits.md) */
+    {"limits.max_sessions", "limits-max-sessions", NULL, "MOQ_LIMITS_MAX_SESSIONS", T_U64,
+     F(limits.max_sessions), NOSET, 0, "10000",
+     "Sessions at once over QUIC, WebTransport and WebSocket; more are refused"},
+    {"limits.handshake_rate", "limits-handshake-rate", NULL, "MOQ_LIMITS_HANDSHAKE_RATE", T_U64,
+     F(limits.handshake_rate), NOSET, 0, "200",
+     "New QUIC handshakes per second above which clients must validate their address (Retry); "
+     "0 never asks"},
+    {"limits.half_open_per_address", "limits-half-open-per-address", NULL,
+     "MOQ_LIMITS_HALF_OPEN_PER_ADDRESS", T_U64, F(limits.half_open_per_address), NOSET, 0, "100",
+     "QUIC handshakes in progress at once from one IPv4 address or IPv6 /64"},
+    {"limits.setup_timeout", "limits-setup-timeout", NULL, "MOQ_LIMITS_SETUP_TIMEOUT", T_DURATION,
+     F(limits.setup_timeout_ms), NOSET, 0, "10s",
+     "Time a moq-lite-05 peer has to send its SETUP once connected"},
+    {"limits.http_header_timeout", "limits-http-header-timeout", NULL,
+     "MOQ_LIMITS_HTTP_HEADER_TIMEOUT", T_DURATION, F(limits.http_header_timeout_ms), NOSET, 0,
+     "10s", "Time for an HTTP request head (TLS handshake included); then 408"},
+    {"limits.http_max_header_size", "limits-http-max-header-size", NULL,
+     "MOQ_LIMITS_HTTP_MAX_HEADER_SIZE", T_SIZE, F(limits.http_max_header_size), NOSET, 0, "16KiB",
+     "Largest HTTP request line plus headers; larger gets 431"},
+    {"limits.http_max_connections", "limits-http-max-connections", NULL,
+     "MOQ_LIMITS_HTTP_MAX_CONNECTIONS", T_U64, F(limits.http_max_connections), NOSET, 0, "10000",
+     "TCP connections open at once on the web listeners"},
+    {"limits.ws_max_message", "limits-ws-max-message", NULL, "MOQ_LIMITS_WS_MAX_MESSAGE", T_SIZE,
+     F(limits.ws_max_message), NOSET, 0, "16MiB",
+     "Largest WebSocket message received; larger closes the WebSocket with 1009"},
+    {"limits.memory_trim_quiet", "limits-memory-trim-quiet", NULL, "MOQ_LIMITS_MEMORY_TRIM_QUIET",
+     T_DURATION, F(limits.memory_trim_quiet_ms), NOSET, 0, "5s",
+     "Once sessions fell and none started for this long, return freed memory to the system; "
+     "0 never"},
 
     /* [iroh] */
     {"iroh.enabled", "iroh-enabled", NULL, "MOQ_IROH_ENABLED", T_BOOL, F(iroh.enabled), NOSET, 0,

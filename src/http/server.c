@@ -442,7 +442,8 @@ int moq_http_response_stream_write(moq_http_response *resp, const moq_slice *v, 
     const moq_http_request *req = moq_http_parser_request(c->parser);
     if (!len || req->method == MOQ_HTTP_HEAD) return 0;
     if (c->out.bytes + len > c->srv->cfg.max_queued_bytes) {
-        moq_warn("http", "%s: client is not reading the streamed body: dropping", c->peer);
+        moq_warn_repeat("dropped HTTP clients", "http",
+                        "%s: client is not reading the streamed body: dropping", c->peer);
         moq_conn_kill(c);
         return MOQ_ERR_LIMIT;
     }

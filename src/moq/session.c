@@ -764,7 +764,8 @@ moq_session *moq_session_new(moq_transport *t, const struct moq_session_config *
     /* Servers on lite-05 wait for the client's SETUP (it may carry the path and role);
      * clients and older versions are authorized at once. */
     if (caps->setup_stream && !t->is_client) {
-        s->setup_deadline = session_now(s) + SETUP_TIMEOUT_US;
+        s->setup_deadline =
+            session_now(s) + (s->cfg.setup_timeout_us ? s->cfg.setup_timeout_us : SETUP_TIMEOUT_US);
         session_deadline_changed(s);
     } else if (!s->closing) {
         authorize(s);

@@ -54,7 +54,7 @@ static uint64_t session_authorize(void *ctx, moq_session *s, const char *path, i
     char why[256];
     if (relay_check_access(r, path, perms, why, sizeof(why)) < 0) {
         r->counters.sessions_refused++;
-        moq_info("relay", "%s: session refused: %s", t->peer, why);
+        moq_info_repeat("refused sessions", "relay", "%s: session refused: %s", t->peer, why);
         return MOQ_CODE_UNAUTHORIZED;
     }
     char pub[256], sub[256];
@@ -96,8 +96,22 @@ static void session_closed(void *ctx, moq_session *s, uint64_t code, const char 
     free(rs);
 }
 
+bool relay_full(const moq_relay *r)
+{
+    uint64_t max = r->cfg->limits.max_sessions;
+    return max && r->n_sessions >= max;
+}
+
 int relay_start_session(moq_relay *r, moq_transport *t)
 {
+    if (relay_full(r)) {
+        r->counters.sessions_full++;
+        moq_info_repeat("sessions refused at the limit", "relay",
+                        "%s: session refused: the relay is full (%zu sessions)", t->peer,
+                        r->n_sessions);
+        moq_transport_close(t, MOQ_CODE_BOUNDS_EXCEEDED, "server busy: session limit reached");
+        return MOQ_ERR_LIMIT;
+    }
     struct relay_session *rs = calloc(1, sizeof(*rs));
     if (!rs) {
         moq_transport_close(t, MOQ_CODE_TRANSPORT, "out of memory");
@@ -111,6 +125,7 @@ int relay_start_session(moq_relay *r, moq_transport *t)
         .clock = &moq_system_clock,
         .timer = session_timer,
         .offer_probe = true,
+        .setup_timeout_us = r->cfg->limits.setup_timeout_ms * MOQ_US_PER_MS,
         .refuse_outside_grant = true,
         .authorize = session_authorize,
         .upstream = session_upstream,
@@ -128,6 +143,7 @@ int relay_start_session(moq_relay *r, moq_transport *t)
         return MOQ_ERR_UNSUPPORTED;
     }
     if (t->kind < 4) r->counters.sessions_total[t->kind]++;
+    moq_memtrim_started(&r->memtrim, r->n_sessions, moq_now_us());
     return 0;
 }
 
@@ -136,17 +152,24 @@ static int wt_accept(void *ctx, moq_transport *t)
     return relay_start_session(ctx, t);
 }
 
+static bool wt_busy(void *ctx)
+{
+    return relay_full(ctx);
+}
+
 static int quic_accept(void *ctx, moq_transport *t)
 {
     moq_relay *r = ctx;
     if (t->kind == MOQ_TRANSPORT_H3) {
-        struct moq_h3_server_config hc = {r->versions, r->n_versions, wt_accept, r};
+        struct moq_h3_server_config hc = {r->versions, r->n_versions, wt_accept, r, wt_busy};
         struct moq_h3_driver drv;
         if (moq_h3_loop_driver(r->loop, &drv) < 0) return MOQ_ERR_NOMEM;
         moq_h3_server_attach(t, &drv, &hc);
         return 0;
     }
-    return relay_start_session(r, t);
+    /* A refusal at the limit closes with its own code and reason, not the generic one. */
+    int rv = relay_start_session(r, t);
+    return rv == MOQ_ERR_LIMIT ? 0 : rv;
 }
 
 /* ---------------------------------------------------------------- credentials */
@@ -185,10 +208,27 @@ static void origin_linger(void *ctx, uint64_t at)
     if (at < r->origin_timer.at) moq_ev_deadline_set(&r->origin_timer, at);
 }
 
+/* Hand what a load peak freed back to the system once the load fell and stayed quiet. */
+static void relay_trim_memory(moq_relay *r)
+{
+    size_t free_before = moq_memtrim_heap_free();
+    if (!moq_memtrim_due(&r->memtrim, r->n_sessions, free_before, moq_now_us())) return;
+    moq_memtrim_release();
+    size_t free_after = moq_memtrim_heap_free();
+    moq_memtrim_done(&r->memtrim, free_after);
+    r->counters.memory_trims++;
+    moq_debug("relay",
+              "%zu session(s): freed memory returned to the system (%zu kB in use, %zu kB free "
+              "in the heap)",
+              r->n_sessions, moq_memtrim_heap_used() / 1024, free_after / 1024);
+}
+
 static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     moq_relay *r = w->data;
     int64_t now_s = moq_wall_s();
+    moq_log_repeat_flush();
+    relay_trim_memory(r);
     if (moq_tls_server_maintain(r->tls, now_s) == 1)
         moq_info("tls", "certificate rotated; new fingerprint served at /certificate.sha256");
     if (r->https_tls && moq_tls_server_maintain(r->https_tls, now_s) == 1)
@@ -292,6 +332,15 @@ static int setup_quic(moq_relay *r, char *err, size_t errlen)
         .accept = quic_accept,
         .accept_ctx = r,
     };
+    const struct moq_config *c = r->cfg;
+    /* Connections still handshaking or closing count too: leave them room, so that the
+     * session limit itself is what a client meets first. */
+    uint64_t max = c->limits.max_sessions;
+    qc.max_connections = max && max < SIZE_MAX / 2 ? (size_t)(max + max / 4 + 16) : SIZE_MAX;
+    qc.max_half_open_per_address =
+        c->limits.half_open_per_address ? c->limits.half_open_per_address : SIZE_MAX;
+    qc.retry_above_rate =
+        (uint32_t)(c->limits.handshake_rate > UINT32_MAX ? UINT32_MAX : c->limits.handshake_rate);
     qc.transport.max_concurrent_streams = s->quic.max_streams;
     if (s->quic.receive_window_set) qc.transport.receive_window = s->quic.receive_window;
     qc.transport.idle_timeout_ms = s->quic.idle_timeout_ms;
@@ -321,6 +370,11 @@ static int setup_http(moq_relay *r, char *err, size_t errlen)
     struct moq_qmux_config qc;
     moq_qmux_config_default(&qc);
     hc.ws_low_water = qc.send_high_water;
+    /* 0 keeps the server's default (moq_http_config_default). */
+    hc.max_conns = c->limits.http_max_connections ? c->limits.http_max_connections : SIZE_MAX;
+    hc.max_header_bytes = c->limits.http_max_header_size;
+    hc.header_timeout_ms = (uint32_t)c->limits.http_header_timeout_ms;
+    hc.ws_max_message = c->limits.ws_max_message;
     r->http = moq_http_server_new(r->loop, &hc);
     if (!r->http) return MOQ_ERR_NOMEM;
     struct moq_web_hooks hooks = relay_web_hooks_template;
@@ -523,6 +577,7 @@ int moq_relay_new(struct ev_loop *loop, const struct moq_config *cfg, moq_relay 
         moq_relay_free(r);
         return rv;
     }
+    moq_memtrim_init(&r->memtrim, cfg->limits.memory_trim_quiet_ms * MOQ_US_PER_MS, moq_now_us());
     ev_timer_init(&r->tick, tick_cb, TICK_S, TICK_S);
     r->tick.data = r;
     ev_timer_start(loop, &r->tick);

@@ -16,6 +16,7 @@
 #include "relay/relay.h"
 #include "tls/tls.h"
 #include "util/ev_deadline.h"
+#include "util/memtrim.h"
 #include "util/list.h"
 #include "web/web.h"
 
@@ -25,6 +26,8 @@ struct relay_counters {
     uint64_t sessions_total[4]; /* by moq_transport_kind (QUIC, WebTransport, WebSocket) */
     uint64_t sessions_refused;
     uint64_t ws_refused;
+    uint64_t sessions_full; /* refused at limits.max_sessions */
+    uint64_t memory_trims;  /* times freed memory went back to the system */
 };
 
 struct moq_relay {
@@ -51,6 +54,7 @@ struct moq_relay {
     char *cluster_token;
     size_t dials; /* cluster dials not finished yet */
     ev_timer tick;
+    moq_memtrim memtrim;
     moq_ev_deadline origin_timer; /* the origin's next linger deadline, or its regular tick */
     struct relay_counters counters;
 };
@@ -64,6 +68,8 @@ struct relay_session {
 };
 
 /* relay.c */
+/* limits.max_sessions reached. */
+bool relay_full(const moq_relay *r);
 /* Start a moq session on an established transport; closes it on failure. */
 int relay_start_session(moq_relay *r, moq_transport *t);
 /* Check a connection's path and token; fills perms or returns a reason (logged). */

@@ -39,7 +39,10 @@ static void after(struct ws_glue *g, int rv)
 {
     if (!g->q) return;
     if (rv == MOQ_ERR_CLOSED || moq_qmux_is_finished(g->q)) {
-        glue_stop(g);
+        /* Not the linger timer: it closes a WebSocket the peer leaves open after our close
+         * record. */
+        ev_idle_stop(g->r->loop, &g->process);
+        ev_timer_stop(g->r->loop, &g->timer);
         moq_qmux_free(g->q);
         g->q = NULL;
         return;
@@ -201,16 +204,26 @@ int relay_ws_upgrade(void *ctx, const struct moq_ws_upgrade *up, struct moq_ws_a
     struct moq_qmux_selection sel;
     if (moq_qmux_select_subprotocol(offered, o, r->versions, r->n_versions, NULL, 0, &sel) < 0) {
         r->counters.ws_refused++;
-        moq_info("relay", "%s: WebSocket refused: no supported subprotocol offered (%s)", req->peer,
-                 o ? offered : "none");
+        moq_info_repeat("refused WebSocket upgrades", "relay",
+                        "%s: WebSocket refused: no supported subprotocol offered (%s)", req->peer,
+                        o ? offered : "none");
         explain_subprotocol(r, o > 0, acc);
         return 400;
+    }
+    if (relay_full(r)) {
+        r->counters.sessions_full++;
+        moq_info_repeat("sessions refused at the limit", "relay",
+                        "%s: WebSocket refused: the relay is full (%zu sessions)", req->peer,
+                        r->n_sessions);
+        acc->refusal = "server busy: session limit reached\n";
+        return 503;
     }
     moq_perms perms = {0};
     char why[256];
     if (relay_check_access(r, req->target, &perms, why, sizeof(why)) < 0) {
         r->counters.ws_refused++;
-        moq_info("relay", "%s: WebSocket refused: %s", req->peer, why);
+        moq_info_repeat("refused WebSocket upgrades", "relay", "%s: WebSocket refused: %s",
+                        req->peer, why);
         return 401;
     }
     moq_perms_free(&perms);
