@@ -173,6 +173,38 @@ void moq_auth_free(moq_auth *a)
     free(a);
 }
 
+size_t moq_auth_reload(moq_auth *a, moq_auth_reload_report report, void *ctx, size_t *dropped)
+{
+    size_t failed = 0;
+    pthread_mutex_lock(&a->lock);
+    for (size_t i = 0; i < a->slots_len; i++) {
+        key_slot *s = &a->slots[i];
+        s->loaded = false; /* read it again even when stat() sees no change */
+        moq_jwk *key = NULL;
+        moq_auth_error err = {0};
+        if (slot_key(s, &key, &err) != 0) {
+            failed++;
+            s->warned = true; /* reported here; connections need not repeat it */
+        }
+        if (report) report(ctx, s->path, key, key ? NULL : &err);
+        moq_jwk_unref(key);
+    }
+    if (dropped) *dropped = moq_map_len(&a->dir_cache);
+    drop_dir_cache(a);
+    pthread_mutex_unlock(&a->lock);
+    return failed;
+}
+
+size_t moq_auth_key_files(const moq_auth *a)
+{
+    return a->slots_len;
+}
+
+bool moq_auth_has_key_dir(const moq_auth *a)
+{
+    return a->key_dir != NULL;
+}
+
 /* "{key_dir}/{kid}.jwk", the kid validated first so it can never leave the directory. */
 static int key_dir_lookup(moq_auth *a, const char *kid, moq_jwk **out, moq_auth_error *err)
 {

@@ -195,6 +195,64 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
         moq_info("tls", "HTTPS certificate reloaded");
 }
 
+/* ---------------------------------------------------------------- reload */
+
+struct reload_tally {
+    size_t reloaded, failed;
+};
+
+static void reload_certificate(moq_tls_server *srv, const char *what, struct reload_tally *t)
+{
+    size_t pairs = moq_tls_server_file_pairs(srv);
+    if (pairs == 0) {
+        moq_info("relay", "reload: %s: generated, no file to read", what);
+        return;
+    }
+    char err[512];
+    if (moq_tls_server_reload(srv, err, sizeof(err)) < 0) {
+        moq_warn("relay", "reload: %s: failed, keeping the current one: %s", what, err);
+        t->failed++;
+        return;
+    }
+    char fp[MOQ_TLS_FINGERPRINT_HEX_LEN];
+    moq_tls_server_fingerprint(srv, fp);
+    moq_info("relay", "reload: %s: reloaded %zu file pair(s), fingerprint %s", what, pairs, fp);
+    t->reloaded++;
+}
+
+static void report_key(void *ctx, const char *path, const moq_jwk *key, const moq_auth_error *err)
+{
+    struct reload_tally *t = ctx;
+    if (!key) {
+        moq_warn("relay",
+                 "reload: auth key %s: failed, tokens it signed are refused until it loads: %s",
+                 path, err->msg);
+        t->failed++;
+        return;
+    }
+    const char *kid = moq_jwk_kid(key);
+    moq_info("relay", "reload: auth key %s: %s%s%s", path, moq_jwt_alg_name(moq_jwk_alg(key)),
+             kid ? ", kid " : "", kid ? kid : "");
+    t->reloaded++;
+}
+
+void moq_relay_reload(moq_relay *r)
+{
+    struct reload_tally t = {0};
+    reload_certificate(r->tls, "QUIC certificate", &t);
+    if (r->https_tls) reload_certificate(r->https_tls, "HTTPS certificate", &t);
+    size_t dropped = 0;
+    moq_auth_reload(r->auth, report_key, &t, &dropped);
+    if (moq_auth_has_key_dir(r->auth))
+        moq_info("relay", "reload: auth key_dir %s: %zu cached key(s) forgotten, read again on use",
+                 r->cfg->auth.key_dir, dropped);
+    if (t.failed)
+        moq_warn("relay", "reload finished: %zu reloaded, %zu failed; sessions continue",
+                 t.reloaded, t.failed);
+    else
+        moq_info("relay", "reload finished: %zu reloaded; sessions continue", t.reloaded);
+}
+
 /* ---------------------------------------------------------------- construction */
 
 static uint64_t random_origin_id(void)
@@ -612,6 +670,14 @@ static void drain(moq_relay *r)
     ev_timer_stop(r->loop, &t);
 }
 
+static void on_hangup(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    moq_info("relay", "received SIGHUP, reloading certificates and keys (other settings take "
+                      "effect on restart)");
+    moq_relay **r = w->data;
+    moq_relay_reload(*r);
+}
+
 static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
     moq_info("relay", "received %s, shutting down", w->signum == SIGINT ? "SIGINT" : "SIGTERM");
@@ -626,17 +692,24 @@ int moq_relay_run(const struct moq_config *cfg)
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
-    char err[512] = "";
+    /* SIGHUP is caught from before "ready" is logged: a reload asked for early waits. */
     moq_relay *r = NULL;
-    if (moq_relay_new(loop, cfg, &r, err, sizeof(err)) < 0) {
-        moq_error("relay", "%s", err);
-        return 1;
-    }
-    ev_signal sigint, sigterm;
+    ev_signal sigint, sigterm, sighup;
     ev_signal_init(&sigint, on_signal, SIGINT);
     ev_signal_init(&sigterm, on_signal, SIGTERM);
+    ev_signal_init(&sighup, on_hangup, SIGHUP);
+    sighup.data = &r;
     ev_signal_start(loop, &sigint);
     ev_signal_start(loop, &sigterm);
+    ev_signal_start(loop, &sighup);
+    char err[512] = "";
+    if (moq_relay_new(loop, cfg, &r, err, sizeof(err)) < 0) {
+        moq_error("relay", "%s", err);
+        ev_signal_stop(loop, &sigint);
+        ev_signal_stop(loop, &sigterm);
+        ev_signal_stop(loop, &sighup);
+        return 1;
+    }
     struct moq_service service;
     moq_service_ready(&service, loop);
     ev_run(loop, 0);
@@ -645,6 +718,8 @@ int moq_relay_run(const struct moq_config *cfg)
     ev_signal_stop(loop, &sigterm);
     drain(r);
     moq_service_stop(&service);
+    ev_signal_stop(loop, &sighup);
+    signal(SIGHUP, SIG_IGN); /* shutting down: nothing left to reload */
     moq_relay_free(r);
     moq_info("relay", "stopped");
     return 0;

@@ -33,7 +33,14 @@ uint16_t moq_relay_https_port(const moq_relay *r);
 
 moq_origin *moq_relay_origin(moq_relay *r);
 
-/* Run until SIGINT/SIGTERM, then shut down gracefully. Returns a process exit status. */
+/* Re-read the certificate and key files of [server.tls] and [web.https] and the auth key
+ * files (SIGHUP): sessions continue, new handshakes and tokens use what was read. A file
+ * that fails keeps the current certificate; a key file that fails is refused until it
+ * loads. Logs one line per item and a summary. Other settings are not re-read. */
+void moq_relay_reload(moq_relay *r);
+
+/* Run until SIGINT/SIGTERM (SIGHUP: moq_relay_reload), then shut down gracefully. Returns a process
+ * exit status. */
 int moq_relay_run(const struct moq_config *cfg);
 
 #endif

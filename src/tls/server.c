@@ -1,5 +1,6 @@
 /* The server's certificate material, its current creds, reload and rotation. */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -205,15 +206,18 @@ int moq_tls_server_reload(moq_tls_server *srv, char *err, size_t errlen)
                                  errlen);
     if (rc < 0) {
         free_pairs(pairs, srv->n_pairs);
-        moq_warn("tls", "reload failed, keeping the current certificates: %s",
-                 err[0] ? err : moq_strerror(rc));
+        if (!err[0]) snprintf(err, errlen, "%s", moq_strerror(rc));
         return rc;
     }
     free_pairs(srv->pairs, srv->n_pairs);
     srv->pairs = pairs;
     swap_creds(srv, next);
-    moq_info("tls", "reloaded certificate files, fingerprint %s", moq_tls_creds_fingerprint(next));
     return MOQ_OK;
+}
+
+size_t moq_tls_server_file_pairs(const moq_tls_server *srv)
+{
+    return srv->n_pairs;
 }
 
 static int rotate(moq_tls_server *srv, int64_t now_s)
@@ -255,11 +259,17 @@ int moq_tls_server_maintain(moq_tls_server *srv, int64_t now_s)
     int swapped = 0, failure = MOQ_OK;
     if (files_changed(srv)) {
         moq_info("tls", "certificate files changed on disk, reloading");
-        int rc = moq_tls_server_reload(srv, NULL, 0);
-        if (rc < 0)
+        char err[512];
+        int rc = moq_tls_server_reload(srv, err, sizeof(err));
+        if (rc < 0) {
+            moq_warn("tls", "reload failed, keeping the current certificates: %s", err);
             failure = rc;
-        else
+        } else {
+            char fp[MOQ_TLS_FINGERPRINT_HEX_LEN];
+            moq_tls_server_fingerprint(srv, fp);
+            moq_info("tls", "reloaded certificate files, fingerprint %s", fp);
             swapped = 1;
+        }
     }
     if (now_s >= moq_tls_server_rotate_at(srv)) {
         int rc = rotate(srv, now_s);

@@ -141,9 +141,13 @@ moq_tls_creds *moq_tls_server_acquire(moq_tls_server *srv);
 void moq_tls_server_fingerprint(moq_tls_server *srv, char out[MOQ_TLS_FINGERPRINT_HEX_LEN]);
 
 /* Re-read every certificate/key file now (e.g. on SIGHUP) and swap in new creds; the
- * generated certificate is kept as is. On failure the current creds stay, the reason is
- * logged and written to err. Returns 0 or the negative error of the failed file. */
+ * generated certificate is kept as is. On failure the current creds stay and the reason
+ * (naming the file) is written to err; nothing is logged, the caller reports. Returns 0 or
+ * the negative error of the failed file. */
 int moq_tls_server_reload(moq_tls_server *srv, char *err, size_t errlen);
+
+/* Number of certificate/key file pairs configured (0 when only generated). */
+size_t moq_tls_server_file_pairs(const moq_tls_server *srv);
 
 /* Periodic upkeep; the relay calls it from a libev timer (ev_timer, or ev_periodic on wall
  * time). It
