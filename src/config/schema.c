@@ -324,6 +324,9 @@ const char moq_config_help_intro[] =
 
 const struct cli_opt moq_config_cli_opts[] = {
     {"file", NULL, " <PATH>", "Load this TOML file (the same as the CONFIG.toml argument)"},
+    {"check", NULL, NULL,
+     "Check the configuration and the files it names (certificates, keys), print the effective "
+     "settings and exit: 0 when the relay would start, 1 with FILE:LINE:COL errors otherwise"},
     {"help", "h", NULL, "Print this help"},
     {"version", "V", NULL, "Print the version"},
 };
