@@ -275,7 +275,9 @@ const struct opt moq_config_opts[] = {
 
     /* [internal] */
     {"internal.listen", "internal-listen", NULL, "MOQ_INTERNAL_LISTEN", T_ADDR, F(internal.listen),
-     NOSET, 0, NULL, "Plain-HTTP ops listener for /metrics and /health (trusted networks only)"},
+     NOSET, 0, NULL,
+     "Plain-HTTP ops listener: /metrics, /health, /debug/*, /nodes, /status (trusted networks "
+     "only)"},
 
     /* [stats] */
     /* stats publishing is not implemented: every stats option is accepted without effect */

@@ -105,6 +105,7 @@ int relay_start_session(moq_relay *r, moq_transport *t)
     }
     rs->relay = r;
     rs->kind = t->kind;
+    rs->started_us = moq_now_us();
     moq_ev_deadline_init(&rs->timer, r->loop, session_timer_fired, rs);
     struct moq_session_config sc = {
         .origin = r->origin,
@@ -387,6 +388,8 @@ static int setup_http(moq_relay *r, char *err, size_t errlen)
     if (!c->web.metrics) hooks.metrics = NULL;
     r->web = moq_web_new(moq_http_server_router(r->http), &hooks);
     if (!r->web) return MOQ_ERR_NOMEM;
+    int rc = relay_inspect_public(r, moq_http_server_router(r->http));
+    if (rc < 0) return rc;
     if (c->web.ws) moq_http_server_set_ws(r->http, relay_ws_upgrade, r);
     int rv;
     if (c->web.http.listen) {
@@ -520,9 +523,11 @@ static int setup_cluster(moq_relay *r, char *err, size_t errlen)
     return rv;
 }
 
-/* The operations listener: unauthenticated /health and /metrics for a private network.
- * It keeps descriptors in reserve and serves from them, so it answers even when the public
- * listeners have used up every descriptor the process may open. */
+/* The operations listener for a private network: /health, /metrics, relay information at /,
+ * /debug/sessions, /debug/broadcasts, /debug/tracks, /nodes and the /status page, without
+ * authentication. It keeps descriptors in reserve and serves from them, so it answers even
+ * when the public listeners have used up every descriptor the process may open. */
+
 #define INTERNAL_RESERVE_FDS 4
 
 static int setup_internal(moq_relay *r, char *err, size_t errlen)
@@ -538,6 +543,8 @@ static int setup_internal(moq_relay *r, char *err, size_t errlen)
     struct moq_web_hooks hooks = {.ctx = r, .metrics = relay_web_hooks_template.metrics};
     r->internal_web = moq_web_new(moq_http_server_router(r->internal), &hooks);
     if (!r->internal_web) return MOQ_ERR_NOMEM;
+    int rc = relay_inspect_internal(r, moq_http_server_router(r->internal));
+    if (rc < 0) return rc;
     uint16_t port;
     int rv = moq_http_server_listen(r->internal, listen, NULL, &port);
     if (rv < 0)
@@ -555,6 +562,7 @@ int moq_relay_new(struct ev_loop *loop, const struct moq_config *cfg, moq_relay 
     if (!r) return MOQ_ERR_NOMEM;
     r->loop = loop;
     r->cfg = cfg;
+    r->started_us = moq_now_us();
     moq_ev_deadline_init(&r->origin_timer, loop, origin_timer_fired, r);
     moq_list_init(&r->sessions);
     moq_list_init(&r->websockets);
