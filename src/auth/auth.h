@@ -280,6 +280,12 @@ typedef struct moq_auth moq_auth;
 int moq_auth_new(const moq_auth_config *cfg, moq_auth **out, moq_auth_error *err);
 void moq_auth_free(moq_auth *a);
 
+/* Permissions of a peer authenticated by a verified client certificate (mTLS), as upstream
+ * grants them: everything under the connection path of `target` ("/path?query"; the query
+ * is ignored), until `expires` (the certificate's notAfter; 0 = never). */
+int moq_auth_certified(const char *target, size_t len, int64_t expires, moq_perms *out,
+                       moq_auth_error *err);
+
 /* One key file's outcome in moq_auth_reload: key (borrowed for the call) on success, NULL
  * and err on failure. */
 typedef void (*moq_auth_reload_report)(void *ctx, const char *path, const moq_jwk *key,

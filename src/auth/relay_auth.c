@@ -432,3 +432,33 @@ int moq_auth_check_path(moq_auth *a, const char *path, size_t path_len, const ch
     p[path_len] = '\0';
     return check_split(a, p, query, query_len, now, out, err);
 }
+
+int moq_auth_certified(const char *target, size_t len, int64_t expires, moq_perms *out,
+                       moq_auth_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    if (len == 0) {
+        target = "/";
+        len = 1;
+    }
+    moq_target t;
+    if (memchr(target, '\0', len) || moq_target_split(target, len, &t) < 0)
+        return moq_auth_fail(err, MOQ_ERR_AUTH, MOQ_AUTH_R_MALFORMED,
+                             "request target is not a valid URL path");
+    char *path = moq_authpath_remove_dots(t.path, t.path_len);
+    if (!path) return moq_auth_fail(err, MOQ_ERR_NOMEM, MOQ_AUTH_R_NONE, "out of memory");
+    moq_claims claims;
+    moq_claims_init(&claims);
+    int rc = moq_claims_set_root(&claims, path[0] ? path : "/");
+    if (!rc) rc = moq_strlist_push(&claims.publish, "");
+    if (!rc) rc = moq_strlist_push(&claims.subscribe, "");
+    if (rc) rc = moq_auth_fail(err, MOQ_ERR_NOMEM, MOQ_AUTH_R_NONE, "out of memory");
+    if (!rc) {
+        claims.has_exp = expires > 0;
+        claims.exp = expires;
+        rc = moq_claims_authorize(&claims, path[0] ? path : "/", out, err);
+    }
+    moq_claims_free(&claims);
+    free(path);
+    return rc;
+}

@@ -32,7 +32,8 @@ static void problem(struct checker *c, const char *key, const char *msg)
 }
 
 static void check_server_tls(struct checker *c, const char *key, const moq_strlist *certs,
-                             const moq_strlist *keys, const moq_strlist *generate)
+                             const moq_strlist *keys, const moq_strlist *generate,
+                             const moq_strlist *roots)
 {
     moq_tls_server_config tc = {
         .certs = (const char *const *)certs->v,
@@ -41,6 +42,8 @@ static void check_server_tls(struct checker *c, const char *key, const moq_strli
         .n_keys = keys->len,
         .generate = generate ? (const char *const *)generate->v : NULL,
         .n_generate = generate ? generate->len : 0,
+        .client_roots = roots ? (const char *const *)roots->v : NULL,
+        .n_client_roots = roots ? roots->len : 0,
     };
     moq_tls_server *srv = NULL;
     char err[512] = "";
@@ -83,19 +86,27 @@ static void check_cluster(struct checker *c)
         free(token);
     }
     const struct moq_config_client *cc = &cfg->client;
-    if (!cfg->cluster.connect.len && !cc->tls.root.len && !cc->tls.fingerprint.len) return;
+    if (!cfg->cluster.connect.len && !cc->tls.root.len && !cc->tls.fingerprint.len &&
+        !cc->tls.cert && !cc->tls.key)
+        return;
     moq_tls_client_config tc = {
         .disable_verify = cc->tls.disable_verify,
         .roots = (const char *const *)cc->tls.root.v,
         .n_roots = cc->tls.root.len,
         .fingerprints = (const char *const *)cc->tls.fingerprint.v,
         .n_fingerprints = cc->tls.fingerprint.len,
+        .cert = cc->tls.cert,
+        .key = cc->tls.key,
     };
     if (cc->tls.system_roots_set)
         tc.system_roots = cc->tls.system_roots ? MOQ_TLS_SYSTEM_ROOTS_ON : MOQ_TLS_SYSTEM_ROOTS_OFF;
     moq_tls_client *client = NULL;
     if (moq_tls_client_new(&tc, &client, err, sizeof(err)) < 0)
-        problem(c, cc->tls.root.len ? "client.tls.root" : "client.tls.fingerprint", err);
+        problem(c,
+                strstr(err, "client certificate") ? "client.tls.cert"
+                : cc->tls.root.len                ? "client.tls.root"
+                                                  : "client.tls.fingerprint",
+                err);
     moq_tls_client_free(client);
 }
 
@@ -103,9 +114,10 @@ int moq_relay_check(const struct moq_config *cfg, FILE *out)
 {
     struct checker c = {cfg, 0};
     check_server_tls(&c, "server.tls.cert", &cfg->server.tls.cert, &cfg->server.tls.key,
-                     &cfg->server.tls.generate);
+                     &cfg->server.tls.generate, &cfg->server.tls.root);
     if (cfg->web.https.listen)
-        check_server_tls(&c, "web.https.cert", &cfg->web.https.cert, &cfg->web.https.key, NULL);
+        check_server_tls(&c, "web.https.cert", &cfg->web.https.cert, &cfg->web.https.key, NULL,
+                         NULL);
     check_auth(&c);
     check_cluster(&c);
     if (c.failures) {

@@ -45,6 +45,17 @@ int relay_check_access(moq_relay *r, const char *target, moq_perms *perms, char 
     return rv;
 }
 
+/* A peer with a verified client certificate (mTLS) has full access under its path, as
+ * upstream grants it, without a token. */
+static int certified_access(moq_transport *t, const char *target, moq_perms *perms, char *why,
+                            size_t whylen)
+{
+    moq_auth_error err = {0};
+    int rv = moq_auth_certified(target, strlen(target), t->peer_cert_expires, perms, &err);
+    if (rv < 0) snprintf(why, whylen, "%s", err.msg[0] ? err.msg : moq_strerror(rv));
+    return rv;
+}
+
 static uint64_t session_authorize(void *ctx, moq_session *s, const char *path, int role,
                                   moq_perms *perms)
 {
@@ -52,7 +63,9 @@ static uint64_t session_authorize(void *ctx, moq_session *s, const char *path, i
     moq_relay *r = rs->relay;
     moq_transport *t = moq_session_transport(s);
     char why[256];
-    if (relay_check_access(r, path, perms, why, sizeof(why)) < 0) {
+    int rv = t->peer_certified ? certified_access(t, path, perms, why, sizeof(why))
+                               : relay_check_access(r, path, perms, why, sizeof(why));
+    if (rv < 0) {
         r->counters.sessions_refused++;
         moq_info("relay", "%s: session refused: %s", t->peer, why);
         return MOQ_CODE_UNAUTHORIZED;
@@ -60,8 +73,9 @@ static uint64_t session_authorize(void *ctx, moq_session *s, const char *path, i
     char pub[256], sub[256];
     perms_summary(&perms->publish, pub, sizeof(pub));
     perms_summary(&perms->subscribe, sub, sizeof(sub));
-    moq_info("relay", "%s: session accepted (%s) root=/%s publish=[%s] subscribe=[%s]", t->peer,
-             moq_session_version(s), perms->root ? perms->root : "", pub, sub);
+    moq_info("relay", "%s: session accepted (%s%s) root=/%s publish=[%s] subscribe=[%s]", t->peer,
+             moq_session_version(s), t->peer_certified ? ", client certificate" : "",
+             perms->root ? perms->root : "", pub, sub);
     return 0;
 }
 
@@ -162,6 +176,11 @@ static void *quic_creds_acquire(void *ctx, gnutls_certificate_credentials_t *out
 static void creds_release(void *ctx, void *handle)
 {
     moq_tls_creds_unref(handle);
+}
+
+static void quic_tls_setup(void *ctx, gnutls_session_t s)
+{
+    moq_tls_server_verify_client(ctx, s);
 }
 
 /* ---------------------------------------------------------------- timers */
@@ -289,6 +308,8 @@ static int setup_tls(moq_relay *r, char *err, size_t errlen)
         .n_keys = c->server.tls.key.len,
         .generate = (const char *const *)c->server.tls.generate.v,
         .n_generate = c->server.tls.generate.len,
+        .client_roots = (const char *const *)c->server.tls.root.v,
+        .n_client_roots = c->server.tls.root.len,
     };
     int rv = moq_tls_server_new(&tc, moq_wall_s(), &r->tls, err, errlen);
     if (rv < 0) return rv;
@@ -348,6 +369,7 @@ static int setup_quic(moq_relay *r, char *err, size_t errlen)
         .creds_acquire = quic_creds_acquire,
         .creds_release = creds_release,
         .creds_ctx = r->tls,
+        .tls_setup = r->cfg->server.tls.root.len ? quic_tls_setup : NULL,
         .accept = quic_accept,
         .accept_ctx = r,
     };
@@ -478,6 +500,8 @@ static int relay_dial(void *ctx, const char *url, moq_origin *origin,
     dc.tls.n_roots = cc->tls.root.len;
     dc.tls.fingerprints = (const char *const *)cc->tls.fingerprint.v;
     dc.tls.n_fingerprints = cc->tls.fingerprint.len;
+    dc.tls.cert = cc->tls.cert;
+    dc.tls.key = cc->tls.key;
     if (cc->tls.system_roots_set)
         dc.tls.system_roots =
             cc->tls.system_roots ? MOQ_TLS_SYSTEM_ROOTS_ON : MOQ_TLS_SYSTEM_ROOTS_OFF;
