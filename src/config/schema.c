@@ -270,8 +270,8 @@ const struct opt moq_config_opts[] = {
     {"web.https.key", "web-https-key", NULL, "MOQ_WEB_HTTPS_KEY", T_LIST, F(web.https.key), NOSET,
      OPT_COMMA, NULL, "Private key file(s) for HTTPS, paired by index"},
     {"web.https.root", "web-https-root", NULL, "MOQ_WEB_HTTPS_ROOT", T_LIST, F(web.https.root),
-     NOSET, OPT_COMMA | OPT_IGNORED, NULL,
-     "CA file(s) for HTTPS client certificates (mTLS is implemented on QUIC/WebTransport only)"},
+     NOSET, OPT_COMMA, NULL,
+     "CA file(s) for optional HTTPS client certificates; a verified one grants full access (mTLS)"},
 
     /* [internal] */
     {"internal.listen", "internal-listen", NULL, "MOQ_INTERNAL_LISTEN", T_ADDR, F(internal.listen),

@@ -117,7 +117,7 @@ int moq_relay_check(const struct moq_config *cfg, FILE *out)
                      &cfg->server.tls.generate, &cfg->server.tls.root);
     if (cfg->web.https.listen)
         check_server_tls(&c, "web.https.cert", &cfg->web.https.cert, &cfg->web.https.key, NULL,
-                         NULL);
+                         &cfg->web.https.root);
     check_auth(&c);
     check_cluster(&c);
     if (c.failures) {

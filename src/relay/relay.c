@@ -47,11 +47,11 @@ int relay_check_access(moq_relay *r, const char *target, moq_perms *perms, char 
 
 /* A peer with a verified client certificate (mTLS) has full access under its path, as
  * upstream grants it, without a token. */
-static int certified_access(moq_transport *t, const char *target, moq_perms *perms, char *why,
-                            size_t whylen)
+int relay_certified_access(const char *target, int64_t expires, moq_perms *perms, char *why,
+                           size_t whylen)
 {
     moq_auth_error err = {0};
-    int rv = moq_auth_certified(target, strlen(target), t->peer_cert_expires, perms, &err);
+    int rv = moq_auth_certified(target, strlen(target), expires, perms, &err);
     if (rv < 0) snprintf(why, whylen, "%s", err.msg[0] ? err.msg : moq_strerror(rv));
     return rv;
 }
@@ -63,8 +63,9 @@ static uint64_t session_authorize(void *ctx, moq_session *s, const char *path, i
     moq_relay *r = rs->relay;
     moq_transport *t = moq_session_transport(s);
     char why[256];
-    int rv = t->peer_certified ? certified_access(t, path, perms, why, sizeof(why))
-                               : relay_check_access(r, path, perms, why, sizeof(why));
+    int rv = t->peer_certified
+                 ? relay_certified_access(path, t->peer_cert_expires, perms, why, sizeof(why))
+                 : relay_check_access(r, path, perms, why, sizeof(why));
     if (rv < 0) {
         r->counters.sessions_refused++;
         moq_info("relay", "%s: session refused: %s", t->peer, why);
@@ -319,6 +320,8 @@ static int setup_tls(moq_relay *r, char *err, size_t errlen)
             .n_certs = c->web.https.cert.len,
             .keys = (const char *const *)c->web.https.key.v,
             .n_keys = c->web.https.key.len,
+            .client_roots = (const char *const *)c->web.https.root.v,
+            .n_client_roots = c->web.https.root.len,
         };
         rv = moq_tls_server_new(&hc, moq_wall_s(), &r->https_tls, err, errlen);
         if (rv < 0) return rv;
@@ -424,7 +427,8 @@ static int setup_http(moq_relay *r, char *err, size_t errlen)
         }
     }
     if (c->web.https.listen) {
-        struct moq_http_tls tls = {quic_creds_acquire, creds_release, r->https_tls};
+        struct moq_http_tls tls = {quic_creds_acquire, creds_release, r->https_tls,
+                                   c->web.https.root.len ? quic_tls_setup : NULL};
         rv = moq_http_server_listen(r->http, c->web.https.listen, &tls, &r->https_port);
         if (rv < 0) {
             listen_failed(err, errlen, "HTTPS listener", c->web.https.listen, rv, errno,

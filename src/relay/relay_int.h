@@ -72,6 +72,11 @@ int relay_start_session(moq_relay *r, moq_transport *t);
 int relay_check_access(moq_relay *r, const char *target, moq_perms *perms, char *why,
                        size_t whylen);
 
+/* The permissions of a peer with a verified client certificate (mTLS): everything under
+ * the target's path until the certificate expires; or a reason (logged). */
+int relay_certified_access(const char *target, int64_t expires, moq_perms *perms, char *why,
+                           size_t whylen);
+
 /* websocket.c */
 int relay_ws_upgrade(void *ctx, const struct moq_ws_upgrade *up, struct moq_ws_accept *acc);
 void relay_ws_close_all(moq_relay *r);

@@ -6,6 +6,8 @@
 # issuer a does not name is not even sent (GnuTLS offers only certificates of the CAs the
 # server lists), so that peer, like one without certificate or token, is refused as any
 # anonymous client; clients with tokens and no certificate are unaffected.
+# The same on [web.https] (web.https.root): a WebSocket upgrade with a certificate of the CA
+# is accepted without a token, without one it is refused (401).
 # Certificates are made here with GnuTLS certtool.
 source "$(dirname "$0")/cluster_lib.sh"
 
@@ -32,10 +34,11 @@ CN=ca cert fake-ca - ca cert_signing_key
 cert peer-b ca tls_www_client signing_key
 cert rogue other-ca tls_www_client signing_key
 cert forged fake-ca tls_www_client signing_key
+cert https-a ca tls_www_server signing_key 'ip_address = "127.0.0.1"'
 
 note "a: tokens only, client certificates from ca.pem"
 declare -A taken
-for n in a b c d e; do # five distinct ports, none bound yet
+for n in a b c d e https; do # distinct ports, none bound yet
     until [[ -n "${RPORT[$n]:-}" && -z "${taken[${RPORT[$n]}]:-}" ]]; do RPORT[$n]="$(free_port)"; done
     taken[${RPORT[$n]}]=1
 done
@@ -44,7 +47,9 @@ common() { # NAME: the listeners of relay NAME
         "--tls-generate localhost --client-tls-disable-verify"
 }
 # shellcheck disable=SC2046
-launch a "$TMP" $(common a) --auth-key "$TMP/root.jwk" --server-tls-root "$TMP/ca.pem"
+launch a "$TMP" $(common a) --auth-key "$TMP/root.jwk" --server-tls-root "$TMP/ca.pem" \
+    --web-https-listen "127.0.0.1:${RPORT[https]}" --web-https-cert "$TMP/https-a.pem" \
+    --web-https-key "$TMP/https-a.key" --web-https-root "$TMP/ca.pem"
 "$MOQ_RELAY_BIN" --check --auth-key "$TMP/root.jwk" --server-tls-root "$TMP/ca.pem" \
     --tls-generate localhost --client-tls-cert "$TMP/peer-b.pem" \
     --client-tls-key "$TMP/peer-b.key" >/dev/null 2>"$TMP/check.err" ||
@@ -86,6 +91,19 @@ wait_for log_has "$TMP/d.log" "refused our credentials (code 6: not authorized)"
     fail "d was not refused"
 (($(log_count "$TMP/a.log" "client certificate) root=") == 1)) ||
     fail "a accepted another peer on a certificate"
+
+note "HTTPS: a WebSocket upgrade with b's certificate needs no token; without, 401"
+upgrade() { # CURL ARGS...: the status of a WebSocket upgrade at a's HTTPS root
+    curl -s -o /dev/null -w '%{http_code}' --max-time 3 --cacert "$TMP/ca.pem" "$@" \
+        -H 'Connection: Upgrade' -H 'Upgrade: websocket' -H 'Sec-WebSocket-Version: 13' \
+        -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' \
+        -H 'Sec-WebSocket-Protocol: qmux-01.moq-lite-05' "https://127.0.0.1:${RPORT[https]}/" || true
+}
+[[ "$(upgrade --cert "$TMP/peer-b.pem" --key "$TMP/peer-b.key")" == 101 ]] ||
+    fail "the certified upgrade was not accepted: $(tail -3 "$TMP/a.log")"
+wait_for log_has "$TMP/a.log" "session accepted (moq-lite-05, client certificate) root=/" ||
+    fail "a did not accept the WebSocket session on its certificate"
+[[ "$(upgrade)" == 401 ]] || fail "an upgrade without certificate or token was not refused"
 
 end_input
 expect_ok "$PUB_PID" publisher

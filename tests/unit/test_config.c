@@ -1080,8 +1080,8 @@ static bool help_line(const char *help, const char *flag, char *line, size_t len
     return false;
 }
 
-/* Options that are accepted but do nothing say so in --help (and only those): mTLS on
- * HTTPS, stats publishing, the QUIC tuning that outbound dials do not use, ... */
+/* Options that are accepted but do nothing say so in --help (and only those): stats
+ * publishing, the QUIC tuning that outbound dials do not use, ... */
 static void help_marks_options_without_effect(void **state)
 {
     FILE *f = tmpfile();
@@ -1100,7 +1100,7 @@ static void help_marks_options_without_effect(void **state)
             fail_msg("--%s is %smarked: %s", o->flag, marked ? "" : "not ", line);
     }
     static const char *const none[] = {
-        "web-https-root", "stats-enabled", "stats-prefix", "stats-node", "client-bind",
+        "stats-enabled", "stats-prefix", "stats-node", "client-bind",
     };
     for (size_t i = 0; i < sizeof(none) / sizeof(none[0]); i++) {
         assert_true(help_line(help, none[i], line, sizeof(line)));
