@@ -20,8 +20,6 @@ extern char **environ;
 
 #define MAX_FILE_SIZE (16u << 20)
 
-enum src { SRC_DEFAULT = 0, SRC_FILE, SRC_ENV, SRC_FLAG };
-
 /* What a value came with, for error messages. */
 struct origin {
     enum src src;
@@ -1130,6 +1128,10 @@ static int walk_args(struct moq_config *cfg, int argc, char *const *argv,
                 *action = strcmp(a, "--help-man") ? MOQ_CONFIG_HELP_MARKDOWN : MOQ_CONFIG_HELP_MAN;
             continue;
         }
+        if (!strcmp(a, "--check")) {
+            if (!apply) cfg->check = true;
+            continue;
+        }
         if (!strcmp(a, "--file") || !strncmp(a, "--file=", 7)) {
             /* upstream's packaged unit names the file this way */
             const char *path = a[6] == '=' ? a + 7 : NULL;
@@ -1277,6 +1279,26 @@ static struct origin origin_of(const struct moq_config *cfg, const char *key)
     const struct opt *co = &moq_config_opts[c];
     from.name = from.src == SRC_ENV ? co->env : co->flag;
     return from;
+}
+
+const char *moq_config_where(const struct moq_config *cfg, const char *key, char *buf, size_t len)
+{
+    struct origin from = origin_of(cfg, key);
+    switch (from.src) {
+    case SRC_FILE:
+        snprintf(buf, len, "%s:%u:%u", from.file, from.line, from.col);
+        break;
+    case SRC_ENV:
+        snprintf(buf, len, "%s", from.name);
+        break;
+    case SRC_FLAG:
+        snprintf(buf, len, "--%s", from.name);
+        break;
+    default:
+        snprintf(buf, len, "%s (default)", key);
+        break;
+    }
+    return buf;
 }
 
 __attribute__((format(printf, 5, 6))) static int fail_key(const struct moq_config *cfg,

@@ -810,4 +810,7 @@ size_t moq_session_unacked_streams(const moq_session *s)
 void moq_session_stats_get(const moq_session *s, struct moq_session_stats *out)
 {
     *out = s->stats;
+    out->streams = 0;
+    for (const moq_list *pos = s->streams.next; pos != &s->streams; pos = pos->next)
+        out->streams++;
 }

@@ -115,6 +115,10 @@ struct moq_quic_server_config {
     void *(*creds_acquire)(void *ctx, gnutls_certificate_credentials_t *out);
     void (*creds_release)(void *ctx, void *handle);
     void *creds_ctx;
+    /* mTLS: called on every new connection's TLS session before its handshake (e.g.
+     * moq_tls_server_verify_client); NULL for none. A verified client certificate sets the
+     * transport's peer_certified before `accept`. */
+    void (*tls_setup)(void *ctx, gnutls_session_t s);
     /* The handshake completed. Attach with moq_transport_attach() and return 0; a negative
      * return closes the connection without any event. Called from the event loop. */
     int (*accept)(void *ctx, moq_transport *t);

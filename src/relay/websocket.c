@@ -19,6 +19,8 @@ struct ws_glue {
     moq_ws *ws;  /* NULL once the WebSocket is gone */
     moq_qmux *q; /* NULL once the session finished */
     struct moq_qmux_selection sel;
+    bool peer_certified; /* mTLS over HTTPS: carried to the session's transport */
+    int64_t peer_cert_expires;
     ev_idle process;
     ev_timer timer;
     ev_timer linger;
@@ -131,7 +133,10 @@ static void ws_opened(void *app, moq_ws *ws)
         moq_ws_close(ws, MOQ_WS_INTERNAL, "out of memory");
         return;
     }
-    relay_start_session(g->r, moq_qmux_transport(g->q));
+    moq_transport *t = moq_qmux_transport(g->q);
+    t->peer_certified = g->peer_certified;
+    t->peer_cert_expires = g->peer_cert_expires;
+    relay_start_session(g->r, t);
     after(g, moq_qmux_process(g->q, moq_now_us()));
 }
 
@@ -220,7 +225,10 @@ int relay_ws_upgrade(void *ctx, const struct moq_ws_upgrade *up, struct moq_ws_a
     }
     moq_perms perms = {0};
     char why[256];
-    if (relay_check_access(r, req->target, &perms, why, sizeof(why)) < 0) {
+    int rv = req->peer_certified ? relay_certified_access(req->target, req->peer_cert_expires,
+                                                          &perms, why, sizeof(why))
+                                 : relay_check_access(r, req->target, &perms, why, sizeof(why));
+    if (rv < 0) {
         r->counters.ws_refused++;
         moq_info_repeat("refused WebSocket upgrades", "relay", "%s: WebSocket refused: %s",
                         req->peer, why);
@@ -231,6 +239,8 @@ int relay_ws_upgrade(void *ctx, const struct moq_ws_upgrade *up, struct moq_ws_a
     if (!g) return 503;
     g->r = r;
     g->sel = sel;
+    g->peer_certified = req->peer_certified;
+    g->peer_cert_expires = req->peer_cert_expires;
     ev_idle_init(&g->process, process_cb);
     ev_timer_init(&g->timer, timer_cb, 0., 0.);
     ev_timer_init(&g->linger, linger_cb, CLOSE_LINGER_S, 0.);
