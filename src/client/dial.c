@@ -41,6 +41,7 @@ struct moq_dial {
     moq_strlist roots, fingerprints;
     bool disable_verify;
     enum moq_tls_system_roots system_roots;
+    char *cert, *key; /* mTLS identity, or NULL */
     struct moq_quic_transport_config transport;
     moq_origin *origin;
     uint64_t max_frame_bytes;
@@ -86,6 +87,8 @@ static void dial_free(moq_dial *d)
     free(d->url_text);
     free(d->target);
     free(d->tls_hint);
+    free(d->cert);
+    free(d->key);
     moq_strlist_free(&d->versions);
     moq_strlist_free(&d->publish);
     moq_strlist_free(&d->subscribe);
@@ -399,6 +402,8 @@ static int make_tls(moq_dial *d, char *err, size_t errlen)
         .system_roots = d->system_roots,
         .fingerprints = (const char *const *)d->fingerprints.v,
         .n_fingerprints = d->fingerprints.len,
+        .cert = d->cert,
+        .key = d->key,
     };
     moq_tls_client_free(d->tls);
     d->tls = NULL;
@@ -559,6 +564,8 @@ static int take_config(moq_dial *d, const struct moq_dial_config *cfg, char *err
     d->announce_refused = cfg->announce_refused;
     d->event = cfg->event;
     if (cfg->tls_hint && !(d->tls_hint = strdup(cfg->tls_hint))) return MOQ_ERR_NOMEM;
+    if (cfg->tls.cert && !(d->cert = strdup(cfg->tls.cert))) return MOQ_ERR_NOMEM;
+    if (cfg->tls.key && !(d->key = strdup(cfg->tls.key))) return MOQ_ERR_NOMEM;
     d->closed = cfg->closed;
     d->ctx = cfg->ctx;
     return 0;

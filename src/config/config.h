@@ -143,7 +143,9 @@ struct moq_config_auth {
 
 struct moq_config {
     struct {
-        enum moq_log_level level; /* default info */
+        enum moq_log_level level;    /* default info */
+        uint64_t repeat_interval_ms; /* repetitive lines summarised per interval; 0 = off */
+        uint64_t repeat_burst;       /* lines written per interval and call site (10) */
     } log;
     struct moq_config_server server;
     struct moq_config_client client;
@@ -179,6 +181,17 @@ struct moq_config {
         bool duration_set;
     } cache;
     struct {
+        uint64_t max_sessions;          /* sessions at once over every transport (10000) */
+        uint64_t handshake_rate;        /* QUIC handshakes/s before Retry (200; 0 = no Retry) */
+        uint64_t half_open_per_address; /* QUIC handshakes in progress per address (100) */
+        uint64_t setup_timeout_ms;      /* lite-05 SETUP after the transport is up (10 s) */
+        uint64_t http_header_timeout_ms; /* HTTP request head, TLS handshake included (10 s) */
+        uint64_t http_max_header_size;   /* request line + headers (16 KiB) */
+        uint64_t http_max_connections;   /* TCP connections per web listener set (10000) */
+        uint64_t ws_max_message;         /* largest WebSocket message received (16 MiB) */
+        uint64_t memory_trim_quiet_ms;   /* trim the heap after the load fell (5 s; 0 = never) */
+    } limits;
+    struct {
         bool enabled; /* true is refused by validate: iroh is not supported */
         char *secret;
         char *bind_v4, *bind_v6;
@@ -186,6 +199,7 @@ struct moq_config {
     } iroh;
 
     char *file;           /* the config file loaded, or NULL */
+    bool check;           /* --check: validate and print, do not start */
     moq_strlist warnings; /* filled by moq_config_validate() */
 
     /* Internal bookkeeping: where each option came from, and values waiting for
@@ -253,6 +267,15 @@ int moq_config_validate(struct moq_config *cfg, char *err, size_t errlen);
  * the spec was malformed (it is then ignored and the configured level stays). */
 int moq_config_apply_log(const struct moq_config *cfg, char *const *envp, char *warn,
                          size_t warnlen);
+
+/* Where option `key` got its value, for messages about it: "FILE:LINE:COL", the MOQ_*
+ * variable, "--flag", or "KEY (default)". Returns buf. */
+const char *moq_config_where(const struct moq_config *cfg, const char *key, char *buf, size_t len);
+
+/* --check: every option that is set or has a default, as `key = value  # source` lines
+ * (source: FILE:LINE:COL, MOQ_* variable, --flag or "default"). Secrets are redacted: the
+ * cluster token unless it names a file, iroh.secret, and any token inside a value. */
+void moq_config_print_effective(const struct moq_config *cfg, FILE *out);
 
 /* --help text: usage and every flag with its env variable and a one-line description. */
 void moq_config_print_help(FILE *out);

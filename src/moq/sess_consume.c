@@ -279,9 +279,11 @@ void consume_ending_check(moq_session *s)
 static void refuse_announce(moq_session *s, const char *rel, size_t len, const char *why)
 {
     char grant[256], reason[160];
-    moq_info("moq", "%s: refused: the peer may not publish /%s%s%.*s (root /%s, publish=[%s]%s)",
-             s->t->peer, s->perms.root, s->perms.root[0] ? "/" : "", (int)len, rel, s->perms.root,
-             session_grant_text(&s->perms.publish, grant, sizeof(grant)), why);
+    moq_info_repeat("refused announcements", "moq",
+                    "%s: refused: the peer may not publish /%s%s%.*s (root /%s, publish=[%s]%s)",
+                    s->t->peer, s->perms.root, s->perms.root[0] ? "/" : "", (int)len, rel,
+                    s->perms.root, session_grant_text(&s->perms.publish, grant, sizeof(grant)),
+                    why);
     snprintf(reason, sizeof(reason), MOQ_SESSION_PUBLISH_REFUSED "%.*s",
              (int)(len < 120 ? len : 120), rel);
     moq_session_close(s, MOQ_CODE_UNAUTHORIZED, reason);
@@ -331,7 +333,8 @@ static void on_announce_msg(moq_session *s, struct ann_consume *ac, const struct
         if (route) {
             moq_map_del(&ac->routes, m->suffix.ptr, m->suffix.len);
             if (s->stats.announces_in) s->stats.announces_in--;
-            moq_info("moq", "%s: unannounced /%.*s", s->t->peer, (int)path.len, (char *)path.data);
+            moq_info_repeat("unannounced broadcasts", "moq", "%s: unannounced /%.*s", s->t->peer,
+                            (int)path.len, (char *)path.data);
             route_end(s, route);
         }
         moq_buf_free(&path);
@@ -365,7 +368,8 @@ static void on_announce_msg(moq_session *s, struct ann_consume *ac, const struct
         if (rv == 0) ending_forget(s, route); /* announced again before it ended */
         if (rv == 0 && moq_map_put(&ac->routes, m->suffix.ptr, m->suffix.len, route) == 0) {
             s->stats.announces_in++;
-            moq_info("moq", "%s: announced /%.*s", s->t->peer, (int)path.len, (char *)path.data);
+            moq_info_repeat("announced broadcasts", "moq", "%s: announced /%.*s", s->t->peer,
+                            (int)path.len, (char *)path.data);
         } else if (rv == 0) {
             moq_route_unannounce(route);
         } else {
@@ -557,6 +561,9 @@ static void track_request(void *ctx, moq_route *route, moq_track *track, const m
     if (s->closing) return; /* released at teardown */
     moq_debug("moq", "%s: requesting %s/%s upstream (id %llu)", s->t->peer, us->broadcast, us->name,
               (unsigned long long)us->id);
+    /* Opening a stream can fail and abort the track, and setting the info runs subscribers'
+     * callbacks: either may release the track (and the model's reference) before we return. */
+    up_ref(us);
     notify_upstream(s, route, true);
     if (s->caps->track_stream) {
         open_track(s, us);
@@ -565,11 +572,13 @@ static void track_request(void *ctx, moq_route *route, moq_track *track, const m
         moq_track_info_default(&info);
         moq_track_set_info(track, route, &info);
     }
-    if (us->released || prefs->info_only) return;
-    if (us->want_track)
-        us->want_sub = true; /* keep TRACK ahead of SUBSCRIBE */
-    else
-        open_subscribe(s, us);
+    if (!us->released && !us->prefs.info_only && !us->sub_ms) {
+        if (us->want_track)
+            us->want_sub = true; /* keep TRACK ahead of SUBSCRIBE */
+        else
+            open_subscribe(s, us);
+    }
+    up_unref(us);
 }
 
 void consume_streams_available(moq_session *s)
@@ -837,6 +846,8 @@ void consume_group_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
         }
         case MOQ_GROUP_EV_PAYLOAD:
             frame_asm_payload(&gi->fa, ev.data, ev.len);
+            /* a frame that takes long to arrive keeps its group from expiring meanwhile */
+            moq_group_touch(gi->group, session_now(s));
             break;
         case MOQ_GROUP_EV_FRAME_END:
             if (frame_asm_end(&gi->fa, s, gi->group) < 0) {

@@ -43,11 +43,12 @@ static void refuse_read(mstream *ms, const char *what, moq_str broadcast, moq_st
 {
     moq_session *s = ms->s;
     char grant[256];
-    moq_info("moq", "%s: refused: the peer may not %s /%s%s%.*s%s%.*s (root /%s, subscribe=[%s])",
-             s->t->peer, what, s->perms.root, s->perms.root[0] && broadcast.len ? "/" : "",
-             (int)broadcast.len, broadcast.ptr, track.len ? " track " : "", (int)track.len,
-             track.ptr, s->perms.root,
-             session_grant_text(&s->perms.subscribe, grant, sizeof(grant)));
+    moq_info_repeat("refused requests", "moq",
+                    "%s: refused: the peer may not %s /%s%s%.*s%s%.*s (root /%s, subscribe=[%s])",
+                    s->t->peer, what, s->perms.root, s->perms.root[0] && broadcast.len ? "/" : "",
+                    (int)broadcast.len, broadcast.ptr, track.len ? " track " : "", (int)track.len,
+                    track.ptr, s->perms.root,
+                    session_grant_text(&s->perms.subscribe, grant, sizeof(grant)));
     ms_abort(ms, MOQ_CODE_UNAUTHORIZED);
 }
 

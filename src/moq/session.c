@@ -771,7 +771,8 @@ moq_session *moq_session_new(moq_transport *t, const struct moq_session_config *
     /* Servers on lite-05 wait for the client's SETUP (it may carry the path and role);
      * clients and older versions are authorized at once. */
     if (caps->setup_stream && !t->is_client) {
-        s->setup_deadline = session_now(s) + SETUP_TIMEOUT_US;
+        s->setup_deadline =
+            session_now(s) + (s->cfg.setup_timeout_us ? s->cfg.setup_timeout_us : SETUP_TIMEOUT_US);
         session_deadline_changed(s);
     } else if (!s->closing) {
         authorize(s);
@@ -816,4 +817,7 @@ size_t moq_session_unacked_streams(const moq_session *s)
 void moq_session_stats_get(const moq_session *s, struct moq_session_stats *out)
 {
     *out = s->stats;
+    out->streams = 0;
+    for (const moq_list *pos = s->streams.next; pos != &s->streams; pos = pos->next)
+        out->streams++;
 }

@@ -99,6 +99,9 @@ struct moq_session_config {
      * may hold at most max_inbound_bytes in total (default 64 MiB). */
     uint64_t max_frame_bytes;
     uint64_t max_inbound_bytes;
+    /* Server, lite-05: time allowed for the peer's SETUP before the session is closed with
+     * Timeout (3) "no SETUP from the peer" (default 10 s). */
+    uint64_t setup_timeout_us;
     /* Decide what the peer may do. `path` is "/path?query" (the transport URL, the SETUP
      * Path, or "/" when there is none); role is enum moq_role of the peer's SETUP (BOTH
      * when absent). Fill *perms (auth/auth.h; the engine takes ownership of it) and return
@@ -169,6 +172,7 @@ struct moq_session_stats {
     uint64_t bytes_out;      /* payload bytes queued toward the peer */
     uint64_t bytes_in;       /* payload bytes received from the peer */
     uint64_t groups_dropped; /* group streams reset because the peer fell behind */
+    uint64_t streams;        /* streams open now (filled by moq_session_stats_get) */
 };
 
 void moq_session_stats_get(const moq_session *s, struct moq_session_stats *out);
