@@ -136,7 +136,7 @@ static void ws_opened(void *app, moq_ws *ws)
     moq_transport *t = moq_qmux_transport(g->q);
     t->peer_certified = g->peer_certified;
     t->peer_cert_expires = g->peer_cert_expires;
-    relay_start_session(g->r, t);
+    moq_relay_start_session(g->r, t);
     after(g, moq_qmux_process(g->q, moq_now_us()));
 }
 
@@ -192,7 +192,7 @@ static void explain_subprotocol(moq_relay *r, bool offered_some, struct moq_ws_a
     acc->refusal = why;
 }
 
-int relay_ws_upgrade(void *ctx, const struct moq_ws_upgrade *up, struct moq_ws_accept *acc)
+int moq_relay_ws_upgrade(void *ctx, const struct moq_ws_upgrade *up, struct moq_ws_accept *acc)
 {
     moq_relay *r = ctx;
     const moq_http_request *req = up->req;
@@ -215,7 +215,7 @@ int relay_ws_upgrade(void *ctx, const struct moq_ws_upgrade *up, struct moq_ws_a
         explain_subprotocol(r, o > 0, acc);
         return 400;
     }
-    if (relay_full(r)) {
+    if (moq_relay_full(r)) {
         r->counters.sessions_full++;
         moq_info_repeat("sessions refused at the limit", "relay",
                         "%s: WebSocket refused: the relay is full (%zu sessions)", req->peer,
@@ -225,9 +225,9 @@ int relay_ws_upgrade(void *ctx, const struct moq_ws_upgrade *up, struct moq_ws_a
     }
     moq_perms perms = {0};
     char why[256];
-    int rv = req->peer_certified ? relay_certified_access(req->target, req->peer_cert_expires,
-                                                          &perms, why, sizeof(why))
-                                 : relay_check_access(r, req->target, &perms, why, sizeof(why));
+    int rv = req->peer_certified ? moq_relay_certified_access(req->target, req->peer_cert_expires,
+                                                              &perms, why, sizeof(why))
+                                 : moq_relay_check_access(r, req->target, &perms, why, sizeof(why));
     if (rv < 0) {
         r->counters.ws_refused++;
         moq_info_repeat("refused WebSocket upgrades", "relay", "%s: WebSocket refused: %s",
@@ -255,7 +255,7 @@ int relay_ws_upgrade(void *ctx, const struct moq_ws_upgrade *up, struct moq_ws_a
     return 0;
 }
 
-void relay_ws_close_all(moq_relay *r)
+void moq_relay_ws_close_all(moq_relay *r)
 {
     moq_list *pos, *tmp;
     moq_list_each(pos, tmp, &r->websockets)
