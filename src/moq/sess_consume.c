@@ -1060,3 +1060,19 @@ void moq_consume_teardown(moq_session *s)
     moq_u64map_free(&s->up_by_track);
     moq_u64map_init(&s->up_by_track);
 }
+
+/* ---------------------------------------------------------------- stream kinds */
+
+const struct moq_ms_ops moq_consume_announce_ops = {moq_consume_announce_data,
+                                                    moq_consume_stream_reset,
+                                                    moq_consume_stream_reset, moq_consume_release};
+const struct moq_ms_ops moq_consume_subscribe_ops = {moq_consume_subscribe_data,
+                                                     moq_consume_stream_reset,
+                                                     moq_consume_stream_reset, moq_consume_release};
+const struct moq_ms_ops moq_consume_track_ops = {moq_consume_track_data, moq_consume_stream_reset,
+                                                 moq_consume_stream_reset, moq_consume_release};
+const struct moq_ms_ops moq_consume_fetch_ops = {moq_consume_fetch_data, moq_consume_stream_reset,
+                                                 moq_consume_stream_reset, moq_consume_release};
+/* A group arrives on a stream of the peer's: only the peer can stop its sending side. */
+const struct moq_ms_ops moq_consume_group_ops = {moq_consume_group_data, moq_consume_stream_reset,
+                                                 NULL, moq_consume_release};

@@ -19,18 +19,6 @@ static void group_out_end(struct group_out *go);
 
 /* The next control message of a request stream; 1 = got one, 0 = need more, -1 = the
  * stream was refused or closed (already handled). */
-static int next_msg(mstream *ms, const uint8_t **data, size_t *len, bool fin,
-                    struct moq_ctrl_msg *msg)
-{
-    int rv = moq_ctrl_reader_next(&ms->cr, data, len, fin, msg);
-    if (rv > 0 || rv == 0) return rv;
-    if (rv != MOQ_ERR_CLOSED) {
-        moq_debug("moq", "%s: bad control message: %s", ms->s->t->peer, moq_strerror(rv));
-        moq_ms_abort(ms, rv == MOQ_ERR_TOO_LARGE ? MOQ_CODE_BOUNDS_EXCEEDED : MOQ_CODE_DECODE);
-    }
-    return -1;
-}
-
 /* Whether the peer may read `broadcast` (relative to its root); its global path in full. */
 static bool may_subscribe(moq_session *s, moq_str broadcast, moq_buf *full)
 {
@@ -209,27 +197,25 @@ static void start_announce(mstream *ms, const struct moq_announce_request *req)
     moq_buf_free(&as->initial_paths);
 }
 
-void moq_serve_announce_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
+static bool announce_msg(mstream *ms, const struct moq_ctrl_msg *msg)
 {
-    while (!ms->s->closing) {
-        struct moq_ctrl_msg msg;
-        int rv = next_msg(ms, &data, &len, fin, &msg);
-        if (rv < 0) {
-            /* FIN: discovery is over for the peer; end ours too */
-            moq_ms_finish(ms);
-            moq_serve_release(ms);
-            ms->kind = MS_IGNORE;
-            return;
-        }
-        if (rv == 0) return;
-        if (ms->obj) continue; /* nothing else is expected from the requester */
-        struct moq_announce_request req;
-        if (moq_decode_announce_request(ms->s->v, msg.body, msg.len, &req) < 0) {
-            moq_ms_abort(ms, MOQ_CODE_DECODE);
-            return;
-        }
-        start_announce(ms, &req);
-        if (ms->kind == MS_IGNORE) return; /* refused */
+    if (ms->obj) return true; /* nothing else is expected from the requester */
+    struct moq_announce_request req;
+    if (moq_decode_announce_request(ms->s->v, msg->body, msg->len, &req) < 0) {
+        moq_ms_abort(ms, MOQ_CODE_DECODE);
+        return false;
+    }
+    start_announce(ms, &req);
+    if (ms->kind == MS_IGNORE) return false; /* refused */
+    return true;
+}
+
+static void announce_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
+{
+    if (moq_ms_each_msg(ms, data, len, fin, announce_msg) < 0) {
+        /* FIN: discovery is over for the peer; end ours too */
+        moq_ms_finish(ms);
+        moq_ms_drop(ms);
     }
 }
 
@@ -264,44 +250,46 @@ static const moq_subscriber_ops track_sub_ops = {
     .on_abort = ts_on_abort,
 };
 
-void moq_serve_track_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
+static bool track_msg(mstream *ms, const struct moq_ctrl_msg *msg)
 {
     moq_session *s = ms->s;
-    while (!s->closing) {
-        struct moq_ctrl_msg msg;
-        int rv = next_msg(ms, &data, &len, fin, &msg);
-        if (rv <= 0) return; /* FIN after the request is normal: the answer still goes out */
-        if (ms->obj) continue;
-        struct moq_msg_track req;
-        if (moq_decode_track(s->v, msg.body, msg.len, &req) < 0) {
-            moq_ms_abort(ms, MOQ_CODE_DECODE);
-            return;
-        }
-        moq_buf full;
-        moq_buf_init(&full);
-        if (!may_subscribe(s, req.broadcast, &full)) {
-            moq_buf_free(&full);
-            refuse_read(ms, "read track info of", req.broadcast, req.track);
-            return;
-        }
-        struct track_serve *ts = calloc(1, sizeof(*ts));
-        if (!ts) {
-            moq_buf_free(&full);
-            moq_ms_abort(ms, MOQ_CODE_TRANSPORT);
-            return;
-        }
-        ts->ms = ms;
-        ms->obj = ts;
-        moq_sub_prefs prefs = {.info_only = true};
-        rv = moq_origin_subscribe(s->cfg.origin, full.data, full.len,
-                                  (const uint8_t *)req.track.ptr, req.track.len, exclude_hop(s),
-                                  &prefs, &track_sub_ops, ts, &ts->sub);
-        moq_buf_free(&full);
-        if (rv < 0) {
-            ts->sub = NULL;
-            moq_ms_abort(ms, rv == MOQ_ERR_NOT_FOUND ? MOQ_CODE_UNROUTABLE : MOQ_CODE_TRANSPORT);
-        }
+    int rv;
+    if (ms->obj) return true;
+    struct moq_msg_track req;
+    if (moq_decode_track(s->v, msg->body, msg->len, &req) < 0) {
+        moq_ms_abort(ms, MOQ_CODE_DECODE);
+        return false;
     }
+    moq_buf full;
+    moq_buf_init(&full);
+    if (!may_subscribe(s, req.broadcast, &full)) {
+        moq_buf_free(&full);
+        refuse_read(ms, "read track info of", req.broadcast, req.track);
+        return false;
+    }
+    struct track_serve *ts = calloc(1, sizeof(*ts));
+    if (!ts) {
+        moq_buf_free(&full);
+        moq_ms_abort(ms, MOQ_CODE_TRANSPORT);
+        return false;
+    }
+    ts->ms = ms;
+    ms->obj = ts;
+    moq_sub_prefs prefs = {.info_only = true};
+    rv = moq_origin_subscribe(s->cfg.origin, full.data, full.len, (const uint8_t *)req.track.ptr,
+                              req.track.len, exclude_hop(s), &prefs, &track_sub_ops, ts, &ts->sub);
+    moq_buf_free(&full);
+    if (rv < 0) {
+        ts->sub = NULL;
+        moq_ms_abort(ms, rv == MOQ_ERR_NOT_FOUND ? MOQ_CODE_UNROUTABLE : MOQ_CODE_TRANSPORT);
+    }
+    return true;
+}
+
+static void track_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
+{
+    /* FIN after the request is normal: the answer still goes out */
+    moq_ms_each_msg(ms, data, len, fin, track_msg);
 }
 
 /* ---------------------------------------------------------------- subscriptions */
@@ -714,37 +702,36 @@ static void update_subscription(struct down_sub *ds, const struct moq_subscribe_
     }
 }
 
-void moq_serve_subscribe_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
+static bool subscribe_msg(mstream *ms, const struct moq_ctrl_msg *msg)
 {
     moq_session *s = ms->s;
-    while (!s->closing) {
-        struct moq_ctrl_msg msg;
-        int rv = next_msg(ms, &data, &len, fin, &msg);
-        if (rv < 0) {
-            if (ms->obj && !ms->recv_done)
-                end_subscription(ms->obj);
-            else
-                moq_ms_finish(ms);
-            return;
-        }
-        if (rv == 0) return;
-        struct down_sub *ds = ms->obj;
-        if (!ds) {
-            struct moq_subscribe req;
-            if (moq_decode_subscribe(s->v, msg.body, msg.len, &req) < 0) {
-                moq_ms_abort(ms, MOQ_CODE_DECODE);
-                return;
-            }
-            start_subscription(ms, &req);
-            continue;
-        }
-        struct moq_subscribe_opts opts;
-        if (!s->caps->subscribe_update ||
-            moq_decode_subscribe_update(s->v, msg.body, msg.len, &opts) < 0) {
+    struct down_sub *ds = ms->obj;
+    if (!ds) {
+        struct moq_subscribe req;
+        if (moq_decode_subscribe(s->v, msg->body, msg->len, &req) < 0) {
             moq_ms_abort(ms, MOQ_CODE_DECODE);
-            return;
+            return false;
         }
-        if (!ds->over) update_subscription(ds, &opts);
+        start_subscription(ms, &req);
+        return true;
+    }
+    struct moq_subscribe_opts opts;
+    if (!s->caps->subscribe_update ||
+        moq_decode_subscribe_update(s->v, msg->body, msg->len, &opts) < 0) {
+        moq_ms_abort(ms, MOQ_CODE_DECODE);
+        return false;
+    }
+    if (!ds->over) update_subscription(ds, &opts);
+    return true;
+}
+
+static void subscribe_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
+{
+    if (moq_ms_each_msg(ms, data, len, fin, subscribe_msg) < 0) {
+        if (ms->obj && !ms->recv_done)
+            end_subscription(ms->obj);
+        else
+            moq_ms_finish(ms);
     }
 }
 
@@ -848,55 +835,57 @@ void moq_serve_stream_writable(mstream *ms)
     }
 }
 
-void moq_serve_fetch_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
+static bool fetch_msg(mstream *ms, const struct moq_ctrl_msg *msg)
 {
     moq_session *s = ms->s;
-    while (!s->closing) {
-        struct moq_ctrl_msg msg;
-        int rv = next_msg(ms, &data, &len, fin, &msg);
-        if (rv <= 0) return;
-        if (ms->obj) continue;
-        struct moq_fetch req;
-        if (moq_decode_fetch(s->v, msg.body, msg.len, &req) < 0) {
-            moq_ms_abort(ms, MOQ_CODE_DECODE);
-            return;
-        }
-        moq_buf full;
-        moq_buf_init(&full);
-        if (!may_subscribe(s, req.broadcast, &full)) {
-            moq_buf_free(&full);
-            refuse_read(ms, "fetch from", req.broadcast, req.track);
-            return;
-        }
-        moq_group *g = NULL;
-        rv = moq_origin_fetch(s->cfg.origin, full.data, full.len, (const uint8_t *)req.track.ptr,
-                              req.track.len, exclude_hop(s), req.group, req.priority, true,
-                              moq_session_now(s), &g);
-        moq_buf_free(&full);
-        if (rv < 0) {
-            moq_ms_abort(ms, rv == MOQ_ERR_NOT_FOUND ? MOQ_CODE_NOT_FOUND : MOQ_CODE_TRANSPORT);
-            return;
-        }
-        struct fetch_out *fo = calloc(1, sizeof(*fo));
-        if (!fo) {
-            moq_group_unref(g);
-            moq_ms_abort(ms, MOQ_CODE_TRANSPORT);
-            return;
-        }
-        fo->ms = ms;
-        ms->obj = fo;
-        fo->follower = moq_group_follow(g, &fetch_follow_ops, fo);
-        uint64_t code = 0;
-        int state = moq_group_state(g, &code);
-        moq_group_unref(g);
-        if (!fo->follower) {
-            moq_ms_abort(ms, MOQ_CODE_TRANSPORT);
-            return;
-        }
-        s->t->ops->set_priority(s->t, ms->sid, (uint64_t)req.priority << 56);
-        fetch_write(fo);
-        if (fo->follower && state != MOQ_GROUP_OPEN) fo_on_end(fo, fo->follower, g, state, code);
+    int rv;
+    if (ms->obj) return true;
+    struct moq_fetch req;
+    if (moq_decode_fetch(s->v, msg->body, msg->len, &req) < 0) {
+        moq_ms_abort(ms, MOQ_CODE_DECODE);
+        return false;
     }
+    moq_buf full;
+    moq_buf_init(&full);
+    if (!may_subscribe(s, req.broadcast, &full)) {
+        moq_buf_free(&full);
+        refuse_read(ms, "fetch from", req.broadcast, req.track);
+        return false;
+    }
+    moq_group *g = NULL;
+    rv = moq_origin_fetch(s->cfg.origin, full.data, full.len, (const uint8_t *)req.track.ptr,
+                          req.track.len, exclude_hop(s), req.group, req.priority, true,
+                          moq_session_now(s), &g);
+    moq_buf_free(&full);
+    if (rv < 0) {
+        moq_ms_abort(ms, rv == MOQ_ERR_NOT_FOUND ? MOQ_CODE_NOT_FOUND : MOQ_CODE_TRANSPORT);
+        return false;
+    }
+    struct fetch_out *fo = calloc(1, sizeof(*fo));
+    if (!fo) {
+        moq_group_unref(g);
+        moq_ms_abort(ms, MOQ_CODE_TRANSPORT);
+        return false;
+    }
+    fo->ms = ms;
+    ms->obj = fo;
+    fo->follower = moq_group_follow(g, &fetch_follow_ops, fo);
+    uint64_t code = 0;
+    int state = moq_group_state(g, &code);
+    moq_group_unref(g);
+    if (!fo->follower) {
+        moq_ms_abort(ms, MOQ_CODE_TRANSPORT);
+        return false;
+    }
+    s->t->ops->set_priority(s->t, ms->sid, (uint64_t)req.priority << 56);
+    fetch_write(fo);
+    if (fo->follower && state != MOQ_GROUP_OPEN) fo_on_end(fo, fo->follower, g, state, code);
+    return true;
+}
+
+static void fetch_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
+{
+    moq_ms_each_msg(ms, data, len, fin, fetch_msg);
 }
 
 /* ---------------------------------------------------------------- probe */
@@ -957,66 +946,111 @@ void moq_serve_probe_tick(moq_session *s, uint64_t now)
 
 /* ---------------------------------------------------------------- release */
 
-void moq_serve_release(mstream *ms)
+static void announce_release(mstream *ms)
+{
+    struct ann_serve *as = ms->obj;
+    if (!as) return;
+    for (size_t i = 0; i < as->n_watches; i++)
+        moq_watch_close(as->watches[i]);
+    moq_buf_free(&as->initial);
+    moq_buf_free(&as->initial_paths);
+    free(as->full);
+    free(as);
+}
+
+static void track_release(mstream *ms)
+{
+    struct track_serve *ts = ms->obj;
+    if (!ts) return;
+    if (ts->sub) moq_subscription_close(ts->sub);
+    free(ts);
+}
+
+static void subscribe_release(mstream *ms)
 {
     moq_session *s = ms->s;
-    switch (ms->kind) {
-    case MS_ANN_SERVE: {
-        struct ann_serve *as = ms->obj;
-        if (!as) break;
-        for (size_t i = 0; i < as->n_watches; i++)
-            moq_watch_close(as->watches[i]);
-        moq_buf_free(&as->initial);
-        moq_buf_free(&as->initial_paths);
-        free(as->full);
-        free(as);
-        break;
-    }
-    case MS_TRACK_SERVE: {
-        struct track_serve *ts = ms->obj;
-        if (!ts) break;
-        if (ts->sub) moq_subscription_close(ts->sub);
-        free(ts);
-        break;
-    }
-    case MS_SUB_SERVE: {
-        struct down_sub *ds = ms->obj;
-        if (!ds) break;
-        ds->over = true;
-        if (ds->sub) moq_subscription_close(ds->sub);
-        ds->sub = NULL;
-        drop_groups(ds, false);
-        if (s->stats.subscriptions) s->stats.subscriptions--;
-        free(ds);
-        break;
-    }
-    case MS_GROUP_OUT: {
-        struct group_out *go = ms->obj;
-        if (!go) break;
-        group_out_end(go);
-        group_out_free(go);
-        break;
-    }
-    case MS_FETCH_SERVE: {
-        struct fetch_out *fo = ms->obj;
-        if (!fo) break;
-        if (fo->follower) moq_follower_close(fo->follower);
-        free(fo);
-        break;
-    }
-    case MS_PROBE_SERVE: {
-        struct probe_serve *ps = ms->obj;
-        if (!ps) break;
-        if (s->probe == ps) {
-            s->probe = NULL;
-            s->probe_deadline = UINT64_MAX;
-            moq_session_deadline_changed(s);
-        }
-        free(ps);
-        break;
-    }
-    default:
-        break;
-    }
-    ms->obj = NULL;
+    struct down_sub *ds = ms->obj;
+    if (!ds) return;
+    ds->over = true;
+    if (ds->sub) moq_subscription_close(ds->sub);
+    ds->sub = NULL;
+    drop_groups(ds, false);
+    if (s->stats.subscriptions) s->stats.subscriptions--;
+    free(ds);
 }
+
+static void group_release(mstream *ms)
+{
+    struct group_out *go = ms->obj;
+    if (!go) return;
+    group_out_end(go);
+    group_out_free(go);
+}
+
+static void fetch_release(mstream *ms)
+{
+    struct fetch_out *fo = ms->obj;
+    if (!fo) return;
+    if (fo->follower) moq_follower_close(fo->follower);
+    free(fo);
+}
+
+static void probe_release(mstream *ms)
+{
+    moq_session *s = ms->s;
+    struct probe_serve *ps = ms->obj;
+    if (!ps) return;
+    if (s->probe == ps) {
+        s->probe = NULL;
+        s->probe_deadline = UINT64_MAX;
+        moq_session_deadline_changed(s);
+    }
+    free(ps);
+}
+
+/* ---------------------------------------------------------------- stream kinds */
+
+/* The opener writes nothing after the type; FIN ends the reports. */
+static void probe_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
+{
+    (void)data;
+    (void)len;
+    if (!fin) return;
+    moq_ms_finish(ms);
+    moq_ms_drop(ms);
+}
+
+/* The peer abandoned its request: stop serving it. */
+static void serve_abandoned(mstream *ms, uint64_t code)
+{
+    (void)code;
+    moq_ms_reset(ms, MOQ_CODE_CANCEL);
+    moq_ms_drop(ms);
+}
+
+/* The peer reads no more of what we send. */
+static void serve_unread(mstream *ms, uint64_t code)
+{
+    (void)code;
+    moq_ms_drop(ms);
+}
+
+/* The peer reads no more of a request stream: we read no more of it either. */
+static void request_unread(mstream *ms, uint64_t code)
+{
+    (void)code;
+    moq_ms_stop(ms, MOQ_CODE_CANCEL);
+    moq_ms_drop(ms);
+}
+
+const struct moq_ms_ops moq_serve_announce_ops = {announce_data, serve_abandoned, request_unread,
+                                                  announce_release};
+const struct moq_ms_ops moq_serve_subscribe_ops = {subscribe_data, serve_abandoned, request_unread,
+                                                   subscribe_release};
+const struct moq_ms_ops moq_serve_track_ops = {track_data, serve_abandoned, serve_unread,
+                                               track_release};
+const struct moq_ms_ops moq_serve_fetch_ops = {fetch_data, serve_abandoned, serve_unread,
+                                               fetch_release};
+const struct moq_ms_ops moq_serve_probe_ops = {probe_data, serve_abandoned, serve_unread,
+                                               probe_release};
+const struct moq_ms_ops moq_serve_group_ops = {NULL, NULL, serve_unread, group_release};

@@ -46,6 +46,8 @@ int moq_session_global_path(const moq_session *s, const uint8_t *rel, size_t len
     return rv;
 }
 
+static const struct moq_ms_ops *ms_ops(const mstream *ms);
+
 void moq_session_emit(moq_session *s, enum moq_session_event_kind kind, const void *path,
                       size_t path_len, const void *track, size_t track_len)
 {
@@ -148,35 +150,50 @@ void moq_ms_abort(mstream *ms, uint64_t code)
     moq_ms_stop(ms, code);
 }
 
-static void ms_release(mstream *ms)
+void moq_ms_release(mstream *ms)
 {
-    switch (ms->kind) {
-    case MS_ANN_SERVE:
-    case MS_SUB_SERVE:
-    case MS_TRACK_SERVE:
-    case MS_FETCH_SERVE:
-    case MS_PROBE_SERVE:
-    case MS_GROUP_OUT:
-        moq_serve_release(ms);
-        break;
-    case MS_ANN_CONSUME:
-    case MS_SUB_CONSUME:
-    case MS_TRACK_CONSUME:
-    case MS_FETCH_CONSUME:
-    case MS_GROUP_IN:
-        moq_consume_release(ms);
-        break;
-    default:
-        break;
-    }
+    const struct moq_ms_ops *ops = ms_ops(ms);
+    if (ops->release) ops->release(ms);
     ms->obj = NULL;
+}
+
+void moq_ms_drop(mstream *ms)
+{
+    moq_ms_release(ms);
+    ms->kind = MS_IGNORE;
+}
+
+/* One message of a control stream: 1 with *msg set, 0 when more bytes are needed, -1 at FIN
+ * or on a malformed message (the stream is then aborted). */
+static int next_msg(mstream *ms, const uint8_t **data, size_t *len, bool fin,
+                    struct moq_ctrl_msg *msg)
+{
+    int rv = moq_ctrl_reader_next(&ms->cr, data, len, fin, msg);
+    if (rv >= 0) return rv;
+    if (rv != MOQ_ERR_CLOSED) {
+        moq_debug("moq", "%s: bad control message: %s", ms->s->t->peer, moq_strerror(rv));
+        moq_ms_abort(ms, rv == MOQ_ERR_TOO_LARGE ? MOQ_CODE_BOUNDS_EXCEEDED : MOQ_CODE_DECODE);
+    }
+    return -1;
+}
+
+int moq_ms_each_msg(mstream *ms, const uint8_t *data, size_t len, bool fin,
+                    bool (*on_msg)(mstream *ms, const struct moq_ctrl_msg *msg))
+{
+    while (!ms->s->closing) {
+        struct moq_ctrl_msg msg;
+        int rv = next_msg(ms, &data, &len, fin, &msg);
+        if (rv <= 0) return rv;
+        if (!on_msg(ms, &msg)) return 0;
+    }
+    return 0;
 }
 
 static void ms_free(mstream *ms)
 {
     moq_session *s = ms->s;
     s->pending_control -= ms->cr_pending;
-    ms_release(ms);
+    moq_ms_release(ms);
     if (ms->cr_live) moq_ctrl_reader_free(&ms->cr);
     if (moq_list_linked(&ms->held_link)) {
         moq_list_remove(&ms->held_link);
@@ -218,7 +235,7 @@ static void session_teardown(moq_session *s, uint64_t code, const char *reason)
     moq_list_each(pos, tmp, &s->streams)
     {
         mstream *ms = moq_container_of(pos, mstream, link);
-        if (ms->kind != MS_GROUP_IN && ms->kind != MS_FETCH_CONSUME) ms_release(ms);
+        if (ms->kind != MS_GROUP_IN && ms->kind != MS_FETCH_CONSUME) moq_ms_release(ms);
     }
     moq_consume_teardown(s);
     while (!moq_list_empty(&s->streams))
@@ -415,6 +432,45 @@ static void on_setup(moq_session *s, mstream *ms, const uint8_t *data, size_t le
     }
 }
 
+/* ---------------------------------------------------------------- stream kinds */
+
+static void setup_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
+{
+    on_setup(ms->s, ms, data, len, fin);
+}
+
+static void setup_reset(mstream *ms, uint64_t code)
+{
+    (void)code;
+    moq_session_fail(ms->s, MOQ_CODE_PROTOCOL_VIOLATION, "SETUP stream reset");
+}
+
+static const struct moq_ms_ops setup_in_ops = {.data = setup_data, .reset = setup_reset};
+static const struct moq_ms_ops inert_ops = {0};
+
+static const struct moq_ms_ops *const kind_ops[] = {
+    [MS_NEW] = &inert_ops,
+    [MS_SETUP_IN] = &setup_in_ops,
+    [MS_SETUP_OUT] = &inert_ops,
+    [MS_ANN_SERVE] = &moq_serve_announce_ops,
+    [MS_ANN_CONSUME] = &moq_consume_announce_ops,
+    [MS_SUB_SERVE] = &moq_serve_subscribe_ops,
+    [MS_SUB_CONSUME] = &moq_consume_subscribe_ops,
+    [MS_TRACK_SERVE] = &moq_serve_track_ops,
+    [MS_TRACK_CONSUME] = &moq_consume_track_ops,
+    [MS_FETCH_SERVE] = &moq_serve_fetch_ops,
+    [MS_FETCH_CONSUME] = &moq_consume_fetch_ops,
+    [MS_PROBE_SERVE] = &moq_serve_probe_ops,
+    [MS_GROUP_OUT] = &moq_serve_group_ops,
+    [MS_GROUP_IN] = &moq_consume_group_ops,
+    [MS_IGNORE] = &inert_ops,
+};
+
+static const struct moq_ms_ops *ms_ops(const mstream *ms)
+{
+    return kind_ops[ms->kind];
+}
+
 /* ---------------------------------------------------------------- dispatch */
 
 static void dispatch_type(moq_session *s, mstream *ms, uint64_t type)
@@ -538,48 +594,8 @@ static void session_stream_dispatch(moq_session *s, mstream *ms, const uint8_t *
         dispatch_type(s, ms, type);
     }
     if (len == 0 && !fin) return;
-    switch (ms->kind) {
-    case MS_SETUP_IN:
-        on_setup(s, ms, data, len, fin);
-        break;
-    case MS_ANN_SERVE:
-        moq_serve_announce_data(ms, data, len, fin);
-        break;
-    case MS_SUB_SERVE:
-        moq_serve_subscribe_data(ms, data, len, fin);
-        break;
-    case MS_TRACK_SERVE:
-        moq_serve_track_data(ms, data, len, fin);
-        break;
-    case MS_FETCH_SERVE:
-        moq_serve_fetch_data(ms, data, len, fin);
-        break;
-    case MS_ANN_CONSUME:
-        moq_consume_announce_data(ms, data, len, fin);
-        break;
-    case MS_SUB_CONSUME:
-        moq_consume_subscribe_data(ms, data, len, fin);
-        break;
-    case MS_TRACK_CONSUME:
-        moq_consume_track_data(ms, data, len, fin);
-        break;
-    case MS_FETCH_CONSUME:
-        moq_consume_fetch_data(ms, data, len, fin);
-        break;
-    case MS_GROUP_IN:
-        moq_consume_group_data(ms, data, len, fin);
-        break;
-    case MS_PROBE_SERVE:
-        /* the opener writes nothing after the type; FIN ends the reports */
-        if (fin) {
-            moq_ms_finish(ms);
-            moq_serve_release(ms);
-            ms->kind = MS_IGNORE;
-        }
-        break;
-    default:
-        break;
-    }
+    const struct moq_ms_ops *ops = ms_ops(ms);
+    if (ops->data) ops->data(ms, data, len, fin);
     if (fin) ms->recv_done = true;
 }
 
@@ -608,30 +624,8 @@ static void ev_stream_reset(void *app, moq_transport *t, int64_t sid, void *sctx
     mstream *ms = sctx;
     if (!ms || s->closing) return;
     ms->recv_done = true;
-    switch (ms->kind) {
-    case MS_ANN_CONSUME:
-    case MS_SUB_CONSUME:
-    case MS_TRACK_CONSUME:
-    case MS_FETCH_CONSUME:
-    case MS_GROUP_IN:
-        moq_consume_stream_reset(ms, code);
-        break;
-    case MS_ANN_SERVE:
-    case MS_SUB_SERVE:
-    case MS_TRACK_SERVE:
-    case MS_FETCH_SERVE:
-    case MS_PROBE_SERVE:
-        /* the peer abandoned its request: stop serving it */
-        moq_ms_reset(ms, MOQ_CODE_CANCEL);
-        moq_serve_release(ms);
-        ms->kind = MS_IGNORE;
-        break;
-    case MS_SETUP_IN:
-        moq_session_fail(s, MOQ_CODE_PROTOCOL_VIOLATION, "SETUP stream reset");
-        break;
-    default:
-        break;
-    }
+    const struct moq_ms_ops *ops = ms_ops(ms);
+    if (ops->reset) ops->reset(ms, code);
 }
 
 static void ev_stream_stopped(void *app, moq_transport *t, int64_t sid, void *sctx, uint64_t code)
@@ -640,29 +634,8 @@ static void ev_stream_stopped(void *app, moq_transport *t, int64_t sid, void *sc
     mstream *ms = sctx;
     if (!ms || s->closing) return;
     ms->send_done = true;
-    switch (ms->kind) {
-    case MS_GROUP_OUT:
-    case MS_FETCH_SERVE:
-    case MS_PROBE_SERVE:
-    case MS_TRACK_SERVE:
-        moq_serve_release(ms);
-        ms->kind = MS_IGNORE;
-        break;
-    case MS_SUB_SERVE:
-    case MS_ANN_SERVE:
-        moq_ms_stop(ms, MOQ_CODE_CANCEL);
-        moq_serve_release(ms);
-        ms->kind = MS_IGNORE;
-        break;
-    case MS_ANN_CONSUME:
-    case MS_SUB_CONSUME:
-    case MS_TRACK_CONSUME:
-    case MS_FETCH_CONSUME:
-        moq_consume_stream_reset(ms, code);
-        break;
-    default:
-        break;
-    }
+    const struct moq_ms_ops *ops = ms_ops(ms);
+    if (ops->stopped) ops->stopped(ms, code);
 }
 
 static void ev_stream_closed(void *app, moq_transport *t, int64_t sid, void *sctx)

@@ -290,20 +290,38 @@ void moq_session_deadline_changed(moq_session *s);
 /* A grant list for the log: "a","b" (empty when it grants nothing). Returns out. */
 const char *moq_session_grant_text(const moq_strlist *l, char *out, size_t len);
 
+/* What a stream of one kind does on the transport's events for it (NULL: nothing). session.c
+ * maps every ms_kind to its ops; the serving kinds are in sess_serve.c, the consuming ones in
+ * sess_consume.c. */
+struct moq_ms_ops {
+    void (*data)(mstream *ms, const uint8_t *data, size_t len, bool fin);
+    void (*reset)(mstream *ms, uint64_t code);   /* the peer reset what it sends */
+    void (*stopped)(mstream *ms, uint64_t code); /* the peer stopped reading what we send */
+    void (*release)(mstream *ms); /* free ms->obj and every model handle it holds (no writes) */
+};
+
+/* Release the kind's object (ms->obj becomes NULL). */
+void moq_ms_release(mstream *ms);
+/* Release the kind's object and read and discard whatever else arrives on the stream. */
+void moq_ms_drop(mstream *ms);
+/* Hand the stream's whole control messages to on_msg, one at a time, while the session is open
+ * and on_msg returns true. Returns 0 when the bytes are used up or on_msg stopped, -1 at the
+ * end of the messages: FIN, or a malformed one (the stream was aborted then). */
+int moq_ms_each_msg(mstream *ms, const uint8_t *data, size_t len, bool fin,
+                    bool (*on_msg)(mstream *ms, const struct moq_ctrl_msg *msg));
+
 /* sess_serve.c */
-void moq_serve_announce_data(mstream *ms, const uint8_t *data, size_t len, bool fin);
-void moq_serve_subscribe_data(mstream *ms, const uint8_t *data, size_t len, bool fin);
-void moq_serve_track_data(mstream *ms, const uint8_t *data, size_t len, bool fin);
-void moq_serve_fetch_data(mstream *ms, const uint8_t *data, size_t len, bool fin);
+extern const struct moq_ms_ops moq_serve_announce_ops, moq_serve_subscribe_ops, moq_serve_track_ops,
+    moq_serve_fetch_ops, moq_serve_probe_ops, moq_serve_group_ops;
 void moq_serve_probe_open(mstream *ms);
 void moq_serve_streams_available(moq_session *s);
 /* A stream refused a write earlier and can take more: resume the group or fetch on it. */
 void moq_serve_stream_writable(mstream *ms);
-/* Release the kind's object and every model handle it holds (no writes). */
-void moq_serve_release(mstream *ms);
 void moq_serve_probe_tick(moq_session *s, uint64_t now);
 
 /* sess_consume.c */
+extern const struct moq_ms_ops moq_consume_announce_ops, moq_consume_subscribe_ops,
+    moq_consume_track_ops, moq_consume_fetch_ops, moq_consume_group_ops;
 void moq_consume_start(moq_session *s);
 /* The peer granted bidi stream credit: open what moq_consume_start and track requests deferred. */
 void moq_consume_streams_available(moq_session *s);
