@@ -465,6 +465,8 @@ static const struct moq_ms_ops *const kind_ops[] = {
     [MS_GROUP_IN] = &moq_consume_group_ops,
     [MS_IGNORE] = &inert_ops,
 };
+_Static_assert(sizeof(kind_ops) / sizeof(kind_ops[0]) == MS_IGNORE + 1,
+               "every stream kind has its operations");
 
 static const struct moq_ms_ops *ms_ops(const mstream *ms)
 {
