@@ -1014,6 +1014,21 @@ static void listener_cb(struct ev_loop *loop, ev_io *w, int revents)
 int moq_http_server_listen(moq_http_server *s, const char *addr, const struct moq_http_tls *tls,
                            uint16_t *port)
 {
+    return moq_http_server_listen_shared(s, addr, tls, false, 0, port);
+}
+
+static void set_port(struct sockaddr_storage *ss, uint16_t port)
+{
+    if (ss->ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
+    else
+        ((struct sockaddr_in *)ss)->sin_port = htons(port);
+}
+
+int moq_http_server_listen_shared(moq_http_server *s, const char *addr,
+                                  const struct moq_http_tls *tls, bool reuseport,
+                                  uint16_t port_override, uint16_t *port)
+{
     struct sockaddr_storage ss;
     unsigned len;
     int rc = moq_http_parse_addr(addr, &ss, &len);
@@ -1026,6 +1041,8 @@ int moq_http_server_listen(moq_http_server *s, const char *addr, const struct mo
     if (fd < 0) return MOQ_ERR_IO;
     int one = 1, zero = 0;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (reuseport) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    if (port_override) set_port(&ss, port_override);
     if (ss.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
     if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 1024) < 0) {
         int e = errno;
