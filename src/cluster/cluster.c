@@ -139,7 +139,8 @@ static void node_track_request(void *ctx, moq_route *r, moq_track *t, const moq_
 
 static void node_track_release(void *ctx, moq_route *r, moq_track *t) {}
 
-static const moq_producer_ops node_ops = {node_track_request, NULL, node_track_release, NULL};
+static const moq_producer_ops node_ops = {node_track_request, NULL, node_track_release, NULL,
+                                          false};
 
 static void on_node(void *ctx, moq_watch *w, const moq_announce_event *ev)
 {

@@ -262,7 +262,14 @@ typedef struct moq_producer_ops {
     void (*track_release)(void *ctx, moq_route *route, moq_track *track);
     int (*fetch_request)(void *ctx, moq_route *route, moq_track *track, moq_group *group,
                          uint8_t priority);
+    /* Routes of these ops carry another worker's broadcast into this origin (a bridge
+     * between worker threads): consumers passing MOQ_EXCLUDE_BRIDGES do not see them. */
+    bool bridge;
 } moq_producer_ops;
+
+/* The exclude_hop of a watch, subscription or fetch that must only see this worker's own
+ * routes (what a bridge to another worker re-exports). Not a valid origin id. */
+#define MOQ_EXCLUDE_BRIDGES UINT64_MAX
 
 /*
  * Announce a broadcast at `path` reached through `hops` (oldest first, <= MOQ_MAX_HOPS;
