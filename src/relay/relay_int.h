@@ -13,6 +13,7 @@
 #include "http/ws.h"
 #include "moq/session.h"
 #include "quic/quic.h"
+#include "relay/bridge.h"
 #include "relay/relay.h"
 #include "tls/tls.h"
 #include "util/ev_deadline.h"
@@ -33,6 +34,9 @@ struct relay_counters {
 struct moq_relay {
     struct ev_loop *loop;
     const struct moq_config *cfg;
+    struct moq_relay_worker worker; /* index 0, count 1 for a relay alone */
+    bool owns_tls;                  /* tls and https_tls are ours to free */
+    struct moq_bridge *bridge;      /* NULL for a relay alone */
     moq_origin *origin;
     moq_tls_server *tls;       /* QUIC (and WebTransport) certificates */
     moq_tls_server *https_tls; /* [web.https] certificates */
@@ -70,6 +74,9 @@ struct relay_session {
 };
 
 /* relay.c */
+/* The certificates of [server.tls] and (when it listens) [web.https], as startup loads them. */
+int moq_relay_tls_new(const struct moq_config *c, moq_tls_server **tls, moq_tls_server **https,
+                      char *err, size_t errlen);
 /* limits.max_sessions reached. */
 bool moq_relay_full(const moq_relay *r);
 /* Start a moq session on an established transport; closes it on failure. */
