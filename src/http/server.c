@@ -1081,7 +1081,10 @@ int moq_http_server_listen_shared(moq_http_server *s, const char *addr,
     ev_io_start(s->loop, &l->io);
     moq_list_push_back(&s->listeners, &l->link);
     if (port) *port = bport;
-    moq_info("http", "listening on %s (port %u, %s)", addr, bport, tls ? "https" : "http");
+    if (port_override)
+        moq_debug("http", "listening on %s (port %u, %s) too", addr, bport, tls ? "https" : "http");
+    else
+        moq_info("http", "listening on %s (port %u, %s)", addr, bport, tls ? "https" : "http");
     return 0;
 }
 

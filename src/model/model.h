@@ -158,6 +158,7 @@ typedef struct moq_broadcast_view {
     const uint8_t *path;
     size_t path_len;
     size_t routes;        /* routes attached (live, standby or withdrawn) */
+    size_t bridge_routes; /* of those, bridges from another worker (moq_producer_ops.bridge) */
     size_t tracks;        /* track instances open */
     bool lingering;       /* lost its last publisher, ends unless one returns */
     const uint64_t *hops; /* the best usable route's hops, oldest first; NULL when none */
@@ -176,6 +177,7 @@ typedef struct moq_track_view {
     uint64_t latest;                         /* highest group sequence seen */
     uint64_t groups_in, frames_in, bytes_in; /* delivered by the producer since creation */
     bool routed;                             /* a route serves it (false: stalled or ended) */
+    bool bridged;                            /* that route is a bridge from another worker */
     const uint64_t *hops;                    /* the serving route's hops, oldest first */
     size_t nhops;
 } moq_track_view;

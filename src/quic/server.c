@@ -470,11 +470,10 @@ int moq_quic_server_new(struct ev_loop *loop, const struct moq_quic_server_confi
 
     char text[80];
     moq_quic_addr_format(&bound, text, sizeof(text));
-    if (s->workers > 1)
-        moq_debug("quic", "worker %u listening on %s (udp, shared by %u workers)", s->worker, text,
-                  s->workers);
-    else
+    if (s->worker == 0)
         moq_info("quic", "listening on %s (udp)", text);
+    else
+        moq_debug("quic", "worker %u listening on %s (udp) too", s->worker, text);
     *out = s;
     return MOQ_OK;
 }

@@ -30,6 +30,7 @@ enum msg_kind {
     M_GROUP_END,   /* source -> sink: gid, a = state, b = abort code */
     M_FINISH,      /* source -> sink: id, a = final sequence */
     M_ABORT,       /* source -> sink: id, a = code */
+    M_CALL,        /* any -> any: call(call_arg, receiver) */
 };
 
 struct msg {
@@ -45,6 +46,9 @@ struct msg {
     uint64_t *hops;
     moq_frame *frames;
     uint8_t *path, *name;
+    void (*call)(void *arg, unsigned worker);
+    void (*call_drop)(void *arg); /* when the message is dropped instead of delivered */
+    void *call_arg;
     uint64_t tail[];
 };
 
@@ -65,14 +69,14 @@ struct moq_bridge {
     /* The rest belongs to the worker's thread. */
     bool started, stopped;
     moq_watch *watch;
-    moq_map *imports;     /* per source worker: path -> struct import */
-    moq_u64map itracks;   /* import track id -> struct itrack */
-    moq_u64map by_track;  /* moq_track pointer -> struct itrack */
-    moq_u64map groups;    /* (source << 56 | gid) -> moq_group (one reference) */
-    moq_u64map exports;   /* (sink << 56 | id) -> struct export */
-    moq_list egroups;     /* struct egroup */
-    uint64_t next_id;     /* import track ids and fetch ids */
-    uint64_t next_gid;    /* group keys of exported subscriptions */
+    moq_map *imports;    /* per source worker: path -> struct import */
+    moq_u64map itracks;  /* import track id -> struct itrack */
+    moq_u64map by_track; /* moq_track pointer -> struct itrack */
+    moq_u64map groups;   /* (source << 56 | gid) -> moq_group (one reference) */
+    moq_u64map exports;  /* (sink << 56 | id) -> struct export */
+    moq_list egroups;    /* struct egroup */
+    uint64_t next_id;    /* import track ids and fetch ids */
+    uint64_t next_gid;   /* group keys of exported subscriptions */
     struct moq_bridge_stats stats;
 };
 
@@ -93,7 +97,8 @@ struct itrack {
 };
 
 /* Source side: a subscription held for a sink. */
-struct export {
+struct export
+{
     moq_bridge *b;
     unsigned sink;
     uint64_t id;
@@ -138,6 +143,7 @@ static struct msg *msg_new(uint8_t kind, size_t nhops, size_t nframes, const uin
 
 static void msg_free(struct msg *m)
 {
+    if (m->call_drop) m->call_drop(m->call_arg);
     for (size_t i = 0; i < m->nframes; i++)
         moq_chunk_unref(m->frames[i].chunk);
     free(m);
@@ -147,11 +153,15 @@ static void msg_free(struct msg *m)
 static void post(moq_bridge *from, unsigned to, struct msg *m)
 {
     if (!m) {
-        moq_warn("bridge", "out of memory: a message to worker %u is lost", to);
+        moq_warn("relay", "out of memory: a message to worker %u is lost", to);
         return;
     }
     moq_bridge *dst = from->hub->bridges[to];
     m->from = from->index;
+    if (!dst) {
+        msg_free(m);
+        return;
+    }
     pthread_mutex_lock(&dst->lock);
     bool closed = dst->closed;
     if (!closed) {
@@ -345,7 +355,10 @@ static void on_subscribe(moq_bridge *b, const struct msg *m)
         ex->sub = NULL;
         send_abort(b, m->from, m->id,
                    rv == MOQ_ERR_NOT_FOUND ? MOQ_REASON_UNROUTABLE : MOQ_REASON_CANCEL);
+        return;
     }
+    moq_debug("relay", "worker %u: /%.*s/%.*s carried to worker %u", b->index, (int)m->path_len,
+              (const char *)m->path, (int)m->name_len, (const char *)m->name, m->from);
 }
 
 static void export_free(moq_bridge *b, uint64_t key)
@@ -496,13 +509,13 @@ static void on_announce(moq_bridge *b, const struct msg *m)
     }
     if (imp) {
         if (moq_route_update(imp->route, m->hops, m->nhops) < 0)
-            moq_debug("bridge", "worker %u: route from worker %u not updated", b->index, m->from);
+            moq_debug("relay", "worker %u: route from worker %u not updated", b->index, m->from);
         return;
     }
     imp = calloc(1, sizeof(*imp));
     if (!imp || moq_map_put(imports, m->path, m->path_len, imp) < 0) {
         free(imp);
-        moq_warn("bridge", "out of memory: a broadcast of worker %u is not seen on worker %u",
+        moq_warn("relay", "out of memory: a broadcast of worker %u is not seen on worker %u",
                  m->from, b->index);
         return;
     }
@@ -525,8 +538,8 @@ static void on_group(moq_bridge *b, const struct msg *m)
     struct itrack *it = itrack_of(b, m);
     if (!it) return;
     moq_group *g = NULL;
-    if (moq_track_begin_group_flags(it->track, it->route, m->a, moq_now_us(), (uint32_t)m->b,
-                                    &g) < 0)
+    if (moq_track_begin_group_flags(it->track, it->route, m->a, moq_now_us(), (uint32_t)m->b, &g) <
+        0)
         return; /* its frames are dropped */
     if (moq_u64map_put(&b->groups, key_of(m->from, m->gid), g) < 0) {
         moq_group_abort(g, MOQ_REASON_CANCEL);
@@ -581,17 +594,43 @@ static void dispatch(moq_bridge *b, struct msg *m)
 {
     b->stats.messages_in++;
     switch (m->kind) {
-    case M_ANNOUNCE: on_announce(b, m); break;
-    case M_SUBSCRIBE: on_subscribe(b, m); break;
-    case M_UPDATE: on_update(b, m); break;
-    case M_UNSUBSCRIBE: export_free(b, key_of(m->from, m->id)); break;
-    case M_FETCH: on_fetch(b, m); break;
-    case M_INFO: on_info(b, m); break;
-    case M_GROUP: on_group(b, m); break;
-    case M_FRAMES: on_frames(b, m); break;
-    case M_GROUP_END: on_group_end(b, m); break;
-    case M_FINISH: on_finish(b, m); break;
-    case M_ABORT: on_abort(b, m); break;
+    case M_ANNOUNCE:
+        on_announce(b, m);
+        break;
+    case M_SUBSCRIBE:
+        on_subscribe(b, m);
+        break;
+    case M_UPDATE:
+        on_update(b, m);
+        break;
+    case M_UNSUBSCRIBE:
+        export_free(b, key_of(m->from, m->id));
+        break;
+    case M_FETCH:
+        on_fetch(b, m);
+        break;
+    case M_INFO:
+        on_info(b, m);
+        break;
+    case M_GROUP:
+        on_group(b, m);
+        break;
+    case M_FRAMES:
+        on_frames(b, m);
+        break;
+    case M_GROUP_END:
+        on_group_end(b, m);
+        break;
+    case M_FINISH:
+        on_finish(b, m);
+        break;
+    case M_ABORT:
+        on_abort(b, m);
+        break;
+    case M_CALL:
+        m->call_drop = NULL;
+        m->call(m->call_arg, b->index);
+        break;
     }
 }
 
@@ -722,6 +761,20 @@ void moq_bridge_free(moq_bridge *b)
     moq_u64map_free(&b->exports);
     pthread_mutex_destroy(&b->lock);
     free(b);
+}
+
+void moq_bridge_call(moq_bridge *from, unsigned to, void (*fn)(void *arg, unsigned worker),
+                     void (*drop)(void *arg), void *arg)
+{
+    struct msg *m = msg_new(M_CALL, 0, 0, NULL, 0, NULL, 0);
+    if (!m) {
+        if (drop) drop(arg);
+        return;
+    }
+    m->call = fn;
+    m->call_drop = drop;
+    m->call_arg = arg;
+    post(from, to, m);
 }
 
 void moq_bridge_stats_get(const moq_bridge *b, struct moq_bridge_stats *out)

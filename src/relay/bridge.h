@@ -53,6 +53,12 @@ int moq_bridge_start(moq_bridge *b);
 void moq_bridge_stop(moq_bridge *b);
 void moq_bridge_free(moq_bridge *b);
 
+/* Run fn(arg, to) on worker `to`'s thread, from its loop, after what was posted to it before.
+ * If `to` has stopped, fn never runs and drop(arg) (optional) runs instead: at once, or when
+ * `to` stops with the call still queued. Any thread, with its own worker's bridge as from. */
+void moq_bridge_call(moq_bridge *from, unsigned to, void (*fn)(void *arg, unsigned worker),
+                     void (*drop)(void *arg), void *arg);
+
 void moq_bridge_stats_get(const moq_bridge *b, struct moq_bridge_stats *out);
 
 #endif

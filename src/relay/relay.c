@@ -96,7 +96,6 @@ static void count_session(moq_relay *r, int delta)
     if (r->worker.sessions) *r->worker.sessions += (size_t)delta;
 }
 
-
 static void session_upstream(void *ctx, moq_session *s, const uint8_t *path, size_t len,
                              const uint64_t *hops, size_t nhops, bool active)
 {
@@ -174,7 +173,8 @@ int moq_relay_start_session(moq_relay *r, moq_transport *t)
         return MOQ_ERR_UNSUPPORTED;
     }
     if (t->kind < 4) r->counters.sessions_total[t->kind]++;
-    if (r->worker.count > 1) moq_debug("relay", "%s: session on worker %u", t->peer, r->worker.index);
+    if (r->worker.count > 1)
+        moq_debug("relay", "%s: session on worker %u", t->peer, r->worker.index);
     moq_memtrim_started(&r->memtrim, r->n_sessions, moq_now_us());
     return 0;
 }
@@ -702,8 +702,7 @@ static void log_ready(const moq_relay *r)
 {
     char workers[32] = "";
     if (r->worker.count > 1) snprintf(workers, sizeof(workers), ", %u workers", r->worker.count);
-    moq_info("relay",
-             "ready: origin id %llu, moq versions %s%s%s%s%s over QUIC, WebTransport%s%s",
+    moq_info("relay", "ready: origin id %llu, moq versions %s%s%s%s%s over QUIC, WebTransport%s%s",
              (unsigned long long)moq_origin_id(r->origin), r->versions[0],
              r->n_versions > 1 ? ", " : "", r->n_versions > 1 ? r->versions[1] : "",
              r->n_versions > 2 ? ", " : "", r->n_versions > 2 ? r->versions[2] : "",

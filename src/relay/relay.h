@@ -26,12 +26,13 @@ typedef struct moq_relay moq_relay;
  * belong to the caller and outlive the relay. */
 struct moq_relay_worker {
     unsigned index, count;
-    struct moq_tls_server *tls, *https_tls; /* shared certificates (mutex-guarded inside) */
-    uint64_t origin_id;                     /* every worker's origin has the relay's id */
-    const uint8_t *reset_secret;            /* 32 bytes: stateless resets and Retry tokens */
+    struct moq_tls_server *tls, *https_tls;    /* shared certificates (mutex-guarded inside) */
+    uint64_t origin_id;                        /* every worker's origin has the relay's id */
+    const uint8_t *reset_secret;               /* 32 bytes: stateless resets and Retry tokens */
     uint16_t quic_port, http_port, https_port; /* nonzero: join these ports (workers > 0) */
     struct moq_bridge_hub *hub;                /* carries broadcasts between the workers */
     _Atomic size_t *sessions;                  /* sessions over all workers (limits) */
+    moq_relay *const *relays; /* every worker's relay, by index (each used on its thread) */
 };
 
 /* Build and start the relay: bind every configured listener. Returns 0, or a negative

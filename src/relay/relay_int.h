@@ -16,6 +16,7 @@
 #include "relay/bridge.h"
 #include "relay/relay.h"
 #include "tls/tls.h"
+#include "util/buf.h"
 #include "util/ev_deadline.h"
 #include "util/memtrim.h"
 #include "util/list.h"
@@ -89,6 +90,19 @@ int moq_relay_check_access(moq_relay *r, const char *target, moq_perms *perms, c
  * the target's path until the certificate expires; or a reason (logged). */
 int moq_relay_certified_access(const char *target, int64_t expires, moq_perms *perms, char *why,
                                size_t whylen);
+
+/* gather.c: whole-relay views when the relay runs on several workers. Every worker renders
+ * its snapshot (inspect.c) on its own thread; once all arrived, done(r, arg, parts, n, resp)
+ * runs on r's thread with the parsed snapshots by worker index, fills resp and returns 0 (or
+ * an error: 500). Returns MOQ_HTTP_ASYNC (the response is sent later) or an error. */
+struct json_t;
+typedef int (*moq_relay_gather_done)(moq_relay *r, void *arg, struct json_t *const *parts,
+                                     unsigned n, moq_http_response *resp);
+int moq_relay_gather(moq_relay *r, moq_http_response *resp, moq_relay_gather_done done, void *arg);
+
+/* inspect.c: this worker's part of a whole-relay view, as a JSON object: its sessions,
+ * broadcasts and tracks (as /debug renders them, plus what merging needs) and counters. */
+int moq_relay_snapshot(moq_relay *r, moq_buf *out);
 
 /* websocket.c */
 int moq_relay_ws_upgrade(void *ctx, const struct moq_ws_upgrade *up, struct moq_ws_accept *acc);

@@ -37,6 +37,7 @@ struct workers {
     moq_tls_server *tls, *https_tls;
     uint8_t reset_secret[32];
     _Atomic size_t sessions;
+    moq_relay **relays; /* by worker, filled as they are built */
 };
 
 static void control_cb(struct ev_loop *loop, ev_async *a, int revents)
@@ -98,9 +99,11 @@ static int build_worker(struct workers *ws, const struct moq_config *cfg, unsign
         .https_port = first ? moq_relay_https_port(first) : 0,
         .hub = ws->hub,
         .sessions = &ws->sessions,
+        .relays = ws->relays,
     };
     int rv = moq_relay_new_worker(w->loop, cfg, &rw, &w->relay, err, errlen);
     if (rv < 0) return rv;
+    ws->relays[i] = w->relay;
     ev_async_init(&w->control, control_cb);
     w->control.data = w;
     ev_async_start(w->loop, &w->control);
@@ -110,8 +113,9 @@ static int build_worker(struct workers *ws, const struct moq_config *cfg, unsign
 static int build(struct workers *ws, const struct moq_config *cfg, char *err, size_t errlen)
 {
     ws->w = calloc(ws->n, sizeof(*ws->w));
+    ws->relays = calloc(ws->n, sizeof(*ws->relays));
     ws->hub = moq_bridge_hub_new(ws->n);
-    if (!ws->w || !ws->hub) return MOQ_ERR_NOMEM;
+    if (!ws->w || !ws->relays || !ws->hub) return MOQ_ERR_NOMEM;
     if (gnutls_rnd(GNUTLS_RND_KEY, ws->reset_secret, sizeof(ws->reset_secret)) < 0)
         return MOQ_ERR_TLS;
     int rv = moq_relay_tls_new(cfg, &ws->tls, &ws->https_tls, err, errlen);
@@ -168,6 +172,7 @@ static void destroy(struct workers *ws)
         }
     }
     free(ws->w);
+    free(ws->relays);
     moq_bridge_hub_free(ws->hub);
     if (ws->tls) moq_tls_server_free(ws->tls);
     if (ws->https_tls) moq_tls_server_free(ws->https_tls);

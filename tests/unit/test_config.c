@@ -1157,7 +1157,10 @@ static void help_marks_options_without_effect(void **state)
             fail_msg("--%s is %smarked: %s", o->flag, marked ? "" : "not ", line);
     }
     static const char *const none[] = {
-        "stats-enabled", "stats-prefix", "stats-node", "client-bind",
+        "stats-enabled",
+        "stats-prefix",
+        "stats-node",
+        "client-bind",
     };
     for (size_t i = 0; i < sizeof(none) / sizeof(none[0]); i++) {
         assert_true(help_line(help, none[i], line, sizeof(line)));
