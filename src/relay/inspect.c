@@ -514,7 +514,42 @@ static int serve_tracks(void *ctx, const moq_http_request *req, moq_http_respons
 struct nodes_ctx {
     moq_relay *r;
     moq_json *j;
+    json_t *const *parts; /* with several workers: their snapshots (sessions) */
+    unsigned nparts;
 };
+
+static void inbound_json(moq_json *j, const char *remote, double connected_s)
+{
+    moq_json_object(j);
+    moq_json_key(j, "direction");
+    moq_json_str(j, "inbound");
+    moq_json_key(j, "state");
+    moq_json_str(j, "connected");
+    moq_json_key(j, "remote");
+    moq_json_str(j, remote);
+    moq_json_key(j, "connected_s");
+    moq_json_double(j, connected_s);
+    moq_json_end(j);
+}
+
+/* Inbound sessions of every worker from the relay with origin id `id`. */
+static void inbound_from_parts(const struct nodes_ctx *c, uint64_t id)
+{
+    char want[24];
+    snprintf(want, sizeof(want), "%llu", (unsigned long long)id);
+    for (unsigned i = 0; i < c->nparts; i++) {
+        size_t k;
+        json_t *sess;
+        json_array_foreach(json_object_get(c->parts[i], "sessions"), k, sess)
+        {
+            const char *peer = json_string_value(json_object_get(sess, "peer_origin_id"));
+            const char *dir = json_string_value(json_object_get(sess, "direction"));
+            if (!peer || !dir || strcmp(peer, want) != 0 || strcmp(dir, "inbound") != 0) continue;
+            inbound_json(c->j, json_string_value(json_object_get(sess, "remote")),
+                         json_number_value(json_object_get(sess, "age_s")));
+        }
+    }
+}
 
 static void node_json(void *arg, const struct moq_cluster_node *n)
 {
@@ -559,33 +594,25 @@ static void node_json(void *arg, const struct moq_cluster_node *n)
         }
         moq_json_end(j);
     }
-    for (moq_list *pos = c->r->sessions.next; n->has_origin && !n->self && pos != &c->r->sessions;
-         pos = pos->next) {
+    if (c->parts && n->has_origin && !n->self) inbound_from_parts(c, n->origin_id);
+    for (moq_list *pos = c->r->sessions.next;
+         !c->parts && n->has_origin && !n->self && pos != &c->r->sessions; pos = pos->next) {
         struct relay_session *rs = moq_container_of(pos, struct relay_session, link);
         if (moq_session_peer_origin(rs->session) != n->origin_id) continue;
-        moq_json_object(j);
-        moq_json_key(j, "direction");
-        moq_json_str(j, "inbound");
-        moq_json_key(j, "state");
-        moq_json_str(j, "connected");
-        moq_json_key(j, "remote");
-        moq_json_str(j, moq_session_transport(rs->session)->peer);
-        moq_json_key(j, "connected_s");
-        moq_json_double(j, (double)(moq_now_us() - rs->started_us) / 1e6);
-        moq_json_end(j);
+        inbound_json(j, moq_session_transport(rs->session)->peer,
+                     (double)(moq_now_us() - rs->started_us) / 1e6);
     }
     moq_json_end(j);
     moq_json_end(j);
 }
 
-static int serve_nodes(void *ctx, const moq_http_request *req, moq_http_response *resp)
+static int nodes_respond(moq_relay *r, json_t *const *parts, unsigned n, moq_http_response *resp)
 {
-    moq_relay *r = ctx;
     moq_buf body;
     moq_buf_init(&body);
     moq_json j;
     moq_json_init(&j, &body);
-    struct nodes_ctx c = {r, &j};
+    struct nodes_ctx c = {r, &j, parts, n};
     moq_json_object(&j);
     moq_json_key(&j, "nodes");
     moq_json_array(&j);
@@ -593,6 +620,19 @@ static int serve_nodes(void *ctx, const moq_http_request *req, moq_http_response
     moq_json_end(&j);
     moq_json_end(&j);
     return send_json(resp, &j, &body);
+}
+
+static int merged_nodes(moq_relay *r, void *arg, json_t *const *parts, unsigned n,
+                        moq_http_response *resp)
+{
+    return nodes_respond(r, parts, n, resp);
+}
+
+static int serve_nodes(void *ctx, const moq_http_request *req, moq_http_response *resp)
+{
+    moq_relay *r = ctx;
+    if (r->worker.count > 1) return moq_relay_gather(r, resp, merged_nodes, NULL);
+    return nodes_respond(r, NULL, 0, resp);
 }
 
 /* ---------------------------------------------------------------- /status */

@@ -96,12 +96,43 @@ static void count_session(moq_relay *r, int delta)
     if (r->worker.sessions) *r->worker.sessions += (size_t)delta;
 }
 
+/* A pull through another worker's session, for the cluster on worker 0. */
+struct pulled {
+    moq_relay *const *relays;
+    uint64_t peer_id;
+    size_t len, nhops;
+    uint64_t hops[MOQ_MAX_HOPS];
+    uint8_t path[];
+};
+
+static void pulled_on_worker0(void *arg, unsigned worker)
+{
+    struct pulled *p = arg;
+    moq_relay *r0 = p->relays[worker];
+    if (r0->cluster)
+        moq_cluster_pulled(r0->cluster, p->peer_id, p->path, p->len, p->hops, p->nhops);
+    free(p);
+}
+
 static void session_upstream(void *ctx, moq_session *s, const uint8_t *path, size_t len,
                              const uint64_t *hops, size_t nhops, bool active)
 {
     struct relay_session *rs = ctx;
-    if (rs->relay->cluster)
-        moq_cluster_upstream(rs->relay->cluster, s, path, len, hops, nhops, active);
+    moq_relay *r = rs->relay;
+    if (r->cluster) {
+        moq_cluster_upstream(r->cluster, s, path, len, hops, nhops, active);
+        return;
+    }
+    if (!active || r->worker.index == 0 || !r->bridge || nhops > MOQ_MAX_HOPS) return;
+    struct pulled *p = malloc(sizeof(*p) + len);
+    if (!p) return;
+    p->relays = r->worker.relays;
+    p->peer_id = moq_session_peer_origin(s);
+    p->len = len;
+    p->nhops = nhops;
+    memcpy(p->hops, hops, nhops * sizeof(*hops));
+    memcpy(p->path, path, len);
+    moq_bridge_call(r->bridge, 0, pulled_on_worker0, free, p);
 }
 
 static void session_timer(void *ctx, moq_session *s, uint64_t at)
