@@ -69,22 +69,27 @@ struct moq_bridge {
     /* The rest belongs to the worker's thread. */
     bool started, stopped;
     moq_watch *watch;
-    moq_map *imports;    /* per source worker: path -> struct import */
-    moq_u64map itracks;  /* import track id -> struct itrack */
-    moq_u64map by_track; /* moq_track pointer -> struct itrack */
-    moq_u64map groups;   /* (source << 56 | gid) -> moq_group (one reference) */
-    moq_u64map exports;  /* (sink << 56 | id) -> struct export */
-    moq_list egroups;    /* struct egroup */
-    uint64_t next_id;    /* import track ids and fetch ids */
-    uint64_t next_gid;   /* group keys of exported subscriptions */
+    moq_map *imports;     /* per source worker: path -> struct import */
+    moq_u64map itracks;   /* import track id -> struct itrack */
+    moq_u64map by_track;  /* moq_track pointer -> struct itrack */
+    moq_u64map groups;    /* (source << 56 | gid) -> moq_group (one reference) */
+    moq_u64map exports;   /* (sink << 56 | id) -> struct export */
+    moq_list egroups;     /* struct egroup */
+    moq_list all_imports; /* struct import, withdrawn ones included */
+    uint64_t next_id;     /* import track ids and fetch ids */
+    uint64_t next_gid;    /* group keys of exported subscriptions */
     struct moq_bridge_stats stats;
 };
 
-/* Sink side: another worker's broadcast announced here. */
+/* Sink side: another worker's broadcast announced here. Once the source withdraws it, the
+ * route keeps serving the tracks it has (as the source's does) and goes with the last. */
 struct import {
     moq_bridge *b;
     unsigned source;
     moq_route *route;
+    size_t ntracks;
+    bool withdrawn;
+    moq_list link; /* b->all_imports */
 };
 
 /* Sink side: a track of an import that our origin asked for. */
@@ -414,6 +419,21 @@ static const moq_watch_ops local_watch_ops = {on_announce_local};
 
 /* ---------------------------------------------------------------- sink side */
 
+static void import_free(struct import *imp)
+{
+    moq_list_remove(&imp->link);
+    imp->withdrawn = false;           /* its tracks' releases below must not reap it again */
+    moq_route_unannounce(imp->route); /* releases its tracks (im_release) */
+    free(imp);
+}
+
+/* A withdrawn import whose last track went: removed from the loop, outside the model's
+ * callback that released the track. */
+static void reap_import(void *arg, unsigned worker)
+{
+    import_free(arg);
+}
+
 static struct msg *track_msg(uint8_t kind, struct itrack *it, const moq_sub_prefs *prefs)
 {
     size_t plen = 0, nlen = 0;
@@ -450,6 +470,7 @@ static void im_request(void *ctx, moq_route *route, moq_track *track, const moq_
         return;
     }
     b->stats.imported_tracks++;
+    imp->ntracks++;
     post(b, it->source, track_msg(M_SUBSCRIBE, it, prefs));
 }
 
@@ -470,6 +491,8 @@ static void im_release(void *ctx, moq_route *route, moq_track *track)
     b->stats.imported_tracks--;
     post(b, it->source, track_msg(M_UNSUBSCRIBE, it, NULL));
     free(it);
+    if (--imp->ntracks == 0 && imp->withdrawn && !b->stopped)
+        moq_bridge_call(b, b->index, reap_import, NULL, imp);
 }
 
 static int im_fetch(void *ctx, moq_route *route, moq_track *track, moq_group *group,
@@ -503,8 +526,13 @@ static void on_announce(moq_bridge *b, const struct msg *m)
     if (m->ann == MOQ_ANNOUNCE_ENDED) {
         if (!imp) return;
         moq_map_del(imports, m->path, m->path_len);
-        moq_route_unannounce(imp->route);
-        free(imp);
+        if (imp->ntracks == 0) {
+            import_free(imp);
+            return;
+        }
+        /* What it serves keeps flowing until the source ends it (unannounce is graceful). */
+        imp->withdrawn = true;
+        moq_route_withdraw(imp->route);
         return;
     }
     if (imp) {
@@ -525,7 +553,9 @@ static void on_announce(moq_bridge *b, const struct msg *m)
                             &imp->route) < 0) {
         moq_map_del(imports, m->path, m->path_len);
         free(imp);
+        return;
     }
+    moq_list_push_back(&b->all_imports, &imp->link);
 }
 
 static struct itrack *itrack_of(moq_bridge *b, const struct msg *m)
@@ -693,6 +723,7 @@ int moq_bridge_new(moq_bridge_hub *h, unsigned index, struct ev_loop *loop, moq_
     moq_u64map_init(&b->groups);
     moq_u64map_init(&b->exports);
     moq_list_init(&b->egroups);
+    moq_list_init(&b->all_imports);
     ev_async_init(&b->wake, wake_cb);
     b->wake.data = b;
     ev_async_start(loop, &b->wake);
@@ -737,13 +768,11 @@ void moq_bridge_stop(moq_bridge *b)
         const void *k;
         size_t klen;
         it = 0;
-        while (moq_map_next(&b->imports[i], &it, &k, &klen, &v)) {
-            struct import *imp = v;
+        while (moq_map_next(&b->imports[i], &it, &k, &klen, &v))
             moq_map_del(&b->imports[i], k, klen);
-            moq_route_unannounce(imp->route); /* releases its tracks (im_release) */
-            free(imp);
-        }
     }
+    while (!moq_list_empty(&b->all_imports))
+        import_free(moq_list_first(&b->all_imports, struct import, link));
 }
 
 void moq_bridge_free(moq_bridge *b)

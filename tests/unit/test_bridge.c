@@ -173,6 +173,43 @@ static void abort_and_finish_cross(void **state)
     pair_free(&p);
 }
 
+/* A publisher that stops announcing keeps serving what is subscribed until it ends it, on
+ * every worker: the tail written after the unannounce still reaches B's subscriber. */
+static void withdrawn_tracks_keep_flowing(void **state)
+{
+    struct pair p;
+    pair_new(&p);
+    prod pub = {0};
+    announce(p.a, &pub, "w", NULL, 0);
+    pump(&p);
+    rsub s = {0};
+    moq_sub_prefs pr = prefs_default();
+    assert_int_equal(subscribe(p.b, &s, "w", "t", 0, &pr), 0);
+    pump(&p);
+    assert_int_equal(pub.requests, 1);
+    moq_track *t = pub.last;
+    moq_route_withdraw(pub.route);
+    pump(&p);
+    moq_origin_stats st;
+    moq_origin_stats_get(p.b, &st);
+    assert_int_equal(st.routes, 1); /* withdrawn, still serving */
+    write_group_done(&pub, t, 3, 2, 20, 1);
+    assert_int_equal(moq_track_finish(t, pub.route, 4), 0);
+    pump(&p);
+    assert_int_equal(s.aborts, 0);
+    assert_int_equal(s.ngroups, 1);
+    assert_int_equal(s.seqs[0], 3);
+    assert_true(s.finished);
+    rsub_close(&s);
+    pump(&p);
+    moq_origin_stats_get(p.b, &st);
+    assert_int_equal(st.routes, 0); /* gone with its last track */
+    assert_int_equal(st.broadcasts, 0);
+    moq_route_unannounce(pub.route);
+    pump(&p);
+    pair_free(&p);
+}
+
 /* A group B does not hold is fetched from A; A's cache answers. */
 static void fetch_crosses(void **state)
 {
@@ -237,6 +274,7 @@ int main(void)
         cmocka_unit_test(frames_cross_without_copy),
         cmocka_unit_test(no_echo),
         cmocka_unit_test(abort_and_finish_cross),
+        cmocka_unit_test(withdrawn_tracks_keep_flowing),
         cmocka_unit_test(fetch_crosses),
         cmocka_unit_test(stop_in_flight),
     };
