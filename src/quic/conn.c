@@ -16,6 +16,7 @@
 #include "util/time.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -355,6 +356,7 @@ static struct moq_quic_conn *conn_alloc(moq_quic_endpoint *ep, const moq_quic_ad
     moq_quic_addr_format(remote, c->t.peer, sizeof(c->t.peer));
     c->state = CS_HANDSHAKE;
     c->start_us = moq_now_us();
+    moq_quic_arena_init(&c->arena);
     c->ref.get_conn = get_conn;
     c->ref.user_data = c;
     moq_list_init(&c->link);
@@ -392,11 +394,12 @@ moq_quic_conn_new_server(moq_quic_endpoint *ep, const ngtcp2_pkt_hd *hd, const m
                                               creds_handle, alpn, alpn_count);
 }
 
-struct moq_quic_conn *moq_quic_conn_new_server_validated(
-    moq_quic_endpoint *ep, const ngtcp2_pkt_hd *hd, const ngtcp2_cid *odcid,
-    const moq_quic_addr *local, const moq_quic_addr *remote, const ngtcp2_cid *scid,
-    const uint8_t *token, gnutls_certificate_credentials_t creds, void *creds_handle,
-    const char *const *alpn, size_t alpn_count)
+struct moq_quic_conn *
+moq_quic_conn_new_server_validated(moq_quic_endpoint *ep, const ngtcp2_pkt_hd *hd,
+                                   const ngtcp2_cid *odcid, const moq_quic_addr *local,
+                                   const moq_quic_addr *remote, const ngtcp2_cid *scid,
+                                   const uint8_t *token, gnutls_certificate_credentials_t creds,
+                                   void *creds_handle, const char *const *alpn, size_t alpn_count)
 {
     struct moq_quic_conn *c = conn_alloc(ep, local, remote);
     if (!c) return NULL;
@@ -420,7 +423,7 @@ struct moq_quic_conn *moq_quic_conn_new_server_validated(
     memcpy(params.stateless_reset_token, token, NGTCP2_STATELESS_RESET_TOKENLEN);
     ngtcp2_path path = make_path(local, remote);
     int rv = ngtcp2_conn_server_new(&c->nc, &hd->scid, scid, &path, hd->version, &cb, &st, &params,
-                                    NULL, c);
+                                    &c->arena.mem, c);
     if (rv != 0) {
         moq_warn("quic", "ngtcp2_conn_server_new: %s", ngtcp2_strerror(rv));
         c->nc = NULL;
@@ -457,7 +460,7 @@ struct moq_quic_conn *moq_quic_conn_new_client(moq_quic_endpoint *ep, const moq_
     fill_params(c, &params);
     ngtcp2_path path = make_path(local, remote);
     int rv = ngtcp2_conn_client_new(&c->nc, &dcid, &scid, &path, NGTCP2_PROTO_VER_V1, &cb, &st,
-                                    &params, NULL, c);
+                                    &params, &c->arena.mem, c);
     if (rv != 0) {
         moq_warn("quic", "ngtcp2_conn_client_new: %s", ngtcp2_strerror(rv));
         c->nc = NULL;
@@ -491,6 +494,13 @@ static void log_end(struct moq_quic_conn *c)
     }
 }
 
+static _Atomic size_t leftover_blocks; /* connections live on several worker threads */
+
+size_t moq_quic_leftover_blocks(void)
+{
+    return leftover_blocks;
+}
+
 static void conn_destroy(struct moq_quic_conn *c)
 {
     if (ev_is_active(&c->timer)) ev_timer_stop(c->ep->loop, &c->timer);
@@ -505,6 +515,11 @@ static void conn_destroy(struct moq_quic_conn *c)
     }
     if (c->ep->is_server && c->ep->server) moq_quic_server_forget(c->ep->server, c);
     if (c->nc) ngtcp2_conn_del(c->nc);
+    size_t lost = moq_quic_arena_release(&c->arena);
+    if (lost) {
+        leftover_blocks += lost;
+        moq_debug("quic", "%s: freed %zu blocks libngtcp2 left behind", c->t.peer, lost);
+    }
     if (c->tls) gnutls_deinit(c->tls);
     free(c->close_pkt);
     free(c->blk);

@@ -17,6 +17,7 @@
 #include <ngtcp2/ngtcp2.h>
 #include <ngtcp2/ngtcp2_crypto.h>
 
+#include "quic/arena.h"
 #include "quic/quic.h"
 #include "quic/sched.h"
 #include "quic/sendq.h"
@@ -139,6 +140,7 @@ struct moq_quic_conn {
     moq_transport t; /* first: the application's handle */
     moq_quic_endpoint *ep;
     ngtcp2_conn *nc;
+    moq_quic_arena arena; /* what ngtcp2 allocates for nc */
     gnutls_session_t tls;
     ngtcp2_crypto_conn_ref ref;
     void *creds_handle;

@@ -202,4 +202,8 @@ int moq_quic_connect(struct ev_loop *loop, const struct moq_quic_client_config *
 /* Abandon an attempt whose callback has not run yet; the callback will not run. */
 void moq_quic_connect_cancel(moq_quic_client *c);
 
+/* How many blocks libngtcp2 had not freed when its connections were deleted, and that we
+ * freed for it (see arena.h); all connections of the process. */
+size_t moq_quic_leftover_blocks(void);
+
 #endif
