@@ -42,7 +42,11 @@ spawn sub "$MOQ" subscribe "$QUIC_URL" "${TLS[@]}" --broadcast cam --track t \
     --ready-file "$(ready_file sub)"
 SUB=$SPAWNED
 wait_for relay_subscribed cam/t 1 || fail "no subscription to cam"
-send x1 x2 y1 # group 0 complete, group 1 in flight
+# group 0 complete, group 1 in flight; a group goes out once the last one arrived (the
+# subscription starts at the first group to arrive)
+send x1 x2
+wait_for has_frames sub 2 || fail "the subscriber did not get the first frames"
+send y1
 wait_for has_frames sub 3 || fail "the subscriber did not get the first frames"
 before=$(ack_timeouts)
 kill -KILL "$VICTIM"
@@ -53,7 +57,9 @@ fifo_publisher phoenix "$QUIC_URL" "${TLS[@]}" --broadcast cam --track t --group
     --origin 4242 --group-start 2 --ready-file "$(ready_file phoenix)"
 PHOENIX=$PUB_PID
 wait_ready phoenix "requested cam/t"
-send z1 z2 w1
+send z1 z2
+wait_for has_frames sub 5 || fail "the subscriber did not get the new publisher's frames"
+send w1
 wait_for has_frames sub 6 || fail "the subscriber did not get the new publisher's frames"
 [[ "$(cat "$TMP/sub.out")" == $'x1\nx2\ny1\nz1\nz2\nw1' ]] ||
     fail "the subscriber got: $(tr '\n' ' ' <"$TMP/sub.out")"
@@ -77,13 +83,17 @@ spawn rsub "$MOQ" subscribe "$QUIC_URL" "${TLS[@]}" --broadcast road --track t \
     --ready-file "$(ready_file rsub)"
 RSUB=$SPAWNED
 wait_for relay_subscribed road/t 1 || fail "no subscription to road"
-send a1 a2 b1
-wait_for has_frames rsub 3 || fail "the subscriber got nothing"
+send a1 a2
+wait_for has_frames rsub 2 || fail "the subscriber got nothing"
+send b1
+wait_for has_frames rsub 3 || fail "the subscriber did not get the group in flight"
 kill -HUP "$WIRE"
 wait_for log_has "$TMP/wire.err" "cut 1 connections" || fail "the proxy did not cut"
 wait_for log_has "$TMP/roamer.err" "reconnecting to ws://" || fail "the publisher did not redial"
 wait_ready roamer "requested road/t" 2
-send c1 c2 d1
+send c1 c2
+wait_for has_frames rsub 5 || fail "the subscriber did not get the frames after the reconnect"
+send d1
 wait_for has_frames rsub 6 || fail "the subscriber did not get the frames after the reconnect"
 [[ "$(cat "$TMP/rsub.out")" == $'a1\na2\nb1\nc1\nc2\nd1' ]] ||
     fail "the subscriber got: $(tr '\n' ' ' <"$TMP/rsub.out")"
