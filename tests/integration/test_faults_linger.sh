@@ -9,6 +9,7 @@
 #  3. a new publisher of the same path under another identity (a fresh --origin) is new
 #     content: the subscription ends (as upstream's relay replaces it);
 #  4. `--reconnect` gives up after --reconnect-timeout when the relay cannot be reached.
+# The relay logs the broadcast lingering, continued and replaced.
 # (A broadcast whose publisher does not come back ends after the linger:
 # test_faults_dead_peers.sh.)
 source "$(dirname "$0")/lib.sh"
@@ -64,6 +65,10 @@ wait_for has_frames sub 6 || fail "the subscriber did not get the new publisher'
 [[ "$(cat "$TMP/sub.out")" == $'x1\nx2\ny1\nz1\nz2\nw1' ]] ||
     fail "the subscriber got: $(tr '\n' ' ' <"$TMP/sub.out")"
 kill -0 "$SUB" 2>/dev/null || fail "the subscription ended when the publisher came back"
+log_has "$RELAY_LOG" "broadcast /cam lost its publisher: kept 30000 ms for it to come back" ||
+    fail "the relay did not log the lingering broadcast"
+log_has "$RELAY_LOG" "broadcast /cam continued by its returning publisher" ||
+    fail "the relay did not log the broadcast's continuation"
 end_input
 expect_ok "$PHOENIX" "the publisher that came back"
 expect_ok "$SUB" "the subscriber"
@@ -121,6 +126,8 @@ fifo_publisher other "$QUIC_URL" "${TLS[@]}" --broadcast swap --track t --origin
 OTHER=$PUB_PID
 expect_ok "$SSUB" "the subscriber of the replaced broadcast"
 log_has "$TMP/ssub.err" "broadcast swap ended" || fail "the subscription did not end"
+log_has "$RELAY_LOG" "broadcast /swap replaced by another publisher's content" ||
+    fail "the relay did not log the replacement"
 [[ "$(cat "$TMP/ssub.out")" == one ]] || fail "the subscriber got: $(tr '\n' ' ' <"$TMP/ssub.out")"
 end_input
 expect_ok "$OTHER" "the new publisher"
