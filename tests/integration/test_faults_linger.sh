@@ -141,4 +141,6 @@ rc=0
 wait_exit "$SPAWNED" || rc=$?
 ((rc == 1)) || fail "the publisher that could not reconnect exited with $rc"
 log_has "$TMP/lost.err" "reconnecting to moql://" || fail "the publisher did not retry"
+log_has "$TMP/lost.err" "gave up reconnecting to moql://127.0.0.1:$DEAD_PORT/ after 1.0 s" ||
+    fail "the publisher did not say it gave up"
 stop_relay

@@ -727,7 +727,8 @@ static bool want_redial(struct tool *t, int err, uint64_t code, const char *reas
         t->backoff_s = REDIAL_FIRST_S;
         t->give_up_at = t->o->reconnect_timeout_ms ? now + t->o->reconnect_timeout_ms / 1000.0 : -1;
     }
-    return t->give_up_at < 0 || now < t->give_up_at;
+    t->gave_up = t->give_up_at > 0 && now >= t->give_up_at;
+    return !t->gave_up;
 }
 
 static void schedule_redial(struct tool *t, const char *why)
@@ -772,7 +773,10 @@ static void on_closed(void *ctx, moq_dial *d, int err, uint64_t code, const char
         return;
     }
     t->over = true;
-    if (err < 0) {
+    if (t->gave_up) {
+        tool_fail(t, "gave up reconnecting to %s after %.1f s without a session: %s", t->o->url,
+                  t->o->reconnect_timeout_ms / 1000.0, reason && reason[0] ? reason : "closed");
+    } else if (err < 0) {
         if (!t->exit_set || !t->stopping)
             tool_fail(t, "cannot connect to %s: %s", t->o->url, reason);
     } else if (publishing(t->o) && publish_refused(code, reason)) {

@@ -88,9 +88,10 @@ struct tool {
     const struct moq_dial_config *dial_cfg;
     ev_timer redial;
     double backoff_s;    /* the next wait before a redial (before jitter) */
-    double give_up_at;   /* ev_now() after which a failed attempt ends the run (0 = never) */
+    double give_up_at;   /* ev_now() after which a failed attempt ends the run (-1: never) */
     double connected_at; /* when the current session came up */
     bool redialing;      /* between a lost session and the next attempt: no dial */
+    bool gave_up;        /* the attempts used up --reconnect-timeout */
 
     /* the command's state and hooks */
     void *app;
