@@ -122,13 +122,20 @@ kill -KILL "$FIRST"
 end_input
 wait_for more_ack_timeouts "$before" || fail "the relay did not notice the killed publisher"
 fifo_publisher other "$QUIC_URL" "${TLS[@]}" --broadcast swap --track t --origin 6161 \
-    --group-start 1
+    --group-start now
 OTHER=$PUB_PID
 expect_ok "$SSUB" "the subscriber of the replaced broadcast"
 log_has "$TMP/ssub.err" "broadcast swap ended" || fail "the subscription did not end"
 log_has "$RELAY_LOG" "broadcast /swap replaced by another publisher's content" ||
     fail "the relay did not log the replacement"
 [[ "$(cat "$TMP/ssub.out")" == one ]] || fail "the subscriber got: $(tr '\n' ' ' <"$TMP/ssub.out")"
+# the new content, numbered from the wall clock, reaches a new subscriber
+spawn nsub "$MOQ" subscribe "$QUIC_URL" "${TLS[@]}" --broadcast swap --track t --count 1
+NSUB=$SPAWNED
+wait_for relay_subscribed swap/t 2 || fail "no new subscription to swap"
+send two
+expect_ok "$NSUB" "the subscriber of the new content"
+[[ "$(cat "$TMP/nsub.out")" == two ]] || fail "the new subscriber got: $(cat "$TMP/nsub.out")"
 end_input
 expect_ok "$OTHER" "the new publisher"
 
