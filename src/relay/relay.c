@@ -230,6 +230,35 @@ static void origin_linger(void *ctx, uint64_t at)
     if (at < r->origin_timer.at) moq_ev_deadline_set(&r->origin_timer, at);
 }
 
+/* A broadcast lingering, continued, expired or replaced: one line each for the operator. */
+static void origin_broadcast_event(void *ctx, int event, const uint8_t *path, size_t len)
+{
+    moq_relay *r = ctx;
+    unsigned long long linger_ms = (unsigned long long)r->cfg->cluster.linger_ms;
+    int n = len > INT32_MAX ? INT32_MAX : (int)len;
+    const char *p = (const char *)path;
+    switch (event) {
+    case MOQ_BROADCAST_LINGERING:
+        moq_info_repeat("lingering broadcasts", "relay",
+                        "broadcast /%.*s lost its publisher: kept %llu ms for it to come back", n,
+                        p, linger_ms);
+        break;
+    case MOQ_BROADCAST_RESUMED:
+        moq_info_repeat("resumed broadcasts", "relay",
+                        "broadcast /%.*s continued by its returning publisher", n, p);
+        break;
+    case MOQ_BROADCAST_EXPIRED:
+        moq_info_repeat("expired broadcasts", "relay",
+                        "broadcast /%.*s ended: its publisher did not come back within %llu ms", n,
+                        p, linger_ms);
+        break;
+    case MOQ_BROADCAST_REPLACED:
+        moq_warn_repeat("replaced broadcasts", "relay",
+                        "broadcast /%.*s replaced by another publisher's content", n, p);
+        break;
+    }
+}
+
 /* Hand what a load peak freed back to the system once the load fell and stayed quiet. */
 static void relay_trim_memory(moq_relay *r)
 {
@@ -676,6 +705,8 @@ int moq_relay_new(struct ev_loop *loop, const struct moq_config *cfg, moq_relay 
     oc.linger_us = cfg->cluster.linger_ms * 1000;
     oc.linger_deadline = origin_linger;
     oc.linger_ctx = r;
+    oc.broadcast_event = origin_broadcast_event;
+    oc.broadcast_ctx = r;
     if (cfg->cache.duration_set) oc.cache_duration_us = cfg->cache.duration_ms * 1000;
     if (cfg->cache.capacity_set) oc.cache_capacity = cfg->cache.capacity;
     r->origin = moq_origin_new(&oc);

@@ -428,6 +428,67 @@ const scenarios = {
         return `groups ${r.first}..${last}, ${(last - r.first + 1) * frames} frames, each once`;
     },
 
+    // A subscriber that must not notice its publisher coming back: it follows o.prefix/o.rel
+    // track o.track, whose frames are short texts, and prints "frame <text>" for each one as
+    // it arrives (the test kills the publisher and starts another one in between). Once as
+    // many frames as o.expect has arrived, they must be o.expect in group and frame order;
+    // the subscription must still be running and announced() must never have reported the
+    // broadcast ended.
+    async "follow"(o) {
+        const sub = await discover(o.url, o.version, o.prefix, o.rel);
+        const ended = [];
+        void (async () => {
+            for (;;) {
+                const ev = await sub.announced.next();
+                if (!ev) break;
+                if (ev.path === o.rel && !ev.active) ended.push(Date.now());
+            }
+        })();
+        const subscriber = sub.broadcast.track(o.track).subscribe();
+        const frames = [];
+        const state = { waiters: [] };
+        const wake = () => {
+            for (const w of state.waiters.splice(0)) w();
+        };
+        const changed = () => new Promise((resolve) => state.waiters.push(resolve));
+        void (async () => {
+            try {
+                for (;;) {
+                    const group = await subscriber.recvGroup();
+                    if (!group) break;
+                    void (async () => {
+                        try {
+                            for (let i = 0; ; i++) {
+                                const frame = await group.readFrame();
+                                if (!frame) break;
+                                const got = new TextDecoder().decode(frame.payload);
+                                frames.push({ seq: group.sequence, i, got });
+                                console.log(`frame ${got}`);
+                                wake();
+                            }
+                        } catch {
+                            // a group cut when its publisher vanished: its frames so far count
+                        }
+                    })();
+                }
+                state.ended = "finished";
+            } catch (err) {
+                state.ended = `error: ${err?.message ?? err}`;
+            }
+            wake();
+        })();
+        await step(`${o.expect.length} frames arrive`, (async () => {
+            while (frames.length < o.expect.length && state.ended === undefined) await changed();
+        })(), 40000);
+        frames.sort((a, b) => a.seq - b.seq || a.i - b.i);
+        const got = frames.map((f) => f.got).join(" ");
+        assert(state.ended === undefined, `the subscription ended (${state.ended}) after ${got}`);
+        assert(ended.length === 0, "announced() reported the broadcast ended");
+        assert(got === o.expect.join(" "), `got ${got}, want ${o.expect.join(" ")}`);
+        sub.conn.close();
+        return `${sub.conn.version}, ${frames.length} frames from two publishers in one subscription`;
+    },
+
     // Input for our native publisher: o.groups groups of o.track as `moq publish --framing
     // length --group-frames 4` reads them, written to o.file.
     async "native-input"(o) {
