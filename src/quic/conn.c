@@ -271,6 +271,13 @@ static void ngtcp2_trace(void *user_data, const char *fmt, ...)
     moq_trace("quic", "%s ngtcp2: %s", c->t.peer, line);
 }
 
+static int cb_recv_retry(ngtcp2_conn *nc, const ngtcp2_pkt_hd *hd, void *user_data)
+{
+    struct moq_quic_conn *c = user_data;
+    moq_debug("quic", "%s asks us to validate our address (Retry)", c->t.peer);
+    return ngtcp2_crypto_recv_retry_cb(nc, hd, user_data);
+}
+
 static void fill_callbacks(ngtcp2_callbacks *cb, bool server)
 {
     memset(cb, 0, sizeof(*cb));
@@ -278,7 +285,7 @@ static void fill_callbacks(ngtcp2_callbacks *cb, bool server)
         cb->recv_client_initial = ngtcp2_crypto_recv_client_initial_cb;
     } else {
         cb->client_initial = ngtcp2_crypto_client_initial_cb;
-        cb->recv_retry = ngtcp2_crypto_recv_retry_cb;
+        cb->recv_retry = cb_recv_retry;
     }
     cb->recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb;
     cb->handshake_completed = cb_handshake_completed;

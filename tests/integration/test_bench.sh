@@ -65,9 +65,20 @@ PUB=$SPAWNED
 pub_up() { [[ "$(tail -n 1 "$TMP/pub.jsonl" 2>/dev/null)" == *'"connections":1,'* ]]; }
 wait_for pub_up || fail "the publisher instance did not connect"
 spawn sub "$MOQ" bench "$WS_URL" --file "$MOQ_SOURCE_DIR/bench/presets/fanout-sub.toml" \
-    --connections 6 --startup 0s --duration 3s --max-loss 0 --quiet
+    --connections 6 --startup 0s --report 200ms --output "$TMP/sub.jsonl" --max-loss 0 --quiet
 SUB=$SPAWNED
-expect_ok "$SUB" "the subscriber-only instance"
+# Runs until every subscriber has timed frames from group starts (a subscriber that joins
+# mid-group measures nothing until the next group), then stops on SIGTERM.
+sub_measured() {
+    python3 -c '
+import json, sys
+d = json.loads(open(sys.argv[1]).readlines()[-1])
+sys.exit(0 if d["connections"] == 6 and d["latency_samples"] >= 12 else 1)
+' "$TMP/sub.jsonl" 2>/dev/null
+}
+wait_for sub_measured || fail "the subscriber-only instance measured no latency: $(tail -n 1 "$TMP/sub.jsonl")"
+kill -TERM "$SUB"
+expect_ok "$SUB" "the subscriber-only instance (SIGTERM)"
 check_final "$TMP/sub.out" "fan-out subscribers" 6 "d['subscriptions'] == 6" "d['frames_sent'] == 0" \
     "d['broadcasts'] == 0"
 kill -TERM "$PUB"
