@@ -375,7 +375,7 @@ static const char *const known_versions[] = {
 bool moq_config_version_supported(const char *name)
 {
     return strcmp(name, "moq-lite-03") == 0 || strcmp(name, "moq-lite-04") == 0 ||
-           strcmp(name, "moq-lite-05") == 0;
+           strcmp(name, "moq-lite-05") == 0 || strcmp(name, "moq-transport-14") == 0;
 }
 
 static bool version_known(const char *name)

@@ -11,6 +11,7 @@
 
 #include "client/client.h"
 #include "h3/h3.h"
+#include "ietf/version.h"
 #include "moq/errors.h"
 #include "qmux/qmux.h"
 #include "relay/service.h"
@@ -215,6 +216,9 @@ static void pick_versions(moq_relay *r)
         if (want->len && !moq_strlist_contains(want, all[i])) continue;
         r->versions[r->n_versions++] = all[i];
     }
+    /* moq-transport-14 is reached through the "moql" ALPN and the compat SETUP */
+    if (!want->len || moq_strlist_contains(want, "moq-transport-14"))
+        r->versions[r->n_versions++] = MOQ_IETF_ALPN_COMPAT;
     for (size_t i = 0; i < r->n_versions; i++)
         r->alpns[r->n_alpns++] = r->versions[i];
     r->alpns[r->n_alpns++] = "h3";
@@ -527,10 +531,14 @@ int moq_relay_new(struct ev_loop *loop, const struct moq_config *cfg, moq_relay 
     r->tick.data = r;
     ev_timer_start(loop, &r->tick);
     origin_rearm(r, moq_now_us());
-    moq_info("relay", "ready: origin id %llu, moq versions %s%s%s%s%s over QUIC, WebTransport%s",
-             (unsigned long long)moq_origin_id(r->origin), r->versions[0],
-             r->n_versions > 1 ? ", " : "", r->n_versions > 1 ? r->versions[1] : "",
-             r->n_versions > 2 ? ", " : "", r->n_versions > 2 ? r->versions[2] : "",
+    char offered[256] = "";
+    for (size_t i = 0, o = 0; i < r->n_versions && o < sizeof(offered); i++) {
+        int n = snprintf(offered + o, sizeof(offered) - o, "%s%s", i ? ", " : "", r->versions[i]);
+        if (n < 0) break;
+        o += (size_t)n;
+    }
+    moq_info("relay", "ready: origin id %llu, moq versions %s over QUIC, WebTransport%s",
+             (unsigned long long)moq_origin_id(r->origin), offered,
              r->http && cfg->web.ws ? " and WebSocket" : "");
     *out = r;
     return 0;

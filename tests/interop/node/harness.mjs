@@ -85,7 +85,11 @@ export async function step(name, promise, ms = 10000) {
  * with `version` (e.g. "moq-lite-04") the qmux session offers only that application protocol,
  * handed to connect() through its documented `transport` option.
  */
-const sessions = new WeakMap(); // connection -> its QmuxSession, when connect() made one
+const sessions = new WeakMap();
+
+// The version a pinned protocol negotiates when it is not named after one: "moql" carries the
+// compat SETUP, in which this relay picks moq-transport-14.
+const VERSION_OF_PROTOCOL = { moql: "moq-transport-14" }; // connection -> its QmuxSession, when connect() made one
 
 export async function connect(url, version, wire) {
     const u = new URL(url);
@@ -105,7 +109,8 @@ export async function connect(url, version, wire) {
         sessions.set(conn, session);
     }
     if (conn.transport !== "websocket") fail(`expected a WebSocket session, got ${conn.transport}`);
-    if (version && conn.version !== version) fail(`negotiated ${conn.version}, wanted ${version}`);
+    const expected = VERSION_OF_PROTOCOL[version] ?? version;
+    if (version && conn.version !== expected) fail(`negotiated ${conn.version}, wanted ${expected}`);
     return conn;
 }
 

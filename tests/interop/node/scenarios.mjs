@@ -98,6 +98,25 @@ const scenarios = {
             (timestamps ? " (with timestamps)" : "");
     },
 
+    // Across protocols: a publisher pinned to `pubVersion` and two subscribers pinned to
+    // `subVersion` (e.g. moq-transport through "moql" and a moq-lite version) on one relay; both
+    // subscribers get every frame of every group from one upstream subscription.
+    async mixed(o) {
+        const prefix = uniquePath("node", "mixed");
+        const pub = await publisher(o.url, o.pubVersion, Moq.Path.join(prefix, "bc"), ["t"]);
+        const subs = [
+            await discover(o.url, o.subVersion, prefix, "bc", "subscriber 1"),
+            await discover(o.url, o.subVersion, prefix, "bc", "subscriber 2"),
+        ];
+        const readers = subs.map((s) => readTrack(s.broadcast.track("t").subscribe()));
+        const start = await warmUp(pub.tracks, readers);
+        const seqs = range(start, GROUPS);
+        for (const seq of seqs) writeGroup(pub.tracks[0], seq);
+        for (const [i, r] of readers.entries())
+            await step(`subscriber ${i + 1} gets groups ${start}..${start + GROUPS - 1}`, until(r, allComplete(seqs)));
+        return `${pub.conn.version} -> ${subs[0].conn.version} x2, ${GROUPS} groups checked`;
+    },
+
     // One publisher, ten subscribers on their own connections: every frame reaches all.
     async fanout(o) {
         const prefix = uniquePath("node", "fanout");

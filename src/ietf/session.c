@@ -1,0 +1,1575 @@
+/* The moq-transport session engine (server side, control-stream drafts). */
+#include "ietf/session.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ietf/codec.h"
+#include "ietf/objects.h"
+#include "moq/path.h"
+#include "moq/session_int.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/time.h"
+
+/* Request ids we let the peer use at once; raised by half of it as they are used. */
+#define REQUEST_WINDOW 1024
+/* Bytes of a subgroup stream held while its track alias is unknown. */
+#define MAX_ALIAS_WAIT_BYTES   (1024 * 1024)
+#define MAX_ALIAS_WAIT_STREAMS 64
+/* Our requests the peer may leave unanswered. */
+#define MAX_PUBLISHED_NS 10000
+
+/* Draft-14 SUBSCRIBE_ERROR codes. */
+#define SUB_ERR_INTERNAL       0x0
+#define SUB_ERR_UNAUTHORIZED   0x1
+#define SUB_ERR_NOT_SUPPORTED  0x3
+#define SUB_ERR_DOES_NOT_EXIST 0x4
+
+enum is_kind { IS_NEW, IS_CONTROL, IS_GROUP_IN, IS_GROUP_OUT, IS_IGNORE };
+
+struct moq_ietf_engine;
+struct dsub;
+struct usub;
+
+typedef struct istream {
+    struct moq_ietf_engine *e;
+    int64_t sid;
+    enum is_kind kind;
+    bool bidi;
+    bool send_done;
+    bool recv_done;
+    void *obj; /* struct gin / struct gout */
+    moq_list link;
+} istream;
+
+/* A group arriving from the peer on a subgroup stream. */
+struct gin {
+    istream *st;
+    moq_ietf_sg_parser p;
+    struct usub *us; /* NULL while the alias is unknown */
+    moq_group *group;
+    struct frame_asm fa;
+    bool waiting; /* alias unknown: bytes held below */
+    moq_buf held;
+    bool held_fin;
+    moq_list wait_link;
+};
+
+/* A group we send on a subgroup stream. */
+struct gout {
+    struct dsub *ds;
+    istream *st; /* NULL while waiting for stream credit */
+    moq_follower *follower;
+    moq_group *group;
+    uint64_t seq;
+    uint64_t next;
+    bool queued, blocked, fin_pending, fin_sent;
+    moq_list link;  /* ds->groups */
+    moq_list qlink; /* e->queue */
+};
+
+/* The peer's subscription to a track of the origin. */
+struct dsub {
+    struct moq_ietf_engine *e;
+    uint64_t request_id;
+    moq_subscription *sub;
+    moq_list groups;
+    size_t inflight;
+    uint64_t streams;
+    bool finished, over;
+};
+
+/* A broadcast the peer published to us (PUBLISH_NAMESPACE). */
+struct pubns {
+    struct moq_ietf_engine *e;
+    char *path; /* relative to the root */
+    moq_route *route;
+    moq_list link;
+};
+
+/* A track we subscribed to upstream, for the origin. */
+struct usub {
+    struct moq_ietf_engine *e;
+    struct pubns *pn;
+    moq_track *track;
+    uint64_t request_id;
+    uint64_t alias;
+    bool ok, released, has_seq;
+    uint64_t max_seq;
+    uint64_t streams; /* subgroup streams received */
+    bool done;        /* PUBLISH_DONE received: the track ends after done_streams streams */
+    bool done_ok;
+    uint64_t done_streams;
+};
+
+/* PUBLISH_DONE counted the streams the publisher opened: end the track once they all came. */
+static void usub_check_done(struct usub *us)
+{
+    if (!us->done || !us->track || us->streams < us->done_streams) return;
+    moq_track *track = us->track;
+    moq_route *route = us->pn->route;
+    if (us->done_ok)
+        moq_track_finish(track, route, us->has_seq ? us->max_seq + 1 : 0);
+    else
+        moq_track_abort(track, route, MOQ_REASON_CANCEL);
+}
+
+/* The peer watches the origin under a prefix (SUBSCRIBE_NAMESPACE). */
+struct nswatch {
+    struct moq_ietf_engine *e;
+    uint64_t request_id;
+    moq_watch *watch;
+};
+
+struct moq_ietf_engine {
+    moq_session *s;
+    const moq_ietf_caps *c;
+    istream *control;
+    moq_buf ctrl_in;
+    bool setup_done;
+    uint64_t granted;      /* request ids below this the peer may use */
+    uint64_t peer_limit;   /* our request ids must stay below this */
+    uint64_t next_request; /* our next request id (odd: we are the server) */
+    moq_list streams;
+    moq_list queue;      /* gout waiting for uni stream credit */
+    moq_list alias_wait; /* gin waiting for their alias */
+    size_t n_alias_wait;
+    moq_list pubns;
+    moq_u64map dsubs;     /* peer request id -> dsub */
+    moq_u64map nswatches; /* peer request id -> nswatch */
+    moq_u64map ups;       /* our request id -> usub */
+    moq_u64map aliases;   /* track alias -> usub */
+    moq_map announced;    /* path relative to root -> 1 (what we told the peer about) */
+    uint64_t setup_deadline, expiry_deadline, reported;
+};
+
+static const struct moq_transport_events engine_events;
+
+static struct moq_ietf_engine *eng(const moq_session *s)
+{
+    return s->ietf;
+}
+
+static uint64_t now_us(struct moq_ietf_engine *e)
+{
+    return session_now(e->s);
+}
+
+/* ---------------------------------------------------------------- closing */
+
+static void fail(struct moq_ietf_engine *e, uint64_t code, const char *reason)
+{
+    moq_session *s = e->s;
+    if (s->closing) return;
+    moq_info("ietf", "%s: closing session: %s (code %llu)", s->t->peer, reason,
+             (unsigned long long)code);
+    s->closing = true;
+    moq_transport_close(s->t, code, reason);
+    session_deadline_changed(s);
+}
+
+/* ---------------------------------------------------------------- streams */
+
+static istream *st_new(struct moq_ietf_engine *e, int64_t sid, enum is_kind kind, bool bidi)
+{
+    istream *st = calloc(1, sizeof(*st));
+    if (!st) return NULL;
+    st->e = e;
+    st->sid = sid;
+    st->kind = kind;
+    st->bidi = bidi;
+    moq_list_push_back(&e->streams, &st->link);
+    e->s->t->ops->set_stream_ctx(e->s->t, sid, st);
+    return st;
+}
+
+static void st_reset(istream *st, uint64_t code)
+{
+    if (st->send_done || st->e->s->closing) return;
+    st->send_done = true;
+    st->e->s->t->ops->reset(st->e->s->t, st->sid, code);
+}
+
+static void st_stop(istream *st, uint64_t code)
+{
+    if (st->recv_done || st->e->s->closing) return;
+    st->recv_done = true;
+    st->e->s->t->ops->stop(st->e->s->t, st->sid, code);
+}
+
+static void send_control(struct moq_ietf_engine *e, moq_buf *b)
+{
+    if (!e->control || e->control->send_done || e->s->closing || b->len == 0) return;
+    if (moq_transport_write_bytes(e->s->t, e->control->sid, b->data, b->len, false) < 0)
+        fail(e, MOQ_IETF_INTERNAL_ERROR, "cannot write the control stream");
+}
+
+/* Our next request id, or false when the peer's limit is reached. */
+static bool take_request_id(struct moq_ietf_engine *e, uint64_t *id)
+{
+    if (e->next_request >= e->peer_limit) {
+        moq_buf b;
+        moq_buf_init(&b);
+        if (moq_ietf_encode_id_msg(&b, e->c, MOQ_IETF_REQUESTS_BLOCKED, e->peer_limit) == 0)
+            send_control(e, &b);
+        moq_buf_free(&b);
+        return false;
+    }
+    *id = e->next_request;
+    e->next_request += 2;
+    return true;
+}
+
+/* The peer used request id `id`: refuse ids beyond the grant, widen it as it is used. */
+static bool accept_request_id(struct moq_ietf_engine *e, uint64_t id)
+{
+    if (id >= e->granted) {
+        fail(e, MOQ_IETF_TOO_MANY_REQUESTS, "request id beyond MAX_REQUEST_ID");
+        return false;
+    }
+    if (id + REQUEST_WINDOW / 2 >= e->granted) {
+        e->granted += REQUEST_WINDOW;
+        moq_buf b;
+        moq_buf_init(&b);
+        if (moq_ietf_encode_id_msg(&b, e->c, MOQ_IETF_MAX_REQUEST_ID, e->granted) == 0)
+            send_control(e, &b);
+        moq_buf_free(&b);
+    }
+    return true;
+}
+
+/* ---------------------------------------------------------------- serving: groups out */
+
+static void gout_end(struct gout *go);
+static void dsub_maybe_done(struct dsub *ds);
+
+/* Write what the group has; false when the group ended for this subscriber (go is gone). */
+static bool gout_write(struct gout *go)
+{
+    struct moq_ietf_engine *e = go->ds->e;
+    moq_session *s = e->s;
+    moq_group *g = go->group;
+    if (go->next < moq_group_first_frame(g)) {
+        st_reset(go->st, MOQ_IETF_STREAM_TOO_FAR_BEHIND);
+        gout_end(go);
+        return false;
+    }
+    go->blocked = false;
+    uint64_t count = moq_group_frame_count(g);
+    for (; go->next < count; go->next++) {
+        const moq_frame *f = moq_group_frame(g, go->next);
+        if (!f) break;
+        uint8_t hdr[MOQ_IETF_OBJECT_HEADER_MAX];
+        size_t hn = moq_ietf_object_header_pack(e->c, hdr, f->payload_len);
+        moq_chunk *hc = moq_chunk_copy(hdr, hn);
+        if (!hc) {
+            st_reset(go->st, MOQ_IETF_STREAM_INTERNAL_ERROR);
+            gout_end(go);
+            return false;
+        }
+        hc->len = hn;
+        moq_slice v[2] = {{hc, 0, hn}, {f->chunk, f->payload_off, f->payload_len}};
+        int rv = moq_transport_write(s->t, go->st->sid, v, f->payload_len ? 2 : 1, false);
+        moq_chunk_unref(hc);
+        if (rv == MOQ_ERR_AGAIN) {
+            go->blocked = true;
+            return true;
+        }
+        if (rv < 0) {
+            gout_end(go);
+            return false;
+        }
+        s->stats.frames_out++;
+        s->stats.bytes_out += f->payload_len;
+    }
+    return true;
+}
+
+/* Every frame is written: FIN the stream. The group stays in flight for its subscription
+ * until the stream closes (the peer has everything), so PUBLISH_DONE never overtakes it. */
+static void gout_finish(struct gout *go)
+{
+    istream *st = go->st;
+    if (!st->send_done && moq_transport_write(go->ds->e->s->t, st->sid, NULL, 0, true) == 0)
+        st->send_done = true;
+    go->fin_sent = true;
+    go->fin_pending = false;
+    if (go->follower) {
+        moq_follower_close(go->follower);
+        go->follower = NULL;
+    }
+}
+
+/* The group is over for the subscriber; the stream lives on until it closes. */
+static void gout_end(struct gout *go)
+{
+    if (go->follower) {
+        moq_follower_close(go->follower);
+        go->follower = NULL;
+    }
+    if (go->st) {
+        go->st->obj = NULL;
+        go->st = NULL;
+    }
+    struct dsub *ds = go->ds;
+    if (go->queued) moq_list_remove(&go->qlink);
+    moq_list_remove(&go->link);
+    if (go->group) moq_group_unref(go->group);
+    free(go);
+    ds->inflight--;
+    dsub_maybe_done(ds);
+}
+
+static void gout_on_frames(void *ctx, moq_follower *f, moq_group *g, uint64_t count)
+{
+    struct gout *go = ctx;
+    if (go->st && !go->ds->e->s->closing && !go->blocked) gout_write(go);
+}
+
+static void gout_on_end(void *ctx, moq_follower *f, moq_group *g, int state, uint64_t code)
+{
+    struct gout *go = ctx;
+    if (!go->st || go->ds->e->s->closing) return;
+    if (!go->blocked && !gout_write(go)) return; /* ended while writing */
+    if (state == MOQ_GROUP_FINISHED && go->blocked) {
+        go->fin_pending = true;
+        return;
+    }
+    if (state == MOQ_GROUP_FINISHED) {
+        gout_finish(go);
+        return;
+    }
+    st_reset(go->st, MOQ_IETF_STREAM_CANCELLED);
+    gout_end(go);
+}
+
+static const moq_follower_ops gout_follow_ops = {gout_on_frames, gout_on_end};
+
+/* Open the subgroup stream and start writing; false when out of stream credit. */
+static bool gout_start(struct gout *go)
+{
+    struct dsub *ds = go->ds;
+    struct moq_ietf_engine *e = ds->e;
+    moq_session *s = e->s;
+    int64_t sid;
+    if (moq_transport_open(s->t, false, &sid) < 0) return false;
+    if (go->queued) {
+        moq_list_remove(&go->qlink);
+        go->queued = false;
+    }
+    istream *st = st_new(e, sid, IS_GROUP_OUT, false);
+    if (!st) {
+        s->t->ops->reset(s->t, sid, MOQ_IETF_STREAM_INTERNAL_ERROR);
+        gout_end(go);
+        return true;
+    }
+    go->st = st;
+    st->obj = go;
+    ds->streams++;
+    s->stats.groups_out++;
+    /* newest group first, like moq-lite */
+    s->t->ops->set_priority(s->t, sid, go->seq & ((1ull << 48) - 1));
+    uint8_t hdr[MOQ_IETF_SUBGROUP_HEADER_MAX];
+    size_t hn = moq_ietf_subgroup_header_pack(e->c, hdr, ds->request_id, go->seq, 0);
+    go->follower = moq_group_follow(go->group, &gout_follow_ops, go);
+    if (!go->follower || moq_transport_write_bytes(s->t, sid, hdr, hn, false) < 0) {
+        st_reset(st, MOQ_IETF_STREAM_INTERNAL_ERROR);
+        gout_end(go);
+        return true;
+    }
+    uint64_t code = 0;
+    int state = moq_group_state(go->group, &code);
+    if (gout_write(go) && state != MOQ_GROUP_OPEN)
+        gout_on_end(go, go->follower, go->group, state, code);
+    return true;
+}
+
+static void drain_queue(struct moq_ietf_engine *e)
+{
+    while (!moq_list_empty(&e->queue) && !e->s->closing) {
+        struct gout *go = moq_list_first(&e->queue, struct gout, qlink);
+        if (!gout_start(go)) return;
+    }
+}
+
+/* ---------------------------------------------------------------- serving: SUBSCRIBE */
+
+static void dsub_free(struct dsub *ds)
+{
+    struct moq_ietf_engine *e = ds->e;
+    while (!moq_list_empty(&ds->groups)) {
+        struct gout *go = moq_list_first(&ds->groups, struct gout, link);
+        if (go->st && !go->fin_sent) st_reset(go->st, MOQ_IETF_STREAM_CANCELLED);
+        ds->over = true; /* no PUBLISH_DONE from gout_end */
+        gout_end(go);
+    }
+    if (ds->sub) moq_subscription_close(ds->sub);
+    moq_u64map_del(&e->dsubs, ds->request_id);
+    free(ds);
+}
+
+static void send_publish_done(struct dsub *ds, uint64_t status, const char *reason)
+{
+    struct moq_ietf_publish_done m = {ds->request_id, status, ds->streams,
+                                      moq_str_make(reason, strlen(reason))};
+    moq_buf b;
+    moq_buf_init(&b);
+    if (moq_ietf_encode_publish_done(&b, ds->e->c, &m) == 0) send_control(ds->e, &b);
+    moq_buf_free(&b);
+}
+
+static void dsub_maybe_done(struct dsub *ds)
+{
+    if (!ds->finished || ds->over || ds->inflight) return;
+    ds->over = true;
+    send_publish_done(ds, MOQ_IETF_DONE_TRACK_ENDED, "track ended");
+    dsub_free(ds);
+}
+
+static void ds_on_group(void *ctx, moq_subscription *sub, moq_group *g)
+{
+    struct dsub *ds = ctx;
+    struct moq_ietf_engine *e = ds->e;
+    if (e->s->closing || ds->over) return;
+    struct gout *go = calloc(1, sizeof(*go));
+    if (!go) return;
+    go->ds = ds;
+    go->seq = moq_group_sequence(g);
+    go->group = moq_group_ref(g);
+    moq_list_push_back(&ds->groups, &go->link);
+    ds->inflight++;
+    if (!moq_list_empty(&e->queue) || !gout_start(go)) {
+        go->queued = true;
+        moq_list_push_back(&e->queue, &go->qlink);
+    }
+}
+
+static void ds_on_finish(void *ctx, moq_subscription *sub, uint64_t final_seq)
+{
+    struct dsub *ds = ctx;
+    if (ds->e->s->closing || ds->over) return;
+    ds->finished = true;
+    dsub_maybe_done(ds);
+}
+
+static void ds_on_abort(void *ctx, moq_subscription *sub, uint64_t code)
+{
+    struct dsub *ds = ctx;
+    if (ds->e->s->closing || ds->over) return;
+    ds->over = true;
+    bool ended = code == MOQ_REASON_DROPPED || code == MOQ_REASON_UNROUTABLE;
+    send_publish_done(ds, ended ? MOQ_IETF_DONE_TRACK_ENDED : MOQ_IETF_DONE_INTERNAL_ERROR,
+                      ended ? "broadcast ended" : "track failed");
+    ds->sub = NULL; /* a failed subscription gets no more callbacks; still ours to close */
+    moq_subscription_close(sub);
+    dsub_free(ds);
+}
+
+static const moq_subscriber_ops dsub_ops = {
+    .on_group = ds_on_group,
+    .on_finish = ds_on_finish,
+    .on_abort = ds_on_abort,
+};
+
+static void refuse(struct moq_ietf_engine *e, enum moq_ietf_request_kind kind, uint64_t id,
+                   uint64_t code, const char *reason)
+{
+    struct moq_ietf_request_error m = {id, code, 0, moq_str_make(reason, strlen(reason))};
+    moq_buf b;
+    moq_buf_init(&b);
+    if (moq_ietf_encode_request_error(&b, e->c, kind, &m) == 0) send_control(e, &b);
+    moq_buf_free(&b);
+}
+
+static void on_subscribe(struct moq_ietf_engine *e, const uint8_t *body, size_t len)
+{
+    moq_session *s = e->s;
+    struct moq_ietf_subscribe m;
+    int rv = moq_ietf_decode_subscribe(e->c, body, len, &m);
+    if (rv < 0) {
+        moq_buf_free(&m.ns);
+        fail(e, moq_ietf_close_code(rv), "malformed SUBSCRIBE");
+        return;
+    }
+    if (!accept_request_id(e, m.request_id) || moq_u64map_get(&e->dsubs, m.request_id)) {
+        moq_buf_free(&m.ns);
+        if (!s->closing) fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "duplicate request id");
+        return;
+    }
+    moq_buf full;
+    moq_buf_init(&full);
+    if (!moq_perms_can_subscribe(&s->perms, (const char *)m.ns.data, m.ns.len) ||
+        session_global_path(s, m.ns.data, m.ns.len, &full) < 0) {
+        moq_info("ietf", "%s: refused: the peer may not subscribe to /%.*s", s->t->peer,
+                 (int)m.ns.len, (const char *)m.ns.data);
+        refuse(e, MOQ_IETF_REQ_SUBSCRIBE, m.request_id, SUB_ERR_UNAUTHORIZED, "unauthorized");
+        moq_buf_free(&m.ns);
+        moq_buf_free(&full);
+        return;
+    }
+    struct dsub *ds = calloc(1, sizeof(*ds));
+    if (!ds || moq_u64map_put(&e->dsubs, m.request_id, ds) < 0) {
+        free(ds);
+        refuse(e, MOQ_IETF_REQ_SUBSCRIBE, m.request_id, SUB_ERR_INTERNAL, "out of memory");
+        moq_buf_free(&m.ns);
+        moq_buf_free(&full);
+        return;
+    }
+    ds->e = e;
+    ds->request_id = m.request_id;
+    moq_list_init(&ds->groups);
+    moq_sub_prefs prefs = {0};
+    prefs.priority = (uint8_t)(255 - m.priority); /* IETF: lower is more important */
+    prefs.ordered = m.group_order == 1;
+    if (m.filter.kind == MOQ_IETF_FILTER_ABSOLUTE) {
+        prefs.has_start = true;
+        prefs.start_group = m.filter.start_group;
+        prefs.has_end = m.filter.has_end;
+        prefs.end_group = m.filter.end_group;
+    }
+    /* SUBSCRIBE_OK goes first: groups the origin replays at once follow on their streams */
+    if (moq_origin_lookup(s->cfg.origin, full.data, full.len, 0, NULL, NULL) < 0) {
+        moq_debug("ietf", "%s: SUBSCRIBE %llu /%s: not found", s->t->peer,
+                  (unsigned long long)m.request_id, (const char *)full.data);
+        ds->over = true;
+        dsub_free(ds);
+        refuse(e, MOQ_IETF_REQ_SUBSCRIBE, m.request_id, SUB_ERR_DOES_NOT_EXIST, "not found");
+        moq_buf_free(&full);
+        moq_buf_free(&m.ns);
+        return;
+    }
+    struct moq_ietf_subscribe_ok ok = {
+        .request_id = m.request_id, .track_alias = m.request_id, .group_order = 2};
+    moq_buf b;
+    moq_buf_init(&b);
+    if (moq_ietf_encode_subscribe_ok(&b, e->c, &ok) == 0) send_control(e, &b);
+    moq_buf_free(&b);
+    rv = moq_origin_subscribe(s->cfg.origin, full.data, full.len, (const uint8_t *)m.track.ptr,
+                              m.track.len, 0, &prefs, &dsub_ops, ds, &ds->sub);
+    moq_debug("ietf", "%s: SUBSCRIBE %llu /%s track %.*s: %s", s->t->peer,
+              (unsigned long long)m.request_id, (const char *)full.data, (int)m.track.len,
+              m.track.ptr, rv < 0 ? moq_strerror(rv) : "ok");
+    moq_buf_free(&full);
+    moq_buf_free(&m.ns);
+    if (rv < 0) {
+        ds->sub = NULL;
+        ds->over = true;
+        send_publish_done(ds, MOQ_IETF_DONE_INTERNAL_ERROR, moq_strerror(rv));
+        dsub_free(ds);
+    }
+}
+
+static void on_unsubscribe(struct moq_ietf_engine *e, const uint8_t *body, size_t len)
+{
+    uint64_t id;
+    int rv = moq_ietf_decode_id_msg(e->c, body, len, &id);
+    if (rv < 0) {
+        fail(e, moq_ietf_close_code(rv), "malformed UNSUBSCRIBE");
+        return;
+    }
+    struct dsub *ds = moq_u64map_get(&e->dsubs, id);
+    if (!ds) return; /* ended already */
+    ds->over = true;
+    dsub_free(ds);
+}
+
+/* ---------------------------------------------------------------- serving: namespaces */
+
+static void announce_to_peer(struct moq_ietf_engine *e, const moq_announce_event *ev)
+{
+    moq_session *s = e->s;
+    const uint8_t *rel;
+    size_t rel_len;
+    if (session_relative_path(s, ev->path, ev->path_len, &rel, &rel_len) < 0) return;
+    if (!moq_perms_announce_visible(&s->perms, (const char *)rel, rel_len)) return;
+    bool known = moq_map_get(&e->announced, rel, rel_len) != NULL;
+    moq_buf b;
+    moq_buf_init(&b);
+    if (ev->kind == MOQ_ANNOUNCE_ACTIVE && !known) {
+        uint64_t id;
+        if (moq_map_len(&e->announced) >= MAX_PUBLISHED_NS || !take_request_id(e, &id)) {
+            moq_warn("ietf", "%s: cannot tell the peer about /%.*s: out of request ids", s->t->peer,
+                     (int)rel_len, (const char *)rel);
+            return;
+        }
+        if (moq_map_put(&e->announced, rel, rel_len, (void *)1) < 0) return;
+        moq_ietf_encode_publish_namespace(&b, e->c, id, moq_str_make(rel, rel_len), NULL);
+    } else if (ev->kind == MOQ_ANNOUNCE_ENDED && known) {
+        moq_map_del(&e->announced, rel, rel_len);
+        moq_ietf_encode_publish_namespace_done(&b, e->c, 0, moq_str_make(rel, rel_len));
+    }
+    send_control(e, &b);
+    moq_buf_free(&b);
+}
+
+static void nsw_on_announce(void *ctx, moq_watch *w, const moq_announce_event *ev)
+{
+    struct nswatch *nw = ctx;
+    if (!nw->e->s->closing) announce_to_peer(nw->e, ev);
+}
+
+static const moq_watch_ops nsw_ops = {.on_announce = nsw_on_announce};
+
+static void on_subscribe_namespace(struct moq_ietf_engine *e, uint64_t type, const uint8_t *body,
+                                   size_t len)
+{
+    moq_session *s = e->s;
+    struct moq_ietf_subscribe_namespace m;
+    int rv = moq_ietf_decode_subscribe_namespace(e->c, type, body, len, &m);
+    if (rv < 0) {
+        moq_buf_free(&m.prefix);
+        fail(e, moq_ietf_close_code(rv), "malformed SUBSCRIBE_NAMESPACE");
+        return;
+    }
+    if (!accept_request_id(e, m.request_id)) {
+        moq_buf_free(&m.prefix);
+        return;
+    }
+    moq_buf full;
+    moq_buf_init(&full);
+    if (!moq_perms_subscribe_overlaps(&s->perms, (const char *)m.prefix.data, m.prefix.len) ||
+        session_global_path(s, m.prefix.data, m.prefix.len, &full) < 0) {
+        moq_info("ietf", "%s: refused: the peer may not see announcements under /%.*s", s->t->peer,
+                 (int)m.prefix.len, (const char *)m.prefix.data);
+        refuse(e, MOQ_IETF_REQ_SUBSCRIBE_NAMESPACE, m.request_id, SUB_ERR_UNAUTHORIZED,
+               "unauthorized");
+        moq_buf_free(&m.prefix);
+        moq_buf_free(&full);
+        return;
+    }
+    struct nswatch *nw = calloc(1, sizeof(*nw));
+    if (!nw || moq_u64map_get(&e->nswatches, m.request_id) ||
+        moq_u64map_put(&e->nswatches, m.request_id, nw) < 0) {
+        free(nw);
+        refuse(e, MOQ_IETF_REQ_SUBSCRIBE_NAMESPACE, m.request_id, SUB_ERR_INTERNAL, "refused");
+        moq_buf_free(&m.prefix);
+        moq_buf_free(&full);
+        return;
+    }
+    nw->e = e;
+    nw->request_id = m.request_id;
+    struct moq_ietf_request_ok ok = {.request_id = m.request_id};
+    moq_buf b;
+    moq_buf_init(&b);
+    if (moq_ietf_encode_request_ok(&b, e->c, MOQ_IETF_REQ_SUBSCRIBE_NAMESPACE, &ok) == 0)
+        send_control(e, &b);
+    moq_buf_free(&b);
+    /* the initial set follows the OK as PUBLISH_NAMESPACE requests */
+    if (moq_origin_watch(s->cfg.origin, full.data, full.len, 0, &nsw_ops, nw, &nw->watch) < 0)
+        nw->watch = NULL;
+    moq_debug("ietf", "%s: announcing /%s to the peer", s->t->peer, (const char *)full.data);
+    moq_buf_free(&m.prefix);
+    moq_buf_free(&full);
+}
+
+static void nswatch_free(struct nswatch *nw)
+{
+    if (nw->watch) moq_watch_close(nw->watch);
+    moq_u64map_del(&nw->e->nswatches, nw->request_id);
+    free(nw);
+}
+
+static void on_unsubscribe_namespace(struct moq_ietf_engine *e, const uint8_t *body, size_t len)
+{
+    uint64_t id;
+    int rv = moq_ietf_decode_id_msg(e->c, body, len, &id);
+    if (rv < 0) {
+        fail(e, moq_ietf_close_code(rv), "malformed UNSUBSCRIBE_NAMESPACE");
+        return;
+    }
+    struct nswatch *nw = moq_u64map_get(&e->nswatches, id);
+    if (nw) nswatch_free(nw);
+}
+
+/* ---------------------------------------------------------------- consuming: upstream */
+
+static void usub_free(struct usub *us)
+{
+    struct moq_ietf_engine *e = us->e;
+    moq_u64map_del(&e->ups, us->request_id);
+    if (us->ok && moq_u64map_get(&e->aliases, us->alias) == us)
+        moq_u64map_del(&e->aliases, us->alias);
+    /* groups still arriving keep their group reference and lose the usub */
+    moq_list *pos;
+    for (pos = e->streams.next; pos != &e->streams; pos = pos->next) {
+        istream *st = moq_container_of(pos, istream, link);
+        struct gin *gi = st->kind == IS_GROUP_IN ? st->obj : NULL;
+        if (gi && gi->us == us) gi->us = NULL;
+    }
+    free(us);
+}
+
+static void pn_track_request(void *ctx, moq_route *route, moq_track *track,
+                             const moq_sub_prefs *prefs)
+{
+    struct pubns *pn = ctx;
+    struct moq_ietf_engine *e = pn->e;
+    if (e->s->closing) return;
+    struct usub *us = calloc(1, sizeof(*us));
+    uint64_t id;
+    if (!us || !take_request_id(e, &id) || moq_u64map_put(&e->ups, id, us) < 0) {
+        free(us);
+        moq_track_abort(track, route, MOQ_REASON_NOT_FOUND);
+        return;
+    }
+    us->e = e;
+    us->pn = pn;
+    us->track = track;
+    us->request_id = id;
+    size_t name_len;
+    const uint8_t *name = moq_track_name(track, &name_len);
+    struct moq_ietf_subscribe m = {.request_id = id,
+                                   .priority = (uint8_t)(255 - prefs->priority),
+                                   .group_order = 2,
+                                   .forward = true,
+                                   .want_properties = true};
+    m.track = moq_str_make(name, name_len);
+    m.filter.kind = MOQ_IETF_FILTER_LARGEST;
+    if (prefs->has_start) {
+        m.filter.kind = MOQ_IETF_FILTER_ABSOLUTE;
+        m.filter.start_group = prefs->start_group;
+    }
+    moq_buf b;
+    moq_buf_init(&b);
+    if (moq_ietf_encode_subscribe(&b, e->c, &m, moq_str_make(pn->path, strlen(pn->path))) == 0)
+        send_control(e, &b);
+    moq_buf_free(&b);
+    moq_debug("ietf", "%s: SUBSCRIBE %llu /%s track %.*s upstream", e->s->t->peer,
+              (unsigned long long)id, pn->path, (int)name_len, (const char *)name);
+}
+
+static struct usub *usub_of_track(struct moq_ietf_engine *e, moq_track *track)
+{
+    size_t it = 0;
+    uint64_t key;
+    void *v;
+    while (moq_u64map_next(&e->ups, &it, &key, &v)) {
+        struct usub *us = v;
+        if (us->track == track) return us;
+    }
+    return NULL;
+}
+
+static void pn_track_release(void *ctx, moq_route *route, moq_track *track)
+{
+    struct pubns *pn = ctx;
+    struct moq_ietf_engine *e = pn->e;
+    struct usub *us = usub_of_track(e, track);
+    if (!us) return;
+    us->released = true;
+    us->track = NULL;
+    if (!e->s->closing) {
+        moq_buf b;
+        moq_buf_init(&b);
+        if (moq_ietf_encode_id_msg(&b, e->c, MOQ_IETF_UNSUBSCRIBE, us->request_id) == 0)
+            send_control(e, &b);
+        moq_buf_free(&b);
+    }
+    usub_free(us);
+}
+
+static const moq_producer_ops pubns_ops = {
+    .track_request = pn_track_request,
+    .track_release = pn_track_release,
+};
+
+static struct pubns *pubns_find(struct moq_ietf_engine *e, const uint8_t *path, size_t len)
+{
+    moq_list *pos;
+    for (pos = e->pubns.next; pos != &e->pubns; pos = pos->next) {
+        struct pubns *pn = moq_container_of(pos, struct pubns, link);
+        if (strlen(pn->path) == len && memcmp(pn->path, path, len) == 0) return pn;
+    }
+    return NULL;
+}
+
+static void on_publish_namespace(struct moq_ietf_engine *e, const uint8_t *body, size_t len)
+{
+    moq_session *s = e->s;
+    struct moq_ietf_publish_namespace m;
+    int rv = moq_ietf_decode_publish_namespace(e->c, body, len, &m);
+    if (rv < 0) {
+        moq_buf_free(&m.ns);
+        fail(e, moq_ietf_close_code(rv), "malformed PUBLISH_NAMESPACE");
+        return;
+    }
+    if (!accept_request_id(e, m.request_id)) {
+        moq_buf_free(&m.ns);
+        return;
+    }
+    moq_buf full;
+    moq_buf_init(&full);
+    const char *why = NULL;
+    if (!moq_perms_can_publish(&s->perms, (const char *)m.ns.data, m.ns.len))
+        why = "unauthorized";
+    else if (pubns_find(e, m.ns.data, m.ns.len))
+        why = "duplicate namespace";
+    else if (session_global_path(s, m.ns.data, m.ns.len, &full) < 0)
+        why = "bad namespace";
+    struct pubns *pn = why ? NULL : calloc(1, sizeof(*pn));
+    if (!why && (!pn || !(pn->path = malloc(m.ns.len + 1)))) why = "out of memory";
+    if (!why) {
+        memcpy(pn->path, m.ns.data, m.ns.len);
+        pn->path[m.ns.len] = '\0';
+        pn->e = e;
+        moq_list_push_back(&e->pubns, &pn->link);
+        /* the OK first: subscriptions the announcement triggers follow it */
+        struct moq_ietf_request_ok ok = {.request_id = m.request_id};
+        moq_buf b;
+        moq_buf_init(&b);
+        if (moq_ietf_encode_request_ok(&b, e->c, MOQ_IETF_REQ_PUBLISH_NAMESPACE, &ok) == 0)
+            send_control(e, &b);
+        moq_buf_free(&b);
+        rv = moq_origin_announce(s->cfg.origin, full.data, full.len, NULL, 0, &pubns_ops, pn,
+                                 &pn->route);
+        if (rv < 0) {
+            pn->route = NULL;
+            moq_warn("ietf", "%s: cannot announce /%s: %s", s->t->peer, (const char *)full.data,
+                     moq_strerror(rv));
+        } else {
+            moq_info("ietf", "%s: the peer publishes /%s", s->t->peer, (const char *)full.data);
+            s->stats.announces_in++;
+        }
+    } else {
+        if (pn) free(pn);
+        moq_info("ietf", "%s: PUBLISH_NAMESPACE /%.*s refused: %s", s->t->peer, (int)m.ns.len,
+                 (const char *)m.ns.data, why);
+        refuse(e, MOQ_IETF_REQ_PUBLISH_NAMESPACE, m.request_id, SUB_ERR_UNAUTHORIZED, why);
+    }
+    moq_buf_free(&full);
+    moq_buf_free(&m.ns);
+}
+
+static void pubns_free(struct pubns *pn, bool graceful)
+{
+    struct moq_ietf_engine *e = pn->e;
+    moq_list_remove(&pn->link);
+    if (pn->route) {
+        if (graceful)
+            moq_route_unannounce(pn->route);
+        else
+            moq_route_lost(pn->route, now_us(e));
+    }
+    free(pn->path);
+    free(pn);
+}
+
+static void on_publish_namespace_done(struct moq_ietf_engine *e, const uint8_t *body, size_t len)
+{
+    struct moq_ietf_namespace_done m;
+    int rv = moq_ietf_decode_publish_namespace_done(e->c, false, body, len, &m);
+    if (rv < 0) {
+        moq_buf_free(&m.ns);
+        fail(e, moq_ietf_close_code(rv), "malformed PUBLISH_NAMESPACE_DONE");
+        return;
+    }
+    struct pubns *pn = pubns_find(e, m.ns.data, m.ns.len);
+    moq_buf_free(&m.ns);
+    if (pn) pubns_free(pn, true);
+}
+
+static void on_subscribe_ok(struct moq_ietf_engine *e, const uint8_t *body, size_t len);
+static void on_subscribe_error(struct moq_ietf_engine *e, const uint8_t *body, size_t len);
+static void on_publish_done(struct moq_ietf_engine *e, const uint8_t *body, size_t len);
+
+/* ---------------------------------------------------------------- consuming: groups in */
+
+static void gin_free(struct gin *gi)
+{
+    struct moq_ietf_engine *e = gi->st->e;
+    if (gi->waiting) {
+        moq_list_remove(&gi->wait_link);
+        e->n_alias_wait--;
+    }
+    frame_asm_clear(&gi->fa, e->s);
+    if (gi->group) {
+        if (moq_group_state(gi->group, NULL) == MOQ_GROUP_OPEN)
+            moq_group_abort(gi->group, MOQ_REASON_CANCEL);
+        moq_group_unref(gi->group);
+    }
+    moq_buf_free(&gi->held);
+    free(gi);
+}
+
+static void gin_drop(struct gin *gi, uint64_t code)
+{
+    istream *st = gi->st;
+    st_stop(st, code);
+    st->kind = IS_IGNORE;
+    st->obj = NULL;
+    gin_free(gi);
+}
+
+static bool gin_begin(struct gin *gi, struct usub *us)
+{
+    struct moq_ietf_engine *e = gi->st->e;
+    gi->us = us;
+    if (!us->track || us->released) return false;
+    int rv =
+        moq_track_begin_group(us->track, us->pn->route, gi->p.header.group, now_us(e), &gi->group);
+    if (rv < 0) {
+        gi->group = NULL;
+        return false;
+    }
+    if (!us->has_seq || gi->p.header.group > us->max_seq) us->max_seq = gi->p.header.group;
+    us->has_seq = true;
+    us->streams++;
+    e->s->stats.groups_in++;
+    usub_check_done(us);
+    return true;
+}
+
+static void gin_data(struct gin *gi, const uint8_t *data, size_t len, bool fin);
+
+static void gin_wait(struct gin *gi, const uint8_t *data, size_t len, bool fin)
+{
+    struct moq_ietf_engine *e = gi->st->e;
+    if (!gi->waiting) {
+        if (e->n_alias_wait >= MAX_ALIAS_WAIT_STREAMS) {
+            gin_drop(gi, MOQ_IETF_STREAM_CANCELLED);
+            return;
+        }
+        gi->waiting = true;
+        e->n_alias_wait++;
+        moq_list_push_back(&e->alias_wait, &gi->wait_link);
+    }
+    if (gi->held.len + len > MAX_ALIAS_WAIT_BYTES || moq_buf_append(&gi->held, data, len) < 0) {
+        gin_drop(gi, MOQ_IETF_STREAM_CANCELLED);
+        return;
+    }
+    gi->held_fin = fin;
+}
+
+/* The alias of waiting streams became known. */
+static void release_alias_waiters(struct moq_ietf_engine *e, struct usub *us)
+{
+    moq_list *pos, *tmp;
+    moq_list_each(pos, tmp, &e->alias_wait)
+    {
+        struct gin *gi = moq_container_of(pos, struct gin, wait_link);
+        if (gi->p.header.track_alias != us->alias) continue;
+        moq_list_remove(&gi->wait_link);
+        e->n_alias_wait--;
+        gi->waiting = false;
+        if (!gin_begin(gi, us)) {
+            gin_drop(gi, MOQ_IETF_STREAM_CANCELLED);
+            continue;
+        }
+        moq_buf held = gi->held;
+        moq_buf_init(&gi->held);
+        gin_data(gi, held.data, held.len, gi->held_fin);
+        moq_buf_free(&held);
+        if (e->s->closing) return;
+    }
+}
+
+static void gin_data(struct gin *gi, const uint8_t *data, size_t len, bool fin)
+{
+    struct moq_ietf_engine *e = gi->st->e;
+    moq_session *s = e->s;
+    if (gi->waiting) {
+        gin_wait(gi, data, len, fin);
+        return;
+    }
+    struct moq_ietf_sg_ev ev;
+    int rv;
+    while ((rv = moq_ietf_sg_next(&gi->p, &data, &len, &ev)) > 0) {
+        switch (ev.kind) {
+        case MOQ_IETF_SG_HEADER: {
+            if (ev.header.subgroup != 0 || ev.header.subgroup_first) {
+                gin_drop(gi, MOQ_IETF_STREAM_CANCELLED); /* moq-lite has one subgroup */
+                return;
+            }
+            struct usub *us = moq_u64map_get(&e->aliases, ev.header.track_alias);
+            if (!us) {
+                gin_wait(gi, data, len, fin);
+                return;
+            }
+            if (!gin_begin(gi, us)) {
+                gin_drop(gi, MOQ_IETF_STREAM_CANCELLED);
+                return;
+            }
+            break;
+        }
+        case MOQ_IETF_SG_OBJECT: {
+            uint64_t expect = moq_group_frame_count(gi->group);
+            if (ev.object_id != expect) {
+                fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "object ids with a gap");
+                return;
+            }
+            rv = frame_asm_begin(&gi->fa, s, session_wall_ms(s), ev.size);
+            if (rv < 0) {
+                moq_group_abort(gi->group, MOQ_REASON_FRAME_TOO_LARGE);
+                gin_drop(gi, MOQ_IETF_STREAM_CANCELLED);
+                return;
+            }
+            break;
+        }
+        case MOQ_IETF_SG_PAYLOAD:
+            frame_asm_payload(&gi->fa, ev.data, ev.len);
+            break;
+        case MOQ_IETF_SG_OBJECT_END:
+            if (frame_asm_end(&gi->fa, s, gi->group) < 0) {
+                gin_drop(gi, MOQ_IETF_STREAM_CANCELLED);
+                return;
+            }
+            break;
+        default: /* end of group: the FIN follows */
+            break;
+        }
+    }
+    if (rv < 0) {
+        fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "malformed subgroup stream");
+        return;
+    }
+    if (!fin) return;
+    if (!moq_ietf_sg_idle(&gi->p) || !gi->group) {
+        if (gi->group) moq_group_abort(gi->group, MOQ_REASON_CANCEL);
+    } else {
+        moq_group_finish(gi->group, now_us(e));
+    }
+    istream *st = gi->st;
+    st->kind = IS_IGNORE;
+    st->obj = NULL;
+    gin_free(gi);
+}
+
+/* ---------------------------------------------------------------- SETUP and control */
+
+static void authorize(struct moq_ietf_engine *e, const struct moq_ietf_setup *setup)
+{
+    moq_session *s = e->s;
+    char path[1024] = "/";
+    moq_str sp = moq_ietf_setup_bytes(setup, MOQ_IETF_OPT_PATH);
+    if (s->t->path)
+        snprintf(path, sizeof(path), "%s", s->t->path);
+    else if (sp.len && sp.len < sizeof(path))
+        snprintf(path, sizeof(path), "%.*s", (int)sp.len, sp.ptr);
+    moq_perms perms = {0};
+    uint64_t code = s->cfg.authorize(s->cfg.ctx, s, path, MOQ_ROLE_BOTH, &perms);
+    if (code == 0 && !perms.root && !(perms.root = strdup(""))) code = 1;
+    if (code == 0 && perms.publish.len == 0 && perms.subscribe.len == 0) code = 1;
+    if (code != 0) {
+        moq_perms_free(&perms);
+        fail(e, MOQ_IETF_UNAUTHORIZED, "not authorized");
+        return;
+    }
+    s->perms = perms;
+    s->authorized = true;
+    if (perms.expires > 0) {
+        uint64_t now = now_us(e), wall = s->cfg.clock->wall_us(s->cfg.clock->ctx);
+        uint64_t at = (uint64_t)perms.expires * MOQ_US_PER_S;
+        e->expiry_deadline = at <= wall ? now : now + (at - wall);
+    }
+}
+
+static void on_client_setup(struct moq_ietf_engine *e, uint64_t type, const uint8_t *body,
+                            size_t len)
+{
+    moq_session *s = e->s;
+    if (type != MOQ_IETF_CLIENT_SETUP) {
+        fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "expected CLIENT_SETUP");
+        return;
+    }
+    struct moq_ietf_setup setup;
+    int rv = moq_ietf_decode_setup(e->c, true, body, len, &setup);
+    if (rv < 0) {
+        fail(e, moq_ietf_close_code(rv), "malformed CLIENT_SETUP");
+        return;
+    }
+    bool offered = false;
+    for (size_t i = 0; i < setup.n_versions; i++)
+        if (setup.versions[i] == e->c->code) offered = true;
+    if (!offered) {
+        fail(e, MOQ_IETF_VERSION_NEGOTIATION_FAILED, "no supported version offered");
+        return;
+    }
+    uint64_t limit = 0;
+    moq_ietf_setup_number(&setup, MOQ_IETF_OPT_MAX_REQUEST_ID, &limit);
+    e->peer_limit = limit;
+    e->setup_done = true;
+    e->setup_deadline = UINT64_MAX;
+    authorize(e, &setup);
+    if (s->closing) return;
+    struct moq_ietf_setup_out out = {.version = e->c->code,
+                                     .has_max_request_id = true,
+                                     .max_request_id = e->granted,
+                                     .implementation = "moq-relay"};
+    moq_buf b;
+    moq_buf_init(&b);
+    if (moq_ietf_encode_setup(&b, e->c, false, &out) == 0)
+        rv = moq_transport_write_bytes(s->t, e->control->sid, b.data, b.len, false);
+    moq_buf_free(&b);
+    session_deadline_changed(s);
+    moq_debug("ietf", "%s: %s session authorized at /%s", s->t->peer, e->c->name, s->perms.root);
+}
+
+static void on_id_answer(struct moq_ietf_engine *e, const uint8_t *body, size_t len,
+                         const char *what)
+{
+    uint64_t id;
+    int rv = moq_ietf_decode_id_msg(e->c, body, len, &id);
+    if (rv < 0) fail(e, moq_ietf_close_code(rv), what);
+}
+
+static void on_control_msg(struct moq_ietf_engine *e, uint64_t type, const uint8_t *body,
+                           size_t len)
+{
+    if (!e->setup_done) {
+        on_client_setup(e, type, body, len);
+        return;
+    }
+    switch (type) {
+    case MOQ_IETF_SUBSCRIBE:
+        on_subscribe(e, body, len);
+        break;
+    case MOQ_IETF_UNSUBSCRIBE:
+        on_unsubscribe(e, body, len);
+        break;
+    case MOQ_IETF_SUBSCRIBE_NAMESPACE_V1:
+        on_subscribe_namespace(e, type, body, len);
+        break;
+    case MOQ_IETF_UNSUBSCRIBE_NAMESPACE:
+        on_unsubscribe_namespace(e, body, len);
+        break;
+    case MOQ_IETF_PUBLISH_NAMESPACE:
+        on_publish_namespace(e, body, len);
+        break;
+    case MOQ_IETF_PUBLISH_NAMESPACE_DONE:
+        on_publish_namespace_done(e, body, len);
+        break;
+    case MOQ_IETF_SUBSCRIBE_OK:
+        on_subscribe_ok(e, body, len);
+        break;
+    case MOQ_IETF_REQUEST_ERROR:
+        on_subscribe_error(e, body, len);
+        break;
+    case MOQ_IETF_PUBLISH_DONE:
+        on_publish_done(e, body, len);
+        break;
+    case MOQ_IETF_REQUEST_OK: /* PUBLISH_NAMESPACE_OK for what we advertised */
+        on_id_answer(e, body, len, "malformed PUBLISH_NAMESPACE_OK");
+        break;
+    case MOQ_IETF_NAMESPACE:                /* PUBLISH_NAMESPACE_ERROR */
+    case MOQ_IETF_PUBLISH_NAMESPACE_CANCEL: /* the peer no longer wants one */
+    case MOQ_IETF_REQUESTS_BLOCKED:
+    case MOQ_IETF_SUBSCRIBE_NAMESPACE_OK:
+    case MOQ_IETF_SUBSCRIBE_NAMESPACE_ERROR:
+    case MOQ_IETF_REQUEST_UPDATE:
+        break;
+    case MOQ_IETF_MAX_REQUEST_ID: {
+        uint64_t id;
+        int rv = moq_ietf_decode_id_msg(e->c, body, len, &id);
+        if (rv < 0 || id < e->peer_limit) {
+            fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "bad MAX_REQUEST_ID");
+            return;
+        }
+        e->peer_limit = id;
+        break;
+    }
+    case MOQ_IETF_GOAWAY:
+        fail(e, MOQ_IETF_NO_ERROR, "peer sent GOAWAY");
+        break;
+    case MOQ_IETF_FETCH: {
+        uint64_t id = 0;
+        struct moq_ietf_fetch f;
+        int rv = moq_ietf_decode_fetch(e->c, body, len, &f);
+        id = f.request_id;
+        moq_buf_free(&f.ns);
+        if (rv < 0) {
+            fail(e, moq_ietf_close_code(rv), "malformed FETCH");
+            return;
+        }
+        if (accept_request_id(e, id))
+            refuse(e, MOQ_IETF_REQ_FETCH, id, SUB_ERR_NOT_SUPPORTED, "fetch not supported");
+        break;
+    }
+    case MOQ_IETF_TRACK_STATUS:
+    case MOQ_IETF_PUBLISH: {
+        uint64_t id;
+        ietf_r r;
+        ir_init(&r, body, len, e->c);
+        id = ir_varint(&r);
+        if (r.err) {
+            fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "malformed request");
+            return;
+        }
+        if (accept_request_id(e, id))
+            refuse(e, type == MOQ_IETF_PUBLISH ? MOQ_IETF_REQ_PUBLISH : MOQ_IETF_REQ_TRACK_STATUS,
+                   id, SUB_ERR_NOT_SUPPORTED, "not supported");
+        break;
+    }
+    default:
+        fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "unknown control message");
+        break;
+    }
+}
+
+/* Frame control messages out of the stream's bytes. */
+static void control_data(struct moq_ietf_engine *e, const uint8_t *data, size_t len, bool fin)
+{
+    moq_session *s = e->s;
+    if (moq_buf_append(&e->ctrl_in, data, len) < 0) {
+        fail(e, MOQ_IETF_INTERNAL_ERROR, "out of memory");
+        return;
+    }
+    size_t off = 0;
+    while (!s->closing) {
+        const uint8_t *p = e->ctrl_in.data + off;
+        size_t left = e->ctrl_in.len - off;
+        uint64_t type;
+        int n = moq_ietf_varint_get(e->c, p, left, &type);
+        if (n == MOQ_ERR_AGAIN) break;
+        if (n < 0) {
+            fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "malformed control message");
+            return;
+        }
+        if (left < (size_t)n + 2) break;
+        size_t body_len = ((size_t)p[n] << 8) | p[n + 1];
+        if (left < (size_t)n + 2 + body_len) break;
+        off += (size_t)n + 2 + body_len;
+        on_control_msg(e, type, p + n + 2, body_len);
+    }
+    if (s->closing) return;
+    if (off) {
+        memmove(e->ctrl_in.data, e->ctrl_in.data + off, e->ctrl_in.len - off);
+        e->ctrl_in.len -= off;
+    }
+    if (fin) fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "control stream closed");
+}
+
+/* ---------------------------------------------------------------- upstream answers */
+
+static void on_subscribe_ok(struct moq_ietf_engine *e, const uint8_t *body, size_t len)
+{
+    struct moq_ietf_subscribe_ok m;
+    int rv = moq_ietf_decode_subscribe_ok(e->c, body, len, &m);
+    if (rv < 0) {
+        fail(e, moq_ietf_close_code(rv), "malformed SUBSCRIBE_OK");
+        return;
+    }
+    struct usub *us = moq_u64map_get(&e->ups, m.request_id);
+    if (!us || us->ok) return; /* unsubscribed meanwhile */
+    if (moq_u64map_get(&e->aliases, m.track_alias)) {
+        fail(e, MOQ_IETF_DUPLICATE_TRACK_ALIAS, "duplicate track alias");
+        return;
+    }
+    us->ok = true;
+    us->alias = m.track_alias;
+    if (moq_u64map_put(&e->aliases, m.track_alias, us) < 0) {
+        fail(e, MOQ_IETF_INTERNAL_ERROR, "out of memory");
+        return;
+    }
+    if (us->track) {
+        moq_track_info info;
+        moq_track_info_default(&info);
+        if (!moq_track_get_info(us->track)) moq_track_set_info(us->track, us->pn->route, &info);
+    }
+    release_alias_waiters(e, us);
+}
+
+static void on_subscribe_error(struct moq_ietf_engine *e, const uint8_t *body, size_t len)
+{
+    struct moq_ietf_request_error m;
+    int rv = moq_ietf_decode_request_error(e->c, body, len, &m);
+    if (rv < 0) {
+        fail(e, moq_ietf_close_code(rv), "malformed SUBSCRIBE_ERROR");
+        return;
+    }
+    struct usub *us = moq_u64map_get(&e->ups, m.request_id);
+    if (!us) return;
+    moq_track *track = us->track;
+    moq_route *route = us->pn->route;
+    us->released = true;
+    us->track = NULL;
+    usub_free(us);
+    if (track) moq_track_abort(track, route, MOQ_REASON_NOT_FOUND);
+}
+
+static void on_publish_done(struct moq_ietf_engine *e, const uint8_t *body, size_t len)
+{
+    struct moq_ietf_publish_done m;
+    int rv = moq_ietf_decode_publish_done(e->c, body, len, &m);
+    if (rv < 0) {
+        fail(e, moq_ietf_close_code(rv), "malformed PUBLISH_DONE");
+        return;
+    }
+    struct usub *us = moq_u64map_get(&e->ups, m.request_id);
+    if (!us || !us->track || us->done) return;
+    us->done = true;
+    us->done_ok =
+        m.status == MOQ_IETF_DONE_TRACK_ENDED || m.status == MOQ_IETF_DONE_SUBSCRIPTION_ENDED;
+    us->done_streams = m.stream_count;
+    usub_check_done(us);
+}
+
+/* ---------------------------------------------------------------- transport events */
+
+static void ev_stream_opened(void *app, moq_transport *t, int64_t sid, bool bidi)
+{
+    struct moq_ietf_engine *e = app;
+    if (e->s->closing) return;
+    istream *st = st_new(e, sid, IS_NEW, bidi);
+    if (!st) {
+        fail(e, MOQ_IETF_INTERNAL_ERROR, "out of memory");
+        return;
+    }
+    if (bidi && !e->control) {
+        st->kind = IS_CONTROL;
+        e->control = st;
+        return;
+    }
+    if (bidi) {
+        fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "a second bidirectional stream");
+        return;
+    }
+    if (!e->setup_done) {
+        fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "a data stream before SETUP");
+        return;
+    }
+    struct gin *gi = calloc(1, sizeof(*gi));
+    if (!gi) {
+        fail(e, MOQ_IETF_INTERNAL_ERROR, "out of memory");
+        return;
+    }
+    gi->st = st;
+    moq_ietf_sg_init(&gi->p, e->c);
+    moq_buf_init(&gi->held);
+    st->kind = IS_GROUP_IN;
+    st->obj = gi;
+}
+
+static void ev_stream_data(void *app, moq_transport *t, int64_t sid, void *sctx,
+                           const uint8_t *data, size_t len, bool fin)
+{
+    struct moq_ietf_engine *e = app;
+    istream *st = sctx;
+    if (!st || e->s->closing || st->recv_done) return;
+    if (fin) st->recv_done = true;
+    if (st->kind == IS_CONTROL)
+        control_data(e, data, len, fin);
+    else if (st->kind == IS_GROUP_IN && st->obj)
+        gin_data(st->obj, data, len, fin);
+}
+
+static void ev_stream_reset(void *app, moq_transport *t, int64_t sid, void *sctx, uint64_t code)
+{
+    struct moq_ietf_engine *e = app;
+    istream *st = sctx;
+    if (!st || e->s->closing) return;
+    st->recv_done = true;
+    if (st->kind == IS_CONTROL) {
+        fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "control stream reset");
+    } else if (st->kind == IS_GROUP_IN && st->obj) {
+        struct gin *gi = st->obj;
+        st->kind = IS_IGNORE;
+        st->obj = NULL;
+        gin_free(gi);
+    }
+}
+
+static void ev_stream_stopped(void *app, moq_transport *t, int64_t sid, void *sctx, uint64_t code)
+{
+    struct moq_ietf_engine *e = app;
+    istream *st = sctx;
+    if (!st || e->s->closing) return;
+    st->send_done = true;
+    if (st->kind == IS_CONTROL) {
+        fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "control stream stopped");
+    } else if (st->kind == IS_GROUP_OUT && st->obj) {
+        gout_end(st->obj); /* the subscriber gave up on this group */
+    }
+}
+
+static void ev_stream_closed(void *app, moq_transport *t, int64_t sid, void *sctx)
+{
+    struct moq_ietf_engine *e = app;
+    istream *st = sctx;
+    if (!st) return;
+    if (st->kind == IS_GROUP_IN && st->obj) gin_free(st->obj);
+    if (st->kind == IS_GROUP_OUT && st->obj) {
+        struct gout *go = st->obj;
+        go->st = NULL;
+        if (!e->s->closing) gout_end(go);
+    }
+    if (e->control == st) e->control = NULL;
+    moq_list_remove(&st->link);
+    free(st);
+}
+
+static void ev_stream_writable(void *app, moq_transport *t, int64_t sid, void *sctx)
+{
+    struct moq_ietf_engine *e = app;
+    istream *st = sctx;
+    if (!st || e->s->closing || st->kind != IS_GROUP_OUT || !st->obj) return;
+    struct gout *go = st->obj;
+    if (!go->blocked) return;
+    if (gout_write(go) && !go->blocked && go->fin_pending) gout_finish(go);
+}
+
+static void ev_streams_available(void *app, moq_transport *t, bool bidi)
+{
+    struct moq_ietf_engine *e = app;
+    if (!bidi && !e->s->closing) drain_queue(e);
+}
+
+static void ev_datagram(void *app, moq_transport *t, const uint8_t *data, size_t len)
+{
+    /* object datagrams are not used by this relay */
+}
+
+static void teardown(struct moq_ietf_engine *e, uint64_t code, const char *reason)
+{
+    moq_session *s = e->s;
+    s->closing = true;
+    s->gone = true;
+    /* what we serve */
+    size_t it = 0;
+    uint64_t key;
+    void *v;
+    while (moq_u64map_len(&e->dsubs)) {
+        it = 0;
+        if (!moq_u64map_next(&e->dsubs, &it, &key, &v)) break;
+        struct dsub *ds = v;
+        ds->over = true;
+        dsub_free(ds);
+    }
+    while (moq_u64map_len(&e->nswatches)) {
+        it = 0;
+        if (!moq_u64map_next(&e->nswatches, &it, &key, &v)) break;
+        nswatch_free(v);
+    }
+    /* groups arriving, then the routes the peer gave us */
+    moq_list *pos, *tmp;
+    moq_list_each(pos, tmp, &e->streams)
+    {
+        istream *st = moq_container_of(pos, istream, link);
+        if (st->kind == IS_GROUP_IN && st->obj) {
+            gin_free(st->obj);
+            st->obj = NULL;
+        }
+    }
+    while (!moq_list_empty(&e->pubns))
+        pubns_free(moq_list_first(&e->pubns, struct pubns, link), false);
+    while (moq_u64map_len(&e->ups)) {
+        it = 0;
+        if (!moq_u64map_next(&e->ups, &it, &key, &v)) break;
+        usub_free(v);
+    }
+    while (!moq_list_empty(&e->streams)) {
+        istream *st = moq_list_first(&e->streams, istream, link);
+        moq_list_remove(&st->link);
+        free(st);
+    }
+    moq_u64map_free(&e->dsubs);
+    moq_u64map_free(&e->nswatches);
+    moq_u64map_free(&e->ups);
+    moq_u64map_free(&e->aliases);
+    moq_map_free(&e->announced);
+    moq_buf_free(&e->ctrl_in);
+    if (s->cfg.closed) s->cfg.closed(s->cfg.ctx, s, code, reason);
+    moq_perms_free(&s->perms);
+    free(e);
+    free(s);
+}
+
+static void ev_closed(void *app, moq_transport *t, uint64_t code, const char *reason)
+{
+    struct moq_ietf_engine *e = app;
+    moq_info("ietf", "%s: %s session closed (code %llu%s%s)", t->peer, e->c->name,
+             (unsigned long long)code, reason && reason[0] ? ": " : "", reason ? reason : "");
+    teardown(e, code, reason);
+}
+
+static const struct moq_transport_events engine_events = {
+    .stream_opened = ev_stream_opened,
+    .stream_data = ev_stream_data,
+    .stream_reset = ev_stream_reset,
+    .stream_stopped = ev_stream_stopped,
+    .stream_closed = ev_stream_closed,
+    .stream_writable = ev_stream_writable,
+    .streams_available = ev_streams_available,
+    .datagram = ev_datagram,
+    .closed = ev_closed,
+};
+
+/* ---------------------------------------------------------------- public */
+
+bool moq_ietf_protocol(const char *protocol)
+{
+    return strcmp(protocol, MOQ_IETF_ALPN_COMPAT) == 0;
+}
+
+moq_session *moq_ietf_session_new(moq_transport *t, const struct moq_session_config *cfg)
+{
+    if (t->is_client || !cfg->clock) {
+        moq_transport_close(t, MOQ_IETF_INTERNAL_ERROR, "unsupported");
+        return NULL;
+    }
+    moq_session *s = calloc(1, sizeof(*s));
+    struct moq_ietf_engine *e = calloc(1, sizeof(*e));
+    if (!s || !e) {
+        free(s);
+        free(e);
+        moq_transport_close(t, MOQ_IETF_INTERNAL_ERROR, "out of memory");
+        return NULL;
+    }
+    s->t = t;
+    s->cfg = *cfg;
+    if (!s->cfg.max_frame_bytes) s->cfg.max_frame_bytes = MOQ_DEFAULT_MAX_FRAME;
+    if (!s->cfg.max_inbound_bytes) s->cfg.max_inbound_bytes = 64ull * 1024 * 1024;
+    s->ietf = e;
+    s->reported_deadline = UINT64_MAX;
+    moq_list_init(&s->streams);
+    e->s = s;
+    e->c = moq_ietf_caps_get(MOQT_14);
+    e->granted = REQUEST_WINDOW;
+    e->next_request = 1;
+    moq_list_init(&e->streams);
+    moq_list_init(&e->queue);
+    moq_list_init(&e->alias_wait);
+    moq_list_init(&e->pubns);
+    moq_u64map_init(&e->dsubs);
+    moq_u64map_init(&e->nswatches);
+    moq_u64map_init(&e->ups);
+    moq_u64map_init(&e->aliases);
+    moq_map_init(&e->announced);
+    moq_buf_init(&e->ctrl_in);
+    e->expiry_deadline = UINT64_MAX;
+    e->setup_deadline = session_now(s) + SETUP_TIMEOUT_US;
+    moq_transport_attach(t, &engine_events, e);
+    moq_info("ietf", "%s: %s session over %s%s%s", t->peer, t->protocol,
+             t->kind == MOQ_TRANSPORT_QUIC           ? "QUIC"
+             : t->kind == MOQ_TRANSPORT_WEBTRANSPORT ? "WebTransport"
+                                                     : "WebSocket",
+             t->path ? " at " : "", t->path ? t->path : "");
+    session_deadline_changed(s);
+    return s;
+}
+
+uint64_t moq_ietf_session_next_deadline(const moq_session *s)
+{
+    const struct moq_ietf_engine *e = eng(s);
+    if (s->closing) return UINT64_MAX;
+    return e->setup_deadline < e->expiry_deadline ? e->setup_deadline : e->expiry_deadline;
+}
+
+void moq_ietf_session_on_timer(moq_session *s, uint64_t now)
+{
+    struct moq_ietf_engine *e = eng(s);
+    if (!s->closing && now >= e->setup_deadline) {
+        e->setup_deadline = UINT64_MAX;
+        fail(e, MOQ_IETF_CONTROL_MESSAGE_TIMEOUT, "no CLIENT_SETUP from the peer");
+    }
+    if (!s->closing && now >= e->expiry_deadline) {
+        e->expiry_deadline = UINT64_MAX;
+        fail(e, MOQ_IETF_UNAUTHORIZED, "token expired");
+    }
+}
+
+const char *moq_ietf_session_version(const moq_session *s)
+{
+    return eng(s)->c->name;
+}

@@ -1,0 +1,44 @@
+/*
+ * session.h - the moq-transport session engine behind moq_session (moq/session.h).
+ *
+ * moq_session_new hands a transport whose protocol is an IETF one to this engine; the
+ * session is then a moq_session like any other for its driver (close, timers, perms,
+ * version, the config callbacks), so the relay, the cluster and the tools need no second
+ * code path. The engine maps the draft's model onto the origin:
+ *  - a namespace is a broadcast path (tuple fields joined with '/', relative to the
+ *    session's root), a track name is a track name, a group is a group and each object of
+ *    subgroup 0 is a frame (object ids 0, 1, ... in order);
+ *  - PUBLISH_NAMESPACE announces a route (the peer publishes), PUBLISH_NAMESPACE_DONE
+ *    unannounces it; the origin's track requests become SUBSCRIBEs to the peer, its
+ *    subgroup streams groups of the track, PUBLISH_DONE the track's end;
+ *  - SUBSCRIBE_NAMESPACE watches the origin: every broadcast under the prefix is sent as a
+ *    PUBLISH_NAMESPACE (drafts 14/15), its end as PUBLISH_NAMESPACE_DONE; SUBSCRIBE
+ *    subscribes to the origin and sends each group on its own subgroup stream;
+ *  - dropped when bridging from moq-lite to IETF: nothing but frame timestamps (drafts
+ *    without track properties have no timescale to carry them in); from IETF to moq-lite:
+ *    object extension headers, subgroups other than 0 and object ids with gaps (such
+ *    groups are refused), publisher priorities.
+ *
+ * Drafts: draft-14, reached with the "moql" ALPN (or WebSocket subprotocol) and the compat
+ * CLIENT_SETUP that offers it. Server role only (the relay accepting clients).
+ */
+#ifndef MOQ_IETF_SESSION_H
+#define MOQ_IETF_SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "moq/session.h"
+
+/* The negotiated protocol names a session this engine runs. */
+bool moq_ietf_protocol(const char *protocol);
+
+/* As moq_session_new for such a transport. */
+moq_session *moq_ietf_session_new(moq_transport *t, const struct moq_session_config *cfg);
+
+/* The moq_session entry points that differ, called by moq/session.c. */
+uint64_t moq_ietf_session_next_deadline(const moq_session *s);
+void moq_ietf_session_on_timer(moq_session *s, uint64_t now);
+const char *moq_ietf_session_version(const moq_session *s);
+
+#endif
