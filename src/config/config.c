@@ -590,8 +590,8 @@ static int list_add(struct moq_config *cfg, const struct opt *o, const char *s, 
     case T_VERSIONS:
         if (!version_known(s)) {
             snprintf(msg, msglen,
-                     "unknown version \"%s\" (this relay supports moq-lite-05, moq-lite-04 and "
-                     "moq-lite-03)",
+                     "unknown version \"%s\" (this relay supports moq-lite-05, moq-lite-04, "
+                     "moq-lite-03 and moq-transport-14)",
                      s);
             return MOQ_ERR_INVALID;
         }
@@ -1479,10 +1479,11 @@ int moq_config_validate(struct moq_config *cfg, char *err, size_t errlen)
         }
         const char *key = side ? "client.version" : "server.version";
         if (!good)
-            return fail_key(cfg, key, err, errlen,
-                            "none of the versions in %s is supported (unsupported: %s); this "
-                            "relay speaks moq-lite-05, moq-lite-04 and moq-lite-03",
-                            key, bad);
+            return fail_key(
+                cfg, key, err, errlen,
+                "none of the versions in %s is supported (unsupported: %s); this "
+                "relay speaks moq-lite-05, moq-lite-04, moq-lite-03 and moq-transport-14",
+                key, bad);
         if (*bad) warn(cfg, "%s: %s not supported by this relay and will not be offered", key, bad);
     }
 
