@@ -161,6 +161,7 @@ typedef struct moq_perms {
     moq_strlist subscribe;
     int64_t expires; /* unix seconds; 0 = never */
     bool cluster;    /* the token carried the legacy cluster claim */
+    bool anonymous;  /* granted by public access, without a token */
 } moq_perms;
 
 void moq_perms_free(moq_perms *p);

@@ -328,6 +328,7 @@ int moq_auth_check(moq_auth *a, const char *path, const char *jwt, int64_t now, 
     bool token = jwt && jwt[0];
     int rc = token ? verify_token(a, jwt, now, &claims, err) : public_claims(a, path, &claims, err);
     if (!rc) rc = moq_claims_authorize(&claims, path, out, err);
+    if (!rc) out->anonymous = !token;
     moq_claims_free(&claims);
     if (rc)
         moq_debug("auth", "refused %s connection at %.128s: %s (%s)", token ? "token" : "anonymous",

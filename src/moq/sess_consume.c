@@ -275,6 +275,18 @@ void consume_ending_check(moq_session *s)
     ending_rearm(s);
 }
 
+/* Close the session for announcing rel (relative to the session's root), which it may not. */
+static void refuse_announce(moq_session *s, const char *rel, size_t len, const char *why)
+{
+    char grant[256], reason[160];
+    moq_info("moq", "%s: refused: the peer may not publish /%s%s%.*s (root /%s, publish=[%s]%s)",
+             s->t->peer, s->perms.root, s->perms.root[0] ? "/" : "", (int)len, rel, s->perms.root,
+             session_grant_text(&s->perms.publish, grant, sizeof(grant)), why);
+    snprintf(reason, sizeof(reason), MOQ_SESSION_PUBLISH_REFUSED "%.*s",
+             (int)(len < 120 ? len : 120), rel);
+    moq_session_close(s, MOQ_CODE_UNAUTHORIZED, reason);
+}
+
 /* On the policing stream: a broadcast outside perms.publish closes the session (what the
  * grant covers arrives on the grant's own stream). */
 static void police_announce(moq_session *s, const struct moq_announce *m)
@@ -282,14 +294,24 @@ static void police_announce(moq_session *s, const struct moq_announce *m)
     if (m->status == MOQ_ANNOUNCE_STATUS_ENDED ||
         moq_perms_can_publish(&s->perms, m->suffix.ptr, m->suffix.len))
         return;
-    char grant[256], reason[160];
-    moq_info("moq", "%s: refused: the peer may not publish /%s%s%.*s (root /%s, publish=[%s])",
-             s->t->peer, s->perms.root, s->perms.root[0] ? "/" : "", (int)m->suffix.len,
-             m->suffix.ptr, s->perms.root,
-             session_grant_text(&s->perms.publish, grant, sizeof(grant)));
-    snprintf(reason, sizeof(reason), MOQ_SESSION_PUBLISH_REFUSED "%.*s",
-             (int)(m->suffix.len < 120 ? m->suffix.len : 120), m->suffix.ptr);
-    moq_session_close(s, MOQ_CODE_UNAUTHORIZED, reason);
+    refuse_announce(s, m->suffix.ptr, m->suffix.len, "");
+}
+
+/* Whether the global path lies in the relay's own namespace. */
+static bool under_internal(const uint8_t *path, size_t len)
+{
+    size_t n = strlen(MOQ_INTERNAL_PREFIX);
+    while (len && *path == '/')
+        path++, len--;
+    return len >= n && memcmp(path, MOQ_INTERNAL_PREFIX, n) == 0 && (len == n || path[n] == '/');
+}
+
+/* A peer without a token publishing in the relay's own namespace, where the relays of a
+ * cluster advertise the URLs they dial with the cluster credential. */
+static bool forbidden_internal(const moq_session *s, const moq_buf *path)
+{
+    return s->cfg.refuse_outside_grant && s->perms.anonymous &&
+           under_internal(path->data, path->len);
 }
 
 static void on_announce_msg(moq_session *s, struct ann_consume *ac, const struct moq_announce *m)
@@ -320,6 +342,14 @@ static void on_announce_msg(moq_session *s, struct ann_consume *ac, const struct
     memcpy(hops, m->hops, n * sizeof(uint64_t));
     if (s->caps->announce_hops == MOQ_HOPS_IDS_WITHOUT_SENDER && ac->hop_id) hops[n++] = ac->hop_id;
     if (n > MOQ_MAX_HOPS) {
+        moq_buf_free(&path);
+        return;
+    }
+    if (!route && forbidden_internal(s, &path)) {
+        size_t skip = strlen(s->perms.root);
+        skip = skip && path.len > skip && path.data[skip] == '/' ? skip + 1 : 0;
+        refuse_announce(s, (const char *)path.data + skip, path.len - skip,
+                        ", a token is needed under /" MOQ_INTERNAL_PREFIX);
         moq_buf_free(&path);
         return;
     }

@@ -19,7 +19,10 @@
  * session with the code authorize returns. Requests outside the permissions are refused
  * with Unauthorized (6): TRACK, SUBSCRIBE and FETCH (and, with refuse_outside_grant, announce
  * requests) by resetting their stream; with refuse_outside_grant a broadcast the peer
- * announces outside perms.publish closes the session ("not allowed to publish <path>").
+ * announces outside perms.publish closes the session ("not allowed to publish <path>"), and
+ * so does a broadcast under MOQ_INTERNAL_PREFIX from a peer without a token
+ * (perms.anonymous): the relays of a cluster advertise themselves there and dial what they
+ * read, with the cluster credential.
  *
  * Lifetime: moq_session_new attaches the session to the transport as its application.
  * The session ends when the transport closes (by the peer, by moq_session_close or by an
@@ -51,6 +54,9 @@ typedef struct moq_session moq_session;
 /* With refuse_outside_grant, the close reason (code 6) of a session that announced a
  * broadcast outside its publish grant: this text, then the broadcast's path. */
 #define MOQ_SESSION_PUBLISH_REFUSED "not allowed to publish "
+
+/* The relay's own namespace: cluster nodes advertise themselves under it. */
+#define MOQ_INTERNAL_PREFIX ".internal"
 
 struct moq_session_config {
     moq_origin *origin;

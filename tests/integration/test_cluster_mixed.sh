@@ -3,8 +3,9 @@
 # URL joined under .internal/origins as a broadcast path (so "https://127.0.0.1:P/" becomes
 # ".internal/origins/https:/127.0.0.1:P"), and read in that form, in upstream's bare
 # host:port form and in the older one-segment form of this relay. A plain client publishes
-# the advertisements a relay of another implementation would send; leaf b must read each as
-# the URL it dials. Then b pulls from leaf a through a's advertisement as usual.
+# the advertisements a relay of another implementation would send (with a token: a client
+# without one may not publish under .internal); leaf b must read each as the URL it dials.
+# Then b pulls from leaf a through a's advertisement as usual.
 source "$(dirname "$0")/cluster_lib.sh"
 
 RPORT[root]="$(free_port)"
@@ -26,8 +27,19 @@ wait_for advertised || fail "no upstream-form advertisement of leaf a at the roo
 log_has "$TMP/a.log" "advertising this relay as $(peer a) (/.internal/origins/https:/127.0.0.1:${RPORT[a]})" ||
     fail "leaf a does not log its advertisement"
 
-note "advertisements of other relays, as they arrive from the network"
+note "a client without a token may not advertise a node"
 idle_input IDLE
+IN="$IDLE" spawn rogue "$MOQ" publish "$(url root)" --broadcast ".internal/origins/https:/127.0.0.1:7009" \
+    --track t
+rc=0
+wait_exit "$SPAWNED" || rc=$?
+((rc == 1)) || fail "an anonymous advertisement was not refused (status $rc)"
+log_has "$TMP/rogue.err" "not allowed to publish .internal/origins/https:/127.0.0.1:7009" ||
+    fail "the refused advertiser was not told why: $(cat "$TMP/rogue.err")"
+log_has "$TMP/root.log" "a token is needed under /.internal" || fail "the root did not log the refusal"
+
+note "advertisements of other relays, as they arrive from the network"
+ADV_URL="$(url root)?jwt=$(cat "$TMP/cluster.jwt")"
 declare -A FORMS=(
     ["https:/127.0.0.1:7001"]="https://127.0.0.1:7001/"
     ["moql:/127.0.0.1:7002/?cost=3"]="moql://127.0.0.1:7002/?cost=3"
@@ -35,7 +47,7 @@ declare -A FORMS=(
     ["https:%2F%2F127.0.0.1:7004%2F"]="https://127.0.0.1:7004/"
 )
 for form in "${!FORMS[@]}"; do
-    IN="$IDLE" spawn "adv-${FORMS[$form]//[^0-9]/}" "$MOQ" publish "$(url root)" \
+    IN="$IDLE" spawn "adv-${FORMS[$form]//[^0-9]/}" "$MOQ" publish "$ADV_URL" \
         --broadcast ".internal/origins/$form" --track t
 done
 learned() { log_has "$TMP/b.log" "cluster: node $1 has origin id"; }
@@ -43,6 +55,8 @@ for form in "${!FORMS[@]}"; do
     wait_for learned "${FORMS[$form]}" ||
         fail "leaf b did not read .internal/origins/$form as ${FORMS[$form]}"
 done
+
+! log_has "$TMP/b.log" "127.0.0.1:7009" || fail "leaf b read the refused advertisement"
 
 note "leaf b pulls from leaf a over the link a's advertisement names"
 start_publisher pub a live

@@ -365,6 +365,8 @@ static void expect_ok(moq_auth *a, const char *path, const char *jwt, const char
     assert_string_equal(p.root, root);
     assert_list(&p.publish, put);
     assert_list(&p.subscribe, get);
+    /* Public access is marked as such (the relay keeps anonymous peers out of .internal). */
+    assert_int_equal(p.anonymous, !jwt || !jwt[0]);
     moq_perms_free(&p);
 }
 
