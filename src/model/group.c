@@ -252,6 +252,13 @@ int moq_group_append(moq_group *g, const moq_frame *frame, uint64_t now)
     return 0;
 }
 
+void moq_group_touch(moq_group *g, uint64_t now)
+{
+    if (!g || g->state != MOQ_GROUP_OPEN || !g->cached) return;
+    moq_origin_saw(g->track->origin, now);
+    moq_cache_touch(g, now);
+}
+
 int moq_group_finish(moq_group *g, uint64_t now)
 {
     if (!g) return MOQ_ERR_INVALID;

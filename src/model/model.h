@@ -387,6 +387,10 @@ uint64_t moq_group_bytes(const moq_group *group);
  * cache expiry and eviction may run (any callbacks).
  */
 int moq_group_append(moq_group *group, const moq_frame *frame, uint64_t now);
+/* Bytes of a frame not yet appended arrived: like an append, this restarts the group's
+ * retention clock, so a group whose large frame is still arriving is not expired as old
+ * mid-frame. No callbacks; nothing happens when the group is not open or not cached. */
+void moq_group_touch(moq_group *group, uint64_t now);
 /* Finish (all frames written). Followers get on_end. MOQ_ERR_CLOSED if not open. May
  * release a route its track moved away from (track_release). */
 int moq_group_finish(moq_group *group, uint64_t now);

@@ -72,11 +72,13 @@ int frame_asm_begin(struct frame_asm *fa, moq_session *s, uint64_t ts, uint64_t 
     return 0;
 }
 
-int frame_asm_payload(struct frame_asm *fa, const uint8_t *data, size_t len)
+int frame_asm_payload(struct frame_asm *fa, moq_session *s, moq_group *group, const uint8_t *data,
+                      size_t len)
 {
     if (!fa->chunk || fa->filled + len > fa->frame.payload_len) return MOQ_ERR_PROTO;
     memcpy(fa->chunk->data + FRAME_PAYLOAD_OFF + fa->filled, data, len);
     fa->filled += len;
+    moq_group_touch(group, session_now(s));
     return 0;
 }
 
@@ -810,7 +812,7 @@ void consume_group_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
             break;
         }
         case MOQ_GROUP_EV_PAYLOAD:
-            frame_asm_payload(&gi->fa, ev.data, ev.len);
+            frame_asm_payload(&gi->fa, s, gi->group, ev.data, ev.len);
             break;
         case MOQ_GROUP_EV_FRAME_END:
             if (frame_asm_end(&gi->fa, s, gi->group) < 0) {
@@ -850,7 +852,7 @@ void consume_fetch_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
             }
             break;
         case MOQ_GROUP_EV_PAYLOAD:
-            frame_asm_payload(&fi->fa, ev.data, ev.len);
+            frame_asm_payload(&fi->fa, s, fi->group, ev.data, ev.len);
             break;
         case MOQ_GROUP_EV_FRAME_END:
             if (frame_asm_end(&fi->fa, s, fi->group) < 0) {
@@ -881,7 +883,7 @@ void consume_datagram(moq_session *s, const uint8_t *data, size_t len)
         return;
     struct frame_asm fa = {0};
     if (frame_asm_begin(&fa, s, d.timestamp, d.payload_len) == 0) {
-        frame_asm_payload(&fa, d.payload, d.payload_len);
+        frame_asm_payload(&fa, s, g, d.payload, d.payload_len);
         if (frame_asm_end(&fa, s, g) == 0) moq_group_finish(g, now);
     }
     if (moq_group_state(g, NULL) == MOQ_GROUP_OPEN) moq_group_abort(g, MOQ_CODE_CANCEL);

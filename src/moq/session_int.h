@@ -324,7 +324,9 @@ void consume_teardown(moq_session *s);
 
 /* frame assembly (sess_consume.c) */
 int frame_asm_begin(struct frame_asm *fa, moq_session *s, uint64_t ts, uint64_t size);
-int frame_asm_payload(struct frame_asm *fa, const uint8_t *data, size_t len);
+/* Payload bytes of the frame in progress; they keep `group` from expiring meanwhile. */
+int frame_asm_payload(struct frame_asm *fa, moq_session *s, moq_group *group, const uint8_t *data,
+                      size_t len);
 /* Hands the frame to the group (consumes the chunk). */
 int frame_asm_end(struct frame_asm *fa, moq_session *s, moq_group *group);
 void frame_asm_clear(struct frame_asm *fa, moq_session *s);

@@ -3,7 +3,7 @@
 # relay over WebSocket (qmux), one protocol pinned at a time (the qmux session offers only that
 # ALPN): draft-14 through the "moql" ALPN and its compat SETUP. The same flows as the moq-lite
 # suite - publish, discover, subscribe byte for byte, fan-out, late join, unannounce,
-# publisher gone, unsubscribe, bursts of groups and tracks - and the mixed case:
+# publisher gone, unsubscribe, bursts of groups and tracks, large frames - and the mixed case:
 # an IETF publisher watched by moq-lite subscribers and a moq-lite publisher watched by IETF
 # subscribers through the same relay.
 # Prints "N passed, M failed"; exits non-zero on any failure.
@@ -25,6 +25,7 @@ for v in moql; do
     scenario "$v unsubscribe reaches the publisher" unsubscribe "{$opts}"
     scenario "$v 400 groups in a burst (stream credit)" burst "{$opts}"
     scenario "$v 90 tracks" many-tracks "{$opts}"
+    scenario "$v 24 MiB in flight (large frames on interleaved streams)" large "{$opts}"
     expect_log "$v: the relay ran moq-transport-14 sessions" "moql session over WebSocket"
 done
 for pair in "moql moq-lite-05" "moq-lite-05 moql" "moql moq-lite-03" "moq-lite-04 moql"; do

@@ -117,6 +117,51 @@ static void expiry_clamped_by_cache_duration(void **state)
     moq_origin_free(o);
 }
 
+/* Groups whose large frames arrive side by side (one stream each, interleaved) append
+ * nothing for longer than the track's latency; the bytes arriving keep them cached. */
+static void arriving_frame_keeps_group(void **state)
+{
+    moq_origin *o = origin_with(0, 0, 0, 0);
+    prod p = {.set_info = true};
+    moq_track_info_default(&p.info);
+    p.info.max_latency_ms = 1000;
+    announce(o, &p, "a", NULL, 0);
+    rsub s = {.keep_refs = true};
+    moq_sub_prefs pr = prefs_from(0);
+    assert_int_equal(subscribe(o, &s, "a", "t", 0, &pr), 0);
+    moq_group *slow = write_group(&p, p.last, 0, 1, 100, 0, false);
+    moq_group *idle = write_group(&p, p.last, 1, 1, 100, 0, false);
+    write_group_done(&p, p.last, 2, 1, 100, 0);
+    rfol fs, fi;
+    follow(&fs, slow);
+    follow(&fi, idle);
+    for (uint64_t t = 400 * MS; t <= 2000 * MS; t += 400 * MS) {
+        moq_group_touch(slow, t);
+        moq_origin_tick(o, t);
+    }
+    assert_int_equal(fs.ends, 0);
+    assert_int_equal(moq_group_state(slow, NULL), MOQ_GROUP_OPEN);
+    moq_frame fr = make_frame(0, 1, 100);
+    assert_int_equal(moq_group_append(slow, &fr, 2000 * MS), 0);
+    /* the one nothing arrived for expired */
+    assert_int_equal(fi.ends, 1);
+    assert_int_equal(fi.code, MOQ_REASON_OLD);
+    /* touching a group that is not open changes nothing */
+    moq_group_touch(idle, 2000 * MS);
+    assert_int_equal(moq_group_finish(slow, 2000 * MS), 0);
+    moq_group_touch(slow, 2100 * MS);
+    moq_origin_tick(o, 3001 * MS);
+    assert_false(cached(o, "a", "t", 0, 0));
+
+    rfol_close(&fs);
+    rfol_close(&fi);
+    moq_group_unref(slow);
+    moq_group_unref(idle);
+    rsub_close(&s);
+    moq_route_unannounce(p.route);
+    moq_origin_free(o);
+}
+
 enum { TRACKS = 4, GROUP_BYTES = 10240, CAPACITY = 200 * 1024 };
 
 static uint64_t charge(moq_origin *o)
@@ -308,6 +353,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(expiry_by_max_latency),
         cmocka_unit_test(expiry_clamped_by_cache_duration),
+        cmocka_unit_test(arriving_frame_keeps_group),
         cmocka_unit_test(byte_budget_converges),
         cmocka_unit_test(frame_too_large_refused),
         cmocka_unit_test(bad_frames_and_group_cap),
