@@ -107,7 +107,9 @@ static void parse_subgroup(const moq_ietf_caps *c, const uint8_t *data, size_t l
         struct moq_ietf_sg_ev ev;
         int rv;
         while ((rv = moq_ietf_sg_next(&p, &d, &n, &ev)) > 0) {
-            if (ev.kind == MOQ_IETF_SG_OBJECT) announced += ev.size;
+            /* sizes may be up to 2^64-1 (leading-ones varints): saturate the sum */
+            if (ev.kind == MOQ_IETF_SG_OBJECT)
+                announced = ev.size > UINT64_MAX - announced ? UINT64_MAX : announced + ev.size;
             if (ev.kind == MOQ_IETF_SG_PAYLOAD) {
                 CHECK(ev.data >= data && ev.data + ev.len <= data + len);
                 payload += ev.len;
