@@ -375,7 +375,8 @@ static const char *const known_versions[] = {
 bool moq_config_version_supported(const char *name)
 {
     return strcmp(name, "moq-lite-03") == 0 || strcmp(name, "moq-lite-04") == 0 ||
-           strcmp(name, "moq-lite-05") == 0 || strcmp(name, "moq-transport-14") == 0;
+           strcmp(name, "moq-lite-05") == 0 || strcmp(name, "moq-transport-14") == 0 ||
+           strcmp(name, "moq-transport-15") == 0 || strcmp(name, "moq-transport-16") == 0;
 }
 
 static bool version_known(const char *name)
@@ -591,7 +592,7 @@ static int list_add(struct moq_config *cfg, const struct opt *o, const char *s, 
         if (!version_known(s)) {
             snprintf(msg, msglen,
                      "unknown version \"%s\" (this relay supports moq-lite-05, moq-lite-04, "
-                     "moq-lite-03 and moq-transport-14)",
+                     "moq-lite-03, moq-transport-14, moq-transport-15 and moq-transport-16)",
                      s);
             return MOQ_ERR_INVALID;
         }
@@ -1482,7 +1483,8 @@ int moq_config_validate(struct moq_config *cfg, char *err, size_t errlen)
             return fail_key(
                 cfg, key, err, errlen,
                 "none of the versions in %s is supported (unsupported: %s); this "
-                "relay speaks moq-lite-05, moq-lite-04, moq-lite-03 and moq-transport-14",
+                "relay speaks moq-lite-05, moq-lite-04, moq-lite-03, moq-transport-14, "
+                "moq-transport-15 and moq-transport-16",
                 key, bad);
         if (*bad) warn(cfg, "%s: %s not supported by this relay and will not be offered", key, bad);
     }

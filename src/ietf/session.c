@@ -20,14 +20,22 @@
 #define MAX_ALIAS_WAIT_STREAMS 64
 /* Our requests the peer may leave unanswered. */
 #define MAX_PUBLISHED_NS 10000
+/* A control message is at most a 16-bit length plus its header. */
+#define MAX_NS_REQUEST_BYTES (65535 + 16)
 
-/* Draft-14 SUBSCRIBE_ERROR codes. */
-#define SUB_ERR_INTERNAL       0x0
-#define SUB_ERR_UNAUTHORIZED   0x1
-#define SUB_ERR_NOT_SUPPORTED  0x3
-#define SUB_ERR_DOES_NOT_EXIST 0x4
+/* Refusal codes common to draft-14's *_ERROR messages and REQUEST_ERROR (15+). */
+#define SUB_ERR_INTERNAL      0x0
+#define SUB_ERR_UNAUTHORIZED  0x1
+#define SUB_ERR_NOT_SUPPORTED 0x3
 
-enum is_kind { IS_NEW, IS_CONTROL, IS_GROUP_IN, IS_GROUP_OUT, IS_IGNORE };
+/* "Track does not exist": SUBSCRIBE_ERROR 0x4 on draft-14, REQUEST_ERROR 0x10 after it. */
+static uint64_t err_does_not_exist(const moq_ietf_caps *c)
+{
+    return c->request_error ? MOQ_IETF_REQ_DOES_NOT_EXIST : 0x4;
+}
+
+/* IS_NS: a bidi stream of its own carrying one SUBSCRIBE_NAMESPACE (draft-16). */
+enum is_kind { IS_NEW, IS_CONTROL, IS_GROUP_IN, IS_GROUP_OUT, IS_NS, IS_IGNORE };
 
 struct moq_ietf_engine;
 struct dsub;
@@ -40,7 +48,8 @@ typedef struct istream {
     bool bidi;
     bool send_done;
     bool recv_done;
-    void *obj; /* struct gin / struct gout */
+    void *obj;  /* struct gin / struct gout / struct nswatch */
+    moq_buf in; /* IS_NS: bytes of a message not complete yet */
     moq_list link;
 } istream;
 
@@ -84,7 +93,8 @@ struct dsub {
 /* A broadcast the peer published to us (PUBLISH_NAMESPACE). */
 struct pubns {
     struct moq_ietf_engine *e;
-    char *path; /* relative to the root */
+    uint64_t request_id; /* of the PUBLISH_NAMESPACE */
+    char *path;          /* relative to the root */
     moq_route *route;
     moq_list link;
 };
@@ -121,6 +131,11 @@ struct nswatch {
     struct moq_ietf_engine *e;
     uint64_t request_id;
     moq_watch *watch;
+    /* draft-16: the request's own stream, where NAMESPACE / NAMESPACE_DONE name each
+     * broadcast by its suffix under the prefix; NULL on the control stream (14/15) */
+    istream *st;
+    char *prefix;      /* relative to the root */
+    moq_map announced; /* suffixes told on st */
 };
 
 struct moq_ietf_engine {
@@ -204,6 +219,18 @@ static void send_control(struct moq_ietf_engine *e, moq_buf *b)
     if (!e->control || e->control->send_done || e->s->closing || b->len == 0) return;
     if (moq_transport_write_bytes(e->s->t, e->control->sid, b->data, b->len, false) < 0)
         fail(e, MOQ_IETF_INTERNAL_ERROR, "cannot write the control stream");
+}
+
+/* A message on a request's own stream (draft-16), or on the control stream when st is NULL. */
+static void send_on(struct moq_ietf_engine *e, istream *st, moq_buf *b)
+{
+    if (!st) {
+        send_control(e, b);
+        return;
+    }
+    if (st->send_done || e->s->closing || b->len == 0) return;
+    if (moq_transport_write_bytes(e->s->t, st->sid, b->data, b->len, false) < 0)
+        st_reset(st, MOQ_IETF_STREAM_INTERNAL_ERROR);
 }
 
 /* Our next request id, or false when the peer's limit is reached. */
@@ -473,14 +500,21 @@ static const moq_subscriber_ops dsub_ops = {
     .on_abort = ds_on_abort,
 };
 
-static void refuse(struct moq_ietf_engine *e, enum moq_ietf_request_kind kind, uint64_t id,
-                   uint64_t code, const char *reason)
+/* Refuse a request on the stream it came on (st, or the control stream when NULL). */
+static void refuse_on(struct moq_ietf_engine *e, istream *st, enum moq_ietf_request_kind kind,
+                      uint64_t id, uint64_t code, const char *reason)
 {
     struct moq_ietf_request_error m = {id, code, 0, moq_str_make(reason, strlen(reason))};
     moq_buf b;
     moq_buf_init(&b);
-    if (moq_ietf_encode_request_error(&b, e->c, kind, &m) == 0) send_control(e, &b);
+    if (moq_ietf_encode_request_error(&b, e->c, kind, &m) == 0) send_on(e, st, &b);
     moq_buf_free(&b);
+}
+
+static void refuse(struct moq_ietf_engine *e, enum moq_ietf_request_kind kind, uint64_t id,
+                   uint64_t code, const char *reason)
+{
+    refuse_on(e, NULL, kind, id, code, reason);
 }
 
 static void on_subscribe(struct moq_ietf_engine *e, const uint8_t *body, size_t len)
@@ -535,7 +569,7 @@ static void on_subscribe(struct moq_ietf_engine *e, const uint8_t *body, size_t 
                   (unsigned long long)m.request_id, (const char *)full.data);
         ds->over = true;
         dsub_free(ds);
-        refuse(e, MOQ_IETF_REQ_SUBSCRIBE, m.request_id, SUB_ERR_DOES_NOT_EXIST, "not found");
+        refuse(e, MOQ_IETF_REQ_SUBSCRIBE, m.request_id, err_does_not_exist(e->c), "not found");
         moq_buf_free(&full);
         moq_buf_free(&m.ns);
         return;
@@ -604,16 +638,46 @@ static void announce_to_peer(struct moq_ietf_engine *e, const moq_announce_event
     moq_buf_free(&b);
 }
 
+/* Draft-16: NAMESPACE / NAMESPACE_DONE with the suffix, on the request's stream. */
+static void announce_on_stream(struct nswatch *nw, const moq_announce_event *ev)
+{
+    struct moq_ietf_engine *e = nw->e;
+    moq_session *s = e->s;
+    const uint8_t *rel;
+    size_t rel_len;
+    moq_str suffix;
+    if (session_relative_path(s, ev->path, ev->path_len, &rel, &rel_len) < 0) return;
+    if (!moq_perms_announce_visible(&s->perms, (const char *)rel, rel_len)) return;
+    if (moq_path_strip_prefix(moq_str_make(rel, rel_len),
+                              moq_str_make(nw->prefix, strlen(nw->prefix)), &suffix) < 0)
+        return;
+    bool known = moq_map_get(&nw->announced, suffix.ptr, suffix.len) != NULL;
+    bool active = ev->kind == MOQ_ANNOUNCE_ACTIVE;
+    if (active == known) return;
+    if (active ? moq_map_put(&nw->announced, suffix.ptr, suffix.len, (void *)1) < 0
+               : (moq_map_del(&nw->announced, suffix.ptr, suffix.len), false))
+        return;
+    moq_buf b;
+    moq_buf_init(&b);
+    if (moq_ietf_encode_namespace(&b, e->c, !active, suffix, NULL) == 0) send_on(e, nw->st, &b);
+    moq_buf_free(&b);
+}
+
 static void nsw_on_announce(void *ctx, moq_watch *w, const moq_announce_event *ev)
 {
     struct nswatch *nw = ctx;
-    if (!nw->e->s->closing) announce_to_peer(nw->e, ev);
+    if (nw->e->s->closing) return;
+    if (nw->st)
+        announce_on_stream(nw, ev);
+    else
+        announce_to_peer(nw->e, ev);
 }
 
 static const moq_watch_ops nsw_ops = {.on_announce = nsw_on_announce};
 
-static void on_subscribe_namespace(struct moq_ietf_engine *e, uint64_t type, const uint8_t *body,
-                                   size_t len)
+/* SUBSCRIBE_NAMESPACE on the control stream (st NULL) or on its own stream st (16). */
+static void on_subscribe_namespace(struct moq_ietf_engine *e, istream *st, uint64_t type,
+                                   const uint8_t *body, size_t len)
 {
     moq_session *s = e->s;
     struct moq_ietf_subscribe_namespace m;
@@ -629,34 +693,48 @@ static void on_subscribe_namespace(struct moq_ietf_engine *e, uint64_t type, con
     }
     moq_buf full;
     moq_buf_init(&full);
+    const char *why = NULL;
+    uint64_t code = SUB_ERR_INTERNAL;
+    struct nswatch *nw = NULL;
     if (!moq_perms_subscribe_overlaps(&s->perms, (const char *)m.prefix.data, m.prefix.len) ||
         session_global_path(s, m.prefix.data, m.prefix.len, &full) < 0) {
         moq_info("ietf", "%s: refused: the peer may not see announcements under /%.*s", s->t->peer,
                  (int)m.prefix.len, (const char *)m.prefix.data);
-        refuse(e, MOQ_IETF_REQ_SUBSCRIBE_NAMESPACE, m.request_id, SUB_ERR_UNAUTHORIZED,
-               "unauthorized");
-        moq_buf_free(&m.prefix);
-        moq_buf_free(&full);
-        return;
+        why = "unauthorized";
+        code = SUB_ERR_UNAUTHORIZED;
+    } else if (moq_u64map_get(&e->nswatches, m.request_id)) {
+        why = "duplicate request id";
+    } else if (!(nw = calloc(1, sizeof(*nw))) || !(nw->prefix = malloc(m.prefix.len + 1)) ||
+               moq_u64map_put(&e->nswatches, m.request_id, nw) < 0) {
+        why = "out of memory";
     }
-    struct nswatch *nw = calloc(1, sizeof(*nw));
-    if (!nw || moq_u64map_get(&e->nswatches, m.request_id) ||
-        moq_u64map_put(&e->nswatches, m.request_id, nw) < 0) {
+    if (why) {
+        if (nw) free(nw->prefix);
         free(nw);
-        refuse(e, MOQ_IETF_REQ_SUBSCRIBE_NAMESPACE, m.request_id, SUB_ERR_INTERNAL, "refused");
+        refuse_on(e, st, MOQ_IETF_REQ_SUBSCRIBE_NAMESPACE, m.request_id, code, why);
+        if (st) {
+            st->kind = IS_IGNORE;
+            if (!st->send_done && moq_transport_write(s->t, st->sid, NULL, 0, true) == 0)
+                st->send_done = true;
+        }
         moq_buf_free(&m.prefix);
         moq_buf_free(&full);
         return;
     }
     nw->e = e;
     nw->request_id = m.request_id;
+    nw->st = st;
+    memcpy(nw->prefix, m.prefix.data, m.prefix.len);
+    nw->prefix[m.prefix.len] = '\0';
+    moq_map_init(&nw->announced);
+    if (st) st->obj = nw;
     struct moq_ietf_request_ok ok = {.request_id = m.request_id};
     moq_buf b;
     moq_buf_init(&b);
     if (moq_ietf_encode_request_ok(&b, e->c, MOQ_IETF_REQ_SUBSCRIBE_NAMESPACE, &ok) == 0)
-        send_control(e, &b);
+        send_on(e, st, &b);
     moq_buf_free(&b);
-    /* the initial set follows the OK as PUBLISH_NAMESPACE requests */
+    /* the initial set follows the OK (PUBLISH_NAMESPACE requests, or NAMESPACE entries) */
     if (moq_origin_watch(s->cfg.origin, full.data, full.len, 0, &nsw_ops, nw, &nw->watch) < 0)
         nw->watch = NULL;
     moq_debug("ietf", "%s: announcing /%s to the peer", s->t->peer, (const char *)full.data);
@@ -667,7 +745,10 @@ static void on_subscribe_namespace(struct moq_ietf_engine *e, uint64_t type, con
 static void nswatch_free(struct nswatch *nw)
 {
     if (nw->watch) moq_watch_close(nw->watch);
+    if (nw->st) nw->st->obj = NULL;
     moq_u64map_del(&nw->e->nswatches, nw->request_id);
+    moq_map_free(&nw->announced);
+    free(nw->prefix);
     free(nw);
 }
 
@@ -785,6 +866,16 @@ static struct pubns *pubns_find(struct moq_ietf_engine *e, const uint8_t *path, 
     return NULL;
 }
 
+static struct pubns *pubns_by_id(struct moq_ietf_engine *e, uint64_t request_id)
+{
+    moq_list *pos;
+    for (pos = e->pubns.next; pos != &e->pubns; pos = pos->next) {
+        struct pubns *pn = moq_container_of(pos, struct pubns, link);
+        if (pn->request_id == request_id) return pn;
+    }
+    return NULL;
+}
+
 static void on_publish_namespace(struct moq_ietf_engine *e, const uint8_t *body, size_t len)
 {
     moq_session *s = e->s;
@@ -814,6 +905,7 @@ static void on_publish_namespace(struct moq_ietf_engine *e, const uint8_t *body,
         memcpy(pn->path, m.ns.data, m.ns.len);
         pn->path[m.ns.len] = '\0';
         pn->e = e;
+        pn->request_id = m.request_id;
         moq_list_push_back(&e->pubns, &pn->link);
         /* the OK first: subscriptions the announcement triggers follow it */
         struct moq_ietf_request_ok ok = {.request_id = m.request_id};
@@ -865,7 +957,8 @@ static void on_publish_namespace_done(struct moq_ietf_engine *e, const uint8_t *
         fail(e, moq_ietf_close_code(rv), "malformed PUBLISH_NAMESPACE_DONE");
         return;
     }
-    struct pubns *pn = pubns_find(e, m.ns.data, m.ns.len);
+    struct pubns *pn =
+        e->c->ns_done_by_id ? pubns_by_id(e, m.request_id) : pubns_find(e, m.ns.data, m.ns.len);
     moq_buf_free(&m.ns);
     if (pn) pubns_free(pn, true);
 }
@@ -1079,7 +1172,7 @@ static void on_client_setup(struct moq_ietf_engine *e, uint64_t type, const uint
         fail(e, moq_ietf_close_code(rv), "malformed CLIENT_SETUP");
         return;
     }
-    bool offered = false;
+    bool offered = !e->c->setup_versions; /* 15+: the ALPN chose the draft */
     for (size_t i = 0; i < setup.n_versions; i++)
         if (setup.versions[i] == e->c->code) offered = true;
     if (!offered) {
@@ -1106,12 +1199,12 @@ static void on_client_setup(struct moq_ietf_engine *e, uint64_t type, const uint
     moq_debug("ietf", "%s: %s session authorized at /%s", s->t->peer, e->c->name, s->perms.root);
 }
 
-static void on_id_answer(struct moq_ietf_engine *e, const uint8_t *body, size_t len,
-                         const char *what)
+/* The peer accepted a PUBLISH_NAMESPACE we sent: nothing to do but check it. */
+static void on_request_ok(struct moq_ietf_engine *e, const uint8_t *body, size_t len)
 {
-    uint64_t id;
-    int rv = moq_ietf_decode_id_msg(e->c, body, len, &id);
-    if (rv < 0) fail(e, moq_ietf_close_code(rv), what);
+    struct moq_ietf_request_ok m;
+    int rv = moq_ietf_decode_request_ok(e->c, body, len, &m);
+    if (rv < 0) fail(e, moq_ietf_close_code(rv), "malformed PUBLISH_NAMESPACE_OK");
 }
 
 static void on_control_msg(struct moq_ietf_engine *e, uint64_t type, const uint8_t *body,
@@ -1129,7 +1222,11 @@ static void on_control_msg(struct moq_ietf_engine *e, uint64_t type, const uint8
         on_unsubscribe(e, body, len);
         break;
     case MOQ_IETF_SUBSCRIBE_NAMESPACE_V1:
-        on_subscribe_namespace(e, type, body, len);
+        if (e->c->ns_stream) {
+            fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "SUBSCRIBE_NAMESPACE on the control stream");
+            return;
+        }
+        on_subscribe_namespace(e, NULL, type, body, len);
         break;
     case MOQ_IETF_UNSUBSCRIBE_NAMESPACE:
         on_unsubscribe_namespace(e, body, len);
@@ -1150,7 +1247,7 @@ static void on_control_msg(struct moq_ietf_engine *e, uint64_t type, const uint8
         on_publish_done(e, body, len);
         break;
     case MOQ_IETF_REQUEST_OK: /* PUBLISH_NAMESPACE_OK for what we advertised */
-        on_id_answer(e, body, len, "malformed PUBLISH_NAMESPACE_OK");
+        on_request_ok(e, body, len);
         break;
     case MOQ_IETF_NAMESPACE:                /* PUBLISH_NAMESPACE_ERROR */
     case MOQ_IETF_PUBLISH_NAMESPACE_CANCEL: /* the peer no longer wants one */
@@ -1207,6 +1304,52 @@ static void on_control_msg(struct moq_ietf_engine *e, uint64_t type, const uint8
     }
 }
 
+/* One message at p[0..left): 1 with its type, header and body length, 0 when incomplete,
+ * < 0 when malformed. */
+static int msg_frame(struct moq_ietf_engine *e, const uint8_t *p, size_t left, uint64_t *type,
+                     size_t *hdr, size_t *body_len)
+{
+    int n = moq_ietf_varint_get(e->c, p, left, type);
+    if (n == MOQ_ERR_AGAIN) return 0;
+    if (n < 0) return n;
+    if (left < (size_t)n + 2) return 0;
+    *hdr = (size_t)n + 2;
+    *body_len = ((size_t)p[n] << 8) | p[n + 1];
+    return left < *hdr + *body_len ? 0 : 1;
+}
+
+/* Draft-16: a SUBSCRIBE_NAMESPACE on its own bidi stream. The peer's FIN (or reset) ends
+ * the request; nothing else may follow the request on the stream. */
+static void ns_stream_data(struct moq_ietf_engine *e, istream *st, const uint8_t *data, size_t len,
+                           bool fin)
+{
+    if (moq_buf_append(&st->in, data, len) < 0) {
+        fail(e, MOQ_IETF_INTERNAL_ERROR, "out of memory");
+        return;
+    }
+    uint64_t type;
+    size_t hdr, body_len;
+    int n;
+    while ((n = msg_frame(e, st->in.data, st->in.len, &type, &hdr, &body_len)) != 0) {
+        if (n < 0 || st->obj || type != MOQ_IETF_SUBSCRIBE_NAMESPACE_V1) {
+            fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "unexpected message on a namespace stream");
+            return;
+        }
+        on_subscribe_namespace(e, st, type, st->in.data + hdr, body_len);
+        if (e->s->closing || st->kind != IS_NS) return; /* refused: the stream is over */
+        memmove(st->in.data, st->in.data + hdr + body_len, st->in.len - hdr - body_len);
+        st->in.len -= hdr + body_len;
+    }
+    if (st->in.len > MAX_NS_REQUEST_BYTES) {
+        fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "namespace request too long");
+        return;
+    }
+    if (!fin) return;
+    if (st->obj) nswatch_free(st->obj); /* the peer unsubscribed */
+    if (!st->send_done && moq_transport_write(e->s->t, st->sid, NULL, 0, true) == 0)
+        st->send_done = true;
+}
+
 /* Frame control messages out of the stream's bytes. */
 static void control_data(struct moq_ietf_engine *e, const uint8_t *data, size_t len, bool fin)
 {
@@ -1217,20 +1360,17 @@ static void control_data(struct moq_ietf_engine *e, const uint8_t *data, size_t 
     }
     size_t off = 0;
     while (!s->closing) {
-        const uint8_t *p = e->ctrl_in.data + off;
-        size_t left = e->ctrl_in.len - off;
         uint64_t type;
-        int n = moq_ietf_varint_get(e->c, p, left, &type);
-        if (n == MOQ_ERR_AGAIN) break;
+        size_t hdr, body_len;
+        int n = msg_frame(e, e->ctrl_in.data + off, e->ctrl_in.len - off, &type, &hdr, &body_len);
+        if (n == 0) break;
         if (n < 0) {
             fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "malformed control message");
             return;
         }
-        if (left < (size_t)n + 2) break;
-        size_t body_len = ((size_t)p[n] << 8) | p[n + 1];
-        if (left < (size_t)n + 2 + body_len) break;
-        off += (size_t)n + 2 + body_len;
-        on_control_msg(e, type, p + n + 2, body_len);
+        const uint8_t *body = e->ctrl_in.data + off + hdr;
+        off += hdr + body_len;
+        on_control_msg(e, type, body, body_len);
     }
     if (s->closing) return;
     if (off) {
@@ -1321,8 +1461,12 @@ static void ev_stream_opened(void *app, moq_transport *t, int64_t sid, bool bidi
         e->control = st;
         return;
     }
-    if (bidi) {
+    if (bidi && (!e->c->ns_stream || !e->setup_done)) {
         fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "a second bidirectional stream");
+        return;
+    }
+    if (bidi) {
+        st->kind = IS_NS;
         return;
     }
     if (!e->setup_done) {
@@ -1352,6 +1496,8 @@ static void ev_stream_data(void *app, moq_transport *t, int64_t sid, void *sctx,
         control_data(e, data, len, fin);
     else if (st->kind == IS_GROUP_IN && st->obj)
         gin_data(st->obj, data, len, fin);
+    else if (st->kind == IS_NS)
+        ns_stream_data(e, st, data, len, fin);
 }
 
 static void ev_stream_reset(void *app, moq_transport *t, int64_t sid, void *sctx, uint64_t code)
@@ -1367,6 +1513,9 @@ static void ev_stream_reset(void *app, moq_transport *t, int64_t sid, void *sctx
         st->kind = IS_IGNORE;
         st->obj = NULL;
         gin_free(gi);
+    } else if (st->kind == IS_NS) {
+        if (st->obj) nswatch_free(st->obj);
+        st_reset(st, MOQ_IETF_STREAM_CANCELLED);
     }
 }
 
@@ -1380,6 +1529,8 @@ static void ev_stream_stopped(void *app, moq_transport *t, int64_t sid, void *sc
         fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "control stream stopped");
     } else if (st->kind == IS_GROUP_OUT && st->obj) {
         gout_end(st->obj); /* the subscriber gave up on this group */
+    } else if (st->kind == IS_NS && st->obj) {
+        nswatch_free(st->obj);
     }
 }
 
@@ -1394,8 +1545,10 @@ static void ev_stream_closed(void *app, moq_transport *t, int64_t sid, void *sct
         go->st = NULL;
         if (!e->s->closing) gout_end(go);
     }
+    if (st->kind == IS_NS && st->obj) nswatch_free(st->obj);
     if (e->control == st) e->control = NULL;
     moq_list_remove(&st->link);
+    moq_buf_free(&st->in);
     free(st);
 }
 
@@ -1461,6 +1614,7 @@ static void teardown(struct moq_ietf_engine *e, uint64_t code, const char *reaso
     while (!moq_list_empty(&e->streams)) {
         istream *st = moq_list_first(&e->streams, istream, link);
         moq_list_remove(&st->link);
+        moq_buf_free(&st->in);
         free(st);
     }
     moq_u64map_free(&e->dsubs);
@@ -1497,14 +1651,27 @@ static const struct moq_transport_events engine_events = {
 
 /* ---------------------------------------------------------------- public */
 
+/* The draft an ALPN (or WebSocket subprotocol) pins, when this engine runs it. */
+static const moq_ietf_caps *caps_of_protocol(const char *protocol)
+{
+    if (strcmp(protocol, MOQ_IETF_ALPN_COMPAT) == 0) return moq_ietf_caps_get(MOQT_14);
+    const moq_ietf_caps *c = moq_ietf_caps_from_alpn(protocol, strlen(protocol));
+    return c && moq_ietf_engine_runs(c->draft) ? c : NULL;
+}
+
+bool moq_ietf_engine_runs(moq_ietf_draft d)
+{
+    return d == MOQT_14 || d == MOQT_15 || d == MOQT_16;
+}
+
 bool moq_ietf_protocol(const char *protocol)
 {
-    return strcmp(protocol, MOQ_IETF_ALPN_COMPAT) == 0;
+    return caps_of_protocol(protocol) != NULL;
 }
 
 moq_session *moq_ietf_session_new(moq_transport *t, const struct moq_session_config *cfg)
 {
-    if (t->is_client || !cfg->clock) {
+    if (t->is_client || !cfg->clock || !caps_of_protocol(t->protocol)) {
         moq_transport_close(t, MOQ_IETF_INTERNAL_ERROR, "unsupported");
         return NULL;
     }
@@ -1524,7 +1691,7 @@ moq_session *moq_ietf_session_new(moq_transport *t, const struct moq_session_con
     s->reported_deadline = UINT64_MAX;
     moq_list_init(&s->streams);
     e->s = s;
-    e->c = moq_ietf_caps_get(MOQT_14);
+    e->c = caps_of_protocol(t->protocol);
     e->granted = REQUEST_WINDOW;
     e->next_request = 1;
     moq_list_init(&e->streams);

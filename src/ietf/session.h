@@ -12,7 +12,8 @@
  *    unannounces it; the origin's track requests become SUBSCRIBEs to the peer, its
  *    subgroup streams groups of the track, PUBLISH_DONE the track's end;
  *  - SUBSCRIBE_NAMESPACE watches the origin: every broadcast under the prefix is sent as a
- *    PUBLISH_NAMESPACE (drafts 14/15), its end as PUBLISH_NAMESPACE_DONE; SUBSCRIBE
+ *    PUBLISH_NAMESPACE (drafts 14/15) or NAMESPACE (16), its end as PUBLISH_NAMESPACE_DONE
+ *    or NAMESPACE_DONE; SUBSCRIBE
  *    subscribes to the origin and sends each group on its own subgroup stream;
  *  - dropped when bridging from moq-lite to IETF: nothing but frame timestamps (drafts
  *    without track properties have no timescale to carry them in); from IETF to moq-lite:
@@ -20,7 +21,11 @@
  *    groups are refused), publisher priorities.
  *
  * Drafts: draft-14, reached with the "moql" ALPN (or WebSocket subprotocol) and the compat
- * CLIENT_SETUP that offers it. Server role only (the relay accepting clients).
+ * CLIENT_SETUP that offers it, or with "moq-00"; drafts 15 and 16 with "moqt-15" / "moqt-16"
+ * (CLIENT_SETUP without versions). Draft-16 SUBSCRIBE_NAMESPACE comes on a bidi stream of
+ * its own, answered there with NAMESPACE / NAMESPACE_DONE per broadcast under the prefix;
+ * the earlier drafts get a PUBLISH_NAMESPACE request per broadcast on the control stream.
+ * Server role only (the relay accepting clients).
  */
 #ifndef MOQ_IETF_SESSION_H
 #define MOQ_IETF_SESSION_H
@@ -28,10 +33,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "ietf/version.h"
 #include "moq/session.h"
 
 /* The negotiated protocol names a session this engine runs. */
 bool moq_ietf_protocol(const char *protocol);
+
+/* Whether this engine runs a draft (the relay offers the ALPNs of those it runs). */
+bool moq_ietf_engine_runs(moq_ietf_draft d);
 
 /* As moq_session_new for such a transport. */
 moq_session *moq_ietf_session_new(moq_transport *t, const struct moq_session_config *cfg);

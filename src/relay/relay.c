@@ -11,6 +11,7 @@
 
 #include "client/client.h"
 #include "h3/h3.h"
+#include "ietf/session.h"
 #include "ietf/version.h"
 #include "moq/errors.h"
 #include "qmux/qmux.h"
@@ -216,9 +217,14 @@ static void pick_versions(moq_relay *r)
         if (want->len && !moq_strlist_contains(want, all[i])) continue;
         r->versions[r->n_versions++] = all[i];
     }
-    /* moq-transport-14 is reached through the "moql" ALPN and the compat SETUP */
+    /* moq-transport-14 is also reached through the "moql" ALPN and the compat SETUP */
     if (!want->len || moq_strlist_contains(want, "moq-transport-14"))
         r->versions[r->n_versions++] = MOQ_IETF_ALPN_COMPAT;
+    for (const moq_ietf_caps *const *c = moq_ietf_drafts; *c; c++) {
+        if (!moq_ietf_engine_runs((*c)->draft)) continue;
+        if (want->len && !moq_strlist_contains(want, (*c)->name)) continue;
+        r->versions[r->n_versions++] = (*c)->alpn;
+    }
     for (size_t i = 0; i < r->n_versions; i++)
         r->alpns[r->n_alpns++] = r->versions[i];
     r->alpns[r->n_alpns++] = "h3";

@@ -85,11 +85,15 @@ export async function step(name, promise, ms = 10000) {
  * with `version` (e.g. "moq-lite-04") the qmux session offers only that application protocol,
  * handed to connect() through its documented `transport` option.
  */
-const sessions = new WeakMap();
+const sessions = new WeakMap(); // connection -> its QmuxSession, when connect() made one
 
 // The version a pinned protocol negotiates when it is not named after one: "moql" carries the
-// compat SETUP, in which this relay picks moq-transport-14.
-const VERSION_OF_PROTOCOL = { moql: "moq-transport-14" }; // connection -> its QmuxSession, when connect() made one
+// compat SETUP, in which this relay picks moq-transport-14; the IETF ALPNs each pin a draft.
+const VERSION_OF_PROTOCOL = {
+    moql: "moq-transport-14",
+    "moq-00": "moq-transport-14",
+    ...Object.fromEntries([15, 16, 17, 18, 19, 20].map((d) => [`moqt-${d}`, `moq-transport-${d}`])),
+};
 
 export async function connect(url, version, wire) {
     const u = new URL(url);
