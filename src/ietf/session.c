@@ -20,8 +20,10 @@
 #define MAX_ALIAS_WAIT_STREAMS 64
 /* Our requests the peer may leave unanswered. */
 #define MAX_PUBLISHED_NS 10000
+/* Aliases of ended subscriptions remembered to stop their late streams. */
+#define MAX_RELEASED_ALIASES 4096
 /* A control message is at most a 16-bit length plus its header. */
-#define MAX_NS_REQUEST_BYTES (65535 + 16)
+#define MAX_MSG_BYTES (65535 + 16)
 
 /* Refusal codes common to draft-14's *_ERROR messages and REQUEST_ERROR (15+). */
 #define SUB_ERR_INTERNAL      0x0
@@ -34,8 +36,23 @@ static uint64_t err_does_not_exist(const moq_ietf_caps *c)
     return c->request_error ? MOQ_IETF_REQ_DOES_NOT_EXIST : 0x4;
 }
 
-/* IS_NS: a bidi stream of its own carrying one SUBSCRIBE_NAMESPACE (draft-16). */
-enum is_kind { IS_NEW, IS_CONTROL, IS_GROUP_IN, IS_GROUP_OUT, IS_NS, IS_IGNORE };
+/* Bidi streams of one request each (draft-16 namespaces, every request from draft-17):
+ * IS_REQ until its first message names the request, then IS_NS (SUBSCRIBE_NAMESPACE),
+ * IS_SUB (the peer's SUBSCRIBE), IS_PUBNS (its PUBLISH_NAMESPACE) or IS_UP (our SUBSCRIBE
+ * to the peer). IS_SETUP: the peer's SETUP uni stream (draft-17+). */
+enum is_kind {
+    IS_NEW,
+    IS_CONTROL,
+    IS_GROUP_IN,
+    IS_GROUP_OUT,
+    IS_REQ,
+    IS_NS,
+    IS_SUB,
+    IS_PUBNS,
+    IS_UP,
+    IS_SETUP,
+    IS_IGNORE
+};
 
 struct moq_ietf_engine;
 struct dsub;
@@ -48,8 +65,8 @@ typedef struct istream {
     bool bidi;
     bool send_done;
     bool recv_done;
-    void *obj;  /* struct gin / struct gout / struct nswatch */
-    moq_buf in; /* IS_NS: bytes of a message not complete yet */
+    void *obj;  /* struct gin / gout / nswatch / dsub / pubns / usub */
+    moq_buf in; /* message streams: bytes of a message not complete yet */
     moq_list link;
 } istream;
 
@@ -82,6 +99,7 @@ struct gout {
 /* The peer's subscription to a track of the origin. */
 struct dsub {
     struct moq_ietf_engine *e;
+    istream *st; /* its request stream (17+), NULL on the control stream */
     uint64_t request_id;
     moq_subscription *sub;
     moq_list groups;
@@ -93,6 +111,7 @@ struct dsub {
 /* A broadcast the peer published to us (PUBLISH_NAMESPACE). */
 struct pubns {
     struct moq_ietf_engine *e;
+    istream *st;         /* its request stream (17+) */
     uint64_t request_id; /* of the PUBLISH_NAMESPACE */
     char *path;          /* relative to the root */
     moq_route *route;
@@ -102,6 +121,7 @@ struct pubns {
 /* A track we subscribed to upstream, for the origin. */
 struct usub {
     struct moq_ietf_engine *e;
+    istream *st; /* our request stream (17+) */
     struct pubns *pn;
     moq_track *track;
     uint64_t request_id;
@@ -144,6 +164,7 @@ struct moq_ietf_engine {
     istream *control;
     moq_buf ctrl_in;
     bool setup_done;
+    bool setup_in;         /* 17+: the peer's SETUP stream arrived */
     uint64_t granted;      /* request ids below this the peer may use */
     uint64_t peer_limit;   /* our request ids must stay below this */
     uint64_t next_request; /* our next request id (odd: we are the server) */
@@ -156,6 +177,7 @@ struct moq_ietf_engine {
     moq_u64map nswatches; /* peer request id -> nswatch */
     moq_u64map ups;       /* our request id -> usub */
     moq_u64map aliases;   /* track alias -> usub */
+    moq_u64map released;  /* aliases of subscriptions we ended -> 1 */
     moq_map announced;    /* path relative to root -> 1 (what we told the peer about) */
     uint64_t setup_deadline, expiry_deadline, reported;
 };
@@ -221,6 +243,13 @@ static void send_control(struct moq_ietf_engine *e, moq_buf *b)
         fail(e, MOQ_IETF_INTERNAL_ERROR, "cannot write the control stream");
 }
 
+/* End our side of a request stream. */
+static void st_fin(istream *st)
+{
+    if (!st || st->send_done || st->e->s->closing) return;
+    if (moq_transport_write(st->e->s->t, st->sid, NULL, 0, true) == 0) st->send_done = true;
+}
+
 /* A message on a request's own stream (draft-16), or on the control stream when st is NULL. */
 static void send_on(struct moq_ietf_engine *e, istream *st, moq_buf *b)
 {
@@ -236,7 +265,7 @@ static void send_on(struct moq_ietf_engine *e, istream *st, moq_buf *b)
 /* Our next request id, or false when the peer's limit is reached. */
 static bool take_request_id(struct moq_ietf_engine *e, uint64_t *id)
 {
-    if (e->next_request >= e->peer_limit) {
+    if (e->c->max_request_id && e->next_request >= e->peer_limit) {
         moq_buf b;
         moq_buf_init(&b);
         if (moq_ietf_encode_id_msg(&b, e->c, MOQ_IETF_REQUESTS_BLOCKED, e->peer_limit) == 0)
@@ -252,6 +281,7 @@ static bool take_request_id(struct moq_ietf_engine *e, uint64_t *id)
 /* The peer used request id `id`: refuse ids beyond the grant, widen it as it is used. */
 static bool accept_request_id(struct moq_ietf_engine *e, uint64_t id)
 {
+    if (!e->c->max_request_id) return true;
     if (id >= e->granted) {
         fail(e, MOQ_IETF_TOO_MANY_REQUESTS, "request id beyond MAX_REQUEST_ID");
         return false;
@@ -433,6 +463,11 @@ static void dsub_free(struct dsub *ds)
         gout_end(go);
     }
     if (ds->sub) moq_subscription_close(ds->sub);
+    if (ds->st) {
+        st_fin(ds->st);
+        ds->st->obj = NULL;
+        ds->st->kind = IS_IGNORE;
+    }
     moq_u64map_del(&e->dsubs, ds->request_id);
     free(ds);
 }
@@ -443,7 +478,7 @@ static void send_publish_done(struct dsub *ds, uint64_t status, const char *reas
                                       moq_str_make(reason, strlen(reason))};
     moq_buf b;
     moq_buf_init(&b);
-    if (moq_ietf_encode_publish_done(&b, ds->e->c, &m) == 0) send_control(ds->e, &b);
+    if (moq_ietf_encode_publish_done(&b, ds->e->c, &m) == 0) send_on(ds->e, ds->st, &b);
     moq_buf_free(&b);
 }
 
@@ -517,7 +552,8 @@ static void refuse(struct moq_ietf_engine *e, enum moq_ietf_request_kind kind, u
     refuse_on(e, NULL, kind, id, code, reason);
 }
 
-static void on_subscribe(struct moq_ietf_engine *e, const uint8_t *body, size_t len)
+/* SUBSCRIBE on the control stream (st NULL) or on its own stream (17+). */
+static void on_subscribe(struct moq_ietf_engine *e, istream *st, const uint8_t *body, size_t len)
 {
     moq_session *s = e->s;
     struct moq_ietf_subscribe m;
@@ -538,7 +574,9 @@ static void on_subscribe(struct moq_ietf_engine *e, const uint8_t *body, size_t 
         session_global_path(s, m.ns.data, m.ns.len, &full) < 0) {
         moq_info("ietf", "%s: refused: the peer may not subscribe to /%.*s", s->t->peer,
                  (int)m.ns.len, (const char *)m.ns.data);
-        refuse(e, MOQ_IETF_REQ_SUBSCRIBE, m.request_id, SUB_ERR_UNAUTHORIZED, "unauthorized");
+        refuse_on(e, st, MOQ_IETF_REQ_SUBSCRIBE, m.request_id, SUB_ERR_UNAUTHORIZED,
+                  "unauthorized");
+        st_fin(st);
         moq_buf_free(&m.ns);
         moq_buf_free(&full);
         return;
@@ -546,13 +584,19 @@ static void on_subscribe(struct moq_ietf_engine *e, const uint8_t *body, size_t 
     struct dsub *ds = calloc(1, sizeof(*ds));
     if (!ds || moq_u64map_put(&e->dsubs, m.request_id, ds) < 0) {
         free(ds);
-        refuse(e, MOQ_IETF_REQ_SUBSCRIBE, m.request_id, SUB_ERR_INTERNAL, "out of memory");
+        refuse_on(e, st, MOQ_IETF_REQ_SUBSCRIBE, m.request_id, SUB_ERR_INTERNAL, "out of memory");
+        st_fin(st);
         moq_buf_free(&m.ns);
         moq_buf_free(&full);
         return;
     }
     ds->e = e;
     ds->request_id = m.request_id;
+    if (st) {
+        ds->st = st;
+        st->kind = IS_SUB;
+        st->obj = ds;
+    }
     moq_list_init(&ds->groups);
     moq_sub_prefs prefs = {0};
     prefs.priority = (uint8_t)(255 - m.priority); /* IETF: lower is more important */
@@ -568,8 +612,9 @@ static void on_subscribe(struct moq_ietf_engine *e, const uint8_t *body, size_t 
         moq_debug("ietf", "%s: SUBSCRIBE %llu /%s: not found", s->t->peer,
                   (unsigned long long)m.request_id, (const char *)full.data);
         ds->over = true;
+        refuse_on(e, st, MOQ_IETF_REQ_SUBSCRIBE, m.request_id, err_does_not_exist(e->c),
+                  "not found");
         dsub_free(ds);
-        refuse(e, MOQ_IETF_REQ_SUBSCRIBE, m.request_id, err_does_not_exist(e->c), "not found");
         moq_buf_free(&full);
         moq_buf_free(&m.ns);
         return;
@@ -578,7 +623,7 @@ static void on_subscribe(struct moq_ietf_engine *e, const uint8_t *body, size_t 
         .request_id = m.request_id, .track_alias = m.request_id, .group_order = 2};
     moq_buf b;
     moq_buf_init(&b);
-    if (moq_ietf_encode_subscribe_ok(&b, e->c, &ok) == 0) send_control(e, &b);
+    if (moq_ietf_encode_subscribe_ok(&b, e->c, &ok) == 0) send_on(e, st, &b);
     moq_buf_free(&b);
     rv = moq_origin_subscribe(s->cfg.origin, full.data, full.len, (const uint8_t *)m.track.ptr,
                               m.track.len, 0, &prefs, &dsub_ops, ds, &ds->sub);
@@ -727,7 +772,10 @@ static void on_subscribe_namespace(struct moq_ietf_engine *e, istream *st, uint6
     memcpy(nw->prefix, m.prefix.data, m.prefix.len);
     nw->prefix[m.prefix.len] = '\0';
     moq_map_init(&nw->announced);
-    if (st) st->obj = nw;
+    if (st) {
+        st->obj = nw;
+        st->kind = IS_NS;
+    }
     struct moq_ietf_request_ok ok = {.request_id = m.request_id};
     moq_buf b;
     moq_buf_init(&b);
@@ -769,9 +817,17 @@ static void on_unsubscribe_namespace(struct moq_ietf_engine *e, const uint8_t *b
 static void usub_free(struct usub *us)
 {
     struct moq_ietf_engine *e = us->e;
+    if (us->st) {
+        us->st->obj = NULL;
+        us->st->kind = IS_IGNORE;
+    }
     moq_u64map_del(&e->ups, us->request_id);
-    if (us->ok && moq_u64map_get(&e->aliases, us->alias) == us)
+    if (us->ok && moq_u64map_get(&e->aliases, us->alias) == us) {
         moq_u64map_del(&e->aliases, us->alias);
+        /* streams of it still coming are stopped rather than held for an alias */
+        if (moq_u64map_len(&e->released) >= MAX_RELEASED_ALIASES) moq_u64map_free(&e->released);
+        if (!e->s->closing) moq_u64map_put(&e->released, us->alias, (void *)1);
+    }
     /* groups still arriving keep their group reference and lose the usub */
     moq_list *pos;
     for (pos = e->streams.next; pos != &e->streams; pos = pos->next) {
@@ -799,6 +855,20 @@ static void pn_track_request(void *ctx, moq_route *route, moq_track *track,
     us->pn = pn;
     us->track = track;
     us->request_id = id;
+    if (e->c->request_streams) {
+        int64_t sid;
+        istream *st = NULL;
+        bool opened = moq_transport_open(e->s->t, true, &sid) == 0;
+        if (!opened || !(st = st_new(e, sid, IS_UP, true))) {
+            if (opened) e->s->t->ops->reset(e->s->t, sid, MOQ_IETF_STREAM_INTERNAL_ERROR);
+            moq_u64map_del(&e->ups, id);
+            free(us);
+            moq_track_abort(track, route, MOQ_REASON_NOT_FOUND);
+            return;
+        }
+        st->obj = us;
+        us->st = st;
+    }
     size_t name_len;
     const uint8_t *name = moq_track_name(track, &name_len);
     struct moq_ietf_subscribe m = {.request_id = id,
@@ -807,7 +877,10 @@ static void pn_track_request(void *ctx, moq_route *route, moq_track *track,
                                    .forward = true,
                                    .want_properties = true};
     m.track = moq_str_make(name, name_len);
-    m.filter.kind = MOQ_IETF_FILTER_LARGEST;
+    /* moq-lite's join point, the start of the latest group: draft-20 says so by sending no
+     * filter (its {0, 0} joins mid-group); earlier drafts by Largest Object */
+    m.filter.kind =
+        e->c->filter == MOQ_IETF_FILTER_FIELDS ? MOQ_IETF_FILTER_NONE : MOQ_IETF_FILTER_LARGEST;
     if (prefs->has_start) {
         m.filter.kind = MOQ_IETF_FILTER_ABSOLUTE;
         m.filter.start_group = prefs->start_group;
@@ -815,7 +888,7 @@ static void pn_track_request(void *ctx, moq_route *route, moq_track *track,
     moq_buf b;
     moq_buf_init(&b);
     if (moq_ietf_encode_subscribe(&b, e->c, &m, moq_str_make(pn->path, strlen(pn->path))) == 0)
-        send_control(e, &b);
+        send_on(e, us->st, &b);
     moq_buf_free(&b);
     moq_debug("ietf", "%s: SUBSCRIBE %llu /%s track %.*s upstream", e->s->t->peer,
               (unsigned long long)id, pn->path, (int)name_len, (const char *)name);
@@ -841,7 +914,14 @@ static void pn_track_release(void *ctx, moq_route *route, moq_track *track)
     if (!us) return;
     us->released = true;
     us->track = NULL;
-    if (!e->s->closing) {
+    if (!e->s->closing)
+        moq_debug("ietf", "%s: SUBSCRIBE %llu /%s upstream released", e->s->t->peer,
+                  (unsigned long long)us->request_id, pn->path);
+    if (us->st) {
+        /* 17+: STOP_SENDING and our FIN on the request stream unsubscribe */
+        st_stop(us->st, MOQ_IETF_STREAM_CANCELLED);
+        st_fin(us->st);
+    } else if (!e->s->closing) {
         moq_buf b;
         moq_buf_init(&b);
         if (moq_ietf_encode_id_msg(&b, e->c, MOQ_IETF_UNSUBSCRIBE, us->request_id) == 0)
@@ -876,7 +956,10 @@ static struct pubns *pubns_by_id(struct moq_ietf_engine *e, uint64_t request_id)
     return NULL;
 }
 
-static void on_publish_namespace(struct moq_ietf_engine *e, const uint8_t *body, size_t len)
+/* PUBLISH_NAMESPACE on the control stream (st NULL) or on its own stream (17+, where the
+ * stream's end withdraws it). */
+static void on_publish_namespace(struct moq_ietf_engine *e, istream *st, const uint8_t *body,
+                                 size_t len)
 {
     moq_session *s = e->s;
     struct moq_ietf_publish_namespace m;
@@ -906,13 +989,18 @@ static void on_publish_namespace(struct moq_ietf_engine *e, const uint8_t *body,
         pn->path[m.ns.len] = '\0';
         pn->e = e;
         pn->request_id = m.request_id;
+        if (st) {
+            pn->st = st;
+            st->kind = IS_PUBNS;
+            st->obj = pn;
+        }
         moq_list_push_back(&e->pubns, &pn->link);
         /* the OK first: subscriptions the announcement triggers follow it */
         struct moq_ietf_request_ok ok = {.request_id = m.request_id};
         moq_buf b;
         moq_buf_init(&b);
         if (moq_ietf_encode_request_ok(&b, e->c, MOQ_IETF_REQ_PUBLISH_NAMESPACE, &ok) == 0)
-            send_control(e, &b);
+            send_on(e, st, &b);
         moq_buf_free(&b);
         rv = moq_origin_announce(s->cfg.origin, full.data, full.len, NULL, 0, &pubns_ops, pn,
                                  &pn->route);
@@ -928,7 +1016,8 @@ static void on_publish_namespace(struct moq_ietf_engine *e, const uint8_t *body,
         if (pn) free(pn);
         moq_info("ietf", "%s: PUBLISH_NAMESPACE /%.*s refused: %s", s->t->peer, (int)m.ns.len,
                  (const char *)m.ns.data, why);
-        refuse(e, MOQ_IETF_REQ_PUBLISH_NAMESPACE, m.request_id, SUB_ERR_UNAUTHORIZED, why);
+        refuse_on(e, st, MOQ_IETF_REQ_PUBLISH_NAMESPACE, m.request_id, SUB_ERR_UNAUTHORIZED, why);
+        st_fin(st);
     }
     moq_buf_free(&full);
     moq_buf_free(&m.ns);
@@ -938,6 +1027,11 @@ static void pubns_free(struct pubns *pn, bool graceful)
 {
     struct moq_ietf_engine *e = pn->e;
     moq_list_remove(&pn->link);
+    if (pn->st) {
+        st_fin(pn->st);
+        pn->st->obj = NULL;
+        pn->st->kind = IS_IGNORE;
+    }
     if (pn->route) {
         if (graceful)
             moq_route_unannounce(pn->route);
@@ -963,9 +1057,12 @@ static void on_publish_namespace_done(struct moq_ietf_engine *e, const uint8_t *
     if (pn) pubns_free(pn, true);
 }
 
-static void on_subscribe_ok(struct moq_ietf_engine *e, const uint8_t *body, size_t len);
-static void on_subscribe_error(struct moq_ietf_engine *e, const uint8_t *body, size_t len);
-static void on_publish_done(struct moq_ietf_engine *e, const uint8_t *body, size_t len);
+static void on_subscribe_ok(struct moq_ietf_engine *e, istream *st, const uint8_t *body,
+                            size_t len);
+static void on_subscribe_error(struct moq_ietf_engine *e, istream *st, const uint8_t *body,
+                               size_t len);
+static void on_publish_done(struct moq_ietf_engine *e, istream *st, const uint8_t *body,
+                            size_t len);
 
 /* ---------------------------------------------------------------- consuming: groups in */
 
@@ -1076,6 +1173,10 @@ static void gin_data(struct gin *gi, const uint8_t *data, size_t len, bool fin)
                 return;
             }
             struct usub *us = moq_u64map_get(&e->aliases, ev.header.track_alias);
+            if (!us && moq_u64map_get(&e->released, ev.header.track_alias)) {
+                gin_drop(gi, MOQ_IETF_STREAM_CANCELLED); /* we unsubscribed */
+                return;
+            }
             if (!us) {
                 gin_wait(gi, data, len, fin);
                 return;
@@ -1162,7 +1263,7 @@ static void on_client_setup(struct moq_ietf_engine *e, uint64_t type, const uint
                             size_t len)
 {
     moq_session *s = e->s;
-    if (type != MOQ_IETF_CLIENT_SETUP) {
+    if (type != (e->c->uni_setup ? MOQ_IETF_SETUP : MOQ_IETF_CLIENT_SETUP)) {
         fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "expected CLIENT_SETUP");
         return;
     }
@@ -1187,14 +1288,26 @@ static void on_client_setup(struct moq_ietf_engine *e, uint64_t type, const uint
     authorize(e, &setup);
     if (s->closing) return;
     struct moq_ietf_setup_out out = {.version = e->c->code,
-                                     .has_max_request_id = true,
+                                     .has_max_request_id = e->c->max_request_id,
                                      .max_request_id = e->granted,
                                      .implementation = "moq-relay"};
+    int64_t sid = e->control ? e->control->sid : -1;
+    if (e->c->uni_setup) { /* 17+: our SETUP opens a uni stream of our own */
+        istream *st = NULL;
+        if (moq_transport_open(s->t, false, &sid) < 0 || !(st = st_new(e, sid, IS_IGNORE, false))) {
+            fail(e, MOQ_IETF_INTERNAL_ERROR, "cannot open the SETUP stream");
+            return;
+        }
+    }
     moq_buf b;
     moq_buf_init(&b);
-    if (moq_ietf_encode_setup(&b, e->c, false, &out) == 0)
-        rv = moq_transport_write_bytes(s->t, e->control->sid, b.data, b.len, false);
+    rv = moq_ietf_encode_setup(&b, e->c, false, &out);
+    if (rv == 0) rv = moq_transport_write_bytes(s->t, sid, b.data, b.len, false);
     moq_buf_free(&b);
+    if (rv < 0) {
+        fail(e, MOQ_IETF_INTERNAL_ERROR, "cannot send SETUP");
+        return;
+    }
     session_deadline_changed(s);
     moq_debug("ietf", "%s: %s session authorized at /%s", s->t->peer, e->c->name, s->perms.root);
 }
@@ -1216,7 +1329,7 @@ static void on_control_msg(struct moq_ietf_engine *e, uint64_t type, const uint8
     }
     switch (type) {
     case MOQ_IETF_SUBSCRIBE:
-        on_subscribe(e, body, len);
+        on_subscribe(e, NULL, body, len);
         break;
     case MOQ_IETF_UNSUBSCRIBE:
         on_unsubscribe(e, body, len);
@@ -1232,19 +1345,19 @@ static void on_control_msg(struct moq_ietf_engine *e, uint64_t type, const uint8
         on_unsubscribe_namespace(e, body, len);
         break;
     case MOQ_IETF_PUBLISH_NAMESPACE:
-        on_publish_namespace(e, body, len);
+        on_publish_namespace(e, NULL, body, len);
         break;
     case MOQ_IETF_PUBLISH_NAMESPACE_DONE:
         on_publish_namespace_done(e, body, len);
         break;
     case MOQ_IETF_SUBSCRIBE_OK:
-        on_subscribe_ok(e, body, len);
+        on_subscribe_ok(e, NULL, body, len);
         break;
     case MOQ_IETF_REQUEST_ERROR:
-        on_subscribe_error(e, body, len);
+        on_subscribe_error(e, NULL, body, len);
         break;
     case MOQ_IETF_PUBLISH_DONE:
-        on_publish_done(e, body, len);
+        on_publish_done(e, NULL, body, len);
         break;
     case MOQ_IETF_REQUEST_OK: /* PUBLISH_NAMESPACE_OK for what we advertised */
         on_request_ok(e, body, len);
@@ -1318,36 +1431,155 @@ static int msg_frame(struct moq_ietf_engine *e, const uint8_t *p, size_t left, u
     return left < *hdr + *body_len ? 0 : 1;
 }
 
-/* Draft-16: a SUBSCRIBE_NAMESPACE on its own bidi stream. The peer's FIN (or reset) ends
- * the request; nothing else may follow the request on the stream. */
-static void ns_stream_data(struct moq_ietf_engine *e, istream *st, const uint8_t *data, size_t len,
-                           bool fin)
+/* A request this relay does not serve on its own stream (17+): refused there. */
+static void refuse_request(struct moq_ietf_engine *e, istream *st, uint64_t type,
+                           const uint8_t *body, size_t len)
+{
+    ietf_r r;
+    ir_init(&r, body, len, e->c);
+    uint64_t id = ir_varint(&r);
+    if (r.err) {
+        fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "malformed request");
+        return;
+    }
+    enum moq_ietf_request_kind kind = type == MOQ_IETF_FETCH     ? MOQ_IETF_REQ_FETCH
+                                      : type == MOQ_IETF_PUBLISH ? MOQ_IETF_REQ_PUBLISH
+                                                                 : MOQ_IETF_REQ_TRACK_STATUS;
+    refuse_on(e, st, kind, id, SUB_ERR_NOT_SUPPORTED, "not supported");
+    st_fin(st);
+}
+
+/* The first message of a request stream names the request. */
+static void on_request(struct moq_ietf_engine *e, istream *st, uint64_t type, const uint8_t *body,
+                       size_t len)
+{
+    const moq_ietf_caps *c = e->c;
+    uint64_t ns_type = c->ns_v2 ? MOQ_IETF_SUBSCRIBE_NAMESPACE_V2 : MOQ_IETF_SUBSCRIBE_NAMESPACE_V1;
+    if (type == ns_type)
+        on_subscribe_namespace(e, st, type, body, len);
+    else if (c->request_streams && type == MOQ_IETF_SUBSCRIBE)
+        on_subscribe(e, st, body, len);
+    else if (c->request_streams && type == MOQ_IETF_PUBLISH_NAMESPACE)
+        on_publish_namespace(e, st, body, len);
+    else if (c->request_streams &&
+             (type == MOQ_IETF_FETCH || type == MOQ_IETF_PUBLISH || type == MOQ_IETF_TRACK_STATUS))
+        refuse_request(e, st, type, body, len);
+    else
+        fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "unexpected request on a stream");
+    if (!e->s->closing && st->kind == IS_REQ) st->kind = IS_IGNORE; /* refused */
+}
+
+static void on_stream_msg(struct moq_ietf_engine *e, istream *st, uint64_t type,
+                          const uint8_t *body, size_t len)
+{
+    switch (st->kind) {
+    case IS_REQ:
+        on_request(e, st, type, body, len);
+        return;
+    case IS_UP:
+        if (type == MOQ_IETF_SUBSCRIBE_OK)
+            on_subscribe_ok(e, st, body, len);
+        else if (type == MOQ_IETF_REQUEST_ERROR)
+            on_subscribe_error(e, st, body, len);
+        else if (type == MOQ_IETF_PUBLISH_DONE)
+            on_publish_done(e, st, body, len);
+        else
+            fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "unexpected answer to SUBSCRIBE");
+        return;
+    case IS_SETUP:
+        if (!e->setup_done)
+            on_client_setup(e, type, body, len);
+        else if (type == MOQ_IETF_GOAWAY)
+            fail(e, MOQ_IETF_NO_ERROR, "peer sent GOAWAY");
+        return;
+    case IS_SUB:
+    case IS_PUBNS:
+        if (type == MOQ_IETF_REQUEST_UPDATE) return; /* priorities: nothing to change */
+        /* fallthrough */
+    default:
+        fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "unexpected message on a request stream");
+        return;
+    }
+}
+
+/* The peer ended its side of a message stream (reset: !graceful). */
+static void on_stream_end(struct moq_ietf_engine *e, istream *st, bool graceful)
+{
+    switch (st->kind) {
+    case IS_NS:
+        if (st->obj) nswatch_free(st->obj); /* the peer unsubscribed */
+        break;
+    case IS_SUB:
+        if (st->obj) {
+            struct dsub *ds = st->obj;
+            ds->over = true;
+            dsub_free(ds);
+        }
+        break;
+    case IS_PUBNS:
+        if (st->obj) pubns_free(st->obj, graceful);
+        break;
+    case IS_UP:
+        if (st->obj && !graceful) {
+            struct usub *us = st->obj;
+            moq_track *track = us->track;
+            moq_route *route = us->pn->route;
+            us->released = true;
+            us->track = NULL;
+            usub_free(us);
+            if (track) moq_track_abort(track, route, MOQ_REASON_CANCEL);
+        }
+        return;
+    case IS_SETUP:
+        if (graceful) fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "SETUP stream closed");
+        return;
+    default:
+        break;
+    }
+    if (graceful)
+        st_fin(st);
+    else
+        st_reset(st, MOQ_IETF_STREAM_CANCELLED);
+    st->kind = IS_IGNORE;
+}
+
+/* A stream of framed messages: request streams (16+) and the SETUP stream (17+). */
+static bool is_msg_stream(const istream *st)
+{
+    return st->kind == IS_REQ || st->kind == IS_NS || st->kind == IS_SUB || st->kind == IS_PUBNS ||
+           st->kind == IS_UP || st->kind == IS_SETUP;
+}
+
+static void msg_stream_data(struct moq_ietf_engine *e, istream *st, const uint8_t *data, size_t len,
+                            bool fin)
 {
     if (moq_buf_append(&st->in, data, len) < 0) {
         fail(e, MOQ_IETF_INTERNAL_ERROR, "out of memory");
         return;
     }
     uint64_t type;
-    size_t hdr, body_len;
+    size_t hdr, body_len, off = 0;
     int n;
-    while ((n = msg_frame(e, st->in.data, st->in.len, &type, &hdr, &body_len)) != 0) {
-        if (n < 0 || st->obj || type != MOQ_IETF_SUBSCRIBE_NAMESPACE_V1) {
-            fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "unexpected message on a namespace stream");
+    while (st->kind != IS_IGNORE &&
+           (n = msg_frame(e, st->in.data + off, st->in.len - off, &type, &hdr, &body_len)) != 0) {
+        if (n < 0) {
+            fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "malformed message on a request stream");
             return;
         }
-        on_subscribe_namespace(e, st, type, st->in.data + hdr, body_len);
-        if (e->s->closing || st->kind != IS_NS) return; /* refused: the stream is over */
-        memmove(st->in.data, st->in.data + hdr + body_len, st->in.len - hdr - body_len);
-        st->in.len -= hdr + body_len;
+        const uint8_t *body = st->in.data + off + hdr;
+        off += hdr + body_len;
+        on_stream_msg(e, st, type, body, body_len);
+        if (e->s->closing) return;
     }
-    if (st->in.len > MAX_NS_REQUEST_BYTES) {
-        fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "namespace request too long");
+    if (off) {
+        memmove(st->in.data, st->in.data + off, st->in.len - off);
+        st->in.len -= off;
+    }
+    if (st->in.len > MAX_MSG_BYTES) {
+        fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "message too long");
         return;
     }
-    if (!fin) return;
-    if (st->obj) nswatch_free(st->obj); /* the peer unsubscribed */
-    if (!st->send_done && moq_transport_write(e->s->t, st->sid, NULL, 0, true) == 0)
-        st->send_done = true;
+    if (fin && st->kind != IS_IGNORE) on_stream_end(e, st, true);
 }
 
 /* Frame control messages out of the stream's bytes. */
@@ -1382,7 +1614,8 @@ static void control_data(struct moq_ietf_engine *e, const uint8_t *data, size_t 
 
 /* ---------------------------------------------------------------- upstream answers */
 
-static void on_subscribe_ok(struct moq_ietf_engine *e, const uint8_t *body, size_t len)
+/* Answers to our SUBSCRIBE: on the control stream by request id, or on its stream st (17+). */
+static void on_subscribe_ok(struct moq_ietf_engine *e, istream *st, const uint8_t *body, size_t len)
 {
     struct moq_ietf_subscribe_ok m;
     int rv = moq_ietf_decode_subscribe_ok(e->c, body, len, &m);
@@ -1390,7 +1623,7 @@ static void on_subscribe_ok(struct moq_ietf_engine *e, const uint8_t *body, size
         fail(e, moq_ietf_close_code(rv), "malformed SUBSCRIBE_OK");
         return;
     }
-    struct usub *us = moq_u64map_get(&e->ups, m.request_id);
+    struct usub *us = st ? st->obj : moq_u64map_get(&e->ups, m.request_id);
     if (!us || us->ok) return; /* unsubscribed meanwhile */
     if (moq_u64map_get(&e->aliases, m.track_alias)) {
         fail(e, MOQ_IETF_DUPLICATE_TRACK_ALIAS, "duplicate track alias");
@@ -1398,6 +1631,7 @@ static void on_subscribe_ok(struct moq_ietf_engine *e, const uint8_t *body, size
     }
     us->ok = true;
     us->alias = m.track_alias;
+    moq_u64map_del(&e->released, m.track_alias);
     if (moq_u64map_put(&e->aliases, m.track_alias, us) < 0) {
         fail(e, MOQ_IETF_INTERNAL_ERROR, "out of memory");
         return;
@@ -1410,7 +1644,9 @@ static void on_subscribe_ok(struct moq_ietf_engine *e, const uint8_t *body, size
     release_alias_waiters(e, us);
 }
 
-static void on_subscribe_error(struct moq_ietf_engine *e, const uint8_t *body, size_t len)
+/* Answers to our SUBSCRIBE: on the control stream by request id, or on its stream st (17+). */
+static void on_subscribe_error(struct moq_ietf_engine *e, istream *st, const uint8_t *body,
+                               size_t len)
 {
     struct moq_ietf_request_error m;
     int rv = moq_ietf_decode_request_error(e->c, body, len, &m);
@@ -1418,7 +1654,7 @@ static void on_subscribe_error(struct moq_ietf_engine *e, const uint8_t *body, s
         fail(e, moq_ietf_close_code(rv), "malformed SUBSCRIBE_ERROR");
         return;
     }
-    struct usub *us = moq_u64map_get(&e->ups, m.request_id);
+    struct usub *us = st ? st->obj : moq_u64map_get(&e->ups, m.request_id);
     if (!us) return;
     moq_track *track = us->track;
     moq_route *route = us->pn->route;
@@ -1428,7 +1664,8 @@ static void on_subscribe_error(struct moq_ietf_engine *e, const uint8_t *body, s
     if (track) moq_track_abort(track, route, MOQ_REASON_NOT_FOUND);
 }
 
-static void on_publish_done(struct moq_ietf_engine *e, const uint8_t *body, size_t len)
+/* Answers to our SUBSCRIBE: on the control stream by request id, or on its stream st (17+). */
+static void on_publish_done(struct moq_ietf_engine *e, istream *st, const uint8_t *body, size_t len)
 {
     struct moq_ietf_publish_done m;
     int rv = moq_ietf_decode_publish_done(e->c, body, len, &m);
@@ -1436,7 +1673,7 @@ static void on_publish_done(struct moq_ietf_engine *e, const uint8_t *body, size
         fail(e, moq_ietf_close_code(rv), "malformed PUBLISH_DONE");
         return;
     }
-    struct usub *us = moq_u64map_get(&e->ups, m.request_id);
+    struct usub *us = st ? st->obj : moq_u64map_get(&e->ups, m.request_id);
     if (!us || !us->track || us->done) return;
     us->done = true;
     us->done_ok =
@@ -1456,7 +1693,7 @@ static void ev_stream_opened(void *app, moq_transport *t, int64_t sid, bool bidi
         fail(e, MOQ_IETF_INTERNAL_ERROR, "out of memory");
         return;
     }
-    if (bidi && !e->control) {
+    if (bidi && !e->c->request_streams && !e->control) {
         st->kind = IS_CONTROL;
         e->control = st;
         return;
@@ -1466,7 +1703,12 @@ static void ev_stream_opened(void *app, moq_transport *t, int64_t sid, bool bidi
         return;
     }
     if (bidi) {
-        st->kind = IS_NS;
+        st->kind = IS_REQ;
+        return;
+    }
+    if (e->c->uni_setup && !e->setup_in) {
+        st->kind = IS_SETUP; /* the peer's first uni stream carries its SETUP */
+        e->setup_in = true;
         return;
     }
     if (!e->setup_done) {
@@ -1496,8 +1738,8 @@ static void ev_stream_data(void *app, moq_transport *t, int64_t sid, void *sctx,
         control_data(e, data, len, fin);
     else if (st->kind == IS_GROUP_IN && st->obj)
         gin_data(st->obj, data, len, fin);
-    else if (st->kind == IS_NS)
-        ns_stream_data(e, st, data, len, fin);
+    else if (is_msg_stream(st))
+        msg_stream_data(e, st, data, len, fin);
 }
 
 static void ev_stream_reset(void *app, moq_transport *t, int64_t sid, void *sctx, uint64_t code)
@@ -1513,9 +1755,10 @@ static void ev_stream_reset(void *app, moq_transport *t, int64_t sid, void *sctx
         st->kind = IS_IGNORE;
         st->obj = NULL;
         gin_free(gi);
-    } else if (st->kind == IS_NS) {
-        if (st->obj) nswatch_free(st->obj);
-        st_reset(st, MOQ_IETF_STREAM_CANCELLED);
+    } else if (st->kind == IS_SETUP) {
+        fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "SETUP stream reset");
+    } else if (is_msg_stream(st)) {
+        on_stream_end(e, st, false);
     }
 }
 
@@ -1529,8 +1772,8 @@ static void ev_stream_stopped(void *app, moq_transport *t, int64_t sid, void *sc
         fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "control stream stopped");
     } else if (st->kind == IS_GROUP_OUT && st->obj) {
         gout_end(st->obj); /* the subscriber gave up on this group */
-    } else if (st->kind == IS_NS && st->obj) {
-        nswatch_free(st->obj);
+    } else if ((st->kind == IS_NS || st->kind == IS_SUB) && st->obj) {
+        on_stream_end(e, st, false); /* the peer no longer wants what we send there */
     }
 }
 
@@ -1545,7 +1788,8 @@ static void ev_stream_closed(void *app, moq_transport *t, int64_t sid, void *sct
         go->st = NULL;
         if (!e->s->closing) gout_end(go);
     }
-    if (st->kind == IS_NS && st->obj) nswatch_free(st->obj);
+    st->send_done = st->recv_done = true;
+    if (is_msg_stream(st) && st->kind != IS_SETUP && st->obj) on_stream_end(e, st, false);
     if (e->control == st) e->control = NULL;
     moq_list_remove(&st->link);
     moq_buf_free(&st->in);
@@ -1621,6 +1865,7 @@ static void teardown(struct moq_ietf_engine *e, uint64_t code, const char *reaso
     moq_u64map_free(&e->nswatches);
     moq_u64map_free(&e->ups);
     moq_u64map_free(&e->aliases);
+    moq_u64map_free(&e->released);
     moq_map_free(&e->announced);
     moq_buf_free(&e->ctrl_in);
     if (s->cfg.closed) s->cfg.closed(s->cfg.ctx, s, code, reason);
@@ -1661,7 +1906,7 @@ static const moq_ietf_caps *caps_of_protocol(const char *protocol)
 
 bool moq_ietf_engine_runs(moq_ietf_draft d)
 {
-    return d == MOQT_14 || d == MOQT_15 || d == MOQT_16;
+    return moq_ietf_caps_get(d) != NULL;
 }
 
 bool moq_ietf_protocol(const char *protocol)
@@ -1702,6 +1947,7 @@ moq_session *moq_ietf_session_new(moq_transport *t, const struct moq_session_con
     moq_u64map_init(&e->nswatches);
     moq_u64map_init(&e->ups);
     moq_u64map_init(&e->aliases);
+    moq_u64map_init(&e->released);
     moq_map_init(&e->announced);
     moq_buf_init(&e->ctrl_in);
     e->expiry_deadline = UINT64_MAX;

@@ -8,24 +8,29 @@
  *  - a namespace is a broadcast path (tuple fields joined with '/', relative to the
  *    session's root), a track name is a track name, a group is a group and each object of
  *    subgroup 0 is a frame (object ids 0, 1, ... in order);
- *  - PUBLISH_NAMESPACE announces a route (the peer publishes), PUBLISH_NAMESPACE_DONE
- *    unannounces it; the origin's track requests become SUBSCRIBEs to the peer, its
- *    subgroup streams groups of the track, PUBLISH_DONE the track's end;
+ *  - PUBLISH_NAMESPACE announces a route (the peer publishes), PUBLISH_NAMESPACE_DONE (or
+ *    the end of its stream) unannounces it; the origin's track requests become SUBSCRIBEs
+ *    to the peer, its subgroup streams groups of the track, PUBLISH_DONE the track's end;
  *  - SUBSCRIBE_NAMESPACE watches the origin: every broadcast under the prefix is sent as a
- *    PUBLISH_NAMESPACE (drafts 14/15) or NAMESPACE (16), its end as PUBLISH_NAMESPACE_DONE
- *    or NAMESPACE_DONE; SUBSCRIBE
- *    subscribes to the origin and sends each group on its own subgroup stream;
- *  - dropped when bridging from moq-lite to IETF: nothing but frame timestamps (drafts
- *    without track properties have no timescale to carry them in); from IETF to moq-lite:
+ *    PUBLISH_NAMESPACE (drafts 14/15) or NAMESPACE (16+), its end as
+ *    PUBLISH_NAMESPACE_DONE or NAMESPACE_DONE; SUBSCRIBE subscribes to the origin and sends
+ *    each group on its own subgroup stream;
+ *  - dropped when bridging from moq-lite to IETF: nothing but frame timestamps (the relay
+ *    declares no timescale toward IETF subscribers); from IETF to moq-lite:
  *    object extension headers, subgroups other than 0 and object ids with gaps (such
  *    groups are refused), publisher priorities.
  *
  * Drafts: draft-14, reached with the "moql" ALPN (or WebSocket subprotocol) and the compat
- * CLIENT_SETUP that offers it, or with "moq-00"; drafts 15 and 16 with "moqt-15" / "moqt-16"
- * (CLIENT_SETUP without versions). Draft-16 SUBSCRIBE_NAMESPACE comes on a bidi stream of
- * its own, answered there with NAMESPACE / NAMESPACE_DONE per broadcast under the prefix;
- * the earlier drafts get a PUBLISH_NAMESPACE request per broadcast on the control stream.
- * Server role only (the relay accepting clients).
+ * CLIENT_SETUP that offers it, or with "moq-00"; drafts 15 to 20 with "moqt-15" ..
+ * "moqt-20". Through draft-16 requests ride the control stream (CLIENT_SETUP /
+ * SERVER_SETUP on it); draft-16 SUBSCRIBE_NAMESPACE comes on a bidi stream of its own,
+ * answered there with NAMESPACE / NAMESPACE_DONE per broadcast under the prefix (the earlier
+ * drafts get a PUBLISH_NAMESPACE request per broadcast on the control stream). From draft-17
+ * each side sends SETUP on a uni stream of its own and every request (SUBSCRIBE,
+ * PUBLISH_NAMESPACE, SUBSCRIBE_NAMESPACE, ours too) has a bidi stream whose end ends it;
+ * there is no request-id flow control. Draft-20 upstream subscriptions carry no filter
+ * (the start of the latest group, moq-lite's join point). Server role only (the relay
+ * accepting clients).
  */
 #ifndef MOQ_IETF_SESSION_H
 #define MOQ_IETF_SESSION_H

@@ -85,6 +85,7 @@ export async function step(name, promise, ms = 10000) {
  * with `version` (e.g. "moq-lite-04") the qmux session offers only that application protocol,
  * handed to connect() through its documented `transport` option.
  */
+const PINNED_WIRE = { "moqt-18": "qmux-01", "moqt-20": "qmux-01" };
 const sessions = new WeakMap(); // connection -> its QmuxSession, when connect() made one
 
 // The version a pinned protocol negotiates when it is not named after one: "moql" carries the
@@ -102,10 +103,11 @@ export async function connect(url, version, wire) {
         conn = await Moq.Connection.connect(u);
     } else {
         // `wire` ("qmux-00", "qmux-01", "qmux-02") pins the QMux framing too; the default
-        // offers all three and the relay chooses.
+        // offers all three and the relay chooses, except for the drafts @moq/net's own
+        // connect() pins to qmux-01 (18 and 20), which get that pin here too.
         const session = new QmuxSession(u, {
             protocols: [version],
-            versions: { [version]: wire ?? null },
+            versions: { [version]: wire ?? PINNED_WIRE[version] ?? null },
             requireProtocol: true,
         });
         await session.ready;
