@@ -13,6 +13,7 @@ packages=(
     curl ngtcp2-client ngtcp2-server iproute2 procps
     man-db groff-base
     nodejs npm
+    systemd
 )
 if [ "${MOQ_DEPS_BROWSER:-0}" = 1 ]; then
     packages+=(chromium)

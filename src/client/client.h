@@ -163,6 +163,8 @@ struct moq_dial_config {
     /* The peer refused to announce to us under `prefix`: we may not subscribe there (see
      * moq_session_config.announce_refused; optional). */
     void (*announce_refused)(void *ctx, moq_dial *d, const char *prefix);
+    /* A milestone of the session's requests (see moq_session_config.event; optional). */
+    void (*event)(void *ctx, moq_dial *d, const struct moq_session_event *ev);
     /* Appended to the reason when the server's certificate is not trusted: how the caller's
      * user makes it trusted (optional). */
     const char *tls_hint;

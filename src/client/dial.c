@@ -41,6 +41,7 @@ struct moq_dial {
     moq_strlist roots, fingerprints;
     bool disable_verify;
     enum moq_tls_system_roots system_roots;
+    char *cert, *key; /* mTLS identity, or NULL */
     struct moq_quic_transport_config transport;
     moq_origin *origin;
     uint64_t max_frame_bytes;
@@ -48,6 +49,7 @@ struct moq_dial {
     void (*upstream)(void *ctx, moq_dial *d, moq_session *s, const uint8_t *path, size_t len,
                      const uint64_t *hops, size_t nhops, bool active);
     void (*announce_refused)(void *ctx, moq_dial *d, const char *prefix);
+    void (*event)(void *ctx, moq_dial *d, const struct moq_session_event *ev);
     void (*closed)(void *ctx, moq_dial *d, int err, uint64_t code, const char *reason);
     void *ctx;
     char *tls_hint;
@@ -85,6 +87,8 @@ static void dial_free(moq_dial *d)
     free(d->url_text);
     free(d->target);
     free(d->tls_hint);
+    free(d->cert);
+    free(d->key);
     moq_strlist_free(&d->versions);
     moq_strlist_free(&d->publish);
     moq_strlist_free(&d->subscribe);
@@ -211,6 +215,12 @@ static void session_announce_refused(void *ctx, moq_session *s, const char *pref
     if (d->announce_refused) d->announce_refused(d->ctx, d, prefix);
 }
 
+static void session_event(void *ctx, moq_session *s, const struct moq_session_event *ev)
+{
+    moq_dial *d = ctx;
+    if (d->event) d->event(d->ctx, d, ev);
+}
+
 static void start_session(moq_dial *d, moq_transport *t)
 {
     if (!t->protocol[0]) {
@@ -229,6 +239,7 @@ static void start_session(moq_dial *d, moq_transport *t)
         .authorize = session_authorize,
         .upstream = session_upstream,
         .announce_refused = session_announce_refused,
+        .event = session_event,
         .closed = session_closed,
         .ctx = d,
     };
@@ -391,6 +402,8 @@ static int make_tls(moq_dial *d, char *err, size_t errlen)
         .system_roots = d->system_roots,
         .fingerprints = (const char *const *)d->fingerprints.v,
         .n_fingerprints = d->fingerprints.len,
+        .cert = d->cert,
+        .key = d->key,
     };
     moq_tls_client_free(d->tls);
     d->tls = NULL;
@@ -549,7 +562,10 @@ static int take_config(moq_dial *d, const struct moq_dial_config *cfg, char *err
     d->connected = cfg->connected;
     d->upstream = cfg->upstream;
     d->announce_refused = cfg->announce_refused;
+    d->event = cfg->event;
     if (cfg->tls_hint && !(d->tls_hint = strdup(cfg->tls_hint))) return MOQ_ERR_NOMEM;
+    if (cfg->tls.cert && !(d->cert = strdup(cfg->tls.cert))) return MOQ_ERR_NOMEM;
+    if (cfg->tls.key && !(d->key = strdup(cfg->tls.key))) return MOQ_ERR_NOMEM;
     d->closed = cfg->closed;
     d->ctx = cfg->ctx;
     return 0;

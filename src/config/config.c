@@ -20,8 +20,6 @@ extern char **environ;
 
 #define MAX_FILE_SIZE (16u << 20)
 
-enum src { SRC_DEFAULT = 0, SRC_FILE, SRC_ENV, SRC_FLAG };
-
 /* What a value came with, for error messages. */
 struct origin {
     enum src src;
@@ -1137,6 +1135,10 @@ static int walk_args(struct moq_config *cfg, int argc, char *const *argv,
                 *action = strcmp(a, "--help-man") ? MOQ_CONFIG_HELP_MARKDOWN : MOQ_CONFIG_HELP_MAN;
             continue;
         }
+        if (!strcmp(a, "--check")) {
+            if (!apply) cfg->check = true;
+            continue;
+        }
         if (!strcmp(a, "--file") || !strncmp(a, "--file=", 7)) {
             /* upstream's packaged unit names the file this way */
             const char *path = a[6] == '=' ? a + 7 : NULL;
@@ -1205,6 +1207,8 @@ void moq_config_init(struct moq_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
     cfg->log.level = MOQ_LOG_INFO;
+    cfg->log.repeat_interval_ms = MOQ_LOG_DEFAULT_REPEAT_INTERVAL_US / 1000;
+    cfg->log.repeat_burst = MOQ_LOG_DEFAULT_REPEAT_BURST;
     cfg->server.bind = xstrdup(MOQ_CONFIG_DEFAULT_BIND);
     quic_defaults(&cfg->server.quic);
     quic_defaults(&cfg->client.quic);
@@ -1219,6 +1223,15 @@ void moq_config_init(struct moq_config *cfg)
     cfg->client.websocket.enabled = true;
     cfg->client.websocket.delay_ms = 200;
     cfg->cluster.linger_ms = 5000;
+    cfg->limits.max_sessions = 10000;
+    cfg->limits.handshake_rate = 200;
+    cfg->limits.half_open_per_address = 100;
+    cfg->limits.setup_timeout_ms = 10000;
+    cfg->limits.http_header_timeout_ms = 10000;
+    cfg->limits.http_max_header_size = 16384;
+    cfg->limits.http_max_connections = 10000;
+    cfg->limits.ws_max_message = 16u << 20;
+    cfg->limits.memory_trim_quiet_ms = 5000;
     cfg->web.ws = true;
     cfg->stats.prefix = xstrdup(".stats");
     cfg->stats.interval_s = 1;
@@ -1273,6 +1286,26 @@ static struct origin origin_of(const struct moq_config *cfg, const char *key)
     const struct opt *co = &moq_config_opts[c];
     from.name = from.src == SRC_ENV ? co->env : co->flag;
     return from;
+}
+
+const char *moq_config_where(const struct moq_config *cfg, const char *key, char *buf, size_t len)
+{
+    struct origin from = origin_of(cfg, key);
+    switch (from.src) {
+    case SRC_FILE:
+        snprintf(buf, len, "%s:%u:%u", from.file, from.line, from.col);
+        break;
+    case SRC_ENV:
+        snprintf(buf, len, "%s", from.name);
+        break;
+    case SRC_FLAG:
+        snprintf(buf, len, "--%s", from.name);
+        break;
+    default:
+        snprintf(buf, len, "%s (default)", key);
+        break;
+    }
+    return buf;
 }
 
 __attribute__((format(printf, 5, 6))) static int fail_key(const struct moq_config *cfg,
@@ -1523,6 +1556,7 @@ int moq_config_apply_log(const struct moq_config *cfg, char *const *envp, char *
 {
     if (!envp) envp = environ;
     moq_log_set_level(cfg->log.level);
+    moq_log_set_repeat(cfg->log.repeat_interval_ms * 1000, cfg->log.repeat_burst);
     const char *name = "MOQ_LOG";
     const char *spec = env_get(envp, name);
     if (!spec || !*spec) {

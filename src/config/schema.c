@@ -100,6 +100,13 @@ const struct opt moq_config_opts[] = {
     /* [log] */
     {"log.level", "log-level", NULL, "MOQ_LOG_LEVEL", T_LEVEL, F(log.level), NOSET, 0, "info",
      "Log level: error, warn, info, debug or trace (MOQ_LOG / RUST_LOG take precedence)"},
+    {"log.repeat_interval", "log-repeat-interval", NULL, "MOQ_LOG_REPEAT_INTERVAL", T_DURATION,
+     F(log.repeat_interval_ms), NOSET, 0, "10s",
+     "Lines a peer can repeat at will (refusals) are counted and summarised once per interval; "
+     "0 logs each one"},
+    {"log.repeat_burst", "log-repeat-burst", NULL, "MOQ_LOG_REPEAT_BURST", T_U64,
+     F(log.repeat_burst), NOSET, 0, "10",
+     "Repetitive lines written per interval and kind before the rest are only counted"},
 
     /* [server] */
     {"server.bind", "server-bind", "server-listen", "MOQ_SERVER_BIND", T_HOSTPORT, F(server.bind),
@@ -131,8 +138,9 @@ const struct opt moq_config_opts[] = {
      T_LIST, F(server.tls.generate), NOSET, OPT_COMMA, NULL,
      "Generate a self-signed certificate for these hostnames/IPs"},
     {"server.tls.root", "server-tls-root", NULL, "MOQ_SERVER_TLS_ROOT", T_LIST, F(server.tls.root),
-     NOSET, OPT_COMMA | OPT_IGNORED, NULL,
-     "CA file(s) for mTLS client certificates (mTLS is not implemented: use tokens)"},
+     NOSET, OPT_COMMA, NULL,
+     "CA file(s) for optional client certificates on QUIC/WebTransport; a verified one grants full "
+     "access (mTLS)"},
     {"server.tcp.bind", "server-tcp-bind", NULL, "MOQ_SERVER_TCP_BIND", T_ADDR, F(server.tcp.bind),
      NOSET, OPT_IGNORED, NULL, "Plaintext qmux TCP listener"},
     {"server.unix.bind", "server-unix-bind", NULL, "MOQ_SERVER_UNIX_BIND", T_STR,
@@ -176,10 +184,9 @@ const struct opt moq_config_opts[] = {
      "MOQ_CLIENT_TLS_FINGERPRINT", T_LIST, F(client.tls.fingerprint), NOSET, 0, NULL,
      "Pin peer certificates by SHA-256 fingerprint (hex)"},
     {"client.tls.cert", "client-tls-cert", NULL, "MOQ_CLIENT_TLS_CERT", T_STR, F(client.tls.cert),
-     NOSET, OPT_IGNORED, NULL,
-     "Client certificate for mTLS to peers (not implemented: use tokens)"},
+     NOSET, 0, NULL, "Client certificate presented to peers that ask for one (mTLS)"},
     {"client.tls.key", "client-tls-key", NULL, "MOQ_CLIENT_TLS_KEY", T_STR, F(client.tls.key),
-     NOSET, OPT_IGNORED, NULL, "Client key for mTLS to peers (not implemented: use tokens)"},
+     NOSET, 0, NULL, "Key of --client-tls-cert (mTLS)"},
     {"client.tls.disable_verify", "client-tls-disable-verify", "tls-disable-verify",
      "MOQ_CLIENT_TLS_DISABLE_VERIFY", T_BOOL, F(client.tls.disable_verify), NOSET, 0, "false",
      "Danger: accept any peer certificate"},
@@ -272,12 +279,14 @@ const struct opt moq_config_opts[] = {
     {"web.https.key", "web-https-key", NULL, "MOQ_WEB_HTTPS_KEY", T_LIST, F(web.https.key), NOSET,
      OPT_COMMA, NULL, "Private key file(s) for HTTPS, paired by index"},
     {"web.https.root", "web-https-root", NULL, "MOQ_WEB_HTTPS_ROOT", T_LIST, F(web.https.root),
-     NOSET, OPT_COMMA | OPT_IGNORED, NULL,
-     "CA file(s) for HTTPS client certificates (mTLS is not implemented)"},
+     NOSET, OPT_COMMA, NULL,
+     "CA file(s) for optional HTTPS client certificates; a verified one grants full access (mTLS)"},
 
     /* [internal] */
     {"internal.listen", "internal-listen", NULL, "MOQ_INTERNAL_LISTEN", T_ADDR, F(internal.listen),
-     NOSET, 0, NULL, "Plain-HTTP ops listener for /metrics and /health (trusted networks only)"},
+     NOSET, 0, NULL,
+     "Plain-HTTP ops listener: /metrics, /health, /debug/*, /nodes, /status (trusted networks "
+     "only)"},
 
     /* [stats] */
     /* stats publishing is not implemented: every stats option is accepted without effect */
@@ -301,6 +310,37 @@ const struct opt moq_config_opts[] = {
     {"cache.duration", "cache-duration", NULL, "MOQ_CACHE_DURATION", T_DURATION,
      F(cache.duration_ms), S(cache.duration_set), 0, NULL,
      "Longest a non-latest group stays cached (unset: the track's own window)"},
+
+    /* [limits] (this relay's own; see docs/limits.md) */
+    {"limits.max_sessions", "limits-max-sessions", NULL, "MOQ_LIMITS_MAX_SESSIONS", T_U64,
+     F(limits.max_sessions), NOSET, 0, "10000",
+     "Sessions at once over QUIC, WebTransport and WebSocket; more are refused"},
+    {"limits.handshake_rate", "limits-handshake-rate", NULL, "MOQ_LIMITS_HANDSHAKE_RATE", T_U64,
+     F(limits.handshake_rate), NOSET, 0, "200",
+     "New QUIC handshakes per second above which clients must validate their address (Retry); "
+     "0 never asks"},
+    {"limits.half_open_per_address", "limits-half-open-per-address", NULL,
+     "MOQ_LIMITS_HALF_OPEN_PER_ADDRESS", T_U64, F(limits.half_open_per_address), NOSET, 0, "100",
+     "QUIC handshakes in progress at once from one IPv4 address or IPv6 /64"},
+    {"limits.setup_timeout", "limits-setup-timeout", NULL, "MOQ_LIMITS_SETUP_TIMEOUT", T_DURATION,
+     F(limits.setup_timeout_ms), NOSET, 0, "10s",
+     "Time a moq-lite-05 peer has to send its SETUP once connected"},
+    {"limits.http_header_timeout", "limits-http-header-timeout", NULL,
+     "MOQ_LIMITS_HTTP_HEADER_TIMEOUT", T_DURATION, F(limits.http_header_timeout_ms), NOSET, 0,
+     "10s", "Time for an HTTP request head (TLS handshake included); then 408"},
+    {"limits.http_max_header_size", "limits-http-max-header-size", NULL,
+     "MOQ_LIMITS_HTTP_MAX_HEADER_SIZE", T_SIZE, F(limits.http_max_header_size), NOSET, 0, "16KiB",
+     "Largest HTTP request line plus headers; larger gets 431"},
+    {"limits.http_max_connections", "limits-http-max-connections", NULL,
+     "MOQ_LIMITS_HTTP_MAX_CONNECTIONS", T_U64, F(limits.http_max_connections), NOSET, 0, "10000",
+     "TCP connections open at once on the web listeners"},
+    {"limits.ws_max_message", "limits-ws-max-message", NULL, "MOQ_LIMITS_WS_MAX_MESSAGE", T_SIZE,
+     F(limits.ws_max_message), NOSET, 0, "16MiB",
+     "Largest WebSocket message received; larger closes the WebSocket with 1009"},
+    {"limits.memory_trim_quiet", "limits-memory-trim-quiet", NULL, "MOQ_LIMITS_MEMORY_TRIM_QUIET",
+     T_DURATION, F(limits.memory_trim_quiet_ms), NOSET, 0, "5s",
+     "Once sessions fell and none started for this long, return freed memory to the system; "
+     "0 never"},
 
     /* [iroh] */
     {"iroh.enabled", "iroh-enabled", NULL, "MOQ_IROH_ENABLED", T_BOOL, F(iroh.enabled), NOSET, 0,
@@ -326,6 +366,9 @@ const char moq_config_help_intro[] =
 
 const struct cli_opt moq_config_cli_opts[] = {
     {"file", NULL, " <PATH>", "Load this TOML file (the same as the CONFIG.toml argument)"},
+    {"check", NULL, NULL,
+     "Check the configuration and the files it names (certificates, keys), print the effective "
+     "settings and exit: 0 when the relay would start, 1 with FILE:LINE:COL errors otherwise"},
     {"help", "h", NULL, "Print this help"},
     {"version", "V", NULL, "Print the version"},
 };

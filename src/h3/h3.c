@@ -69,6 +69,7 @@ struct h3_conn {
     size_t n_protocols;
     moq_h3_accept_fn accept;
     void *accept_ctx;
+    bool (*busy)(void *ctx);
     /* client */
     char *authority;
     char *path;
@@ -281,6 +282,8 @@ static struct wt_session *session_new(struct h3_conn *c, uint64_t id, const char
     w->t.is_client = c->is_client;
     snprintf(w->t.protocol, sizeof(w->t.protocol), "%s", protocol ? protocol : "");
     snprintf(w->t.peer, sizeof(w->t.peer), "%s", c->quic->peer);
+    w->t.peer_certified = c->quic->peer_certified;
+    w->t.peer_cert_expires = c->quic->peer_cert_expires;
     w->t.path = path ? strdup(path) : NULL;
     w->t.authority = authority ? strdup(authority) : NULL;
     w->finish_at = UINT64_MAX;
@@ -398,7 +401,8 @@ static void respond_body(struct h3_conn *c, int64_t sid, const char *why)
 static void reject_request(struct h3_conn *c, struct h3_stream *s, const char *status,
                            const char *why)
 {
-    moq_info("h3", "%s: request refused with %s: %s", c->quic->peer, status, why);
+    moq_info_repeat("refused HTTP/3 requests", "h3", "%s: request refused with %s: %s",
+                    c->quic->peer, status, why);
     /* No STOP_SENDING: Chromium handles it before the response and reports a QUIC
      * protocol error instead of the refusal; it cancels the stream itself once it has
      * read the status. Whatever else arrives on the stream is drained. */
@@ -469,6 +473,10 @@ static void handle_connect(struct h3_conn *c, struct h3_stream *s, const struct 
     }
     if (moq_u64map_get(&c->sessions, (uint64_t)s->sid)) {
         conn_fail(c, MOQ_H3_ID_ERROR, "duplicate session");
+        return;
+    }
+    if (c->busy && c->busy(c->accept_ctx)) {
+        reject_request(c, s, "503", "server busy: session limit reached");
         return;
     }
     struct wt_session *w = session_new(c, (uint64_t)s->sid, path, authority, pick.chosen);
@@ -1101,6 +1109,7 @@ int moq_h3_server_attach(moq_transport *quic, const struct moq_h3_driver *drv,
     c->n_protocols = cfg->n_protocols;
     c->accept = cfg->accept;
     c->accept_ctx = cfg->ctx;
+    c->busy = cfg->busy;
     moq_transport_attach(quic, &h3_events, c);
     int rv = send_control_stream(c);
     if (rv < 0) conn_fail(c, MOQ_H3_INTERNAL_ERROR, "cannot open the control stream");

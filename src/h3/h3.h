@@ -64,6 +64,9 @@ struct moq_h3_server_config {
     size_t n_protocols;
     moq_h3_accept_fn accept;
     void *ctx;
+    /* Optional: true when no session can be taken now; a CONNECT is then answered 503 with
+     * the reason "server busy: session limit reached". Called with ctx. */
+    bool (*busy)(void *ctx);
 };
 
 /* Take over a QUIC connection (kind MOQ_TRANSPORT_H3) as an HTTP/3 server. The config is

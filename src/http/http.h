@@ -88,6 +88,10 @@ typedef struct moq_http_request {
     /* Peer address "addr:port" or "[addr]:port"; "" outside a server. */
     const char *peer;
     bool tls; /* arrived over HTTPS */
+    /* The client presented a certificate the TLS handshake verified (mTLS; see
+     * moq_http_tls.tls_setup), valid until peer_cert_expires (wall seconds). */
+    bool peer_certified;
+    int64_t peer_cert_expires;
 } moq_http_request;
 
 /* First header with this name (case-insensitive), or NULL. */
@@ -199,6 +203,10 @@ struct moq_http_tls {
     void *(*creds_acquire)(void *ctx, gnutls_certificate_credentials_t *out);
     void (*creds_release)(void *ctx, void *handle);
     void *ctx;
+    /* mTLS: called on every connection's TLS session before its handshake (e.g.
+     * moq_tls_server_verify_client); NULL asks for no client certificate. A verified one
+     * sets peer_certified on the connection's requests. */
+    void (*tls_setup)(void *ctx, gnutls_session_t s);
 };
 
 struct moq_http_config {

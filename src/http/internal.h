@@ -114,6 +114,8 @@ struct moq_http_conn {
     ev_timer defer; /* zero-delay: resume work outside application calls */
     enum conn_state state;
     char peer[64];
+    bool peer_certified; /* mTLS: a verified client certificate */
+    int64_t peer_cert_expires;
 
     gnutls_session_t tls;
     void *creds_handle;

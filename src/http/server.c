@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "http/internal.h"
+#include "tls/tls.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/time.h"
@@ -442,7 +443,8 @@ int moq_http_response_stream_write(moq_http_response *resp, const moq_slice *v, 
     const moq_http_request *req = moq_http_parser_request(c->parser);
     if (!len || req->method == MOQ_HTTP_HEAD) return 0;
     if (c->out.bytes + len > c->srv->cfg.max_queued_bytes) {
-        moq_warn("http", "%s: client is not reading the streamed body: dropping", c->peer);
+        moq_warn_repeat("dropped HTTP clients", "http",
+                        "%s: client is not reading the streamed body: dropping", c->peer);
         moq_conn_kill(c);
         return MOQ_ERR_LIMIT;
     }
@@ -557,6 +559,8 @@ static void handle_request(struct moq_http_conn *c)
     moq_http_request *req = moq_http_parser_request(c->parser);
     req->peer = c->peer;
     req->tls = c->tls != NULL;
+    req->peer_certified = c->peer_certified;
+    req->peer_cert_expires = c->peer_cert_expires;
     if (req->method == MOQ_HTTP_CONNECT) c->close_after = true;
     if (c->srv->ws_fn && moq_ws_is_upgrade(req)) {
         handle_upgrade(c, req);
@@ -697,7 +701,10 @@ static void conn_handshake(struct moq_http_conn *c)
         if (r == 0) {
             /* The first request's head timeout keeps counting from the accept. */
             c->state = CONN_HTTP;
-            moq_debug("http", "%s: TLS handshake done", c->peer);
+            if (c->lst->tls.tls_setup)
+                c->peer_certified = moq_tls_peer_certified(c->tls, &c->peer_cert_expires);
+            moq_debug("http", "%s: TLS handshake done%s", c->peer,
+                      c->peer_certified ? " (client certificate)" : "");
             return;
         }
         if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED) return;
@@ -800,6 +807,7 @@ static int conn_setup_tls(struct moq_http_conn *c)
         gnutls_alpn_set_protocols(c->tls, &alpn, 1, GNUTLS_ALPN_SERVER_PRECEDENCE) < 0)
         return MOQ_ERR_TLS;
     gnutls_certificate_server_set_request(c->tls, GNUTLS_CERT_IGNORE);
+    if (l->tls.tls_setup) l->tls.tls_setup(l->tls.ctx, c->tls);
     gnutls_transport_set_int(c->tls, c->fd);
     c->state = CONN_HANDSHAKE;
     return 0;

@@ -456,8 +456,9 @@ static int check_queue(moq_ws *ws, size_t len)
     if (c->dead || ws->closing || !wslay_event_get_write_enabled(ws->ctx)) return MOQ_ERR_CLOSED;
     size_t q = moq_ws_queued(ws);
     if (q + len > c->srv->cfg.max_queued_bytes) {
-        moq_warn("http", "%s: WebSocket peer is not reading (%zu bytes queued): dropping", c->peer,
-                 q);
+        moq_warn_repeat("dropped WebSocket peers", "http",
+                        "%s: WebSocket peer is not reading (%zu bytes queued): dropping", c->peer,
+                        q);
         moq_conn_kill(c);
         return MOQ_ERR_LIMIT;
     }

@@ -1202,7 +1202,9 @@ static void gin_data(struct gin *gi, const uint8_t *data, size_t len, bool fin)
             break;
         }
         case MOQ_IETF_SG_PAYLOAD:
-            frame_asm_payload(&gi->fa, s, gi->group, ev.data, ev.len);
+            frame_asm_payload(&gi->fa, ev.data, ev.len);
+            /* a frame that takes long to arrive keeps its group from expiring meanwhile */
+            moq_group_touch(gi->group, session_now(s));
             break;
         case MOQ_IETF_SG_OBJECT_END:
             if (frame_asm_end(&gi->fa, s, gi->group) < 0) {

@@ -242,9 +242,11 @@ int moq_group_append(moq_group *g, const moq_frame *frame, uint64_t now)
     if (g->cached) {
         moq_track *t = g->track;
         moq_origin *o = t->origin;
+        t->frames_in++;
+        t->bytes_in += frame->payload_len;
         moq_origin_saw(o, now);
         moq_cache_touch(g, now);
-        moq_cache_expire(t, now);
+        moq_cache_expire(t, now, false);
         moq_cache_enforce_budget(o, g);
     }
     followers_notify(g, false);
@@ -254,7 +256,7 @@ int moq_group_append(moq_group *g, const moq_frame *frame, uint64_t now)
 
 void moq_group_touch(moq_group *g, uint64_t now)
 {
-    if (!g || g->state != MOQ_GROUP_OPEN || !g->cached) return;
+    if (!g || !g->cached || g->state != MOQ_GROUP_OPEN) return;
     moq_origin_saw(g->track->origin, now);
     moq_cache_touch(g, now);
 }
@@ -401,13 +403,25 @@ void moq_cache_touch(moq_group *g, uint64_t now)
     moq_list_push_back(&t->origin->lru, &g->origin_lru);
 }
 
-void moq_cache_expire(moq_track *t, uint64_t now)
+/* The least recently used group older than the track's max age: the first in the LRU list,
+ * or with open_too false the first finished one (the list is ordered by last access). */
+static moq_group *expired_group(const moq_track *t, uint64_t now, bool open_too)
+{
+    uint64_t max_age = moq_track_max_age_us(t);
+    const moq_list *pos;
+    for (pos = t->lru.next; pos != &t->lru; pos = pos->next) {
+        moq_group *g = moq_container_of(pos, moq_group, track_lru);
+        if (now <= g->last_access || now - g->last_access <= max_age) return NULL;
+        if (open_too || g->state != MOQ_GROUP_OPEN) return g;
+    }
+    return NULL;
+}
+
+void moq_cache_expire(moq_track *t, uint64_t now, bool open_too)
 {
     moq_track_pin(t);
-    uint64_t max_age = moq_track_max_age_us(t);
-    while (!moq_list_empty(&t->lru)) {
-        moq_group *g = moq_list_first(&t->lru, moq_group, track_lru);
-        if (now <= g->last_access || now - g->last_access <= max_age) break;
+    moq_group *g;
+    while ((g = expired_group(t, now, open_too))) {
         t->origin->stats.expirations++;
         moq_cache_remove(g, true, MOQ_REASON_OLD);
     }
@@ -430,9 +444,14 @@ void moq_cache_enforce_budget(moq_origin *o, const moq_group *keep)
 
 uint64_t moq_cache_next_expiry(const moq_track *t)
 {
-    if (moq_list_empty(&t->lru)) return UINT64_MAX;
-    const moq_group *g = moq_list_first(&t->lru, moq_group, track_lru);
-    uint64_t age = moq_track_max_age_us(t);
-    if (g->last_access > UINT64_MAX - age - 1) return UINT64_MAX;
-    return g->last_access + age + 1;
+    /* only finished groups expire on time alone */
+    const moq_list *pos;
+    for (pos = t->lru.next; pos != &t->lru; pos = pos->next) {
+        const moq_group *g = moq_container_of(pos, moq_group, track_lru);
+        if (g->state == MOQ_GROUP_OPEN) continue;
+        uint64_t age = moq_track_max_age_us(t);
+        if (g->last_access > UINT64_MAX - age - 1) return UINT64_MAX;
+        return g->last_access + age + 1;
+    }
+    return UINT64_MAX;
 }

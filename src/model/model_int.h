@@ -163,6 +163,8 @@ struct moq_track {
     moq_list lru;      /* evictable cached groups, least recently accessed first */
     bool has_max_seq;
     uint64_t max_seq;
+    /* What the producer delivered into the track since it was created (inspection). */
+    uint64_t groups_in, frames_in, bytes_in;
 };
 
 struct moq_subscription {
@@ -292,7 +294,10 @@ size_t moq_cache_lower_bound(const moq_track *t, uint64_t seq);
 /* Remove g from its track's cache; open groups are aborted with `code` when abort_open. */
 void moq_cache_remove(moq_group *g, bool abort_open, uint64_t code);
 void moq_cache_touch(moq_group *g, uint64_t now);
-void moq_cache_expire(moq_track *t, uint64_t now);
+/* Drop the groups older than the track's max age (MOQ_REASON_OLD). Open ones only with
+ * open_too, when a newer group arrives: a group still being written, or starved by its
+ * publisher's newer ones, is not cut short while nothing newer came (as upstream). */
+void moq_cache_expire(moq_track *t, uint64_t now, bool open_too);
 void moq_cache_enforce_budget(moq_origin *origin, const moq_group *keep);
 uint64_t moq_cache_next_expiry(const moq_track *t);
 void moq_group_end_internal(moq_group *g, int state, uint64_t code);

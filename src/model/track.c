@@ -564,7 +564,7 @@ void moq_track_route_gone(moq_track *t, const moq_route *r, uint64_t code)
 void moq_track_tick(moq_track *t, uint64_t now)
 {
     moq_track_pin(t);
-    if (!moq_list_empty(&t->lru)) moq_cache_expire(t, now);
+    if (!moq_list_empty(&t->lru)) moq_cache_expire(t, now, false);
     uint64_t keep = t->origin->cfg.track_keep_us;
     if (t->warm && (t->ngroups == 0 || (now >= t->warm_since && now - t->warm_since >= keep)))
         track_cool(t, true);
@@ -722,8 +722,9 @@ int moq_track_begin_group_flags(moq_track *t, moq_route *r, uint64_t seq, uint64
     }
     if (!t->has_max_seq || seq > t->max_seq) t->max_seq = seq;
     t->has_max_seq = true;
+    t->groups_in++;
     *out = g;
-    moq_cache_expire(t, now);
+    moq_cache_expire(t, now, true);
     moq_cache_enforce_budget(t->origin, g);
     subs_notify_group(t, g);
 out:

@@ -72,13 +72,11 @@ int frame_asm_begin(struct frame_asm *fa, moq_session *s, uint64_t ts, uint64_t 
     return 0;
 }
 
-int frame_asm_payload(struct frame_asm *fa, moq_session *s, moq_group *group, const uint8_t *data,
-                      size_t len)
+int frame_asm_payload(struct frame_asm *fa, const uint8_t *data, size_t len)
 {
     if (!fa->chunk || fa->filled + len > fa->frame.payload_len) return MOQ_ERR_PROTO;
     memcpy(fa->chunk->data + FRAME_PAYLOAD_OFF + fa->filled, data, len);
     fa->filled += len;
-    moq_group_touch(group, session_now(s));
     return 0;
 }
 
@@ -281,9 +279,11 @@ void consume_ending_check(moq_session *s)
 static void refuse_announce(moq_session *s, const char *rel, size_t len, const char *why)
 {
     char grant[256], reason[160];
-    moq_info("moq", "%s: refused: the peer may not publish /%s%s%.*s (root /%s, publish=[%s]%s)",
-             s->t->peer, s->perms.root, s->perms.root[0] ? "/" : "", (int)len, rel, s->perms.root,
-             session_grant_text(&s->perms.publish, grant, sizeof(grant)), why);
+    moq_info_repeat("refused announcements", "moq",
+                    "%s: refused: the peer may not publish /%s%s%.*s (root /%s, publish=[%s]%s)",
+                    s->t->peer, s->perms.root, s->perms.root[0] ? "/" : "", (int)len, rel,
+                    s->perms.root, session_grant_text(&s->perms.publish, grant, sizeof(grant)),
+                    why);
     snprintf(reason, sizeof(reason), MOQ_SESSION_PUBLISH_REFUSED "%.*s",
              (int)(len < 120 ? len : 120), rel);
     moq_session_close(s, MOQ_CODE_UNAUTHORIZED, reason);
@@ -333,7 +333,8 @@ static void on_announce_msg(moq_session *s, struct ann_consume *ac, const struct
         if (route) {
             moq_map_del(&ac->routes, m->suffix.ptr, m->suffix.len);
             if (s->stats.announces_in) s->stats.announces_in--;
-            moq_info("moq", "%s: unannounced /%.*s", s->t->peer, (int)path.len, (char *)path.data);
+            moq_info_repeat("unannounced broadcasts", "moq", "%s: unannounced /%.*s", s->t->peer,
+                            (int)path.len, (char *)path.data);
             route_end(s, route);
         }
         moq_buf_free(&path);
@@ -367,7 +368,8 @@ static void on_announce_msg(moq_session *s, struct ann_consume *ac, const struct
         if (rv == 0) ending_forget(s, route); /* announced again before it ended */
         if (rv == 0 && moq_map_put(&ac->routes, m->suffix.ptr, m->suffix.len, route) == 0) {
             s->stats.announces_in++;
-            moq_info("moq", "%s: announced /%.*s", s->t->peer, (int)path.len, (char *)path.data);
+            moq_info_repeat("announced broadcasts", "moq", "%s: announced /%.*s", s->t->peer,
+                            (int)path.len, (char *)path.data);
         } else if (rv == 0) {
             moq_route_unannounce(route);
         } else {
@@ -376,6 +378,13 @@ static void on_announce_msg(moq_session *s, struct ann_consume *ac, const struct
         }
     }
     moq_buf_free(&path);
+}
+
+static void announces_open(moq_session *s, struct ann_consume *ac)
+{
+    if (ac->open_reported || ac->police) return;
+    ac->open_reported = true;
+    session_event(s, MOQ_SESSION_ANNOUNCES_OPEN, ac->full, strlen(ac->full), NULL, 0);
 }
 
 void consume_announce_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
@@ -400,6 +409,7 @@ void consume_announce_data(mstream *ms, const uint8_t *data, size_t len, bool fi
             }
             ac->ok_received = true;
             ac->hop_id = ok.hop_id;
+            announces_open(s, ac);
             continue;
         }
         struct moq_announce m;
@@ -407,6 +417,7 @@ void consume_announce_data(mstream *ms, const uint8_t *data, size_t len, bool fi
             session_fail(s, MOQ_CODE_DECODE, "malformed ANNOUNCE");
             return;
         }
+        announces_open(s, ac); /* lite-03/04: the first ANNOUNCE is all the answer there is */
         on_announce_msg(s, ac, &m);
     }
 }
@@ -550,6 +561,9 @@ static void track_request(void *ctx, moq_route *route, moq_track *track, const m
     if (s->closing) return; /* released at teardown */
     moq_debug("moq", "%s: requesting %s/%s upstream (id %llu)", s->t->peer, us->broadcast, us->name,
               (unsigned long long)us->id);
+    /* Opening a stream can fail and abort the track, and setting the info runs subscribers'
+     * callbacks: either may release the track (and the model's reference) before we return. */
+    up_ref(us);
     notify_upstream(s, route, true);
     if (s->caps->track_stream) {
         open_track(s, us);
@@ -558,11 +572,13 @@ static void track_request(void *ctx, moq_route *route, moq_track *track, const m
         moq_track_info_default(&info);
         moq_track_set_info(track, route, &info);
     }
-    if (us->released || prefs->info_only) return;
-    if (us->want_track)
-        us->want_sub = true; /* keep TRACK ahead of SUBSCRIBE */
-    else
-        open_subscribe(s, us);
+    if (!us->released && !us->prefs.info_only && !us->sub_ms) {
+        if (us->want_track)
+            us->want_sub = true; /* keep TRACK ahead of SUBSCRIBE */
+        else
+            open_subscribe(s, us);
+    }
+    up_unref(us);
 }
 
 void consume_streams_available(moq_session *s)
@@ -696,6 +712,20 @@ void consume_track_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
     }
 }
 
+static void subscribe_accepted(struct up_sub *us)
+{
+    if (us->accepted) return;
+    us->accepted = true;
+    if (!us->s->cfg.event) return;
+    moq_buf full;
+    moq_buf_init(&full);
+    if (session_global_path(us->s, (const uint8_t *)us->broadcast, strlen(us->broadcast), &full) ==
+        0)
+        session_event(us->s, MOQ_SESSION_SUBSCRIBE_ACCEPTED, full.data, full.len, us->name,
+                      strlen(us->name));
+    moq_buf_free(&full);
+}
+
 void consume_subscribe_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
 {
     moq_session *s = ms->s;
@@ -724,6 +754,8 @@ void consume_subscribe_data(mstream *ms, const uint8_t *data, size_t len, bool f
             if (!us->released) moq_track_abort(us->track, us->route, MOQ_CODE_DECODE);
             return;
         }
+        if ((r.kind == MOQ_SUBSCRIBE_OK || r.kind == MOQ_SUBSCRIBE_START) && !us->released)
+            subscribe_accepted(us);
         if (r.kind == MOQ_SUBSCRIBE_END && !us->released) {
             us->have_seq = true;
             us->max_seq = r.group ? r.group - 1 : 0;
@@ -766,6 +798,7 @@ static void group_in_header(mstream *ms, const struct moq_group_event *ev)
         group_in_fail(ms, NULL, rv == MOQ_ERR_EXISTS ? MOQ_CODE_DUPLICATE : MOQ_CODE_CANCEL);
         return;
     }
+    subscribe_accepted(us); /* a group may overtake its SUBSCRIBE_START */
     struct group_in *gi = calloc(1, sizeof(*gi));
     if (!gi) {
         moq_group_abort(g, MOQ_CODE_TRANSPORT);
@@ -812,7 +845,9 @@ void consume_group_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
             break;
         }
         case MOQ_GROUP_EV_PAYLOAD:
-            frame_asm_payload(&gi->fa, s, gi->group, ev.data, ev.len);
+            frame_asm_payload(&gi->fa, ev.data, ev.len);
+            /* a frame that takes long to arrive keeps its group from expiring meanwhile */
+            moq_group_touch(gi->group, session_now(s));
             break;
         case MOQ_GROUP_EV_FRAME_END:
             if (frame_asm_end(&gi->fa, s, gi->group) < 0) {
@@ -852,7 +887,7 @@ void consume_fetch_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
             }
             break;
         case MOQ_GROUP_EV_PAYLOAD:
-            frame_asm_payload(&fi->fa, s, fi->group, ev.data, ev.len);
+            frame_asm_payload(&fi->fa, ev.data, ev.len);
             break;
         case MOQ_GROUP_EV_FRAME_END:
             if (frame_asm_end(&fi->fa, s, fi->group) < 0) {
@@ -883,7 +918,7 @@ void consume_datagram(moq_session *s, const uint8_t *data, size_t len)
         return;
     struct frame_asm fa = {0};
     if (frame_asm_begin(&fa, s, d.timestamp, d.payload_len) == 0) {
-        frame_asm_payload(&fa, s, g, d.payload, d.payload_len);
+        frame_asm_payload(&fa, d.payload, d.payload_len);
         if (frame_asm_end(&fa, s, g) == 0) moq_group_finish(g, now);
     }
     if (moq_group_state(g, NULL) == MOQ_GROUP_OPEN) moq_group_abort(g, MOQ_CODE_CANCEL);

@@ -43,11 +43,12 @@ static void refuse_read(mstream *ms, const char *what, moq_str broadcast, moq_st
 {
     moq_session *s = ms->s;
     char grant[256];
-    moq_info("moq", "%s: refused: the peer may not %s /%s%s%.*s%s%.*s (root /%s, subscribe=[%s])",
-             s->t->peer, what, s->perms.root, s->perms.root[0] && broadcast.len ? "/" : "",
-             (int)broadcast.len, broadcast.ptr, track.len ? " track " : "", (int)track.len,
-             track.ptr, s->perms.root,
-             session_grant_text(&s->perms.subscribe, grant, sizeof(grant)));
+    moq_info_repeat("refused requests", "moq",
+                    "%s: refused: the peer may not %s /%s%s%.*s%s%.*s (root /%s, subscribe=[%s])",
+                    s->t->peer, what, s->perms.root, s->perms.root[0] && broadcast.len ? "/" : "",
+                    (int)broadcast.len, broadcast.ptr, track.len ? " track " : "", (int)track.len,
+                    track.ptr, s->perms.root,
+                    session_grant_text(&s->perms.subscribe, grant, sizeof(grant)));
     ms_abort(ms, MOQ_CODE_UNAUTHORIZED);
 }
 
@@ -91,14 +92,19 @@ static void on_announce(void *ctx, moq_watch *w, const moq_announce_event *ev)
     moq_session *s = as->ms->s;
     if (s->closing) return;
     if (as->collecting) {
-        if (ev->kind == MOQ_ANNOUNCE_ACTIVE && encode_announce(s, &as->initial, as, ev))
+        if (ev->kind == MOQ_ANNOUNCE_ACTIVE && encode_announce(s, &as->initial, as, ev)) {
             as->initial_count++;
+            if (moq_buf_append(&as->initial_paths, ev->path, ev->path_len) == 0)
+                moq_buf_put_u8(&as->initial_paths, 0);
+        }
         return;
     }
     moq_buf b;
     moq_buf_init(&b);
-    if (encode_announce(s, &b, as, ev)) ms_write(as->ms, &b, false);
+    bool written = encode_announce(s, &b, as, ev) && ms_write(as->ms, &b, false) >= 0;
     moq_buf_free(&b);
+    if (written && ev->kind != MOQ_ANNOUNCE_ENDED)
+        session_event(s, MOQ_SESSION_ANNOUNCED, ev->path, ev->path_len, NULL, 0);
 }
 
 static const moq_watch_ops announce_watch_ops = {.on_announce = on_announce};
@@ -169,6 +175,7 @@ static void start_announce(mstream *ms, const struct moq_announce_request *req)
     as->ms = ms;
     as->exclude = s->caps->exclude_hop && req->exclude_hop ? req->exclude_hop : s->peer_origin;
     moq_buf_init(&as->initial);
+    moq_buf_init(&as->initial_paths);
     ms->obj = as;
     as->collecting = true;
     char *prefixes[8];
@@ -189,10 +196,17 @@ static void start_announce(mstream *ms, const struct moq_announce_request *req)
     }
     moq_buf_append(&b, as->initial.data, as->initial.len);
     moq_buf_free(&as->initial);
-    if (b.len) ms_write(ms, &b, false);
+    bool written = !b.len || ms_write(ms, &b, false) >= 0;
     moq_buf_free(&b);
     moq_debug("moq", "%s: announcing /%s to the peer (%zu watches, %llu active)", s->t->peer,
               as->full, as->n_watches, (unsigned long long)as->initial_count);
+    for (size_t off = 0; written && off < as->initial_paths.len;) {
+        const char *path = (const char *)as->initial_paths.data + off;
+        size_t len = strlen(path);
+        session_event(s, MOQ_SESSION_ANNOUNCED, path, len, NULL, 0);
+        off += len + 1;
+    }
+    moq_buf_free(&as->initial_paths);
 }
 
 void serve_announce_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
@@ -660,6 +674,8 @@ static void start_subscription(mstream *ms, struct moq_subscribe *req)
         s->stats.subscriptions++;
         moq_debug("moq", "%s: subscribed to %s/%.*s (id %llu)", s->t->peer, (char *)full.data,
                   (int)req->track.len, req->track.ptr, (unsigned long long)req->id);
+        session_event(s, MOQ_SESSION_PEER_SUBSCRIBED, full.data, full.len, req->track.ptr,
+                      req->track.len);
     }
     moq_buf_free(&full);
 }
@@ -951,6 +967,7 @@ void serve_release(mstream *ms)
         for (size_t i = 0; i < as->n_watches; i++)
             moq_watch_close(as->watches[i]);
         moq_buf_free(&as->initial);
+        moq_buf_free(&as->initial_paths);
         free(as->full);
         free(as);
         break;

@@ -47,6 +47,20 @@ int session_global_path(const moq_session *s, const uint8_t *rel, size_t len, mo
     return rv;
 }
 
+void session_event(moq_session *s, enum moq_session_event_kind kind, const void *path,
+                   size_t path_len, const void *track, size_t track_len)
+{
+    if (!s->cfg.event || s->closing) return;
+    char *p = strndup(path, path_len);
+    char *t = strndup(track ? track : "", track ? track_len : 0);
+    if (p && t) {
+        struct moq_session_event ev = {kind, p, t};
+        s->cfg.event(s->cfg.ctx, s, &ev);
+    }
+    free(p);
+    free(t);
+}
+
 int session_relative_path(const moq_session *s, const uint8_t *path, size_t len,
                           const uint8_t **rel, size_t *rel_len)
 {
@@ -758,7 +772,8 @@ moq_session *moq_session_new(moq_transport *t, const struct moq_session_config *
     /* Servers on lite-05 wait for the client's SETUP (it may carry the path and role);
      * clients and older versions are authorized at once. */
     if (caps->setup_stream && !t->is_client) {
-        s->setup_deadline = session_now(s) + SETUP_TIMEOUT_US;
+        s->setup_deadline =
+            session_now(s) + (s->cfg.setup_timeout_us ? s->cfg.setup_timeout_us : SETUP_TIMEOUT_US);
         session_deadline_changed(s);
     } else if (!s->closing) {
         authorize(s);
@@ -805,4 +820,7 @@ size_t moq_session_unacked_streams(const moq_session *s)
 void moq_session_stats_get(const moq_session *s, struct moq_session_stats *out)
 {
     *out = s->stats;
+    out->streams = 0;
+    for (const moq_list *pos = s->streams.next; pos != &s->streams; pos = pos->next)
+        out->streams++;
 }

@@ -51,6 +51,30 @@
 
 typedef struct moq_session moq_session;
 
+/* Milestones of a session's requests, reported through cfg->event (the `moq` tool turns them
+ * into its --ready-file lines). Paths are global (root joined), NUL-terminated. */
+enum moq_session_event_kind {
+    /* The peer accepted our announce request under `path`: lite-05 ANNOUNCE_OK. lite-03/04
+     * acknowledge nothing; their first ANNOUNCE on the stream stands for it. Once per
+     * request. */
+    MOQ_SESSION_ANNOUNCES_OPEN,
+    /* We told the peer that broadcast `path` is active, answering its announce request
+     * (the initial set, or later). */
+    MOQ_SESSION_ANNOUNCED,
+    /* The peer subscribed to `path`/`track` and the subscription is attached to the origin. */
+    MOQ_SESSION_PEER_SUBSCRIBED,
+    /* The peer accepted our subscription to `path`/`track`: lite-03/04 SUBSCRIBE_OK;
+     * lite-05 answers nothing before its first group, so SUBSCRIBE_START or the first group,
+     * whichever comes first. Once per upstream subscription. */
+    MOQ_SESSION_SUBSCRIBE_ACCEPTED,
+};
+
+struct moq_session_event {
+    enum moq_session_event_kind kind;
+    const char *path;
+    const char *track; /* "" for the announcement kinds */
+};
+
 /* With refuse_outside_grant, the close reason (code 6) of a session that announced a
  * broadcast outside its publish grant: this text, then the broadcast's path. */
 #define MOQ_SESSION_PUBLISH_REFUSED "not allowed to publish "
@@ -75,6 +99,9 @@ struct moq_session_config {
      * may hold at most max_inbound_bytes in total (default 64 MiB). */
     uint64_t max_frame_bytes;
     uint64_t max_inbound_bytes;
+    /* Server, lite-05: time allowed for the peer's SETUP before the session is closed with
+     * Timeout (3) "no SETUP from the peer" (default 10 s). */
+    uint64_t setup_timeout_us;
     /* Decide what the peer may do. `path` is "/path?query" (the transport URL, the SETUP
      * Path, or "/" when there is none); role is enum moq_role of the peer's SETUP (BOTH
      * when absent). Fill *perms (auth/auth.h; the engine takes ownership of it) and return
@@ -97,6 +124,9 @@ struct moq_session_config {
      * the stream with Unauthorized (6), we may not subscribe there. Optional; may close the
      * session. */
     void (*announce_refused)(void *ctx, moq_session *s, const char *prefix);
+    /* A milestone (enum moq_session_event_kind) was reached. Optional; must not call into
+     * the session. */
+    void (*event)(void *ctx, moq_session *s, const struct moq_session_event *ev);
     /* The session has ended (after authorization or not). Optional. */
     void (*closed)(void *ctx, moq_session *s, uint64_t code, const char *reason);
     void *ctx;
@@ -142,6 +172,7 @@ struct moq_session_stats {
     uint64_t bytes_out;      /* payload bytes queued toward the peer */
     uint64_t bytes_in;       /* payload bytes received from the peer */
     uint64_t groups_dropped; /* group streams reset because the peer fell behind */
+    uint64_t streams;        /* streams open now (filled by moq_session_stats_get) */
 };
 
 void moq_session_stats_get(const moq_session *s, struct moq_session_stats *out);

@@ -100,9 +100,10 @@ struct ann_consume {
     char *full;   /* global prefix */
     uint64_t hop_id;
     bool ok_received;
-    bool police;    /* at the root, only to refuse what perms.publish does not cover */
-    bool refused;   /* the peer refused the request (reported once) */
-    moq_map routes; /* suffix -> moq_route* */
+    bool open_reported; /* MOQ_SESSION_ANNOUNCES_OPEN was reported */
+    bool police;        /* at the root, only to refuse what perms.publish does not cover */
+    bool refused;       /* the peer refused the request (reported once) */
+    moq_map routes;     /* suffix -> moq_route* */
     moq_list link;
 };
 
@@ -115,6 +116,7 @@ struct ann_serve {
     size_t n_watches;
     bool collecting; /* gathering the initial set for ANNOUNCE_OK */
     moq_buf initial;
+    moq_buf initial_paths; /* their paths, each NUL-terminated, for cfg->event */
     uint64_t initial_count;
 };
 
@@ -130,6 +132,7 @@ struct up_sub {
     mstream *track_ms; /* lite-05 TRACK request in flight */
     mstream *sub_ms;   /* SUBSCRIBE stream */
     bool info_known;
+    bool accepted; /* MOQ_SESSION_SUBSCRIBE_ACCEPTED was reported */
     bool released; /* track_release received: no more writes to the track */
     bool sub_over; /* the peer finished or reset the SUBSCRIBE stream */
     bool have_seq;
@@ -278,6 +281,9 @@ void ms_stop(mstream *ms, uint64_t code);
 /* Reset what we send and stop what we receive (refusing a request). */
 void ms_abort(mstream *ms, uint64_t code);
 void session_fail(moq_session *s, uint64_t code, const char *reason);
+/* Report a milestone through cfg->event (paths need not be NUL-terminated). */
+void session_event(moq_session *s, enum moq_session_event_kind kind, const void *path,
+                   size_t path_len, const void *track, size_t track_len);
 /* Global path = root joined with a relative path; appended NUL-terminated to out. */
 int session_global_path(const moq_session *s, const uint8_t *rel, size_t len, moq_buf *out);
 /* The path relative to the root, or -1 when outside it. */
@@ -324,9 +330,7 @@ void consume_teardown(moq_session *s);
 
 /* frame assembly (sess_consume.c) */
 int frame_asm_begin(struct frame_asm *fa, moq_session *s, uint64_t ts, uint64_t size);
-/* Payload bytes of the frame in progress; they keep `group` from expiring meanwhile. */
-int frame_asm_payload(struct frame_asm *fa, moq_session *s, moq_group *group, const uint8_t *data,
-                      size_t len);
+int frame_asm_payload(struct frame_asm *fa, const uint8_t *data, size_t len);
 /* Hands the frame to the group (consumes the chunk). */
 int frame_asm_end(struct frame_asm *fa, moq_session *s, moq_group *group);
 void frame_asm_clear(struct frame_asm *fa, moq_session *s);

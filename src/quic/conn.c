@@ -385,6 +385,16 @@ moq_quic_conn_new_server(moq_quic_endpoint *ep, const ngtcp2_pkt_hd *hd, const m
                          gnutls_certificate_credentials_t creds, void *creds_handle,
                          const char *const *alpn, size_t alpn_count)
 {
+    return moq_quic_conn_new_server_validated(ep, hd, NULL, local, remote, scid, token, creds,
+                                              creds_handle, alpn, alpn_count);
+}
+
+struct moq_quic_conn *moq_quic_conn_new_server_validated(
+    moq_quic_endpoint *ep, const ngtcp2_pkt_hd *hd, const ngtcp2_cid *odcid,
+    const moq_quic_addr *local, const moq_quic_addr *remote, const ngtcp2_cid *scid,
+    const uint8_t *token, gnutls_certificate_credentials_t creds, void *creds_handle,
+    const char *const *alpn, size_t alpn_count)
+{
     struct moq_quic_conn *c = conn_alloc(ep, local, remote);
     if (!c) return NULL;
     c->creds_handle = creds_handle;
@@ -396,6 +406,13 @@ moq_quic_conn_new_server(moq_quic_endpoint *ep, const ngtcp2_pkt_hd *hd, const m
     fill_settings(c, &st);
     fill_params(c, &params);
     params.original_dcid = hd->dcid;
+    if (odcid) {
+        /* After our Retry: the address is validated, so no amplification limit applies. */
+        params.original_dcid = *odcid;
+        params.retry_scid = hd->dcid;
+        params.retry_scid_present = 1;
+        st.token = hd->token;
+    }
     params.stateless_reset_token_present = 1;
     memcpy(params.stateless_reset_token, token, NGTCP2_STATELESS_RESET_TOKENLEN);
     ngtcp2_path path = make_path(local, remote);
@@ -464,7 +481,8 @@ static void log_end(struct moq_quic_conn *c)
                  c->t.peer, c->t.protocol, c->end_reason, (unsigned long long)ms,
                  (unsigned long long)c->bytes_sent, (unsigned long long)c->bytes_recv);
     } else if (c->ep->is_server) {
-        moq_info("quic", "refused %s: %s", c->t.peer, c->end_reason);
+        moq_info_repeat("refused QUIC connections", "quic", "refused %s: %s", c->t.peer,
+                        c->end_reason);
     } else {
         moq_info("quic", "connection to %s failed: %s", c->t.peer, c->end_reason);
     }

@@ -68,6 +68,13 @@ moq_quic_conn_new_server(moq_quic_endpoint *ep, const ngtcp2_pkt_hd *hd, const m
                          const moq_quic_addr *remote, const ngtcp2_cid *scid, const uint8_t *token,
                          gnutls_certificate_credentials_t creds, void *creds_handle,
                          const char *const *alpn, size_t alpn_count);
+/* The same after a Retry: hd carried a valid Retry token for the client's first DCID odcid. */
+struct moq_quic_conn *
+moq_quic_conn_new_server_validated(moq_quic_endpoint *ep, const ngtcp2_pkt_hd *hd,
+                                   const ngtcp2_cid *odcid, const moq_quic_addr *local,
+                                   const moq_quic_addr *remote, const ngtcp2_cid *scid,
+                                   const uint8_t *token, gnutls_certificate_credentials_t creds,
+                                   void *creds_handle, const char *const *alpn, size_t alpn_count);
 struct moq_quic_conn *moq_quic_conn_new_client(moq_quic_endpoint *ep, const moq_quic_addr *local,
                                                const moq_quic_addr *remote,
                                                const struct moq_quic_client_config *cfg);
@@ -131,7 +138,9 @@ struct moq_quic_conn {
     gnutls_session_t tls;
     ngtcp2_crypto_conn_ref ref;
     void *creds_handle;
-    ngtcp2_cid odcid; /* server: the client's first DCID (routed until we forget c) */
+    ngtcp2_cid odcid;  /* server: the client's first DCID (routed until we forget c) */
+    uint64_t addr_key; /* server: the source address's key for the half-open count */
+    bool half_open;    /* server: counted as a handshake in progress from addr_key */
     moq_quic_addr local, remote;
     enum moq_quic_conn_state state;
     moq_list link; /* server's connection list */

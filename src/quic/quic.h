@@ -65,6 +65,7 @@
 #define MOQ_QUIC_DEFAULT_MAX_CONNECTIONS      10000
 #define MOQ_QUIC_DEFAULT_STREAM_HIGH_WATER    (1024u * 1024) /* stream_writable threshold */
 #define MOQ_QUIC_DEFAULT_MAX_PEER_UNI_TOTAL   1000000ull     /* see max_peer_uni_streams_total */
+#define MOQ_QUIC_DEFAULT_HALF_OPEN_PER_ADDR   100            /* see max_half_open_per_address */
 
 enum moq_quic_cc {
     MOQ_QUIC_CC_CUBIC = 0, /* loss based (default) */
@@ -114,11 +115,25 @@ struct moq_quic_server_config {
     void *(*creds_acquire)(void *ctx, gnutls_certificate_credentials_t *out);
     void (*creds_release)(void *ctx, void *handle);
     void *creds_ctx;
+    /* mTLS: called on every new connection's TLS session before its handshake (e.g.
+     * moq_tls_server_verify_client); NULL for none. A verified client certificate sets the
+     * transport's peer_certified before `accept`. */
+    void (*tls_setup)(void *ctx, gnutls_session_t s);
     /* The handshake completed. Attach with moq_transport_attach() and return 0; a negative
      * return closes the connection without any event. Called from the event loop. */
     int (*accept)(void *ctx, moq_transport *t);
     void *accept_ctx;
-    size_t max_connections; /* 0 = MOQ_QUIC_DEFAULT_MAX_CONNECTIONS */
+    /* Connections at once, handshaking ones included (0 = MOQ_QUIC_DEFAULT_MAX_CONNECTIONS).
+     * Beyond it an Initial is answered with CONNECTION_CLOSE (CONNECTION_REFUSED, reason
+     * "server busy: connection limit reached"). */
+    size_t max_connections;
+    /* Handshakes in progress at once from one source address (an IPv4 address, an IPv6 /64);
+     * beyond it CONNECTION_REFUSED ("too many handshakes from this address"). 0 = default. */
+    size_t max_half_open_per_address;
+    /* Address validation: new handshakes per second (token bucket, one second of burst)
+     * above which an Initial without a valid Retry token is answered with a Retry, so a
+     * spoofed source address gets no state and no amplification. 0 = never send Retry. */
+    uint32_t retry_above_rate;
     /* 32-byte secret for stateless reset tokens; NULL = random per server. Workers sharing a
      * port must share it. */
     const uint8_t *reset_secret;
@@ -135,6 +150,16 @@ int moq_quic_server_new(struct ev_loop *loop, const struct moq_quic_server_confi
 uint16_t moq_quic_server_port(const moq_quic_server *s);
 /* Live connections (handshaking, established or closing). */
 size_t moq_quic_server_connection_count(const moq_quic_server *s);
+
+/* What the listener refused or challenged since it started. */
+struct moq_quic_server_stats {
+    uint64_t retries_sent;      /* address validation challenges */
+    uint64_t retry_invalid;     /* Initials with a token that did not verify (dropped) */
+    uint64_t refused_full;      /* max_connections reached */
+    uint64_t refused_half_open; /* max_half_open_per_address reached */
+    size_t half_open;           /* handshakes in progress now */
+};
+void moq_quic_server_stats_get(const moq_quic_server *s, struct moq_quic_server_stats *out);
 void moq_quic_server_free(moq_quic_server *s);
 
 struct moq_quic_client_config {

@@ -5,6 +5,7 @@
  */
 #include "quic/cid_table.h"
 #include "quic/internal.h"
+#include "tls/tls.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/time.h"
@@ -21,6 +22,8 @@
 #define RESPONSE_RATE  200.0
 #define RESPONSE_BURST 200.0
 #define MAX_RESET_LEN  64
+/* How long a Retry token stays valid. */
+#define RETRY_TOKEN_TIMEOUT (10 * NGTCP2_SECONDS)
 
 struct moq_quic_server {
     moq_quic_endpoint ep;
@@ -29,9 +32,16 @@ struct moq_quic_server {
     void *(*creds_acquire)(void *ctx, gnutls_certificate_credentials_t *out);
     void (*creds_release)(void *ctx, void *handle);
     void *creds_ctx;
+    void (*tls_setup)(void *ctx, gnutls_session_t s);
     int (*accept)(void *ctx, moq_transport *t);
     void *accept_ctx;
     size_t max_connections;
+    size_t max_half_open;
+    double handshake_rate; /* 0: never Retry */
+    double handshake_tokens;
+    uint64_t handshake_tokens_at_us;
+    moq_u64map half_open; /* address key -> handshakes in progress (as a pointer-sized int) */
+    struct moq_quic_server_stats stats;
     moq_quic_cid_table cids;
     moq_list conns;
     size_t nconns;
@@ -49,6 +59,64 @@ static bool take_response_token(moq_quic_server *s)
     if (s->tokens < 1.0) return false;
     s->tokens -= 1.0;
     return true;
+}
+
+/* Whether a new handshake fits the configured rate; above it, addresses must be validated. */
+static bool take_handshake_token(moq_quic_server *s)
+{
+    if (s->handshake_rate <= 0) return true;
+    uint64_t now = moq_now_us();
+    s->handshake_tokens += (double)(now - s->handshake_tokens_at_us) * s->handshake_rate / 1e6;
+    if (s->handshake_tokens > s->handshake_rate) s->handshake_tokens = s->handshake_rate;
+    s->handshake_tokens_at_us = now;
+    if (s->handshake_tokens < 1.0) return false;
+    s->handshake_tokens -= 1.0;
+    return true;
+}
+
+/* Handshakes from one IPv4 address, or one IPv6 /64 (what one host can spread its sources
+ * over), share a count. */
+static uint64_t address_key(const moq_quic_addr *a)
+{
+    if (a->ss.ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)&a->ss;
+        return (1ull << 63) | ntohl(in->sin_addr.s_addr);
+    }
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&a->ss;
+    if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+        const uint8_t *b = in6->sin6_addr.s6_addr + 12;
+        return (1ull << 63) | (uint64_t)b[0] << 24 | (uint64_t)b[1] << 16 | (uint64_t)b[2] << 8 |
+               b[3];
+    }
+    uint64_t key = 0;
+    for (int i = 0; i < 8; i++)
+        key = key << 8 | in6->sin6_addr.s6_addr[i];
+    return key & ~(1ull << 63);
+}
+
+static size_t half_open_count(const moq_quic_server *s, uint64_t key)
+{
+    return (size_t)(uintptr_t)moq_u64map_get(&s->half_open, key);
+}
+
+static void half_open_add(moq_quic_server *s, struct moq_quic_conn *c)
+{
+    size_t n = half_open_count(s, c->addr_key) + 1;
+    if (moq_u64map_put(&s->half_open, c->addr_key, (void *)(uintptr_t)n) < 0) return;
+    c->half_open = true;
+    s->stats.half_open++;
+}
+
+static void half_open_done(moq_quic_server *s, struct moq_quic_conn *c)
+{
+    if (!c->half_open) return;
+    c->half_open = false;
+    s->stats.half_open--;
+    size_t n = half_open_count(s, c->addr_key);
+    if (n <= 1)
+        moq_u64map_del(&s->half_open, c->addr_key);
+    else
+        moq_u64map_put(&s->half_open, c->addr_key, (void *)(uintptr_t)(n - 1));
 }
 
 static void reset_token(moq_quic_server *s, const uint8_t *cid, size_t len, uint8_t *token)
@@ -86,7 +154,9 @@ void moq_quic_server_retire_cid(moq_quic_server *s, struct moq_quic_conn *c, con
 
 int moq_quic_server_established(moq_quic_server *s, struct moq_quic_conn *c)
 {
+    half_open_done(s, c);
     if (!s->accept) return MOQ_ERR_UNSUPPORTED;
+    if (s->tls_setup) c->t.peer_certified = moq_tls_peer_certified(c->tls, &c->t.peer_cert_expires);
     return s->accept(s->accept_ctx, (moq_transport *)c);
 }
 
@@ -104,6 +174,7 @@ void moq_quic_server_forget(moq_quic_server *s, struct moq_quic_conn *c)
         }
     }
     moq_quic_cid_table_del(&s->cids, c->odcid.data, c->odcid.datalen, c);
+    half_open_done(s, c);
     if (moq_list_linked(&c->link)) {
         moq_list_remove(&c->link);
         s->nconns--;
@@ -144,13 +215,48 @@ static void send_stateless_reset(moq_quic_server *s, const struct moq_quic_udp_m
 }
 
 static void refuse_initial(moq_quic_server *s, const struct moq_quic_udp_msg *m,
-                           const ngtcp2_pkt_hd *hd)
+                           const ngtcp2_pkt_hd *hd, const char *reason)
 {
     if (!take_response_token(s)) return;
     uint8_t buf[NGTCP2_MAX_UDP_PAYLOAD_SIZE];
     ngtcp2_ssize n = ngtcp2_crypto_write_connection_close(
-        buf, sizeof(buf), hd->version, &hd->scid, &hd->dcid, NGTCP2_CONNECTION_REFUSED, NULL, 0);
+        buf, sizeof(buf), hd->version, &hd->scid, &hd->dcid, NGTCP2_CONNECTION_REFUSED,
+        (const uint8_t *)reason, reason ? strlen(reason) : 0);
     if (n > 0) moq_quic_udp_send(s->ep.fd, &s->ep.gso, &m->local, &m->remote, buf, (size_t)n, 0);
+}
+
+/* Answer an Initial with a Retry carrying a token bound to the client's address and first
+ * DCID; the client repeats its Initial with the token, proving it receives at that address. */
+static void send_retry(moq_quic_server *s, const struct moq_quic_udp_msg *m,
+                       const ngtcp2_pkt_hd *hd)
+{
+    if (!take_response_token(s)) return;
+    ngtcp2_cid retry_scid;
+    fresh_cid(s, &retry_scid);
+    uint8_t token[NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN];
+    ngtcp2_ssize tokenlen = ngtcp2_crypto_generate_retry_token(
+        token, s->secret, sizeof(s->secret), hd->version, (const ngtcp2_sockaddr *)&m->remote.ss,
+        m->remote.len, &retry_scid, &hd->dcid, moq_now_ns());
+    if (tokenlen < 0) return;
+    uint8_t buf[NGTCP2_MAX_UDP_PAYLOAD_SIZE];
+    ngtcp2_ssize n = ngtcp2_crypto_write_retry(buf, sizeof(buf), hd->version, &hd->scid,
+                                               &retry_scid, &hd->dcid, token, (size_t)tokenlen);
+    if (n <= 0) return;
+    moq_quic_udp_send(s->ep.fd, &s->ep.gso, &m->local, &m->remote, buf, (size_t)n, 0);
+    s->stats.retries_sent++;
+}
+
+/* An Initial's Retry token: 1 and *odcid when it verifies, 0 when there is none (or it is a
+ * NEW_TOKEN token, which we never issue), -1 when it is forged, stale or from elsewhere. */
+static int check_retry_token(moq_quic_server *s, const struct moq_quic_udp_msg *m,
+                             const ngtcp2_pkt_hd *hd, ngtcp2_cid *odcid)
+{
+    if (hd->token.len == 0 || hd->token.base[0] != NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY) return 0;
+    int rv = ngtcp2_crypto_verify_retry_token(odcid, hd->token.base, hd->token.len, s->secret,
+                                              sizeof(s->secret), hd->version,
+                                              (const ngtcp2_sockaddr *)&m->remote.ss, m->remote.len,
+                                              &hd->dcid, RETRY_TOKEN_TIMEOUT, moq_now_ns());
+    return rv == 0 ? 1 : -1;
 }
 
 static void accept_initial(moq_quic_server *s, const struct moq_quic_udp_msg *m)
@@ -161,32 +267,58 @@ static void accept_initial(moq_quic_server *s, const struct moq_quic_udp_msg *m)
     char peer[64];
     if (s->nconns >= s->max_connections) {
         moq_quic_addr_format(&m->remote, peer, sizeof(peer));
-        moq_debug("quic", "refused %s: %zu connections already", peer, s->nconns);
-        refuse_initial(s, m, &hd);
+        s->stats.refused_full++;
+        moq_info_repeat("refused QUIC connections", "quic",
+                        "refused %s: connection limit (%zu) reached", peer, s->max_connections);
+        refuse_initial(s, m, &hd, "server busy: connection limit reached");
+        return;
+    }
+    ngtcp2_cid odcid;
+    int validated = check_retry_token(s, m, &hd, &odcid);
+    if (validated < 0) {
+        s->stats.retry_invalid++;
+        return; /* RFC 9000 8.1.3: a bad Retry token may be dropped */
+    }
+    if (!validated && !take_handshake_token(s)) {
+        send_retry(s, m, &hd);
+        return;
+    }
+    uint64_t key = address_key(&m->remote);
+    if (half_open_count(s, key) >= s->max_half_open) {
+        moq_quic_addr_format(&m->remote, peer, sizeof(peer));
+        s->stats.refused_half_open++;
+        moq_info_repeat("refused QUIC connections", "quic",
+                        "refused %s: %zu handshakes in progress from this address", peer,
+                        s->max_half_open);
+        refuse_initial(s, m, &hd, "too many handshakes from this address");
         return;
     }
     gnutls_certificate_credentials_t creds = NULL;
     void *handle = s->creds_acquire ? s->creds_acquire(s->creds_ctx, &creds) : NULL;
     if (!handle || !creds) {
         moq_quic_addr_format(&m->remote, peer, sizeof(peer));
-        moq_warn("quic", "refused %s: no TLS credentials available", peer);
+        moq_warn_repeat("refused QUIC connections", "quic",
+                        "refused %s: no TLS credentials available", peer);
         if (handle && s->creds_release) s->creds_release(s->creds_ctx, handle);
-        refuse_initial(s, m, &hd);
+        refuse_initial(s, m, &hd, NULL);
         return;
     }
     ngtcp2_cid scid;
     uint8_t token[NGTCP2_STATELESS_RESET_TOKENLEN];
     fresh_cid(s, &scid);
     reset_token(s, scid.data, scid.datalen, token);
-    struct moq_quic_conn *c =
-        moq_quic_conn_new_server(&s->ep, &hd, &m->local, &m->remote, &scid, token, creds, handle,
-                                 (const char *const *)s->alpn, s->alpn_count);
+    struct moq_quic_conn *c = moq_quic_conn_new_server_validated(
+        &s->ep, &hd, validated ? &odcid : NULL, &m->local, &m->remote, &scid, token, creds, handle,
+        (const char *const *)s->alpn, s->alpn_count);
     if (!c) {
         if (s->creds_release) s->creds_release(s->creds_ctx, handle);
         return;
     }
+    if (s->tls_setup) s->tls_setup(s->creds_ctx, c->tls);
     moq_list_push_back(&s->conns, &c->link);
     s->nconns++;
+    c->addr_key = key;
+    half_open_add(s, c);
     if (moq_quic_cid_table_put(&s->cids, scid.data, scid.datalen, c) < 0) {
         moq_quic_conn_free(c);
         return;
@@ -295,10 +427,17 @@ int moq_quic_server_new(struct ev_loop *loop, const struct moq_quic_server_confi
     s->creds_acquire = cfg->creds_acquire;
     s->creds_release = cfg->creds_release;
     s->creds_ctx = cfg->creds_ctx;
+    s->tls_setup = cfg->tls_setup;
     s->accept = cfg->accept;
     s->accept_ctx = cfg->accept_ctx;
     s->max_connections =
         cfg->max_connections ? cfg->max_connections : MOQ_QUIC_DEFAULT_MAX_CONNECTIONS;
+    s->max_half_open = cfg->max_half_open_per_address ? cfg->max_half_open_per_address
+                                                      : MOQ_QUIC_DEFAULT_HALF_OPEN_PER_ADDR;
+    s->handshake_rate = cfg->retry_above_rate;
+    s->handshake_tokens = s->handshake_rate;
+    s->handshake_tokens_at_us = moq_now_us();
+    moq_u64map_init(&s->half_open);
     if (cfg->reset_secret)
         memcpy(s->secret, cfg->reset_secret, SECRET_LEN);
     else
@@ -330,6 +469,11 @@ size_t moq_quic_server_connection_count(const moq_quic_server *s)
     return s->nconns;
 }
 
+void moq_quic_server_stats_get(const moq_quic_server *s, struct moq_quic_server_stats *out)
+{
+    *out = s->stats;
+}
+
 void moq_quic_server_free(moq_quic_server *s)
 {
     if (!s) return;
@@ -337,6 +481,7 @@ void moq_quic_server_free(moq_quic_server *s)
         moq_quic_conn_shutdown(moq_list_first(&s->conns, struct moq_quic_conn, link));
     moq_quic_endpoint_close(&s->ep);
     moq_quic_cid_table_free(&s->cids);
+    moq_u64map_free(&s->half_open);
     free_alpn(s);
     free(s);
 }

@@ -47,6 +47,17 @@ int relay_check_access(moq_relay *r, const char *target, moq_perms *perms, char 
     return rv;
 }
 
+/* A peer with a verified client certificate (mTLS) has full access under its path, as
+ * upstream grants it, without a token. */
+int relay_certified_access(const char *target, int64_t expires, moq_perms *perms, char *why,
+                           size_t whylen)
+{
+    moq_auth_error err = {0};
+    int rv = moq_auth_certified(target, strlen(target), expires, perms, &err);
+    if (rv < 0) snprintf(why, whylen, "%s", err.msg[0] ? err.msg : moq_strerror(rv));
+    return rv;
+}
+
 static uint64_t session_authorize(void *ctx, moq_session *s, const char *path, int role,
                                   moq_perms *perms)
 {
@@ -54,16 +65,20 @@ static uint64_t session_authorize(void *ctx, moq_session *s, const char *path, i
     moq_relay *r = rs->relay;
     moq_transport *t = moq_session_transport(s);
     char why[256];
-    if (relay_check_access(r, path, perms, why, sizeof(why)) < 0) {
+    int rv = t->peer_certified
+                 ? relay_certified_access(path, t->peer_cert_expires, perms, why, sizeof(why))
+                 : relay_check_access(r, path, perms, why, sizeof(why));
+    if (rv < 0) {
         r->counters.sessions_refused++;
-        moq_info("relay", "%s: session refused: %s", t->peer, why);
+        moq_info_repeat("refused sessions", "relay", "%s: session refused: %s", t->peer, why);
         return MOQ_CODE_UNAUTHORIZED;
     }
     char pub[256], sub[256];
     perms_summary(&perms->publish, pub, sizeof(pub));
     perms_summary(&perms->subscribe, sub, sizeof(sub));
-    moq_info("relay", "%s: session accepted (%s) root=/%s publish=[%s] subscribe=[%s]", t->peer,
-             moq_session_version(s), perms->root ? perms->root : "", pub, sub);
+    moq_info("relay", "%s: session accepted (%s%s) root=/%s publish=[%s] subscribe=[%s]", t->peer,
+             moq_session_version(s), t->peer_certified ? ", client certificate" : "",
+             perms->root ? perms->root : "", pub, sub);
     return 0;
 }
 
@@ -98,8 +113,22 @@ static void session_closed(void *ctx, moq_session *s, uint64_t code, const char 
     free(rs);
 }
 
+bool relay_full(const moq_relay *r)
+{
+    uint64_t max = r->cfg->limits.max_sessions;
+    return max && r->n_sessions >= max;
+}
+
 int relay_start_session(moq_relay *r, moq_transport *t)
 {
+    if (relay_full(r)) {
+        r->counters.sessions_full++;
+        moq_info_repeat("sessions refused at the limit", "relay",
+                        "%s: session refused: the relay is full (%zu sessions)", t->peer,
+                        r->n_sessions);
+        moq_transport_close(t, MOQ_CODE_BOUNDS_EXCEEDED, "server busy: session limit reached");
+        return MOQ_ERR_LIMIT;
+    }
     struct relay_session *rs = calloc(1, sizeof(*rs));
     if (!rs) {
         moq_transport_close(t, MOQ_CODE_TRANSPORT, "out of memory");
@@ -107,12 +136,14 @@ int relay_start_session(moq_relay *r, moq_transport *t)
     }
     rs->relay = r;
     rs->kind = t->kind;
+    rs->started_us = moq_now_us();
     moq_ev_deadline_init(&rs->timer, r->loop, session_timer_fired, rs);
     struct moq_session_config sc = {
         .origin = r->origin,
         .clock = &moq_system_clock,
         .timer = session_timer,
         .offer_probe = true,
+        .setup_timeout_us = r->cfg->limits.setup_timeout_ms * MOQ_US_PER_MS,
         .refuse_outside_grant = true,
         .authorize = session_authorize,
         .upstream = session_upstream,
@@ -130,6 +161,7 @@ int relay_start_session(moq_relay *r, moq_transport *t)
         return MOQ_ERR_UNSUPPORTED;
     }
     if (t->kind < 4) r->counters.sessions_total[t->kind]++;
+    moq_memtrim_started(&r->memtrim, r->n_sessions, moq_now_us());
     return 0;
 }
 
@@ -138,17 +170,24 @@ static int wt_accept(void *ctx, moq_transport *t)
     return relay_start_session(ctx, t);
 }
 
+static bool wt_busy(void *ctx)
+{
+    return relay_full(ctx);
+}
+
 static int quic_accept(void *ctx, moq_transport *t)
 {
     moq_relay *r = ctx;
     if (t->kind == MOQ_TRANSPORT_H3) {
-        struct moq_h3_server_config hc = {r->versions, r->n_versions, wt_accept, r};
+        struct moq_h3_server_config hc = {r->versions, r->n_versions, wt_accept, r, wt_busy};
         struct moq_h3_driver drv;
         if (moq_h3_loop_driver(r->loop, &drv) < 0) return MOQ_ERR_NOMEM;
         moq_h3_server_attach(t, &drv, &hc);
         return 0;
     }
-    return relay_start_session(r, t);
+    /* A refusal at the limit closes with its own code and reason, not the generic one. */
+    int rv = relay_start_session(r, t);
+    return rv == MOQ_ERR_LIMIT ? 0 : rv;
 }
 
 /* ---------------------------------------------------------------- credentials */
@@ -163,6 +202,11 @@ static void *quic_creds_acquire(void *ctx, gnutls_certificate_credentials_t *out
 static void creds_release(void *ctx, void *handle)
 {
     moq_tls_creds_unref(handle);
+}
+
+static void quic_tls_setup(void *ctx, gnutls_session_t s)
+{
+    moq_tls_server_verify_client(ctx, s);
 }
 
 /* ---------------------------------------------------------------- timers */
@@ -187,14 +231,89 @@ static void origin_linger(void *ctx, uint64_t at)
     if (at < r->origin_timer.at) moq_ev_deadline_set(&r->origin_timer, at);
 }
 
+/* Hand what a load peak freed back to the system once the load fell and stayed quiet. */
+static void relay_trim_memory(moq_relay *r)
+{
+    size_t free_before = moq_memtrim_heap_free();
+    if (!moq_memtrim_due(&r->memtrim, r->n_sessions, free_before, moq_now_us())) return;
+    moq_memtrim_release();
+    size_t free_after = moq_memtrim_heap_free();
+    moq_memtrim_done(&r->memtrim, free_after);
+    r->counters.memory_trims++;
+    moq_debug("relay",
+              "%zu session(s): freed memory returned to the system (%zu kB in use, %zu kB free "
+              "in the heap)",
+              r->n_sessions, moq_memtrim_heap_used() / 1024, free_after / 1024);
+}
+
 static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     moq_relay *r = w->data;
     int64_t now_s = moq_wall_s();
+    moq_log_repeat_flush();
+    relay_trim_memory(r);
     if (moq_tls_server_maintain(r->tls, now_s) == 1)
         moq_info("tls", "certificate rotated; new fingerprint served at /certificate.sha256");
     if (r->https_tls && moq_tls_server_maintain(r->https_tls, now_s) == 1)
         moq_info("tls", "HTTPS certificate reloaded");
+}
+
+/* ---------------------------------------------------------------- reload */
+
+struct reload_tally {
+    size_t reloaded, failed;
+};
+
+static void reload_certificate(moq_tls_server *srv, const char *what, struct reload_tally *t)
+{
+    size_t pairs = moq_tls_server_file_pairs(srv);
+    if (pairs == 0) {
+        moq_info("relay", "reload: %s: generated, no file to read", what);
+        return;
+    }
+    char err[512];
+    if (moq_tls_server_reload(srv, err, sizeof(err)) < 0) {
+        moq_warn("relay", "reload: %s: failed, keeping the current one: %s", what, err);
+        t->failed++;
+        return;
+    }
+    char fp[MOQ_TLS_FINGERPRINT_HEX_LEN];
+    moq_tls_server_fingerprint(srv, fp);
+    moq_info("relay", "reload: %s: reloaded %zu file pair(s), fingerprint %s", what, pairs, fp);
+    t->reloaded++;
+}
+
+static void report_key(void *ctx, const char *path, const moq_jwk *key, const moq_auth_error *err)
+{
+    struct reload_tally *t = ctx;
+    if (!key) {
+        moq_warn("relay",
+                 "reload: auth key %s: failed, tokens it signed are refused until it loads: %s",
+                 path, err->msg);
+        t->failed++;
+        return;
+    }
+    const char *kid = moq_jwk_kid(key);
+    moq_info("relay", "reload: auth key %s: %s%s%s", path, moq_jwt_alg_name(moq_jwk_alg(key)),
+             kid ? ", kid " : "", kid ? kid : "");
+    t->reloaded++;
+}
+
+void moq_relay_reload(moq_relay *r)
+{
+    struct reload_tally t = {0};
+    reload_certificate(r->tls, "QUIC certificate", &t);
+    if (r->https_tls) reload_certificate(r->https_tls, "HTTPS certificate", &t);
+    size_t dropped = 0;
+    moq_auth_reload(r->auth, report_key, &t, &dropped);
+    if (moq_auth_has_key_dir(r->auth))
+        moq_info("relay", "reload: auth key_dir %s: %zu cached key(s) forgotten, read again on use",
+                 r->cfg->auth.key_dir, dropped);
+    if (t.failed)
+        moq_warn("relay", "reload finished: %zu reloaded, %zu failed; sessions continue",
+                 t.reloaded, t.failed);
+    else
+        moq_info("relay", "reload finished: %zu reloaded; sessions continue", t.reloaded);
 }
 
 /* ---------------------------------------------------------------- construction */
@@ -240,6 +359,8 @@ static int setup_tls(moq_relay *r, char *err, size_t errlen)
         .n_keys = c->server.tls.key.len,
         .generate = (const char *const *)c->server.tls.generate.v,
         .n_generate = c->server.tls.generate.len,
+        .client_roots = (const char *const *)c->server.tls.root.v,
+        .n_client_roots = c->server.tls.root.len,
     };
     int rv = moq_tls_server_new(&tc, moq_wall_s(), &r->tls, err, errlen);
     if (rv < 0) return rv;
@@ -249,6 +370,8 @@ static int setup_tls(moq_relay *r, char *err, size_t errlen)
             .n_certs = c->web.https.cert.len,
             .keys = (const char *const *)c->web.https.key.v,
             .n_keys = c->web.https.key.len,
+            .client_roots = (const char *const *)c->web.https.root.v,
+            .n_client_roots = c->web.https.root.len,
         };
         rv = moq_tls_server_new(&hc, moq_wall_s(), &r->https_tls, err, errlen);
         if (rv < 0) return rv;
@@ -299,9 +422,19 @@ static int setup_quic(moq_relay *r, char *err, size_t errlen)
         .creds_acquire = quic_creds_acquire,
         .creds_release = creds_release,
         .creds_ctx = r->tls,
+        .tls_setup = r->cfg->server.tls.root.len ? quic_tls_setup : NULL,
         .accept = quic_accept,
         .accept_ctx = r,
     };
+    const struct moq_config *c = r->cfg;
+    /* Connections still handshaking or closing count too: leave them room, so that the
+     * session limit itself is what a client meets first. */
+    uint64_t max = c->limits.max_sessions;
+    qc.max_connections = max && max < SIZE_MAX / 2 ? (size_t)(max + max / 4 + 16) : SIZE_MAX;
+    qc.max_half_open_per_address =
+        c->limits.half_open_per_address ? c->limits.half_open_per_address : SIZE_MAX;
+    qc.retry_above_rate =
+        (uint32_t)(c->limits.handshake_rate > UINT32_MAX ? UINT32_MAX : c->limits.handshake_rate);
     qc.transport.max_concurrent_streams = s->quic.max_streams;
     if (s->quic.receive_window_set) qc.transport.receive_window = s->quic.receive_window;
     qc.transport.idle_timeout_ms = s->quic.idle_timeout_ms;
@@ -331,6 +464,11 @@ static int setup_http(moq_relay *r, char *err, size_t errlen)
     struct moq_qmux_config qc;
     moq_qmux_config_default(&qc);
     hc.ws_low_water = qc.send_high_water;
+    /* 0 keeps the server's default (moq_http_config_default). */
+    hc.max_conns = c->limits.http_max_connections ? c->limits.http_max_connections : SIZE_MAX;
+    hc.max_header_bytes = c->limits.http_max_header_size;
+    hc.header_timeout_ms = (uint32_t)c->limits.http_header_timeout_ms;
+    hc.ws_max_message = c->limits.ws_max_message;
     r->http = moq_http_server_new(r->loop, &hc);
     if (!r->http) return MOQ_ERR_NOMEM;
     struct moq_web_hooks hooks = relay_web_hooks_template;
@@ -339,6 +477,8 @@ static int setup_http(moq_relay *r, char *err, size_t errlen)
     if (!c->web.metrics) hooks.metrics = NULL;
     r->web = moq_web_new(moq_http_server_router(r->http), &hooks);
     if (!r->web) return MOQ_ERR_NOMEM;
+    int rc = relay_inspect_public(r, moq_http_server_router(r->http));
+    if (rc < 0) return rc;
     if (c->web.ws) moq_http_server_set_ws(r->http, relay_ws_upgrade, r);
     int rv;
     if (c->web.http.listen) {
@@ -351,7 +491,8 @@ static int setup_http(moq_relay *r, char *err, size_t errlen)
         }
     }
     if (c->web.https.listen) {
-        struct moq_http_tls tls = {quic_creds_acquire, creds_release, r->https_tls};
+        struct moq_http_tls tls = {quic_creds_acquire, creds_release, r->https_tls,
+                                   c->web.https.root.len ? quic_tls_setup : NULL};
         rv = moq_http_server_listen(r->http, c->web.https.listen, &tls, &r->https_port);
         if (rv < 0) {
             listen_failed(err, errlen, "HTTPS listener", c->web.https.listen, rv, errno,
@@ -427,6 +568,8 @@ static int relay_dial(void *ctx, const char *url, moq_origin *origin,
     dc.tls.n_roots = cc->tls.root.len;
     dc.tls.fingerprints = (const char *const *)cc->tls.fingerprint.v;
     dc.tls.n_fingerprints = cc->tls.fingerprint.len;
+    dc.tls.cert = cc->tls.cert;
+    dc.tls.key = cc->tls.key;
     if (cc->tls.system_roots_set)
         dc.tls.system_roots =
             cc->tls.system_roots ? MOQ_TLS_SYSTEM_ROOTS_ON : MOQ_TLS_SYSTEM_ROOTS_OFF;
@@ -472,9 +615,11 @@ static int setup_cluster(moq_relay *r, char *err, size_t errlen)
     return rv;
 }
 
-/* The operations listener: unauthenticated /health and /metrics for a private network.
- * It keeps descriptors in reserve and serves from them, so it answers even when the public
- * listeners have used up every descriptor the process may open. */
+/* The operations listener for a private network: /health, /metrics, relay information at /,
+ * /debug/sessions, /debug/broadcasts, /debug/tracks, /nodes and the /status page, without
+ * authentication. It keeps descriptors in reserve and serves from them, so it answers even
+ * when the public listeners have used up every descriptor the process may open. */
+
 #define INTERNAL_RESERVE_FDS 4
 
 static int setup_internal(moq_relay *r, char *err, size_t errlen)
@@ -490,6 +635,8 @@ static int setup_internal(moq_relay *r, char *err, size_t errlen)
     struct moq_web_hooks hooks = {.ctx = r, .metrics = relay_web_hooks_template.metrics};
     r->internal_web = moq_web_new(moq_http_server_router(r->internal), &hooks);
     if (!r->internal_web) return MOQ_ERR_NOMEM;
+    int rc = relay_inspect_internal(r, moq_http_server_router(r->internal));
+    if (rc < 0) return rc;
     uint16_t port;
     int rv = moq_http_server_listen(r->internal, listen, NULL, &port);
     if (rv < 0)
@@ -507,6 +654,7 @@ int moq_relay_new(struct ev_loop *loop, const struct moq_config *cfg, moq_relay 
     if (!r) return MOQ_ERR_NOMEM;
     r->loop = loop;
     r->cfg = cfg;
+    r->started_us = moq_now_us();
     moq_ev_deadline_init(&r->origin_timer, loop, origin_timer_fired, r);
     moq_list_init(&r->sessions);
     moq_list_init(&r->websockets);
@@ -533,6 +681,7 @@ int moq_relay_new(struct ev_loop *loop, const struct moq_config *cfg, moq_relay 
         moq_relay_free(r);
         return rv;
     }
+    moq_memtrim_init(&r->memtrim, cfg->limits.memory_trim_quiet_ms * MOQ_US_PER_MS, moq_now_us());
     ev_timer_init(&r->tick, tick_cb, TICK_S, TICK_S);
     r->tick.data = r;
     ev_timer_start(loop, &r->tick);
@@ -626,6 +775,14 @@ static void drain(moq_relay *r)
     ev_timer_stop(r->loop, &t);
 }
 
+static void on_hangup(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    moq_info("relay", "received SIGHUP, reloading certificates and keys (other settings take "
+                      "effect on restart)");
+    moq_relay **r = w->data;
+    moq_relay_reload(*r);
+}
+
 static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
     moq_info("relay", "received %s, shutting down", w->signum == SIGINT ? "SIGINT" : "SIGTERM");
@@ -640,17 +797,24 @@ int moq_relay_run(const struct moq_config *cfg)
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
-    char err[512] = "";
+    /* SIGHUP is caught from before "ready" is logged: a reload asked for early waits. */
     moq_relay *r = NULL;
-    if (moq_relay_new(loop, cfg, &r, err, sizeof(err)) < 0) {
-        moq_error("relay", "%s", err);
-        return 1;
-    }
-    ev_signal sigint, sigterm;
+    ev_signal sigint, sigterm, sighup;
     ev_signal_init(&sigint, on_signal, SIGINT);
     ev_signal_init(&sigterm, on_signal, SIGTERM);
+    ev_signal_init(&sighup, on_hangup, SIGHUP);
+    sighup.data = &r;
     ev_signal_start(loop, &sigint);
     ev_signal_start(loop, &sigterm);
+    ev_signal_start(loop, &sighup);
+    char err[512] = "";
+    if (moq_relay_new(loop, cfg, &r, err, sizeof(err)) < 0) {
+        moq_error("relay", "%s", err);
+        ev_signal_stop(loop, &sigint);
+        ev_signal_stop(loop, &sigterm);
+        ev_signal_stop(loop, &sighup);
+        return 1;
+    }
     struct moq_service service;
     moq_service_ready(&service, loop);
     ev_run(loop, 0);
@@ -659,6 +823,8 @@ int moq_relay_run(const struct moq_config *cfg)
     ev_signal_stop(loop, &sigterm);
     drain(r);
     moq_service_stop(&service);
+    ev_signal_stop(loop, &sighup);
+    signal(SIGHUP, SIG_IGN); /* shutting down: nothing left to reload */
     moq_relay_free(r);
     moq_info("relay", "stopped");
     return 0;

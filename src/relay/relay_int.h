@@ -16,6 +16,7 @@
 #include "relay/relay.h"
 #include "tls/tls.h"
 #include "util/ev_deadline.h"
+#include "util/memtrim.h"
 #include "util/list.h"
 #include "web/web.h"
 
@@ -25,6 +26,8 @@ struct relay_counters {
     uint64_t sessions_total[4]; /* by moq_transport_kind (QUIC, WebTransport, WebSocket) */
     uint64_t sessions_refused;
     uint64_t ws_refused;
+    uint64_t sessions_full; /* refused at limits.max_sessions */
+    uint64_t memory_trims;  /* times freed memory went back to the system */
 };
 
 struct moq_relay {
@@ -51,8 +54,10 @@ struct moq_relay {
     char *cluster_token;
     size_t dials; /* cluster dials not finished yet */
     ev_timer tick;
+    moq_memtrim memtrim;
     moq_ev_deadline origin_timer; /* the origin's next linger deadline, or its regular tick */
     struct relay_counters counters;
+    uint64_t started_us; /* moq_now_us() when built, for uptime */
 };
 
 struct relay_session {
@@ -60,19 +65,32 @@ struct relay_session {
     moq_session *session;
     enum moq_transport_kind kind;
     moq_ev_deadline timer; /* the session's next deadline */
+    uint64_t started_us;   /* moq_now_us() when the session started */
     moq_list link;
 };
 
 /* relay.c */
+/* limits.max_sessions reached. */
+bool relay_full(const moq_relay *r);
 /* Start a moq session on an established transport; closes it on failure. */
 int relay_start_session(moq_relay *r, moq_transport *t);
 /* Check a connection's path and token; fills perms or returns a reason (logged). */
 int relay_check_access(moq_relay *r, const char *target, moq_perms *perms, char *why,
                        size_t whylen);
 
+/* The permissions of a peer with a verified client certificate (mTLS): everything under
+ * the target's path until the certificate expires; or a reason (logged). */
+int relay_certified_access(const char *target, int64_t expires, moq_perms *perms, char *why,
+                           size_t whylen);
+
 /* websocket.c */
 int relay_ws_upgrade(void *ctx, const struct moq_ws_upgrade *up, struct moq_ws_accept *acc);
 void relay_ws_close_all(moq_relay *r);
+
+/* inspect.c: GET / on a public router; GET /, /debug/sessions, /debug/broadcasts,
+ * /debug/tracks, /nodes and /status on the [internal] router. The routes' ctx is the relay. */
+int relay_inspect_public(moq_relay *r, moq_http_router *router);
+int relay_inspect_internal(moq_relay *r, moq_http_router *router);
 
 /* web_hooks.c */
 extern const struct moq_web_hooks relay_web_hooks_template;

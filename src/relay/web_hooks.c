@@ -377,6 +377,26 @@ static int hook_metrics(void *ctx, const moq_http_request *req, moq_http_respons
     }
     metric(&b, "moq_relay_sessions_refused_total", "counter", "Sessions refused by authorization.",
            r->counters.sessions_refused);
+    metric(&b, "moq_relay_sessions_full_total", "counter",
+           "Sessions refused because limits.max_sessions were open.", r->counters.sessions_full);
+    metric(&b, "moq_relay_memory_trims_total", "counter",
+           "Times freed memory was returned to the system after the load fell.",
+           r->counters.memory_trims);
+    if (r->quic) {
+        struct moq_quic_server_stats qs;
+        moq_quic_server_stats_get(r->quic, &qs);
+        metric(&b, "moq_relay_quic_half_open", "gauge", "QUIC handshakes in progress.",
+               qs.half_open);
+        metric(&b, "moq_relay_quic_retries_total", "counter",
+               "Retry packets sent to validate client addresses.", qs.retries_sent);
+        metric(&b, "moq_relay_quic_retry_invalid_total", "counter",
+               "Initials dropped for a Retry token that did not verify.", qs.retry_invalid);
+        metric(&b, "moq_relay_quic_refused_full_total", "counter",
+               "QUIC connections refused at the connection limit.", qs.refused_full);
+        metric(&b, "moq_relay_quic_refused_half_open_total", "counter",
+               "QUIC connections refused for too many handshakes from one address.",
+               qs.refused_half_open);
+    }
     moq_origin_stats st;
     moq_origin_stats_get(r->origin, &st);
     metric(&b, "moq_relay_broadcasts", "gauge", "Broadcasts announced.", st.broadcasts);

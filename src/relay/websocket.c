@@ -19,6 +19,8 @@ struct ws_glue {
     moq_ws *ws;  /* NULL once the WebSocket is gone */
     moq_qmux *q; /* NULL once the session finished */
     struct moq_qmux_selection sel;
+    bool peer_certified; /* mTLS over HTTPS: carried to the session's transport */
+    int64_t peer_cert_expires;
     ev_idle process;
     ev_timer timer;
     ev_timer linger;
@@ -39,7 +41,10 @@ static void after(struct ws_glue *g, int rv)
 {
     if (!g->q) return;
     if (rv == MOQ_ERR_CLOSED || moq_qmux_is_finished(g->q)) {
-        glue_stop(g);
+        /* Not the linger timer: it closes a WebSocket the peer leaves open after our close
+         * record. */
+        ev_idle_stop(g->r->loop, &g->process);
+        ev_timer_stop(g->r->loop, &g->timer);
         moq_qmux_free(g->q);
         g->q = NULL;
         return;
@@ -128,7 +133,10 @@ static void ws_opened(void *app, moq_ws *ws)
         moq_ws_close(ws, MOQ_WS_INTERNAL, "out of memory");
         return;
     }
-    relay_start_session(g->r, moq_qmux_transport(g->q));
+    moq_transport *t = moq_qmux_transport(g->q);
+    t->peer_certified = g->peer_certified;
+    t->peer_cert_expires = g->peer_cert_expires;
+    relay_start_session(g->r, t);
     after(g, moq_qmux_process(g->q, moq_now_us()));
 }
 
@@ -201,16 +209,29 @@ int relay_ws_upgrade(void *ctx, const struct moq_ws_upgrade *up, struct moq_ws_a
     struct moq_qmux_selection sel;
     if (moq_qmux_select_subprotocol(offered, o, r->versions, r->n_versions, NULL, 0, &sel) < 0) {
         r->counters.ws_refused++;
-        moq_info("relay", "%s: WebSocket refused: no supported subprotocol offered (%s)", req->peer,
-                 o ? offered : "none");
+        moq_info_repeat("refused WebSocket upgrades", "relay",
+                        "%s: WebSocket refused: no supported subprotocol offered (%s)", req->peer,
+                        o ? offered : "none");
         explain_subprotocol(r, o > 0, acc);
         return 400;
     }
+    if (relay_full(r)) {
+        r->counters.sessions_full++;
+        moq_info_repeat("sessions refused at the limit", "relay",
+                        "%s: WebSocket refused: the relay is full (%zu sessions)", req->peer,
+                        r->n_sessions);
+        acc->refusal = "server busy: session limit reached\n";
+        return 503;
+    }
     moq_perms perms = {0};
     char why[256];
-    if (relay_check_access(r, req->target, &perms, why, sizeof(why)) < 0) {
+    int rv = req->peer_certified ? relay_certified_access(req->target, req->peer_cert_expires,
+                                                          &perms, why, sizeof(why))
+                                 : relay_check_access(r, req->target, &perms, why, sizeof(why));
+    if (rv < 0) {
         r->counters.ws_refused++;
-        moq_info("relay", "%s: WebSocket refused: %s", req->peer, why);
+        moq_info_repeat("refused WebSocket upgrades", "relay", "%s: WebSocket refused: %s",
+                        req->peer, why);
         return 401;
     }
     moq_perms_free(&perms);
@@ -218,6 +239,8 @@ int relay_ws_upgrade(void *ctx, const struct moq_ws_upgrade *up, struct moq_ws_a
     if (!g) return 503;
     g->r = r;
     g->sel = sel;
+    g->peer_certified = req->peer_certified;
+    g->peer_cert_expires = req->peer_cert_expires;
     ev_idle_init(&g->process, process_cb);
     ev_timer_init(&g->timer, timer_cb, 0., 0.);
     ev_timer_init(&g->linger, linger_cb, CLOSE_LINGER_S, 0.);

@@ -17,6 +17,10 @@ struct target_level {
 };
 
 static enum moq_log_level default_level = MOQ_LOG_INFO;
+static const moq_clock *log_clock = &moq_system_clock;
+static uint64_t repeat_interval_us = MOQ_LOG_DEFAULT_REPEAT_INTERVAL_US;
+static uint64_t repeat_burst = MOQ_LOG_DEFAULT_REPEAT_BURST;
+static moq_log_repeat *repeat_sites; /* every call site that has counted a line */
 static struct target_level overrides[MAX_TARGETS];
 static int n_overrides;
 
@@ -255,4 +259,67 @@ void moq_log_write(enum moq_log_level level, const char *target, const char *fmt
     line[len++] = '\n';
     ssize_t w = write(STDERR_FILENO, line, len);
     (void)w;
+}
+
+/* ---- repetitive lines ---- */
+
+void moq_log_set_clock(const moq_clock *clock)
+{
+    log_clock = clock ? clock : &moq_system_clock;
+    for (moq_log_repeat *r = repeat_sites; r; r = r->next)
+        r->window_start_us = 0, r->written = 0, r->suppressed = 0;
+}
+
+void moq_log_set_repeat(uint64_t interval_us, uint64_t burst)
+{
+    repeat_interval_us = interval_us;
+    repeat_burst = burst;
+}
+
+static uint64_t log_now_us(void)
+{
+    return log_clock->now_us(log_clock->ctx);
+}
+
+/* Summarise r's interval if it has passed; start the next one at now. */
+static void repeat_roll(moq_log_repeat *r, uint64_t now)
+{
+    if (r->written == 0 && r->suppressed == 0) return;
+    if (now - r->window_start_us < repeat_interval_us) return;
+    if (r->suppressed && moq_log_enabled(r->level, r->target)) {
+        uint64_t secs = (now - r->window_start_us + MOQ_US_PER_S / 2) / MOQ_US_PER_S;
+        moq_log_write(r->level, r->target, "%s: %llu more in the last %llus not logged one by one",
+                      r->what, (unsigned long long)r->suppressed, (unsigned long long)secs);
+    }
+    r->written = 0;
+    r->suppressed = 0;
+}
+
+bool moq_log_repeat_admit(moq_log_repeat *r, enum moq_log_level level, const char *target)
+{
+    if (repeat_interval_us == 0) return true;
+    r->level = level;
+    r->target = target;
+    if (!r->registered) {
+        r->registered = true;
+        r->next = repeat_sites;
+        repeat_sites = r;
+    }
+    uint64_t now = log_now_us();
+    repeat_roll(r, now);
+    if (r->written == 0 && r->suppressed == 0) r->window_start_us = now;
+    if (r->written < repeat_burst) {
+        r->written++;
+        return true;
+    }
+    r->suppressed++;
+    return false;
+}
+
+void moq_log_repeat_flush(void)
+{
+    if (repeat_interval_us == 0) return;
+    uint64_t now = log_now_us();
+    for (moq_log_repeat *r = repeat_sites; r; r = r->next)
+        repeat_roll(r, now);
 }

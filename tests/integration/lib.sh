@@ -11,9 +11,14 @@
 #   spawn NAME CMD...              CMD in the background, stdin from $IN (default /dev/null),
 #                                  stdout/stderr to $TMP/NAME.out/.err; sets SPAWNED (its pid)
 #   wait_exit PID [SECONDS]        wait for a spawned process; returns its exit status
-#   wait_for CMD...                retry CMD (a condition) until it succeeds or 20 s pass
+#   wait_for CMD...                retry CMD (a condition) until it succeeds or 60 s pass
 #   fifo_publisher NAME URL ARGS.. `moq publish` whose input the test writes with `send`
 #   log_count FILE PATTERN         lines of FILE matching the fixed string PATTERN
+#   curl ARGS...                   curl with --max-time $CURL_MAX_TIME (30 s) unless given one
+#   ready_file NAME                the --ready-file path for client NAME ($TMP/NAME.ready)
+#   wait_ready NAME LINE [N]       wait until client NAME's ready file holds LINE (N times)
+#   skip REASON                    report the test as skipped (exit 77, ctest SKIP_RETURN_CODE)
+#   require_ipv6                   skip unless the IPv6 loopback (::1) is usable
 #   stop_relay                     SIGTERM the relay; fail unless it exits cleanly
 #   fail MESSAGE                   print the message and the logs, exit 1
 
@@ -24,7 +29,15 @@ MOQ="$MOQ_BUILD_DIR/moq"
 HELPERS="$MOQ_BUILD_DIR/tests"
 TMP="$(mktemp -d)"
 PIDS=()
-WAIT_SECONDS="${WAIT_SECONDS:-20}"
+# How long a wait gives up after: it only catches a hang (every wait is for a state), so it
+# is generous enough for a loaded machine running a sanitizer build.
+WAIT_SECONDS="${WAIT_SECONDS:-60}"
+
+# Every curl of a test gives up after CURL_MAX_TIME seconds (a later --max-time wins), so a
+# request the relay never answers fails the test instead of hanging the suite.
+curl() {
+    command curl --max-time "${CURL_MAX_TIME:-30}" "$@"
+}
 
 _cleanup() {
     local pid
@@ -41,6 +54,7 @@ _cleanup() {
         wait "$pid" 2>/dev/null || true
     done
     rm -rf "$TMP"
+    release_ports
 }
 trap _cleanup EXIT
 
@@ -166,15 +180,47 @@ lframe() {
     if ((len > 0)); then head -c "$len" "$src"; fi
 }
 
-# A port that is free for both UDP and TCP on 127.0.0.1 right now.
+# Ports for relays come from below the kernel's ephemeral range, so that no client socket
+# (curl, the moq tool, a relay dialing a peer) is given one between the choice and the bind,
+# or while a relay restarts on its port. A suite reserves each port it picks with a file in
+# $MOQ_PORT_LOCKS holding its pid, so suites running side by side (ctest -j) never pick the
+# same one; the reservations go when the suite exits, or when its pid is gone.
+MOQ_PORT_LOCKS="${MOQ_PORT_LOCKS:-/tmp/moq-test-ports}"
+
+port_listened() { # PORT
+    [[ -n "$(ss -Hlnu "sport = :$1" 2>/dev/null)" || -n "$(ss -Hlnt "sport = :$1" 2>/dev/null)" ]]
+}
+
+# Take the reservation of PORT for this suite, or reclaim it from a suite that is gone.
+reserve_port() { # PORT
+    local lock="$MOQ_PORT_LOCKS/$1" owner
+    (set -C && echo "$$" >"$lock") 2>/dev/null && return 0
+    owner="$(cat "$lock" 2>/dev/null)" || return 1
+    [[ -n "$owner" ]] && ! kill -0 "$owner" 2>/dev/null || return 1
+    rm -f "$lock"
+    (set -C && echo "$$" >"$lock") 2>/dev/null
+}
+
+release_ports() {
+    local lock
+    for lock in "$MOQ_PORT_LOCKS"/*; do
+        [[ "$(cat "$lock" 2>/dev/null)" == "$$" ]] && rm -f "$lock"
+    done
+    return 0
+}
+
+# A port that is free for both UDP and TCP on 127.0.0.1, reserved for this suite.
 free_port() {
-    local p
+    local p low=32768 high
+    read -r low high </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+    ((low > 12000)) || low=32768
+    mkdir -p "$MOQ_PORT_LOCKS"
     for _ in $(seq 200); do
-        p=$((20000 + RANDOM % 40000))
-        if [[ -z "$(ss -Hlnu "sport = :$p" 2>/dev/null)" && -z "$(ss -Hlnt "sport = :$p" 2>/dev/null)" ]]; then
-            echo "$p"
-            return 0
-        fi
+        p=$((10000 + RANDOM % (low - 10000)))
+        port_listened "$p" && continue
+        reserve_port "$p" || continue
+        echo "$p"
+        return 0
     done
     return 1
 }
@@ -192,7 +238,7 @@ start_relay() {
             "${access[@]}" "$@" >"$RELAY_LOG" 2>&1 &
         RELAY_PID=$!
         PIDS+=("$RELAY_PID")
-        local deadline=$((SECONDS + 20))
+        local deadline=$((SECONDS + WAIT_SECONDS))
         while ! log_has "$RELAY_LOG" "relay: ready"; do
             kill -0 "$RELAY_PID" 2>/dev/null || break
             ((SECONDS < deadline)) || fail "the relay did not become ready"
@@ -247,4 +293,36 @@ subscribed_count() {
 # Condition for wait_for: the relay attached at least N subscribers to BROADCAST/TRACK.
 relay_subscribed() {
     (($(subscribed_count "$1") >= $2))
+}
+
+# Ready events of the `moq` tool (docs/client.md, --ready-file): give a client
+# `--ready-file "$(ready_file NAME)"` and wait for the line that says the relay confirmed
+# what the test needs next ("subscribed b/t", "requested b/t", "announced b", "watching p").
+ready_file() { # NAME
+    echo "$TMP/$1.ready"
+}
+
+ready_count() { # NAME LINE
+    count_lines "$(ready_file "$1")" "$2"
+}
+
+wait_ready() { # NAME LINE [N]
+    local name="$1" line="$2" n="${3:-1}"
+    wait_for eval '(($(ready_count "$name" "$line") >= n))' ||
+        fail "$name never reported \"$line\"${3:+ $n times} (ready file: $(tr '\n' '|' <"$(ready_file "$name")" 2>/dev/null))"
+}
+
+# A test that cannot run here says why and exits 77, which ctest counts as skipped.
+skip() { # REASON
+    echo "SKIP: $*"
+    exit 77
+}
+
+# The IPv6 loopback address ::1 is configured (the kernel lists it on lo).
+have_ipv6() {
+    grep -qE '^0{31}1 ' /proc/net/if_inet6 2>/dev/null
+}
+
+require_ipv6() {
+    have_ipv6 || skip "no IPv6 loopback (::1) on this machine"
 }

@@ -36,8 +36,11 @@ for i in $(seq 0 10); do
 done
 pulls=$(log_count "$TMP/b.log" "requesting live/t upstream")
 ((pulls == 2)) || fail "leaf b pulled live/t $pulls times (want 2: via the root, then direct)"
+# b's pulls are settled (it logs each before it logs the subscriber that caused it). a served
+# b's direct pull, and the root's if it got there before b moved away from the root.
 served=$(log_count "$TMP/a.log" "subscribed to live/t")
-((served <= 2)) || fail "leaf a served live/t $served times (want at most 2)"
+((served >= 1 && served <= 2)) ||
+    fail "leaf a served live/t $served times (want b's direct pull, and the root's at most)"
 
 note "the root stops; the content does not pass through it"
 stop root

@@ -56,13 +56,13 @@ note "man moq-relay on the installed system"
 grep -q -- "--file <PATH>" "$TMP/man.txt" || fail "man moq-relay lacks --file"
 grep -q -- "TOML: server.bind" "$TMP/man.txt" || fail "man moq-relay lacks the TOML keys"
 
-if command -v systemd-analyze >/dev/null; then
-    note "systemd-analyze verify the installed unit"
-    (root_view "$STAGE" env MANPATH=/usr/local/share/man systemd-analyze verify \
-        /usr/local/lib/systemd/system/moq-relay.service) >"$TMP/verify.log" 2>&1 ||
-        fail "systemd-analyze verify: $(cat "$TMP/verify.log")"
-    [[ ! -s "$TMP/verify.log" ]] || fail "systemd-analyze verify warns: $(cat "$TMP/verify.log")"
-fi
+command -v systemd-analyze >/dev/null ||
+    fail "systemd-analyze is not installed (apt package systemd; scripts/deps.sh installs it)"
+note "systemd-analyze verify the installed unit"
+(root_view "$STAGE" env MANPATH=/usr/local/share/man systemd-analyze verify \
+    /usr/local/lib/systemd/system/moq-relay.service) >"$TMP/verify.log" 2>&1 ||
+    fail "systemd-analyze verify: $(cat "$TMP/verify.log")"
+[[ ! -s "$TMP/verify.log" ]] || fail "systemd-analyze verify warns: $(cat "$TMP/verify.log")"
 
 note "the documented useradd and install -d, against a copy of the user database"
 make_root "$STAGE"
@@ -88,17 +88,15 @@ awk '/^```ini/ { on = 1; next } /^```/ { on = 0 } on' "$MOQ_SOURCE_DIR/docs/oper
     >"$GUIDE_UNIT"
 grep -q '^Type=simple$' "$GUIDE_UNIT" || fail "no Type=simple unit in docs/operations.md"
 
-if command -v systemd-analyze >/dev/null; then
-    for unit in /usr/local/lib/systemd/system/moq-relay.service \
-        /etc/systemd/system/moq-relay.service; do
-        note "systemd-analyze verify $unit"
-        (root_view "$STAGE" env MANPATH=/usr/local/share/man systemd-analyze verify "$unit") \
-            >"$TMP/verify.log" 2>&1 || fail "systemd-analyze verify: $(cat "$TMP/verify.log")"
-        [[ ! -s "$TMP/verify.log" ]] || fail "systemd-analyze verify warns: $(cat "$TMP/verify.log")"
-    done
-else
-    note "systemd-analyze is not installed: the units were not verified"
-fi
+command -v systemd-analyze >/dev/null ||
+    fail "systemd-analyze is not installed (apt package systemd; scripts/deps.sh installs it)"
+for unit in /usr/local/lib/systemd/system/moq-relay.service \
+    /etc/systemd/system/moq-relay.service; do
+    note "systemd-analyze verify $unit"
+    (root_view "$STAGE" env MANPATH=/usr/local/share/man systemd-analyze verify "$unit") \
+        >"$TMP/verify.log" 2>&1 || fail "systemd-analyze verify: $(cat "$TMP/verify.log")"
+    [[ ! -s "$TMP/verify.log" ]] || fail "systemd-analyze verify warns: $(cat "$TMP/verify.log")"
+done
 
 # run_unit NAME UNIT: the unit's ExecStart as systemd starts it (as User and Group, in
 # WorkingDirectory), with the listeners moved to $PORT through the environment and a notify
@@ -108,6 +106,18 @@ run_unit() {
     PORT="$(free_port)"
     spawn "$name-notify" "$HELPERS/notify_listener" "$socket"
     wait_for has_line "$TMP/$name-notify.out" listening || fail "no notify listener"
+    local pre
+    pre="$(unit_value "$unit" ExecStartPre)"
+    if [[ -n "$pre" ]]; then # as systemd runs it first; it must pass and bind nothing
+        MOQ_SERVER_BIND="127.0.0.1:$PORT" MOQ_WEB_HTTP_LISTEN="127.0.0.1:$PORT" \
+            spawn "$name-pre" root_view "$STAGE" "$BASH" -c \
+            'cd "$1" && exec setpriv --reuid="$2" --regid="$3" --init-groups -- $4' unit \
+            "$(unit_value "$unit" WorkingDirectory)" "$(unit_value "$unit" User)" \
+            "$(unit_value "$unit" Group)" "$pre"
+        expect_ok "$SPAWNED" "$unit: ExecStartPre ($pre)"
+        grep -qF "/etc/moq/relay.toml is valid" "$TMP/$name-pre.out" ||
+            fail "$unit: ExecStartPre printed: $(head -3 "$TMP/$name-pre.out" "$TMP/$name-pre.err")"
+    fi
     MOQ_SERVER_BIND="127.0.0.1:$PORT" MOQ_WEB_HTTP_LISTEN="127.0.0.1:$PORT" \
         NOTIFY_SOCKET="$socket" spawn "$name" root_view "$STAGE" "$BASH" -c \
         'cd "$1" && exec setpriv --reuid="$2" --regid="$3" --init-groups -- $4' unit \
@@ -134,6 +144,7 @@ pubsub() { # the installed client through the relay on $PORT
 
 note "the installed unit (Type=notify): READY=1, a publisher and a subscriber, STOPPING=1"
 run_unit notify-unit "$STAGE/usr/local/lib/systemd/system/moq-relay.service"
+[[ -s "$TMP/notify-unit-pre.out" ]] || fail "the installed unit has no ExecStartPre check"
 wait_for has_line "$NOTIFY_OUT" READY=1 || fail "no READY=1 from the installed unit"
 pubsub
 note "the documented checks: ss and /proc/PID/limits"

@@ -9,6 +9,7 @@
 source "$(dirname "$0")/deploy_lib.sh"
 as_root_or_userns "$@"
 source "$(dirname "$0")/lib.sh"
+[[ -e /proc/net/if_inet6 ]] || skip "no IPv6 on this machine: the container config listens on [::]"
 LISTENER="$HELPERS/notify_listener"
 
 note "the runtime file set"

@@ -13,7 +13,7 @@ SERVER="$MOQ_BUILD_DIR/tests/quic_test_server"
 FIX="$MOQ_SOURCE_DIR/tests/fixtures/quic"
 CLIENT="$(command -v gtlsclient || true)"
 if [[ -z "$CLIENT" ]]; then
-    echo "gtlsclient not installed (package ngtcp2-client)" >&2
+    echo "FAIL: gtlsclient is not installed (apt package ngtcp2-client; scripts/deps.sh installs it)" >&2
     exit 1
 fi
 
@@ -44,7 +44,7 @@ start_server() {
     "$SERVER" --cert "$FIX/cert.pem" --key "$FIX/key.pem" --port-file "$tmp/port" \
         --exit-after "$exit_after" "$@" >"$tmp/$name.out" 2>"$tmp/$name.log" &
     server_pid=$!
-    for _ in $(seq 100); do
+    for _ in $(seq 400); do
         [[ -s "$tmp/port" ]] && break
         kill -0 "$server_pid" 2>/dev/null || fail "$name did not start"
         sleep 0.05
@@ -55,7 +55,7 @@ start_server() {
 
 # wait_server: the helper exits by itself after --exit-after closed connections.
 wait_server() {
-    for _ in $(seq 200); do
+    for _ in $(seq 400); do
         kill -0 "$server_pid" 2>/dev/null || break
         sleep 0.05
     done
@@ -71,21 +71,27 @@ run_client() {
         https://localhost/ >"$log" 2>&1 || true
 }
 
-# 1. h3 accepted over both address families on one dual-stack socket.
-start_server accept 2 --listen "[::]:0" --alpn moq-lite-05,moq-lite-04,moq-lite-03,h3 \
-    --close-on-accept 0x100
+# 1. h3 accepted over both address families on one dual-stack socket (over IPv4 alone where
+#    the machine has no IPv6 loopback; the test then reports itself skipped at the end).
+ipv6=1
+grep -qE '^0{31}1 ' /proc/net/if_inet6 2>/dev/null || ipv6=0
+start_server accept $((1 + ipv6)) --listen "[::]:0" \
+    --alpn moq-lite-05,moq-lite-04,moq-lite-03,h3 --close-on-accept 0x100
 run_client 127.0.0.1 "$tmp/client4.log"
-run_client ::1 "$tmp/client6.log"
+((ipv6)) && run_client ::1 "$tmp/client6.log"
 wait_server
 grep -q '^accepted alpn=h3 kind=4 peer=127.0.0.1:' "$tmp/accept.out" || fail "no IPv4 h3 accept"
-grep -q '^accepted alpn=h3 kind=4 peer=\[::1\]:' "$tmp/accept.out" || fail "no IPv6 h3 accept"
-[[ "$(grep -c '^closed code=256 ' "$tmp/accept.out")" == 2 ]] || fail "connections not closed"
+if ((ipv6)); then
+    grep -q '^accepted alpn=h3 kind=4 peer=\[::1\]:' "$tmp/accept.out" || fail "no IPv6 h3 accept"
+fi
+[[ "$(grep -c '^closed code=256 ' "$tmp/accept.out")" == $((1 + ipv6)) ]] ||
+    fail "connections not closed"
 grep -q 'INFO quic: accepted .* alpn=h3' "$tmp/accept.log" || fail "no accept log line"
 
 # 2. Without h3 in the server's list the client is refused during the handshake.
 start_server refuse 0 --listen 127.0.0.1:0 --alpn moq-lite-05,moq-lite-04
 run_client 127.0.0.1 "$tmp/client-refused.log"
-for _ in $(seq 100); do
+for _ in $(seq 400); do
     grep -q 'refused' "$tmp/refuse.log" && break
     sleep 0.05
 done
@@ -96,4 +102,8 @@ grep -q 'refused 127.0.0.1:[0-9]*: no common ALPN (client offered: h3)' \
     "$tmp/refuse.log" || fail "no refusal log line"
 grep -q '^accepted' "$tmp/refuse.out" && fail "refused client was accepted"
 
+if ((!ipv6)); then
+    echo "SKIP: no IPv6 loopback (::1) on this machine: the IPv6 accept was not tried (all else passed)"
+    exit 77
+fi
 echo "quic handshake with gtlsclient: ok"

@@ -96,7 +96,8 @@ cmp -s "$TMP/audio.in" "$TMP/sub-audio.out" || fail "audio track differs"
 # 5. late joiner ------------------------------------------------------------------------------
 note "a late joiner starts at the latest group"
 # Groups of two frames: a and b are published before the late subscriber arrives, c after
-# the relay attached it (it logs every subscription at debug level).
+# the relay attached it: its ready event (SUBSCRIBE_OK on 03/04; on 05 SUBSCRIBE_START, which
+# comes at once with the cached group b).
 publish_late() { # VERSION BROADCAST GO-FILE
     exec "$MOQ" publish "$HTTP_URL" --broadcast "$2" --track t --moq-version "$1" \
         --group-frames 2 < <(
@@ -121,9 +122,10 @@ for v in "${VERSIONS[@]}"; do
     b="late-$v"
     wait_for at_least_lines "$TMP/first-$b.out" 4 || fail "$b: the first subscriber got nothing"
     spawn "late-$b" "$MOQ" subscribe "$QUIC_URL" --tls-fingerprint "$FP" --broadcast "$b" \
-        --track t --moq-version "$v"
+        --track t --moq-version "$v" --ready-file "$(ready_file "late-$b")"
     LATE[$b]=$SPAWNED
-    wait_for relay_subscribed "$b/t" 2 || fail "$b: the relay never attached the late subscriber"
+    wait_ready "late-$b" "subscribed $b/t"
+    relay_subscribed "$b/t" 2 || fail "$b: ready before the relay attached the late subscriber"
     touch "$TMP/go-$b"
 done
 for v in "${VERSIONS[@]}"; do

@@ -79,15 +79,13 @@ wait_for log_has "$RELAY_LOG" "cannot tell the service manager" || fail "no warn
 curl -sf "http://127.0.0.1:$INTERNAL_PORT/health" >/dev/null || fail "the relay is not serving"
 stop_relay
 
-if command -v systemd-analyze >/dev/null; then
-    note "systemd-analyze verify dist/systemd/moq-relay.service"
-    # verify wants the ExecStart binary where the unit says: point it at this build's
-    sed "s|/usr/local/bin/moq-relay|$MOQ_RELAY_BIN|" \
-        "$MOQ_SOURCE_DIR/dist/systemd/moq-relay.service" >"$TMP/moq-relay.service"
-    MANPATH="$MOQ_BUILD_DIR/man" systemd-analyze verify "$TMP/moq-relay.service" >"$TMP/verify.log" 2>&1 ||
-        fail "systemd-analyze verify: $(cat "$TMP/verify.log")"
-    [[ ! -s "$TMP/verify.log" ]] || fail "systemd-analyze verify warns: $(cat "$TMP/verify.log")"
-else
-    note "systemd-analyze is not installed: the unit was not verified"
-fi
+command -v systemd-analyze >/dev/null ||
+    fail "systemd-analyze is not installed (apt package systemd; scripts/deps.sh installs it)"
+note "systemd-analyze verify dist/systemd/moq-relay.service"
+# verify wants the ExecStart binary where the unit says: point it at this build's
+sed "s|/usr/local/bin/moq-relay|$MOQ_RELAY_BIN|" \
+    "$MOQ_SOURCE_DIR/dist/systemd/moq-relay.service" >"$TMP/moq-relay.service"
+MANPATH="$MOQ_BUILD_DIR/man" systemd-analyze verify "$TMP/moq-relay.service" >"$TMP/verify.log" 2>&1 ||
+    fail "systemd-analyze verify: $(cat "$TMP/verify.log")"
+[[ ! -s "$TMP/verify.log" ]] || fail "systemd-analyze verify warns: $(cat "$TMP/verify.log")"
 echo "PASS"

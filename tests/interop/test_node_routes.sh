@@ -184,10 +184,14 @@ route_switch() {
 }
 route_switch 05
 # the direct link closes once unused; the next run opens it again
+closed=0
 for _ in $(seq 1 300); do
-    grep -qF "closing unused direct link to $(peer gate)" "${LOG[b]}" && break
+    grep -qF "closing unused direct link to $(peer gate)" "${LOG[b]}" && closed=1 && break
     sleep 0.1
 done
+if ((closed)); then ok "leaf b closed the unused direct link"; else
+    ko "leaf b did not close the unused direct link"
+fi
 route_switch 03
 
 for name in b a root; do

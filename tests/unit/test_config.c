@@ -255,10 +255,8 @@ static void upstream_root(void **state)
     assert_string_equal(cfg.server.tls.root.v[0], "ca.pem");
     assert_null(cfg.auth.key);
     assert_int_equal(moq_config_validate(&cfg, err, sizeof(err)), 0);
-    /* mTLS is not implemented: the roots are accepted and said to have no effect */
-    assert_int_equal(cfg.warnings.len, 1);
-    assert_true(
-        has_warning(&cfg, "server.tls.root is accepted for compatibility but has no effect"));
+    /* the roots take effect (mTLS on QUIC/WebTransport): no warning */
+    assert_int_equal(cfg.warnings.len, 0);
     moq_config_free(&cfg);
 }
 
@@ -1088,8 +1086,8 @@ static bool help_line(const char *help, const char *flag, char *line, size_t len
     return false;
 }
 
-/* Options that are accepted but do nothing say so in --help (and only those): the mTLS
- * files, stats publishing, the QUIC tuning that outbound dials do not use, ... */
+/* Options that are accepted but do nothing say so in --help (and only those): stats
+ * publishing, the QUIC tuning that outbound dials do not use, ... */
 static void help_marks_options_without_effect(void **state)
 {
     FILE *f = tmpfile();
@@ -1108,8 +1106,7 @@ static void help_marks_options_without_effect(void **state)
             fail_msg("--%s is %smarked: %s", o->flag, marked ? "" : "not ", line);
     }
     static const char *const none[] = {
-        "server-tls-root", "client-tls-cert", "client-tls-key", "web-https-root",
-        "stats-enabled",   "stats-prefix",    "stats-node",     "client-bind",
+        "stats-enabled", "stats-prefix", "stats-node", "client-bind",
     };
     for (size_t i = 0; i < sizeof(none) / sizeof(none[0]); i++) {
         assert_true(help_line(help, none[i], line, sizeof(line)));

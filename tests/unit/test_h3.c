@@ -252,7 +252,7 @@ static void setup_world(struct world *w, const char *const *offer, size_t n_offe
     w->server_protocols[0] = "moq-lite-05";
     w->server_protocols[1] = "moq-lite-04";
     w->server_protocols[2] = "moq-lite-03";
-    struct moq_h3_server_config sc = {w->server_protocols, 3, server_accept, w};
+    struct moq_h3_server_config sc = {w->server_protocols, 3, server_accept, w, NULL};
     assert_int_equal(moq_h3_server_attach(st, loop_driver(w->loop), &sc), 0);
     struct moq_h3_client_config cc = {"localhost:4443", "/room?jwt=abc", offer,
                                       n_offer,          client_done,     w};
@@ -387,7 +387,7 @@ static void raw_requests(void **state)
     moq_pipe *pipe = moq_pipe_new(w.loop, &pc, &ct, &st);
     assert_non_null(pipe);
     w.server_protocols[0] = "moq-lite-05";
-    struct moq_h3_server_config sc = {w.server_protocols, 1, server_accept, &w};
+    struct moq_h3_server_config sc = {w.server_protocols, 1, server_accept, &w, NULL};
     assert_int_equal(moq_h3_server_attach(st, loop_driver(w.loop), &sc), 0);
     struct raw r;
     memset(&r, 0, sizeof(r));
@@ -483,7 +483,7 @@ static void refused_connect(const char *path, const char *extra_name, const char
     assert_non_null(moq_pipe_new(w.loop, &pc, &ct, &st));
     w.server_protocols[0] = "moq-lite-05";
     w.server_protocols[1] = "moq-lite-04";
-    struct moq_h3_server_config sc = {w.server_protocols, 2, server_accept, &w};
+    struct moq_h3_server_config sc = {w.server_protocols, 2, server_accept, &w, NULL};
     assert_int_equal(moq_h3_server_attach(st, loop_driver(w.loop), &sc), 0);
     struct raw r;
     memset(&r, 0, sizeof(r));
@@ -570,7 +570,7 @@ static void missing_settings_closes_connection(void **state)
     struct moq_pipe_config pc = {.kind = MOQ_TRANSPORT_H3, .protocol = "h3"};
     assert_non_null(moq_pipe_new(w.loop, &pc, &ct, &st));
     w.server_protocols[0] = "moq-lite-05";
-    struct moq_h3_server_config sc = {w.server_protocols, 1, server_accept, &w};
+    struct moq_h3_server_config sc = {w.server_protocols, 1, server_accept, &w, NULL};
     assert_int_equal(moq_h3_server_attach(st, loop_driver(w.loop), &sc), 0);
     struct raw r;
     memset(&r, 0, sizeof(r));
@@ -642,7 +642,7 @@ static void close_and_linger_on_a_virtual_clock(void **state)
     struct moq_h3_driver sdrv = {&vclock, vd_timer, vd_freed, &sd};
     struct moq_h3_driver cdrv = {&vclock, vd_timer, vd_freed, &cd};
     w.server_protocols[0] = "moq-lite-05";
-    struct moq_h3_server_config sc = {w.server_protocols, 1, server_accept, &w};
+    struct moq_h3_server_config sc = {w.server_protocols, 1, server_accept, &w, NULL};
     assert_int_equal(moq_h3_server_attach(st, &sdrv, &sc), 0);
     static const char *const offer[] = {"moq-lite-05"};
     struct moq_h3_client_config cc = {"localhost:4443", "/", offer, 1, client_done, &w};

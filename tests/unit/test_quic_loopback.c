@@ -852,6 +852,14 @@ static bool dgram_back(struct env *e)
     return e->cli.dgrams > 0;
 }
 
+static void resend_ping(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct env *e = w->data;
+    (void)loop;
+    (void)revents;
+    assert_int_equal(e->cli_t->ops->send_datagram(e->cli_t, (const uint8_t *)"ping", 4), 0);
+}
+
 static void datagrams_round_trip(void **state)
 {
     (void)state;
@@ -865,9 +873,16 @@ static void datagrams_round_trip(void **state)
     assert_true(max >= 1000 && max < 1500);
     uint8_t big[2000] = {0};
     assert_int_equal(e.cli_t->ops->send_datagram(e.cli_t, big, max + 1), MOQ_ERR_TOO_LARGE);
-    assert_int_equal(e.cli_t->ops->send_datagram(e.cli_t, (const uint8_t *)"ping", 4), 0);
+    /* Datagrams may be lost (a queue or a socket buffer full on a loaded machine), either
+     * way: the ping goes again until its echo is back. */
+    ev_timer again;
+    ev_timer_init(&again, resend_ping, 0., 0.05);
+    again.data = &e;
+    ev_timer_start(e.loop, &again);
     run_until(&e, dgram_back);
-    assert_int_equal(e.srv[0].dgrams, 1);
+    ev_timer_stop(e.loop, &again);
+    assert_true(e.srv[0].dgrams >= 1);
+    assert_true(e.srv[0].dgrams >= e.cli.dgrams);
     assert_int_equal(e.cli.last_dgram_len, 4);
     assert_memory_equal(e.cli.last_dgram, "ping", 4);
     close_client(&e, 0, "done");

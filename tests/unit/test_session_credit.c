@@ -41,7 +41,15 @@ struct gate {
     } refused[GATE_MAX_REFUSED], ctxs[64], held[GATE_MAX_REFUSED];
     size_t nrefused, nctxs, nheld;
     bool hold_closed; /* keep stream_closed of unidirectional streams back */
-    int bidi_fins;    /* writes that finished a bidirectional stream */
+    int open_error;   /* what open_stream() answers when set (a connection already closing) */
+    /* The data of the next unidirectional stream the peer opens is held back (held_*) and
+     * handed on piecemeal by gate_release_data, as a slow link would. */
+    bool hold_next_uni, holding, held_fin, held_closed;
+    int64_t held_sid;
+    void *held_ctx;
+    uint8_t held_data[8192];
+    size_t held_len, held_off;
+    int bidi_fins; /* writes that finished a bidirectional stream */
 };
 
 #define UNI(sid) (((sid)&2) != 0)
@@ -51,6 +59,7 @@ struct gate {
 static int g_open(moq_transport *t, bool bidi, int64_t *sid)
 {
     struct gate *g = GATE(t);
+    if (g->open_error) return g->open_error;
     if (g->credit[bidi] == 0) {
         g->blocked[bidi] = true;
         return MOQ_ERR_AGAIN;
@@ -148,7 +157,35 @@ static void e_data(void *app, moq_transport *t, int64_t sid, void *sctx, const u
                    bool fin)
 {
     struct gate *g = app;
+    if (g->hold_next_uni && UNI(sid)) {
+        g->hold_next_uni = false;
+        g->holding = true;
+        g->held_sid = sid;
+        g->held_ctx = sctx;
+    }
+    if (g->holding && sid == g->held_sid) {
+        assert_true(g->held_len + n <= sizeof(g->held_data));
+        if (n) memcpy(g->held_data + g->held_len, d, n);
+        g->held_len += n;
+        g->held_fin = g->held_fin || fin;
+        return;
+    }
     g->t.ev->stream_data(g->t.app, &g->t, sid, sctx, d, n, fin);
+}
+
+/* Hand on the next n bytes held back (all that is left when n is larger), and the FIN once
+ * everything went. */
+static void gate_release_data(struct gate *g, size_t n)
+{
+    size_t left = g->held_len - g->held_off;
+    if (n > left) n = left;
+    bool fin = g->held_fin && n == left;
+    g->t.ev->stream_data(g->t.app, &g->t, g->held_sid, g->held_ctx, g->held_data + g->held_off, n,
+                         fin);
+    g->held_off += n;
+    if (!fin) return;
+    g->holding = false;
+    if (g->held_closed) g->t.ev->stream_closed(g->t.app, &g->t, g->held_sid, g->held_ctx);
 }
 
 static void e_reset(void *app, moq_transport *t, int64_t sid, void *sctx, uint64_t code)
@@ -166,6 +203,10 @@ static void e_stopped(void *app, moq_transport *t, int64_t sid, void *sctx, uint
 static void e_closed_stream(void *app, moq_transport *t, int64_t sid, void *sctx)
 {
     struct gate *g = app;
+    if (g->holding && sid == g->held_sid) {
+        g->held_closed = true; /* after the data held back */
+        return;
+    }
     if (g->hold_closed && UNI(sid)) {
         assert_true(g->nheld < GATE_MAX_REFUSED);
         g->held[g->nheld].sid = sid;
@@ -359,6 +400,23 @@ static const moq_subscriber_ops sub_ops = {s_info, s_group, NULL, s_abort};
 
 /* ---- sessions ---- */
 
+/* The sessions' clock: the system's, moved ahead by the test. */
+static uint64_t clock_skew_us;
+
+static uint64_t skewed_now(void *ctx)
+{
+    (void)ctx;
+    return moq_now_us() + clock_skew_us;
+}
+
+static uint64_t skewed_wall(void *ctx)
+{
+    (void)ctx;
+    return moq_wall_us() + clock_skew_us;
+}
+
+static const moq_clock skewed_clock = {skewed_now, skewed_wall, NULL};
+
 struct end {
     moq_session *session;
     int closed;
@@ -412,12 +470,12 @@ static void connect(struct world *w, const char *proto, moq_origin *client_origi
         relay_t = &(*gate_out)->t;
     }
     struct moq_session_config sc = {.origin = w->relay,
-                                    .clock = &moq_system_clock,
+                                    .clock = &skewed_clock,
                                     .authorize = authorize,
                                     .closed = closed,
                                     .ctx = server};
     struct moq_session_config cc = {.origin = client_origin,
-                                    .clock = &moq_system_clock,
+                                    .clock = &skewed_clock,
                                     .authorize = authorize,
                                     .closed = closed,
                                     .ctx = client};
@@ -441,6 +499,7 @@ static bool relay_has_bbb(struct world *w)
 static void setup(struct world *w, const char *proto, int uni, int bidi)
 {
     memset(w, 0, sizeof(*w));
+    clock_skew_us = 0;
     w->loop = ev_loop_new(EVFLAG_AUTO);
     w->relay = origin(1);
     w->po = origin(2);
@@ -578,6 +637,110 @@ static void subscription_ends_after_its_groups(const char *proto)
     teardown(&w);
 }
 
+/* The connection to the publisher is already closing (the peer's CONNECTION_CLOSE arrived,
+ * the session has not heard yet): opening the request's stream fails, the track is aborted
+ * from inside the request, and the upstream subscription it released is not touched after. */
+static void track_request_survives_refused_open(const char *proto)
+{
+    struct world w;
+    setup(&w, proto, 100, 100);
+    assert_true(relay_has_bbb(&w));
+    w.gate->open_error = MOQ_ERR_CLOSED;
+    struct sub s = {0};
+    moq_sub_prefs prefs = {0};
+    assert_int_equal(moq_origin_subscribe(w.so, (const uint8_t *)"bbb", 3, (const uint8_t *)"t", 1,
+                                          0, &prefs, &sub_ops, &s, &s.sub),
+                     0);
+    spin(&w);
+    assert_true(s.aborted);
+    assert_int_equal(w.pub.requests, 0);
+    assert_int_equal(w.relay_pub.closed, 0);
+    w.gate->open_error = 0;
+    sub_free(&s);
+    teardown(&w);
+}
+
+/* A frame that takes long to arrive from the publisher keeps its group young in the relay's
+ * cache: a newer group arriving more than the track's max latency after the group began,
+ * but less after the frame's last bytes came, leaves it alone, and it completes there. */
+static void slow_frame_keeps_its_group(const char *proto)
+{
+    struct world w;
+    setup(&w, proto, 100, 100);
+    struct sub s = {0};
+    moq_sub_prefs prefs = {0};
+    assert_int_equal(moq_origin_subscribe(w.so, (const uint8_t *)"bbb", 3, (const uint8_t *)"t", 1,
+                                          0, &prefs, &sub_ops, &s, &s.sub),
+                     0);
+    spin(&w);
+    assert_non_null(w.pub.track);
+    publish_group(&w.pub, 0, 1); /* the subscription is running */
+    spin(&w);
+    assert_int_equal(s.groups, 1);
+
+    w.gate->hold_next_uni = true;
+    moq_group *g = NULL;
+    assert_int_equal(moq_track_begin_group(w.pub.track, w.pub.route, 1, moq_now_us(), &g), 0);
+    moq_frame f;
+    assert_int_equal(moq_frame_alloc(&f, 0, 0, 1000), 0);
+    memset(f.chunk->data + f.payload_off, 'y', 1000);
+    assert_int_equal(moq_group_append(g, &f, moq_now_us()), 0);
+    spin(&w);
+    assert_true(w.gate->holding && w.gate->held_len > 1000);
+    gate_release_data(w.gate, w.gate->held_len - 900); /* the group begins at the relay */
+    spin(&w);
+    assert_int_equal(s.groups, 2);
+    clock_skew_us += 3 * MOQ_US_PER_S;
+    gate_release_data(w.gate, 500); /* more of its frame */
+    spin(&w);
+    clock_skew_us += 3 * MOQ_US_PER_S;
+    publish_group(&w.pub, 2, 1); /* 6 s after the group began, 3 s after its last bytes */
+    spin(&w);
+    assert_int_equal(moq_group_finish(g, moq_now_us()), 0);
+    moq_group_unref(g);
+    spin(&w);
+    gate_release_data(w.gate, SIZE_MAX);
+    spin(&w);
+    /* (in the relay's cache: downstream sees nothing of a frame before it is complete) */
+    moq_group *cached = NULL;
+    assert_int_equal(moq_origin_fetch(w.relay, (const uint8_t *)"bbb", 3, (const uint8_t *)"t", 1,
+                                      0, 1, 0, false, moq_now_us() + clock_skew_us, &cached),
+                     0);
+    assert_int_equal(moq_group_state(cached, NULL), MOQ_GROUP_FINISHED);
+    assert_int_equal(moq_group_frame_count(cached), 1);
+    moq_group_unref(cached);
+    sub_free(&s);
+    teardown(&w);
+}
+
+/* A subscriber on the relay that leaves as soon as it learns the track's info. */
+static void leave_on_info(void *ctx, moq_subscription *s, const moq_track_info *info)
+{
+    moq_subscription_close(s);
+    *(bool *)ctx = true;
+}
+
+static const moq_subscriber_ops leave_ops = {leave_on_info, NULL, NULL, NULL};
+
+/* lite-03/04 carry no track info: the relay sets a default one while requesting the track,
+ * and a subscriber that leaves on it releases the track from inside the request. */
+static void track_request_survives_release_from_info(const char *proto)
+{
+    struct world w;
+    setup(&w, proto, 100, 100);
+    assert_true(relay_has_bbb(&w));
+    bool left = false;
+    moq_subscription *sub;
+    moq_sub_prefs prefs = {0};
+    assert_int_equal(moq_origin_subscribe(w.relay, (const uint8_t *)"bbb", 3, (const uint8_t *)"t",
+                                          1, 0, &prefs, &leave_ops, &left, &sub),
+                     0);
+    spin(&w);
+    assert_true(left);
+    assert_int_equal(w.relay_pub.closed, 0);
+    teardown(&w);
+}
+
 #define PER_VERSION(fn)                                                                            \
     static void fn##_03(void **st)                                                                 \
     {                                                                                              \
@@ -596,6 +759,18 @@ PER_VERSION(session_waits_for_first_credit)
 PER_VERSION(track_request_waits_for_bidi_credit)
 PER_VERSION(refused_writes_resume_on_writable)
 PER_VERSION(subscription_ends_after_its_groups)
+PER_VERSION(track_request_survives_refused_open)
+PER_VERSION(slow_frame_keeps_its_group)
+
+static void track_request_survives_release_from_info_03(void **st)
+{
+    track_request_survives_release_from_info("moq-lite-03");
+}
+
+static void track_request_survives_release_from_info_04(void **st)
+{
+    track_request_survives_release_from_info("moq-lite-04");
+}
 
 #define TESTS(fn) cmocka_unit_test(fn##_03), cmocka_unit_test(fn##_04), cmocka_unit_test(fn##_05)
 
@@ -607,6 +782,10 @@ int main(void)
         TESTS(track_request_waits_for_bidi_credit),
         TESTS(refused_writes_resume_on_writable),
         TESTS(subscription_ends_after_its_groups),
+        cmocka_unit_test(track_request_survives_release_from_info_03),
+        cmocka_unit_test(track_request_survives_release_from_info_04),
+        TESTS(track_request_survives_refused_open),
+        TESTS(slow_frame_keeps_its_group),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

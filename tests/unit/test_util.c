@@ -14,6 +14,7 @@
 #include "util/err.h"
 #include "util/list.h"
 #include "util/log.h"
+#include "util/memtrim.h"
 #include "util/map.h"
 #include "util/varint.h"
 
@@ -270,6 +271,118 @@ static void redact_bare_tokens(void **state)
     assert_string_equal(text, "key '<redacted>'");
 }
 
+struct fake_clock {
+    uint64_t now;
+};
+
+static uint64_t fake_now(void *ctx)
+{
+    return ((struct fake_clock *)ctx)->now;
+}
+
+/* Run fn with stderr captured into buf. */
+static size_t capture_stderr(void (*fn)(void *), void *arg, char *buf, size_t cap)
+{
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    int saved = dup(STDERR_FILENO);
+    dup2(fds[1], STDERR_FILENO);
+    fn(arg);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    close(fds[1]);
+    size_t len = 0;
+    ssize_t n;
+    while (len + 1 < cap && (n = read(fds[0], buf + len, cap - 1 - len)) > 0)
+        len += (size_t)n;
+    close(fds[0]);
+    buf[len] = '\0';
+    return len;
+}
+
+static size_t count_lines(const char *buf, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = buf; (p = strstr(p, needle)) != NULL; p++)
+        n++;
+    return n;
+}
+
+static void refuse_25(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 25; i++)
+        moq_info_repeat("refused test packets", "quic", "refused peer %d", i);
+}
+
+static void flush_repeats(void *arg)
+{
+    struct fake_clock *clk = arg;
+    clk->now += 9 * MOQ_US_PER_S;
+    moq_log_repeat_flush(); /* the interval has not passed: nothing yet */
+    clk->now += MOQ_US_PER_S;
+    moq_log_repeat_flush();
+    moq_log_repeat_flush(); /* once */
+}
+
+/* A flood of one line is written `burst` times per interval, then summarised once with its
+ * count when the interval has passed on the injected clock. */
+static void log_repeats_are_summarised(void **state)
+{
+    static char buf[16384];
+    struct fake_clock clk = {1000};
+    moq_clock clock = {fake_now, fake_now, &clk};
+    moq_log_set_level(MOQ_LOG_INFO);
+    moq_log_set_clock(&clock);
+    moq_log_set_repeat(10 * MOQ_US_PER_S, 10);
+
+    capture_stderr(refuse_25, NULL, buf, sizeof(buf));
+    assert_int_equal(count_lines(buf, "refused peer"), 10);
+    assert_null(strstr(buf, "not logged"));
+
+    capture_stderr(flush_repeats, &clk, buf, sizeof(buf));
+    assert_int_equal(count_lines(buf, "refused test packets: 15 more in the last 10s"), 1);
+    assert_int_equal(count_lines(buf, "\n"), 1);
+
+    /* A new interval writes the first lines again. */
+    capture_stderr(refuse_25, NULL, buf, sizeof(buf));
+    assert_int_equal(count_lines(buf, "refused peer"), 10);
+
+    /* Interval 0 turns the limit off. */
+    moq_log_set_repeat(0, 10);
+    capture_stderr(refuse_25, NULL, buf, sizeof(buf));
+    assert_int_equal(count_lines(buf, "refused peer"), 25);
+    moq_log_set_repeat(MOQ_LOG_DEFAULT_REPEAT_INTERVAL_US, MOQ_LOG_DEFAULT_REPEAT_BURST);
+    moq_log_set_clock(NULL);
+}
+
+/* Memory is trimmed once the load fell and then stayed quiet, once per fall, and again when
+ * much more memory was freed later. */
+static void memtrim_after_load_falls(void **state)
+{
+    moq_memtrim m;
+    const uint64_t s = MOQ_US_PER_S;
+    const size_t mb = 1u << 20;
+    moq_memtrim_init(&m, 5 * s, 0);
+    for (size_t n = 1; n <= 1500; n++)
+        moq_memtrim_started(&m, n, 1 * s);
+    assert_false(moq_memtrim_due(&m, 1500, 0, 10 * s)); /* no fall */
+    assert_false(moq_memtrim_due(&m, 10, 0, 12 * s));   /* fell, but checked 2 s ago */
+    assert_true(moq_memtrim_due(&m, 10, 0, 15 * s));
+    moq_memtrim_done(&m, 2 * mb);
+    assert_false(moq_memtrim_due(&m, 10, 3 * mb, 20 * s)); /* no new fall, little freed */
+    assert_true(moq_memtrim_due(&m, 10, 11 * mb, 25 * s)); /* freed later */
+    moq_memtrim_done(&m, 1 * mb);
+    assert_false(moq_memtrim_due(&m, 10, 1 * mb, 60 * s));
+    moq_memtrim_started(&m, 11, 61 * s);
+    assert_false(moq_memtrim_due(&m, 5, 0, 62 * s)); /* quiet again first */
+    assert_true(moq_memtrim_due(&m, 5, 0, 66 * s));
+    assert_int_equal(m.trims, 3);
+    moq_memtrim_init(&m, 0, 0); /* 0: never */
+    moq_memtrim_started(&m, 100, 0);
+    assert_false(moq_memtrim_due(&m, 0, 100 * mb, 3600 * s));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -283,6 +396,8 @@ int main(void)
         cmocka_unit_test(log_specs),
         cmocka_unit_test(log_redacts_tokens),
         cmocka_unit_test(redact_bare_tokens),
+        cmocka_unit_test(log_repeats_are_summarised),
+        cmocka_unit_test(memtrim_after_load_falls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

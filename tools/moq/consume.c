@@ -15,8 +15,11 @@
 #include "util/time.h"
 
 #define FINISH_GRACE_S 2.0
-/* How long a subscription refused as unroutable waits to hear that the broadcast ended. */
-#define UNROUTABLE_WAIT_S 2.0
+/* How long a subscription refused as unroutable waits to hear that the broadcast ended. A
+ * relay whose upstream lost the route already refuses it, but announces the end only once it
+ * noticed the loss itself (a keep-alive, an idle timeout) and its linger passed: seconds on
+ * a cluster tuned for fast failover, more on a loaded machine. */
+#define UNROUTABLE_WAIT_S 10.0
 
 /* A group being written to stdout (groups go out in sequence order, one after another). */
 struct rgroup {

@@ -4,6 +4,7 @@
  * announcements, and the clock demo of upstream's moq-clock. See docs/client.md.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -66,6 +67,10 @@ static const char common_options[] =
     "  --raw-quic             With an http:// URL, dial raw QUIC instead of WebTransport\n"
     "  --timeout DURATION     Limit for connecting (default 10s; e.g. 500ms, 30s)\n"
     "  --log-level LEVEL      error, warn, info (default), debug or trace; MOQ_LOG wins\n"
+    "  --ready-file FILE      Append a line to FILE when the relay confirms a step: publish:\n"
+    "                         \"announced PATH\", \"requested PATH/TRACK\"; subscribe:\n"
+    "                         \"subscribed PATH/TRACK\"; announced: \"watching [PREFIX]\"\n"
+    "                         (not with fetch)\n"
     "  -h, --help             Print help\n"
     "  -V, --version          Print version\n";
 
@@ -306,10 +311,9 @@ static int parse_options(struct tool_opts *o, int argc, char **argv, const char 
             continue;
         }
         static const char *const with_value[] = {
-            "--broadcast",       "--track",    "--prefix",      "--framing",
-            "--group-frames",    "--count",    "--group",       "--max-latency",
-            "--tls-fingerprint", "--tls-root", "--moq-version", "--timeout",
-            "--log-level",       NULL};
+            "--broadcast",   "--track",   "--prefix",      "--framing",         "--group-frames",
+            "--count",       "--group",   "--max-latency", "--tls-fingerprint", "--tls-root",
+            "--moq-version", "--timeout", "--log-level",   "--ready-file",      NULL};
         bool known = false;
         for (size_t k = 0; with_value[k]; k++)
             known = known || strcmp(name, with_value[k]) == 0;
@@ -359,6 +363,9 @@ static int parse_options(struct tool_opts *o, int argc, char **argv, const char 
             bad = o->version == NULL;
         } else if (strcmp(name, "--timeout") == 0) {
             bad = parse_duration_ms(value, &o->timeout_ms) < 0;
+        } else if (strcmp(name, "--ready-file") == 0) {
+            o->ready_file = value;
+            bad = !value[0];
         } else if (strcmp(name, "--log-level") == 0) {
             *log_level = value;
             bad = moq_log_level_parse(value) < 0;
@@ -424,6 +431,7 @@ static int validate(struct tool_opts *o)
         return usage_error(o, "--group-frames and --max-latency apply to publish only");
     }
     if (o->cmd == CMD_FETCH && !o->has_group) return usage_error(o, "missing --group");
+    if (o->cmd == CMD_FETCH && o->ready_file) return usage_error(o, "--ready-file does not apply");
     if (o->cmd != CMD_FETCH && o->has_group) return usage_error(o, "--group applies to fetch only");
     if (o->has_count && (publish || o->cmd == CMD_FETCH || o->cmd == CMD_CLOCK_PUBLISH))
         return usage_error(o, "--count does not apply");
@@ -579,6 +587,43 @@ static bool publishing(const struct tool_opts *o)
     return o->cmd == CMD_PUBLISH || o->cmd == CMD_CLOCK_PUBLISH;
 }
 
+/* --ready-file: one line per milestone the relay confirmed, for scripts that must wait on
+ * it. Each line is one write(2) to a file opened for appending, so a reader never sees half
+ * of one. */
+static void ready_line(struct tool *t, const char *what, const char *path, const char *track)
+{
+    char line[4200];
+    int n = snprintf(line, sizeof(line), "%s%s%s%s%s\n", what, path[0] ? " " : "", path,
+                     track[0] ? "/" : "", track);
+    if (n < 0 || (size_t)n >= sizeof(line)) return;
+    moq_debug("moq", "ready: %.*s", n - 1, line);
+    int fd = open(t->o->ready_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0 || write(fd, line, (size_t)n) != n)
+        tool_fail(t, "cannot write --ready-file %s: %s", t->o->ready_file, strerror(errno));
+    if (fd >= 0) close(fd);
+}
+
+static void on_session_event(void *ctx, moq_dial *d, const struct moq_session_event *ev)
+{
+    struct tool *t = ctx;
+    if (!t->o->ready_file || t->stopping) return;
+    bool consumes_track = t->o->cmd == CMD_SUBSCRIBE || t->o->cmd == CMD_CLOCK_SUBSCRIBE;
+    switch (ev->kind) {
+    case MOQ_SESSION_SUBSCRIBE_ACCEPTED:
+        if (consumes_track) ready_line(t, "subscribed", ev->path, ev->track);
+        break;
+    case MOQ_SESSION_ANNOUNCES_OPEN:
+        if (t->o->cmd == CMD_ANNOUNCED) ready_line(t, "watching", ev->path, "");
+        break;
+    case MOQ_SESSION_ANNOUNCED:
+        if (publishing(t->o)) ready_line(t, "announced", ev->path, "");
+        break;
+    case MOQ_SESSION_PEER_SUBSCRIBED:
+        if (publishing(t->o)) ready_line(t, "requested", ev->path, ev->track);
+        break;
+    }
+}
+
 /* The relay refused our announce request: the token does not let us read there. */
 static void on_announce_refused(void *ctx, moq_dial *d, const char *prefix)
 {
@@ -639,6 +684,19 @@ const char *tool_consume_prefix(const struct tool_opts *o)
     return o->broadcast;
 }
 
+/* An empty --ready-file at the start: whatever it holds later happened in this run. */
+static bool start_ready_file(const struct tool_opts *o)
+{
+    int fd = open(o->ready_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        fprintf(stderr, "moq %s: cannot write --ready-file %s: %s\n", o->name, o->ready_file,
+                strerror(errno));
+        return false;
+    }
+    close(fd);
+    return true;
+}
+
 static int run(struct tool_opts *o)
 {
     struct tool t = {0};
@@ -693,6 +751,11 @@ static int run(struct tool_opts *o)
         return EXIT_RUNTIME;
     }
 
+    if (o->ready_file && !start_ready_file(o)) {
+        if (t.app_stop) t.app_stop(&t);
+        moq_origin_free(t.origin);
+        return EXIT_RUNTIME;
+    }
     bool publishes = publishing(o);
     const char *everything = "";
     const char *consume = tool_consume_prefix(o);
@@ -719,6 +782,7 @@ static int run(struct tool_opts *o)
         .max_frame_bytes = MAX_FRAME_DEFAULT,
         .connected = on_connected,
         .announce_refused = on_announce_refused,
+        .event = on_session_event,
         .tls_hint = strncmp(o->url, "http://", 7) == 0 ? NULL : TLS_HINT,
         .closed = on_closed,
         .ctx = &t,

@@ -57,6 +57,7 @@ struct tool_opts {
     const char *version; /* "moq-lite-05" or NULL for all */
     bool raw_quic;
     uint64_t timeout_ms;
+    const char *ready_file; /* --ready-file: one line per milestone (docs/client.md) */
 };
 
 struct tool {

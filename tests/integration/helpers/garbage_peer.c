@@ -19,6 +19,8 @@
  *   frame-too-large     announce --broadcast like a publisher, wait for the relay's
  *                       SUBSCRIBE (start a subscriber), answer with a GROUP whose first
  *                       frame claims 48 MiB
+ *   announce-flood      answer the relay's ANNOUNCE_REQUEST with 10001 broadcasts under
+ *                       --broadcast, one more than one session may announce
  *
  * Prints "contained: stream reset (code N)", "contained: stream stopped (code N)" or
  * "contained: session closed (code N ...)" and exits 0 when the relay reacted, or prints
@@ -180,7 +182,7 @@ static int run_case(struct peer *p)
         put_varint(&b, 3);
         moq_buf_append(&b, "\x09\x01\x05", 3); /* nine parameters announced, one half there */
         fin = true;
-    } else if (strcmp(n, "frame-too-large") == 0) {
+    } else if (strcmp(n, "frame-too-large") == 0 || strcmp(n, "announce-flood") == 0) {
         moq_buf_free(&b);
         return 0; /* driven by the relay's streams */
     } else if (strcmp(n, "partial-flood") == 0) {
@@ -210,7 +212,21 @@ static void publisher_stream(struct peer *p, struct rx_stream *rs)
     rs->handled = true;
     moq_buf out;
     moq_buf_init(&out);
-    if (type == MOQ_BIDI_ANNOUNCE) {
+    if (type == MOQ_BIDI_ANNOUNCE && strcmp(p->name, "announce-flood") == 0) {
+        enum { FLOOD = 10001 };
+        char path[256];
+        for (int i = 0; i < FLOOD; i++) {
+            struct moq_announce a = {0};
+            a.status = MOQ_ANNOUNCE_STATUS_ACTIVE;
+            int len = snprintf(path, sizeof(path), "%s/%d", p->broadcast, i);
+            a.suffix = moq_str_make(path, (size_t)len);
+            if (moq_encode_announce(&out, p->v, &a) < 0) break;
+        }
+        p->target = rs->sid;
+        moq_transport_write_bytes(p->t, rs->sid, out.data, out.len, false);
+        printf("announced %d broadcasts\n", FLOOD);
+        fflush(stdout);
+    } else if (type == MOQ_BIDI_ANNOUNCE) {
         struct moq_announce a = {0};
         a.status = MOQ_ANNOUNCE_STATUS_ACTIVE;
         a.suffix = moq_str_make(p->broadcast, strlen(p->broadcast));
@@ -256,7 +272,9 @@ static void ev_data(void *app, moq_transport *t, int64_t sid, void *sctx, const 
                     size_t len, bool fin)
 {
     struct peer *p = app;
-    if (p->done || strcmp(p->name, "frame-too-large") != 0) return;
+    if (p->done ||
+        (strcmp(p->name, "frame-too-large") != 0 && strcmp(p->name, "announce-flood") != 0))
+        return;
     if (!moq_stream_is_bidi(sid)) return;
     struct rx_stream *rs = rx_get(p, sid);
     if (!rs || rs->handled) return;

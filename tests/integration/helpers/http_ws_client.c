@@ -13,7 +13,8 @@
  *   --flood N                ask for N x 64 KiB at once, stay away 500 ms, expect the server
  *                            to drop the connection (no close frame) before sending it all
  *   --flow N                 ask for N x 64 KiB paced by `writable`; expect all and "done N"
- *   --silent-ms N            neither read nor write for N ms, then expect close 1001
+ *   --silent-ms N            print "silent" on stdout (the connection is open), then neither
+ *                            read nor write for N ms, then expect close 1001
  *   --quiet-ms N             send nothing for N ms while answering pings; the connection
  *                            must stay open (checked by a final echo)
  *   otherwise the client closes with 1000 at the end and expects the echo of its close.
@@ -509,6 +510,8 @@ int main(int argc, char **argv)
         echo_sizes("3");
     }
     if (silent_ms) {
+        printf("silent\n");
+        fflush(stdout);
         usleep((useconds_t)silent_ms * 1000);
         expect_close(MOQ_WS_GOING_AWAY, "idle timeout");
         if (!wait_eof(5000)) fail("server did not close the connection");

@@ -9,8 +9,8 @@ BUILD=${MOQ_BUILD_DIR:-$SRC/build}
 RELAY_BIN=${MOQ_RELAY_BIN:-$BUILD/moq-relay}
 TOKEN_BIN=$BUILD/moq-token
 MOQ_BIN=$BUILD/moq
-# Generous per-scenario limit; the scenarios time their own steps (10-15 s each).
-SCENARIO_TIMEOUT=${SCENARIO_TIMEOUT:-90}
+# Generous per-scenario limit; the scenarios time their own steps (harness.mjs step()).
+SCENARIO_TIMEOUT=${SCENARIO_TIMEOUT:-300}
 
 pass=0
 fail=0

@@ -1,6 +1,7 @@
 // Cross-check: the published @moq/qmux 0.3.3 client session (what @moq/net 0.3.4 runs over
 // WebSocket) against our C server session (peer.c), for each wire format. The WebSocket is
 // replaced by two pipes carrying length-prefixed messages, so this runs offline in seconds.
+// Run by tests/interop/test_qmux_crosscheck.sh (ctest interop_test_qmux_crosscheck).
 //
 // Usage: node crosscheck.mjs <path-to-qmux-peer>
 import assert from "node:assert/strict";
@@ -88,6 +89,11 @@ function pipeSocket(child, protocol) {
 		}
 	});
 	child.stdout.on("end", () => post(() => finish(1006, "")));
+	// Like a WebSocket whose peer has gone, writes after the peer exited are dropped (the
+	// session answers a server close with a close of its own, which may find the pipe shut).
+	child.stdin.on("error", (e) => {
+		if (e.code !== "EPIPE") throw e;
+	});
 	const send = (b) => {
 		if (!child.stdin.destroyed) child.stdin.write(b);
 	};
@@ -183,7 +189,15 @@ function startPeer(protocol) {
 			});
 		}
 	};
-	return { child, session, lines, exited, expectText };
+	// A line the peer wrote on stderr (it reports state there).
+	const expectLine = async (pred, what) => {
+		const deadline = Date.now() + 20000;
+		while (!lines.some(pred)) {
+			if (Date.now() > deadline) throw new Error(`the peer never reported ${what}: ${lines.join(" | ")}`);
+			await new Promise((r) => setTimeout(r, 50));
+		}
+	};
+	return { child, session, lines, exited, expectText, expectLine };
 }
 
 async function scenario(wire) {
@@ -273,8 +287,8 @@ async function scenario(wire) {
 		assert.equal(session.datagrams.maxDatagramSize, 0);
 	}
 
-	// Let our 1 s QX_PING measure a round trip on the record wires.
-	if (wire !== "qmux-00") await new Promise((r) => setTimeout(r, 1300));
+	// Our QX_PING (every second) measures a round trip on the record wires: the peer says so.
+	if (wire !== "qmux-00") await peer.expectLine((l) => l.startsWith("measured rtt "), "an RTT");
 
 	// A graceful close from the client: the server gets the code and reason.
 	session.close({ closeCode: 42, reason: "bye" });

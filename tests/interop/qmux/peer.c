@@ -11,8 +11,9 @@
  * - a client uni stream is answered on a new server uni stream: "echo:" + its bytes;
  * - a client reset answers "reset:<code>", a STOP_SENDING answers "stopped:<code>";
  * - datagrams are echoed; the server opens a uni stream "hello" as soon as it can.
- * Results go to stderr as lines ("closed <code> <reason>", "rtt <us>") for the script.
- * Build: cc -I src tests/interop/qmux/peer.c build/libmoqcore.a -o qmux-peer
+ * Results go to stderr as lines for the script: "measured rtt <us>" once QX_PING measured a
+ * round trip, and at the end "rtt <us>" and "closed <code> <reason>".
+ * Built by tests/CMakeLists.txt as qmux_crosscheck_peer.
  */
 #include <errno.h>
 #include <poll.h>
@@ -203,6 +204,18 @@ static const struct moq_transport_events events = {
     .closed = ev_closed,
 };
 
+/* The script waits for this line instead of waiting for a ping to have happened. */
+static void report_rtt_once(void)
+{
+    static bool reported;
+    struct moq_transport_stats st;
+    if (reported) return;
+    T->ops->stats(T, &st);
+    if (st.rtt_us == 0) return;
+    reported = true;
+    fprintf(stderr, "measured rtt %llu\n", (unsigned long long)st.rtt_us);
+}
+
 static void result(int rv)
 {
     if (rv == MOQ_ERR_CLOSED) finished = true;
@@ -269,6 +282,7 @@ int main(int argc, char **argv)
             wake_flag = false;
             result(moq_qmux_process(Q, now));
         }
+        if (!finished) report_rtt_once();
         fflush(stdout);
     }
     moq_qmux_free(Q);
