@@ -1201,6 +1201,7 @@ static void quic_defaults(struct moq_config_quic *q)
     q->gso = true;
     q->idle_timeout_ms = 30000;
     q->keep_alive_ms = 5000;
+    q->ack_timeout_ms = 10000;
 }
 
 void moq_config_init(struct moq_config *cfg)
@@ -1469,6 +1470,25 @@ static const char *opt_label(const struct opt *o, char *buf, size_t n)
     return buf;
 }
 
+/* Timers that defeat each other: an idle timeout that drops healthy idle sessions before a
+ * keep-alive can hold them, or an ack timeout the idle timeout always beats. */
+static void warn_quic_timers(struct moq_config *cfg, const char *side,
+                             const struct moq_config_quic *q)
+{
+    unsigned long long idle = q->idle_timeout_ms, keep = q->keep_alive_ms, ack = q->ack_timeout_ms;
+    if (idle && keep && idle <= keep)
+        warn(cfg,
+             "%s.quic.idle_timeout (%llu ms) is not longer than %s.quic.keep_alive (%llu ms): "
+             "healthy idle sessions time out before a keep-alive holds them; make the idle "
+             "timeout longer than the keep-alive interval (upstream: 30s and 5s)",
+             side, idle, side, keep);
+    if (idle && ack && ack >= idle)
+        warn(cfg,
+             "%s.quic.ack_timeout (%llu ms) is not shorter than %s.quic.idle_timeout (%llu ms): "
+             "a vanished peer is noticed only at the idle timeout",
+             side, ack, side, idle);
+}
+
 int moq_config_validate(struct moq_config *cfg, char *err, size_t errlen)
 {
     int rc = moq_config_finalize(cfg, err, errlen);
@@ -1527,6 +1547,9 @@ int moq_config_validate(struct moq_config *cfg, char *err, size_t errlen)
                 key, bad);
         if (*bad) warn(cfg, "%s: %s not supported by this relay and will not be offered", key, bad);
     }
+
+    warn_quic_timers(cfg, "server", &s->quic);
+    warn_quic_timers(cfg, "client", &cfg->client.quic);
 
     if (cfg->stats.enabled)
         warn(cfg, "stats.enabled = true: stats publishing is not implemented by this relay; no "

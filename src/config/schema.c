@@ -71,6 +71,17 @@
          0,                                                                                        \
          "5s",                                                                                     \
          "QUIC keep-alive (PING) interval; 0 disables keep-alives"},                               \
+        {#side ".quic.ack_timeout",                                                                \
+         #side "-quic-ack-timeout",                                                                \
+         NULL,                                                                                     \
+         "MOQ_" #SIDE "_QUIC_ACK_TIMEOUT",                                                         \
+         T_DURATION,                                                                               \
+         F(side.quic.ack_timeout_ms),                                                              \
+         NOSET,                                                                                    \
+         0,                                                                                        \
+         "10s",                                                                                    \
+         "Close a session whose keep-alives or data stay unacknowledged this long, nothing "       \
+         "heard from the peer meanwhile (a vanished peer); 0 leaves it to the idle timeout"},      \
         {#side ".quic.mtu_discovery",                                                              \
          #side "-quic-mtu-discovery",                                                              \
          NULL,                                                                                     \

@@ -358,7 +358,7 @@ static void write_frames(struct group_out *go)
         int rv = moq_transport_write(s->t, go->ms->sid, v, n, false);
         if (rv == MOQ_ERR_AGAIN) {
             go->blocked = true; /* nothing was queued: resume at this frame when writable */
-            return;
+            break;
         }
         if (rv < 0) {
             group_out_end(go);
@@ -471,7 +471,31 @@ static bool group_out_start(struct group_out *go)
     return true;
 }
 
-/* Reset groups this subscriber is too far behind on. */
+/* Can the transport still drop part of this group: not started, or bytes not sent yet? */
+static bool droppable(moq_session *s, const struct group_out *go)
+{
+    return go->queued || (go->ms && (go->blocked || s->t->ops->unsent(s->t, go->ms->sid) > 0));
+}
+
+static void drop_group(moq_session *s, struct group_out *go)
+{
+    s->stats.groups_dropped++;
+    if (go->queued) {
+        group_out_end(go);
+        group_out_free(go);
+        return;
+    }
+    ms_retract(go->ms, MOQ_CODE_OLD);
+    group_out_end(go);
+    /* Its stream closes once the peer acknowledges the reset, which a peer that stopped
+     * reading may never do: let go of the frames now. */
+    moq_group_unref(go->group);
+    go->group = NULL;
+}
+
+/* A newer group arrived: reset those this subscriber is too far behind on, not started yet
+ * or with bytes the transport has not sent yet, even when all of them were written and the
+ * FIN queued (a slow path would otherwise carry every stale group before the newest). */
 static void drop_stale_groups(struct down_sub *ds, uint64_t now)
 {
     moq_session *s = ds->ms->s;
@@ -480,16 +504,7 @@ static void drop_stale_groups(struct down_sub *ds, uint64_t now)
     moq_list_each(pos, tmp, &ds->groups)
     {
         struct group_out *go = moq_container_of(pos, struct group_out, link);
-        if (go->fin_sent || now - go->created_us <= limit) continue;
-        if (go->queued) {
-            s->stats.groups_dropped++;
-            group_out_end(go);
-            group_out_free(go);
-        } else if (go->ms && (go->blocked || s->t->ops->unsent(s->t, go->ms->sid) > 0)) {
-            s->stats.groups_dropped++;
-            ms_reset(go->ms, MOQ_CODE_OLD);
-            group_out_end(go);
-        }
+        if (now - go->created_us > limit && droppable(s, go)) drop_group(s, go);
     }
 }
 

@@ -132,7 +132,14 @@ void ms_finish(mstream *ms)
 void ms_reset(mstream *ms, uint64_t code)
 {
     if (ms->send_done || ms->s->closing) return;
-    ms->send_done = true;
+    ms->send_done = ms->reset_sent = true;
+    ms->s->t->ops->reset(ms->s->t, ms->sid, code);
+}
+
+void ms_retract(mstream *ms, uint64_t code)
+{
+    if (ms->reset_sent || ms->s->closing) return;
+    ms->send_done = ms->reset_sent = true;
     ms->s->t->ops->reset(ms->s->t, ms->sid, code);
 }
 

@@ -69,9 +69,10 @@ struct mstream {
     int64_t sid;
     enum ms_kind kind;
     bool bidi;
-    bool local;     /* we opened it */
-    bool send_done; /* we finished or reset our sending side */
-    bool recv_done; /* the peer finished or reset its side, or we stopped it */
+    bool local;      /* we opened it */
+    bool send_done;  /* we finished or reset our sending side */
+    bool reset_sent; /* we reset our sending side (perhaps after finishing it) */
+    bool recv_done;  /* the peer finished or reset its side, or we stopped it */
     moq_varint_reader vr;
     moq_ctrl_reader cr;
     bool cr_live;
@@ -277,6 +278,9 @@ int ms_open(moq_session *s, enum ms_kind kind, bool bidi, mstream **out);
 int ms_write(mstream *ms, const moq_buf *b, bool fin);
 void ms_finish(mstream *ms);
 void ms_reset(mstream *ms, uint64_t code);
+/* Reset our sending side even after its FIN was queued: what the peer has not been sent
+ * yet is dropped (a group gone stale behind a slow path). */
+void ms_retract(mstream *ms, uint64_t code);
 void ms_stop(mstream *ms, uint64_t code);
 /* Reset what we send and stop what we receive (refusing a request). */
 void ms_abort(mstream *ms, uint64_t code);

@@ -47,6 +47,7 @@ void moq_quic_transport_config_resolve(struct moq_quic_transport_config *out,
     if (!out->max_datagram_frame_size)
         out->max_datagram_frame_size = MOQ_QUIC_DEFAULT_MAX_DATAGRAM_FRAME;
     if (!out->stream_high_water) out->stream_high_water = MOQ_QUIC_DEFAULT_STREAM_HIGH_WATER;
+    if (!out->ack_timeout_ms) out->ack_timeout_ms = MOQ_QUIC_DEFAULT_ACK_TIMEOUT_MS;
     if (!out->max_peer_uni_streams_total)
         out->max_peer_uni_streams_total = MOQ_QUIC_DEFAULT_MAX_PEER_UNI_TOTAL;
 }

@@ -22,6 +22,7 @@
 #include "quic/sendq.h"
 #include "quic/udp.h"
 #include "util/list.h"
+#include "util/liveness.h"
 #include "util/map.h"
 
 #define MOQ_QUIC_SCIDLEN 16
@@ -148,6 +149,7 @@ struct moq_quic_conn {
     moq_list blocked_link;
     ev_timer timer;
     ngtcp2_tstamp timer_expiry; /* what the armed timer is set for */
+    moq_liveness live;          /* established: waiting for the peer's acknowledgements */
     moq_u64map streams;
     moq_quic_sched sched;
     moq_list pending; /* streams with deferred events */

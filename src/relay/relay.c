@@ -412,6 +412,12 @@ static void listen_failed(char *err, size_t errlen, const char *what, const char
         snprintf(err, errlen, "%s on %s: %s", what, addr, moq_strerror(rv));
 }
 
+/* The QUIC layer's ack timeout for a config value (0 there means off). */
+static uint64_t quic_ack_timeout(const struct moq_config_quic *q)
+{
+    return q->ack_timeout_ms ? q->ack_timeout_ms : MOQ_QUIC_ACK_TIMEOUT_OFF;
+}
+
 static int setup_quic(moq_relay *r, char *err, size_t errlen)
 {
     const struct moq_config_server *s = &r->cfg->server;
@@ -439,6 +445,7 @@ static int setup_quic(moq_relay *r, char *err, size_t errlen)
     if (s->quic.receive_window_set) qc.transport.receive_window = s->quic.receive_window;
     qc.transport.idle_timeout_ms = s->quic.idle_timeout_ms;
     qc.transport.keep_alive_ms = s->quic.keep_alive_ms;
+    qc.transport.ack_timeout_ms = quic_ack_timeout(&s->quic);
     qc.transport.disable_gso = s->quic.gso_set && !s->quic.gso;
     qc.transport.cc =
         s->quic.congestion_control == MOQ_CONGESTION_DELAY ? MOQ_QUIC_CC_BBR : MOQ_QUIC_CC_CUBIC;
@@ -449,6 +456,11 @@ static int setup_quic(moq_relay *r, char *err, size_t errlen)
         return rv;
     }
     return 0;
+}
+
+static uint32_t ms32(uint64_t ms)
+{
+    return ms < UINT32_MAX ? (uint32_t)ms : UINT32_MAX - 1;
 }
 
 static int setup_http(moq_relay *r, char *err, size_t errlen)
@@ -464,6 +476,12 @@ static int setup_http(moq_relay *r, char *err, size_t errlen)
     struct moq_qmux_config qc;
     moq_qmux_config_default(&qc);
     hc.ws_low_water = qc.send_high_water;
+    /* WebSocket sessions notice a vanished peer like QUIC ones: pings at the keep-alive
+     * interval, dropped after the ack timeout without an answer (qmux-01/02 sessions also
+     * time their QX_PINGs out, relay_ws_upgrade). */
+    const struct moq_config_quic *sq = &c->server.quic;
+    if (sq->keep_alive_ms) hc.ws_ping_interval_ms = ms32(sq->keep_alive_ms);
+    hc.ws_ack_timeout_ms = sq->ack_timeout_ms ? ms32(sq->ack_timeout_ms) : UINT32_MAX;
     /* 0 keeps the server's default (moq_http_config_default). */
     hc.max_conns = c->limits.http_max_connections ? c->limits.http_max_connections : SIZE_MAX;
     hc.max_header_bytes = c->limits.http_max_header_size;
@@ -575,6 +593,7 @@ static int relay_dial(void *ctx, const char *url, moq_origin *origin,
             cc->tls.system_roots ? MOQ_TLS_SYSTEM_ROOTS_ON : MOQ_TLS_SYSTEM_ROOTS_OFF;
     dc.transport.keep_alive_ms = cc->quic.keep_alive_ms ? cc->quic.keep_alive_ms : 5000;
     dc.transport.idle_timeout_ms = cc->quic.idle_timeout_ms;
+    dc.transport.ack_timeout_ms = quic_ack_timeout(&cc->quic);
     char err[256] = "";
     int rv = moq_dial_start(r->loop, &dc, &rd->d, err, sizeof(err));
     if (rv < 0) {

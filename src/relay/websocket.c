@@ -118,6 +118,9 @@ static void ws_opened(void *app, moq_ws *ws)
 {
     struct ws_glue *g = app;
     g->ws = ws;
+    struct moq_qmux_config qc;
+    moq_qmux_config_default(&qc);
+    qc.ack_timeout_ms = g->r->cfg->server.quic.ack_timeout_ms; /* 0: off, as in the config */
     struct moq_qmux_init init = {
         .wire = g->sel.wire,
         .protocol = g->sel.protocol,
@@ -125,6 +128,7 @@ static void ws_opened(void *app, moq_ws *ws)
         .authority = moq_ws_host(ws),
         .peer = moq_ws_peer(ws),
         .is_client = false,
+        .config = &qc,
         .io = &glue_io,
         .io_ctx = g,
     };
