@@ -26,7 +26,7 @@
 
 static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
-static void conn_defer_cb(struct ev_loop *loop, ev_timer *w, int revents);
+static void conn_deferred(moq_defer *d);
 static void conn_http_work(struct moq_http_conn *c);
 static void conn_free(struct moq_http_conn *c, uint16_t ws_code);
 
@@ -263,9 +263,7 @@ void moq_conn_update_io(struct moq_http_conn *c)
 
 void moq_conn_schedule(struct moq_http_conn *c)
 {
-    if (ev_is_active(&c->defer)) return;
-    ev_timer_set(&c->defer, 0., 0.);
-    ev_timer_start(c->srv->loop, &c->defer);
+    moq_defer_schedule(&c->defer);
 }
 
 void moq_conn_kill(struct moq_http_conn *c)
@@ -748,9 +746,9 @@ static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents)
     conn_after(c);
 }
 
-static void conn_defer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+static void conn_deferred(moq_defer *d)
 {
-    struct moq_http_conn *c = w->data;
+    struct moq_http_conn *c = d->data;
     if (!c->dead) conn_drive(c, EV_READ | EV_WRITE);
     conn_after(c);
 }
@@ -868,13 +866,12 @@ static void conn_new(struct moq_http_listener *l, int fd, const struct sockaddr_
     c->io.data = c;
     ev_timer_init(&c->timer, conn_timer_cb, 0., 0.);
     c->timer.data = c;
-    ev_timer_init(&c->defer, conn_defer_cb, 0., 0.);
-    c->defer.data = c;
+    int deferred = moq_defer_init(&c->defer, s->loop, conn_deferred, c);
     moq_list_push_back(&s->conns, &c->link);
     s->n_conns++;
     c->created = c->request_start = c->last_read = ev_now(s->loop);
     c->state = CONN_HTTP;
-    if (!c->parser || (l->has_tls && conn_setup_tls(c) < 0)) {
+    if (!c->parser || deferred < 0 || (l->has_tls && conn_setup_tls(c) < 0)) {
         moq_warn("http", "%s: cannot set up connection", c->peer);
         conn_free(c, MOQ_WS_ABNORMAL);
         return;
@@ -896,7 +893,7 @@ static void conn_free(struct moq_http_conn *c, uint16_t ws_code)
     }
     ev_io_stop(s->loop, &c->io);
     ev_timer_stop(s->loop, &c->timer);
-    ev_timer_stop(s->loop, &c->defer);
+    moq_defer_fini(&c->defer);
     if (c->tls) gnutls_deinit(c->tls);
     if (c->creds_handle) c->lst->tls.creds_release(c->lst->tls.ctx, c->creds_handle);
     close(c->fd);

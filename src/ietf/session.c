@@ -191,7 +191,7 @@ static struct moq_ietf_engine *eng(const moq_session *s)
 
 static uint64_t now_us(struct moq_ietf_engine *e)
 {
-    return session_now(e->s);
+    return moq_session_now(e->s);
 }
 
 /* ---------------------------------------------------------------- closing */
@@ -204,7 +204,7 @@ static void fail(struct moq_ietf_engine *e, uint64_t code, const char *reason)
              (unsigned long long)code);
     s->closing = true;
     moq_transport_close(s->t, code, reason);
-    session_deadline_changed(s);
+    moq_session_deadline_changed(s);
 }
 
 /* ---------------------------------------------------------------- streams */
@@ -571,7 +571,7 @@ static void on_subscribe(struct moq_ietf_engine *e, istream *st, const uint8_t *
     moq_buf full;
     moq_buf_init(&full);
     if (!moq_perms_can_subscribe(&s->perms, (const char *)m.ns.data, m.ns.len) ||
-        session_global_path(s, m.ns.data, m.ns.len, &full) < 0) {
+        moq_session_global_path(s, m.ns.data, m.ns.len, &full) < 0) {
         moq_info("ietf", "%s: refused: the peer may not subscribe to /%.*s", s->t->peer,
                  (int)m.ns.len, (const char *)m.ns.data);
         refuse_on(e, st, MOQ_IETF_REQ_SUBSCRIBE, m.request_id, SUB_ERR_UNAUTHORIZED,
@@ -661,7 +661,7 @@ static void announce_to_peer(struct moq_ietf_engine *e, const moq_announce_event
     moq_session *s = e->s;
     const uint8_t *rel;
     size_t rel_len;
-    if (session_relative_path(s, ev->path, ev->path_len, &rel, &rel_len) < 0) return;
+    if (moq_session_relative_path(s, ev->path, ev->path_len, &rel, &rel_len) < 0) return;
     if (!moq_perms_announce_visible(&s->perms, (const char *)rel, rel_len)) return;
     bool known = moq_map_get(&e->announced, rel, rel_len) != NULL;
     moq_buf b;
@@ -691,7 +691,7 @@ static void announce_on_stream(struct nswatch *nw, const moq_announce_event *ev)
     const uint8_t *rel;
     size_t rel_len;
     moq_str suffix;
-    if (session_relative_path(s, ev->path, ev->path_len, &rel, &rel_len) < 0) return;
+    if (moq_session_relative_path(s, ev->path, ev->path_len, &rel, &rel_len) < 0) return;
     if (!moq_perms_announce_visible(&s->perms, (const char *)rel, rel_len)) return;
     if (moq_path_strip_prefix(moq_str_make(rel, rel_len),
                               moq_str_make(nw->prefix, strlen(nw->prefix)), &suffix) < 0)
@@ -742,7 +742,7 @@ static void on_subscribe_namespace(struct moq_ietf_engine *e, istream *st, uint6
     uint64_t code = SUB_ERR_INTERNAL;
     struct nswatch *nw = NULL;
     if (!moq_perms_subscribe_overlaps(&s->perms, (const char *)m.prefix.data, m.prefix.len) ||
-        session_global_path(s, m.prefix.data, m.prefix.len, &full) < 0) {
+        moq_session_global_path(s, m.prefix.data, m.prefix.len, &full) < 0) {
         moq_info("ietf", "%s: refused: the peer may not see announcements under /%.*s", s->t->peer,
                  (int)m.prefix.len, (const char *)m.prefix.data);
         why = "unauthorized";
@@ -980,7 +980,7 @@ static void on_publish_namespace(struct moq_ietf_engine *e, istream *st, const u
         why = "unauthorized";
     else if (pubns_find(e, m.ns.data, m.ns.len))
         why = "duplicate namespace";
-    else if (session_global_path(s, m.ns.data, m.ns.len, &full) < 0)
+    else if (moq_session_global_path(s, m.ns.data, m.ns.len, &full) < 0)
         why = "bad namespace";
     struct pubns *pn = why ? NULL : calloc(1, sizeof(*pn));
     if (!why && (!pn || !(pn->path = malloc(m.ns.len + 1)))) why = "out of memory";
@@ -1073,7 +1073,7 @@ static void gin_free(struct gin *gi)
         moq_list_remove(&gi->wait_link);
         e->n_alias_wait--;
     }
-    frame_asm_clear(&gi->fa, e->s);
+    moq_frame_asm_clear(&gi->fa, e->s);
     if (gi->group) {
         if (moq_group_state(gi->group, NULL) == MOQ_GROUP_OPEN)
             moq_group_abort(gi->group, MOQ_REASON_CANCEL);
@@ -1193,7 +1193,7 @@ static void gin_data(struct gin *gi, const uint8_t *data, size_t len, bool fin)
                 fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "object ids with a gap");
                 return;
             }
-            rv = frame_asm_begin(&gi->fa, s, session_wall_ms(s), ev.size);
+            rv = moq_frame_asm_begin(&gi->fa, s, moq_session_wall_ms(s), ev.size);
             if (rv < 0) {
                 moq_group_abort(gi->group, MOQ_REASON_FRAME_TOO_LARGE);
                 gin_drop(gi, MOQ_IETF_STREAM_CANCELLED);
@@ -1202,12 +1202,12 @@ static void gin_data(struct gin *gi, const uint8_t *data, size_t len, bool fin)
             break;
         }
         case MOQ_IETF_SG_PAYLOAD:
-            frame_asm_payload(&gi->fa, ev.data, ev.len);
+            moq_frame_asm_payload(&gi->fa, ev.data, ev.len);
             /* a frame that takes long to arrive keeps its group from expiring meanwhile */
-            moq_group_touch(gi->group, session_now(s));
+            moq_group_touch(gi->group, moq_session_now(s));
             break;
         case MOQ_IETF_SG_OBJECT_END:
-            if (frame_asm_end(&gi->fa, s, gi->group) < 0) {
+            if (moq_frame_asm_end(&gi->fa, s, gi->group) < 0) {
                 gin_drop(gi, MOQ_IETF_STREAM_CANCELLED);
                 return;
             }
@@ -1310,7 +1310,7 @@ static void on_client_setup(struct moq_ietf_engine *e, uint64_t type, const uint
         fail(e, MOQ_IETF_INTERNAL_ERROR, "cannot send SETUP");
         return;
     }
-    session_deadline_changed(s);
+    moq_session_deadline_changed(s);
     moq_debug("ietf", "%s: %s session authorized at /%s", s->t->peer, e->c->name, s->perms.root);
 }
 
@@ -1953,14 +1953,14 @@ moq_session *moq_ietf_session_new(moq_transport *t, const struct moq_session_con
     moq_map_init(&e->announced);
     moq_buf_init(&e->ctrl_in);
     e->expiry_deadline = UINT64_MAX;
-    e->setup_deadline = session_now(s) + SETUP_TIMEOUT_US;
+    e->setup_deadline = moq_session_now(s) + SETUP_TIMEOUT_US;
     moq_transport_attach(t, &engine_events, e);
     moq_info("ietf", "%s: %s session over %s%s%s", t->peer, t->protocol,
              t->kind == MOQ_TRANSPORT_QUIC           ? "QUIC"
              : t->kind == MOQ_TRANSPORT_WEBTRANSPORT ? "WebTransport"
                                                      : "WebSocket",
              t->path ? " at " : "", t->path ? t->path : "");
-    session_deadline_changed(s);
+    moq_session_deadline_changed(s);
     return s;
 }
 

@@ -26,8 +26,8 @@
  *    frame, EOF, error): moq_qmux_on_channel_closed(q, code, reason).
  * 3. After every call into the session, (re)arm one timer at moq_qmux_next_deadline(q)
  *    (UINT64_MAX = none) and call moq_qmux_tick(q, now) when it fires.
- * 4. When io->wake is called, schedule moq_qmux_process(q, now) soon from the event loop (an
- *    ev_idle or zero-delay timer; never from inside wake). Application downcalls made outside
+ * 4. When io->wake is called, schedule moq_qmux_process(q, now) soon from the event loop (a
+ *    util/defer.h task; never from inside wake). Application downcalls made outside
  *    any session call (for example a relay writing to a subscriber from another session's
  *    event) only queue work and call wake; their records and events come out of process().
  *    Events caused by downcalls are always delivered later from process() or from the next

@@ -33,7 +33,9 @@ static bool app_events(const struct moq_quic_conn *c)
 
 void moq_quic_conn_mark_dirty(struct moq_quic_conn *c)
 {
-    if (!moq_list_linked(&c->dirty_link)) moq_list_push_back(&c->ep->dirty, &c->dirty_link);
+    if (moq_list_linked(&c->dirty_link)) return;
+    moq_list_push_back(&c->ep->dirty, &c->dirty_link);
+    moq_quic_endpoint_wake(c->ep);
 }
 
 /* ---- ngtcp2 callbacks ---- */

@@ -26,8 +26,8 @@
  * Events (transport.h rules hold: never from inside a downcall)
  * - stream_opened, stream_data, stream_reset, datagram and the accept/connect callbacks run
  *   while received packets are processed; the rest (stream_stopped, stream_closed,
- *   stream_writable, streams_available, closed) from the endpoint's ev_prepare watcher.
- *   Writes made in any event are sent in one flush per loop iteration.
+ *   stream_writable, streams_available, closed) from the endpoint's deferred dispatch
+ *   (util/defer.h). Writes made in any event are sent in one flush per loop iteration.
  * - Exception: moq_quic_server_free() delivers `closed` from inside the call.
  * - `closed` carries the application code and reason of a CONNECTION_CLOSE (ours after
  *   close(), or the peer's); for other ends the code is 0 and the reason says what

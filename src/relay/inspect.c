@@ -10,7 +10,7 @@
 #include "util/log.h"
 #include "util/time.h"
 
-extern const char relay_status_page[];
+extern const char moq_relay_status_page[];
 
 static const char *transport_name(enum moq_transport_kind kind)
 {
@@ -560,17 +560,17 @@ static int serve_status(void *ctx, const moq_http_request *req, moq_http_respons
     moq_http_response_set_status(resp, 200);
     moq_http_response_header(resp, "content-type", "text/html; charset=utf-8");
     moq_http_response_header(resp, "cache-control", "no-store");
-    return moq_http_response_body(resp, relay_status_page, strlen(relay_status_page));
+    return moq_http_response_body(resp, moq_relay_status_page, strlen(moq_relay_status_page));
 }
 
 /* ---------------------------------------------------------------- registration */
 
-int relay_inspect_public(moq_relay *r, moq_http_router *router)
+int moq_relay_inspect_public(moq_relay *r, moq_http_router *router)
 {
     return moq_http_route(router, MOQ_HTTP_GET, "/", MOQ_HTTP_EXACT, 0, serve_info, r);
 }
 
-int relay_inspect_internal(moq_relay *r, moq_http_router *router)
+int moq_relay_inspect_internal(moq_relay *r, moq_http_router *router)
 {
     static const struct {
         const char *path;

@@ -39,7 +39,8 @@ static void perms_summary(const moq_strlist *l, char *out, size_t len)
     if (o >= len) out[len - 1] = '\0';
 }
 
-int relay_check_access(moq_relay *r, const char *target, moq_perms *perms, char *why, size_t whylen)
+int moq_relay_check_access(moq_relay *r, const char *target, moq_perms *perms, char *why,
+                           size_t whylen)
 {
     moq_auth_error err = {0};
     int rv = moq_auth_check_target(r->auth, target, strlen(target), moq_wall_s(), perms, &err);
@@ -49,8 +50,8 @@ int relay_check_access(moq_relay *r, const char *target, moq_perms *perms, char 
 
 /* A peer with a verified client certificate (mTLS) has full access under its path, as
  * upstream grants it, without a token. */
-int relay_certified_access(const char *target, int64_t expires, moq_perms *perms, char *why,
-                           size_t whylen)
+int moq_relay_certified_access(const char *target, int64_t expires, moq_perms *perms, char *why,
+                               size_t whylen)
 {
     moq_auth_error err = {0};
     int rv = moq_auth_certified(target, strlen(target), expires, perms, &err);
@@ -66,8 +67,8 @@ static uint64_t session_authorize(void *ctx, moq_session *s, const char *path, i
     moq_transport *t = moq_session_transport(s);
     char why[256];
     int rv = t->peer_certified
-                 ? relay_certified_access(path, t->peer_cert_expires, perms, why, sizeof(why))
-                 : relay_check_access(r, path, perms, why, sizeof(why));
+                 ? moq_relay_certified_access(path, t->peer_cert_expires, perms, why, sizeof(why))
+                 : moq_relay_check_access(r, path, perms, why, sizeof(why));
     if (rv < 0) {
         r->counters.sessions_refused++;
         moq_info_repeat("refused sessions", "relay", "%s: session refused: %s", t->peer, why);
@@ -113,15 +114,15 @@ static void session_closed(void *ctx, moq_session *s, uint64_t code, const char 
     free(rs);
 }
 
-bool relay_full(const moq_relay *r)
+bool moq_relay_full(const moq_relay *r)
 {
     uint64_t max = r->cfg->limits.max_sessions;
     return max && r->n_sessions >= max;
 }
 
-int relay_start_session(moq_relay *r, moq_transport *t)
+int moq_relay_start_session(moq_relay *r, moq_transport *t)
 {
-    if (relay_full(r)) {
+    if (moq_relay_full(r)) {
         r->counters.sessions_full++;
         moq_info_repeat("sessions refused at the limit", "relay",
                         "%s: session refused: the relay is full (%zu sessions)", t->peer,
@@ -167,12 +168,12 @@ int relay_start_session(moq_relay *r, moq_transport *t)
 
 static int wt_accept(void *ctx, moq_transport *t)
 {
-    return relay_start_session(ctx, t);
+    return moq_relay_start_session(ctx, t);
 }
 
 static bool wt_busy(void *ctx)
 {
-    return relay_full(ctx);
+    return moq_relay_full(ctx);
 }
 
 static int quic_accept(void *ctx, moq_transport *t)
@@ -186,7 +187,7 @@ static int quic_accept(void *ctx, moq_transport *t)
         return 0;
     }
     /* A refusal at the limit closes with its own code and reason, not the generic one. */
-    int rv = relay_start_session(r, t);
+    int rv = moq_relay_start_session(r, t);
     return rv == MOQ_ERR_LIMIT ? 0 : rv;
 }
 
@@ -478,7 +479,7 @@ static int setup_http(moq_relay *r, char *err, size_t errlen)
     hc.ws_low_water = qc.send_high_water;
     /* WebSocket sessions notice a vanished peer like QUIC ones: pings at the keep-alive
      * interval, dropped after the ack timeout without an answer (qmux-01/02 sessions also
-     * time their QX_PINGs out, relay_ws_upgrade). */
+     * time their QX_PINGs out, moq_relay_ws_upgrade). */
     const struct moq_config_quic *sq = &c->server.quic;
     if (sq->keep_alive_ms) hc.ws_ping_interval_ms = ms32(sq->keep_alive_ms);
     hc.ws_ack_timeout_ms = sq->ack_timeout_ms ? ms32(sq->ack_timeout_ms) : UINT32_MAX;
@@ -489,15 +490,15 @@ static int setup_http(moq_relay *r, char *err, size_t errlen)
     hc.ws_max_message = c->limits.ws_max_message;
     r->http = moq_http_server_new(r->loop, &hc);
     if (!r->http) return MOQ_ERR_NOMEM;
-    struct moq_web_hooks hooks = relay_web_hooks_template;
+    struct moq_web_hooks hooks = moq_relay_web_hooks_template;
     hooks.ctx = r;
     /* Upstream keeps /metrics off the public listeners: it is for [internal]. */
     if (!c->web.metrics) hooks.metrics = NULL;
     r->web = moq_web_new(moq_http_server_router(r->http), &hooks);
     if (!r->web) return MOQ_ERR_NOMEM;
-    int rc = relay_inspect_public(r, moq_http_server_router(r->http));
+    int rc = moq_relay_inspect_public(r, moq_http_server_router(r->http));
     if (rc < 0) return rc;
-    if (c->web.ws) moq_http_server_set_ws(r->http, relay_ws_upgrade, r);
+    if (c->web.ws) moq_http_server_set_ws(r->http, moq_relay_ws_upgrade, r);
     int rv;
     if (c->web.http.listen) {
         rv = moq_http_server_listen(r->http, c->web.http.listen, NULL, &r->http_port);
@@ -651,10 +652,10 @@ static int setup_internal(moq_relay *r, char *err, size_t errlen)
     hc.reserve_serve = true;
     r->internal = moq_http_server_new(r->loop, &hc);
     if (!r->internal) return MOQ_ERR_NOMEM;
-    struct moq_web_hooks hooks = {.ctx = r, .metrics = relay_web_hooks_template.metrics};
+    struct moq_web_hooks hooks = {.ctx = r, .metrics = moq_relay_web_hooks_template.metrics};
     r->internal_web = moq_web_new(moq_http_server_router(r->internal), &hooks);
     if (!r->internal_web) return MOQ_ERR_NOMEM;
-    int rc = relay_inspect_internal(r, moq_http_server_router(r->internal));
+    int rc = moq_relay_inspect_internal(r, moq_http_server_router(r->internal));
     if (rc < 0) return rc;
     uint16_t port;
     int rv = moq_http_server_listen(r->internal, listen, NULL, &port);
@@ -731,10 +732,10 @@ void moq_relay_free(moq_relay *r)
     /* Listeners next: closing them delivers `closed` to every session, which releases its
      * handles in the origin. */
     if (r->quic) moq_quic_server_free(r->quic);
-    relay_ws_close_all(r);
+    moq_relay_ws_close_all(r);
     if (r->web) moq_web_free(r->web);
     if (r->http) moq_http_server_free(r->http);
-    relay_ws_close_all(r);
+    moq_relay_ws_close_all(r);
     if (r->internal_web) moq_web_free(r->internal_web);
     if (r->internal) moq_http_server_free(r->internal);
     moq_ev_deadline_stop(&r->origin_timer); /* sessions ending above may have armed it */

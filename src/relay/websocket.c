@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "qmux/qmux.h"
+#include "util/defer.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/time.h"
@@ -21,7 +22,7 @@ struct ws_glue {
     struct moq_qmux_selection sel;
     bool peer_certified; /* mTLS over HTTPS: carried to the session's transport */
     int64_t peer_cert_expires;
-    ev_idle process;
+    moq_defer process;
     ev_timer timer;
     ev_timer linger;
     uint16_t close_code;
@@ -31,7 +32,7 @@ struct ws_glue {
 
 static void glue_stop(struct ws_glue *g)
 {
-    ev_idle_stop(g->r->loop, &g->process);
+    moq_defer_fini(&g->process);
     ev_timer_stop(g->r->loop, &g->timer);
     ev_timer_stop(g->r->loop, &g->linger);
 }
@@ -43,7 +44,7 @@ static void after(struct ws_glue *g, int rv)
     if (rv == MOQ_ERR_CLOSED || moq_qmux_is_finished(g->q)) {
         /* Not the linger timer: it closes a WebSocket the peer leaves open after our close
          * record. */
-        ev_idle_stop(g->r->loop, &g->process);
+        moq_defer_cancel(&g->process);
         ev_timer_stop(g->r->loop, &g->timer);
         moq_qmux_free(g->q);
         g->q = NULL;
@@ -58,10 +59,9 @@ static void after(struct ws_glue *g, int rv)
     ev_timer_start(g->r->loop, &g->timer);
 }
 
-static void process_cb(struct ev_loop *loop, ev_idle *w, int revents)
+static void process_cb(moq_defer *d)
 {
-    struct ws_glue *g = w->data;
-    ev_idle_stop(loop, w);
+    struct ws_glue *g = d->data;
     if (g->q) after(g, moq_qmux_process(g->q, moq_now_us()));
 }
 
@@ -107,7 +107,7 @@ static void linger_cb(struct ev_loop *loop, ev_timer *w, int revents)
 static void io_wake(void *io)
 {
     struct ws_glue *g = io;
-    ev_idle_start(g->r->loop, &g->process);
+    moq_defer_schedule(&g->process);
 }
 
 static const struct moq_qmux_io glue_io = {io_send_record, io_queued, io_close, io_wake};
@@ -140,7 +140,7 @@ static void ws_opened(void *app, moq_ws *ws)
     moq_transport *t = moq_qmux_transport(g->q);
     t->peer_certified = g->peer_certified;
     t->peer_cert_expires = g->peer_cert_expires;
-    relay_start_session(g->r, t);
+    moq_relay_start_session(g->r, t);
     after(g, moq_qmux_process(g->q, moq_now_us()));
 }
 
@@ -198,7 +198,7 @@ static void explain_subprotocol(moq_relay *r, bool offered_some, struct moq_ws_a
     acc->refusal = why;
 }
 
-int relay_ws_upgrade(void *ctx, const struct moq_ws_upgrade *up, struct moq_ws_accept *acc)
+int moq_relay_ws_upgrade(void *ctx, const struct moq_ws_upgrade *up, struct moq_ws_accept *acc)
 {
     moq_relay *r = ctx;
     const moq_http_request *req = up->req;
@@ -221,7 +221,7 @@ int relay_ws_upgrade(void *ctx, const struct moq_ws_upgrade *up, struct moq_ws_a
         explain_subprotocol(r, o > 0, acc);
         return 400;
     }
-    if (relay_full(r)) {
+    if (moq_relay_full(r)) {
         r->counters.sessions_full++;
         moq_info_repeat("sessions refused at the limit", "relay",
                         "%s: WebSocket refused: the relay is full (%zu sessions)", req->peer,
@@ -231,9 +231,9 @@ int relay_ws_upgrade(void *ctx, const struct moq_ws_upgrade *up, struct moq_ws_a
     }
     moq_perms perms = {0};
     char why[256];
-    int rv = req->peer_certified ? relay_certified_access(req->target, req->peer_cert_expires,
-                                                          &perms, why, sizeof(why))
-                                 : relay_check_access(r, req->target, &perms, why, sizeof(why));
+    int rv = req->peer_certified ? moq_relay_certified_access(req->target, req->peer_cert_expires,
+                                                              &perms, why, sizeof(why))
+                                 : moq_relay_check_access(r, req->target, &perms, why, sizeof(why));
     if (rv < 0) {
         r->counters.ws_refused++;
         moq_info_repeat("refused WebSocket upgrades", "relay", "%s: WebSocket refused: %s",
@@ -243,14 +243,17 @@ int relay_ws_upgrade(void *ctx, const struct moq_ws_upgrade *up, struct moq_ws_a
     moq_perms_free(&perms);
     struct ws_glue *g = calloc(1, sizeof(*g));
     if (!g) return 503;
+    if (moq_defer_init(&g->process, r->loop, process_cb, g) < 0) {
+        free(g);
+        return 503;
+    }
     g->r = r;
     g->sel = sel;
     g->peer_certified = req->peer_certified;
     g->peer_cert_expires = req->peer_cert_expires;
-    ev_idle_init(&g->process, process_cb);
     ev_timer_init(&g->timer, timer_cb, 0., 0.);
     ev_timer_init(&g->linger, linger_cb, CLOSE_LINGER_S, 0.);
-    g->process.data = g->timer.data = g->linger.data = g;
+    g->timer.data = g->linger.data = g;
     moq_list_push_back(&r->websockets, &g->link);
     acc->protocol = g->sel.subprotocol;
     acc->events = &glue_events;
@@ -258,7 +261,7 @@ int relay_ws_upgrade(void *ctx, const struct moq_ws_upgrade *up, struct moq_ws_a
     return 0;
 }
 
-void relay_ws_close_all(moq_relay *r)
+void moq_relay_ws_close_all(moq_relay *r)
 {
     moq_list *pos, *tmp;
     moq_list_each(pos, tmp, &r->websockets)
