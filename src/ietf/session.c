@@ -39,7 +39,8 @@ static uint64_t err_does_not_exist(const moq_ietf_caps *c)
 /* Bidi streams of one request each (draft-16 namespaces, every request from draft-17):
  * IS_REQ until its first message names the request, then IS_NS (SUBSCRIBE_NAMESPACE),
  * IS_SUB (the peer's SUBSCRIBE), IS_PUBNS (its PUBLISH_NAMESPACE) or IS_UP (our SUBSCRIBE
- * to the peer). IS_SETUP: the peer's SETUP uni stream (draft-17+). */
+ * to the peer). IS_SETUP: the peer's SETUP uni stream (draft-17+). Client role: IS_NSUB is
+ * our SUBSCRIBE_NAMESPACE (16+), IS_PUBOUT our PUBLISH_NAMESPACE (17+). */
 enum is_kind {
     IS_NEW,
     IS_CONTROL,
@@ -51,6 +52,8 @@ enum is_kind {
     IS_PUBNS,
     IS_UP,
     IS_SETUP,
+    IS_NSUB,
+    IS_PUBOUT,
     IS_IGNORE
 };
 
@@ -106,6 +109,8 @@ struct dsub {
     size_t inflight;
     uint64_t streams;
     bool finished, over;
+    bool ordered;     /* GROUP_ORDER ascending: oldest group first */
+    uint8_t priority; /* moq-lite's sense: higher is more important */
 };
 
 /* A broadcast the peer published to us (PUBLISH_NAMESPACE). */
@@ -115,6 +120,12 @@ struct pubns {
     uint64_t request_id; /* of the PUBLISH_NAMESPACE */
     char *path;          /* relative to the root */
     moq_route *route;
+    struct nsub *ns; /* client, 16+: the NAMESPACE entry that made it */
+    /* The peer ended the announcement while a subscription of ours still received from it:
+     * the route is withdrawn and goes once they all ended, or at ending_deadline. */
+    bool ending;
+    uint64_t ending_deadline;
+    int busy; /* inside a call that may release its tracks: not freed from below */
     moq_list link;
 };
 
@@ -127,6 +138,7 @@ struct usub {
     uint64_t request_id;
     uint64_t alias;
     bool ok, released, has_seq;
+    bool finished; /* PUBLISH_DONE and all its streams came: the track was ended */
     uint64_t max_seq;
     uint64_t streams; /* subgroup streams received */
     bool done;        /* PUBLISH_DONE received: the track ends after done_streams streams */
@@ -135,15 +147,21 @@ struct usub {
 };
 
 /* PUBLISH_DONE counted the streams the publisher opened: end the track once they all came. */
+static void pubns_ending_check(struct pubns *pn);
+
 static void usub_check_done(struct usub *us)
 {
-    if (!us->done || !us->track || us->streams < us->done_streams) return;
+    if (!us->done || !us->track || us->finished || us->streams < us->done_streams) return;
     moq_track *track = us->track;
-    moq_route *route = us->pn->route;
+    struct pubns *pn = us->pn;
+    us->finished = true;
+    pn->busy++;
     if (us->done_ok)
-        moq_track_finish(track, route, us->has_seq ? us->max_seq + 1 : 0);
+        moq_track_finish(track, pn->route, us->has_seq ? us->max_seq + 1 : 0);
     else
-        moq_track_abort(track, route, MOQ_REASON_CANCEL);
+        moq_track_abort(track, pn->route, MOQ_REASON_CANCEL);
+    pn->busy--;
+    pubns_ending_check(pn);
 }
 
 /* The peer watches the origin under a prefix (SUBSCRIBE_NAMESPACE). */
@@ -156,6 +174,31 @@ struct nswatch {
     istream *st;
     char *prefix;      /* relative to the root */
     moq_map announced; /* suffixes told on st */
+};
+
+/* A broadcast we told the peer about with PUBLISH_NAMESPACE (e->announced). */
+struct pubout {
+    uint64_t request_id;
+    istream *st; /* its request stream (17+), NULL on the control stream */
+    char *path;  /* relative to the root */
+};
+
+/* Client role: our SUBSCRIBE_NAMESPACE for a prefix the peer may publish under. */
+struct nsub {
+    struct moq_ietf_engine *e;
+    uint64_t request_id;
+    istream *st;    /* its request stream (16+), NULL on the control stream */
+    char *prefix;   /* relative to the root */
+    moq_map routes; /* suffix -> struct pubns, from NAMESPACE (16+) */
+    bool open;      /* the peer accepted it */
+    moq_list link;
+};
+
+/* Client role: the origin's broadcasts under a prefix the peer may subscribe to. */
+struct pubwatch {
+    struct moq_ietf_engine *e;
+    moq_watch *watch;
+    moq_list link;
 };
 
 struct moq_ietf_engine {
@@ -178,11 +221,24 @@ struct moq_ietf_engine {
     moq_u64map ups;       /* our request id -> usub */
     moq_u64map aliases;   /* track alias -> usub */
     moq_u64map released;  /* aliases of subscriptions we ended -> 1 */
-    moq_map announced;    /* path relative to root -> 1 (what we told the peer about) */
+    moq_map announced;    /* path relative to root -> struct pubout (what we told the peer) */
+    moq_u64map pubouts;   /* our request id -> struct pubout */
+    moq_list nsubs;       /* client: struct nsub */
+    moq_list pubwatches;  /* client: struct pubwatch */
     uint64_t setup_deadline, expiry_deadline, reported;
 };
 
 static const struct moq_transport_events engine_events;
+
+/* client role */
+static void on_request_ok(struct moq_ietf_engine *e, const uint8_t *body, size_t len);
+static void on_server_setup(struct moq_ietf_engine *e, uint64_t type, const uint8_t *body,
+                            size_t len);
+static void on_nsub_msg(struct nsub *ns, uint64_t type, const uint8_t *body, size_t len);
+static void request_accepted(struct moq_ietf_engine *e, struct pubout *po, struct nsub *ns);
+static void nsub_free(struct nsub *ns, bool graceful);
+static struct nsub *nsub_by_id(struct moq_ietf_engine *e, uint64_t request_id);
+static void nsub_refused(struct nsub *ns);
 
 static struct moq_ietf_engine *eng(const moq_session *s)
 {
@@ -426,8 +482,11 @@ static bool gout_start(struct gout *go)
     st->obj = go;
     ds->streams++;
     s->stats.groups_out++;
-    /* newest group first, like moq-lite */
-    s->t->ops->set_priority(s->t, sid, go->seq & ((1ull << 48) - 1));
+    /* as moq-lite: the subscriber's priority, then newest group first unless it asked for
+     * ascending order */
+    uint64_t seq = go->seq & ((1ull << 48) - 1);
+    uint64_t order = ds->ordered ? ((1ull << 48) - 1) - seq : seq;
+    s->t->ops->set_priority(s->t, sid, ((uint64_t)ds->priority << 56) | order);
     uint8_t hdr[MOQ_IETF_SUBGROUP_HEADER_MAX];
     size_t hn = moq_ietf_subgroup_header_pack(e->c, hdr, ds->request_id, go->seq, 0);
     go->follower = moq_group_follow(go->group, &gout_follow_ops, go);
@@ -601,6 +660,8 @@ static void on_subscribe(struct moq_ietf_engine *e, istream *st, const uint8_t *
     moq_sub_prefs prefs = {0};
     prefs.priority = (uint8_t)(255 - m.priority); /* IETF: lower is more important */
     prefs.ordered = m.group_order == 1;
+    ds->ordered = prefs.ordered;
+    ds->priority = prefs.priority;
     if (m.filter.kind == MOQ_IETF_FILTER_ABSOLUTE) {
         prefs.has_start = true;
         prefs.start_group = m.filter.start_group;
@@ -630,6 +691,9 @@ static void on_subscribe(struct moq_ietf_engine *e, istream *st, const uint8_t *
     moq_debug("ietf", "%s: SUBSCRIBE %llu /%s track %.*s: %s", s->t->peer,
               (unsigned long long)m.request_id, (const char *)full.data, (int)m.track.len,
               m.track.ptr, rv < 0 ? moq_strerror(rv) : "ok");
+    if (rv == 0)
+        moq_session_emit(s, MOQ_SESSION_PEER_SUBSCRIBED, full.data, full.len, m.track.ptr,
+                         m.track.len);
     moq_buf_free(&full);
     moq_buf_free(&m.ns);
     if (rv < 0) {
@@ -656,6 +720,78 @@ static void on_unsubscribe(struct moq_ietf_engine *e, const uint8_t *body, size_
 
 /* ---------------------------------------------------------------- serving: namespaces */
 
+static void pubout_free(struct moq_ietf_engine *e, struct pubout *po)
+{
+    moq_u64map_del(&e->pubouts, po->request_id);
+    if (po->st) {
+        po->st->obj = NULL;
+        po->st->kind = IS_IGNORE;
+    }
+    free(po->path);
+    free(po);
+}
+
+/* PUBLISH_NAMESPACE for rel: on the control stream, or on a stream of its own (17+). */
+static struct pubout *publish_namespace_out(struct moq_ietf_engine *e, const uint8_t *rel,
+                                            size_t rel_len)
+{
+    moq_session *s = e->s;
+    uint64_t id;
+    if (moq_map_len(&e->announced) >= MAX_PUBLISHED_NS || !take_request_id(e, &id)) {
+        moq_warn("ietf", "%s: cannot tell the peer about /%.*s: out of request ids", s->t->peer,
+                 (int)rel_len, (const char *)rel);
+        return NULL;
+    }
+    struct pubout *po = calloc(1, sizeof(*po));
+    if (!po || !(po->path = strndup((const char *)rel, rel_len))) {
+        free(po);
+        return NULL;
+    }
+    po->request_id = id;
+    if (e->c->request_streams) {
+        int64_t sid;
+        bool opened = moq_transport_open(s->t, true, &sid) == 0;
+        if (!opened || !(po->st = st_new(e, sid, IS_PUBOUT, true))) {
+            if (opened) s->t->ops->reset(s->t, sid, MOQ_IETF_STREAM_INTERNAL_ERROR);
+            free(po->path);
+            free(po);
+            return NULL;
+        }
+        po->st->obj = po;
+    }
+    if (moq_map_put(&e->announced, rel, rel_len, po) < 0 ||
+        moq_u64map_put(&e->pubouts, id, po) < 0) {
+        moq_map_del(&e->announced, rel, rel_len);
+        if (po->st) st_reset(po->st, MOQ_IETF_STREAM_INTERNAL_ERROR);
+        pubout_free(e, po);
+        return NULL;
+    }
+    moq_buf b;
+    moq_buf_init(&b);
+    if (moq_ietf_encode_publish_namespace(&b, e->c, id, moq_str_make(rel, rel_len), NULL) == 0)
+        send_on(e, po->st, &b);
+    moq_buf_free(&b);
+    return po;
+}
+
+/* The end of a broadcast we told the peer about: PUBLISH_NAMESPACE_DONE, or the end of the
+ * request's stream (17+). */
+static void publish_namespace_done(struct moq_ietf_engine *e, struct pubout *po)
+{
+    moq_map_del(&e->announced, po->path, strlen(po->path));
+    if (po->st) {
+        st_fin(po->st);
+    } else {
+        moq_buf b;
+        moq_buf_init(&b);
+        if (moq_ietf_encode_publish_namespace_done(&b, e->c, po->request_id,
+                                                   moq_str_make(po->path, strlen(po->path))) == 0)
+            send_control(e, &b);
+        moq_buf_free(&b);
+    }
+    pubout_free(e, po);
+}
+
 static void announce_to_peer(struct moq_ietf_engine *e, const moq_announce_event *ev)
 {
     moq_session *s = e->s;
@@ -663,24 +799,11 @@ static void announce_to_peer(struct moq_ietf_engine *e, const moq_announce_event
     size_t rel_len;
     if (moq_session_relative_path(s, ev->path, ev->path_len, &rel, &rel_len) < 0) return;
     if (!moq_perms_announce_visible(&s->perms, (const char *)rel, rel_len)) return;
-    bool known = moq_map_get(&e->announced, rel, rel_len) != NULL;
-    moq_buf b;
-    moq_buf_init(&b);
-    if (ev->kind == MOQ_ANNOUNCE_ACTIVE && !known) {
-        uint64_t id;
-        if (moq_map_len(&e->announced) >= MAX_PUBLISHED_NS || !take_request_id(e, &id)) {
-            moq_warn("ietf", "%s: cannot tell the peer about /%.*s: out of request ids", s->t->peer,
-                     (int)rel_len, (const char *)rel);
-            return;
-        }
-        if (moq_map_put(&e->announced, rel, rel_len, (void *)1) < 0) return;
-        moq_ietf_encode_publish_namespace(&b, e->c, id, moq_str_make(rel, rel_len), NULL);
-    } else if (ev->kind == MOQ_ANNOUNCE_ENDED && known) {
-        moq_map_del(&e->announced, rel, rel_len);
-        moq_ietf_encode_publish_namespace_done(&b, e->c, 0, moq_str_make(rel, rel_len));
-    }
-    send_control(e, &b);
-    moq_buf_free(&b);
+    struct pubout *po = moq_map_get(&e->announced, rel, rel_len);
+    if (ev->kind == MOQ_ANNOUNCE_ACTIVE && !po)
+        publish_namespace_out(e, rel, rel_len);
+    else if (ev->kind == MOQ_ANNOUNCE_ENDED && po)
+        publish_namespace_done(e, po);
 }
 
 /* Draft-16: NAMESPACE / NAMESPACE_DONE with the suffix, on the request's stream. */
@@ -873,7 +996,7 @@ static void pn_track_request(void *ctx, moq_route *route, moq_track *track,
     const uint8_t *name = moq_track_name(track, &name_len);
     struct moq_ietf_subscribe m = {.request_id = id,
                                    .priority = (uint8_t)(255 - prefs->priority),
-                                   .group_order = 2,
+                                   .group_order = prefs->ordered ? 1 : 2,
                                    .forward = true,
                                    .want_properties = true};
     m.track = moq_str_make(name, name_len);
@@ -929,6 +1052,7 @@ static void pn_track_release(void *ctx, moq_route *route, moq_track *track)
         moq_buf_free(&b);
     }
     usub_free(us);
+    pubns_ending_check(pn);
 }
 
 static const moq_producer_ops pubns_ops = {
@@ -1026,7 +1150,14 @@ static void on_publish_namespace(struct moq_ietf_engine *e, istream *st, const u
 static void pubns_free(struct pubns *pn, bool graceful)
 {
     struct moq_ietf_engine *e = pn->e;
+    pn->busy++; /* its tracks are released from inside */
+    pn->ending = false;
     moq_list_remove(&pn->link);
+    moq_str suffix;
+    if (pn->ns &&
+        moq_path_strip_prefix(moq_str_make(pn->path, strlen(pn->path)),
+                              moq_str_make(pn->ns->prefix, strlen(pn->ns->prefix)), &suffix) == 0)
+        moq_map_del(&pn->ns->routes, suffix.ptr, suffix.len);
     if (pn->st) {
         st_fin(pn->st);
         pn->st->obj = NULL;
@@ -1042,6 +1173,56 @@ static void pubns_free(struct pubns *pn, bool graceful)
     free(pn);
 }
 
+/* Whether a subscription of ours still receives from pn's route. */
+static bool pubns_feeds(const struct pubns *pn)
+{
+    size_t it = 0;
+    void *v;
+    while (moq_u64map_next(&pn->e->ups, &it, NULL, &v)) {
+        const struct usub *us = v;
+        if (us->pn == pn && us->track && !us->released && !us->finished) return true;
+    }
+    return false;
+}
+
+static void pubns_ending_check(struct pubns *pn)
+{
+    if (pn->ending && !pn->busy && !pubns_feeds(pn)) pubns_free(pn, true);
+}
+
+/* The peer ended an announcement. A subscription runs until its PUBLISH_DONE and the
+ * streams it counts arrived (they may come after the announcement's end), so while one of
+ * ours still receives from the route it is only withdrawn. */
+static void pubns_end(struct pubns *pn, bool graceful)
+{
+    struct moq_ietf_engine *e = pn->e;
+    if (!graceful || e->s->closing || !pn->route || !pubns_feeds(pn)) {
+        pubns_free(pn, graceful);
+        return;
+    }
+    if (pn->ending) return;
+    if (pn->st) {
+        st_fin(pn->st);
+        pn->st->obj = NULL;
+        pn->st->kind = IS_IGNORE;
+        pn->st = NULL;
+    }
+    moq_str suffix;
+    if (pn->ns &&
+        moq_path_strip_prefix(moq_str_make(pn->path, strlen(pn->path)),
+                              moq_str_make(pn->ns->prefix, strlen(pn->ns->prefix)), &suffix) == 0)
+        moq_map_del(&pn->ns->routes, suffix.ptr, suffix.len);
+    pn->ns = NULL;
+    pn->request_id = UINT64_MAX;
+    pn->ending = true;
+    pn->ending_deadline = now_us(e) + ENDING_MAX_US;
+    pn->busy++;
+    moq_route_withdraw(pn->route);
+    pn->busy--;
+    moq_session_deadline_changed(e->s);
+    pubns_ending_check(pn);
+}
+
 static void on_publish_namespace_done(struct moq_ietf_engine *e, const uint8_t *body, size_t len)
 {
     struct moq_ietf_namespace_done m;
@@ -1054,7 +1235,7 @@ static void on_publish_namespace_done(struct moq_ietf_engine *e, const uint8_t *
     struct pubns *pn =
         e->c->ns_done_by_id ? pubns_by_id(e, m.request_id) : pubns_find(e, m.ns.data, m.ns.len);
     moq_buf_free(&m.ns);
-    if (pn) pubns_free(pn, true);
+    if (pn) pubns_end(pn, true);
 }
 
 static void on_subscribe_ok(struct moq_ietf_engine *e, istream *st, const uint8_t *body,
@@ -1314,19 +1495,14 @@ static void on_client_setup(struct moq_ietf_engine *e, uint64_t type, const uint
     moq_debug("ietf", "%s: %s session authorized at /%s", s->t->peer, e->c->name, s->perms.root);
 }
 
-/* The peer accepted a PUBLISH_NAMESPACE we sent: nothing to do but check it. */
-static void on_request_ok(struct moq_ietf_engine *e, const uint8_t *body, size_t len)
-{
-    struct moq_ietf_request_ok m;
-    int rv = moq_ietf_decode_request_ok(e->c, body, len, &m);
-    if (rv < 0) fail(e, moq_ietf_close_code(rv), "malformed PUBLISH_NAMESPACE_OK");
-}
-
 static void on_control_msg(struct moq_ietf_engine *e, uint64_t type, const uint8_t *body,
                            size_t len)
 {
     if (!e->setup_done) {
-        on_client_setup(e, type, body, len);
+        if (e->s->t->is_client)
+            on_server_setup(e, type, body, len);
+        else
+            on_client_setup(e, type, body, len);
         return;
     }
     switch (type) {
@@ -1361,14 +1537,16 @@ static void on_control_msg(struct moq_ietf_engine *e, uint64_t type, const uint8
     case MOQ_IETF_PUBLISH_DONE:
         on_publish_done(e, NULL, body, len);
         break;
-    case MOQ_IETF_REQUEST_OK: /* PUBLISH_NAMESPACE_OK for what we advertised */
+    case MOQ_IETF_REQUEST_OK:             /* PUBLISH_NAMESPACE_OK for what we advertised */
+    case MOQ_IETF_SUBSCRIBE_NAMESPACE_OK: /* draft-14 */
         on_request_ok(e, body, len);
+        break;
+    case MOQ_IETF_SUBSCRIBE_NAMESPACE_ERROR: /* draft-14 */
+        on_subscribe_error(e, NULL, body, len);
         break;
     case MOQ_IETF_NAMESPACE:                /* PUBLISH_NAMESPACE_ERROR */
     case MOQ_IETF_PUBLISH_NAMESPACE_CANCEL: /* the peer no longer wants one */
     case MOQ_IETF_REQUESTS_BLOCKED:
-    case MOQ_IETF_SUBSCRIBE_NAMESPACE_OK:
-    case MOQ_IETF_SUBSCRIBE_NAMESPACE_ERROR:
     case MOQ_IETF_REQUEST_UPDATE:
         break;
     case MOQ_IETF_MAX_REQUEST_ID: {
@@ -1489,10 +1667,22 @@ static void on_stream_msg(struct moq_ietf_engine *e, istream *st, uint64_t type,
             fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "unexpected answer to SUBSCRIBE");
         return;
     case IS_SETUP:
-        if (!e->setup_done)
+        if (!e->setup_done && e->s->t->is_client)
+            on_server_setup(e, type, body, len);
+        else if (!e->setup_done)
             on_client_setup(e, type, body, len);
         else if (type == MOQ_IETF_GOAWAY)
             fail(e, MOQ_IETF_NO_ERROR, "peer sent GOAWAY");
+        return;
+    case IS_NSUB:
+        on_nsub_msg(st->obj, type, body, len);
+        return;
+    case IS_PUBOUT:
+        if (type == MOQ_IETF_REQUEST_OK)
+            request_accepted(e, st->obj, NULL);
+        else if (type == MOQ_IETF_REQUEST_ERROR)
+            moq_warn("ietf", "%s: the peer refused PUBLISH_NAMESPACE /%s", e->s->t->peer,
+                     ((struct pubout *)st->obj)->path);
         return;
     case IS_SUB:
     case IS_PUBNS:
@@ -1519,7 +1709,7 @@ static void on_stream_end(struct moq_ietf_engine *e, istream *st, bool graceful)
         }
         break;
     case IS_PUBNS:
-        if (st->obj) pubns_free(st->obj, graceful);
+        if (st->obj) pubns_end(st->obj, graceful);
         break;
     case IS_UP:
         if (st->obj && !graceful) {
@@ -1535,6 +1725,13 @@ static void on_stream_end(struct moq_ietf_engine *e, istream *st, bool graceful)
     case IS_SETUP:
         if (graceful) fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "SETUP stream closed");
         return;
+    case IS_NSUB:
+        if (st->obj) nsub_free(st->obj, graceful);
+        break;
+    case IS_PUBOUT:
+        if (st->obj) ((struct pubout *)st->obj)->st = NULL; /* withdrawn by the peer */
+        st->obj = NULL;
+        break;
     default:
         break;
     }
@@ -1549,7 +1746,8 @@ static void on_stream_end(struct moq_ietf_engine *e, istream *st, bool graceful)
 static bool is_msg_stream(const istream *st)
 {
     return st->kind == IS_REQ || st->kind == IS_NS || st->kind == IS_SUB || st->kind == IS_PUBNS ||
-           st->kind == IS_UP || st->kind == IS_SETUP;
+           st->kind == IS_UP || st->kind == IS_SETUP || st->kind == IS_NSUB ||
+           st->kind == IS_PUBOUT;
 }
 
 static void msg_stream_data(struct moq_ietf_engine *e, istream *st, const uint8_t *data, size_t len,
@@ -1616,6 +1814,18 @@ static void control_data(struct moq_ietf_engine *e, const uint8_t *data, size_t 
 
 /* ---------------------------------------------------------------- upstream answers */
 
+static void subscribe_accepted(struct moq_ietf_engine *e, struct usub *us)
+{
+    moq_buf full;
+    moq_buf_init(&full);
+    size_t name_len;
+    const uint8_t *name = moq_track_name(us->track, &name_len);
+    if (moq_session_global_path(e->s, (const uint8_t *)us->pn->path, strlen(us->pn->path), &full) ==
+        0)
+        moq_session_emit(e->s, MOQ_SESSION_SUBSCRIBE_ACCEPTED, full.data, full.len, name, name_len);
+    moq_buf_free(&full);
+}
+
 /* Answers to our SUBSCRIBE: on the control stream by request id, or on its stream st (17+). */
 static void on_subscribe_ok(struct moq_ietf_engine *e, istream *st, const uint8_t *body, size_t len)
 {
@@ -1642,6 +1852,7 @@ static void on_subscribe_ok(struct moq_ietf_engine *e, istream *st, const uint8_
         moq_track_info info;
         moq_track_info_default(&info);
         if (!moq_track_get_info(us->track)) moq_track_set_info(us->track, us->pn->route, &info);
+        subscribe_accepted(e, us);
     }
     release_alias_waiters(e, us);
 }
@@ -1657,7 +1868,15 @@ static void on_subscribe_error(struct moq_ietf_engine *e, istream *st, const uin
         return;
     }
     struct usub *us = st ? st->obj : moq_u64map_get(&e->ups, m.request_id);
-    if (!us) return;
+    if (!us) {
+        struct nsub *ns = st ? NULL : nsub_by_id(e, m.request_id);
+        struct pubout *po = st ? NULL : moq_u64map_get(&e->pubouts, m.request_id);
+        if (ns)
+            nsub_refused(ns);
+        else if (po)
+            moq_warn("ietf", "%s: the peer refused PUBLISH_NAMESPACE /%s", e->s->t->peer, po->path);
+        return;
+    }
     moq_track *track = us->track;
     moq_route *route = us->pn->route;
     us->released = true;
@@ -1682,6 +1901,294 @@ static void on_publish_done(struct moq_ietf_engine *e, istream *st, const uint8_
         m.status == MOQ_IETF_DONE_TRACK_ENDED || m.status == MOQ_IETF_DONE_SUBSCRIPTION_ENDED;
     us->done_streams = m.stream_count;
     usub_check_done(us);
+}
+
+/* ---------------------------------------------------------------- client role */
+
+static struct nsub *nsub_by_id(struct moq_ietf_engine *e, uint64_t request_id)
+{
+    moq_list *pos;
+    for (pos = e->nsubs.next; pos != &e->nsubs; pos = pos->next) {
+        struct nsub *ns = moq_container_of(pos, struct nsub, link);
+        if (ns->request_id == request_id) return ns;
+    }
+    return NULL;
+}
+
+/* Our SUBSCRIBE_NAMESPACE ended: the broadcasts its NAMESPACE entries announced end too. */
+static void nsub_free(struct nsub *ns, bool graceful)
+{
+    moq_list_remove(&ns->link);
+    if (ns->st) {
+        ns->st->obj = NULL;
+        ns->st->kind = IS_IGNORE;
+    }
+    size_t it = 0;
+    void *v;
+    while (moq_map_next(&ns->routes, &it, NULL, NULL, &v)) {
+        struct pubns *pn = v;
+        pn->ns = NULL; /* the map goes as a whole below */
+        pubns_end(pn, graceful);
+    }
+    moq_map_free(&ns->routes);
+    free(ns->prefix);
+    free(ns);
+}
+
+/* The peer accepted a request of ours: a PUBLISH_NAMESPACE or a SUBSCRIBE_NAMESPACE. */
+static void request_accepted(struct moq_ietf_engine *e, struct pubout *po, struct nsub *ns)
+{
+    moq_session *s = e->s;
+    moq_buf full;
+    moq_buf_init(&full);
+    const char *rel = po ? po->path : ns->prefix;
+    if (moq_session_global_path(s, (const uint8_t *)rel, strlen(rel), &full) == 0) {
+        if (po) {
+            moq_debug("ietf", "%s: the peer accepted PUBLISH_NAMESPACE /%s", s->t->peer, rel);
+            moq_session_emit(s, MOQ_SESSION_ANNOUNCED, full.data, full.len, NULL, 0);
+        } else if (!ns->open) {
+            ns->open = true;
+            moq_session_emit(s, MOQ_SESSION_ANNOUNCES_OPEN, full.data, full.len, NULL, 0);
+        }
+    }
+    moq_buf_free(&full);
+}
+
+/* REQUEST_OK (or a draft-14 *_NAMESPACE_OK) on the control stream names the request by id. */
+static void on_request_ok(struct moq_ietf_engine *e, const uint8_t *body, size_t len)
+{
+    struct moq_ietf_request_ok m;
+    int rv = moq_ietf_decode_request_ok(e->c, body, len, &m);
+    if (rv < 0) {
+        fail(e, moq_ietf_close_code(rv), "malformed REQUEST_OK");
+        return;
+    }
+    struct pubout *po = moq_u64map_get(&e->pubouts, m.request_id);
+    struct nsub *ns = po ? NULL : nsub_by_id(e, m.request_id);
+    if (po || ns) request_accepted(e, po, ns);
+}
+
+/* The peer refused our SUBSCRIBE_NAMESPACE: we may not see what is under its prefix. */
+static void nsub_refused(struct nsub *ns)
+{
+    moq_session *s = ns->e->s;
+    moq_info("ietf", "%s: the peer refused SUBSCRIBE_NAMESPACE /%s", s->t->peer, ns->prefix);
+    char *prefix = strdup(ns->prefix);
+    if (ns->st) st_fin(ns->st);
+    nsub_free(ns, true);
+    if (prefix && s->cfg.announce_refused) s->cfg.announce_refused(s->cfg.ctx, s, prefix);
+    free(prefix);
+}
+
+/* SUBSCRIBE_NAMESPACE for a prefix the peer may publish under. */
+static void nsub_start(struct moq_ietf_engine *e, const char *prefix)
+{
+    moq_session *s = e->s;
+    uint64_t id;
+    struct nsub *ns = calloc(1, sizeof(*ns));
+    if (!ns || !(ns->prefix = strdup(prefix)) || !take_request_id(e, &id)) {
+        if (ns) free(ns->prefix);
+        free(ns);
+        fail(e, MOQ_IETF_INTERNAL_ERROR, "cannot subscribe to namespaces");
+        return;
+    }
+    ns->e = e;
+    ns->request_id = id;
+    moq_map_init(&ns->routes);
+    moq_list_push_back(&e->nsubs, &ns->link);
+    if (e->c->ns_stream) {
+        int64_t sid;
+        if (moq_transport_open(s->t, true, &sid) < 0 || !(ns->st = st_new(e, sid, IS_NSUB, true))) {
+            fail(e, MOQ_IETF_INTERNAL_ERROR, "cannot open a SUBSCRIBE_NAMESPACE stream");
+            return;
+        }
+        ns->st->obj = ns;
+    }
+    moq_buf b;
+    moq_buf_init(&b);
+    if (moq_ietf_encode_subscribe_namespace(&b, e->c, id, moq_str_make(prefix, strlen(prefix))) ==
+        0)
+        send_on(e, ns->st, &b);
+    moq_buf_free(&b);
+    moq_debug("ietf", "%s: SUBSCRIBE_NAMESPACE %llu /%s", s->t->peer, (unsigned long long)id,
+              prefix);
+}
+
+/* A NAMESPACE entry: the broadcast rel (global path full) is announced on the origin. */
+static void nsub_announce(struct nsub *ns, moq_str suffix, const moq_buf *rel, const moq_buf *full)
+{
+    struct moq_ietf_engine *e = ns->e;
+    moq_session *s = e->s;
+    struct pubns *pn = calloc(1, sizeof(*pn));
+    if (!pn || !(pn->path = strndup((const char *)rel->data, rel->len))) {
+        free(pn);
+        fail(e, MOQ_IETF_INTERNAL_ERROR, "out of memory");
+        return;
+    }
+    pn->e = e;
+    pn->request_id = UINT64_MAX;
+    moq_list_push_back(&e->pubns, &pn->link);
+    if (moq_map_put(&ns->routes, suffix.ptr, suffix.len, pn) < 0) {
+        pubns_free(pn, true);
+        return;
+    }
+    pn->ns = ns;
+    if (moq_origin_announce(s->cfg.origin, full->data, full->len, NULL, 0, &pubns_ops, pn,
+                            &pn->route) < 0) {
+        pn->route = NULL;
+        pubns_free(pn, true);
+        return;
+    }
+    moq_info("ietf", "%s: the peer publishes /%s", s->t->peer, (const char *)full->data);
+    s->stats.announces_in++;
+}
+
+/* NAMESPACE / NAMESPACE_DONE (16+) on our SUBSCRIBE_NAMESPACE stream: a broadcast under the
+ * prefix starts or ends. */
+static void on_namespace(struct nsub *ns, bool done, const uint8_t *body, size_t len)
+{
+    struct moq_ietf_engine *e = ns->e;
+    moq_session *s = e->s;
+    struct moq_ietf_namespace m;
+    int rv = moq_ietf_decode_namespace(e->c, done, false, body, len, &m);
+    moq_buf rel, full;
+    moq_buf_init(&rel);
+    moq_buf_init(&full);
+    if (rv < 0 || moq_path_join(&rel, moq_str_make(ns->prefix, strlen(ns->prefix)),
+                                moq_str_make((const char *)m.suffix.data, m.suffix.len)) < 0) {
+        moq_buf_free(&m.suffix);
+        moq_buf_free(&rel);
+        fail(e, rv < 0 ? moq_ietf_close_code(rv) : MOQ_IETF_PROTOCOL_VIOLATION,
+             done ? "malformed NAMESPACE_DONE" : "malformed NAMESPACE");
+        return;
+    }
+    struct pubns *pn = moq_map_get(&ns->routes, m.suffix.data, m.suffix.len);
+    if (done && pn)
+        pubns_end(pn, true);
+    else if (!done && !pn && moq_perms_can_publish(&s->perms, (const char *)rel.data, rel.len) &&
+             moq_session_global_path(s, rel.data, rel.len, &full) == 0)
+        nsub_announce(ns, moq_str_make((const char *)m.suffix.data, m.suffix.len), &rel, &full);
+    moq_buf_free(&m.suffix);
+    moq_buf_free(&rel);
+    moq_buf_free(&full);
+}
+
+/* A message on our SUBSCRIBE_NAMESPACE stream (16+). */
+static void on_nsub_msg(struct nsub *ns, uint64_t type, const uint8_t *body, size_t len)
+{
+    if (type == MOQ_IETF_REQUEST_OK)
+        request_accepted(ns->e, NULL, ns);
+    else if (type == MOQ_IETF_REQUEST_ERROR)
+        nsub_refused(ns);
+    else if (type == MOQ_IETF_NAMESPACE || type == MOQ_IETF_NAMESPACE_DONE)
+        on_namespace(ns, type == MOQ_IETF_NAMESPACE_DONE, body, len);
+    else
+        fail(ns->e, MOQ_IETF_PROTOCOL_VIOLATION, "unexpected message on a namespace stream");
+}
+
+static void pubwatch_on_announce(void *ctx, moq_watch *w, const moq_announce_event *ev)
+{
+    struct pubwatch *pw = ctx;
+    if (!pw->e->s->closing) announce_to_peer(pw->e, ev);
+}
+
+static const moq_watch_ops pubwatch_ops = {.on_announce = pubwatch_on_announce};
+
+/* Tell the peer about the origin's broadcasts under a prefix it may subscribe to. */
+static void pubwatch_start(struct moq_ietf_engine *e, const char *prefix)
+{
+    moq_session *s = e->s;
+    moq_buf full;
+    moq_buf_init(&full);
+    struct pubwatch *pw = calloc(1, sizeof(*pw));
+    if (!pw || moq_session_global_path(s, (const uint8_t *)prefix, strlen(prefix), &full) < 0) {
+        free(pw);
+        moq_buf_free(&full);
+        fail(e, MOQ_IETF_INTERNAL_ERROR, "cannot watch the origin");
+        return;
+    }
+    pw->e = e;
+    moq_list_push_back(&e->pubwatches, &pw->link);
+    if (moq_origin_watch(s->cfg.origin, full.data, full.len, 0, &pubwatch_ops, pw, &pw->watch) < 0)
+        pw->watch = NULL;
+    moq_buf_free(&full);
+}
+
+static void pubwatch_free(struct pubwatch *pw)
+{
+    moq_list_remove(&pw->link);
+    if (pw->watch) moq_watch_close(pw->watch);
+    free(pw);
+}
+
+/* Client: the peer's SETUP came and we are authorized; ask for what the peer publishes and
+ * tell it what we publish. */
+static void client_start(struct moq_ietf_engine *e)
+{
+    moq_session *s = e->s;
+    for (size_t i = 0; i < s->perms.publish.len && !s->closing; i++)
+        nsub_start(e, s->perms.publish.v[i]);
+    for (size_t i = 0; i < s->perms.subscribe.len && !s->closing; i++)
+        pubwatch_start(e, s->perms.subscribe.v[i]);
+}
+
+/* Client: CLIENT_SETUP on a control stream we open (14-16) or SETUP on a uni stream (17+). */
+static void send_client_setup(struct moq_ietf_engine *e)
+{
+    moq_session *s = e->s;
+    const moq_ietf_caps *c = e->c;
+    int64_t sid;
+    istream *st = NULL;
+    if (moq_transport_open(s->t, !c->uni_setup, &sid) < 0 ||
+        !(st = st_new(e, sid, c->uni_setup ? IS_IGNORE : IS_CONTROL, !c->uni_setup))) {
+        fail(e, MOQ_IETF_INTERNAL_ERROR, "cannot open the SETUP stream");
+        return;
+    }
+    if (!c->uni_setup) e->control = st;
+    uint64_t version = c->code;
+    struct moq_ietf_setup_out out = {.versions = &version,
+                                     .n_versions = 1,
+                                     .has_max_request_id = c->max_request_id,
+                                     .max_request_id = e->granted,
+                                     .implementation = "moq-relay"};
+    if (s->t->kind == MOQ_TRANSPORT_QUIC && s->cfg.setup_path) out.path = s->cfg.setup_path;
+    moq_buf b;
+    moq_buf_init(&b);
+    int rv = moq_ietf_encode_setup(&b, c, true, &out);
+    if (rv == 0) rv = moq_transport_write_bytes(s->t, sid, b.data, b.len, false);
+    moq_buf_free(&b);
+    if (rv < 0) fail(e, MOQ_IETF_INTERNAL_ERROR, "cannot send SETUP");
+}
+
+/* Client: SERVER_SETUP (14-16) or the peer's SETUP (17+). */
+static void on_server_setup(struct moq_ietf_engine *e, uint64_t type, const uint8_t *body,
+                            size_t len)
+{
+    moq_session *s = e->s;
+    if (type != (e->c->uni_setup ? MOQ_IETF_SETUP : MOQ_IETF_SERVER_SETUP)) {
+        fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "expected SERVER_SETUP");
+        return;
+    }
+    struct moq_ietf_setup setup;
+    int rv = moq_ietf_decode_setup(e->c, false, body, len, &setup);
+    if (rv < 0) {
+        fail(e, moq_ietf_close_code(rv), "malformed SERVER_SETUP");
+        return;
+    }
+    if (e->c->setup_versions && setup.version != e->c->code) {
+        fail(e, MOQ_IETF_VERSION_NEGOTIATION_FAILED, "the server chose a version we did not offer");
+        return;
+    }
+    uint64_t limit = 0;
+    moq_ietf_setup_number(&setup, MOQ_IETF_OPT_MAX_REQUEST_ID, &limit);
+    e->peer_limit = limit;
+    e->setup_done = true;
+    e->setup_deadline = UINT64_MAX;
+    authorize(e, &setup);
+    if (s->closing) return;
+    moq_session_deadline_changed(s);
+    moq_debug("ietf", "%s: %s session established", s->t->peer, e->c->name);
+    client_start(e);
 }
 
 /* ---------------------------------------------------------------- transport events */
@@ -1850,8 +2357,16 @@ static void teardown(struct moq_ietf_engine *e, uint64_t code, const char *reaso
             st->obj = NULL;
         }
     }
+    while (!moq_list_empty(&e->pubwatches))
+        pubwatch_free(moq_list_first(&e->pubwatches, struct pubwatch, link));
+    while (!moq_list_empty(&e->nsubs))
+        nsub_free(moq_list_first(&e->nsubs, struct nsub, link), false);
     while (!moq_list_empty(&e->pubns))
         pubns_free(moq_list_first(&e->pubns, struct pubns, link), false);
+    size_t mit = 0;
+    void *po;
+    while (moq_map_next(&e->announced, &mit, NULL, NULL, &po))
+        pubout_free(e, po);
     while (moq_u64map_len(&e->ups)) {
         it = 0;
         if (!moq_u64map_next(&e->ups, &it, &key, &v)) break;
@@ -1869,6 +2384,7 @@ static void teardown(struct moq_ietf_engine *e, uint64_t code, const char *reaso
     moq_u64map_free(&e->aliases);
     moq_u64map_free(&e->released);
     moq_map_free(&e->announced);
+    moq_u64map_free(&e->pubouts);
     moq_buf_free(&e->ctrl_in);
     if (s->cfg.closed) s->cfg.closed(s->cfg.ctx, s, code, reason);
     moq_perms_free(&s->perms);
@@ -1918,7 +2434,8 @@ bool moq_ietf_protocol(const char *protocol)
 
 moq_session *moq_ietf_session_new(moq_transport *t, const struct moq_session_config *cfg)
 {
-    if (t->is_client || !cfg->clock || !caps_of_protocol(t->protocol)) {
+    if (!cfg->clock || !caps_of_protocol(t->protocol) ||
+        (t->is_client && strcmp(t->protocol, MOQ_IETF_ALPN_COMPAT) == 0)) {
         moq_transport_close(t, MOQ_IETF_INTERNAL_ERROR, "unsupported");
         return NULL;
     }
@@ -1940,11 +2457,14 @@ moq_session *moq_ietf_session_new(moq_transport *t, const struct moq_session_con
     e->s = s;
     e->c = caps_of_protocol(t->protocol);
     e->granted = REQUEST_WINDOW;
-    e->next_request = 1;
+    e->next_request = t->is_client ? 0 : 1; /* clients' request ids are even */
     moq_list_init(&e->streams);
     moq_list_init(&e->queue);
     moq_list_init(&e->alias_wait);
     moq_list_init(&e->pubns);
+    moq_list_init(&e->nsubs);
+    moq_list_init(&e->pubwatches);
+    moq_u64map_init(&e->pubouts);
     moq_u64map_init(&e->dsubs);
     moq_u64map_init(&e->nswatches);
     moq_u64map_init(&e->ups);
@@ -1960,6 +2480,7 @@ moq_session *moq_ietf_session_new(moq_transport *t, const struct moq_session_con
              : t->kind == MOQ_TRANSPORT_WEBTRANSPORT ? "WebTransport"
                                                      : "WebSocket",
              t->path ? " at " : "", t->path ? t->path : "");
+    if (t->is_client) send_client_setup(e);
     moq_session_deadline_changed(s);
     return s;
 }
@@ -1968,7 +2489,13 @@ uint64_t moq_ietf_session_next_deadline(const moq_session *s)
 {
     const struct moq_ietf_engine *e = eng(s);
     if (s->closing) return UINT64_MAX;
-    return e->setup_deadline < e->expiry_deadline ? e->setup_deadline : e->expiry_deadline;
+    uint64_t next = e->setup_deadline < e->expiry_deadline ? e->setup_deadline : e->expiry_deadline;
+    const moq_list *pos;
+    for (pos = e->pubns.next; pos != &e->pubns; pos = pos->next) {
+        const struct pubns *pn = moq_container_of(pos, struct pubns, link);
+        if (pn->ending && pn->ending_deadline < next) next = pn->ending_deadline;
+    }
+    return next;
 }
 
 void moq_ietf_session_on_timer(moq_session *s, uint64_t now)
@@ -1976,12 +2503,41 @@ void moq_ietf_session_on_timer(moq_session *s, uint64_t now)
     struct moq_ietf_engine *e = eng(s);
     if (!s->closing && now >= e->setup_deadline) {
         e->setup_deadline = UINT64_MAX;
-        fail(e, MOQ_IETF_CONTROL_MESSAGE_TIMEOUT, "no CLIENT_SETUP from the peer");
+        fail(e, MOQ_IETF_CONTROL_MESSAGE_TIMEOUT, "no SETUP from the peer");
     }
     if (!s->closing && now >= e->expiry_deadline) {
         e->expiry_deadline = UINT64_MAX;
         fail(e, MOQ_IETF_UNAUTHORIZED, "token expired");
     }
+    bool again = true;
+    while (again && !s->closing) { /* freeing one may free others: rescan */
+        again = false;
+        moq_list *pos;
+        for (pos = e->pubns.next; pos != &e->pubns; pos = pos->next) {
+            struct pubns *pn = moq_container_of(pos, struct pubns, link);
+            if (!pn->ending || pn->busy || pn->ending_deadline > now) continue;
+            pubns_free(pn, true);
+            again = true;
+            break;
+        }
+    }
+}
+
+size_t moq_ietf_session_unacked_streams(const moq_session *s)
+{
+    const struct moq_ietf_engine *e = eng(s);
+    size_t n = 0;
+    const moq_list *pos;
+    for (pos = e->queue.next; pos != &e->queue; pos = pos->next)
+        n++; /* groups waiting for stream credit */
+    for (pos = e->streams.next; pos != &e->streams; pos = pos->next) {
+        const istream *st = moq_container_of(pos, istream, link);
+        if (st->kind == IS_GROUP_OUT)
+            n++; /* ours alone: it closes once the peer acknowledged all of it */
+        else if (!s->gone && s->t->ops->unsent(s->t, st->sid) > 0)
+            n++;
+    }
+    return n;
 }
 
 const char *moq_ietf_session_version(const moq_session *s)

@@ -29,13 +29,21 @@
  * each side sends SETUP on a uni stream of its own and every request (SUBSCRIBE,
  * PUBLISH_NAMESPACE, SUBSCRIBE_NAMESPACE, ours too) has a bidi stream whose end ends it;
  * there is no request-id flow control. Draft-20 upstream subscriptions carry no filter
- * (the start of the latest group, moq-lite's join point). Server role only (the relay
- * accepting clients).
+ * (the start of the latest group, moq-lite's join point).
+ *
+ * Both roles: the relay accepting clients, and a client (the `moq` tool over raw QUIC with
+ * an IETF ALPN, not "moql"). A client sends its SETUP first, then, once the server's SETUP
+ * came, a SUBSCRIBE_NAMESPACE for every prefix of perms.publish (what the peer may publish
+ * to us) and a PUBLISH_NAMESPACE for every broadcast of the origin under perms.subscribe.
+ * An announcement the peer ends while a subscription of ours still receives from it is
+ * withdrawn first and removed once PUBLISH_DONE and the streams it counts came (at most
+ * ENDING_MAX_US later).
  */
 #ifndef MOQ_IETF_SESSION_H
 #define MOQ_IETF_SESSION_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "ietf/version.h"
@@ -54,5 +62,6 @@ moq_session *moq_ietf_session_new(moq_transport *t, const struct moq_session_con
 uint64_t moq_ietf_session_next_deadline(const moq_session *s);
 void moq_ietf_session_on_timer(moq_session *s, uint64_t now);
 const char *moq_ietf_session_version(const moq_session *s);
+size_t moq_ietf_session_unacked_streams(const moq_session *s);
 
 #endif

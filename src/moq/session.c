@@ -788,7 +788,7 @@ uint64_t moq_session_peer_origin(const moq_session *s)
 size_t moq_session_unacked_streams(const moq_session *s)
 {
     size_t n = 0;
-    if (s->ietf) return 0;
+    if (s->ietf) return moq_ietf_session_unacked_streams(s);
     moq_list *pos;
     for (pos = s->streams.next; pos != &s->streams; pos = pos->next) {
         mstream *ms = moq_container_of(pos, mstream, link);
