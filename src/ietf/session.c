@@ -208,6 +208,7 @@ struct moq_ietf_engine {
     moq_buf ctrl_in;
     bool setup_done;
     bool setup_in;         /* 17+: the peer's SETUP stream arrived */
+    bool setup_pending;    /* client: our SETUP waits for stream credit */
     uint64_t granted;      /* request ids below this the peer may use */
     uint64_t peer_limit;   /* our request ids must stay below this */
     uint64_t next_request; /* our next request id (odd: we are the server) */
@@ -239,6 +240,7 @@ static void request_accepted(struct moq_ietf_engine *e, struct pubout *po, struc
 static void nsub_free(struct nsub *ns, bool graceful);
 static struct nsub *nsub_by_id(struct moq_ietf_engine *e, uint64_t request_id);
 static void nsub_refused(struct nsub *ns);
+static void send_client_setup(struct moq_ietf_engine *e);
 
 static struct moq_ietf_engine *eng(const moq_session *s)
 {
@@ -961,6 +963,15 @@ static void usub_free(struct usub *us)
     free(us);
 }
 
+/* GROUP_ORDER of our SUBSCRIBE: ascending when the subscribers want order, and while the
+ * only one is a moq-lite TRACK request (info only; its SUBSCRIBE follows, and the order is
+ * not updated upstream), so that a subscription starting before the first group gets the
+ * groups from there in order; descending (newest first) otherwise. */
+static uint8_t upstream_group_order(const moq_sub_prefs *prefs)
+{
+    return prefs->ordered || prefs->info_only ? 1 : 2;
+}
+
 static void pn_track_request(void *ctx, moq_route *route, moq_track *track,
                              const moq_sub_prefs *prefs)
 {
@@ -996,7 +1007,7 @@ static void pn_track_request(void *ctx, moq_route *route, moq_track *track,
     const uint8_t *name = moq_track_name(track, &name_len);
     struct moq_ietf_subscribe m = {.request_id = id,
                                    .priority = (uint8_t)(255 - prefs->priority),
-                                   .group_order = prefs->ordered ? 1 : 2,
+                                   .group_order = upstream_group_order(prefs),
                                    .forward = true,
                                    .want_properties = true};
     m.track = moq_str_make(name, name_len);
@@ -2139,8 +2150,10 @@ static void send_client_setup(struct moq_ietf_engine *e)
     const moq_ietf_caps *c = e->c;
     int64_t sid;
     istream *st = NULL;
-    if (moq_transport_open(s->t, !c->uni_setup, &sid) < 0 ||
-        !(st = st_new(e, sid, c->uni_setup ? IS_IGNORE : IS_CONTROL, !c->uni_setup))) {
+    int orv = moq_transport_open(s->t, !c->uni_setup, &sid);
+    e->setup_pending = orv == MOQ_ERR_AGAIN; /* sent once the peer grants the stream */
+    if (e->setup_pending) return;
+    if (orv < 0 || !(st = st_new(e, sid, c->uni_setup ? IS_IGNORE : IS_CONTROL, !c->uni_setup))) {
         fail(e, MOQ_IETF_INTERNAL_ERROR, "cannot open the SETUP stream");
         return;
     }
@@ -2318,7 +2331,9 @@ static void ev_stream_writable(void *app, moq_transport *t, int64_t sid, void *s
 static void ev_streams_available(void *app, moq_transport *t, bool bidi)
 {
     struct moq_ietf_engine *e = app;
-    if (!bidi && !e->s->closing) drain_queue(e);
+    if (e->s->closing) return;
+    if (e->setup_pending && bidi == !e->c->uni_setup) send_client_setup(e);
+    if (!bidi) drain_queue(e);
 }
 
 static void ev_datagram(void *app, moq_transport *t, const uint8_t *data, size_t len)
