@@ -205,6 +205,7 @@ struct moq_ietf_engine {
     moq_session *s;
     const moq_ietf_caps *c;
     istream *control;
+    istream *setup_out; /* 17+: our SETUP stream, where GOAWAY goes too */
     moq_buf ctrl_in;
     bool setup_done;
     bool setup_in;         /* 17+: the peer's SETUP stream arrived */
@@ -1492,6 +1493,7 @@ static void on_client_setup(struct moq_ietf_engine *e, uint64_t type, const uint
             fail(e, MOQ_IETF_INTERNAL_ERROR, "cannot open the SETUP stream");
             return;
         }
+        e->setup_out = st;
     }
     moq_buf b;
     moq_buf_init(&b);
@@ -2157,7 +2159,10 @@ static void send_client_setup(struct moq_ietf_engine *e)
         fail(e, MOQ_IETF_INTERNAL_ERROR, "cannot open the SETUP stream");
         return;
     }
-    if (!c->uni_setup) e->control = st;
+    if (!c->uni_setup)
+        e->control = st;
+    else
+        e->setup_out = st;
     uint64_t version = c->code;
     struct moq_ietf_setup_out out = {.versions = &version,
                                      .n_versions = 1,
@@ -2313,6 +2318,7 @@ static void ev_stream_closed(void *app, moq_transport *t, int64_t sid, void *sct
     st->send_done = st->recv_done = true;
     if (is_msg_stream(st) && st->kind != IS_SETUP && st->obj) on_stream_end(e, st, false);
     if (e->control == st) e->control = NULL;
+    if (e->setup_out == st) e->setup_out = NULL;
     moq_list_remove(&st->link);
     moq_buf_free(&st->in);
     free(st);
@@ -2536,6 +2542,21 @@ void moq_ietf_session_on_timer(moq_session *s, uint64_t now)
             break;
         }
     }
+}
+
+bool moq_ietf_session_goaway(moq_session *s)
+{
+    struct moq_ietf_engine *e = eng(s);
+    istream *st = e->c->uni_setup ? e->setup_out : e->control;
+    if (s->closing || !e->setup_done || !st || st->send_done) return false;
+    struct moq_ietf_goaway m = {{NULL, 0}, 0};
+    moq_buf b;
+    moq_buf_init(&b);
+    int rv = moq_ietf_encode_goaway(&b, e->c, &m);
+    if (rv == 0) rv = moq_transport_write_bytes(s->t, st->sid, b.data, b.len, false);
+    moq_buf_free(&b);
+    if (rv == 0) moq_debug("ietf", "%s: GOAWAY sent", s->t->peer);
+    return rv == 0;
 }
 
 size_t moq_ietf_session_unacked_streams(const moq_session *s)

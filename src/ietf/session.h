@@ -63,5 +63,8 @@ uint64_t moq_ietf_session_next_deadline(const moq_session *s);
 void moq_ietf_session_on_timer(moq_session *s, uint64_t now);
 const char *moq_ietf_session_version(const moq_session *s);
 size_t moq_ietf_session_unacked_streams(const moq_session *s);
+/* GOAWAY without a new URI on the control stream (14-16) or our SETUP stream (17+), once
+ * the session is set up; false when nothing was sent. */
+bool moq_ietf_session_goaway(moq_session *s);
 
 #endif

@@ -225,6 +225,11 @@ void moq_session_fail(moq_session *s, uint64_t code, const char *reason)
     moq_session_deadline_changed(s); /* none while closing */
 }
 
+bool moq_session_goaway(moq_session *s)
+{
+    return s->ietf ? moq_ietf_session_goaway(s) : false;
+}
+
 void moq_session_close(moq_session *s, uint64_t code, const char *reason)
 {
     if (s->closing) return;

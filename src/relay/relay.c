@@ -768,31 +768,46 @@ moq_origin *moq_relay_origin(moq_relay *r)
 
 /* ---------------------------------------------------------------- run */
 
-#define DRAIN_S 0.5
+#define DRAIN_S  0.5
+#define GOAWAY_S 0.1
 
 static void drain_done(struct ev_loop *loop, ev_timer *w, int revents)
 {
     ev_break(loop, EVBREAK_ALL);
 }
 
-/* Close every session gracefully (clients see a clean close with code 0, and WebSocket
- * clients a qmux APPLICATION_CLOSE before the Close frame), then give the closes a moment
- * to reach the wire before the listeners go. */
+static void run_for(moq_relay *r, double seconds)
+{
+    ev_timer t;
+    ev_timer_init(&t, drain_done, seconds, 0.);
+    ev_timer_start(r->loop, &t);
+    ev_run(r->loop, 0);
+    ev_timer_stop(r->loop, &t);
+}
+
+/* Close every session gracefully: IETF sessions get a GOAWAY first, which a close at once
+ * would drop with the stream data still unsent, so those have GOAWAY_S to go out; then
+ * every session is closed (clients see a clean close with code 0, and WebSocket clients a
+ * qmux APPLICATION_CLOSE before the Close frame), and the closes have a moment to reach the
+ * wire before the listeners go. */
 static void drain(moq_relay *r)
 {
     if (r->n_sessions == 0) return;
     moq_info("relay", "closing %zu session(s)", r->n_sessions);
     moq_list *pos, *tmp;
+    bool goaway = false;
+    moq_list_each(pos, tmp, &r->sessions)
+    {
+        struct relay_session *rs = moq_container_of(pos, struct relay_session, link);
+        if (moq_session_goaway(rs->session)) goaway = true;
+    }
+    if (goaway) run_for(r, GOAWAY_S);
     moq_list_each(pos, tmp, &r->sessions)
     {
         struct relay_session *rs = moq_container_of(pos, struct relay_session, link);
         moq_session_close(rs->session, 0, "relay shutting down");
     }
-    ev_timer t;
-    ev_timer_init(&t, drain_done, DRAIN_S, 0.);
-    ev_timer_start(r->loop, &t);
-    ev_run(r->loop, 0);
-    ev_timer_stop(r->loop, &t);
+    run_for(r, DRAIN_S);
 }
 
 static void on_hangup(struct ev_loop *loop, ev_signal *w, int revents)

@@ -5,7 +5,9 @@
 #  1. line framing arrives byte for byte, every group (20 one-frame groups at once);
 #  2. length framing: binary frames, empty ones and a 1 MiB frame;
 #  3. the ready events of both ends (announced, requested, subscribed);
-#  4. the session ran on the pinned draft at both ends.
+#  4. the session ran on the pinned draft at both ends;
+#  5. the relay's shutdown sends GOAWAY to IETF sessions on every transport;
+#  6. --server-version decides which drafts are offered, on every transport.
 source "$(dirname "$0")/lib.sh"
 MOQ_LOG=info start_relay
 
@@ -71,6 +73,49 @@ for d in "${DRAFTS[@]}"; do
     cmp -s "$TMP/binary.in" "$TMP/sub-binary-$d.out" || fail "draft $d: binary frames differ"
 done
 
+# 5. GOAWAY on shutdown -------------------------------------------------------------------------
+note "the relay's shutdown sends GOAWAY to IETF sessions (14 over QUIC, 16 over WS, 20 over WT)"
+declare -A WATCH
+for spec in 14:quic 16:ws 20:wt; do
+    d=${spec%%:*}
+    case "${spec#*:}" in
+    quic) url=("$MOQT_URL" --tls-fingerprint "$FP") ;;
+    ws) url=("ws://127.0.0.1:$PORT/") ;;
+    wt) url=("$HTTP_URL") ;;
+    esac
+    spawn "watch-$d" "$MOQ" announced "${url[@]}" --moq-version "$d" \
+        --ready-file "$(ready_file "watch-$d")"
+    WATCH[$d]=$SPAWNED
+done
+for d in "${!WATCH[@]}"; do
+    wait_ready "watch-$d" "watching"
+done
 log_has "$RELAY_LOG" "ERROR" && fail "the relay logged an error"
+stop_relay
+for d in "${!WATCH[@]}"; do
+    wait_exit "${WATCH[$d]}" || true
+    log_has "$TMP/watch-$d.err" "peer sent GOAWAY" || fail "draft $d: no GOAWAY from the relay"
+done
+
+# 6. [server] version chooses what is offered, on every transport -------------------------------
+note "--server-version moq-transport-17 --server-version moq-lite-05: only those, everywhere"
+MOQ_LOG=info start_relay --server-version moq-transport-17 --server-version moq-lite-05
+MOQT_URL="moqt://127.0.0.1:$PORT/"
+log_has "$RELAY_LOG" "moq versions moq-lite-05, moqt-17 over" || fail "the relay offers more"
+for tr in quic ws wt; do
+    case "$tr" in
+    quic) url=("$MOQT_URL" --tls-fingerprint "$FP") ;;
+    ws) url=("ws://127.0.0.1:$PORT/") ;;
+    wt) url=("$HTTP_URL") ;;
+    esac
+    spawn "only17-$tr" "$MOQ" announced "${url[@]}" --moq-version 17 \
+        --ready-file "$(ready_file "only17-$tr")"
+    wait_ready "only17-$tr" "watching"
+    rc=0
+    "$MOQ" announced "${url[@]}" --moq-version 16 >/dev/null 2>"$TMP/only16-$tr.err" || rc=$?
+    ((rc != 0)) || fail "$tr: draft 16 was accepted"
+    grep -qE "no_application_protocol|refused with HTTP status 400" "$TMP/only16-$tr.err" ||
+        fail "$tr: draft 16 was not refused for its protocol: $(cat "$TMP/only16-$tr.err")"
+done
 stop_relay
 echo "PASS"
