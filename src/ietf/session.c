@@ -1662,92 +1662,171 @@ static void on_request(struct moq_ietf_engine *e, istream *st, uint64_t type, co
     if (!e->s->closing && st->kind == IS_REQ) st->kind = IS_IGNORE; /* refused */
 }
 
+/* ---- what each kind of message stream does with the peer's messages and with its end ---- */
+
+static void unexpected_msg(istream *st, uint64_t type, const uint8_t *body, size_t len)
+{
+    fail(st->e, MOQ_IETF_PROTOCOL_VIOLATION, "unexpected message on a request stream");
+}
+
+/* The first message of a request stream names the request. */
+static void req_msg(istream *st, uint64_t type, const uint8_t *body, size_t len)
+{
+    on_request(st->e, st, type, body, len);
+}
+
+/* The peer's SUBSCRIBE or PUBLISH_NAMESPACE: only priority updates may follow. */
+static void update_msg(istream *st, uint64_t type, const uint8_t *body, size_t len)
+{
+    if (type != MOQ_IETF_REQUEST_UPDATE) unexpected_msg(st, type, body, len);
+}
+
+/* Answers to our SUBSCRIBE (17+). */
+static void up_msg(istream *st, uint64_t type, const uint8_t *body, size_t len)
+{
+    struct moq_ietf_engine *e = st->e;
+    if (type == MOQ_IETF_SUBSCRIBE_OK)
+        on_subscribe_ok(e, st, body, len);
+    else if (type == MOQ_IETF_REQUEST_ERROR)
+        on_subscribe_error(e, st, body, len);
+    else if (type == MOQ_IETF_PUBLISH_DONE)
+        on_publish_done(e, st, body, len);
+    else
+        fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "unexpected answer to SUBSCRIBE");
+}
+
+/* The peer's SETUP stream (17+): its SETUP, then GOAWAY. */
+static void setup_msg(istream *st, uint64_t type, const uint8_t *body, size_t len)
+{
+    struct moq_ietf_engine *e = st->e;
+    if (!e->setup_done && e->s->t->is_client)
+        on_server_setup(e, type, body, len);
+    else if (!e->setup_done)
+        on_client_setup(e, type, body, len);
+    else if (type == MOQ_IETF_GOAWAY)
+        fail(e, MOQ_IETF_NO_ERROR, "peer sent GOAWAY");
+}
+
+static void nsub_msg(istream *st, uint64_t type, const uint8_t *body, size_t len)
+{
+    on_nsub_msg(st->obj, type, body, len);
+}
+
+/* Answers to our PUBLISH_NAMESPACE (17+). */
+static void pubout_msg(istream *st, uint64_t type, const uint8_t *body, size_t len)
+{
+    if (type == MOQ_IETF_REQUEST_OK)
+        request_accepted(st->e, st->obj, NULL);
+    else if (type == MOQ_IETF_REQUEST_ERROR)
+        moq_warn("ietf", "%s: the peer refused PUBLISH_NAMESPACE /%s", st->e->s->t->peer,
+                 ((struct pubout *)st->obj)->path);
+}
+
+/* The end handlers return false when the stream is to stay as it is; otherwise our side
+ * follows the peer's (FIN or reset) and the stream is ignored from then on. */
+
+static bool ns_end(istream *st, bool graceful)
+{
+    if (st->obj) nswatch_free(st->obj); /* the peer unsubscribed */
+    return true;
+}
+
+static bool sub_end(istream *st, bool graceful)
+{
+    struct dsub *ds = st->obj;
+    if (ds) {
+        ds->over = true;
+        dsub_free(ds);
+    }
+    return true;
+}
+
+static bool pubns_stream_end(istream *st, bool graceful)
+{
+    if (st->obj) pubns_end(st->obj, graceful);
+    return true;
+}
+
+/* Our SUBSCRIBE's stream: the peer's FIN comes after PUBLISH_DONE; a reset ends the track. */
+static bool up_end(istream *st, bool graceful)
+{
+    struct usub *us = st->obj;
+    if (!us || graceful) return false;
+    moq_track *track = us->track;
+    moq_route *route = us->pn->route;
+    us->released = true;
+    us->track = NULL;
+    usub_free(us);
+    if (track) moq_track_abort(track, route, MOQ_REASON_CANCEL);
+    return false;
+}
+
+static bool setup_end(istream *st, bool graceful)
+{
+    if (graceful) fail(st->e, MOQ_IETF_PROTOCOL_VIOLATION, "SETUP stream closed");
+    return false;
+}
+
+static bool nsub_end(istream *st, bool graceful)
+{
+    if (st->obj) nsub_free(st->obj, graceful);
+    return true;
+}
+
+static bool pubout_end(istream *st, bool graceful)
+{
+    if (st->obj) ((struct pubout *)st->obj)->st = NULL; /* withdrawn by the peer */
+    st->obj = NULL;
+    return true;
+}
+
+struct is_ops {
+    /* one whole message; NULL for the kinds that are not message streams */
+    void (*msg)(istream *st, uint64_t type, const uint8_t *body, size_t len);
+    /* the peer ended its side (reset: !graceful); NULL: nothing but following it */
+    bool (*end)(istream *st, bool graceful);
+};
+
+static const struct is_ops not_msg_ops = {0};
+static const struct is_ops req_ops = {req_msg, NULL};
+static const struct is_ops ns_ops = {unexpected_msg, ns_end};
+static const struct is_ops sub_ops = {update_msg, sub_end};
+static const struct is_ops pubns_stream_ops = {update_msg, pubns_stream_end};
+static const struct is_ops up_ops = {up_msg, up_end};
+static const struct is_ops setup_ops = {setup_msg, setup_end};
+static const struct is_ops nsub_ops = {nsub_msg, nsub_end};
+static const struct is_ops pubout_ops = {pubout_msg, pubout_end};
+
+static const struct is_ops *const kind_ops[] = {
+    [IS_NEW] = &not_msg_ops,
+    [IS_CONTROL] = &not_msg_ops,
+    [IS_GROUP_IN] = &not_msg_ops,
+    [IS_GROUP_OUT] = &not_msg_ops,
+    [IS_REQ] = &req_ops,
+    [IS_NS] = &ns_ops,
+    [IS_SUB] = &sub_ops,
+    [IS_PUBNS] = &pubns_stream_ops,
+    [IS_UP] = &up_ops,
+    [IS_SETUP] = &setup_ops,
+    [IS_NSUB] = &nsub_ops,
+    [IS_PUBOUT] = &pubout_ops,
+    [IS_IGNORE] = &not_msg_ops,
+};
+_Static_assert(sizeof(kind_ops) / sizeof(kind_ops[0]) == IS_IGNORE + 1,
+               "every stream kind has its operations");
+
 static void on_stream_msg(struct moq_ietf_engine *e, istream *st, uint64_t type,
                           const uint8_t *body, size_t len)
 {
-    switch (st->kind) {
-    case IS_REQ:
-        on_request(e, st, type, body, len);
-        return;
-    case IS_UP:
-        if (type == MOQ_IETF_SUBSCRIBE_OK)
-            on_subscribe_ok(e, st, body, len);
-        else if (type == MOQ_IETF_REQUEST_ERROR)
-            on_subscribe_error(e, st, body, len);
-        else if (type == MOQ_IETF_PUBLISH_DONE)
-            on_publish_done(e, st, body, len);
-        else
-            fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "unexpected answer to SUBSCRIBE");
-        return;
-    case IS_SETUP:
-        if (!e->setup_done && e->s->t->is_client)
-            on_server_setup(e, type, body, len);
-        else if (!e->setup_done)
-            on_client_setup(e, type, body, len);
-        else if (type == MOQ_IETF_GOAWAY)
-            fail(e, MOQ_IETF_NO_ERROR, "peer sent GOAWAY");
-        return;
-    case IS_NSUB:
-        on_nsub_msg(st->obj, type, body, len);
-        return;
-    case IS_PUBOUT:
-        if (type == MOQ_IETF_REQUEST_OK)
-            request_accepted(e, st->obj, NULL);
-        else if (type == MOQ_IETF_REQUEST_ERROR)
-            moq_warn("ietf", "%s: the peer refused PUBLISH_NAMESPACE /%s", e->s->t->peer,
-                     ((struct pubout *)st->obj)->path);
-        return;
-    case IS_SUB:
-    case IS_PUBNS:
-        if (type == MOQ_IETF_REQUEST_UPDATE) return; /* priorities: nothing to change */
-        /* fallthrough */
-    default:
-        fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "unexpected message on a request stream");
-        return;
-    }
+    const struct is_ops *o = kind_ops[st->kind];
+    (o->msg ? o->msg : unexpected_msg)(st, type, body, len);
 }
 
 /* The peer ended its side of a message stream (reset: !graceful). */
 static void on_stream_end(struct moq_ietf_engine *e, istream *st, bool graceful)
 {
-    switch (st->kind) {
-    case IS_NS:
-        if (st->obj) nswatch_free(st->obj); /* the peer unsubscribed */
-        break;
-    case IS_SUB:
-        if (st->obj) {
-            struct dsub *ds = st->obj;
-            ds->over = true;
-            dsub_free(ds);
-        }
-        break;
-    case IS_PUBNS:
-        if (st->obj) pubns_end(st->obj, graceful);
-        break;
-    case IS_UP:
-        if (st->obj && !graceful) {
-            struct usub *us = st->obj;
-            moq_track *track = us->track;
-            moq_route *route = us->pn->route;
-            us->released = true;
-            us->track = NULL;
-            usub_free(us);
-            if (track) moq_track_abort(track, route, MOQ_REASON_CANCEL);
-        }
-        return;
-    case IS_SETUP:
-        if (graceful) fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "SETUP stream closed");
-        return;
-    case IS_NSUB:
-        if (st->obj) nsub_free(st->obj, graceful);
-        break;
-    case IS_PUBOUT:
-        if (st->obj) ((struct pubout *)st->obj)->st = NULL; /* withdrawn by the peer */
-        st->obj = NULL;
-        break;
-    default:
-        break;
-    }
+    const struct is_ops *o = kind_ops[st->kind];
+    if (o->end && !o->end(st, graceful)) return;
     if (graceful)
         st_fin(st);
     else
@@ -1758,9 +1837,7 @@ static void on_stream_end(struct moq_ietf_engine *e, istream *st, bool graceful)
 /* A stream of framed messages: request streams (16+) and the SETUP stream (17+). */
 static bool is_msg_stream(const istream *st)
 {
-    return st->kind == IS_REQ || st->kind == IS_NS || st->kind == IS_SUB || st->kind == IS_PUBNS ||
-           st->kind == IS_UP || st->kind == IS_SETUP || st->kind == IS_NSUB ||
-           st->kind == IS_PUBOUT;
+    return kind_ops[st->kind]->msg != NULL;
 }
 
 static void msg_stream_data(struct moq_ietf_engine *e, istream *st, const uint8_t *data, size_t len,
