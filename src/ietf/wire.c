@@ -236,6 +236,9 @@ void ir_tuple(ietf_r *r, moq_buf *out)
     if (!r->err) {
         int rv = moq_path_normalize_append(out, moq_str_make(joined.data, joined.len));
         if (rv < 0) ir_fail(r, rv == MOQ_ERR_TOO_LARGE ? MOQ_ERR_TOO_LARGE : MOQ_ERR_NOMEM);
+        /* the root (no fields) is "", never a NULL pointer for the path and grant checks */
+        else if (!out->data && moq_buf_reserve(out, 1) < 0)
+            ir_fail(r, MOQ_ERR_NOMEM);
     }
     moq_buf_free(&joined);
 }

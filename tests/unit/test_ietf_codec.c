@@ -306,6 +306,30 @@ static void subgroup_parser_rejects(void **state)
     assert_string_equal(trace, "H7/300 O0:0  E O1:1 z E ");
 }
 
+/* An empty namespace (the root, e.g. SUBSCRIBE_NAMESPACE of everything) decodes to an empty
+ * string, not a NULL pointer the session would hand to path and permission checks. */
+static void empty_namespace_every_draft(void **state)
+{
+    for (int d = MOQT_14; d <= MOQT_20; d++) {
+        const moq_ietf_caps *c = moq_ietf_caps_get((moq_ietf_draft)d);
+        moq_buf b;
+        moq_buf_init(&b);
+        assert_int_equal(moq_ietf_encode_subscribe_namespace(&b, c, 4, moq_str_make("", 0)), 0);
+        uint64_t type;
+        int tn = moq_ietf_varint_get(c, b.data, b.len, &type);
+        assert_true(tn > 0);
+        struct moq_ietf_subscribe_namespace m;
+        assert_int_equal(moq_ietf_decode_subscribe_namespace(c, type, b.data + tn + 2,
+                                                             b.len - (size_t)tn - 2, &m),
+                         0);
+        assert_int_equal(m.request_id, 4);
+        assert_int_equal(m.prefix.len, 0);
+        assert_non_null(m.prefix.data);
+        moq_buf_free(&m.prefix);
+        moq_buf_free(&b);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -316,6 +340,7 @@ int main(void)
         cmocka_unit_test(subscribe_from_moq_net),
         cmocka_unit_test(subscribe_roundtrip_every_draft),
         cmocka_unit_test(namespace_messages_draft14),
+        cmocka_unit_test(empty_namespace_every_draft),
         cmocka_unit_test(subgroup_parser_every_split),
         cmocka_unit_test(subgroup_parser_rejects),
     };
