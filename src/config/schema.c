@@ -125,7 +125,9 @@ const struct opt moq_config_opts[] = {
     {"server.listen", "listen", NULL, "MOQ_SERVER_LISTEN", T_HOSTPORT, F(server.bind), NOSET,
      OPT_ALIAS | OPT_HIDDEN, NULL, NULL},
     {"server.version", "server-version", NULL, "MOQ_SERVER_VERSION", T_VERSIONS, F(server.version),
-     NOSET, 0, NULL, "MoQ versions to offer (moq-lite-05, moq-lite-04, moq-lite-03; unset: all)"},
+     NOSET, 0, NULL,
+     "MoQ versions to offer (moq-lite-05, moq-lite-04, moq-lite-03, moq-transport-14 .. "
+     "moq-transport-20; unset: all)"},
     {"server.backend", "server-backend", NULL, "MOQ_SERVER_BACKEND", T_BACKEND, F(server.backend),
      NOSET, OPT_IGNORED, NULL, "Upstream QUIC backend choice (ignored)"},
     QUIC_OPTS(server, SERVER, "server-max-streams", 0),

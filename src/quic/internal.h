@@ -191,6 +191,10 @@ struct moq_quic_conn {
     moq_quic_addr blk_local, blk_remote;
 
     char offered_alpn[200]; /* server: what the client offered, for the refusal log */
+    /* server: every ALPN we speak, in preference order (the server's list, which outlives
+     * the connection); each handshake offers GnuTLS the ones the client asked for */
+    const char *const *server_alpn;
+    size_t server_alpn_count;
 };
 
 static inline struct moq_quic_conn *moq_quic_conn_of(moq_transport *t)

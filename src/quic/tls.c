@@ -1,7 +1,8 @@
 /*
  * tls.c - GnuTLS sessions for QUIC connections: TLS 1.3 priorities, ALPN (server preference,
- * refusal of clients offering none of ours, the offered list kept for the log), SNI and the
- * client's tls_setup hook.
+ * refusal of clients offering none of ours, the offered list kept for the log, and more
+ * protocols than the 8 GnuTLS takes per session: each server handshake gives it those the
+ * client offered), SNI and the client's tls_setup hook.
  */
 #include "quic/internal.h"
 #include "util/err.h"
@@ -64,6 +65,40 @@ static int scan_client_ext(void *ctx, unsigned tls_id, const unsigned char *data
     return 0;
 }
 
+/* GnuTLS takes at most this many ALPN protocols per session. */
+#define GNUTLS_ALPN_MAX 8
+
+struct alpn_match {
+    const struct moq_quic_conn *c;
+    const char *picked[GNUTLS_ALPN_MAX];
+    size_t n;
+};
+
+/* Ours that the client offered, in our order (at most GNUTLS_ALPN_MAX). */
+static int match_client_alpn(void *ctx, unsigned tls_id, const unsigned char *data, unsigned size)
+{
+    struct alpn_match *m = ctx;
+    if (tls_id != 16 || size < 2) return 0;
+    size_t listlen = ((size_t)data[0] << 8) | data[1];
+    if (listlen + 2 > size) return 0;
+    for (size_t k = 0; k < m->c->server_alpn_count && m->n < GNUTLS_ALPN_MAX; k++) {
+        const char *ours = m->c->server_alpn[k];
+        size_t len = strlen(ours);
+        for (size_t i = 2; i < listlen + 2;) {
+            size_t n = data[i++];
+            if (i + n > listlen + 2) break;
+            if (n == len && memcmp(data + i, ours, len) == 0) {
+                m->picked[m->n++] = ours;
+                break;
+            }
+            i += n;
+        }
+    }
+    return 0;
+}
+
+static int set_alpn(gnutls_session_t s, const char *const *alpn, size_t n, unsigned flags);
+
 static int client_hello_hook(gnutls_session_t session, unsigned htype, unsigned when,
                              unsigned incoming, const gnutls_datum_t *msg)
 {
@@ -75,6 +110,11 @@ static int client_hello_hook(gnutls_session_t session, unsigned htype, unsigned 
         struct alpn_scan scan = {c->offered_alpn, sizeof(c->offered_alpn)};
         snprintf(c->offered_alpn, sizeof(c->offered_alpn), "none");
         gnutls_ext_raw_parse(&scan, scan_client_ext, msg, GNUTLS_EXT_RAW_FLAG_TLS_CLIENT_HELLO);
+        /* we may speak more protocols than GnuTLS takes: offer it those the client named */
+        struct alpn_match m = {.c = c};
+        gnutls_ext_raw_parse(&m, match_client_alpn, msg, GNUTLS_EXT_RAW_FLAG_TLS_CLIENT_HELLO);
+        if (m.n)
+            set_alpn(session, m.picked, m.n, GNUTLS_ALPN_MANDATORY | GNUTLS_ALPN_SERVER_PRECEDENCE);
         return 0;
     }
     /* GnuTLS refuses a mismatching ALPN list itself; this catches a client offering none. */
@@ -86,8 +126,8 @@ static int client_hello_hook(gnutls_session_t session, unsigned htype, unsigned 
 
 static int set_alpn(gnutls_session_t s, const char *const *alpn, size_t n, unsigned flags)
 {
-    gnutls_datum_t d[MOQ_QUIC_MAX_ALPN];
-    if (n > MOQ_QUIC_MAX_ALPN) n = MOQ_QUIC_MAX_ALPN;
+    gnutls_datum_t d[GNUTLS_ALPN_MAX];
+    if (n > GNUTLS_ALPN_MAX) n = GNUTLS_ALPN_MAX;
     for (size_t i = 0; i < n; i++) {
         d[i].data = (unsigned char *)alpn[i];
         d[i].size = (unsigned)strlen(alpn[i]);
@@ -108,6 +148,8 @@ int moq_quic_tls_server_init(struct moq_quic_conn *c, gnutls_certificate_credent
     if (ngtcp2_crypto_gnutls_configure_server_session(c->tls) != 0) return MOQ_ERR_TLS;
     gnutls_session_set_ptr(c->tls, &c->ref);
     if (gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, creds) != 0) return MOQ_ERR_TLS;
+    c->server_alpn = alpn;
+    c->server_alpn_count = alpn_count;
     if (set_alpn(c->tls, alpn, alpn_count, GNUTLS_ALPN_MANDATORY | GNUTLS_ALPN_SERVER_PRECEDENCE) !=
         0)
         return MOQ_ERR_TLS;

@@ -11,6 +11,8 @@
 
 #include "client/client.h"
 #include "h3/h3.h"
+#include "ietf/session.h"
+#include "ietf/version.h"
 #include "moq/errors.h"
 #include "qmux/qmux.h"
 #include "relay/service.h"
@@ -363,6 +365,14 @@ static void pick_versions(moq_relay *r)
     for (size_t i = 0; i < 3; i++) {
         if (want->len && !moq_strlist_contains(want, all[i])) continue;
         r->versions[r->n_versions++] = all[i];
+    }
+    /* moq-transport-14 is also reached through the "moql" ALPN and the compat SETUP */
+    if (!want->len || moq_strlist_contains(want, "moq-transport-14"))
+        r->versions[r->n_versions++] = MOQ_IETF_ALPN_COMPAT;
+    for (const moq_ietf_caps *const *c = moq_ietf_drafts; *c; c++) {
+        if (!moq_ietf_engine_runs((*c)->draft)) continue;
+        if (want->len && !moq_strlist_contains(want, (*c)->name)) continue;
+        r->versions[r->n_versions++] = (*c)->alpn;
     }
     for (size_t i = 0; i < r->n_versions; i++)
         r->alpns[r->n_alpns++] = r->versions[i];
@@ -727,10 +737,14 @@ int moq_relay_new(struct ev_loop *loop, const struct moq_config *cfg, moq_relay 
     r->tick.data = r;
     ev_timer_start(loop, &r->tick);
     origin_rearm(r, moq_now_us());
-    moq_info("relay", "ready: origin id %llu, moq versions %s%s%s%s%s over QUIC, WebTransport%s",
-             (unsigned long long)moq_origin_id(r->origin), r->versions[0],
-             r->n_versions > 1 ? ", " : "", r->n_versions > 1 ? r->versions[1] : "",
-             r->n_versions > 2 ? ", " : "", r->n_versions > 2 ? r->versions[2] : "",
+    char offered[256] = "";
+    for (size_t i = 0, o = 0; i < r->n_versions && o < sizeof(offered); i++) {
+        int n = snprintf(offered + o, sizeof(offered) - o, "%s%s", i ? ", " : "", r->versions[i]);
+        if (n < 0) break;
+        o += (size_t)n;
+    }
+    moq_info("relay", "ready: origin id %llu, moq versions %s over QUIC, WebTransport%s",
+             (unsigned long long)moq_origin_id(r->origin), offered,
              r->http && cfg->web.ws ? " and WebSocket" : "");
     *out = r;
     return 0;
@@ -785,31 +799,46 @@ moq_origin *moq_relay_origin(moq_relay *r)
 
 /* ---------------------------------------------------------------- run */
 
-#define DRAIN_S 0.5
+#define DRAIN_S  0.5
+#define GOAWAY_S 0.1
 
 static void drain_done(struct ev_loop *loop, ev_timer *w, int revents)
 {
     ev_break(loop, EVBREAK_ALL);
 }
 
-/* Close every session gracefully (clients see a clean close with code 0, and WebSocket
- * clients a qmux APPLICATION_CLOSE before the Close frame), then give the closes a moment
- * to reach the wire before the listeners go. */
+static void run_for(moq_relay *r, double seconds)
+{
+    ev_timer t;
+    ev_timer_init(&t, drain_done, seconds, 0.);
+    ev_timer_start(r->loop, &t);
+    ev_run(r->loop, 0);
+    ev_timer_stop(r->loop, &t);
+}
+
+/* Close every session gracefully: IETF sessions get a GOAWAY first, which a close at once
+ * would drop with the stream data still unsent, so those have GOAWAY_S to go out; then
+ * every session is closed (clients see a clean close with code 0, and WebSocket clients a
+ * qmux APPLICATION_CLOSE before the Close frame), and the closes have a moment to reach the
+ * wire before the listeners go. */
 static void drain(moq_relay *r)
 {
     if (r->n_sessions == 0) return;
     moq_info("relay", "closing %zu session(s)", r->n_sessions);
     moq_list *pos, *tmp;
+    bool goaway = false;
+    moq_list_each(pos, tmp, &r->sessions)
+    {
+        struct relay_session *rs = moq_container_of(pos, struct relay_session, link);
+        if (moq_session_goaway(rs->session)) goaway = true;
+    }
+    if (goaway) run_for(r, GOAWAY_S);
     moq_list_each(pos, tmp, &r->sessions)
     {
         struct relay_session *rs = moq_container_of(pos, struct relay_session, link);
         moq_session_close(rs->session, 0, "relay shutting down");
     }
-    ev_timer t;
-    ev_timer_init(&t, drain_done, DRAIN_S, 0.);
-    ev_timer_start(r->loop, &t);
-    ev_run(r->loop, 0);
-    ev_timer_stop(r->loop, &t);
+    run_for(r, DRAIN_S);
 }
 
 static void on_hangup(struct ev_loop *loop, ev_signal *w, int revents)

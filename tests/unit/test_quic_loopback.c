@@ -341,7 +341,12 @@ static void on_connect(void *ctx, moq_transport *t, int err, const char *reason)
     }
 }
 
-static const char *const server_alpn[] = {"moq-lite-05", "moq-lite-04", "moq-lite-03", "h3"};
+/* More than the 8 protocols GnuTLS takes per session, as a relay offering every IETF draft:
+ * each handshake hands GnuTLS the ones the client offered. */
+static const char *const server_alpn[] = {"moq-lite-05", "moq-lite-04", "moq-lite-03", "moql",
+                                          "moqt-20",     "moqt-19",     "moqt-18",     "moqt-17",
+                                          "moqt-16",     "moqt-15",     "moq-00",      "h3"};
+#define N_SERVER_ALPN (sizeof(server_alpn) / sizeof(server_alpn[0]))
 
 static const uint8_t test_reset_secret[32] = "0123456789abcdef0123456789abcdef";
 
@@ -362,7 +367,7 @@ static void env_start(struct env *e, const char *listen, const struct moq_quic_t
     struct moq_quic_server_config cfg = {
         .listen = listen,
         .alpn = server_alpn,
-        .alpn_count = 4,
+        .alpn_count = N_SERVER_ALPN,
         .creds_acquire = creds_acquire,
         .creds_release = creds_release,
         .creds_ctx = e,
@@ -516,6 +521,8 @@ static void handshake_picks_server_preference(void **state)
         {"[::1]:0", "::1", {"moq-lite-04", "moq-lite-03"}, 2, "moq-lite-04", MOQ_TRANSPORT_QUIC},
         {"[::]:0", "127.0.0.1", {"moq-lite-05"}, 1, "moq-lite-05", MOQ_TRANSPORT_QUIC},
         {"[::]:0", "::1", {"h3", "unknown"}, 2, "h3", MOQ_TRANSPORT_H3},
+        {"127.0.0.1:0", "127.0.0.1", {"moq-00", "moqt-20"}, 2, "moqt-20", MOQ_TRANSPORT_QUIC},
+        {"127.0.0.1:0", "127.0.0.1", {"moq-00"}, 1, "moq-00", MOQ_TRANSPORT_QUIC},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct env e;
@@ -1260,7 +1267,7 @@ static void max_connections_refuses_extra_clients(void **state)
     struct moq_quic_server_config cfg = {
         .listen = "127.0.0.1:0",
         .alpn = server_alpn,
-        .alpn_count = 4,
+        .alpn_count = N_SERVER_ALPN,
         .creds_acquire = creds_acquire,
         .creds_release = creds_release,
         .creds_ctx = &e,

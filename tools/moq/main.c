@@ -3,6 +3,7 @@
  * subscribe to a track and write its frames to stdout, fetch one cached group, list
  * announcements, and the clock demo of upstream's moq-clock. See docs/client.md.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -17,6 +18,7 @@
 #include "bench.h"
 #include "moq/errors.h"
 #include "moq/path.h"
+#include "ietf/version.h"
 #include "moq/version.h"
 #include "tool.h"
 #include "util/err.h"
@@ -55,7 +57,7 @@ static const char main_usage[] =
     "  clock subscribe  Print the time published by `moq clock publish`\n"
     "  bench            Load-test a relay with many sessions (upstream moq-bench's options)\n"
     "\n"
-    "URL: moql://host:port/path (raw QUIC), https://host:port/path (WebTransport),\n"
+    "URL: moql:// or moqt://host:port/path (raw QUIC), https://host:port/path (WebTransport),\n"
     "http://host:port/path (fetch /certificate.sha256 first and pin it, then WebTransport),\n"
     "or ws://host:port/path, wss://... (WebSocket).\n"
     "\n"
@@ -68,7 +70,9 @@ static const char common_options[] =
     "  --tls-fingerprint HEX  Accept only a server certificate with this SHA-256 (repeatable)\n"
     "  --tls-root FILE        Trust the CA certificates in this PEM file (repeatable)\n"
     "  --tls-disable-verify   Accept any server certificate (development only)\n"
-    "  --moq-version V        Offer only this moq-lite version: 05, 04 or 03 (default: all)\n"
+    "  --moq-version V        Offer only this version: moq-lite 05, 04 or 03, or IETF\n"
+    "                         moq-transport 14 .. 20 (e.g. moq-transport-17; default: all\n"
+    "                         moq-lite versions); --client-version is the same option\n"
     "  --raw-quic             With an http:// URL, dial raw QUIC instead of WebTransport\n"
     "  --timeout DURATION     Limit for connecting (default 10s; e.g. 500ms, 30s)\n"
     "  --log-level LEVEL      error, warn, info (default), debug or trace; MOQ_LOG wins\n"
@@ -250,6 +254,8 @@ static int parse_duration_ms(const char *s, uint64_t *out)
     return 0;
 }
 
+/* The ALPN of a version the tool may pin: moq-lite 05/04/03 ("05", "lite-05", "moq-lite-05")
+ * or an IETF draft 14..20 ("14", "moq-transport-14", or its ALPN "moq-00", "moqt-15", ...). */
 static const char *version_alpn(const char *v)
 {
     static const char *const names[][2] = {
@@ -259,7 +265,11 @@ static const char *version_alpn(const char *v)
             (strncmp(v, "lite-", 5) == 0 && strcmp(v + 5, names[i][0]) == 0))
             return names[i][1];
     }
-    return NULL;
+    const moq_ietf_caps *c = moq_ietf_caps_from_alpn(v, strlen(v));
+    if (!c) c = moq_ietf_caps_from_name(v);
+    if (!c && strlen(v) == 2 && isdigit((unsigned char)v[0]) && isdigit((unsigned char)v[1]))
+        c = moq_ietf_caps_get((moq_ietf_draft)atoi(v));
+    return c ? c->alpn : NULL;
 }
 
 static int push(const char **list, size_t *n, const char *v)
@@ -307,6 +317,8 @@ static int parse_options(struct tool_opts *o, int argc, char **argv, const char 
         }
         memcpy(name, arg, nlen);
         name[nlen] = '\0';
+        if (strcmp(name, "--client-version") == 0) /* upstream's spelling */
+            snprintf(name, sizeof(name), "--moq-version");
         bool is_flag = strcmp(name, "--tls-disable-verify") == 0 ||
                        strcmp(name, "--raw-quic") == 0 || strcmp(name, "--reconnect") == 0;
         if (is_flag) {
