@@ -11,6 +11,7 @@
  * raise it while we are writing packets or while the application is inside a downcall.
  */
 #include "quic/internal.h"
+#include "quic/mem.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/time.h"
@@ -417,7 +418,7 @@ struct moq_quic_conn *moq_quic_conn_new_server_validated(
     memcpy(params.stateless_reset_token, token, NGTCP2_STATELESS_RESET_TOKENLEN);
     ngtcp2_path path = make_path(local, remote);
     int rv = ngtcp2_conn_server_new(&c->nc, &hd->scid, scid, &path, hd->version, &cb, &st, &params,
-                                    NULL, c);
+                                    moq_quic_mem(), c);
     if (rv != 0) {
         moq_warn("quic", "ngtcp2_conn_server_new: %s", ngtcp2_strerror(rv));
         c->nc = NULL;
@@ -454,7 +455,7 @@ struct moq_quic_conn *moq_quic_conn_new_client(moq_quic_endpoint *ep, const moq_
     fill_params(c, &params);
     ngtcp2_path path = make_path(local, remote);
     int rv = ngtcp2_conn_client_new(&c->nc, &dcid, &scid, &path, NGTCP2_PROTO_VER_V1, &cb, &st,
-                                    &params, NULL, c);
+                                    &params, moq_quic_mem(), c);
     if (rv != 0) {
         moq_warn("quic", "ngtcp2_conn_client_new: %s", ngtcp2_strerror(rv));
         c->nc = NULL;
