@@ -480,7 +480,8 @@ static void drop_stale_groups(struct down_sub *ds, uint64_t now)
     moq_list_each(pos, tmp, &ds->groups)
     {
         struct group_out *go = moq_container_of(pos, struct group_out, link);
-        if (go->fin_sent || now - go->created_us <= limit) continue;
+        /* A group written to the end may still wait in the transport: it is dropped too. */
+        if (now - go->created_us <= limit) continue;
         if (go->queued) {
             s->stats.groups_dropped++;
             group_out_end(go);
