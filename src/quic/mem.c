@@ -30,7 +30,7 @@ static void *mem_alloc(size_t size, int zero)
 {
     if (size > SIZE_MAX - 2 * sizeof(struct mem_hdr) - 65536) return NULL;
     struct mem_hdr *h = NULL;
-    if (size >= MOQ_QUIC_MEM_PAGED_MIN) {
+    if (MOQ_QUIC_MEM_PAGED && size >= MOQ_QUIC_MEM_PAGED_MIN) {
         size_t len = page_round(size + sizeof(*h));
         void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (p != MAP_FAILED) {

@@ -16,6 +16,20 @@
 
 #define MOQ_QUIC_MEM_PAGED_MIN 4096
 
+/* Under AddressSanitizer every block comes from malloc: LeakSanitizer does not look for
+ * pointers inside mappings of our own, so the heap objects they point to would look leaked,
+ * and a block that is never freed would go unnoticed. */
+#if defined(__SANITIZE_ADDRESS__)
+#define MOQ_QUIC_MEM_PAGED 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MOQ_QUIC_MEM_PAGED 0
+#endif
+#endif
+#ifndef MOQ_QUIC_MEM_PAGED
+#define MOQ_QUIC_MEM_PAGED 1
+#endif
+
 const ngtcp2_mem *moq_quic_mem(void);
 
 /* The same functions, for tests. */
