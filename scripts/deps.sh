@@ -20,6 +20,10 @@ if [ "${MOQ_DEPS_BROWSER:-0}" = 1 ]; then
 fi
 # make container-test: podman (runc for hosts where crun cannot run) and mmdebstrap for a
 # Debian 12 base image where no registry serves one
+# bench/callgrind.sh: instruction counts under valgrind
+if [ "${MOQ_DEPS_VALGRIND:-0}" = 1 ]; then
+    packages+=(valgrind)
+fi
 if [ "${MOQ_DEPS_CONTAINER:-0}" = 1 ]; then
     packages+=(podman runc iptables mmdebstrap)
 fi

@@ -280,6 +280,30 @@ typedef struct moq_auth moq_auth;
 int moq_auth_new(const moq_auth_config *cfg, moq_auth **out, moq_auth_error *err);
 void moq_auth_free(moq_auth *a);
 
+/* Permissions of a peer authenticated by a verified client certificate (mTLS), as upstream
+ * grants them: everything under the connection path of `target` ("/path?query"; the query
+ * is ignored), until `expires` (the certificate's notAfter; 0 = never). */
+int moq_auth_certified(const char *target, size_t len, int64_t expires, moq_perms *out,
+                       moq_auth_error *err);
+
+/* One key file's outcome in moq_auth_reload: key (borrowed for the call) on success, NULL
+ * and err on failure. */
+typedef void (*moq_auth_reload_report)(void *ctx, const char *path, const moq_jwk *key,
+                                       const moq_auth_error *err);
+
+/* Re-read every key file of key/keys now, whether or not it changed on disk, and forget the
+ * keys cached from key_dir (they are read again on their next use). Each file is reported
+ * through `report` (may be NULL). A file that fails to load fails closed, as on a change
+ * seen at connection time: tokens it signed are refused until it loads again. Returns the
+ * number of files that failed; *dropped (may be NULL) gets the number of key_dir keys
+ * forgotten. */
+size_t moq_auth_reload(moq_auth *a, moq_auth_reload_report report, void *ctx, size_t *dropped);
+
+/* Number of key files configured through key/keys. */
+size_t moq_auth_key_files(const moq_auth *a);
+/* True when key_dir is configured. */
+bool moq_auth_has_key_dir(const moq_auth *a);
+
 /* Authorize a connection. path is the connection path ("" or "/" is the root); jwt the
  * token or NULL/"" for anonymous access. On success *out holds the permissions (free
  * with moq_perms_free). With a token, public access is not consulted. */

@@ -173,6 +173,38 @@ void moq_auth_free(moq_auth *a)
     free(a);
 }
 
+size_t moq_auth_reload(moq_auth *a, moq_auth_reload_report report, void *ctx, size_t *dropped)
+{
+    size_t failed = 0;
+    pthread_mutex_lock(&a->lock);
+    for (size_t i = 0; i < a->slots_len; i++) {
+        key_slot *s = &a->slots[i];
+        s->loaded = false; /* read it again even when stat() sees no change */
+        moq_jwk *key = NULL;
+        moq_auth_error err = {0};
+        if (slot_key(s, &key, &err) != 0) {
+            failed++;
+            s->warned = true; /* reported here; connections need not repeat it */
+        }
+        if (report) report(ctx, s->path, key, key ? NULL : &err);
+        moq_jwk_unref(key);
+    }
+    if (dropped) *dropped = moq_map_len(&a->dir_cache);
+    drop_dir_cache(a);
+    pthread_mutex_unlock(&a->lock);
+    return failed;
+}
+
+size_t moq_auth_key_files(const moq_auth *a)
+{
+    return a->slots_len;
+}
+
+bool moq_auth_has_key_dir(const moq_auth *a)
+{
+    return a->key_dir != NULL;
+}
+
 /* "{key_dir}/{kid}.jwk", the kid validated first so it can never leave the directory. */
 static int key_dir_lookup(moq_auth *a, const char *kid, moq_jwk **out, moq_auth_error *err)
 {
@@ -399,4 +431,34 @@ int moq_auth_check_path(moq_auth *a, const char *path, size_t path_len, const ch
     memcpy(p, path, path_len);
     p[path_len] = '\0';
     return check_split(a, p, query, query_len, now, out, err);
+}
+
+int moq_auth_certified(const char *target, size_t len, int64_t expires, moq_perms *out,
+                       moq_auth_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    if (len == 0) {
+        target = "/";
+        len = 1;
+    }
+    moq_target t;
+    if (memchr(target, '\0', len) || moq_target_split(target, len, &t) < 0)
+        return moq_auth_fail(err, MOQ_ERR_AUTH, MOQ_AUTH_R_MALFORMED,
+                             "request target is not a valid URL path");
+    char *path = moq_authpath_remove_dots(t.path, t.path_len);
+    if (!path) return moq_auth_fail(err, MOQ_ERR_NOMEM, MOQ_AUTH_R_NONE, "out of memory");
+    moq_claims claims;
+    moq_claims_init(&claims);
+    int rc = moq_claims_set_root(&claims, path[0] ? path : "/");
+    if (!rc) rc = moq_strlist_push(&claims.publish, "");
+    if (!rc) rc = moq_strlist_push(&claims.subscribe, "");
+    if (rc) rc = moq_auth_fail(err, MOQ_ERR_NOMEM, MOQ_AUTH_R_NONE, "out of memory");
+    if (!rc) {
+        claims.has_exp = expires > 0;
+        claims.exp = expires;
+        rc = moq_claims_authorize(&claims, path[0] ? path : "/", out, err);
+    }
+    moq_claims_free(&claims);
+    free(path);
+    return rc;
 }

@@ -12,6 +12,7 @@
 
 #include "h3/h3.h"
 #include "moq/version.h"
+#include "util/defer.h"
 #include "util/err.h"
 #include "util/ev_deadline.h"
 #include "util/log.h"
@@ -41,6 +42,7 @@ struct moq_dial {
     moq_strlist roots, fingerprints;
     bool disable_verify;
     enum moq_tls_system_roots system_roots;
+    char *cert, *key; /* mTLS identity, or NULL */
     struct moq_quic_transport_config transport;
     moq_origin *origin;
     uint64_t max_frame_bytes;
@@ -64,7 +66,7 @@ struct moq_dial {
     moq_session *s;
     moq_ev_deadline session_timer; /* the session's next deadline */
     ev_timer timeout;
-    ev_timer reap; /* reports a failed attempt and frees the dial, from the loop */
+    moq_defer reap; /* reports a failed attempt and frees the dial, from the loop */
     bool reported;
     int end_err;
     uint64_t end_code;
@@ -77,7 +79,7 @@ static void dial_free(moq_dial *d)
 {
     moq_ev_deadline_stop(&d->session_timer);
     ev_timer_stop(d->loop, &d->timeout);
-    ev_timer_stop(d->loop, &d->reap);
+    moq_defer_fini(&d->reap);
     if (d->get) moq_http_get_cancel(d->get);
     if (d->qc) moq_quic_connect_cancel(d->qc);
     if (d->wsc) moq_ws_connect_cancel(d->wsc);
@@ -86,6 +88,8 @@ static void dial_free(moq_dial *d)
     free(d->url_text);
     free(d->target);
     free(d->tls_hint);
+    free(d->cert);
+    free(d->key);
     moq_strlist_free(&d->versions);
     moq_strlist_free(&d->publish);
     moq_strlist_free(&d->subscribe);
@@ -101,7 +105,7 @@ static void report(moq_dial *d)
     d->closed(d->ctx, d, d->end_err, d->end_code, d->end_reason);
 }
 
-static void reap_cb(struct ev_loop *loop, ev_timer *w, int revents)
+static void reap_cb(moq_defer *w)
 {
     moq_dial *d = w->data;
     report(d);
@@ -141,7 +145,7 @@ static void attempt_failed(moq_dial *d, int err, const char *fmt, ...)
         d->quic = NULL;
     }
     moq_debug("client", "%s: %s", d->url_text, d->end_reason);
-    ev_timer_start(d->loop, &d->reap);
+    moq_defer_schedule(&d->reap);
 }
 
 static void timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -196,7 +200,7 @@ static void session_closed(void *ctx, moq_session *s, uint64_t code, const char 
     snprintf(d->end_reason, sizeof(d->end_reason), "%s", reason ? reason : "");
     report(d);
     /* The transport is freed after this event; our TLS state must outlive it. */
-    ev_timer_start(d->loop, &d->reap);
+    moq_defer_schedule(&d->reap);
 }
 
 static void session_upstream(void *ctx, moq_session *s, const uint8_t *path, size_t len,
@@ -212,7 +216,7 @@ static void session_announce_refused(void *ctx, moq_session *s, const char *pref
     if (d->announce_refused) d->announce_refused(d->ctx, d, prefix);
 }
 
-static void session_event(void *ctx, moq_session *s, const struct moq_session_event *ev)
+static void moq_session_emit(void *ctx, moq_session *s, const struct moq_session_event *ev)
 {
     moq_dial *d = ctx;
     if (d->event) d->event(d->ctx, d, ev);
@@ -236,7 +240,7 @@ static void start_session(moq_dial *d, moq_transport *t)
         .authorize = session_authorize,
         .upstream = session_upstream,
         .announce_refused = session_announce_refused,
-        .event = session_event,
+        .event = moq_session_emit,
         .closed = session_closed,
         .ctx = d,
     };
@@ -399,6 +403,8 @@ static int make_tls(moq_dial *d, char *err, size_t errlen)
         .system_roots = d->system_roots,
         .fingerprints = (const char *const *)d->fingerprints.v,
         .n_fingerprints = d->fingerprints.len,
+        .cert = d->cert,
+        .key = d->key,
     };
     moq_tls_client_free(d->tls);
     d->tls = NULL;
@@ -559,6 +565,8 @@ static int take_config(moq_dial *d, const struct moq_dial_config *cfg, char *err
     d->announce_refused = cfg->announce_refused;
     d->event = cfg->event;
     if (cfg->tls_hint && !(d->tls_hint = strdup(cfg->tls_hint))) return MOQ_ERR_NOMEM;
+    if (cfg->tls.cert && !(d->cert = strdup(cfg->tls.cert))) return MOQ_ERR_NOMEM;
+    if (cfg->tls.key && !(d->key = strdup(cfg->tls.key))) return MOQ_ERR_NOMEM;
     d->closed = cfg->closed;
     d->ctx = cfg->ctx;
     return 0;
@@ -586,8 +594,11 @@ int moq_dial_start(struct ev_loop *loop, const struct moq_dial_config *cfg, moq_
                   (double)(cfg->timeout_ms ? cfg->timeout_ms : MOQ_DIAL_DEFAULT_TIMEOUT_MS) / 1000.,
                   0.);
     d->timeout.data = d;
-    ev_timer_init(&d->reap, reap_cb, 0., 0.);
-    d->reap.data = d;
+    if (moq_defer_init(&d->reap, loop, reap_cb, d) < 0) {
+        free(d->url_text);
+        free(d);
+        return MOQ_ERR_NOMEM;
+    }
     moq_ev_deadline_init(&d->session_timer, loop, session_timer_fired, d);
     int rv = d->url_text ? take_config(d, cfg, err, errlen) : MOQ_ERR_NOMEM;
     if (rv == 0 && strcmp(d->url.scheme, "http") == 0) {

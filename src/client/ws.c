@@ -24,6 +24,7 @@
 #include "http/ws.h"
 #include "qmux/qmux.h"
 #include "util/buf.h"
+#include "util/defer.h"
 #include "util/err.h"
 #include "util/list.h"
 #include "util/log.h"
@@ -74,7 +75,7 @@ struct moq_ws_client {
     bool peer_eof, broken, closing, close_received;
     uint16_t peer_code;
     char peer_reason[124];
-    ev_idle process;
+    moq_defer process;
     ev_timer timer;       /* qmux deadlines */
     ev_timer close_timer; /* bounds the closing handshake */
     size_t budget;
@@ -95,7 +96,7 @@ static void free_slice_msg(struct slice_msg *m)
 static void client_free(moq_ws_client *c)
 {
     ev_io_stop(c->loop, &c->io);
-    ev_idle_stop(c->loop, &c->process);
+    moq_defer_fini(&c->process);
     ev_timer_stop(c->loop, &c->timer);
     ev_timer_stop(c->loop, &c->close_timer);
     if (c->q) moq_qmux_free(c->q); /* delivers `closed` if the session had not had it */
@@ -347,7 +348,7 @@ static int io_send_record(void *io, const moq_slice *v, size_t n)
     moq_list_push_back(&c->slice_msgs, &m->link);
     c->slice_bytes += len;
     if (queued(c) >= LOW_WATER) c->above_low = true;
-    ev_idle_start(c->loop, &c->process);
+    moq_defer_schedule(&c->process);
     return 0;
 }
 
@@ -365,7 +366,7 @@ static void start_close(moq_ws_client *c, uint16_t code, const char *reason)
     if (c->ws) wslay_event_queue_close(c->ws, code, (const uint8_t *)reason, rl);
     ev_timer_set(&c->close_timer, CLOSE_TIMEOUT_S, 0.);
     ev_timer_start(c->loop, &c->close_timer);
-    ev_idle_start(c->loop, &c->process);
+    moq_defer_schedule(&c->process);
 }
 
 static void io_close(void *io, uint16_t code, const char *reason)
@@ -376,7 +377,7 @@ static void io_close(void *io, uint16_t code, const char *reason)
 static void io_wake(void *io)
 {
     moq_ws_client *c = io;
-    ev_idle_start(c->loop, &c->process);
+    moq_defer_schedule(&c->process);
 }
 
 static const struct moq_qmux_io qmux_io = {io_send_record, io_queued, io_close, io_wake};
@@ -430,7 +431,7 @@ static bool drive(moq_ws_client *c, int revents)
         c->budget = RECV_BUDGET;
         if (wslay_event_recv(c->ws) != 0) c->broken = true;
         if (!c->budget && !c->broken && c->tls)
-            ev_idle_start(c->loop, &c->process); /* records may wait inside gnutls */
+            moq_defer_schedule(&c->process); /* records may wait inside gnutls */
     }
     for (int round = 0; round < 8 && !c->broken; round++) {
         if (wslay_event_want_write(c->ws) && wslay_event_send(c->ws) != 0) c->broken = true;
@@ -455,10 +456,9 @@ static bool drive(moq_ws_client *c, int revents)
     return true;
 }
 
-static void process_cb(struct ev_loop *loop, ev_idle *w, int revents)
+static void process_cb(moq_defer *d)
 {
-    moq_ws_client *c = w->data;
-    ev_idle_stop(loop, w);
+    moq_ws_client *c = d->data;
     if (c->q) after(c, moq_qmux_process(c->q, moq_now_us()));
     drive(c, 0);
 }
@@ -782,8 +782,7 @@ int moq_ws_connect(struct ev_loop *loop, const struct moq_ws_client_config *cfg,
     moq_list_init(&c->slice_msgs);
     ev_io_init(&c->io, io_cb, -1, 0);
     c->io.data = c;
-    ev_idle_init(&c->process, process_cb);
-    c->process.data = c;
+    int deferred = moq_defer_init(&c->process, loop, process_cb, c);
     ev_timer_init(&c->timer, timer_cb, 0., 0.);
     c->timer.data = c;
     ev_timer_init(&c->close_timer, close_timer_cb, CLOSE_TIMEOUT_S, 0.);
@@ -794,9 +793,9 @@ int moq_ws_connect(struct ev_loop *loop, const struct moq_ws_client_config *cfg,
     c->target = strdup(cfg->target);
     int n = moq_qmux_offer_subprotocols(c->offer, sizeof(c->offer), cfg->versions, cfg->n_versions,
                                         NULL, 0);
-    if (!c->target || n < 0) {
+    if (!c->target || deferred < 0 || n < 0) {
         client_free(c);
-        return !c->target ? MOQ_ERR_NOMEM : MOQ_ERR_INVALID;
+        return !c->target || deferred < 0 ? MOQ_ERR_NOMEM : MOQ_ERR_INVALID;
     }
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG};
     if (getaddrinfo(c->host, c->port, &hints, &c->addrs) != 0) {

@@ -508,6 +508,77 @@ void moq_cluster_free(moq_cluster *c)
     free(c);
 }
 
+/* The advertisement of `url`, when one is visible. */
+static void find_advertisement(const moq_cluster *c, const char *url, struct moq_cluster_node *n,
+                               uint64_t *hops)
+{
+    moq_buf path;
+    moq_buf_init(&path);
+    if (advertisement_path(&path, url) == 0 &&
+        moq_origin_lookup(c->origin, path.data, path.len, 0, hops, &n->nhops) == 0) {
+        n->advertised = true;
+        n->hops = hops;
+    }
+    moq_buf_free(&path);
+}
+
+static void describe_peer(const struct peer *p, struct moq_cluster_node *n)
+{
+    n->dialed = true;
+    n->on_demand = p->on_demand;
+    n->session = p->session;
+    n->state = p->session ? "connected" : p->dial ? "dialing" : "waiting";
+    if (p->session) n->connected_ms = moq_now_us() / 1000 - p->connected_at;
+}
+
+size_t moq_cluster_each_node(const moq_cluster *c,
+                             void (*fn)(void *ctx, const struct moq_cluster_node *n), void *ctx)
+{
+    size_t visited = 0, npeers = 0;
+    for (const moq_list *pos = c->peers.next; pos != &c->peers; pos = pos->next)
+        npeers++;
+    bool *matched = calloc(npeers ? npeers : 1, sizeof(bool));
+    if (!matched) return 0;
+    uint64_t hops[MOQ_MAX_HOPS];
+    if (c->node) {
+        struct moq_cluster_node n = {.url = c->node,
+                                     .self = true,
+                                     .has_origin = true,
+                                     .origin_id = moq_origin_id(c->origin)};
+        find_advertisement(c, c->node, &n, hops);
+        fn(ctx, &n);
+        visited++;
+    }
+    size_t it = 0;
+    uint64_t id;
+    void *v;
+    while (moq_u64map_next(&c->nodes, &it, &id, &v)) {
+        struct moq_cluster_node n = {.url = v, .has_origin = true, .origin_id = id};
+        find_advertisement(c, v, &n, hops);
+        size_t i = 0;
+        for (const moq_list *pos = c->peers.next; pos != &c->peers; pos = pos->next, i++) {
+            const struct peer *p = moq_container_of(pos, struct peer, link);
+            if (matched[i] || !same_node(p->url, v)) continue;
+            matched[i] = true;
+            describe_peer(p, &n);
+            break;
+        }
+        fn(ctx, &n);
+        visited++;
+    }
+    size_t i = 0;
+    for (const moq_list *pos = c->peers.next; pos != &c->peers; pos = pos->next, i++) {
+        if (matched[i]) continue;
+        const struct peer *p = moq_container_of(pos, struct peer, link);
+        struct moq_cluster_node n = {.url = p->url};
+        describe_peer(p, &n);
+        fn(ctx, &n);
+        visited++;
+    }
+    free(matched);
+    return visited;
+}
+
 size_t moq_cluster_connected(const moq_cluster *c)
 {
     size_t n = 0;

@@ -84,6 +84,29 @@ void moq_cluster_upstream(moq_cluster *c, moq_session *s, const uint8_t *path, s
  * with a message in err (never the token, nor a value that may be one) / MOQ_ERR_NOMEM. */
 int moq_cluster_token_load(const char *value, char **out, char *err, size_t errlen);
 
+/* One relay of the cluster as this relay sees it (the /nodes endpoint). Pointers are valid
+ * during the callback only. */
+struct moq_cluster_node {
+    const char *url; /* as advertised or configured: may carry a ?jwt= (redact it) */
+    bool self;       /* this relay's own advertisement */
+    bool has_origin; /* origin_id is known (from its advertisement) */
+    uint64_t origin_id;
+    bool advertised;      /* its advertisement is visible in the origin */
+    const uint64_t *hops; /* the advertisement's route, oldest first */
+    size_t nhops;
+    bool dialed; /* a peer this relay dials (configured, or on demand) */
+    bool on_demand;
+    const char *state;          /* dialed: "connected", "dialing" or "waiting" (to redial) */
+    uint64_t connected_ms;      /* connected: for how long */
+    const moq_session *session; /* connected: the session this relay dialed */
+};
+
+/* Every node known through advertisements or dials: this relay first (when `node` is set),
+ * then the advertised ones (each merged with its dial), then the peers dialed that advertise
+ * nothing. Returns the number visited. */
+size_t moq_cluster_each_node(const moq_cluster *c,
+                             void (*fn)(void *ctx, const struct moq_cluster_node *n), void *ctx);
+
 /* Number of sessions the cluster dialed that are up now (static and on-demand). */
 size_t moq_cluster_connected(const moq_cluster *c);
 

@@ -20,8 +20,6 @@ extern char **environ;
 
 #define MAX_FILE_SIZE (16u << 20)
 
-enum src { SRC_DEFAULT = 0, SRC_FILE, SRC_ENV, SRC_FLAG };
-
 /* What a value came with, for error messages. */
 struct origin {
     enum src src;
@@ -1130,6 +1128,10 @@ static int walk_args(struct moq_config *cfg, int argc, char *const *argv,
                 *action = strcmp(a, "--help-man") ? MOQ_CONFIG_HELP_MARKDOWN : MOQ_CONFIG_HELP_MAN;
             continue;
         }
+        if (!strcmp(a, "--check")) {
+            if (!apply) cfg->check = true;
+            continue;
+        }
         if (!strcmp(a, "--file") || !strncmp(a, "--file=", 7)) {
             /* upstream's packaged unit names the file this way */
             const char *path = a[6] == '=' ? a + 7 : NULL;
@@ -1192,6 +1194,7 @@ static void quic_defaults(struct moq_config_quic *q)
     q->gso = true;
     q->idle_timeout_ms = 30000;
     q->keep_alive_ms = 5000;
+    q->ack_timeout_ms = 10000;
 }
 
 void moq_config_init(struct moq_config *cfg)
@@ -1277,6 +1280,26 @@ static struct origin origin_of(const struct moq_config *cfg, const char *key)
     const struct opt *co = &moq_config_opts[c];
     from.name = from.src == SRC_ENV ? co->env : co->flag;
     return from;
+}
+
+const char *moq_config_where(const struct moq_config *cfg, const char *key, char *buf, size_t len)
+{
+    struct origin from = origin_of(cfg, key);
+    switch (from.src) {
+    case SRC_FILE:
+        snprintf(buf, len, "%s:%u:%u", from.file, from.line, from.col);
+        break;
+    case SRC_ENV:
+        snprintf(buf, len, "%s", from.name);
+        break;
+    case SRC_FLAG:
+        snprintf(buf, len, "--%s", from.name);
+        break;
+    default:
+        snprintf(buf, len, "%s (default)", key);
+        break;
+    }
+    return buf;
 }
 
 __attribute__((format(printf, 5, 6))) static int fail_key(const struct moq_config *cfg,
@@ -1440,6 +1463,25 @@ static const char *opt_label(const struct opt *o, char *buf, size_t n)
     return buf;
 }
 
+/* Timers that defeat each other: an idle timeout that drops healthy idle sessions before a
+ * keep-alive can hold them, or an ack timeout the idle timeout always beats. */
+static void warn_quic_timers(struct moq_config *cfg, const char *side,
+                             const struct moq_config_quic *q)
+{
+    unsigned long long idle = q->idle_timeout_ms, keep = q->keep_alive_ms, ack = q->ack_timeout_ms;
+    if (idle && keep && idle <= keep)
+        warn(cfg,
+             "%s.quic.idle_timeout (%llu ms) is not longer than %s.quic.keep_alive (%llu ms): "
+             "healthy idle sessions time out before a keep-alive holds them; make the idle "
+             "timeout longer than the keep-alive interval (upstream: 30s and 5s)",
+             side, idle, side, keep);
+    if (idle && ack && ack >= idle)
+        warn(cfg,
+             "%s.quic.ack_timeout (%llu ms) is not shorter than %s.quic.idle_timeout (%llu ms): "
+             "a vanished peer is noticed only at the idle timeout",
+             side, ack, side, idle);
+}
+
 int moq_config_validate(struct moq_config *cfg, char *err, size_t errlen)
 {
     int rc = moq_config_finalize(cfg, err, errlen);
@@ -1496,6 +1538,9 @@ int moq_config_validate(struct moq_config *cfg, char *err, size_t errlen)
                             key, bad);
         if (*bad) warn(cfg, "%s: %s not supported by this relay and will not be offered", key, bad);
     }
+
+    warn_quic_timers(cfg, "server", &s->quic);
+    warn_quic_timers(cfg, "client", &cfg->client.quic);
 
     if (cfg->stats.enabled)
         warn(cfg, "stats.enabled = true: stats publishing is not implemented by this relay; no "

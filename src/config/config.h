@@ -48,15 +48,16 @@ struct moq_config_quic {
     bool gso_set;
     uint64_t idle_timeout_ms; /* default 30000 */
     uint64_t keep_alive_ms;   /* default 5000; 0 disables keep-alives */
+    uint64_t ack_timeout_ms;  /* default 10000; 0 disables (the idle timeout alone) */
     bool mtu_discovery;       /* default false */
     enum moq_congestion congestion_control;
     char *qlog; /* directory for qlog traces */
 };
 
 struct moq_config_server {
-    char *bind;                 /* QUIC UDP address; default "[::]:443"; TOML alias `listen` */
+    char *bind;          /* QUIC UDP address; default "[::]:443"; TOML alias `listen` */
     moq_strlist version; /* moq-lite versions to offer; empty = all supported */
-    char *backend;              /* accepted for compatibility (quinn|quiche|noq), ignored */
+    char *backend;       /* accepted for compatibility (quinn|quiche|noq), ignored */
     struct moq_config_quic quic;
     char *preferred_v4, *preferred_v6; /* [server.quic] preferred_v4/v6 (ignored) */
     char *quic_lb_id;                  /* hex (ignored) */
@@ -86,11 +87,11 @@ struct moq_config_client {
     moq_strlist version;
     struct moq_config_quic quic;
     struct {
-        moq_strlist root; /* trusted CA files; replace the system roots by default */
-        bool system_roots;       /* default: true when root is empty, else false */
+        moq_strlist root;  /* trusted CA files; replace the system roots by default */
+        bool system_roots; /* default: true when root is empty, else false */
         bool system_roots_set;
         moq_strlist fingerprint; /* pinned SHA-256 (hex) */
-        char *cert, *key;               /* mTLS client identity */
+        char *cert, *key;        /* mTLS client identity */
         bool disable_verify;
         char *host_name; /* SNI / verification name override */
     } tls;
@@ -112,25 +113,25 @@ struct moq_config_cluster {
     moq_strlist connect; /* peer URLs (https://, moql://, moqt://); a bare host[:port]
                                    is normalized to https://host[:port]/; the legacy `root`
                                    is folded in here */
-    char *connect_api;          /* URL or file with a JSON peer list */
-    char *node;                 /* this relay's own URL; legacy TOML alias `advertise` */
-    bool mesh;                  /* gossip discovery */
-    char *token;                /* the JWT for outbound dials, or a file holding it */
+    char *connect_api;   /* URL or file with a JSON peer list */
+    char *node;          /* this relay's own URL; legacy TOML alias `advertise` */
+    bool mesh;           /* gossip discovery */
+    char *token;         /* the JWT for outbound dials, or a file holding it */
     char *tier;
     uint64_t linger_ms; /* default 5000 */
     char *prefix;       /* legacy `prefix`, accepted and ignored */
 };
 
 struct moq_config_auth {
-    char *key;                           /* JWK file (or URL) */
+    char *key;                    /* JWK file (or URL) */
     moq_strlist keys;             /* more JWK files (this relay's extension) */
-    char *key_dir;                       /* directory of <kid>.jwk files (or URL) */
-    bool public_set;                     /* any anonymous access configured */
+    char *key_dir;                /* directory of <kid>.jwk files (or URL) */
+    bool public_set;              /* any anonymous access configured */
     moq_strlist public_subscribe; /* anonymous subscribe prefixes ("" = everything) */
     moq_strlist public_publish;   /* anonymous publish prefixes */
-    char *public_api;                    /* [auth.public] api (unsupported) */
+    char *public_api;             /* [auth.public] api (unsupported) */
     moq_strlist domains;          /* SNI slug suffixes ([auth] domains) */
-    char *api;                           /* unified auth API URL ([auth] auth_api; unsupported) */
+    char *api;                    /* unified auth API URL ([auth] auth_api; unsupported) */
     char *mtls_tier;
     struct {
         moq_strlist root;
@@ -197,7 +198,8 @@ struct moq_config {
         bool disable_relay;
     } iroh;
 
-    char *file;                  /* the config file loaded, or NULL */
+    char *file;           /* the config file loaded, or NULL */
+    bool check;           /* --check: validate and print, do not start */
     moq_strlist warnings; /* filled by moq_config_validate() */
 
     /* Internal bookkeeping: where each option came from, and values waiting for
@@ -265,6 +267,15 @@ int moq_config_validate(struct moq_config *cfg, char *err, size_t errlen);
  * the spec was malformed (it is then ignored and the configured level stays). */
 int moq_config_apply_log(const struct moq_config *cfg, char *const *envp, char *warn,
                          size_t warnlen);
+
+/* Where option `key` got its value, for messages about it: "FILE:LINE:COL", the MOQ_*
+ * variable, "--flag", or "KEY (default)". Returns buf. */
+const char *moq_config_where(const struct moq_config *cfg, const char *key, char *buf, size_t len);
+
+/* --check: every option that is set or has a default, as `key = value  # source` lines
+ * (source: FILE:LINE:COL, MOQ_* variable, --flag or "default"). Secrets are redacted: the
+ * cluster token unless it names a file, iroh.secret, and any token inside a value. */
+void moq_config_print_effective(const struct moq_config *cfg, FILE *out);
 
 /* --help text: usage and every flag with its env variable and a one-line description. */
 void moq_config_print_help(FILE *out);

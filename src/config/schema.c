@@ -71,6 +71,17 @@
          0,                                                                                        \
          "5s",                                                                                     \
          "QUIC keep-alive (PING) interval; 0 disables keep-alives"},                               \
+        {#side ".quic.ack_timeout",                                                                \
+         #side "-quic-ack-timeout",                                                                \
+         NULL,                                                                                     \
+         "MOQ_" #SIDE "_QUIC_ACK_TIMEOUT",                                                         \
+         T_DURATION,                                                                               \
+         F(side.quic.ack_timeout_ms),                                                              \
+         NOSET,                                                                                    \
+         0,                                                                                        \
+         "10s",                                                                                    \
+         "Close a session whose keep-alives or data stay unacknowledged this long, nothing "       \
+         "heard from the peer meanwhile (a vanished peer); 0 leaves it to the idle timeout"},      \
         {#side ".quic.mtu_discovery",                                                              \
          #side "-quic-mtu-discovery",                                                              \
          NULL,                                                                                     \
@@ -136,8 +147,9 @@ const struct opt moq_config_opts[] = {
      T_LIST, F(server.tls.generate), NOSET, OPT_COMMA, NULL,
      "Generate a self-signed certificate for these hostnames/IPs"},
     {"server.tls.root", "server-tls-root", NULL, "MOQ_SERVER_TLS_ROOT", T_LIST, F(server.tls.root),
-     NOSET, OPT_COMMA | OPT_IGNORED, NULL,
-     "CA file(s) for mTLS client certificates (mTLS is not implemented: use tokens)"},
+     NOSET, OPT_COMMA, NULL,
+     "CA file(s) for optional client certificates on QUIC/WebTransport; a verified one grants full "
+     "access (mTLS)"},
     {"server.tcp.bind", "server-tcp-bind", NULL, "MOQ_SERVER_TCP_BIND", T_ADDR, F(server.tcp.bind),
      NOSET, OPT_IGNORED, NULL, "Plaintext qmux TCP listener"},
     {"server.unix.bind", "server-unix-bind", NULL, "MOQ_SERVER_UNIX_BIND", T_STR,
@@ -181,10 +193,9 @@ const struct opt moq_config_opts[] = {
      "MOQ_CLIENT_TLS_FINGERPRINT", T_LIST, F(client.tls.fingerprint), NOSET, 0, NULL,
      "Pin peer certificates by SHA-256 fingerprint (hex)"},
     {"client.tls.cert", "client-tls-cert", NULL, "MOQ_CLIENT_TLS_CERT", T_STR, F(client.tls.cert),
-     NOSET, OPT_IGNORED, NULL,
-     "Client certificate for mTLS to peers (not implemented: use tokens)"},
+     NOSET, 0, NULL, "Client certificate presented to peers that ask for one (mTLS)"},
     {"client.tls.key", "client-tls-key", NULL, "MOQ_CLIENT_TLS_KEY", T_STR, F(client.tls.key),
-     NOSET, OPT_IGNORED, NULL, "Client key for mTLS to peers (not implemented: use tokens)"},
+     NOSET, 0, NULL, "Key of --client-tls-cert (mTLS)"},
     {"client.tls.disable_verify", "client-tls-disable-verify", "tls-disable-verify",
      "MOQ_CLIENT_TLS_DISABLE_VERIFY", T_BOOL, F(client.tls.disable_verify), NOSET, 0, "false",
      "Danger: accept any peer certificate"},
@@ -277,12 +288,14 @@ const struct opt moq_config_opts[] = {
     {"web.https.key", "web-https-key", NULL, "MOQ_WEB_HTTPS_KEY", T_LIST, F(web.https.key), NOSET,
      OPT_COMMA, NULL, "Private key file(s) for HTTPS, paired by index"},
     {"web.https.root", "web-https-root", NULL, "MOQ_WEB_HTTPS_ROOT", T_LIST, F(web.https.root),
-     NOSET, OPT_COMMA | OPT_IGNORED, NULL,
-     "CA file(s) for HTTPS client certificates (mTLS is not implemented)"},
+     NOSET, OPT_COMMA, NULL,
+     "CA file(s) for optional HTTPS client certificates; a verified one grants full access (mTLS)"},
 
     /* [internal] */
     {"internal.listen", "internal-listen", NULL, "MOQ_INTERNAL_LISTEN", T_ADDR, F(internal.listen),
-     NOSET, 0, NULL, "Plain-HTTP ops listener for /metrics and /health (trusted networks only)"},
+     NOSET, 0, NULL,
+     "Plain-HTTP ops listener: /metrics, /health, /debug/*, /nodes, /status (trusted networks "
+     "only)"},
 
     /* [stats] */
     /* stats publishing is not implemented: every stats option is accepted without effect */
@@ -362,6 +375,9 @@ const char moq_config_help_intro[] =
 
 const struct cli_opt moq_config_cli_opts[] = {
     {"file", NULL, " <PATH>", "Load this TOML file (the same as the CONFIG.toml argument)"},
+    {"check", NULL, NULL,
+     "Check the configuration and the files it names (certificates, keys), print the effective "
+     "settings and exit: 0 when the relay would start, 1 with FILE:LINE:COL errors otherwise"},
     {"help", "h", NULL, "Print this help"},
     {"version", "V", NULL, "Print the version"},
 };

@@ -54,6 +54,9 @@ struct opt {
     const char *help; /* one line */
 };
 
+/* Where a value came from (struct moq_config's origin[].src). */
+enum src { SRC_DEFAULT = 0, SRC_FILE, SRC_ENV, SRC_FLAG };
+
 extern const struct opt moq_config_opts[];
 extern const size_t moq_config_nopts;
 

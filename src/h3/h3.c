@@ -282,6 +282,8 @@ static struct wt_session *session_new(struct h3_conn *c, uint64_t id, const char
     w->t.is_client = c->is_client;
     snprintf(w->t.protocol, sizeof(w->t.protocol), "%s", protocol ? protocol : "");
     snprintf(w->t.peer, sizeof(w->t.peer), "%s", c->quic->peer);
+    w->t.peer_certified = c->quic->peer_certified;
+    w->t.peer_cert_expires = c->quic->peer_cert_expires;
     w->t.path = path ? strdup(path) : NULL;
     w->t.authority = authority ? strdup(authority) : NULL;
     w->finish_at = UINT64_MAX;

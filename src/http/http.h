@@ -88,6 +88,10 @@ typedef struct moq_http_request {
     /* Peer address "addr:port" or "[addr]:port"; "" outside a server. */
     const char *peer;
     bool tls; /* arrived over HTTPS */
+    /* The client presented a certificate the TLS handshake verified (mTLS; see
+     * moq_http_tls.tls_setup), valid until peer_cert_expires (wall seconds). */
+    bool peer_certified;
+    int64_t peer_cert_expires;
 } moq_http_request;
 
 /* First header with this name (case-insensitive), or NULL. */
@@ -199,6 +203,10 @@ struct moq_http_tls {
     void *(*creds_acquire)(void *ctx, gnutls_certificate_credentials_t *out);
     void (*creds_release)(void *ctx, void *handle);
     void *ctx;
+    /* mTLS: called on every connection's TLS session before its handshake (e.g.
+     * moq_tls_server_verify_client); NULL asks for no client certificate. A verified one
+     * sets peer_certified on the connection's requests. */
+    void (*tls_setup)(void *ctx, gnutls_session_t s);
 };
 
 struct moq_http_config {
@@ -217,6 +225,9 @@ struct moq_http_config {
     size_t ws_low_water;          /* `writable` fires when queued output drops below (256 KiB) */
     uint32_t ws_ping_interval_ms; /* ping when nothing was received for this long (15000) */
     uint32_t ws_idle_timeout_ms;  /* close when nothing was received for this long (45000) */
+    /* Drop the connection when a ping has had no answer - nothing at all received since it
+     * went out - for this long: a peer gone without a FIN (10000; UINT32_MAX = never). */
+    uint32_t ws_ack_timeout_ms;
     uint32_t ws_close_timeout_ms; /* wait for the peer's close frame (5000) */
     /* File descriptors: the server holds reserve_fds descriptors (default 1) open for when
      * the process runs out (accept fails with EMFILE or ENFILE). One is then let go so the

@@ -20,6 +20,7 @@
 #include "http/ws.h"
 #include "util/buf.h"
 #include "util/chunk.h"
+#include "util/defer.h"
 #include "util/list.h"
 
 /* --- output queue: slices of refcounted chunks, written with writev or TLS records ---- */
@@ -110,10 +111,12 @@ struct moq_http_conn {
     bool reserved; /* accepted in the slot of a reserve descriptor: give it back on close */
     ev_io io;
     int io_events;
-    ev_timer timer; /* the one deadline that matters in the current state */
-    ev_timer defer; /* zero-delay: resume work outside application calls */
+    ev_timer timer;  /* the one deadline that matters in the current state */
+    moq_defer defer; /* resume work outside application calls */
     enum conn_state state;
     char peer[64];
+    bool peer_certified; /* mTLS: a verified client certificate */
+    int64_t peer_cert_expires;
 
     gnutls_session_t tls;
     void *creds_handle;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "http/internal.h"
+#include "tls/tls.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/time.h"
@@ -28,7 +29,7 @@
 
 static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
-static void conn_defer_cb(struct ev_loop *loop, ev_timer *w, int revents);
+static void conn_deferred(moq_defer *d);
 static void conn_http_work(struct moq_http_conn *c);
 static void conn_free(struct moq_http_conn *c, uint16_t ws_code);
 
@@ -50,6 +51,7 @@ void moq_http_config_default(struct moq_http_config *cfg)
         .ws_low_water = 256u << 10,
         .ws_ping_interval_ms = 15000,
         .ws_idle_timeout_ms = 45000,
+        .ws_ack_timeout_ms = 10000,
         .ws_close_timeout_ms = 5000,
         .reserve_fds = 1,
     };
@@ -74,6 +76,7 @@ static void fill_defaults(struct moq_http_config *cfg)
     DEF(ws_low_water);
     DEF(ws_ping_interval_ms);
     DEF(ws_idle_timeout_ms);
+    DEF(ws_ack_timeout_ms);
     DEF(ws_close_timeout_ms);
     DEF(reserve_fds);
 #undef DEF
@@ -263,9 +266,7 @@ void moq_conn_update_io(struct moq_http_conn *c)
 
 void moq_conn_schedule(struct moq_http_conn *c)
 {
-    if (ev_is_active(&c->defer)) return;
-    ev_timer_set(&c->defer, 0., 0.);
-    ev_timer_start(c->srv->loop, &c->defer);
+    moq_defer_schedule(&c->defer);
 }
 
 void moq_conn_kill(struct moq_http_conn *c)
@@ -561,6 +562,8 @@ static void handle_request(struct moq_http_conn *c)
     moq_http_request *req = moq_http_parser_request(c->parser);
     req->peer = c->peer;
     req->tls = c->tls != NULL;
+    req->peer_certified = c->peer_certified;
+    req->peer_cert_expires = c->peer_cert_expires;
     if (req->method == MOQ_HTTP_CONNECT) c->close_after = true;
     if (c->srv->ws_fn && moq_ws_is_upgrade(req)) {
         handle_upgrade(c, req);
@@ -701,7 +704,10 @@ static void conn_handshake(struct moq_http_conn *c)
         if (r == 0) {
             /* The first request's head timeout keeps counting from the accept. */
             c->state = CONN_HTTP;
-            moq_debug("http", "%s: TLS handshake done", c->peer);
+            if (c->lst->tls.tls_setup)
+                c->peer_certified = moq_tls_peer_certified(c->tls, &c->peer_cert_expires);
+            moq_debug("http", "%s: TLS handshake done%s", c->peer,
+                      c->peer_certified ? " (client certificate)" : "");
             return;
         }
         if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED) return;
@@ -743,9 +749,9 @@ static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents)
     conn_after(c);
 }
 
-static void conn_defer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+static void conn_deferred(moq_defer *d)
 {
-    struct moq_http_conn *c = w->data;
+    struct moq_http_conn *c = d->data;
     if (!c->dead) conn_drive(c, EV_READ | EV_WRITE);
     conn_after(c);
 }
@@ -804,6 +810,7 @@ static int conn_setup_tls(struct moq_http_conn *c)
         gnutls_alpn_set_protocols(c->tls, &alpn, 1, GNUTLS_ALPN_SERVER_PRECEDENCE) < 0)
         return MOQ_ERR_TLS;
     gnutls_certificate_server_set_request(c->tls, GNUTLS_CERT_IGNORE);
+    if (l->tls.tls_setup) l->tls.tls_setup(l->tls.ctx, c->tls);
     gnutls_transport_set_int(c->tls, c->fd);
     c->state = CONN_HANDSHAKE;
     return 0;
@@ -862,13 +869,12 @@ static void conn_new(struct moq_http_listener *l, int fd, const struct sockaddr_
     c->io.data = c;
     ev_timer_init(&c->timer, conn_timer_cb, 0., 0.);
     c->timer.data = c;
-    ev_timer_init(&c->defer, conn_defer_cb, 0., 0.);
-    c->defer.data = c;
+    int deferred = moq_defer_init(&c->defer, s->loop, conn_deferred, c);
     moq_list_push_back(&s->conns, &c->link);
     s->n_conns++;
     c->created = c->request_start = c->last_read = ev_now(s->loop);
     c->state = CONN_HTTP;
-    if (!c->parser || (l->has_tls && conn_setup_tls(c) < 0)) {
+    if (!c->parser || deferred < 0 || (l->has_tls && conn_setup_tls(c) < 0)) {
         moq_warn("http", "%s: cannot set up connection", c->peer);
         conn_free(c, MOQ_WS_ABNORMAL);
         return;
@@ -890,7 +896,7 @@ static void conn_free(struct moq_http_conn *c, uint16_t ws_code)
     }
     ev_io_stop(s->loop, &c->io);
     ev_timer_stop(s->loop, &c->timer);
-    ev_timer_stop(s->loop, &c->defer);
+    moq_defer_fini(&c->defer);
     if (c->tls) gnutls_deinit(c->tls);
     if (c->creds_handle) c->lst->tls.creds_release(c->lst->tls.ctx, c->creds_handle);
     close(c->fd);

@@ -40,6 +40,7 @@ struct moq_ws {
     uint16_t peer_code;
     char peer_reason[124];
     ev_tstamp last_recv, last_ping, close_started;
+    ev_tstamp first_unanswered; /* the first ping sent after last_recv (ack timeout) */
     size_t budget;
     moq_list slice_msgs;
     size_t slice_bytes;
@@ -284,7 +285,7 @@ int moq_ws_start(struct moq_http_conn *c, const moq_http_request *req)
         moq_conn_kill(c);
     ev_tstamp now = ev_now(s->loop);
     if (was_idle) c->last_write = now;
-    ws->last_recv = ws->last_ping = now;
+    ws->last_recv = ws->last_ping = ws->first_unanswered = now;
     c->ws = ws;
     c->state = CONN_WS;
     moq_debug("http", "%s: WebSocket open on %s (protocol '%s')", c->peer, ws->target,
@@ -363,6 +364,12 @@ void moq_ws_drive(struct moq_http_conn *c, int revents)
         c->dead = true;
 }
 
+/* A ping went out and nothing at all came back since. */
+static bool ping_unanswered(const moq_ws *ws)
+{
+    return ws->first_unanswered > ws->last_recv;
+}
+
 ev_tstamp moq_ws_deadline(struct moq_http_conn *c)
 {
     moq_ws *ws = c->ws;
@@ -372,6 +379,10 @@ ev_tstamp moq_ws_deadline(struct moq_http_conn *c)
     ev_tstamp ping = (ws->last_recv > ws->last_ping ? ws->last_recv : ws->last_ping) +
                      cfg->ws_ping_interval_ms / 1000.0;
     if (!ws->closing && ping < d) d = ping;
+    if (ping_unanswered(ws) && cfg->ws_ack_timeout_ms != UINT32_MAX) {
+        ev_tstamp gone = ws->first_unanswered + cfg->ws_ack_timeout_ms / 1000.0;
+        if (gone < d) d = gone;
+    }
     if (moq_conn_want_write(c) || wslay_event_want_write(ws->ctx)) {
         ev_tstamp w = c->last_write + cfg->write_timeout_ms / 1000.0;
         if (w < d) d = w;
@@ -409,6 +420,12 @@ void moq_ws_on_timer(struct moq_http_conn *c)
                now >= c->last_write + cfg->write_timeout_ms / 1000.0) {
         moq_debug("http", "%s: WebSocket write timed out", c->peer);
         c->dead = true;
+    } else if (ping_unanswered(ws) && cfg->ws_ack_timeout_ms != UINT32_MAX &&
+               now >= ws->first_unanswered + cfg->ws_ack_timeout_ms / 1000.0) {
+        /* The peer is gone: a close handshake would only wait for it. */
+        moq_info("http", "%s: WebSocket ping unanswered for %u ms: dropping", c->peer,
+                 cfg->ws_ack_timeout_ms);
+        c->dead = true;
     } else if (now >= ws->last_recv + cfg->ws_idle_timeout_ms / 1000.0) {
         moq_debug("http", "%s: WebSocket idle", c->peer);
         start_close(ws, MOQ_WS_GOING_AWAY, "idle timeout");
@@ -418,6 +435,8 @@ void moq_ws_on_timer(struct moq_http_conn *c)
         if (now >= base + cfg->ws_ping_interval_ms / 1000.0) {
             struct wslay_event_msg ping = {WSLAY_PING, NULL, 0};
             wslay_event_queue_msg(ws->ctx, &ping);
+            /* Later pings to a silent peer do not restart its ack timeout. */
+            if (!ping_unanswered(ws)) ws->first_unanswered = ev_now(c->srv->loop);
             ws->last_ping = ev_now(c->srv->loop);
             moq_ws_drive(c, 0);
         }

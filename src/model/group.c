@@ -242,6 +242,8 @@ int moq_group_append(moq_group *g, const moq_frame *frame, uint64_t now)
     if (g->cached) {
         moq_track *t = g->track;
         moq_origin *o = t->origin;
+        t->frames_in++;
+        t->bytes_in += frame->payload_len;
         moq_origin_saw(o, now);
         moq_cache_touch(g, now);
         moq_cache_expire(t, now, false);

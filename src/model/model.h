@@ -152,6 +152,41 @@ typedef struct moq_origin_stats {
 
 void moq_origin_stats_get(const moq_origin *origin, moq_origin_stats *out);
 
+/* Inspection (the relay's /debug endpoints and status page). The snapshots point into the
+ * model and are valid only during the callback; fn must not call into the model. */
+typedef struct moq_broadcast_view {
+    const uint8_t *path;
+    size_t path_len;
+    size_t routes;        /* routes attached (live, standby or withdrawn) */
+    size_t tracks;        /* track instances open */
+    bool lingering;       /* lost its last publisher, ends unless one returns */
+    const uint64_t *hops; /* the best usable route's hops, oldest first; NULL when none */
+    size_t nhops;
+} moq_broadcast_view;
+
+typedef struct moq_track_view {
+    const uint8_t *broadcast;
+    size_t broadcast_len;
+    const uint8_t *name;
+    size_t name_len;
+    size_t subscribers;
+    size_t groups_cached;
+    uint64_t cached_bytes; /* payload bytes of the cached groups */
+    bool has_latest;
+    uint64_t latest;                         /* highest group sequence seen */
+    uint64_t groups_in, frames_in, bytes_in; /* delivered by the producer since creation */
+    bool routed;                             /* a route serves it (false: stalled or ended) */
+    const uint64_t *hops;                    /* the serving route's hops, oldest first */
+    size_t nhops;
+} moq_track_view;
+
+/* Every announced or lingering broadcast / every open track, in creation order. Return the
+ * number visited. */
+size_t moq_origin_each_broadcast(const moq_origin *origin,
+                                 void (*fn)(void *ctx, const moq_broadcast_view *b), void *ctx);
+size_t moq_origin_each_track(const moq_origin *origin,
+                             void (*fn)(void *ctx, const moq_track_view *t), void *ctx);
+
 /* Calls fn for every broadcast under `prefix` that has a route visible to `exclude_hop`
  * (0 = no exclusion), with the best visible route's hops. fn must not call into the model.
  * Returns the number of broadcasts listed. Order is unspecified. */

@@ -163,6 +163,8 @@ struct moq_track {
     moq_list lru;      /* evictable cached groups, least recently accessed first */
     bool has_max_seq;
     uint64_t max_seq;
+    /* What the producer delivered into the track since it was created (inspection). */
+    uint64_t groups_in, frames_in, bytes_in;
 };
 
 struct moq_subscription {

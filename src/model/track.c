@@ -722,6 +722,7 @@ int moq_track_begin_group_flags(moq_track *t, moq_route *r, uint64_t seq, uint64
     }
     if (!t->has_max_seq || seq > t->max_seq) t->max_seq = seq;
     t->has_max_seq = true;
+    t->groups_in++;
     *out = g;
     moq_cache_expire(t, now, true);
     moq_cache_enforce_budget(t->origin, g);

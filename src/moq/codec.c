@@ -11,36 +11,36 @@ static int short_is_proto(int rv)
     return rv == MOQ_ERR_AGAIN ? MOQ_ERR_PROTO : rv;
 }
 
-int codec_rd_varint(moq_rd *r, uint64_t *out)
+int moq_codec_rd_varint(moq_rd *r, uint64_t *out)
 {
     return short_is_proto(moq_rd_varint(r, out));
 }
 
-int codec_rd_u8(moq_rd *r, uint8_t *out)
+int moq_codec_rd_u8(moq_rd *r, uint8_t *out)
 {
     return short_is_proto(moq_rd_u8(r, out));
 }
 
-int codec_rd_bool(moq_rd *r, bool *out)
+int moq_codec_rd_bool(moq_rd *r, bool *out)
 {
     uint8_t v;
-    int rv = codec_rd_u8(r, &v);
+    int rv = moq_codec_rd_u8(r, &v);
     if (rv < 0) return rv;
     *out = v != 0;
     return 0;
 }
 
-int codec_rd_opt(moq_rd *r, bool *has, uint64_t *value)
+int moq_codec_rd_opt(moq_rd *r, bool *has, uint64_t *value)
 {
     uint64_t v;
-    int rv = codec_rd_varint(r, &v);
+    int rv = moq_codec_rd_varint(r, &v);
     if (rv < 0) return rv;
     *has = v != 0;
     *value = v ? v - 1 : 0;
     return 0;
 }
 
-int codec_rd_string(moq_rd *r, size_t max, moq_str *out)
+int moq_codec_rd_string(moq_rd *r, size_t max, moq_str *out)
 {
     const uint8_t *p;
     size_t n;
@@ -51,10 +51,10 @@ int codec_rd_string(moq_rd *r, size_t max, moq_str *out)
     return 0;
 }
 
-int codec_rd_path(moq_rd *r, moq_str *out)
+int moq_codec_rd_path(moq_rd *r, moq_str *out)
 {
     moq_str raw;
-    int rv = codec_rd_string(r, MOQ_MAX_NAME_LEN, &raw);
+    int rv = moq_codec_rd_string(r, MOQ_MAX_NAME_LEN, &raw);
     if (rv < 0) return rv;
     size_t n = 0;
     /* The body belongs to the caller and is documented as mutable (codec.h). */
@@ -66,46 +66,46 @@ int codec_rd_path(moq_rd *r, moq_str *out)
     return 0;
 }
 
-int codec_rd_end(const moq_rd *r)
+int moq_codec_rd_end(const moq_rd *r)
 {
     return moq_rd_left(r) == 0 ? 0 : MOQ_ERR_PROTO;
 }
 
 /* ---- writers ----------------------------------------------------------------------- */
 
-int codec_put_varint(moq_buf *b, uint64_t v)
+int moq_codec_put_varint(moq_buf *b, uint64_t v)
 {
     return moq_buf_put_varint(b, v); /* MOQ_ERR_INVALID above 2^62-1 */
 }
 
-int codec_put_bool(moq_buf *b, bool v)
+int moq_codec_put_bool(moq_buf *b, bool v)
 {
     return moq_buf_put_u8(b, v ? 1 : 0);
 }
 
-int codec_put_opt(moq_buf *b, bool has, uint64_t value)
+int moq_codec_put_opt(moq_buf *b, bool has, uint64_t value)
 {
-    if (!has) return codec_put_varint(b, 0);
+    if (!has) return moq_codec_put_varint(b, 0);
     if (value >= MOQ_VARINT_MAX) return MOQ_ERR_INVALID;
-    return codec_put_varint(b, value + 1);
+    return moq_codec_put_varint(b, value + 1);
 }
 
-int codec_put_string(moq_buf *b, moq_str s, size_t max)
+int moq_codec_put_string(moq_buf *b, moq_str s, size_t max)
 {
     if (s.len > max) return MOQ_ERR_TOO_LARGE;
     if (!moq_utf8_valid((const uint8_t *)s.ptr, s.len)) return MOQ_ERR_INVALID;
     return moq_buf_put_lenbytes(b, s.ptr, s.len);
 }
 
-int codec_put_path(moq_buf *b, moq_str path)
+int moq_codec_put_path(moq_buf *b, moq_str path)
 {
     if (path.len > MOQ_MAX_NAME_LEN || moq_path_count_parts(path) > MOQ_PATH_MAX_PARTS)
         return MOQ_ERR_TOO_LARGE;
     if (!moq_path_is_normalized(path)) return MOQ_ERR_INVALID;
-    return codec_put_string(b, path, MOQ_MAX_NAME_LEN);
+    return moq_codec_put_string(b, path, MOQ_MAX_NAME_LEN);
 }
 
-int codec_msg_end(moq_buf *b, size_t start, size_t body_start, int rv)
+int moq_codec_msg_end(moq_buf *b, size_t start, size_t body_start, int rv)
 {
     if (rv < 0) {
         b->len = start;
@@ -183,7 +183,7 @@ bool moq_uni_type_supported(moq_version v, uint64_t type)
 
 int moq_encode_stream_type(moq_buf *out, uint64_t type)
 {
-    return codec_put_varint(out, type);
+    return moq_codec_put_varint(out, type);
 }
 
 /* ---- UTF-8 ------------------------------------------------------------------------- */

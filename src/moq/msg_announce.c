@@ -6,9 +6,9 @@ int moq_encode_announce_request(moq_buf *out, moq_version v, const struct moq_an
     const moq_caps *c = codec_caps(v);
     if (!c) return MOQ_ERR_UNSUPPORTED;
     size_t start = codec_msg_begin(out);
-    int rv = codec_put_path(out, m->prefix);
-    if (rv == 0 && c->exclude_hop) rv = codec_put_varint(out, m->exclude_hop);
-    return codec_msg_end(out, start, start, rv);
+    int rv = moq_codec_put_path(out, m->prefix);
+    if (rv == 0 && c->exclude_hop) rv = moq_codec_put_varint(out, m->exclude_hop);
+    return moq_codec_msg_end(out, start, start, rv);
 }
 
 int moq_decode_announce_request(moq_version v, uint8_t *body, size_t len,
@@ -19,9 +19,9 @@ int moq_decode_announce_request(moq_version v, uint8_t *body, size_t len,
     moq_rd r;
     moq_rd_init(&r, body, len);
     out->exclude_hop = 0;
-    int rv = codec_rd_path(&r, &out->prefix);
-    if (rv == 0 && c->exclude_hop) rv = codec_rd_varint(&r, &out->exclude_hop);
-    return rv < 0 ? rv : codec_rd_end(&r);
+    int rv = moq_codec_rd_path(&r, &out->prefix);
+    if (rv == 0 && c->exclude_hop) rv = moq_codec_rd_varint(&r, &out->exclude_hop);
+    return rv < 0 ? rv : moq_codec_rd_end(&r);
 }
 
 int moq_encode_announce_ok(moq_buf *out, moq_version v, const struct moq_announce_ok *m)
@@ -29,9 +29,9 @@ int moq_encode_announce_ok(moq_buf *out, moq_version v, const struct moq_announc
     const moq_caps *c = codec_caps(v);
     if (!c || !c->announce_ok) return MOQ_ERR_UNSUPPORTED;
     size_t start = codec_msg_begin(out);
-    int rv = codec_put_varint(out, m->hop_id);
-    if (rv == 0) rv = codec_put_varint(out, m->active_count);
-    return codec_msg_end(out, start, start, rv);
+    int rv = moq_codec_put_varint(out, m->hop_id);
+    if (rv == 0) rv = moq_codec_put_varint(out, m->active_count);
+    return moq_codec_msg_end(out, start, start, rv);
 }
 
 int moq_decode_announce_ok(moq_version v, uint8_t *body, size_t len, struct moq_announce_ok *out)
@@ -40,19 +40,19 @@ int moq_decode_announce_ok(moq_version v, uint8_t *body, size_t len, struct moq_
     if (!c || !c->announce_ok) return MOQ_ERR_UNSUPPORTED;
     moq_rd r;
     moq_rd_init(&r, body, len);
-    int rv = codec_rd_varint(&r, &out->hop_id);
-    if (rv == 0) rv = codec_rd_varint(&r, &out->active_count);
-    return rv < 0 ? rv : codec_rd_end(&r);
+    int rv = moq_codec_rd_varint(&r, &out->hop_id);
+    if (rv == 0) rv = moq_codec_rd_varint(&r, &out->active_count);
+    return rv < 0 ? rv : moq_codec_rd_end(&r);
 }
 
 static int put_hops(moq_buf *out, const moq_caps *c, const struct moq_announce *m)
 {
     if (m->hop_count > MOQ_MAX_HOPS) return MOQ_ERR_INVALID;
     if (c->announce_hops == MOQ_HOPS_NONE) return 0;
-    int rv = codec_put_varint(out, m->hop_count);
+    int rv = moq_codec_put_varint(out, m->hop_count);
     if (c->announce_hops == MOQ_HOPS_COUNT) return rv;
     for (uint32_t i = 0; rv == 0 && i < m->hop_count; i++)
-        rv = codec_put_varint(out, m->hops[i]);
+        rv = moq_codec_put_varint(out, m->hops[i]);
     return rv;
 }
 
@@ -64,9 +64,9 @@ int moq_encode_announce(moq_buf *out, moq_version v, const struct moq_announce *
     if (m->status == MOQ_ANNOUNCE_STATUS_RESTART && !c->restart) return MOQ_ERR_UNSUPPORTED;
     size_t start = codec_msg_begin(out);
     int rv = moq_buf_put_u8(out, m->status);
-    if (rv == 0) rv = codec_put_path(out, m->suffix);
+    if (rv == 0) rv = moq_codec_put_path(out, m->suffix);
     if (rv == 0) rv = put_hops(out, c, m);
-    return codec_msg_end(out, start, start, rv);
+    return moq_codec_msg_end(out, start, start, rv);
 }
 
 static int rd_hops(moq_rd *r, const moq_caps *c, struct moq_announce *out)
@@ -74,13 +74,13 @@ static int rd_hops(moq_rd *r, const moq_caps *c, struct moq_announce *out)
     out->hop_count = 0;
     if (c->announce_hops == MOQ_HOPS_NONE) return 0;
     uint64_t count;
-    int rv = codec_rd_varint(r, &count);
+    int rv = moq_codec_rd_varint(r, &count);
     if (rv < 0) return rv;
     if (count > MOQ_MAX_HOPS) return MOQ_ERR_TOO_LARGE;
     out->hop_count = (uint32_t)count;
     for (uint32_t i = 0; i < out->hop_count; i++) {
         out->hops[i] = 0;
-        if (c->announce_hops != MOQ_HOPS_COUNT && (rv = codec_rd_varint(r, &out->hops[i])) < 0)
+        if (c->announce_hops != MOQ_HOPS_COUNT && (rv = moq_codec_rd_varint(r, &out->hops[i])) < 0)
             return rv;
     }
     return 0;
@@ -92,11 +92,11 @@ int moq_decode_announce(moq_version v, uint8_t *body, size_t len, struct moq_ann
     if (!c) return MOQ_ERR_UNSUPPORTED;
     moq_rd r;
     moq_rd_init(&r, body, len);
-    int rv = codec_rd_u8(&r, &out->status);
+    int rv = moq_codec_rd_u8(&r, &out->status);
     if (rv < 0) return rv;
     if (out->status > MOQ_ANNOUNCE_STATUS_RESTART) return MOQ_ERR_PROTO;
     if (out->status == MOQ_ANNOUNCE_STATUS_RESTART && !c->restart) return MOQ_ERR_PROTO;
-    if ((rv = codec_rd_path(&r, &out->suffix)) < 0) return rv;
+    if ((rv = moq_codec_rd_path(&r, &out->suffix)) < 0) return rv;
     if ((rv = rd_hops(&r, c, out)) < 0) return rv;
-    return codec_rd_end(&r);
+    return moq_codec_rd_end(&r);
 }

@@ -10,13 +10,13 @@ int moq_decode_compat_client_setup(const uint8_t *body, size_t len,
     moq_rd r;
     moq_rd_init(&r, body, len);
     uint64_t n;
-    int rv = codec_rd_varint(&r, &n);
+    int rv = moq_codec_rd_varint(&r, &n);
     if (rv < 0) return rv;
     if (n > MOQ_COMPAT_MAX_VERSIONS) return MOQ_ERR_TOO_LARGE;
     out->n_versions = (size_t)n;
     for (size_t i = 0; i < out->n_versions; i++) {
         uint64_t version;
-        if ((rv = codec_rd_varint(&r, &version)) < 0) return rv;
+        if ((rv = moq_codec_rd_varint(&r, &version)) < 0) return rv;
         if (i < MOQ_COMPAT_KEEP_VERSIONS) out->versions[i] = version;
     }
     out->params = r.p;
@@ -46,9 +46,9 @@ int moq_encode_compat_client_setup(moq_buf *out, const uint64_t *versions, size_
 {
     if (n > MOQ_COMPAT_MAX_VERSIONS) return MOQ_ERR_INVALID;
     size_t start = out->len;
-    int rv = codec_put_varint(out, n);
+    int rv = moq_codec_put_varint(out, n);
     for (size_t i = 0; rv == 0 && i < n; i++)
-        rv = codec_put_varint(out, versions[i]);
+        rv = moq_codec_put_varint(out, versions[i]);
     if (rv == 0) rv = moq_buf_append(out, params, params_len);
     return u16_framed_end(out, start, rv);
 }
@@ -57,7 +57,7 @@ int moq_encode_compat_server_setup(moq_buf *out, uint64_t version, const void *p
                                    size_t params_len)
 {
     size_t start = out->len;
-    int rv = codec_put_varint(out, version);
+    int rv = moq_codec_put_varint(out, version);
     if (rv == 0) rv = moq_buf_append(out, params, params_len);
     return u16_framed_end(out, start, rv);
 }

@@ -11,9 +11,9 @@ int moq_encode_group_header(moq_buf *out, moq_version v, const struct moq_group_
 {
     if (!codec_caps(v)) return MOQ_ERR_UNSUPPORTED;
     size_t start = codec_msg_begin(out);
-    int rv = codec_put_varint(out, m->sub_id);
-    if (rv == 0) rv = codec_put_varint(out, m->sequence);
-    return codec_msg_end(out, start, start, rv);
+    int rv = moq_codec_put_varint(out, m->sub_id);
+    if (rv == 0) rv = moq_codec_put_varint(out, m->sequence);
+    return moq_codec_msg_end(out, start, start, rv);
 }
 
 int moq_decode_group_header(moq_version v, uint8_t *body, size_t len, struct moq_group_header *out)
@@ -21,9 +21,9 @@ int moq_decode_group_header(moq_version v, uint8_t *body, size_t len, struct moq
     if (!codec_caps(v)) return MOQ_ERR_UNSUPPORTED;
     moq_rd r;
     moq_rd_init(&r, body, len);
-    int rv = codec_rd_varint(&r, &out->sub_id);
-    if (rv == 0) rv = codec_rd_varint(&r, &out->sequence);
-    return rv < 0 ? rv : codec_rd_end(&r);
+    int rv = moq_codec_rd_varint(&r, &out->sub_id);
+    if (rv == 0) rv = moq_codec_rd_varint(&r, &out->sequence);
+    return rv < 0 ? rv : moq_codec_rd_end(&r);
 }
 
 int moq_group_header_pack(uint8_t out[MOQ_GROUP_HEADER_MAX], bool with_stream_type, uint64_t sub_id,
@@ -61,9 +61,9 @@ int moq_encode_datagram(moq_buf *out, moq_version v, const struct moq_datagram *
     const moq_caps *c = codec_caps(v);
     if (!c || !c->datagrams) return MOQ_ERR_UNSUPPORTED;
     size_t start = out->len;
-    int rv = codec_put_varint(out, m->sub_id);
-    if (rv == 0) rv = codec_put_varint(out, m->group);
-    if (rv == 0) rv = codec_put_varint(out, m->timestamp);
+    int rv = moq_codec_put_varint(out, m->sub_id);
+    if (rv == 0) rv = moq_codec_put_varint(out, m->group);
+    if (rv == 0) rv = moq_codec_put_varint(out, m->timestamp);
     if (rv == 0) rv = moq_buf_append(out, m->payload, m->payload_len);
     if (rv < 0) out->len = start;
     return rv;
@@ -75,9 +75,9 @@ int moq_decode_datagram(moq_version v, const uint8_t *data, size_t len, struct m
     if (!c || !c->datagrams) return MOQ_ERR_UNSUPPORTED;
     moq_rd r;
     moq_rd_init(&r, data, len);
-    int rv = codec_rd_varint(&r, &out->sub_id);
-    if (rv == 0) rv = codec_rd_varint(&r, &out->group);
-    if (rv == 0) rv = codec_rd_varint(&r, &out->timestamp);
+    int rv = moq_codec_rd_varint(&r, &out->sub_id);
+    if (rv == 0) rv = moq_codec_rd_varint(&r, &out->group);
+    if (rv == 0) rv = moq_codec_rd_varint(&r, &out->timestamp);
     if (rv < 0) return rv;
     out->payload = r.p;
     out->payload_len = moq_rd_left(&r);

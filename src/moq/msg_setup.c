@@ -4,7 +4,7 @@
 
 static int put_param_bytes(moq_buf *b, uint64_t id, const void *p, size_t n)
 {
-    int rv = codec_put_varint(b, id);
+    int rv = moq_codec_put_varint(b, id);
     return rv < 0 ? rv : moq_buf_put_lenbytes(b, p, n);
 }
 
@@ -27,14 +27,14 @@ int moq_encode_setup(moq_buf *out, moq_version v, const struct moq_setup *m)
     size_t start = codec_msg_begin(out);
     uint64_t count =
         (m->probe != 0) + m->has_path + (m->role != 0) + m->has_cost + (m->origin != 0);
-    int rv = codec_put_varint(out, count);
+    int rv = moq_codec_put_varint(out, count);
     if (rv == 0 && m->probe) rv = put_param_varint(out, MOQ_SETUP_PARAM_PROBE, m->probe);
     if (rv == 0 && m->has_path)
         rv = put_param_bytes(out, MOQ_SETUP_PARAM_PATH, m->path.ptr, m->path.len);
     if (rv == 0 && m->role) rv = put_param_varint(out, MOQ_SETUP_PARAM_ROLE, m->role);
     if (rv == 0 && m->has_cost) rv = put_param_varint(out, MOQ_SETUP_PARAM_COST, m->cost);
     if (rv == 0 && m->origin) rv = put_param_varint(out, MOQ_SETUP_PARAM_ORIGIN, m->origin);
-    return codec_msg_end(out, start, start, rv);
+    return moq_codec_msg_end(out, start, start, rv);
 }
 
 /* A varint parameter value must be exactly one varint. */
@@ -87,7 +87,7 @@ int moq_decode_setup(moq_version v, uint8_t *body, size_t len, struct moq_setup 
     moq_rd r;
     moq_rd_init(&r, body, len);
     uint64_t count;
-    int rv = codec_rd_varint(&r, &count);
+    int rv = moq_codec_rd_varint(&r, &count);
     if (rv < 0) return rv;
     if (count > MOQ_MAX_SETUP_PARAMS) return MOQ_ERR_TOO_LARGE;
 
@@ -96,7 +96,7 @@ int moq_decode_setup(moq_version v, uint8_t *body, size_t len, struct moq_setup 
         uint64_t id;
         const uint8_t *p;
         size_t n;
-        if ((rv = codec_rd_varint(&r, &id)) < 0) return rv;
+        if ((rv = moq_codec_rd_varint(&r, &id)) < 0) return rv;
         for (uint64_t k = 0; k < i; k++)
             if (seen[k] == id) return MOQ_ERR_PROTO;
         seen[i] = id;
@@ -105,5 +105,5 @@ int moq_decode_setup(moq_version v, uint8_t *body, size_t len, struct moq_setup 
         if (rv < 0) return MOQ_ERR_PROTO;
         if ((rv = apply_param(out, id, p, n)) < 0) return rv;
     }
-    return codec_rd_end(&r);
+    return moq_codec_rd_end(&r);
 }

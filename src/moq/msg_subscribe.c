@@ -4,20 +4,20 @@
 static int put_opts(moq_buf *out, const struct moq_subscribe_opts *m)
 {
     int rv = moq_buf_put_u8(out, m->priority);
-    if (rv == 0) rv = codec_put_bool(out, m->ordered);
-    if (rv == 0) rv = codec_put_varint(out, m->max_latency_ms);
-    if (rv == 0) rv = codec_put_opt(out, m->has_start, m->start_group);
-    if (rv == 0) rv = codec_put_opt(out, m->has_end, m->end_group);
+    if (rv == 0) rv = moq_codec_put_bool(out, m->ordered);
+    if (rv == 0) rv = moq_codec_put_varint(out, m->max_latency_ms);
+    if (rv == 0) rv = moq_codec_put_opt(out, m->has_start, m->start_group);
+    if (rv == 0) rv = moq_codec_put_opt(out, m->has_end, m->end_group);
     return rv;
 }
 
 static int rd_opts(moq_rd *r, struct moq_subscribe_opts *out)
 {
-    int rv = codec_rd_u8(r, &out->priority);
-    if (rv == 0) rv = codec_rd_bool(r, &out->ordered);
-    if (rv == 0) rv = codec_rd_varint(r, &out->max_latency_ms);
-    if (rv == 0) rv = codec_rd_opt(r, &out->has_start, &out->start_group);
-    if (rv == 0) rv = codec_rd_opt(r, &out->has_end, &out->end_group);
+    int rv = moq_codec_rd_u8(r, &out->priority);
+    if (rv == 0) rv = moq_codec_rd_bool(r, &out->ordered);
+    if (rv == 0) rv = moq_codec_rd_varint(r, &out->max_latency_ms);
+    if (rv == 0) rv = moq_codec_rd_opt(r, &out->has_start, &out->start_group);
+    if (rv == 0) rv = moq_codec_rd_opt(r, &out->has_end, &out->end_group);
     return rv;
 }
 
@@ -25,11 +25,11 @@ int moq_encode_subscribe(moq_buf *out, moq_version v, const struct moq_subscribe
 {
     if (!codec_caps(v)) return MOQ_ERR_UNSUPPORTED;
     size_t start = codec_msg_begin(out);
-    int rv = codec_put_varint(out, m->id);
-    if (rv == 0) rv = codec_put_path(out, m->broadcast);
-    if (rv == 0) rv = codec_put_string(out, m->track, MOQ_MAX_NAME_LEN);
+    int rv = moq_codec_put_varint(out, m->id);
+    if (rv == 0) rv = moq_codec_put_path(out, m->broadcast);
+    if (rv == 0) rv = moq_codec_put_string(out, m->track, MOQ_MAX_NAME_LEN);
     if (rv == 0) rv = put_opts(out, &m->opts);
-    return codec_msg_end(out, start, start, rv);
+    return moq_codec_msg_end(out, start, start, rv);
 }
 
 int moq_decode_subscribe(moq_version v, uint8_t *body, size_t len, struct moq_subscribe *out)
@@ -37,11 +37,11 @@ int moq_decode_subscribe(moq_version v, uint8_t *body, size_t len, struct moq_su
     if (!codec_caps(v)) return MOQ_ERR_UNSUPPORTED;
     moq_rd r;
     moq_rd_init(&r, body, len);
-    int rv = codec_rd_varint(&r, &out->id);
-    if (rv == 0) rv = codec_rd_path(&r, &out->broadcast);
-    if (rv == 0) rv = codec_rd_string(&r, MOQ_MAX_NAME_LEN, &out->track);
+    int rv = moq_codec_rd_varint(&r, &out->id);
+    if (rv == 0) rv = moq_codec_rd_path(&r, &out->broadcast);
+    if (rv == 0) rv = moq_codec_rd_string(&r, MOQ_MAX_NAME_LEN, &out->track);
     if (rv == 0) rv = rd_opts(&r, &out->opts);
-    return rv < 0 ? rv : codec_rd_end(&r);
+    return rv < 0 ? rv : moq_codec_rd_end(&r);
 }
 
 int moq_encode_subscribe_update(moq_buf *out, moq_version v, const struct moq_subscribe_opts *m)
@@ -49,7 +49,7 @@ int moq_encode_subscribe_update(moq_buf *out, moq_version v, const struct moq_su
     const moq_caps *c = codec_caps(v);
     if (!c || !c->subscribe_update) return MOQ_ERR_UNSUPPORTED;
     size_t start = codec_msg_begin(out);
-    return codec_msg_end(out, start, start, put_opts(out, m));
+    return moq_codec_msg_end(out, start, start, put_opts(out, m));
 }
 
 int moq_decode_subscribe_update(moq_version v, uint8_t *body, size_t len,
@@ -60,7 +60,7 @@ int moq_decode_subscribe_update(moq_version v, uint8_t *body, size_t len,
     moq_rd r;
     moq_rd_init(&r, body, len);
     int rv = rd_opts(&r, out);
-    return rv < 0 ? rv : codec_rd_end(&r);
+    return rv < 0 ? rv : moq_codec_rd_end(&r);
 }
 
 /* Wire types per generation of the subscribe stream. */
@@ -100,7 +100,7 @@ int moq_encode_subscribe_response(moq_buf *out, moq_version v,
     int type = moq_subscribe_response_type(v, m->kind);
     if (type < 0) return type;
     size_t start = codec_msg_begin(out);
-    int rv = codec_put_varint(out, (uint64_t)type);
+    int rv = moq_codec_put_varint(out, (uint64_t)type);
     size_t body = out->len;
     if (rv == 0) {
         switch (m->kind) {
@@ -109,16 +109,16 @@ int moq_encode_subscribe_response(moq_buf *out, moq_version v,
             break;
         case MOQ_SUBSCRIBE_START:
         case MOQ_SUBSCRIBE_END:
-            rv = codec_put_varint(out, m->group);
+            rv = moq_codec_put_varint(out, m->group);
             break;
         default:
-            rv = codec_put_varint(out, m->drop_start);
-            if (rv == 0) rv = codec_put_varint(out, m->drop_end);
-            if (rv == 0) rv = codec_put_varint(out, m->drop_error);
+            rv = moq_codec_put_varint(out, m->drop_start);
+            if (rv == 0) rv = moq_codec_put_varint(out, m->drop_end);
+            if (rv == 0) rv = moq_codec_put_varint(out, m->drop_error);
             break;
         }
     }
-    return codec_msg_end(out, start, body, rv);
+    return moq_codec_msg_end(out, start, body, rv);
 }
 
 int moq_decode_subscribe_response(moq_version v, uint64_t type, uint8_t *body, size_t len,
@@ -139,13 +139,13 @@ int moq_decode_subscribe_response(moq_version v, uint64_t type, uint8_t *body, s
         break;
     case MOQ_SUBSCRIBE_START:
     case MOQ_SUBSCRIBE_END:
-        rv = codec_rd_varint(&r, &out->group);
+        rv = moq_codec_rd_varint(&r, &out->group);
         break;
     default:
-        rv = codec_rd_varint(&r, &out->drop_start);
-        if (rv == 0) rv = codec_rd_varint(&r, &out->drop_end);
-        if (rv == 0) rv = codec_rd_varint(&r, &out->drop_error);
+        rv = moq_codec_rd_varint(&r, &out->drop_start);
+        if (rv == 0) rv = moq_codec_rd_varint(&r, &out->drop_end);
+        if (rv == 0) rv = moq_codec_rd_varint(&r, &out->drop_error);
         break;
     }
-    return rv < 0 ? rv : codec_rd_end(&r);
+    return rv < 0 ? rv : moq_codec_rd_end(&r);
 }

@@ -6,9 +6,9 @@ int moq_encode_track(moq_buf *out, moq_version v, const struct moq_msg_track *m)
     const moq_caps *c = codec_caps(v);
     if (!c || !c->track_stream) return MOQ_ERR_UNSUPPORTED;
     size_t start = codec_msg_begin(out);
-    int rv = codec_put_path(out, m->broadcast);
-    if (rv == 0) rv = codec_put_string(out, m->track, MOQ_MAX_NAME_LEN);
-    return codec_msg_end(out, start, start, rv);
+    int rv = moq_codec_put_path(out, m->broadcast);
+    if (rv == 0) rv = moq_codec_put_string(out, m->track, MOQ_MAX_NAME_LEN);
+    return moq_codec_msg_end(out, start, start, rv);
 }
 
 int moq_decode_track(moq_version v, uint8_t *body, size_t len, struct moq_msg_track *out)
@@ -17,9 +17,9 @@ int moq_decode_track(moq_version v, uint8_t *body, size_t len, struct moq_msg_tr
     if (!c || !c->track_stream) return MOQ_ERR_UNSUPPORTED;
     moq_rd r;
     moq_rd_init(&r, body, len);
-    int rv = codec_rd_path(&r, &out->broadcast);
-    if (rv == 0) rv = codec_rd_string(&r, MOQ_MAX_NAME_LEN, &out->track);
-    return rv < 0 ? rv : codec_rd_end(&r);
+    int rv = moq_codec_rd_path(&r, &out->broadcast);
+    if (rv == 0) rv = moq_codec_rd_string(&r, MOQ_MAX_NAME_LEN, &out->track);
+    return rv < 0 ? rv : moq_codec_rd_end(&r);
 }
 
 int moq_encode_track_info(moq_buf *out, moq_version v, const struct moq_msg_track_info *m)
@@ -29,10 +29,10 @@ int moq_encode_track_info(moq_buf *out, moq_version v, const struct moq_msg_trac
     if (m->timescale == 0) return MOQ_ERR_INVALID;
     size_t start = codec_msg_begin(out);
     int rv = moq_buf_put_u8(out, m->priority);
-    if (rv == 0) rv = codec_put_bool(out, m->ordered);
-    if (rv == 0) rv = codec_put_varint(out, m->max_latency_ms);
-    if (rv == 0) rv = codec_put_varint(out, m->timescale);
-    return codec_msg_end(out, start, start, rv);
+    if (rv == 0) rv = moq_codec_put_bool(out, m->ordered);
+    if (rv == 0) rv = moq_codec_put_varint(out, m->max_latency_ms);
+    if (rv == 0) rv = moq_codec_put_varint(out, m->timescale);
+    return moq_codec_msg_end(out, start, start, rv);
 }
 
 int moq_decode_track_info(moq_version v, uint8_t *body, size_t len, struct moq_msg_track_info *out)
@@ -41,13 +41,13 @@ int moq_decode_track_info(moq_version v, uint8_t *body, size_t len, struct moq_m
     if (!c || !c->track_stream) return MOQ_ERR_UNSUPPORTED;
     moq_rd r;
     moq_rd_init(&r, body, len);
-    int rv = codec_rd_u8(&r, &out->priority);
-    if (rv == 0) rv = codec_rd_bool(&r, &out->ordered);
-    if (rv == 0) rv = codec_rd_varint(&r, &out->max_latency_ms);
-    if (rv == 0) rv = codec_rd_varint(&r, &out->timescale);
+    int rv = moq_codec_rd_u8(&r, &out->priority);
+    if (rv == 0) rv = moq_codec_rd_bool(&r, &out->ordered);
+    if (rv == 0) rv = moq_codec_rd_varint(&r, &out->max_latency_ms);
+    if (rv == 0) rv = moq_codec_rd_varint(&r, &out->timescale);
     if (rv < 0) return rv;
     if (out->timescale == 0) return MOQ_ERR_PROTO;
-    return codec_rd_end(&r);
+    return moq_codec_rd_end(&r);
 }
 
 int moq_encode_fetch(moq_buf *out, moq_version v, const struct moq_fetch *m)
@@ -55,11 +55,11 @@ int moq_encode_fetch(moq_buf *out, moq_version v, const struct moq_fetch *m)
     const moq_caps *c = codec_caps(v);
     if (!c || !c->fetch) return MOQ_ERR_UNSUPPORTED;
     size_t start = codec_msg_begin(out);
-    int rv = codec_put_path(out, m->broadcast);
-    if (rv == 0) rv = codec_put_string(out, m->track, MOQ_MAX_NAME_LEN);
+    int rv = moq_codec_put_path(out, m->broadcast);
+    if (rv == 0) rv = moq_codec_put_string(out, m->track, MOQ_MAX_NAME_LEN);
     if (rv == 0) rv = moq_buf_put_u8(out, m->priority);
-    if (rv == 0) rv = codec_put_varint(out, m->group);
-    return codec_msg_end(out, start, start, rv);
+    if (rv == 0) rv = moq_codec_put_varint(out, m->group);
+    return moq_codec_msg_end(out, start, start, rv);
 }
 
 int moq_decode_fetch(moq_version v, uint8_t *body, size_t len, struct moq_fetch *out)
@@ -68,11 +68,11 @@ int moq_decode_fetch(moq_version v, uint8_t *body, size_t len, struct moq_fetch 
     if (!c || !c->fetch) return MOQ_ERR_UNSUPPORTED;
     moq_rd r;
     moq_rd_init(&r, body, len);
-    int rv = codec_rd_path(&r, &out->broadcast);
-    if (rv == 0) rv = codec_rd_string(&r, MOQ_MAX_NAME_LEN, &out->track);
-    if (rv == 0) rv = codec_rd_u8(&r, &out->priority);
-    if (rv == 0) rv = codec_rd_varint(&r, &out->group);
-    return rv < 0 ? rv : codec_rd_end(&r);
+    int rv = moq_codec_rd_path(&r, &out->broadcast);
+    if (rv == 0) rv = moq_codec_rd_string(&r, MOQ_MAX_NAME_LEN, &out->track);
+    if (rv == 0) rv = moq_codec_rd_u8(&r, &out->priority);
+    if (rv == 0) rv = moq_codec_rd_varint(&r, &out->group);
+    return rv < 0 ? rv : moq_codec_rd_end(&r);
 }
 
 int moq_encode_probe(moq_buf *out, moq_version v, const struct moq_probe *m)
@@ -80,9 +80,9 @@ int moq_encode_probe(moq_buf *out, moq_version v, const struct moq_probe *m)
     const moq_caps *c = codec_caps(v);
     if (!c || !c->probe) return MOQ_ERR_UNSUPPORTED;
     size_t start = codec_msg_begin(out);
-    int rv = codec_put_varint(out, m->bitrate_bps);
-    if (rv == 0 && c->probe_rtt) rv = codec_put_varint(out, m->rtt_ms);
-    return codec_msg_end(out, start, start, rv);
+    int rv = moq_codec_put_varint(out, m->bitrate_bps);
+    if (rv == 0 && c->probe_rtt) rv = moq_codec_put_varint(out, m->rtt_ms);
+    return moq_codec_msg_end(out, start, start, rv);
 }
 
 int moq_decode_probe(moq_version v, uint8_t *body, size_t len, struct moq_probe *out)
@@ -92,9 +92,9 @@ int moq_decode_probe(moq_version v, uint8_t *body, size_t len, struct moq_probe 
     moq_rd r;
     moq_rd_init(&r, body, len);
     out->rtt_ms = 0;
-    int rv = codec_rd_varint(&r, &out->bitrate_bps);
-    if (rv == 0 && c->probe_rtt) rv = codec_rd_varint(&r, &out->rtt_ms);
-    return rv < 0 ? rv : codec_rd_end(&r);
+    int rv = moq_codec_rd_varint(&r, &out->bitrate_bps);
+    if (rv == 0 && c->probe_rtt) rv = moq_codec_rd_varint(&r, &out->rtt_ms);
+    return rv < 0 ? rv : moq_codec_rd_end(&r);
 }
 
 int moq_encode_goaway(moq_buf *out, moq_version v, const struct moq_goaway *m)
@@ -102,7 +102,7 @@ int moq_encode_goaway(moq_buf *out, moq_version v, const struct moq_goaway *m)
     const moq_caps *c = codec_caps(v);
     if (!c || !c->goaway) return MOQ_ERR_UNSUPPORTED;
     size_t start = codec_msg_begin(out);
-    return codec_msg_end(out, start, start, codec_put_string(out, m->uri, MOQ_MAX_URI_LEN));
+    return moq_codec_msg_end(out, start, start, moq_codec_put_string(out, m->uri, MOQ_MAX_URI_LEN));
 }
 
 int moq_decode_goaway(moq_version v, uint8_t *body, size_t len, struct moq_goaway *out)
@@ -111,6 +111,6 @@ int moq_decode_goaway(moq_version v, uint8_t *body, size_t len, struct moq_goawa
     if (!c || !c->goaway) return MOQ_ERR_UNSUPPORTED;
     moq_rd r;
     moq_rd_init(&r, body, len);
-    int rv = codec_rd_string(&r, MOQ_MAX_URI_LEN, &out->uri);
-    return rv < 0 ? rv : codec_rd_end(&r);
+    int rv = moq_codec_rd_string(&r, MOQ_MAX_URI_LEN, &out->uri);
+    return rv < 0 ? rv : moq_codec_rd_end(&r);
 }

@@ -12,6 +12,8 @@
 #include "util/log.h"
 #include "util/time.h"
 
+static const moq_producer_ops consume_producer_ops;
+
 /* up_sub lifetime: one reference for the model (until track_release) plus one per stream
  * that points at it. */
 struct up_sub_ref {
@@ -60,7 +62,7 @@ int moq_frame_alloc(moq_frame *out, uint64_t prev_ts, uint64_t ts, uint64_t size
     return 0;
 }
 
-int frame_asm_begin(struct frame_asm *fa, moq_session *s, uint64_t ts, uint64_t size)
+int moq_frame_asm_begin(struct frame_asm *fa, moq_session *s, uint64_t ts, uint64_t size)
 {
     if (size > s->cfg.max_frame_bytes) return MOQ_ERR_TOO_LARGE;
     if (s->inbound_bytes + size > s->cfg.max_inbound_bytes) return MOQ_ERR_LIMIT;
@@ -72,7 +74,7 @@ int frame_asm_begin(struct frame_asm *fa, moq_session *s, uint64_t ts, uint64_t 
     return 0;
 }
 
-int frame_asm_payload(struct frame_asm *fa, const uint8_t *data, size_t len)
+int moq_frame_asm_payload(struct frame_asm *fa, const uint8_t *data, size_t len)
 {
     if (!fa->chunk || fa->filled + len > fa->frame.payload_len) return MOQ_ERR_PROTO;
     memcpy(fa->chunk->data + FRAME_PAYLOAD_OFF + fa->filled, data, len);
@@ -80,7 +82,7 @@ int frame_asm_payload(struct frame_asm *fa, const uint8_t *data, size_t len)
     return 0;
 }
 
-int frame_asm_end(struct frame_asm *fa, moq_session *s, moq_group *group)
+int moq_frame_asm_end(struct frame_asm *fa, moq_session *s, moq_group *group)
 {
     if (!fa->chunk || fa->filled != fa->frame.payload_len) return MOQ_ERR_PROTO;
     s->inbound_bytes -= fa->frame.payload_len;
@@ -88,10 +90,10 @@ int frame_asm_end(struct frame_asm *fa, moq_session *s, moq_group *group)
     fa->chunk = NULL;
     s->stats.frames_in++;
     s->stats.bytes_in += fa->frame.payload_len;
-    return moq_group_append(group, &fa->frame, session_now(s));
+    return moq_group_append(group, &fa->frame, moq_session_now(s));
 }
 
-void frame_asm_clear(struct frame_asm *fa, moq_session *s)
+void moq_frame_asm_clear(struct frame_asm *fa, moq_session *s)
 {
     if (!fa->chunk) return;
     s->inbound_bytes -= fa->frame.payload_len;
@@ -105,17 +107,17 @@ void frame_asm_clear(struct frame_asm *fa, moq_session *s)
 static int announce_request(moq_session *s, const char *prefix, bool police)
 {
     mstream *ms;
-    int orv = ms_open(s, MS_ANN_CONSUME, true, &ms);
+    int orv = moq_ms_open(s, MS_ANN_CONSUME, true, &ms);
     if (orv < 0) return orv;
     struct ann_consume *ac = calloc(1, sizeof(*ac));
     moq_buf full;
     moq_buf_init(&full);
-    if (!ac || session_global_path(s, (const uint8_t *)prefix, strlen(prefix), &full) < 0 ||
+    if (!ac || moq_session_global_path(s, (const uint8_t *)prefix, strlen(prefix), &full) < 0 ||
         !(ac->prefix = strdup(prefix)) || !(ac->full = strdup((const char *)full.data))) {
         if (ac) free(ac->prefix);
         free(ac);
         moq_buf_free(&full);
-        ms_abort(ms, MOQ_CODE_TRANSPORT);
+        moq_ms_abort(ms, MOQ_CODE_TRANSPORT);
         return 0;
     }
     moq_buf_free(&full);
@@ -132,7 +134,7 @@ static int announce_request(moq_session *s, const char *prefix, bool police)
     moq_buf_init(&b);
     int rv = moq_encode_stream_type(&b, MOQ_BIDI_ANNOUNCE);
     if (rv == 0) rv = moq_encode_announce_request(&b, s->v, &req);
-    if (rv == 0) ms_write(ms, &b, false);
+    if (rv == 0) moq_ms_write(ms, &b, false);
     moq_buf_free(&b);
     return 0;
 }
@@ -160,7 +162,7 @@ static void request_announcements(moq_session *s)
     }
 }
 
-void consume_start(moq_session *s)
+void moq_consume_start(moq_session *s)
 {
     s->ann_next = 0;
     request_announcements(s);
@@ -169,7 +171,7 @@ void consume_start(moq_session *s)
 /* Drop every route the peer announced on this stream: graceful (ended) or lost. */
 static void routes_end(struct ann_consume *ac, bool graceful)
 {
-    uint64_t now = session_now(ac->ms->s);
+    uint64_t now = moq_session_now(ac->ms->s);
     size_t it = 0;
     void *v;
     moq_route *list[64];
@@ -211,7 +213,7 @@ static bool route_feeds_subscription(moq_session *s, const moq_route *route)
 
 static void ending_rearm(moq_session *s)
 {
-    session_deadline_changed(s);
+    moq_session_deadline_changed(s);
 }
 
 static void ending_forget(moq_session *s, const moq_route *route)
@@ -244,14 +246,14 @@ static void route_end(moq_session *s, moq_route *route)
             s->ending = n;
             s->cap_ending = cap;
         }
-        s->ending[s->n_ending++] = (struct ending_route){route, session_now(s) + ENDING_MAX_US};
+        s->ending[s->n_ending++] = (struct ending_route){route, moq_session_now(s) + ENDING_MAX_US};
         ending_rearm(s);
         return;
     }
     moq_route_unannounce(route);
 }
 
-void consume_ending_check(moq_session *s)
+void moq_consume_ending_check(moq_session *s)
 {
     if (s->closing) return;
     if (s->ending_busy) {
@@ -261,7 +263,7 @@ void consume_ending_check(moq_session *s)
     s->ending_busy = true;
     do {
         s->ending_again = false;
-        uint64_t now = session_now(s);
+        uint64_t now = moq_session_now(s);
         for (size_t i = 0; i < s->n_ending && !s->closing; i++) {
             moq_route *route = s->ending[i].route;
             if (s->ending[i].deadline > now && route_feeds_subscription(s, route)) continue;
@@ -282,7 +284,7 @@ static void refuse_announce(moq_session *s, const char *rel, size_t len, const c
     moq_info_repeat("refused announcements", "moq",
                     "%s: refused: the peer may not publish /%s%s%.*s (root /%s, publish=[%s]%s)",
                     s->t->peer, s->perms.root, s->perms.root[0] ? "/" : "", (int)len, rel,
-                    s->perms.root, session_grant_text(&s->perms.publish, grant, sizeof(grant)),
+                    s->perms.root, moq_session_grant_text(&s->perms.publish, grant, sizeof(grant)),
                     why);
     snprintf(reason, sizeof(reason), MOQ_SESSION_PUBLISH_REFUSED "%.*s",
              (int)(len < 120 ? len : 120), rel);
@@ -360,7 +362,7 @@ static void on_announce_msg(moq_session *s, struct ann_consume *ac, const struct
         moq_route_update(route, hops, n);
     } else if (s->stats.announces_in >= MAX_ANNOUNCES) {
         moq_buf_free(&path);
-        session_fail(s, MOQ_CODE_BOUNDS_EXCEEDED, "too many announced broadcasts");
+        moq_session_fail(s, MOQ_CODE_BOUNDS_EXCEEDED, "too many announced broadcasts");
         return;
     } else {
         int rv = moq_origin_announce(s->cfg.origin, path.data, path.len, hops, n,
@@ -384,10 +386,10 @@ static void announces_open(moq_session *s, struct ann_consume *ac)
 {
     if (ac->open_reported || ac->police) return;
     ac->open_reported = true;
-    session_event(s, MOQ_SESSION_ANNOUNCES_OPEN, ac->full, strlen(ac->full), NULL, 0);
+    moq_session_emit(s, MOQ_SESSION_ANNOUNCES_OPEN, ac->full, strlen(ac->full), NULL, 0);
 }
 
-void consume_announce_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
+void moq_consume_announce_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
 {
     moq_session *s = ms->s;
     struct ann_consume *ac = ms->obj;
@@ -398,13 +400,13 @@ void consume_announce_data(mstream *ms, const uint8_t *data, size_t len, bool fi
         if (rv < 0) {
             /* FIN: the peer stops announcing; a broken stream: its routes are lost */
             routes_end(ac, rv == MOQ_ERR_CLOSED);
-            ms_finish(ms);
+            moq_ms_finish(ms);
             return;
         }
         if (s->caps->announce_ok && !ac->ok_received) {
             struct moq_announce_ok ok;
             if (moq_decode_announce_ok(s->v, msg.body, msg.len, &ok) < 0) {
-                session_fail(s, MOQ_CODE_DECODE, "malformed ANNOUNCE_OK");
+                moq_session_fail(s, MOQ_CODE_DECODE, "malformed ANNOUNCE_OK");
                 return;
             }
             ac->ok_received = true;
@@ -414,7 +416,7 @@ void consume_announce_data(mstream *ms, const uint8_t *data, size_t len, bool fi
         }
         struct moq_announce m;
         if (moq_decode_announce(s->v, msg.body, msg.len, &m) < 0) {
-            session_fail(s, MOQ_CODE_DECODE, "malformed ANNOUNCE");
+            moq_session_fail(s, MOQ_CODE_DECODE, "malformed ANNOUNCE");
             return;
         }
         announces_open(s, ac); /* lite-03/04: the first ANNOUNCE is all the answer there is */
@@ -432,7 +434,7 @@ static int write_request(mstream *ms, uint64_t type,
     moq_buf_init(&b);
     int rv = moq_encode_stream_type(&b, type);
     if (rv == 0) rv = encode(&b, ms->s, us);
-    if (rv == 0) rv = ms_write(ms, &b, false);
+    if (rv == 0) rv = moq_ms_write(ms, &b, false);
     moq_buf_free(&b);
     return rv;
 }
@@ -483,7 +485,7 @@ static void open_request(moq_session *s, struct up_sub *us, enum ms_kind kind, u
 {
     mstream *ms;
     *want = false;
-    int orv = ms_open(s, kind, true, &ms);
+    int orv = moq_ms_open(s, kind, true, &ms);
     if (orv == MOQ_ERR_AGAIN) {
         *want = true;
         wait_for_credit(s, us);
@@ -497,7 +499,7 @@ static void open_request(moq_session *s, struct up_sub *us, enum ms_kind kind, u
     ms->obj = up_ref(us);
     moq_ctrl_reader_init(&ms->cr, reader_flags, MAX_CONTROL_MSG);
     ms->cr_live = true;
-    if (write_request(ms, type, encode, us) < 0) ms_abort(ms, MOQ_CODE_TRANSPORT);
+    if (write_request(ms, type, encode, us) < 0) moq_ms_abort(ms, MOQ_CODE_TRANSPORT);
 }
 
 static void open_subscribe(moq_session *s, struct up_sub *us)
@@ -538,7 +540,7 @@ static void track_request(void *ctx, moq_route *route, moq_track *track, const m
     const uint8_t *name = moq_track_name(track, &nlen);
     const uint8_t *rel;
     size_t rel_len;
-    if (session_relative_path(s, path, plen, &rel, &rel_len) < 0) rel_len = 0, rel = path;
+    if (moq_session_relative_path(s, path, plen, &rel, &rel_len) < 0) rel_len = 0, rel = path;
     us->broadcast = malloc(rel_len + 1);
     us->name = malloc(nlen + 1);
     if (!us->broadcast || !us->name) {
@@ -581,7 +583,7 @@ static void track_request(void *ctx, moq_route *route, moq_track *track, const m
     up_unref(us);
 }
 
-void consume_streams_available(moq_session *s)
+void moq_consume_streams_available(moq_session *s)
 {
     if (s->ann_pending) request_announcements(s);
     while (!s->ann_pending && !s->closing && !moq_list_empty(&s->bidi_wait)) {
@@ -618,7 +620,7 @@ static void track_update(void *ctx, moq_route *route, moq_track *track, const mo
     opts_from_prefs(&o, prefs);
     moq_buf b;
     moq_buf_init(&b);
-    if (moq_encode_subscribe_update(&b, s->v, &o) == 0) ms_write(us->sub_ms, &b, false);
+    if (moq_encode_subscribe_update(&b, s->v, &o) == 0) moq_ms_write(us->sub_ms, &b, false);
     moq_buf_free(&b);
 }
 
@@ -633,10 +635,10 @@ static void track_release(void *ctx, moq_route *route, moq_track *track)
     us->released = true;
     us->track = NULL;
     if (!s->gone) notify_upstream(s, route, false);
-    if (us->sub_ms) ms_finish(us->sub_ms); /* unsubscribe */
-    if (us->track_ms) ms_abort(us->track_ms, MOQ_CODE_CANCEL);
+    if (us->sub_ms) moq_ms_finish(us->sub_ms); /* unsubscribe */
+    if (us->track_ms) moq_ms_abort(us->track_ms, MOQ_CODE_CANCEL);
     up_unref(us);
-    consume_ending_check(s);
+    moq_consume_ending_check(s);
 }
 
 static int fetch_request(void *ctx, moq_route *route, moq_track *track, moq_group *group,
@@ -649,12 +651,12 @@ static int fetch_request(void *ctx, moq_route *route, moq_track *track, moq_grou
     const uint8_t *name = moq_track_name(track, &nlen);
     const uint8_t *rel;
     size_t rel_len;
-    if (session_relative_path(s, path, plen, &rel, &rel_len) < 0) return MOQ_ERR_NOT_FOUND;
+    if (moq_session_relative_path(s, path, plen, &rel, &rel_len) < 0) return MOQ_ERR_NOT_FOUND;
     mstream *ms;
-    if (ms_open(s, MS_FETCH_CONSUME, true, &ms) < 0) return MOQ_ERR_LIMIT;
+    if (moq_ms_open(s, MS_FETCH_CONSUME, true, &ms) < 0) return MOQ_ERR_LIMIT;
     struct fetch_in *fi = calloc(1, sizeof(*fi));
     if (!fi) {
-        ms_abort(ms, MOQ_CODE_TRANSPORT);
+        moq_ms_abort(ms, MOQ_CODE_TRANSPORT);
         return MOQ_ERR_NOMEM;
     }
     fi->ms = ms;
@@ -667,13 +669,13 @@ static int fetch_request(void *ctx, moq_route *route, moq_track *track, moq_grou
     moq_buf_init(&b);
     int rv = moq_encode_stream_type(&b, MOQ_BIDI_FETCH);
     if (rv == 0) rv = moq_encode_fetch(&b, s->v, &m);
-    if (rv == 0) rv = ms_write(ms, &b, true);
+    if (rv == 0) rv = moq_ms_write(ms, &b, true);
     moq_buf_free(&b);
-    if (rv < 0) ms_abort(ms, MOQ_CODE_TRANSPORT);
+    if (rv < 0) moq_ms_abort(ms, MOQ_CODE_TRANSPORT);
     return 0;
 }
 
-const moq_producer_ops consume_producer_ops = {
+static const moq_producer_ops consume_producer_ops = {
     .track_request = track_request,
     .track_update = track_update,
     .track_release = track_release,
@@ -682,7 +684,7 @@ const moq_producer_ops consume_producer_ops = {
 
 /* ---------------------------------------------------------------- responses */
 
-void consume_track_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
+void moq_consume_track_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
 {
     moq_session *s = ms->s;
     struct up_sub *us = ms->obj;
@@ -692,16 +694,16 @@ void consume_track_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
         if (rv == 0) return;
         if (rv < 0) {
             if (rv != MOQ_ERR_CLOSED)
-                ms_abort(ms, MOQ_CODE_DECODE);
+                moq_ms_abort(ms, MOQ_CODE_DECODE);
             else
-                ms_finish(ms);
+                moq_ms_finish(ms);
             if (!us->released && !us->info_known)
                 moq_track_abort(us->track, us->route, MOQ_CODE_NOT_FOUND);
             return;
         }
         struct moq_msg_track_info m;
         if (moq_decode_track_info(s->v, msg.body, msg.len, &m) < 0) {
-            ms_abort(ms, MOQ_CODE_DECODE);
+            moq_ms_abort(ms, MOQ_CODE_DECODE);
             if (!us->released) moq_track_abort(us->track, us->route, MOQ_CODE_DECODE);
             return;
         }
@@ -719,14 +721,14 @@ static void subscribe_accepted(struct up_sub *us)
     if (!us->s->cfg.event) return;
     moq_buf full;
     moq_buf_init(&full);
-    if (session_global_path(us->s, (const uint8_t *)us->broadcast, strlen(us->broadcast), &full) ==
-        0)
-        session_event(us->s, MOQ_SESSION_SUBSCRIBE_ACCEPTED, full.data, full.len, us->name,
-                      strlen(us->name));
+    if (moq_session_global_path(us->s, (const uint8_t *)us->broadcast, strlen(us->broadcast),
+                                &full) == 0)
+        moq_session_emit(us->s, MOQ_SESSION_SUBSCRIBE_ACCEPTED, full.data, full.len, us->name,
+                         strlen(us->name));
     moq_buf_free(&full);
 }
 
-void consume_subscribe_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
+void moq_consume_subscribe_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
 {
     moq_session *s = ms->s;
     struct up_sub *us = ms->obj;
@@ -737,20 +739,20 @@ void consume_subscribe_data(mstream *ms, const uint8_t *data, size_t len, bool f
         if (rv < 0) {
             us->sub_over = true;
             if (rv != MOQ_ERR_CLOSED) {
-                ms_abort(ms, MOQ_CODE_DECODE);
+                moq_ms_abort(ms, MOQ_CODE_DECODE);
                 if (!us->released) moq_track_abort(us->track, us->route, MOQ_CODE_DECODE);
             } else {
                 /* the publisher ended the subscription: the track is over */
-                ms_finish(ms);
+                moq_ms_finish(ms);
                 if (!us->released)
                     moq_track_finish(us->track, us->route, us->have_seq ? us->max_seq + 1 : 0);
             }
-            consume_ending_check(s);
+            moq_consume_ending_check(s);
             return;
         }
         struct moq_subscribe_response r;
         if (moq_decode_subscribe_response(s->v, msg.type, msg.body, msg.len, &r) < 0) {
-            ms_abort(ms, MOQ_CODE_DECODE);
+            moq_ms_abort(ms, MOQ_CODE_DECODE);
             if (!us->released) moq_track_abort(us->track, us->route, MOQ_CODE_DECODE);
             return;
         }
@@ -768,11 +770,11 @@ void consume_subscribe_data(mstream *ms, const uint8_t *data, size_t len, bool f
 
 static void group_in_fail(mstream *ms, struct group_in *gi, uint64_t code)
 {
-    ms_stop(ms, code);
+    moq_ms_stop(ms, code);
     if (gi && gi->group) moq_group_abort(gi->group, code);
     ms->kind = MS_IGNORE;
     if (gi) {
-        frame_asm_clear(&gi->fa, ms->s);
+        moq_frame_asm_clear(&gi->fa, ms->s);
         if (gi->group) moq_group_unref(gi->group);
         if (gi->us) up_unref(gi->us);
         free(gi);
@@ -789,7 +791,7 @@ static void group_in_header(mstream *ms, const struct moq_group_event *ev)
         return;
     }
     moq_group *g = NULL;
-    int rv = moq_track_begin_group(us->track, us->route, ev->sequence, session_now(s), &g);
+    int rv = moq_track_begin_group(us->track, us->route, ev->sequence, moq_session_now(s), &g);
     if (rv == MOQ_ERR_EXISTS && (!us->have_seq || ev->sequence > us->max_seq)) {
         us->max_seq = ev->sequence; /* (the track has it: the end of the track counts it) */
         us->have_seq = true;
@@ -815,7 +817,7 @@ static void group_in_header(mstream *ms, const struct moq_group_event *ev)
     s->stats.groups_in++;
 }
 
-void consume_group_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
+void moq_consume_group_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
 {
     moq_session *s = ms->s;
     if (!ms->obj && ms->gp.state == 0 && ms->gp.max_frame == 0)
@@ -834,8 +836,8 @@ void consume_group_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
             group_in_header(ms, &ev);
             break;
         case MOQ_GROUP_EV_FRAME: {
-            uint64_t ts = s->caps->frame_timestamps ? ev.timestamp : session_wall_ms(s);
-            rv = frame_asm_begin(&gi->fa, s, ts, ev.size);
+            uint64_t ts = s->caps->frame_timestamps ? ev.timestamp : moq_session_wall_ms(s);
+            rv = moq_frame_asm_begin(&gi->fa, s, ts, ev.size);
             if (rv < 0) {
                 group_in_fail(ms, gi,
                               rv == MOQ_ERR_TOO_LARGE ? MOQ_CODE_FRAME_TOO_LARGE
@@ -845,18 +847,18 @@ void consume_group_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
             break;
         }
         case MOQ_GROUP_EV_PAYLOAD:
-            frame_asm_payload(&gi->fa, ev.data, ev.len);
+            moq_frame_asm_payload(&gi->fa, ev.data, ev.len);
             /* a frame that takes long to arrive keeps its group from expiring meanwhile */
-            moq_group_touch(gi->group, session_now(s));
+            moq_group_touch(gi->group, moq_session_now(s));
             break;
         case MOQ_GROUP_EV_FRAME_END:
-            if (frame_asm_end(&gi->fa, s, gi->group) < 0) {
+            if (moq_frame_asm_end(&gi->fa, s, gi->group) < 0) {
                 group_in_fail(ms, gi, MOQ_CODE_CANCEL);
                 return;
             }
             break;
         case MOQ_GROUP_EV_END:
-            moq_group_finish(gi->group, session_now(s));
+            moq_group_finish(gi->group, moq_session_now(s));
             return;
         default:
             break;
@@ -864,7 +866,7 @@ void consume_group_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
     }
 }
 
-void consume_fetch_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
+void moq_consume_fetch_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
 {
     moq_session *s = ms->s;
     struct fetch_in *fi = ms->obj;
@@ -873,30 +875,30 @@ void consume_fetch_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
         int rv = moq_group_parser_next(&ms->gp, &data, &len, fin, &ev);
         if (rv == 0) return;
         if (rv < 0) {
-            ms_stop(ms, ms->gp.error_code);
+            moq_ms_stop(ms, ms->gp.error_code);
             moq_group_abort(fi->group, ms->gp.error_code);
             return;
         }
         switch (rv) {
         case MOQ_GROUP_EV_FRAME:
-            rv = frame_asm_begin(&fi->fa, s, ev.timestamp, ev.size);
+            rv = moq_frame_asm_begin(&fi->fa, s, ev.timestamp, ev.size);
             if (rv < 0) {
-                ms_stop(ms, MOQ_CODE_FRAME_TOO_LARGE);
+                moq_ms_stop(ms, MOQ_CODE_FRAME_TOO_LARGE);
                 moq_group_abort(fi->group, MOQ_CODE_FRAME_TOO_LARGE);
                 return;
             }
             break;
         case MOQ_GROUP_EV_PAYLOAD:
-            frame_asm_payload(&fi->fa, ev.data, ev.len);
+            moq_frame_asm_payload(&fi->fa, ev.data, ev.len);
             break;
         case MOQ_GROUP_EV_FRAME_END:
-            if (frame_asm_end(&fi->fa, s, fi->group) < 0) {
-                ms_stop(ms, MOQ_CODE_CANCEL);
+            if (moq_frame_asm_end(&fi->fa, s, fi->group) < 0) {
+                moq_ms_stop(ms, MOQ_CODE_CANCEL);
                 return;
             }
             break;
         case MOQ_GROUP_EV_END:
-            moq_group_finish(fi->group, session_now(s));
+            moq_group_finish(fi->group, moq_session_now(s));
             return;
         default:
             break;
@@ -904,7 +906,7 @@ void consume_fetch_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
     }
 }
 
-void consume_datagram(moq_session *s, const uint8_t *data, size_t len)
+void moq_consume_datagram(moq_session *s, const uint8_t *data, size_t len)
 {
     struct moq_datagram d;
     if (moq_decode_datagram(s->v, data, len, &d) < 0) return;
@@ -912,14 +914,14 @@ void consume_datagram(moq_session *s, const uint8_t *data, size_t len)
               (unsigned long long)d.sub_id, (unsigned long long)d.group, d.payload_len);
     struct up_sub *us = moq_u64map_get(&s->up_by_id, d.sub_id);
     if (!us || us->released || d.payload_len > s->cfg.max_frame_bytes) return;
-    uint64_t now = session_now(s);
+    uint64_t now = moq_session_now(s);
     moq_group *g = NULL;
     if (moq_track_begin_group_flags(us->track, us->route, d.group, now, MOQ_GROUP_DATAGRAM, &g) < 0)
         return;
     struct frame_asm fa = {0};
-    if (frame_asm_begin(&fa, s, d.timestamp, d.payload_len) == 0) {
-        frame_asm_payload(&fa, d.payload, d.payload_len);
-        if (frame_asm_end(&fa, s, g) == 0) moq_group_finish(g, now);
+    if (moq_frame_asm_begin(&fa, s, d.timestamp, d.payload_len) == 0) {
+        moq_frame_asm_payload(&fa, d.payload, d.payload_len);
+        if (moq_frame_asm_end(&fa, s, g) == 0) moq_group_finish(g, now);
     }
     if (moq_group_state(g, NULL) == MOQ_GROUP_OPEN) moq_group_abort(g, MOQ_CODE_CANCEL);
     moq_group_unref(g);
@@ -928,14 +930,14 @@ void consume_datagram(moq_session *s, const uint8_t *data, size_t len)
 
 /* ---------------------------------------------------------------- resets and release */
 
-void consume_stream_reset(mstream *ms, uint64_t code)
+void moq_consume_stream_reset(mstream *ms, uint64_t code)
 {
     moq_session *s = ms->s;
     switch (ms->kind) {
     case MS_ANN_CONSUME: {
         struct ann_consume *ac = ms->obj;
         if (ac) routes_end(ac, false);
-        ms_abort(ms, MOQ_CODE_CANCEL);
+        moq_ms_abort(ms, MOQ_CODE_CANCEL);
         if (ac && !ac->refused && !ac->police && code == MOQ_CODE_UNAUTHORIZED &&
             s->cfg.announce_refused) {
             ac->refused = true;
@@ -947,12 +949,12 @@ void consume_stream_reset(mstream *ms, uint64_t code)
     case MS_TRACK_CONSUME: {
         struct up_sub *us = ms->obj;
         if (us && ms->kind == MS_SUB_CONSUME) us->sub_over = true;
-        ms_abort(ms, MOQ_CODE_CANCEL);
+        moq_ms_abort(ms, MOQ_CODE_CANCEL);
         /* A TRACK stream has served its purpose once TRACK_INFO arrived: the responder may
          * then stop our side (@moq/net sends STOP_SENDING 0 when it closes the stream). */
         bool answered = ms->kind == MS_TRACK_CONSUME && us && us->info_known;
         if (us && !us->released && !answered) moq_track_abort(us->track, us->route, code);
-        if (ms->kind == MS_SUB_CONSUME) consume_ending_check(s);
+        if (ms->kind == MS_SUB_CONSUME) moq_consume_ending_check(s);
         break;
     }
     case MS_GROUP_IN: {
@@ -963,7 +965,7 @@ void consume_stream_reset(mstream *ms, uint64_t code)
     case MS_FETCH_CONSUME: {
         struct fetch_in *fi = ms->obj;
         if (fi) moq_group_abort(fi->group, code);
-        ms_abort(ms, MOQ_CODE_CANCEL);
+        moq_ms_abort(ms, MOQ_CODE_CANCEL);
         break;
     }
     default:
@@ -972,7 +974,7 @@ void consume_stream_reset(mstream *ms, uint64_t code)
     (void)s;
 }
 
-void consume_release(mstream *ms)
+void moq_consume_release(mstream *ms)
 {
     moq_session *s = ms->s;
     switch (ms->kind) {
@@ -995,13 +997,13 @@ void consume_release(mstream *ms)
         if (us->sub_ms == ms) us->sub_ms = NULL;
         if (us->track_ms == ms) us->track_ms = NULL;
         up_unref(us);
-        if (was_sub) consume_ending_check(s);
+        if (was_sub) moq_consume_ending_check(s);
         break;
     }
     case MS_GROUP_IN: {
         struct group_in *gi = ms->obj;
         if (!gi) break;
-        frame_asm_clear(&gi->fa, s);
+        moq_frame_asm_clear(&gi->fa, s);
         if (moq_group_state(gi->group, NULL) == MOQ_GROUP_OPEN)
             moq_group_abort(gi->group, MOQ_CODE_CANCEL);
         moq_group_unref(gi->group);
@@ -1012,7 +1014,7 @@ void consume_release(mstream *ms)
     case MS_FETCH_CONSUME: {
         struct fetch_in *fi = ms->obj;
         if (!fi) break;
-        frame_asm_clear(&fi->fa, s);
+        moq_frame_asm_clear(&fi->fa, s);
         if (moq_group_state(fi->group, NULL) == MOQ_GROUP_OPEN)
             moq_group_abort(fi->group, MOQ_CODE_CANCEL);
         moq_group_unref(fi->group);
@@ -1025,7 +1027,7 @@ void consume_release(mstream *ms)
     ms->obj = NULL;
 }
 
-void consume_teardown(moq_session *s)
+void moq_consume_teardown(moq_session *s)
 {
     while (!moq_list_empty(&s->bidi_wait)) {
         struct up_sub *us = moq_list_first(&s->bidi_wait, struct up_sub, wait_link);
@@ -1058,3 +1060,19 @@ void consume_teardown(moq_session *s)
     moq_u64map_free(&s->up_by_track);
     moq_u64map_init(&s->up_by_track);
 }
+
+/* ---------------------------------------------------------------- stream kinds */
+
+const struct moq_ms_ops moq_consume_announce_ops = {moq_consume_announce_data,
+                                                    moq_consume_stream_reset,
+                                                    moq_consume_stream_reset, moq_consume_release};
+const struct moq_ms_ops moq_consume_subscribe_ops = {moq_consume_subscribe_data,
+                                                     moq_consume_stream_reset,
+                                                     moq_consume_stream_reset, moq_consume_release};
+const struct moq_ms_ops moq_consume_track_ops = {moq_consume_track_data, moq_consume_stream_reset,
+                                                 moq_consume_stream_reset, moq_consume_release};
+const struct moq_ms_ops moq_consume_fetch_ops = {moq_consume_fetch_data, moq_consume_stream_reset,
+                                                 moq_consume_stream_reset, moq_consume_release};
+/* A group arrives on a stream of the peer's: only the peer can stop its sending side. */
+const struct moq_ms_ops moq_consume_group_ops = {moq_consume_group_data, moq_consume_stream_reset,
+                                                 NULL, moq_consume_release};

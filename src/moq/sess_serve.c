@@ -19,23 +19,11 @@ static void group_out_end(struct group_out *go);
 
 /* The next control message of a request stream; 1 = got one, 0 = need more, -1 = the
  * stream was refused or closed (already handled). */
-static int next_msg(mstream *ms, const uint8_t **data, size_t *len, bool fin,
-                    struct moq_ctrl_msg *msg)
-{
-    int rv = moq_ctrl_reader_next(&ms->cr, data, len, fin, msg);
-    if (rv > 0 || rv == 0) return rv;
-    if (rv != MOQ_ERR_CLOSED) {
-        moq_debug("moq", "%s: bad control message: %s", ms->s->t->peer, moq_strerror(rv));
-        ms_abort(ms, rv == MOQ_ERR_TOO_LARGE ? MOQ_CODE_BOUNDS_EXCEEDED : MOQ_CODE_DECODE);
-    }
-    return -1;
-}
-
 /* Whether the peer may read `broadcast` (relative to its root); its global path in full. */
 static bool may_subscribe(moq_session *s, moq_str broadcast, moq_buf *full)
 {
     if (!moq_perms_can_subscribe(&s->perms, broadcast.ptr, broadcast.len)) return false;
-    return session_global_path(s, (const uint8_t *)broadcast.ptr, broadcast.len, full) == 0;
+    return moq_session_global_path(s, (const uint8_t *)broadcast.ptr, broadcast.len, full) == 0;
 }
 
 /* The peer asked to read outside perms.subscribe: log it with the grant and refuse. */
@@ -48,8 +36,8 @@ static void refuse_read(mstream *ms, const char *what, moq_str broadcast, moq_st
                     s->t->peer, what, s->perms.root, s->perms.root[0] && broadcast.len ? "/" : "",
                     (int)broadcast.len, broadcast.ptr, track.len ? " track " : "", (int)track.len,
                     track.ptr, s->perms.root,
-                    session_grant_text(&s->perms.subscribe, grant, sizeof(grant)));
-    ms_abort(ms, MOQ_CODE_UNAUTHORIZED);
+                    moq_session_grant_text(&s->perms.subscribe, grant, sizeof(grant)));
+    moq_ms_abort(ms, MOQ_CODE_UNAUTHORIZED);
 }
 
 static uint64_t exclude_hop(const moq_session *s)
@@ -101,10 +89,10 @@ static void on_announce(void *ctx, moq_watch *w, const moq_announce_event *ev)
     }
     moq_buf b;
     moq_buf_init(&b);
-    bool written = encode_announce(s, &b, as, ev) && ms_write(as->ms, &b, false) >= 0;
+    bool written = encode_announce(s, &b, as, ev) && moq_ms_write(as->ms, &b, false) >= 0;
     moq_buf_free(&b);
     if (written && ev->kind != MOQ_ANNOUNCE_ENDED)
-        session_event(s, MOQ_SESSION_ANNOUNCED, ev->path, ev->path_len, NULL, 0);
+        moq_session_emit(s, MOQ_SESSION_ANNOUNCED, ev->path, ev->path_len, NULL, 0);
 }
 
 static const moq_watch_ops announce_watch_ops = {.on_announce = on_announce};
@@ -119,7 +107,7 @@ static size_t watch_prefixes(moq_session *s, const char *full, char **out, size_
         moq_buf g;
         moq_buf_init(&g);
         const char *grant = s->perms.subscribe.v[i];
-        if (session_global_path(s, (const uint8_t *)grant, strlen(grant), &g) < 0) {
+        if (moq_session_global_path(s, (const uint8_t *)grant, strlen(grant), &g) < 0) {
             moq_buf_free(&g);
             continue;
         }
@@ -164,11 +152,11 @@ static void start_announce(mstream *ms, const struct moq_announce_request *req)
     moq_buf full;
     moq_buf_init(&full);
     if (!as ||
-        session_global_path(s, (const uint8_t *)req->prefix.ptr, req->prefix.len, &full) < 0 ||
+        moq_session_global_path(s, (const uint8_t *)req->prefix.ptr, req->prefix.len, &full) < 0 ||
         !(as->full = strdup((const char *)full.data))) {
         free(as);
         moq_buf_free(&full);
-        ms_abort(ms, MOQ_CODE_TRANSPORT);
+        moq_ms_abort(ms, MOQ_CODE_TRANSPORT);
         return;
     }
     moq_buf_free(&full);
@@ -196,40 +184,38 @@ static void start_announce(mstream *ms, const struct moq_announce_request *req)
     }
     moq_buf_append(&b, as->initial.data, as->initial.len);
     moq_buf_free(&as->initial);
-    bool written = !b.len || ms_write(ms, &b, false) >= 0;
+    bool written = !b.len || moq_ms_write(ms, &b, false) >= 0;
     moq_buf_free(&b);
     moq_debug("moq", "%s: announcing /%s to the peer (%zu watches, %llu active)", s->t->peer,
               as->full, as->n_watches, (unsigned long long)as->initial_count);
     for (size_t off = 0; written && off < as->initial_paths.len;) {
         const char *path = (const char *)as->initial_paths.data + off;
         size_t len = strlen(path);
-        session_event(s, MOQ_SESSION_ANNOUNCED, path, len, NULL, 0);
+        moq_session_emit(s, MOQ_SESSION_ANNOUNCED, path, len, NULL, 0);
         off += len + 1;
     }
     moq_buf_free(&as->initial_paths);
 }
 
-void serve_announce_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
+static bool announce_msg(mstream *ms, const struct moq_ctrl_msg *msg)
 {
-    while (!ms->s->closing) {
-        struct moq_ctrl_msg msg;
-        int rv = next_msg(ms, &data, &len, fin, &msg);
-        if (rv < 0) {
-            /* FIN: discovery is over for the peer; end ours too */
-            ms_finish(ms);
-            serve_release(ms);
-            ms->kind = MS_IGNORE;
-            return;
-        }
-        if (rv == 0) return;
-        if (ms->obj) continue; /* nothing else is expected from the requester */
-        struct moq_announce_request req;
-        if (moq_decode_announce_request(ms->s->v, msg.body, msg.len, &req) < 0) {
-            ms_abort(ms, MOQ_CODE_DECODE);
-            return;
-        }
-        start_announce(ms, &req);
-        if (ms->kind == MS_IGNORE) return; /* refused */
+    if (ms->obj) return true; /* nothing else is expected from the requester */
+    struct moq_announce_request req;
+    if (moq_decode_announce_request(ms->s->v, msg->body, msg->len, &req) < 0) {
+        moq_ms_abort(ms, MOQ_CODE_DECODE);
+        return false;
+    }
+    start_announce(ms, &req);
+    if (ms->kind == MS_IGNORE) return false; /* refused */
+    return true;
+}
+
+static void announce_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
+{
+    if (moq_ms_each_msg(ms, data, len, fin, announce_msg) < 0) {
+        /* FIN: discovery is over for the peer; end ours too */
+        moq_ms_finish(ms);
+        moq_ms_drop(ms);
     }
 }
 
@@ -243,7 +229,7 @@ static void track_send_info(struct track_serve *ts, const moq_track_info *info)
                                    info->timescale};
     moq_buf b;
     moq_buf_init(&b);
-    if (moq_encode_track_info(&b, ms->s->v, &m) == 0) ms_write(ms, &b, true);
+    if (moq_encode_track_info(&b, ms->s->v, &m) == 0) moq_ms_write(ms, &b, true);
     moq_buf_free(&b);
 }
 
@@ -256,7 +242,7 @@ static void ts_on_info(void *ctx, moq_subscription *sub, const moq_track_info *i
 static void ts_on_abort(void *ctx, moq_subscription *sub, uint64_t code)
 {
     struct track_serve *ts = ctx;
-    if (!ts->ms->s->closing) ms_abort(ts->ms, code);
+    if (!ts->ms->s->closing) moq_ms_abort(ts->ms, code);
 }
 
 static const moq_subscriber_ops track_sub_ops = {
@@ -264,44 +250,46 @@ static const moq_subscriber_ops track_sub_ops = {
     .on_abort = ts_on_abort,
 };
 
-void serve_track_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
+static bool track_msg(mstream *ms, const struct moq_ctrl_msg *msg)
 {
     moq_session *s = ms->s;
-    while (!s->closing) {
-        struct moq_ctrl_msg msg;
-        int rv = next_msg(ms, &data, &len, fin, &msg);
-        if (rv <= 0) return; /* FIN after the request is normal: the answer still goes out */
-        if (ms->obj) continue;
-        struct moq_msg_track req;
-        if (moq_decode_track(s->v, msg.body, msg.len, &req) < 0) {
-            ms_abort(ms, MOQ_CODE_DECODE);
-            return;
-        }
-        moq_buf full;
-        moq_buf_init(&full);
-        if (!may_subscribe(s, req.broadcast, &full)) {
-            moq_buf_free(&full);
-            refuse_read(ms, "read track info of", req.broadcast, req.track);
-            return;
-        }
-        struct track_serve *ts = calloc(1, sizeof(*ts));
-        if (!ts) {
-            moq_buf_free(&full);
-            ms_abort(ms, MOQ_CODE_TRANSPORT);
-            return;
-        }
-        ts->ms = ms;
-        ms->obj = ts;
-        moq_sub_prefs prefs = {.info_only = true};
-        rv = moq_origin_subscribe(s->cfg.origin, full.data, full.len,
-                                  (const uint8_t *)req.track.ptr, req.track.len, exclude_hop(s),
-                                  &prefs, &track_sub_ops, ts, &ts->sub);
-        moq_buf_free(&full);
-        if (rv < 0) {
-            ts->sub = NULL;
-            ms_abort(ms, rv == MOQ_ERR_NOT_FOUND ? MOQ_CODE_UNROUTABLE : MOQ_CODE_TRANSPORT);
-        }
+    int rv;
+    if (ms->obj) return true;
+    struct moq_msg_track req;
+    if (moq_decode_track(s->v, msg->body, msg->len, &req) < 0) {
+        moq_ms_abort(ms, MOQ_CODE_DECODE);
+        return false;
     }
+    moq_buf full;
+    moq_buf_init(&full);
+    if (!may_subscribe(s, req.broadcast, &full)) {
+        moq_buf_free(&full);
+        refuse_read(ms, "read track info of", req.broadcast, req.track);
+        return false;
+    }
+    struct track_serve *ts = calloc(1, sizeof(*ts));
+    if (!ts) {
+        moq_buf_free(&full);
+        moq_ms_abort(ms, MOQ_CODE_TRANSPORT);
+        return false;
+    }
+    ts->ms = ms;
+    ms->obj = ts;
+    moq_sub_prefs prefs = {.info_only = true};
+    rv = moq_origin_subscribe(s->cfg.origin, full.data, full.len, (const uint8_t *)req.track.ptr,
+                              req.track.len, exclude_hop(s), &prefs, &track_sub_ops, ts, &ts->sub);
+    moq_buf_free(&full);
+    if (rv < 0) {
+        ts->sub = NULL;
+        moq_ms_abort(ms, rv == MOQ_ERR_NOT_FOUND ? MOQ_CODE_UNROUTABLE : MOQ_CODE_TRANSPORT);
+    }
+    return true;
+}
+
+static void track_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
+{
+    /* FIN after the request is normal: the answer still goes out */
+    moq_ms_each_msg(ms, data, len, fin, track_msg);
 }
 
 /* ---------------------------------------------------------------- subscriptions */
@@ -325,7 +313,7 @@ static uint64_t latency_us(const struct down_sub *ds)
 
 static void maybe_finish_subscription(struct down_sub *ds)
 {
-    if (ds->finished && ds->inflight == 0 && !ds->over) ms_finish(ds->ms);
+    if (ds->finished && ds->inflight == 0 && !ds->over) moq_ms_finish(ds->ms);
 }
 
 static void write_frames(struct group_out *go)
@@ -335,7 +323,7 @@ static void write_frames(struct group_out *go)
     uint64_t count = moq_group_frame_count(g);
     if (go->next < moq_group_first_frame(g)) {
         /* frames we never sent were dropped by the group's byte cap */
-        ms_reset(go->ms, MOQ_CODE_LAGGED);
+        moq_ms_reset(go->ms, MOQ_CODE_LAGGED);
         group_out_end(go);
         return;
     }
@@ -358,7 +346,7 @@ static void write_frames(struct group_out *go)
         int rv = moq_transport_write(s->t, go->ms->sid, v, n, false);
         if (rv == MOQ_ERR_AGAIN) {
             go->blocked = true; /* nothing was queued: resume at this frame when writable */
-            return;
+            break;
         }
         if (rv < 0) {
             group_out_end(go);
@@ -375,7 +363,7 @@ static void write_frames(struct group_out *go)
  * data still on its way. */
 static void group_out_fin(struct group_out *go)
 {
-    ms_finish(go->ms);
+    moq_ms_finish(go->ms);
     go->fin_sent = true;
     if (go->follower) {
         moq_follower_close(go->follower);
@@ -419,7 +407,7 @@ static void go_on_end(void *ctx, moq_follower *f, moq_group *g, int state, uint6
         group_out_fin(go);
         return;
     }
-    ms_reset(go->ms, code);
+    moq_ms_reset(go->ms, code);
     group_out_end(go);
 }
 
@@ -441,7 +429,7 @@ static bool group_out_start(struct group_out *go)
     struct down_sub *ds = go->ds;
     moq_session *s = ds->ms->s;
     mstream *ms;
-    if (ms_open(s, MS_GROUP_OUT, false, &ms) < 0) return false;
+    if (moq_ms_open(s, MS_GROUP_OUT, false, &ms) < 0) return false;
     if (go->queued) {
         moq_list_remove(&go->qlink);
         go->queued = false;
@@ -453,14 +441,14 @@ static bool group_out_start(struct group_out *go)
     uint8_t hdr[MOQ_GROUP_HEADER_MAX];
     int n = moq_group_header_pack(hdr, true, ds->id, go->seq);
     if (n < 0 || moq_transport_write_bytes(s->t, ms->sid, hdr, (size_t)n, false) < 0) {
-        ms_reset(ms, MOQ_CODE_TRANSPORT);
+        moq_ms_reset(ms, MOQ_CODE_TRANSPORT);
         group_out_end(go);
         return true;
     }
     moq_group *g = go->group;
     go->follower = moq_group_follow(g, &group_follow_ops, go);
     if (!go->follower) {
-        ms_reset(ms, MOQ_CODE_TRANSPORT);
+        moq_ms_reset(ms, MOQ_CODE_TRANSPORT);
         group_out_end(go);
         return true;
     }
@@ -471,7 +459,31 @@ static bool group_out_start(struct group_out *go)
     return true;
 }
 
-/* Reset groups this subscriber is too far behind on. */
+/* Can the transport still drop part of this group: not started, or bytes not sent yet? */
+static bool droppable(moq_session *s, const struct group_out *go)
+{
+    return go->queued || (go->ms && (go->blocked || s->t->ops->unsent(s->t, go->ms->sid) > 0));
+}
+
+static void drop_group(moq_session *s, struct group_out *go)
+{
+    s->stats.groups_dropped++;
+    if (go->queued) {
+        group_out_end(go);
+        group_out_free(go);
+        return;
+    }
+    moq_ms_retract(go->ms, MOQ_CODE_OLD);
+    group_out_end(go);
+    /* Its stream closes once the peer acknowledges the reset, which a peer that stopped
+     * reading may never do: let go of the frames now. */
+    moq_group_unref(go->group);
+    go->group = NULL;
+}
+
+/* A newer group arrived: reset those this subscriber is too far behind on, not started yet
+ * or with bytes the transport has not sent yet, even when all of them were written and the
+ * FIN queued (a slow path would otherwise carry every stale group before the newest). */
 static void drop_stale_groups(struct down_sub *ds, uint64_t now)
 {
     moq_session *s = ds->ms->s;
@@ -480,17 +492,7 @@ static void drop_stale_groups(struct down_sub *ds, uint64_t now)
     moq_list_each(pos, tmp, &ds->groups)
     {
         struct group_out *go = moq_container_of(pos, struct group_out, link);
-        /* A group written to the end may still wait in the transport: it is dropped too. */
-        if (now - go->created_us <= limit) continue;
-        if (go->queued) {
-            s->stats.groups_dropped++;
-            group_out_end(go);
-            group_out_free(go);
-        } else if (go->ms && (go->blocked || s->t->ops->unsent(s->t, go->ms->sid) > 0)) {
-            s->stats.groups_dropped++;
-            ms_reset(go->ms, MOQ_CODE_OLD);
-            group_out_end(go);
-        }
+        if (now - go->created_us > limit && droppable(s, go)) drop_group(s, go);
     }
 }
 
@@ -553,14 +555,14 @@ static void ds_on_group(void *ctx, moq_subscription *sub, moq_group *g)
     struct down_sub *ds = ctx;
     moq_session *s = ds->ms->s;
     if (s->closing || ds->over) return;
-    uint64_t now = session_now(s);
+    uint64_t now = moq_session_now(s);
     drop_stale_groups(ds, now);
     uint64_t seq = moq_group_sequence(g);
     if (s->caps->subscribe_responses == MOQ_SUBRESP_START_END_DROP && !ds->start_sent) {
         struct moq_subscribe_response r = {.kind = MOQ_SUBSCRIBE_START, .group = seq};
         moq_buf b;
         moq_buf_init(&b);
-        if (moq_encode_subscribe_response(&b, s->v, &r) == 0) ms_write(ds->ms, &b, false);
+        if (moq_encode_subscribe_response(&b, s->v, &r) == 0) moq_ms_write(ds->ms, &b, false);
         moq_buf_free(&b);
         ds->start_sent = true;
     }
@@ -600,7 +602,7 @@ static void ds_on_finish(void *ctx, moq_subscription *sub, uint64_t final_seq)
         struct moq_subscribe_response r = {.kind = MOQ_SUBSCRIBE_END, .group = final_seq};
         moq_buf b;
         moq_buf_init(&b);
-        if (moq_encode_subscribe_response(&b, s->v, &r) == 0) ms_write(ds->ms, &b, false);
+        if (moq_encode_subscribe_response(&b, s->v, &r) == 0) moq_ms_write(ds->ms, &b, false);
         moq_buf_free(&b);
     }
     maybe_finish_subscription(ds);
@@ -611,7 +613,7 @@ static void ds_on_abort(void *ctx, moq_subscription *sub, uint64_t code)
     struct down_sub *ds = ctx;
     if (ds->ms->s->closing || ds->over) return;
     ds->over = true;
-    ms_abort(ds->ms, code);
+    moq_ms_abort(ds->ms, code);
 }
 
 static const moq_subscriber_ops down_sub_ops = {
@@ -645,7 +647,7 @@ static void start_subscription(mstream *ms, struct moq_subscribe *req)
     struct down_sub *ds = calloc(1, sizeof(*ds));
     if (!ds) {
         moq_buf_free(&full);
-        ms_abort(ms, MOQ_CODE_TRANSPORT);
+        moq_ms_abort(ms, MOQ_CODE_TRANSPORT);
         return;
     }
     ds->ms = ms;
@@ -659,7 +661,7 @@ static void start_subscription(mstream *ms, struct moq_subscribe *req)
         r.ok.priority = req->opts.priority;
         moq_buf b;
         moq_buf_init(&b);
-        if (moq_encode_subscribe_response(&b, s->v, &r) == 0) ms_write(ms, &b, false);
+        if (moq_encode_subscribe_response(&b, s->v, &r) == 0) moq_ms_write(ms, &b, false);
         moq_buf_free(&b);
     }
     int rv = moq_origin_subscribe(s->cfg.origin, full.data, full.len,
@@ -670,13 +672,13 @@ static void start_subscription(mstream *ms, struct moq_subscribe *req)
         ds->over = true;
         moq_debug("moq", "%s: subscribe to %s/%.*s failed: %s", s->t->peer, (char *)full.data,
                   (int)req->track.len, req->track.ptr, moq_strerror(rv));
-        ms_abort(ms, rv == MOQ_ERR_NOT_FOUND ? MOQ_CODE_UNROUTABLE : MOQ_CODE_TRANSPORT);
+        moq_ms_abort(ms, rv == MOQ_ERR_NOT_FOUND ? MOQ_CODE_UNROUTABLE : MOQ_CODE_TRANSPORT);
     } else {
         s->stats.subscriptions++;
         moq_debug("moq", "%s: subscribed to %s/%.*s (id %llu)", s->t->peer, (char *)full.data,
                   (int)req->track.len, req->track.ptr, (unsigned long long)req->id);
-        session_event(s, MOQ_SESSION_PEER_SUBSCRIBED, full.data, full.len, req->track.ptr,
-                      req->track.len);
+        moq_session_emit(s, MOQ_SESSION_PEER_SUBSCRIBED, full.data, full.len, req->track.ptr,
+                         req->track.len);
     }
     moq_buf_free(&full);
 }
@@ -688,7 +690,7 @@ static void drop_groups(struct down_sub *ds, bool reset)
 {
     while (!moq_list_empty(&ds->groups)) {
         struct group_out *go = moq_list_first(&ds->groups, struct group_out, link);
-        if (reset && go->ms) ms_reset(go->ms, MOQ_CODE_CANCEL);
+        if (reset && go->ms) moq_ms_reset(go->ms, MOQ_CODE_CANCEL);
         bool detached = go->queued || go->datagram;
         group_out_end(go);
         if (detached) group_out_free(go);
@@ -700,7 +702,7 @@ static void end_subscription(struct down_sub *ds)
     moq_debug("moq", "%s: unsubscribed (id %llu)", ds->ms->s->t->peer, (unsigned long long)ds->id);
     ds->over = true;
     drop_groups(ds, true);
-    ms_finish(ds->ms);
+    moq_ms_finish(ds->ms);
 }
 
 static void update_subscription(struct down_sub *ds, const struct moq_subscribe_opts *opts)
@@ -715,41 +717,40 @@ static void update_subscription(struct down_sub *ds, const struct moq_subscribe_
     }
 }
 
-void serve_subscribe_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
+static bool subscribe_msg(mstream *ms, const struct moq_ctrl_msg *msg)
 {
     moq_session *s = ms->s;
-    while (!s->closing) {
-        struct moq_ctrl_msg msg;
-        int rv = next_msg(ms, &data, &len, fin, &msg);
-        if (rv < 0) {
-            if (ms->obj && !ms->recv_done)
-                end_subscription(ms->obj);
-            else
-                ms_finish(ms);
-            return;
+    struct down_sub *ds = ms->obj;
+    if (!ds) {
+        struct moq_subscribe req;
+        if (moq_decode_subscribe(s->v, msg->body, msg->len, &req) < 0) {
+            moq_ms_abort(ms, MOQ_CODE_DECODE);
+            return false;
         }
-        if (rv == 0) return;
-        struct down_sub *ds = ms->obj;
-        if (!ds) {
-            struct moq_subscribe req;
-            if (moq_decode_subscribe(s->v, msg.body, msg.len, &req) < 0) {
-                ms_abort(ms, MOQ_CODE_DECODE);
-                return;
-            }
-            start_subscription(ms, &req);
-            continue;
-        }
-        struct moq_subscribe_opts opts;
-        if (!s->caps->subscribe_update ||
-            moq_decode_subscribe_update(s->v, msg.body, msg.len, &opts) < 0) {
-            ms_abort(ms, MOQ_CODE_DECODE);
-            return;
-        }
-        if (!ds->over) update_subscription(ds, &opts);
+        start_subscription(ms, &req);
+        return true;
+    }
+    struct moq_subscribe_opts opts;
+    if (!s->caps->subscribe_update ||
+        moq_decode_subscribe_update(s->v, msg->body, msg->len, &opts) < 0) {
+        moq_ms_abort(ms, MOQ_CODE_DECODE);
+        return false;
+    }
+    if (!ds->over) update_subscription(ds, &opts);
+    return true;
+}
+
+static void subscribe_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
+{
+    if (moq_ms_each_msg(ms, data, len, fin, subscribe_msg) < 0) {
+        if (ms->obj && !ms->recv_done)
+            end_subscription(ms->obj);
+        else
+            moq_ms_finish(ms);
     }
 }
 
-void serve_streams_available(moq_session *s)
+void moq_serve_streams_available(moq_session *s)
 {
     while (!moq_list_empty(&s->queue) && !s->closing) {
         /* the most important waiting group first */
@@ -776,7 +777,7 @@ static void fetch_write(struct fetch_out *fo)
     moq_group *g = moq_follower_group(fo->follower);
     uint64_t count = moq_group_frame_count(g);
     if (fo->next < moq_group_first_frame(g)) {
-        ms_reset(ms, MOQ_CODE_LAGGED);
+        moq_ms_reset(ms, MOQ_CODE_LAGGED);
         moq_follower_close(fo->follower);
         fo->follower = NULL;
         return;
@@ -793,7 +794,7 @@ static void fetch_write(struct fetch_out *fo)
             return;
         }
         if (rv < 0) {
-            ms_reset(ms, MOQ_CODE_TRANSPORT); /* never FIN a response with frames missing */
+            moq_ms_reset(ms, MOQ_CODE_TRANSPORT); /* never FIN a response with frames missing */
             moq_follower_close(fo->follower);
             fo->follower = NULL;
             return;
@@ -818,9 +819,9 @@ static void fo_on_end(void *ctx, moq_follower *f, moq_group *g, int state, uint6
         return;
     }
     if (state == MOQ_GROUP_FINISHED)
-        ms_finish(fo->ms);
+        moq_ms_finish(fo->ms);
     else
-        ms_reset(fo->ms, code);
+        moq_ms_reset(fo->ms, code);
     moq_follower_close(fo->follower);
     fo->follower = NULL;
 }
@@ -830,7 +831,7 @@ static const moq_follower_ops fetch_follow_ops = {
     .on_end = fo_on_end,
 };
 
-void serve_stream_writable(mstream *ms)
+void moq_serve_stream_writable(mstream *ms)
 {
     if (ms->kind == MS_GROUP_OUT) {
         struct group_out *go = ms->obj;
@@ -843,87 +844,89 @@ void serve_stream_writable(mstream *ms)
         if (!fo || !fo->follower || !fo->blocked) return;
         fetch_write(fo);
         if (!fo->follower || fo->blocked || !fo->fin_pending) return;
-        ms_finish(ms);
+        moq_ms_finish(ms);
         moq_follower_close(fo->follower);
         fo->follower = NULL;
     }
 }
 
-void serve_fetch_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
+static bool fetch_msg(mstream *ms, const struct moq_ctrl_msg *msg)
 {
     moq_session *s = ms->s;
-    while (!s->closing) {
-        struct moq_ctrl_msg msg;
-        int rv = next_msg(ms, &data, &len, fin, &msg);
-        if (rv <= 0) return;
-        if (ms->obj) continue;
-        struct moq_fetch req;
-        if (moq_decode_fetch(s->v, msg.body, msg.len, &req) < 0) {
-            ms_abort(ms, MOQ_CODE_DECODE);
-            return;
-        }
-        moq_buf full;
-        moq_buf_init(&full);
-        if (!may_subscribe(s, req.broadcast, &full)) {
-            moq_buf_free(&full);
-            refuse_read(ms, "fetch from", req.broadcast, req.track);
-            return;
-        }
-        moq_group *g = NULL;
-        rv = moq_origin_fetch(s->cfg.origin, full.data, full.len, (const uint8_t *)req.track.ptr,
-                              req.track.len, exclude_hop(s), req.group, req.priority, true,
-                              session_now(s), &g);
-        moq_buf_free(&full);
-        if (rv < 0) {
-            ms_abort(ms, rv == MOQ_ERR_NOT_FOUND ? MOQ_CODE_NOT_FOUND : MOQ_CODE_TRANSPORT);
-            return;
-        }
-        struct fetch_out *fo = calloc(1, sizeof(*fo));
-        if (!fo) {
-            moq_group_unref(g);
-            ms_abort(ms, MOQ_CODE_TRANSPORT);
-            return;
-        }
-        fo->ms = ms;
-        ms->obj = fo;
-        fo->follower = moq_group_follow(g, &fetch_follow_ops, fo);
-        uint64_t code = 0;
-        int state = moq_group_state(g, &code);
-        moq_group_unref(g);
-        if (!fo->follower) {
-            ms_abort(ms, MOQ_CODE_TRANSPORT);
-            return;
-        }
-        s->t->ops->set_priority(s->t, ms->sid, (uint64_t)req.priority << 56);
-        fetch_write(fo);
-        if (fo->follower && state != MOQ_GROUP_OPEN) fo_on_end(fo, fo->follower, g, state, code);
+    int rv;
+    if (ms->obj) return true;
+    struct moq_fetch req;
+    if (moq_decode_fetch(s->v, msg->body, msg->len, &req) < 0) {
+        moq_ms_abort(ms, MOQ_CODE_DECODE);
+        return false;
     }
+    moq_buf full;
+    moq_buf_init(&full);
+    if (!may_subscribe(s, req.broadcast, &full)) {
+        moq_buf_free(&full);
+        refuse_read(ms, "fetch from", req.broadcast, req.track);
+        return false;
+    }
+    moq_group *g = NULL;
+    rv = moq_origin_fetch(s->cfg.origin, full.data, full.len, (const uint8_t *)req.track.ptr,
+                          req.track.len, exclude_hop(s), req.group, req.priority, true,
+                          moq_session_now(s), &g);
+    moq_buf_free(&full);
+    if (rv < 0) {
+        moq_ms_abort(ms, rv == MOQ_ERR_NOT_FOUND ? MOQ_CODE_NOT_FOUND : MOQ_CODE_TRANSPORT);
+        return false;
+    }
+    struct fetch_out *fo = calloc(1, sizeof(*fo));
+    if (!fo) {
+        moq_group_unref(g);
+        moq_ms_abort(ms, MOQ_CODE_TRANSPORT);
+        return false;
+    }
+    fo->ms = ms;
+    ms->obj = fo;
+    fo->follower = moq_group_follow(g, &fetch_follow_ops, fo);
+    uint64_t code = 0;
+    int state = moq_group_state(g, &code);
+    moq_group_unref(g);
+    if (!fo->follower) {
+        moq_ms_abort(ms, MOQ_CODE_TRANSPORT);
+        return false;
+    }
+    s->t->ops->set_priority(s->t, ms->sid, (uint64_t)req.priority << 56);
+    fetch_write(fo);
+    if (fo->follower && state != MOQ_GROUP_OPEN) fo_on_end(fo, fo->follower, g, state, code);
+    return true;
+}
+
+static void fetch_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
+{
+    moq_ms_each_msg(ms, data, len, fin, fetch_msg);
 }
 
 /* ---------------------------------------------------------------- probe */
 
-void serve_probe_open(mstream *ms)
+void moq_serve_probe_open(mstream *ms)
 {
     moq_session *s = ms->s;
     bool measurable = s->t->kind != MOQ_TRANSPORT_WEBSOCKET;
     if (!s->cfg.offer_probe || !measurable || s->probe) {
-        ms_reset(ms, MOQ_CODE_UNSUPPORTED);
+        moq_ms_reset(ms, MOQ_CODE_UNSUPPORTED);
         ms->kind = MS_IGNORE;
         return;
     }
     struct probe_serve *ps = calloc(1, sizeof(*ps));
     if (!ps) {
-        ms_reset(ms, MOQ_CODE_TRANSPORT);
+        moq_ms_reset(ms, MOQ_CODE_TRANSPORT);
         ms->kind = MS_IGNORE;
         return;
     }
     ps->ms = ms;
     ms->obj = ps;
     s->probe = ps;
-    uint64_t now = session_now(s);
+    uint64_t now = moq_session_now(s);
     s->probe_deadline = now + PROBE_TICK_US;
-    session_deadline_changed(s);
-    serve_probe_tick(s, now);
+    moq_session_deadline_changed(s);
+    moq_serve_probe_tick(s, now);
 }
 
 static bool changed_enough(uint64_t before, uint64_t now)
@@ -933,7 +936,7 @@ static bool changed_enough(uint64_t before, uint64_t now)
     return diff * 4 >= before;
 }
 
-void serve_probe_tick(moq_session *s, uint64_t now)
+void moq_serve_probe_tick(moq_session *s, uint64_t now)
 {
     struct probe_serve *ps = s->probe;
     if (!ps || s->closing) return;
@@ -947,7 +950,7 @@ void serve_probe_tick(moq_session *s, uint64_t now)
     if (!due) return;
     moq_buf b;
     moq_buf_init(&b);
-    if (moq_encode_probe(&b, s->v, &p) == 0 && ms_write(ps->ms, &b, false) == 0) {
+    if (moq_encode_probe(&b, s->v, &p) == 0 && moq_ms_write(ps->ms, &b, false) == 0) {
         ps->sent = true;
         ps->last_sent = now;
         ps->last_bitrate = p.bitrate_bps;
@@ -958,66 +961,111 @@ void serve_probe_tick(moq_session *s, uint64_t now)
 
 /* ---------------------------------------------------------------- release */
 
-void serve_release(mstream *ms)
+static void announce_release(mstream *ms)
+{
+    struct ann_serve *as = ms->obj;
+    if (!as) return;
+    for (size_t i = 0; i < as->n_watches; i++)
+        moq_watch_close(as->watches[i]);
+    moq_buf_free(&as->initial);
+    moq_buf_free(&as->initial_paths);
+    free(as->full);
+    free(as);
+}
+
+static void track_release(mstream *ms)
+{
+    struct track_serve *ts = ms->obj;
+    if (!ts) return;
+    if (ts->sub) moq_subscription_close(ts->sub);
+    free(ts);
+}
+
+static void subscribe_release(mstream *ms)
 {
     moq_session *s = ms->s;
-    switch (ms->kind) {
-    case MS_ANN_SERVE: {
-        struct ann_serve *as = ms->obj;
-        if (!as) break;
-        for (size_t i = 0; i < as->n_watches; i++)
-            moq_watch_close(as->watches[i]);
-        moq_buf_free(&as->initial);
-        moq_buf_free(&as->initial_paths);
-        free(as->full);
-        free(as);
-        break;
-    }
-    case MS_TRACK_SERVE: {
-        struct track_serve *ts = ms->obj;
-        if (!ts) break;
-        if (ts->sub) moq_subscription_close(ts->sub);
-        free(ts);
-        break;
-    }
-    case MS_SUB_SERVE: {
-        struct down_sub *ds = ms->obj;
-        if (!ds) break;
-        ds->over = true;
-        if (ds->sub) moq_subscription_close(ds->sub);
-        ds->sub = NULL;
-        drop_groups(ds, false);
-        if (s->stats.subscriptions) s->stats.subscriptions--;
-        free(ds);
-        break;
-    }
-    case MS_GROUP_OUT: {
-        struct group_out *go = ms->obj;
-        if (!go) break;
-        group_out_end(go);
-        group_out_free(go);
-        break;
-    }
-    case MS_FETCH_SERVE: {
-        struct fetch_out *fo = ms->obj;
-        if (!fo) break;
-        if (fo->follower) moq_follower_close(fo->follower);
-        free(fo);
-        break;
-    }
-    case MS_PROBE_SERVE: {
-        struct probe_serve *ps = ms->obj;
-        if (!ps) break;
-        if (s->probe == ps) {
-            s->probe = NULL;
-            s->probe_deadline = UINT64_MAX;
-            session_deadline_changed(s);
-        }
-        free(ps);
-        break;
-    }
-    default:
-        break;
-    }
-    ms->obj = NULL;
+    struct down_sub *ds = ms->obj;
+    if (!ds) return;
+    ds->over = true;
+    if (ds->sub) moq_subscription_close(ds->sub);
+    ds->sub = NULL;
+    drop_groups(ds, false);
+    if (s->stats.subscriptions) s->stats.subscriptions--;
+    free(ds);
 }
+
+static void group_release(mstream *ms)
+{
+    struct group_out *go = ms->obj;
+    if (!go) return;
+    group_out_end(go);
+    group_out_free(go);
+}
+
+static void fetch_release(mstream *ms)
+{
+    struct fetch_out *fo = ms->obj;
+    if (!fo) return;
+    if (fo->follower) moq_follower_close(fo->follower);
+    free(fo);
+}
+
+static void probe_release(mstream *ms)
+{
+    moq_session *s = ms->s;
+    struct probe_serve *ps = ms->obj;
+    if (!ps) return;
+    if (s->probe == ps) {
+        s->probe = NULL;
+        s->probe_deadline = UINT64_MAX;
+        moq_session_deadline_changed(s);
+    }
+    free(ps);
+}
+
+/* ---------------------------------------------------------------- stream kinds */
+
+/* The opener writes nothing after the type; FIN ends the reports. */
+static void probe_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
+{
+    (void)data;
+    (void)len;
+    if (!fin) return;
+    moq_ms_finish(ms);
+    moq_ms_drop(ms);
+}
+
+/* The peer abandoned its request: stop serving it. */
+static void serve_abandoned(mstream *ms, uint64_t code)
+{
+    (void)code;
+    moq_ms_reset(ms, MOQ_CODE_CANCEL);
+    moq_ms_drop(ms);
+}
+
+/* The peer reads no more of what we send. */
+static void serve_unread(mstream *ms, uint64_t code)
+{
+    (void)code;
+    moq_ms_drop(ms);
+}
+
+/* The peer reads no more of a request stream: we read no more of it either. */
+static void request_unread(mstream *ms, uint64_t code)
+{
+    (void)code;
+    moq_ms_stop(ms, MOQ_CODE_CANCEL);
+    moq_ms_drop(ms);
+}
+
+const struct moq_ms_ops moq_serve_announce_ops = {announce_data, serve_abandoned, request_unread,
+                                                  announce_release};
+const struct moq_ms_ops moq_serve_subscribe_ops = {subscribe_data, serve_abandoned, request_unread,
+                                                   subscribe_release};
+const struct moq_ms_ops moq_serve_track_ops = {track_data, serve_abandoned, serve_unread,
+                                               track_release};
+const struct moq_ms_ops moq_serve_fetch_ops = {fetch_data, serve_abandoned, serve_unread,
+                                               fetch_release};
+const struct moq_ms_ops moq_serve_probe_ops = {probe_data, serve_abandoned, serve_unread,
+                                               probe_release};
+const struct moq_ms_ops moq_serve_group_ops = {NULL, NULL, serve_unread, group_release};

@@ -12,19 +12,19 @@
 
 static const struct moq_transport_events session_events;
 
-uint64_t session_now(const moq_session *s)
+uint64_t moq_session_now(const moq_session *s)
 {
     return s->cfg.clock->now_us(s->cfg.clock->ctx);
 }
 
-uint64_t session_wall_ms(const moq_session *s)
+uint64_t moq_session_wall_ms(const moq_session *s)
 {
     return s->cfg.clock->wall_us(s->cfg.clock->ctx) / MOQ_US_PER_MS;
 }
 
 /* ---------------------------------------------------------------- paths */
 
-const char *session_grant_text(const moq_strlist *l, char *out, size_t len)
+const char *moq_session_grant_text(const moq_strlist *l, char *out, size_t len)
 {
     size_t o = 0;
     out[0] = '\0';
@@ -36,7 +36,7 @@ const char *session_grant_text(const moq_strlist *l, char *out, size_t len)
     return out;
 }
 
-int session_global_path(const moq_session *s, const uint8_t *rel, size_t len, moq_buf *out)
+int moq_session_global_path(const moq_session *s, const uint8_t *rel, size_t len, moq_buf *out)
 {
     int rv = moq_path_join(out, moq_str_make(s->perms.root, strlen(s->perms.root)),
                            moq_str_make(rel, len));
@@ -46,8 +46,10 @@ int session_global_path(const moq_session *s, const uint8_t *rel, size_t len, mo
     return rv;
 }
 
-void session_event(moq_session *s, enum moq_session_event_kind kind, const void *path,
-                   size_t path_len, const void *track, size_t track_len)
+static const struct moq_ms_ops *ms_ops(const mstream *ms);
+
+void moq_session_emit(moq_session *s, enum moq_session_event_kind kind, const void *path,
+                      size_t path_len, const void *track, size_t track_len)
 {
     if (!s->cfg.event || s->closing) return;
     char *p = strndup(path, path_len);
@@ -60,8 +62,8 @@ void session_event(moq_session *s, enum moq_session_event_kind kind, const void 
     free(t);
 }
 
-int session_relative_path(const moq_session *s, const uint8_t *path, size_t len,
-                          const uint8_t **rel, size_t *rel_len)
+int moq_session_relative_path(const moq_session *s, const uint8_t *path, size_t len,
+                              const uint8_t **rel, size_t *rel_len)
 {
     moq_str suffix;
     if (moq_path_strip_prefix(moq_str_make(path, len),
@@ -74,7 +76,7 @@ int session_relative_path(const moq_session *s, const uint8_t *path, size_t len,
 
 /* ---------------------------------------------------------------- streams */
 
-mstream *ms_new(moq_session *s, int64_t sid, enum ms_kind kind, bool bidi, bool local)
+static mstream *ms_new(moq_session *s, int64_t sid, enum ms_kind kind, bool bidi, bool local)
 {
     mstream *ms = calloc(1, sizeof(*ms));
     if (!ms) return NULL;
@@ -98,7 +100,7 @@ mstream *ms_new(moq_session *s, int64_t sid, enum ms_kind kind, bool bidi, bool 
     return ms;
 }
 
-int ms_open(moq_session *s, enum ms_kind kind, bool bidi, mstream **out)
+int moq_ms_open(moq_session *s, enum ms_kind kind, bool bidi, mstream **out)
 {
     *out = NULL;
     if (s->closing) return MOQ_ERR_CLOSED;
@@ -114,7 +116,7 @@ int ms_open(moq_session *s, enum ms_kind kind, bool bidi, mstream **out)
     return 0;
 }
 
-int ms_write(mstream *ms, const moq_buf *b, bool fin)
+int moq_ms_write(mstream *ms, const moq_buf *b, bool fin)
 {
     moq_session *s = ms->s;
     if (s->closing || ms->send_done) return MOQ_ERR_CLOSED;
@@ -123,60 +125,82 @@ int ms_write(mstream *ms, const moq_buf *b, bool fin)
     return rv;
 }
 
-void ms_finish(mstream *ms)
+void moq_ms_finish(mstream *ms)
 {
-    if (!ms->send_done) ms_write(ms, NULL, true);
+    if (!ms->send_done) moq_ms_write(ms, NULL, true);
 }
 
-void ms_reset(mstream *ms, uint64_t code)
+void moq_ms_reset(mstream *ms, uint64_t code)
 {
     if (ms->send_done || ms->s->closing) return;
-    ms->send_done = true;
+    ms->send_done = ms->reset_sent = true;
     ms->s->t->ops->reset(ms->s->t, ms->sid, code);
 }
 
-void ms_stop(mstream *ms, uint64_t code)
+void moq_ms_retract(mstream *ms, uint64_t code)
+{
+    if (ms->reset_sent || ms->s->closing) return;
+    ms->send_done = ms->reset_sent = true;
+    ms->s->t->ops->reset(ms->s->t, ms->sid, code);
+}
+
+void moq_ms_stop(mstream *ms, uint64_t code)
 {
     if (ms->recv_done || ms->s->closing) return;
     ms->recv_done = true;
     ms->s->t->ops->stop(ms->s->t, ms->sid, code);
 }
 
-void ms_abort(mstream *ms, uint64_t code)
+void moq_ms_abort(mstream *ms, uint64_t code)
 {
-    ms_reset(ms, code);
-    ms_stop(ms, code);
+    moq_ms_reset(ms, code);
+    moq_ms_stop(ms, code);
 }
 
-static void ms_release(mstream *ms)
+void moq_ms_release(mstream *ms)
 {
-    switch (ms->kind) {
-    case MS_ANN_SERVE:
-    case MS_SUB_SERVE:
-    case MS_TRACK_SERVE:
-    case MS_FETCH_SERVE:
-    case MS_PROBE_SERVE:
-    case MS_GROUP_OUT:
-        serve_release(ms);
-        break;
-    case MS_ANN_CONSUME:
-    case MS_SUB_CONSUME:
-    case MS_TRACK_CONSUME:
-    case MS_FETCH_CONSUME:
-    case MS_GROUP_IN:
-        consume_release(ms);
-        break;
-    default:
-        break;
-    }
+    const struct moq_ms_ops *ops = ms_ops(ms);
+    if (ops->release) ops->release(ms);
     ms->obj = NULL;
+}
+
+void moq_ms_drop(mstream *ms)
+{
+    moq_ms_release(ms);
+    ms->kind = MS_IGNORE;
+}
+
+/* One message of a control stream: 1 with *msg set, 0 when more bytes are needed, -1 at FIN
+ * or on a malformed message (the stream is then aborted). */
+static int next_msg(mstream *ms, const uint8_t **data, size_t *len, bool fin,
+                    struct moq_ctrl_msg *msg)
+{
+    int rv = moq_ctrl_reader_next(&ms->cr, data, len, fin, msg);
+    if (rv >= 0) return rv;
+    if (rv != MOQ_ERR_CLOSED) {
+        moq_debug("moq", "%s: bad control message: %s", ms->s->t->peer, moq_strerror(rv));
+        moq_ms_abort(ms, rv == MOQ_ERR_TOO_LARGE ? MOQ_CODE_BOUNDS_EXCEEDED : MOQ_CODE_DECODE);
+    }
+    return -1;
+}
+
+int moq_ms_each_msg(mstream *ms, const uint8_t *data, size_t len, bool fin,
+                    bool (*on_msg)(mstream *ms, const struct moq_ctrl_msg *msg))
+{
+    while (!ms->s->closing) {
+        struct moq_ctrl_msg msg;
+        int rv = next_msg(ms, &data, &len, fin, &msg);
+        if (rv <= 0) return rv;
+        if (!on_msg(ms, &msg)) return 0;
+    }
+    return 0;
 }
 
 static void ms_free(mstream *ms)
 {
     moq_session *s = ms->s;
     s->pending_control -= ms->cr_pending;
-    ms_release(ms);
+    moq_ms_release(ms);
     if (ms->cr_live) moq_ctrl_reader_free(&ms->cr);
     if (moq_list_linked(&ms->held_link)) {
         moq_list_remove(&ms->held_link);
@@ -190,14 +214,14 @@ static void ms_free(mstream *ms)
 
 /* ---------------------------------------------------------------- closing */
 
-void session_fail(moq_session *s, uint64_t code, const char *reason)
+void moq_session_fail(moq_session *s, uint64_t code, const char *reason)
 {
     if (s->closing) return;
     moq_info("moq", "%s: closing session: %s (code %llu)", s->t->peer, reason,
              (unsigned long long)code);
     s->closing = true;
     moq_transport_close(s->t, code, reason);
-    session_deadline_changed(s); /* none while closing */
+    moq_session_deadline_changed(s); /* none while closing */
 }
 
 void moq_session_close(moq_session *s, uint64_t code, const char *reason)
@@ -205,7 +229,7 @@ void moq_session_close(moq_session *s, uint64_t code, const char *reason)
     if (s->closing) return;
     s->closing = true;
     moq_transport_close(s->t, code, reason);
-    session_deadline_changed(s);
+    moq_session_deadline_changed(s);
 }
 
 static void session_teardown(moq_session *s, uint64_t code, const char *reason)
@@ -218,9 +242,9 @@ static void session_teardown(moq_session *s, uint64_t code, const char *reason)
     moq_list_each(pos, tmp, &s->streams)
     {
         mstream *ms = moq_container_of(pos, mstream, link);
-        if (ms->kind != MS_GROUP_IN && ms->kind != MS_FETCH_CONSUME) ms_release(ms);
+        if (ms->kind != MS_GROUP_IN && ms->kind != MS_FETCH_CONSUME) moq_ms_release(ms);
     }
-    consume_teardown(s);
+    moq_consume_teardown(s);
     while (!moq_list_empty(&s->streams))
         ms_free(moq_list_first(&s->streams, mstream, link));
     moq_u64map_free(&s->up_by_id);
@@ -253,7 +277,7 @@ static void report_deadline(moq_session *s, bool always)
     if (s->cfg.timer) s->cfg.timer(s->cfg.ctx, s, next);
 }
 
-void session_deadline_changed(moq_session *s)
+void moq_session_deadline_changed(moq_session *s)
 {
     report_deadline(s, false);
 }
@@ -262,19 +286,19 @@ void moq_session_on_timer(moq_session *s, uint64_t now)
 {
     if (!s->closing && now >= s->setup_deadline) {
         s->setup_deadline = UINT64_MAX;
-        session_fail(s, MOQ_CODE_TIMEOUT, "no SETUP from the peer");
+        moq_session_fail(s, MOQ_CODE_TIMEOUT, "no SETUP from the peer");
     }
     if (!s->closing && now >= s->expiry_deadline) {
         s->expiry_deadline = UINT64_MAX;
-        session_fail(s, MOQ_CODE_UNAUTHORIZED, "token expired");
+        moq_session_fail(s, MOQ_CODE_UNAUTHORIZED, "token expired");
     }
     if (!s->closing && now >= s->probe_deadline) {
         s->probe_deadline = now + PROBE_TICK_US;
-        serve_probe_tick(s, now);
+        moq_serve_probe_tick(s, now);
     }
     for (size_t i = 0; i < s->n_ending && !s->closing; i++) {
         if (now < s->ending[i].deadline) continue;
-        consume_ending_check(s);
+        moq_consume_ending_check(s);
         break;
     }
     report_deadline(s, true); /* even when unchanged: the driver's timer has fired */
@@ -297,11 +321,11 @@ static uint64_t expiry_deadline(const moq_session *s, int64_t expires)
 static void send_setup(moq_session *s)
 {
     mstream *ms;
-    int orv = ms_open(s, MS_SETUP_OUT, false, &ms);
+    int orv = moq_ms_open(s, MS_SETUP_OUT, false, &ms);
     s->setup_pending = orv == MOQ_ERR_AGAIN; /* sent once the peer grants a uni stream */
     if (orv == MOQ_ERR_AGAIN) return;
     if (orv < 0) {
-        session_fail(s, MOQ_CODE_TRANSPORT, "cannot open the SETUP stream");
+        moq_session_fail(s, MOQ_CODE_TRANSPORT, "cannot open the SETUP stream");
         return;
     }
     struct moq_setup setup = {0};
@@ -315,9 +339,9 @@ static void send_setup(moq_session *s)
     moq_buf_init(&b);
     int rv = moq_encode_stream_type(&b, MOQ_UNI_SETUP);
     if (rv == 0) rv = moq_encode_setup(&b, s->v, &setup);
-    if (rv == 0) rv = ms_write(ms, &b, true);
+    if (rv == 0) rv = moq_ms_write(ms, &b, true);
     moq_buf_free(&b);
-    if (rv < 0) session_fail(s, MOQ_CODE_TRANSPORT, "cannot send SETUP");
+    if (rv < 0) moq_session_fail(s, MOQ_CODE_TRANSPORT, "cannot send SETUP");
 }
 
 /* A client that declares one role gets only that direction (upstream prunes the other). */
@@ -367,17 +391,17 @@ static void authorize(moq_session *s)
     }
     if (code != 0) {
         moq_perms_free(&perms);
-        session_fail(s, code, "not authorized");
+        moq_session_fail(s, code, "not authorized");
         return;
     }
     s->perms = perms;
     s->authorized = true;
     if (perms.expires > 0) {
         s->expiry_deadline = expiry_deadline(s, perms.expires);
-        session_deadline_changed(s);
+        moq_session_deadline_changed(s);
     }
     moq_debug("moq", "%s: %s session authorized at /%s", s->t->peer, s->caps->alpn, perms.root);
-    consume_start(s);
+    moq_consume_start(s);
     release_held(s);
 }
 
@@ -389,12 +413,12 @@ static void on_setup(moq_session *s, mstream *ms, const uint8_t *data, size_t le
         if (rv == 0) return;
         if (rv < 0 || s->setup_received) {
             if (rv == MOQ_ERR_CLOSED && s->setup_received) return;
-            session_fail(s, MOQ_CODE_PROTOCOL_VIOLATION, "bad SETUP stream");
+            moq_session_fail(s, MOQ_CODE_PROTOCOL_VIOLATION, "bad SETUP stream");
             return;
         }
         struct moq_setup setup;
         if (moq_decode_setup(s->v, msg.body, msg.len, &setup) < 0) {
-            session_fail(s, MOQ_CODE_DECODE, "malformed SETUP");
+            moq_session_fail(s, MOQ_CODE_DECODE, "malformed SETUP");
             return;
         }
         s->setup_received = true;
@@ -403,16 +427,57 @@ static void on_setup(moq_session *s, mstream *ms, const uint8_t *data, size_t le
         if (setup.has_path && setup.path.len) {
             s->setup_path = malloc(setup.path.len + 1);
             if (!s->setup_path) {
-                session_fail(s, MOQ_CODE_TRANSPORT, "out of memory");
+                moq_session_fail(s, MOQ_CODE_TRANSPORT, "out of memory");
                 return;
             }
             memcpy(s->setup_path, setup.path.ptr, setup.path.len);
             s->setup_path[setup.path.len] = '\0';
         }
         s->setup_deadline = UINT64_MAX;
-        session_deadline_changed(s);
+        moq_session_deadline_changed(s);
         if (!s->authorized) authorize(s);
     }
+}
+
+/* ---------------------------------------------------------------- stream kinds */
+
+static void setup_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
+{
+    on_setup(ms->s, ms, data, len, fin);
+}
+
+static void setup_reset(mstream *ms, uint64_t code)
+{
+    (void)code;
+    moq_session_fail(ms->s, MOQ_CODE_PROTOCOL_VIOLATION, "SETUP stream reset");
+}
+
+static const struct moq_ms_ops setup_in_ops = {.data = setup_data, .reset = setup_reset};
+static const struct moq_ms_ops inert_ops = {0};
+
+static const struct moq_ms_ops *const kind_ops[] = {
+    [MS_NEW] = &inert_ops,
+    [MS_SETUP_IN] = &setup_in_ops,
+    [MS_SETUP_OUT] = &inert_ops,
+    [MS_ANN_SERVE] = &moq_serve_announce_ops,
+    [MS_ANN_CONSUME] = &moq_consume_announce_ops,
+    [MS_SUB_SERVE] = &moq_serve_subscribe_ops,
+    [MS_SUB_CONSUME] = &moq_consume_subscribe_ops,
+    [MS_TRACK_SERVE] = &moq_serve_track_ops,
+    [MS_TRACK_CONSUME] = &moq_consume_track_ops,
+    [MS_FETCH_SERVE] = &moq_serve_fetch_ops,
+    [MS_FETCH_CONSUME] = &moq_consume_fetch_ops,
+    [MS_PROBE_SERVE] = &moq_serve_probe_ops,
+    [MS_GROUP_OUT] = &moq_serve_group_ops,
+    [MS_GROUP_IN] = &moq_consume_group_ops,
+    [MS_IGNORE] = &inert_ops,
+};
+_Static_assert(sizeof(kind_ops) / sizeof(kind_ops[0]) == MS_IGNORE + 1,
+               "every stream kind has its operations");
+
+static const struct moq_ms_ops *ms_ops(const mstream *ms)
+{
+    return kind_ops[ms->kind];
 }
 
 /* ---------------------------------------------------------------- dispatch */
@@ -449,7 +514,7 @@ static void dispatch_type(moq_session *s, mstream *ms, uint64_t type)
             return;
         case MOQ_BIDI_PROBE:
             ms->kind = MS_PROBE_SERVE;
-            serve_probe_open(ms);
+            moq_serve_probe_open(ms);
             return;
         case MOQ_BIDI_GOAWAY:
             moq_info("moq", "%s: peer sent GOAWAY", s->t->peer);
@@ -462,7 +527,7 @@ static void dispatch_type(moq_session *s, mstream *ms, uint64_t type)
     moq_debug("moq", "%s: unexpected %s stream type %llu", s->t->peer, ms->bidi ? "bidi" : "uni",
               (unsigned long long)type);
     ms->kind = MS_IGNORE;
-    ms_abort(ms, MOQ_CODE_UNEXPECTED_STREAM);
+    moq_ms_abort(ms, MOQ_CODE_UNEXPECTED_STREAM);
 }
 
 /* Whether a peer stream must wait: only the SETUP stream goes ahead of authorization. */
@@ -487,14 +552,14 @@ static void hold(moq_session *s, mstream *ms, const uint8_t *data, size_t len, b
     if (!moq_list_linked(&ms->held_link)) {
         if (s->held_streams >= MAX_HELD_STREAMS) {
             ms->kind = MS_IGNORE;
-            ms_abort(ms, MOQ_CODE_BOUNDS_EXCEEDED);
+            moq_ms_abort(ms, MOQ_CODE_BOUNDS_EXCEEDED);
             return;
         }
         moq_list_push_back(&s->held, &ms->held_link);
         s->held_streams++;
     }
     if (s->held_bytes + len > MAX_HELD_BYTES || moq_buf_append(&ms->held, data, len) < 0) {
-        session_fail(s, MOQ_CODE_BOUNDS_EXCEEDED, "too much data before SETUP");
+        moq_session_fail(s, MOQ_CODE_BOUNDS_EXCEEDED, "too much data before SETUP");
         return;
     }
     s->held_bytes += len;
@@ -509,7 +574,7 @@ static void account_control(moq_session *s, mstream *ms)
     s->pending_control = s->pending_control - ms->cr_pending + now;
     ms->cr_pending = now;
     if (s->pending_control > MAX_PENDING_CONTROL)
-        session_fail(s, MOQ_CODE_BOUNDS_EXCEEDED, "too many incomplete control messages");
+        moq_session_fail(s, MOQ_CODE_BOUNDS_EXCEEDED, "too many incomplete control messages");
 }
 
 static void session_stream_data(moq_session *s, mstream *ms, const uint8_t *data, size_t len,
@@ -532,54 +597,14 @@ static void session_stream_dispatch(moq_session *s, mstream *ms, const uint8_t *
         if (rv == 0) return;
         if (rv < 0) {
             ms->kind = MS_IGNORE;
-            ms_abort(ms, MOQ_CODE_DECODE);
+            moq_ms_abort(ms, MOQ_CODE_DECODE);
             return;
         }
         dispatch_type(s, ms, type);
     }
     if (len == 0 && !fin) return;
-    switch (ms->kind) {
-    case MS_SETUP_IN:
-        on_setup(s, ms, data, len, fin);
-        break;
-    case MS_ANN_SERVE:
-        serve_announce_data(ms, data, len, fin);
-        break;
-    case MS_SUB_SERVE:
-        serve_subscribe_data(ms, data, len, fin);
-        break;
-    case MS_TRACK_SERVE:
-        serve_track_data(ms, data, len, fin);
-        break;
-    case MS_FETCH_SERVE:
-        serve_fetch_data(ms, data, len, fin);
-        break;
-    case MS_ANN_CONSUME:
-        consume_announce_data(ms, data, len, fin);
-        break;
-    case MS_SUB_CONSUME:
-        consume_subscribe_data(ms, data, len, fin);
-        break;
-    case MS_TRACK_CONSUME:
-        consume_track_data(ms, data, len, fin);
-        break;
-    case MS_FETCH_CONSUME:
-        consume_fetch_data(ms, data, len, fin);
-        break;
-    case MS_GROUP_IN:
-        consume_group_data(ms, data, len, fin);
-        break;
-    case MS_PROBE_SERVE:
-        /* the opener writes nothing after the type; FIN ends the reports */
-        if (fin) {
-            ms_finish(ms);
-            serve_release(ms);
-            ms->kind = MS_IGNORE;
-        }
-        break;
-    default:
-        break;
-    }
+    const struct moq_ms_ops *ops = ms_ops(ms);
+    if (ops->data) ops->data(ms, data, len, fin);
     if (fin) ms->recv_done = true;
 }
 
@@ -589,7 +614,8 @@ static void ev_stream_opened(void *app, moq_transport *t, int64_t sid, bool bidi
 {
     moq_session *s = app;
     if (s->closing) return;
-    if (!ms_new(s, sid, MS_NEW, bidi, false)) session_fail(s, MOQ_CODE_TRANSPORT, "out of memory");
+    if (!ms_new(s, sid, MS_NEW, bidi, false))
+        moq_session_fail(s, MOQ_CODE_TRANSPORT, "out of memory");
 }
 
 static void ev_stream_data(void *app, moq_transport *t, int64_t sid, void *sctx,
@@ -607,30 +633,8 @@ static void ev_stream_reset(void *app, moq_transport *t, int64_t sid, void *sctx
     mstream *ms = sctx;
     if (!ms || s->closing) return;
     ms->recv_done = true;
-    switch (ms->kind) {
-    case MS_ANN_CONSUME:
-    case MS_SUB_CONSUME:
-    case MS_TRACK_CONSUME:
-    case MS_FETCH_CONSUME:
-    case MS_GROUP_IN:
-        consume_stream_reset(ms, code);
-        break;
-    case MS_ANN_SERVE:
-    case MS_SUB_SERVE:
-    case MS_TRACK_SERVE:
-    case MS_FETCH_SERVE:
-    case MS_PROBE_SERVE:
-        /* the peer abandoned its request: stop serving it */
-        ms_reset(ms, MOQ_CODE_CANCEL);
-        serve_release(ms);
-        ms->kind = MS_IGNORE;
-        break;
-    case MS_SETUP_IN:
-        session_fail(s, MOQ_CODE_PROTOCOL_VIOLATION, "SETUP stream reset");
-        break;
-    default:
-        break;
-    }
+    const struct moq_ms_ops *ops = ms_ops(ms);
+    if (ops->reset) ops->reset(ms, code);
 }
 
 static void ev_stream_stopped(void *app, moq_transport *t, int64_t sid, void *sctx, uint64_t code)
@@ -639,29 +643,8 @@ static void ev_stream_stopped(void *app, moq_transport *t, int64_t sid, void *sc
     mstream *ms = sctx;
     if (!ms || s->closing) return;
     ms->send_done = true;
-    switch (ms->kind) {
-    case MS_GROUP_OUT:
-    case MS_FETCH_SERVE:
-    case MS_PROBE_SERVE:
-    case MS_TRACK_SERVE:
-        serve_release(ms);
-        ms->kind = MS_IGNORE;
-        break;
-    case MS_SUB_SERVE:
-    case MS_ANN_SERVE:
-        ms_stop(ms, MOQ_CODE_CANCEL);
-        serve_release(ms);
-        ms->kind = MS_IGNORE;
-        break;
-    case MS_ANN_CONSUME:
-    case MS_SUB_CONSUME:
-    case MS_TRACK_CONSUME:
-    case MS_FETCH_CONSUME:
-        consume_stream_reset(ms, code);
-        break;
-    default:
-        break;
-    }
+    const struct moq_ms_ops *ops = ms_ops(ms);
+    if (ops->stopped) ops->stopped(ms, code);
 }
 
 static void ev_stream_closed(void *app, moq_transport *t, int64_t sid, void *sctx)
@@ -676,7 +659,7 @@ static void ev_stream_writable(void *app, moq_transport *t, int64_t sid, void *s
 {
     moq_session *s = app;
     mstream *ms = sctx;
-    if (ms && !s->closing) serve_stream_writable(ms);
+    if (ms && !s->closing) moq_serve_stream_writable(ms);
 }
 
 static void ev_streams_available(void *app, moq_transport *t, bool bidi)
@@ -684,17 +667,17 @@ static void ev_streams_available(void *app, moq_transport *t, bool bidi)
     moq_session *s = app;
     if (s->closing) return;
     if (bidi) {
-        consume_streams_available(s);
+        moq_consume_streams_available(s);
         return;
     }
     if (s->setup_pending) send_setup(s);
-    if (!s->setup_pending) serve_streams_available(s);
+    if (!s->setup_pending) moq_serve_streams_available(s);
 }
 
 static void ev_datagram(void *app, moq_transport *t, const uint8_t *data, size_t len)
 {
     moq_session *s = app;
-    if (!s->closing && s->authorized && s->caps->datagrams) consume_datagram(s, data, len);
+    if (!s->closing && s->authorized && s->caps->datagrams) moq_consume_datagram(s, data, len);
 }
 
 static void ev_closed(void *app, moq_transport *t, uint64_t code, const char *reason)
@@ -764,9 +747,9 @@ moq_session *moq_session_new(moq_transport *t, const struct moq_session_config *
     /* Servers on lite-05 wait for the client's SETUP (it may carry the path and role);
      * clients and older versions are authorized at once. */
     if (caps->setup_stream && !t->is_client) {
-        s->setup_deadline =
-            session_now(s) + (s->cfg.setup_timeout_us ? s->cfg.setup_timeout_us : SETUP_TIMEOUT_US);
-        session_deadline_changed(s);
+        s->setup_deadline = moq_session_now(s) +
+                            (s->cfg.setup_timeout_us ? s->cfg.setup_timeout_us : SETUP_TIMEOUT_US);
+        moq_session_deadline_changed(s);
     } else if (!s->closing) {
         authorize(s);
     }
@@ -810,4 +793,7 @@ size_t moq_session_unacked_streams(const moq_session *s)
 void moq_session_stats_get(const moq_session *s, struct moq_session_stats *out)
 {
     *out = s->stats;
+    out->streams = 0;
+    for (const moq_list *pos = s->streams.next; pos != &s->streams; pos = pos->next)
+        out->streams++;
 }

@@ -172,6 +172,7 @@ struct moq_session_stats {
     uint64_t bytes_out;      /* payload bytes queued toward the peer */
     uint64_t bytes_in;       /* payload bytes received from the peer */
     uint64_t groups_dropped; /* group streams reset because the peer fell behind */
+    uint64_t streams;        /* streams open now (filled by moq_session_stats_get) */
 };
 
 void moq_session_stats_get(const moq_session *s, struct moq_session_stats *out);

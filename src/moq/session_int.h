@@ -69,9 +69,10 @@ struct mstream {
     int64_t sid;
     enum ms_kind kind;
     bool bidi;
-    bool local;     /* we opened it */
-    bool send_done; /* we finished or reset our sending side */
-    bool recv_done; /* the peer finished or reset its side, or we stopped it */
+    bool local;      /* we opened it */
+    bool send_done;  /* we finished or reset our sending side */
+    bool reset_sent; /* we reset our sending side (perhaps after finishing it) */
+    bool recv_done;  /* the peer finished or reset its side, or we stopped it */
     moq_varint_reader vr;
     moq_ctrl_reader cr;
     bool cr_live;
@@ -264,69 +265,88 @@ struct moq_session {
 };
 
 /* session.c */
-mstream *ms_new(moq_session *s, int64_t sid, enum ms_kind kind, bool bidi, bool local);
 /* Open a stream of ours: 0 with *out set, MOQ_ERR_AGAIN when the peer's stream credit is
  * exhausted (streams_available follows), or another error. */
-int ms_open(moq_session *s, enum ms_kind kind, bool bidi, mstream **out);
-int ms_write(mstream *ms, const moq_buf *b, bool fin);
-void ms_finish(mstream *ms);
-void ms_reset(mstream *ms, uint64_t code);
-void ms_stop(mstream *ms, uint64_t code);
+int moq_ms_open(moq_session *s, enum ms_kind kind, bool bidi, mstream **out);
+int moq_ms_write(mstream *ms, const moq_buf *b, bool fin);
+void moq_ms_finish(mstream *ms);
+void moq_ms_reset(mstream *ms, uint64_t code);
+/* Reset our sending side even after its FIN was queued: what the peer has not been sent
+ * yet is dropped (a group gone stale behind a slow path). */
+void moq_ms_retract(mstream *ms, uint64_t code);
+void moq_ms_stop(mstream *ms, uint64_t code);
 /* Reset what we send and stop what we receive (refusing a request). */
-void ms_abort(mstream *ms, uint64_t code);
-void session_fail(moq_session *s, uint64_t code, const char *reason);
+void moq_ms_abort(mstream *ms, uint64_t code);
+void moq_session_fail(moq_session *s, uint64_t code, const char *reason);
 /* Report a milestone through cfg->event (paths need not be NUL-terminated). */
-void session_event(moq_session *s, enum moq_session_event_kind kind, const void *path,
-                   size_t path_len, const void *track, size_t track_len);
+void moq_session_emit(moq_session *s, enum moq_session_event_kind kind, const void *path,
+                      size_t path_len, const void *track, size_t track_len);
 /* Global path = root joined with a relative path; appended NUL-terminated to out. */
-int session_global_path(const moq_session *s, const uint8_t *rel, size_t len, moq_buf *out);
+int moq_session_global_path(const moq_session *s, const uint8_t *rel, size_t len, moq_buf *out);
 /* The path relative to the root, or -1 when outside it. */
-int session_relative_path(const moq_session *s, const uint8_t *path, size_t len,
-                          const uint8_t **rel, size_t *rel_len);
-uint64_t session_now(const moq_session *s);
+int moq_session_relative_path(const moq_session *s, const uint8_t *path, size_t len,
+                              const uint8_t **rel, size_t *rel_len);
+uint64_t moq_session_now(const moq_session *s);
 /* Wall-clock milliseconds (the timestamp of frames from peers that send none). */
-uint64_t session_wall_ms(const moq_session *s);
+uint64_t moq_session_wall_ms(const moq_session *s);
 /* A deadline was set or cleared: report the session's next one if it moved. */
-void session_deadline_changed(moq_session *s);
+void moq_session_deadline_changed(moq_session *s);
 /* A grant list for the log: "a","b" (empty when it grants nothing). Returns out. */
-const char *session_grant_text(const moq_strlist *l, char *out, size_t len);
+const char *moq_session_grant_text(const moq_strlist *l, char *out, size_t len);
+
+/* What a stream of one kind does on the transport's events for it (NULL: nothing). session.c
+ * maps every ms_kind to its ops; the serving kinds are in sess_serve.c, the consuming ones in
+ * sess_consume.c. */
+struct moq_ms_ops {
+    void (*data)(mstream *ms, const uint8_t *data, size_t len, bool fin);
+    void (*reset)(mstream *ms, uint64_t code);   /* the peer reset what it sends */
+    void (*stopped)(mstream *ms, uint64_t code); /* the peer stopped reading what we send */
+    void (*release)(mstream *ms); /* free ms->obj and every model handle it holds (no writes) */
+};
+
+/* Release the kind's object (ms->obj becomes NULL). */
+void moq_ms_release(mstream *ms);
+/* Release the kind's object and read and discard whatever else arrives on the stream. */
+void moq_ms_drop(mstream *ms);
+/* Hand the stream's whole control messages to on_msg, one at a time, while the session is open
+ * and on_msg returns true. Returns 0 when the bytes are used up or on_msg stopped, -1 at the
+ * end of the messages: FIN, or a malformed one (the stream was aborted then). */
+int moq_ms_each_msg(mstream *ms, const uint8_t *data, size_t len, bool fin,
+                    bool (*on_msg)(mstream *ms, const struct moq_ctrl_msg *msg));
 
 /* sess_serve.c */
-void serve_announce_data(mstream *ms, const uint8_t *data, size_t len, bool fin);
-void serve_subscribe_data(mstream *ms, const uint8_t *data, size_t len, bool fin);
-void serve_track_data(mstream *ms, const uint8_t *data, size_t len, bool fin);
-void serve_fetch_data(mstream *ms, const uint8_t *data, size_t len, bool fin);
-void serve_probe_open(mstream *ms);
-void serve_streams_available(moq_session *s);
+extern const struct moq_ms_ops moq_serve_announce_ops, moq_serve_subscribe_ops, moq_serve_track_ops,
+    moq_serve_fetch_ops, moq_serve_probe_ops, moq_serve_group_ops;
+void moq_serve_probe_open(mstream *ms);
+void moq_serve_streams_available(moq_session *s);
 /* A stream refused a write earlier and can take more: resume the group or fetch on it. */
-void serve_stream_writable(mstream *ms);
-/* Release the kind's object and every model handle it holds (no writes). */
-void serve_release(mstream *ms);
-void serve_probe_tick(moq_session *s, uint64_t now);
+void moq_serve_stream_writable(mstream *ms);
+void moq_serve_probe_tick(moq_session *s, uint64_t now);
 
 /* sess_consume.c */
-extern const moq_producer_ops consume_producer_ops;
-void consume_start(moq_session *s);
-/* The peer granted bidi stream credit: open what consume_start and track requests deferred. */
-void consume_streams_available(moq_session *s);
-void consume_announce_data(mstream *ms, const uint8_t *data, size_t len, bool fin);
-void consume_subscribe_data(mstream *ms, const uint8_t *data, size_t len, bool fin);
-void consume_track_data(mstream *ms, const uint8_t *data, size_t len, bool fin);
-void consume_group_data(mstream *ms, const uint8_t *data, size_t len, bool fin);
-void consume_fetch_data(mstream *ms, const uint8_t *data, size_t len, bool fin);
-void consume_stream_reset(mstream *ms, uint64_t code);
-void consume_datagram(moq_session *s, const uint8_t *data, size_t len);
-void consume_release(mstream *ms);
+extern const struct moq_ms_ops moq_consume_announce_ops, moq_consume_subscribe_ops,
+    moq_consume_track_ops, moq_consume_fetch_ops, moq_consume_group_ops;
+void moq_consume_start(moq_session *s);
+/* The peer granted bidi stream credit: open what moq_consume_start and track requests deferred. */
+void moq_consume_streams_available(moq_session *s);
+void moq_consume_announce_data(mstream *ms, const uint8_t *data, size_t len, bool fin);
+void moq_consume_subscribe_data(mstream *ms, const uint8_t *data, size_t len, bool fin);
+void moq_consume_track_data(mstream *ms, const uint8_t *data, size_t len, bool fin);
+void moq_consume_group_data(mstream *ms, const uint8_t *data, size_t len, bool fin);
+void moq_consume_fetch_data(mstream *ms, const uint8_t *data, size_t len, bool fin);
+void moq_consume_stream_reset(mstream *ms, uint64_t code);
+void moq_consume_datagram(moq_session *s, const uint8_t *data, size_t len);
+void moq_consume_release(mstream *ms);
 /* Unannounce the routes that waited for their subscriptions (now ended or timed out). */
-void consume_ending_check(moq_session *s);
+void moq_consume_ending_check(moq_session *s);
 /* Report every route lost and drop every upstream track (teardown). */
-void consume_teardown(moq_session *s);
+void moq_consume_teardown(moq_session *s);
 
 /* frame assembly (sess_consume.c) */
-int frame_asm_begin(struct frame_asm *fa, moq_session *s, uint64_t ts, uint64_t size);
-int frame_asm_payload(struct frame_asm *fa, const uint8_t *data, size_t len);
+int moq_frame_asm_begin(struct frame_asm *fa, moq_session *s, uint64_t ts, uint64_t size);
+int moq_frame_asm_payload(struct frame_asm *fa, const uint8_t *data, size_t len);
 /* Hands the frame to the group (consumes the chunk). */
-int frame_asm_end(struct frame_asm *fa, moq_session *s, moq_group *group);
-void frame_asm_clear(struct frame_asm *fa, moq_session *s);
+int moq_frame_asm_end(struct frame_asm *fa, moq_session *s, moq_group *group);
+void moq_frame_asm_clear(struct frame_asm *fa, moq_session *s);
 
 #endif

@@ -23,6 +23,7 @@
 
 #include "util/err.h"
 #include "util/list.h"
+#include "util/liveness.h"
 #include "util/log.h"
 #include "util/map.h"
 #include "util/varint.h"
@@ -145,6 +146,8 @@ struct moq_qmux {
     size_t pongs_head, pongs_len;
     bool have_peer_ping;
     uint64_t last_peer_ping;
+    bool pong_seen;    /* the peer answers QX_PING: its silence can be judged */
+    moq_liveness live; /* waiting for a ping response (ack_timeout_ms) */
     uint64_t srtt_us, min_rtt_us;
 
     /* outgoing datagrams (copies) */
@@ -834,6 +837,7 @@ static bool rec_control(moq_qmux *q, record *r, uint64_t now)
         q->pings[(q->pings_head + q->pings_len++) % PING_RING] =
             (struct ping_sent){q->ping_next_seq, now};
         q->ping_next_seq++;
+        if (q->pong_seen) moq_liveness_sent(&q->live, now, true);
     }
     moq_list *pos, *tmp;
     moq_list_each(pos, tmp, &q->ctrl)
@@ -1367,6 +1371,7 @@ static int on_ping(moq_qmux *q, const moq_qmux_frame *f, uint64_t now)
         q->pings_head = (q->pings_head + 1) % PING_RING;
         q->pings_len--;
     }
+    if (found) q->pong_seen = true;
     if (found && now >= sent_at) {
         uint64_t sample = now - sent_at;
         q->srtt_us = q->srtt_us ? (q->srtt_us * 7 + sample) / 8 : sample;
@@ -1466,6 +1471,7 @@ int moq_qmux_on_record(moq_qmux *q, const uint8_t *data, size_t len, uint64_t no
                 if (on_frame(q, &f, now_us) < 0) break;
             }
         }
+        moq_liveness_heard(&q->live, now_us, q->pong_seen && q->pings_len > 0);
     }
     return leave(q, now_us);
 }
@@ -1539,6 +1545,12 @@ static uint64_t add_sat(uint64_t a, uint64_t b)
     return a > UINT64_MAX - b ? UINT64_MAX : a + b;
 }
 
+static uint64_t ack_timeout_us(const moq_qmux *q)
+{
+    uint64_t ms = q->cfg.ack_timeout_ms;
+    return ms > UINT64_MAX / 1000 ? UINT64_MAX : ms * 1000;
+}
+
 uint64_t moq_qmux_next_deadline(const moq_qmux *q)
 {
     if (q->state != ST_OPEN) return UINT64_MAX;
@@ -1551,6 +1563,7 @@ uint64_t moq_qmux_next_deadline(const moq_qmux *q)
     if (idle) d = add_sat(q->last_recv_us, idle);
     uint64_t ping = ping_period_us(q);
     if (ping) d = min_u64(d, add_sat(q->last_ping_us, ping));
+    d = min_u64(d, moq_liveness_deadline(&q->live, ack_timeout_us(q)));
     return d;
 }
 
@@ -1567,6 +1580,9 @@ int moq_qmux_tick(moq_qmux *q, uint64_t now_us)
                 const char *why = "handshake timeout";
                 session_close(q, CK_HANDSHAKE, 0, why, strlen(why));
             }
+        } else if (moq_liveness_expired(&q->live, now_us, ack_timeout_us(q))) {
+            const char *why = "ack timeout";
+            session_close(q, CK_IDLE, 0, why, strlen(why));
         } else if (idle && now_us >= add_sat(q->last_recv_us, idle)) {
             const char *why = "idle timeout";
             session_close(q, CK_IDLE, 0, why, strlen(why));
@@ -1595,6 +1611,7 @@ void moq_qmux_config_default(struct moq_qmux_config *c)
     c->max_datagram_frame_size = MOQ_QMUX_DEFAULT_MAX_RECORD_SIZE;
     c->handshake_timeout_ms = 10000;
     c->ping_interval_ms = 1000;
+    c->ack_timeout_ms = 10000;
     c->send_high_water = 64u << 10;
     c->stream_low_water = 64u << 10;
     c->max_send_queue = 16u << 20;
@@ -1644,6 +1661,7 @@ moq_qmux *moq_qmux_new(const struct moq_qmux_init *init, uint64_t now_us)
     q->wire = init->wire;
     q->is_server = !init->is_client;
     q->created_us = q->last_recv_us = q->last_ping_us = now_us;
+    moq_liveness_init(&q->live);
     moq_u64map_init(&q->streams);
     moq_u64map_init(&q->holes[0]);
     moq_u64map_init(&q->holes[1]);

@@ -26,8 +26,8 @@
  *    frame, EOF, error): moq_qmux_on_channel_closed(q, code, reason).
  * 3. After every call into the session, (re)arm one timer at moq_qmux_next_deadline(q)
  *    (UINT64_MAX = none) and call moq_qmux_tick(q, now) when it fires.
- * 4. When io->wake is called, schedule moq_qmux_process(q, now) soon from the event loop (an
- *    ev_idle or zero-delay timer; never from inside wake). Application downcalls made outside
+ * 4. When io->wake is called, schedule moq_qmux_process(q, now) soon from the event loop (a
+ *    util/defer.h task; never from inside wake). Application downcalls made outside
  *    any session call (for example a relay writing to a subscriber from another session's
  *    event) only queue work and call wake; their records and events come out of process().
  *    Events caused by downcalls are always delivered later from process() or from the next
@@ -52,8 +52,9 @@
  * - stream_reset is not delivered after the application called stop() on that stream.
  * - closed(code, reason): the peer's APPLICATION_CLOSE or CONNECTION_CLOSE code and reason;
  *   our own close() code and reason; MOQ_QMUX_CLOSE_PROTOCOL and a reason for a violation we
- *   detected (also sent as CONNECTION_CLOSE); 0 with "idle timeout", "handshake timeout",
- *   "websocket closed: <code> <reason>", "websocket send failed" or "transport freed".
+ *   detected (also sent as CONNECTION_CLOSE); 0 with "idle timeout", "ack timeout",
+ *   "handshake timeout", "websocket closed: <code> <reason>", "websocket send failed" or
+ *   "transport freed".
  *
  * Time is in microseconds of any monotonic clock (moq_now_us()).
  */
@@ -116,8 +117,13 @@ struct moq_qmux_config {
     uint64_t max_datagram_frame_size;     /* 0 = no datagrams (qmux-01/02 only) */
     uint64_t handshake_timeout_ms;        /* peer params must arrive within this */
     uint64_t ping_interval_ms;            /* QX_PING cadence for RTT and keep-alive; 0 = off */
-    size_t send_high_water;               /* produce no record while the channel queues this much */
-    size_t stream_low_water;              /* stream_writable fires when unsent drops to this */
+    /* Close the session ("ack timeout", WebSocket code 1001) when a QX_PING request has gone
+     * unanswered this long with nothing at all received meanwhile (util/liveness.h): a peer
+     * gone without a FIN is noticed in seconds. Armed once the peer has answered a ping
+     * (qmux-01/02 only); 0 = off. */
+    uint64_t ack_timeout_ms;
+    size_t send_high_water;    /* produce no record while the channel queues this much */
+    size_t stream_low_water;   /* stream_writable fires when unsent drops to this */
     size_t max_send_queue;     /* unsent bytes (+24 per slice) across streams; write() then
                                   answers MOQ_ERR_AGAIN until it drains */
     size_t max_record_out;     /* cap on the records we send (peer's max_record_size too) */
@@ -128,8 +134,8 @@ struct moq_qmux_config {
  * value, and sized so a relay can fan out without waiting on round trips):
  * idle 30000 ms, max_data 4 MiB, stream windows 1 MiB each, 256 bidi / 256 uni peer streams,
  * max_record_size 16382, max_datagram_frame_size 16382, handshake 10000 ms, ping 1000 ms (RTT
- * for moq-lite PROBE, like moq-relay), send_high_water 64 KiB, stream_low_water 64 KiB,
- * max_send_queue 16 MiB, max_record_out 16382, max_datagram_queue 64. */
+ * for moq-lite PROBE, like moq-relay), ack timeout 10000 ms, send_high_water 64 KiB,
+ * stream_low_water 64 KiB, max_send_queue 16 MiB, max_record_out 16382, max_datagram_queue 64. */
 void moq_qmux_config_default(struct moq_qmux_config *c);
 
 /* The record channel the embedder provides. */

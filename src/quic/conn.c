@@ -34,7 +34,9 @@ static bool app_events(const struct moq_quic_conn *c)
 
 void moq_quic_conn_mark_dirty(struct moq_quic_conn *c)
 {
-    if (!moq_list_linked(&c->dirty_link)) moq_list_push_back(&c->ep->dirty, &c->dirty_link);
+    if (moq_list_linked(&c->dirty_link)) return;
+    moq_list_push_back(&c->ep->dirty, &c->dirty_link);
+    moq_quic_endpoint_wake(c->ep);
 }
 
 /* ---- ngtcp2 callbacks ---- */
@@ -364,6 +366,7 @@ static struct moq_quic_conn *conn_alloc(moq_quic_endpoint *ep, const moq_quic_ad
     moq_quic_sched_init(&c->sched);
     ev_timer_init(&c->timer, conn_timer_cb, 0., 0.);
     c->timer.data = c;
+    moq_liveness_init(&c->live);
     return c;
 }
 
@@ -649,6 +652,37 @@ void moq_quic_conn_on_liberr(struct moq_quic_conn *c, int liberr)
     }
 }
 
+/* ---- the peer's liveness (util/liveness.h) ---- */
+
+/* Packets that need an acknowledgement are in flight. */
+static bool awaiting_acks(struct moq_quic_conn *c)
+{
+    ngtcp2_conn_stat st;
+    ngtcp2_conn_get_conn_stat(c->nc, &st);
+    return st.bytes_in_flight > 0;
+}
+
+/* The configured ack timeout, never less than 3 PTO (so a long path is not cut short). */
+static uint64_t ack_timeout_ns(struct moq_quic_conn *c)
+{
+    uint64_t ms = c->ep->tc.ack_timeout_ms;
+    if (ms == MOQ_QUIC_ACK_TIMEOUT_OFF) return 0;
+    uint64_t ns = ms > UINT64_MAX / NGTCP2_MILLISECONDS ? UINT64_MAX : ms * NGTCP2_MILLISECONDS;
+    uint64_t floor = 3 * ngtcp2_conn_get_pto(c->nc);
+    return ns > floor ? ns : floor;
+}
+
+static void close_ack_timeout(struct moq_quic_conn *c)
+{
+    static const char why[] = "ack timeout";
+    moq_debug("quic", "%s: nothing heard for %llums while packets await acknowledgement", c->t.peer,
+              (unsigned long long)(ack_timeout_ns(c) / NGTCP2_MILLISECONDS));
+    ngtcp2_connection_close_error ccerr;
+    ngtcp2_connection_close_error_set_transport_error(&ccerr, NGTCP2_NO_ERROR, (const uint8_t *)why,
+                                                      sizeof(why) - 1);
+    moq_quic_conn_close_with(c, &ccerr, 0, why, MOQ_ERR_TIMEOUT);
+}
+
 /* ---- receive ---- */
 
 void moq_quic_conn_read(struct moq_quic_conn *c, const moq_quic_addr *local,
@@ -665,11 +699,13 @@ void moq_quic_conn_read(struct moq_quic_conn *c, const moq_quic_addr *local,
     if (c->state != CS_HANDSHAKE && c->state != CS_ESTABLISHED) return;
     ngtcp2_path path = make_path(local, remote);
     ngtcp2_pkt_info pi = {0};
-    int rv = ngtcp2_conn_read_pkt(c->nc, &path, &pi, data, len, moq_now_ns());
+    ngtcp2_tstamp now = moq_now_ns();
+    int rv = ngtcp2_conn_read_pkt(c->nc, &path, &pi, data, len, now);
     if (rv != 0) {
         moq_quic_conn_on_liberr(c, rv);
         return;
     }
+    if (c->state == CS_ESTABLISHED) moq_liveness_heard(&c->live, now, awaiting_acks(c));
     if (c->uni_exhausted && !c->close_sent && !c->reject) {
         ngtcp2_connection_close_error ccerr;
         static const char limit[] = "stream limit reached, reconnect";
@@ -692,10 +728,19 @@ void moq_quic_conn_read(struct moq_quic_conn *c, const moq_quic_addr *local,
     moq_quic_conn_mark_dirty(c);
 }
 
+/* When the peer counts as gone (util/liveness.h) on ngtcp2's clock, or UINT64_MAX. */
+static ngtcp2_tstamp ack_deadline(struct moq_quic_conn *c)
+{
+    if (c->state != CS_ESTABLISHED) return UINT64_MAX;
+    return moq_liveness_deadline(&c->live, ack_timeout_ns(c));
+}
+
 static void conn_update_timer(struct moq_quic_conn *c)
 {
     if (c->state != CS_HANDSHAKE && c->state != CS_ESTABLISHED) return;
     ngtcp2_tstamp expiry = ngtcp2_conn_get_expiry(c->nc);
+    ngtcp2_tstamp gone = ack_deadline(c);
+    if (gone < expiry) expiry = gone;
     if (ev_is_active(&c->timer) && expiry == c->timer_expiry) return;
     c->timer_expiry = expiry;
     if (ev_is_active(&c->timer)) ev_timer_stop(c->ep->loop, &c->timer);
@@ -717,6 +762,16 @@ static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         return;
     }
     if (c->state != CS_HANDSHAKE && c->state != CS_ESTABLISHED) return;
+    if (moq_now_ns() >= ack_deadline(c)) {
+        /* Packets that came while the loop was busy elsewhere may be the answer: read them
+         * before judging (libev runs expired timers before the I/O of the same iteration). */
+        c->ep->on_readable(c->ep);
+        if (c->state != CS_ESTABLISHED) return; /* what was read ended it */
+        if (moq_now_ns() >= ack_deadline(c)) {
+            close_ack_timeout(c);
+            return;
+        }
+    }
     int rv = ngtcp2_conn_handle_expiry(c->nc, moq_now_ns());
     if (rv != 0) moq_quic_conn_on_liberr(c, rv);
     moq_quic_conn_mark_dirty(c);
@@ -774,6 +829,7 @@ bool moq_quic_conn_service(struct moq_quic_conn *c)
 {
     conn_dispatch(c);
     if (c->state == CS_HANDSHAKE || c->state == CS_ESTABLISHED) moq_quic_conn_flush(c);
+    if (c->state == CS_ESTABLISHED) moq_liveness_sent(&c->live, moq_now_ns(), awaiting_acks(c));
     if (c->state == CS_HANDSHAKE || c->state == CS_ESTABLISHED) conn_update_timer(c);
     if (c->ev_closed || !moq_list_empty(&c->pending)) conn_dispatch(c);
     if (c->state == CS_DEAD ||

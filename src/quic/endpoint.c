@@ -1,5 +1,5 @@
 /*
- * endpoint.c - the per-socket machinery shared by server and client: the prepare watcher
+ * endpoint.c - the per-socket machinery shared by server and client: the deferred task
  * that services dirty connections once per loop iteration, the write watcher for packets
  * the socket refused, transport defaults and randomness.
  */
@@ -47,15 +47,16 @@ void moq_quic_transport_config_resolve(struct moq_quic_transport_config *out,
     if (!out->max_datagram_frame_size)
         out->max_datagram_frame_size = MOQ_QUIC_DEFAULT_MAX_DATAGRAM_FRAME;
     if (!out->stream_high_water) out->stream_high_water = MOQ_QUIC_DEFAULT_STREAM_HIGH_WATER;
+    if (!out->ack_timeout_ms) out->ack_timeout_ms = MOQ_QUIC_DEFAULT_ACK_TIMEOUT_MS;
     if (!out->max_peer_uni_streams_total)
         out->max_peer_uni_streams_total = MOQ_QUIC_DEFAULT_MAX_PEER_UNI_TOTAL;
 }
 
-static void ep_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+/* Service every dirty connection, a few rounds; what is still dirty then waits for the next
+ * loop iteration (which does not block). */
+static void ep_dispatch(moq_defer *d)
 {
-    moq_quic_endpoint *ep = w->data;
-    (void)loop;
-    (void)revents;
+    moq_quic_endpoint *ep = d->data;
     for (int round = 0; round < DISPATCH_ROUNDS && !moq_list_empty(&ep->dirty); round++) {
         moq_list batch;
         moq_list_init(&batch);
@@ -73,14 +74,12 @@ static void ep_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
             if (!moq_quic_conn_service(c) && last) return;
         }
     }
-    /* Still dirty after the rounds: do not let the loop block. */
-    if (!moq_list_empty(&ep->dirty) && !ev_is_active(&ep->idle)) ev_idle_start(ep->loop, &ep->idle);
+    if (!moq_list_empty(&ep->dirty)) moq_defer_schedule(d);
 }
 
-static void ep_idle_cb(struct ev_loop *loop, ev_idle *w, int revents)
+void moq_quic_endpoint_wake(moq_quic_endpoint *ep)
 {
-    (void)revents;
-    ev_idle_stop(loop, w);
+    if (ep->started) moq_defer_schedule(&ep->dispatch);
 }
 
 static void ep_read_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -133,18 +132,23 @@ int moq_quic_endpoint_init(moq_quic_endpoint *ep, struct ev_loop *loop, int fd, 
         ep->txbuf = NULL;
         return MOQ_ERR_NOMEM;
     }
+    if (moq_defer_init(&ep->dispatch, loop, ep_dispatch, ep) < 0) {
+        moq_quic_udp_rx_free(&ep->rx);
+        free(ep->txbuf);
+        ep->txbuf = NULL;
+        return MOQ_ERR_NOMEM;
+    }
     ev_io_init(&ep->rio, ep_read_cb, fd, EV_READ);
     ev_io_init(&ep->wio, ep_write_cb, fd, EV_WRITE);
-    ev_prepare_init(&ep->prep, ep_prepare_cb);
-    ev_idle_init(&ep->idle, ep_idle_cb);
-    ep->rio.data = ep->wio.data = ep->prep.data = ep->idle.data = ep;
+    ep->rio.data = ep->wio.data = ep;
     return MOQ_OK;
 }
 
 void moq_quic_endpoint_start(moq_quic_endpoint *ep)
 {
     ev_io_start(ep->loop, &ep->rio);
-    ev_prepare_start(ep->loop, &ep->prep);
+    ep->started = true;
+    if (!moq_list_empty(&ep->dirty)) moq_defer_schedule(&ep->dispatch);
 }
 
 void moq_quic_endpoint_close(moq_quic_endpoint *ep)
@@ -152,9 +156,8 @@ void moq_quic_endpoint_close(moq_quic_endpoint *ep)
     if (ep->loop) {
         ev_io_stop(ep->loop, &ep->rio);
         ev_io_stop(ep->loop, &ep->wio);
-        ev_prepare_stop(ep->loop, &ep->prep);
-        ev_idle_stop(ep->loop, &ep->idle);
     }
+    moq_defer_fini(&ep->dispatch);
     moq_quic_udp_rx_free(&ep->rx);
     free(ep->txbuf);
     ep->txbuf = NULL;

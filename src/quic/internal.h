@@ -2,9 +2,9 @@
  * internal.h - what the files of src/quic share (endpoint, conn, stream, send, tls, server,
  * client). Not a public API.
  *
- * An endpoint is one UDP socket on one loop with the per-iteration machinery: a prepare
- * watcher that delivers deferred events and flushes every "dirty" connection once per loop
- * iteration, and a write watcher for connections whose packets met a full socket buffer.
+ * An endpoint is one UDP socket on one loop with the per-iteration machinery: a deferred
+ * task (util/defer.h) that delivers deferred events and flushes every "dirty" connection once
+ * per loop iteration, and a write watcher for connections whose packets met a full socket buffer.
  * A server endpoint carries many connections (routed by CID); a client endpoint carries one.
  * Connections (struct moq_quic_conn) embed their moq_transport as the first member; the
  * endpoint's owner (server or client) frees them through conn.c, which frees their streams.
@@ -21,7 +21,9 @@
 #include "quic/sched.h"
 #include "quic/sendq.h"
 #include "quic/udp.h"
+#include "util/defer.h"
 #include "util/list.h"
+#include "util/liveness.h"
 #include "util/map.h"
 
 #define MOQ_QUIC_SCIDLEN 16
@@ -39,8 +41,8 @@ typedef struct moq_quic_endpoint {
     bool is_server;
     ev_io rio;
     ev_io wio;
-    ev_prepare prep;
-    ev_idle idle;
+    moq_defer dispatch; /* services `dirty` */
+    bool started;
     moq_list dirty;   /* connections to dispatch + flush this iteration */
     moq_list blocked; /* connections holding packets the socket refused */
     moq_quic_udp_rx rx;
@@ -81,8 +83,10 @@ struct moq_quic_conn *moq_quic_conn_new_client(moq_quic_endpoint *ep, const moq_
 /* Feed one received datagram. */
 void moq_quic_conn_read(struct moq_quic_conn *c, const moq_quic_addr *local,
                         const moq_quic_addr *remote, const uint8_t *data, size_t len);
-/* Schedule dispatch + flush on the endpoint's next prepare. */
+/* Schedule dispatch + flush in this loop iteration. */
 void moq_quic_conn_mark_dirty(struct moq_quic_conn *c);
+/* Run the endpoint's dispatch soon (once it started): connections were marked dirty. */
+void moq_quic_endpoint_wake(moq_quic_endpoint *ep);
 /* Server shutdown: deliver `closed` to an attached application (the one event delivered from
  * inside a call, documented on moq_quic_server_free), try to tell the peer, and free. */
 void moq_quic_conn_shutdown(struct moq_quic_conn *c);
@@ -148,6 +152,7 @@ struct moq_quic_conn {
     moq_list blocked_link;
     ev_timer timer;
     ngtcp2_tstamp timer_expiry; /* what the armed timer is set for */
+    moq_liveness live;          /* established: waiting for the peer's acknowledgements */
     moq_u64map streams;
     moq_quic_sched sched;
     moq_list pending; /* streams with deferred events */

@@ -26,12 +26,13 @@
  * Events (transport.h rules hold: never from inside a downcall)
  * - stream_opened, stream_data, stream_reset, datagram and the accept/connect callbacks run
  *   while received packets are processed; the rest (stream_stopped, stream_closed,
- *   stream_writable, streams_available, closed) from the endpoint's ev_prepare watcher.
- *   Writes made in any event are sent in one flush per loop iteration.
+ *   stream_writable, streams_available, closed) from the endpoint's deferred dispatch
+ *   (util/defer.h). Writes made in any event are sent in one flush per loop iteration.
  * - Exception: moq_quic_server_free() delivers `closed` from inside the call.
  * - `closed` carries the application code and reason of a CONNECTION_CLOSE (ours after
  *   close(), or the peer's); for other ends the code is 0 and the reason says what
- *   happened ("idle timeout", "stateless reset", "peer closed: transport error 0x...").
+ *   happened ("idle timeout", "ack timeout", "stateless reset", "peer closed: transport
+ *   error 0x...").
  * - libngtcp2 0.12 does not report a received STOP_SENDING: it resets our sending side with
  *   the peer's code by itself. We deliver stream_stopped (with that code) when the stream
  *   closes; writes fail with MOQ_ERR_CLOSED as soon as the reset is noticed. On a bidi
@@ -65,7 +66,9 @@
 #define MOQ_QUIC_DEFAULT_MAX_CONNECTIONS      10000
 #define MOQ_QUIC_DEFAULT_STREAM_HIGH_WATER    (1024u * 1024) /* stream_writable threshold */
 #define MOQ_QUIC_DEFAULT_MAX_PEER_UNI_TOTAL   1000000ull     /* see max_peer_uni_streams_total */
-#define MOQ_QUIC_DEFAULT_HALF_OPEN_PER_ADDR   100            /* see max_half_open_per_address */
+#define MOQ_QUIC_DEFAULT_ACK_TIMEOUT_MS       10000
+#define MOQ_QUIC_ACK_TIMEOUT_OFF              UINT64_MAX /* ack_timeout_ms: never */
+#define MOQ_QUIC_DEFAULT_HALF_OPEN_PER_ADDR   100        /* see max_half_open_per_address */
 
 enum moq_quic_cc {
     MOQ_QUIC_CC_CUBIC = 0, /* loss based (default) */
@@ -88,6 +91,13 @@ struct moq_quic_transport_config {
     uint64_t handshake_timeout_ms;
     /* Send a PING after this much quiet time (0 = never; upstream uses 5000). */
     uint64_t keep_alive_ms;
+    /* Close a connection (reason "ack timeout") whose ack-eliciting packets - keep-alive
+     * PINGs, data, retransmissions - have gone unacknowledged this long with nothing at all
+     * heard from the peer meanwhile (util/liveness.h), so a vanished peer is noticed in
+     * seconds rather than at the idle timeout, which our own keep-alives keep restarting.
+     * Never less than 3 PTO. 0 = MOQ_QUIC_DEFAULT_ACK_TIMEOUT_MS; MOQ_QUIC_ACK_TIMEOUT_OFF
+     * disables it. */
+    uint64_t ack_timeout_ms;
     /* Largest DATAGRAM frame we accept (WebTransport/lite-05 datagrams); 0 = 65535. */
     uint64_t max_datagram_frame_size;
     /* unsent() level above which stream_writable is armed; it fires below half of it. */
@@ -115,6 +125,10 @@ struct moq_quic_server_config {
     void *(*creds_acquire)(void *ctx, gnutls_certificate_credentials_t *out);
     void (*creds_release)(void *ctx, void *handle);
     void *creds_ctx;
+    /* mTLS: called on every new connection's TLS session before its handshake (e.g.
+     * moq_tls_server_verify_client); NULL for none. A verified client certificate sets the
+     * transport's peer_certified before `accept`. */
+    void (*tls_setup)(void *ctx, gnutls_session_t s);
     /* The handshake completed. Attach with moq_transport_attach() and return 0; a negative
      * return closes the connection without any event. Called from the event loop. */
     int (*accept)(void *ctx, moq_transport *t);

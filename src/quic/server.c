@@ -5,6 +5,7 @@
  */
 #include "quic/cid_table.h"
 #include "quic/internal.h"
+#include "tls/tls.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/time.h"
@@ -31,6 +32,7 @@ struct moq_quic_server {
     void *(*creds_acquire)(void *ctx, gnutls_certificate_credentials_t *out);
     void (*creds_release)(void *ctx, void *handle);
     void *creds_ctx;
+    void (*tls_setup)(void *ctx, gnutls_session_t s);
     int (*accept)(void *ctx, moq_transport *t);
     void *accept_ctx;
     size_t max_connections;
@@ -154,6 +156,7 @@ int moq_quic_server_established(moq_quic_server *s, struct moq_quic_conn *c)
 {
     half_open_done(s, c);
     if (!s->accept) return MOQ_ERR_UNSUPPORTED;
+    if (s->tls_setup) c->t.peer_certified = moq_tls_peer_certified(c->tls, &c->t.peer_cert_expires);
     return s->accept(s->accept_ctx, (moq_transport *)c);
 }
 
@@ -311,6 +314,7 @@ static void accept_initial(moq_quic_server *s, const struct moq_quic_udp_msg *m)
         if (s->creds_release) s->creds_release(s->creds_ctx, handle);
         return;
     }
+    if (s->tls_setup) s->tls_setup(s->creds_ctx, c->tls);
     moq_list_push_back(&s->conns, &c->link);
     s->nconns++;
     c->addr_key = key;
@@ -423,6 +427,7 @@ int moq_quic_server_new(struct ev_loop *loop, const struct moq_quic_server_confi
     s->creds_acquire = cfg->creds_acquire;
     s->creds_release = cfg->creds_release;
     s->creds_ctx = cfg->creds_ctx;
+    s->tls_setup = cfg->tls_setup;
     s->accept = cfg->accept;
     s->accept_ctx = cfg->accept_ctx;
     s->max_connections =

@@ -39,10 +39,22 @@ static void perms_summary(const moq_strlist *l, char *out, size_t len)
     if (o >= len) out[len - 1] = '\0';
 }
 
-int relay_check_access(moq_relay *r, const char *target, moq_perms *perms, char *why, size_t whylen)
+int moq_relay_check_access(moq_relay *r, const char *target, moq_perms *perms, char *why,
+                           size_t whylen)
 {
     moq_auth_error err = {0};
     int rv = moq_auth_check_target(r->auth, target, strlen(target), moq_wall_s(), perms, &err);
+    if (rv < 0) snprintf(why, whylen, "%s", err.msg[0] ? err.msg : moq_strerror(rv));
+    return rv;
+}
+
+/* A peer with a verified client certificate (mTLS) has full access under its path, as
+ * upstream grants it, without a token. */
+int moq_relay_certified_access(const char *target, int64_t expires, moq_perms *perms, char *why,
+                               size_t whylen)
+{
+    moq_auth_error err = {0};
+    int rv = moq_auth_certified(target, strlen(target), expires, perms, &err);
     if (rv < 0) snprintf(why, whylen, "%s", err.msg[0] ? err.msg : moq_strerror(rv));
     return rv;
 }
@@ -54,7 +66,10 @@ static uint64_t session_authorize(void *ctx, moq_session *s, const char *path, i
     moq_relay *r = rs->relay;
     moq_transport *t = moq_session_transport(s);
     char why[256];
-    if (relay_check_access(r, path, perms, why, sizeof(why)) < 0) {
+    int rv = t->peer_certified
+                 ? moq_relay_certified_access(path, t->peer_cert_expires, perms, why, sizeof(why))
+                 : moq_relay_check_access(r, path, perms, why, sizeof(why));
+    if (rv < 0) {
         r->counters.sessions_refused++;
         moq_info_repeat("refused sessions", "relay", "%s: session refused: %s", t->peer, why);
         return MOQ_CODE_UNAUTHORIZED;
@@ -62,8 +77,9 @@ static uint64_t session_authorize(void *ctx, moq_session *s, const char *path, i
     char pub[256], sub[256];
     perms_summary(&perms->publish, pub, sizeof(pub));
     perms_summary(&perms->subscribe, sub, sizeof(sub));
-    moq_info("relay", "%s: session accepted (%s) root=/%s publish=[%s] subscribe=[%s]", t->peer,
-             moq_session_version(s), perms->root ? perms->root : "", pub, sub);
+    moq_info("relay", "%s: session accepted (%s%s) root=/%s publish=[%s] subscribe=[%s]", t->peer,
+             moq_session_version(s), t->peer_certified ? ", client certificate" : "",
+             perms->root ? perms->root : "", pub, sub);
     return 0;
 }
 
@@ -98,15 +114,15 @@ static void session_closed(void *ctx, moq_session *s, uint64_t code, const char 
     free(rs);
 }
 
-bool relay_full(const moq_relay *r)
+bool moq_relay_full(const moq_relay *r)
 {
     uint64_t max = r->cfg->limits.max_sessions;
     return max && r->n_sessions >= max;
 }
 
-int relay_start_session(moq_relay *r, moq_transport *t)
+int moq_relay_start_session(moq_relay *r, moq_transport *t)
 {
-    if (relay_full(r)) {
+    if (moq_relay_full(r)) {
         r->counters.sessions_full++;
         moq_info_repeat("sessions refused at the limit", "relay",
                         "%s: session refused: the relay is full (%zu sessions)", t->peer,
@@ -121,6 +137,7 @@ int relay_start_session(moq_relay *r, moq_transport *t)
     }
     rs->relay = r;
     rs->kind = t->kind;
+    rs->started_us = moq_now_us();
     moq_ev_deadline_init(&rs->timer, r->loop, session_timer_fired, rs);
     struct moq_session_config sc = {
         .origin = r->origin,
@@ -151,12 +168,12 @@ int relay_start_session(moq_relay *r, moq_transport *t)
 
 static int wt_accept(void *ctx, moq_transport *t)
 {
-    return relay_start_session(ctx, t);
+    return moq_relay_start_session(ctx, t);
 }
 
 static bool wt_busy(void *ctx)
 {
-    return relay_full(ctx);
+    return moq_relay_full(ctx);
 }
 
 static int quic_accept(void *ctx, moq_transport *t)
@@ -170,7 +187,7 @@ static int quic_accept(void *ctx, moq_transport *t)
         return 0;
     }
     /* A refusal at the limit closes with its own code and reason, not the generic one. */
-    int rv = relay_start_session(r, t);
+    int rv = moq_relay_start_session(r, t);
     return rv == MOQ_ERR_LIMIT ? 0 : rv;
 }
 
@@ -186,6 +203,11 @@ static void *quic_creds_acquire(void *ctx, gnutls_certificate_credentials_t *out
 static void creds_release(void *ctx, void *handle)
 {
     moq_tls_creds_unref(handle);
+}
+
+static void quic_tls_setup(void *ctx, gnutls_session_t s)
+{
+    moq_tls_server_verify_client(ctx, s);
 }
 
 /* ---------------------------------------------------------------- timers */
@@ -237,6 +259,64 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
         moq_info("tls", "HTTPS certificate reloaded");
 }
 
+/* ---------------------------------------------------------------- reload */
+
+struct reload_tally {
+    size_t reloaded, failed;
+};
+
+static void reload_certificate(moq_tls_server *srv, const char *what, struct reload_tally *t)
+{
+    size_t pairs = moq_tls_server_file_pairs(srv);
+    if (pairs == 0) {
+        moq_info("relay", "reload: %s: generated, no file to read", what);
+        return;
+    }
+    char err[512];
+    if (moq_tls_server_reload(srv, err, sizeof(err)) < 0) {
+        moq_warn("relay", "reload: %s: failed, keeping the current one: %s", what, err);
+        t->failed++;
+        return;
+    }
+    char fp[MOQ_TLS_FINGERPRINT_HEX_LEN];
+    moq_tls_server_fingerprint(srv, fp);
+    moq_info("relay", "reload: %s: reloaded %zu file pair(s), fingerprint %s", what, pairs, fp);
+    t->reloaded++;
+}
+
+static void report_key(void *ctx, const char *path, const moq_jwk *key, const moq_auth_error *err)
+{
+    struct reload_tally *t = ctx;
+    if (!key) {
+        moq_warn("relay",
+                 "reload: auth key %s: failed, tokens it signed are refused until it loads: %s",
+                 path, err->msg);
+        t->failed++;
+        return;
+    }
+    const char *kid = moq_jwk_kid(key);
+    moq_info("relay", "reload: auth key %s: %s%s%s", path, moq_jwt_alg_name(moq_jwk_alg(key)),
+             kid ? ", kid " : "", kid ? kid : "");
+    t->reloaded++;
+}
+
+void moq_relay_reload(moq_relay *r)
+{
+    struct reload_tally t = {0};
+    reload_certificate(r->tls, "QUIC certificate", &t);
+    if (r->https_tls) reload_certificate(r->https_tls, "HTTPS certificate", &t);
+    size_t dropped = 0;
+    moq_auth_reload(r->auth, report_key, &t, &dropped);
+    if (moq_auth_has_key_dir(r->auth))
+        moq_info("relay", "reload: auth key_dir %s: %zu cached key(s) forgotten, read again on use",
+                 r->cfg->auth.key_dir, dropped);
+    if (t.failed)
+        moq_warn("relay", "reload finished: %zu reloaded, %zu failed; sessions continue",
+                 t.reloaded, t.failed);
+    else
+        moq_info("relay", "reload finished: %zu reloaded; sessions continue", t.reloaded);
+}
+
 /* ---------------------------------------------------------------- construction */
 
 static uint64_t random_origin_id(void)
@@ -272,6 +352,8 @@ static int setup_tls(moq_relay *r, char *err, size_t errlen)
         .n_keys = c->server.tls.key.len,
         .generate = (const char *const *)c->server.tls.generate.v,
         .n_generate = c->server.tls.generate.len,
+        .client_roots = (const char *const *)c->server.tls.root.v,
+        .n_client_roots = c->server.tls.root.len,
     };
     int rv = moq_tls_server_new(&tc, moq_wall_s(), &r->tls, err, errlen);
     if (rv < 0) return rv;
@@ -281,6 +363,8 @@ static int setup_tls(moq_relay *r, char *err, size_t errlen)
             .n_certs = c->web.https.cert.len,
             .keys = (const char *const *)c->web.https.key.v,
             .n_keys = c->web.https.key.len,
+            .client_roots = (const char *const *)c->web.https.root.v,
+            .n_client_roots = c->web.https.root.len,
         };
         rv = moq_tls_server_new(&hc, moq_wall_s(), &r->https_tls, err, errlen);
         if (rv < 0) return rv;
@@ -321,6 +405,12 @@ static void listen_failed(char *err, size_t errlen, const char *what, const char
         snprintf(err, errlen, "%s on %s: %s", what, addr, moq_strerror(rv));
 }
 
+/* The QUIC layer's ack timeout for a config value (0 there means off). */
+static uint64_t quic_ack_timeout(const struct moq_config_quic *q)
+{
+    return q->ack_timeout_ms ? q->ack_timeout_ms : MOQ_QUIC_ACK_TIMEOUT_OFF;
+}
+
 static int setup_quic(moq_relay *r, char *err, size_t errlen)
 {
     const struct moq_config_server *s = &r->cfg->server;
@@ -331,6 +421,7 @@ static int setup_quic(moq_relay *r, char *err, size_t errlen)
         .creds_acquire = quic_creds_acquire,
         .creds_release = creds_release,
         .creds_ctx = r->tls,
+        .tls_setup = r->cfg->server.tls.root.len ? quic_tls_setup : NULL,
         .accept = quic_accept,
         .accept_ctx = r,
     };
@@ -347,6 +438,7 @@ static int setup_quic(moq_relay *r, char *err, size_t errlen)
     if (s->quic.receive_window_set) qc.transport.receive_window = s->quic.receive_window;
     qc.transport.idle_timeout_ms = s->quic.idle_timeout_ms;
     qc.transport.keep_alive_ms = s->quic.keep_alive_ms;
+    qc.transport.ack_timeout_ms = quic_ack_timeout(&s->quic);
     qc.transport.disable_gso = s->quic.gso_set && !s->quic.gso;
     qc.transport.cc =
         s->quic.congestion_control == MOQ_CONGESTION_DELAY ? MOQ_QUIC_CC_BBR : MOQ_QUIC_CC_CUBIC;
@@ -357,6 +449,11 @@ static int setup_quic(moq_relay *r, char *err, size_t errlen)
         return rv;
     }
     return 0;
+}
+
+static uint32_t ms32(uint64_t ms)
+{
+    return ms < UINT32_MAX ? (uint32_t)ms : UINT32_MAX - 1;
 }
 
 static int setup_http(moq_relay *r, char *err, size_t errlen)
@@ -372,6 +469,12 @@ static int setup_http(moq_relay *r, char *err, size_t errlen)
     struct moq_qmux_config qc;
     moq_qmux_config_default(&qc);
     hc.ws_low_water = qc.send_high_water;
+    /* WebSocket sessions notice a vanished peer like QUIC ones: pings at the keep-alive
+     * interval, dropped after the ack timeout without an answer (qmux-01/02 sessions also
+     * time their QX_PINGs out, moq_relay_ws_upgrade). */
+    const struct moq_config_quic *sq = &c->server.quic;
+    if (sq->keep_alive_ms) hc.ws_ping_interval_ms = ms32(sq->keep_alive_ms);
+    hc.ws_ack_timeout_ms = sq->ack_timeout_ms ? ms32(sq->ack_timeout_ms) : UINT32_MAX;
     /* 0 keeps the server's default (moq_http_config_default). */
     hc.max_conns = c->limits.http_max_connections ? c->limits.http_max_connections : SIZE_MAX;
     hc.max_header_bytes = c->limits.http_max_header_size;
@@ -379,13 +482,15 @@ static int setup_http(moq_relay *r, char *err, size_t errlen)
     hc.ws_max_message = c->limits.ws_max_message;
     r->http = moq_http_server_new(r->loop, &hc);
     if (!r->http) return MOQ_ERR_NOMEM;
-    struct moq_web_hooks hooks = relay_web_hooks_template;
+    struct moq_web_hooks hooks = moq_relay_web_hooks_template;
     hooks.ctx = r;
     /* Upstream keeps /metrics off the public listeners: it is for [internal]. */
     if (!c->web.metrics) hooks.metrics = NULL;
     r->web = moq_web_new(moq_http_server_router(r->http), &hooks);
     if (!r->web) return MOQ_ERR_NOMEM;
-    if (c->web.ws) moq_http_server_set_ws(r->http, relay_ws_upgrade, r);
+    int rc = moq_relay_inspect_public(r, moq_http_server_router(r->http));
+    if (rc < 0) return rc;
+    if (c->web.ws) moq_http_server_set_ws(r->http, moq_relay_ws_upgrade, r);
     int rv;
     if (c->web.http.listen) {
         rv = moq_http_server_listen(r->http, c->web.http.listen, NULL, &r->http_port);
@@ -397,7 +502,8 @@ static int setup_http(moq_relay *r, char *err, size_t errlen)
         }
     }
     if (c->web.https.listen) {
-        struct moq_http_tls tls = {quic_creds_acquire, creds_release, r->https_tls};
+        struct moq_http_tls tls = {quic_creds_acquire, creds_release, r->https_tls,
+                                   c->web.https.root.len ? quic_tls_setup : NULL};
         rv = moq_http_server_listen(r->http, c->web.https.listen, &tls, &r->https_port);
         if (rv < 0) {
             listen_failed(err, errlen, "HTTPS listener", c->web.https.listen, rv, errno,
@@ -473,11 +579,14 @@ static int relay_dial(void *ctx, const char *url, moq_origin *origin,
     dc.tls.n_roots = cc->tls.root.len;
     dc.tls.fingerprints = (const char *const *)cc->tls.fingerprint.v;
     dc.tls.n_fingerprints = cc->tls.fingerprint.len;
+    dc.tls.cert = cc->tls.cert;
+    dc.tls.key = cc->tls.key;
     if (cc->tls.system_roots_set)
         dc.tls.system_roots =
             cc->tls.system_roots ? MOQ_TLS_SYSTEM_ROOTS_ON : MOQ_TLS_SYSTEM_ROOTS_OFF;
     dc.transport.keep_alive_ms = cc->quic.keep_alive_ms ? cc->quic.keep_alive_ms : 5000;
     dc.transport.idle_timeout_ms = cc->quic.idle_timeout_ms;
+    dc.transport.ack_timeout_ms = quic_ack_timeout(&cc->quic);
     char err[256] = "";
     int rv = moq_dial_start(r->loop, &dc, &rd->d, err, sizeof(err));
     if (rv < 0) {
@@ -518,9 +627,11 @@ static int setup_cluster(moq_relay *r, char *err, size_t errlen)
     return rv;
 }
 
-/* The operations listener: unauthenticated /health and /metrics for a private network.
- * It keeps descriptors in reserve and serves from them, so it answers even when the public
- * listeners have used up every descriptor the process may open. */
+/* The operations listener for a private network: /health, /metrics, relay information at /,
+ * /debug/sessions, /debug/broadcasts, /debug/tracks, /nodes and the /status page, without
+ * authentication. It keeps descriptors in reserve and serves from them, so it answers even
+ * when the public listeners have used up every descriptor the process may open. */
+
 #define INTERNAL_RESERVE_FDS 4
 
 static int setup_internal(moq_relay *r, char *err, size_t errlen)
@@ -533,9 +644,11 @@ static int setup_internal(moq_relay *r, char *err, size_t errlen)
     hc.reserve_serve = true;
     r->internal = moq_http_server_new(r->loop, &hc);
     if (!r->internal) return MOQ_ERR_NOMEM;
-    struct moq_web_hooks hooks = {.ctx = r, .metrics = relay_web_hooks_template.metrics};
+    struct moq_web_hooks hooks = {.ctx = r, .metrics = moq_relay_web_hooks_template.metrics};
     r->internal_web = moq_web_new(moq_http_server_router(r->internal), &hooks);
     if (!r->internal_web) return MOQ_ERR_NOMEM;
+    int rc = moq_relay_inspect_internal(r, moq_http_server_router(r->internal));
+    if (rc < 0) return rc;
     uint16_t port;
     int rv = moq_http_server_listen(r->internal, listen, NULL, &port);
     if (rv < 0)
@@ -553,6 +666,7 @@ int moq_relay_new(struct ev_loop *loop, const struct moq_config *cfg, moq_relay 
     if (!r) return MOQ_ERR_NOMEM;
     r->loop = loop;
     r->cfg = cfg;
+    r->started_us = moq_now_us();
     moq_ev_deadline_init(&r->origin_timer, loop, origin_timer_fired, r);
     moq_list_init(&r->sessions);
     moq_list_init(&r->websockets);
@@ -606,10 +720,10 @@ void moq_relay_free(moq_relay *r)
     /* Listeners next: closing them delivers `closed` to every session, which releases its
      * handles in the origin. */
     if (r->quic) moq_quic_server_free(r->quic);
-    relay_ws_close_all(r);
+    moq_relay_ws_close_all(r);
     if (r->web) moq_web_free(r->web);
     if (r->http) moq_http_server_free(r->http);
-    relay_ws_close_all(r);
+    moq_relay_ws_close_all(r);
     if (r->internal_web) moq_web_free(r->internal_web);
     if (r->internal) moq_http_server_free(r->internal);
     moq_ev_deadline_stop(&r->origin_timer); /* sessions ending above may have armed it */
@@ -669,6 +783,14 @@ static void drain(moq_relay *r)
     ev_timer_stop(r->loop, &t);
 }
 
+static void on_hangup(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    moq_info("relay", "received SIGHUP, reloading certificates and keys (other settings take "
+                      "effect on restart)");
+    moq_relay **r = w->data;
+    moq_relay_reload(*r);
+}
+
 static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
     moq_info("relay", "received %s, shutting down", w->signum == SIGINT ? "SIGINT" : "SIGTERM");
@@ -701,17 +823,24 @@ int moq_relay_run(const struct moq_config *cfg)
     }
     signal(SIGPIPE, SIG_IGN);
     raise_open_files();
-    char err[512] = "";
+    /* SIGHUP is caught from before "ready" is logged: a reload asked for early waits. */
     moq_relay *r = NULL;
-    if (moq_relay_new(loop, cfg, &r, err, sizeof(err)) < 0) {
-        moq_error("relay", "%s", err);
-        return 1;
-    }
-    ev_signal sigint, sigterm;
+    ev_signal sigint, sigterm, sighup;
     ev_signal_init(&sigint, on_signal, SIGINT);
     ev_signal_init(&sigterm, on_signal, SIGTERM);
+    ev_signal_init(&sighup, on_hangup, SIGHUP);
+    sighup.data = &r;
     ev_signal_start(loop, &sigint);
     ev_signal_start(loop, &sigterm);
+    ev_signal_start(loop, &sighup);
+    char err[512] = "";
+    if (moq_relay_new(loop, cfg, &r, err, sizeof(err)) < 0) {
+        moq_error("relay", "%s", err);
+        ev_signal_stop(loop, &sigint);
+        ev_signal_stop(loop, &sigterm);
+        ev_signal_stop(loop, &sighup);
+        return 1;
+    }
     struct moq_service service;
     moq_service_ready(&service, loop);
     ev_run(loop, 0);
@@ -720,6 +849,8 @@ int moq_relay_run(const struct moq_config *cfg)
     ev_signal_stop(loop, &sigterm);
     drain(r);
     moq_service_stop(&service);
+    ev_signal_stop(loop, &sighup);
+    signal(SIGHUP, SIG_IGN); /* shutting down: nothing left to reload */
     moq_relay_free(r);
     moq_info("relay", "stopped");
     return 0;

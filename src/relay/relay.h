@@ -12,6 +12,7 @@
 #define MOQ_RELAY_RELAY_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "config/config.h"
@@ -33,7 +34,20 @@ uint16_t moq_relay_https_port(const moq_relay *r);
 
 moq_origin *moq_relay_origin(moq_relay *r);
 
-/* Run until SIGINT/SIGTERM, then shut down gracefully. Returns a process exit status. */
+/* Re-read the certificate and key files of [server.tls] and [web.https] and the auth key
+ * files (SIGHUP): sessions continue, new handshakes and tokens use what was read. A file
+ * that fails keeps the current certificate; a key file that fails is refused until it
+ * loads. Logs one line per item and a summary. Other settings are not re-read. */
+void moq_relay_reload(moq_relay *r);
+
+/* --check: load every certificate, key and token file the configuration names, as startup
+ * would, without binding anything. Problems go to stderr as "WHERE: KEY: why" (WHERE is
+ * FILE:LINE:COL, a MOQ_* variable or a --flag); when there are none the effective settings go
+ * to out. Returns the exit status: 0 or 1. */
+int moq_relay_check(const struct moq_config *cfg, FILE *out);
+
+/* Run until SIGINT/SIGTERM (SIGHUP: moq_relay_reload), then shut down gracefully. Returns a process
+ * exit status. */
 int moq_relay_run(const struct moq_config *cfg);
 
 #endif

@@ -57,6 +57,7 @@ struct moq_relay {
     moq_memtrim memtrim;
     moq_ev_deadline origin_timer; /* the origin's next linger deadline, or its regular tick */
     struct relay_counters counters;
+    uint64_t started_us; /* moq_now_us() when built, for uptime */
 };
 
 struct relay_session {
@@ -64,23 +65,34 @@ struct relay_session {
     moq_session *session;
     enum moq_transport_kind kind;
     moq_ev_deadline timer; /* the session's next deadline */
+    uint64_t started_us;   /* moq_now_us() when the session started */
     moq_list link;
 };
 
 /* relay.c */
 /* limits.max_sessions reached. */
-bool relay_full(const moq_relay *r);
+bool moq_relay_full(const moq_relay *r);
 /* Start a moq session on an established transport; closes it on failure. */
-int relay_start_session(moq_relay *r, moq_transport *t);
+int moq_relay_start_session(moq_relay *r, moq_transport *t);
 /* Check a connection's path and token; fills perms or returns a reason (logged). */
-int relay_check_access(moq_relay *r, const char *target, moq_perms *perms, char *why,
-                       size_t whylen);
+int moq_relay_check_access(moq_relay *r, const char *target, moq_perms *perms, char *why,
+                           size_t whylen);
+
+/* The permissions of a peer with a verified client certificate (mTLS): everything under
+ * the target's path until the certificate expires; or a reason (logged). */
+int moq_relay_certified_access(const char *target, int64_t expires, moq_perms *perms, char *why,
+                               size_t whylen);
 
 /* websocket.c */
-int relay_ws_upgrade(void *ctx, const struct moq_ws_upgrade *up, struct moq_ws_accept *acc);
-void relay_ws_close_all(moq_relay *r);
+int moq_relay_ws_upgrade(void *ctx, const struct moq_ws_upgrade *up, struct moq_ws_accept *acc);
+void moq_relay_ws_close_all(moq_relay *r);
+
+/* inspect.c: GET / on a public router; GET /, /debug/sessions, /debug/broadcasts,
+ * /debug/tracks, /nodes and /status on the [internal] router. The routes' ctx is the relay. */
+int moq_relay_inspect_public(moq_relay *r, moq_http_router *router);
+int moq_relay_inspect_internal(moq_relay *r, moq_http_router *router);
 
 /* web_hooks.c */
-extern const struct moq_web_hooks relay_web_hooks_template;
+extern const struct moq_web_hooks moq_relay_web_hooks_template;
 
 #endif

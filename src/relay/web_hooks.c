@@ -417,7 +417,7 @@ static int hook_metrics(void *ctx, const moq_http_request *req, moq_http_respons
     return 0;
 }
 
-const struct moq_web_hooks relay_web_hooks_template = {
+const struct moq_web_hooks moq_relay_web_hooks_template = {
     .ctx = NULL,
     .fingerprint = hook_fingerprint,
     .announced = hook_announced,

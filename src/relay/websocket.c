@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "qmux/qmux.h"
+#include "util/defer.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/time.h"
@@ -19,7 +20,9 @@ struct ws_glue {
     moq_ws *ws;  /* NULL once the WebSocket is gone */
     moq_qmux *q; /* NULL once the session finished */
     struct moq_qmux_selection sel;
-    ev_idle process;
+    bool peer_certified; /* mTLS over HTTPS: carried to the session's transport */
+    int64_t peer_cert_expires;
+    moq_defer process;
     ev_timer timer;
     ev_timer linger;
     uint16_t close_code;
@@ -29,7 +32,7 @@ struct ws_glue {
 
 static void glue_stop(struct ws_glue *g)
 {
-    ev_idle_stop(g->r->loop, &g->process);
+    moq_defer_fini(&g->process);
     ev_timer_stop(g->r->loop, &g->timer);
     ev_timer_stop(g->r->loop, &g->linger);
 }
@@ -41,7 +44,7 @@ static void after(struct ws_glue *g, int rv)
     if (rv == MOQ_ERR_CLOSED || moq_qmux_is_finished(g->q)) {
         /* Not the linger timer: it closes a WebSocket the peer leaves open after our close
          * record. */
-        ev_idle_stop(g->r->loop, &g->process);
+        moq_defer_cancel(&g->process);
         ev_timer_stop(g->r->loop, &g->timer);
         moq_qmux_free(g->q);
         g->q = NULL;
@@ -56,10 +59,9 @@ static void after(struct ws_glue *g, int rv)
     ev_timer_start(g->r->loop, &g->timer);
 }
 
-static void process_cb(struct ev_loop *loop, ev_idle *w, int revents)
+static void process_cb(moq_defer *d)
 {
-    struct ws_glue *g = w->data;
-    ev_idle_stop(loop, w);
+    struct ws_glue *g = d->data;
     if (g->q) after(g, moq_qmux_process(g->q, moq_now_us()));
 }
 
@@ -105,7 +107,7 @@ static void linger_cb(struct ev_loop *loop, ev_timer *w, int revents)
 static void io_wake(void *io)
 {
     struct ws_glue *g = io;
-    ev_idle_start(g->r->loop, &g->process);
+    moq_defer_schedule(&g->process);
 }
 
 static const struct moq_qmux_io glue_io = {io_send_record, io_queued, io_close, io_wake};
@@ -116,6 +118,9 @@ static void ws_opened(void *app, moq_ws *ws)
 {
     struct ws_glue *g = app;
     g->ws = ws;
+    struct moq_qmux_config qc;
+    moq_qmux_config_default(&qc);
+    qc.ack_timeout_ms = g->r->cfg->server.quic.ack_timeout_ms; /* 0: off, as in the config */
     struct moq_qmux_init init = {
         .wire = g->sel.wire,
         .protocol = g->sel.protocol,
@@ -123,6 +128,7 @@ static void ws_opened(void *app, moq_ws *ws)
         .authority = moq_ws_host(ws),
         .peer = moq_ws_peer(ws),
         .is_client = false,
+        .config = &qc,
         .io = &glue_io,
         .io_ctx = g,
     };
@@ -131,7 +137,10 @@ static void ws_opened(void *app, moq_ws *ws)
         moq_ws_close(ws, MOQ_WS_INTERNAL, "out of memory");
         return;
     }
-    relay_start_session(g->r, moq_qmux_transport(g->q));
+    moq_transport *t = moq_qmux_transport(g->q);
+    t->peer_certified = g->peer_certified;
+    t->peer_cert_expires = g->peer_cert_expires;
+    moq_relay_start_session(g->r, t);
     after(g, moq_qmux_process(g->q, moq_now_us()));
 }
 
@@ -187,7 +196,7 @@ static void explain_subprotocol(moq_relay *r, bool offered_some, struct moq_ws_a
     acc->refusal = why;
 }
 
-int relay_ws_upgrade(void *ctx, const struct moq_ws_upgrade *up, struct moq_ws_accept *acc)
+int moq_relay_ws_upgrade(void *ctx, const struct moq_ws_upgrade *up, struct moq_ws_accept *acc)
 {
     moq_relay *r = ctx;
     const moq_http_request *req = up->req;
@@ -210,7 +219,7 @@ int relay_ws_upgrade(void *ctx, const struct moq_ws_upgrade *up, struct moq_ws_a
         explain_subprotocol(r, o > 0, acc);
         return 400;
     }
-    if (relay_full(r)) {
+    if (moq_relay_full(r)) {
         r->counters.sessions_full++;
         moq_info_repeat("sessions refused at the limit", "relay",
                         "%s: WebSocket refused: the relay is full (%zu sessions)", req->peer,
@@ -220,7 +229,10 @@ int relay_ws_upgrade(void *ctx, const struct moq_ws_upgrade *up, struct moq_ws_a
     }
     moq_perms perms = {0};
     char why[256];
-    if (relay_check_access(r, req->target, &perms, why, sizeof(why)) < 0) {
+    int rv = req->peer_certified ? moq_relay_certified_access(req->target, req->peer_cert_expires,
+                                                              &perms, why, sizeof(why))
+                                 : moq_relay_check_access(r, req->target, &perms, why, sizeof(why));
+    if (rv < 0) {
         r->counters.ws_refused++;
         moq_info_repeat("refused WebSocket upgrades", "relay", "%s: WebSocket refused: %s",
                         req->peer, why);
@@ -229,12 +241,17 @@ int relay_ws_upgrade(void *ctx, const struct moq_ws_upgrade *up, struct moq_ws_a
     moq_perms_free(&perms);
     struct ws_glue *g = calloc(1, sizeof(*g));
     if (!g) return 503;
+    if (moq_defer_init(&g->process, r->loop, process_cb, g) < 0) {
+        free(g);
+        return 503;
+    }
     g->r = r;
     g->sel = sel;
-    ev_idle_init(&g->process, process_cb);
+    g->peer_certified = req->peer_certified;
+    g->peer_cert_expires = req->peer_cert_expires;
     ev_timer_init(&g->timer, timer_cb, 0., 0.);
     ev_timer_init(&g->linger, linger_cb, CLOSE_LINGER_S, 0.);
-    g->process.data = g->timer.data = g->linger.data = g;
+    g->timer.data = g->linger.data = g;
     moq_list_push_back(&r->websockets, &g->link);
     acc->protocol = g->sel.subprotocol;
     acc->events = &glue_events;
@@ -242,7 +259,7 @@ int relay_ws_upgrade(void *ctx, const struct moq_ws_upgrade *up, struct moq_ws_a
     return 0;
 }
 
-void relay_ws_close_all(moq_relay *r)
+void moq_relay_ws_close_all(moq_relay *r)
 {
     moq_list *pos, *tmp;
     moq_list_each(pos, tmp, &r->websockets)

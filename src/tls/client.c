@@ -126,6 +126,24 @@ static int load_roots(moq_tls_client *c, const moq_tls_client_config *cfg, char 
     return MOQ_OK;
 }
 
+/* The client certificate presented for mTLS. */
+static int load_identity(moq_tls_client *c, const moq_tls_client_config *cfg, char *err,
+                         size_t errlen)
+{
+    if (!cfg->cert || !cfg->key) {
+        moq_tls_errf(err, errlen, "a client certificate needs both a certificate and a key file");
+        return MOQ_ERR_CONFIG;
+    }
+    int rc = gnutls_certificate_set_x509_key_file2(c->cred, cfg->cert, cfg->key,
+                                                   GNUTLS_X509_FMT_PEM, NULL, 0);
+    if (rc < 0) {
+        moq_tls_errf(err, errlen, "client certificate %s with key %s: %s", cfg->cert, cfg->key,
+                     gnutls_strerror(rc));
+        return MOQ_ERR_INVALID;
+    }
+    return MOQ_OK;
+}
+
 int moq_tls_client_new(const moq_tls_client_config *cfg, moq_tls_client **out, char *err,
                        size_t errlen)
 {
@@ -150,6 +168,7 @@ int moq_tls_client_new(const moq_tls_client_config *cfg, moq_tls_client **out, c
         c->mode = VERIFY_CA;
         rc = load_roots(c, cfg, err, errlen);
     }
+    if (rc >= 0 && (cfg->cert || cfg->key)) rc = load_identity(c, cfg, err, errlen);
     if (rc < 0) {
         moq_tls_client_free(c);
         return rc;

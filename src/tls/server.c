@@ -1,5 +1,6 @@
 /* The server's certificate material, its current creds, reload and rotation. */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,9 @@ struct moq_tls_server {
     char **key_paths;
     moq_tls_pair *pairs; /* last good material read from the files */
     moq_tls_stamp *seen; /* per file as of the last read attempt: cert i at 2i, key at 2i+1 */
+
+    char **client_roots; /* CA files for mTLS client certificates */
+    size_t n_client_roots;
 
     char **names; /* generate names; n_names == 0 means nothing is generated */
     size_t n_names;
@@ -119,6 +123,62 @@ static int validate_config(const moq_tls_server_config *cfg, char *err, size_t e
     return MOQ_OK;
 }
 
+/* A client certificate is optional; one that is presented must verify against the roots. */
+static int verify_client_cert(gnutls_session_t s)
+{
+    unsigned n = 0;
+    if (!gnutls_certificate_get_peers(s, &n) || n == 0) return 0;
+    unsigned status = 1;
+    if (gnutls_certificate_verify_peers2(s, &status) < 0 || status != 0) return -1;
+    return 0;
+}
+
+/* Creds from the material, trusting the client roots (read again each time). */
+static int build_creds(moq_tls_server *srv, const moq_tls_pair *pairs, const moq_tls_generated *gen,
+                       moq_tls_creds **out, char *err, size_t errlen)
+{
+    int rc = moq_tls_creds_build(pairs, srv->n_pairs, gen, out, err, errlen);
+    for (size_t i = 0; rc >= 0 && i < srv->n_client_roots; i++) {
+        int n = gnutls_certificate_set_x509_trust_file(moq_tls_creds_gnutls(*out),
+                                                       srv->client_roots[i], GNUTLS_X509_FMT_PEM);
+        if (n <= 0) {
+            moq_tls_errf(err, errlen, "client root file %s: %s", srv->client_roots[i],
+                         n == 0 ? "no certificate in it" : gnutls_strerror(n));
+            moq_tls_creds_unref(*out);
+            *out = NULL;
+            rc = MOQ_ERR_INVALID;
+        }
+    }
+    if (rc >= 0 && srv->n_client_roots)
+        gnutls_certificate_set_verify_function(moq_tls_creds_gnutls(*out), verify_client_cert);
+    return rc;
+}
+
+void moq_tls_server_verify_client(const moq_tls_server *srv, gnutls_session_t s)
+{
+    if (!srv->n_client_roots) return;
+    gnutls_certificate_server_set_request(s, GNUTLS_CERT_REQUEST);
+}
+
+bool moq_tls_peer_certified(gnutls_session_t s, int64_t *expires)
+{
+    unsigned n = 0;
+    const gnutls_datum_t *certs = gnutls_certificate_get_peers(s, &n);
+    if (!certs || n == 0) return false;
+    unsigned status = 1;
+    if (gnutls_certificate_verify_peers2(s, &status) < 0 || status != 0) return false;
+    if (expires) {
+        *expires = 0;
+        gnutls_x509_crt_t crt;
+        if (gnutls_x509_crt_init(&crt) == 0) {
+            if (gnutls_x509_crt_import(crt, &certs[0], GNUTLS_X509_FMT_DER) == 0)
+                *expires = (int64_t)gnutls_x509_crt_get_expiration_time(crt);
+            gnutls_x509_crt_deinit(crt);
+        }
+    }
+    return true;
+}
+
 int moq_tls_server_new(const moq_tls_server_config *cfg, int64_t now_s, moq_tls_server **out,
                        char *err, size_t errlen)
 {
@@ -137,9 +197,12 @@ int moq_tls_server_new(const moq_tls_server_config *cfg, int64_t now_s, moq_tls_
     srv->cert_paths = copy_strings(cfg->certs, cfg->n_certs);
     srv->key_paths = copy_strings(cfg->keys, cfg->n_keys);
     srv->names = copy_strings(cfg->generate, cfg->n_generate);
+    srv->n_client_roots = cfg->n_client_roots;
+    srv->client_roots = copy_strings(cfg->client_roots, cfg->n_client_roots);
     srv->seen = calloc(2 * srv->n_pairs + 1, sizeof(*srv->seen));
     rc = MOQ_ERR_NOMEM;
-    if (!srv->cert_paths || !srv->key_paths || !srv->names || !srv->seen) goto fail;
+    if (!srv->cert_paths || !srv->key_paths || !srv->names || !srv->seen || !srv->client_roots)
+        goto fail;
 
     rc = load_pairs(srv, &srv->pairs, err, errlen);
     if (rc < 0) goto fail;
@@ -148,8 +211,7 @@ int moq_tls_server_new(const moq_tls_server_config *cfg, int64_t now_s, moq_tls_
                               errlen);
         if (rc < 0) goto fail;
     }
-    rc = moq_tls_creds_build(srv->pairs, srv->n_pairs, srv->n_names ? &srv->gen : NULL,
-                             &srv->current, err, errlen);
+    rc = build_creds(srv, srv->pairs, srv->n_names ? &srv->gen : NULL, &srv->current, err, errlen);
     if (rc < 0) goto fail;
     moq_info("tls", "serving %zu certificate(s), fingerprint %s", moq_tls_creds_count(srv->current),
              moq_tls_creds_fingerprint(srv->current));
@@ -168,6 +230,7 @@ void moq_tls_server_free(moq_tls_server *srv)
     free_strings(srv->cert_paths, srv->n_pairs);
     free_strings(srv->key_paths, srv->n_pairs);
     free_strings(srv->names, srv->n_names);
+    free_strings(srv->client_roots, srv->n_client_roots);
     free(srv->seen);
     moq_tls_generated_clear(&srv->gen);
     pthread_mutex_destroy(&srv->lock);
@@ -200,20 +263,21 @@ int moq_tls_server_reload(moq_tls_server *srv, char *err, size_t errlen)
     moq_tls_pair *pairs = NULL;
     moq_tls_creds *next = NULL;
     int rc = load_pairs(srv, &pairs, err, errlen);
-    if (rc >= 0)
-        rc = moq_tls_creds_build(pairs, srv->n_pairs, srv->n_names ? &srv->gen : NULL, &next, err,
-                                 errlen);
+    if (rc >= 0) rc = build_creds(srv, pairs, srv->n_names ? &srv->gen : NULL, &next, err, errlen);
     if (rc < 0) {
         free_pairs(pairs, srv->n_pairs);
-        moq_warn("tls", "reload failed, keeping the current certificates: %s",
-                 err[0] ? err : moq_strerror(rc));
+        if (!err[0]) snprintf(err, errlen, "%s", moq_strerror(rc));
         return rc;
     }
     free_pairs(srv->pairs, srv->n_pairs);
     srv->pairs = pairs;
     swap_creds(srv, next);
-    moq_info("tls", "reloaded certificate files, fingerprint %s", moq_tls_creds_fingerprint(next));
     return MOQ_OK;
+}
+
+size_t moq_tls_server_file_pairs(const moq_tls_server *srv)
+{
+    return srv->n_pairs;
 }
 
 static int rotate(moq_tls_server *srv, int64_t now_s)
@@ -227,7 +291,7 @@ static int rotate(moq_tls_server *srv, int64_t now_s)
         moq_error("tls", "cannot rotate the generated certificate: %s", err);
         return rc;
     }
-    rc = moq_tls_creds_build(srv->pairs, srv->n_pairs, &gen, &next, err, sizeof(err));
+    rc = build_creds(srv, srv->pairs, &gen, &next, err, sizeof(err));
     if (rc < 0) {
         moq_tls_generated_clear(&gen);
         moq_error("tls", "cannot rotate the generated certificate: %s", err);
@@ -255,11 +319,17 @@ int moq_tls_server_maintain(moq_tls_server *srv, int64_t now_s)
     int swapped = 0, failure = MOQ_OK;
     if (files_changed(srv)) {
         moq_info("tls", "certificate files changed on disk, reloading");
-        int rc = moq_tls_server_reload(srv, NULL, 0);
-        if (rc < 0)
+        char err[512];
+        int rc = moq_tls_server_reload(srv, err, sizeof(err));
+        if (rc < 0) {
+            moq_warn("tls", "reload failed, keeping the current certificates: %s", err);
             failure = rc;
-        else
+        } else {
+            char fp[MOQ_TLS_FINGERPRINT_HEX_LEN];
+            moq_tls_server_fingerprint(srv, fp);
+            moq_info("tls", "reloaded certificate files, fingerprint %s", fp);
             swapped = 1;
+        }
     }
     if (now_s >= moq_tls_server_rotate_at(srv)) {
         int rc = rotate(srv, now_s);

@@ -121,6 +121,11 @@ typedef struct moq_tls_server_config {
     /* Rotate the generated certificate when less than this much validity remains.
      * 0 = MOQ_TLS_DEFAULT_ROTATE_MARGIN_S. Must be shorter than the validity. */
     int64_t rotate_margin_s;
+    /* PEM files of CAs that client certificates (mTLS) must chain to: every creds built
+     * trusts them, re-read on reload. The listener decides whether to ask for a client
+     * certificate (see moq_tls_server_verify_client). */
+    const char *const *client_roots;
+    size_t n_client_roots;
 } moq_tls_server_config;
 
 /* Load every pair and generate the self-signed certificate (valid from now_s - 1 day).
@@ -141,9 +146,22 @@ moq_tls_creds *moq_tls_server_acquire(moq_tls_server *srv);
 void moq_tls_server_fingerprint(moq_tls_server *srv, char out[MOQ_TLS_FINGERPRINT_HEX_LEN]);
 
 /* Re-read every certificate/key file now (e.g. on SIGHUP) and swap in new creds; the
- * generated certificate is kept as is. On failure the current creds stay, the reason is
- * logged and written to err. Returns 0 or the negative error of the failed file. */
+ * generated certificate is kept as is. On failure the current creds stay and the reason
+ * (naming the file) is written to err; nothing is logged, the caller reports. Returns 0 or
+ * the negative error of the failed file. */
 int moq_tls_server_reload(moq_tls_server *srv, char *err, size_t errlen);
+
+/* Server side of mTLS, on a session set up with this server's creds (before the handshake):
+ * ask the client for a certificate (optional, as upstream) and fail the handshake when one
+ * is presented that does not chain to client_roots. No-op without client_roots. */
+void moq_tls_server_verify_client(const moq_tls_server *srv, gnutls_session_t s);
+
+/* After a handshake: true when the client presented a certificate, which the handshake then
+ * verified; *expires (may be NULL) gets its notAfter in wall seconds. */
+bool moq_tls_peer_certified(gnutls_session_t s, int64_t *expires);
+
+/* Number of certificate/key file pairs configured (0 when only generated). */
+size_t moq_tls_server_file_pairs(const moq_tls_server *srv);
 
 /* Periodic upkeep; the relay calls it from a libev timer (ev_timer, or ev_periodic on wall
  * time). It
@@ -182,6 +200,9 @@ typedef struct moq_tls_client_config {
      * `moq` tool's --tls-fingerprint. Cannot be combined with roots or system_roots = ON. */
     const char *const *fingerprints;
     size_t n_fingerprints;
+    /* mTLS: a PEM certificate chain and its key, presented when the server asks. */
+    const char *cert;
+    const char *key;
 } moq_tls_client_config;
 
 /* Returns 0, MOQ_ERR_CONFIG (contradictory options, bad fingerprint, no trust at all; message

@@ -1,4 +1,5 @@
 #include "transport/pipe.h"
+#include "util/defer.h"
 #include "util/err.h"
 #include "util/list.h"
 #include "util/map.h"
@@ -57,7 +58,7 @@ struct pend {
 
 struct moq_pipe {
     struct ev_loop *loop;
-    ev_idle idle;
+    moq_defer flush; /* delivers the events from the loop */
     struct pend ends[2];
     moq_list events;
     moq_u64map streams;
@@ -73,7 +74,7 @@ static const struct moq_transport_ops pipe_ops;
 
 static void schedule(moq_pipe *p)
 {
-    if (p->loop && !ev_is_active(&p->idle)) ev_idle_start(p->loop, &p->idle);
+    moq_defer_schedule(&p->flush); /* nothing without a loop */
 }
 
 static struct pev *push(moq_pipe *p, int to, enum pev_type type, int64_t sid)
@@ -295,7 +296,7 @@ static const struct moq_transport_ops pipe_ops = {
 
 static void free_pipe(moq_pipe *p)
 {
-    if (p->loop) ev_idle_stop(p->loop, &p->idle);
+    moq_defer_fini(&p->flush);
     while (!moq_list_empty(&p->events)) {
         struct pev *ev = moq_list_first(&p->events, struct pev, link);
         moq_list_remove(&ev->link);
@@ -383,14 +384,13 @@ size_t moq_pipe_flush(moq_pipe *p)
             return n;
         }
     }
-    if (p->loop) ev_idle_stop(p->loop, &p->idle);
+    moq_defer_cancel(&p->flush);
     return n;
 }
 
-static void idle_cb(struct ev_loop *loop, ev_idle *w, int revents)
+static void flush_cb(moq_defer *d)
 {
-    moq_pipe *p = (moq_pipe *)((char *)w - offsetof(moq_pipe, idle));
-    moq_pipe_flush(p);
+    moq_pipe_flush(d->data);
 }
 
 moq_pipe *moq_pipe_new(struct ev_loop *loop, const struct moq_pipe_config *cfg,
@@ -403,7 +403,11 @@ moq_pipe *moq_pipe_new(struct ev_loop *loop, const struct moq_pipe_config *cfg,
     p->alive = 2;
     moq_list_init(&p->events);
     moq_u64map_init(&p->streams);
-    ev_idle_init(&p->idle, idle_cb);
+    if (loop && moq_defer_init(&p->flush, loop, flush_cb, p) < 0) {
+        moq_u64map_free(&p->streams);
+        free(p);
+        return NULL;
+    }
     for (int i = 0; i < 2; i++) {
         struct pend *e = &p->ends[i];
         e->pipe = p;

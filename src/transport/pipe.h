@@ -3,7 +3,7 @@
  * connections and tests: whatever one end writes, the other receives as events.
  *
  * Both ends implement moq_transport_ops exactly as transport.h specifies (events are
- * queued and delivered from the libev loop by an idle watcher, never from a downcall).
+ * queued and delivered from the libev loop by a deferred task, never from a downcall).
  * Without a loop (loop NULL) events wait for moq_pipe_flush: tests and fuzz targets then
  * drive both ends by hand, with no event loop at all.
  * The "client" end opens even stream ids, the "server" end odd ones. There is no flow

@@ -124,6 +124,10 @@ struct moq_transport {
     char peer[64];
     /* True when we dialed (client side). */
     bool is_client;
+    /* The peer presented a client certificate that the TLS handshake verified against the
+     * listener's client roots (mTLS), valid until peer_cert_expires (wall seconds). */
+    bool peer_certified;
+    int64_t peer_cert_expires;
 };
 
 static inline void moq_transport_attach(moq_transport *t, const struct moq_transport_events *ev,

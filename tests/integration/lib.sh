@@ -20,6 +20,9 @@
 #   skip REASON                    report the test as skipped (exit 77, ctest SKIP_RETURN_CODE)
 #   require_ipv6                   skip unless the IPv6 loopback (::1) is usable
 #   stop_relay                     SIGTERM the relay; fail unless it exits cleanly
+#   start_impair NAME udp|tcp PORT [ARGS...]  the impairment proxy (tests/tools/impair.c) in
+#                                  front of 127.0.0.1:PORT; sets IMPAIR_PORT, IMPAIR_PID; its
+#                                  log is $TMP/NAME.err
 #   fail MESSAGE                   print the message and the logs, exit 1
 
 set -euo pipefail
@@ -255,6 +258,17 @@ start_relay() {
         grep -q "in use" "$RELAY_LOG" || fail "the relay did not start"
     done
     fail "no port to start the relay on"
+}
+
+start_impair() {
+    local name="$1" mode="$2" to="$3"
+    shift 3
+    rm -f "$TMP/$name.port"
+    spawn "$name" "$HELPERS/impair" "$mode" --listen 127.0.0.1:0 --to "127.0.0.1:$to" \
+        --port-file "$TMP/$name.port" --lifetime "${IMPAIR_LIFETIME:-300s}" "$@"
+    IMPAIR_PID=$SPAWNED
+    wait_for test -s "$TMP/$name.port" || fail "the impairment proxy $name did not start"
+    IMPAIR_PORT=$(cat "$TMP/$name.port")
 }
 
 relay_alive() {

@@ -106,6 +106,18 @@ run_unit() {
     PORT="$(free_port)"
     spawn "$name-notify" "$HELPERS/notify_listener" "$socket"
     wait_for has_line "$TMP/$name-notify.out" listening || fail "no notify listener"
+    local pre
+    pre="$(unit_value "$unit" ExecStartPre)"
+    if [[ -n "$pre" ]]; then # as systemd runs it first; it must pass and bind nothing
+        MOQ_SERVER_BIND="127.0.0.1:$PORT" MOQ_WEB_HTTP_LISTEN="127.0.0.1:$PORT" \
+            spawn "$name-pre" root_view "$STAGE" "$BASH" -c \
+            'cd "$1" && exec setpriv --reuid="$2" --regid="$3" --init-groups -- $4' unit \
+            "$(unit_value "$unit" WorkingDirectory)" "$(unit_value "$unit" User)" \
+            "$(unit_value "$unit" Group)" "$pre"
+        expect_ok "$SPAWNED" "$unit: ExecStartPre ($pre)"
+        grep -qF "/etc/moq/relay.toml is valid" "$TMP/$name-pre.out" ||
+            fail "$unit: ExecStartPre printed: $(head -3 "$TMP/$name-pre.out" "$TMP/$name-pre.err")"
+    fi
     MOQ_SERVER_BIND="127.0.0.1:$PORT" MOQ_WEB_HTTP_LISTEN="127.0.0.1:$PORT" \
         NOTIFY_SOCKET="$socket" spawn "$name" root_view "$STAGE" "$BASH" -c \
         'cd "$1" && exec setpriv --reuid="$2" --regid="$3" --init-groups -- $4' unit \
@@ -132,6 +144,7 @@ pubsub() { # the installed client through the relay on $PORT
 
 note "the installed unit (Type=notify): READY=1, a publisher and a subscriber, STOPPING=1"
 run_unit notify-unit "$STAGE/usr/local/lib/systemd/system/moq-relay.service"
+[[ -s "$TMP/notify-unit-pre.out" ]] || fail "the installed unit has no ExecStartPre check"
 wait_for has_line "$NOTIFY_OUT" READY=1 || fail "no READY=1 from the installed unit"
 pubsub
 note "the documented checks: ss and /proc/PID/limits"

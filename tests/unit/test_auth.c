@@ -650,6 +650,81 @@ static void key_rotation_list(void **state)
     moq_jwk_unref(stranger);
 }
 
+struct reload_seen {
+    char paths[4][256];
+    bool ok[4];
+    size_t n;
+};
+
+static void record_reload(void *ctx, const char *path, const moq_jwk *key,
+                          const moq_auth_error *err)
+{
+    struct reload_seen *seen = ctx;
+    assert_true(seen->n < 4);
+    assert_true((key == NULL) == (err != NULL));
+    snprintf(seen->paths[seen->n], sizeof(seen->paths[0]), "%s", path);
+    seen->ok[seen->n++] = key != NULL;
+}
+
+/* An explicit reload re-reads every key file, reports each, fails closed on a broken one
+ * and forgets the key_dir cache. */
+static void explicit_reload(void **state)
+{
+    fixture *f = *state;
+    moq_jwk *k1 = gen(MOQ_ALG_ES256, NULL), *k2 = gen(MOQ_ALG_HS256, "two");
+    save(k1, f->dir, "one.jwk");
+    save(k2, f->dir, "two.jwk");
+    char one[256], two[256];
+    snprintf(one, sizeof(one), "%s/one.jwk", f->dir);
+    snprintf(two, sizeof(two), "%s/two.jwk", f->dir);
+    const char *keys[] = {two};
+    moq_auth_config cfg = {.key = one, .keys = keys, .keys_len = 1};
+    moq_auth *a = auth_new(&cfg);
+    assert_int_equal(moq_auth_key_files(a), 2);
+    assert_false(moq_auth_has_key_dir(a));
+    char *t1 = sign(k1, "r", L(""), NONE);
+    expect_ok(a, "/r", t1, "r", L(""), NONE);
+
+    struct reload_seen seen = {0};
+    size_t dropped = 99;
+    assert_int_equal(moq_auth_reload(a, record_reload, &seen, &dropped), 0);
+    assert_int_equal(seen.n, 2);
+    assert_string_equal(seen.paths[0], one);
+    assert_string_equal(seen.paths[1], two);
+    assert_true(seen.ok[0] && seen.ok[1]);
+    assert_int_equal(dropped, 0);
+    expect_ok(a, "/r", t1, "r", L(""), NONE);
+
+    FILE *fp = fopen(one, "w");
+    fputs("{not json", fp);
+    fclose(fp);
+    memset(&seen, 0, sizeof(seen));
+    assert_int_equal(moq_auth_reload(a, record_reload, &seen, NULL), 1);
+    assert_false(seen.ok[0]);
+    assert_true(seen.ok[1]);
+    expect_refused(a, "/r", t1, MOQ_AUTH_R_ALGORITHM); /* only the other key is left */
+    char *t2 = sign(k2, "r", L(""), NONE);
+    expect_ok(a, "/r", t2, "r", L(""), NONE);
+    save(k1, f->dir, "one.jwk");
+    assert_int_equal(moq_auth_reload(a, NULL, NULL, NULL), 0);
+    expect_ok(a, "/r", t1, "r", L(""), NONE);
+    moq_auth_free(a);
+
+    save(k2, f->keys, "two.jwk");
+    moq_auth_config dir = {.key_dir = f->keys};
+    a = auth_new(&dir);
+    assert_true(moq_auth_has_key_dir(a));
+    expect_ok(a, "/r", t2, "r", L(""), NONE);
+    assert_int_equal(moq_auth_reload(a, NULL, NULL, &dropped), 0);
+    assert_int_equal(dropped, 1);
+    expect_ok(a, "/r", t2, "r", L(""), NONE);
+    moq_auth_free(a);
+    free(t1);
+    free(t2);
+    moq_jwk_unref(k1);
+    moq_jwk_unref(k2);
+}
+
 static void request_parsing(void **state)
 {
     static const struct {
@@ -758,6 +833,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(single_key, fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(key_rotation_list, fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(request_parsing, fixture_setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(explicit_reload, fixture_setup, fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

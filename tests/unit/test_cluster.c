@@ -17,6 +17,7 @@
 #include "model/model.h"
 #include "moq/session.h"
 #include "transport/pipe.h"
+#include "util/defer.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/time.h"
@@ -94,7 +95,7 @@ struct fake_dial {
     moq_session *s;
     int err;
     bool connected_sent;
-    ev_timer timer;
+    moq_defer report; /* the dial's outcome, from the loop */
 };
 
 static uint64_t full_access(void *ctx, moq_session *s, const char *path, int role,
@@ -117,12 +118,12 @@ static void fd_upstream(void *ctx, moq_session *s, const uint8_t *path, size_t l
 static void fd_closed(void *ctx, moq_session *s, uint64_t code, const char *reason)
 {
     struct fake_dial *d = ctx;
-    ev_timer_stop(loop, &d->timer);
+    moq_defer_fini(&d->report);
     d->ev->closed(d->arg, 0, code, reason);
     free(d);
 }
 
-static void fd_timer(struct ev_loop *l, ev_timer *w, int revents)
+static void fd_report(moq_defer *w)
 {
     struct fake_dial *d = w->data;
     if (d->s) {
@@ -131,6 +132,7 @@ static void fd_timer(struct ev_loop *l, ev_timer *w, int revents)
         return;
     }
     d->ev->closed(d->arg, d->err, 0, "unreachable");
+    moq_defer_fini(&d->report);
     free(d);
 }
 
@@ -142,6 +144,10 @@ static int fake_dial(void *ctx, const char *url, moq_origin *origin,
     struct fake_dial *d = calloc(1, sizeof(*d));
     d->ev = ev;
     d->arg = arg;
+    /* Queued before the sessions exist: as with a real dial, `connected` comes before any
+     * event of the session. */
+    assert_int_equal(moq_defer_init(&d->report, loop, fd_report, d), 0);
+    moq_defer_schedule(&d->report);
     struct relay *target = find(url);
     if (!target || target->down) {
         d->err = MOQ_ERR_IO;
@@ -173,9 +179,6 @@ static int fake_dial(void *ctx, const char *url, moq_origin *origin,
                                         .ctx = d};
         d->s = moq_session_new(ct, &cc);
     }
-    ev_timer_init(&d->timer, fd_timer, 0., 0.);
-    d->timer.data = d;
-    ev_timer_start(loop, &d->timer);
     *handle = d;
     return 0;
 }
@@ -187,10 +190,8 @@ static void fake_close(void *ctx, void *handle)
         moq_session_close(d->s, 0, "closed");
         return;
     }
-    ev_timer_stop(loop, &d->timer);
-    ev_timer_set(&d->timer, 0., 0.);
     d->err = MOQ_ERR_CLOSED;
-    ev_timer_start(loop, &d->timer);
+    moq_defer_schedule(&d->report);
 }
 
 static struct relay *add_relay(const char *url, uint64_t id)

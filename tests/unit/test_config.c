@@ -91,6 +91,8 @@ static void defaults(void **state)
     assert_int_equal(cfg.server.quic.max_streams, 10000);
     assert_int_equal(cfg.server.quic.idle_timeout_ms, 30000);
     assert_int_equal(cfg.server.quic.keep_alive_ms, 5000);
+    assert_int_equal(cfg.server.quic.ack_timeout_ms, 10000);
+    assert_int_equal(cfg.client.quic.ack_timeout_ms, 10000);
     assert_true(cfg.server.quic.gso);
     assert_false(cfg.server.quic.gso_set);
     assert_int_equal(cfg.server.quic.congestion_control, MOQ_CONGESTION_DEFAULT);
@@ -255,10 +257,8 @@ static void upstream_root(void **state)
     assert_string_equal(cfg.server.tls.root.v[0], "ca.pem");
     assert_null(cfg.auth.key);
     assert_int_equal(moq_config_validate(&cfg, err, sizeof(err)), 0);
-    /* mTLS is not implemented: the roots are accepted and said to have no effect */
-    assert_int_equal(cfg.warnings.len, 1);
-    assert_true(
-        has_warning(&cfg, "server.tls.root is accepted for compatibility but has no effect"));
+    /* the roots take effect (mTLS on QUIC/WebTransport): no warning */
+    assert_int_equal(cfg.warnings.len, 0);
     moq_config_free(&cfg);
 }
 
@@ -540,6 +540,42 @@ static void validation(void **state)
                        "[auth]\npublic = \"anon\"\n"),
         0);
     assert_int_equal(moq_config_validate(&cfg, err, sizeof(err)), 0);
+    moq_config_free(&cfg);
+}
+
+/* Timers that defeat each other are accepted with a warning naming both keys. */
+static void quic_timer_warnings(void **state)
+{
+    static const char tls[] = "[server.tls]\ngenerate = [\"localhost\"]\n[auth]\nkey = \"k\"\n";
+    char doc[512];
+    struct moq_config cfg;
+    snprintf(doc, sizeof(doc), "%s[server.quic]\nidle_timeout = \"3s\"\nkeep_alive = \"5s\"\n",
+             tls);
+    assert_int_equal(load_doc(&cfg, doc), 0);
+    assert_int_equal(moq_config_validate(&cfg, err, sizeof(err)), 0);
+    assert_true(has_warning(&cfg, "server.quic.idle_timeout (3000 ms) is not longer than "
+                                  "server.quic.keep_alive (5000 ms)"));
+    /* 3 s idle also beats the 10 s default ack timeout */
+    assert_true(has_warning(&cfg, "server.quic.ack_timeout (10000 ms) is not shorter than "
+                                  "server.quic.idle_timeout (3000 ms)"));
+    moq_config_free(&cfg);
+
+    snprintf(doc, sizeof(doc), "%s[client.quic]\nidle_timeout = \"20s\"\nack_timeout = \"20s\"\n",
+             tls);
+    assert_int_equal(load_doc(&cfg, doc), 0);
+    assert_int_equal(moq_config_validate(&cfg, err, sizeof(err)), 0);
+    assert_true(has_warning(&cfg, "client.quic.ack_timeout (20000 ms) is not shorter"));
+    assert_false(has_warning(&cfg, "keep_alive"));
+    moq_config_free(&cfg);
+
+    /* Keep-alives or the ack timeout off: nothing to compare. */
+    snprintf(doc, sizeof(doc),
+             "%s[server.quic]\nidle_timeout = \"3s\"\nkeep_alive = \"0s\"\nack_timeout = \"0s\"\n",
+             tls);
+    assert_int_equal(load_doc(&cfg, doc), 0);
+    assert_int_equal(moq_config_validate(&cfg, err, sizeof(err)), 0);
+    assert_true(cfg.server.quic.ack_timeout_ms == 0);
+    assert_int_equal(cfg.warnings.len, 0);
     moq_config_free(&cfg);
 }
 
@@ -1082,8 +1118,8 @@ static bool help_line(const char *help, const char *flag, char *line, size_t len
     return false;
 }
 
-/* Options that are accepted but do nothing say so in --help (and only those): the mTLS
- * files, stats publishing, the QUIC tuning that outbound dials do not use, ... */
+/* Options that are accepted but do nothing say so in --help (and only those): stats
+ * publishing, the QUIC tuning that outbound dials do not use, ... */
 static void help_marks_options_without_effect(void **state)
 {
     FILE *f = tmpfile();
@@ -1102,8 +1138,7 @@ static void help_marks_options_without_effect(void **state)
             fail_msg("--%s is %smarked: %s", o->flag, marked ? "" : "not ", line);
     }
     static const char *const none[] = {
-        "server-tls-root", "client-tls-cert", "client-tls-key", "web-https-root",
-        "stats-enabled",   "stats-prefix",    "stats-node",     "client-bind",
+        "stats-enabled", "stats-prefix", "stats-node", "client-bind",
     };
     for (size_t i = 0; i < sizeof(none) / sizeof(none[0]); i++) {
         assert_true(help_line(help, none[i], line, sizeof(line)));
@@ -1171,6 +1206,7 @@ int main(void)
         cmocka_unit_test(cross_field_errors),
         cmocka_unit_test(toml_errors_are_positioned),
         cmocka_unit_test(validation),
+        cmocka_unit_test(quic_timer_warnings),
         cmocka_unit_test(public_forms),
         cmocka_unit_test(env_overrides),
         cmocka_unit_test(flag_overrides),

@@ -922,6 +922,83 @@ static void keepalive_keeps_idle_session_open(void **state)
     pair_free(&c, &s);
 }
 
+/* Drop whatever e has queued for its peer: the cable between them is pulled. */
+static void drop_output(end *e)
+{
+    while (e->out_len) {
+        free(e->out[e->out_head].data);
+        e->out_bytes -= e->out[e->out_head].len;
+        e->out_head++;
+        e->out_len--;
+    }
+}
+
+/* Run the server's timers alone (the client has vanished) until it ends the session. */
+static uint64_t run_server_until_finished(end *s)
+{
+    uint64_t start = s->now;
+    while (!s->finished) {
+        uint64_t d = moq_qmux_next_deadline(s->q);
+        assert_true(d != UINT64_MAX && d >= s->now);
+        s->now = d;
+        call(s, moq_qmux_tick(s->q, s->now));
+        drop_output(s);
+    }
+    return s->now - start;
+}
+
+/* Both sides tick and exchange records until the server has seen its ping answered. */
+static void until_ping_answered(end *c, end *s)
+{
+    struct moq_transport_stats st = {0};
+    for (int i = 0; i < 100 && st.rtt_us == 0; i++) {
+        uint64_t dc = moq_qmux_next_deadline(c->q), ds = moq_qmux_next_deadline(s->q);
+        uint64_t now = dc < ds ? dc : ds;
+        c->now = s->now = now;
+        if (dc == now) call(c, moq_qmux_tick(c->q, now));
+        if (ds == now) call(s, moq_qmux_tick(s->q, now));
+        c->now = s->now = now + 1000; /* 1 ms on the wire */
+        pump(c, s);
+        s->t->ops->stats(s->t, &st);
+    }
+    assert_true(st.rtt_us > 0);
+}
+
+/* A peer that answered pings and then vanished is dropped after the ack timeout (10 s by
+ * default) of its first unanswered ping, long before the 30 s idle timeout. */
+static void unanswered_ping_closes_after_ack_timeout(void **state)
+{
+    end c, s;
+    pair_init(&c, &s, MOQ_QMUX_02, NULL, NULL);
+    pump(&c, &s);
+    until_ping_answered(&c, &s);
+    drop_output(&c);
+    uint64_t took = run_server_until_finished(&s);
+    /* the next ping goes out within a second, and 10 s later nothing has answered it */
+    assert_true(took > 10000000 && took <= 11000000);
+    assert_true(s.closed && s.closed_code == 0);
+    assert_string_equal(s.closed_reason, "ack timeout");
+    assert_true(s.io_closed && s.ws_code == MOQ_QMUX_WS_GOING_AWAY);
+    pair_free(&c, &s);
+}
+
+/* ack_timeout_ms = 0 leaves a vanished peer to the idle timeout. */
+static void ack_timeout_off_leaves_it_to_idle(void **state)
+{
+    struct moq_qmux_config cfg;
+    moq_qmux_config_default(&cfg);
+    cfg.ack_timeout_ms = 0;
+    end c, s;
+    pair_init(&c, &s, MOQ_QMUX_02, NULL, &cfg);
+    pump(&c, &s);
+    until_ping_answered(&c, &s);
+    drop_output(&c);
+    uint64_t took = run_server_until_finished(&s);
+    assert_true(took >= 29000000 && took <= 30000000);
+    assert_string_equal(s.closed_reason, "idle timeout");
+    pair_free(&c, &s);
+}
+
 static void close_with_code_and_reason(void **state)
 {
     end c, s;
@@ -1376,6 +1453,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(stopped_stream_keeps_flow_control, setup, teardown),
         cmocka_unit_test_setup_teardown(ping_pong_rtt, setup, teardown),
         cmocka_unit_test_setup_teardown(idle_timeout_closes, setup, teardown),
+        cmocka_unit_test_setup_teardown(unanswered_ping_closes_after_ack_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(ack_timeout_off_leaves_it_to_idle, setup, teardown),
         cmocka_unit_test_setup_teardown(keepalive_keeps_idle_session_open, setup, teardown),
         cmocka_unit_test_setup_teardown(close_with_code_and_reason, setup, teardown),
         cmocka_unit_test_setup_teardown(channel_loss_and_free, setup, teardown),

@@ -19,6 +19,7 @@
 #include <gnutls/gnutls.h>
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <ngtcp2/ngtcp2.h>
 #include <ngtcp2/ngtcp2_crypto.h>
 #include <poll.h>
@@ -377,11 +378,12 @@ static void env_start(struct env *e, const char *listen, const struct moq_quic_t
         app_init(&e->srv[i], "server");
 }
 
-static void env_connect(struct env *e, const char *host, const char *const *alpn, size_t n,
-                        const struct moq_quic_transport_config *tc)
+static void env_connect_port(struct env *e, const char *host, uint16_t port_number,
+                             const char *const *alpn, size_t n,
+                             const struct moq_quic_transport_config *tc)
 {
     char port[16];
-    snprintf(port, sizeof(port), "%u", moq_quic_server_port(e->server));
+    snprintf(port, sizeof(port), "%u", port_number);
     struct moq_quic_client_config cfg = {
         .host = host,
         .port = port,
@@ -393,6 +395,12 @@ static void env_connect(struct env *e, const char *host, const char *const *alpn
     if (tc) cfg.transport = *tc;
     e->connect_done = false;
     assert_int_equal(moq_quic_connect(e->loop, &cfg, on_connect, e, NULL), 0);
+}
+
+static void env_connect(struct env *e, const char *host, const char *const *alpn, size_t n,
+                        const struct moq_quic_transport_config *tc)
+{
+    env_connect_port(e, host, moq_quic_server_port(e->server), alpn, n, tc);
 }
 
 struct waiter {
@@ -935,6 +943,160 @@ static void idle_timeout_closes(void **state)
     env_finish(&e);
 }
 
+/* ---- a UDP forwarder between client and server whose cable can be pulled ---- */
+
+struct fwd {
+    struct ev_loop *loop;
+    int front, back; /* front faces the client, back sends to the server */
+    struct sockaddr_in client, server;
+    bool have_client;
+    bool cut; /* drop everything, both ways */
+    size_t dropped;
+    size_t to_server; /* datagrams passed on towards the server */
+    ev_io fio, bio;
+};
+
+static int bind_loopback(void)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    return fd;
+}
+
+static void fwd_pump(struct fwd *f, int from, bool towards_server)
+{
+    uint8_t buf[65536];
+    struct sockaddr_in src;
+    socklen_t slen = sizeof(src);
+    ssize_t n;
+    while ((n = recvfrom(from, buf, sizeof(buf), 0, (struct sockaddr *)&src, &slen)) >= 0) {
+        if (towards_server && !f->have_client) {
+            f->client = src;
+            f->have_client = true;
+        }
+        if (f->cut) {
+            f->dropped++;
+        } else if (towards_server) {
+            f->to_server++;
+            sendto(f->back, buf, (size_t)n, 0, (struct sockaddr *)&f->server, sizeof(f->server));
+        } else if (f->have_client) {
+            sendto(f->front, buf, (size_t)n, 0, (struct sockaddr *)&f->client, sizeof(f->client));
+        }
+        slen = sizeof(src);
+    }
+}
+
+static void fwd_front_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct fwd *f = w->data;
+    fwd_pump(f, f->front, true);
+}
+
+static void fwd_back_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct fwd *f = w->data;
+    fwd_pump(f, f->back, false);
+}
+
+/* Start forwarding to the server of e; returns the port clients dial. */
+static uint16_t fwd_start(struct fwd *f, struct env *e)
+{
+    memset(f, 0, sizeof(*f));
+    f->loop = e->loop;
+    f->front = bind_loopback();
+    f->back = bind_loopback();
+    f->server = (struct sockaddr_in){.sin_family = AF_INET,
+                                     .sin_port = htons(moq_quic_server_port(e->server)),
+                                     .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ev_io_init(&f->fio, fwd_front_cb, f->front, EV_READ);
+    ev_io_init(&f->bio, fwd_back_cb, f->back, EV_READ);
+    f->fio.data = f->bio.data = f;
+    ev_io_start(f->loop, &f->fio);
+    ev_io_start(f->loop, &f->bio);
+    struct sockaddr_in a;
+    socklen_t alen = sizeof(a);
+    assert_int_equal(getsockname(f->front, (struct sockaddr *)&a, &alen), 0);
+    return ntohs(a.sin_port);
+}
+
+static void fwd_stop(struct fwd *f)
+{
+    ev_io_stop(f->loop, &f->fio);
+    ev_io_stop(f->loop, &f->bio);
+    close(f->front);
+    close(f->back);
+}
+
+static struct fwd *watched_fwd;
+static size_t fwd_target;
+
+/* The client's keep-alives (50 ms apart) have crossed the forwarder fwd_target times. */
+static bool forwarded_enough(struct env *e)
+{
+    (void)e;
+    return watched_fwd->to_server >= fwd_target;
+}
+
+/* A peer that vanishes (the cable between them is pulled) is noticed by both sides after the
+ * ack timeout, although keep-alives would hold the idle timer off for a minute. */
+static void ack_timeout_notices_a_vanished_peer(void **state)
+{
+    (void)state;
+    struct moq_quic_transport_config tc = {
+        .idle_timeout_ms = 60000, .keep_alive_ms = 50, .ack_timeout_ms = 400};
+    struct env e;
+    env_start(&e, "127.0.0.1:0", &tc);
+    struct fwd f;
+    uint16_t port = fwd_start(&f, &e);
+    static const char *const offer[] = {"moq-lite-05"};
+    env_connect_port(&e, "127.0.0.1", port, offer, 1, &tc);
+    run_until(&e, connected);
+    assert_int_equal(e.connect_err, 0);
+    /* A healthy idle connection answers its keep-alives and stays: twenty of them, more than
+     * twice the ack timeout. */
+    watched_fwd = &f;
+    fwd_target = f.to_server + 20;
+    run_until(&e, forwarded_enough);
+    assert_false(e.cli.closed);
+    assert_false(e.srv[0].closed);
+    f.cut = true;
+    run_until(&e, both_closed);
+    assert_true(f.dropped > 0);
+    assert_string_equal(e.cli.close_reason, "ack timeout");
+    assert_string_equal(e.srv[0].close_reason, "ack timeout");
+    run_until(&e, no_connections);
+    fwd_stop(&f);
+    env_finish(&e);
+}
+
+/* MOQ_QUIC_ACK_TIMEOUT_OFF leaves a vanished peer to the idle timeout. */
+static void ack_timeout_off_waits_for_the_idle_timeout(void **state)
+{
+    (void)state;
+    struct moq_quic_transport_config tc = {
+        .idle_timeout_ms = 1500, .keep_alive_ms = 50, .ack_timeout_ms = MOQ_QUIC_ACK_TIMEOUT_OFF};
+    struct env e;
+    env_start(&e, "127.0.0.1:0", &tc);
+    struct fwd f;
+    uint16_t port = fwd_start(&f, &e);
+    static const char *const offer[] = {"moq-lite-05"};
+    env_connect_port(&e, "127.0.0.1", port, offer, 1, &tc);
+    run_until(&e, connected);
+    f.cut = true;
+    run_until(&e, both_closed);
+    assert_string_equal(e.cli.close_reason, "idle timeout");
+    assert_string_equal(e.srv[0].close_reason, "idle timeout");
+    run_until(&e, no_connections);
+    fwd_stop(&f);
+    env_finish(&e);
+}
+
 static bool both_closed_or_client(struct env *e)
 {
     return (e->connect_done && e->connect_err != 0) || e->cli.closed;
@@ -1197,6 +1359,8 @@ int main(void)
         cmocka_unit_test(datagrams_round_trip),
         cmocka_unit_test(close_code_and_reason_reach_peer),
         cmocka_unit_test(idle_timeout_closes),
+        cmocka_unit_test(ack_timeout_notices_a_vanished_peer),
+        cmocka_unit_test(ack_timeout_off_waits_for_the_idle_timeout),
         cmocka_unit_test(rejected_accept_and_server_free),
         cmocka_unit_test(peer_uni_total_is_bounded),
         cmocka_unit_test(version_negotiation_and_stateless_reset),

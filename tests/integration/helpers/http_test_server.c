@@ -345,7 +345,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "cannot load %s / %s\n", cert, key);
             return 1;
         }
-        struct moq_http_tls tls = {creds_acquire, creds_release, &creds};
+        struct moq_http_tls tls = {creds_acquire, creds_release, &creds, NULL};
         if (moq_http_server_listen(srv, "127.0.0.1:0", &tls, &https_port) < 0) return 1;
     }
     printf("http=%u https=%u dual=%u\n", http_port, https_port, dual_port);
