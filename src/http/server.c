@@ -51,7 +51,7 @@ void moq_http_config_default(struct moq_http_config *cfg)
         .ws_low_water = 256u << 10,
         .ws_ping_interval_ms = 15000,
         .ws_idle_timeout_ms = 45000,
-        .ws_ack_timeout_ms = 10000,
+        .ws_ack_timeout_ms = 5000,
         .ws_close_timeout_ms = 5000,
         .reserve_fds = 1,
     };
