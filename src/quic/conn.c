@@ -494,7 +494,9 @@ static void log_end(struct moq_quic_conn *c)
 
 static void conn_destroy(struct moq_quic_conn *c)
 {
-    if (ev_is_active(&c->timer)) ev_timer_stop(c->ep->loop, &c->timer);
+    /* An expired timer is no longer active but may still be pending in this iteration:
+     * stopping it clears that too. */
+    ev_timer_stop(c->ep->loop, &c->timer);
     if (moq_list_linked(&c->dirty_link)) moq_list_remove(&c->dirty_link);
     if (moq_list_linked(&c->blocked_link)) moq_list_remove(&c->blocked_link);
     moq_quic_conn_free_streams(c);
