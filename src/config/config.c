@@ -1201,7 +1201,7 @@ static void quic_defaults(struct moq_config_quic *q)
     q->gso = true;
     q->idle_timeout_ms = 30000;
     q->keep_alive_ms = 5000;
-    q->ack_timeout_ms = 10000;
+    q->ack_timeout_ms = 5000;
 }
 
 void moq_config_init(struct moq_config *cfg)

@@ -79,7 +79,7 @@
          F(side.quic.ack_timeout_ms),                                                              \
          NOSET,                                                                                    \
          0,                                                                                        \
-         "10s",                                                                                    \
+         "5s",                                                                                     \
          "Close a session whose keep-alives or data stay unacknowledged this long, nothing "       \
          "heard from the peer meanwhile (a vanished peer); 0 leaves it to the idle timeout"},      \
         {#side ".quic.mtu_discovery",                                                              \

@@ -1,4 +1,5 @@
 #include "quic/arena.h"
+#include "quic/mem.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -43,7 +44,8 @@ static void *arena_alloc(moq_quic_arena *a, size_t size, int zero)
 {
     if (size > SIZE_MAX - sizeof(struct moq_quic_arena_blk)) return NULL;
     size_t total = size + sizeof(struct moq_quic_arena_blk);
-    struct moq_quic_arena_blk *b = zero ? calloc(1, total) : malloc(total);
+    struct moq_quic_arena_blk *b =
+        zero ? moq_quic_mem_calloc(1, total) : moq_quic_mem_malloc(total);
     if (!b) return NULL;
     link_blk(a, b, size);
     return b + 1;
@@ -65,7 +67,7 @@ static void cb_free(void *ptr, void *user_data)
     if (!ptr) return;
     struct moq_quic_arena_blk *b = blk_of(ptr);
     unlink_blk(user_data, b);
-    free(b);
+    moq_quic_mem_free(b);
 }
 
 static void *cb_realloc(void *ptr, size_t size, void *user_data)
@@ -75,7 +77,7 @@ static void *cb_realloc(void *ptr, size_t size, void *user_data)
     if (size > SIZE_MAX - sizeof(struct moq_quic_arena_blk)) return NULL;
     struct moq_quic_arena_blk *b = blk_of(ptr);
     unlink_blk(a, b);
-    struct moq_quic_arena_blk *n = realloc(b, size + sizeof(*b));
+    struct moq_quic_arena_blk *n = moq_quic_mem_realloc(b, size + sizeof(*b));
     if (!n) {
         link_blk(a, b, b->size); /* the old block stays valid and listed */
         return NULL;
@@ -95,7 +97,7 @@ size_t moq_quic_arena_release(moq_quic_arena *a)
     while (a->head) {
         struct moq_quic_arena_blk *b = a->head;
         unlink_blk(a, b);
-        free(b);
+        moq_quic_mem_free(b);
         n++;
     }
     return n;

@@ -9,6 +9,8 @@
  * would leak this way; after ngtcp2_conn_del nothing of the connection is in use, so
  * moq_quic_arena_release() frees every block still listed.
  *
+ * Blocks come from quic/mem.h (large ones on pages of their own), behind a header of ours.
+ *
  * Ownership: the arena is embedded in its connection and is not thread-safe (one connection
  * lives on one event loop). Blocks are freed by ngtcp2 through the arena's ngtcp2_mem, or by
  * moq_quic_arena_release().

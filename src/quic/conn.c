@@ -11,6 +11,7 @@
  * raise it while we are writing packets or while the application is inside a downcall.
  */
 #include "quic/internal.h"
+#include "quic/mem.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/time.h"
@@ -510,7 +511,9 @@ size_t moq_quic_leftover_blocks(void)
 
 static void conn_destroy(struct moq_quic_conn *c)
 {
-    if (ev_is_active(&c->timer)) ev_timer_stop(c->ep->loop, &c->timer);
+    /* An expired timer is no longer active but may still be pending in this iteration:
+     * stopping it clears that too. */
+    ev_timer_stop(c->ep->loop, &c->timer);
     if (moq_list_linked(&c->dirty_link)) moq_list_remove(&c->dirty_link);
     if (moq_list_linked(&c->blocked_link)) moq_list_remove(&c->blocked_link);
     moq_quic_conn_free_streams(c);

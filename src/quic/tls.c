@@ -9,6 +9,7 @@
 #include "util/log.h"
 
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <ngtcp2/ngtcp2_crypto_gnutls.h>
 #include <stdio.h>
 #include <string.h>
@@ -17,6 +18,23 @@ const char moq_quic_tls_priority[] =
     "%DISABLE_TLS13_COMPAT_MODE:NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+AES-128-GCM:"
     "+AES-256-GCM:+CHACHA20-POLY1305:-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:"
     "+GROUP-SECP384R1";
+
+/* Parsed once and shared by every session: a private copy costs each connection 8 kB. */
+static gnutls_priority_t shared_priority;
+static pthread_once_t shared_priority_once = PTHREAD_ONCE_INIT;
+
+static void shared_priority_init(void)
+{
+    if (gnutls_priority_init(&shared_priority, moq_quic_tls_priority, NULL) != 0)
+        shared_priority = NULL;
+}
+
+static int set_priority(gnutls_session_t s)
+{
+    pthread_once(&shared_priority_once, shared_priority_init);
+    if (!shared_priority) return -1;
+    return gnutls_priority_set(s, shared_priority);
+}
 
 void moq_quic_copy_printable(char *dst, size_t cap, const uint8_t *src, size_t len)
 {
@@ -142,7 +160,7 @@ int moq_quic_tls_server_init(struct moq_quic_conn *c, gnutls_certificate_credent
         c->tls = NULL;
         return MOQ_ERR_TLS;
     }
-    if (gnutls_priority_set_direct(c->tls, moq_quic_tls_priority, NULL) != 0) return MOQ_ERR_TLS;
+    if (set_priority(c->tls) != 0) return MOQ_ERR_TLS;
     gnutls_handshake_set_hook_function(c->tls, GNUTLS_HANDSHAKE_CLIENT_HELLO, GNUTLS_HOOK_BOTH,
                                        client_hello_hook);
     if (ngtcp2_crypto_gnutls_configure_server_session(c->tls) != 0) return MOQ_ERR_TLS;
@@ -170,7 +188,7 @@ int moq_quic_tls_client_init(struct moq_quic_conn *c, const struct moq_quic_clie
         c->tls = NULL;
         return MOQ_ERR_TLS;
     }
-    if (gnutls_priority_set_direct(c->tls, moq_quic_tls_priority, NULL) != 0) return MOQ_ERR_TLS;
+    if (set_priority(c->tls) != 0) return MOQ_ERR_TLS;
     if (ngtcp2_crypto_gnutls_configure_client_session(c->tls) != 0) return MOQ_ERR_TLS;
     gnutls_session_set_ptr(c->tls, &c->ref);
     if (!is_ip_literal(cfg->host) &&

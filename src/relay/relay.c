@@ -3,6 +3,7 @@
 #include "relay/relay_int.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <gnutls/crypto.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include "qmux/qmux.h"
 #include "relay/service.h"
 #include "util/err.h"
+#include "util/fdlimit.h"
 #include "util/log.h"
 #include "util/time.h"
 
@@ -855,6 +857,23 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
     ev_break(loop, EVBREAK_ALL);
 }
 
+/* Thousands of sessions need descriptors (WebSocket connections, the cluster's dials). */
+static void raise_open_files(void)
+{
+    struct moq_fdlimit fl;
+    moq_fdlimit_raise(&fl);
+    if (fl.err) {
+        moq_warn("relay", "open files limit %" PRIu64 ": cannot raise it to the hard limit: %s",
+                 fl.before, strerror(fl.err));
+    } else if (fl.raised) {
+        moq_info("relay",
+                 "open files limit raised from %" PRIu64 " to %" PRIu64 " (the hard limit)",
+                 fl.before, fl.after);
+    } else {
+        moq_info("relay", "open files limit %" PRIu64 " (the hard limit)", fl.after);
+    }
+}
+
 int moq_relay_run(const struct moq_config *cfg)
 {
     struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
@@ -863,6 +882,7 @@ int moq_relay_run(const struct moq_config *cfg)
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
+    raise_open_files();
     /* SIGHUP is caught from before "ready" is logged: a reload asked for early waits. */
     moq_relay *r = NULL;
     ev_signal sigint, sigterm, sighup;

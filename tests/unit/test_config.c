@@ -91,8 +91,8 @@ static void defaults(void **state)
     assert_int_equal(cfg.server.quic.max_streams, 10000);
     assert_int_equal(cfg.server.quic.idle_timeout_ms, 30000);
     assert_int_equal(cfg.server.quic.keep_alive_ms, 5000);
-    assert_int_equal(cfg.server.quic.ack_timeout_ms, 10000);
-    assert_int_equal(cfg.client.quic.ack_timeout_ms, 10000);
+    assert_int_equal(cfg.server.quic.ack_timeout_ms, 5000);
+    assert_int_equal(cfg.client.quic.ack_timeout_ms, 5000);
     assert_true(cfg.server.quic.gso);
     assert_false(cfg.server.quic.gso_set);
     assert_int_equal(cfg.server.quic.congestion_control, MOQ_CONGESTION_DEFAULT);
@@ -556,8 +556,8 @@ static void quic_timer_warnings(void **state)
     assert_int_equal(moq_config_validate(&cfg, err, sizeof(err)), 0);
     assert_true(has_warning(&cfg, "server.quic.idle_timeout (3000 ms) is not longer than "
                                   "server.quic.keep_alive (5000 ms)"));
-    /* 3 s idle also beats the 10 s default ack timeout */
-    assert_true(has_warning(&cfg, "server.quic.ack_timeout (10000 ms) is not shorter than "
+    /* 3 s idle also beats the 5 s default ack timeout */
+    assert_true(has_warning(&cfg, "server.quic.ack_timeout (5000 ms) is not shorter than "
                                   "server.quic.idle_timeout (3000 ms)"));
     moq_config_free(&cfg);
 

@@ -1402,6 +1402,57 @@ static void lossy_transfer_of_small_slices_frees_everything(void **state)
     print_message("libngtcp2 left %zu blocks behind so far\n", moq_quic_leftover_blocks());
 }
 
+static void cancel_attempt_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    moq_quic_connect_cancel(w->data);
+}
+
+/* An attempt cancelled from a callback of the loop iteration in which its own timer has
+ * expired too (a dial's timeout and the handshake's, both past while the loop was busy):
+ * the expired timer is no longer active but still pending, and must not run on the freed
+ * connection (caught by AddressSanitizer). */
+static void cancel_while_its_timer_is_pending(void **state)
+{
+    (void)state;
+    struct env e;
+    env_start(&e, "127.0.0.1:0", NULL);
+    char port[16];
+    snprintf(port, sizeof(port), "%u", moq_quic_server_port(e.server));
+    moq_quic_server_free(e.server); /* nobody answers: the handshake timer keeps running */
+    e.server = NULL;
+    static const char *const offer[] = {"moq-lite-05"};
+    struct moq_quic_client_config cfg = {
+        .host = "127.0.0.1",
+        .port = port,
+        .alpn = offer,
+        .alpn_count = 1,
+        .tls_setup = client_tls_setup,
+        .tls_ctx = &e,
+    };
+    cfg.transport.handshake_timeout_ms = 100;
+    moq_quic_client *cl;
+    assert_int_equal(moq_quic_connect(e.loop, &cfg, on_connect_never, &e, &cl), 0);
+    ev_run(e.loop, EVRUN_NOWAIT); /* the Initial goes out, the connection's timer starts */
+    ev_timer cancel;
+    ev_timer_init(&cancel, cancel_attempt_cb, 0.001, 0.);
+    ev_set_priority(&cancel, EV_MAXPRI); /* runs first among this iteration's callbacks */
+    cancel.data = cl;
+    ev_timer_start(e.loop, &cancel);
+    /* Both deadlines pass while the loop is busy; the next iteration finds both expired. */
+    usleep(300 * 1000);
+    ev_run(e.loop, EVRUN_NOWAIT);
+    ev_run(e.loop, EVRUN_NOWAIT);
+    assert_false(ev_is_active(&cancel));
+    ev_loop_destroy(e.loop);
+    gnutls_certificate_free_credentials(e.server_creds);
+    gnutls_certificate_free_credentials(e.client_creds);
+    app_free(&e.cli);
+    for (int i = 0; i < 4; i++)
+        app_free(&e.srv[i]);
+}
+
 int main(void)
 {
     const char *level = getenv("MOQ_LOG");
@@ -1427,6 +1478,7 @@ int main(void)
         cmocka_unit_test(max_connections_refuses_extra_clients),
         cmocka_unit_test(cancel_and_handshake_timeout),
         cmocka_unit_test(lossy_transfer_of_small_slices_frees_everything),
+        cmocka_unit_test(cancel_while_its_timer_is_pending),
     };
     int rv = cmocka_run_group_tests(tests, NULL, NULL);
     gnutls_global_deinit();
