@@ -15,7 +15,7 @@ CONTAINER    ?= $(shell command -v podman || command -v docker || echo podman)
 IMAGE        ?= moq-relay
 
 .PHONY: all build bins deps run test sanitize tsan fuzz fuzz-smoke bench format clean install deb \
-	container container-test docs
+	container container-test docs soak
 
 # Configure $(BUILD) once; `make build` reconfigures every time (CMAKE_FLAGS may change).
 CONFIGURED = $(BUILD)/CMakeCache.txt
@@ -101,6 +101,13 @@ bench: deps build
 	@bench/baseline_quic.sh
 	@bench/run.sh
 	@bench/sessions.sh
+
+# The relay under a steady load with churn for SOAK_DURATION seconds (an hour by default; CI
+# runs three minutes): the sd preset to 200 subscribers plus one joining and leaving every
+# second. Samples into $(BUILD)/soak/soak.csv; fails when RSS grows beyond the cache bound.
+SOAK_DURATION ?= 3600
+soak: bins
+	@BUILD=$(BUILD) bench/soak.sh $(SOAK_DURATION)
 
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')

@@ -11,6 +11,7 @@
 #include <ev.h>
 
 #include "h3/h3.h"
+#include "ietf/version.h"
 #include "moq/version.h"
 #include "util/defer.h"
 #include "util/err.h"
@@ -498,6 +499,17 @@ static int copy_array(moq_strlist *dst, const char *const *v, size_t n)
     return 0;
 }
 
+/* The ALPN of a version to offer: a moq-lite ALPN, an IETF draft's ALPN ("moqt-17") or name
+ * ("moq-transport-17"); NULL when we do not speak it. */
+static const char *version_alpn(const char *v)
+{
+    if (!v) return NULL;
+    if (moq_version_from_alpn(v, strlen(v)) > 0) return v;
+    const moq_ietf_caps *c = moq_ietf_caps_from_alpn(v, strlen(v));
+    if (!c) c = moq_ietf_caps_from_name(v);
+    return c ? c->alpn : NULL;
+}
+
 static int take_config(moq_dial *d, const struct moq_dial_config *cfg, char *err, size_t errlen)
 {
     if (moq_url_parse(cfg->url, &d->url) < 0) {
@@ -531,13 +543,13 @@ static int take_config(moq_dial *d, const struct moq_dial_config *cfg, char *err
     if (cfg->n_versions) {
         if (cfg->n_versions > MOQ_QUIC_MAX_ALPN) return MOQ_ERR_INVALID;
         for (size_t i = 0; i < cfg->n_versions && rv == 0; i++) {
-            if (!cfg->versions[i] ||
-                moq_version_from_alpn(cfg->versions[i], strlen(cfg->versions[i])) < 0) {
+            const char *alpn = version_alpn(cfg->versions[i]);
+            if (!alpn) {
                 snprintf(err, errlen, "unsupported moq version '%s'",
                          cfg->versions[i] ? cfg->versions[i] : "");
                 return MOQ_ERR_UNSUPPORTED;
             }
-            rv = moq_strlist_push(&d->versions, cfg->versions[i]);
+            rv = moq_strlist_push(&d->versions, alpn);
         }
     } else {
         for (size_t i = 0; moq_version_alpns[i] && rv == 0; i++)

@@ -22,6 +22,7 @@
 #include <wslay/wslay.h>
 
 #include "http/ws.h"
+#include "http/ws_msgq.h"
 #include "qmux/qmux.h"
 #include "util/buf.h"
 #include "util/defer.h"
@@ -39,12 +40,6 @@
 #define TLS_SEND_MAX      16384
 
 enum ws_phase { W_CONNECT, W_TLS, W_UPGRADE, W_OPEN, W_DONE };
-
-struct slice_msg {
-    moq_list link;
-    moq_slice *v; /* slices not yet read hold a reference */
-    size_t n, idx;
-};
 
 struct moq_ws_client {
     struct ev_loop *loop;
@@ -67,8 +62,7 @@ struct moq_ws_client {
     moq_buf in; /* the response head, then bytes that followed it */
     size_t in_off;
     wslay_event_context_ptr ws;
-    moq_list slice_msgs;
-    size_t slice_bytes;
+    moq_ws_msgq out_msgs;
     moq_qmux *q;
     struct moq_qmux_selection sel;
     bool above_low;
@@ -84,15 +78,6 @@ struct moq_ws_client {
 
 /* ---------------------------------------------------------------- teardown */
 
-static void free_slice_msg(struct slice_msg *m)
-{
-    for (size_t i = m->idx; i < m->n; i++)
-        moq_chunk_unref(m->v[i].chunk);
-    moq_list_remove(&m->link);
-    free(m->v);
-    free(m);
-}
-
 static void client_free(moq_ws_client *c)
 {
     ev_io_stop(c->loop, &c->io);
@@ -100,8 +85,7 @@ static void client_free(moq_ws_client *c)
     ev_timer_stop(c->loop, &c->timer);
     ev_timer_stop(c->loop, &c->close_timer);
     if (c->q) moq_qmux_free(c->q); /* delivers `closed` if the session had not had it */
-    while (!moq_list_empty(&c->slice_msgs))
-        free_slice_msg(moq_list_first(&c->slice_msgs, struct slice_msg, link));
+    moq_ws_msgq_free(&c->out_msgs);
     if (c->ws) wslay_event_context_free(c->ws);
     if (c->tls) gnutls_deinit(c->tls);
     if (c->fd >= 0) close(c->fd);
@@ -266,44 +250,12 @@ static void on_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_m
         break;
     case WSLAY_CONNECTION_CLOSE: {
         c->close_received = true;
-        c->peer_code = arg->status_code ? arg->status_code : 1005;
-        size_t rl = arg->msg_length > 2 ? arg->msg_length - 2 : 0;
-        if (rl >= sizeof(c->peer_reason)) rl = sizeof(c->peer_reason) - 1;
-        if (rl) memcpy(c->peer_reason, arg->msg + 2, rl);
-        c->peer_reason[rl] = '\0';
+        c->peer_code = moq_ws_close_reason(arg, c->peer_reason, sizeof(c->peer_reason));
         break;
     }
     default:
         break; /* pings are answered by wslay */
     }
-}
-
-static ssize_t slice_read_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
-                             const union wslay_event_msg_source *source, int *eof, void *user)
-{
-    moq_ws_client *c = user;
-    struct slice_msg *m = source->data;
-    size_t o = 0;
-    while (o < len && m->idx < m->n) {
-        moq_slice *s = &m->v[m->idx];
-        size_t k = s->len < len - o ? s->len : len - o;
-        memcpy(buf + o, s->chunk->data + s->off, k);
-        o += k;
-        s->off += k;
-        s->len -= k;
-        if (!s->len) {
-            moq_chunk_unref(s->chunk);
-            m->idx++;
-        }
-    }
-    c->slice_bytes -= o;
-    if (m->idx == m->n) {
-        *eof = 1;
-        moq_list_remove(&m->link);
-        free(m->v);
-        free(m);
-    }
-    return (ssize_t)o;
 }
 
 static const struct wslay_event_callbacks ws_callbacks = {
@@ -317,7 +269,7 @@ static const struct wslay_event_callbacks ws_callbacks = {
 
 static size_t queued(const moq_ws_client *c)
 {
-    size_t q = c->slice_bytes + out_pending(c);
+    size_t q = c->out_msgs.bytes + out_pending(c);
     return c->ws ? q + wslay_event_get_queued_msg_length(c->ws) : q;
 }
 
@@ -326,27 +278,8 @@ static int io_send_record(void *io, const moq_slice *v, size_t n)
     moq_ws_client *c = io;
     if (!c->ws || c->closing || c->broken || !wslay_event_get_write_enabled(c->ws))
         return MOQ_ERR_CLOSED;
-    struct slice_msg *m = calloc(1, sizeof(*m));
-    if (!m || (n && !(m->v = malloc(n * sizeof(*m->v))))) {
-        free(m);
-        return MOQ_ERR_NOMEM;
-    }
-    size_t len = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!v[i].len) continue;
-        m->v[m->n++] = v[i];
-        moq_chunk_ref(v[i].chunk);
-        len += v[i].len;
-    }
-    moq_list_init(&m->link);
-    struct wslay_event_fragmented_msg fm = {
-        .opcode = WSLAY_BINARY_FRAME, .source.data = m, .read_callback = slice_read_cb};
-    if (wslay_event_queue_fragmented_msg(c->ws, &fm) != 0) {
-        free_slice_msg(m);
-        return MOQ_ERR_CLOSED;
-    }
-    moq_list_push_back(&c->slice_msgs, &m->link);
-    c->slice_bytes += len;
+    int rc = moq_ws_msgq_send(&c->out_msgs, c->ws, v, n);
+    if (rc < 0) return rc;
     if (queued(c) >= LOW_WATER) c->above_low = true;
     moq_defer_schedule(&c->process);
     return 0;
@@ -779,7 +712,7 @@ int moq_ws_connect(struct ev_loop *loop, const struct moq_ws_client_config *cfg,
     c->ctx = ctx;
     c->fd = -1;
     c->trust = cfg->tls;
-    moq_list_init(&c->slice_msgs);
+    moq_ws_msgq_init(&c->out_msgs);
     ev_io_init(&c->io, io_cb, -1, 0);
     c->io.data = c;
     int deferred = moq_defer_init(&c->process, loop, process_cb, c);

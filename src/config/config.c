@@ -385,12 +385,19 @@ static const char *const known_versions[] = {
     "moq-lite-01",      "moq-lite-02",      "moq-lite-03",      "moq-lite-04",
     "moq-lite-05",      "moq-lite-06-wip",  "moq-transport-14", "moq-transport-15",
     "moq-transport-16", "moq-transport-17", "moq-transport-18", "moq-transport-19",
+    "moq-transport-20",
 };
 
 bool moq_config_version_supported(const char *name)
 {
-    return strcmp(name, "moq-lite-03") == 0 || strcmp(name, "moq-lite-04") == 0 ||
-           strcmp(name, "moq-lite-05") == 0;
+    static const char *const supported[] = {
+        "moq-lite-03",      "moq-lite-04",      "moq-lite-05",      "moq-transport-14",
+        "moq-transport-15", "moq-transport-16", "moq-transport-17", "moq-transport-18",
+        "moq-transport-19", "moq-transport-20",
+    };
+    for (size_t i = 0; i < sizeof(supported) / sizeof(supported[0]); i++)
+        if (strcmp(supported[i], name) == 0) return true;
+    return false;
 }
 
 static bool version_known(const char *name)
@@ -605,8 +612,8 @@ static int list_add(struct moq_config *cfg, const struct opt *o, const char *s, 
     case T_VERSIONS:
         if (!version_known(s)) {
             snprintf(msg, msglen,
-                     "unknown version \"%s\" (this relay supports moq-lite-05, moq-lite-04 and "
-                     "moq-lite-03)",
+                     "unknown version \"%s\" (this relay supports moq-lite-05, moq-lite-04, "
+                     "moq-lite-03 and moq-transport-14 to moq-transport-20)",
                      s);
             return MOQ_ERR_INVALID;
         }
@@ -1211,7 +1218,7 @@ static void quic_defaults(struct moq_config_quic *q)
     q->gso = true;
     q->idle_timeout_ms = 30000;
     q->keep_alive_ms = 5000;
-    q->ack_timeout_ms = 10000;
+    q->ack_timeout_ms = 5000;
 }
 
 void moq_config_init(struct moq_config *cfg)
@@ -1554,10 +1561,12 @@ int moq_config_validate(struct moq_config *cfg, char *err, size_t errlen)
         }
         const char *key = side ? "client.version" : "server.version";
         if (!good)
-            return fail_key(cfg, key, err, errlen,
-                            "none of the versions in %s is supported (unsupported: %s); this "
-                            "relay speaks moq-lite-05, moq-lite-04 and moq-lite-03",
-                            key, bad);
+            return fail_key(
+                cfg, key, err, errlen,
+                "none of the versions in %s is supported (unsupported: %s); this "
+                "relay speaks moq-lite-05, moq-lite-04, moq-lite-03 and moq-transport-14 to "
+                "moq-transport-20",
+                key, bad);
         if (*bad) warn(cfg, "%s: %s not supported by this relay and will not be offered", key, bad);
     }
 

@@ -50,7 +50,7 @@ struct moq_config_quic {
     bool gso_set;
     uint64_t idle_timeout_ms; /* default 30000 */
     uint64_t keep_alive_ms;   /* default 5000; 0 disables keep-alives */
-    uint64_t ack_timeout_ms;  /* default 10000; 0 disables (the idle timeout alone) */
+    uint64_t ack_timeout_ms;  /* default 5000; 0 disables (the idle timeout alone) */
     bool mtu_discovery;       /* default false */
     enum moq_congestion congestion_control;
     char *qlog; /* directory for qlog traces */

@@ -79,7 +79,7 @@
          F(side.quic.ack_timeout_ms),                                                              \
          NOSET,                                                                                    \
          0,                                                                                        \
-         "10s",                                                                                    \
+         "5s",                                                                                     \
          "Close a session whose keep-alives or data stay unacknowledged this long, nothing "       \
          "heard from the peer meanwhile (a vanished peer); 0 leaves it to the idle timeout"},      \
         {#side ".quic.mtu_discovery",                                                              \
@@ -125,7 +125,9 @@ const struct opt moq_config_opts[] = {
     {"server.listen", "listen", NULL, "MOQ_SERVER_LISTEN", T_HOSTPORT, F(server.bind), NOSET,
      OPT_ALIAS | OPT_HIDDEN, NULL, NULL},
     {"server.version", "server-version", NULL, "MOQ_SERVER_VERSION", T_VERSIONS, F(server.version),
-     NOSET, 0, NULL, "MoQ versions to offer (moq-lite-05, moq-lite-04, moq-lite-03; unset: all)"},
+     NOSET, 0, NULL,
+     "MoQ versions to offer (moq-lite-05, moq-lite-04, moq-lite-03, moq-transport-14 .. "
+     "moq-transport-20; unset: all)"},
     {"server.workers", "server-workers", NULL, "MOQ_SERVER_WORKERS", T_U64, F(server.workers),
      NOSET, 0, "1",
      "Worker threads, each with its own event loop, QUIC socket and HTTP socket; 0: one per CPU "

@@ -226,7 +226,7 @@ struct moq_http_config {
     uint32_t ws_ping_interval_ms; /* ping when nothing was received for this long (15000) */
     uint32_t ws_idle_timeout_ms;  /* close when nothing was received for this long (45000) */
     /* Drop the connection when a ping has had no answer - nothing at all received since it
-     * went out - for this long: a peer gone without a FIN (10000; UINT32_MAX = never). */
+     * went out - for this long: a peer gone without a FIN (5000; UINT32_MAX = never). */
     uint32_t ws_ack_timeout_ms;
     uint32_t ws_close_timeout_ms; /* wait for the peer's close frame (5000) */
     /* File descriptors: the server holds reserve_fds descriptors (default 1) open for when

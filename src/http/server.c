@@ -23,6 +23,9 @@
 #define TLS_BATCH      (64 * 1024)
 #define ACCEPT_BATCH   64
 #define OFFERS_STORAGE 4096
+/* Connections the kernel queues before accept: a burst of thousands of WebSocket upgrades
+ * waits there. The kernel caps it at net.core.somaxconn (4096 by default). */
+#define MOQ_HTTP_LISTEN_BACKLOG 65535
 
 static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
@@ -48,7 +51,7 @@ void moq_http_config_default(struct moq_http_config *cfg)
         .ws_low_water = 256u << 10,
         .ws_ping_interval_ms = 15000,
         .ws_idle_timeout_ms = 45000,
-        .ws_ack_timeout_ms = 10000,
+        .ws_ack_timeout_ms = 5000,
         .ws_close_timeout_ms = 5000,
         .reserve_fds = 1,
     };
@@ -1044,7 +1047,7 @@ int moq_http_server_listen_shared(moq_http_server *s, const char *addr,
     if (reuseport) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
     if (port_override) set_port(&ss, port_override);
     if (ss.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
-    if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 1024) < 0) {
+    if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, MOQ_HTTP_LISTEN_BACKLOG) < 0) {
         int e = errno;
         moq_error("http", "cannot listen on %s: %s", addr, strerror(e));
         close(fd);

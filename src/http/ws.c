@@ -9,6 +9,7 @@
 #include <wslay/wslay.h>
 
 #include "http/internal.h"
+#include "http/ws_msgq.h"
 #include "util/err.h"
 #include "util/log.h"
 
@@ -18,13 +19,6 @@
 #define OUTQ_BATCH (256u << 10)
 /* Frames at least this large are written straight to a plain socket when nothing is queued. */
 #define DIRECT_SEND_MIN 16384
-
-struct slice_msg {
-    moq_list link;
-    moq_slice *v; /* each slice not yet fully read holds a reference */
-    size_t n, idx;
-    size_t remaining;
-};
 
 struct moq_ws {
     struct moq_http_conn *conn;
@@ -42,8 +36,7 @@ struct moq_ws {
     ev_tstamp last_recv, last_ping, close_started;
     ev_tstamp first_unanswered; /* the first ping sent after last_recv (ack timeout) */
     size_t budget;
-    moq_list slice_msgs;
-    size_t slice_bytes;
+    moq_ws_msgq out_msgs;
     const char *protocol, *target, *host; /* point into strings[] */
     char strings[];
 };
@@ -129,11 +122,7 @@ static void on_msg_recv_cb(wslay_event_context_ptr ctx,
         break;
     case WSLAY_CONNECTION_CLOSE: {
         ws->got_close = true;
-        ws->peer_code = arg->status_code ? arg->status_code : 1005;
-        size_t rl = arg->msg_length > 2 ? arg->msg_length - 2 : 0;
-        if (rl >= sizeof(ws->peer_reason)) rl = sizeof(ws->peer_reason) - 1;
-        if (rl) memcpy(ws->peer_reason, arg->msg + 2, rl);
-        ws->peer_reason[rl] = 0;
+        ws->peer_code = moq_ws_close_reason(arg, ws->peer_reason, sizeof(ws->peer_reason));
         if (!ws->closing) ws->close_started = ev_now(ws->conn->srv->loop);
         ws->closing = true;
         break;
@@ -141,44 +130,6 @@ static void on_msg_recv_cb(wslay_event_context_ptr ctx,
     default:
         break; /* ping (answered by wslay) and pong: liveness only */
     }
-}
-
-static ssize_t slice_read_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
-                             const union wslay_event_msg_source *source, int *eof, void *user)
-{
-    moq_ws *ws = user;
-    struct slice_msg *m = source->data;
-    size_t o = 0;
-    while (o < len && m->idx < m->n) {
-        moq_slice *s = &m->v[m->idx];
-        size_t k = s->len < len - o ? s->len : len - o;
-        memcpy(buf + o, s->chunk->data + s->off, k);
-        o += k;
-        s->off += k;
-        s->len -= k;
-        if (!s->len) {
-            moq_chunk_unref(s->chunk);
-            m->idx++;
-        }
-    }
-    m->remaining -= o;
-    ws->slice_bytes -= o;
-    if (m->idx == m->n) {
-        *eof = 1;
-        moq_list_remove(&m->link);
-        free(m->v);
-        free(m);
-    }
-    return (ssize_t)o;
-}
-
-static void free_slice_msg(struct slice_msg *m)
-{
-    for (size_t i = m->idx; i < m->n; i++)
-        moq_chunk_unref(m->v[i].chunk);
-    moq_list_remove(&m->link);
-    free(m->v);
-    free(m);
 }
 
 static const struct wslay_event_callbacks callbacks = {
@@ -205,7 +156,7 @@ static moq_ws *ws_alloc(struct moq_http_conn *c, const moq_http_request *req, si
     p += hl + 1;
     ws->protocol = p;
     ws->conn = c;
-    moq_list_init(&ws->slice_msgs);
+    moq_ws_msgq_init(&ws->out_msgs);
     if (wslay_event_context_server_init(&ws->ctx, &callbacks, ws) != 0) {
         free(ws);
         return NULL;
@@ -216,8 +167,7 @@ static moq_ws *ws_alloc(struct moq_http_conn *c, const moq_http_request *req, si
 
 static void ws_free(moq_ws *ws)
 {
-    while (!moq_list_empty(&ws->slice_msgs))
-        free_slice_msg(moq_list_first(&ws->slice_msgs, struct slice_msg, link));
+    moq_ws_msgq_free(&ws->out_msgs);
     wslay_event_context_free(ws->ctx);
     free(ws);
 }
@@ -300,7 +250,7 @@ int moq_ws_start(struct moq_http_conn *c, const moq_http_request *req)
 
 size_t moq_ws_queued(const moq_ws *ws)
 {
-    return wslay_event_get_queued_msg_length(ws->ctx) + ws->slice_bytes + ws->conn->out.bytes;
+    return wslay_event_get_queued_msg_length(ws->ctx) + ws->out_msgs.bytes + ws->conn->out.bytes;
 }
 
 bool moq_ws_wants_read(const struct moq_http_conn *c)
@@ -515,28 +465,8 @@ int moq_ws_send_slices(moq_ws *ws, const moq_slice *v, size_t n)
     }
     int rc = check_queue(ws, len);
     if (rc < 0) return rc;
-    struct slice_msg *m = calloc(1, sizeof(*m));
-    if (!m || (n && !(m->v = malloc(n * sizeof(*m->v))))) {
-        free(m);
-        return MOQ_ERR_NOMEM;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (!v[i].len) continue;
-        m->v[m->n] = v[i];
-        moq_chunk_ref(v[i].chunk);
-        m->n++;
-    }
-    m->remaining = len;
-    moq_list_init(&m->link);
-    struct wslay_event_fragmented_msg fm = {
-        .opcode = WSLAY_BINARY_FRAME, .source.data = m, .read_callback = slice_read_cb};
-    rc = wslay_event_queue_fragmented_msg(ws->ctx, &fm);
-    if (rc != 0) {
-        free_slice_msg(m);
-        return rc == WSLAY_ERR_NO_MORE_MSG ? MOQ_ERR_CLOSED : MOQ_ERR_NOMEM;
-    }
-    moq_list_push_back(&ws->slice_msgs, &m->link);
-    ws->slice_bytes += len;
+    rc = moq_ws_msgq_send(&ws->out_msgs, ws->ctx, v, n);
+    if (rc < 0) return rc;
     after_queue(ws);
     return 0;
 }

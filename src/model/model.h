@@ -114,7 +114,19 @@ typedef struct moq_origin_config {
      * (then tick at least as often as the linger precision needed). */
     void (*linger_deadline)(void *ctx, uint64_t at);
     void *linger_ctx;
+    /* A broadcast's life changed in a way an operator wants to hear about (enum
+     * moq_broadcast_event). Must not call into the model. Optional. */
+    void (*broadcast_event)(void *ctx, int event, const uint8_t *path, size_t path_len);
+    void *broadcast_ctx;
 } moq_origin_config;
+
+/* What broadcast_event reports. */
+enum moq_broadcast_event {
+    MOQ_BROADCAST_LINGERING = 1, /* its publisher's last route was lost: kept for the linger */
+    MOQ_BROADCAST_RESUMED = 2,   /* its publisher announced it again within the linger */
+    MOQ_BROADCAST_EXPIRED = 3,   /* the linger ran out without its publisher: it ends */
+    MOQ_BROADCAST_REPLACED = 4,  /* another publisher's content took the path over */
+};
 
 /* Defaults: id 0 (set it), linger 5 s, no track keep, no duration ceiling, unbounded
  * capacity, 32 MiB. */

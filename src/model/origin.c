@@ -339,12 +339,20 @@ static void bc_end(moq_broadcast *bc, uint64_t code)
     moq_bc_unpin(bc);
 }
 
+static void bc_event(const moq_broadcast *bc, int event)
+{
+    const moq_origin_config *cfg = &bc->origin->cfg;
+    if (cfg->broadcast_event)
+        cfg->broadcast_event(cfg->broadcast_ctx, event, bc->path, bc->path_len);
+}
+
 /* A route of the lingering broadcast's publisher is back: it is live again. */
 static void bc_splice(moq_broadcast *bc)
 {
     if (bc->state != BC_LINGERING) return;
     bc->state = BC_LIVE;
     moq_list_remove(&bc->linger_link);
+    bc_event(bc, MOQ_BROADCAST_RESUMED);
 }
 
 static bool bc_has_usable_route(const moq_broadcast *bc)
@@ -407,7 +415,11 @@ static void bc_takeover(moq_broadcast *old, moq_route *winner)
             r->standby = !same_publisher(old->publisher, r->publisher);
         }
         winner->standby = false;
-        bc_splice(old);
+        if (old->state == BC_LINGERING) {
+            old->state = BC_LIVE;
+            moq_list_remove(&old->linger_link);
+        }
+        bc_event(old, MOQ_BROADCAST_REPLACED);
         bc_routes_changed(old);
         moq_bc_unpin(old);
         return;
@@ -424,6 +436,7 @@ static void bc_takeover(moq_broadcast *old, moq_route *winner)
         r->standby = !same_publisher(nb->publisher, r->publisher);
     }
     winner->standby = false;
+    bc_event(old, MOQ_BROADCAST_REPLACED);
     bc_end(old, MOQ_REASON_DROPPED);
     bc_routes_changed(nb);
     moq_bc_unpin(nb);
@@ -586,6 +599,7 @@ static void route_remove(moq_route *r, bool graceful, uint64_t now)
             now > UINT64_MAX - o->cfg.linger_us ? UINT64_MAX : now + o->cfg.linger_us;
         moq_list_push_back(&o->lingering, &bc->linger_link);
         if (o->cfg.linger_deadline) o->cfg.linger_deadline(o->cfg.linger_ctx, bc->linger_deadline);
+        bc_event(bc, MOQ_BROADCAST_LINGERING);
         bc_routes_changed(bc);
     }
     /* Safety net: nothing may keep pointing at a freed route. */
@@ -815,6 +829,7 @@ void moq_origin_tick(moq_origin *o, uint64_t now)
         }
         if (!due) break;
         moq_list_remove(&due->linger_link); /* (so it is not picked again) */
+        bc_event(due, MOQ_BROADCAST_EXPIRED);
         bc_publisher_gone(due);
     }
     moq_inode cur;

@@ -797,6 +797,12 @@ static void group_in_header(mstream *ms, const struct moq_group_event *ev)
         us->have_seq = true;
     }
     if (rv < 0) {
+        size_t plen, nlen;
+        const uint8_t *path = moq_track_path(us->track, &plen);
+        const uint8_t *name = moq_track_name(us->track, &nlen);
+        moq_debug("moq", "%s: group %llu of %.*s/%.*s refused: %s", s->t->peer,
+                  (unsigned long long)ev->sequence, (int)plen, (const char *)path, (int)nlen,
+                  (const char *)name, moq_strerror(rv));
         group_in_fail(ms, NULL, rv == MOQ_ERR_EXISTS ? MOQ_CODE_DUPLICATE : MOQ_CODE_CANCEL);
         return;
     }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ietf/session.h"
 #include "moq/path.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -224,6 +225,11 @@ void moq_session_fail(moq_session *s, uint64_t code, const char *reason)
     moq_session_deadline_changed(s); /* none while closing */
 }
 
+bool moq_session_goaway(moq_session *s)
+{
+    return s->ietf ? moq_ietf_session_goaway(s) : false;
+}
+
 void moq_session_close(moq_session *s, uint64_t code, const char *reason)
 {
     if (s->closing) return;
@@ -259,6 +265,7 @@ static void session_teardown(moq_session *s, uint64_t code, const char *reason)
 
 uint64_t moq_session_next_deadline(const moq_session *s)
 {
+    if (s->ietf) return moq_ietf_session_next_deadline(s);
     if (s->closing) return UINT64_MAX;
     uint64_t next = s->setup_deadline;
     if (s->expiry_deadline < next) next = s->expiry_deadline;
@@ -284,6 +291,11 @@ void moq_session_deadline_changed(moq_session *s)
 
 void moq_session_on_timer(moq_session *s, uint64_t now)
 {
+    if (s->ietf) {
+        moq_ietf_session_on_timer(s, now);
+        report_deadline(s, true);
+        return;
+    }
     if (!s->closing && now >= s->setup_deadline) {
         s->setup_deadline = UINT64_MAX;
         moq_session_fail(s, MOQ_CODE_TIMEOUT, "no SETUP from the peer");
@@ -704,6 +716,7 @@ static const struct moq_transport_events session_events = {
 
 moq_session *moq_session_new(moq_transport *t, const struct moq_session_config *cfg)
 {
+    if (moq_ietf_protocol(t->protocol)) return moq_ietf_session_new(t, cfg);
     int version = moq_version_from_alpn(t->protocol, strlen(t->protocol));
     const moq_caps *caps = version > 0 ? moq_caps_get((moq_version)version) : NULL;
     if (!caps) {
@@ -768,6 +781,7 @@ const moq_perms *moq_session_perms(const moq_session *s)
 
 const char *moq_session_version(const moq_session *s)
 {
+    if (s->ietf) return moq_ietf_session_version(s);
     return s->caps->alpn;
 }
 
@@ -779,6 +793,7 @@ uint64_t moq_session_peer_origin(const moq_session *s)
 size_t moq_session_unacked_streams(const moq_session *s)
 {
     size_t n = 0;
+    if (s->ietf) return moq_ietf_session_unacked_streams(s);
     moq_list *pos;
     for (pos = s->streams.next; pos != &s->streams; pos = pos->next) {
         mstream *ms = moq_container_of(pos, mstream, link);

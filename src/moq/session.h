@@ -137,6 +137,10 @@ struct moq_session_config {
  * we implement or memory runs out. */
 moq_session *moq_session_new(moq_transport *t, const struct moq_session_config *cfg);
 
+/* Before a graceful close: tell the peer we are going away (IETF sessions: GOAWAY).
+ * Returns whether a message went out (moq-lite sessions: never; their close says it). */
+bool moq_session_goaway(moq_session *s);
+
 /* Close the session (and its transport) with a moq error code; `closed` follows. */
 void moq_session_close(moq_session *s, uint64_t code, const char *reason);
 

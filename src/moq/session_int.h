@@ -220,7 +220,13 @@ struct ending_route {
     uint64_t deadline;
 };
 
+struct moq_ietf_engine;
+
 struct moq_session {
+    /* Set when the session speaks moq-transport (ietf/session.h): that engine owns the
+     * transport's events, and only t, cfg, perms, authorized, closing, gone, stats and
+     * reported_deadline below are used. */
+    struct moq_ietf_engine *ietf;
     moq_transport *t;
     struct moq_session_config cfg;
     moq_version v;

@@ -1611,7 +1611,7 @@ void moq_qmux_config_default(struct moq_qmux_config *c)
     c->max_datagram_frame_size = MOQ_QMUX_DEFAULT_MAX_RECORD_SIZE;
     c->handshake_timeout_ms = 10000;
     c->ping_interval_ms = 1000;
-    c->ack_timeout_ms = 10000;
+    c->ack_timeout_ms = 5000;
     c->send_high_water = 64u << 10;
     c->stream_low_water = 64u << 10;
     c->max_send_queue = 16u << 20;

@@ -134,7 +134,7 @@ struct moq_qmux_config {
  * value, and sized so a relay can fan out without waiting on round trips):
  * idle 30000 ms, max_data 4 MiB, stream windows 1 MiB each, 256 bidi / 256 uni peer streams,
  * max_record_size 16382, max_datagram_frame_size 16382, handshake 10000 ms, ping 1000 ms (RTT
- * for moq-lite PROBE, like moq-relay), ack timeout 10000 ms, send_high_water 64 KiB,
+ * for moq-lite PROBE, like moq-relay), ack timeout 5000 ms, send_high_water 64 KiB,
  * stream_low_water 64 KiB, max_send_queue 16 MiB, max_record_out 16382, max_datagram_queue 64. */
 void moq_qmux_config_default(struct moq_qmux_config *c);
 

@@ -11,11 +11,13 @@
  * raise it while we are writing packets or while the application is inside a downcall.
  */
 #include "quic/internal.h"
+#include "quic/mem.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/time.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -270,6 +272,13 @@ static void ngtcp2_trace(void *user_data, const char *fmt, ...)
     moq_trace("quic", "%s ngtcp2: %s", c->t.peer, line);
 }
 
+static int cb_recv_retry(ngtcp2_conn *nc, const ngtcp2_pkt_hd *hd, void *user_data)
+{
+    struct moq_quic_conn *c = user_data;
+    moq_debug("quic", "%s asks us to validate our address (Retry)", c->t.peer);
+    return ngtcp2_crypto_recv_retry_cb(nc, hd, user_data);
+}
+
 static void fill_callbacks(ngtcp2_callbacks *cb, bool server)
 {
     memset(cb, 0, sizeof(*cb));
@@ -277,7 +286,7 @@ static void fill_callbacks(ngtcp2_callbacks *cb, bool server)
         cb->recv_client_initial = ngtcp2_crypto_recv_client_initial_cb;
     } else {
         cb->client_initial = ngtcp2_crypto_client_initial_cb;
-        cb->recv_retry = ngtcp2_crypto_recv_retry_cb;
+        cb->recv_retry = cb_recv_retry;
     }
     cb->recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb;
     cb->handshake_completed = cb_handshake_completed;
@@ -355,6 +364,7 @@ static struct moq_quic_conn *conn_alloc(moq_quic_endpoint *ep, const moq_quic_ad
     moq_quic_addr_format(remote, c->t.peer, sizeof(c->t.peer));
     c->state = CS_HANDSHAKE;
     c->start_us = moq_now_us();
+    moq_quic_arena_init(&c->arena);
     c->ref.get_conn = get_conn;
     c->ref.user_data = c;
     moq_list_init(&c->link);
@@ -392,11 +402,12 @@ moq_quic_conn_new_server(moq_quic_endpoint *ep, const ngtcp2_pkt_hd *hd, const m
                                               creds_handle, alpn, alpn_count);
 }
 
-struct moq_quic_conn *moq_quic_conn_new_server_validated(
-    moq_quic_endpoint *ep, const ngtcp2_pkt_hd *hd, const ngtcp2_cid *odcid,
-    const moq_quic_addr *local, const moq_quic_addr *remote, const ngtcp2_cid *scid,
-    const uint8_t *token, gnutls_certificate_credentials_t creds, void *creds_handle,
-    const char *const *alpn, size_t alpn_count)
+struct moq_quic_conn *
+moq_quic_conn_new_server_validated(moq_quic_endpoint *ep, const ngtcp2_pkt_hd *hd,
+                                   const ngtcp2_cid *odcid, const moq_quic_addr *local,
+                                   const moq_quic_addr *remote, const ngtcp2_cid *scid,
+                                   const uint8_t *token, gnutls_certificate_credentials_t creds,
+                                   void *creds_handle, const char *const *alpn, size_t alpn_count)
 {
     struct moq_quic_conn *c = conn_alloc(ep, local, remote);
     if (!c) return NULL;
@@ -420,7 +431,7 @@ struct moq_quic_conn *moq_quic_conn_new_server_validated(
     memcpy(params.stateless_reset_token, token, NGTCP2_STATELESS_RESET_TOKENLEN);
     ngtcp2_path path = make_path(local, remote);
     int rv = ngtcp2_conn_server_new(&c->nc, &hd->scid, scid, &path, hd->version, &cb, &st, &params,
-                                    NULL, c);
+                                    &c->arena.mem, c);
     if (rv != 0) {
         moq_warn("quic", "ngtcp2_conn_server_new: %s", ngtcp2_strerror(rv));
         c->nc = NULL;
@@ -457,7 +468,7 @@ struct moq_quic_conn *moq_quic_conn_new_client(moq_quic_endpoint *ep, const moq_
     fill_params(c, &params);
     ngtcp2_path path = make_path(local, remote);
     int rv = ngtcp2_conn_client_new(&c->nc, &dcid, &scid, &path, NGTCP2_PROTO_VER_V1, &cb, &st,
-                                    &params, NULL, c);
+                                    &params, &c->arena.mem, c);
     if (rv != 0) {
         moq_warn("quic", "ngtcp2_conn_client_new: %s", ngtcp2_strerror(rv));
         c->nc = NULL;
@@ -491,9 +502,18 @@ static void log_end(struct moq_quic_conn *c)
     }
 }
 
+static _Atomic size_t leftover_blocks; /* connections live on several worker threads */
+
+size_t moq_quic_leftover_blocks(void)
+{
+    return leftover_blocks;
+}
+
 static void conn_destroy(struct moq_quic_conn *c)
 {
-    if (ev_is_active(&c->timer)) ev_timer_stop(c->ep->loop, &c->timer);
+    /* An expired timer is no longer active but may still be pending in this iteration:
+     * stopping it clears that too. */
+    ev_timer_stop(c->ep->loop, &c->timer);
     if (moq_list_linked(&c->dirty_link)) moq_list_remove(&c->dirty_link);
     if (moq_list_linked(&c->blocked_link)) moq_list_remove(&c->blocked_link);
     moq_quic_conn_free_streams(c);
@@ -505,6 +525,11 @@ static void conn_destroy(struct moq_quic_conn *c)
     }
     if (c->ep->is_server && c->ep->server) moq_quic_server_forget(c->ep->server, c);
     if (c->nc) ngtcp2_conn_del(c->nc);
+    size_t lost = moq_quic_arena_release(&c->arena);
+    if (lost) {
+        leftover_blocks += lost;
+        moq_debug("quic", "%s: freed %zu blocks libngtcp2 left behind", c->t.peer, lost);
+    }
     if (c->tls) gnutls_deinit(c->tls);
     free(c->close_pkt);
     free(c->blk);

@@ -17,6 +17,7 @@
 #include <ngtcp2/ngtcp2.h>
 #include <ngtcp2/ngtcp2_crypto.h>
 
+#include "quic/arena.h"
 #include "quic/quic.h"
 #include "quic/sched.h"
 #include "quic/sendq.h"
@@ -139,6 +140,7 @@ struct moq_quic_conn {
     moq_transport t; /* first: the application's handle */
     moq_quic_endpoint *ep;
     ngtcp2_conn *nc;
+    moq_quic_arena arena; /* what ngtcp2 allocates for nc */
     gnutls_session_t tls;
     ngtcp2_crypto_conn_ref ref;
     void *creds_handle;
@@ -189,6 +191,10 @@ struct moq_quic_conn {
     moq_quic_addr blk_local, blk_remote;
 
     char offered_alpn[200]; /* server: what the client offered, for the refusal log */
+    /* server: every ALPN we speak, in preference order (the server's list, which outlives
+     * the connection); each handshake offers GnuTLS the ones the client asked for */
+    const char *const *server_alpn;
+    size_t server_alpn_count;
 };
 
 static inline struct moq_quic_conn *moq_quic_conn_of(moq_transport *t)

@@ -66,7 +66,7 @@
 #define MOQ_QUIC_DEFAULT_MAX_CONNECTIONS      10000
 #define MOQ_QUIC_DEFAULT_STREAM_HIGH_WATER    (1024u * 1024) /* stream_writable threshold */
 #define MOQ_QUIC_DEFAULT_MAX_PEER_UNI_TOTAL   1000000ull     /* see max_peer_uni_streams_total */
-#define MOQ_QUIC_DEFAULT_ACK_TIMEOUT_MS       10000
+#define MOQ_QUIC_DEFAULT_ACK_TIMEOUT_MS       5000
 #define MOQ_QUIC_ACK_TIMEOUT_OFF              UINT64_MAX /* ack_timeout_ms: never */
 #define MOQ_QUIC_DEFAULT_HALF_OPEN_PER_ADDR   100        /* see max_half_open_per_address */
 
@@ -210,5 +210,9 @@ int moq_quic_connect(struct ev_loop *loop, const struct moq_quic_client_config *
                      moq_quic_connect_cb cb, void *ctx, moq_quic_client **out);
 /* Abandon an attempt whose callback has not run yet; the callback will not run. */
 void moq_quic_connect_cancel(moq_quic_client *c);
+
+/* How many blocks libngtcp2 had not freed when its connections were deleted, and that we
+ * freed for it (see arena.h); all connections of the process. */
+size_t moq_quic_leftover_blocks(void);
 
 #endif

@@ -3,6 +3,7 @@
 #include "relay/relay_int.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <gnutls/crypto.h>
 #include <signal.h>
 #include <stdio.h>
@@ -11,11 +12,14 @@
 
 #include "client/client.h"
 #include "h3/h3.h"
+#include "ietf/session.h"
+#include "ietf/version.h"
 #include "moq/errors.h"
 #include "qmux/qmux.h"
 #include "relay/service.h"
 #include "relay/workers.h"
 #include "util/err.h"
+#include "util/fdlimit.h"
 #include "util/log.h"
 #include "util/time.h"
 
@@ -276,6 +280,35 @@ static void origin_linger(void *ctx, uint64_t at)
     if (at < r->origin_timer.at) moq_ev_deadline_set(&r->origin_timer, at);
 }
 
+/* A broadcast lingering, continued, expired or replaced: one line each for the operator. */
+static void origin_broadcast_event(void *ctx, int event, const uint8_t *path, size_t len)
+{
+    moq_relay *r = ctx;
+    unsigned long long linger_ms = (unsigned long long)r->cfg->cluster.linger_ms;
+    int n = len > INT32_MAX ? INT32_MAX : (int)len;
+    const char *p = (const char *)path;
+    switch (event) {
+    case MOQ_BROADCAST_LINGERING:
+        moq_info_repeat("lingering broadcasts", "relay",
+                        "broadcast /%.*s lost its publisher: kept %llu ms for it to come back", n,
+                        p, linger_ms);
+        break;
+    case MOQ_BROADCAST_RESUMED:
+        moq_info_repeat("resumed broadcasts", "relay",
+                        "broadcast /%.*s continued by its returning publisher", n, p);
+        break;
+    case MOQ_BROADCAST_EXPIRED:
+        moq_info_repeat("expired broadcasts", "relay",
+                        "broadcast /%.*s ended: its publisher did not come back within %llu ms", n,
+                        p, linger_ms);
+        break;
+    case MOQ_BROADCAST_REPLACED:
+        moq_warn_repeat("replaced broadcasts", "relay",
+                        "broadcast /%.*s replaced by another publisher's content", n, p);
+        break;
+    }
+}
+
 /* Hand what a load peak freed back to the system once the load fell and stayed quiet. */
 static void relay_trim_memory(moq_relay *r)
 {
@@ -383,6 +416,14 @@ static void pick_versions(moq_relay *r)
     for (size_t i = 0; i < 3; i++) {
         if (want->len && !moq_strlist_contains(want, all[i])) continue;
         r->versions[r->n_versions++] = all[i];
+    }
+    /* moq-transport-14 is also reached through the "moql" ALPN and the compat SETUP */
+    if (!want->len || moq_strlist_contains(want, "moq-transport-14"))
+        r->versions[r->n_versions++] = MOQ_IETF_ALPN_COMPAT;
+    for (const moq_ietf_caps *const *c = moq_ietf_drafts; *c; c++) {
+        if (!moq_ietf_engine_runs((*c)->draft)) continue;
+        if (want->len && !moq_strlist_contains(want, (*c)->name)) continue;
+        r->versions[r->n_versions++] = (*c)->alpn;
     }
     for (size_t i = 0; i < r->n_versions; i++)
         r->alpns[r->n_alpns++] = r->versions[i];
@@ -731,12 +772,16 @@ int moq_relay_new(struct ev_loop *loop, const struct moq_config *cfg, moq_relay 
 
 static void log_ready(const moq_relay *r)
 {
+    char offered[256] = "";
+    for (size_t i = 0, o = 0; i < r->n_versions && o < sizeof(offered); i++) {
+        int n = snprintf(offered + o, sizeof(offered) - o, "%s%s", i ? ", " : "", r->versions[i]);
+        if (n < 0) break;
+        o += (size_t)n;
+    }
     char workers[32] = "";
     if (r->worker.count > 1) snprintf(workers, sizeof(workers), ", %u workers", r->worker.count);
-    moq_info("relay", "ready: origin id %llu, moq versions %s%s%s%s%s over QUIC, WebTransport%s%s",
-             (unsigned long long)moq_origin_id(r->origin), r->versions[0],
-             r->n_versions > 1 ? ", " : "", r->n_versions > 1 ? r->versions[1] : "",
-             r->n_versions > 2 ? ", " : "", r->n_versions > 2 ? r->versions[2] : "",
+    moq_info("relay", "ready: origin id %llu, moq versions %s over QUIC, WebTransport%s%s",
+             (unsigned long long)moq_origin_id(r->origin), offered,
              r->http && r->cfg->web.ws ? " and WebSocket" : "", workers);
 }
 
@@ -773,6 +818,8 @@ int moq_relay_new_worker(struct ev_loop *loop, const struct moq_config *cfg,
     oc.linger_us = cfg->cluster.linger_ms * 1000;
     oc.linger_deadline = origin_linger;
     oc.linger_ctx = r;
+    oc.broadcast_event = origin_broadcast_event;
+    oc.broadcast_ctx = r;
     if (cfg->cache.duration_set) oc.cache_duration_us = cfg->cache.duration_ms * 1000;
     if (cfg->cache.capacity_set) oc.cache_capacity = cfg->cache.capacity;
     r->origin = moq_origin_new(&oc);
@@ -862,31 +909,46 @@ moq_origin *moq_relay_origin(moq_relay *r)
 
 /* ---------------------------------------------------------------- run */
 
-#define DRAIN_S 0.5
+#define DRAIN_S  0.5
+#define GOAWAY_S 0.1
 
 static void drain_done(struct ev_loop *loop, ev_timer *w, int revents)
 {
     ev_break(loop, EVBREAK_ALL);
 }
 
-/* Close every session gracefully (clients see a clean close with code 0, and WebSocket
- * clients a qmux APPLICATION_CLOSE before the Close frame), then give the closes a moment
- * to reach the wire before the listeners go. */
+static void run_for(moq_relay *r, double seconds)
+{
+    ev_timer t;
+    ev_timer_init(&t, drain_done, seconds, 0.);
+    ev_timer_start(r->loop, &t);
+    ev_run(r->loop, 0);
+    ev_timer_stop(r->loop, &t);
+}
+
+/* Close every session gracefully: IETF sessions get a GOAWAY first, which a close at once
+ * would drop with the stream data still unsent, so those have GOAWAY_S to go out; then
+ * every session is closed (clients see a clean close with code 0, and WebSocket clients a
+ * qmux APPLICATION_CLOSE before the Close frame), and the closes have a moment to reach the
+ * wire before the listeners go. */
 void moq_relay_drain(moq_relay *r)
 {
     if (r->n_sessions == 0) return;
     moq_info("relay", "closing %zu session(s)", r->n_sessions);
     moq_list *pos, *tmp;
+    bool goaway = false;
+    moq_list_each(pos, tmp, &r->sessions)
+    {
+        struct relay_session *rs = moq_container_of(pos, struct relay_session, link);
+        if (moq_session_goaway(rs->session)) goaway = true;
+    }
+    if (goaway) run_for(r, GOAWAY_S);
     moq_list_each(pos, tmp, &r->sessions)
     {
         struct relay_session *rs = moq_container_of(pos, struct relay_session, link);
         moq_session_close(rs->session, 0, "relay shutting down");
     }
-    ev_timer t;
-    ev_timer_init(&t, drain_done, DRAIN_S, 0.);
-    ev_timer_start(r->loop, &t);
-    ev_run(r->loop, 0);
-    ev_timer_stop(r->loop, &t);
+    run_for(r, DRAIN_S);
 }
 
 static void on_hangup(struct ev_loop *loop, ev_signal *w, int revents)
@@ -903,6 +965,23 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
     ev_break(loop, EVBREAK_ALL);
 }
 
+/* Thousands of sessions need descriptors (WebSocket connections, the cluster's dials). */
+static void raise_open_files(void)
+{
+    struct moq_fdlimit fl;
+    moq_fdlimit_raise(&fl);
+    if (fl.err) {
+        moq_warn("relay", "open files limit %" PRIu64 ": cannot raise it to the hard limit: %s",
+                 fl.before, strerror(fl.err));
+    } else if (fl.raised) {
+        moq_info("relay",
+                 "open files limit raised from %" PRIu64 " to %" PRIu64 " (the hard limit)",
+                 fl.before, fl.after);
+    } else {
+        moq_info("relay", "open files limit %" PRIu64 " (the hard limit)", fl.after);
+    }
+}
+
 int moq_relay_run(const struct moq_config *cfg)
 {
     unsigned workers = moq_config_workers(cfg);
@@ -913,6 +992,7 @@ int moq_relay_run(const struct moq_config *cfg)
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
+    raise_open_files();
     /* SIGHUP is caught from before "ready" is logged: a reload asked for early waits. */
     moq_relay *r = NULL;
     ev_signal sigint, sigterm, sighup;

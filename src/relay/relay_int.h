@@ -22,7 +22,7 @@
 #include "util/list.h"
 #include "web/web.h"
 
-#define RELAY_MAX_VERSIONS 3
+#define RELAY_MAX_VERSIONS 12
 
 struct relay_counters {
     uint64_t sessions_total[4]; /* by moq_transport_kind (QUIC, WebTransport, WebSocket) */

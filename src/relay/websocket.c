@@ -176,23 +176,25 @@ static const struct moq_ws_events glue_events = {ws_opened, ws_message, ws_writa
 /* ---- upgrade ---- */
 
 /* Upstream accepts an upgrade without Sec-WebSocket-Protocol: the client then speaks the
- * legacy framing and negotiates moq-lite-01/02 or moq-transport-14 with the compat SETUP,
- * none of which this relay speaks. Such a client (and one offering only values we do not
- * know) gets a 400 whose body says what to offer instead. */
+ * legacy framing and negotiates moq-lite-01/02 or moq-transport-14 with the compat SETUP;
+ * this relay speaks that SETUP only inside qmux (the "moql" subprotocol). Such a client
+ * (and one offering only values we do not know) gets a 400 whose body says what to offer
+ * instead. */
 static void explain_subprotocol(moq_relay *r, bool offered_some, struct moq_ws_accept *acc)
 {
-    static _Thread_local char why[800];
-    char supported[384];
+    static _Thread_local char why[1600];
+    char supported[1024]; /* every version in every qmux framing */
     if (moq_qmux_offer_subprotocols(supported, sizeof(supported), r->versions, r->n_versions, NULL,
                                     0) < 0)
         snprintf(supported, sizeof(supported), "qmux-0N.%s", r->versions[0]);
-    snprintf(why, sizeof(why),
-             "%s: this relay needs Sec-WebSocket-Protocol with one of %s (moq-lite over qmux; the "
-             "legacy framing and compat SETUP of clients that offer no subprotocol are not "
-             "supported)\n",
-             offered_some ? "no offered Sec-WebSocket-Protocol is supported"
-                          : "no Sec-WebSocket-Protocol offered",
-             supported);
+    snprintf(
+        why, sizeof(why),
+        "%s: this relay needs Sec-WebSocket-Protocol with one of %s (moq-lite and moq-transport "
+        "over qmux; the legacy framing and compat SETUP of clients that offer no subprotocol are "
+        "not supported)\n",
+        offered_some ? "no offered Sec-WebSocket-Protocol is supported"
+                     : "no Sec-WebSocket-Protocol offered",
+        supported);
     acc->refusal = why;
 }
 

@@ -34,16 +34,16 @@ static const struct {
     const char *targets;
 } crate_aliases[] = {
     {"moq_relay", "relay,web,cluster,auth,config"},
-    {"moq_net", "moq"},
+    {"moq_net", "moq,ietf"},
     {"moq_lite", "moq"},
     {"moq_native", "quic,h3,http,tls,qmux"},
     {"web_transport_quinn", "h3"},
     {"qmux", "qmux"},
 };
 
-static const char *const known_targets[] = {"relay", "quic",    "h3",    "http",   "moq",
-                                            "auth",  "cluster", "tls",   "config", "web",
-                                            "qmux",  "model",   "client"};
+static const char *const known_targets[] = {"relay", "quic",    "h3",     "http",   "moq",
+                                            "auth",  "cluster", "tls",    "config", "web",
+                                            "qmux",  "model",   "client", "ietf"};
 
 int moq_log_level_parse(const char *name)
 {

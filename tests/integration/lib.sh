@@ -163,8 +163,10 @@ has_line() { # FILE LINE
     grep -qx -- "$2" "$1" 2>/dev/null
 }
 
-count_lines() { # FILE LINE
-    grep -cx -- "$2" "$1" 2>/dev/null || true
+count_lines() { # FILE LINE (0 while FILE does not exist)
+    local n
+    n=$(grep -cx -- "$2" "$1" 2>/dev/null) || true
+    echo "${n:-0}"
 }
 
 # Expect a spawned process to exit with status 0 in time.

@@ -65,9 +65,20 @@ PUB=$SPAWNED
 pub_up() { [[ "$(tail -n 1 "$TMP/pub.jsonl" 2>/dev/null)" == *'"connections":1,'* ]]; }
 wait_for pub_up || fail "the publisher instance did not connect"
 spawn sub "$MOQ" bench "$WS_URL" --file "$MOQ_SOURCE_DIR/bench/presets/fanout-sub.toml" \
-    --connections 6 --startup 0s --duration 3s --max-loss 0 --quiet
+    --connections 6 --startup 0s --report 200ms --output "$TMP/sub.jsonl" --max-loss 0 --quiet
 SUB=$SPAWNED
-expect_ok "$SUB" "the subscriber-only instance"
+# Runs until every subscriber has timed frames from group starts (a subscriber that joins
+# mid-group measures nothing until the next group), then stops on SIGTERM.
+sub_measured() {
+    python3 -c '
+import json, sys
+d = json.loads(open(sys.argv[1]).readlines()[-1])
+sys.exit(0 if d["connections"] == 6 and d["latency_samples"] >= 12 else 1)
+' "$TMP/sub.jsonl" 2>/dev/null
+}
+wait_for sub_measured || fail "the subscriber-only instance measured no latency: $(tail -n 1 "$TMP/sub.jsonl")"
+kill -TERM "$SUB"
+expect_ok "$SUB" "the subscriber-only instance (SIGTERM)"
 check_final "$TMP/sub.out" "fan-out subscribers" 6 "d['subscriptions'] == 6" "d['frames_sent'] == 0" \
     "d['broadcasts'] == 0"
 kill -TERM "$PUB"
@@ -77,6 +88,30 @@ import json, sys
 d = json.loads([l for l in open(sys.argv[1]) if l.startswith("{")][-1])
 assert d["final"] and d["frames_sent"] > 0 and d["recv_frames"] == 0 and d["subscriptions"] == 0, d
 ' "$TMP/pub.out" || fail "the publisher instance: final report not as expected"
+
+note "a subscriber-only instance does not keep what it counted"
+# 100 kB frames in 1.5 s groups (3 MB each) to 8 subscriber connections: holding whole groups
+# would cost each connection megabytes; counting frames as they arrive costs a frame.
+spawn bigpub "$MOQ" bench "$QUIC_URL" --tls-fingerprint "$FP" --connections 1 --broadcasts 1 \
+    --fps 20 --frame-size 100000 --group-size 29 --startup 0s --report 200ms --output "$TMP/bigpub.jsonl" --quiet
+BIGPUB=$SPAWNED
+bigpub_up() { [[ "$(tail -n 1 "$TMP/bigpub.jsonl" 2>/dev/null)" == *'"connections":1,'* ]]; }
+wait_for bigpub_up || fail "the large-frame publisher did not connect"
+spawn bigsub "$MOQ" bench "$QUIC_URL" --tls-fingerprint "$FP" --connections 8 --broadcasts 0 \
+    --subscribe 1 --startup 0s --report 200ms --output "$TMP/bigsub.jsonl" --quiet
+BIGSUB=$SPAWNED
+# Two whole groups per connection have arrived (the first may start mid-group).
+three_groups() { [[ "$(tail -n 1 "$TMP/bigsub.jsonl" 2>/dev/null)" =~ \"recv_groups\":(2[4-9]|[3-9][0-9]) ]]; }
+wait_for three_groups || fail "the subscribers did not receive three groups each"
+hwm=$(awk '/VmHWM/ { print $2 }' "/proc/$BIGSUB/status")
+note "subscriber instance peak RSS ${hwm} kB (holding whole groups: about 40 MB)"
+# Under sanitizers the allocator is theirs: the RSS says nothing there.
+if [[ "$(nm "$MOQ" 2>/dev/null | grep -c __asan_init)" == 0 ]]; then
+    ((hwm < 25000)) || fail "the subscriber-only instance peaked at ${hwm} kB: it keeps the groups it counted"
+fi
+kill -TERM "$BIGSUB" "$BIGPUB"
+expect_ok "$BIGSUB" "the large-frame subscribers (SIGTERM)"
+expect_ok "$BIGPUB" "the large-frame publisher (SIGTERM)"
 
 note "thresholds decide the exit status"
 spawn p99 "$MOQ" bench "$WS_URL" --connections 2 --subscribe 1 --fps 50 --group-size 0 \

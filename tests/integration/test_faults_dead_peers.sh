@@ -147,6 +147,8 @@ took=$((SECONDS - t0))
 ((took >= LINGER_S)) || fail "the broadcast ended after ${took}s, before the linger"
 ((took <= ACK_S + LINGER_S + 4)) || fail "the broadcast ended ${took}s after the kill"
 (($(ack_timeouts) > before)) || fail "the killed publisher's session did not end for the ack timeout"
+log_has "$RELAY_LOG" "broadcast /doomed ended: its publisher did not come back within 5000 ms" ||
+    fail "the relay did not log the end of the linger"
 [[ "$(cat "$TMP/watcher.out")" == $'x1\nx2\ny1' ]] ||
     fail "the subscriber got: $(tr '\n' ' ' <"$TMP/watcher.out")"
 end_input

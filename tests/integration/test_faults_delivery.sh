@@ -7,7 +7,7 @@
 #     every frame intact, up to the last group (it may skip a group a newer one overtook,
 #     as a live subscriber should, never a frame of a group it writes).
 source "$(dirname "$0")/lib.sh"
-MOQ_LOG=info,moq=debug start_relay
+MOQ_LOG=info,moq=debug,quic=debug start_relay
 
 NGROUPS=20
 FRAMES=3

@@ -25,14 +25,16 @@ grep -qi '^content-type: text/html' "$TMP/root.hdr" || fail "GET /: $(cat "$TMP/
 grep -q '<h1>moq-relay</h1>' "$TMP/root.html" || fail "no page: $(head -c 300 "$TMP/root.html")"
 VERSION="$("$MOQ_RELAY_BIN" --version | cut -d' ' -f2)"
 grep -q "<td>$VERSION</td>" "$TMP/root.html" || fail "the page does not show version $VERSION"
-grep -q "moq-lite-05, moq-lite-04, moq-lite-03, h3" "$TMP/root.html" || fail "no ALPNs on the page"
+grep -q "moq-lite-05, moq-lite-04, moq-lite-03, moql, moqt-20, moqt-19, moqt-18, moqt-17, \
+moqt-16, moqt-15, moq-00, h3" "$TMP/root.html" || fail "no ALPNs on the page"
 
 note "GET / with Accept: application/json"
 curl -sf -H 'Accept: application/json' "http://127.0.0.1:$PORT/" >"$TMP/root.json"
 json_check info "$TMP/root.json" "d['name'] == 'moq-relay' and d['version'] == '$VERSION' \
     and d['uptime_s'] >= 0 and d['counts']['sessions'] == 0 and d['counts']['broadcasts'] == 0 \
     and d['transports'][0] == {'name': 'quic', 'port': $PORT, \
-        'alpns': ['moq-lite-05', 'moq-lite-04', 'moq-lite-03']} \
+        'alpns': ['moq-lite-05', 'moq-lite-04', 'moq-lite-03', 'moql', 'moqt-20', 'moqt-19', \
+                  'moqt-18', 'moqt-17', 'moqt-16', 'moqt-15', 'moq-00']} \
     and d['transports'][1]['alpns'] == ['h3'] \
     and d['transports'][2] == {'name': 'websocket', 'ports': [$PORT]}"
 note "the same on [internal]; the debug endpoints only there"

@@ -47,5 +47,21 @@ for flag in --server-bind --server-tls-root --web-https-root --client-tls-cert -
     ! grep -E -- "^  $flag[ [].*no effect" "$TMP/help.out" >/dev/null || fail "$flag is marked"
 done
 
+note "the open files limit is raised to the hard limit and logged"
+hard="$(ulimit -Hn)"
+if [[ "$hard" != unlimited ]] && ((hard > 256)); then
+    lowfd="$(free_port)"
+    (
+        ulimit -Sn 256
+        exec "$MOQ_RELAY_BIN" --server-bind "127.0.0.1:$lowfd" --tls-generate localhost --auth-public ""
+    ) >"$TMP/lowfd.log" 2>&1 &
+    PIDS+=("$!")
+    wait_for log_has "$TMP/lowfd.log" "relay: ready" || fail "the relay with 256 descriptors did not start"
+    grep -qF "open files limit raised from 256 to $hard (the hard limit)" "$TMP/lowfd.log" ||
+        fail "no line about the raised limit: $(grep -i 'open files' "$TMP/lowfd.log")"
+    [[ "$(awk '/Max open files/ { print $4 }' "/proc/${PIDS[-1]}/limits")" == "$hard" ]] ||
+        fail "the relay's soft limit is not $hard"
+fi
+
 stop_relay
 echo "PASS"

@@ -91,8 +91,8 @@ static void defaults(void **state)
     assert_int_equal(cfg.server.quic.max_streams, 10000);
     assert_int_equal(cfg.server.quic.idle_timeout_ms, 30000);
     assert_int_equal(cfg.server.quic.keep_alive_ms, 5000);
-    assert_int_equal(cfg.server.quic.ack_timeout_ms, 10000);
-    assert_int_equal(cfg.client.quic.ack_timeout_ms, 10000);
+    assert_int_equal(cfg.server.quic.ack_timeout_ms, 5000);
+    assert_int_equal(cfg.client.quic.ack_timeout_ms, 5000);
     assert_true(cfg.server.quic.gso);
     assert_false(cfg.server.quic.gso_set);
     assert_int_equal(cfg.server.quic.congestion_control, MOQ_CONGESTION_DEFAULT);
@@ -433,7 +433,8 @@ static void bad_values(void **state)
                  "e.g. \"75%\")");
     expect_error("[server]\nversion = [\"moq-lite-05\", \"moq-lite-99\"]\n",
                  "relay.toml:2:27: server.version: unknown version \"moq-lite-99\" (this relay "
-                 "supports moq-lite-05, moq-lite-04 and moq-lite-03)");
+                 "supports moq-lite-05, moq-lite-04, moq-lite-03 and moq-transport-14 to "
+                 "moq-transport-20)");
     expect_error("[cluster]\nconnect = [\"http://peer:4443/\"]\n",
                  "relay.toml:2:12: cluster.connect: unsupported scheme \"http\" in cluster peer "
                  "\"http://peer:4443/\" (use https://, moql:// or moqt://)");
@@ -530,10 +531,10 @@ static void validation(void **state)
     expect_invalid(doc, "auth.auth_api) is not supported");
     snprintf(doc, sizeof(doc), "%s[auth.public]\napi = \"https://api/\"\n", tls);
     expect_invalid(doc, "auth.public.api (--auth-public-api) is not supported");
-    snprintf(doc, sizeof(doc),
-             "%s[auth]\nkey = \"k\"\n[server]\nversion = [\"moq-transport-16\"]\n", tls);
+    snprintf(doc, sizeof(doc), "%s[auth]\nkey = \"k\"\n[server]\nversion = [\"moq-lite-06-wip\"]\n",
+             tls);
     expect_invalid(doc, "relay.toml:6:1: none of the versions in server.version is supported "
-                        "(unsupported: moq-transport-16)");
+                        "(unsupported: moq-lite-06-wip)");
 
     /* Accepted with warnings. */
     struct moq_config cfg;
@@ -574,8 +575,8 @@ static void quic_timer_warnings(void **state)
     assert_int_equal(moq_config_validate(&cfg, err, sizeof(err)), 0);
     assert_true(has_warning(&cfg, "server.quic.idle_timeout (3000 ms) is not longer than "
                                   "server.quic.keep_alive (5000 ms)"));
-    /* 3 s idle also beats the 10 s default ack timeout */
-    assert_true(has_warning(&cfg, "server.quic.ack_timeout (10000 ms) is not shorter than "
+    /* 3 s idle also beats the 5 s default ack timeout */
+    assert_true(has_warning(&cfg, "server.quic.ack_timeout (5000 ms) is not shorter than "
                                   "server.quic.idle_timeout (3000 ms)"));
     moq_config_free(&cfg);
 
@@ -765,7 +766,8 @@ static void flag_errors(void **state)
          "\"5s\", \"500ms\", \"1h 30m\" or \"0\")"},
         {{"--server-version=moq-lite-7"},
          "--server-version: unknown version \"moq-lite-7\" (this "
-         "relay supports moq-lite-05, moq-lite-04 and moq-lite-03)"},
+         "relay supports moq-lite-05, moq-lite-04, moq-lite-03 and moq-transport-14 to "
+         "moq-transport-20)"},
         {{"--web-http-listen", "localhost:80"},
          "--web-http-listen: invalid socket address "
          "\"localhost:80\" (expected IP:port, e.g. "
@@ -1024,7 +1026,11 @@ static void addresses(void **state)
     assert_true(moq_config_version_supported("moq-lite-05"));
     assert_true(moq_config_version_supported("moq-lite-03"));
     assert_false(moq_config_version_supported("moq-lite-02"));
-    assert_false(moq_config_version_supported("moq-transport-14"));
+    assert_true(moq_config_version_supported("moq-transport-14"));
+    assert_true(moq_config_version_supported("moq-transport-16"));
+    assert_true(moq_config_version_supported("moq-transport-20"));
+    assert_false(moq_config_version_supported("moq-transport-21"));
+    assert_false(moq_config_version_supported("moq-transport-07"));
 
     /* server.bind also takes host:port (resolved at bind time). */
     struct moq_config cfg;

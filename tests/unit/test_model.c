@@ -405,6 +405,64 @@ static void unroutable_subscriber_is_failed(void **state)
     moq_origin_free(o);
 }
 
+/* What an origin reports for the operator's log: a broadcast lingering, resumed by its
+ * publisher, expired, replaced by another publisher. */
+struct bc_events {
+    int kinds[16];
+    char paths[16][16];
+    int n;
+};
+
+static void record_bc_event(void *ctx, int event, const uint8_t *path, size_t len)
+{
+    struct bc_events *e = ctx;
+    assert_true(e->n < 16 && len < 16);
+    e->kinds[e->n] = event;
+    memcpy(e->paths[e->n], path, len);
+    e->paths[e->n][len] = '\0';
+    e->n++;
+}
+
+static void broadcast_events_for_the_log(void **state)
+{
+    struct bc_events ev = {0};
+    moq_origin_config cfg;
+    moq_origin_config_default(&cfg);
+    cfg.id = 100;
+    cfg.linger_us = 5 * SEC;
+    cfg.broadcast_event = record_bc_event;
+    cfg.broadcast_ctx = &ev;
+    moq_origin *o = moq_origin_new(&cfg);
+    assert_non_null(o);
+    prod p1 = {0}, p2 = {0}, p3 = {0}, other = {0};
+    announce(o, &p1, "cam", (uint64_t[]){1}, 1);
+    assert_int_equal(ev.n, 0);
+    moq_route_lost(p1.route, 10 * SEC);
+    assert_int_equal(ev.n, 1);
+    assert_int_equal(ev.kinds[0], MOQ_BROADCAST_LINGERING);
+    assert_string_equal(ev.paths[0], "cam");
+    announce(o, &p2, "cam", (uint64_t[]){1}, 1); /* the same publisher, back in time */
+    assert_int_equal(ev.n, 2);
+    assert_int_equal(ev.kinds[1], MOQ_BROADCAST_RESUMED);
+    moq_route_lost(p2.route, 20 * SEC);
+    moq_origin_tick(o, 25 * SEC);
+    assert_int_equal(ev.n, 4);
+    assert_int_equal(ev.kinds[2], MOQ_BROADCAST_LINGERING);
+    assert_int_equal(ev.kinds[3], MOQ_BROADCAST_EXPIRED);
+    announce(o, &p3, "cam", (uint64_t[]){1}, 1); /* too late: a new broadcast, no event */
+    assert_int_equal(ev.n, 4);
+    announce(o, &other, "cam", (uint64_t[]){2}, 1);
+    assert_int_equal(ev.n, 5);
+    assert_int_equal(ev.kinds[4], MOQ_BROADCAST_REPLACED);
+    moq_route_unannounce(other.route); /* publisher 1 takes it back: replaced again */
+    assert_int_equal(ev.n, 6);
+    assert_int_equal(ev.kinds[5], MOQ_BROADCAST_REPLACED);
+    moq_route_unannounce(p3.route); /* graceful: no event */
+    assert_int_equal(ev.n, 6);
+    stats_zero(o);
+    moq_origin_free(o);
+}
+
 /* A publisher that comes back on a new session (a new origin id) while its old session has
  * gone quiet is new content: it takes the path over at once, whatever the routes' keys,
  * as a new broadcast. Its groups are numbered afresh, so no subscriber is spliced across:
@@ -745,6 +803,7 @@ int main(void)
         cmocka_unit_test(best_route_choice),
         cmocka_unit_test(linger_keeps_and_splices),
         cmocka_unit_test(linger_same_hops_is_silent_and_graceful_is_immediate),
+        cmocka_unit_test(broadcast_events_for_the_log),
         cmocka_unit_test(failover_moves_tracks),
         cmocka_unit_test(unroutable_subscriber_is_failed),
         cmocka_unit_test(new_publisher_takes_over),

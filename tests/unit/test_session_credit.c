@@ -41,6 +41,7 @@ struct gate {
     } refused[GATE_MAX_REFUSED], ctxs[64], held[GATE_MAX_REFUSED];
     size_t nrefused, nctxs, nheld;
     bool hold_closed; /* keep stream_closed of unidirectional streams back */
+    size_t unsent;    /* added to every stream's unsent(): a link too slow to send it */
     int open_error;   /* what open_stream() answers when set (a connection already closing) */
     /* The data of the next unidirectional stream the peer opens is held back (held_*) and
      * handed on piecemeal by gate_release_data, as a slow link would. */
@@ -93,7 +94,7 @@ static int g_write(moq_transport *t, int64_t sid, const moq_slice *v, size_t n, 
 
 static size_t g_unsent(moq_transport *t, int64_t sid)
 {
-    return GATE(t)->inner->ops->unsent(GATE(t)->inner, sid);
+    return GATE(t)->inner->ops->unsent(GATE(t)->inner, sid) + GATE(t)->unsent;
 }
 
 static void g_priority(moq_transport *t, int64_t sid, uint64_t p)
@@ -741,6 +742,45 @@ static void track_request_survives_release_from_info(const char *proto)
     teardown(&w);
 }
 
+/* A subscriber too slow to take what the relay wrote: a group written to the end (its FIN
+ * queued) but still waiting in the transport is reset once it is older than the max
+ * latency, as a group not yet written is, so a stalled subscriber does not make the relay
+ * hold every group that comes. */
+static void written_but_unsent_group_is_dropped_when_stale(const char *proto)
+{
+    struct world w;
+    setup(&w, proto, 100, 100);
+    struct sub s = {0};
+    moq_sub_prefs prefs = {0};
+    assert_int_equal(moq_origin_subscribe(w.so, (const uint8_t *)"bbb", 3, (const uint8_t *)"t", 1,
+                                          0, &prefs, &sub_ops, &s, &s.sub),
+                     0);
+    spin(&w);
+    assert_non_null(w.pub.track);
+    publish_group(&w.pub, 0, 1);
+    spin(&w);
+    assert_int_equal(s.groups, 1);
+
+    w.sub_gate->hold_closed = true; /* nothing acknowledged */
+    w.sub_gate->unsent = 1000;      /* nor sent */
+    publish_group(&w.pub, 1, 1);
+    spin(&w);
+    struct moq_session_stats st;
+    moq_session_stats_get(w.relay_sub.session, &st);
+    assert_int_equal(st.groups_dropped, 0);
+    clock_skew_us += 6 * MOQ_US_PER_S; /* beyond the 5 s max latency */
+    publish_group(&w.pub, 2, 1);
+    spin(&w);
+    moq_session_stats_get(w.relay_sub.session, &st);
+    assert_int_equal(st.groups_dropped, 1);
+
+    w.sub_gate->unsent = 0;
+    gate_release_closed(w.sub_gate);
+    spin(&w);
+    sub_free(&s);
+    teardown(&w);
+}
+
 #define PER_VERSION(fn)                                                                            \
     static void fn##_03(void **st)                                                                 \
     {                                                                                              \
@@ -761,6 +801,7 @@ PER_VERSION(refused_writes_resume_on_writable)
 PER_VERSION(subscription_ends_after_its_groups)
 PER_VERSION(track_request_survives_refused_open)
 PER_VERSION(slow_frame_keeps_its_group)
+PER_VERSION(written_but_unsent_group_is_dropped_when_stale)
 
 static void track_request_survives_release_from_info_03(void **st)
 {
@@ -786,6 +827,7 @@ int main(void)
         cmocka_unit_test(track_request_survives_release_from_info_04),
         TESTS(track_request_survives_refused_open),
         TESTS(slow_frame_keeps_its_group),
+        TESTS(written_but_unsent_group_is_dropped_when_stale),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

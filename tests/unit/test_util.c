@@ -6,12 +6,14 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/resource.h>
 
 #include <cmocka.h>
 
 #include "util/buf.h"
 #include "util/chunk.h"
 #include "util/err.h"
+#include "util/fdlimit.h"
 #include "util/list.h"
 #include "util/log.h"
 #include "util/memtrim.h"
@@ -383,6 +385,29 @@ static void memtrim_after_load_falls(void **state)
     assert_false(moq_memtrim_due(&m, 0, 100 * mb, 3600 * s));
 }
 
+static void fdlimit_raised_to_hard(void **state)
+{
+    (void)state;
+    struct rlimit rl;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < 64) skip();
+    rlim_t low = 32;
+    struct rlimit lowered = {low, rl.rlim_max};
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &lowered), 0);
+    struct moq_fdlimit fl;
+    moq_fdlimit_raise(&fl);
+    assert_int_equal(fl.err, 0);
+    assert_int_equal(fl.before, low);
+    assert_true(fl.raised);
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    assert_int_equal(fl.after, rl.rlim_cur);
+    if (rl.rlim_max != RLIM_INFINITY) assert_int_equal(rl.rlim_cur, rl.rlim_max);
+    /* Already at the hard limit: nothing to do. */
+    moq_fdlimit_raise(&fl);
+    assert_false(fl.raised);
+    assert_int_equal(fl.before, fl.after);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -398,6 +423,7 @@ int main(void)
         cmocka_unit_test(redact_bare_tokens),
         cmocka_unit_test(log_repeats_are_summarised),
         cmocka_unit_test(memtrim_after_load_falls),
+        cmocka_unit_test(fdlimit_raised_to_hard),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

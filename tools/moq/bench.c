@@ -675,6 +675,10 @@ static int conn_setup(struct bench *b, struct bconn *c, uint64_t index)
     oc.cache_duration_us = CACHE_DURATION_US;
     oc.cache_capacity = CACHE_CAPACITY;
     oc.max_frame_bytes = MAX_FRAME;
+    /* A connection that only subscribes counts each frame as it arrives and never reads it
+     * again: its groups keep only their newest frame, so a thousand subscribers do not hold
+     * a thousand copies of every group. */
+    if (c->n_pubs == 0) oc.max_group_bytes = 1;
     if (!(c->origin = moq_origin_new(&oc))) return MOQ_ERR_NOMEM;
     c->pubs = calloc(c->n_pubs ? c->n_pubs : 1, sizeof(*c->pubs));
     c->subs = calloc(c->n_subs ? c->n_subs : 1, sizeof(*c->subs));

@@ -3,6 +3,7 @@
  * subscribe to a track and write its frames to stdout, fetch one cached group, list
  * announcements, and the clock demo of upstream's moq-clock. See docs/client.md.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -17,6 +18,7 @@
 #include "bench.h"
 #include "moq/errors.h"
 #include "moq/path.h"
+#include "ietf/version.h"
 #include "moq/version.h"
 #include "tool.h"
 #include "util/err.h"
@@ -29,6 +31,11 @@
 #define DRAIN_SETTLE_S    0.05
 #define MAX_FRAME_DEFAULT (32u * 1024 * 1024)
 #define KEEP_ALIVE_MS     5000 /* like upstream's clients */
+/* --reconnect pacing, as upstream's client backoff: a wait of 1 s (jittered down to half)
+ * doubling up to 5 s; a run without a session for 10 s gives up. */
+#define REDIAL_FIRST_S            1.0
+#define REDIAL_MAX_S              5.0
+#define RECONNECT_TIMEOUT_DEFAULT 10000
 #define TLS_HINT                                                                                   \
     "to trust it, use an http:// URL (the relay's certificate fingerprint is fetched from "        \
     "/certificate.sha256 and pinned), or pass --tls-fingerprint HEX (its SHA-256) or --tls-root "  \
@@ -50,7 +57,7 @@ static const char main_usage[] =
     "  clock subscribe  Print the time published by `moq clock publish`\n"
     "  bench            Load-test a relay with many sessions (upstream moq-bench's options)\n"
     "\n"
-    "URL: moql://host:port/path (raw QUIC), https://host:port/path (WebTransport),\n"
+    "URL: moql:// or moqt://host:port/path (raw QUIC), https://host:port/path (WebTransport),\n"
     "http://host:port/path (fetch /certificate.sha256 first and pin it, then WebTransport),\n"
     "or ws://host:port/path, wss://... (WebSocket).\n"
     "\n"
@@ -63,7 +70,9 @@ static const char common_options[] =
     "  --tls-fingerprint HEX  Accept only a server certificate with this SHA-256 (repeatable)\n"
     "  --tls-root FILE        Trust the CA certificates in this PEM file (repeatable)\n"
     "  --tls-disable-verify   Accept any server certificate (development only)\n"
-    "  --moq-version V        Offer only this moq-lite version: 05, 04 or 03 (default: all)\n"
+    "  --moq-version V        Offer only this version: moq-lite 05, 04 or 03, or IETF\n"
+    "                         moq-transport 14 .. 20 (e.g. moq-transport-17; default: all\n"
+    "                         moq-lite versions); --client-version is the same option\n"
     "  --raw-quic             With an http:// URL, dial raw QUIC instead of WebTransport\n"
     "  --timeout DURATION     Limit for connecting (default 10s; e.g. 500ms, 30s)\n"
     "  --log-level LEVEL      error, warn, info (default), debug or trace; MOQ_LOG wins\n"
@@ -89,7 +98,17 @@ static const char publish_usage[] =
     "  --framing line|length  line: one frame per line, without the newline (default);\n"
     "                       length: a 4-byte big-endian length, then that many bytes\n"
     "  --group-frames N     Start a new group every N frames (default 1)\n"
-    "  --max-latency DURATION  Track max latency announced to the relay (default 5s)\n";
+    "  --max-latency DURATION  Track max latency announced to the relay (default 5s)\n"
+    "  --group-start N|now  Sequence of the first group (default 0); now: the wall clock in\n"
+    "                       milliseconds, above any group an earlier run numbered this way\n"
+    "  --origin ID          This publisher's origin id, the identity the relay knows its\n"
+    "                       content by (default: random per run). A publisher started again\n"
+    "                       with the same id while the relay keeps its broadcast (the linger\n"
+    "                       after a lost session) continues it for the subscribers\n"
+    "  --reconnect          Redial when the session is lost and announce again; subscribers\n"
+    "                       keep their subscription if the relay still keeps the broadcast\n"
+    "  --reconnect-timeout DURATION  Give up after this long without a session (default\n"
+    "                       10s; 0: never)\n";
 
 static const char subscribe_usage[] =
     "Subscribe to a track and write its frames to stdout.\n"
@@ -137,7 +156,8 @@ static const char clock_usage[] =
     "Options:\n"
     "  --broadcast PATH     Broadcast path\n"
     "  --track NAME         Track name (default \"seconds\")\n"
-    "  --count N            subscribe: exit after N printed times\n";
+    "  --count N            subscribe: exit after N printed times\n"
+    "  --origin ID, --reconnect, --reconnect-timeout DURATION  publish: as for `moq publish`\n";
 
 static void print_usage(FILE *f, const struct tool_opts *o)
 {
@@ -234,6 +254,8 @@ static int parse_duration_ms(const char *s, uint64_t *out)
     return 0;
 }
 
+/* The ALPN of a version the tool may pin: moq-lite 05/04/03 ("05", "lite-05", "moq-lite-05")
+ * or an IETF draft 14..20 ("14", "moq-transport-14", or its ALPN "moq-00", "moqt-15", ...). */
 static const char *version_alpn(const char *v)
 {
     static const char *const names[][2] = {
@@ -243,7 +265,11 @@ static const char *version_alpn(const char *v)
             (strncmp(v, "lite-", 5) == 0 && strcmp(v + 5, names[i][0]) == 0))
             return names[i][1];
     }
-    return NULL;
+    const moq_ietf_caps *c = moq_ietf_caps_from_alpn(v, strlen(v));
+    if (!c) c = moq_ietf_caps_from_name(v);
+    if (!c && strlen(v) == 2 && isdigit((unsigned char)v[0]) && isdigit((unsigned char)v[1]))
+        c = moq_ietf_caps_get((moq_ietf_draft)atoi(v));
+    return c ? c->alpn : NULL;
 }
 
 static int push(const char **list, size_t *n, const char *v)
@@ -291,7 +317,10 @@ static int parse_options(struct tool_opts *o, int argc, char **argv, const char 
         }
         memcpy(name, arg, nlen);
         name[nlen] = '\0';
-        bool is_flag = strcmp(name, "--tls-disable-verify") == 0 || strcmp(name, "--raw-quic") == 0;
+        if (strcmp(name, "--client-version") == 0) /* upstream's spelling */
+            snprintf(name, sizeof(name), "--moq-version");
+        bool is_flag = strcmp(name, "--tls-disable-verify") == 0 ||
+                       strcmp(name, "--raw-quic") == 0 || strcmp(name, "--reconnect") == 0;
         if (is_flag) {
             bool on = true;
             if (eq) {
@@ -306,14 +335,21 @@ static int parse_options(struct tool_opts *o, int argc, char **argv, const char 
             }
             if (strcmp(name, "--raw-quic") == 0)
                 o->raw_quic = on;
+            else if (strcmp(name, "--reconnect") == 0)
+                o->reconnect = on;
             else
                 o->disable_verify = on;
             continue;
         }
-        static const char *const with_value[] = {
-            "--broadcast",   "--track",   "--prefix",      "--framing",         "--group-frames",
-            "--count",       "--group",   "--max-latency", "--tls-fingerprint", "--tls-root",
-            "--moq-version", "--timeout", "--log-level",   "--ready-file",      NULL};
+        static const char *const with_value[] = {"--broadcast",       "--track",
+                                                 "--prefix",          "--framing",
+                                                 "--group-frames",    "--count",
+                                                 "--group",           "--max-latency",
+                                                 "--tls-fingerprint", "--tls-root",
+                                                 "--moq-version",     "--timeout",
+                                                 "--log-level",       "--ready-file",
+                                                 "--origin",          "--reconnect-timeout",
+                                                 "--group-start",     NULL};
         bool known = false;
         for (size_t k = 0; with_value[k]; k++)
             known = known || strcmp(name, with_value[k]) == 0;
@@ -366,6 +402,17 @@ static int parse_options(struct tool_opts *o, int argc, char **argv, const char 
         } else if (strcmp(name, "--ready-file") == 0) {
             o->ready_file = value;
             bad = !value[0];
+        } else if (strcmp(name, "--group-start") == 0) {
+            o->has_group_start = true;
+            o->group_start_now = strcmp(value, "now") == 0;
+            if (!o->group_start_now)
+                bad = parse_u64(value, &o->group_start) < 0 || o->group_start >= (1ull << 62);
+        } else if (strcmp(name, "--origin") == 0) {
+            bad = parse_u64(value, &o->origin_id) < 0 || o->origin_id == 0 ||
+                  o->origin_id >= (1ull << 62);
+        } else if (strcmp(name, "--reconnect-timeout") == 0) {
+            bad = parse_duration_ms(value, &o->reconnect_timeout_ms) < 0;
+            o->has_reconnect_timeout = true;
         } else if (strcmp(name, "--log-level") == 0) {
             *log_level = value;
             bad = moq_log_level_parse(value) < 0;
@@ -427,9 +474,16 @@ static int validate(struct tool_opts *o)
                     return usage_error(o, "track '%.*s' given twice", (int)nlen, other);
             }
         }
-    } else if (o->group_frames != 1 || o->max_latency_ms) {
-        return usage_error(o, "--group-frames and --max-latency apply to publish only");
+    } else if (o->group_frames != 1 || o->max_latency_ms || o->has_group_start) {
+        return usage_error(o,
+                           "--group-frames, --group-start and --max-latency apply to publish only");
     }
+    bool publishes = publish || o->cmd == CMD_CLOCK_PUBLISH;
+    if (!publishes && (o->origin_id || o->reconnect || o->has_reconnect_timeout))
+        return usage_error(o,
+                           "--origin, --reconnect and --reconnect-timeout apply to publish only");
+    if (o->has_reconnect_timeout && !o->reconnect)
+        return usage_error(o, "--reconnect-timeout needs --reconnect");
     if (o->cmd == CMD_FETCH && !o->has_group) return usage_error(o, "missing --group");
     if (o->cmd == CMD_FETCH && o->ready_file) return usage_error(o, "--ready-file does not apply");
     if (o->cmd != CMD_FETCH && o->has_group) return usage_error(o, "--group applies to fetch only");
@@ -499,11 +553,16 @@ void tool_fail(struct tool *t, const char *fmt, ...)
     tool_finish(t, EXIT_RUNTIME, false);
 }
 
+static void tool_over(struct tool *t);
+
 static void close_now(struct tool *t)
 {
     ev_timer_stop(t->loop, &t->drain);
     ev_timer_stop(t->loop, &t->settle);
-    if (t->dial && !t->over) moq_dial_close(t->dial, 0, "done");
+    if (t->redialing)
+        tool_over(t); /* no connection to close */
+    else if (t->dial && !t->over)
+        moq_dial_close(t->dial, 0, "done");
 }
 
 static void drain_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -538,6 +597,10 @@ void tool_finish(struct tool *t, int code, bool drain)
     }
     t->stopping = true;
     if (t->over) return;
+    if (t->redialing) {
+        close_now(t);
+        return;
+    }
     if (drain && t->session) {
         t->drain_started = 0;
         ev_timer_set(&t->drain, 0., DRAIN_POLL_S);
@@ -575,6 +638,7 @@ static void on_connected(void *ctx, moq_dial *d, moq_session *s)
 {
     struct tool *t = ctx;
     t->session = s;
+    t->connected_at = ev_now(t->loop);
     if (t->stopping) {
         close_now(t);
         return;
@@ -634,17 +698,100 @@ static void on_announce_refused(void *ctx, moq_dial *d, const char *prefix)
         tool_fail(t, "not allowed to subscribe to %s", prefix);
 }
 
+/* The run is over: release what the command holds and let the loop end. */
+static void tool_over(struct tool *t)
+{
+    t->over = true;
+    t->redialing = false;
+    t->stopping = true;
+    if (t->app_stop) t->app_stop(t);
+    ev_timer_stop(t->loop, &t->tick);
+    ev_timer_stop(t->loop, &t->drain);
+    ev_timer_stop(t->loop, &t->settle);
+    ev_timer_stop(t->loop, &t->redial);
+    ev_signal_stop(t->loop, &t->sigint);
+    ev_signal_stop(t->loop, &t->sigterm);
+    /* What remains (the dial's own cleanup, the QUIC connection) ends by itself; the guard
+     * only bounds it and does not keep the loop alive. */
+    ev_timer_start(t->loop, &t->guard);
+    ev_unref(t->loop);
+}
+
+static bool publish_refused(uint64_t code, const char *reason)
+{
+    return code == MOQ_CODE_UNAUTHORIZED && reason &&
+           strncmp(reason, MOQ_SESSION_PUBLISH_REFUSED, sizeof(MOQ_SESSION_PUBLISH_REFUSED) - 1) ==
+               0;
+}
+
+/* --reconnect: whether this end of a dial is followed by another attempt. Not when the run
+ * is ending anyway, nor when the relay refused us (a redial cannot change its answer), nor
+ * once the attempts since the last session that stayed up have used up the timeout. */
+static bool want_redial(struct tool *t, int err, uint64_t code, const char *reason)
+{
+    if (!t->o->reconnect || t->stopping) return false;
+    if (err == 0 && (code == MOQ_CODE_UNAUTHORIZED || publish_refused(code, reason))) return false;
+    double now = ev_now(t->loop);
+    bool stayed_up = t->connected_at > 0 && now - t->connected_at >= REDIAL_FIRST_S;
+    t->connected_at = 0;
+    if (stayed_up || t->give_up_at == 0) {
+        /* a healthy session ended (or the first attempt failed): a new budget */
+        t->backoff_s = REDIAL_FIRST_S;
+        t->give_up_at = t->o->reconnect_timeout_ms ? now + t->o->reconnect_timeout_ms / 1000.0 : -1;
+    }
+    t->gave_up = t->give_up_at > 0 && now >= t->give_up_at;
+    return !t->gave_up;
+}
+
+static void schedule_redial(struct tool *t, const char *why)
+{
+    uint32_t r = 0;
+    if (gnutls_rnd(GNUTLS_RND_NONCE, &r, sizeof(r)) < 0) r = (uint32_t)moq_now_ns();
+    /* jittered (half to all of the delay), so publishers cut off together do not return in
+     * lockstep, and never past the give-up time */
+    double wait = t->backoff_s * (0.5 + (r % 1000) / 2000.0);
+    double now = ev_now(t->loop);
+    if (t->give_up_at > 0 && now + wait > t->give_up_at) wait = t->give_up_at - now;
+    t->backoff_s = t->backoff_s * 2 < REDIAL_MAX_S ? t->backoff_s * 2 : REDIAL_MAX_S;
+    moq_warn("moq", "%s; reconnecting to %s in %.1f s", why, t->o->url, wait);
+    t->redialing = true;
+    ev_timer_set(&t->redial, wait, 0.);
+    ev_timer_start(t->loop, &t->redial);
+}
+
+static void redial_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct tool *t = w->data;
+    char err[512] = "";
+    t->redialing = false;
+    if (moq_dial_start(loop, t->dial_cfg, &t->dial, err, sizeof(err)) < 0) {
+        t->dial = NULL;
+        t->redialing = true; /* (so that tool_fail ends the run here) */
+        tool_fail(t, "cannot connect to %s: %s", t->o->url, err);
+    }
+}
+
 static void on_closed(void *ctx, moq_dial *d, int err, uint64_t code, const char *reason)
 {
     struct tool *t = ctx;
     t->session = NULL;
+    t->dial = NULL;
+    if (want_redial(t, err, code, reason)) {
+        char why[320];
+        snprintf(why, sizeof(why), "%s: %s", err < 0 ? "cannot connect" : "the connection ended",
+                 reason && reason[0] ? reason : "closed");
+        if (t->app_disconnected) t->app_disconnected(t);
+        schedule_redial(t, why);
+        return;
+    }
     t->over = true;
-    if (err < 0) {
+    if (t->gave_up) {
+        tool_fail(t, "gave up reconnecting to %s after %.1f s without a session: %s", t->o->url,
+                  t->o->reconnect_timeout_ms / 1000.0, reason && reason[0] ? reason : "closed");
+    } else if (err < 0) {
         if (!t->exit_set || !t->stopping)
             tool_fail(t, "cannot connect to %s: %s", t->o->url, reason);
-    } else if (publishing(t->o) && code == MOQ_CODE_UNAUTHORIZED && reason &&
-               strncmp(reason, MOQ_SESSION_PUBLISH_REFUSED,
-                       sizeof(MOQ_SESSION_PUBLISH_REFUSED) - 1) == 0) {
+    } else if (publishing(t->o) && publish_refused(code, reason)) {
         /* the relay refused our broadcast: the token does not allow it (this outcome wins
          * over an end of input that was already winding down) */
         tool_note(t, "not allowed to publish %s", t->o->broadcast);
@@ -655,17 +802,7 @@ static void on_closed(void *ctx, moq_dial *d, int err, uint64_t code, const char
                   reason && reason[0] ? reason : "", reason && reason[0] ? ", " : "",
                   (unsigned long long)code);
     }
-    t->stopping = true;
-    if (t->app_stop) t->app_stop(t);
-    ev_timer_stop(t->loop, &t->tick);
-    ev_timer_stop(t->loop, &t->drain);
-    ev_timer_stop(t->loop, &t->settle);
-    ev_signal_stop(t->loop, &t->sigint);
-    ev_signal_stop(t->loop, &t->sigterm);
-    /* What remains (the dial's own cleanup, the QUIC connection) ends by itself; the guard
-     * only bounds it and does not keep the loop alive. */
-    ev_timer_start(t->loop, &t->guard);
-    ev_unref(t->loop);
+    tool_over(t);
 }
 
 static uint64_t random_origin_id(void)
@@ -709,7 +846,7 @@ static int run(struct tool_opts *o)
     signal(SIGPIPE, SIG_IGN);
     moq_origin_config oc;
     moq_origin_config_default(&oc);
-    oc.id = random_origin_id();
+    oc.id = o->origin_id ? o->origin_id : random_origin_id();
     oc.linger_us = 0; /* a relay that goes away takes its broadcasts along */
     /* A publisher answers a new subscription with its latest group, however long after the
      * previous subscriber left. */
@@ -725,7 +862,9 @@ static int run(struct tool_opts *o)
     ev_timer_init(&t.guard, guard_cb, CLOSE_GUARD_S, 0.);
     ev_signal_init(&t.sigint, signal_cb, SIGINT);
     ev_signal_init(&t.sigterm, signal_cb, SIGTERM);
+    ev_timer_init(&t.redial, redial_cb, 0., 0.);
     t.tick.data = t.drain.data = t.settle.data = t.guard.data = t.sigint.data = t.sigterm.data = &t;
+    t.redial.data = &t;
 
     int rv;
     switch (o->cmd) {
@@ -787,6 +926,7 @@ static int run(struct tool_opts *o)
         .closed = on_closed,
         .ctx = &t,
     };
+    t.dial_cfg = &dc;
     char err[512] = "";
     rv = moq_dial_start(t.loop, &dc, &t.dial, err, sizeof(err));
     if (rv < 0) {
@@ -813,6 +953,7 @@ int main(int argc, char **argv)
 {
     struct tool_opts o = {0};
     o.group_frames = 1;
+    o.reconnect_timeout_ms = RECONNECT_TIMEOUT_DEFAULT;
     if (argc < 2) {
         print_usage(stderr, NULL);
         return EXIT_USAGE;

@@ -41,6 +41,7 @@ struct pub_track {
     moq_group *group;     /* the open group (it stays open while the track is released) */
     uint64_t in_group;    /* frames in it */
     uint64_t next_seq;
+    uint64_t groups; /* groups begun */
     uint64_t prev_ts;
     uint64_t frames;
     bool exists_skip; /* clock: the current minute's group is already cached */
@@ -86,6 +87,7 @@ static int write_frame(struct pub_track *pt, const uint8_t *data, size_t len, ui
             return rv;
         }
         pt->next_seq++;
+        pt->groups++;
         pt->prev_ts = 0;
         pt->in_group = 0;
     }
@@ -155,7 +157,7 @@ static void finish_track(struct pub_track *pt)
     close_group(pt);
     if (pt->track) moq_track_finish(pt->track, p->route, pt->next_seq);
     moq_info("moq", "track %s finished: %llu frames in %llu groups", pt->name,
-             (unsigned long long)pt->frames, (unsigned long long)pt->next_seq);
+             (unsigned long long)pt->frames, (unsigned long long)pt->groups);
     if (++p->n_done == p->n) wind_down(p);
 }
 
@@ -472,6 +474,17 @@ static void pub_connected(struct tool *t)
         update_reading(&p->tracks[i]);
 }
 
+/* The session was lost and a redial follows. The relay cut the groups in flight, and the
+ * broadcast it keeps for us continues after the newest group it had: the next frame starts
+ * a new group. */
+static void pub_disconnected(struct tool *t)
+{
+    struct pub *p = t->app;
+    if (p->clock) return; /* (the clock's groups are the minutes) */
+    for (size_t i = 0; i < p->n; i++)
+        close_group(&p->tracks[i]);
+}
+
 /* SIGINT/SIGTERM: end every track as if its input ended, then wind down as usual. */
 static void pub_interrupted(struct tool *t)
 {
@@ -526,6 +539,7 @@ static int pub_setup(struct tool *t, bool clock)
     t->app = p;
     t->app_connected = pub_connected;
     t->app_interrupted = pub_interrupted;
+    t->app_disconnected = pub_disconnected;
     t->app_stop = pub_stop;
     ev_timer_init(&p->delivery, delivery_cb, 0., DELIVERY_POLL_S);
     p->delivery.data = p;
@@ -534,6 +548,7 @@ static int pub_setup(struct tool *t, bool clock)
         struct pub_track *pt = &p->tracks[p->n++];
         pt->p = p;
         pt->fd = -1;
+        pt->next_seq = t->o->group_start_now ? moq_wall_ms() : t->o->group_start;
         const char *spec = t->o->tracks[i];
         const char *eq = strchr(spec, '=');
         pt->name = eq ? strndup(spec, (size_t)(eq - spec)) : strdup(spec);

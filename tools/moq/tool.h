@@ -58,6 +58,13 @@ struct tool_opts {
     bool raw_quic;
     uint64_t timeout_ms;
     const char *ready_file; /* --ready-file: one line per milestone (docs/client.md) */
+    bool has_group_start;
+    uint64_t group_start; /* --group-start N: sequence of the first group */
+    bool group_start_now; /* --group-start now: the wall clock in milliseconds */
+    uint64_t origin_id;   /* --origin: this publisher's identity (0 = random per run) */
+    bool reconnect;       /* --reconnect: redial and announce again after a lost session */
+    bool has_reconnect_timeout;
+    uint64_t reconnect_timeout_ms; /* give up after this long without a session (0 = never) */
 };
 
 struct tool {
@@ -77,11 +84,21 @@ struct tool {
     ev_signal sigint, sigterm;
     double drain_started;
 
+    /* --reconnect: the dial is started again after a lost session */
+    const struct moq_dial_config *dial_cfg;
+    ev_timer redial;
+    double backoff_s;    /* the next wait before a redial (before jitter) */
+    double give_up_at;   /* ev_now() after which a failed attempt ends the run (-1: never) */
+    double connected_at; /* when the current session came up */
+    bool redialing;      /* between a lost session and the next attempt: no dial */
+    bool gave_up;        /* the attempts used up --reconnect-timeout */
+
     /* the command's state and hooks */
     void *app;
     void (*app_connected)(struct tool *t);
-    void (*app_interrupted)(struct tool *t); /* SIGINT/SIGTERM; default: tool_finish(0) */
-    void (*app_stop)(struct tool *t);        /* release model handles; no more callbacks */
+    void (*app_interrupted)(struct tool *t);  /* SIGINT/SIGTERM; default: tool_finish(0) */
+    void (*app_disconnected)(struct tool *t); /* the session was lost; a redial follows */
+    void (*app_stop)(struct tool *t);         /* release model handles; no more callbacks */
 };
 
 /* End the run with `code` (the first code set wins). With drain, data already written is

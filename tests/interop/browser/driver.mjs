@@ -257,6 +257,45 @@ if (pubConn && subConn) {
 		});
 	}
 
+	// IETF moq-transport over WebTransport: draft 14 through "moql" (its compat SETUP; the
+	// client has no draft-14 under "moq-00"), drafts 17 and 20 by their own protocols, each
+	// publisher to a subscriber of the same draft and across drafts. The relay declares no
+	// timescale to IETF subscribers, so only the bytes are compared.
+	const IETF_VERSION = { moql: "moq-transport-14", "moqt-17": "moq-transport-17", "moqt-20": "moq-transport-20" };
+	for (const [pubProto, subProto] of [
+		["moql", "moql"],
+		["moqt-17", "moqt-17"],
+		["moqt-20", "moqt-20"],
+		["moqt-17", "moql"],
+		["moql", "moqt-20"],
+	]) {
+		await check(`IETF ${pubProto} publisher to ${subProto} subscriber over WebTransport`, async () => {
+			const path = `chromium/ietf-${pubProto}-to-${subProto}`;
+			const before = (relayLog().match(new RegExp(`ietf: .*: ${subProto} session over WebTransport`, "g")) ?? []).length;
+			const p = await T(([u, v]) => window.moqTest.connect(u, [v]), relay, pubProto);
+			const s = await T(([u, v]) => window.moqTest.connect(u, [v]), relay, subProto);
+			try {
+				assert(
+					p.version === IETF_VERSION[pubProto] && s.version === IETF_VERSION[subProto],
+					`versions ${p.version} / ${s.version}`,
+				);
+				assert(p.transport === "webtransport" && s.transport === "webtransport", "not WebTransport");
+				await waitLog(new RegExp(`ietf: .*: ${subProto} session over WebTransport`), before + 1);
+				const pub = await T(([c, n]) => window.moqTest.publish(c, n, "data", { intervalMs: 100 }), p.id, path);
+				try {
+					const r = await T(([c, n]) => window.moqTest.receive(c, n, "data", { groups: 3, timestamps: false }), s.id, path);
+					return `${p.version} -> ${s.version}: groups ${r.first}..${r.last}, ${r.bytes} bytes`;
+				} finally {
+					const st = await T(([id]) => window.moqTest.stopPublisher(id), pub);
+					if (st.error) throw new Error(`publisher: ${st.error}`);
+				}
+			} finally {
+				await T(([c]) => window.moqTest.close(c), s.id);
+				await T(([c]) => window.moqTest.close(c), p.id);
+			}
+		});
+	}
+
 	await check("the relay's stream reset code reaches @moq/net (HTTP/3 error space)", async () => {
 		// 30 = Unroutable: no route for the broadcast. WebTransport carries it as an HTTP/3
 		// code (0x52e4a40fa8db + 30 + 30 / 0x1e) that Chromium maps back.

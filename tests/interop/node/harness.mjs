@@ -92,7 +92,16 @@ export async function step(name, promise, ms = 10000) {
  * with `version` (e.g. "moq-lite-04") the qmux session offers only that application protocol,
  * handed to connect() through its documented `transport` option.
  */
+const PINNED_WIRE = { "moqt-18": "qmux-01", "moqt-20": "qmux-01" };
 const sessions = new WeakMap(); // connection -> its QmuxSession, when connect() made one
+
+// The version a pinned protocol negotiates when it is not named after one: "moql" carries the
+// compat SETUP, in which this relay picks moq-transport-14; the IETF ALPNs each pin a draft.
+const VERSION_OF_PROTOCOL = {
+    moql: "moq-transport-14",
+    "moq-00": "moq-transport-14",
+    ...Object.fromEntries([15, 16, 17, 18, 19, 20].map((d) => [`moqt-${d}`, `moq-transport-${d}`])),
+};
 
 export async function connect(url, version, wire) {
     const u = new URL(url);
@@ -101,10 +110,11 @@ export async function connect(url, version, wire) {
         conn = await Moq.Connection.connect(u);
     } else {
         // `wire` ("qmux-00", "qmux-01", "qmux-02") pins the QMux framing too; the default
-        // offers all three and the relay chooses.
+        // offers all three and the relay chooses, except for the drafts @moq/net's own
+        // connect() pins to qmux-01 (18 and 20), which get that pin here too.
         const session = new QmuxSession(u, {
             protocols: [version],
-            versions: { [version]: wire ?? null },
+            versions: { [version]: wire ?? PINNED_WIRE[version] ?? null },
             requireProtocol: true,
         });
         await session.ready;
@@ -112,7 +122,8 @@ export async function connect(url, version, wire) {
         sessions.set(conn, session);
     }
     if (conn.transport !== "websocket") fail(`expected a WebSocket session, got ${conn.transport}`);
-    if (version && conn.version !== version) fail(`negotiated ${conn.version}, wanted ${version}`);
+    const expected = VERSION_OF_PROTOCOL[version] ?? version;
+    if (version && conn.version !== expected) fail(`negotiated ${conn.version}, wanted ${expected}`);
     return conn;
 }
 

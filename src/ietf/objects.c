@@ -1,0 +1,209 @@
+/* Subgroup streams: SUBGROUP_HEADER and the objects in it. */
+#include "ietf/objects.h"
+
+#include <string.h>
+
+#include "ietf/wire.h"
+#include "util/err.h"
+
+#define FIRST_OBJECT_BIT 0x40
+#define MAX_EXTENSIONS   (64 * 1024)
+
+enum { S_HEADER, S_ID, S_EXT, S_LEN, S_STATUS, S_PAYLOAD, S_OBJECT_END, S_DONE };
+
+bool moq_ietf_is_subgroup_type(const moq_ietf_caps *c, uint64_t type)
+{
+    if (c->first_object_bit) type &= ~(uint64_t)FIRST_OBJECT_BIT;
+    uint64_t base = type;
+    if (c->header_priority_optional && type >= 0x30 && type <= 0x3d) base = type - 0x20;
+    if (base < 0x10 || base > 0x1d) return false;
+    return (base & 0x06) != 0x06; /* subgroup id mode 0b11 is reserved */
+}
+
+static int parse_header(const moq_ietf_caps *c, const uint8_t *p, size_t len,
+                        struct moq_ietf_subgroup_header *h)
+{
+    size_t off = 0;
+    uint64_t type;
+    int n = moq_ietf_varint_get(c, p, len, &type);
+    if (n < 0) return n;
+    off += (size_t)n;
+    if (!moq_ietf_is_subgroup_type(c, type)) return MOQ_ERR_PROTO;
+    memset(h, 0, sizeof(*h));
+    h->type = type;
+    h->first_object = !c->first_object_bit || (type & FIRST_OBJECT_BIT);
+    if (c->first_object_bit) type &= ~(uint64_t)FIRST_OBJECT_BIT;
+    bool priority = type <= 0x1d;
+    uint64_t base = priority ? type : type - 0x20;
+    h->extensions = base & 0x01;
+    h->subgroup_first = (base & 0x06) == 0x02;
+    h->end_of_group = base & 0x08;
+    if ((n = moq_ietf_varint_get(c, p + off, len - off, &h->track_alias)) < 0) return n;
+    off += (size_t)n;
+    if ((n = moq_ietf_varint_get(c, p + off, len - off, &h->group)) < 0) return n;
+    off += (size_t)n;
+    if ((base & 0x06) == 0x04) {
+        if ((n = moq_ietf_varint_get(c, p + off, len - off, &h->subgroup)) < 0) return n;
+        off += (size_t)n;
+    }
+    h->priority = 128;
+    if (priority) {
+        if (off >= len) return MOQ_ERR_AGAIN;
+        h->priority = p[off++];
+    }
+    return (int)off;
+}
+
+size_t moq_ietf_subgroup_header_pack(const moq_ietf_caps *c, uint8_t *out, uint64_t alias,
+                                     uint64_t group, uint8_t priority)
+{
+    uint64_t type = 0x18 | (c->first_object_bit ? FIRST_OBJECT_BIT : 0);
+    uint8_t *p = moq_ietf_varint_put(c, out, type);
+    p = moq_ietf_varint_put(c, p, alias);
+    p = moq_ietf_varint_put(c, p, group);
+    *p++ = priority;
+    return (size_t)(p - out);
+}
+
+size_t moq_ietf_object_header_pack(const moq_ietf_caps *c, uint8_t *out, uint64_t payload_len)
+{
+    uint8_t *p = moq_ietf_varint_put(c, out, 0);
+    p = moq_ietf_varint_put(c, p, payload_len);
+    if (payload_len == 0) p = moq_ietf_varint_put(c, p, MOQ_IETF_STATUS_NORMAL);
+    return (size_t)(p - out);
+}
+
+void moq_ietf_sg_init(moq_ietf_sg_parser *p, const moq_ietf_caps *c)
+{
+    memset(p, 0, sizeof(*p));
+    p->c = c;
+    p->state = S_HEADER;
+}
+
+bool moq_ietf_sg_idle(const moq_ietf_sg_parser *p)
+{
+    return (p->state == S_ID && p->have == 0) || p->state == S_DONE;
+}
+
+/* Move one byte into the assembly buffer. */
+static int take_byte(moq_ietf_sg_parser *p, const uint8_t **data, size_t *len)
+{
+    if (p->have == sizeof(p->buf)) return MOQ_ERR_PROTO;
+    p->buf[p->have++] = **data;
+    (*data)++;
+    (*len)--;
+    return 0;
+}
+
+/* Assemble one varint of the draft's form from the input; 1 = done, 0 = need more. */
+static int take_varint(moq_ietf_sg_parser *p, const uint8_t **data, size_t *len, uint64_t *out)
+{
+    while (*len > 0) {
+        if (take_byte(p, data, len) < 0) return MOQ_ERR_PROTO;
+        int n = moq_ietf_varint_get(p->c, p->buf, p->have, out);
+        if (n == MOQ_ERR_AGAIN) continue;
+        p->have = 0;
+        return n < 0 ? MOQ_ERR_PROTO : 1;
+    }
+    return 0;
+}
+
+static int next_object_id(moq_ietf_sg_parser *p, uint64_t delta, uint64_t *id)
+{
+    uint64_t base = p->any_object ? p->last_id + 1 : 0;
+    if (delta > UINT64_MAX - base) return MOQ_ERR_PROTO;
+    *id = base + delta;
+    p->any_object = true;
+    p->last_id = *id;
+    return 0;
+}
+
+int moq_ietf_sg_next(moq_ietf_sg_parser *p, const uint8_t **data, size_t *len,
+                     struct moq_ietf_sg_ev *ev)
+{
+    memset(ev, 0, sizeof(*ev));
+    uint64_t v;
+    int rv;
+    for (;;) {
+        switch (p->state) {
+        case S_HEADER:
+            while (*len > 0) {
+                if (take_byte(p, data, len) < 0) return MOQ_ERR_PROTO;
+                rv = parse_header(p->c, p->buf, p->have, &p->header);
+                if (rv == MOQ_ERR_AGAIN) continue;
+                if (rv < 0) return MOQ_ERR_PROTO;
+                p->have = 0;
+                p->state = S_ID;
+                ev->kind = MOQ_IETF_SG_HEADER;
+                ev->header = p->header;
+                return 1;
+            }
+            return 0;
+        case S_ID:
+            if ((rv = take_varint(p, data, len, &v)) <= 0) return rv;
+            if (next_object_id(p, v, &ev->object_id) < 0) return MOQ_ERR_PROTO;
+            p->state = p->header.extensions ? S_EXT : S_LEN;
+            p->left = UINT64_MAX; /* extension length not read yet */
+            break;
+        case S_EXT:
+            if (p->left == UINT64_MAX) {
+                if ((rv = take_varint(p, data, len, &v)) <= 0) return rv;
+                if (v > MAX_EXTENSIONS) return MOQ_ERR_PROTO;
+                p->left = v;
+            }
+            {
+                size_t n = *len < p->left ? *len : (size_t)p->left;
+                *data += n;
+                *len -= n;
+                p->left -= n;
+            }
+            if (p->left > 0) return 0;
+            p->state = S_LEN;
+            break;
+        case S_LEN:
+            if ((rv = take_varint(p, data, len, &v)) <= 0) return rv;
+            if (v == 0) {
+                p->state = S_STATUS;
+                break;
+            }
+            p->left = v;
+            p->state = S_PAYLOAD;
+            ev->kind = MOQ_IETF_SG_OBJECT;
+            ev->object_id = p->last_id;
+            ev->size = v;
+            return 1;
+        case S_STATUS:
+            if ((rv = take_varint(p, data, len, &v)) <= 0) return rv;
+            ev->object_id = p->last_id;
+            ev->status = v;
+            if (v == MOQ_IETF_STATUS_END_OF_GROUP || v == MOQ_IETF_STATUS_END_OF_TRACK) {
+                p->state = S_DONE;
+                ev->kind = MOQ_IETF_SG_END_OF_GROUP;
+                return 1;
+            }
+            if (v != MOQ_IETF_STATUS_NORMAL) return MOQ_ERR_PROTO;
+            p->state = S_OBJECT_END;
+            ev->kind = MOQ_IETF_SG_OBJECT;
+            ev->size = 0;
+            return 1;
+        case S_PAYLOAD: {
+            if (*len == 0) return 0;
+            size_t n = *len < p->left ? *len : (size_t)p->left;
+            ev->kind = MOQ_IETF_SG_PAYLOAD;
+            ev->data = *data;
+            ev->len = n;
+            *data += n;
+            *len -= n;
+            p->left -= n;
+            if (p->left == 0) p->state = S_OBJECT_END;
+            return 1;
+        }
+        case S_OBJECT_END:
+            p->state = S_ID;
+            ev->kind = MOQ_IETF_SG_OBJECT_END;
+            return 1;
+        default: /* S_DONE: nothing may follow the end of the group */
+            return *len > 0 ? MOQ_ERR_PROTO : 0;
+        }
+    }
+}

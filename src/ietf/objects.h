@@ -1,0 +1,92 @@
+/*
+ * objects.h - the data streams of moq-transport: the SUBGROUP_HEADER that opens a
+ * subgroup stream and the object headers inside it, per draft. Sans-I/O, no allocation.
+ *
+ * The subgroup parser is incremental: it is fed a stream's bytes in any pieces and yields
+ * events (the header, each object's start with its payload length, payload bytes, the end
+ * of the group). It keeps no payload: payload events point into the caller's input.
+ */
+#ifndef MOQ_IETF_OBJECTS_H
+#define MOQ_IETF_OBJECTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ietf/version.h"
+
+/* Object status values (an object with an empty payload carries one). */
+#define MOQ_IETF_STATUS_NORMAL       0x0
+#define MOQ_IETF_STATUS_END_OF_GROUP 0x3
+#define MOQ_IETF_STATUS_END_OF_TRACK 0x4
+
+/* Longest subgroup header we write: type, alias, group, subgroup, priority. */
+#define MOQ_IETF_SUBGROUP_HEADER_MAX (4 * 9 + 1)
+/* Longest object header we write: id delta, payload length, status. */
+#define MOQ_IETF_OBJECT_HEADER_MAX (3 * 9)
+
+struct moq_ietf_subgroup_header {
+    uint64_t type;
+    uint64_t track_alias;
+    uint64_t group;
+    uint64_t subgroup;
+    uint8_t priority;    /* 128 when the type omits it */
+    bool extensions;     /* objects carry an extension block */
+    bool subgroup_first; /* subgroup id = the first object's id */
+    bool end_of_group;   /* the subgroup holds the group's last object */
+    bool first_object;   /* draft-18+: the stream starts at the group's first object */
+};
+
+/* Whether a uni stream type (its first varint) opens a subgroup stream on this draft. */
+bool moq_ietf_is_subgroup_type(const moq_ietf_caps *c, uint64_t type);
+
+/* The header we send: subgroup 0, no extensions, end of group contained, priority present,
+ * first object (18+). Returns the bytes written into out (MOQ_IETF_SUBGROUP_HEADER_MAX). */
+size_t moq_ietf_subgroup_header_pack(const moq_ietf_caps *c, uint8_t *out, uint64_t alias,
+                                     uint64_t group, uint8_t priority);
+
+/* An object header in a subgroup stream without extensions: id delta 0 (objects numbered
+ * one after the other from 0), the payload length, and status Normal when it is empty. */
+size_t moq_ietf_object_header_pack(const moq_ietf_caps *c, uint8_t *out, uint64_t payload_len);
+
+enum moq_ietf_sg_event {
+    MOQ_IETF_SG_NONE = 0,
+    MOQ_IETF_SG_HEADER,      /* ev->header is set */
+    MOQ_IETF_SG_OBJECT,      /* an object starts: ev->object_id, ev->size (may be 0) */
+    MOQ_IETF_SG_PAYLOAD,     /* ev->data[0..len) of the current object's payload */
+    MOQ_IETF_SG_OBJECT_END,  /* the current object is complete */
+    MOQ_IETF_SG_END_OF_GROUP /* an END_OF_GROUP / END_OF_TRACK status object */
+};
+
+struct moq_ietf_sg_ev {
+    int kind;
+    struct moq_ietf_subgroup_header header;
+    uint64_t object_id;
+    uint64_t size;
+    uint64_t status;
+    const uint8_t *data;
+    size_t len;
+};
+
+typedef struct moq_ietf_sg_parser {
+    const moq_ietf_caps *c;
+    int state;
+    uint8_t buf[64]; /* a header being assembled */
+    size_t have;
+    struct moq_ietf_subgroup_header header;
+    bool any_object;
+    uint64_t last_id;
+    uint64_t left; /* payload bytes still to come */
+    uint64_t max_extensions;
+} moq_ietf_sg_parser;
+
+void moq_ietf_sg_init(moq_ietf_sg_parser *p, const moq_ietf_caps *c);
+
+/* Take bytes from data and len and return the next event through ev: 1 = an event, 0 = the
+ * input is used up, < 0 = malformed (MOQ_ERR_PROTO). At the stream's end a parser that is
+ * not idle (moq_ietf_sg_idle) saw a truncated stream. */
+int moq_ietf_sg_next(moq_ietf_sg_parser *p, const uint8_t **data, size_t *len,
+                     struct moq_ietf_sg_ev *ev);
+bool moq_ietf_sg_idle(const moq_ietf_sg_parser *p);
+
+#endif

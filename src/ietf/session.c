@@ -1,0 +1,2659 @@
+/* The moq-transport session engine (server side, control-stream drafts). */
+#include "ietf/session.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ietf/codec.h"
+#include "ietf/objects.h"
+#include "moq/path.h"
+#include "moq/session_int.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/time.h"
+
+/* Request ids we let the peer use at once; raised by half of it as they are used. */
+#define REQUEST_WINDOW 1024
+/* Bytes of a subgroup stream held while its track alias is unknown. */
+#define MAX_ALIAS_WAIT_BYTES   (1024 * 1024)
+#define MAX_ALIAS_WAIT_STREAMS 64
+/* Our requests the peer may leave unanswered. */
+#define MAX_PUBLISHED_NS 10000
+/* Aliases of ended subscriptions remembered to stop their late streams. */
+#define MAX_RELEASED_ALIASES 4096
+/* A control message is at most a 16-bit length plus its header. */
+#define MAX_MSG_BYTES (65535 + 16)
+
+/* Refusal codes common to draft-14's *_ERROR messages and REQUEST_ERROR (15+). */
+#define SUB_ERR_INTERNAL      0x0
+#define SUB_ERR_UNAUTHORIZED  0x1
+#define SUB_ERR_NOT_SUPPORTED 0x3
+
+/* "Track does not exist": SUBSCRIBE_ERROR 0x4 on draft-14, REQUEST_ERROR 0x10 after it. */
+static uint64_t err_does_not_exist(const moq_ietf_caps *c)
+{
+    return c->request_error ? MOQ_IETF_REQ_DOES_NOT_EXIST : 0x4;
+}
+
+/* Bidi streams of one request each (draft-16 namespaces, every request from draft-17):
+ * IS_REQ until its first message names the request, then IS_NS (SUBSCRIBE_NAMESPACE),
+ * IS_SUB (the peer's SUBSCRIBE), IS_PUBNS (its PUBLISH_NAMESPACE) or IS_UP (our SUBSCRIBE
+ * to the peer). IS_SETUP: the peer's SETUP uni stream (draft-17+). Client role: IS_NSUB is
+ * our SUBSCRIBE_NAMESPACE (16+), IS_PUBOUT our PUBLISH_NAMESPACE (17+). */
+enum is_kind {
+    IS_NEW,
+    IS_CONTROL,
+    IS_GROUP_IN,
+    IS_GROUP_OUT,
+    IS_REQ,
+    IS_NS,
+    IS_SUB,
+    IS_PUBNS,
+    IS_UP,
+    IS_SETUP,
+    IS_NSUB,
+    IS_PUBOUT,
+    IS_IGNORE
+};
+
+struct moq_ietf_engine;
+struct dsub;
+struct usub;
+
+typedef struct istream {
+    struct moq_ietf_engine *e;
+    int64_t sid;
+    enum is_kind kind;
+    bool bidi;
+    bool send_done;
+    bool recv_done;
+    void *obj;  /* struct gin / gout / nswatch / dsub / pubns / usub */
+    moq_buf in; /* message streams: bytes of a message not complete yet */
+    moq_list link;
+} istream;
+
+/* A group arriving from the peer on a subgroup stream. */
+struct gin {
+    istream *st;
+    moq_ietf_sg_parser p;
+    struct usub *us; /* NULL while the alias is unknown */
+    moq_group *group;
+    struct frame_asm fa;
+    bool waiting; /* alias unknown: bytes held below */
+    moq_buf held;
+    bool held_fin;
+    moq_list wait_link;
+};
+
+/* A group we send on a subgroup stream. */
+struct gout {
+    struct dsub *ds;
+    istream *st; /* NULL while waiting for stream credit */
+    moq_follower *follower;
+    moq_group *group;
+    uint64_t seq;
+    uint64_t next;
+    bool queued, blocked, fin_pending, fin_sent;
+    moq_list link;  /* ds->groups */
+    moq_list qlink; /* e->queue */
+};
+
+/* The peer's subscription to a track of the origin. */
+struct dsub {
+    struct moq_ietf_engine *e;
+    istream *st; /* its request stream (17+), NULL on the control stream */
+    uint64_t request_id;
+    moq_subscription *sub;
+    moq_list groups;
+    size_t inflight;
+    uint64_t streams;
+    bool finished, over;
+    bool ordered;     /* GROUP_ORDER ascending: oldest group first */
+    uint8_t priority; /* moq-lite's sense: higher is more important */
+};
+
+/* A broadcast the peer published to us (PUBLISH_NAMESPACE). */
+struct pubns {
+    struct moq_ietf_engine *e;
+    istream *st;         /* its request stream (17+) */
+    uint64_t request_id; /* of the PUBLISH_NAMESPACE */
+    char *path;          /* relative to the root */
+    moq_route *route;
+    struct nsub *ns; /* client, 16+: the NAMESPACE entry that made it */
+    /* The peer ended the announcement while a subscription of ours still received from it:
+     * the route is withdrawn and goes once they all ended, or at ending_deadline. */
+    bool ending;
+    uint64_t ending_deadline;
+    int busy; /* inside a call that may release its tracks: not freed from below */
+    moq_list link;
+};
+
+/* A track we subscribed to upstream, for the origin. */
+struct usub {
+    struct moq_ietf_engine *e;
+    istream *st; /* our request stream (17+) */
+    struct pubns *pn;
+    moq_track *track;
+    uint64_t request_id;
+    uint64_t alias;
+    bool ok, released, has_seq;
+    bool finished; /* PUBLISH_DONE and all its streams came: the track was ended */
+    uint64_t max_seq;
+    uint64_t streams; /* subgroup streams received */
+    bool done;        /* PUBLISH_DONE received: the track ends after done_streams streams */
+    bool done_ok;
+    uint64_t done_streams;
+};
+
+/* PUBLISH_DONE counted the streams the publisher opened: end the track once they all came. */
+static void pubns_ending_check(struct pubns *pn);
+
+static void usub_check_done(struct usub *us)
+{
+    if (!us->done || !us->track || us->finished || us->streams < us->done_streams) return;
+    moq_track *track = us->track;
+    struct pubns *pn = us->pn;
+    us->finished = true;
+    pn->busy++;
+    if (us->done_ok)
+        moq_track_finish(track, pn->route, us->has_seq ? us->max_seq + 1 : 0);
+    else
+        moq_track_abort(track, pn->route, MOQ_REASON_CANCEL);
+    pn->busy--;
+    pubns_ending_check(pn);
+}
+
+/* The peer watches the origin under a prefix (SUBSCRIBE_NAMESPACE). */
+struct nswatch {
+    struct moq_ietf_engine *e;
+    uint64_t request_id;
+    moq_watch *watch;
+    /* draft-16: the request's own stream, where NAMESPACE / NAMESPACE_DONE name each
+     * broadcast by its suffix under the prefix; NULL on the control stream (14/15) */
+    istream *st;
+    char *prefix;      /* relative to the root */
+    moq_map announced; /* suffixes told on st */
+};
+
+/* A broadcast we told the peer about with PUBLISH_NAMESPACE (e->announced). */
+struct pubout {
+    uint64_t request_id;
+    istream *st; /* its request stream (17+), NULL on the control stream */
+    char *path;  /* relative to the root */
+};
+
+/* Client role: our SUBSCRIBE_NAMESPACE for a prefix the peer may publish under. */
+struct nsub {
+    struct moq_ietf_engine *e;
+    uint64_t request_id;
+    istream *st;    /* its request stream (16+), NULL on the control stream */
+    char *prefix;   /* relative to the root */
+    moq_map routes; /* suffix -> struct pubns, from NAMESPACE (16+) */
+    bool open;      /* the peer accepted it */
+    moq_list link;
+};
+
+/* Client role: the origin's broadcasts under a prefix the peer may subscribe to. */
+struct pubwatch {
+    struct moq_ietf_engine *e;
+    moq_watch *watch;
+    moq_list link;
+};
+
+struct moq_ietf_engine {
+    moq_session *s;
+    const moq_ietf_caps *c;
+    istream *control;
+    istream *setup_out; /* 17+: our SETUP stream, where GOAWAY goes too */
+    moq_buf ctrl_in;
+    bool setup_done;
+    bool setup_in;         /* 17+: the peer's SETUP stream arrived */
+    bool setup_pending;    /* client: our SETUP waits for stream credit */
+    uint64_t granted;      /* request ids below this the peer may use */
+    uint64_t peer_limit;   /* our request ids must stay below this */
+    uint64_t next_request; /* our next request id (odd: we are the server) */
+    moq_list streams;
+    moq_list queue;      /* gout waiting for uni stream credit */
+    moq_list alias_wait; /* gin waiting for their alias */
+    size_t n_alias_wait;
+    moq_list pubns;
+    moq_u64map dsubs;     /* peer request id -> dsub */
+    moq_u64map nswatches; /* peer request id -> nswatch */
+    moq_u64map ups;       /* our request id -> usub */
+    moq_u64map aliases;   /* track alias -> usub */
+    moq_u64map released;  /* aliases of subscriptions we ended -> 1 */
+    moq_map announced;    /* path relative to root -> struct pubout (what we told the peer) */
+    moq_u64map pubouts;   /* our request id -> struct pubout */
+    moq_list nsubs;       /* client: struct nsub */
+    moq_list pubwatches;  /* client: struct pubwatch */
+    uint64_t setup_deadline, expiry_deadline, reported;
+};
+
+static const struct moq_transport_events engine_events;
+
+/* client role */
+static void on_request_ok(struct moq_ietf_engine *e, const uint8_t *body, size_t len);
+static void on_server_setup(struct moq_ietf_engine *e, uint64_t type, const uint8_t *body,
+                            size_t len);
+static void on_nsub_msg(struct nsub *ns, uint64_t type, const uint8_t *body, size_t len);
+static void request_accepted(struct moq_ietf_engine *e, struct pubout *po, struct nsub *ns);
+static void nsub_free(struct nsub *ns, bool graceful);
+static struct nsub *nsub_by_id(struct moq_ietf_engine *e, uint64_t request_id);
+static void nsub_refused(struct nsub *ns);
+static void send_client_setup(struct moq_ietf_engine *e);
+
+static struct moq_ietf_engine *eng(const moq_session *s)
+{
+    return s->ietf;
+}
+
+static uint64_t now_us(struct moq_ietf_engine *e)
+{
+    return moq_session_now(e->s);
+}
+
+/* ---------------------------------------------------------------- closing */
+
+static void fail(struct moq_ietf_engine *e, uint64_t code, const char *reason)
+{
+    moq_session *s = e->s;
+    if (s->closing) return;
+    moq_info("ietf", "%s: closing session: %s (code %llu)", s->t->peer, reason,
+             (unsigned long long)code);
+    s->closing = true;
+    moq_transport_close(s->t, code, reason);
+    moq_session_deadline_changed(s);
+}
+
+/* ---------------------------------------------------------------- streams */
+
+static istream *st_new(struct moq_ietf_engine *e, int64_t sid, enum is_kind kind, bool bidi)
+{
+    istream *st = calloc(1, sizeof(*st));
+    if (!st) return NULL;
+    st->e = e;
+    st->sid = sid;
+    st->kind = kind;
+    st->bidi = bidi;
+    moq_list_push_back(&e->streams, &st->link);
+    e->s->t->ops->set_stream_ctx(e->s->t, sid, st);
+    return st;
+}
+
+static void st_reset(istream *st, uint64_t code)
+{
+    if (st->send_done || st->e->s->closing) return;
+    st->send_done = true;
+    st->e->s->t->ops->reset(st->e->s->t, st->sid, code);
+}
+
+static void st_stop(istream *st, uint64_t code)
+{
+    if (st->recv_done || st->e->s->closing) return;
+    st->recv_done = true;
+    st->e->s->t->ops->stop(st->e->s->t, st->sid, code);
+}
+
+static void send_control(struct moq_ietf_engine *e, moq_buf *b)
+{
+    if (!e->control || e->control->send_done || e->s->closing || b->len == 0) return;
+    if (moq_transport_write_bytes(e->s->t, e->control->sid, b->data, b->len, false) < 0)
+        fail(e, MOQ_IETF_INTERNAL_ERROR, "cannot write the control stream");
+}
+
+/* End our side of a request stream. */
+static void st_fin(istream *st)
+{
+    if (!st || st->send_done || st->e->s->closing) return;
+    if (moq_transport_write(st->e->s->t, st->sid, NULL, 0, true) == 0) st->send_done = true;
+}
+
+/* A message on a request's own stream (draft-16), or on the control stream when st is NULL. */
+static void send_on(struct moq_ietf_engine *e, istream *st, moq_buf *b)
+{
+    if (!st) {
+        send_control(e, b);
+        return;
+    }
+    if (st->send_done || e->s->closing || b->len == 0) return;
+    if (moq_transport_write_bytes(e->s->t, st->sid, b->data, b->len, false) < 0)
+        st_reset(st, MOQ_IETF_STREAM_INTERNAL_ERROR);
+}
+
+/* Our next request id, or false when the peer's limit is reached. */
+static bool take_request_id(struct moq_ietf_engine *e, uint64_t *id)
+{
+    if (e->c->max_request_id && e->next_request >= e->peer_limit) {
+        moq_buf b;
+        moq_buf_init(&b);
+        if (moq_ietf_encode_id_msg(&b, e->c, MOQ_IETF_REQUESTS_BLOCKED, e->peer_limit) == 0)
+            send_control(e, &b);
+        moq_buf_free(&b);
+        return false;
+    }
+    *id = e->next_request;
+    e->next_request += 2;
+    return true;
+}
+
+/* The peer used request id `id`: refuse ids beyond the grant, widen it as it is used. */
+static bool accept_request_id(struct moq_ietf_engine *e, uint64_t id)
+{
+    if (!e->c->max_request_id) return true;
+    if (id >= e->granted) {
+        fail(e, MOQ_IETF_TOO_MANY_REQUESTS, "request id beyond MAX_REQUEST_ID");
+        return false;
+    }
+    if (id + REQUEST_WINDOW / 2 >= e->granted) {
+        e->granted += REQUEST_WINDOW;
+        moq_buf b;
+        moq_buf_init(&b);
+        if (moq_ietf_encode_id_msg(&b, e->c, MOQ_IETF_MAX_REQUEST_ID, e->granted) == 0)
+            send_control(e, &b);
+        moq_buf_free(&b);
+    }
+    return true;
+}
+
+/* ---------------------------------------------------------------- serving: groups out */
+
+static void gout_end(struct gout *go);
+static void dsub_maybe_done(struct dsub *ds);
+
+/* Write what the group has; false when the group ended for this subscriber (go is gone). */
+static bool gout_write(struct gout *go)
+{
+    struct moq_ietf_engine *e = go->ds->e;
+    moq_session *s = e->s;
+    moq_group *g = go->group;
+    if (go->next < moq_group_first_frame(g)) {
+        st_reset(go->st, MOQ_IETF_STREAM_TOO_FAR_BEHIND);
+        gout_end(go);
+        return false;
+    }
+    go->blocked = false;
+    uint64_t count = moq_group_frame_count(g);
+    for (; go->next < count; go->next++) {
+        const moq_frame *f = moq_group_frame(g, go->next);
+        if (!f) break;
+        uint8_t hdr[MOQ_IETF_OBJECT_HEADER_MAX];
+        size_t hn = moq_ietf_object_header_pack(e->c, hdr, f->payload_len);
+        moq_chunk *hc = moq_chunk_copy(hdr, hn);
+        if (!hc) {
+            st_reset(go->st, MOQ_IETF_STREAM_INTERNAL_ERROR);
+            gout_end(go);
+            return false;
+        }
+        hc->len = hn;
+        moq_slice v[2] = {{hc, 0, hn}, {f->chunk, f->payload_off, f->payload_len}};
+        int rv = moq_transport_write(s->t, go->st->sid, v, f->payload_len ? 2 : 1, false);
+        moq_chunk_unref(hc);
+        if (rv == MOQ_ERR_AGAIN) {
+            go->blocked = true;
+            return true;
+        }
+        if (rv < 0) {
+            gout_end(go);
+            return false;
+        }
+        s->stats.frames_out++;
+        s->stats.bytes_out += f->payload_len;
+    }
+    return true;
+}
+
+/* Every frame is written: FIN the stream. The group stays in flight for its subscription
+ * until the stream closes (the peer has everything), so PUBLISH_DONE never overtakes it. */
+static void gout_finish(struct gout *go)
+{
+    istream *st = go->st;
+    if (!st->send_done && moq_transport_write(go->ds->e->s->t, st->sid, NULL, 0, true) == 0)
+        st->send_done = true;
+    go->fin_sent = true;
+    go->fin_pending = false;
+    if (go->follower) {
+        moq_follower_close(go->follower);
+        go->follower = NULL;
+    }
+}
+
+/* The group is over for the subscriber; the stream lives on until it closes. */
+static void gout_end(struct gout *go)
+{
+    if (go->follower) {
+        moq_follower_close(go->follower);
+        go->follower = NULL;
+    }
+    if (go->st) {
+        go->st->obj = NULL;
+        go->st = NULL;
+    }
+    struct dsub *ds = go->ds;
+    if (go->queued) moq_list_remove(&go->qlink);
+    moq_list_remove(&go->link);
+    if (go->group) moq_group_unref(go->group);
+    free(go);
+    ds->inflight--;
+    dsub_maybe_done(ds);
+}
+
+static void gout_on_frames(void *ctx, moq_follower *f, moq_group *g, uint64_t count)
+{
+    struct gout *go = ctx;
+    if (go->st && !go->ds->e->s->closing && !go->blocked) gout_write(go);
+}
+
+static void gout_on_end(void *ctx, moq_follower *f, moq_group *g, int state, uint64_t code)
+{
+    struct gout *go = ctx;
+    if (!go->st || go->ds->e->s->closing) return;
+    if (!go->blocked && !gout_write(go)) return; /* ended while writing */
+    if (state == MOQ_GROUP_FINISHED && go->blocked) {
+        go->fin_pending = true;
+        return;
+    }
+    if (state == MOQ_GROUP_FINISHED) {
+        gout_finish(go);
+        return;
+    }
+    st_reset(go->st, MOQ_IETF_STREAM_CANCELLED);
+    gout_end(go);
+}
+
+static const moq_follower_ops gout_follow_ops = {gout_on_frames, gout_on_end};
+
+/* Open the subgroup stream and start writing; false when out of stream credit. */
+static bool gout_start(struct gout *go)
+{
+    struct dsub *ds = go->ds;
+    struct moq_ietf_engine *e = ds->e;
+    moq_session *s = e->s;
+    int64_t sid;
+    if (moq_transport_open(s->t, false, &sid) < 0) return false;
+    if (go->queued) {
+        moq_list_remove(&go->qlink);
+        go->queued = false;
+    }
+    istream *st = st_new(e, sid, IS_GROUP_OUT, false);
+    if (!st) {
+        s->t->ops->reset(s->t, sid, MOQ_IETF_STREAM_INTERNAL_ERROR);
+        gout_end(go);
+        return true;
+    }
+    go->st = st;
+    st->obj = go;
+    ds->streams++;
+    s->stats.groups_out++;
+    /* as moq-lite: the subscriber's priority, then newest group first unless it asked for
+     * ascending order */
+    uint64_t seq = go->seq & ((1ull << 48) - 1);
+    uint64_t order = ds->ordered ? ((1ull << 48) - 1) - seq : seq;
+    s->t->ops->set_priority(s->t, sid, ((uint64_t)ds->priority << 56) | order);
+    uint8_t hdr[MOQ_IETF_SUBGROUP_HEADER_MAX];
+    size_t hn = moq_ietf_subgroup_header_pack(e->c, hdr, ds->request_id, go->seq, 0);
+    go->follower = moq_group_follow(go->group, &gout_follow_ops, go);
+    if (!go->follower || moq_transport_write_bytes(s->t, sid, hdr, hn, false) < 0) {
+        st_reset(st, MOQ_IETF_STREAM_INTERNAL_ERROR);
+        gout_end(go);
+        return true;
+    }
+    uint64_t code = 0;
+    int state = moq_group_state(go->group, &code);
+    if (gout_write(go) && state != MOQ_GROUP_OPEN)
+        gout_on_end(go, go->follower, go->group, state, code);
+    return true;
+}
+
+static void drain_queue(struct moq_ietf_engine *e)
+{
+    while (!moq_list_empty(&e->queue) && !e->s->closing) {
+        struct gout *go = moq_list_first(&e->queue, struct gout, qlink);
+        if (!gout_start(go)) return;
+    }
+}
+
+/* ---------------------------------------------------------------- serving: SUBSCRIBE */
+
+static void dsub_free(struct dsub *ds)
+{
+    struct moq_ietf_engine *e = ds->e;
+    while (!moq_list_empty(&ds->groups)) {
+        struct gout *go = moq_list_first(&ds->groups, struct gout, link);
+        if (go->st && !go->fin_sent) st_reset(go->st, MOQ_IETF_STREAM_CANCELLED);
+        ds->over = true; /* no PUBLISH_DONE from gout_end */
+        gout_end(go);
+    }
+    if (ds->sub) moq_subscription_close(ds->sub);
+    if (ds->st) {
+        st_fin(ds->st);
+        ds->st->obj = NULL;
+        ds->st->kind = IS_IGNORE;
+    }
+    moq_u64map_del(&e->dsubs, ds->request_id);
+    free(ds);
+}
+
+static void send_publish_done(struct dsub *ds, uint64_t status, const char *reason)
+{
+    struct moq_ietf_publish_done m = {ds->request_id, status, ds->streams,
+                                      moq_str_make(reason, strlen(reason))};
+    moq_buf b;
+    moq_buf_init(&b);
+    if (moq_ietf_encode_publish_done(&b, ds->e->c, &m) == 0) send_on(ds->e, ds->st, &b);
+    moq_buf_free(&b);
+}
+
+static void dsub_maybe_done(struct dsub *ds)
+{
+    if (!ds->finished || ds->over || ds->inflight) return;
+    ds->over = true;
+    send_publish_done(ds, MOQ_IETF_DONE_TRACK_ENDED, "track ended");
+    dsub_free(ds);
+}
+
+static void ds_on_group(void *ctx, moq_subscription *sub, moq_group *g)
+{
+    struct dsub *ds = ctx;
+    struct moq_ietf_engine *e = ds->e;
+    if (e->s->closing || ds->over) return;
+    struct gout *go = calloc(1, sizeof(*go));
+    if (!go) return;
+    go->ds = ds;
+    go->seq = moq_group_sequence(g);
+    go->group = moq_group_ref(g);
+    moq_list_push_back(&ds->groups, &go->link);
+    ds->inflight++;
+    if (!moq_list_empty(&e->queue) || !gout_start(go)) {
+        go->queued = true;
+        moq_list_push_back(&e->queue, &go->qlink);
+    }
+}
+
+static void ds_on_finish(void *ctx, moq_subscription *sub, uint64_t final_seq)
+{
+    struct dsub *ds = ctx;
+    if (ds->e->s->closing || ds->over) return;
+    ds->finished = true;
+    dsub_maybe_done(ds);
+}
+
+static void ds_on_abort(void *ctx, moq_subscription *sub, uint64_t code)
+{
+    struct dsub *ds = ctx;
+    if (ds->e->s->closing || ds->over) return;
+    ds->over = true;
+    bool ended = code == MOQ_REASON_DROPPED || code == MOQ_REASON_UNROUTABLE;
+    send_publish_done(ds, ended ? MOQ_IETF_DONE_TRACK_ENDED : MOQ_IETF_DONE_INTERNAL_ERROR,
+                      ended ? "broadcast ended" : "track failed");
+    ds->sub = NULL; /* a failed subscription gets no more callbacks; still ours to close */
+    moq_subscription_close(sub);
+    dsub_free(ds);
+}
+
+static const moq_subscriber_ops dsub_ops = {
+    .on_group = ds_on_group,
+    .on_finish = ds_on_finish,
+    .on_abort = ds_on_abort,
+};
+
+/* Refuse a request on the stream it came on (st, or the control stream when NULL). */
+static void refuse_on(struct moq_ietf_engine *e, istream *st, enum moq_ietf_request_kind kind,
+                      uint64_t id, uint64_t code, const char *reason)
+{
+    struct moq_ietf_request_error m = {id, code, 0, moq_str_make(reason, strlen(reason))};
+    moq_buf b;
+    moq_buf_init(&b);
+    if (moq_ietf_encode_request_error(&b, e->c, kind, &m) == 0) send_on(e, st, &b);
+    moq_buf_free(&b);
+}
+
+static void refuse(struct moq_ietf_engine *e, enum moq_ietf_request_kind kind, uint64_t id,
+                   uint64_t code, const char *reason)
+{
+    refuse_on(e, NULL, kind, id, code, reason);
+}
+
+/* SUBSCRIBE on the control stream (st NULL) or on its own stream (17+). */
+static void on_subscribe(struct moq_ietf_engine *e, istream *st, const uint8_t *body, size_t len)
+{
+    moq_session *s = e->s;
+    struct moq_ietf_subscribe m;
+    int rv = moq_ietf_decode_subscribe(e->c, body, len, &m);
+    if (rv < 0) {
+        moq_buf_free(&m.ns);
+        fail(e, moq_ietf_close_code(rv), "malformed SUBSCRIBE");
+        return;
+    }
+    if (!accept_request_id(e, m.request_id) || moq_u64map_get(&e->dsubs, m.request_id)) {
+        moq_buf_free(&m.ns);
+        if (!s->closing) fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "duplicate request id");
+        return;
+    }
+    moq_buf full;
+    moq_buf_init(&full);
+    if (!moq_perms_can_subscribe(&s->perms, (const char *)m.ns.data, m.ns.len) ||
+        moq_session_global_path(s, m.ns.data, m.ns.len, &full) < 0) {
+        moq_info("ietf", "%s: refused: the peer may not subscribe to /%.*s", s->t->peer,
+                 (int)m.ns.len, (const char *)m.ns.data);
+        refuse_on(e, st, MOQ_IETF_REQ_SUBSCRIBE, m.request_id, SUB_ERR_UNAUTHORIZED,
+                  "unauthorized");
+        st_fin(st);
+        moq_buf_free(&m.ns);
+        moq_buf_free(&full);
+        return;
+    }
+    struct dsub *ds = calloc(1, sizeof(*ds));
+    if (!ds || moq_u64map_put(&e->dsubs, m.request_id, ds) < 0) {
+        free(ds);
+        refuse_on(e, st, MOQ_IETF_REQ_SUBSCRIBE, m.request_id, SUB_ERR_INTERNAL, "out of memory");
+        st_fin(st);
+        moq_buf_free(&m.ns);
+        moq_buf_free(&full);
+        return;
+    }
+    ds->e = e;
+    ds->request_id = m.request_id;
+    if (st) {
+        ds->st = st;
+        st->kind = IS_SUB;
+        st->obj = ds;
+    }
+    moq_list_init(&ds->groups);
+    moq_sub_prefs prefs = {0};
+    prefs.priority = (uint8_t)(255 - m.priority); /* IETF: lower is more important */
+    prefs.ordered = m.group_order == 1;
+    ds->ordered = prefs.ordered;
+    ds->priority = prefs.priority;
+    if (m.filter.kind == MOQ_IETF_FILTER_ABSOLUTE) {
+        prefs.has_start = true;
+        prefs.start_group = m.filter.start_group;
+        prefs.has_end = m.filter.has_end;
+        prefs.end_group = m.filter.end_group;
+    }
+    /* SUBSCRIBE_OK goes first: groups the origin replays at once follow on their streams */
+    if (moq_origin_lookup(s->cfg.origin, full.data, full.len, 0, NULL, NULL) < 0) {
+        moq_debug("ietf", "%s: SUBSCRIBE %llu /%s: not found", s->t->peer,
+                  (unsigned long long)m.request_id, (const char *)full.data);
+        ds->over = true;
+        refuse_on(e, st, MOQ_IETF_REQ_SUBSCRIBE, m.request_id, err_does_not_exist(e->c),
+                  "not found");
+        dsub_free(ds);
+        moq_buf_free(&full);
+        moq_buf_free(&m.ns);
+        return;
+    }
+    struct moq_ietf_subscribe_ok ok = {
+        .request_id = m.request_id, .track_alias = m.request_id, .group_order = 2};
+    moq_buf b;
+    moq_buf_init(&b);
+    if (moq_ietf_encode_subscribe_ok(&b, e->c, &ok) == 0) send_on(e, st, &b);
+    moq_buf_free(&b);
+    rv = moq_origin_subscribe(s->cfg.origin, full.data, full.len, (const uint8_t *)m.track.ptr,
+                              m.track.len, 0, &prefs, &dsub_ops, ds, &ds->sub);
+    moq_debug("ietf", "%s: SUBSCRIBE %llu /%s track %.*s: %s", s->t->peer,
+              (unsigned long long)m.request_id, (const char *)full.data, (int)m.track.len,
+              m.track.ptr, rv < 0 ? moq_strerror(rv) : "ok");
+    if (rv == 0)
+        moq_session_emit(s, MOQ_SESSION_PEER_SUBSCRIBED, full.data, full.len, m.track.ptr,
+                         m.track.len);
+    moq_buf_free(&full);
+    moq_buf_free(&m.ns);
+    if (rv < 0) {
+        ds->sub = NULL;
+        ds->over = true;
+        send_publish_done(ds, MOQ_IETF_DONE_INTERNAL_ERROR, moq_strerror(rv));
+        dsub_free(ds);
+    }
+}
+
+static void on_unsubscribe(struct moq_ietf_engine *e, const uint8_t *body, size_t len)
+{
+    uint64_t id;
+    int rv = moq_ietf_decode_id_msg(e->c, body, len, &id);
+    if (rv < 0) {
+        fail(e, moq_ietf_close_code(rv), "malformed UNSUBSCRIBE");
+        return;
+    }
+    struct dsub *ds = moq_u64map_get(&e->dsubs, id);
+    if (!ds) return; /* ended already */
+    ds->over = true;
+    dsub_free(ds);
+}
+
+/* ---------------------------------------------------------------- serving: namespaces */
+
+static void pubout_free(struct moq_ietf_engine *e, struct pubout *po)
+{
+    moq_u64map_del(&e->pubouts, po->request_id);
+    if (po->st) {
+        po->st->obj = NULL;
+        po->st->kind = IS_IGNORE;
+    }
+    free(po->path);
+    free(po);
+}
+
+/* PUBLISH_NAMESPACE for rel: on the control stream, or on a stream of its own (17+). */
+static struct pubout *publish_namespace_out(struct moq_ietf_engine *e, const uint8_t *rel,
+                                            size_t rel_len)
+{
+    moq_session *s = e->s;
+    uint64_t id;
+    if (moq_map_len(&e->announced) >= MAX_PUBLISHED_NS || !take_request_id(e, &id)) {
+        moq_warn("ietf", "%s: cannot tell the peer about /%.*s: out of request ids", s->t->peer,
+                 (int)rel_len, (const char *)rel);
+        return NULL;
+    }
+    struct pubout *po = calloc(1, sizeof(*po));
+    if (!po || !(po->path = strndup((const char *)rel, rel_len))) {
+        free(po);
+        return NULL;
+    }
+    po->request_id = id;
+    if (e->c->request_streams) {
+        int64_t sid;
+        bool opened = moq_transport_open(s->t, true, &sid) == 0;
+        if (!opened || !(po->st = st_new(e, sid, IS_PUBOUT, true))) {
+            if (opened) s->t->ops->reset(s->t, sid, MOQ_IETF_STREAM_INTERNAL_ERROR);
+            free(po->path);
+            free(po);
+            return NULL;
+        }
+        po->st->obj = po;
+    }
+    if (moq_map_put(&e->announced, rel, rel_len, po) < 0 ||
+        moq_u64map_put(&e->pubouts, id, po) < 0) {
+        moq_map_del(&e->announced, rel, rel_len);
+        if (po->st) st_reset(po->st, MOQ_IETF_STREAM_INTERNAL_ERROR);
+        pubout_free(e, po);
+        return NULL;
+    }
+    moq_buf b;
+    moq_buf_init(&b);
+    if (moq_ietf_encode_publish_namespace(&b, e->c, id, moq_str_make(rel, rel_len), NULL) == 0)
+        send_on(e, po->st, &b);
+    moq_buf_free(&b);
+    return po;
+}
+
+/* The end of a broadcast we told the peer about: PUBLISH_NAMESPACE_DONE, or the end of the
+ * request's stream (17+). */
+static void publish_namespace_done(struct moq_ietf_engine *e, struct pubout *po)
+{
+    moq_map_del(&e->announced, po->path, strlen(po->path));
+    if (po->st) {
+        st_fin(po->st);
+    } else {
+        moq_buf b;
+        moq_buf_init(&b);
+        if (moq_ietf_encode_publish_namespace_done(&b, e->c, po->request_id,
+                                                   moq_str_make(po->path, strlen(po->path))) == 0)
+            send_control(e, &b);
+        moq_buf_free(&b);
+    }
+    pubout_free(e, po);
+}
+
+static void announce_to_peer(struct moq_ietf_engine *e, const moq_announce_event *ev)
+{
+    moq_session *s = e->s;
+    const uint8_t *rel;
+    size_t rel_len;
+    if (moq_session_relative_path(s, ev->path, ev->path_len, &rel, &rel_len) < 0) return;
+    if (!moq_perms_announce_visible(&s->perms, (const char *)rel, rel_len)) return;
+    struct pubout *po = moq_map_get(&e->announced, rel, rel_len);
+    if (ev->kind == MOQ_ANNOUNCE_ACTIVE && !po)
+        publish_namespace_out(e, rel, rel_len);
+    else if (ev->kind == MOQ_ANNOUNCE_ENDED && po)
+        publish_namespace_done(e, po);
+}
+
+/* Draft-16: NAMESPACE / NAMESPACE_DONE with the suffix, on the request's stream. */
+static void announce_on_stream(struct nswatch *nw, const moq_announce_event *ev)
+{
+    struct moq_ietf_engine *e = nw->e;
+    moq_session *s = e->s;
+    const uint8_t *rel;
+    size_t rel_len;
+    moq_str suffix;
+    if (moq_session_relative_path(s, ev->path, ev->path_len, &rel, &rel_len) < 0) return;
+    if (!moq_perms_announce_visible(&s->perms, (const char *)rel, rel_len)) return;
+    if (moq_path_strip_prefix(moq_str_make(rel, rel_len),
+                              moq_str_make(nw->prefix, strlen(nw->prefix)), &suffix) < 0)
+        return;
+    bool known = moq_map_get(&nw->announced, suffix.ptr, suffix.len) != NULL;
+    bool active = ev->kind == MOQ_ANNOUNCE_ACTIVE;
+    if (active == known) return;
+    if (active ? moq_map_put(&nw->announced, suffix.ptr, suffix.len, (void *)1) < 0
+               : (moq_map_del(&nw->announced, suffix.ptr, suffix.len), false))
+        return;
+    moq_buf b;
+    moq_buf_init(&b);
+    if (moq_ietf_encode_namespace(&b, e->c, !active, suffix, NULL) == 0) send_on(e, nw->st, &b);
+    moq_buf_free(&b);
+}
+
+static void nsw_on_announce(void *ctx, moq_watch *w, const moq_announce_event *ev)
+{
+    struct nswatch *nw = ctx;
+    if (nw->e->s->closing) return;
+    if (nw->st)
+        announce_on_stream(nw, ev);
+    else
+        announce_to_peer(nw->e, ev);
+}
+
+static const moq_watch_ops nsw_ops = {.on_announce = nsw_on_announce};
+
+/* SUBSCRIBE_NAMESPACE on the control stream (st NULL) or on its own stream st (16). */
+static void on_subscribe_namespace(struct moq_ietf_engine *e, istream *st, uint64_t type,
+                                   const uint8_t *body, size_t len)
+{
+    moq_session *s = e->s;
+    struct moq_ietf_subscribe_namespace m;
+    int rv = moq_ietf_decode_subscribe_namespace(e->c, type, body, len, &m);
+    if (rv < 0) {
+        moq_buf_free(&m.prefix);
+        fail(e, moq_ietf_close_code(rv), "malformed SUBSCRIBE_NAMESPACE");
+        return;
+    }
+    if (!accept_request_id(e, m.request_id)) {
+        moq_buf_free(&m.prefix);
+        return;
+    }
+    moq_buf full;
+    moq_buf_init(&full);
+    const char *why = NULL;
+    uint64_t code = SUB_ERR_INTERNAL;
+    struct nswatch *nw = NULL;
+    if (!moq_perms_subscribe_overlaps(&s->perms, (const char *)m.prefix.data, m.prefix.len) ||
+        moq_session_global_path(s, m.prefix.data, m.prefix.len, &full) < 0) {
+        moq_info("ietf", "%s: refused: the peer may not see announcements under /%.*s", s->t->peer,
+                 (int)m.prefix.len, (const char *)m.prefix.data);
+        why = "unauthorized";
+        code = SUB_ERR_UNAUTHORIZED;
+    } else if (moq_u64map_get(&e->nswatches, m.request_id)) {
+        why = "duplicate request id";
+    } else if (!(nw = calloc(1, sizeof(*nw))) || !(nw->prefix = malloc(m.prefix.len + 1)) ||
+               moq_u64map_put(&e->nswatches, m.request_id, nw) < 0) {
+        why = "out of memory";
+    }
+    if (why) {
+        if (nw) free(nw->prefix);
+        free(nw);
+        refuse_on(e, st, MOQ_IETF_REQ_SUBSCRIBE_NAMESPACE, m.request_id, code, why);
+        if (st) {
+            st->kind = IS_IGNORE;
+            if (!st->send_done && moq_transport_write(s->t, st->sid, NULL, 0, true) == 0)
+                st->send_done = true;
+        }
+        moq_buf_free(&m.prefix);
+        moq_buf_free(&full);
+        return;
+    }
+    nw->e = e;
+    nw->request_id = m.request_id;
+    nw->st = st;
+    memcpy(nw->prefix, m.prefix.data, m.prefix.len);
+    nw->prefix[m.prefix.len] = '\0';
+    moq_map_init(&nw->announced);
+    if (st) {
+        st->obj = nw;
+        st->kind = IS_NS;
+    }
+    struct moq_ietf_request_ok ok = {.request_id = m.request_id};
+    moq_buf b;
+    moq_buf_init(&b);
+    if (moq_ietf_encode_request_ok(&b, e->c, MOQ_IETF_REQ_SUBSCRIBE_NAMESPACE, &ok) == 0)
+        send_on(e, st, &b);
+    moq_buf_free(&b);
+    /* the initial set follows the OK (PUBLISH_NAMESPACE requests, or NAMESPACE entries) */
+    if (moq_origin_watch(s->cfg.origin, full.data, full.len, 0, &nsw_ops, nw, &nw->watch) < 0)
+        nw->watch = NULL;
+    moq_debug("ietf", "%s: announcing /%s to the peer", s->t->peer, (const char *)full.data);
+    moq_buf_free(&m.prefix);
+    moq_buf_free(&full);
+}
+
+static void nswatch_free(struct nswatch *nw)
+{
+    if (nw->watch) moq_watch_close(nw->watch);
+    if (nw->st) nw->st->obj = NULL;
+    moq_u64map_del(&nw->e->nswatches, nw->request_id);
+    moq_map_free(&nw->announced);
+    free(nw->prefix);
+    free(nw);
+}
+
+static void on_unsubscribe_namespace(struct moq_ietf_engine *e, const uint8_t *body, size_t len)
+{
+    uint64_t id;
+    int rv = moq_ietf_decode_id_msg(e->c, body, len, &id);
+    if (rv < 0) {
+        fail(e, moq_ietf_close_code(rv), "malformed UNSUBSCRIBE_NAMESPACE");
+        return;
+    }
+    struct nswatch *nw = moq_u64map_get(&e->nswatches, id);
+    if (nw) nswatch_free(nw);
+}
+
+/* ---------------------------------------------------------------- consuming: upstream */
+
+static void usub_free(struct usub *us)
+{
+    struct moq_ietf_engine *e = us->e;
+    if (us->st) {
+        us->st->obj = NULL;
+        us->st->kind = IS_IGNORE;
+    }
+    moq_u64map_del(&e->ups, us->request_id);
+    if (us->ok && moq_u64map_get(&e->aliases, us->alias) == us) {
+        moq_u64map_del(&e->aliases, us->alias);
+        /* streams of it still coming are stopped rather than held for an alias */
+        if (moq_u64map_len(&e->released) >= MAX_RELEASED_ALIASES) moq_u64map_free(&e->released);
+        if (!e->s->closing) moq_u64map_put(&e->released, us->alias, (void *)1);
+    }
+    /* groups still arriving keep their group reference and lose the usub */
+    moq_list *pos;
+    for (pos = e->streams.next; pos != &e->streams; pos = pos->next) {
+        istream *st = moq_container_of(pos, istream, link);
+        struct gin *gi = st->kind == IS_GROUP_IN ? st->obj : NULL;
+        if (gi && gi->us == us) gi->us = NULL;
+    }
+    free(us);
+}
+
+/* GROUP_ORDER of our SUBSCRIBE: ascending when the subscribers want order, and while the
+ * only one is a moq-lite TRACK request (info only; its SUBSCRIBE follows, and the order is
+ * not updated upstream), so that a subscription starting before the first group gets the
+ * groups from there in order; descending (newest first) otherwise. */
+static uint8_t upstream_group_order(const moq_sub_prefs *prefs)
+{
+    return prefs->ordered || prefs->info_only ? 1 : 2;
+}
+
+static void pn_track_request(void *ctx, moq_route *route, moq_track *track,
+                             const moq_sub_prefs *prefs)
+{
+    struct pubns *pn = ctx;
+    struct moq_ietf_engine *e = pn->e;
+    if (e->s->closing) return;
+    struct usub *us = calloc(1, sizeof(*us));
+    uint64_t id;
+    if (!us || !take_request_id(e, &id) || moq_u64map_put(&e->ups, id, us) < 0) {
+        free(us);
+        moq_track_abort(track, route, MOQ_REASON_NOT_FOUND);
+        return;
+    }
+    us->e = e;
+    us->pn = pn;
+    us->track = track;
+    us->request_id = id;
+    if (e->c->request_streams) {
+        int64_t sid;
+        istream *st = NULL;
+        bool opened = moq_transport_open(e->s->t, true, &sid) == 0;
+        if (!opened || !(st = st_new(e, sid, IS_UP, true))) {
+            if (opened) e->s->t->ops->reset(e->s->t, sid, MOQ_IETF_STREAM_INTERNAL_ERROR);
+            moq_u64map_del(&e->ups, id);
+            free(us);
+            moq_track_abort(track, route, MOQ_REASON_NOT_FOUND);
+            return;
+        }
+        st->obj = us;
+        us->st = st;
+    }
+    size_t name_len;
+    const uint8_t *name = moq_track_name(track, &name_len);
+    struct moq_ietf_subscribe m = {.request_id = id,
+                                   .priority = (uint8_t)(255 - prefs->priority),
+                                   .group_order = upstream_group_order(prefs),
+                                   .forward = true,
+                                   .want_properties = true};
+    m.track = moq_str_make(name, name_len);
+    /* moq-lite's join point, the start of the latest group: draft-20 says so by sending no
+     * filter (its {0, 0} joins mid-group); earlier drafts by Largest Object */
+    m.filter.kind =
+        e->c->filter == MOQ_IETF_FILTER_FIELDS ? MOQ_IETF_FILTER_NONE : MOQ_IETF_FILTER_LARGEST;
+    if (prefs->has_start) {
+        m.filter.kind = MOQ_IETF_FILTER_ABSOLUTE;
+        m.filter.start_group = prefs->start_group;
+    }
+    moq_buf b;
+    moq_buf_init(&b);
+    if (moq_ietf_encode_subscribe(&b, e->c, &m, moq_str_make(pn->path, strlen(pn->path))) == 0)
+        send_on(e, us->st, &b);
+    moq_buf_free(&b);
+    moq_debug("ietf", "%s: SUBSCRIBE %llu /%s track %.*s upstream", e->s->t->peer,
+              (unsigned long long)id, pn->path, (int)name_len, (const char *)name);
+}
+
+static struct usub *usub_of_track(struct moq_ietf_engine *e, moq_track *track)
+{
+    size_t it = 0;
+    uint64_t key;
+    void *v;
+    while (moq_u64map_next(&e->ups, &it, &key, &v)) {
+        struct usub *us = v;
+        if (us->track == track) return us;
+    }
+    return NULL;
+}
+
+static void pn_track_release(void *ctx, moq_route *route, moq_track *track)
+{
+    struct pubns *pn = ctx;
+    struct moq_ietf_engine *e = pn->e;
+    struct usub *us = usub_of_track(e, track);
+    if (!us) return;
+    us->released = true;
+    us->track = NULL;
+    if (!e->s->closing)
+        moq_debug("ietf", "%s: SUBSCRIBE %llu /%s upstream released", e->s->t->peer,
+                  (unsigned long long)us->request_id, pn->path);
+    if (us->st) {
+        /* 17+: STOP_SENDING and our FIN on the request stream unsubscribe */
+        st_stop(us->st, MOQ_IETF_STREAM_CANCELLED);
+        st_fin(us->st);
+    } else if (!e->s->closing) {
+        moq_buf b;
+        moq_buf_init(&b);
+        if (moq_ietf_encode_id_msg(&b, e->c, MOQ_IETF_UNSUBSCRIBE, us->request_id) == 0)
+            send_control(e, &b);
+        moq_buf_free(&b);
+    }
+    usub_free(us);
+    pubns_ending_check(pn);
+}
+
+static const moq_producer_ops pubns_ops = {
+    .track_request = pn_track_request,
+    .track_release = pn_track_release,
+};
+
+static struct pubns *pubns_find(struct moq_ietf_engine *e, const uint8_t *path, size_t len)
+{
+    moq_list *pos;
+    for (pos = e->pubns.next; pos != &e->pubns; pos = pos->next) {
+        struct pubns *pn = moq_container_of(pos, struct pubns, link);
+        if (strlen(pn->path) == len && memcmp(pn->path, path, len) == 0) return pn;
+    }
+    return NULL;
+}
+
+static struct pubns *pubns_by_id(struct moq_ietf_engine *e, uint64_t request_id)
+{
+    moq_list *pos;
+    for (pos = e->pubns.next; pos != &e->pubns; pos = pos->next) {
+        struct pubns *pn = moq_container_of(pos, struct pubns, link);
+        if (pn->request_id == request_id) return pn;
+    }
+    return NULL;
+}
+
+/* PUBLISH_NAMESPACE on the control stream (st NULL) or on its own stream (17+, where the
+ * stream's end withdraws it). */
+static void on_publish_namespace(struct moq_ietf_engine *e, istream *st, const uint8_t *body,
+                                 size_t len)
+{
+    moq_session *s = e->s;
+    struct moq_ietf_publish_namespace m;
+    int rv = moq_ietf_decode_publish_namespace(e->c, body, len, &m);
+    if (rv < 0) {
+        moq_buf_free(&m.ns);
+        fail(e, moq_ietf_close_code(rv), "malformed PUBLISH_NAMESPACE");
+        return;
+    }
+    if (!accept_request_id(e, m.request_id)) {
+        moq_buf_free(&m.ns);
+        return;
+    }
+    moq_buf full;
+    moq_buf_init(&full);
+    const char *why = NULL;
+    if (!moq_perms_can_publish(&s->perms, (const char *)m.ns.data, m.ns.len))
+        why = "unauthorized";
+    else if (pubns_find(e, m.ns.data, m.ns.len))
+        why = "duplicate namespace";
+    else if (moq_session_global_path(s, m.ns.data, m.ns.len, &full) < 0)
+        why = "bad namespace";
+    struct pubns *pn = why ? NULL : calloc(1, sizeof(*pn));
+    if (!why && (!pn || !(pn->path = malloc(m.ns.len + 1)))) why = "out of memory";
+    if (!why) {
+        memcpy(pn->path, m.ns.data, m.ns.len);
+        pn->path[m.ns.len] = '\0';
+        pn->e = e;
+        pn->request_id = m.request_id;
+        if (st) {
+            pn->st = st;
+            st->kind = IS_PUBNS;
+            st->obj = pn;
+        }
+        moq_list_push_back(&e->pubns, &pn->link);
+        /* the OK first: subscriptions the announcement triggers follow it */
+        struct moq_ietf_request_ok ok = {.request_id = m.request_id};
+        moq_buf b;
+        moq_buf_init(&b);
+        if (moq_ietf_encode_request_ok(&b, e->c, MOQ_IETF_REQ_PUBLISH_NAMESPACE, &ok) == 0)
+            send_on(e, st, &b);
+        moq_buf_free(&b);
+        rv = moq_origin_announce(s->cfg.origin, full.data, full.len, NULL, 0, &pubns_ops, pn,
+                                 &pn->route);
+        if (rv < 0) {
+            pn->route = NULL;
+            moq_warn("ietf", "%s: cannot announce /%s: %s", s->t->peer, (const char *)full.data,
+                     moq_strerror(rv));
+        } else {
+            moq_info("ietf", "%s: the peer publishes /%s", s->t->peer, (const char *)full.data);
+            s->stats.announces_in++;
+        }
+    } else {
+        if (pn) free(pn);
+        moq_info("ietf", "%s: PUBLISH_NAMESPACE /%.*s refused: %s", s->t->peer, (int)m.ns.len,
+                 (const char *)m.ns.data, why);
+        refuse_on(e, st, MOQ_IETF_REQ_PUBLISH_NAMESPACE, m.request_id, SUB_ERR_UNAUTHORIZED, why);
+        st_fin(st);
+    }
+    moq_buf_free(&full);
+    moq_buf_free(&m.ns);
+}
+
+static void pubns_free(struct pubns *pn, bool graceful)
+{
+    struct moq_ietf_engine *e = pn->e;
+    pn->busy++; /* its tracks are released from inside */
+    pn->ending = false;
+    moq_list_remove(&pn->link);
+    moq_str suffix;
+    if (pn->ns &&
+        moq_path_strip_prefix(moq_str_make(pn->path, strlen(pn->path)),
+                              moq_str_make(pn->ns->prefix, strlen(pn->ns->prefix)), &suffix) == 0)
+        moq_map_del(&pn->ns->routes, suffix.ptr, suffix.len);
+    if (pn->st) {
+        st_fin(pn->st);
+        pn->st->obj = NULL;
+        pn->st->kind = IS_IGNORE;
+    }
+    if (pn->route) {
+        if (graceful)
+            moq_route_unannounce(pn->route);
+        else
+            moq_route_lost(pn->route, now_us(e));
+    }
+    free(pn->path);
+    free(pn);
+}
+
+/* Whether a subscription of ours still receives from pn's route. */
+static bool pubns_feeds(const struct pubns *pn)
+{
+    size_t it = 0;
+    void *v;
+    while (moq_u64map_next(&pn->e->ups, &it, NULL, &v)) {
+        const struct usub *us = v;
+        if (us->pn == pn && us->track && !us->released && !us->finished) return true;
+    }
+    return false;
+}
+
+static void pubns_ending_check(struct pubns *pn)
+{
+    if (pn->ending && !pn->busy && !pubns_feeds(pn)) pubns_free(pn, true);
+}
+
+/* The peer ended an announcement. A subscription runs until its PUBLISH_DONE and the
+ * streams it counts arrived (they may come after the announcement's end), so while one of
+ * ours still receives from the route it is only withdrawn. */
+static void pubns_end(struct pubns *pn, bool graceful)
+{
+    struct moq_ietf_engine *e = pn->e;
+    if (!graceful || e->s->closing || !pn->route || !pubns_feeds(pn)) {
+        pubns_free(pn, graceful);
+        return;
+    }
+    if (pn->ending) return;
+    if (pn->st) {
+        st_fin(pn->st);
+        pn->st->obj = NULL;
+        pn->st->kind = IS_IGNORE;
+        pn->st = NULL;
+    }
+    moq_str suffix;
+    if (pn->ns &&
+        moq_path_strip_prefix(moq_str_make(pn->path, strlen(pn->path)),
+                              moq_str_make(pn->ns->prefix, strlen(pn->ns->prefix)), &suffix) == 0)
+        moq_map_del(&pn->ns->routes, suffix.ptr, suffix.len);
+    pn->ns = NULL;
+    pn->request_id = UINT64_MAX;
+    pn->ending = true;
+    pn->ending_deadline = now_us(e) + ENDING_MAX_US;
+    pn->busy++;
+    moq_route_withdraw(pn->route);
+    pn->busy--;
+    moq_session_deadline_changed(e->s);
+    pubns_ending_check(pn);
+}
+
+static void on_publish_namespace_done(struct moq_ietf_engine *e, const uint8_t *body, size_t len)
+{
+    struct moq_ietf_namespace_done m;
+    int rv = moq_ietf_decode_publish_namespace_done(e->c, false, body, len, &m);
+    if (rv < 0) {
+        moq_buf_free(&m.ns);
+        fail(e, moq_ietf_close_code(rv), "malformed PUBLISH_NAMESPACE_DONE");
+        return;
+    }
+    struct pubns *pn =
+        e->c->ns_done_by_id ? pubns_by_id(e, m.request_id) : pubns_find(e, m.ns.data, m.ns.len);
+    moq_buf_free(&m.ns);
+    if (pn) pubns_end(pn, true);
+}
+
+static void on_subscribe_ok(struct moq_ietf_engine *e, istream *st, const uint8_t *body,
+                            size_t len);
+static void on_subscribe_error(struct moq_ietf_engine *e, istream *st, const uint8_t *body,
+                               size_t len);
+static void on_publish_done(struct moq_ietf_engine *e, istream *st, const uint8_t *body,
+                            size_t len);
+
+/* ---------------------------------------------------------------- consuming: groups in */
+
+static void gin_free(struct gin *gi)
+{
+    struct moq_ietf_engine *e = gi->st->e;
+    if (gi->waiting) {
+        moq_list_remove(&gi->wait_link);
+        e->n_alias_wait--;
+    }
+    moq_frame_asm_clear(&gi->fa, e->s);
+    if (gi->group) {
+        if (moq_group_state(gi->group, NULL) == MOQ_GROUP_OPEN)
+            moq_group_abort(gi->group, MOQ_REASON_CANCEL);
+        moq_group_unref(gi->group);
+    }
+    moq_buf_free(&gi->held);
+    free(gi);
+}
+
+static void gin_drop(struct gin *gi, uint64_t code)
+{
+    istream *st = gi->st;
+    st_stop(st, code);
+    st->kind = IS_IGNORE;
+    st->obj = NULL;
+    gin_free(gi);
+}
+
+static bool gin_begin(struct gin *gi, struct usub *us)
+{
+    struct moq_ietf_engine *e = gi->st->e;
+    gi->us = us;
+    if (!us->track || us->released) return false;
+    int rv =
+        moq_track_begin_group(us->track, us->pn->route, gi->p.header.group, now_us(e), &gi->group);
+    if (rv < 0) {
+        gi->group = NULL;
+        return false;
+    }
+    if (!us->has_seq || gi->p.header.group > us->max_seq) us->max_seq = gi->p.header.group;
+    us->has_seq = true;
+    us->streams++;
+    e->s->stats.groups_in++;
+    usub_check_done(us);
+    return true;
+}
+
+static void gin_data(struct gin *gi, const uint8_t *data, size_t len, bool fin);
+
+static void gin_wait(struct gin *gi, const uint8_t *data, size_t len, bool fin)
+{
+    struct moq_ietf_engine *e = gi->st->e;
+    if (!gi->waiting) {
+        if (e->n_alias_wait >= MAX_ALIAS_WAIT_STREAMS) {
+            gin_drop(gi, MOQ_IETF_STREAM_CANCELLED);
+            return;
+        }
+        gi->waiting = true;
+        e->n_alias_wait++;
+        moq_list_push_back(&e->alias_wait, &gi->wait_link);
+    }
+    if (gi->held.len + len > MAX_ALIAS_WAIT_BYTES || moq_buf_append(&gi->held, data, len) < 0) {
+        gin_drop(gi, MOQ_IETF_STREAM_CANCELLED);
+        return;
+    }
+    gi->held_fin = fin;
+}
+
+/* The alias of waiting streams became known. */
+static void release_alias_waiters(struct moq_ietf_engine *e, struct usub *us)
+{
+    moq_list *pos, *tmp;
+    moq_list_each(pos, tmp, &e->alias_wait)
+    {
+        struct gin *gi = moq_container_of(pos, struct gin, wait_link);
+        if (gi->p.header.track_alias != us->alias) continue;
+        moq_list_remove(&gi->wait_link);
+        e->n_alias_wait--;
+        gi->waiting = false;
+        if (!gin_begin(gi, us)) {
+            gin_drop(gi, MOQ_IETF_STREAM_CANCELLED);
+            continue;
+        }
+        moq_buf held = gi->held;
+        moq_buf_init(&gi->held);
+        gin_data(gi, held.data, held.len, gi->held_fin);
+        moq_buf_free(&held);
+        if (e->s->closing) return;
+    }
+}
+
+static void gin_data(struct gin *gi, const uint8_t *data, size_t len, bool fin)
+{
+    struct moq_ietf_engine *e = gi->st->e;
+    moq_session *s = e->s;
+    if (gi->waiting) {
+        gin_wait(gi, data, len, fin);
+        return;
+    }
+    struct moq_ietf_sg_ev ev;
+    int rv;
+    while ((rv = moq_ietf_sg_next(&gi->p, &data, &len, &ev)) > 0) {
+        switch (ev.kind) {
+        case MOQ_IETF_SG_HEADER: {
+            if (ev.header.subgroup != 0 || ev.header.subgroup_first) {
+                gin_drop(gi, MOQ_IETF_STREAM_CANCELLED); /* moq-lite has one subgroup */
+                return;
+            }
+            struct usub *us = moq_u64map_get(&e->aliases, ev.header.track_alias);
+            if (!us && moq_u64map_get(&e->released, ev.header.track_alias)) {
+                gin_drop(gi, MOQ_IETF_STREAM_CANCELLED); /* we unsubscribed */
+                return;
+            }
+            if (!us) {
+                gin_wait(gi, data, len, fin);
+                return;
+            }
+            if (!gin_begin(gi, us)) {
+                gin_drop(gi, MOQ_IETF_STREAM_CANCELLED);
+                return;
+            }
+            break;
+        }
+        case MOQ_IETF_SG_OBJECT: {
+            uint64_t expect = moq_group_frame_count(gi->group);
+            if (ev.object_id != expect) {
+                fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "object ids with a gap");
+                return;
+            }
+            rv = moq_frame_asm_begin(&gi->fa, s, moq_session_wall_ms(s), ev.size);
+            if (rv < 0) {
+                moq_group_abort(gi->group, MOQ_REASON_FRAME_TOO_LARGE);
+                gin_drop(gi, MOQ_IETF_STREAM_CANCELLED);
+                return;
+            }
+            break;
+        }
+        case MOQ_IETF_SG_PAYLOAD:
+            moq_frame_asm_payload(&gi->fa, ev.data, ev.len);
+            /* a frame that takes long to arrive keeps its group from expiring meanwhile */
+            moq_group_touch(gi->group, moq_session_now(s));
+            break;
+        case MOQ_IETF_SG_OBJECT_END:
+            if (moq_frame_asm_end(&gi->fa, s, gi->group) < 0) {
+                gin_drop(gi, MOQ_IETF_STREAM_CANCELLED);
+                return;
+            }
+            break;
+        default: /* end of group: the FIN follows */
+            break;
+        }
+    }
+    if (rv < 0) {
+        fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "malformed subgroup stream");
+        return;
+    }
+    if (!fin) return;
+    if (!moq_ietf_sg_idle(&gi->p) || !gi->group) {
+        if (gi->group) moq_group_abort(gi->group, MOQ_REASON_CANCEL);
+    } else {
+        moq_group_finish(gi->group, now_us(e));
+    }
+    istream *st = gi->st;
+    st->kind = IS_IGNORE;
+    st->obj = NULL;
+    gin_free(gi);
+}
+
+/* ---------------------------------------------------------------- SETUP and control */
+
+static void authorize(struct moq_ietf_engine *e, const struct moq_ietf_setup *setup)
+{
+    moq_session *s = e->s;
+    char path[1024] = "/";
+    moq_str sp = moq_ietf_setup_bytes(setup, MOQ_IETF_OPT_PATH);
+    if (s->t->path)
+        snprintf(path, sizeof(path), "%s", s->t->path);
+    else if (sp.len && sp.len < sizeof(path))
+        snprintf(path, sizeof(path), "%.*s", (int)sp.len, sp.ptr);
+    moq_perms perms = {0};
+    uint64_t code = s->cfg.authorize(s->cfg.ctx, s, path, MOQ_ROLE_BOTH, &perms);
+    if (code == 0 && !perms.root && !(perms.root = strdup(""))) code = 1;
+    if (code == 0 && perms.publish.len == 0 && perms.subscribe.len == 0) code = 1;
+    if (code != 0) {
+        moq_perms_free(&perms);
+        fail(e, MOQ_IETF_UNAUTHORIZED, "not authorized");
+        return;
+    }
+    s->perms = perms;
+    s->authorized = true;
+    if (perms.expires > 0) {
+        uint64_t now = now_us(e), wall = s->cfg.clock->wall_us(s->cfg.clock->ctx);
+        uint64_t at = (uint64_t)perms.expires * MOQ_US_PER_S;
+        e->expiry_deadline = at <= wall ? now : now + (at - wall);
+    }
+}
+
+static void on_client_setup(struct moq_ietf_engine *e, uint64_t type, const uint8_t *body,
+                            size_t len)
+{
+    moq_session *s = e->s;
+    if (type != (e->c->uni_setup ? MOQ_IETF_SETUP : MOQ_IETF_CLIENT_SETUP)) {
+        fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "expected CLIENT_SETUP");
+        return;
+    }
+    struct moq_ietf_setup setup;
+    int rv = moq_ietf_decode_setup(e->c, true, body, len, &setup);
+    if (rv < 0) {
+        fail(e, moq_ietf_close_code(rv), "malformed CLIENT_SETUP");
+        return;
+    }
+    bool offered = !e->c->setup_versions; /* 15+: the ALPN chose the draft */
+    for (size_t i = 0; i < setup.n_versions; i++)
+        if (setup.versions[i] == e->c->code) offered = true;
+    if (!offered) {
+        fail(e, MOQ_IETF_VERSION_NEGOTIATION_FAILED, "no supported version offered");
+        return;
+    }
+    uint64_t limit = 0;
+    moq_ietf_setup_number(&setup, MOQ_IETF_OPT_MAX_REQUEST_ID, &limit);
+    e->peer_limit = limit;
+    e->setup_done = true;
+    e->setup_deadline = UINT64_MAX;
+    authorize(e, &setup);
+    if (s->closing) return;
+    struct moq_ietf_setup_out out = {.version = e->c->code,
+                                     .has_max_request_id = e->c->max_request_id,
+                                     .max_request_id = e->granted,
+                                     .implementation = "moq-relay"};
+    int64_t sid = e->control ? e->control->sid : -1;
+    if (e->c->uni_setup) { /* 17+: our SETUP opens a uni stream of our own */
+        istream *st = NULL;
+        if (moq_transport_open(s->t, false, &sid) < 0 || !(st = st_new(e, sid, IS_IGNORE, false))) {
+            fail(e, MOQ_IETF_INTERNAL_ERROR, "cannot open the SETUP stream");
+            return;
+        }
+        e->setup_out = st;
+    }
+    moq_buf b;
+    moq_buf_init(&b);
+    rv = moq_ietf_encode_setup(&b, e->c, false, &out);
+    if (rv == 0) rv = moq_transport_write_bytes(s->t, sid, b.data, b.len, false);
+    moq_buf_free(&b);
+    if (rv < 0) {
+        fail(e, MOQ_IETF_INTERNAL_ERROR, "cannot send SETUP");
+        return;
+    }
+    moq_session_deadline_changed(s);
+    moq_debug("ietf", "%s: %s session authorized at /%s", s->t->peer, e->c->name, s->perms.root);
+}
+
+static void on_control_msg(struct moq_ietf_engine *e, uint64_t type, const uint8_t *body,
+                           size_t len)
+{
+    if (!e->setup_done) {
+        if (e->s->t->is_client)
+            on_server_setup(e, type, body, len);
+        else
+            on_client_setup(e, type, body, len);
+        return;
+    }
+    switch (type) {
+    case MOQ_IETF_SUBSCRIBE:
+        on_subscribe(e, NULL, body, len);
+        break;
+    case MOQ_IETF_UNSUBSCRIBE:
+        on_unsubscribe(e, body, len);
+        break;
+    case MOQ_IETF_SUBSCRIBE_NAMESPACE_V1:
+        if (e->c->ns_stream) {
+            fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "SUBSCRIBE_NAMESPACE on the control stream");
+            return;
+        }
+        on_subscribe_namespace(e, NULL, type, body, len);
+        break;
+    case MOQ_IETF_UNSUBSCRIBE_NAMESPACE:
+        on_unsubscribe_namespace(e, body, len);
+        break;
+    case MOQ_IETF_PUBLISH_NAMESPACE:
+        on_publish_namespace(e, NULL, body, len);
+        break;
+    case MOQ_IETF_PUBLISH_NAMESPACE_DONE:
+        on_publish_namespace_done(e, body, len);
+        break;
+    case MOQ_IETF_SUBSCRIBE_OK:
+        on_subscribe_ok(e, NULL, body, len);
+        break;
+    case MOQ_IETF_REQUEST_ERROR:
+        on_subscribe_error(e, NULL, body, len);
+        break;
+    case MOQ_IETF_PUBLISH_DONE:
+        on_publish_done(e, NULL, body, len);
+        break;
+    case MOQ_IETF_REQUEST_OK:             /* PUBLISH_NAMESPACE_OK for what we advertised */
+    case MOQ_IETF_SUBSCRIBE_NAMESPACE_OK: /* draft-14 */
+        on_request_ok(e, body, len);
+        break;
+    case MOQ_IETF_SUBSCRIBE_NAMESPACE_ERROR: /* draft-14 */
+        on_subscribe_error(e, NULL, body, len);
+        break;
+    case MOQ_IETF_NAMESPACE:                /* PUBLISH_NAMESPACE_ERROR */
+    case MOQ_IETF_PUBLISH_NAMESPACE_CANCEL: /* the peer no longer wants one */
+    case MOQ_IETF_REQUESTS_BLOCKED:
+    case MOQ_IETF_REQUEST_UPDATE:
+        break;
+    case MOQ_IETF_MAX_REQUEST_ID: {
+        uint64_t id;
+        int rv = moq_ietf_decode_id_msg(e->c, body, len, &id);
+        if (rv < 0 || id < e->peer_limit) {
+            fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "bad MAX_REQUEST_ID");
+            return;
+        }
+        e->peer_limit = id;
+        break;
+    }
+    case MOQ_IETF_GOAWAY:
+        fail(e, MOQ_IETF_NO_ERROR, "peer sent GOAWAY");
+        break;
+    case MOQ_IETF_FETCH: {
+        uint64_t id = 0;
+        struct moq_ietf_fetch f;
+        int rv = moq_ietf_decode_fetch(e->c, body, len, &f);
+        id = f.request_id;
+        moq_buf_free(&f.ns);
+        if (rv < 0) {
+            fail(e, moq_ietf_close_code(rv), "malformed FETCH");
+            return;
+        }
+        if (accept_request_id(e, id))
+            refuse(e, MOQ_IETF_REQ_FETCH, id, SUB_ERR_NOT_SUPPORTED, "fetch not supported");
+        break;
+    }
+    case MOQ_IETF_TRACK_STATUS:
+    case MOQ_IETF_PUBLISH: {
+        uint64_t id;
+        ietf_r r;
+        ir_init(&r, body, len, e->c);
+        id = ir_varint(&r);
+        if (r.err) {
+            fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "malformed request");
+            return;
+        }
+        if (accept_request_id(e, id))
+            refuse(e, type == MOQ_IETF_PUBLISH ? MOQ_IETF_REQ_PUBLISH : MOQ_IETF_REQ_TRACK_STATUS,
+                   id, SUB_ERR_NOT_SUPPORTED, "not supported");
+        break;
+    }
+    default:
+        fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "unknown control message");
+        break;
+    }
+}
+
+/* One message at p[0..left): 1 with its type, header and body length, 0 when incomplete,
+ * < 0 when malformed. */
+static int msg_frame(struct moq_ietf_engine *e, const uint8_t *p, size_t left, uint64_t *type,
+                     size_t *hdr, size_t *body_len)
+{
+    int n = moq_ietf_varint_get(e->c, p, left, type);
+    if (n == MOQ_ERR_AGAIN) return 0;
+    if (n < 0) return n;
+    if (left < (size_t)n + 2) return 0;
+    *hdr = (size_t)n + 2;
+    *body_len = ((size_t)p[n] << 8) | p[n + 1];
+    return left < *hdr + *body_len ? 0 : 1;
+}
+
+/* A request this relay does not serve on its own stream (17+): refused there. */
+static void refuse_request(struct moq_ietf_engine *e, istream *st, uint64_t type,
+                           const uint8_t *body, size_t len)
+{
+    ietf_r r;
+    ir_init(&r, body, len, e->c);
+    uint64_t id = ir_varint(&r);
+    if (r.err) {
+        fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "malformed request");
+        return;
+    }
+    enum moq_ietf_request_kind kind = type == MOQ_IETF_FETCH     ? MOQ_IETF_REQ_FETCH
+                                      : type == MOQ_IETF_PUBLISH ? MOQ_IETF_REQ_PUBLISH
+                                                                 : MOQ_IETF_REQ_TRACK_STATUS;
+    refuse_on(e, st, kind, id, SUB_ERR_NOT_SUPPORTED, "not supported");
+    st_fin(st);
+}
+
+/* The first message of a request stream names the request. */
+static void on_request(struct moq_ietf_engine *e, istream *st, uint64_t type, const uint8_t *body,
+                       size_t len)
+{
+    const moq_ietf_caps *c = e->c;
+    uint64_t ns_type = c->ns_v2 ? MOQ_IETF_SUBSCRIBE_NAMESPACE_V2 : MOQ_IETF_SUBSCRIBE_NAMESPACE_V1;
+    if (type == ns_type)
+        on_subscribe_namespace(e, st, type, body, len);
+    else if (c->request_streams && type == MOQ_IETF_SUBSCRIBE)
+        on_subscribe(e, st, body, len);
+    else if (c->request_streams && type == MOQ_IETF_PUBLISH_NAMESPACE)
+        on_publish_namespace(e, st, body, len);
+    else if (c->request_streams &&
+             (type == MOQ_IETF_FETCH || type == MOQ_IETF_PUBLISH || type == MOQ_IETF_TRACK_STATUS))
+        refuse_request(e, st, type, body, len);
+    else
+        fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "unexpected request on a stream");
+    if (!e->s->closing && st->kind == IS_REQ) st->kind = IS_IGNORE; /* refused */
+}
+
+/* ---- what each kind of message stream does with the peer's messages and with its end ---- */
+
+static void unexpected_msg(istream *st, uint64_t type, const uint8_t *body, size_t len)
+{
+    fail(st->e, MOQ_IETF_PROTOCOL_VIOLATION, "unexpected message on a request stream");
+}
+
+/* The first message of a request stream names the request. */
+static void req_msg(istream *st, uint64_t type, const uint8_t *body, size_t len)
+{
+    on_request(st->e, st, type, body, len);
+}
+
+/* The peer's SUBSCRIBE or PUBLISH_NAMESPACE: only priority updates may follow. */
+static void update_msg(istream *st, uint64_t type, const uint8_t *body, size_t len)
+{
+    if (type != MOQ_IETF_REQUEST_UPDATE) unexpected_msg(st, type, body, len);
+}
+
+/* Answers to our SUBSCRIBE (17+). */
+static void up_msg(istream *st, uint64_t type, const uint8_t *body, size_t len)
+{
+    struct moq_ietf_engine *e = st->e;
+    if (type == MOQ_IETF_SUBSCRIBE_OK)
+        on_subscribe_ok(e, st, body, len);
+    else if (type == MOQ_IETF_REQUEST_ERROR)
+        on_subscribe_error(e, st, body, len);
+    else if (type == MOQ_IETF_PUBLISH_DONE)
+        on_publish_done(e, st, body, len);
+    else
+        fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "unexpected answer to SUBSCRIBE");
+}
+
+/* The peer's SETUP stream (17+): its SETUP, then GOAWAY. */
+static void setup_msg(istream *st, uint64_t type, const uint8_t *body, size_t len)
+{
+    struct moq_ietf_engine *e = st->e;
+    if (!e->setup_done && e->s->t->is_client)
+        on_server_setup(e, type, body, len);
+    else if (!e->setup_done)
+        on_client_setup(e, type, body, len);
+    else if (type == MOQ_IETF_GOAWAY)
+        fail(e, MOQ_IETF_NO_ERROR, "peer sent GOAWAY");
+}
+
+static void nsub_msg(istream *st, uint64_t type, const uint8_t *body, size_t len)
+{
+    on_nsub_msg(st->obj, type, body, len);
+}
+
+/* Answers to our PUBLISH_NAMESPACE (17+). */
+static void pubout_msg(istream *st, uint64_t type, const uint8_t *body, size_t len)
+{
+    if (type == MOQ_IETF_REQUEST_OK)
+        request_accepted(st->e, st->obj, NULL);
+    else if (type == MOQ_IETF_REQUEST_ERROR)
+        moq_warn("ietf", "%s: the peer refused PUBLISH_NAMESPACE /%s", st->e->s->t->peer,
+                 ((struct pubout *)st->obj)->path);
+}
+
+/* The end handlers return false when the stream is to stay as it is; otherwise our side
+ * follows the peer's (FIN or reset) and the stream is ignored from then on. */
+
+static bool ns_end(istream *st, bool graceful)
+{
+    if (st->obj) nswatch_free(st->obj); /* the peer unsubscribed */
+    return true;
+}
+
+static bool sub_end(istream *st, bool graceful)
+{
+    struct dsub *ds = st->obj;
+    if (ds) {
+        ds->over = true;
+        dsub_free(ds);
+    }
+    return true;
+}
+
+static bool pubns_stream_end(istream *st, bool graceful)
+{
+    if (st->obj) pubns_end(st->obj, graceful);
+    return true;
+}
+
+/* Our SUBSCRIBE's stream: the peer's FIN comes after PUBLISH_DONE; a reset ends the track. */
+static bool up_end(istream *st, bool graceful)
+{
+    struct usub *us = st->obj;
+    if (!us || graceful) return false;
+    moq_track *track = us->track;
+    moq_route *route = us->pn->route;
+    us->released = true;
+    us->track = NULL;
+    usub_free(us);
+    if (track) moq_track_abort(track, route, MOQ_REASON_CANCEL);
+    return false;
+}
+
+static bool setup_end(istream *st, bool graceful)
+{
+    if (graceful) fail(st->e, MOQ_IETF_PROTOCOL_VIOLATION, "SETUP stream closed");
+    return false;
+}
+
+static bool nsub_end(istream *st, bool graceful)
+{
+    if (st->obj) nsub_free(st->obj, graceful);
+    return true;
+}
+
+static bool pubout_end(istream *st, bool graceful)
+{
+    if (st->obj) ((struct pubout *)st->obj)->st = NULL; /* withdrawn by the peer */
+    st->obj = NULL;
+    return true;
+}
+
+struct is_ops {
+    /* one whole message; NULL for the kinds that are not message streams */
+    void (*msg)(istream *st, uint64_t type, const uint8_t *body, size_t len);
+    /* the peer ended its side (reset: !graceful); NULL: nothing but following it */
+    bool (*end)(istream *st, bool graceful);
+};
+
+static const struct is_ops not_msg_ops = {0};
+static const struct is_ops req_ops = {req_msg, NULL};
+static const struct is_ops ns_ops = {unexpected_msg, ns_end};
+static const struct is_ops sub_ops = {update_msg, sub_end};
+static const struct is_ops pubns_stream_ops = {update_msg, pubns_stream_end};
+static const struct is_ops up_ops = {up_msg, up_end};
+static const struct is_ops setup_ops = {setup_msg, setup_end};
+static const struct is_ops nsub_ops = {nsub_msg, nsub_end};
+static const struct is_ops pubout_ops = {pubout_msg, pubout_end};
+
+static const struct is_ops *const kind_ops[] = {
+    [IS_NEW] = &not_msg_ops,
+    [IS_CONTROL] = &not_msg_ops,
+    [IS_GROUP_IN] = &not_msg_ops,
+    [IS_GROUP_OUT] = &not_msg_ops,
+    [IS_REQ] = &req_ops,
+    [IS_NS] = &ns_ops,
+    [IS_SUB] = &sub_ops,
+    [IS_PUBNS] = &pubns_stream_ops,
+    [IS_UP] = &up_ops,
+    [IS_SETUP] = &setup_ops,
+    [IS_NSUB] = &nsub_ops,
+    [IS_PUBOUT] = &pubout_ops,
+    [IS_IGNORE] = &not_msg_ops,
+};
+_Static_assert(sizeof(kind_ops) / sizeof(kind_ops[0]) == IS_IGNORE + 1,
+               "every stream kind has its operations");
+
+static void on_stream_msg(struct moq_ietf_engine *e, istream *st, uint64_t type,
+                          const uint8_t *body, size_t len)
+{
+    const struct is_ops *o = kind_ops[st->kind];
+    (o->msg ? o->msg : unexpected_msg)(st, type, body, len);
+}
+
+/* The peer ended its side of a message stream (reset: !graceful). */
+static void on_stream_end(struct moq_ietf_engine *e, istream *st, bool graceful)
+{
+    const struct is_ops *o = kind_ops[st->kind];
+    if (o->end && !o->end(st, graceful)) return;
+    if (graceful)
+        st_fin(st);
+    else
+        st_reset(st, MOQ_IETF_STREAM_CANCELLED);
+    st->kind = IS_IGNORE;
+}
+
+/* A stream of framed messages: request streams (16+) and the SETUP stream (17+). */
+static bool is_msg_stream(const istream *st)
+{
+    return kind_ops[st->kind]->msg != NULL;
+}
+
+static void msg_stream_data(struct moq_ietf_engine *e, istream *st, const uint8_t *data, size_t len,
+                            bool fin)
+{
+    if (moq_buf_append(&st->in, data, len) < 0) {
+        fail(e, MOQ_IETF_INTERNAL_ERROR, "out of memory");
+        return;
+    }
+    uint64_t type;
+    size_t hdr, body_len, off = 0;
+    int n;
+    while (st->kind != IS_IGNORE &&
+           (n = msg_frame(e, st->in.data + off, st->in.len - off, &type, &hdr, &body_len)) != 0) {
+        if (n < 0) {
+            fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "malformed message on a request stream");
+            return;
+        }
+        const uint8_t *body = st->in.data + off + hdr;
+        off += hdr + body_len;
+        on_stream_msg(e, st, type, body, body_len);
+        if (e->s->closing) return;
+    }
+    if (off) {
+        memmove(st->in.data, st->in.data + off, st->in.len - off);
+        st->in.len -= off;
+    }
+    if (st->in.len > MAX_MSG_BYTES) {
+        fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "message too long");
+        return;
+    }
+    if (fin && st->kind != IS_IGNORE) on_stream_end(e, st, true);
+}
+
+/* Frame control messages out of the stream's bytes. */
+static void control_data(struct moq_ietf_engine *e, const uint8_t *data, size_t len, bool fin)
+{
+    moq_session *s = e->s;
+    if (moq_buf_append(&e->ctrl_in, data, len) < 0) {
+        fail(e, MOQ_IETF_INTERNAL_ERROR, "out of memory");
+        return;
+    }
+    size_t off = 0;
+    while (!s->closing) {
+        uint64_t type;
+        size_t hdr, body_len;
+        int n = msg_frame(e, e->ctrl_in.data + off, e->ctrl_in.len - off, &type, &hdr, &body_len);
+        if (n == 0) break;
+        if (n < 0) {
+            fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "malformed control message");
+            return;
+        }
+        const uint8_t *body = e->ctrl_in.data + off + hdr;
+        off += hdr + body_len;
+        on_control_msg(e, type, body, body_len);
+    }
+    if (s->closing) return;
+    if (off) {
+        memmove(e->ctrl_in.data, e->ctrl_in.data + off, e->ctrl_in.len - off);
+        e->ctrl_in.len -= off;
+    }
+    if (fin) fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "control stream closed");
+}
+
+/* ---------------------------------------------------------------- upstream answers */
+
+static void subscribe_accepted(struct moq_ietf_engine *e, struct usub *us)
+{
+    moq_buf full;
+    moq_buf_init(&full);
+    size_t name_len;
+    const uint8_t *name = moq_track_name(us->track, &name_len);
+    if (moq_session_global_path(e->s, (const uint8_t *)us->pn->path, strlen(us->pn->path), &full) ==
+        0)
+        moq_session_emit(e->s, MOQ_SESSION_SUBSCRIBE_ACCEPTED, full.data, full.len, name, name_len);
+    moq_buf_free(&full);
+}
+
+/* Answers to our SUBSCRIBE: on the control stream by request id, or on its stream st (17+). */
+static void on_subscribe_ok(struct moq_ietf_engine *e, istream *st, const uint8_t *body, size_t len)
+{
+    struct moq_ietf_subscribe_ok m;
+    int rv = moq_ietf_decode_subscribe_ok(e->c, body, len, &m);
+    if (rv < 0) {
+        fail(e, moq_ietf_close_code(rv), "malformed SUBSCRIBE_OK");
+        return;
+    }
+    struct usub *us = st ? st->obj : moq_u64map_get(&e->ups, m.request_id);
+    if (!us || us->ok) return; /* unsubscribed meanwhile */
+    if (moq_u64map_get(&e->aliases, m.track_alias)) {
+        fail(e, MOQ_IETF_DUPLICATE_TRACK_ALIAS, "duplicate track alias");
+        return;
+    }
+    us->ok = true;
+    us->alias = m.track_alias;
+    moq_u64map_del(&e->released, m.track_alias);
+    if (moq_u64map_put(&e->aliases, m.track_alias, us) < 0) {
+        fail(e, MOQ_IETF_INTERNAL_ERROR, "out of memory");
+        return;
+    }
+    if (us->track) {
+        moq_track_info info;
+        moq_track_info_default(&info);
+        if (!moq_track_get_info(us->track)) moq_track_set_info(us->track, us->pn->route, &info);
+        subscribe_accepted(e, us);
+    }
+    release_alias_waiters(e, us);
+}
+
+/* Answers to our SUBSCRIBE: on the control stream by request id, or on its stream st (17+). */
+static void on_subscribe_error(struct moq_ietf_engine *e, istream *st, const uint8_t *body,
+                               size_t len)
+{
+    struct moq_ietf_request_error m;
+    int rv = moq_ietf_decode_request_error(e->c, body, len, &m);
+    if (rv < 0) {
+        fail(e, moq_ietf_close_code(rv), "malformed SUBSCRIBE_ERROR");
+        return;
+    }
+    struct usub *us = st ? st->obj : moq_u64map_get(&e->ups, m.request_id);
+    if (!us) {
+        struct nsub *ns = st ? NULL : nsub_by_id(e, m.request_id);
+        struct pubout *po = st ? NULL : moq_u64map_get(&e->pubouts, m.request_id);
+        if (ns)
+            nsub_refused(ns);
+        else if (po)
+            moq_warn("ietf", "%s: the peer refused PUBLISH_NAMESPACE /%s", e->s->t->peer, po->path);
+        return;
+    }
+    moq_track *track = us->track;
+    moq_route *route = us->pn->route;
+    us->released = true;
+    us->track = NULL;
+    usub_free(us);
+    if (track) moq_track_abort(track, route, MOQ_REASON_NOT_FOUND);
+}
+
+/* Answers to our SUBSCRIBE: on the control stream by request id, or on its stream st (17+). */
+static void on_publish_done(struct moq_ietf_engine *e, istream *st, const uint8_t *body, size_t len)
+{
+    struct moq_ietf_publish_done m;
+    int rv = moq_ietf_decode_publish_done(e->c, body, len, &m);
+    if (rv < 0) {
+        fail(e, moq_ietf_close_code(rv), "malformed PUBLISH_DONE");
+        return;
+    }
+    struct usub *us = st ? st->obj : moq_u64map_get(&e->ups, m.request_id);
+    if (!us || !us->track || us->done) return;
+    us->done = true;
+    us->done_ok =
+        m.status == MOQ_IETF_DONE_TRACK_ENDED || m.status == MOQ_IETF_DONE_SUBSCRIPTION_ENDED;
+    us->done_streams = m.stream_count;
+    usub_check_done(us);
+}
+
+/* ---------------------------------------------------------------- client role */
+
+static struct nsub *nsub_by_id(struct moq_ietf_engine *e, uint64_t request_id)
+{
+    moq_list *pos;
+    for (pos = e->nsubs.next; pos != &e->nsubs; pos = pos->next) {
+        struct nsub *ns = moq_container_of(pos, struct nsub, link);
+        if (ns->request_id == request_id) return ns;
+    }
+    return NULL;
+}
+
+/* Our SUBSCRIBE_NAMESPACE ended: the broadcasts its NAMESPACE entries announced end too. */
+static void nsub_free(struct nsub *ns, bool graceful)
+{
+    moq_list_remove(&ns->link);
+    if (ns->st) {
+        ns->st->obj = NULL;
+        ns->st->kind = IS_IGNORE;
+    }
+    size_t it = 0;
+    void *v;
+    while (moq_map_next(&ns->routes, &it, NULL, NULL, &v)) {
+        struct pubns *pn = v;
+        pn->ns = NULL; /* the map goes as a whole below */
+        pubns_end(pn, graceful);
+    }
+    moq_map_free(&ns->routes);
+    free(ns->prefix);
+    free(ns);
+}
+
+/* The peer accepted a request of ours: a PUBLISH_NAMESPACE or a SUBSCRIBE_NAMESPACE. */
+static void request_accepted(struct moq_ietf_engine *e, struct pubout *po, struct nsub *ns)
+{
+    moq_session *s = e->s;
+    moq_buf full;
+    moq_buf_init(&full);
+    const char *rel = po ? po->path : ns->prefix;
+    if (moq_session_global_path(s, (const uint8_t *)rel, strlen(rel), &full) == 0) {
+        if (po) {
+            moq_debug("ietf", "%s: the peer accepted PUBLISH_NAMESPACE /%s", s->t->peer, rel);
+            moq_session_emit(s, MOQ_SESSION_ANNOUNCED, full.data, full.len, NULL, 0);
+        } else if (!ns->open) {
+            ns->open = true;
+            moq_session_emit(s, MOQ_SESSION_ANNOUNCES_OPEN, full.data, full.len, NULL, 0);
+        }
+    }
+    moq_buf_free(&full);
+}
+
+/* REQUEST_OK (or a draft-14 *_NAMESPACE_OK) on the control stream names the request by id. */
+static void on_request_ok(struct moq_ietf_engine *e, const uint8_t *body, size_t len)
+{
+    struct moq_ietf_request_ok m;
+    int rv = moq_ietf_decode_request_ok(e->c, body, len, &m);
+    if (rv < 0) {
+        fail(e, moq_ietf_close_code(rv), "malformed REQUEST_OK");
+        return;
+    }
+    struct pubout *po = moq_u64map_get(&e->pubouts, m.request_id);
+    struct nsub *ns = po ? NULL : nsub_by_id(e, m.request_id);
+    if (po || ns) request_accepted(e, po, ns);
+}
+
+/* The peer refused our SUBSCRIBE_NAMESPACE: we may not see what is under its prefix. */
+static void nsub_refused(struct nsub *ns)
+{
+    moq_session *s = ns->e->s;
+    moq_info("ietf", "%s: the peer refused SUBSCRIBE_NAMESPACE /%s", s->t->peer, ns->prefix);
+    char *prefix = strdup(ns->prefix);
+    if (ns->st) st_fin(ns->st);
+    nsub_free(ns, true);
+    if (prefix && s->cfg.announce_refused) s->cfg.announce_refused(s->cfg.ctx, s, prefix);
+    free(prefix);
+}
+
+/* SUBSCRIBE_NAMESPACE for a prefix the peer may publish under. */
+static void nsub_start(struct moq_ietf_engine *e, const char *prefix)
+{
+    moq_session *s = e->s;
+    uint64_t id;
+    struct nsub *ns = calloc(1, sizeof(*ns));
+    if (!ns || !(ns->prefix = strdup(prefix)) || !take_request_id(e, &id)) {
+        if (ns) free(ns->prefix);
+        free(ns);
+        fail(e, MOQ_IETF_INTERNAL_ERROR, "cannot subscribe to namespaces");
+        return;
+    }
+    ns->e = e;
+    ns->request_id = id;
+    moq_map_init(&ns->routes);
+    moq_list_push_back(&e->nsubs, &ns->link);
+    if (e->c->ns_stream) {
+        int64_t sid;
+        if (moq_transport_open(s->t, true, &sid) < 0 || !(ns->st = st_new(e, sid, IS_NSUB, true))) {
+            fail(e, MOQ_IETF_INTERNAL_ERROR, "cannot open a SUBSCRIBE_NAMESPACE stream");
+            return;
+        }
+        ns->st->obj = ns;
+    }
+    moq_buf b;
+    moq_buf_init(&b);
+    if (moq_ietf_encode_subscribe_namespace(&b, e->c, id, moq_str_make(prefix, strlen(prefix))) ==
+        0)
+        send_on(e, ns->st, &b);
+    moq_buf_free(&b);
+    moq_debug("ietf", "%s: SUBSCRIBE_NAMESPACE %llu /%s", s->t->peer, (unsigned long long)id,
+              prefix);
+}
+
+/* A NAMESPACE entry: the broadcast rel (global path full) is announced on the origin. */
+static void nsub_announce(struct nsub *ns, moq_str suffix, const moq_buf *rel, const moq_buf *full)
+{
+    struct moq_ietf_engine *e = ns->e;
+    moq_session *s = e->s;
+    struct pubns *pn = calloc(1, sizeof(*pn));
+    if (!pn || !(pn->path = strndup((const char *)rel->data, rel->len))) {
+        free(pn);
+        fail(e, MOQ_IETF_INTERNAL_ERROR, "out of memory");
+        return;
+    }
+    pn->e = e;
+    pn->request_id = UINT64_MAX;
+    moq_list_push_back(&e->pubns, &pn->link);
+    if (moq_map_put(&ns->routes, suffix.ptr, suffix.len, pn) < 0) {
+        pubns_free(pn, true);
+        return;
+    }
+    pn->ns = ns;
+    if (moq_origin_announce(s->cfg.origin, full->data, full->len, NULL, 0, &pubns_ops, pn,
+                            &pn->route) < 0) {
+        pn->route = NULL;
+        pubns_free(pn, true);
+        return;
+    }
+    moq_info("ietf", "%s: the peer publishes /%s", s->t->peer, (const char *)full->data);
+    s->stats.announces_in++;
+}
+
+/* NAMESPACE / NAMESPACE_DONE (16+) on our SUBSCRIBE_NAMESPACE stream: a broadcast under the
+ * prefix starts or ends. */
+static void on_namespace(struct nsub *ns, bool done, const uint8_t *body, size_t len)
+{
+    struct moq_ietf_engine *e = ns->e;
+    moq_session *s = e->s;
+    struct moq_ietf_namespace m;
+    int rv = moq_ietf_decode_namespace(e->c, done, false, body, len, &m);
+    moq_buf rel, full;
+    moq_buf_init(&rel);
+    moq_buf_init(&full);
+    if (rv < 0 || moq_path_join(&rel, moq_str_make(ns->prefix, strlen(ns->prefix)),
+                                moq_str_make((const char *)m.suffix.data, m.suffix.len)) < 0) {
+        moq_buf_free(&m.suffix);
+        moq_buf_free(&rel);
+        fail(e, rv < 0 ? moq_ietf_close_code(rv) : MOQ_IETF_PROTOCOL_VIOLATION,
+             done ? "malformed NAMESPACE_DONE" : "malformed NAMESPACE");
+        return;
+    }
+    struct pubns *pn = moq_map_get(&ns->routes, m.suffix.data, m.suffix.len);
+    if (done && pn)
+        pubns_end(pn, true);
+    else if (!done && !pn && moq_perms_can_publish(&s->perms, (const char *)rel.data, rel.len) &&
+             moq_session_global_path(s, rel.data, rel.len, &full) == 0)
+        nsub_announce(ns, moq_str_make((const char *)m.suffix.data, m.suffix.len), &rel, &full);
+    moq_buf_free(&m.suffix);
+    moq_buf_free(&rel);
+    moq_buf_free(&full);
+}
+
+/* A message on our SUBSCRIBE_NAMESPACE stream (16+). */
+static void on_nsub_msg(struct nsub *ns, uint64_t type, const uint8_t *body, size_t len)
+{
+    if (type == MOQ_IETF_REQUEST_OK)
+        request_accepted(ns->e, NULL, ns);
+    else if (type == MOQ_IETF_REQUEST_ERROR)
+        nsub_refused(ns);
+    else if (type == MOQ_IETF_NAMESPACE || type == MOQ_IETF_NAMESPACE_DONE)
+        on_namespace(ns, type == MOQ_IETF_NAMESPACE_DONE, body, len);
+    else
+        fail(ns->e, MOQ_IETF_PROTOCOL_VIOLATION, "unexpected message on a namespace stream");
+}
+
+static void pubwatch_on_announce(void *ctx, moq_watch *w, const moq_announce_event *ev)
+{
+    struct pubwatch *pw = ctx;
+    if (!pw->e->s->closing) announce_to_peer(pw->e, ev);
+}
+
+static const moq_watch_ops pubwatch_ops = {.on_announce = pubwatch_on_announce};
+
+/* Tell the peer about the origin's broadcasts under a prefix it may subscribe to. */
+static void pubwatch_start(struct moq_ietf_engine *e, const char *prefix)
+{
+    moq_session *s = e->s;
+    moq_buf full;
+    moq_buf_init(&full);
+    struct pubwatch *pw = calloc(1, sizeof(*pw));
+    if (!pw || moq_session_global_path(s, (const uint8_t *)prefix, strlen(prefix), &full) < 0) {
+        free(pw);
+        moq_buf_free(&full);
+        fail(e, MOQ_IETF_INTERNAL_ERROR, "cannot watch the origin");
+        return;
+    }
+    pw->e = e;
+    moq_list_push_back(&e->pubwatches, &pw->link);
+    if (moq_origin_watch(s->cfg.origin, full.data, full.len, 0, &pubwatch_ops, pw, &pw->watch) < 0)
+        pw->watch = NULL;
+    moq_buf_free(&full);
+}
+
+static void pubwatch_free(struct pubwatch *pw)
+{
+    moq_list_remove(&pw->link);
+    if (pw->watch) moq_watch_close(pw->watch);
+    free(pw);
+}
+
+/* Client: the peer's SETUP came and we are authorized; ask for what the peer publishes and
+ * tell it what we publish. */
+static void client_start(struct moq_ietf_engine *e)
+{
+    moq_session *s = e->s;
+    for (size_t i = 0; i < s->perms.publish.len && !s->closing; i++)
+        nsub_start(e, s->perms.publish.v[i]);
+    for (size_t i = 0; i < s->perms.subscribe.len && !s->closing; i++)
+        pubwatch_start(e, s->perms.subscribe.v[i]);
+}
+
+/* Client: CLIENT_SETUP on a control stream we open (14-16) or SETUP on a uni stream (17+). */
+static void send_client_setup(struct moq_ietf_engine *e)
+{
+    moq_session *s = e->s;
+    const moq_ietf_caps *c = e->c;
+    int64_t sid;
+    istream *st = NULL;
+    int orv = moq_transport_open(s->t, !c->uni_setup, &sid);
+    e->setup_pending = orv == MOQ_ERR_AGAIN; /* sent once the peer grants the stream */
+    if (e->setup_pending) return;
+    if (orv < 0 || !(st = st_new(e, sid, c->uni_setup ? IS_IGNORE : IS_CONTROL, !c->uni_setup))) {
+        fail(e, MOQ_IETF_INTERNAL_ERROR, "cannot open the SETUP stream");
+        return;
+    }
+    if (!c->uni_setup)
+        e->control = st;
+    else
+        e->setup_out = st;
+    uint64_t version = c->code;
+    struct moq_ietf_setup_out out = {.versions = &version,
+                                     .n_versions = 1,
+                                     .has_max_request_id = c->max_request_id,
+                                     .max_request_id = e->granted,
+                                     .implementation = "moq-relay"};
+    if (s->t->kind == MOQ_TRANSPORT_QUIC && s->cfg.setup_path) out.path = s->cfg.setup_path;
+    moq_buf b;
+    moq_buf_init(&b);
+    int rv = moq_ietf_encode_setup(&b, c, true, &out);
+    if (rv == 0) rv = moq_transport_write_bytes(s->t, sid, b.data, b.len, false);
+    moq_buf_free(&b);
+    if (rv < 0) fail(e, MOQ_IETF_INTERNAL_ERROR, "cannot send SETUP");
+}
+
+/* Client: SERVER_SETUP (14-16) or the peer's SETUP (17+). */
+static void on_server_setup(struct moq_ietf_engine *e, uint64_t type, const uint8_t *body,
+                            size_t len)
+{
+    moq_session *s = e->s;
+    if (type != (e->c->uni_setup ? MOQ_IETF_SETUP : MOQ_IETF_SERVER_SETUP)) {
+        fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "expected SERVER_SETUP");
+        return;
+    }
+    struct moq_ietf_setup setup;
+    int rv = moq_ietf_decode_setup(e->c, false, body, len, &setup);
+    if (rv < 0) {
+        fail(e, moq_ietf_close_code(rv), "malformed SERVER_SETUP");
+        return;
+    }
+    if (e->c->setup_versions && setup.version != e->c->code) {
+        fail(e, MOQ_IETF_VERSION_NEGOTIATION_FAILED, "the server chose a version we did not offer");
+        return;
+    }
+    uint64_t limit = 0;
+    moq_ietf_setup_number(&setup, MOQ_IETF_OPT_MAX_REQUEST_ID, &limit);
+    e->peer_limit = limit;
+    e->setup_done = true;
+    e->setup_deadline = UINT64_MAX;
+    authorize(e, &setup);
+    if (s->closing) return;
+    moq_session_deadline_changed(s);
+    moq_debug("ietf", "%s: %s session established", s->t->peer, e->c->name);
+    client_start(e);
+}
+
+/* ---------------------------------------------------------------- transport events */
+
+static void ev_stream_opened(void *app, moq_transport *t, int64_t sid, bool bidi)
+{
+    struct moq_ietf_engine *e = app;
+    if (e->s->closing) return;
+    istream *st = st_new(e, sid, IS_NEW, bidi);
+    if (!st) {
+        fail(e, MOQ_IETF_INTERNAL_ERROR, "out of memory");
+        return;
+    }
+    if (bidi && !e->c->request_streams && !e->control) {
+        st->kind = IS_CONTROL;
+        e->control = st;
+        return;
+    }
+    if (bidi && (!e->c->ns_stream || !e->setup_done)) {
+        fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "a second bidirectional stream");
+        return;
+    }
+    if (bidi) {
+        st->kind = IS_REQ;
+        return;
+    }
+    if (e->c->uni_setup && !e->setup_in) {
+        st->kind = IS_SETUP; /* the peer's first uni stream carries its SETUP */
+        e->setup_in = true;
+        return;
+    }
+    if (!e->setup_done) {
+        fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "a data stream before SETUP");
+        return;
+    }
+    struct gin *gi = calloc(1, sizeof(*gi));
+    if (!gi) {
+        fail(e, MOQ_IETF_INTERNAL_ERROR, "out of memory");
+        return;
+    }
+    gi->st = st;
+    moq_ietf_sg_init(&gi->p, e->c);
+    moq_buf_init(&gi->held);
+    st->kind = IS_GROUP_IN;
+    st->obj = gi;
+}
+
+static void ev_stream_data(void *app, moq_transport *t, int64_t sid, void *sctx,
+                           const uint8_t *data, size_t len, bool fin)
+{
+    struct moq_ietf_engine *e = app;
+    istream *st = sctx;
+    if (!st || e->s->closing || st->recv_done) return;
+    if (fin) st->recv_done = true;
+    if (st->kind == IS_CONTROL)
+        control_data(e, data, len, fin);
+    else if (st->kind == IS_GROUP_IN && st->obj)
+        gin_data(st->obj, data, len, fin);
+    else if (is_msg_stream(st))
+        msg_stream_data(e, st, data, len, fin);
+}
+
+static void ev_stream_reset(void *app, moq_transport *t, int64_t sid, void *sctx, uint64_t code)
+{
+    struct moq_ietf_engine *e = app;
+    istream *st = sctx;
+    if (!st || e->s->closing) return;
+    st->recv_done = true;
+    if (st->kind == IS_CONTROL) {
+        fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "control stream reset");
+    } else if (st->kind == IS_GROUP_IN && st->obj) {
+        struct gin *gi = st->obj;
+        st->kind = IS_IGNORE;
+        st->obj = NULL;
+        gin_free(gi);
+    } else if (st->kind == IS_SETUP) {
+        fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "SETUP stream reset");
+    } else if (is_msg_stream(st)) {
+        on_stream_end(e, st, false);
+    }
+}
+
+static void ev_stream_stopped(void *app, moq_transport *t, int64_t sid, void *sctx, uint64_t code)
+{
+    struct moq_ietf_engine *e = app;
+    istream *st = sctx;
+    if (!st || e->s->closing) return;
+    st->send_done = true;
+    if (st->kind == IS_CONTROL) {
+        fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "control stream stopped");
+    } else if (st->kind == IS_GROUP_OUT && st->obj) {
+        gout_end(st->obj); /* the subscriber gave up on this group */
+    } else if ((st->kind == IS_NS || st->kind == IS_SUB) && st->obj) {
+        on_stream_end(e, st, false); /* the peer no longer wants what we send there */
+    }
+}
+
+static void ev_stream_closed(void *app, moq_transport *t, int64_t sid, void *sctx)
+{
+    struct moq_ietf_engine *e = app;
+    istream *st = sctx;
+    if (!st) return;
+    if (st->kind == IS_GROUP_IN && st->obj) gin_free(st->obj);
+    if (st->kind == IS_GROUP_OUT && st->obj) {
+        struct gout *go = st->obj;
+        go->st = NULL;
+        if (!e->s->closing) gout_end(go);
+    }
+    st->send_done = st->recv_done = true;
+    if (is_msg_stream(st) && st->kind != IS_SETUP && st->obj) on_stream_end(e, st, false);
+    if (e->control == st) e->control = NULL;
+    if (e->setup_out == st) e->setup_out = NULL;
+    moq_list_remove(&st->link);
+    moq_buf_free(&st->in);
+    free(st);
+}
+
+static void ev_stream_writable(void *app, moq_transport *t, int64_t sid, void *sctx)
+{
+    struct moq_ietf_engine *e = app;
+    istream *st = sctx;
+    if (!st || e->s->closing || st->kind != IS_GROUP_OUT || !st->obj) return;
+    struct gout *go = st->obj;
+    if (!go->blocked) return;
+    if (gout_write(go) && !go->blocked && go->fin_pending) gout_finish(go);
+}
+
+static void ev_streams_available(void *app, moq_transport *t, bool bidi)
+{
+    struct moq_ietf_engine *e = app;
+    if (e->s->closing) return;
+    if (e->setup_pending && bidi == !e->c->uni_setup) send_client_setup(e);
+    if (!bidi) drain_queue(e);
+}
+
+static void ev_datagram(void *app, moq_transport *t, const uint8_t *data, size_t len)
+{
+    /* object datagrams are not used by this relay */
+}
+
+static void teardown(struct moq_ietf_engine *e, uint64_t code, const char *reason)
+{
+    moq_session *s = e->s;
+    s->closing = true;
+    s->gone = true;
+    /* what we serve */
+    size_t it = 0;
+    uint64_t key;
+    void *v;
+    while (moq_u64map_len(&e->dsubs)) {
+        it = 0;
+        if (!moq_u64map_next(&e->dsubs, &it, &key, &v)) break;
+        struct dsub *ds = v;
+        ds->over = true;
+        dsub_free(ds);
+    }
+    while (moq_u64map_len(&e->nswatches)) {
+        it = 0;
+        if (!moq_u64map_next(&e->nswatches, &it, &key, &v)) break;
+        nswatch_free(v);
+    }
+    /* groups arriving, then the routes the peer gave us */
+    moq_list *pos, *tmp;
+    moq_list_each(pos, tmp, &e->streams)
+    {
+        istream *st = moq_container_of(pos, istream, link);
+        if (st->kind == IS_GROUP_IN && st->obj) {
+            gin_free(st->obj);
+            st->obj = NULL;
+        }
+    }
+    while (!moq_list_empty(&e->pubwatches))
+        pubwatch_free(moq_list_first(&e->pubwatches, struct pubwatch, link));
+    while (!moq_list_empty(&e->nsubs))
+        nsub_free(moq_list_first(&e->nsubs, struct nsub, link), false);
+    while (!moq_list_empty(&e->pubns))
+        pubns_free(moq_list_first(&e->pubns, struct pubns, link), false);
+    size_t mit = 0;
+    void *po;
+    while (moq_map_next(&e->announced, &mit, NULL, NULL, &po))
+        pubout_free(e, po);
+    while (moq_u64map_len(&e->ups)) {
+        it = 0;
+        if (!moq_u64map_next(&e->ups, &it, &key, &v)) break;
+        usub_free(v);
+    }
+    while (!moq_list_empty(&e->streams)) {
+        istream *st = moq_list_first(&e->streams, istream, link);
+        moq_list_remove(&st->link);
+        moq_buf_free(&st->in);
+        free(st);
+    }
+    moq_u64map_free(&e->dsubs);
+    moq_u64map_free(&e->nswatches);
+    moq_u64map_free(&e->ups);
+    moq_u64map_free(&e->aliases);
+    moq_u64map_free(&e->released);
+    moq_map_free(&e->announced);
+    moq_u64map_free(&e->pubouts);
+    moq_buf_free(&e->ctrl_in);
+    if (s->cfg.closed) s->cfg.closed(s->cfg.ctx, s, code, reason);
+    moq_perms_free(&s->perms);
+    free(e);
+    free(s);
+}
+
+static void ev_closed(void *app, moq_transport *t, uint64_t code, const char *reason)
+{
+    struct moq_ietf_engine *e = app;
+    moq_info("ietf", "%s: %s session closed (code %llu%s%s)", t->peer, e->c->name,
+             (unsigned long long)code, reason && reason[0] ? ": " : "", reason ? reason : "");
+    teardown(e, code, reason);
+}
+
+static const struct moq_transport_events engine_events = {
+    .stream_opened = ev_stream_opened,
+    .stream_data = ev_stream_data,
+    .stream_reset = ev_stream_reset,
+    .stream_stopped = ev_stream_stopped,
+    .stream_closed = ev_stream_closed,
+    .stream_writable = ev_stream_writable,
+    .streams_available = ev_streams_available,
+    .datagram = ev_datagram,
+    .closed = ev_closed,
+};
+
+/* ---------------------------------------------------------------- public */
+
+/* The draft an ALPN (or WebSocket subprotocol) pins, when this engine runs it. */
+static const moq_ietf_caps *caps_of_protocol(const char *protocol)
+{
+    if (strcmp(protocol, MOQ_IETF_ALPN_COMPAT) == 0) return moq_ietf_caps_get(MOQT_14);
+    const moq_ietf_caps *c = moq_ietf_caps_from_alpn(protocol, strlen(protocol));
+    return c && moq_ietf_engine_runs(c->draft) ? c : NULL;
+}
+
+bool moq_ietf_engine_runs(moq_ietf_draft d)
+{
+    return moq_ietf_caps_get(d) != NULL;
+}
+
+bool moq_ietf_protocol(const char *protocol)
+{
+    return caps_of_protocol(protocol) != NULL;
+}
+
+moq_session *moq_ietf_session_new(moq_transport *t, const struct moq_session_config *cfg)
+{
+    if (!cfg->clock || !caps_of_protocol(t->protocol) ||
+        (t->is_client && strcmp(t->protocol, MOQ_IETF_ALPN_COMPAT) == 0)) {
+        moq_transport_close(t, MOQ_IETF_INTERNAL_ERROR, "unsupported");
+        return NULL;
+    }
+    moq_session *s = calloc(1, sizeof(*s));
+    struct moq_ietf_engine *e = calloc(1, sizeof(*e));
+    if (!s || !e) {
+        free(s);
+        free(e);
+        moq_transport_close(t, MOQ_IETF_INTERNAL_ERROR, "out of memory");
+        return NULL;
+    }
+    s->t = t;
+    s->cfg = *cfg;
+    if (!s->cfg.max_frame_bytes) s->cfg.max_frame_bytes = MOQ_DEFAULT_MAX_FRAME;
+    if (!s->cfg.max_inbound_bytes) s->cfg.max_inbound_bytes = 64ull * 1024 * 1024;
+    s->ietf = e;
+    s->reported_deadline = UINT64_MAX;
+    moq_list_init(&s->streams);
+    e->s = s;
+    e->c = caps_of_protocol(t->protocol);
+    e->granted = REQUEST_WINDOW;
+    e->next_request = t->is_client ? 0 : 1; /* clients' request ids are even */
+    moq_list_init(&e->streams);
+    moq_list_init(&e->queue);
+    moq_list_init(&e->alias_wait);
+    moq_list_init(&e->pubns);
+    moq_list_init(&e->nsubs);
+    moq_list_init(&e->pubwatches);
+    moq_u64map_init(&e->pubouts);
+    moq_u64map_init(&e->dsubs);
+    moq_u64map_init(&e->nswatches);
+    moq_u64map_init(&e->ups);
+    moq_u64map_init(&e->aliases);
+    moq_u64map_init(&e->released);
+    moq_map_init(&e->announced);
+    moq_buf_init(&e->ctrl_in);
+    e->expiry_deadline = UINT64_MAX;
+    e->setup_deadline = moq_session_now(s) + SETUP_TIMEOUT_US;
+    moq_transport_attach(t, &engine_events, e);
+    moq_info("ietf", "%s: %s session over %s%s%s", t->peer, t->protocol,
+             t->kind == MOQ_TRANSPORT_QUIC           ? "QUIC"
+             : t->kind == MOQ_TRANSPORT_WEBTRANSPORT ? "WebTransport"
+                                                     : "WebSocket",
+             t->path ? " at " : "", t->path ? t->path : "");
+    if (t->is_client) send_client_setup(e);
+    moq_session_deadline_changed(s);
+    return s;
+}
+
+uint64_t moq_ietf_session_next_deadline(const moq_session *s)
+{
+    const struct moq_ietf_engine *e = eng(s);
+    if (s->closing) return UINT64_MAX;
+    uint64_t next = e->setup_deadline < e->expiry_deadline ? e->setup_deadline : e->expiry_deadline;
+    const moq_list *pos;
+    for (pos = e->pubns.next; pos != &e->pubns; pos = pos->next) {
+        const struct pubns *pn = moq_container_of(pos, struct pubns, link);
+        if (pn->ending && pn->ending_deadline < next) next = pn->ending_deadline;
+    }
+    return next;
+}
+
+void moq_ietf_session_on_timer(moq_session *s, uint64_t now)
+{
+    struct moq_ietf_engine *e = eng(s);
+    if (!s->closing && now >= e->setup_deadline) {
+        e->setup_deadline = UINT64_MAX;
+        fail(e, MOQ_IETF_CONTROL_MESSAGE_TIMEOUT, "no SETUP from the peer");
+    }
+    if (!s->closing && now >= e->expiry_deadline) {
+        e->expiry_deadline = UINT64_MAX;
+        fail(e, MOQ_IETF_UNAUTHORIZED, "token expired");
+    }
+    bool again = true;
+    while (again && !s->closing) { /* freeing one may free others: rescan */
+        again = false;
+        moq_list *pos;
+        for (pos = e->pubns.next; pos != &e->pubns; pos = pos->next) {
+            struct pubns *pn = moq_container_of(pos, struct pubns, link);
+            if (!pn->ending || pn->busy || pn->ending_deadline > now) continue;
+            pubns_free(pn, true);
+            again = true;
+            break;
+        }
+    }
+}
+
+bool moq_ietf_session_goaway(moq_session *s)
+{
+    struct moq_ietf_engine *e = eng(s);
+    istream *st = e->c->uni_setup ? e->setup_out : e->control;
+    if (s->closing || !e->setup_done || !st || st->send_done) return false;
+    struct moq_ietf_goaway m = {{NULL, 0}, 0};
+    moq_buf b;
+    moq_buf_init(&b);
+    int rv = moq_ietf_encode_goaway(&b, e->c, &m);
+    if (rv == 0) rv = moq_transport_write_bytes(s->t, st->sid, b.data, b.len, false);
+    moq_buf_free(&b);
+    if (rv == 0) moq_debug("ietf", "%s: GOAWAY sent", s->t->peer);
+    return rv == 0;
+}
+
+size_t moq_ietf_session_unacked_streams(const moq_session *s)
+{
+    const struct moq_ietf_engine *e = eng(s);
+    size_t n = 0;
+    const moq_list *pos;
+    for (pos = e->queue.next; pos != &e->queue; pos = pos->next)
+        n++; /* groups waiting for stream credit */
+    for (pos = e->streams.next; pos != &e->streams; pos = pos->next) {
+        const istream *st = moq_container_of(pos, istream, link);
+        if (st->kind == IS_GROUP_OUT)
+            n++; /* ours alone: it closes once the peer acknowledged all of it */
+        else if (!s->gone && s->t->ops->unsent(s->t, st->sid) > 0)
+            n++;
+    }
+    return n;
+}
+
+const char *moq_ietf_session_version(const moq_session *s)
+{
+    return eng(s)->c->name;
+}

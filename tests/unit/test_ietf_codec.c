@@ -1,0 +1,348 @@
+/* Unit tests for the moq-transport codec (src/ietf): the version table, both varint forms,
+ * the draft-14 messages as @moq/net 0.3.4 writes them, round trips on every draft, and the
+ * subgroup stream parser fed in every split. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "ietf/codec.h"
+#include "ietf/objects.h"
+#include "ietf/version.h"
+#include "util/err.h"
+
+static size_t unhex(const char *hex, uint8_t *out)
+{
+    size_t n = 0;
+    for (const char *p = hex; *p;) {
+        if (*p == ' ') {
+            p++;
+            continue;
+        }
+        unsigned v;
+        sscanf(p, "%2x", &v);
+        out[n++] = (uint8_t)v;
+        p += 2;
+    }
+    return n;
+}
+
+static const moq_ietf_caps *d14(void)
+{
+    return moq_ietf_caps_get(MOQT_14);
+}
+
+static void version_table(void **state)
+{
+    (void)state;
+    for (int d = 14; d <= 20; d++) {
+        const moq_ietf_caps *c = moq_ietf_caps_get((moq_ietf_draft)d);
+        assert_non_null(c);
+        assert_int_equal(c->code, 0xff000000ull + (uint64_t)d);
+        assert_ptr_equal(moq_ietf_caps_from_alpn(c->alpn, strlen(c->alpn)), c);
+        assert_ptr_equal(moq_ietf_caps_from_code(c->code), c);
+        assert_ptr_equal(moq_ietf_caps_from_name(c->name), c);
+        assert_int_equal(c->leading_ones, d >= 17);
+        assert_int_equal(c->request_streams, d >= 17);
+    }
+    assert_string_equal(d14()->alpn, "moq-00");
+    assert_null(moq_ietf_caps_get((moq_ietf_draft)13));
+    assert_null(moq_ietf_caps_from_alpn("moql", 4));
+}
+
+static void leading_ones_varints(void **state)
+{
+    (void)state;
+    const uint64_t values[] = {0,
+                               127,
+                               128,
+                               16383,
+                               16384,
+                               (1u << 21) - 1,
+                               1u << 21,
+                               (1ull << 35),
+                               (1ull << 42) - 1,
+                               1ull << 42,
+                               (1ull << 56) - 1,
+                               1ull << 56,
+                               UINT64_MAX};
+    for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+        uint8_t buf[9];
+        size_t n = moq_lo_len(values[i]);
+        assert_int_not_equal(n, 7);
+        assert_ptr_equal(moq_lo_put(buf, values[i]), buf + n);
+        uint64_t out;
+        assert_int_equal(moq_lo_get(buf, n, false, &out), (int)n);
+        assert_true(out == values[i]);
+        assert_int_equal(moq_lo_get(buf, n - 1, false, &out), MOQ_ERR_AGAIN);
+    }
+    uint8_t seven[7] = {0xfc, 1, 2, 3, 4, 5, 6};
+    uint64_t out;
+    assert_int_equal(moq_lo_get(seven, 7, true, &out), MOQ_ERR_PROTO);
+    assert_int_equal(moq_lo_get(seven, 7, false, &out), 7);
+}
+
+/* The compat CLIENT_SETUP body @moq/net 0.3.4 sends on the "moql" ALPN: versions lite-02,
+ * lite-01, draft-14; MAX_REQUEST_ID 42069, IMPLEMENTATION "moq-lite-js", SOLICIT 1. */
+static void client_setup_from_moq_net(void **state)
+{
+    (void)state;
+    uint8_t body[128];
+    size_t n = unhex("03 c0000000ff0dad02 c0000000ff0dad01 c0000000ff00000e"
+                     " 03 02 80 00 a4 55 07 0b 6d6f712d6c6974652d6a73 80 04 0b 5a 01",
+                     body);
+    struct moq_ietf_setup s;
+    assert_int_equal(moq_ietf_decode_setup(d14(), true, body, n, &s), 0);
+    assert_int_equal(s.n_versions, 3);
+    assert_true(s.versions[2] == 0xff00000eull);
+    uint64_t v;
+    assert_true(moq_ietf_setup_number(&s, MOQ_IETF_OPT_MAX_REQUEST_ID, &v));
+    assert_int_equal(v, 42069);
+    assert_true(moq_ietf_setup_number(&s, MOQ_IETF_OPT_SOLICIT, &v));
+    assert_int_equal(v, 1);
+    moq_str impl = moq_ietf_setup_bytes(&s, MOQ_IETF_OPT_IMPLEMENTATION);
+    assert_int_equal(impl.len, 11);
+    /* a truncated body and a trailing byte are both refused */
+    assert_int_equal(moq_ietf_decode_setup(d14(), true, body, n - 1, &s), MOQ_ERR_PROTO);
+    body[n] = 0;
+    assert_int_equal(moq_ietf_decode_setup(d14(), true, body, n + 1, &s), MOQ_ERR_PROTO);
+}
+
+static void server_setup_bytes(void **state)
+{
+    (void)state;
+    moq_buf b;
+    moq_buf_init(&b);
+    struct moq_ietf_setup_out o = {
+        .version = 0xff00000eull, .has_max_request_id = true, .max_request_id = 100};
+    assert_int_equal(moq_ietf_encode_setup(&b, d14(), false, &o), 0);
+    uint8_t want[32];
+    size_t n = unhex("21 000c c0000000ff00000e 01 02 40 64", want);
+    assert_int_equal(b.len, n);
+    assert_memory_equal(b.data, want, n);
+    moq_buf_free(&b);
+}
+
+/* SUBSCRIBE as @moq/net writes it on draft-14: priority, descending, forward, the Largest
+ * Object filter and no parameters. */
+static void subscribe_from_moq_net(void **state)
+{
+    (void)state;
+    uint8_t body[64];
+    size_t n = unhex("02 02 04 6c697665 02 6263 01 74 80 02 01 02 00", body);
+    struct moq_ietf_subscribe m;
+    assert_int_equal(moq_ietf_decode_subscribe(d14(), body, n, &m), 0);
+    assert_int_equal(m.request_id, 2);
+    assert_int_equal(m.ns.len, 7);
+    assert_memory_equal(m.ns.data, "live/bc", 7);
+    assert_int_equal(m.track.len, 1);
+    assert_int_equal(m.priority, 0x80);
+    assert_int_equal(m.group_order, 2);
+    assert_true(m.forward);
+    assert_int_equal(m.filter.kind, MOQ_IETF_FILTER_LARGEST);
+    moq_buf_free(&m.ns);
+    /* a bad forward byte */
+    body[n - 3] = 7;
+    assert_int_equal(moq_ietf_decode_subscribe(d14(), body, n, &m), MOQ_ERR_PROTO);
+    moq_buf_free(&m.ns);
+}
+
+static void subscribe_roundtrip_every_draft(void **state)
+{
+    (void)state;
+    for (int d = 14; d <= 20; d++) {
+        const moq_ietf_caps *c = moq_ietf_caps_get((moq_ietf_draft)d);
+        struct moq_ietf_subscribe in = {.request_id = 6,
+                                        .priority = 3,
+                                        .group_order = 2,
+                                        .forward = true,
+                                        .want_properties = true};
+        in.track = moq_str_make("video", 5);
+        in.filter.kind = MOQ_IETF_FILTER_ABSOLUTE;
+        in.filter.start_group = 5;
+        in.filter.has_end = true;
+        in.filter.end_group = 9;
+        moq_buf b;
+        moq_buf_init(&b);
+        assert_int_equal(moq_ietf_encode_subscribe(&b, c, &in, moq_str_make("a/b", 3)), 0);
+        /* skip type and the u16 length */
+        uint64_t type;
+        int tn = moq_ietf_varint_get(c, b.data, b.len, &type);
+        assert_true(tn > 0);
+        assert_int_equal(type, MOQ_IETF_SUBSCRIBE);
+        size_t len = ((size_t)b.data[tn] << 8) | b.data[tn + 1];
+        assert_int_equal(len, b.len - (size_t)tn - 2);
+        struct moq_ietf_subscribe out;
+        assert_int_equal(moq_ietf_decode_subscribe(c, b.data + tn + 2, len, &out), 0);
+        assert_int_equal(out.request_id, 6);
+        assert_memory_equal(out.ns.data, "a/b", 3);
+        assert_int_equal(out.priority, 3);
+        assert_int_equal(out.filter.kind, MOQ_IETF_FILTER_ABSOLUTE);
+        assert_int_equal(out.filter.start_group, 5);
+        assert_int_equal(out.filter.end_group, 9);
+        moq_buf_free(&out.ns);
+        moq_buf_free(&b);
+    }
+}
+
+static void namespace_messages_draft14(void **state)
+{
+    (void)state;
+    moq_buf b;
+    moq_buf_init(&b);
+    assert_int_equal(
+        moq_ietf_encode_publish_namespace(&b, d14(), 1, moq_str_make("live/bc", 7), NULL), 0);
+    uint8_t want[32];
+    size_t n = unhex("06 000b 01 02 04 6c697665 02 6263 00", want);
+    assert_int_equal(b.len, n);
+    assert_memory_equal(b.data, want, n);
+    b.len = 0;
+    assert_int_equal(moq_ietf_encode_publish_namespace_done(&b, d14(), 1, moq_str_make("x", 1)), 0);
+    n = unhex("09 0003 01 01 78", want);
+    assert_int_equal(b.len, n);
+    assert_memory_equal(b.data, want, n);
+    moq_buf_free(&b);
+    /* SUBSCRIBE_NAMESPACE 0x11 with an empty prefix */
+    uint8_t body[8];
+    n = unhex("04 00 00", body);
+    struct moq_ietf_subscribe_namespace sn;
+    assert_int_equal(
+        moq_ietf_decode_subscribe_namespace(d14(), MOQ_IETF_SUBSCRIBE_NAMESPACE_V1, body, n, &sn),
+        0);
+    assert_int_equal(sn.request_id, 4);
+    assert_int_equal(sn.prefix.len, 0);
+    moq_buf_free(&sn.prefix);
+}
+
+/* A subgroup stream as @moq/net writes one (type 0x19: extensions, end of group). */
+static const char *subgroup_hex = "19 02 05 00"           /* header: alias 2, group 5, priority 0 */
+                                  " 00 02 1004 03 616263" /* object 0: timestamp 4, "abc" */
+                                  " 00 00 00 00"          /* object 1: empty */
+                                  " 00 00 02 01 02";      /* object 2: two bytes */
+
+static void run_parser(const uint8_t *in, size_t n, size_t piece, char *trace, size_t cap)
+{
+    moq_ietf_sg_parser p;
+    moq_ietf_sg_init(&p, d14());
+    size_t o = 0;
+    trace[0] = 0;
+    for (size_t off = 0; off < n; off += piece) {
+        const uint8_t *data = in + off;
+        size_t len = n - off < piece ? n - off : piece;
+        struct moq_ietf_sg_ev ev;
+        int rv;
+        while ((rv = moq_ietf_sg_next(&p, &data, &len, &ev)) > 0) {
+            if (ev.kind == MOQ_IETF_SG_HEADER)
+                o += (size_t)snprintf(trace + o, cap - o, "H%llu/%llu ",
+                                      (unsigned long long)ev.header.track_alias,
+                                      (unsigned long long)ev.header.group);
+            else if (ev.kind == MOQ_IETF_SG_OBJECT)
+                o +=
+                    (size_t)snprintf(trace + o, cap - o, "O%llu:%llu ",
+                                     (unsigned long long)ev.object_id, (unsigned long long)ev.size);
+            else if (ev.kind == MOQ_IETF_SG_PAYLOAD)
+                o += (size_t)snprintf(trace + o, cap - o, "%.*s", (int)ev.len, ev.data);
+            else if (ev.kind == MOQ_IETF_SG_OBJECT_END)
+                o += (size_t)snprintf(trace + o, cap - o, " E ");
+        }
+        assert_int_equal(rv, 0);
+    }
+    assert_true(moq_ietf_sg_idle(&p));
+}
+
+static void subgroup_parser_every_split(void **state)
+{
+    (void)state;
+    uint8_t in[64];
+    size_t n = unhex(subgroup_hex, in);
+    char whole[256], split[256];
+    run_parser(in, n, n, whole, sizeof(whole));
+    assert_string_equal(whole, "H2/5 O0:3 abc E O1:0  E O2:2 \x01\x02 E ");
+    for (size_t piece = 1; piece < n; piece++) {
+        run_parser(in, n, piece, split, sizeof(split));
+        /* payload events may split, the rest must match */
+        char a[256], b[256];
+        size_t ia = 0, ib = 0;
+        for (const char *q = whole; *q; q++)
+            if (*q != ' ') a[ia++] = *q;
+        for (const char *q = split; *q; q++)
+            if (*q != ' ') b[ib++] = *q;
+        a[ia] = b[ib] = 0;
+        assert_string_equal(a, b);
+    }
+}
+
+static void subgroup_parser_rejects(void **state)
+{
+    (void)state;
+    const char *bad[] = {"20 01 01 00",           /* not a subgroup type */
+                         "16 01 01 00",           /* reserved subgroup id mode */
+                         "18 01 01 00 00 00 07"}; /* unknown object status */
+    for (size_t i = 0; i < 3; i++) {
+        uint8_t in[16];
+        size_t n = unhex(bad[i], in);
+        moq_ietf_sg_parser p;
+        moq_ietf_sg_init(&p, d14());
+        const uint8_t *data = in;
+        struct moq_ietf_sg_ev ev;
+        int rv;
+        while ((rv = moq_ietf_sg_next(&p, &data, &n, &ev)) > 0) {
+        }
+        assert_int_equal(rv, MOQ_ERR_PROTO);
+    }
+    /* the header and object header we write parse back */
+    uint8_t buf[64];
+    size_t n = moq_ietf_subgroup_header_pack(d14(), buf, 7, 300, 9);
+    n += moq_ietf_object_header_pack(d14(), buf + n, 0);
+    n += moq_ietf_object_header_pack(d14(), buf + n, 1);
+    buf[n++] = 'z';
+    char trace[128];
+    run_parser(buf, n, 1, trace, sizeof(trace));
+    assert_string_equal(trace, "H7/300 O0:0  E O1:1 z E ");
+}
+
+/* An empty namespace (the root, e.g. SUBSCRIBE_NAMESPACE of everything) decodes to an empty
+ * string, not a NULL pointer the session would hand to path and permission checks. */
+static void empty_namespace_every_draft(void **state)
+{
+    for (int d = MOQT_14; d <= MOQT_20; d++) {
+        const moq_ietf_caps *c = moq_ietf_caps_get((moq_ietf_draft)d);
+        moq_buf b;
+        moq_buf_init(&b);
+        assert_int_equal(moq_ietf_encode_subscribe_namespace(&b, c, 4, moq_str_make("", 0)), 0);
+        uint64_t type;
+        int tn = moq_ietf_varint_get(c, b.data, b.len, &type);
+        assert_true(tn > 0);
+        struct moq_ietf_subscribe_namespace m;
+        assert_int_equal(moq_ietf_decode_subscribe_namespace(c, type, b.data + tn + 2,
+                                                             b.len - (size_t)tn - 2, &m),
+                         0);
+        assert_int_equal(m.request_id, 4);
+        assert_int_equal(m.prefix.len, 0);
+        assert_non_null(m.prefix.data);
+        moq_buf_free(&m.prefix);
+        moq_buf_free(&b);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(version_table),
+        cmocka_unit_test(leading_ones_varints),
+        cmocka_unit_test(client_setup_from_moq_net),
+        cmocka_unit_test(server_setup_bytes),
+        cmocka_unit_test(subscribe_from_moq_net),
+        cmocka_unit_test(subscribe_roundtrip_every_draft),
+        cmocka_unit_test(namespace_messages_draft14),
+        cmocka_unit_test(empty_namespace_every_draft),
+        cmocka_unit_test(subgroup_parser_every_split),
+        cmocka_unit_test(subgroup_parser_rejects),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
