@@ -2,6 +2,7 @@
 BUILD        ?= build
 BUILD_ASAN   ?= build-asan
 BUILD_FUZZ   ?= build-fuzz
+BUILD_TSAN   ?= build-tsan
 CONFIG       ?= dev/relay.toml
 JOBS         ?= $(shell nproc 2>/dev/null || echo 2)
 MAKEFLAGS    += --no-print-directory
@@ -13,7 +14,7 @@ DESTDIR      ?=
 CONTAINER    ?= $(shell command -v podman || command -v docker || echo podman)
 IMAGE        ?= moq-relay
 
-.PHONY: all build bins deps run test sanitize fuzz fuzz-smoke bench format clean install deb \
+.PHONY: all build bins deps run test sanitize tsan fuzz fuzz-smoke bench format clean install deb \
 	container container-test docs soak
 
 # Configure $(BUILD) once; `make build` reconfigures every time (CMAKE_FLAGS may change).
@@ -77,6 +78,14 @@ sanitize: deps
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		ctest --output-on-failure -j $(JOBS) $(CTEST_FLAGS)
 
+# ThreadSanitizer build; runs the suites labelled tsan (the relay on two worker threads).
+tsan: deps
+	@cmake -S . -B $(BUILD_TSAN) -DCMAKE_BUILD_TYPE=Debug -DMOQ_TSAN=ON \
+		-DCMAKE_C_COMPILER=$(SANITIZE_CC) $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD_TSAN) -j $(JOBS)
+	@cd $(BUILD_TSAN) && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+		ctest --output-on-failure -L tsan $(CTEST_FLAGS)
+
 fuzz: deps
 	@CC=clang cmake -S . -B $(BUILD_FUZZ) -DCMAKE_BUILD_TYPE=Debug -DMOQ_FUZZ=ON >/dev/null
 	@cmake --build $(BUILD_FUZZ) -j $(JOBS)
@@ -104,4 +113,4 @@ format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ) $(BUILD_TSAN)

@@ -3,6 +3,9 @@
 # memory, for raw QUIC and WebTransport subscribers. Prints one line per run and a summary
 # of medians; numbers, not assertions. Usage:
 #   bench/run.sh [--quick] [--runs N] [--mb MB] [--frame BYTES] [--subs "1 10 50"]
+#                [--transports "quic wt"] [--workers "1 2"]
+# --workers runs each case with each server.workers value; "relay cores" is the relay's CPU
+# time over the wall time (above 1.0: it used more than one core).
 # Needs a release build in build/ (make build). CPU time is read from /proc/<pid>/stat;
 # machine noise is 20-30 %, so compare medians of several runs made in one invocation.
 set -euo pipefail
@@ -16,6 +19,7 @@ FRAME=16384
 GROUP_FRAMES=32
 SUBS="1 10 50"
 TRANSPORTS="quic wt"
+WORKERS="1"
 while (($#)); do
     case "$1" in
     --quick) RUNS=1 MB=64 SUBS="1 10" ;;
@@ -24,6 +28,7 @@ while (($#)); do
     --frame) FRAME="$2"; shift ;;
     --subs) SUBS="$2"; shift ;;
     --transports) TRANSPORTS="$2"; shift ;;
+    --workers) WORKERS="$2"; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -64,10 +69,11 @@ perl -e '
     print $f for 1 .. $n;
 ' "$FRAMES" "$FRAME" >"$INPUT"
 
-run_one() { # TRANSPORT SUBSCRIBERS -> prints "seconds relay_cpu_s relay_rss_kb"
-    local transport="$1" subs="$2" port url args=()
+run_one() { # TRANSPORT SUBSCRIBERS WORKERS -> prints "seconds relay_cpu_s relay_rss_kb"
+    local transport="$1" subs="$2" workers="$3" port url args=()
     port="$(free_port)"
     "$RELAY" --server-bind "127.0.0.1:$port" --web-http-listen "127.0.0.1:$port" \
+        --server-workers "$workers" \
         --tls-generate localhost --auth-public "" --log-level warn >"$TMP/relay.log" 2>&1 &
     local relay=$!
     PIDS+=("$relay")
@@ -114,16 +120,23 @@ median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] 
 
 printf "# %d MiB per subscriber, %d-byte frames, %d frames per group, %d run(s) each\n" \
     "$MB" "$FRAME" "$GROUP_FRAMES" "$RUNS"
-printf "%-10s %5s %9s %12s %14s %12s\n" transport subs seconds "MB/s out" "relay CPU-s/GB" "relay RSS MB"
+printf "%-10s %5s %7s %9s %12s %14s %11s %12s\n" transport subs workers seconds "MB/s out" \
+    "relay CPU-s/GB" "relay cores" "relay RSS MB"
 for transport in $TRANSPORTS; do
     for subs in $SUBS; do
-        : >"$TMP/results"
-        for _ in $(seq 1 "$RUNS"); do run_one "$transport" "$subs" >>"$TMP/results"; done
-        secs=$(cut -d' ' -f1 "$TMP/results" | median)
-        cpu=$(cut -d' ' -f2 "$TMP/results" | median)
-        rss=$(cut -d' ' -f3 "$TMP/results" | median)
-        awk -v t="$transport" -v n="$subs" -v secs="$secs" -v cpu="$cpu" -v rss="$rss" -v mb="$MB" \
-            'BEGIN { printf "%-10s %5d %9.2f %12.1f %14.2f %12.1f\n", t, n, secs,
-                     mb * n / secs, cpu / (mb * n / 1024), rss / 1024 }'
+        # Worker counts alternate run by run, so machine noise falls on all of them alike.
+        for w in $WORKERS; do : >"$TMP/results-$w"; done
+        for _ in $(seq 1 "$RUNS"); do
+            for w in $WORKERS; do run_one "$transport" "$subs" "$w" >>"$TMP/results-$w"; done
+        done
+        for w in $WORKERS; do
+            secs=$(cut -d' ' -f1 "$TMP/results-$w" | median)
+            cpu=$(cut -d' ' -f2 "$TMP/results-$w" | median)
+            rss=$(cut -d' ' -f3 "$TMP/results-$w" | median)
+            awk -v t="$transport" -v n="$subs" -v w="$w" -v secs="$secs" -v cpu="$cpu" \
+                -v rss="$rss" -v mb="$MB" \
+                'BEGIN { printf "%-10s %5d %7d %9.2f %12.1f %14.2f %11.2f %12.1f\n", t, n, w,
+                         secs, mb * n / secs, cpu / (mb * n / 1024), cpu / secs, rss / 1024 }'
+        done
     done
 done

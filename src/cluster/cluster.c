@@ -139,7 +139,8 @@ static void node_track_request(void *ctx, moq_route *r, moq_track *t, const moq_
 
 static void node_track_release(void *ctx, moq_route *r, moq_track *t) {}
 
-static const moq_producer_ops node_ops = {node_track_request, NULL, node_track_release, NULL};
+static const moq_producer_ops node_ops = {node_track_request, NULL, node_track_release, NULL,
+                                          false};
 
 static void on_node(void *ctx, moq_watch *w, const moq_announce_event *ev)
 {
@@ -382,10 +383,14 @@ void moq_cluster_upstream(moq_cluster *c, moq_session *s, const uint8_t *path, s
             ev_timer_start(c->loop, &via->idle);
         }
     }
-    if (!active) return;
+    if (active) moq_cluster_pulled(c, moq_session_peer_origin(s), path, len, hops, nhops);
+}
+
+void moq_cluster_pulled(moq_cluster *c, uint64_t peer_id, const uint8_t *path, size_t len,
+                        const uint64_t *hops, size_t nhops)
+{
     /* The relay closest to the source: the oldest hop that is a known node. */
     uint64_t self = moq_origin_id(c->origin);
-    uint64_t peer_id = moq_session_peer_origin(s);
     for (size_t i = 0; i < nhops; i++) {
         if (hops[i] == self) return;
         const char *url = moq_u64map_get(&c->nodes, hops[i]);

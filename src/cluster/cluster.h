@@ -77,6 +77,11 @@ void moq_cluster_free(moq_cluster *c);
  * learns about pulls through peers that dialed it. */
 void moq_cluster_upstream(moq_cluster *c, moq_session *s, const uint8_t *path, size_t len,
                           const uint64_t *hops, size_t nhops, bool active);
+/* The part of an active upstream event that needs no session: a track began to be pulled
+ * through the peer with origin id peer_id (0: unknown) along hops; dial the relay closest
+ * to the source when it is known and not linked. (Another worker's sessions report here.) */
+void moq_cluster_pulled(moq_cluster *c, uint64_t peer_id, const uint8_t *path, size_t len,
+                        const uint64_t *hops, size_t nhops);
 
 /* The cluster token from `[cluster] token` (--cluster-token): the value itself when it is a
  * JWT (as the setup guide writes it), otherwise the name of a file holding one (whitespace

@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -285,6 +286,22 @@ uint64_t moq_config_total_memory(void)
         fclose(f);
     }
     return phys;
+}
+
+unsigned moq_config_cpus(void)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+        return (unsigned)CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
+}
+
+unsigned moq_config_workers(const struct moq_config *cfg)
+{
+    uint64_t n = cfg->server.workers ? cfg->server.workers : moq_config_cpus();
+    return n > MOQ_CONFIG_MAX_WORKERS ? MOQ_CONFIG_MAX_WORKERS : (unsigned)n;
 }
 
 int moq_config_parse_size(const char *s, uint64_t *bytes)
@@ -1211,6 +1228,7 @@ void moq_config_init(struct moq_config *cfg)
     cfg->log.repeat_interval_ms = MOQ_LOG_DEFAULT_REPEAT_INTERVAL_US / 1000;
     cfg->log.repeat_burst = MOQ_LOG_DEFAULT_REPEAT_BURST;
     cfg->server.bind = xstrdup(MOQ_CONFIG_DEFAULT_BIND);
+    cfg->server.workers = 1;
     quic_defaults(&cfg->server.quic);
     quic_defaults(&cfg->client.quic);
     cfg->client.bind = xstrdup("[::]:0");
@@ -1427,6 +1445,10 @@ int moq_config_finalize(struct moq_config *cfg, char *err, size_t errlen)
                         "server.quic.quic_lb_nonce needs server.quic.quic_lb_id");
     if (!cfg->server.bind || !*cfg->server.bind)
         return fail_key(cfg, "server.bind", err, errlen, "server.bind must not be empty");
+    if (cfg->server.workers > MOQ_CONFIG_MAX_WORKERS)
+        return fail_key(cfg, "server.workers", err, errlen,
+                        "server.workers must be at most %d (0: one per CPU), got %llu",
+                        MOQ_CONFIG_MAX_WORKERS, (unsigned long long)cfg->server.workers);
     cfg->staging.finalized = true;
     return 0;
 }

@@ -32,6 +32,8 @@
 #include "util/strlist.h"
 
 #define MOQ_CONFIG_DEFAULT_BIND "[::]:443"
+/* Most worker threads (server.workers): the worker index travels in one CID byte. */
+#define MOQ_CONFIG_MAX_WORKERS 256
 #define MOQ_CONFIG_MAX_OPTIONS  160
 
 enum moq_congestion {
@@ -58,6 +60,7 @@ struct moq_config_server {
     char *bind;          /* QUIC UDP address; default "[::]:443"; TOML alias `listen` */
     moq_strlist version; /* moq-lite versions to offer; empty = all supported */
     char *backend;       /* accepted for compatibility (quinn|quiche|noq), ignored */
+    uint64_t workers;    /* event-loop threads; 0 = one per CPU we may run on (1) */
     struct moq_config_quic quic;
     char *preferred_v4, *preferred_v6; /* [server.quic] preferred_v4/v6 (ignored) */
     char *quic_lb_id;                  /* hex (ignored) */
@@ -297,6 +300,10 @@ int moq_config_parse_size(const char *s, uint64_t *bytes);
 bool moq_config_version_supported(const char *name);
 /* Memory the process may use: the cgroup v2 limit when set, else physical memory. */
 uint64_t moq_config_total_memory(void);
+/* CPUs the process may run on (sched_getaffinity, so taskset is honoured); at least 1. */
+unsigned moq_config_cpus(void);
+/* server.workers resolved: 0 becomes moq_config_cpus(), capped at MOQ_CONFIG_MAX_WORKERS. */
+unsigned moq_config_workers(const struct moq_config *cfg);
 
 /* Small list helpers (the list owns its strings). */
 

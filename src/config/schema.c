@@ -128,6 +128,10 @@ const struct opt moq_config_opts[] = {
      NOSET, 0, NULL,
      "MoQ versions to offer (moq-lite-05, moq-lite-04, moq-lite-03, moq-transport-14 .. "
      "moq-transport-20; unset: all)"},
+    {"server.workers", "server-workers", NULL, "MOQ_SERVER_WORKERS", T_U64, F(server.workers),
+     NOSET, 0, "1",
+     "Worker threads, each with its own event loop, QUIC socket and HTTP socket; 0: one per CPU "
+     "the process may run on (sched_getaffinity, so taskset is honoured)"},
     {"server.backend", "server-backend", NULL, "MOQ_SERVER_BACKEND", T_BACKEND, F(server.backend),
      NOSET, OPT_IGNORED, NULL, "Upstream QUIC backend choice (ignored)"},
     QUIC_OPTS(server, SERVER, "server-max-streams", 0),

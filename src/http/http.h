@@ -258,6 +258,12 @@ moq_http_router *moq_http_server_router(moq_http_server *s);
  */
 int moq_http_server_listen(moq_http_server *s, const char *addr, const struct moq_http_tls *tls,
                            uint16_t *port);
+/* As moq_http_server_listen; reuseport joins the address's SO_REUSEPORT group (one listener
+ * per worker thread, the kernel spreads connections), and a nonzero port_override replaces
+ * the address's port (workers joining the port the first one was given for ":0"). */
+int moq_http_server_listen_shared(moq_http_server *s, const char *addr,
+                                  const struct moq_http_tls *tls, bool reuseport,
+                                  uint16_t port_override, uint16_t *port);
 
 /* Open connections (HTTP, WebSocket, lingering). */
 size_t moq_http_server_conn_count(const moq_http_server *s);

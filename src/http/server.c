@@ -1017,6 +1017,21 @@ static void listener_cb(struct ev_loop *loop, ev_io *w, int revents)
 int moq_http_server_listen(moq_http_server *s, const char *addr, const struct moq_http_tls *tls,
                            uint16_t *port)
 {
+    return moq_http_server_listen_shared(s, addr, tls, false, 0, port);
+}
+
+static void set_port(struct sockaddr_storage *ss, uint16_t port)
+{
+    if (ss->ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
+    else
+        ((struct sockaddr_in *)ss)->sin_port = htons(port);
+}
+
+int moq_http_server_listen_shared(moq_http_server *s, const char *addr,
+                                  const struct moq_http_tls *tls, bool reuseport,
+                                  uint16_t port_override, uint16_t *port)
+{
     struct sockaddr_storage ss;
     unsigned len;
     int rc = moq_http_parse_addr(addr, &ss, &len);
@@ -1029,6 +1044,8 @@ int moq_http_server_listen(moq_http_server *s, const char *addr, const struct mo
     if (fd < 0) return MOQ_ERR_IO;
     int one = 1, zero = 0;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (reuseport) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    if (port_override) set_port(&ss, port_override);
     if (ss.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
     if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, MOQ_HTTP_LISTEN_BACKLOG) < 0) {
         int e = errno;
@@ -1067,7 +1084,10 @@ int moq_http_server_listen(moq_http_server *s, const char *addr, const struct mo
     ev_io_start(s->loop, &l->io);
     moq_list_push_back(&s->listeners, &l->link);
     if (port) *port = bport;
-    moq_info("http", "listening on %s (port %u, %s)", addr, bport, tls ? "https" : "http");
+    if (port_override)
+        moq_debug("http", "listening on %s (port %u, %s) too", addr, bport, tls ? "https" : "http");
+    else
+        moq_info("http", "listening on %s (port %u, %s)", addr, bport, tls ? "https" : "http");
     return 0;
 }
 

@@ -16,6 +16,8 @@ size_t moq_origin_each_broadcast(const moq_origin *origin,
         };
         for (const moq_list *t = bc->tracks.next; t != &bc->tracks; t = t->next)
             if (!moq_container_of(t, moq_inode, link)->cursor) v.tracks++;
+        for (const moq_list *r = bc->routes.next; r != &bc->routes; r = r->next)
+            if (moq_container_of(r, moq_route, link)->ops->bridge) v.bridge_routes++;
         const moq_route *best = moq_bc_best_route(bc, 0);
         if (best) {
             v.hops = best->hops;
@@ -51,6 +53,7 @@ size_t moq_origin_each_track(const moq_origin *origin,
             .frames_in = t->frames_in,
             .bytes_in = t->bytes_in,
             .routed = t->route != NULL,
+            .bridged = t->route && t->route->ops->bridge,
         };
         for (size_t i = 0; i < t->ngroups; i++)
             v.cached_bytes += t->groups[i]->bytes;

@@ -170,6 +170,7 @@ typedef struct moq_broadcast_view {
     const uint8_t *path;
     size_t path_len;
     size_t routes;        /* routes attached (live, standby or withdrawn) */
+    size_t bridge_routes; /* of those, bridges from another worker (moq_producer_ops.bridge) */
     size_t tracks;        /* track instances open */
     bool lingering;       /* lost its last publisher, ends unless one returns */
     const uint64_t *hops; /* the best usable route's hops, oldest first; NULL when none */
@@ -188,6 +189,7 @@ typedef struct moq_track_view {
     uint64_t latest;                         /* highest group sequence seen */
     uint64_t groups_in, frames_in, bytes_in; /* delivered by the producer since creation */
     bool routed;                             /* a route serves it (false: stalled or ended) */
+    bool bridged;                            /* that route is a bridge from another worker */
     const uint64_t *hops;                    /* the serving route's hops, oldest first */
     size_t nhops;
 } moq_track_view;
@@ -274,7 +276,14 @@ typedef struct moq_producer_ops {
     void (*track_release)(void *ctx, moq_route *route, moq_track *track);
     int (*fetch_request)(void *ctx, moq_route *route, moq_track *track, moq_group *group,
                          uint8_t priority);
+    /* Routes of these ops carry another worker's broadcast into this origin (a bridge
+     * between worker threads): consumers passing MOQ_EXCLUDE_BRIDGES do not see them. */
+    bool bridge;
 } moq_producer_ops;
+
+/* The exclude_hop of a watch, subscription or fetch that must only see this worker's own
+ * routes (what a bridge to another worker re-exports). Not a valid origin id. */
+#define MOQ_EXCLUDE_BRIDGES UINT64_MAX
 
 /*
  * Announce a broadcast at `path` reached through `hops` (oldest first, <= MOQ_MAX_HOPS;

@@ -114,6 +114,17 @@ struct moq_route {
     bool standby;   /* another publisher's content: waits until the current one is gone */
 };
 
+bool moq_hops_contain(const uint64_t *hops, size_t n, uint64_t id);
+
+/* A consumer excluding `exclude` (0 = nothing, MOQ_EXCLUDE_BRIDGES = routes bridged from
+ * another worker, else an origin id in the chain) may not use r. */
+static inline bool moq_route_excluded(const moq_route *r, uint64_t exclude)
+{
+    if (!exclude) return false;
+    if (exclude == MOQ_EXCLUDE_BRIDGES) return r->ops->bridge;
+    return moq_hops_contain(r->hops, r->nhops, exclude);
+}
+
 /* A route the broadcast may advertise and serve new requests from. */
 static inline bool moq_route_usable(const moq_route *r)
 {

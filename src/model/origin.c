@@ -202,7 +202,7 @@ moq_route *moq_bc_best_route(const moq_broadcast *bc, uint64_t exclude)
     for (moq_list *pos = bc->routes.next; pos != &bc->routes; pos = pos->next) {
         moq_route *r = moq_container_of(pos, moq_route, link);
         if (!moq_route_usable(r)) continue;
-        if (exclude && moq_hops_contain(r->hops, r->nhops, exclude)) continue;
+        if (moq_route_excluded(r, exclude)) continue;
         if (!best || route_better(r, best)) best = r;
     }
     return best;

@@ -441,7 +441,7 @@ static bool route_clean_for_subs(const moq_track *t, const moq_route *r)
     moq_inode_each(pos, &t->subs)
     {
         const moq_subscription *s = moq_container_of(pos, moq_subscription, node.link);
-        if (s->exclude && moq_hops_contain(r->hops, r->nhops, s->exclude)) return false;
+        if (moq_route_excluded(r, s->exclude)) return false;
     }
     return true;
 }
@@ -464,13 +464,17 @@ static bool unroute_tainted(moq_track *t, const moq_route *r)
     uint64_t hops[MOQ_MAX_HOPS];
     size_t nhops = r->nhops;
     memcpy(hops, r->hops, nhops * sizeof(*hops));
+    bool bridge = r->ops->bridge;
     bool any = false;
     moq_inode cur;
     moq_iter_begin(&t->subs, &cur);
     moq_list *n;
     while ((n = moq_iter_next(&t->subs, &cur))) {
         moq_subscription *s = moq_container_of(n, moq_subscription, node.link);
-        if (!s->exclude || !moq_hops_contain(hops, nhops, s->exclude)) continue;
+        bool excluded = s->exclude == MOQ_EXCLUDE_BRIDGES
+                            ? bridge
+                            : s->exclude && moq_hops_contain(hops, nhops, s->exclude);
+        if (!excluded) continue;
         any = true;
         sub_fail(s, MOQ_REASON_UNROUTABLE);
     }

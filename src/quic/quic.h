@@ -147,6 +147,15 @@ struct moq_quic_server_config {
     /* 32-byte secret for stateless reset tokens; NULL = random per server. Workers sharing a
      * port must share it. */
     const uint8_t *reset_secret;
+    /* Worker threads sharing the port (quic/steer.h): with workers > 1 the socket joins the
+     * address's SO_REUSEPORT group, worker 0 attaches the steering program, and every
+     * connection ID this server chooses names `worker`. Bind worker 0 first, then the
+     * others in order, all with the same reset_secret (it also signs Retry tokens).
+     * workers 0 or 1: a socket of its own, as without workers. */
+    unsigned worker, workers;
+    /* Nonzero: bind this port instead of the one in `listen` (workers after the first
+     * join the port worker 0 was given for ":0"). */
+    uint16_t port;
     struct moq_quic_transport_config transport;
 };
 

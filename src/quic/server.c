@@ -5,15 +5,18 @@
  */
 #include "quic/cid_table.h"
 #include "quic/internal.h"
+#include "quic/steer.h"
 #include "tls/tls.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/time.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <ngtcp2/ngtcp2_crypto.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define SERVER_RX_SLOTS 64
 #define READ_ROUNDS     8
@@ -48,6 +51,7 @@ struct moq_quic_server {
     uint8_t secret[SECRET_LEN];
     double tokens; /* response budget */
     uint64_t tokens_at_us;
+    unsigned worker, workers; /* the index our connection IDs carry (quic/steer.h) */
 };
 
 static bool take_response_token(moq_quic_server *s)
@@ -133,6 +137,7 @@ static void fresh_cid(moq_quic_server *s, ngtcp2_cid *cid)
     uint8_t buf[MOQ_QUIC_SCIDLEN];
     do {
         moq_quic_random(buf, sizeof(buf));
+        moq_quic_steer_mark(buf, s->worker, s->workers);
     } while (moq_quic_cid_table_get(&s->cids, buf, sizeof(buf)));
     ngtcp2_cid_init(cid, buf, sizeof(buf));
 }
@@ -406,12 +411,25 @@ int moq_quic_server_new(struct ev_loop *loop, const struct moq_quic_server_confi
         free(s);
         return rv;
     }
+    if (cfg->port) moq_quic_addr_set_port(&addr, cfg->port);
+    bool shared = cfg->workers > 1;
     int fd;
-    rv = moq_quic_udp_listen(&addr, &fd, &bound);
+    rv = moq_quic_udp_listen_shared(&addr, shared, &fd, &bound);
+    if (rv == 0 && shared && cfg->worker == 0 && moq_quic_steer_attach(fd, cfg->workers) < 0) {
+        int e = errno;
+        moq_error("quic", "cannot attach the worker steering program: %s", strerror(e));
+        close(fd);
+        errno = e;
+        rv = MOQ_ERR_IO;
+    }
     if (rv < 0) {
         free_alpn(s);
         free(s);
         return rv;
+    }
+    if (shared) {
+        s->worker = cfg->worker;
+        s->workers = cfg->workers;
     }
     rv = moq_quic_endpoint_init(&s->ep, loop, fd, SERVER_RX_SLOTS, &cfg->transport);
     if (rv < 0) {
@@ -452,7 +470,10 @@ int moq_quic_server_new(struct ev_loop *loop, const struct moq_quic_server_confi
 
     char text[80];
     moq_quic_addr_format(&bound, text, sizeof(text));
-    moq_info("quic", "listening on %s (udp)", text);
+    if (s->worker == 0)
+        moq_info("quic", "listening on %s (udp)", text);
+    else
+        moq_debug("quic", "worker %u listening on %s (udp) too", s->worker, text);
     *out = s;
     return MOQ_OK;
 }

@@ -83,6 +83,14 @@ static int new_socket(int family, int *fd)
     return MOQ_OK;
 }
 
+void moq_quic_addr_set_port(moq_quic_addr *a, uint16_t port)
+{
+    if (a->ss.ss_family == AF_INET)
+        ((struct sockaddr_in *)&a->ss)->sin_port = htons(port);
+    else
+        ((struct sockaddr_in6 *)&a->ss)->sin6_port = htons(port);
+}
+
 static bool is_v6_any(const moq_quic_addr *a)
 {
     if (a->ss.ss_family != AF_INET6) return false;
@@ -92,9 +100,22 @@ static bool is_v6_any(const moq_quic_addr *a)
 
 int moq_quic_udp_listen(const moq_quic_addr *addr, int *fd, moq_quic_addr *bound)
 {
+    return moq_quic_udp_listen_shared(addr, false, fd, bound);
+}
+
+int moq_quic_udp_listen_shared(const moq_quic_addr *addr, bool reuseport, int *fd,
+                               moq_quic_addr *bound)
+{
     int s, on = 1, off = 0;
     int rv = new_socket(addr->ss.ss_family, &s);
     if (rv < 0) return rv;
+    if (reuseport && setsockopt(s, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) < 0) {
+        int e = errno;
+        moq_error("quic", "SO_REUSEPORT: %s", strerror(e));
+        close(s);
+        errno = e;
+        return MOQ_ERR_IO;
+    }
     if (addr->ss.ss_family == AF_INET6) {
         int v6only = is_v6_any(addr) ? off : on;
         setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only));

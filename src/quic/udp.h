@@ -34,8 +34,14 @@ int moq_quic_udp_parse_listen(const char *listen, moq_quic_addr *out);
 /* A listening socket on addr: 4 MiB buffers, destination-address cmsgs enabled, dual stack
  * when addr is the IPv6 wildcard. *bound receives the actual address (port filled in). */
 int moq_quic_udp_listen(const moq_quic_addr *addr, int *fd, moq_quic_addr *bound);
+/* As moq_quic_udp_listen; with reuseport the socket joins (or starts) the SO_REUSEPORT group
+ * of addr, which worker threads sharing one port form (quic/steer.h). */
+int moq_quic_udp_listen_shared(const moq_quic_addr *addr, bool reuseport, int *fd,
+                               moq_quic_addr *bound);
 /* A socket connected to remote; *local receives the local address chosen by the kernel. */
 int moq_quic_udp_connect(const moq_quic_addr *remote, int *fd, moq_quic_addr *local);
+
+void moq_quic_addr_set_port(moq_quic_addr *a, uint16_t port);
 
 /* "[addr]:port" or "addr:port"; IPv4-mapped IPv6 addresses print as IPv4. */
 void moq_quic_addr_format(const moq_quic_addr *a, char *buf, size_t len);

@@ -1,11 +1,13 @@
 /* What the relay is doing, for operators: GET / (relay information, public listeners and
  * [internal]) and, on [internal] only, /debug/sessions, /debug/broadcasts, /debug/tracks,
  * /nodes and the live /status page. */
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "relay/relay_int.h"
+#include "util/err.h"
 #include "util/json.h"
 #include "util/log.h"
 #include "util/time.h"
@@ -89,11 +91,10 @@ static double uptime_s(const moq_relay *r)
     return (double)(moq_now_us() - r->started_us) / 1e6;
 }
 
-static void info_json(moq_relay *r, moq_json *j)
+static void info_json(moq_relay *r, const struct relay_counts *counts, moq_json *j)
 {
     const struct moq_config *cfg = r->cfg;
-    struct relay_counts c;
-    count(r, &c);
+    const struct relay_counts c = *counts;
     moq_json_object(j);
     moq_json_key(j, "name");
     moq_json_str(j, "moq-relay");
@@ -194,10 +195,9 @@ static void html_row(moq_buf *b, const char *name, const char *value)
     moq_buf_append(b, "</td></tr>\n", 11);
 }
 
-static int serve_info_html(moq_relay *r, moq_http_response *resp)
+static int serve_info_html(moq_relay *r, const struct relay_counts *counts, moq_http_response *resp)
 {
-    struct relay_counts c;
-    count(r, &c);
+    const struct relay_counts c = *counts;
     char v[256], alpns[160] = "";
     size_t o = 0;
     for (size_t i = 0; i < r->n_alpns && o < sizeof(alpns); i++) {
@@ -236,16 +236,30 @@ static int serve_info_html(moq_relay *r, moq_http_response *resp)
     return rc;
 }
 
-static int serve_info(void *ctx, const moq_http_request *req, moq_http_response *resp)
+static int info_respond(moq_relay *r, const struct relay_counts *c, bool json,
+                        moq_http_response *resp)
 {
-    moq_relay *r = ctx;
-    if (!wants_json(req)) return serve_info_html(r, resp);
+    if (!json) return serve_info_html(r, c, resp);
     moq_buf body;
     moq_buf_init(&body);
     moq_json j;
     moq_json_init(&j, &body);
-    info_json(r, &j);
+    info_json(r, c, &j);
     return send_json(resp, &j, &body);
+}
+
+static int merged_info(moq_relay *r, void *arg, json_t *const *parts, unsigned n,
+                       moq_http_response *resp);
+
+static int serve_info(void *ctx, const moq_http_request *req, moq_http_response *resp)
+{
+    moq_relay *r = ctx;
+    /* arg: whether JSON was asked for */
+    if (r->worker.count > 1)
+        return moq_relay_gather(r, resp, merged_info, wants_json(req) ? r : NULL);
+    struct relay_counts c;
+    count(r, &c);
+    return info_respond(r, &c, wants_json(req), resp);
 }
 
 /* ---------------------------------------------------------------- /debug/sessions */
@@ -332,9 +346,13 @@ static void outbound_session(void *ctx, const struct moq_cluster_node *n)
     if (n->session) session_json(j, n->session, "outbound", n->connected_ms * 1000, n->url);
 }
 
+static int merged_sessions(moq_relay *r, void *arg, json_t *const *parts, unsigned n,
+                           moq_http_response *resp);
+
 static int serve_sessions(void *ctx, const moq_http_request *req, moq_http_response *resp)
 {
     moq_relay *r = ctx;
+    if (r->worker.count > 1) return moq_relay_gather(r, resp, merged_sessions, NULL);
     moq_buf body;
     moq_buf_init(&body);
     moq_json j;
@@ -355,9 +373,15 @@ static int serve_sessions(void *ctx, const moq_http_request *req, moq_http_respo
 
 /* ---------------------------------------------------------------- /debug/broadcasts */
 
+struct view_ctx {
+    moq_json *j;
+    bool snapshot; /* a worker's part of a whole-relay view: add what merging needs */
+};
+
 static void broadcast_json(void *ctx, const moq_broadcast_view *b)
 {
-    moq_json *j = ctx;
+    const struct view_ctx *c = ctx;
+    moq_json *j = c->j;
     moq_json_object(j);
     moq_json_key(j, "path");
     moq_json_bytes(j, b->path, b->path_len);
@@ -369,12 +393,20 @@ static void broadcast_json(void *ctx, const moq_broadcast_view *b)
     moq_json_bool(j, b->lingering);
     moq_json_key(j, "hops");
     json_hops(j, b->hops, b->hops ? b->nhops : 0);
+    if (c->snapshot) {
+        moq_json_key(j, "bridge_routes");
+        moq_json_u64(j, b->bridge_routes);
+    }
     moq_json_end(j);
 }
+
+static int merged_broadcasts(moq_relay *r, void *arg, json_t *const *parts, unsigned n,
+                             moq_http_response *resp);
 
 static int serve_broadcasts(void *ctx, const moq_http_request *req, moq_http_response *resp)
 {
     moq_relay *r = ctx;
+    if (r->worker.count > 1) return moq_relay_gather(r, resp, merged_broadcasts, NULL);
     moq_buf body;
     moq_buf_init(&body);
     moq_json j;
@@ -382,7 +414,8 @@ static int serve_broadcasts(void *ctx, const moq_http_request *req, moq_http_res
     moq_json_object(&j);
     moq_json_key(&j, "broadcasts");
     moq_json_array(&j);
-    moq_origin_each_broadcast(r->origin, broadcast_json, &j);
+    struct view_ctx c = {&j, false};
+    moq_origin_each_broadcast(r->origin, broadcast_json, &c);
     moq_json_end(&j);
     moq_json_end(&j);
     return send_json(resp, &j, &body);
@@ -394,6 +427,7 @@ struct track_ctx {
     moq_relay *r;
     moq_json *j;
     uint64_t now_us;
+    bool snapshot;
 };
 
 /* The session a route's content arrives through: the one whose peer is its last hop. */
@@ -445,17 +479,25 @@ static void track_json(void *arg, const moq_track_view *t)
     } else {
         moq_json_null(j);
     }
+    if (c->snapshot) {
+        moq_json_key(j, "bridged");
+        moq_json_bool(j, t->bridged);
+    }
     moq_json_end(j);
 }
+
+static int merged_tracks(moq_relay *r, void *arg, json_t *const *parts, unsigned n,
+                         moq_http_response *resp);
 
 static int serve_tracks(void *ctx, const moq_http_request *req, moq_http_response *resp)
 {
     moq_relay *r = ctx;
+    if (r->worker.count > 1) return moq_relay_gather(r, resp, merged_tracks, NULL);
     moq_buf body;
     moq_buf_init(&body);
     moq_json j;
     moq_json_init(&j, &body);
-    struct track_ctx c = {r, &j, moq_now_us()};
+    struct track_ctx c = {r, &j, moq_now_us(), false};
     moq_json_object(&j);
     moq_json_key(&j, "time_s");
     moq_json_double(&j, uptime_s(r));
@@ -472,7 +514,42 @@ static int serve_tracks(void *ctx, const moq_http_request *req, moq_http_respons
 struct nodes_ctx {
     moq_relay *r;
     moq_json *j;
+    json_t *const *parts; /* with several workers: their snapshots (sessions) */
+    unsigned nparts;
 };
+
+static void inbound_json(moq_json *j, const char *remote, double connected_s)
+{
+    moq_json_object(j);
+    moq_json_key(j, "direction");
+    moq_json_str(j, "inbound");
+    moq_json_key(j, "state");
+    moq_json_str(j, "connected");
+    moq_json_key(j, "remote");
+    moq_json_str(j, remote);
+    moq_json_key(j, "connected_s");
+    moq_json_double(j, connected_s);
+    moq_json_end(j);
+}
+
+/* Inbound sessions of every worker from the relay with origin id `id`. */
+static void inbound_from_parts(const struct nodes_ctx *c, uint64_t id)
+{
+    char want[24];
+    snprintf(want, sizeof(want), "%llu", (unsigned long long)id);
+    for (unsigned i = 0; i < c->nparts; i++) {
+        size_t k;
+        json_t *sess;
+        json_array_foreach(json_object_get(c->parts[i], "sessions"), k, sess)
+        {
+            const char *peer = json_string_value(json_object_get(sess, "peer_origin_id"));
+            const char *dir = json_string_value(json_object_get(sess, "direction"));
+            if (!peer || !dir || strcmp(peer, want) != 0 || strcmp(dir, "inbound") != 0) continue;
+            inbound_json(c->j, json_string_value(json_object_get(sess, "remote")),
+                         json_number_value(json_object_get(sess, "age_s")));
+        }
+    }
+}
 
 static void node_json(void *arg, const struct moq_cluster_node *n)
 {
@@ -517,33 +594,25 @@ static void node_json(void *arg, const struct moq_cluster_node *n)
         }
         moq_json_end(j);
     }
-    for (moq_list *pos = c->r->sessions.next; n->has_origin && !n->self && pos != &c->r->sessions;
-         pos = pos->next) {
+    if (c->parts && n->has_origin && !n->self) inbound_from_parts(c, n->origin_id);
+    for (moq_list *pos = c->r->sessions.next;
+         !c->parts && n->has_origin && !n->self && pos != &c->r->sessions; pos = pos->next) {
         struct relay_session *rs = moq_container_of(pos, struct relay_session, link);
         if (moq_session_peer_origin(rs->session) != n->origin_id) continue;
-        moq_json_object(j);
-        moq_json_key(j, "direction");
-        moq_json_str(j, "inbound");
-        moq_json_key(j, "state");
-        moq_json_str(j, "connected");
-        moq_json_key(j, "remote");
-        moq_json_str(j, moq_session_transport(rs->session)->peer);
-        moq_json_key(j, "connected_s");
-        moq_json_double(j, (double)(moq_now_us() - rs->started_us) / 1e6);
-        moq_json_end(j);
+        inbound_json(j, moq_session_transport(rs->session)->peer,
+                     (double)(moq_now_us() - rs->started_us) / 1e6);
     }
     moq_json_end(j);
     moq_json_end(j);
 }
 
-static int serve_nodes(void *ctx, const moq_http_request *req, moq_http_response *resp)
+static int nodes_respond(moq_relay *r, json_t *const *parts, unsigned n, moq_http_response *resp)
 {
-    moq_relay *r = ctx;
     moq_buf body;
     moq_buf_init(&body);
     moq_json j;
     moq_json_init(&j, &body);
-    struct nodes_ctx c = {r, &j};
+    struct nodes_ctx c = {r, &j, parts, n};
     moq_json_object(&j);
     moq_json_key(&j, "nodes");
     moq_json_array(&j);
@@ -551,6 +620,19 @@ static int serve_nodes(void *ctx, const moq_http_request *req, moq_http_response
     moq_json_end(&j);
     moq_json_end(&j);
     return send_json(resp, &j, &body);
+}
+
+static int merged_nodes(moq_relay *r, void *arg, json_t *const *parts, unsigned n,
+                        moq_http_response *resp)
+{
+    return nodes_respond(r, parts, n, resp);
+}
+
+static int serve_nodes(void *ctx, const moq_http_request *req, moq_http_response *resp)
+{
+    moq_relay *r = ctx;
+    if (r->worker.count > 1) return moq_relay_gather(r, resp, merged_nodes, NULL);
+    return nodes_respond(r, NULL, 0, resp);
 }
 
 /* ---------------------------------------------------------------- /status */
@@ -561,6 +643,231 @@ static int serve_status(void *ctx, const moq_http_request *req, moq_http_respons
     moq_http_response_header(resp, "content-type", "text/html; charset=utf-8");
     moq_http_response_header(resp, "cache-control", "no-store");
     return moq_http_response_body(resp, moq_relay_status_page, strlen(moq_relay_status_page));
+}
+
+/* ---------------------------------------------------------------- several workers */
+
+static void stat_u64(moq_json *j, const char *key, uint64_t v)
+{
+    moq_json_key(j, key);
+    moq_json_u64(j, v);
+}
+
+int moq_relay_snapshot(moq_relay *r, moq_buf *out)
+{
+    moq_json j;
+    moq_json_init(&j, out);
+    uint64_t now = moq_now_us();
+    moq_json_object(&j);
+    moq_json_key(&j, "sessions");
+    moq_json_array(&j);
+    for (moq_list *pos = r->sessions.next; pos != &r->sessions; pos = pos->next) {
+        struct relay_session *rs = moq_container_of(pos, struct relay_session, link);
+        session_json(&j, rs->session, "inbound", now - rs->started_us, NULL);
+    }
+    if (r->cluster) moq_cluster_each_node(r->cluster, outbound_session, &j);
+    moq_json_end(&j);
+    moq_json_key(&j, "broadcasts");
+    moq_json_array(&j);
+    struct view_ctx vc = {&j, true};
+    moq_origin_each_broadcast(r->origin, broadcast_json, &vc);
+    moq_json_end(&j);
+    moq_json_key(&j, "tracks");
+    moq_json_array(&j);
+    struct track_ctx tc = {r, &j, now, true};
+    moq_origin_each_track(r->origin, track_json, &tc);
+    moq_json_end(&j);
+    moq_origin_stats os;
+    moq_origin_stats_get(r->origin, &os);
+    struct moq_bridge_stats bs = {0};
+    if (r->bridge) moq_bridge_stats_get(r->bridge, &bs);
+    moq_json_key(&j, "stats");
+    moq_json_object(&j);
+    stat_u64(&j, "sessions", r->n_sessions);
+    stat_u64(&j, "peers", r->cluster ? moq_cluster_connected(r->cluster) : 0);
+    /* Subscriptions and tracks a bridge holds for another worker are not the relay's own. */
+    stat_u64(&j, "subscriptions", os.subscriptions - bs.exported_tracks);
+    uint64_t live[4] = {0};
+    for (moq_list *pos = r->sessions.next; pos != &r->sessions; pos = pos->next) {
+        struct relay_session *rs = moq_container_of(pos, struct relay_session, link);
+        if (rs->kind < 4) live[rs->kind]++;
+    }
+    static const char *const live_keys[] = {"", "live_quic", "live_webtransport", "live_websocket"};
+    static const char *const total_keys[] = {"", "total_quic", "total_webtransport",
+                                             "total_websocket"};
+    for (int k = 1; k < 4; k++) {
+        stat_u64(&j, live_keys[k], live[k]);
+        stat_u64(&j, total_keys[k], r->counters.sessions_total[k]);
+    }
+    stat_u64(&j, "refused", r->counters.sessions_refused);
+    stat_u64(&j, "full", r->counters.sessions_full);
+    stat_u64(&j, "memory_trims", r->counters.memory_trims);
+    struct moq_quic_server_stats qs = {0};
+    if (r->quic) moq_quic_server_stats_get(r->quic, &qs);
+    stat_u64(&j, "quic_half_open", qs.half_open);
+    stat_u64(&j, "quic_retries", qs.retries_sent);
+    stat_u64(&j, "quic_retry_invalid", qs.retry_invalid);
+    stat_u64(&j, "quic_refused_full", qs.refused_full);
+    stat_u64(&j, "quic_refused_half_open", qs.refused_half_open);
+    stat_u64(&j, "tracks", os.tracks - bs.imported_tracks);
+    stat_u64(&j, "broadcasts", os.broadcasts);
+    stat_u64(&j, "groups_cached", os.groups_cached);
+    stat_u64(&j, "cached_bytes", os.cached_bytes);
+    stat_u64(&j, "evictions", os.evictions);
+    stat_u64(&j, "expirations", os.expirations);
+    stat_u64(&j, "bridged_frames", bs.frames_in);
+    moq_json_end(&j);
+    moq_json_end(&j);
+    return moq_json_finish(&j);
+}
+
+static int send_jansson(moq_http_response *resp, json_t *doc)
+{
+    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    if (!text) return MOQ_ERR_NOMEM;
+    moq_http_response_set_status(resp, 200);
+    moq_http_response_header(resp, "content-type", "application/json");
+    moq_http_response_header(resp, "cache-control", "no-store");
+    int rc = moq_http_response_body(resp, text, strlen(text));
+    if (rc == 0) rc = moq_http_response_body(resp, "\n", 1);
+    free(text);
+    return rc;
+}
+
+static uint64_t ju64(const json_t *o, const char *key)
+{
+    return (uint64_t)json_integer_value(json_object_get(o, key));
+}
+
+static void set_u64(json_t *o, const char *key, uint64_t v)
+{
+    json_object_set_new(o, key, json_integer((json_int_t)v));
+}
+
+static int merged_sessions(moq_relay *r, void *arg, json_t *const *parts, unsigned n,
+                           moq_http_response *resp)
+{
+    json_t *all = json_array();
+    for (unsigned i = 0; i < n; i++)
+        json_array_extend(all, json_object_get(parts[i], "sessions"));
+    return send_jansson(resp, json_pack("{s:o}", "sessions", all));
+}
+
+/* A broadcast appears on every worker (bridged to the others): the workers that have a route
+ * of their own (or keep it lingering) describe it. */
+static json_t *merge_broadcasts(json_t *const *parts, unsigned n)
+{
+    json_t *list = json_array(), *by_path = json_object();
+    for (unsigned i = 0; i < n; i++) {
+        size_t k;
+        json_t *b;
+        json_array_foreach(json_object_get(parts[i], "broadcasts"), k, b)
+        {
+            uint64_t own = ju64(b, "routes") - ju64(b, "bridge_routes");
+            bool lingering = json_is_true(json_object_get(b, "lingering"));
+            if (own == 0 && !lingering) continue;
+            const char *path = json_string_value(json_object_get(b, "path"));
+            json_t *e = json_object_get(by_path, path ? path : "");
+            if (!e) {
+                e = json_deep_copy(b);
+                json_object_del(e, "bridge_routes");
+                set_u64(e, "routes", own);
+                json_array_append_new(list, e);
+                json_object_set(by_path, path ? path : "", e);
+                continue;
+            }
+            set_u64(e, "routes", ju64(e, "routes") + own);
+            set_u64(e, "tracks", ju64(e, "tracks") + ju64(b, "tracks"));
+            if (!lingering) json_object_set_new(e, "lingering", json_false());
+        }
+    }
+    json_decref(by_path);
+    return list;
+}
+
+static int merged_broadcasts(moq_relay *r, void *arg, json_t *const *parts, unsigned n,
+                             moq_http_response *resp)
+{
+    return send_jansson(resp, json_pack("{s:o}", "broadcasts", merge_broadcasts(parts, n)));
+}
+
+/* A track wanted on several workers exists on each: the worker its route is its own on
+ * describes it; each bridged copy elsewhere counts there as one subscriber, replaced by the
+ * copy's own subscribers. */
+static json_t *merge_tracks(json_t *const *parts, unsigned n)
+{
+    json_t *list = json_array(), *by_key = json_object(), *copies = json_array();
+    for (unsigned i = 0; i < n; i++) {
+        size_t k;
+        json_t *t;
+        json_array_foreach(json_object_get(parts[i], "tracks"), k, t)
+        {
+            if (json_is_true(json_object_get(t, "bridged"))) {
+                json_array_append(copies, t);
+                continue;
+            }
+            char key[1024];
+            snprintf(key, sizeof(key), "%s\x1f%s",
+                     json_string_value(json_object_get(t, "broadcast")),
+                     json_string_value(json_object_get(t, "track")));
+            json_t *e = json_object_get(by_key, key);
+            if (e) {
+                set_u64(e, "subscribers", ju64(e, "subscribers") + ju64(t, "subscribers"));
+                continue;
+            }
+            e = json_deep_copy(t);
+            json_object_del(e, "bridged");
+            json_array_append_new(list, e);
+            json_object_set(by_key, key, e);
+        }
+    }
+    size_t k;
+    json_t *t;
+    json_array_foreach(copies, k, t)
+    {
+        char key[1024];
+        snprintf(key, sizeof(key), "%s\x1f%s", json_string_value(json_object_get(t, "broadcast")),
+                 json_string_value(json_object_get(t, "track")));
+        json_t *e = json_object_get(by_key, key);
+        if (!e) {
+            e = json_deep_copy(t);
+            json_object_del(e, "bridged");
+            json_array_append_new(list, e);
+            json_object_set(by_key, key, e);
+            continue;
+        }
+        uint64_t subs = ju64(e, "subscribers");
+        set_u64(e, "subscribers", (subs ? subs - 1 : 0) + ju64(t, "subscribers"));
+    }
+    json_decref(copies);
+    json_decref(by_key);
+    return list;
+}
+
+static int merged_tracks(moq_relay *r, void *arg, json_t *const *parts, unsigned n,
+                         moq_http_response *resp)
+{
+    return send_jansson(
+        resp, json_pack("{s:f,s:o}", "time_s", uptime_s(r), "tracks", merge_tracks(parts, n)));
+}
+
+static int merged_info(moq_relay *r, void *arg, json_t *const *parts, unsigned n,
+                       moq_http_response *resp)
+{
+    struct relay_counts c = {0};
+    for (unsigned i = 0; i < n; i++) {
+        json_t *st = json_object_get(parts[i], "stats");
+        c.sessions += ju64(st, "sessions");
+        c.subscriptions += ju64(st, "subscriptions");
+        c.peers += ju64(st, "peers");
+    }
+    json_t *b = merge_broadcasts(parts, n), *t = merge_tracks(parts, n);
+    c.broadcasts = json_array_size(b);
+    c.tracks = json_array_size(t);
+    json_decref(b);
+    json_decref(t);
+    return info_respond(r, &c, arg != NULL, resp);
 }
 
 /* ---------------------------------------------------------------- registration */

@@ -17,6 +17,7 @@
 #include "moq/errors.h"
 #include "qmux/qmux.h"
 #include "relay/service.h"
+#include "relay/workers.h"
 #include "util/err.h"
 #include "util/fdlimit.h"
 #include "util/log.h"
@@ -87,12 +88,55 @@ static uint64_t session_authorize(void *ctx, moq_session *s, const char *path, i
 
 /* ---------------------------------------------------------------- sessions */
 
+/* Sessions over the whole relay (every worker). */
+static size_t relay_sessions(const moq_relay *r)
+{
+    return r->worker.sessions ? *r->worker.sessions : r->n_sessions;
+}
+
+static void count_session(moq_relay *r, int delta)
+{
+    r->n_sessions += (size_t)delta;
+    if (r->worker.sessions) *r->worker.sessions += (size_t)delta;
+}
+
+/* A pull through another worker's session, for the cluster on worker 0. */
+struct pulled {
+    moq_relay *const *relays;
+    uint64_t peer_id;
+    size_t len, nhops;
+    uint64_t hops[MOQ_MAX_HOPS];
+    uint8_t path[];
+};
+
+static void pulled_on_worker0(void *arg, unsigned worker)
+{
+    struct pulled *p = arg;
+    moq_relay *r0 = p->relays[worker];
+    if (r0->cluster)
+        moq_cluster_pulled(r0->cluster, p->peer_id, p->path, p->len, p->hops, p->nhops);
+    free(p);
+}
+
 static void session_upstream(void *ctx, moq_session *s, const uint8_t *path, size_t len,
                              const uint64_t *hops, size_t nhops, bool active)
 {
     struct relay_session *rs = ctx;
-    if (rs->relay->cluster)
-        moq_cluster_upstream(rs->relay->cluster, s, path, len, hops, nhops, active);
+    moq_relay *r = rs->relay;
+    if (r->cluster) {
+        moq_cluster_upstream(r->cluster, s, path, len, hops, nhops, active);
+        return;
+    }
+    if (!active || r->worker.index == 0 || !r->bridge || nhops > MOQ_MAX_HOPS) return;
+    struct pulled *p = malloc(sizeof(*p) + len);
+    if (!p) return;
+    p->relays = r->worker.relays;
+    p->peer_id = moq_session_peer_origin(s);
+    p->len = len;
+    p->nhops = nhops;
+    memcpy(p->hops, hops, nhops * sizeof(*hops));
+    memcpy(p->path, path, len);
+    moq_bridge_call(r->bridge, 0, pulled_on_worker0, free, p);
 }
 
 static void session_timer(void *ctx, moq_session *s, uint64_t at)
@@ -112,14 +156,14 @@ static void session_closed(void *ctx, moq_session *s, uint64_t code, const char 
     struct relay_session *rs = ctx;
     moq_ev_deadline_stop(&rs->timer);
     moq_list_remove(&rs->link);
-    rs->relay->n_sessions--;
+    count_session(rs->relay, -1);
     free(rs);
 }
 
 bool moq_relay_full(const moq_relay *r)
 {
     uint64_t max = r->cfg->limits.max_sessions;
-    return max && r->n_sessions >= max;
+    return max && relay_sessions(r) >= max;
 }
 
 int moq_relay_start_session(moq_relay *r, moq_transport *t)
@@ -128,7 +172,7 @@ int moq_relay_start_session(moq_relay *r, moq_transport *t)
         r->counters.sessions_full++;
         moq_info_repeat("sessions refused at the limit", "relay",
                         "%s: session refused: the relay is full (%zu sessions)", t->peer,
-                        r->n_sessions);
+                        relay_sessions(r));
         moq_transport_close(t, MOQ_CODE_BOUNDS_EXCEEDED, "server busy: session limit reached");
         return MOQ_ERR_LIMIT;
     }
@@ -154,16 +198,18 @@ int moq_relay_start_session(moq_relay *r, moq_transport *t)
         .ctx = rs,
     };
     moq_list_push_back(&r->sessions, &rs->link);
-    r->n_sessions++;
+    count_session(r, 1);
     rs->session = moq_session_new(t, &sc);
     if (!rs->session) {
         moq_ev_deadline_stop(&rs->timer);
         moq_list_remove(&rs->link);
-        r->n_sessions--;
+        count_session(r, -1);
         free(rs);
         return MOQ_ERR_UNSUPPORTED;
     }
     if (t->kind < 4) r->counters.sessions_total[t->kind]++;
+    if (r->worker.count > 1)
+        moq_debug("relay", "%s: session on worker %u", t->peer, r->worker.index);
     moq_memtrim_started(&r->memtrim, r->n_sessions, moq_now_us());
     return 0;
 }
@@ -284,6 +330,7 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
     int64_t now_s = moq_wall_s();
     moq_log_repeat_flush();
     relay_trim_memory(r);
+    if (r->worker.index != 0) return; /* certificates are shared: worker 0 keeps them fresh */
     if (moq_tls_server_maintain(r->tls, now_s) == 1)
         moq_info("tls", "certificate rotated; new fingerprint served at /certificate.sha256");
     if (r->https_tls && moq_tls_server_maintain(r->https_tls, now_s) == 1)
@@ -334,8 +381,10 @@ static void report_key(void *ctx, const char *path, const moq_jwk *key, const mo
 void moq_relay_reload(moq_relay *r)
 {
     struct reload_tally t = {0};
-    reload_certificate(r->tls, "QUIC certificate", &t);
-    if (r->https_tls) reload_certificate(r->https_tls, "HTTPS certificate", &t);
+    if (r->worker.index == 0) {
+        reload_certificate(r->tls, "QUIC certificate", &t);
+        if (r->https_tls) reload_certificate(r->https_tls, "HTTPS certificate", &t);
+    }
     size_t dropped = 0;
     moq_auth_reload(r->auth, report_key, &t, &dropped);
     if (moq_auth_has_key_dir(r->auth))
@@ -381,9 +430,9 @@ static void pick_versions(moq_relay *r)
     r->alpns[r->n_alpns++] = "h3";
 }
 
-static int setup_tls(moq_relay *r, char *err, size_t errlen)
+int moq_relay_tls_new(const struct moq_config *c, moq_tls_server **tls, moq_tls_server **https,
+                      char *err, size_t errlen)
 {
-    const struct moq_config *c = r->cfg;
     moq_tls_server_config tc = {
         .certs = (const char *const *)c->server.tls.cert.v,
         .n_certs = c->server.tls.cert.len,
@@ -394,7 +443,7 @@ static int setup_tls(moq_relay *r, char *err, size_t errlen)
         .client_roots = (const char *const *)c->server.tls.root.v,
         .n_client_roots = c->server.tls.root.len,
     };
-    int rv = moq_tls_server_new(&tc, moq_wall_s(), &r->tls, err, errlen);
+    int rv = moq_tls_server_new(&tc, moq_wall_s(), tls, err, errlen);
     if (rv < 0) return rv;
     if (c->web.https.listen) {
         moq_tls_server_config hc = {
@@ -405,10 +454,21 @@ static int setup_tls(moq_relay *r, char *err, size_t errlen)
             .client_roots = (const char *const *)c->web.https.root.v,
             .n_client_roots = c->web.https.root.len,
         };
-        rv = moq_tls_server_new(&hc, moq_wall_s(), &r->https_tls, err, errlen);
+        rv = moq_tls_server_new(&hc, moq_wall_s(), https, err, errlen);
         if (rv < 0) return rv;
     }
     return 0;
+}
+
+static int setup_tls(moq_relay *r, char *err, size_t errlen)
+{
+    if (r->worker.tls) {
+        r->tls = r->worker.tls;
+        r->https_tls = r->worker.https_tls;
+        return 0;
+    }
+    r->owns_tls = true;
+    return moq_relay_tls_new(r->cfg, &r->tls, &r->https_tls, err, errlen);
 }
 
 static int setup_auth(moq_relay *r, char *err, size_t errlen)
@@ -463,6 +523,10 @@ static int setup_quic(moq_relay *r, char *err, size_t errlen)
         .tls_setup = r->cfg->server.tls.root.len ? quic_tls_setup : NULL,
         .accept = quic_accept,
         .accept_ctx = r,
+        .reset_secret = r->worker.reset_secret,
+        .worker = r->worker.index,
+        .workers = r->worker.count,
+        .port = r->worker.quic_port,
     };
     const struct moq_config *c = r->cfg;
     /* Connections still handshaking or closing count too: leave them room, so that the
@@ -532,7 +596,8 @@ static int setup_http(moq_relay *r, char *err, size_t errlen)
     if (c->web.ws) moq_http_server_set_ws(r->http, moq_relay_ws_upgrade, r);
     int rv;
     if (c->web.http.listen) {
-        rv = moq_http_server_listen(r->http, c->web.http.listen, NULL, &r->http_port);
+        rv = moq_http_server_listen_shared(r->http, c->web.http.listen, NULL, r->worker.count > 1,
+                                           r->worker.http_port, &r->http_port);
         if (rv < 0) {
             listen_failed(err, errlen, "HTTP listener", c->web.http.listen, rv, errno,
                           "--web-http-listen or MOQ_WEB_HTTP_LISTEN (web.http.listen in the "
@@ -543,7 +608,8 @@ static int setup_http(moq_relay *r, char *err, size_t errlen)
     if (c->web.https.listen) {
         struct moq_http_tls tls = {quic_creds_acquire, creds_release, r->https_tls,
                                    c->web.https.root.len ? quic_tls_setup : NULL};
-        rv = moq_http_server_listen(r->http, c->web.https.listen, &tls, &r->https_port);
+        rv = moq_http_server_listen_shared(r->http, c->web.https.listen, &tls, r->worker.count > 1,
+                                           r->worker.https_port, &r->https_port);
         if (rv < 0) {
             listen_failed(err, errlen, "HTTPS listener", c->web.https.listen, rv, errno,
                           "--web-https-listen or MOQ_WEB_HTTPS_LISTEN (web.https.listen in the "
@@ -648,6 +714,7 @@ static int setup_cluster(moq_relay *r, char *err, size_t errlen)
 {
     const struct moq_config_cluster *cc = &r->cfg->cluster;
     if (!cc->connect.len && !cc->node) return 0;
+    if (r->worker.index != 0) return 0; /* worker 0 links the relay; bridges carry the rest */
     int rv = cc->token ? moq_cluster_token_load(cc->token, &r->cluster_token, err, errlen) : 0;
     if (rv < 0) return rv;
     struct moq_cluster_config c = {
@@ -676,7 +743,7 @@ static int setup_cluster(moq_relay *r, char *err, size_t errlen)
 static int setup_internal(moq_relay *r, char *err, size_t errlen)
 {
     const char *listen = r->cfg->internal.listen;
-    if (!listen) return 0;
+    if (!listen || r->worker.index != 0) return 0;
     struct moq_http_config hc;
     moq_http_config_default(&hc);
     hc.reserve_fds = INTERNAL_RESERVE_FDS;
@@ -700,11 +767,43 @@ static int setup_internal(moq_relay *r, char *err, size_t errlen)
 int moq_relay_new(struct ev_loop *loop, const struct moq_config *cfg, moq_relay **out, char *err,
                   size_t errlen)
 {
+    return moq_relay_new_worker(loop, cfg, NULL, out, err, errlen);
+}
+
+static void log_ready(const moq_relay *r)
+{
+    char offered[256] = "";
+    for (size_t i = 0, o = 0; i < r->n_versions && o < sizeof(offered); i++) {
+        int n = snprintf(offered + o, sizeof(offered) - o, "%s%s", i ? ", " : "", r->versions[i]);
+        if (n < 0) break;
+        o += (size_t)n;
+    }
+    char workers[32] = "";
+    if (r->worker.count > 1) snprintf(workers, sizeof(workers), ", %u workers", r->worker.count);
+    moq_info("relay", "ready: origin id %llu, moq versions %s over QUIC, WebTransport%s%s",
+             (unsigned long long)moq_origin_id(r->origin), offered,
+             r->http && r->cfg->web.ws ? " and WebSocket" : "", workers);
+}
+
+static int setup_bridge(moq_relay *r)
+{
+    if (!r->worker.hub) return 0;
+    return moq_bridge_new(r->worker.hub, r->worker.index, r->loop, r->origin, &r->bridge);
+}
+
+int moq_relay_new_worker(struct ev_loop *loop, const struct moq_config *cfg,
+                         const struct moq_relay_worker *w, moq_relay **out, char *err,
+                         size_t errlen)
+{
     *out = NULL;
     moq_relay *r = calloc(1, sizeof(*r));
     if (!r) return MOQ_ERR_NOMEM;
     r->loop = loop;
     r->cfg = cfg;
+    if (w)
+        r->worker = *w;
+    else
+        r->worker.count = 1;
     r->started_us = moq_now_us();
     moq_ev_deadline_init(&r->origin_timer, loop, origin_timer_fired, r);
     moq_list_init(&r->sessions);
@@ -713,7 +812,9 @@ int moq_relay_new(struct ev_loop *loop, const struct moq_config *cfg, moq_relay 
 
     moq_origin_config oc;
     moq_origin_config_default(&oc);
-    oc.id = cfg->cluster.id_set && cfg->cluster.id ? cfg->cluster.id : random_origin_id();
+    oc.id = r->worker.origin_id                      ? r->worker.origin_id
+            : cfg->cluster.id_set && cfg->cluster.id ? cfg->cluster.id
+                                                     : random_origin_id();
     oc.linger_us = cfg->cluster.linger_ms * 1000;
     oc.linger_deadline = origin_linger;
     oc.linger_ctx = r;
@@ -723,6 +824,7 @@ int moq_relay_new(struct ev_loop *loop, const struct moq_config *cfg, moq_relay 
     if (cfg->cache.capacity_set) oc.cache_capacity = cfg->cache.capacity;
     r->origin = moq_origin_new(&oc);
     int rv = r->origin ? 0 : MOQ_ERR_NOMEM;
+    if (rv == 0) rv = setup_bridge(r);
     if (rv == 0) rv = setup_tls(r, err, errlen);
     if (rv == 0) rv = setup_auth(r, err, errlen);
     if (rv == 0) rv = setup_quic(r, err, errlen);
@@ -739,17 +841,16 @@ int moq_relay_new(struct ev_loop *loop, const struct moq_config *cfg, moq_relay 
     r->tick.data = r;
     ev_timer_start(loop, &r->tick);
     origin_rearm(r, moq_now_us());
-    char offered[256] = "";
-    for (size_t i = 0, o = 0; i < r->n_versions && o < sizeof(offered); i++) {
-        int n = snprintf(offered + o, sizeof(offered) - o, "%s%s", i ? ", " : "", r->versions[i]);
-        if (n < 0) break;
-        o += (size_t)n;
-    }
-    moq_info("relay", "ready: origin id %llu, moq versions %s over QUIC, WebTransport%s",
-             (unsigned long long)moq_origin_id(r->origin), offered,
-             r->http && cfg->web.ws ? " and WebSocket" : "");
+    if (r->worker.count <= 1) log_ready(r);
     *out = r;
     return 0;
+}
+
+int moq_relay_worker_ready(moq_relay *r)
+{
+    int rv = r->bridge ? moq_bridge_start(r->bridge) : 0;
+    if (rv == 0 && r->worker.index == 0) log_ready(r);
+    return rv;
 }
 
 void moq_relay_free(moq_relay *r)
@@ -772,11 +873,18 @@ void moq_relay_free(moq_relay *r)
     if (r->internal_web) moq_web_free(r->internal_web);
     if (r->internal) moq_http_server_free(r->internal);
     moq_ev_deadline_stop(&r->origin_timer); /* sessions ending above may have armed it */
+    moq_relay_unbridge(r);
     if (r->origin) moq_origin_free(r->origin);
+    moq_bridge_free(r->bridge);
     if (r->auth) moq_auth_free(r->auth);
-    if (r->tls) moq_tls_server_free(r->tls);
-    if (r->https_tls) moq_tls_server_free(r->https_tls);
+    if (r->owns_tls && r->tls) moq_tls_server_free(r->tls);
+    if (r->owns_tls && r->https_tls) moq_tls_server_free(r->https_tls);
     free(r);
+}
+
+void moq_relay_unbridge(moq_relay *r)
+{
+    if (r->bridge) moq_bridge_stop(r->bridge);
 }
 
 uint16_t moq_relay_quic_port(const moq_relay *r)
@@ -823,7 +931,7 @@ static void run_for(moq_relay *r, double seconds)
  * every session is closed (clients see a clean close with code 0, and WebSocket clients a
  * qmux APPLICATION_CLOSE before the Close frame), and the closes have a moment to reach the
  * wire before the listeners go. */
-static void drain(moq_relay *r)
+void moq_relay_drain(moq_relay *r)
 {
     if (r->n_sessions == 0) return;
     moq_info("relay", "closing %zu session(s)", r->n_sessions);
@@ -876,6 +984,8 @@ static void raise_open_files(void)
 
 int moq_relay_run(const struct moq_config *cfg)
 {
+    unsigned workers = moq_config_workers(cfg);
+    if (workers > 1) return moq_relay_run_workers(cfg, workers);
     struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
     if (!loop) {
         moq_error("relay", "cannot create the event loop");
@@ -907,7 +1017,7 @@ int moq_relay_run(const struct moq_config *cfg)
     moq_service_stopping(&service);
     ev_signal_stop(loop, &sigint);
     ev_signal_stop(loop, &sigterm);
-    drain(r);
+    moq_relay_drain(r);
     moq_service_stop(&service);
     ev_signal_stop(loop, &sighup);
     signal(SIGHUP, SIG_IGN); /* shutting down: nothing left to reload */

@@ -21,11 +21,36 @@
 struct ev_loop;
 typedef struct moq_relay moq_relay;
 
+/* One worker of several (server.workers > 1): what the workers share. Worker 0 also runs
+ * the [internal] listener, the cluster and certificate maintenance. The shared objects
+ * belong to the caller and outlive the relay. */
+struct moq_relay_worker {
+    unsigned index, count;
+    struct moq_tls_server *tls, *https_tls;    /* shared certificates (mutex-guarded inside) */
+    uint64_t origin_id;                        /* every worker's origin has the relay's id */
+    const uint8_t *reset_secret;               /* 32 bytes: stateless resets and Retry tokens */
+    uint16_t quic_port, http_port, https_port; /* nonzero: join these ports (workers > 0) */
+    struct moq_bridge_hub *hub;                /* carries broadcasts between the workers */
+    _Atomic size_t *sessions;                  /* sessions over all workers (limits) */
+    moq_relay *const *relays; /* every worker's relay, by index (each used on its thread) */
+};
+
 /* Build and start the relay: bind every configured listener. Returns 0, or a negative
  * MOQ_ERR_* with a message in err (e.g. "UDP [::]:443: address in use"). */
 int moq_relay_new(struct ev_loop *loop, const struct moq_config *cfg, moq_relay **out, char *err,
                   size_t errlen);
 void moq_relay_free(moq_relay *r);
+/* A worker of several; see struct moq_relay_worker. Bind worker 0 first, then the others in
+ * order, on the thread that will then run each loop (or before it runs). */
+int moq_relay_new_worker(struct ev_loop *loop, const struct moq_config *cfg,
+                         const struct moq_relay_worker *w, moq_relay **out, char *err,
+                         size_t errlen);
+/* Every worker was built: start carrying broadcasts between them; worker 0 logs "ready". */
+int moq_relay_worker_ready(moq_relay *r);
+/* Close every session gracefully and run the loop until the closes went out (shutdown). */
+void moq_relay_drain(moq_relay *r);
+/* Stop carrying broadcasts between workers (before any worker's relay is freed). */
+void moq_relay_unbridge(moq_relay *r);
 
 /* Bound ports (useful when the configuration asked for port 0); 0 when not listening. */
 uint16_t moq_relay_quic_port(const moq_relay *r);

@@ -13,8 +13,10 @@
 #include "http/ws.h"
 #include "moq/session.h"
 #include "quic/quic.h"
+#include "relay/bridge.h"
 #include "relay/relay.h"
 #include "tls/tls.h"
+#include "util/buf.h"
 #include "util/ev_deadline.h"
 #include "util/memtrim.h"
 #include "util/list.h"
@@ -33,6 +35,9 @@ struct relay_counters {
 struct moq_relay {
     struct ev_loop *loop;
     const struct moq_config *cfg;
+    struct moq_relay_worker worker; /* index 0, count 1 for a relay alone */
+    bool owns_tls;                  /* tls and https_tls are ours to free */
+    struct moq_bridge *bridge;      /* NULL for a relay alone */
     moq_origin *origin;
     moq_tls_server *tls;       /* QUIC (and WebTransport) certificates */
     moq_tls_server *https_tls; /* [web.https] certificates */
@@ -70,6 +75,9 @@ struct relay_session {
 };
 
 /* relay.c */
+/* The certificates of [server.tls] and (when it listens) [web.https], as startup loads them. */
+int moq_relay_tls_new(const struct moq_config *c, moq_tls_server **tls, moq_tls_server **https,
+                      char *err, size_t errlen);
 /* limits.max_sessions reached. */
 bool moq_relay_full(const moq_relay *r);
 /* Start a moq session on an established transport; closes it on failure. */
@@ -82,6 +90,19 @@ int moq_relay_check_access(moq_relay *r, const char *target, moq_perms *perms, c
  * the target's path until the certificate expires; or a reason (logged). */
 int moq_relay_certified_access(const char *target, int64_t expires, moq_perms *perms, char *why,
                                size_t whylen);
+
+/* gather.c: whole-relay views when the relay runs on several workers. Every worker renders
+ * its snapshot (inspect.c) on its own thread; once all arrived, done(r, arg, parts, n, resp)
+ * runs on r's thread with the parsed snapshots by worker index, fills resp and returns 0 (or
+ * an error: 500). Returns MOQ_HTTP_ASYNC (the response is sent later) or an error. */
+struct json_t;
+typedef int (*moq_relay_gather_done)(moq_relay *r, void *arg, struct json_t *const *parts,
+                                     unsigned n, moq_http_response *resp);
+int moq_relay_gather(moq_relay *r, moq_http_response *resp, moq_relay_gather_done done, void *arg);
+
+/* inspect.c: this worker's part of a whole-relay view, as a JSON object: its sessions,
+ * broadcasts and tracks (as /debug renders them, plus what merging needs) and counters. */
+int moq_relay_snapshot(moq_relay *r, moq_buf *out);
 
 /* websocket.c */
 int moq_relay_ws_upgrade(void *ctx, const struct moq_ws_upgrade *up, struct moq_ws_accept *acc);

@@ -1,5 +1,7 @@
 /* The relay's HTTP endpoints beyond the static ones: /certificate.sha256, /announced,
  * /fetch and /metrics, answered from the origin as upstream moq-relay does. */
+#include <jansson.h>
+
 #include "relay/relay_int.h"
 
 #include <stdio.h>
@@ -344,18 +346,21 @@ static void metric(moq_buf *b, const char *name, const char *type, const char *h
     if (n > 0) moq_buf_append(b, line, (size_t)n);
 }
 
-static int hook_metrics(void *ctx, const moq_http_request *req, moq_http_response *resp)
+/* What /metrics reports: one worker's figures, or the sum over every worker. */
+struct metrics_in {
+    uint64_t live[4], total[4], refused, full, trims;
+    bool has_quic;
+    struct moq_quic_server_stats quic;
+    moq_origin_stats origin;
+    unsigned workers;
+    uint64_t bridged_frames;
+};
+
+static int render_metrics(const struct metrics_in *m, moq_http_response *resp)
 {
-    moq_relay *r = ctx;
     moq_buf b;
     moq_buf_init(&b);
     static const char *const kinds[] = {"", "quic", "webtransport", "websocket"};
-    uint64_t live[4] = {0};
-    moq_list *pos;
-    for (pos = r->sessions.next; pos != &r->sessions; pos = pos->next) {
-        struct relay_session *rs = moq_container_of(pos, struct relay_session, link);
-        if (rs->kind < 4) live[rs->kind]++;
-    }
     char line[256];
     static const char sessions_head[] =
         "# HELP moq_relay_sessions Sessions open now, by transport.\n"
@@ -363,7 +368,7 @@ static int hook_metrics(void *ctx, const moq_http_request *req, moq_http_respons
     moq_buf_append(&b, sessions_head, sizeof(sessions_head) - 1);
     for (int k = 1; k < 4; k++) {
         int n = snprintf(line, sizeof(line), "moq_relay_sessions{transport=\"%s\"} %llu\n",
-                         kinds[k], (unsigned long long)live[k]);
+                         kinds[k], (unsigned long long)m->live[k]);
         moq_buf_append(&b, line, (size_t)n);
     }
     static const char total_head[] =
@@ -372,49 +377,112 @@ static int hook_metrics(void *ctx, const moq_http_request *req, moq_http_respons
     moq_buf_append(&b, total_head, sizeof(total_head) - 1);
     for (int k = 1; k < 4; k++) {
         int n = snprintf(line, sizeof(line), "moq_relay_sessions_total{transport=\"%s\"} %llu\n",
-                         kinds[k], (unsigned long long)r->counters.sessions_total[k]);
+                         kinds[k], (unsigned long long)m->total[k]);
         moq_buf_append(&b, line, (size_t)n);
     }
     metric(&b, "moq_relay_sessions_refused_total", "counter", "Sessions refused by authorization.",
-           r->counters.sessions_refused);
+           m->refused);
     metric(&b, "moq_relay_sessions_full_total", "counter",
-           "Sessions refused because limits.max_sessions were open.", r->counters.sessions_full);
+           "Sessions refused because limits.max_sessions were open.", m->full);
     metric(&b, "moq_relay_memory_trims_total", "counter",
-           "Times freed memory was returned to the system after the load fell.",
-           r->counters.memory_trims);
-    if (r->quic) {
-        struct moq_quic_server_stats qs;
-        moq_quic_server_stats_get(r->quic, &qs);
+           "Times freed memory was returned to the system after the load fell.", m->trims);
+    if (m->has_quic) {
+        const struct moq_quic_server_stats *qs = &m->quic;
         metric(&b, "moq_relay_quic_half_open", "gauge", "QUIC handshakes in progress.",
-               qs.half_open);
+               qs->half_open);
         metric(&b, "moq_relay_quic_retries_total", "counter",
-               "Retry packets sent to validate client addresses.", qs.retries_sent);
+               "Retry packets sent to validate client addresses.", qs->retries_sent);
         metric(&b, "moq_relay_quic_retry_invalid_total", "counter",
-               "Initials dropped for a Retry token that did not verify.", qs.retry_invalid);
+               "Initials dropped for a Retry token that did not verify.", qs->retry_invalid);
         metric(&b, "moq_relay_quic_refused_full_total", "counter",
-               "QUIC connections refused at the connection limit.", qs.refused_full);
+               "QUIC connections refused at the connection limit.", qs->refused_full);
         metric(&b, "moq_relay_quic_refused_half_open_total", "counter",
                "QUIC connections refused for too many handshakes from one address.",
-               qs.refused_half_open);
+               qs->refused_half_open);
     }
-    moq_origin_stats st;
-    moq_origin_stats_get(r->origin, &st);
-    metric(&b, "moq_relay_broadcasts", "gauge", "Broadcasts announced.", st.broadcasts);
-    metric(&b, "moq_relay_tracks", "gauge", "Tracks being relayed.", st.tracks);
-    metric(&b, "moq_relay_subscriptions", "gauge", "Subscriptions open.", st.subscriptions);
-    metric(&b, "moq_relay_cache_groups", "gauge", "Groups in the cache.", st.groups_cached);
-    metric(&b, "moq_relay_cache_bytes", "gauge", "Payload bytes in the cache.", st.cached_bytes);
+    const moq_origin_stats *st = &m->origin;
+    metric(&b, "moq_relay_broadcasts", "gauge", "Broadcasts announced.", st->broadcasts);
+    metric(&b, "moq_relay_tracks", "gauge", "Tracks being relayed.", st->tracks);
+    metric(&b, "moq_relay_subscriptions", "gauge", "Subscriptions open.", st->subscriptions);
+    metric(&b, "moq_relay_cache_groups", "gauge", "Groups in the cache.", st->groups_cached);
+    metric(&b, "moq_relay_cache_bytes", "gauge", "Payload bytes in the cache.", st->cached_bytes);
     metric(&b, "moq_relay_cache_evictions_total", "counter", "Groups evicted for the byte budget.",
-           st.evictions);
+           st->evictions);
     metric(&b, "moq_relay_cache_expirations_total", "counter", "Groups expired for age.",
-           st.expirations);
+           st->expirations);
     metric(&b, "moq_relay_chunk_bytes", "gauge", "Bytes held in frame chunks.",
            moq_chunk_live_bytes());
+    if (m->workers > 1) {
+        metric(&b, "moq_relay_workers", "gauge", "Worker threads (server.workers).", m->workers);
+        metric(&b, "moq_relay_bridged_frames_total", "counter",
+               "Frames handed from one worker to another.", m->bridged_frames);
+    }
     moq_http_response_set_status(resp, 200);
     moq_http_response_header(resp, "content-type", "text/plain; version=0.0.4");
-    moq_http_response_body(resp, b.data, b.len);
+    int rc = moq_http_response_body(resp, b.data, b.len);
     moq_buf_free(&b);
-    return 0;
+    return rc;
+}
+
+static uint64_t stat_of(const json_t *part, const char *key)
+{
+    return (uint64_t)json_integer_value(json_object_get(json_object_get(part, "stats"), key));
+}
+
+static int merged_metrics(moq_relay *r, void *arg, json_t *const *parts, unsigned n,
+                          moq_http_response *resp)
+{
+    struct metrics_in m = {.has_quic = r->quic != NULL, .workers = n};
+    static const char *const live_keys[] = {"", "live_quic", "live_webtransport", "live_websocket"};
+    static const char *const total_keys[] = {"", "total_quic", "total_webtransport",
+                                             "total_websocket"};
+    for (unsigned i = 0; i < n; i++) {
+        const json_t *p = parts[i];
+        for (int k = 1; k < 4; k++) {
+            m.live[k] += stat_of(p, live_keys[k]);
+            m.total[k] += stat_of(p, total_keys[k]);
+        }
+        m.refused += stat_of(p, "refused");
+        m.full += stat_of(p, "full");
+        m.trims += stat_of(p, "memory_trims");
+        m.quic.half_open += stat_of(p, "quic_half_open");
+        m.quic.retries_sent += stat_of(p, "quic_retries");
+        m.quic.retry_invalid += stat_of(p, "quic_retry_invalid");
+        m.quic.refused_full += stat_of(p, "quic_refused_full");
+        m.quic.refused_half_open += stat_of(p, "quic_refused_half_open");
+        /* Every worker's origin sees every broadcast (bridged): the largest count is the
+         * relay's; tracks and subscriptions a bridge holds are left out by each worker. */
+        uint64_t bcs = stat_of(p, "broadcasts");
+        if (bcs > m.origin.broadcasts) m.origin.broadcasts = bcs;
+        m.origin.tracks += stat_of(p, "tracks");
+        m.origin.subscriptions += stat_of(p, "subscriptions");
+        m.origin.groups_cached += stat_of(p, "groups_cached");
+        m.origin.cached_bytes += stat_of(p, "cached_bytes");
+        m.origin.evictions += stat_of(p, "evictions");
+        m.origin.expirations += stat_of(p, "expirations");
+        m.bridged_frames += stat_of(p, "bridged_frames");
+    }
+    return render_metrics(&m, resp);
+}
+
+static int hook_metrics(void *ctx, const moq_http_request *req, moq_http_response *resp)
+{
+    moq_relay *r = ctx;
+    if (r->worker.count > 1) return moq_relay_gather(r, resp, merged_metrics, NULL);
+    struct metrics_in m = {.refused = r->counters.sessions_refused,
+                           .full = r->counters.sessions_full,
+                           .trims = r->counters.memory_trims,
+                           .has_quic = r->quic != NULL,
+                           .workers = 1};
+    for (moq_list *pos = r->sessions.next; pos != &r->sessions; pos = pos->next) {
+        struct relay_session *rs = moq_container_of(pos, struct relay_session, link);
+        if (rs->kind < 4) m.live[rs->kind]++;
+    }
+    for (int k = 1; k < 4; k++)
+        m.total[k] = r->counters.sessions_total[k];
+    if (r->quic) moq_quic_server_stats_get(r->quic, &m.quic);
+    moq_origin_stats_get(r->origin, &m.origin);
+    return render_metrics(&m, resp);
 }
 
 const struct moq_web_hooks moq_relay_web_hooks_template = {

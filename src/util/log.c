@@ -2,6 +2,7 @@
 #include "util/err.h"
 
 #include <stdarg.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -21,6 +22,8 @@ static const moq_clock *log_clock = &moq_system_clock;
 static uint64_t repeat_interval_us = MOQ_LOG_DEFAULT_REPEAT_INTERVAL_US;
 static uint64_t repeat_burst = MOQ_LOG_DEFAULT_REPEAT_BURST;
 static moq_log_repeat *repeat_sites; /* every call site that has counted a line */
+/* Call sites are shared by worker threads: their counts and the site list change under it. */
+static pthread_mutex_t repeat_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct target_level overrides[MAX_TARGETS];
 static int n_overrides;
 
@@ -295,9 +298,8 @@ static void repeat_roll(moq_log_repeat *r, uint64_t now)
     r->suppressed = 0;
 }
 
-bool moq_log_repeat_admit(moq_log_repeat *r, enum moq_log_level level, const char *target)
+static bool repeat_admit_locked(moq_log_repeat *r, enum moq_log_level level, const char *target)
 {
-    if (repeat_interval_us == 0) return true;
     r->level = level;
     r->target = target;
     if (!r->registered) {
@@ -316,10 +318,21 @@ bool moq_log_repeat_admit(moq_log_repeat *r, enum moq_log_level level, const cha
     return false;
 }
 
+bool moq_log_repeat_admit(moq_log_repeat *r, enum moq_log_level level, const char *target)
+{
+    if (repeat_interval_us == 0) return true;
+    pthread_mutex_lock(&repeat_lock);
+    bool admit = repeat_admit_locked(r, level, target);
+    pthread_mutex_unlock(&repeat_lock);
+    return admit;
+}
+
 void moq_log_repeat_flush(void)
 {
     if (repeat_interval_us == 0) return;
     uint64_t now = log_now_us();
+    pthread_mutex_lock(&repeat_lock);
     for (moq_log_repeat *r = repeat_sites; r; r = r->next)
         repeat_roll(r, now);
+    pthread_mutex_unlock(&repeat_lock);
 }

@@ -24,7 +24,7 @@ static void request(void *ctx, moq_route *r, moq_track *t, const moq_sub_prefs *
 
 static void release(void *ctx, moq_route *r, moq_track *t) {}
 
-static const moq_producer_ops ops = {request, NULL, release, NULL};
+static const moq_producer_ops ops = {request, NULL, release, NULL, false};
 
 static int no_dial(void *ctx, const char *url, moq_origin *origin,
                    const struct moq_cluster_dial_events *ev, void *arg, void **handle)
@@ -69,10 +69,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static const uint64_t first[] = {7, 8}, second[] = {9};
     static int producers[2]; /* two producers: distinct contexts */
     moq_route *r1 = NULL, *r2 = NULL;
-    if (moq_origin_announce(origin, path.data, path.len, first, nhops, &ops, &producers[0],
-                            &r1) == 0) {
-        if (moq_origin_announce(origin, path.data, path.len, second, 1, &ops, &producers[1],
-                                &r2) == 0)
+    if (moq_origin_announce(origin, path.data, path.len, first, nhops, &ops, &producers[0], &r1) ==
+        0) {
+        if (moq_origin_announce(origin, path.data, path.len, second, 1, &ops, &producers[1], &r2) ==
+            0)
             moq_route_unannounce(r2);
         moq_route_unannounce(r1);
     }

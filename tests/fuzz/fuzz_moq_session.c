@@ -72,7 +72,7 @@ static void rel(void *ctx, moq_route *r, moq_track *t)
     if (served == t) served = NULL;
 }
 
-static const moq_producer_ops local_ops = {req, NULL, rel, NULL};
+static const moq_producer_ops local_ops = {req, NULL, rel, NULL, false};
 
 /* Full access, or (strict) a narrow grant on a relay that refuses what it does not allow. */
 static bool strict;

@@ -98,8 +98,7 @@ struct fake_dial {
     moq_defer report; /* the dial's outcome, from the loop */
 };
 
-static uint64_t full_access(void *ctx, moq_session *s, const char *path, int role,
-                            moq_perms *perms)
+static uint64_t full_access(void *ctx, moq_session *s, const char *path, int role, moq_perms *perms)
 {
     memset(perms, 0, sizeof(*perms));
     perms->root = strdup("");
@@ -278,7 +277,7 @@ static void p_release(void *ctx, moq_route *r, moq_track *t)
     if (p->track == t) p->track = NULL;
 }
 
-static const moq_producer_ops pub_ops = {p_request, NULL, p_release, NULL};
+static const moq_producer_ops pub_ops = {p_request, NULL, p_release, NULL, false};
 
 static void publish_group(struct pub *p, uint64_t seq, const char *text)
 {

@@ -451,6 +451,25 @@ static void bad_values(void **state)
                  "non-negative integer)");
 }
 
+/* server.workers: 0 means one per CPU the process may run on; more than the CID byte can
+ * name is refused. */
+static void workers_setting(void **state)
+{
+    struct moq_config cfg;
+    moq_config_init(&cfg);
+    assert_int_equal(moq_config_workers(&cfg), 1);
+    moq_config_free(&cfg);
+    assert_int_equal(load_doc(&cfg, "[server]\nworkers = 3\n"), 0);
+    assert_int_equal(moq_config_workers(&cfg), 3);
+    moq_config_free(&cfg);
+    assert_int_equal(load_doc(&cfg, "[server]\nworkers = 0\n"), 0);
+    assert_int_equal(moq_config_workers(&cfg), moq_config_cpus());
+    assert_true(moq_config_cpus() >= 1);
+    moq_config_free(&cfg);
+    expect_error("[server]\nworkers = 257\n",
+                 "relay.toml:2:1: server.workers must be at most 256 (0: one per CPU), got 257");
+}
+
 static void cross_field_errors(void **state)
 {
     expect_error("[server.tls]\ncert = [\"a.pem\", \"b.pem\"]\nkey = [\"a.key\"]\n",
@@ -1144,7 +1163,10 @@ static void help_marks_options_without_effect(void **state)
             fail_msg("--%s is %smarked: %s", o->flag, marked ? "" : "not ", line);
     }
     static const char *const none[] = {
-        "stats-enabled", "stats-prefix", "stats-node", "client-bind",
+        "stats-enabled",
+        "stats-prefix",
+        "stats-node",
+        "client-bind",
     };
     for (size_t i = 0; i < sizeof(none) / sizeof(none[0]); i++) {
         assert_true(help_line(help, none[i], line, sizeof(line)));
@@ -1210,6 +1232,7 @@ int main(void)
         cmocka_unit_test(wrong_types),
         cmocka_unit_test(bad_values),
         cmocka_unit_test(cross_field_errors),
+        cmocka_unit_test(workers_setting),
         cmocka_unit_test(toml_errors_are_positioned),
         cmocka_unit_test(validation),
         cmocka_unit_test(quic_timer_warnings),

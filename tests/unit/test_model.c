@@ -751,12 +751,55 @@ static void origin_free_releases_everything(void **state)
     assert_int_equal(moq_chunk_live_count(), chunks);
 }
 
+/* Routes bridged from another worker are invisible to consumers that pass
+ * MOQ_EXCLUDE_BRIDGES (what a bridge re-exports), and visible to everyone else. */
+static const moq_producer_ops bridge_ops = {prod_request, prod_update, prod_release, prod_fetch,
+                                            true};
+
+static void bridged_routes_excluded(void **state)
+{
+    moq_origin *o = new_origin(100, 0);
+    prod bridged = {0}, local = {0};
+    assert_int_equal(moq_origin_announce(o, S("b"), NULL, 0, &bridge_ops, &bridged, &bridged.route),
+                     0);
+    rwatch all = {0}, own = {0};
+    watch(o, &all, "", 0);
+    watch(o, &own, "", MOQ_EXCLUDE_BRIDGES);
+    assert_int_equal(all.n, 1);
+    assert_int_equal(own.n, 0);
+    assert_int_equal(moq_origin_list(o, S(""), MOQ_EXCLUDE_BRIDGES, NULL, NULL), 0);
+    rsub s = {0}, sb = {0};
+    moq_sub_prefs pr = prefs_default();
+    assert_int_equal(subscribe(o, &s, "b", "t", MOQ_EXCLUDE_BRIDGES, &pr), MOQ_ERR_NOT_FOUND);
+    assert_int_equal(subscribe(o, &sb, "b", "t", 0, &pr), 0);
+    assert_int_equal(bridged.requests, 1);
+
+    /* A local publisher of the same path: only it serves the excluding subscriber. */
+    announce(o, &local, "b", NULL, 0);
+    assert_int_equal(own.n, 1);
+    expect_event(&own, 0, MOQ_ANNOUNCE_ACTIVE, "b", NULL, 0);
+    assert_int_equal(subscribe(o, &s, "b", "t", MOQ_EXCLUDE_BRIDGES, &pr), 0);
+    assert_int_equal(local.requests, 1);
+    moq_route_unannounce(local.route);
+    assert_int_equal(s.aborts, 1);
+    assert_int_equal(own.n, 2);
+    expect_event(&own, 1, MOQ_ANNOUNCE_ENDED, "b", NULL, 0);
+    rsub_close(&s);
+    rsub_close(&sb);
+    moq_watch_close(all.watch);
+    moq_watch_close(own.watch);
+    moq_route_unannounce(bridged.route);
+    stats_zero(o);
+    moq_origin_free(o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(watch_initial_set_and_updates),
         cmocka_unit_test(path_prefix_rules),
         cmocka_unit_test(exclude_hop_and_own_id),
+        cmocka_unit_test(bridged_routes_excluded),
         cmocka_unit_test(best_route_choice),
         cmocka_unit_test(linger_keeps_and_splices),
         cmocka_unit_test(linger_same_hops_is_silent_and_graceful_is_immediate),

@@ -177,7 +177,8 @@ static inline int prod_fetch(void *ctx, moq_route *r, moq_track *t, moq_group *g
     return 0;
 }
 
-static const moq_producer_ops prod_ops = {prod_request, prod_update, prod_release, prod_fetch};
+static const moq_producer_ops prod_ops = {prod_request, prod_update, prod_release, prod_fetch,
+                                          false};
 
 static inline void announce(moq_origin *o, prod *p, const char *path, const uint64_t *hops,
                             size_t nhops)

@@ -59,7 +59,7 @@ static void lp_release(void *ctx, moq_route *r, moq_track *t)
     if (lp->track == t) lp->track = NULL;
 }
 
-static const moq_producer_ops local_pub_ops = {lp_request, lp_update, lp_release, NULL};
+static const moq_producer_ops local_pub_ops = {lp_request, lp_update, lp_release, NULL, false};
 
 /* Frames are laid out by the engine's moq_frame_alloc (headers in front of the payload). */
 static int write_group(struct local_pub *lp, uint64_t seq, const char *const *frames, size_t n,

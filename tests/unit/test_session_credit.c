@@ -322,7 +322,7 @@ static void p_release(void *ctx, moq_route *r, moq_track *t)
     if (p->track == t) p->track = NULL;
 }
 
-static const moq_producer_ops pub_ops = {p_request, p_update, p_release, NULL};
+static const moq_producer_ops pub_ops = {p_request, p_update, p_release, NULL, false};
 
 /* One group of n frames "x" (payload after 24 bytes of header room, both header forms). */
 static void publish_group(struct pub *p, uint64_t seq, int n)

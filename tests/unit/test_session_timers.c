@@ -401,7 +401,7 @@ static void pub_release(void *ctx, moq_route *r, moq_track *t)
     if (pub->track == t) pub->track = NULL;
 }
 
-static const moq_producer_ops pub_ops = {pub_request, NULL, pub_release, NULL};
+static const moq_producer_ops pub_ops = {pub_request, NULL, pub_release, NULL, false};
 
 static void publish_group(struct publisher *pub, uint64_t seq)
 {
