@@ -840,6 +840,11 @@ int moq_relay_new_worker(struct ev_loop *loop, const struct moq_config *cfg,
     ev_timer_init(&r->tick, tick_cb, TICK_S, TICK_S);
     r->tick.data = r;
     ev_timer_start(loop, &r->tick);
+    if (r->worker.count > 1)
+        snprintf(r->loop_name, sizeof(r->loop_name), "worker %u", r->worker.index);
+    else
+        snprintf(r->loop_name, sizeof(r->loop_name), "relay");
+    moq_loopwatch_start(&r->loopwatch, loop, r->loop_name, MOQ_US_PER_S);
     origin_rearm(r, moq_now_us());
     if (r->worker.count <= 1) log_ready(r);
     *out = r;
@@ -857,6 +862,7 @@ void moq_relay_free(moq_relay *r)
 {
     if (!r) return;
     ev_timer_stop(r->loop, &r->tick);
+    moq_loopwatch_stop(&r->loopwatch, r->loop);
     /* Cluster links first; their sessions finish closing from the loop. */
     if (r->cluster) moq_cluster_free(r->cluster);
     for (int i = 0; i < 200 && r->dials; i++)

@@ -18,6 +18,7 @@
 #include "tls/tls.h"
 #include "util/buf.h"
 #include "util/ev_deadline.h"
+#include "util/loopwatch.h"
 #include "util/memtrim.h"
 #include "util/list.h"
 #include "web/web.h"
@@ -59,6 +60,8 @@ struct moq_relay {
     char *cluster_token;
     size_t dials; /* cluster dials not finished yet */
     ev_timer tick;
+    moq_loopwatch loopwatch; /* warns when one loop iteration runs over a second */
+    char loop_name[16];
     moq_memtrim memtrim;
     moq_ev_deadline origin_timer; /* the origin's next linger deadline, or its regular tick */
     struct relay_counters counters;
