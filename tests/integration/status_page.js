@@ -13,7 +13,8 @@ const [chromium, url, track, screenshot] = process.argv.slice(2);
 const profile = fs.mkdtempSync(path.join(os.tmpdir(), "moq-status-chromium-"));
 const browser = spawn(chromium, ["--headless", "--no-sandbox", "--disable-gpu",
   "--no-first-run", "--remote-debugging-pipe", `--user-data-dir=${profile}`,
-  "--window-size=1000,900", "about:blank"], { stdio: ["ignore", "ignore", "pipe", "pipe", "pipe"] });
+  "--window-size=1000,900", "about:blank"],
+  { stdio: ["ignore", "ignore", "pipe", "pipe", "pipe"], detached: true });
 let stderr = "";
 browser.stdio[2].on("data", (d) => { stderr += d; });
 
@@ -37,13 +38,23 @@ function send(method, params = {}, sessionId) {
   return new Promise((resolve, reject) => pending.set(id, { resolve, reject }));
 }
 
+// Chromium's helper processes write to the profile after the browser itself is gone: the
+// whole process group goes, and a profile that still cannot be removed is only reported.
 function finish(code, message) {
   if (message) console.log(message);
   browser.once("exit", () => {
-    fs.rmSync(profile, { recursive: true, force: true, maxRetries: 5 });
+    try {
+      fs.rmSync(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+    } catch (e) {
+      console.error(`could not remove ${profile}: ${e.code}`);
+    }
     process.exit(code);
   });
-  browser.kill("SIGKILL");
+  try {
+    process.kill(-browser.pid, "SIGKILL");
+  } catch {
+    browser.kill("SIGKILL");
+  }
 }
 let first = null, last = null;
 const deadline = setTimeout(() => finish(1, "timed out; the page showed " + JSON.stringify(last) +
