@@ -20,8 +20,7 @@ static struct mem_hdr *hdr_of(void *ptr)
 
 static size_t page_round(size_t n)
 {
-    static size_t page;
-    if (!page) page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t page = (size_t)sysconf(_SC_PAGESIZE); /* read from the aux vector, no system call */
     return (n + page - 1) & ~(page - 1);
 }
 
