@@ -70,18 +70,13 @@ test: deps build
 # (pointer arithmetic on NULL, for one).
 SANITIZE_CC ?= $(shell command -v clang >/dev/null 2>&1 && echo clang || echo cc)
 
-# The two-worker variants (label workers2) are left out under AddressSanitizer for now: a relay
-# with two workers still leaks connections of a worker at shutdown (LeakSanitizer, in
-# cluster_failover_workers2 and node_routes_workers2). They run in `make test` and `make tsan`.
-SANITIZE_EXCLUDE ?= -LE workers2
-
 sanitize: deps
 	@cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DMOQ_SANITIZE=ON \
 		-DCMAKE_C_COMPILER=$(SANITIZE_CC) $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD_ASAN) -j $(JOBS)
 	@cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-		ctest --output-on-failure -j $(JOBS) $(SANITIZE_EXCLUDE) $(CTEST_FLAGS)
+		ctest --output-on-failure -j $(JOBS) $(CTEST_FLAGS)
 
 # ThreadSanitizer build; runs the suites labelled tsan (the relay on two worker threads).
 tsan: deps

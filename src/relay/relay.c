@@ -932,6 +932,38 @@ static void run_for(moq_relay *r, double seconds)
     ev_timer_stop(r->loop, &t);
 }
 
+/* What the relay started on its loop may outlive moq_relay_free by a moment: a cluster dial's
+ * QUIC connection stays open after its WebTransport session closed, so the close reaches the
+ * peer (h3/h3.h). A loop destroyed under it leaves that connection allocated. */
+#define SETTLE_S 2.0
+
+struct settle {
+    ev_timer bound;
+    bool expired;
+};
+
+static void settle_expired(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct settle *st = w->data;
+    st->expired = true;
+    ev_break(loop, EVBREAK_ALL);
+}
+
+void moq_relay_settle(struct ev_loop *loop)
+{
+    struct settle st = {.expired = false};
+    ev_timer_init(&st.bound, settle_expired, SETTLE_S, 0.);
+    st.bound.data = &st;
+    ev_timer_start(loop, &st.bound);
+    ev_unref(loop); /* the bound alone does not keep the loop running */
+    ev_run(loop, 0);
+    ev_ref(loop);
+    ev_timer_stop(loop, &st.bound);
+    if (st.expired)
+        moq_warn("relay", "shutdown: connections still closing after %.0f s are left open",
+                 SETTLE_S);
+}
+
 /* Close every session gracefully: IETF sessions get a GOAWAY first, which a close at once
  * would drop with the stream data still unsent, so those have GOAWAY_S to go out; then
  * every session is closed (clients see a clean close with code 0, and WebSocket clients a
@@ -1028,6 +1060,7 @@ int moq_relay_run(const struct moq_config *cfg)
     ev_signal_stop(loop, &sighup);
     signal(SIGHUP, SIG_IGN); /* shutting down: nothing left to reload */
     moq_relay_free(r);
+    moq_relay_settle(loop);
     moq_info("relay", "stopped");
     return 0;
 }

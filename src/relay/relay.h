@@ -49,6 +49,10 @@ int moq_relay_new_worker(struct ev_loop *loop, const struct moq_config *cfg,
 int moq_relay_worker_ready(moq_relay *r);
 /* Close every session gracefully and run the loop until the closes went out (shutdown). */
 void moq_relay_drain(moq_relay *r);
+/* After moq_relay_free, with every other watcher of the loop stopped: run the loop until
+ * what the relay started on it has ended (connections it dialled close a moment after their
+ * session), a couple of seconds at most, so the loop can be destroyed with nothing on it. */
+void moq_relay_settle(struct ev_loop *loop);
 /* Stop carrying broadcasts between workers (before any worker's relay is freed). */
 void moq_relay_unbridge(moq_relay *r);
 

@@ -158,18 +158,19 @@ static void join_threads(struct workers *ws)
     }
 }
 
-/* With every thread joined: unbridge all, then free each relay and loop. */
+/* With every thread joined: unbridge all, then free each relay and, once what it left
+ * closing on its loop has ended, the loop. */
 static void destroy(struct workers *ws)
 {
     for (unsigned i = 0; ws->w && i < ws->n; i++)
         if (ws->w[i].relay) moq_relay_unbridge(ws->w[i].relay);
     for (unsigned i = 0; ws->w && i < ws->n; i++) {
         struct worker *w = &ws->w[i];
+        if (!w->loop) continue;
+        ev_async_stop(w->loop, &w->control);
         if (w->relay) moq_relay_free(w->relay);
-        if (w->loop) {
-            ev_async_stop(w->loop, &w->control);
-            ev_loop_destroy(w->loop);
-        }
+        moq_relay_settle(w->loop);
+        ev_loop_destroy(w->loop);
     }
     free(ws->w);
     free(ws->relays);
