@@ -1557,7 +1557,9 @@ static void on_control_msg(struct moq_ietf_engine *e, uint64_t type, const uint8
     case MOQ_IETF_SUBSCRIBE_NAMESPACE_ERROR: /* draft-14 */
         on_subscribe_error(e, NULL, body, len);
         break;
-    case MOQ_IETF_NAMESPACE:                /* PUBLISH_NAMESPACE_ERROR */
+    case MOQ_IETF_NAMESPACE: /* PUBLISH_NAMESPACE_ERROR on draft-14 */
+        if (!e->c->request_error) on_subscribe_error(e, NULL, body, len);
+        break;
     case MOQ_IETF_PUBLISH_NAMESPACE_CANCEL: /* the peer no longer wants one */
     case MOQ_IETF_REQUESTS_BLOCKED:
     case MOQ_IETF_REQUEST_UPDATE:
@@ -1712,14 +1714,32 @@ static void nsub_msg(istream *st, uint64_t type, const uint8_t *body, size_t len
     on_nsub_msg(st->obj, type, body, len);
 }
 
+/* The peer refused our PUBLISH_NAMESPACE. A refusal for want of authorization ends the
+ * session as a moq-lite relay ends the session of a client publishing outside its grant, so
+ * the publishing client learns why and stops; other refusals only leave it unannounced. */
+static void pubout_refused(struct moq_ietf_engine *e, const struct pubout *po, uint64_t code)
+{
+    moq_warn("ietf", "%s: the peer refused PUBLISH_NAMESPACE /%s (code %llu)", e->s->t->peer,
+             po->path, (unsigned long long)code);
+    if (code != SUB_ERR_UNAUTHORIZED || !e->s->t->is_client) return;
+    char why[320];
+    snprintf(why, sizeof(why), "not allowed to publish %.256s", po->path);
+    fail(e, MOQ_IETF_UNAUTHORIZED, why);
+}
+
 /* Answers to our PUBLISH_NAMESPACE (17+). */
 static void pubout_msg(istream *st, uint64_t type, const uint8_t *body, size_t len)
 {
-    if (type == MOQ_IETF_REQUEST_OK)
+    if (type == MOQ_IETF_REQUEST_OK) {
         request_accepted(st->e, st->obj, NULL);
-    else if (type == MOQ_IETF_REQUEST_ERROR)
-        moq_warn("ietf", "%s: the peer refused PUBLISH_NAMESPACE /%s", st->e->s->t->peer,
-                 ((struct pubout *)st->obj)->path);
+    } else if (type == MOQ_IETF_REQUEST_ERROR) {
+        struct moq_ietf_request_error m;
+        int rv = moq_ietf_decode_request_error(st->e->c, body, len, &m);
+        if (rv < 0)
+            fail(st->e, moq_ietf_close_code(rv), "malformed REQUEST_ERROR");
+        else
+            pubout_refused(st->e, st->obj, m.code);
+    }
 }
 
 /* The end handlers return false when the stream is to stay as it is; otherwise our side
@@ -1850,7 +1870,7 @@ static void msg_stream_data(struct moq_ietf_engine *e, istream *st, const uint8_
     uint64_t type;
     size_t hdr, body_len, off = 0;
     int n;
-    while (st->kind != IS_IGNORE &&
+    while (st->kind != IS_IGNORE && off < st->in.len &&
            (n = msg_frame(e, st->in.data + off, st->in.len - off, &type, &hdr, &body_len)) != 0) {
         if (n < 0) {
             fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "malformed message on a request stream");
@@ -1881,7 +1901,7 @@ static void control_data(struct moq_ietf_engine *e, const uint8_t *data, size_t 
         return;
     }
     size_t off = 0;
-    while (!s->closing) {
+    while (!s->closing && off < e->ctrl_in.len) {
         uint64_t type;
         size_t hdr, body_len;
         int n = msg_frame(e, e->ctrl_in.data + off, e->ctrl_in.len - off, &type, &hdr, &body_len);
@@ -1964,7 +1984,7 @@ static void on_subscribe_error(struct moq_ietf_engine *e, istream *st, const uin
         if (ns)
             nsub_refused(ns);
         else if (po)
-            moq_warn("ietf", "%s: the peer refused PUBLISH_NAMESPACE /%s", e->s->t->peer, po->path);
+            pubout_refused(e, po, m.code);
         return;
     }
     moq_track *track = us->track;
