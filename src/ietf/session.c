@@ -109,8 +109,9 @@ struct dsub {
     size_t inflight;
     uint64_t streams;
     bool finished, over;
-    bool ordered;     /* GROUP_ORDER ascending: oldest group first */
-    uint8_t priority; /* moq-lite's sense: higher is more important */
+    bool ordered;        /* GROUP_ORDER ascending: oldest group first */
+    uint8_t priority;    /* moq-lite's sense: higher is more important */
+    moq_sub_prefs prefs; /* what the model was last asked for */
 };
 
 /* A broadcast the peer published to us (PUBLISH_NAMESPACE). */
@@ -137,6 +138,7 @@ struct usub {
     moq_track *track;
     uint64_t request_id;
     uint64_t alias;
+    uint8_t priority; /* the subscriber priority last sent (IETF sense: 0 is the highest) */
     bool ok, released, has_seq;
     bool finished; /* PUBLISH_DONE and all its streams came: the track was ended */
     uint64_t max_seq;
@@ -671,6 +673,7 @@ static void on_subscribe(struct moq_ietf_engine *e, istream *st, const uint8_t *
         prefs.has_end = m.filter.has_end;
         prefs.end_group = m.filter.end_group;
     }
+    ds->prefs = prefs;
     /* SUBSCRIBE_OK goes first: groups the origin replays at once follow on their streams */
     if (moq_origin_lookup(s->cfg.origin, full.data, full.len, 0, NULL, NULL) < 0) {
         moq_debug("ietf", "%s: SUBSCRIBE %llu /%s: not found", s->t->peer,
@@ -705,6 +708,37 @@ static void on_subscribe(struct moq_ietf_engine *e, istream *st, const uint8_t *
         send_publish_done(ds, MOQ_IETF_DONE_INTERNAL_ERROR, moq_strerror(rv));
         dsub_free(ds);
     }
+}
+
+/* The peer's REQUEST_UPDATE (SUBSCRIBE_UPDATE) of its subscription: on the control stream
+ * naming it (14-16), or on the subscription's request stream `st` (17+). A new priority and
+ * end group reach the model, and from there the publisher (moq-lite SUBSCRIBE_UPDATE or our
+ * REQUEST_UPDATE upstream); forward and a new start have no moq-lite equivalent and are
+ * ignored. An update of a subscription that already ended is ignored. */
+static void on_request_update(struct moq_ietf_engine *e, istream *st, const uint8_t *body,
+                              size_t len)
+{
+    struct moq_ietf_request_update m;
+    int rv = moq_ietf_decode_request_update(e->c, body, len, &m);
+    if (rv < 0) {
+        fail(e, moq_ietf_close_code(rv), "malformed REQUEST_UPDATE");
+        return;
+    }
+    if (!st && e->c->request_error && !accept_request_id(e, m.request_id)) return;
+    struct dsub *ds = st ? st->obj : moq_u64map_get(&e->dsubs, m.subscription_id);
+    if (!ds || !ds->sub || ds->over) return;
+    if (m.has_priority) {
+        ds->prefs.priority = (uint8_t)(255 - m.priority);
+        ds->priority = ds->prefs.priority;
+    }
+    if (m.has_end) {
+        ds->prefs.has_end = true;
+        ds->prefs.end_group = m.end_group;
+    }
+    moq_debug("ietf", "%s: REQUEST_UPDATE of SUBSCRIBE %llu: priority %u%s", e->s->t->peer,
+              (unsigned long long)ds->request_id, (unsigned)ds->prefs.priority,
+              m.has_end ? ", new end group" : "");
+    moq_subscription_update(ds->sub, &ds->prefs);
 }
 
 static void on_unsubscribe(struct moq_ietf_engine *e, const uint8_t *body, size_t len)
@@ -990,6 +1024,7 @@ static void pn_track_request(void *ctx, moq_route *route, moq_track *track,
     us->pn = pn;
     us->track = track;
     us->request_id = id;
+    us->priority = (uint8_t)(255 - prefs->priority);
     if (e->c->request_streams) {
         int64_t sid;
         istream *st = NULL;
@@ -1067,8 +1102,33 @@ static void pn_track_release(void *ctx, moq_route *route, moq_track *track)
     pubns_ending_check(pn);
 }
 
+/* The subscribers' preferences changed: a new priority goes to the publisher as a
+ * REQUEST_UPDATE (SUBSCRIBE_UPDATE) of our subscription, from draft-15 (a draft-14 update
+ * repeats the start location, which we do not track: none is sent there). */
+static void pn_track_update(void *ctx, moq_route *route, moq_track *track,
+                            const moq_sub_prefs *prefs)
+{
+    struct pubns *pn = ctx;
+    struct moq_ietf_engine *e = pn->e;
+    struct usub *us = usub_of_track(e, track);
+    uint8_t priority = (uint8_t)(255 - prefs->priority);
+    if (!us || us->released || e->s->closing || !e->c->subscribe_params || priority == us->priority)
+        return;
+    struct moq_ietf_request_update m = {
+        .subscription_id = us->request_id, .has_priority = true, .priority = priority};
+    if (!take_request_id(e, &m.request_id)) return;
+    us->priority = priority;
+    moq_buf b;
+    moq_buf_init(&b);
+    if (moq_ietf_encode_request_update(&b, e->c, &m) == 0) send_on(e, us->st, &b);
+    moq_buf_free(&b);
+    moq_debug("ietf", "%s: REQUEST_UPDATE of SUBSCRIBE %llu upstream: priority %u", e->s->t->peer,
+              (unsigned long long)us->request_id, (unsigned)priority);
+}
+
 static const moq_producer_ops pubns_ops = {
     .track_request = pn_track_request,
+    .track_update = pn_track_update,
     .track_release = pn_track_release,
 };
 
@@ -1560,9 +1620,11 @@ static void on_control_msg(struct moq_ietf_engine *e, uint64_t type, const uint8
     case MOQ_IETF_NAMESPACE: /* PUBLISH_NAMESPACE_ERROR on draft-14 */
         if (!e->c->request_error) on_subscribe_error(e, NULL, body, len);
         break;
+    case MOQ_IETF_REQUEST_UPDATE:
+        on_request_update(e, NULL, body, len);
+        break;
     case MOQ_IETF_PUBLISH_NAMESPACE_CANCEL: /* the peer no longer wants one */
     case MOQ_IETF_REQUESTS_BLOCKED:
-    case MOQ_IETF_REQUEST_UPDATE:
         break;
     case MOQ_IETF_MAX_REQUEST_ID: {
         uint64_t id;
@@ -1677,10 +1739,14 @@ static void req_msg(istream *st, uint64_t type, const uint8_t *body, size_t len)
     on_request(st->e, st, type, body, len);
 }
 
-/* The peer's SUBSCRIBE or PUBLISH_NAMESPACE: only priority updates may follow. */
+/* The peer's SUBSCRIBE or PUBLISH_NAMESPACE: only updates may follow (those of a
+ * PUBLISH_NAMESPACE change nothing here). */
 static void update_msg(istream *st, uint64_t type, const uint8_t *body, size_t len)
 {
-    if (type != MOQ_IETF_REQUEST_UPDATE) unexpected_msg(st, type, body, len);
+    if (type != MOQ_IETF_REQUEST_UPDATE)
+        unexpected_msg(st, type, body, len);
+    else if (st->kind == IS_SUB)
+        on_request_update(st->e, st, body, len);
 }
 
 /* Answers to our SUBSCRIBE (17+). */
