@@ -741,6 +741,63 @@ static void on_request_update(struct moq_ietf_engine *e, istream *st, const uint
     moq_subscription_update(ds->sub, &ds->prefs);
 }
 
+/* The empty answer of a joining fetch: FETCH_OK, then a fetch stream of its header alone. */
+static void fetch_answer_empty(struct moq_ietf_engine *e, istream *st, uint64_t request_id)
+{
+    moq_session *s = e->s;
+    struct moq_ietf_fetch_ok ok = {.request_id = request_id, .group_order = 1};
+    moq_buf b;
+    moq_buf_init(&b);
+    if (moq_ietf_encode_fetch_ok(&b, e->c, &ok) == 0) send_on(e, st, &b);
+    moq_buf_free(&b);
+    int64_t sid;
+    istream *fs = NULL;
+    if (moq_transport_open(s->t, false, &sid) < 0 || !(fs = st_new(e, sid, IS_IGNORE, false))) {
+        refuse_on(e, st, MOQ_IETF_REQ_FETCH, request_id, SUB_ERR_INTERNAL, "no stream credit");
+        return;
+    }
+    uint8_t hdr[2 * MOQ_IETF_VARINT_MAX], *p = hdr;
+    p = moq_ietf_varint_put(e->c, p, MOQ_IETF_STREAM_FETCH);
+    p = moq_ietf_varint_put(e->c, p, request_id);
+    if (moq_transport_write_bytes(s->t, sid, hdr, (size_t)(p - hdr), false) < 0)
+        st_reset(fs, MOQ_IETF_STREAM_INTERNAL_ERROR);
+    else
+        st_fin(fs);
+}
+
+/* FETCH, on the control stream (14-16) or its own stream st (17+). As upstream serves it: a
+ * relative joining fetch of offset 0 - the objects of a subscription's first group before
+ * its start - is answered empty, since a subscription here starts at the beginning of a
+ * group; standalone fetches, other offsets and absolute joining fetches are refused as not
+ * supported (the cache serves moq-lite FETCH and /fetch; see docs/clients.md). */
+static void on_fetch(struct moq_ietf_engine *e, istream *st, const uint8_t *body, size_t len)
+{
+    struct moq_ietf_fetch f;
+    int rv = moq_ietf_decode_fetch(e->c, body, len, &f);
+    moq_buf_free(&f.ns);
+    if (rv < 0) {
+        fail(e, moq_ietf_close_code(rv), "malformed FETCH");
+        return;
+    }
+    if (!st && !accept_request_id(e, f.request_id)) return;
+    const char *refusal = NULL;
+    uint64_t code = SUB_ERR_NOT_SUPPORTED;
+    struct dsub *ds = moq_u64map_get(&e->dsubs, f.joining_request_id);
+    if (f.type != MOQ_IETF_FETCH_RELATIVE || f.joining_start != 0) {
+        refusal = "fetch not supported";
+    } else if (!ds || ds->over) {
+        refusal = "no such subscription to join";
+        if (e->c->request_error) code = MOQ_IETF_REQ_INVALID_JOINING_REQUEST_ID;
+    }
+    moq_debug("ietf", "%s: FETCH %llu: %s", e->s->t->peer, (unsigned long long)f.request_id,
+              refusal ? refusal : "joining, answered empty");
+    if (refusal)
+        refuse_on(e, st, MOQ_IETF_REQ_FETCH, f.request_id, code, refusal);
+    else
+        fetch_answer_empty(e, st, f.request_id);
+    st_fin(st);
+}
+
 static void on_unsubscribe(struct moq_ietf_engine *e, const uint8_t *body, size_t len)
 {
     uint64_t id;
@@ -1639,20 +1696,9 @@ static void on_control_msg(struct moq_ietf_engine *e, uint64_t type, const uint8
     case MOQ_IETF_GOAWAY:
         fail(e, MOQ_IETF_NO_ERROR, "peer sent GOAWAY");
         break;
-    case MOQ_IETF_FETCH: {
-        uint64_t id = 0;
-        struct moq_ietf_fetch f;
-        int rv = moq_ietf_decode_fetch(e->c, body, len, &f);
-        id = f.request_id;
-        moq_buf_free(&f.ns);
-        if (rv < 0) {
-            fail(e, moq_ietf_close_code(rv), "malformed FETCH");
-            return;
-        }
-        if (accept_request_id(e, id))
-            refuse(e, MOQ_IETF_REQ_FETCH, id, SUB_ERR_NOT_SUPPORTED, "fetch not supported");
+    case MOQ_IETF_FETCH:
+        on_fetch(e, NULL, body, len);
         break;
-    }
     case MOQ_IETF_TRACK_STATUS:
     case MOQ_IETF_PUBLISH: {
         uint64_t id;
@@ -1699,9 +1745,8 @@ static void refuse_request(struct moq_ietf_engine *e, istream *st, uint64_t type
         fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "malformed request");
         return;
     }
-    enum moq_ietf_request_kind kind = type == MOQ_IETF_FETCH     ? MOQ_IETF_REQ_FETCH
-                                      : type == MOQ_IETF_PUBLISH ? MOQ_IETF_REQ_PUBLISH
-                                                                 : MOQ_IETF_REQ_TRACK_STATUS;
+    enum moq_ietf_request_kind kind =
+        type == MOQ_IETF_PUBLISH ? MOQ_IETF_REQ_PUBLISH : MOQ_IETF_REQ_TRACK_STATUS;
     refuse_on(e, st, kind, id, SUB_ERR_NOT_SUPPORTED, "not supported");
     st_fin(st);
 }
@@ -1718,8 +1763,9 @@ static void on_request(struct moq_ietf_engine *e, istream *st, uint64_t type, co
         on_subscribe(e, st, body, len);
     else if (c->request_streams && type == MOQ_IETF_PUBLISH_NAMESPACE)
         on_publish_namespace(e, st, body, len);
-    else if (c->request_streams &&
-             (type == MOQ_IETF_FETCH || type == MOQ_IETF_PUBLISH || type == MOQ_IETF_TRACK_STATUS))
+    else if (c->request_streams && type == MOQ_IETF_FETCH)
+        on_fetch(e, st, body, len);
+    else if (c->request_streams && (type == MOQ_IETF_PUBLISH || type == MOQ_IETF_TRACK_STATUS))
         refuse_request(e, st, type, body, len);
     else
         fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "unexpected request on a stream");

@@ -74,6 +74,7 @@ struct peer {
     struct {
         int64_t sid;
         bool bidi;
+        bool fin;
         moq_buf in;
     } rx[MAX_STREAMS];
     size_t n_rx;
@@ -101,7 +102,10 @@ static void peer_opened(void *app, moq_transport *t, int64_t sid, bool bidi)
 static void peer_data(void *app, moq_transport *t, int64_t sid, void *sctx, const uint8_t *data,
                       size_t len, bool fin)
 {
-    moq_buf_append(rx_of(app, sid, true), data, len);
+    struct peer *p = app;
+    moq_buf_append(rx_of(p, sid, true), data, len);
+    for (size_t i = 0; i < p->n_rx; i++)
+        if (p->rx[i].sid == sid && fin) p->rx[i].fin = true;
 }
 
 static void peer_closed(void *app, moq_transport *t, uint64_t code, const char *reason)
@@ -359,11 +363,93 @@ static void update_reaches_an_ietf_publisher(void **state)
     }
 }
 
+/* The uni stream the relay opened that starts with `type` (as a varint), or -1. */
+static int find_uni(struct peer *p, uint64_t type)
+{
+    for (size_t i = 0; i < p->n_rx; i++) {
+        uint64_t t;
+        if (p->rx[i].bidi || p->rx[i].in.len == 0) continue;
+        if (moq_ietf_varint_get(p->c, p->rx[i].in.data, p->rx[i].in.len, &t) > 0 && t == type)
+            return (int)i;
+    }
+    return -1;
+}
+
+static void send_fetch(struct peer *p, int type, uint64_t id, uint64_t joining, uint64_t start)
+{
+    struct moq_ietf_fetch m = {.request_id = id,
+                               .type = type,
+                               .track = moq_str_make("t", 1),
+                               .priority = 1,
+                               .end_group = 5,
+                               .has_range = true,
+                               .joining_request_id = joining,
+                               .joining_start = start};
+    moq_buf b;
+    moq_buf_init(&b);
+    assert_int_equal(moq_ietf_encode_fetch(&b, p->c, &m, moq_str_make("bbb", 3)), 0);
+    peer_send(p, &b);
+}
+
+/* A joining FETCH of offset 0 is answered as upstream answers it: FETCH_OK and a fetch
+ * stream of its header alone (a subscription starts at the beginning of a group, so nothing
+ * precedes it); a standalone fetch and a join of no subscription are refused and the
+ * session goes on. */
+static void joining_fetch_is_answered_empty(void **state)
+{
+    for (size_t d = 0; d < N_DRAFTS; d++) {
+        struct fixture f;
+        start(&f, d);
+        struct peer *p = &f.peer;
+        uint64_t sub_id = peer_request_id(p);
+        struct moq_ietf_subscribe m = {.request_id = sub_id,
+                                       .track = moq_str_make("t", 1),
+                                       .priority = 1,
+                                       .forward = true,
+                                       .want_properties = true};
+        m.filter.kind =
+            p->c->filter == MOQ_IETF_FILTER_FIELDS ? MOQ_IETF_FILTER_NONE : MOQ_IETF_FILTER_LARGEST;
+        moq_buf b;
+        moq_buf_init(&b);
+        assert_int_equal(moq_ietf_encode_subscribe(&b, p->c, &m, moq_str_make("bbb", 3)), 0);
+        peer_send(p, &b);
+        assert_int_equal(f.prod.requests, 1);
+
+        uint64_t fetch_id = peer_request_id(p);
+        send_fetch(p, MOQ_IETF_FETCH_RELATIVE, fetch_id, sub_id, 0);
+        size_t len;
+        const uint8_t *body = find_msg(p, MOQ_IETF_FETCH_OK, &len);
+        assert_non_null(body);
+        struct moq_ietf_fetch_ok ok;
+        assert_int_equal(moq_ietf_decode_fetch_ok(p->c, body, len, &ok), 0);
+        if (p->c->response_ids) assert_int_equal(ok.request_id, fetch_id);
+        int i = find_uni(p, MOQ_IETF_STREAM_FETCH);
+        assert_true(i >= 0);
+        uint8_t want[2 * MOQ_IETF_VARINT_MAX], *w = want;
+        w = moq_ietf_varint_put(p->c, w, MOQ_IETF_STREAM_FETCH);
+        w = moq_ietf_varint_put(p->c, w, fetch_id);
+        assert_int_equal(p->rx[i].in.len, (size_t)(w - want));
+        assert_memory_equal(p->rx[i].in.data, want, (size_t)(w - want));
+        assert_true(p->rx[i].fin);
+
+        /* refused: standalone, and a join of no subscription; the session goes on */
+        uint64_t refusal = p->c->request_error ? MOQ_IETF_REQUEST_ERROR : MOQ_IETF_FETCH_ERROR;
+        assert_null(find_msg(p, refusal, &len));
+        send_fetch(p, MOQ_IETF_FETCH_STANDALONE, peer_request_id(p), 0, 0);
+        assert_non_null(find_msg(p, refusal, &len));
+        send_fetch(p, MOQ_IETF_FETCH_RELATIVE, peer_request_id(p), 1000, 0);
+        assert_non_null(f.s);
+        assert_int_equal(find_uni(p, MOQ_IETF_STREAM_FETCH), i); /* no second fetch stream */
+        finish(&f);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(update_from_subscriber_reaches_the_publisher),
         cmocka_unit_test(update_reaches_an_ietf_publisher),
+        cmocka_unit_test(joining_fetch_is_answered_empty),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
