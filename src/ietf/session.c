@@ -109,8 +109,9 @@ struct dsub {
     size_t inflight;
     uint64_t streams;
     bool finished, over;
-    bool ordered;     /* GROUP_ORDER ascending: oldest group first */
-    uint8_t priority; /* moq-lite's sense: higher is more important */
+    bool ordered;        /* GROUP_ORDER ascending: oldest group first */
+    uint8_t priority;    /* moq-lite's sense: higher is more important */
+    moq_sub_prefs prefs; /* what the model was last asked for */
 };
 
 /* A broadcast the peer published to us (PUBLISH_NAMESPACE). */
@@ -137,6 +138,7 @@ struct usub {
     moq_track *track;
     uint64_t request_id;
     uint64_t alias;
+    uint8_t priority; /* the subscriber priority last sent (IETF sense: 0 is the highest) */
     bool ok, released, has_seq;
     bool finished; /* PUBLISH_DONE and all its streams came: the track was ended */
     uint64_t max_seq;
@@ -671,6 +673,7 @@ static void on_subscribe(struct moq_ietf_engine *e, istream *st, const uint8_t *
         prefs.has_end = m.filter.has_end;
         prefs.end_group = m.filter.end_group;
     }
+    ds->prefs = prefs;
     /* SUBSCRIBE_OK goes first: groups the origin replays at once follow on their streams */
     if (moq_origin_lookup(s->cfg.origin, full.data, full.len, 0, NULL, NULL) < 0) {
         moq_debug("ietf", "%s: SUBSCRIBE %llu /%s: not found", s->t->peer,
@@ -705,6 +708,94 @@ static void on_subscribe(struct moq_ietf_engine *e, istream *st, const uint8_t *
         send_publish_done(ds, MOQ_IETF_DONE_INTERNAL_ERROR, moq_strerror(rv));
         dsub_free(ds);
     }
+}
+
+/* The peer's REQUEST_UPDATE (SUBSCRIBE_UPDATE) of its subscription: on the control stream
+ * naming it (14-16), or on the subscription's request stream `st` (17+). A new priority and
+ * end group reach the model, and from there the publisher (moq-lite SUBSCRIBE_UPDATE or our
+ * REQUEST_UPDATE upstream); forward and a new start have no moq-lite equivalent and are
+ * ignored. An update of a subscription that already ended is ignored. */
+static void on_request_update(struct moq_ietf_engine *e, istream *st, const uint8_t *body,
+                              size_t len)
+{
+    struct moq_ietf_request_update m;
+    int rv = moq_ietf_decode_request_update(e->c, body, len, &m);
+    if (rv < 0) {
+        fail(e, moq_ietf_close_code(rv), "malformed REQUEST_UPDATE");
+        return;
+    }
+    if (!st && e->c->request_error && !accept_request_id(e, m.request_id)) return;
+    struct dsub *ds = st ? st->obj : moq_u64map_get(&e->dsubs, m.subscription_id);
+    if (!ds || !ds->sub || ds->over) return;
+    if (m.has_priority) {
+        ds->prefs.priority = (uint8_t)(255 - m.priority);
+        ds->priority = ds->prefs.priority;
+    }
+    if (m.has_end) {
+        ds->prefs.has_end = true;
+        ds->prefs.end_group = m.end_group;
+    }
+    moq_debug("ietf", "%s: REQUEST_UPDATE of SUBSCRIBE %llu: priority %u%s", e->s->t->peer,
+              (unsigned long long)ds->request_id, (unsigned)ds->prefs.priority,
+              m.has_end ? ", new end group" : "");
+    moq_subscription_update(ds->sub, &ds->prefs);
+}
+
+/* The empty answer of a joining fetch: FETCH_OK, then a fetch stream of its header alone. */
+static void fetch_answer_empty(struct moq_ietf_engine *e, istream *st, uint64_t request_id)
+{
+    moq_session *s = e->s;
+    struct moq_ietf_fetch_ok ok = {.request_id = request_id, .group_order = 1};
+    moq_buf b;
+    moq_buf_init(&b);
+    if (moq_ietf_encode_fetch_ok(&b, e->c, &ok) == 0) send_on(e, st, &b);
+    moq_buf_free(&b);
+    int64_t sid;
+    istream *fs = NULL;
+    if (moq_transport_open(s->t, false, &sid) < 0 || !(fs = st_new(e, sid, IS_IGNORE, false))) {
+        refuse_on(e, st, MOQ_IETF_REQ_FETCH, request_id, SUB_ERR_INTERNAL, "no stream credit");
+        return;
+    }
+    uint8_t hdr[2 * MOQ_IETF_VARINT_MAX], *p = hdr;
+    p = moq_ietf_varint_put(e->c, p, MOQ_IETF_STREAM_FETCH);
+    p = moq_ietf_varint_put(e->c, p, request_id);
+    if (moq_transport_write_bytes(s->t, sid, hdr, (size_t)(p - hdr), false) < 0)
+        st_reset(fs, MOQ_IETF_STREAM_INTERNAL_ERROR);
+    else
+        st_fin(fs);
+}
+
+/* FETCH, on the control stream (14-16) or its own stream st (17+). As upstream serves it: a
+ * relative joining fetch of offset 0 - the objects of a subscription's first group before
+ * its start - is answered empty, since a subscription here starts at the beginning of a
+ * group; standalone fetches, other offsets and absolute joining fetches are refused as not
+ * supported (the cache serves moq-lite FETCH and /fetch; see docs/clients.md). */
+static void on_fetch(struct moq_ietf_engine *e, istream *st, const uint8_t *body, size_t len)
+{
+    struct moq_ietf_fetch f;
+    int rv = moq_ietf_decode_fetch(e->c, body, len, &f);
+    moq_buf_free(&f.ns);
+    if (rv < 0) {
+        fail(e, moq_ietf_close_code(rv), "malformed FETCH");
+        return;
+    }
+    if (!st && !accept_request_id(e, f.request_id)) return;
+    const char *refusal = NULL;
+    uint64_t code = SUB_ERR_NOT_SUPPORTED;
+    struct dsub *ds = moq_u64map_get(&e->dsubs, f.joining_request_id);
+    if (f.type != MOQ_IETF_FETCH_RELATIVE || f.joining_start != 0) {
+        refusal = "fetch not supported";
+    } else if (!ds || ds->over) {
+        refusal = "no such subscription to join";
+        if (e->c->request_error) code = MOQ_IETF_REQ_INVALID_JOINING_REQUEST_ID;
+    }
+    moq_debug("ietf", "%s: FETCH %llu: %s", e->s->t->peer, (unsigned long long)f.request_id,
+              refusal ? refusal : "joining, answered empty");
+    if (refusal)
+        refuse_on(e, st, MOQ_IETF_REQ_FETCH, f.request_id, code, refusal);
+    else
+        fetch_answer_empty(e, st, f.request_id);
+    st_fin(st);
 }
 
 static void on_unsubscribe(struct moq_ietf_engine *e, const uint8_t *body, size_t len)
@@ -990,6 +1081,7 @@ static void pn_track_request(void *ctx, moq_route *route, moq_track *track,
     us->pn = pn;
     us->track = track;
     us->request_id = id;
+    us->priority = (uint8_t)(255 - prefs->priority);
     if (e->c->request_streams) {
         int64_t sid;
         istream *st = NULL;
@@ -1067,8 +1159,33 @@ static void pn_track_release(void *ctx, moq_route *route, moq_track *track)
     pubns_ending_check(pn);
 }
 
+/* The subscribers' preferences changed: a new priority goes to the publisher as a
+ * REQUEST_UPDATE (SUBSCRIBE_UPDATE) of our subscription, from draft-15 (a draft-14 update
+ * repeats the start location, which we do not track: none is sent there). */
+static void pn_track_update(void *ctx, moq_route *route, moq_track *track,
+                            const moq_sub_prefs *prefs)
+{
+    struct pubns *pn = ctx;
+    struct moq_ietf_engine *e = pn->e;
+    struct usub *us = usub_of_track(e, track);
+    uint8_t priority = (uint8_t)(255 - prefs->priority);
+    if (!us || us->released || e->s->closing || !e->c->subscribe_params || priority == us->priority)
+        return;
+    struct moq_ietf_request_update m = {
+        .subscription_id = us->request_id, .has_priority = true, .priority = priority};
+    if (!take_request_id(e, &m.request_id)) return;
+    us->priority = priority;
+    moq_buf b;
+    moq_buf_init(&b);
+    if (moq_ietf_encode_request_update(&b, e->c, &m) == 0) send_on(e, us->st, &b);
+    moq_buf_free(&b);
+    moq_debug("ietf", "%s: REQUEST_UPDATE of SUBSCRIBE %llu upstream: priority %u", e->s->t->peer,
+              (unsigned long long)us->request_id, (unsigned)priority);
+}
+
 static const moq_producer_ops pubns_ops = {
     .track_request = pn_track_request,
+    .track_update = pn_track_update,
     .track_release = pn_track_release,
 };
 
@@ -1557,10 +1674,14 @@ static void on_control_msg(struct moq_ietf_engine *e, uint64_t type, const uint8
     case MOQ_IETF_SUBSCRIBE_NAMESPACE_ERROR: /* draft-14 */
         on_subscribe_error(e, NULL, body, len);
         break;
-    case MOQ_IETF_NAMESPACE:                /* PUBLISH_NAMESPACE_ERROR */
+    case MOQ_IETF_NAMESPACE: /* PUBLISH_NAMESPACE_ERROR on draft-14 */
+        if (!e->c->request_error) on_subscribe_error(e, NULL, body, len);
+        break;
+    case MOQ_IETF_REQUEST_UPDATE:
+        on_request_update(e, NULL, body, len);
+        break;
     case MOQ_IETF_PUBLISH_NAMESPACE_CANCEL: /* the peer no longer wants one */
     case MOQ_IETF_REQUESTS_BLOCKED:
-    case MOQ_IETF_REQUEST_UPDATE:
         break;
     case MOQ_IETF_MAX_REQUEST_ID: {
         uint64_t id;
@@ -1575,20 +1696,9 @@ static void on_control_msg(struct moq_ietf_engine *e, uint64_t type, const uint8
     case MOQ_IETF_GOAWAY:
         fail(e, MOQ_IETF_NO_ERROR, "peer sent GOAWAY");
         break;
-    case MOQ_IETF_FETCH: {
-        uint64_t id = 0;
-        struct moq_ietf_fetch f;
-        int rv = moq_ietf_decode_fetch(e->c, body, len, &f);
-        id = f.request_id;
-        moq_buf_free(&f.ns);
-        if (rv < 0) {
-            fail(e, moq_ietf_close_code(rv), "malformed FETCH");
-            return;
-        }
-        if (accept_request_id(e, id))
-            refuse(e, MOQ_IETF_REQ_FETCH, id, SUB_ERR_NOT_SUPPORTED, "fetch not supported");
+    case MOQ_IETF_FETCH:
+        on_fetch(e, NULL, body, len);
         break;
-    }
     case MOQ_IETF_TRACK_STATUS:
     case MOQ_IETF_PUBLISH: {
         uint64_t id;
@@ -1635,9 +1745,8 @@ static void refuse_request(struct moq_ietf_engine *e, istream *st, uint64_t type
         fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "malformed request");
         return;
     }
-    enum moq_ietf_request_kind kind = type == MOQ_IETF_FETCH     ? MOQ_IETF_REQ_FETCH
-                                      : type == MOQ_IETF_PUBLISH ? MOQ_IETF_REQ_PUBLISH
-                                                                 : MOQ_IETF_REQ_TRACK_STATUS;
+    enum moq_ietf_request_kind kind =
+        type == MOQ_IETF_PUBLISH ? MOQ_IETF_REQ_PUBLISH : MOQ_IETF_REQ_TRACK_STATUS;
     refuse_on(e, st, kind, id, SUB_ERR_NOT_SUPPORTED, "not supported");
     st_fin(st);
 }
@@ -1654,8 +1763,9 @@ static void on_request(struct moq_ietf_engine *e, istream *st, uint64_t type, co
         on_subscribe(e, st, body, len);
     else if (c->request_streams && type == MOQ_IETF_PUBLISH_NAMESPACE)
         on_publish_namespace(e, st, body, len);
-    else if (c->request_streams &&
-             (type == MOQ_IETF_FETCH || type == MOQ_IETF_PUBLISH || type == MOQ_IETF_TRACK_STATUS))
+    else if (c->request_streams && type == MOQ_IETF_FETCH)
+        on_fetch(e, st, body, len);
+    else if (c->request_streams && (type == MOQ_IETF_PUBLISH || type == MOQ_IETF_TRACK_STATUS))
         refuse_request(e, st, type, body, len);
     else
         fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "unexpected request on a stream");
@@ -1675,10 +1785,14 @@ static void req_msg(istream *st, uint64_t type, const uint8_t *body, size_t len)
     on_request(st->e, st, type, body, len);
 }
 
-/* The peer's SUBSCRIBE or PUBLISH_NAMESPACE: only priority updates may follow. */
+/* The peer's SUBSCRIBE or PUBLISH_NAMESPACE: only updates may follow (those of a
+ * PUBLISH_NAMESPACE change nothing here). */
 static void update_msg(istream *st, uint64_t type, const uint8_t *body, size_t len)
 {
-    if (type != MOQ_IETF_REQUEST_UPDATE) unexpected_msg(st, type, body, len);
+    if (type != MOQ_IETF_REQUEST_UPDATE)
+        unexpected_msg(st, type, body, len);
+    else if (st->kind == IS_SUB)
+        on_request_update(st->e, st, body, len);
 }
 
 /* Answers to our SUBSCRIBE (17+). */
@@ -1712,14 +1826,32 @@ static void nsub_msg(istream *st, uint64_t type, const uint8_t *body, size_t len
     on_nsub_msg(st->obj, type, body, len);
 }
 
+/* The peer refused our PUBLISH_NAMESPACE. A refusal for want of authorization ends the
+ * session as a moq-lite relay ends the session of a client publishing outside its grant, so
+ * the publishing client learns why and stops; other refusals only leave it unannounced. */
+static void pubout_refused(struct moq_ietf_engine *e, const struct pubout *po, uint64_t code)
+{
+    moq_warn("ietf", "%s: the peer refused PUBLISH_NAMESPACE /%s (code %llu)", e->s->t->peer,
+             po->path, (unsigned long long)code);
+    if (code != SUB_ERR_UNAUTHORIZED || !e->s->t->is_client) return;
+    char why[320];
+    snprintf(why, sizeof(why), "not allowed to publish %.256s", po->path);
+    fail(e, MOQ_IETF_UNAUTHORIZED, why);
+}
+
 /* Answers to our PUBLISH_NAMESPACE (17+). */
 static void pubout_msg(istream *st, uint64_t type, const uint8_t *body, size_t len)
 {
-    if (type == MOQ_IETF_REQUEST_OK)
+    if (type == MOQ_IETF_REQUEST_OK) {
         request_accepted(st->e, st->obj, NULL);
-    else if (type == MOQ_IETF_REQUEST_ERROR)
-        moq_warn("ietf", "%s: the peer refused PUBLISH_NAMESPACE /%s", st->e->s->t->peer,
-                 ((struct pubout *)st->obj)->path);
+    } else if (type == MOQ_IETF_REQUEST_ERROR) {
+        struct moq_ietf_request_error m;
+        int rv = moq_ietf_decode_request_error(st->e->c, body, len, &m);
+        if (rv < 0)
+            fail(st->e, moq_ietf_close_code(rv), "malformed REQUEST_ERROR");
+        else
+            pubout_refused(st->e, st->obj, m.code);
+    }
 }
 
 /* The end handlers return false when the stream is to stay as it is; otherwise our side
@@ -1850,7 +1982,7 @@ static void msg_stream_data(struct moq_ietf_engine *e, istream *st, const uint8_
     uint64_t type;
     size_t hdr, body_len, off = 0;
     int n;
-    while (st->kind != IS_IGNORE &&
+    while (st->kind != IS_IGNORE && off < st->in.len &&
            (n = msg_frame(e, st->in.data + off, st->in.len - off, &type, &hdr, &body_len)) != 0) {
         if (n < 0) {
             fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "malformed message on a request stream");
@@ -1881,7 +2013,7 @@ static void control_data(struct moq_ietf_engine *e, const uint8_t *data, size_t 
         return;
     }
     size_t off = 0;
-    while (!s->closing) {
+    while (!s->closing && off < e->ctrl_in.len) {
         uint64_t type;
         size_t hdr, body_len;
         int n = msg_frame(e, e->ctrl_in.data + off, e->ctrl_in.len - off, &type, &hdr, &body_len);
@@ -1964,7 +2096,7 @@ static void on_subscribe_error(struct moq_ietf_engine *e, istream *st, const uin
         if (ns)
             nsub_refused(ns);
         else if (po)
-            moq_warn("ietf", "%s: the peer refused PUBLISH_NAMESPACE /%s", e->s->t->peer, po->path);
+            pubout_refused(e, po, m.code);
         return;
     }
     moq_track *track = us->track;

@@ -18,7 +18,12 @@
  *  - dropped when bridging from moq-lite to IETF: nothing but frame timestamps (the relay
  *    declares no timescale toward IETF subscribers); from IETF to moq-lite:
  *    object extension headers, subgroups other than 0 and object ids with gaps (such
- *    groups are refused), publisher priorities.
+ *    groups are refused), publisher priorities;
+ *  - REQUEST_UPDATE of a peer's subscription updates its moq_subscription (priority, end
+ *    group), and the model's track_update becomes our REQUEST_UPDATE upstream (15+); a
+ *    joining FETCH of offset 0 is answered empty (FETCH_OK, a fetch stream with its header
+ *    alone), other FETCHes, TRACK_STATUS and PUBLISH are refused as not supported, as
+ *    upstream does.
  *
  * Drafts: draft-14, reached with the "moql" ALPN (or WebSocket subprotocol) and the compat
  * CLIENT_SETUP that offers it, or with "moq-00"; drafts 15 to 20 with "moqt-15" ..

@@ -81,6 +81,11 @@ struct moq_qmux_selection {
  * for why qmux-02 leads, unlike upstream moq-relay which stops at qmux-01). */
 extern const enum moq_qmux_wire moq_qmux_default_wires[3];
 
+/* Whether an application protocol may ride a framing: false for the IETF drafts pinned to
+ * qmux-01 ("moqt-18", "moqt-19", "moqt-20") paired with another one; true otherwise. The
+ * offer and the selection below skip the pairs it refuses. */
+bool moq_qmux_wire_allowed(const char *protocol, enum moq_qmux_wire w);
+
 /* Choose a subprotocol in SERVER preference order: for each of our application protocols
  * (versions[0] first), each wire format of `wires` (NULL = moq_qmux_default_wires), the first
  * "qmux-0N.<version>" the client offered wins. `offered` is the raw header value (comma

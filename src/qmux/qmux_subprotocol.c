@@ -9,6 +9,11 @@
  * reset_stream_at (we never send it), max_record_size below 16382 is refused. @moq/qmux 0.3.3
  * (what @moq/net 0.3.4 runs) offers qmux-02 first for every version. Embedders wanting the
  * exact upstream choice pass {MOQ_QMUX_01, MOQ_QMUX_00} as the wire list.
+ *
+ * Some application protocols are pinned to one framing whatever the wire list: IETF
+ * moq-transport drafts 18 and 19 ride qmux-01 only (upstream moq-native, both roles) and
+ * @moq/net 0.3.4 pins drafts 18 and 20 to qmux-01, so "moqt-18", "moqt-19" and "moqt-20" are
+ * offered and accepted as "qmux-01.<alpn>" alone.
  */
 #include <stdio.h>
 #include <string.h>
@@ -26,6 +31,15 @@ static const char *wire_prefix(enum moq_qmux_wire w)
 }
 
 #define PREFIX_LEN 8 /* "qmux-0N." */
+
+static const char *const qmux01_only[] = {"moqt-18", "moqt-19", "moqt-20"};
+
+bool moq_qmux_wire_allowed(const char *protocol, enum moq_qmux_wire w)
+{
+    for (size_t i = 0; i < sizeof(qmux01_only) / sizeof(qmux01_only[0]); i++)
+        if (strcmp(protocol, qmux01_only[i]) == 0) return w == MOQ_QMUX_01;
+    return true;
+}
 
 static bool is_space(char c)
 {
@@ -85,6 +99,7 @@ int moq_qmux_select_subprotocol(const char *offered, size_t offered_len,
         size_t vlen = strlen(versions[v]);
         if (vlen == 0 || vlen >= sizeof(out->protocol)) continue;
         for (size_t w = 0; w < n_wires; w++) {
+            if (!moq_qmux_wire_allowed(versions[v], wires[w])) continue;
             char token[sizeof(out->subprotocol)];
             memcpy(token, wire_prefix(wires[w]), PREFIX_LEN);
             memcpy(token + PREFIX_LEN, versions[v], vlen);
@@ -107,6 +122,7 @@ int moq_qmux_offer_subprotocols(char *out, size_t cap, const char *const *versio
     size_t pos = 0;
     for (size_t v = 0; v < n_versions; v++) {
         for (size_t w = 0; w < n_wires; w++) {
+            if (!moq_qmux_wire_allowed(versions[v], wires[w])) continue;
             const char *sep = pos ? ", " : "";
             size_t need = strlen(sep) + PREFIX_LEN + strlen(versions[v]);
             if (pos + need + 1 > cap) return MOQ_ERR_TOO_LARGE;

@@ -138,6 +138,36 @@ static void select_no_match(void **state)
     assert_int_equal(select_in("qmux-02.moq-lite-05", only01, 1, &sel), MOQ_ERR_NOT_FOUND);
 }
 
+/* Drafts 18-20 ride qmux-01 alone: the relay answers that framing whatever else the
+ * client offers, refuses the others, and our client offers nothing else. */
+static void ietf_drafts_pinned_to_qmux01(void **state)
+{
+    static const char *const ietf[] = {"moqt-20", "moqt-19", "moqt-18", "moqt-17"};
+    struct moq_qmux_selection sel;
+    const char *all18 = "qmux-02.moqt-18, qmux-01.moqt-18, qmux-00.moqt-18";
+    assert_int_equal(moq_qmux_select_subprotocol(all18, strlen(all18), ietf, 4, NULL, 0, &sel), 0);
+    assert_string_equal(sel.subprotocol, "qmux-01.moqt-18");
+    assert_int_equal(sel.wire, MOQ_QMUX_01);
+    const char *not01 = "qmux-02.moqt-20, qmux-00.moqt-19, qmux-00.moqt-18";
+    assert_int_equal(moq_qmux_select_subprotocol(not01, strlen(not01), ietf, 4, NULL, 0, &sel),
+                     MOQ_ERR_NOT_FOUND);
+    /* draft-17 is not pinned: our preference (qmux-02) wins */
+    const char *all17 = "qmux-00.moqt-17, qmux-02.moqt-17";
+    assert_int_equal(moq_qmux_select_subprotocol(all17, strlen(all17), ietf, 4, NULL, 0, &sel), 0);
+    assert_string_equal(sel.subprotocol, "qmux-02.moqt-17");
+    /* an explicit wire list without qmux-01 leaves the pinned drafts out */
+    static const enum moq_qmux_wire only02[] = {MOQ_QMUX_02};
+    const char *both = "qmux-02.moqt-20, qmux-02.moqt-17";
+    assert_int_equal(moq_qmux_select_subprotocol(both, strlen(both), ietf, 4, only02, 1, &sel), 0);
+    assert_string_equal(sel.subprotocol, "qmux-02.moqt-17");
+    char offer[256];
+    assert_true(moq_qmux_offer_subprotocols(offer, sizeof(offer), ietf, 4, NULL, 0) > 0);
+    assert_string_equal(offer, "qmux-01.moqt-20, qmux-01.moqt-19, qmux-01.moqt-18, "
+                               "qmux-02.moqt-17, qmux-01.moqt-17, qmux-00.moqt-17");
+    assert_false(moq_qmux_wire_allowed("moqt-18", MOQ_QMUX_00));
+    assert_true(moq_qmux_wire_allowed("moq-lite-05", MOQ_QMUX_00));
+}
+
 static void parse_and_offer_subprotocols(void **state)
 {
     struct moq_qmux_selection sel;
@@ -450,6 +480,7 @@ int main(void)
         cmocka_unit_test(select_moq_net_offer),
         cmocka_unit_test(select_server_preference_wins),
         cmocka_unit_test(select_no_match),
+        cmocka_unit_test(ietf_drafts_pinned_to_qmux01),
         cmocka_unit_test(parse_and_offer_subprotocols),
         cmocka_unit_test(frame_examples_exact_bytes),
         cmocka_unit_test(params_example_server_frame),

@@ -1,0 +1,455 @@
+/* The moq-transport session engine in process, on every draft: a relay-side session over an
+ * in-memory transport pair, whose peer the test plays byte for byte with the codec (SETUP,
+ * requests, reading what the relay sends), and a virtual clock. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "ietf/codec.h"
+#include "model/model.h"
+#include "moq/session.h"
+#include "transport/pipe.h"
+#include "util/log.h"
+#include "util/time.h"
+
+static const char *const PROTOCOLS[] = {"moql",    "moqt-15", "moqt-16", "moqt-17",
+                                        "moqt-18", "moqt-19", "moqt-20"};
+static const moq_ietf_draft DRAFTS[] = {MOQT_14, MOQT_15, MOQT_16, MOQT_17,
+                                        MOQT_18, MOQT_19, MOQT_20};
+#define N_DRAFTS (sizeof(DRAFTS) / sizeof(DRAFTS[0]))
+
+static uint64_t now_us;
+
+static uint64_t virtual_now(void *ctx)
+{
+    return now_us;
+}
+
+static uint64_t virtual_wall(void *ctx)
+{
+    return 1700000000ull * MOQ_US_PER_S + now_us;
+}
+
+static const moq_clock test_clock = {virtual_now, virtual_wall, NULL};
+
+/* ---- a local producer of broadcast "bbb": records what the model asks of it ---- */
+
+struct producer {
+    int requests, updates;
+    uint8_t priority; /* of the last request or update */
+};
+
+static void prod_request(void *ctx, moq_route *r, moq_track *t, const moq_sub_prefs *p)
+{
+    struct producer *pr = ctx;
+    pr->requests++;
+    pr->priority = p->priority;
+}
+
+static void prod_update(void *ctx, moq_route *r, moq_track *t, const moq_sub_prefs *p)
+{
+    struct producer *pr = ctx;
+    pr->updates++;
+    pr->priority = p->priority;
+}
+
+static void prod_release(void *ctx, moq_route *r, moq_track *t) {}
+
+static const moq_producer_ops producer_ops = {prod_request, prod_update, prod_release, NULL, false};
+
+/* ---- the peer: what it received, per stream ---- */
+
+#define MAX_STREAMS 16
+
+struct peer {
+    const moq_ietf_caps *c;
+    moq_transport *t;
+    moq_pipe *pipe;
+    struct {
+        int64_t sid;
+        bool bidi;
+        bool fin;
+        moq_buf in;
+    } rx[MAX_STREAMS];
+    size_t n_rx;
+    int64_t control; /* 14-16: the control stream we opened */
+    uint64_t next_request;
+    bool closed;
+};
+
+static moq_buf *rx_of(struct peer *p, int64_t sid, bool bidi)
+{
+    for (size_t i = 0; i < p->n_rx; i++)
+        if (p->rx[i].sid == sid) return &p->rx[i].in;
+    assert_true(p->n_rx < MAX_STREAMS);
+    p->rx[p->n_rx].sid = sid;
+    p->rx[p->n_rx].bidi = bidi;
+    moq_buf_init(&p->rx[p->n_rx].in);
+    return &p->rx[p->n_rx++].in;
+}
+
+static void peer_opened(void *app, moq_transport *t, int64_t sid, bool bidi)
+{
+    rx_of(app, sid, bidi);
+}
+
+static void peer_data(void *app, moq_transport *t, int64_t sid, void *sctx, const uint8_t *data,
+                      size_t len, bool fin)
+{
+    struct peer *p = app;
+    moq_buf_append(rx_of(p, sid, true), data, len);
+    for (size_t i = 0; i < p->n_rx; i++)
+        if (p->rx[i].sid == sid && fin) p->rx[i].fin = true;
+}
+
+static void peer_closed(void *app, moq_transport *t, uint64_t code, const char *reason)
+{
+    ((struct peer *)app)->closed = true;
+}
+
+static const struct moq_transport_events peer_events = {
+    .stream_opened = peer_opened, .stream_data = peer_data, .closed = peer_closed};
+
+/* The first message of `type` on any bidi stream the peer received on, decoded by the
+ * caller from body[0..*len); NULL when none came. Streams the relay opened start with a
+ * message too (its request streams, 17+). */
+static const uint8_t *find_msg(struct peer *p, uint64_t type, size_t *len)
+{
+    for (size_t i = 0; i < p->n_rx; i++) {
+        if (!p->rx[i].bidi) continue;
+        const uint8_t *d = p->rx[i].in.data;
+        size_t left = p->rx[i].in.len;
+        while (left > 0) {
+            uint64_t t;
+            int n = moq_ietf_varint_get(p->c, d, left, &t);
+            if (n <= 0 || left < (size_t)n + 2) break;
+            size_t body = ((size_t)d[n] << 8) | d[n + 1];
+            if (left < (size_t)n + 2 + body) break;
+            if (t == type) {
+                *len = body;
+                return d + n + 2;
+            }
+            d += (size_t)n + 2 + body;
+            left -= (size_t)n + 2 + body;
+        }
+    }
+    return NULL;
+}
+
+/* A request of ours: on the control stream (14-16) or a bidi stream of its own (17+). */
+static void peer_send(struct peer *p, moq_buf *b)
+{
+    int64_t sid = p->control;
+    if (p->c->request_streams) assert_int_equal(moq_transport_open(p->t, true, &sid), 0);
+    assert_int_equal(moq_transport_write_bytes(p->t, sid, b->data, b->len, false), 0);
+    moq_buf_free(b);
+    moq_pipe_flush(p->pipe);
+}
+
+/* An update of the request whose stream is `sid` (17+) or on the control stream. */
+static void peer_send_on(struct peer *p, int64_t sid, moq_buf *b)
+{
+    assert_int_equal(moq_transport_write_bytes(p->t, sid, b->data, b->len, false), 0);
+    moq_buf_free(b);
+    moq_pipe_flush(p->pipe);
+}
+
+static uint64_t peer_request_id(struct peer *p)
+{
+    uint64_t id = p->next_request;
+    p->next_request += 2;
+    return id;
+}
+
+/* ---- the relay side ---- */
+
+struct fixture {
+    moq_origin *origin;
+    moq_route *route;
+    struct producer prod;
+    moq_session *s;
+    struct peer peer;
+};
+
+static uint64_t authorize(void *ctx, moq_session *s, const char *path, int role, moq_perms *p)
+{
+    memset(p, 0, sizeof(*p));
+    p->root = strdup("");
+    moq_strlist_push(&p->publish, "");
+    moq_strlist_push(&p->subscribe, "");
+    return 0;
+}
+
+static void session_closed(void *ctx, moq_session *s, uint64_t code, const char *reason)
+{
+    ((struct fixture *)ctx)->s = NULL;
+}
+
+static void timer(void *ctx, moq_session *s, uint64_t at) {}
+
+static void start(struct fixture *f, size_t draft)
+{
+    memset(f, 0, sizeof(*f));
+    moq_log_set_level(MOQ_LOG_OFF);
+    now_us = 0;
+    moq_origin_config oc;
+    moq_origin_config_default(&oc);
+    oc.id = 9;
+    f->origin = moq_origin_new(&oc);
+    assert_int_equal(moq_origin_announce(f->origin, (const uint8_t *)"bbb", 3, NULL, 0,
+                                         &producer_ops, &f->prod, &f->route),
+                     0);
+    struct peer *p = &f->peer;
+    p->c = moq_ietf_caps_get(DRAFTS[draft]);
+    moq_transport *server;
+    struct moq_pipe_config pc = {MOQ_TRANSPORT_WEBTRANSPORT, PROTOCOLS[draft], "/", 1200};
+    p->pipe = moq_pipe_new(NULL, &pc, &p->t, &server);
+    moq_transport_attach(p->t, &peer_events, p);
+    struct moq_session_config sc = {.origin = f->origin,
+                                    .clock = &test_clock,
+                                    .timer = timer,
+                                    .authorize = authorize,
+                                    .closed = session_closed,
+                                    .ctx = f};
+    f->s = moq_session_new(server, &sc);
+    assert_non_null(f->s);
+    /* our SETUP */
+    uint64_t version = p->c->code;
+    struct moq_ietf_setup_out out = {.versions = &version,
+                                     .n_versions = 1,
+                                     .has_max_request_id = p->c->max_request_id,
+                                     .max_request_id = 100,
+                                     .implementation = "test"};
+    moq_buf b;
+    moq_buf_init(&b);
+    assert_int_equal(moq_ietf_encode_setup(&b, p->c, true, &out), 0);
+    assert_int_equal(moq_transport_open(p->t, !p->c->uni_setup, &p->control), 0);
+    peer_send_on(p, p->control, &b);
+    assert_non_null(f->s);
+}
+
+static void finish(struct fixture *f)
+{
+    if (f->s) {
+        moq_transport_close(f->peer.t, 0, "");
+        moq_pipe_flush(f->peer.pipe);
+    }
+    assert_null(f->s);
+    for (size_t i = 0; i < f->peer.n_rx; i++)
+        moq_buf_free(&f->peer.rx[i].in);
+    moq_route_unannounce(f->route);
+    moq_origin_free(f->origin);
+}
+
+/* ---- SUBSCRIBE_UPDATE ---- */
+
+/* A downstream subscriber's REQUEST_UPDATE reaches the publisher: the model's priority of
+ * the track follows the update (moq-lite's sense: 255 - the IETF priority). */
+static void update_from_subscriber_reaches_the_publisher(void **state)
+{
+    for (size_t d = 0; d < N_DRAFTS; d++) {
+        struct fixture f;
+        start(&f, d);
+        struct peer *p = &f.peer;
+        uint64_t id = peer_request_id(p);
+        struct moq_ietf_subscribe m = {.request_id = id,
+                                       .track = moq_str_make("t", 1),
+                                       .priority = 200,
+                                       .group_order = 0,
+                                       .forward = true,
+                                       .want_properties = true};
+        m.filter.kind =
+            p->c->filter == MOQ_IETF_FILTER_FIELDS ? MOQ_IETF_FILTER_NONE : MOQ_IETF_FILTER_LARGEST;
+        moq_buf b;
+        moq_buf_init(&b);
+        assert_int_equal(moq_ietf_encode_subscribe(&b, p->c, &m, moq_str_make("bbb", 3)), 0);
+        int64_t sub_sid = p->control;
+        if (p->c->request_streams) {
+            assert_int_equal(moq_transport_open(p->t, true, &sub_sid), 0);
+            peer_send_on(p, sub_sid, &b);
+        } else {
+            peer_send(p, &b);
+        }
+        assert_int_equal(f.prod.requests, 1);
+        assert_int_equal(f.prod.priority, 255 - 200);
+
+        struct moq_ietf_request_update up = {.request_id = peer_request_id(p),
+                                             .subscription_id = id,
+                                             .has_priority = true,
+                                             .priority = 10,
+                                             .has_forward = true,
+                                             .forward = true};
+        moq_buf_init(&b);
+        assert_int_equal(moq_ietf_encode_request_update(&b, p->c, &up), 0);
+        peer_send_on(p, sub_sid, &b);
+        assert_non_null(f.s);
+        assert_int_equal(f.prod.updates, 1);
+        assert_int_equal(f.prod.priority, 255 - 10);
+
+        /* an update of a subscription that does not exist changes nothing */
+        if (!p->c->request_streams) {
+            up.request_id = peer_request_id(p);
+            up.subscription_id = 999;
+            up.priority = 1;
+            moq_buf_init(&b);
+            assert_int_equal(moq_ietf_encode_request_update(&b, p->c, &up), 0);
+            peer_send_on(p, p->control, &b);
+            assert_non_null(f.s);
+            assert_int_equal(f.prod.updates, 1);
+        }
+        finish(&f);
+    }
+}
+
+static void sub_on_info(void *ctx, moq_subscription *sub, const moq_track_info *info) {}
+
+static void sub_on_group(void *ctx, moq_subscription *sub, moq_group *group) {}
+
+static const moq_subscriber_ops sub_ops = {sub_on_info, sub_on_group, NULL, NULL};
+
+/* A relay subscriber's new priority reaches an IETF publisher as a REQUEST_UPDATE of the
+ * relay's SUBSCRIBE, from draft-15 (draft-14's would repeat a start location). */
+static void update_reaches_an_ietf_publisher(void **state)
+{
+    for (size_t d = 0; d < N_DRAFTS; d++) {
+        struct fixture f;
+        start(&f, d);
+        struct peer *p = &f.peer;
+        moq_buf b;
+        moq_buf_init(&b);
+        assert_int_equal(moq_ietf_encode_publish_namespace(&b, p->c, peer_request_id(p),
+                                                           moq_str_make("pub", 3), NULL),
+                         0);
+        peer_send(p, &b);
+        moq_sub_prefs prefs = {.priority = 55};
+        moq_subscription *sub = NULL;
+        assert_int_equal(moq_origin_subscribe(f.origin, (const uint8_t *)"pub", 3,
+                                              (const uint8_t *)"t", 1, 0, &prefs, &sub_ops, NULL,
+                                              &sub),
+                         0);
+        moq_pipe_flush(p->pipe);
+        size_t len;
+        const uint8_t *body = find_msg(p, MOQ_IETF_SUBSCRIBE, &len);
+        assert_non_null(body);
+        struct moq_ietf_subscribe m;
+        assert_int_equal(moq_ietf_decode_subscribe(p->c, body, len, &m), 0);
+        moq_buf_free(&m.ns);
+        assert_int_equal(m.priority, 255 - 55);
+
+        prefs.priority = 250;
+        assert_int_equal(moq_subscription_update(sub, &prefs), 0);
+        moq_pipe_flush(p->pipe);
+        body = find_msg(p, MOQ_IETF_REQUEST_UPDATE, &len);
+        if (!p->c->subscribe_params) {
+            assert_null(body);
+        } else {
+            assert_non_null(body);
+            struct moq_ietf_request_update up;
+            assert_int_equal(moq_ietf_decode_request_update(p->c, body, len, &up), 0);
+            assert_true(up.has_priority);
+            assert_int_equal(up.priority, 255 - 250);
+            if (p->c->response_ids) assert_int_equal(up.subscription_id, m.request_id);
+            assert_true(up.request_id != m.request_id);
+        }
+        moq_subscription_close(sub);
+        moq_pipe_flush(p->pipe);
+        finish(&f);
+    }
+}
+
+/* The uni stream the relay opened that starts with `type` (as a varint), or -1. */
+static int find_uni(struct peer *p, uint64_t type)
+{
+    for (size_t i = 0; i < p->n_rx; i++) {
+        uint64_t t;
+        if (p->rx[i].bidi || p->rx[i].in.len == 0) continue;
+        if (moq_ietf_varint_get(p->c, p->rx[i].in.data, p->rx[i].in.len, &t) > 0 && t == type)
+            return (int)i;
+    }
+    return -1;
+}
+
+static void send_fetch(struct peer *p, int type, uint64_t id, uint64_t joining, uint64_t start)
+{
+    struct moq_ietf_fetch m = {.request_id = id,
+                               .type = type,
+                               .track = moq_str_make("t", 1),
+                               .priority = 1,
+                               .end_group = 5,
+                               .has_range = true,
+                               .joining_request_id = joining,
+                               .joining_start = start};
+    moq_buf b;
+    moq_buf_init(&b);
+    assert_int_equal(moq_ietf_encode_fetch(&b, p->c, &m, moq_str_make("bbb", 3)), 0);
+    peer_send(p, &b);
+}
+
+/* A joining FETCH of offset 0 is answered as upstream answers it: FETCH_OK and a fetch
+ * stream of its header alone (a subscription starts at the beginning of a group, so nothing
+ * precedes it); a standalone fetch and a join of no subscription are refused and the
+ * session goes on. */
+static void joining_fetch_is_answered_empty(void **state)
+{
+    for (size_t d = 0; d < N_DRAFTS; d++) {
+        struct fixture f;
+        start(&f, d);
+        struct peer *p = &f.peer;
+        uint64_t sub_id = peer_request_id(p);
+        struct moq_ietf_subscribe m = {.request_id = sub_id,
+                                       .track = moq_str_make("t", 1),
+                                       .priority = 1,
+                                       .forward = true,
+                                       .want_properties = true};
+        m.filter.kind =
+            p->c->filter == MOQ_IETF_FILTER_FIELDS ? MOQ_IETF_FILTER_NONE : MOQ_IETF_FILTER_LARGEST;
+        moq_buf b;
+        moq_buf_init(&b);
+        assert_int_equal(moq_ietf_encode_subscribe(&b, p->c, &m, moq_str_make("bbb", 3)), 0);
+        peer_send(p, &b);
+        assert_int_equal(f.prod.requests, 1);
+
+        uint64_t fetch_id = peer_request_id(p);
+        send_fetch(p, MOQ_IETF_FETCH_RELATIVE, fetch_id, sub_id, 0);
+        size_t len;
+        const uint8_t *body = find_msg(p, MOQ_IETF_FETCH_OK, &len);
+        assert_non_null(body);
+        struct moq_ietf_fetch_ok ok;
+        assert_int_equal(moq_ietf_decode_fetch_ok(p->c, body, len, &ok), 0);
+        if (p->c->response_ids) assert_int_equal(ok.request_id, fetch_id);
+        int i = find_uni(p, MOQ_IETF_STREAM_FETCH);
+        assert_true(i >= 0);
+        uint8_t want[2 * MOQ_IETF_VARINT_MAX], *w = want;
+        w = moq_ietf_varint_put(p->c, w, MOQ_IETF_STREAM_FETCH);
+        w = moq_ietf_varint_put(p->c, w, fetch_id);
+        assert_int_equal(p->rx[i].in.len, (size_t)(w - want));
+        assert_memory_equal(p->rx[i].in.data, want, (size_t)(w - want));
+        assert_true(p->rx[i].fin);
+
+        /* refused: standalone, and a join of no subscription; the session goes on */
+        uint64_t refusal = p->c->request_error ? MOQ_IETF_REQUEST_ERROR : MOQ_IETF_FETCH_ERROR;
+        assert_null(find_msg(p, refusal, &len));
+        send_fetch(p, MOQ_IETF_FETCH_STANDALONE, peer_request_id(p), 0, 0);
+        assert_non_null(find_msg(p, refusal, &len));
+        send_fetch(p, MOQ_IETF_FETCH_RELATIVE, peer_request_id(p), 1000, 0);
+        assert_non_null(f.s);
+        assert_int_equal(find_uni(p, MOQ_IETF_STREAM_FETCH), i); /* no second fetch stream */
+        finish(&f);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(update_from_subscriber_reaches_the_publisher),
+        cmocka_unit_test(update_reaches_an_ietf_publisher),
+        cmocka_unit_test(joining_fetch_is_answered_empty),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
