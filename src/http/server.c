@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -842,12 +843,31 @@ static bool spare_release(moq_http_server *s)
     return false;
 }
 
+/* Room for one more connection under max_conns: taken, or false. */
+static bool conn_slot_take(moq_http_server *s)
+{
+    _Atomic size_t *shared = s->cfg.shared_conns;
+    if (!shared) return s->n_conns < s->cfg.max_conns;
+    size_t n = atomic_load(shared);
+    do {
+        if (n >= s->cfg.max_conns) return false;
+    } while (!atomic_compare_exchange_weak(shared, &n, n + 1));
+    return true;
+}
+
+static void conn_slot_give(moq_http_server *s)
+{
+    if (s->cfg.shared_conns) atomic_fetch_sub(s->cfg.shared_conns, 1);
+}
+
+/* Serve a connection accepted with a slot taken (conn_slot_take). */
 static void conn_new(struct moq_http_listener *l, int fd, const struct sockaddr_storage *ss,
                      bool reserved)
 {
     moq_http_server *s = l->srv;
     struct moq_http_conn *c = calloc(1, sizeof(*c));
     if (!c) {
+        conn_slot_give(s);
         close(fd);
         if (reserved) spares_fill(s);
         return;
@@ -909,6 +929,7 @@ static void conn_free(struct moq_http_conn *c, uint16_t ws_code)
     moq_buf_free(&c->resp.headers);
     moq_list_remove(&c->link);
     s->n_conns--;
+    conn_slot_give(s);
     moq_debug("http", "%s: closed", c->peer);
     free(c);
 }
@@ -969,7 +990,7 @@ static enum reserve_result accept_from_reserve(struct moq_http_listener *l)
         spares_fill(s);
         return empty ? RESERVE_NOTHING : RESERVE_SPENT;
     }
-    if (s->cfg.reserve_serve && s->n_conns < s->cfg.max_conns) {
+    if (s->cfg.reserve_serve && conn_slot_take(s)) {
         conn_new(l, fd, &ss, true);
     } else {
         refuse_busy(fd, l->has_tls);
@@ -1005,7 +1026,7 @@ static void listener_cb(struct ev_loop *loop, ev_io *w, int revents)
             spares_fill(s);
             moq_info("http", "port %u: accepting connections again", l->port);
         }
-        if (s->n_conns >= s->cfg.max_conns) {
+        if (!conn_slot_take(s)) {
             moq_debug("http", "connection limit (%zu) reached: refusing", s->cfg.max_conns);
             refuse_busy(fd, l->has_tls);
             continue;

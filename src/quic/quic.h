@@ -144,6 +144,10 @@ struct moq_quic_server_config {
      * above which an Initial without a valid Retry token is answered with a Retry, so a
      * spoofed source address gets no state and no amplification. 0 = never send Retry. */
     uint32_t retry_above_rate;
+    /* The three budgets above and the reply budget, shared with the other listeners of the
+     * port (quic/limits.h): then the three fields above are not read. NULL: the listener
+     * has budgets of its own. */
+    struct moq_quic_limits *limits;
     /* 32-byte secret for stateless reset tokens; NULL = random per server. Workers sharing a
      * port must share it. */
     const uint8_t *reset_secret;
