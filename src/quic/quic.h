@@ -181,6 +181,8 @@ struct moq_quic_server_stats {
     uint64_t refused_full;      /* max_connections reached */
     uint64_t refused_half_open; /* max_half_open_per_address reached */
     size_t half_open;           /* handshakes in progress now */
+    size_t connections;         /* connections now: handshaking, established or closing */
+    uint64_t memory_bytes;      /* what libngtcp2 holds for them now (quic/arena.h) */
 };
 void moq_quic_server_stats_get(const moq_quic_server *s, struct moq_quic_server_stats *out);
 void moq_quic_server_free(moq_quic_server *s);

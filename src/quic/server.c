@@ -506,6 +506,10 @@ size_t moq_quic_server_connection_count(const moq_quic_server *s)
 void moq_quic_server_stats_get(const moq_quic_server *s, struct moq_quic_server_stats *out)
 {
     *out = s->stats;
+    out->connections = s->nconns;
+    out->memory_bytes = 0;
+    for (const moq_list *pos = s->conns.next; pos != &s->conns; pos = pos->next)
+        out->memory_bytes += moq_container_of(pos, struct moq_quic_conn, link)->arena.bytes;
 }
 
 void moq_quic_server_free(moq_quic_server *s)
