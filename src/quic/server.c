@@ -431,7 +431,8 @@ int moq_quic_server_new(struct ev_loop *loop, const struct moq_quic_server_confi
     if (cfg->port) moq_quic_addr_set_port(&addr, cfg->port);
     bool shared = cfg->workers > 1;
     int fd;
-    rv = moq_quic_udp_listen_shared(&addr, shared, &fd, &bound);
+    rv = shared && cfg->worker == 0 ? moq_quic_udp_claim(&addr) : MOQ_OK;
+    if (rv == 0) rv = moq_quic_udp_listen_shared(&addr, shared, &fd, &bound);
     if (rv == 0 && shared && cfg->worker == 0 && moq_quic_steer_attach(fd, cfg->workers) < 0) {
         int e = errno;
         moq_error("quic", "cannot attach the worker steering program: %s", strerror(e));

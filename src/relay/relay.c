@@ -1003,6 +1003,7 @@ static void raise_open_files(void)
 
 int moq_relay_run(const struct moq_config *cfg)
 {
+    raise_open_files();
     unsigned workers = moq_config_workers(cfg);
     if (workers > 1) return moq_relay_run_workers(cfg, workers);
     struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
@@ -1011,7 +1012,6 @@ int moq_relay_run(const struct moq_config *cfg)
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
-    raise_open_files();
     /* SIGHUP is caught from before "ready" is logged: a reload asked for early waits. */
     moq_relay *r = NULL;
     ev_signal sigint, sigterm, sighup;
