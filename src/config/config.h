@@ -34,7 +34,7 @@
 #define MOQ_CONFIG_DEFAULT_BIND "[::]:443"
 /* Most worker threads (server.workers): the worker index travels in one CID byte. */
 #define MOQ_CONFIG_MAX_WORKERS 256
-#define MOQ_CONFIG_MAX_OPTIONS  160
+#define MOQ_CONFIG_MAX_OPTIONS 160
 
 enum moq_congestion {
     MOQ_CONGESTION_DEFAULT = 0, /* unset: the QUIC stack's own choice */
@@ -184,13 +184,13 @@ struct moq_config {
         bool duration_set;
     } cache;
     struct {
-        uint64_t max_sessions;          /* sessions at once over every transport (10000) */
-        uint64_t handshake_rate;        /* QUIC handshakes/s before Retry (200; 0 = no Retry) */
-        uint64_t half_open_per_address; /* QUIC handshakes in progress per address (100) */
-        uint64_t setup_timeout_ms;      /* lite-05 SETUP after the transport is up (10 s) */
+        uint64_t max_sessions;           /* sessions at once over every transport (10000) */
+        uint64_t handshake_rate;         /* QUIC handshakes/s before Retry (200; 0 = no Retry) */
+        uint64_t half_open_per_address;  /* QUIC handshakes in progress per address (100) */
+        uint64_t setup_timeout_ms;       /* lite-05 SETUP after the transport is up (10 s) */
         uint64_t http_header_timeout_ms; /* HTTP request head, TLS handshake included (10 s) */
         uint64_t http_max_header_size;   /* request line + headers (16 KiB) */
-        uint64_t http_max_connections;   /* TCP connections per web listener set (10000) */
+        uint64_t http_max_connections;   /* TCP connections to the web listeners (10000) */
         uint64_t ws_max_message;         /* largest WebSocket message received (16 MiB) */
         uint64_t memory_trim_quiet_ms;   /* trim the heap after the load fell (5 s; 0 = never) */
     } limits;

@@ -210,7 +210,10 @@ struct moq_http_tls {
 };
 
 struct moq_http_config {
-    size_t max_conns;           /* open connections per server (default 10000) */
+    size_t max_conns; /* open connections per server (default 10000) */
+    /* Non-NULL: max_conns counts the connections of every server sharing this counter
+     * (worker threads listening on the same ports); it must outlive the server. */
+    _Atomic size_t *shared_conns;
     size_t max_header_bytes;    /* request line + headers (default 16384) -> 431 */
     size_t max_headers;         /* header count (default 100) -> 431 */
     uint32_t header_timeout_ms; /* whole request head, TLS handshake included (10000) */

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -842,12 +843,31 @@ static bool spare_release(moq_http_server *s)
     return false;
 }
 
+/* Room for one more connection under max_conns: taken, or false. */
+static bool conn_slot_take(moq_http_server *s)
+{
+    _Atomic size_t *shared = s->cfg.shared_conns;
+    if (!shared) return s->n_conns < s->cfg.max_conns;
+    size_t n = atomic_load(shared);
+    do {
+        if (n >= s->cfg.max_conns) return false;
+    } while (!atomic_compare_exchange_weak(shared, &n, n + 1));
+    return true;
+}
+
+static void conn_slot_give(moq_http_server *s)
+{
+    if (s->cfg.shared_conns) atomic_fetch_sub(s->cfg.shared_conns, 1);
+}
+
+/* Serve a connection accepted with a slot taken (conn_slot_take). */
 static void conn_new(struct moq_http_listener *l, int fd, const struct sockaddr_storage *ss,
                      bool reserved)
 {
     moq_http_server *s = l->srv;
     struct moq_http_conn *c = calloc(1, sizeof(*c));
     if (!c) {
+        conn_slot_give(s);
         close(fd);
         if (reserved) spares_fill(s);
         return;
@@ -909,6 +929,7 @@ static void conn_free(struct moq_http_conn *c, uint16_t ws_code)
     moq_buf_free(&c->resp.headers);
     moq_list_remove(&c->link);
     s->n_conns--;
+    conn_slot_give(s);
     moq_debug("http", "%s: closed", c->peer);
     free(c);
 }
@@ -969,7 +990,7 @@ static enum reserve_result accept_from_reserve(struct moq_http_listener *l)
         spares_fill(s);
         return empty ? RESERVE_NOTHING : RESERVE_SPENT;
     }
-    if (s->cfg.reserve_serve && s->n_conns < s->cfg.max_conns) {
+    if (s->cfg.reserve_serve && conn_slot_take(s)) {
         conn_new(l, fd, &ss, true);
     } else {
         refuse_busy(fd, l->has_tls);
@@ -1005,7 +1026,7 @@ static void listener_cb(struct ev_loop *loop, ev_io *w, int revents)
             spares_fill(s);
             moq_info("http", "port %u: accepting connections again", l->port);
         }
-        if (s->n_conns >= s->cfg.max_conns) {
+        if (!conn_slot_take(s)) {
             moq_debug("http", "connection limit (%zu) reached: refusing", s->cfg.max_conns);
             refuse_busy(fd, l->has_tls);
             continue;
@@ -1028,6 +1049,42 @@ static void set_port(struct sockaddr_storage *ss, uint16_t port)
         ((struct sockaddr_in *)ss)->sin_port = htons(port);
 }
 
+/* A listening TCP socket bound to ss (with SO_REUSEPORT when asked), or -1 with errno. */
+static int listening_socket(const struct sockaddr_storage *ss, unsigned len, bool reuseport)
+{
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    int one = 1, zero = 0;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (reuseport) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    if (ss->ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+    if (bind(fd, (const struct sockaddr *)ss, len) < 0 || listen(fd, MOQ_HTTP_LISTEN_BACKLOG) < 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+/* Before the first socket of a new SO_REUSEPORT group: a socket without SO_REUSEPORT must
+ * be able to listen on ss, else a listener already there (another relay's group included,
+ * which a reuseport socket would silently join) holds it: -1 with errno EADDRINUSE. Port 0
+ * in ss is replaced by the port it got. */
+static int claim_port(struct sockaddr_storage *ss, unsigned len)
+{
+    int fd = listening_socket(ss, len, false);
+    if (fd < 0) return -1;
+    struct sockaddr_storage bound;
+    socklen_t bl = sizeof(bound);
+    int rv = getsockname(fd, (struct sockaddr *)&bound, &bl);
+    close(fd);
+    if (rv < 0) return -1;
+    set_port(ss, ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                   : ((struct sockaddr_in *)&bound)->sin_port));
+    return 0;
+}
+
 int moq_http_server_listen_shared(moq_http_server *s, const char *addr,
                                   const struct moq_http_tls *tls, bool reuseport,
                                   uint16_t port_override, uint16_t *port)
@@ -1040,17 +1097,15 @@ int moq_http_server_listen_shared(moq_http_server *s, const char *addr,
         return rc;
     }
     if (tls && (!tls->creds_acquire || !tls->creds_release)) return MOQ_ERR_INVALID;
-    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) return MOQ_ERR_IO;
-    int one = 1, zero = 0;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (reuseport) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-    if (port_override) set_port(&ss, port_override);
-    if (ss.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
-    if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, MOQ_HTTP_LISTEN_BACKLOG) < 0) {
+    int fd = -1;
+    if (port_override)
+        set_port(&ss, port_override);
+    else if (reuseport) /* the first socket of a new group */
+        rc = claim_port(&ss, len);
+    if (rc == 0) fd = listening_socket(&ss, len, reuseport);
+    if (fd < 0) {
         int e = errno;
         moq_error("http", "cannot listen on %s: %s", addr, strerror(e));
-        close(fd);
         errno = e; /* the caller tells "address in use" apart */
         return MOQ_ERR_IO;
     }

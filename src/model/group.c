@@ -3,6 +3,7 @@
  * sequence, with per-track and origin-wide least-recently-accessed lists for age expiry
  * and the byte budget).
  */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -181,14 +182,29 @@ static int frames_reserve(moq_group *g)
     return 0;
 }
 
+/* The cache charge of o grows by add and shrinks by sub (the shared sum too). */
+static void charge(moq_origin *o, uint64_t add, uint64_t sub)
+{
+    o->charge += add;
+    o->charge -= sub;
+    if (!o->cfg.shared_charge) return;
+    if (add) atomic_fetch_add(o->cfg.shared_charge, add);
+    if (sub) atomic_fetch_sub(o->cfg.shared_charge, sub);
+}
+
+/* What counts against cache_capacity: this origin's charge, or every origin's. */
+static uint64_t charged(const moq_origin *o)
+{
+    return o->cfg.shared_charge ? atomic_load(o->cfg.shared_charge) : o->charge;
+}
+
 static void account_bytes(moq_group *g, uint64_t add, uint64_t sub)
 {
     if (!g->cached) return;
     moq_origin *o = g->track->origin;
     o->stats.cached_bytes += add;
     o->stats.cached_bytes -= sub;
-    o->charge += add;
-    o->charge -= sub;
+    charge(o, add, sub);
 }
 
 /* The per-group cap: drop the oldest frames of a group that grew past max_bytes. */
@@ -356,7 +372,7 @@ int moq_cache_insert(moq_track *t, moq_group *g, uint64_t now)
     moq_origin *o = t->origin;
     o->stats.groups_cached++;
     o->stats.cached_bytes += g->bytes;
-    o->charge += g->bytes + MOQ_GROUP_OVERHEAD;
+    charge(o, g->bytes + MOQ_GROUP_OVERHEAD, 0);
     return 0;
 }
 
@@ -374,7 +390,7 @@ void moq_cache_remove(moq_group *g, bool abort_open, uint64_t code)
     lru_remove(g);
     o->stats.groups_cached--;
     o->stats.cached_bytes -= g->bytes;
-    o->charge -= g->bytes + MOQ_GROUP_OVERHEAD;
+    charge(o, 0, g->bytes + MOQ_GROUP_OVERHEAD);
     g->track = NULL;
     g->cached = false;
     /* The cache's reference keeps g alive through the notifications below. */
@@ -431,7 +447,7 @@ void moq_cache_expire(moq_track *t, uint64_t now, bool open_too)
 void moq_cache_enforce_budget(moq_origin *o, const moq_group *keep)
 {
     if (!o->cfg.cache_capacity) return;
-    while (o->charge > o->cfg.cache_capacity && !moq_list_empty(&o->lru)) {
+    while (charged(o) > o->cfg.cache_capacity && !moq_list_empty(&o->lru)) {
         moq_group *g = moq_list_first(&o->lru, moq_group, origin_lru);
         if (g == keep) break; /* never the victim of its own write */
         moq_track *t = g->track;

@@ -106,9 +106,13 @@ typedef struct moq_origin_config {
                                    the least recently accessed (written or fetched) groups
                                    across all tracks are evicted, never a track's latest group
                                    nor the group being written */
-    uint64_t max_frame_bytes;   /* larger frames are refused (default 32 MiB) */
-    uint64_t max_group_bytes;   /* a group keeps at most this many payload bytes (default 32 MiB);
-                                   older frames of a longer group are dropped */
+    /* Non-NULL: cache_capacity is a budget shared with every origin adding its charge to
+     * this counter (one origin per worker thread). Each origin evicts its own least recently
+     * used groups while the sum is over the budget. Must outlive the origin. */
+    _Atomic uint64_t *shared_charge;
+    uint64_t max_frame_bytes; /* larger frames are refused (default 32 MiB) */
+    uint64_t max_group_bytes; /* a group keeps at most this many payload bytes (default 32 MiB);
+                                 older frames of a longer group are dropped */
     /* A broadcast lingers until `at` (moq_route_lost): re-arm the timer that calls
      * moq_origin_tick if it is set later than that. Must not call into the model. Optional
      * (then tick at least as often as the linger precision needed). */

@@ -144,6 +144,10 @@ struct moq_quic_server_config {
      * above which an Initial without a valid Retry token is answered with a Retry, so a
      * spoofed source address gets no state and no amplification. 0 = never send Retry. */
     uint32_t retry_above_rate;
+    /* The three budgets above and the reply budget, shared with the other listeners of the
+     * port (quic/limits.h): then the three fields above are not read. NULL: the listener
+     * has budgets of its own. */
+    struct moq_quic_limits *limits;
     /* 32-byte secret for stateless reset tokens; NULL = random per server. Workers sharing a
      * port must share it. */
     const uint8_t *reset_secret;
@@ -177,6 +181,8 @@ struct moq_quic_server_stats {
     uint64_t refused_full;      /* max_connections reached */
     uint64_t refused_half_open; /* max_half_open_per_address reached */
     size_t half_open;           /* handshakes in progress now */
+    size_t connections;         /* connections now: handshaking, established or closing */
+    uint64_t memory_bytes;      /* what libngtcp2 holds for them now (quic/arena.h) */
 };
 void moq_quic_server_stats_get(const moq_quic_server *s, struct moq_quic_server_stats *out);
 void moq_quic_server_free(moq_quic_server *s);

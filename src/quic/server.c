@@ -5,6 +5,7 @@
  */
 #include "quic/cid_table.h"
 #include "quic/internal.h"
+#include "quic/limits.h"
 #include "quic/steer.h"
 #include "tls/tls.h"
 #include "util/err.h"
@@ -21,10 +22,7 @@
 #define SERVER_RX_SLOTS 64
 #define READ_ROUNDS     8
 #define SECRET_LEN      32
-/* Stateless resets and refusals we are willing to send per second (token bucket). */
-#define RESPONSE_RATE  200.0
-#define RESPONSE_BURST 200.0
-#define MAX_RESET_LEN  64
+#define MAX_RESET_LEN   64
 /* How long a Retry token stays valid. */
 #define RETRY_TOKEN_TIMEOUT (10 * NGTCP2_SECONDS)
 
@@ -38,44 +36,19 @@ struct moq_quic_server {
     void (*tls_setup)(void *ctx, gnutls_session_t s);
     int (*accept)(void *ctx, moq_transport *t);
     void *accept_ctx;
-    size_t max_connections;
-    size_t max_half_open;
-    double handshake_rate; /* 0: never Retry */
-    double handshake_tokens;
-    uint64_t handshake_tokens_at_us;
-    moq_u64map half_open; /* address key -> handshakes in progress (as a pointer-sized int) */
+    moq_quic_limits *limits; /* shared by the listeners of this port */
+    bool owns_limits;
     struct moq_quic_server_stats stats;
     moq_quic_cid_table cids;
     moq_list conns;
     size_t nconns;
     uint8_t secret[SECRET_LEN];
-    double tokens; /* response budget */
-    uint64_t tokens_at_us;
     unsigned worker, workers; /* the index our connection IDs carry (quic/steer.h) */
 };
 
 static bool take_response_token(moq_quic_server *s)
 {
-    uint64_t now = moq_now_us();
-    s->tokens += (double)(now - s->tokens_at_us) * RESPONSE_RATE / 1e6;
-    if (s->tokens > RESPONSE_BURST) s->tokens = RESPONSE_BURST;
-    s->tokens_at_us = now;
-    if (s->tokens < 1.0) return false;
-    s->tokens -= 1.0;
-    return true;
-}
-
-/* Whether a new handshake fits the configured rate; above it, addresses must be validated. */
-static bool take_handshake_token(moq_quic_server *s)
-{
-    if (s->handshake_rate <= 0) return true;
-    uint64_t now = moq_now_us();
-    s->handshake_tokens += (double)(now - s->handshake_tokens_at_us) * s->handshake_rate / 1e6;
-    if (s->handshake_tokens > s->handshake_rate) s->handshake_tokens = s->handshake_rate;
-    s->handshake_tokens_at_us = now;
-    if (s->handshake_tokens < 1.0) return false;
-    s->handshake_tokens -= 1.0;
-    return true;
+    return moq_quic_limits_response_token(s->limits, moq_now_us());
 }
 
 /* Handshakes from one IPv4 address, or one IPv6 /64 (what one host can spread its sources
@@ -98,17 +71,12 @@ static uint64_t address_key(const moq_quic_addr *a)
     return key & ~(1ull << 63);
 }
 
-static size_t half_open_count(const moq_quic_server *s, uint64_t key)
+/* A handshake from c's address starts: false when the address has too many already. */
+static bool half_open_take(moq_quic_server *s, uint64_t key)
 {
-    return (size_t)(uintptr_t)moq_u64map_get(&s->half_open, key);
-}
-
-static void half_open_add(moq_quic_server *s, struct moq_quic_conn *c)
-{
-    size_t n = half_open_count(s, c->addr_key) + 1;
-    if (moq_u64map_put(&s->half_open, c->addr_key, (void *)(uintptr_t)n) < 0) return;
-    c->half_open = true;
+    if (!moq_quic_limits_half_open_take(s->limits, key)) return false;
     s->stats.half_open++;
+    return true;
 }
 
 static void half_open_done(moq_quic_server *s, struct moq_quic_conn *c)
@@ -116,11 +84,7 @@ static void half_open_done(moq_quic_server *s, struct moq_quic_conn *c)
     if (!c->half_open) return;
     c->half_open = false;
     s->stats.half_open--;
-    size_t n = half_open_count(s, c->addr_key);
-    if (n <= 1)
-        moq_u64map_del(&s->half_open, c->addr_key);
-    else
-        moq_u64map_put(&s->half_open, c->addr_key, (void *)(uintptr_t)(n - 1));
+    moq_quic_limits_half_open_done(s->limits, c->addr_key);
 }
 
 static void reset_token(moq_quic_server *s, const uint8_t *cid, size_t len, uint8_t *token)
@@ -183,6 +147,7 @@ void moq_quic_server_forget(moq_quic_server *s, struct moq_quic_conn *c)
     if (moq_list_linked(&c->link)) {
         moq_list_remove(&c->link);
         s->nconns--;
+        moq_quic_limits_connection_give(s->limits);
     }
     if (c->creds_handle && s->creds_release) s->creds_release(s->creds_ctx, c->creds_handle);
 }
@@ -264,18 +229,46 @@ static int check_retry_token(moq_quic_server *s, const struct moq_quic_udp_msg *
     return rv == 0 ? 1 : -1;
 }
 
+static void refuse_full(moq_quic_server *s, const struct moq_quic_udp_msg *m,
+                        const ngtcp2_pkt_hd *hd)
+{
+    char peer[64];
+    moq_quic_addr_format(&m->remote, peer, sizeof(peer));
+    s->stats.refused_full++;
+    moq_info_repeat("refused QUIC connections", "quic",
+                    "refused %s: connection limit (%zu) reached", peer,
+                    moq_quic_limits_max_connections(s->limits));
+    refuse_initial(s, m, hd, "server busy: connection limit reached");
+}
+
+static void refuse_half_open(moq_quic_server *s, const struct moq_quic_udp_msg *m,
+                             const ngtcp2_pkt_hd *hd)
+{
+    char peer[64];
+    moq_quic_addr_format(&m->remote, peer, sizeof(peer));
+    s->stats.refused_half_open++;
+    moq_info_repeat("refused QUIC connections", "quic",
+                    "refused %s: %zu handshakes in progress from this address", peer,
+                    moq_quic_limits_max_half_open(s->limits));
+    refuse_initial(s, m, hd, "too many handshakes from this address");
+}
+
+/* Give back the connection slot and the handshake count an Initial took. */
+static void admission_undo(moq_quic_server *s, uint64_t key)
+{
+    s->stats.half_open--;
+    moq_quic_limits_half_open_done(s->limits, key);
+    moq_quic_limits_connection_give(s->limits);
+}
+
 static void accept_initial(moq_quic_server *s, const struct moq_quic_udp_msg *m)
 {
     ngtcp2_pkt_hd hd;
     if (ngtcp2_accept(&hd, m->data, m->len) != 0) return;
     if (hd.dcid.datalen < NGTCP2_MIN_INITIAL_DCIDLEN) return;
     char peer[64];
-    if (s->nconns >= s->max_connections) {
-        moq_quic_addr_format(&m->remote, peer, sizeof(peer));
-        s->stats.refused_full++;
-        moq_info_repeat("refused QUIC connections", "quic",
-                        "refused %s: connection limit (%zu) reached", peer, s->max_connections);
-        refuse_initial(s, m, &hd, "server busy: connection limit reached");
+    if (moq_quic_limits_connections(s->limits) >= moq_quic_limits_max_connections(s->limits)) {
+        refuse_full(s, m, &hd);
         return;
     }
     ngtcp2_cid odcid;
@@ -284,18 +277,22 @@ static void accept_initial(moq_quic_server *s, const struct moq_quic_udp_msg *m)
         s->stats.retry_invalid++;
         return; /* RFC 9000 8.1.3: a bad Retry token may be dropped */
     }
-    if (!validated && !take_handshake_token(s)) {
+    if (!validated && !moq_quic_limits_handshake_token(s->limits, moq_now_us())) {
         send_retry(s, m, &hd);
         return;
     }
     uint64_t key = address_key(&m->remote);
-    if (half_open_count(s, key) >= s->max_half_open) {
-        moq_quic_addr_format(&m->remote, peer, sizeof(peer));
-        s->stats.refused_half_open++;
-        moq_info_repeat("refused QUIC connections", "quic",
-                        "refused %s: %zu handshakes in progress from this address", peer,
-                        s->max_half_open);
-        refuse_initial(s, m, &hd, "too many handshakes from this address");
+    if (moq_quic_limits_half_open(s->limits, key) >= moq_quic_limits_max_half_open(s->limits)) {
+        refuse_half_open(s, m, &hd);
+        return;
+    }
+    if (!moq_quic_limits_connection_take(s->limits)) { /* another worker took the last slot */
+        refuse_full(s, m, &hd);
+        return;
+    }
+    if (!half_open_take(s, key)) {
+        moq_quic_limits_connection_give(s->limits);
+        refuse_half_open(s, m, &hd);
         return;
     }
     gnutls_certificate_credentials_t creds = NULL;
@@ -305,6 +302,7 @@ static void accept_initial(moq_quic_server *s, const struct moq_quic_udp_msg *m)
         moq_warn_repeat("refused QUIC connections", "quic",
                         "refused %s: no TLS credentials available", peer);
         if (handle && s->creds_release) s->creds_release(s->creds_ctx, handle);
+        admission_undo(s, key);
         refuse_initial(s, m, &hd, NULL);
         return;
     }
@@ -317,13 +315,14 @@ static void accept_initial(moq_quic_server *s, const struct moq_quic_udp_msg *m)
         (const char *const *)s->alpn, s->alpn_count);
     if (!c) {
         if (s->creds_release) s->creds_release(s->creds_ctx, handle);
+        admission_undo(s, key);
         return;
     }
     if (s->tls_setup) s->tls_setup(s->creds_ctx, c->tls);
-    moq_list_push_back(&s->conns, &c->link);
+    moq_list_push_back(&s->conns, &c->link); /* holds the connection slot taken above */
     s->nconns++;
     c->addr_key = key;
-    half_open_add(s, c);
+    c->half_open = true;
     if (moq_quic_cid_table_put(&s->cids, scid.data, scid.datalen, c) < 0) {
         moq_quic_conn_free(c);
         return;
@@ -391,6 +390,24 @@ static int copy_alpn(moq_quic_server *s, const struct moq_quic_server_config *cf
     return MOQ_OK;
 }
 
+/* The budgets shared with the other listeners of the port, or our own. */
+static int use_limits(moq_quic_server *s, const struct moq_quic_server_config *cfg)
+{
+    if (cfg->limits) {
+        s->limits = cfg->limits;
+        return MOQ_OK;
+    }
+    struct moq_quic_limits_config lc = {
+        .max_connections = cfg->max_connections,
+        .max_half_open = cfg->max_half_open_per_address,
+        .handshake_rate = cfg->retry_above_rate,
+        .response_rate = MOQ_QUIC_DEFAULT_RESPONSE_RATE,
+    };
+    s->limits = moq_quic_limits_new(&lc);
+    s->owns_limits = true;
+    return s->limits ? MOQ_OK : MOQ_ERR_NOMEM;
+}
+
 int moq_quic_server_new(struct ev_loop *loop, const struct moq_quic_server_config *cfg,
                         moq_quic_server **out)
 {
@@ -414,7 +431,8 @@ int moq_quic_server_new(struct ev_loop *loop, const struct moq_quic_server_confi
     if (cfg->port) moq_quic_addr_set_port(&addr, cfg->port);
     bool shared = cfg->workers > 1;
     int fd;
-    rv = moq_quic_udp_listen_shared(&addr, shared, &fd, &bound);
+    rv = shared && cfg->worker == 0 ? moq_quic_udp_claim(&addr) : MOQ_OK;
+    if (rv == 0) rv = moq_quic_udp_listen_shared(&addr, shared, &fd, &bound);
     if (rv == 0 && shared && cfg->worker == 0 && moq_quic_steer_attach(fd, cfg->workers) < 0) {
         int e = errno;
         moq_error("quic", "cannot attach the worker steering program: %s", strerror(e));
@@ -448,14 +466,12 @@ int moq_quic_server_new(struct ev_loop *loop, const struct moq_quic_server_confi
     s->tls_setup = cfg->tls_setup;
     s->accept = cfg->accept;
     s->accept_ctx = cfg->accept_ctx;
-    s->max_connections =
-        cfg->max_connections ? cfg->max_connections : MOQ_QUIC_DEFAULT_MAX_CONNECTIONS;
-    s->max_half_open = cfg->max_half_open_per_address ? cfg->max_half_open_per_address
-                                                      : MOQ_QUIC_DEFAULT_HALF_OPEN_PER_ADDR;
-    s->handshake_rate = cfg->retry_above_rate;
-    s->handshake_tokens = s->handshake_rate;
-    s->handshake_tokens_at_us = moq_now_us();
-    moq_u64map_init(&s->half_open);
+    if (use_limits(s, cfg) < 0) {
+        moq_quic_endpoint_close(&s->ep);
+        free_alpn(s);
+        free(s);
+        return MOQ_ERR_NOMEM;
+    }
     if (cfg->reset_secret)
         memcpy(s->secret, cfg->reset_secret, SECRET_LEN);
     else
@@ -464,8 +480,6 @@ int moq_quic_server_new(struct ev_loop *loop, const struct moq_quic_server_confi
     moq_quic_random(hash_key, sizeof(hash_key));
     moq_quic_cid_table_init(&s->cids, hash_key);
     moq_list_init(&s->conns);
-    s->tokens = RESPONSE_BURST;
-    s->tokens_at_us = moq_now_us();
     moq_quic_endpoint_start(&s->ep);
 
     char text[80];
@@ -493,6 +507,10 @@ size_t moq_quic_server_connection_count(const moq_quic_server *s)
 void moq_quic_server_stats_get(const moq_quic_server *s, struct moq_quic_server_stats *out)
 {
     *out = s->stats;
+    out->connections = s->nconns;
+    out->memory_bytes = 0;
+    for (const moq_list *pos = s->conns.next; pos != &s->conns; pos = pos->next)
+        out->memory_bytes += moq_container_of(pos, struct moq_quic_conn, link)->arena.bytes;
 }
 
 void moq_quic_server_free(moq_quic_server *s)
@@ -502,7 +520,7 @@ void moq_quic_server_free(moq_quic_server *s)
         moq_quic_conn_shutdown(moq_list_first(&s->conns, struct moq_quic_conn, link));
     moq_quic_endpoint_close(&s->ep);
     moq_quic_cid_table_free(&s->cids);
-    moq_u64map_free(&s->half_open);
+    if (s->owns_limits) moq_quic_limits_free(s->limits);
     free_alpn(s);
     free(s);
 }

@@ -295,6 +295,7 @@ static void op_stats(moq_transport *t, struct moq_transport_stats *out)
     memset(out, 0, sizeof(*out));
     out->bytes_sent = c->bytes_sent;
     out->bytes_recv = c->bytes_recv;
+    out->memory_bytes = c->arena.bytes;
     if (!c->nc) return;
     ngtcp2_conn_stat st;
     ngtcp2_conn_get_conn_stat(c->nc, &st);

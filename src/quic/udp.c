@@ -142,6 +142,17 @@ int moq_quic_udp_listen_shared(const moq_quic_addr *addr, bool reuseport, int *f
     return MOQ_OK;
 }
 
+int moq_quic_udp_claim(moq_quic_addr *addr)
+{
+    moq_quic_addr bound;
+    int fd;
+    int rv = moq_quic_udp_listen_shared(addr, false, &fd, &bound);
+    if (rv < 0) return rv;
+    close(fd);
+    *addr = bound;
+    return MOQ_OK;
+}
+
 int moq_quic_udp_connect(const moq_quic_addr *remote, int *fd, moq_quic_addr *local)
 {
     int s;

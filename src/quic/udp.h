@@ -38,6 +38,11 @@ int moq_quic_udp_listen(const moq_quic_addr *addr, int *fd, moq_quic_addr *bound
  * of addr, which worker threads sharing one port form (quic/steer.h). */
 int moq_quic_udp_listen_shared(const moq_quic_addr *addr, bool reuseport, int *fd,
                                moq_quic_addr *bound);
+/* Before the first socket of a new SO_REUSEPORT group: whether addr is free. A socket
+ * without SO_REUSEPORT is bound to it and closed again, so a port some other socket holds
+ * - another relay's group included, which a reuseport socket would silently join - fails
+ * with MOQ_ERR_IO and errno EADDRINUSE. Port 0 in *addr is replaced by the port it got. */
+int moq_quic_udp_claim(moq_quic_addr *addr);
 /* A socket connected to remote; *local receives the local address chosen by the kernel. */
 int moq_quic_udp_connect(const moq_quic_addr *remote, int *fd, moq_quic_addr *local);
 

@@ -323,6 +323,11 @@ static void session_json(moq_json *j, const moq_session *s, const char *directio
         moq_json_double(j, (double)ts.rtt_us / 1000.);
     else
         moq_json_null(j);
+    moq_json_key(j, "memory");
+    if (ts.memory_bytes)
+        moq_json_u64(j, ts.memory_bytes);
+    else
+        moq_json_null(j);
     moq_json_key(j, "streams");
     moq_json_u64(j, ss.streams);
     moq_json_key(j, "announces_in");
@@ -709,6 +714,8 @@ int moq_relay_snapshot(moq_relay *r, moq_buf *out)
     stat_u64(&j, "quic_retry_invalid", qs.retry_invalid);
     stat_u64(&j, "quic_refused_full", qs.refused_full);
     stat_u64(&j, "quic_refused_half_open", qs.refused_half_open);
+    stat_u64(&j, "quic_connections", qs.connections);
+    stat_u64(&j, "quic_memory", qs.memory_bytes);
     stat_u64(&j, "tracks", os.tracks - bs.imported_tracks);
     stat_u64(&j, "broadcasts", os.broadcasts);
     stat_u64(&j, "groups_cached", os.groups_cached);

@@ -510,6 +510,20 @@ static uint64_t quic_ack_timeout(const struct moq_config_quic *q)
     return q->ack_timeout_ms ? q->ack_timeout_ms : MOQ_QUIC_ACK_TIMEOUT_OFF;
 }
 
+void moq_relay_quic_limits_config(const struct moq_config *c, struct moq_quic_limits_config *lc)
+{
+    /* Connections still handshaking or closing count too: leave them room, so that the
+     * session limit itself is what a client meets first. */
+    uint64_t max = c->limits.max_sessions;
+    uint64_t rate = c->limits.handshake_rate;
+    *lc = (struct moq_quic_limits_config){
+        .max_connections = max && max < SIZE_MAX / 2 ? (size_t)(max + max / 4 + 16) : SIZE_MAX,
+        .max_half_open =
+            c->limits.half_open_per_address ? c->limits.half_open_per_address : SIZE_MAX,
+        .handshake_rate = (double)(rate > UINT32_MAX ? UINT32_MAX : rate),
+    };
+}
+
 static int setup_quic(moq_relay *r, char *err, size_t errlen)
 {
     const struct moq_config_server *s = &r->cfg->server;
@@ -528,15 +542,12 @@ static int setup_quic(moq_relay *r, char *err, size_t errlen)
         .workers = r->worker.count,
         .port = r->worker.quic_port,
     };
-    const struct moq_config *c = r->cfg;
-    /* Connections still handshaking or closing count too: leave them room, so that the
-     * session limit itself is what a client meets first. */
-    uint64_t max = c->limits.max_sessions;
-    qc.max_connections = max && max < SIZE_MAX / 2 ? (size_t)(max + max / 4 + 16) : SIZE_MAX;
-    qc.max_half_open_per_address =
-        c->limits.half_open_per_address ? c->limits.half_open_per_address : SIZE_MAX;
-    qc.retry_above_rate =
-        (uint32_t)(c->limits.handshake_rate > UINT32_MAX ? UINT32_MAX : c->limits.handshake_rate);
+    struct moq_quic_limits_config lc;
+    moq_relay_quic_limits_config(r->cfg, &lc);
+    qc.max_connections = lc.max_connections;
+    qc.max_half_open_per_address = lc.max_half_open;
+    qc.retry_above_rate = (uint32_t)lc.handshake_rate;
+    qc.limits = r->worker.quic_limits;
     qc.transport.max_concurrent_streams = s->quic.max_streams;
     if (s->quic.receive_window_set) qc.transport.receive_window = s->quic.receive_window;
     qc.transport.idle_timeout_ms = s->quic.idle_timeout_ms;
@@ -580,6 +591,7 @@ static int setup_http(moq_relay *r, char *err, size_t errlen)
     hc.ws_ack_timeout_ms = sq->ack_timeout_ms ? ms32(sq->ack_timeout_ms) : UINT32_MAX;
     /* 0 keeps the server's default (moq_http_config_default). */
     hc.max_conns = c->limits.http_max_connections ? c->limits.http_max_connections : SIZE_MAX;
+    hc.shared_conns = r->worker.http_conns;
     hc.max_header_bytes = c->limits.http_max_header_size;
     hc.header_timeout_ms = (uint32_t)c->limits.http_header_timeout_ms;
     hc.ws_max_message = c->limits.ws_max_message;
@@ -822,6 +834,7 @@ int moq_relay_new_worker(struct ev_loop *loop, const struct moq_config *cfg,
     oc.broadcast_ctx = r;
     if (cfg->cache.duration_set) oc.cache_duration_us = cfg->cache.duration_ms * 1000;
     if (cfg->cache.capacity_set) oc.cache_capacity = cfg->cache.capacity;
+    oc.shared_charge = r->worker.cache_charge;
     r->origin = moq_origin_new(&oc);
     int rv = r->origin ? 0 : MOQ_ERR_NOMEM;
     if (rv == 0) rv = setup_bridge(r);
@@ -1022,6 +1035,7 @@ static void raise_open_files(void)
 
 int moq_relay_run(const struct moq_config *cfg)
 {
+    raise_open_files();
     unsigned workers = moq_config_workers(cfg);
     if (workers > 1) return moq_relay_run_workers(cfg, workers);
     struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
@@ -1030,7 +1044,6 @@ int moq_relay_run(const struct moq_config *cfg)
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
-    raise_open_files();
     /* SIGHUP is caught from before "ready" is logged: a reload asked for early waits. */
     moq_relay *r = NULL;
     ev_signal sigint, sigterm, sighup;

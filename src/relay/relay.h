@@ -32,6 +32,9 @@ struct moq_relay_worker {
     uint16_t quic_port, http_port, https_port; /* nonzero: join these ports (workers > 0) */
     struct moq_bridge_hub *hub;                /* carries broadcasts between the workers */
     _Atomic size_t *sessions;                  /* sessions over all workers (limits) */
+    struct moq_quic_limits *quic_limits;       /* the QUIC listeners' shared budgets */
+    _Atomic size_t *http_conns;                /* web connections over all workers */
+    _Atomic uint64_t *cache_charge;            /* cached bytes over all workers' origins */
     moq_relay *const *relays; /* every worker's relay, by index (each used on its thread) */
 };
 

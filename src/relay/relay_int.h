@@ -12,6 +12,7 @@
 #include "http/http.h"
 #include "http/ws.h"
 #include "moq/session.h"
+#include "quic/limits.h"
 #include "quic/quic.h"
 #include "relay/bridge.h"
 #include "relay/relay.h"
@@ -81,6 +82,8 @@ struct relay_session {
 /* The certificates of [server.tls] and (when it listens) [web.https], as startup loads them. */
 int moq_relay_tls_new(const struct moq_config *c, moq_tls_server **tls, moq_tls_server **https,
                       char *err, size_t errlen);
+/* The QUIC listener budgets of a configuration (limits.*), for one listener or shared. */
+void moq_relay_quic_limits_config(const struct moq_config *c, struct moq_quic_limits_config *lc);
 /* limits.max_sessions reached. */
 bool moq_relay_full(const moq_relay *r);
 /* Start a moq session on an established transport; closes it on failure. */

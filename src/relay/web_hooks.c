@@ -399,6 +399,12 @@ static int render_metrics(const struct metrics_in *m, moq_http_response *resp)
         metric(&b, "moq_relay_quic_refused_half_open_total", "counter",
                "QUIC connections refused for too many handshakes from one address.",
                qs->refused_half_open);
+        metric(&b, "moq_relay_quic_connections", "gauge",
+               "QUIC connections open (handshaking, established or closing).", qs->connections);
+        metric(&b, "moq_relay_quic_memory_bytes", "gauge",
+               "Bytes libngtcp2 holds for the open QUIC connections (per connection: divide by "
+               "moq_relay_quic_connections).",
+               qs->memory_bytes);
     }
     const moq_origin_stats *st = &m->origin;
     metric(&b, "moq_relay_broadcasts", "gauge", "Broadcasts announced.", st->broadcasts);
@@ -450,6 +456,8 @@ static int merged_metrics(moq_relay *r, void *arg, json_t *const *parts, unsigne
         m.quic.retry_invalid += stat_of(p, "quic_retry_invalid");
         m.quic.refused_full += stat_of(p, "quic_refused_full");
         m.quic.refused_half_open += stat_of(p, "quic_refused_half_open");
+        m.quic.connections += stat_of(p, "quic_connections");
+        m.quic.memory_bytes += stat_of(p, "quic_memory");
         /* Every worker's origin sees every broadcast (bridged): the largest count is the
          * relay's; tracks and subscriptions a bridge holds are left out by each worker. */
         uint64_t bcs = stat_of(p, "broadcasts");

@@ -36,7 +36,11 @@ struct workers {
     moq_bridge_hub *hub;
     moq_tls_server *tls, *https_tls;
     uint8_t reset_secret[32];
+    /* The relay-wide limits: sessions, QUIC admission, web connections, cache bytes. */
     _Atomic size_t sessions;
+    moq_quic_limits *quic_limits;
+    _Atomic size_t http_conns;
+    _Atomic uint64_t cache_charge;
     moq_relay **relays; /* by worker, filled as they are built */
 };
 
@@ -99,6 +103,9 @@ static int build_worker(struct workers *ws, const struct moq_config *cfg, unsign
         .https_port = first ? moq_relay_https_port(first) : 0,
         .hub = ws->hub,
         .sessions = &ws->sessions,
+        .quic_limits = ws->quic_limits,
+        .http_conns = &ws->http_conns,
+        .cache_charge = &ws->cache_charge,
         .relays = ws->relays,
     };
     int rv = moq_relay_new_worker(w->loop, cfg, &rw, &w->relay, err, errlen);
@@ -115,7 +122,10 @@ static int build(struct workers *ws, const struct moq_config *cfg, char *err, si
     ws->w = calloc(ws->n, sizeof(*ws->w));
     ws->relays = calloc(ws->n, sizeof(*ws->relays));
     ws->hub = moq_bridge_hub_new(ws->n);
-    if (!ws->w || !ws->relays || !ws->hub) return MOQ_ERR_NOMEM;
+    struct moq_quic_limits_config lc;
+    moq_relay_quic_limits_config(cfg, &lc);
+    ws->quic_limits = moq_quic_limits_new(&lc);
+    if (!ws->w || !ws->relays || !ws->hub || !ws->quic_limits) return MOQ_ERR_NOMEM;
     if (gnutls_rnd(GNUTLS_RND_KEY, ws->reset_secret, sizeof(ws->reset_secret)) < 0)
         return MOQ_ERR_TLS;
     int rv = moq_relay_tls_new(cfg, &ws->tls, &ws->https_tls, err, errlen);
@@ -175,6 +185,7 @@ static void destroy(struct workers *ws)
     free(ws->w);
     free(ws->relays);
     moq_bridge_hub_free(ws->hub);
+    moq_quic_limits_free(ws->quic_limits);
     if (ws->tls) moq_tls_server_free(ws->tls);
     if (ws->https_tls) moq_tls_server_free(ws->https_tls);
     explicit_bzero(ws->reset_secret, sizeof(ws->reset_secret));

@@ -5,8 +5,10 @@
  * kernel spreads TCP connections, and QUIC datagrams follow their connection IDs: see
  * quic/steer.h), starts one thread per worker, each running its own event loop and relay,
  * and keeps SIGINT/SIGTERM/SIGHUP and the service manager to itself. Workers share the
- * certificates, the origin id, the stateless-reset secret and the session count; each owns
- * its origin, sessions and auth key cache; relay/bridge.h carries broadcasts between them.
+ * certificates, the origin id, the stateless-reset secret and the relay-wide limits (the
+ * session count, the QUIC admission budgets of quic/limits.h, the web connection count and
+ * the cache charge); each owns its origin, sessions and auth key cache; relay/bridge.h
+ * carries broadcasts between them.
  *
  * Ownership: everything is built and freed inside moq_relay_run_workers.
  */

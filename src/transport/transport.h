@@ -53,6 +53,9 @@ struct moq_transport_stats {
     uint64_t cwnd;        /* congestion window, bytes (0 if not applicable) */
     uint64_t bytes_sent;  /* application stream bytes handed to the network */
     uint64_t bytes_recv;  /* application stream bytes received */
+    /* Bytes the protocol stack holds for the connection now (QUIC: every block libngtcp2
+     * allocated for it); 0 when the transport does not count them. */
+    uint64_t memory_bytes;
 };
 
 struct moq_transport_events {

@@ -3,7 +3,8 @@
 # and the relay keeps serving: slowloris request heads get 408 at the header timeout, a huge
 # request head 431, a huge WebSocket message closes that WebSocket with 1009, and WebSocket
 # upgrades that never speak are closed after the SETUP timeout (those beyond the session
-# limit get 503 at once).
+# limit get 503 at once), and connections beyond limits.http_max_connections get 503 - the
+# limit counts the whole relay, however many workers accept connections.
 source "$(dirname "$0")/lib.sh"
 start_relay --limits-http-header-timeout 1s --limits-ws-max-message 64KiB \
     --limits-setup-timeout 1s --limits-max-sessions 200
@@ -37,5 +38,13 @@ cat "$TMP/idle.out"
 grep -q "^upgraded 200 refused 50$" "$TMP/idle.out" || fail "not 200 upgraded and 50 refused"
 relay_alive || fail "the relay died"
 steady_pair after-idle
+stop_relay
 
+note "the connection limit"
+start_relay --limits-http-max-connections 4
+"${ABUSE[@]}" held-connections "$PORT" 10 >"$TMP/held.out" || fail "$(cat "$TMP/held.out")"
+cat "$TMP/held.out"
+grep -q "^served 4 refused 6$" "$TMP/held.out" || fail "not 4 served and 6 refused"
+relay_alive || fail "the relay died"
+steady_pair after-limit
 stop_relay

@@ -3,11 +3,23 @@
 # Accept: application/json: name, version, uptime, transports and ALPNs, counts) and, on
 # [internal] only, /debug/sessions, /debug/broadcasts and /debug/tracks describing a live
 # publisher (QUIC) and subscriber (WebSocket): addresses, transports, versions, roots, bytes,
-# RTT, streams, ages; the broadcast's route; the track's subscribers, cache and upstream.
+# RTT, streams, ages, what libngtcp2 holds for a QUIC session; the broadcast's route; the
+# track's subscribers, cache and upstream. /metrics counts QUIC connections and their memory
+# as they open and close.
 source "$(dirname "$0")/lib.sh"
 IPORT="$(free_port)"
 start_relay --internal-listen "127.0.0.1:$IPORT"
 INTERNAL="http://127.0.0.1:$IPORT"
+
+metric() { # NAME: its value on [internal] /metrics
+    curl -sf "$INTERNAL/metrics" | awk -v n="$1" '$1 == n {print $2}'
+}
+quic_memory_is() { # CONNECTIONS: that many QUIC connections, holding memory exactly when > 0
+    local conns mem
+    conns="$(metric moq_relay_quic_connections)"
+    mem="$(metric moq_relay_quic_memory_bytes)"
+    [[ "$conns" == "$1" ]] && { ((conns > 0 && mem > 0)) || ((conns == 0 && mem == 0)); }
+}
 
 # json_check NAME FILE PYTHON: run the Python expression over the parsed FILE as `d`.
 json_check() {
@@ -48,6 +60,7 @@ curl -sf "$INTERNAL/debug/sessions" >"$TMP/none.json"
 json_check no-sessions "$TMP/none.json" "d == {'sessions': []}"
 curl -sf "$INTERNAL/nodes" >"$TMP/nodes.json"
 json_check nodes "$TMP/nodes.json" "d == {'nodes': []}"
+quic_memory_is 0 || fail "QUIC memory before any connection: $(curl -sf "$INTERNAL/metrics" | grep quic_)"
 
 note "a QUIC publisher and a WebSocket subscriber"
 fifo_publisher pub "moql://127.0.0.1:$PORT/room" --tls-fingerprint "$FP" --broadcast cam \
@@ -65,7 +78,10 @@ json_check sessions "$TMP/sessions.json" "len(d['sessions']) == 2 and \
     [s for s in d['sessions'] if s['transport'] == 'quic'][0]['rtt_ms'] > 0 and \
     [s for s in d['sessions'] if s['transport'] == 'quic'][0]['payload_in'] == 20 and \
     [s for s in d['sessions'] if s['transport'] == 'websocket'][0]['payload_out'] == 20 and \
-    [s for s in d['sessions'] if s['transport'] == 'websocket'][0]['subscriptions'] == 1"
+    [s for s in d['sessions'] if s['transport'] == 'websocket'][0]['subscriptions'] == 1 and \
+    [s for s in d['sessions'] if s['transport'] == 'quic'][0]['memory'] > 1000 and \
+    [s for s in d['sessions'] if s['transport'] == 'websocket'][0]['memory'] is None"
+quic_memory_is 1 || fail "QUIC memory with one connection: $(curl -sf "$INTERNAL/metrics" | grep quic_)"
 PUB_REMOTE="$(python3 -c 'import json,sys; print([s["remote"] for s in json.load(open(sys.argv[1]))["sessions"] if s["transport"] == "quic"][0])' "$TMP/sessions.json")"
 
 curl -sf "$INTERNAL/debug/broadcasts" >"$TMP/broadcasts.json"
@@ -86,5 +102,7 @@ json_check counts "$TMP/root2.json" "d['counts']['sessions'] == 2 and \
 
 end_input
 expect_ok "$PUB_PID" publisher
+wait_for quic_memory_is 0 ||
+    fail "QUIC memory after the connection closed: $(curl -sf "$INTERNAL/metrics" | grep quic_)"
 stop_relay
 note "ok"

@@ -278,6 +278,55 @@ static void byte_budget_converges(void **state)
     moq_origin_free(o);
 }
 
+/* Origins sharing one cache budget (a relay's worker threads): the sum of their charges
+ * stays within it, each evicting its own least recently used groups. */
+static void byte_budget_shared(void **state)
+{
+    _Atomic uint64_t shared = 0;
+    moq_origin_config cfg;
+    moq_origin_config_default(&cfg);
+    cfg.linger_us = 0;
+    cfg.cache_capacity = CAPACITY;
+    cfg.shared_charge = &shared;
+    moq_origin *o[2];
+    prod p[2];
+    rsub s[2];
+    moq_track *t[2];
+    memset(p, 0, sizeof(p));
+    memset(s, 0, sizeof(s));
+    moq_sub_prefs pr = prefs_from(0);
+    for (int k = 0; k < 2; k++) {
+        cfg.id = 100 + (uint64_t)k;
+        o[k] = moq_origin_new(&cfg);
+        assert_non_null(o[k]);
+        announce(o[k], &p[k], "b", NULL, 0);
+        assert_int_equal(subscribe(o[k], &s[k], "b", "t", 0, &pr), 0);
+        t[k] = p[k].last;
+    }
+    uint64_t now = 0;
+    for (uint64_t i = 0; i < 40; i++)
+        write_group_done(&p[0], t[0], i, 1, GROUP_BYTES, now += MS);
+    assert_true(charge(o[0]) <= CAPACITY);
+    assert_true(charge(o[0]) > CAPACITY / 2); /* one origin alone may use the whole budget */
+    assert_int_equal(shared, charge(o[0]));
+    /* The second origin's writes evict its own groups while the sum is over the budget: only
+     * its latest group (never evicted) can stand above it. */
+    for (uint64_t i = 0; i < 10; i++) {
+        write_group_done(&p[1], t[1], i, 1, GROUP_BYTES, now += MS);
+        assert_true(charge(o[0]) + charge(o[1]) <= CAPACITY + GROUP_BYTES + 256);
+    }
+    assert_true(stats(o[1]).evictions > 0);
+    /* The first origin's next write brings the sum back within the budget. */
+    write_group_done(&p[0], t[0], 40, 1, GROUP_BYTES, now += MS);
+    assert_true(charge(o[0]) + charge(o[1]) <= CAPACITY);
+    assert_int_equal(shared, charge(o[0]) + charge(o[1]));
+    for (int k = 0; k < 2; k++) {
+        rsub_close(&s[k]);
+        moq_route_unannounce(p[k].route);
+        moq_origin_free(o[k]);
+    }
+}
+
 static void frame_too_large_refused(void **state)
 {
     size_t base = moq_chunk_live_count();
@@ -366,6 +415,7 @@ int main(void)
         cmocka_unit_test(open_group_outlives_newer_ones_being_written),
         cmocka_unit_test(expiry_clamped_by_cache_duration),
         cmocka_unit_test(byte_budget_converges),
+        cmocka_unit_test(byte_budget_shared),
         cmocka_unit_test(frame_too_large_refused),
         cmocka_unit_test(bad_frames_and_group_cap),
     };

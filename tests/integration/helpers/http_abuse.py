@@ -9,6 +9,10 @@
                                        SIZE bytes: the relay must close with 1009
   http_abuse.py idle-upgrades PORT N   N WebSocket upgrades that never send a byte after the
                                        101: the relay must close every one of them
+  http_abuse.py held-connections PORT N
+                                       N keep-alive connections opened one after the other,
+                                       each asking GET /health and then held open: prints
+                                       "served S refused R" (refused: 503 and closed)
 
 Prints one "ok ..." line and exits 0 when the relay behaved, else prints why and exits 1.
 Every wait is bounded (BOUND_S); the relay's own timers decide when things happen.
@@ -211,6 +215,29 @@ def idle_upgrades(port, n):
           % (len(socks), time.monotonic() - start, refused))
 
 
+def held_connections(port, n):
+    held, refused = [], 0
+    for _ in range(n):
+        s = connect(port)
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: relay\r\n\r\n")
+        data = b""
+        while b"\r\n" not in data:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        if data.startswith(b"HTTP/1.1 503"):
+            refused += 1
+            s.close()
+        elif data.startswith(b"HTTP/1.1 200"):
+            held.append(s)
+        else:
+            fail("held connections: answered %r" % data[:40])
+    print("served %d refused %d" % (len(held), refused), flush=True)
+    for s in held:
+        s.close()
+
+
 def main():
     if len(sys.argv) < 3:
         fail(__doc__)
@@ -223,6 +250,8 @@ def main():
         ws_huge_message(port, int(sys.argv[3]))
     elif what == "idle-upgrades":
         idle_upgrades(port, int(sys.argv[3]))
+    elif what == "held-connections":
+        held_connections(port, int(sys.argv[3]))
     else:
         fail("unknown case " + what)
 
