@@ -10,7 +10,9 @@
 #     a reset one at once, and redials work;
 #  4. a publisher killed with SIGKILL in the middle of a group: its subscribers see the
 #     broadcast end after the ack timeout and the 5 s linger, not 65 s later.
-#  5. the relay warns at startup when idle_timeout is not longer than keep_alive.
+#  5. the relay warns at startup when idle_timeout is not longer than keep_alive;
+#  6. a client whose handshake is blacked out for longer than QUIC's default handshake
+#     timeout (10 s) connects within its own --timeout.
 # How long the relay took to notice is bounded by the idle timeout only: the reason it gives
 # tells the ack timeout from the idle timeout, and a loaded machine may run its timers late.
 source "$(dirname "$0")/lib.sh"
@@ -162,4 +164,21 @@ note "a warning for an idle timeout shorter than the keep-alive"
 start_relay --server-quic-idle-timeout 3s --server-quic-keep-alive 5s
 log_has "$RELAY_LOG" "server.quic.idle_timeout (3000 ms) is not longer than server.quic.keep_alive" ||
     fail "no warning at startup"
+stop_relay
+
+# 6. ------------------------------------------------------------------------------------------
+note "a handshake blacked out for 12 s connects within --timeout 60s"
+MOQ_LOG=info,moq=debug start_relay
+TLS=(--tls-fingerprint "$FP")
+idle_input IN
+spawn late-pub "$MOQ" publish "$QUIC_URL" "${TLS[@]}" --broadcast late --track t
+IN=/dev/null
+start_impair slowstart udp "$PORT" --blackout 12s
+kill -USR1 "$IMPAIR_PID"
+wait_for log_has "$TMP/slowstart.err" "blackout on" || fail "no blackout"
+spawn late-sub "$MOQ" subscribe "moql://127.0.0.1:$IMPAIR_PORT/" "${TLS[@]}" --timeout 60s \
+    --broadcast late --track t
+wait_for log_has "$TMP/slowstart.err" "blackout off" || fail "the blackout did not end"
+wait_for relay_subscribed late/t 1 ||
+    fail "the subscriber did not connect after the blackout: $(tail -1 "$TMP/late-sub.err")"
 stop_relay
