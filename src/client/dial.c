@@ -570,6 +570,10 @@ static int take_config(moq_dial *d, const struct moq_dial_config *cfg, char *err
     d->disable_verify = cfg->tls.disable_verify;
     d->system_roots = cfg->tls.system_roots;
     d->transport = cfg->transport;
+    /* The connect limit covers the QUIC handshake: it must not give up at its own default
+     * first (a handshake whose packets are lost backs off for longer). */
+    if (!d->transport.handshake_timeout_ms && cfg->timeout_ms)
+        d->transport.handshake_timeout_ms = cfg->timeout_ms;
     d->origin = cfg->origin;
     d->max_frame_bytes = cfg->max_frame_bytes;
     d->connected = cfg->connected;

@@ -79,6 +79,10 @@ note() {
 spawn() {
     local name="$1"
     shift
+    # Emptied here, not only by the child's redirections: a test that waits on what a
+    # respawned NAME writes must not read what the previous one wrote before the child runs.
+    : >"$TMP/$name.out"
+    : >"$TMP/$name.err"
     "$@" <"${IN:-/dev/null}" >"$TMP/$name.out" 2>"$TMP/$name.err" &
     SPAWNED=$!
     PIDS+=("$SPAWNED")
@@ -237,6 +241,9 @@ start_relay() {
         PORT="$(free_port)" || fail "no free port"
         local access=(--auth-public "")
         [[ -z "${RELAY_KEY:-}" ]] || access=(--auth-key "$RELAY_KEY")
+        # A relay started before in this test left "relay: ready" in the log: empty it before
+        # the new one starts, or that line would be taken for the new relay's readiness.
+        : >"$RELAY_LOG"
         # shellcheck disable=SC2086
         "$MOQ_RELAY_BIN" ${RELAY_CONFIG:-} --server-bind "${RELAY_HOST:-127.0.0.1}:$PORT" \
             --web-http-listen "${RELAY_HOST:-127.0.0.1}:$PORT" --tls-generate localhost \

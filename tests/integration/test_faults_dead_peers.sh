@@ -1,21 +1,26 @@
 #!/usr/bin/env bash
 # Peers that vanish without closing, with the impairment proxy (tests/tools/impair.c) as the
-# cable. The relay runs with a 60 s idle timeout, 250 ms keep-alives and a 2 s ack timeout:
-#  1. a raw QUIC subscriber whose cable is pulled is closed for "ack timeout" in seconds, not
-#     at the idle timeout; the other subscriber loses nothing; a redial through the same path
-#     works once the cable is back;
+# cable. The relay runs with a 60 s idle timeout, 250 ms keep-alives and a 5 s ack timeout:
+#  1. a raw QUIC subscriber whose cable is pulled is closed for "ack timeout", before the
+#     idle timeout could have closed it; the other subscriber loses nothing; a redial through
+#     the same path works once the cable is back;
 #  2. a blackout shorter than the ack timeout is survived: the session stays and what was
 #     published meanwhile arrives;
 #  3. the same over WebSocket: a stalled TCP path (no FIN) is dropped after unanswered pings,
 #     a reset one at once, and redials work;
 #  4. a publisher killed with SIGKILL in the middle of a group: its subscribers see the
-#     broadcast end after the ack timeout and the 5 s linger, not 65 s later;
-#  5. the relay warns at startup when idle_timeout is not longer than keep_alive.
+#     broadcast end after the ack timeout and the 5 s linger, not 65 s later.
+#  5. the relay warns at startup when idle_timeout is not longer than keep_alive;
+#  6. a client whose handshake is blacked out for longer than QUIC's default handshake
+#     timeout (10 s) connects within its own --timeout.
+# How long the relay took to notice is bounded by the idle timeout only: the reason it gives
+# tells the ack timeout from the idle timeout, and a loaded machine may run its timers late.
 source "$(dirname "$0")/lib.sh"
-ACK_S=2
+ACK_S=5
+IDLE_S=60
 LINGER_S=5
-MOQ_LOG=info,moq=debug start_relay --server-quic-idle-timeout 60s --server-quic-keep-alive 250ms \
-    --server-quic-ack-timeout "${ACK_S}s"
+MOQ_LOG=info,moq=debug start_relay --server-quic-idle-timeout "${IDLE_S}s" \
+    --server-quic-keep-alive 250ms --server-quic-ack-timeout "${ACK_S}s"
 TLS=(--tls-fingerprint "$FP")
 
 has_frames() { # NAME N: the subscriber NAME has written at least N frames
@@ -48,7 +53,7 @@ t0=$SECONDS
 send b c
 wait_for more_ack_timeouts "$before" || fail "the relay did not notice the vanished subscriber"
 took=$((SECONDS - t0))
-((took <= ACK_S + 3)) || fail "the vanished subscriber was noticed after ${took}s"
+((took < IDLE_S)) || fail "the vanished subscriber was noticed after ${took}s"
 wait_for has_frames near 3 || fail "the direct subscriber lost frames"
 [[ "$(cat "$TMP/near.out")" == $'a\nb\nc' ]] || fail "the direct subscriber got: $(cat "$TMP/near.out")"
 [[ "$(cat "$TMP/far.out")" == a ]] || fail "frames crossed a pulled cable: $(cat "$TMP/far.out")"
@@ -106,7 +111,7 @@ t0=$SECONDS
 send i
 wait_for ws_gone "$before" || fail "the relay did not drop the stalled WebSocket session"
 took=$((SECONDS - t0))
-((took <= ACK_S + 3)) || fail "the stalled WebSocket session was dropped after ${took}s"
+((took < IDLE_S)) || fail "the stalled WebSocket session was dropped after ${took}s"
 wait_for has_frames survivor 6 || fail "the QUIC subscriber lost frames"
 kill -USR2 "$WIRE"
 kill -KILL "$WS1" 2>/dev/null || true # (its client may have given up already)
@@ -142,10 +147,10 @@ wait_for has_frames watcher 3 || fail "the subscriber did not get the first fram
 before=$(ack_timeouts)
 kill -KILL "$VICTIM"
 t0=$SECONDS
-wait_exit "$WATCHER" 30 || fail "the subscriber of the killed publisher did not end cleanly"
+wait_exit "$WATCHER" || fail "the subscriber of the killed publisher did not end cleanly"
 took=$((SECONDS - t0))
 ((took >= LINGER_S)) || fail "the broadcast ended after ${took}s, before the linger"
-((took <= ACK_S + LINGER_S + 4)) || fail "the broadcast ended ${took}s after the kill"
+((took < IDLE_S)) || fail "the broadcast ended ${took}s after the kill"
 (($(ack_timeouts) > before)) || fail "the killed publisher's session did not end for the ack timeout"
 log_has "$RELAY_LOG" "broadcast /doomed ended: its publisher did not come back within 5000 ms" ||
     fail "the relay did not log the end of the linger"
@@ -159,4 +164,21 @@ note "a warning for an idle timeout shorter than the keep-alive"
 start_relay --server-quic-idle-timeout 3s --server-quic-keep-alive 5s
 log_has "$RELAY_LOG" "server.quic.idle_timeout (3000 ms) is not longer than server.quic.keep_alive" ||
     fail "no warning at startup"
+stop_relay
+
+# 6. ------------------------------------------------------------------------------------------
+note "a handshake blacked out for 12 s connects within --timeout 60s"
+MOQ_LOG=info,moq=debug start_relay
+TLS=(--tls-fingerprint "$FP")
+idle_input IN
+spawn late-pub "$MOQ" publish "$QUIC_URL" "${TLS[@]}" --broadcast late --track t
+IN=/dev/null
+start_impair slowstart udp "$PORT" --blackout 12s
+kill -USR1 "$IMPAIR_PID"
+wait_for log_has "$TMP/slowstart.err" "blackout on" || fail "no blackout"
+spawn late-sub "$MOQ" subscribe "moql://127.0.0.1:$IMPAIR_PORT/" "${TLS[@]}" --timeout 60s \
+    --broadcast late --track t
+wait_for log_has "$TMP/slowstart.err" "blackout off" || fail "the blackout did not end"
+wait_for relay_subscribed late/t 1 ||
+    fail "the subscriber did not connect after the blackout: $(tail -1 "$TMP/late-sub.err")"
 stop_relay

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # `moq clock publish` sends each second when it begins, named by the time it is sent: a
-# subscriber receives consecutive seconds without a gap, and each one while the second it
-# names is still running (a frame named after the second that just ended would arrive one
-# second late). The first line is left out of the timing check: it is written when the
-# subscription arrives, at any point of its second.
+# subscriber receives consecutive seconds without a gap, and seconds that arrive while the
+# second they name is still running (frames named after the second that just ended would all
+# arrive one second late; on a loaded machine some correct ones may be late too). The first
+# line is left out of the timing check: it is written when the subscription arrives, at any
+# point of its second.
 source "$(dirname "$0")/lib.sh"
 start_relay
 
@@ -20,17 +21,21 @@ expect_ok "$SPAWNED" "moq clock subscribe"
 
 prev=
 n=0
+on_time=0
 while read -r arrived day time; do
     named=$(date -u -d "$day $time" +%s) || fail "not a time: '$day $time'"
     if [[ -n "$prev" ]]; then
         ((named == prev + 1)) || fail "second $(date -u -d "@$prev" +%T) was followed by $time"
         late=$(awk -v a="$arrived" -v n="$named" 'BEGIN { print (a >= n + 1) ? 1 : 0 }')
-        ((late == 0)) || fail "$time arrived at $(date -u -d "@$arrived" +%T.%N), after its second"
+        ((late == 1)) || on_time=$((on_time + 1))
     fi
     prev=$named
     n=$((n + 1))
 done <"$TMP/clock-sub.out"
-echo "clock subscribe printed $n consecutive seconds, each within its second"
+# A frame named after the second that just ended arrives after its second, every time; a
+# correctly named one may too when a loaded machine runs the clients late, but not all of them.
+((on_time > 0)) || fail "none of the seconds arrived while it was running: $(cat "$TMP/clock-sub.out")"
+echo "clock subscribe printed $n consecutive seconds, $on_time of $((n - 1)) within their second"
 
 kill -TERM "$clock_pub"
 expect_ok "$clock_pub" "moq clock publish (SIGTERM)"

@@ -135,16 +135,19 @@ done
 LOG="$WORK/relay.log"
 start_relay() {
     local port=$1
+    : >"$LOG" # (not the lines of an attempt before)
     # A short idle timeout: a tab Chromium drops without closing its session is reaped
     # within seconds; keep-alive PINGs every 2 s keep the live sessions open.
     "$RELAY" --server-bind "[::]:$port" --web-http-listen "[::]:$port" --tls-generate localhost \
         --auth-public "" --server-quic-idle-timeout 5s --server-quic-keep-alive 2s \
         --log-level debug >"$LOG" 2>&1 &
     relay_pid=$!
-    for _ in $(seq 100); do
+    # Up to a minute for a relay that is alive: only one that exited is given another port.
+    local deadline=$((SECONDS + 60))
+    while ((SECONDS < deadline)); do
         grep -q "http: listening" "$LOG" && grep -q "quic: listening" "$LOG" && return 0
         kill -0 "$relay_pid" 2>/dev/null || break
-        sleep 0.1
+        sleep 0.05
     done
     kill "$relay_pid" 2>/dev/null
     wait "$relay_pid" 2>/dev/null

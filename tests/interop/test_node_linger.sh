@@ -20,17 +20,6 @@ start_relay linger --web-http-listen 127.0.0.1:0 --auth-public "" --server-quic-
 FP=$(curl -sf "http://127.0.0.1:$HTTP_PORT/certificate.sha256") || abort "no /certificate.sha256"
 WS_URL="http://localhost:$HTTP_PORT/"
 QUIC_URL="moql://127.0.0.1:$QUIC_PORT/"
-WAIT=60
-
-# wait_until SECONDS CMD...: retry the condition CMD until it holds; 1 after SECONDS.
-wait_until() {
-    local deadline=$((SECONDS + $1))
-    shift
-    until "$@"; do
-        ((SECONDS < deadline)) || return 1
-        sleep 0.05
-    done
-}
 lines_at_least() { [ "$(wc -l <"$1" 2>/dev/null || echo 0)" -ge "$2" ]; }
 ack_timeouts() { grep -c 'reason="ack timeout"' "$RELAY_LOG" || true; }
 more_ack_timeouts() { [ "$(ack_timeouts)" -gt "$1" ]; }

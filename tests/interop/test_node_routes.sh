@@ -16,14 +16,9 @@ install_client
 [ -x "$MOQ_BIN" ] || abort "moq binary not found at $MOQ_BIN (build first)"
 NATIVE_TIMEOUT=60
 
-# wait_line FILE LINE: FILE gets the exact line LINE within 20 s.
-wait_line() {
-    for _ in $(seq 1 200); do
-        grep -qx -- "$2" "$1" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
+# wait_line FILE LINE: FILE gets the exact line LINE (within $WAIT s).
+has_line() { grep -qx -- "$2" "$1" 2>/dev/null; }
+wait_line() { wait_until "$WAIT" has_line "$1" "$2"; }
 
 # ---- the end of a broadcast reaches every watcher at once ----------------------------------
 
@@ -82,11 +77,7 @@ member() {
         >"${LOG[$name]}" 2>&1 &
     PID[$name]=$!
     BG_PIDS+=("$!")
-    for _ in $(seq 1 100); do
-        grep -q "relay: ready" "${LOG[$name]}" && return 0
-        sleep 0.1
-    done
-    abort "relay $name did not start"
+    wait_until "$WAIT" grep -q "relay: ready" "${LOG[$name]}" || abort "relay $name did not start"
 }
 peer() { echo "https://127.0.0.1:${PORT[$1]}/"; }
 joins() { # NAME: a leaf that dials the root and advertises itself
@@ -102,11 +93,8 @@ member a --cluster-connect "$(peer root)" --cluster-node "$(peer gate)" \
 # shellcheck disable=SC2046
 member b $(joins b)
 for leaf in a b; do
-    for _ in $(seq 1 200); do
-        grep -qF "cluster: connected to $(peer root)" "${LOG[$leaf]}" && break
-        sleep 0.1
-    done
-    grep -qF "cluster: connected to $(peer root)" "${LOG[$leaf]}" || abort "leaf $leaf did not join"
+    wait_until "$WAIT" grep -qF "cluster: connected to $(peer root)" "${LOG[$leaf]}" ||
+        abort "leaf $leaf did not join"
 done
 
 # route_switch VERSION (05 or 03)
@@ -130,25 +118,19 @@ route_switch() {
 \"subUrl\":\"http://localhost:${PORT[b]}/\",\"version\":\"moq-lite-$v\",\"prefix\":\"$prefix\",\
 \"rel\":\"$rel\",\"frames\":$frames,\"stopFile\":\"$stop\"}"
     local attached=0 moved=0
-    if scenario_wait flowing; then
-        for _ in $(seq 1 200); do
-            (($(grep -cF "subscribed to $path/t (" "${LOG[b]}") >= 2)) && attached=1 && break
-            sleep 0.1
-        done
+    if scenario_wait flowing &&
+        wait_until "$WAIT" eval '(($(grep -cF "subscribed to $path/t (" "${LOG[b]}") >= 2))'; then
+        attached=1
     fi
     if ((attached)); then
         ok "$label: both subscribers receive through the root"
         touch "$open"
         # leaf b pulls the track directly from leaf a now, and lets the root's subscription
         # go once its group in flight has ended
-        for _ in $(seq 1 300); do
-            if (($(grep -cF "requesting $path/t upstream" "${LOG[b]}") >= 2)) &&
-                grep -qF "releasing $path/t upstream" "${LOG[b]}"; then
-                moved=1
-                break
-            fi
-            sleep 0.1
-        done
+        if wait_until "$WAIT" eval '(($(grep -cF "requesting $path/t upstream" "${LOG[b]}") >= 2)) &&
+                grep -qF "releasing $path/t upstream" "${LOG[b]}"'; then
+            moved=1
+        fi
     else
         ko "$label: the subscribers did not both attach to leaf b"
     fi
@@ -185,10 +167,7 @@ route_switch() {
 route_switch 05
 # the direct link closes once unused; the next run opens it again
 closed=0
-for _ in $(seq 1 300); do
-    grep -qF "closing unused direct link to $(peer gate)" "${LOG[b]}" && closed=1 && break
-    sleep 0.1
-done
+wait_until "$WAIT" grep -qF "closing unused direct link to $(peer gate)" "${LOG[b]}" && closed=1
 if ((closed)); then ok "leaf b closed the unused direct link"; else
     ko "leaf b did not close the unused direct link"
 fi

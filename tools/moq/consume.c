@@ -297,7 +297,7 @@ static const moq_subscriber_ops sub_ops = {
 static void start_subscription(struct consumer *c)
 {
     const struct tool_opts *o = c->t->o;
-    moq_sub_prefs prefs = {.ordered = true};
+    moq_sub_prefs prefs = {.ordered = true, .max_latency_ms = o->max_latency_ms};
     c->started = true;
     moq_info("moq", "subscribing to %s/%s", o->broadcast, o->tracks[0]);
     int rv = moq_origin_subscribe(c->t->origin, (const uint8_t *)o->broadcast, strlen(o->broadcast),

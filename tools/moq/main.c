@@ -123,7 +123,9 @@ static const char subscribe_usage[] =
     "  --broadcast PATH     Broadcast path\n"
     "  --track NAME         Track name\n"
     "  --framing line|length  Output framing, as for publish (default line)\n"
-    "  --count N            Exit after N frames\n";
+    "  --count N            Exit after N frames\n"
+    "  --max-latency DURATION  How far behind the newest group this subscriber lets the\n"
+    "                       relay fall before it skips a group (default: the track's)\n";
 
 static const char fetch_usage[] =
     "Fetch one group of a track (moq-lite-05 FETCH) and write its frames to stdout.\n"
@@ -474,10 +476,11 @@ static int validate(struct tool_opts *o)
                     return usage_error(o, "track '%.*s' given twice", (int)nlen, other);
             }
         }
-    } else if (o->group_frames != 1 || o->max_latency_ms || o->has_group_start) {
-        return usage_error(o,
-                           "--group-frames, --group-start and --max-latency apply to publish only");
+    } else if (o->group_frames != 1 || o->has_group_start) {
+        return usage_error(o, "--group-frames and --group-start apply to publish only");
     }
+    if (o->max_latency_ms && !publish && o->cmd != CMD_SUBSCRIBE)
+        return usage_error(o, "--max-latency applies to publish and subscribe only");
     bool publishes = publish || o->cmd == CMD_CLOCK_PUBLISH;
     if (!publishes && (o->origin_id || o->reconnect || o->has_reconnect_timeout))
         return usage_error(o,

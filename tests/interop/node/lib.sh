@@ -21,6 +21,9 @@ HTTPS_PORT=
 QUIC_PORT=
 # Background processes a test starts (other than the relay): killed on exit.
 BG_PIDS=()
+# How long a wait for a state (a log line, a file's content) gives up after: it only catches
+# a hang, so it is generous enough for a loaded machine running a sanitizer build.
+WAIT=${WAIT:-60}
 WORK=$(mktemp -d)
 
 cleanup() {
@@ -36,6 +39,16 @@ finish() {
     echo "$pass passed, $fail failed"
     [ "$fail" -eq 0 ]
     exit
+}
+
+# wait_until SECONDS CMD...: retry the condition CMD until it holds; 1 after SECONDS.
+wait_until() {
+    local deadline=$((SECONDS + $1))
+    shift
+    until "$@"; do
+        ((SECONDS < deadline)) || return 1
+        sleep 0.05
+    done
 }
 
 abort() {
@@ -92,17 +105,16 @@ start_relay() {
     "$RELAY_BIN" --server-bind 127.0.0.1:0 --tls-generate localhost --log-level debug "$@" \
         >"$RELAY_LOG" 2>&1 &
     RELAY_PID=$!
-    local i
-    for i in $(seq 1 100); do
-        grep -q "relay: ready" "$RELAY_LOG" && break
+    local deadline=$((SECONDS + WAIT))
+    until grep -q "relay: ready" "$RELAY_LOG"; do
         if ! kill -0 "$RELAY_PID" 2>/dev/null; then
             tail -20 "$RELAY_LOG"
             RELAY_PID=
             abort "relay $name exited at startup"
         fi
-        sleep 0.1
+        ((SECONDS < deadline)) || abort "relay $name not ready after $WAIT s"
+        sleep 0.05
     done
-    grep -q "relay: ready" "$RELAY_LOG" || abort "relay $name not ready after 10 s"
     QUIC_PORT=$(sed -n 's/.*quic: listening on 127\.0\.0\.1:\([0-9]*\) (udp).*/\1/p' "$RELAY_LOG" | head -1)
     HTTP_PORT=$(sed -n 's/.*http: listening on .*(port \([0-9]*\), http).*/\1/p' "$RELAY_LOG" | head -1)
     HTTPS_PORT=$(sed -n 's/.*http: listening on .*(port \([0-9]*\), https).*/\1/p' "$RELAY_LOG" | head -1)
