@@ -65,10 +65,10 @@ spawn inflight "$MOQ" bench "moql://127.0.0.1:$IMPAIR_PORT/" --tls-fingerprint "
     --connections 2 --broadcasts 1 --subscribe 1 --fps 40 --frame-size 2000 --group-size 0 \
     --startup 0s --duration 2s --quiet --log-level info
 expect_ok "$SPAWNED" "moq bench through a reordering path"
+check_final "$TMP/inflight.out" "through a reordering path" 2 "d['groups_present'] == d['groups_expected']"
 grep -Eq 'stopping: waiting for [0-9]+ subscriptions \([1-9][0-9]* groups below' "$TMP/inflight.err" ||
     fail "no group was in flight behind a newer one when the run stopped: nothing was tested"
 log_has "$TMP/inflight.err" "every group in flight arrived" || fail "the groups in flight did not arrive"
-check_final "$TMP/inflight.out" "through a reordering path" 2 "d['groups_present'] == d['groups_expected']"
 kill "$IMPAIR_PID"
 
 note "fan-out: a publisher-only and a subscriber-only instance"
