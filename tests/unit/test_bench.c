@@ -390,6 +390,50 @@ static void test_gap_sums_subscriptions(void **state)
     assert_true(bench_loss_pct(&one) == 0);
 }
 
+static void test_gap_settle_in_flight(void **state)
+{
+    /* the run stops with 2 in flight behind the newest (3): lost only until it arrives,
+     * and settling at the track's last group counts the frontier too */
+    struct bench_totals t = {0};
+    struct bench_gap g = {0};
+    uint64_t seqs[] = {0, 1, 3};
+    for (size_t i = 0; i < 3; i++)
+        bench_gap_observe(&g, seqs[i], &t);
+    assert_false(bench_gap_complete(&g, 3));
+    bench_gap_observe(&g, 2, &t);
+    assert_true(bench_gap_complete(&g, 3));
+    bench_gap_settle(&g, 3, &t);
+    assert_int_equal(bench_lost_groups(&t), 0);
+    assert_int_equal(t.groups_expected, 4);
+    assert_int_equal(t.groups_present, 4);
+    bench_gap_settle(&g, 3, &t); /* once */
+    assert_int_equal(t.groups_expected, 4);
+    assert_int_equal(t.groups_present, 4);
+}
+
+static void test_gap_settle_counts_missing(void **state)
+{
+    /* the track's last group, 4, never came: lost */
+    struct bench_totals t = {0};
+    struct bench_gap g = {0};
+    uint64_t seqs[] = {0, 1, 3};
+    for (size_t i = 0; i < 3; i++)
+        bench_gap_observe(&g, seqs[i], &t);
+    assert_false(bench_gap_complete(&g, 4));
+    bench_gap_observe(&g, 2, &t);
+    assert_false(bench_gap_complete(&g, 4)); /* the last one is still to come */
+    bench_gap_settle(&g, 4, &t);
+    assert_int_equal(bench_lost_groups(&t), 1);
+    assert_int_equal(t.groups_expected, 5);
+    /* a subscription that received nothing has no span: complete, and nothing lost */
+    struct bench_totals none = {0};
+    struct bench_gap empty = {0};
+    assert_true(bench_gap_complete(&empty, 7));
+    bench_gap_settle(&empty, 7, &none);
+    assert_int_equal(none.groups_expected, 0);
+    assert_int_equal(bench_lost_groups(&none), 0);
+}
+
 /* ---------------------------------------------------------------- latency */
 
 static void test_hist_percentiles(void **state)
@@ -529,6 +573,8 @@ int main(void)
         cmocka_unit_test(test_gap_out_of_order),
         cmocka_unit_test(test_gap_newest_excluded),
         cmocka_unit_test(test_gap_sums_subscriptions),
+        cmocka_unit_test(test_gap_settle_in_flight),
+        cmocka_unit_test(test_gap_settle_counts_missing),
         cmocka_unit_test(test_hist_percentiles),
         cmocka_unit_test(test_report_line),
         cmocka_unit_test(test_verdict),

@@ -38,8 +38,13 @@
 #define SHUTDOWN_GUARD_S  3.0
 #define DRAIN_POLL_S      0.01
 #define DRAIN_MAX_S       1.0
-#define REFILL_DELAY_S    0.25
-#define NOTFOUND_CODE     13
+/* How long a stopping run waits for the groups still in flight. A relay drops a group it
+ * could not deliver within its latency limit, 5 s by default: later than that, a missing
+ * group is not coming. */
+#define SETTLE_POLL_S  0.01
+#define SETTLE_MAX_S   6.0
+#define REFILL_DELAY_S 0.25
+#define NOTFOUND_CODE  13
 
 struct bench;
 struct bconn;
@@ -54,6 +59,7 @@ struct bpub {
     bool serving;
     moq_group *group; /* the open group */
     uint64_t seq;     /* the group the generator is in */
+    uint64_t end;     /* one past the newest group begun on `track` */
     uint64_t pos;     /* next frame within it: 0 = the keyframe */
     uint64_t prev_ts;
     ev_timer tick;
@@ -77,6 +83,11 @@ struct bsub {
     moq_subscription *sub;
     bool in_subscribe; /* inside moq_origin_subscribe */
     bool aborted;
+    bool own_run;   /* a broadcast of this process: its track gets finished when we stop */
+    bool finished;  /* the track ended before `final` */
+    uint64_t final; /* exclusive */
+    bool frozen;    /* stopping: groups above `last` are no longer counted */
+    uint64_t last;
     struct bench_gap gap;
     uint64_t groups;
     struct bgroup *open;
@@ -118,6 +129,7 @@ struct bench {
     struct bconn *conns;
     size_t n_conns;
     size_t dials_live;
+    bool settling; /* the run is over: waiting for the groups in flight */
     bool stopping, ever_up, failed;
     bool progress;
     int exit_code;
@@ -125,14 +137,20 @@ struct bench {
     struct bench_totals t, prev;
     struct bench_hist latency, window; /* the whole run, and since the last report */
     double started, last_report;
-    ev_timer report, duration, tick, guard, drain;
-    double drain_started;
+    ev_timer report, duration, tick, guard, drain, settle;
+    double drain_started, settle_started;
     ev_signal sigint, sigterm;
     moq_http_get *get;
     bool warned_connect;
 };
 
 static void bench_stop(struct bench *b);
+
+/* Once the run is over, nothing new starts: no subscription, no reconnect. */
+static bool winding_down(const struct bench *b)
+{
+    return b->settling || b->stopping;
+}
 
 static uint64_t wall_us(void)
 {
@@ -192,6 +210,20 @@ static int pub_write(struct bpub *p, bool key)
     return 0;
 }
 
+/* Stop producing: finish the open group and the track after the newest group begun, so
+ * that subscribers learn which groups are still to come. */
+static void pub_finish(struct bpub *p)
+{
+    ev_timer_stop(p->c->b->loop, &p->tick);
+    pub_close_group(p);
+    p->serving = false;
+    if (!p->track) return;
+    int rv = moq_track_finish(p->track, p->route, p->end);
+    if (rv < 0)
+        moq_debug("bench", "%s: cannot finish the track at %" PRIu64 ": %s", p->path, p->end,
+                  moq_strerror(rv));
+}
+
 /* One frame time: write the frame at the generator's position when the track is wanted. */
 static void pub_tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -204,6 +236,7 @@ static void pub_tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
         if (key) {
             rv = moq_track_begin_group(p->track, p->route, p->seq, moq_now_us(), &p->group);
             if (rv < 0) p->group = NULL;
+            if (rv == 0) p->end = p->seq + 1;
             p->prev_ts = 0;
         }
         if (rv == 0) rv = pub_write(p, key);
@@ -238,17 +271,19 @@ static void track_request(void *ctx, moq_route *route, moq_track *track, const m
         return;
     }
     p->track = track;
+    p->end = p->seq;
     p->serving = !prefs->info_only;
     moq_track_info info;
     moq_track_info_default(&info);
     info.timescale = 1000; /* frame timestamps are wall-clock milliseconds */
     moq_track_set_info(track, route, &info);
+    if (winding_down(p->c->b)) pub_finish(p);
 }
 
 static void track_update(void *ctx, moq_route *route, moq_track *track, const moq_sub_prefs *prefs)
 {
     struct bpub *p = ctx;
-    if (p->track == track) p->serving = !prefs->info_only;
+    if (p->track == track && !winding_down(p->c->b)) p->serving = !prefs->info_only;
 }
 
 static void track_release(void *ctx, moq_route *route, moq_track *track)
@@ -369,7 +404,9 @@ static void on_group(void *ctx, moq_subscription *sub, moq_group *g)
 {
     struct bsub *s = ctx;
     struct bench *b = s->c->b;
-    bench_gap_observe(&s->gap, moq_group_sequence(g), &b->t);
+    uint64_t seq = moq_group_sequence(g);
+    if (s->gap.settled || (s->frozen && (!s->gap.started || seq > s->last))) return;
+    bench_gap_observe(&s->gap, seq, &b->t);
     struct bgroup *bg = calloc(1, sizeof(*bg));
     if (!bg) return;
     bg->s = s;
@@ -392,7 +429,7 @@ static void on_group(void *ctx, moq_subscription *sub, moq_group *g)
  * refused): fill it a little later from what is announced then. */
 static void schedule_refill(struct bconn *c)
 {
-    if (c->b->stopping || c->gathering || ev_is_active(&c->refill)) return;
+    if (winding_down(c->b) || c->gathering || ev_is_active(&c->refill)) return;
     ev_timer_set(&c->refill, REFILL_DELAY_S, 0.);
     ev_timer_start(c->b->loop, &c->refill);
 }
@@ -423,7 +460,12 @@ static void on_abort(void *ctx, moq_subscription *sub, uint64_t code)
     schedule_refill(s->c);
 }
 
-static void on_finish(void *ctx, moq_subscription *sub, uint64_t final_seq) {}
+static void on_finish(void *ctx, moq_subscription *sub, uint64_t final_seq)
+{
+    struct bsub *s = ctx;
+    s->finished = true;
+    s->final = final_seq;
+}
 
 static const moq_subscriber_ops sub_ops = {
     .on_group = on_group,
@@ -440,6 +482,15 @@ static bool subscribed_to(const struct bconn *c, const uint8_t *path, size_t len
     return false;
 }
 
+/* A broadcast published by a connection of this process ("<name>/<run>/..."). */
+static bool is_own_run(const struct bench *b, const uint8_t *path, size_t len)
+{
+    char run[32];
+    size_t nlen = strlen(b->cfg.name);
+    int rlen = snprintf(run, sizeof(run), "%08" PRIx64 "/", b->run_id);
+    return len >= nlen + 1 + (size_t)rlen && memcmp(path + nlen + 1, run, (size_t)rlen) == 0;
+}
+
 /* Take a free slot for path. */
 static void subscribe_to(struct bconn *c, const uint8_t *path, size_t len)
 {
@@ -452,6 +503,8 @@ static void subscribe_to(struct bconn *c, const uint8_t *path, size_t len)
     s->gap = (struct bench_gap){0};
     s->groups = 0;
     s->aborted = false;
+    s->own_run = is_own_run(c->b, path, len);
+    s->finished = s->frozen = false;
     c->subs_used++;
     c->b->t.subscriptions++;
     moq_sub_prefs prefs = {0}; /* upstream's default: unordered, max latency 0 */
@@ -506,7 +559,7 @@ static bool is_own(const struct bconn *c, const uint8_t *path, size_t len)
 static void on_announce(void *ctx, moq_watch *w, const moq_announce_event *ev)
 {
     struct bconn *c = ctx;
-    if (c->b->stopping || ev->kind != MOQ_ANNOUNCE_ACTIVE || ev->suffix_len == 0) return;
+    if (winding_down(c->b) || ev->kind != MOQ_ANNOUNCE_ACTIVE || ev->suffix_len == 0) return;
     if (is_own(c, ev->path, ev->path_len)) return;
     if (c->gathering)
         pool_offer(c, ev->path, ev->path_len);
@@ -527,12 +580,12 @@ static void list_cb(void *ctx, const uint8_t *path, size_t len, const uint64_t *
 static void refill_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct bconn *c = w->data;
-    if (c->b->stopping || c->subs_used >= c->n_subs) return;
+    if (winding_down(c->b) || c->subs_used >= c->n_subs) return;
     pool_clear(c);
     c->eligible = 0;
     const char *name = c->b->cfg.name;
     moq_origin_list(c->origin, (const uint8_t *)name, strlen(name), 0, list_cb, c);
-    for (size_t i = 0; i < c->pool_len && !c->b->stopping; i++)
+    for (size_t i = 0; i < c->pool_len && !winding_down(c->b); i++)
         subscribe_to(c, (const uint8_t *)c->pool[i], strlen(c->pool[i]));
     pool_clear(c);
 }
@@ -541,7 +594,7 @@ static void gather_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct bconn *c = w->data;
     c->gathering = false;
-    for (size_t i = 0; i < c->pool_len && !c->b->stopping; i++)
+    for (size_t i = 0; i < c->pool_len && !winding_down(c->b); i++)
         subscribe_to(c, (const uint8_t *)c->pool[i], strlen(c->pool[i]));
     pool_clear(c);
 }
@@ -553,7 +606,7 @@ static void conn_dial(struct bconn *c);
 static void conn_start_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct bconn *c = w->data;
-    if (!c->b->stopping) conn_dial(c);
+    if (!winding_down(c->b)) conn_dial(c);
 }
 
 static void on_connected(void *ctx, moq_dial *d, moq_session *s)
@@ -587,10 +640,10 @@ static void on_closed(void *ctx, moq_dial *d, int err, uint64_t code, const char
     if (c->up) {
         c->up = false;
         b->t.connections--;
-        if (!b->stopping)
+        if (!winding_down(b))
             moq_warn("bench", "connection %" PRIu64 " ended: %s (code %" PRIu64 ")", c->index,
                      reason && reason[0] ? reason : "closed", code);
-    } else if (err != MOQ_ERR_CLOSED || !b->stopping) {
+    } else if (err != MOQ_ERR_CLOSED || !winding_down(b)) {
         b->t.connect_failures++;
         if (!b->warned_connect) {
             b->warned_connect = true;
@@ -603,6 +656,7 @@ static void on_closed(void *ctx, moq_dial *d, int err, uint64_t code, const char
         if (b->dials_live == 0) ev_break(b->loop, EVBREAK_ALL);
         return;
     }
+    if (b->settling) return;
     ev_timer_set(&c->start, c->backoff_s, 0.);
     ev_timer_start(b->loop, &c->start);
     c->backoff_s = c->backoff_s * 2 < RECONNECT_MAX_S ? c->backoff_s * 2 : RECONNECT_MAX_S;
@@ -778,12 +832,137 @@ static void guard_cb(struct ev_loop *loop, ev_timer *w, int revents)
     ev_break(loop, EVBREAK_ALL);
 }
 
-/* Report, then close every session; the loop ends once all have closed (or the guard). */
+/* ---- settling: the groups in flight when the run ends */
+
+/* Whether a subscription has all it can still count. One to a broadcast of this process
+ * waits for the track's end and every group below it; one to a broadcast of another
+ * process (which keeps publishing) waits for every group up to the newest it had when the
+ * run stopped. */
+static bool sub_settled(const struct bsub *s)
+{
+    if (!s->path) return true; /* free, or ended */
+    if (!s->own_run) return bench_gap_complete(&s->gap, s->last);
+    if (!s->finished || s->open) return false;
+    return s->final == 0 || bench_gap_complete(&s->gap, s->final - 1);
+}
+
+/* Groups below the newest that have not arrived (yet). */
+static uint64_t sub_missing(const struct bsub *s)
+{
+    if (!s->path || !s->gap.started) return 0;
+    uint64_t span = s->gap.max - s->gap.min + 1;
+    return span > s->gap.seen ? span - s->gap.seen : 0;
+}
+
+static void sub_freeze(struct bsub *s)
+{
+    if (s->own_run) return;
+    s->frozen = true;
+    s->last = s->gap.max;
+}
+
+/* The final group a subscription could count: its track's last one, or the newest. */
+static void sub_settle(struct bsub *s, struct bench_totals *t)
+{
+    if (!s->path) return;
+    uint64_t last = s->gap.max;
+    if (s->frozen)
+        last = s->last;
+    else if (s->finished && s->final > 0)
+        last = s->final - 1;
+    bench_gap_settle(&s->gap, last, t);
+}
+
+static size_t subs_unsettled(const struct bench *b, uint64_t *missing)
+{
+    size_t n = 0;
+    *missing = 0;
+    for (size_t i = 0; i < b->n_conns; i++) {
+        const struct bconn *c = &b->conns[i];
+        for (uint64_t j = 0; c->subs && j < c->n_subs; j++) {
+            if (sub_settled(&c->subs[j])) continue;
+            n++;
+            *missing += sub_missing(&c->subs[j]);
+        }
+    }
+    return n;
+}
+
+static void bench_close(struct bench *b);
+
+/* Every subscription settled or the time is up: count what never came as lost, report. */
+static void settle_end(struct bench *b)
+{
+    ev_timer_stop(b->loop, &b->settle);
+    uint64_t missing;
+    size_t left = subs_unsettled(b, &missing);
+    double waited = ev_time() - b->settle_started;
+    if (left)
+        moq_warn("bench",
+                 "%zu subscriptions still lacked groups after %.1f s; %" PRIu64
+                 " groups below the newest count as lost",
+                 left, waited, missing);
+    else
+        moq_info("bench", "every group in flight arrived within %.0f ms", waited * 1000);
+    for (size_t i = 0; i < b->n_conns; i++)
+        for (uint64_t j = 0; b->conns[i].subs && j < b->conns[i].n_subs; j++)
+            sub_settle(&b->conns[i].subs[j], &b->t);
+    bench_close(b);
+}
+
+static void settle_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct bench *b = w->data;
+    uint64_t missing;
+    if (subs_unsettled(b, &missing) == 0 || ev_time() - b->settle_started > SETTLE_MAX_S)
+        settle_end(b);
+}
+
+/* The run is over (duration, signal): publishers finish their tracks and nothing new
+ * starts, while the subscriptions receive what is in flight; the final report waits for
+ * them (settle_end). A second signal, or a failure, does not wait. */
 static void bench_stop(struct bench *b)
 {
     if (b->stopping) return;
-    emit_report(b, true);
+    if (b->settling || b->failed) {
+        settle_end(b);
+        return;
+    }
+    b->settling = true;
+    b->settle_started = ev_time();
+    ev_timer_stop(b->loop, &b->duration);
+    if (b->get) { /* nothing started yet */
+        moq_http_get_cancel(b->get);
+        b->get = NULL;
+    }
+    for (size_t i = 0; i < b->n_conns; i++) {
+        struct bconn *c = &b->conns[i];
+        if (!c->b) continue; /* never set up */
+        ev_timer_stop(b->loop, &c->start);
+        ev_timer_stop(b->loop, &c->gather);
+        ev_timer_stop(b->loop, &c->refill);
+        for (uint64_t j = 0; c->pubs && j < c->n_pubs; j++)
+            pub_finish(&c->pubs[j]);
+        for (uint64_t j = 0; c->subs && j < c->n_subs; j++)
+            sub_freeze(&c->subs[j]);
+    }
+    uint64_t missing;
+    size_t left = subs_unsettled(b, &missing);
+    if (left)
+        moq_info("bench",
+                 "stopping: waiting for %zu subscriptions (%" PRIu64
+                 " groups below the newest not arrived yet)",
+                 left, missing);
+    ev_timer_start(b->loop, &b->settle);
+}
+
+/* Report, then close every session; the loop ends once all have closed (or the guard). */
+static void bench_close(struct bench *b)
+{
+    b->settling = false;
     b->stopping = true;
+    emit_report(b, true);
+    ev_timer_stop(b->loop, &b->settle);
     ev_timer_stop(b->loop, &b->report);
     ev_timer_stop(b->loop, &b->duration);
     ev_timer_stop(b->loop, &b->tick);
@@ -1015,9 +1194,11 @@ int bench_main(int argc, char **argv)
     ev_timer_init(&b->tick, tick_cb, 1., 1.);
     ev_timer_init(&b->guard, guard_cb, SHUTDOWN_GUARD_S, 0.);
     ev_timer_init(&b->drain, drain_cb, DRAIN_POLL_S, DRAIN_POLL_S);
+    ev_timer_init(&b->settle, settle_cb, 0., SETTLE_POLL_S);
     ev_signal_init(&b->sigint, signal_cb, SIGINT);
     ev_signal_init(&b->sigterm, signal_cb, SIGTERM);
     b->report.data = b->duration.data = b->tick.data = b->guard.data = b->drain.data = b;
+    b->settle.data = b;
     b->sigint.data = b->sigterm.data = b;
     b->started = b->last_report = ev_time();
     if (resolve_url(b) < 0) goto out;

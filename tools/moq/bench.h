@@ -164,10 +164,20 @@ struct bench_totals {
  * out until a later group settles it) against the groups that arrived. Every observation
  * updates the totals incrementally, so lost = expected - present at any time. */
 struct bench_gap {
-    bool started, has_cap;
+    bool started, has_cap, settled;
     uint64_t min, max, cap, expected;
+    uint64_t seen; /* groups observed */
 };
 void bench_gap_observe(struct bench_gap *g, uint64_t sequence, struct bench_totals *t);
+/* Whether every group from the lowest observed up to `last` has been observed (true when
+ * nothing was observed: there is no span to wait for). Assumes no group above `last` was
+ * observed. */
+bool bench_gap_complete(const struct bench_gap *g, uint64_t last);
+/* The subscription is over and `last` is the final group it could receive (at least the
+ * newest observed): the whole span up to it, frontier included, is settled, and the groups
+ * of it that never arrived count as lost. Nothing changes when nothing was observed. Once
+ * settled, later calls do nothing. */
+void bench_gap_settle(struct bench_gap *g, uint64_t last, struct bench_totals *t);
 uint64_t bench_lost_groups(const struct bench_totals *t);
 /* lost_groups as a percentage of the settled span (0 when nothing is settled). */
 double bench_loss_pct(const struct bench_totals *t);

@@ -210,9 +210,17 @@ uint64_t bench_hist_percentile(const struct bench_hist *h, double p)
 
 /* ---------------------------------------------------------------- lost groups */
 
+static void gap_expect(struct bench_gap *g, uint64_t last, struct bench_totals *t)
+{
+    uint64_t expected = last - g->min + 1;
+    t->groups_expected += expected - g->expected;
+    g->expected = expected;
+}
+
 void bench_gap_observe(struct bench_gap *g, uint64_t sequence, struct bench_totals *t)
 {
     t->groups_recv++;
+    g->seen++;
     if (!g->started) { /* the first group is the lone frontier: nothing is settled */
         g->started = true;
         g->min = g->max = sequence;
@@ -228,9 +236,21 @@ void bench_gap_observe(struct bench_gap *g, uint64_t sequence, struct bench_tota
         g->cap = sequence;
         g->has_cap = true;
     }
-    uint64_t expected = g->cap - g->min + 1;
-    t->groups_expected += expected - g->expected;
-    g->expected = expected;
+    gap_expect(g, g->cap, t);
+}
+
+bool bench_gap_complete(const struct bench_gap *g, uint64_t last)
+{
+    if (!g->started) return true;
+    return last >= g->max && g->seen >= last - g->min + 1;
+}
+
+void bench_gap_settle(struct bench_gap *g, uint64_t last, struct bench_totals *t)
+{
+    if (!g->started || g->settled) return;
+    g->settled = true;
+    t->groups_present++; /* the first group, left out while it could be the frontier */
+    gap_expect(g, last > g->max ? last : g->max, t);
 }
 
 uint64_t bench_lost_groups(const struct bench_totals *t)
