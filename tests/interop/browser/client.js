@@ -100,9 +100,33 @@ async function readGroup(group, timeoutMs, timestamps = true) {
 	return [f, bytes];
 }
 
+// Resolve once `conn` sees the broadcast at `path` announced. A subscription sent before
+// that may reach the relay ahead of the publisher's announcement (separate connections, and
+// with several relay workers a hop between them) and be refused as not found.
+export async function waitAnnounced(conn, path, timeoutMs = 20000) {
+	const parts = path.split("/");
+	const name = parts.pop();
+	const announced = conn.announced(Moq.Path.from(parts.join("/")));
+	try {
+		for (;;) {
+			const ev = await withTimeout(announced.next(), timeoutMs, `the announcement of ${path}`);
+			if (!ev) throw new Error(`the announcements ended before ${path} was announced`);
+			if (String(ev.path) === name && ev.active) return;
+		}
+	} finally {
+		announced.close();
+	}
+}
+
 // Subscribe to `path`/`trackName` and check `groups` consecutive complete groups, wherever
 // the subscription starts. Resolves to a summary; rejects on the first mismatch or timeout.
-export async function receive(conn, path, trackName, { groups = 5, timestamps = true, timeoutMs = 15000 } = {}) {
+export async function receive(
+	conn,
+	path,
+	trackName,
+	{ groups = 5, timestamps = true, timeoutMs = 15000, announced = true } = {},
+) {
+	if (announced) await waitAnnounced(conn, path, timeoutMs);
 	const broadcast = conn.consume(Moq.Path.from(path));
 	const sub = broadcast.subscribe(trackName, { priority: 0 });
 	const seen = [];
@@ -133,6 +157,7 @@ export async function receive(conn, path, trackName, { groups = 5, timestamps = 
 // came for `settleMs` (a relay may drop old groups of a burst). Every group that arrives
 // must be complete and correct, and none may arrive twice.
 export async function receiveBurst(conn, path, trackName, { last, settleMs = 2000, timeoutMs = 20000 } = {}) {
+	await waitAnnounced(conn, path, timeoutMs);
 	const broadcast = conn.consume(Moq.Path.from(path));
 	const sub = broadcast.subscribe(trackName, { priority: 0 });
 	const seen = new Set();
@@ -169,6 +194,7 @@ export async function receiveBurst(conn, path, trackName, { last, settleMs = 200
 export async function receiveDatagrams(conn, path, trackName, { count = 5, timeoutMs = 15000 } = {}) {
 	// The relay forwards datagrams as datagrams (lite-05), which @moq/net hands out on the
 	// track's datagram channel, separate from its groups.
+	await waitAnnounced(conn, path, timeoutMs);
 	const broadcast = conn.consume(Moq.Path.from(path));
 	const sub = broadcast.subscribe(trackName, { priority: 0 });
 	const seen = [];
@@ -195,6 +221,7 @@ export async function bigFrame(pubConn, subConn, path, trackName, size, { timeou
 	const broadcast = new Moq.Broadcast.Producer();
 	const track = broadcast.createTrack(trackName);
 	pubConn.publish(Moq.Path.from(path), broadcast);
+	await waitAnnounced(subConn, path, timeoutMs);
 	const consumer = subConn.consume(Moq.Path.from(path));
 	const sub = consumer.subscribe(trackName, { priority: 0 });
 	try {

@@ -114,7 +114,7 @@ window.moqTest = {
 	// Subscribe to something nobody publishes: resolves to how @moq/net reports the refusal.
 	async refusedSubscription(connId, path, track) {
 		try {
-			await receive(get(connId), path, track, { groups: 1, timeoutMs: 10000 });
+			await receive(get(connId), path, track, { groups: 1, timeoutMs: 10000, announced: false });
 		} catch (err) {
 			return { name: err?.name, code: err?.code, message: String(err?.message ?? err) };
 		}
