@@ -100,8 +100,9 @@ scenario() {
     kill -TERM "$sub_proxy" "$pub_proxy"
     wait_exit "$pub_proxy" || true
     wait_exit "$sub_proxy" || true
-    # The proxy did impair: it reports what it dropped, held back or duplicated.
-    grep -qE "impair: down: in [0-9]+ out [0-9]+ lost [1-9]|tail-dropped [1-9]|reordered [1-9]" \
+    # The proxy did impair: it reports what it dropped, held back or duplicated, either way
+    # (1 % loss over a couple of hundred packets may spare the data and hit the acks).
+    grep -qE "lost [1-9]|tail-dropped [1-9]|reordered [1-9]" \
         "$TMP/imp-sub-$name.err" || [[ "$mode" == tcp ]] ||
         fail "$name: the proxy impaired nothing: $(cat "$TMP/imp-sub-$name.err")"
 }
