@@ -142,13 +142,10 @@ start_relay() {
         --auth-public "" --server-quic-idle-timeout 5s --server-quic-keep-alive 2s \
         --log-level debug >"$LOG" 2>&1 &
     relay_pid=$!
-    # Up to a minute for a relay that is alive: only one that exited is given another port.
-    local deadline=$((SECONDS + 60))
-    while ((SECONDS < deadline)); do
-        grep -q "http: listening" "$LOG" && grep -q "quic: listening" "$LOG" && return 0
-        kill -0 "$relay_pid" 2>/dev/null || break
-        sleep 0.05
-    done
+    # Follow the log up to a minute for a relay that is alive ("ready" follows both listeners);
+    # only one that exited is given another port.
+    grep -qF -m1 "relay: ready" < <(timeout 60 tail -n +1 --pid="$relay_pid" -F "$LOG" 2>/dev/null) &&
+        return 0
     kill "$relay_pid" 2>/dev/null
     wait "$relay_pid" 2>/dev/null
     relay_pid=""

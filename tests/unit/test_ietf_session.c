@@ -247,6 +247,20 @@ static void finish(struct fixture *f)
     moq_origin_free(f->origin);
 }
 
+/* SUBSCRIBE bbb/t as request ID, from the largest object (the draft's way of saying so). */
+static void encode_subscribe(const struct peer *p, uint64_t id, uint8_t priority, moq_buf *b)
+{
+    struct moq_ietf_subscribe m = {.request_id = id,
+                                   .track = moq_str_make("t", 1),
+                                   .priority = priority,
+                                   .forward = true,
+                                   .want_properties = true};
+    m.filter.kind =
+        p->c->filter == MOQ_IETF_FILTER_FIELDS ? MOQ_IETF_FILTER_NONE : MOQ_IETF_FILTER_LARGEST;
+    moq_buf_init(b);
+    assert_int_equal(moq_ietf_encode_subscribe(b, p->c, &m, moq_str_make("bbb", 3)), 0);
+}
+
 /* ---- SUBSCRIBE_UPDATE ---- */
 
 /* A downstream subscriber's REQUEST_UPDATE reaches the publisher: the model's priority of
@@ -258,17 +272,8 @@ static void update_from_subscriber_reaches_the_publisher(void **state)
         start(&f, d);
         struct peer *p = &f.peer;
         uint64_t id = peer_request_id(p);
-        struct moq_ietf_subscribe m = {.request_id = id,
-                                       .track = moq_str_make("t", 1),
-                                       .priority = 200,
-                                       .group_order = 0,
-                                       .forward = true,
-                                       .want_properties = true};
-        m.filter.kind =
-            p->c->filter == MOQ_IETF_FILTER_FIELDS ? MOQ_IETF_FILTER_NONE : MOQ_IETF_FILTER_LARGEST;
         moq_buf b;
-        moq_buf_init(&b);
-        assert_int_equal(moq_ietf_encode_subscribe(&b, p->c, &m, moq_str_make("bbb", 3)), 0);
+        encode_subscribe(p, id, 200, &b);
         int64_t sub_sid = p->control;
         if (p->c->request_streams) {
             assert_int_equal(moq_transport_open(p->t, true, &sub_sid), 0);
@@ -402,16 +407,8 @@ static void joining_fetch_is_answered_empty(void **state)
         start(&f, d);
         struct peer *p = &f.peer;
         uint64_t sub_id = peer_request_id(p);
-        struct moq_ietf_subscribe m = {.request_id = sub_id,
-                                       .track = moq_str_make("t", 1),
-                                       .priority = 1,
-                                       .forward = true,
-                                       .want_properties = true};
-        m.filter.kind =
-            p->c->filter == MOQ_IETF_FILTER_FIELDS ? MOQ_IETF_FILTER_NONE : MOQ_IETF_FILTER_LARGEST;
         moq_buf b;
-        moq_buf_init(&b);
-        assert_int_equal(moq_ietf_encode_subscribe(&b, p->c, &m, moq_str_make("bbb", 3)), 0);
+        encode_subscribe(p, sub_id, 1, &b);
         peer_send(p, &b);
         assert_int_equal(f.prod.requests, 1);
 

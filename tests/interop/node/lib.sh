@@ -51,6 +51,12 @@ wait_until() {
     done
 }
 
+# log_appears PID FILE TEXT: follow FILE as it grows until a line holds TEXT (0); 1 when PID
+# exits or $WAIT seconds pass first.
+log_appears() {
+    grep -qF -m1 -- "$3" < <(timeout "$WAIT" tail -n +1 --pid="$1" -F "$2" 2>/dev/null)
+}
+
 abort() {
     echo "FAIL: $*"
     fail=$((fail + 1))
@@ -105,16 +111,12 @@ start_relay() {
     "$RELAY_BIN" --server-bind 127.0.0.1:0 --tls-generate localhost --log-level debug "$@" \
         >"$RELAY_LOG" 2>&1 &
     RELAY_PID=$!
-    local deadline=$((SECONDS + WAIT))
-    until grep -q "relay: ready" "$RELAY_LOG"; do
-        if ! kill -0 "$RELAY_PID" 2>/dev/null; then
-            tail -20 "$RELAY_LOG"
-            RELAY_PID=
-            abort "relay $name exited at startup"
-        fi
-        ((SECONDS < deadline)) || abort "relay $name not ready after $WAIT s"
-        sleep 0.05
-    done
+    if ! log_appears "$RELAY_PID" "$RELAY_LOG" "relay: ready"; then
+        kill -0 "$RELAY_PID" 2>/dev/null && abort "relay $name not ready after $WAIT s"
+        tail -20 "$RELAY_LOG"
+        RELAY_PID=
+        abort "relay $name exited at startup"
+    fi
     QUIC_PORT=$(sed -n 's/.*quic: listening on 127\.0\.0\.1:\([0-9]*\) (udp).*/\1/p' "$RELAY_LOG" | head -1)
     HTTP_PORT=$(sed -n 's/.*http: listening on .*(port \([0-9]*\), http).*/\1/p' "$RELAY_LOG" | head -1)
     HTTPS_PORT=$(sed -n 's/.*http: listening on .*(port \([0-9]*\), https).*/\1/p' "$RELAY_LOG" | head -1)
