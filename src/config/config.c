@@ -1228,7 +1228,7 @@ void moq_config_init(struct moq_config *cfg)
     cfg->log.repeat_interval_ms = MOQ_LOG_DEFAULT_REPEAT_INTERVAL_US / 1000;
     cfg->log.repeat_burst = MOQ_LOG_DEFAULT_REPEAT_BURST;
     cfg->server.bind = xstrdup(MOQ_CONFIG_DEFAULT_BIND);
-    cfg->server.workers = 1;
+    cfg->server.workers = 0; /* one per CPU */
     quic_defaults(&cfg->server.quic);
     quic_defaults(&cfg->client.quic);
     cfg->client.bind = xstrdup("[::]:0");

@@ -129,9 +129,10 @@ const struct opt moq_config_opts[] = {
      "MoQ versions to offer (moq-lite-05, moq-lite-04, moq-lite-03, moq-transport-14 .. "
      "moq-transport-20; unset: all)"},
     {"server.workers", "server-workers", NULL, "MOQ_SERVER_WORKERS", T_U64, F(server.workers),
-     NOSET, 0, "1",
+     NOSET, 0, "0",
      "Worker threads, each with its own event loop, QUIC socket and HTTP socket; 0: one per CPU "
-     "the process may run on (sched_getaffinity, so taskset is honoured)"},
+     "the process may run on (sched_getaffinity, so taskset is honoured); 1: one event loop on "
+     "the main thread, no other thread"},
     {"server.backend", "server-backend", NULL, "MOQ_SERVER_BACKEND", T_BACKEND, F(server.backend),
      NOSET, OPT_IGNORED, NULL, "Upstream QUIC backend choice (ignored)"},
     QUIC_OPTS(server, SERVER, "server-max-streams", 0),

@@ -321,6 +321,11 @@ int moq_origin_announce(moq_origin *origin, const uint8_t *path, size_t path_len
  * unchanged then); MOQ_ERR_CLOSED for a withdrawn route whose broadcast ended. */
 int moq_route_update(moq_route *route, const uint64_t *hops, size_t nhops);
 
+/* Like moq_route_update, but the route now carries new content (what it served was
+ * replaced at its source, as if it was withdrawn and announced again at once): it takes
+ * the path over as a new announcement would, with no moment without it in between. */
+int moq_route_renew(moq_route *route, const uint64_t *hops, size_t nhops);
+
 /* Graceful unannounce: the route is removed now and freed; if it was the last one the
  * broadcast ends immediately (watchers see it end, its live tracks abort with
  * MOQ_REASON_DROPPED). A track that was already finished does not abort: its subscribers
@@ -493,6 +498,9 @@ typedef struct moq_announce_event {
     const uint64_t *hops; /* best route visible to this watch (ACTIVE / RESTART) */
     size_t nhops;
     bool initial; /* part of the initial set delivered inside moq_origin_watch */
+    /* ENDED only: another publisher's content took the path over, and its broadcast is
+     * announced to this watch (ACTIVE) right after this event, within the same call. */
+    bool replaced;
 } moq_announce_event;
 
 /* on_announce runs from moq_origin_watch (initial set), announce/update/unannounce/lost,

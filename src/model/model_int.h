@@ -91,8 +91,9 @@ typedef struct moq_broadcast {
     moq_list linger_link;            /* origin->lingering */
     uint64_t adv_hops[MOQ_MAX_HOPS]; /* best route's hops, kept while lingering */
     size_t adv_nhops;
-    moq_map tracks_by_name; /* name -> first moq_track with that name */
-    moq_list tracks;        /* moq_track.bc_node (inode) */
+    moq_map tracks_by_name;          /* name -> first moq_track with that name */
+    moq_list tracks;                 /* moq_track.bc_node (inode) */
+    struct moq_broadcast *successor; /* while a takeover ends it: the broadcast replacing it */
 } moq_broadcast;
 
 /* Publisher identities (moq_route.publisher) that are not origin ids. */

@@ -256,6 +256,7 @@ static void watch_reconcile(moq_watch *w, moq_broadcast *bc, bool initial)
 
     size_t skip = w->prefix_len;
     if (skip && bc->path_len > skip) skip++; /* the joining '/' */
+    moq_broadcast *succ = bc->successor;
     moq_announce_event ev = {
         .kind = kind,
         .path = bc->path,
@@ -265,6 +266,8 @@ static void watch_reconcile(moq_watch *w, moq_broadcast *bc, bool initial)
         .hops = hops,
         .nhops = kind == MOQ_ANNOUNCE_ENDED ? 0 : nhops,
         .initial = initial,
+        .replaced = kind == MOQ_ANNOUNCE_ENDED && succ && succ->state == BC_LIVE &&
+                    moq_bc_best_route(succ, w->exclude) != NULL,
     };
     w->ops->on_announce(w->ctx, w, &ev);
 }
@@ -437,7 +440,9 @@ static void bc_takeover(moq_broadcast *old, moq_route *winner)
     }
     winner->standby = false;
     bc_event(old, MOQ_BROADCAST_REPLACED);
+    old->successor = nb; /* watchers learn the end is a replacement (announced next) */
     bc_end(old, MOQ_REASON_DROPPED);
+    old->successor = NULL;
     bc_routes_changed(nb);
     moq_bc_unpin(nb);
     moq_bc_unpin(old);
@@ -486,7 +491,9 @@ static void route_set_hops(moq_route *r, const uint64_t *hops, size_t nhops)
     r->publisher = chain_publisher(hops, nhops);
 }
 
-int moq_route_update(moq_route *r, const uint64_t *hops, size_t nhops)
+/* A route's new chain; `renewed`: it carries new content (announced again after a
+ * withdrawal, or replaced at its source), which takes the path over like an announcement. */
+static int route_update(moq_route *r, const uint64_t *hops, size_t nhops, bool renewed)
 {
     if (!r || r->removing) return MOQ_ERR_INVALID;
     moq_broadcast *bc = r->bc;
@@ -495,7 +502,7 @@ int moq_route_update(moq_route *r, const uint64_t *hops, size_t nhops)
     if (rc < 0) return rc;
     bool same_chain = nhops == r->nhops && (nhops == 0 || memcmp(hops, r->hops, nhops * 8) == 0);
     uint64_t before = r->publisher;
-    bool renewed = r->withdrawn; /* announced again after a withdrawal: new content */
+    renewed = renewed || r->withdrawn;
     route_set_hops(r, hops, nhops);
     r->withdrawn = false;
     if (same_chain && !renewed) return 0;
@@ -515,6 +522,16 @@ int moq_route_update(moq_route *r, const uint64_t *hops, size_t nhops)
         bc_routes_changed(bc);
     /* else a standby's chain changed, not its publisher: it keeps waiting */
     return 0;
+}
+
+int moq_route_update(moq_route *r, const uint64_t *hops, size_t nhops)
+{
+    return route_update(r, hops, nhops, false);
+}
+
+int moq_route_renew(moq_route *r, const uint64_t *hops, size_t nhops)
+{
+    return route_update(r, hops, nhops, true);
 }
 
 int moq_origin_announce(moq_origin *o, const uint8_t *path, size_t path_len, const uint64_t *hops,

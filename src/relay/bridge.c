@@ -404,6 +404,10 @@ static void on_fetch(moq_bridge *b, const struct msg *m)
 static void on_announce_local(void *ctx, moq_watch *w, const moq_announce_event *ev)
 {
     moq_bridge *b = ctx;
+    /* A takeover: the new broadcast is announced next and replaces this one on the other
+     * workers in one step. Ending it there first would let them fall back to a publisher
+     * this worker displaced, which they would then announce back here as new content. */
+    if (ev->kind == MOQ_ANNOUNCE_ENDED && ev->replaced) return;
     for (unsigned i = 0; i < b->hub->n; i++) {
         if (i == b->index) continue;
         struct msg *m = msg_new(M_ANNOUNCE, ev->nhops, 0, ev->path, ev->path_len, NULL, 0);
@@ -536,7 +540,10 @@ static void on_announce(moq_bridge *b, const struct msg *m)
         return;
     }
     if (imp) {
-        if (moq_route_update(imp->route, m->hops, m->nhops) < 0)
+        /* ACTIVE again without an end in between: the source's broadcast was taken over. */
+        int rc = m->ann == MOQ_ANNOUNCE_ACTIVE ? moq_route_renew(imp->route, m->hops, m->nhops)
+                                               : moq_route_update(imp->route, m->hops, m->nhops);
+        if (rc < 0)
             moq_debug("relay", "worker %u: route from worker %u not updated", b->index, m->from);
         return;
     }

@@ -244,6 +244,61 @@ static void fetch_crosses(void **state)
     pair_free(&p);
 }
 
+/* The newest publisher of a path wins on every worker at once, whichever workers it and
+ * the publishers it displaced (still connected, as a killed one is until its session times
+ * out) are on: each worker's watcher sees the old broadcast end and the new one announced,
+ * once, and a subscriber on either worker reaches the newest publisher. */
+#define PUBLISHERS 4
+
+static void takeover_placed(unsigned placement)
+{
+    struct pair p;
+    pair_new(&p);
+    moq_origin *at[2] = {p.a, p.b};
+    rwatch w[2] = {{0}, {0}};
+    watch(p.a, &w[0], "", 0);
+    watch(p.b, &w[1], "", 0);
+    prod pub[PUBLISHERS] = {{0}};
+    for (unsigned k = 0; k < PUBLISHERS; k++) {
+        uint64_t hop = 1000 + k;
+        int seen[2] = {w[0].n, w[1].n};
+        announce(at[placement >> k & 1], &pub[k], "cam", &hop, 1);
+        pump(&p);
+        for (int i = 0; i < 2; i++) {
+            int n = w[i].n - seen[i];
+            if (n != (k ? 2 : 1))
+                fail_msg("placement %u, publisher %u: worker %d saw %d events", placement, k, i, n);
+            if (k) expect_event(&w[i], seen[i], MOQ_ANNOUNCE_ENDED, "cam", NULL, 0);
+            expect_event(&w[i], w[i].n - 1, MOQ_ANNOUNCE_ACTIVE, "cam", &hop, 1);
+        }
+        int requests = pub[k].requests;
+        for (int i = 0; i < 2; i++) {
+            rsub s = {0};
+            moq_sub_prefs pr = prefs_default();
+            assert_int_equal(subscribe(at[i], &s, "cam", "t", 0, &pr), 0);
+            pump(&p);
+            if (pub[k].requests != requests + 1)
+                fail_msg("placement %u, publisher %u: a subscriber on worker %d did not reach it",
+                         placement, k, i);
+            requests = pub[k].requests;
+            rsub_close(&s);
+            pump(&p);
+        }
+    }
+    for (int i = 0; i < 2; i++)
+        moq_watch_close(w[i].watch);
+    for (unsigned k = 0; k < PUBLISHERS; k++)
+        moq_route_unannounce(pub[k].route);
+    pump(&p);
+    pair_free(&p);
+}
+
+static void takeover_on_any_worker(void **state)
+{
+    for (unsigned placement = 0; placement < 1u << PUBLISHERS; placement++)
+        takeover_placed(placement);
+}
+
 /* Stopping with subscriptions, groups and messages in flight frees everything. */
 static void stop_in_flight(void **state)
 {
@@ -277,6 +332,7 @@ int main(void)
         cmocka_unit_test(withdrawn_tracks_keep_flowing),
         cmocka_unit_test(fetch_crosses),
         cmocka_unit_test(stop_in_flight),
+        cmocka_unit_test(takeover_on_any_worker),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -451,12 +451,15 @@ static void bad_values(void **state)
                  "non-negative integer)");
 }
 
-/* server.workers: 0 means one per CPU the process may run on; more than the CID byte can
- * name is refused. */
+/* server.workers: 0, the default, means one per CPU the process may run on; more than the
+ * CID byte can name is refused. */
 static void workers_setting(void **state)
 {
     struct moq_config cfg;
     moq_config_init(&cfg);
+    assert_int_equal(moq_config_workers(&cfg), moq_config_cpus());
+    moq_config_free(&cfg);
+    assert_int_equal(load_doc(&cfg, "[server]\nworkers = 1\n"), 0);
     assert_int_equal(moq_config_workers(&cfg), 1);
     moq_config_free(&cfg);
     assert_int_equal(load_doc(&cfg, "[server]\nworkers = 3\n"), 0);
