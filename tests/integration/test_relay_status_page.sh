@@ -13,9 +13,10 @@ IPORT="$(free_port)"
 start_relay --internal-listen "127.0.0.1:$IPORT"
 fifo_publisher pub "${HTTP_URL}live" --broadcast cam --track video
 spawn sub "$MOQ" subscribe "${HTTP_URL}live" --broadcast cam --track video
-# A steady source: a 1 KiB line every 50 ms (about 160 kbit/s) while the page watches.
+# A steady source: a 4 KiB line every 50 ms (about 650 kbit/s, less when a loaded machine
+# stretches the sleeps; the check below leaves room for that) while the page watches.
 (
-    line="$(head -c 1023 /dev/zero | tr '\0' x)"
+    line="$(head -c 4095 /dev/zero | tr '\0' x)"
     while printf '%s\n' "$line"; do sleep 0.05; done >"$PUB_FIFO" 2>/dev/null
 ) &
 PIDS+=($!)
