@@ -138,7 +138,9 @@ struct usub {
     moq_track *track;
     uint64_t request_id;
     uint64_t alias;
-    uint8_t priority; /* the subscriber priority last sent (IETF sense: 0 is the highest) */
+    uint8_t priority;      /* the subscriber priority last sent (IETF sense: 0 is the highest) */
+    uint8_t want_priority; /* the one the subscribers want, sent once it may be */
+    uint64_t start_group, start_object; /* where SUBSCRIBE_OK says the subscription starts */
     bool ok, released, has_seq;
     bool finished; /* PUBLISH_DONE and all its streams came: the track was ended */
     uint64_t max_seq;
@@ -1082,6 +1084,7 @@ static void pn_track_request(void *ctx, moq_route *route, moq_track *track,
     us->track = track;
     us->request_id = id;
     us->priority = (uint8_t)(255 - prefs->priority);
+    us->want_priority = us->priority;
     if (e->c->request_streams) {
         int64_t sid;
         istream *st = NULL;
@@ -1159,28 +1162,44 @@ static void pn_track_release(void *ctx, moq_route *route, moq_track *track)
     pubns_ending_check(pn);
 }
 
-/* The subscribers' preferences changed: a new priority goes to the publisher as a
- * REQUEST_UPDATE (SUBSCRIBE_UPDATE) of our subscription, from draft-15 (a draft-14 update
- * repeats the start location, which we do not track: none is sent there). */
+/* A new subscriber priority goes to the publisher as a REQUEST_UPDATE (SUBSCRIBE_UPDATE) of
+ * our subscription. Draft-14's repeats the start location, which may not move back: it is
+ * sent once SUBSCRIBE_OK said where the subscription starts (from there, as upstream
+ * encodes it: that start, an open end, forward). */
+static void usub_send_update(struct moq_ietf_engine *e, struct usub *us)
+{
+    if (us->released || e->s->closing || us->want_priority == us->priority) return;
+    if (!e->c->subscribe_params && !us->ok) return;
+    struct moq_ietf_request_update m = {
+        .subscription_id = us->request_id, .has_priority = true, .priority = us->want_priority};
+    if (!e->c->subscribe_params) {
+        m.has_filter = true;
+        m.filter.kind = MOQ_IETF_FILTER_ABSOLUTE;
+        m.filter.start_group = us->start_group;
+        m.filter.start_object = us->start_object;
+        m.has_forward = true;
+        m.forward = true;
+    }
+    if (!take_request_id(e, &m.request_id)) return;
+    us->priority = us->want_priority;
+    moq_buf b;
+    moq_buf_init(&b);
+    if (moq_ietf_encode_request_update(&b, e->c, &m) == 0) send_on(e, us->st, &b);
+    moq_buf_free(&b);
+    moq_debug("ietf", "%s: REQUEST_UPDATE of SUBSCRIBE %llu upstream: priority %u", e->s->t->peer,
+              (unsigned long long)us->request_id, (unsigned)us->priority);
+}
+
+/* The subscribers' preferences changed: their priority goes upstream. */
 static void pn_track_update(void *ctx, moq_route *route, moq_track *track,
                             const moq_sub_prefs *prefs)
 {
     struct pubns *pn = ctx;
     struct moq_ietf_engine *e = pn->e;
     struct usub *us = usub_of_track(e, track);
-    uint8_t priority = (uint8_t)(255 - prefs->priority);
-    if (!us || us->released || e->s->closing || !e->c->subscribe_params || priority == us->priority)
-        return;
-    struct moq_ietf_request_update m = {
-        .subscription_id = us->request_id, .has_priority = true, .priority = priority};
-    if (!take_request_id(e, &m.request_id)) return;
-    us->priority = priority;
-    moq_buf b;
-    moq_buf_init(&b);
-    if (moq_ietf_encode_request_update(&b, e->c, &m) == 0) send_on(e, us->st, &b);
-    moq_buf_free(&b);
-    moq_debug("ietf", "%s: REQUEST_UPDATE of SUBSCRIBE %llu upstream: priority %u", e->s->t->peer,
-              (unsigned long long)us->request_id, (unsigned)priority);
+    if (!us) return;
+    us->want_priority = (uint8_t)(255 - prefs->priority);
+    usub_send_update(e, us);
 }
 
 static const moq_producer_ops pubns_ops = {
@@ -2065,6 +2084,11 @@ static void on_subscribe_ok(struct moq_ietf_engine *e, istream *st, const uint8_
     }
     us->ok = true;
     us->alias = m.track_alias;
+    /* our filter is Largest Object: the subscription starts after the largest location */
+    if (m.has_largest) {
+        us->start_group = m.largest_group;
+        us->start_object = m.largest_object + 1;
+    }
     moq_u64map_del(&e->released, m.track_alias);
     if (moq_u64map_put(&e->aliases, m.track_alias, us) < 0) {
         fail(e, MOQ_IETF_INTERNAL_ERROR, "out of memory");
@@ -2076,7 +2100,10 @@ static void on_subscribe_ok(struct moq_ietf_engine *e, istream *st, const uint8_
         if (!moq_track_get_info(us->track)) moq_track_set_info(us->track, us->pn->route, &info);
         subscribe_accepted(e, us);
     }
+    uint64_t id = us->request_id;
     release_alias_waiters(e, us);
+    /* a priority that changed before the answer (draft-14) goes now, unless that ended it */
+    if (!e->s->closing && (us = moq_u64map_get(&e->ups, id))) usub_send_update(e, us);
 }
 
 /* Answers to our SUBSCRIBE: on the control stream by request id, or on its stream st (17+). */

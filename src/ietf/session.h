@@ -20,9 +20,10 @@
  *    object extension headers, subgroups other than 0 and object ids with gaps (such
  *    groups are refused), publisher priorities;
  *  - REQUEST_UPDATE of a peer's subscription updates its moq_subscription (priority, end
- *    group), and the model's track_update becomes our REQUEST_UPDATE upstream (15+); a
- *    joining FETCH of offset 0 is answered empty (FETCH_OK, a fetch stream with its header
- *    alone), other FETCHes, TRACK_STATUS and PUBLISH are refused as not supported, as
+ *    group), and the model's track_update becomes our REQUEST_UPDATE upstream (draft-14:
+ *    SUBSCRIBE_UPDATE, once SUBSCRIBE_OK gave the start it repeats); a joining FETCH of
+ *    offset 0 is answered empty (FETCH_OK on 14, REQUEST_OK from 15, a fetch stream with
+ *    its header alone), other FETCHes, TRACK_STATUS and PUBLISH are refused as not supported, as
  *    upstream does.
  *
  * Drafts: draft-14, reached with the "moql" ALPN (or WebSocket subprotocol) and the compat

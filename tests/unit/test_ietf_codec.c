@@ -330,6 +330,73 @@ static void empty_namespace_every_draft(void **state)
     }
 }
 
+/* The answer to a FETCH, as upstream writes it: FETCH_OK on draft-14, REQUEST_OK from
+ * draft-15 (with the request id through draft-16, none after). */
+static void fetch_answer_every_draft(void **state)
+{
+    (void)state;
+    const char *want_hex[] = {
+        "18 0006 06 01 00 00 00 00", /* 14: id, group order, end of track, end location, params */
+        "07 0002 06 00",             /* 15: REQUEST_OK id, no parameters */
+        "07 0002 06 00",             /* 16 */
+        "07 0001 00",                /* 17: no request id */
+        "07 0001 00",                /* 18 */
+        "07 0001 00",                /* 19 */
+        "07 0001 00",                /* 20 */
+    };
+    for (int d = MOQT_14; d <= MOQT_20; d++) {
+        const moq_ietf_caps *c = moq_ietf_caps_get((moq_ietf_draft)d);
+        assert_int_equal(moq_ietf_fetch_ok_type(c),
+                         d == MOQT_14 ? MOQ_IETF_FETCH_OK : MOQ_IETF_REQUEST_OK);
+        struct moq_ietf_fetch_ok m = {.request_id = 6, .group_order = 1};
+        moq_buf b;
+        moq_buf_init(&b);
+        assert_int_equal(moq_ietf_encode_fetch_ok(&b, c, &m), 0);
+        uint8_t want[32];
+        size_t n = unhex(want_hex[d - MOQT_14], want);
+        assert_int_equal(b.len, n);
+        assert_memory_equal(b.data, want, n);
+        struct moq_ietf_fetch_ok back;
+        assert_int_equal(moq_ietf_decode_fetch_ok(c, b.data + 3, b.len - 3, &back), 0);
+        if (c->response_ids) assert_int_equal(back.request_id, 6);
+        moq_buf_free(&b);
+    }
+}
+
+/* Draft-14 SUBSCRIBE_UPDATE as upstream lays it out: request id, the subscription's id, start
+ * location, end group (+1, 0 = open), priority and forward bytes, parameters. */
+static void subscribe_update_draft14(void **state)
+{
+    (void)state;
+    struct moq_ietf_request_update m = {.request_id = 10,
+                                        .subscription_id = 5,
+                                        .has_priority = true,
+                                        .priority = 200,
+                                        .has_forward = true,
+                                        .forward = true,
+                                        .has_filter = true};
+    m.filter.kind = MOQ_IETF_FILTER_ABSOLUTE;
+    m.filter.start_group = 1;
+    m.filter.start_object = 2;
+    moq_buf b;
+    moq_buf_init(&b);
+    assert_int_equal(moq_ietf_encode_request_update(&b, d14(), &m), 0);
+    uint8_t want[32];
+    size_t n = unhex("02 0008 0a 05 01 02 00 c8 01 00", want);
+    assert_int_equal(b.len, n);
+    assert_memory_equal(b.data, want, n);
+    struct moq_ietf_request_update back;
+    assert_int_equal(moq_ietf_decode_request_update(d14(), b.data + 3, b.len - 3, &back), 0);
+    assert_int_equal(back.request_id, 10);
+    assert_int_equal(back.subscription_id, 5);
+    assert_int_equal(back.filter.start_group, 1);
+    assert_int_equal(back.filter.start_object, 2);
+    assert_int_equal(back.priority, 200);
+    assert_false(back.has_end);
+    assert_true(back.forward);
+    moq_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -341,6 +408,8 @@ int main(void)
         cmocka_unit_test(subscribe_roundtrip_every_draft),
         cmocka_unit_test(namespace_messages_draft14),
         cmocka_unit_test(empty_namespace_every_draft),
+        cmocka_unit_test(fetch_answer_every_draft),
+        cmocka_unit_test(subscribe_update_draft14),
         cmocka_unit_test(subgroup_parser_every_split),
         cmocka_unit_test(subgroup_parser_rejects),
     };
