@@ -510,7 +510,8 @@ int moq_ietf_encode_fetch_ok(moq_buf *out, const moq_ietf_caps *c,
     size_t at = moq_ietf_msg_begin(w, moq_ietf_fetch_ok_type(c));
     if (c->response_ids) iw_varint(w, m->request_id);
     if (c->fetch_request_ok) {
-        moq_ietf_params_write(w, NULL, 0);
+        struct moq_ietf_param_out none[1];
+        moq_ietf_params_write(w, none, 0);
         moq_ietf_msg_end(w, at);
         return enc_commit(&e);
     }

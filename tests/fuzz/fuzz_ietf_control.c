@@ -147,7 +147,7 @@ static void convert_extensions(const moq_ietf_caps *from, const uint8_t *data, s
          * draft keeps absolute types, the same length always */
         CHECK(back.len == direct.len);
         if (!to->kvp_delta || from->kvp_delta)
-            CHECK(memcmp(back.data, direct.data, direct.len) == 0);
+            CHECK(direct.len == 0 || memcmp(back.data, direct.data, direct.len) == 0);
         moq_buf_free(&mid);
         moq_buf_free(&back);
     }
