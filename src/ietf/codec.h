@@ -496,12 +496,16 @@ int moq_ietf_encode_fetch(moq_buf *out, const moq_ietf_caps *c, const struct moq
 int moq_ietf_decode_fetch(const moq_ietf_caps *c, const uint8_t *body, size_t len,
                           struct moq_ietf_fetch *out);
 
+/* The answer to a FETCH: FETCH_OK on draft-14; REQUEST_OK (request id through 16, no
+ * parameters, none of the fields below) from draft-15, as upstream answers it. */
 struct moq_ietf_fetch_ok {
-    uint64_t request_id; /* 14..16 */
-    uint8_t group_order; /* 14 */
-    bool end_of_track;
-    uint64_t end_group, end_object;
+    uint64_t request_id;            /* 14..16 */
+    uint8_t group_order;            /* 14 */
+    bool end_of_track;              /* 14 */
+    uint64_t end_group, end_object; /* 14 */
 };
+/* The message type of that answer on a draft. */
+uint64_t moq_ietf_fetch_ok_type(const moq_ietf_caps *c);
 int moq_ietf_encode_fetch_ok(moq_buf *out, const moq_ietf_caps *c,
                              const struct moq_ietf_fetch_ok *m);
 int moq_ietf_decode_fetch_ok(const moq_ietf_caps *c, const uint8_t *body, size_t len,

@@ -311,8 +311,9 @@ int moq_ietf_decode_request_update(const moq_ietf_caps *c, const uint8_t *body, 
     if (c->required_id_delta) ir_varint(&r);
     struct moq_ietf_params ps;
     if (!c->subscribe_params) {
-        uint64_t g, o;
-        ir_location(&r, &g, &o);
+        out->has_filter = true;
+        out->filter.kind = MOQ_IETF_FILTER_ABSOLUTE;
+        ir_location(&r, &out->filter.start_group, &out->filter.start_object);
         uint64_t end = ir_varint(&r); /* End Group + 1; 0 = open */
         out->priority = ir_u8(&r);
         out->has_priority = true;
@@ -496,13 +497,24 @@ int moq_ietf_decode_fetch(const moq_ietf_caps *c, const uint8_t *body, size_t le
     return ir_done(&r);
 }
 
+uint64_t moq_ietf_fetch_ok_type(const moq_ietf_caps *c)
+{
+    return c->fetch_request_ok ? MOQ_IETF_REQUEST_OK : MOQ_IETF_FETCH_OK;
+}
+
 int moq_ietf_encode_fetch_ok(moq_buf *out, const moq_ietf_caps *c,
                              const struct moq_ietf_fetch_ok *m)
 {
     struct enc e;
     ietf_w *w = enc_start(&e, out, c);
-    size_t at = moq_ietf_msg_begin(w, MOQ_IETF_FETCH_OK);
+    size_t at = moq_ietf_msg_begin(w, moq_ietf_fetch_ok_type(c));
     if (c->response_ids) iw_varint(w, m->request_id);
+    if (c->fetch_request_ok) {
+        struct moq_ietf_param_out none[1];
+        moq_ietf_params_write(w, none, 0);
+        moq_ietf_msg_end(w, at);
+        return enc_commit(&e);
+    }
     if (c->fetch_inline) iw_u8(w, m->group_order ? m->group_order : 1);
     iw_u8(w, m->end_of_track ? 1 : 0);
     iw_location(w, m->end_group, m->end_object);
@@ -522,6 +534,11 @@ int moq_ietf_decode_fetch_ok(const moq_ietf_caps *c, const uint8_t *body, size_t
     ietf_r r;
     dec_start(&r, c, body, len);
     if (c->response_ids) out->request_id = ir_varint(&r);
+    if (c->fetch_request_ok) {
+        struct moq_ietf_params ps;
+        moq_ietf_params_read(&r, &ps);
+        return ir_done(&r);
+    }
     if (c->fetch_inline) out->group_order = ir_u8(&r);
     uint8_t eot = ir_u8(&r);
     if (eot > 1) ir_fail(&r, MOQ_ERR_PROTO);

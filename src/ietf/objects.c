@@ -1,6 +1,7 @@
 /* Subgroup streams: SUBGROUP_HEADER and the objects in it. */
 #include "ietf/objects.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "ietf/wire.h"
@@ -57,7 +58,13 @@ static int parse_header(const moq_ietf_caps *c, const uint8_t *p, size_t len,
 size_t moq_ietf_subgroup_header_pack(const moq_ietf_caps *c, uint8_t *out, uint64_t alias,
                                      uint64_t group, uint8_t priority)
 {
-    uint64_t type = 0x18 | (c->first_object_bit ? FIRST_OBJECT_BIT : 0);
+    return moq_ietf_subgroup_header_pack_ext(c, out, alias, group, priority, false);
+}
+
+size_t moq_ietf_subgroup_header_pack_ext(const moq_ietf_caps *c, uint8_t *out, uint64_t alias,
+                                         uint64_t group, uint8_t priority, bool extensions)
+{
+    uint64_t type = 0x18 | (extensions ? 0x01 : 0) | (c->first_object_bit ? FIRST_OBJECT_BIT : 0);
     uint8_t *p = moq_ietf_varint_put(c, out, type);
     p = moq_ietf_varint_put(c, p, alias);
     p = moq_ietf_varint_put(c, p, group);
@@ -71,6 +78,115 @@ size_t moq_ietf_object_header_pack(const moq_ietf_caps *c, uint8_t *out, uint64_
     p = moq_ietf_varint_put(c, p, payload_len);
     if (payload_len == 0) p = moq_ietf_varint_put(c, p, MOQ_IETF_STATUS_NORMAL);
     return (size_t)(p - out);
+}
+
+int moq_ietf_object_header_ext(moq_buf *out, const moq_ietf_caps *c, const uint8_t *ext,
+                               size_t ext_len, uint64_t payload_len)
+{
+    moq_buf block;
+    moq_buf_init(&block);
+    const moq_ietf_caps *canon = moq_ietf_caps_get(MOQ_IETF_EXT_CANONICAL);
+    int rv = moq_ietf_ext_convert(canon, ext, ext_len, c, &block);
+    uint8_t head[2 * MOQ_IETF_VARINT_MAX], tail[2 * MOQ_IETF_VARINT_MAX];
+    uint8_t *p = moq_ietf_varint_put(c, head, 0);
+    p = moq_ietf_varint_put(c, p, block.len);
+    uint8_t *q = moq_ietf_varint_put(c, tail, payload_len);
+    if (payload_len == 0) q = moq_ietf_varint_put(c, q, MOQ_IETF_STATUS_NORMAL);
+    if (rv == 0 && (moq_buf_append(out, head, (size_t)(p - head)) < 0 ||
+                    moq_buf_append(out, block.data, block.len) < 0 ||
+                    moq_buf_append(out, tail, (size_t)(q - tail)) < 0))
+        rv = MOQ_ERR_NOMEM;
+    moq_buf_free(&block);
+    return rv;
+}
+
+/* ---------------------------------------------------------------- extension blocks */
+
+struct kvp {
+    uint64_t type;
+    uint64_t value;      /* even types */
+    const uint8_t *data; /* odd types: data[0..value) */
+    size_t index;        /* position in the input, for a stable sort */
+};
+
+static int kvp_cmp(const void *a, const void *b)
+{
+    const struct kvp *x = a, *y = b;
+    if (x->type != y->type) return x->type < y->type ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* Split a block into its pairs; *out is malloc'd (NULL when the block is empty). */
+static int ext_parse(const moq_ietf_caps *c, const uint8_t *in, size_t len, struct kvp **out,
+                     size_t *n_out)
+{
+    *out = NULL;
+    *n_out = 0;
+    size_t cap = 0, n = 0, off = 0;
+    struct kvp *v = NULL;
+    uint64_t prev = 0;
+    while (off < len) {
+        struct kvp k = {0};
+        int r = moq_ietf_varint_get(c, in + off, len - off, &k.type);
+        if (r < 0) goto bad;
+        off += (size_t)r;
+        if (c->kvp_delta && n > 0) {
+            if (k.type > UINT64_MAX - prev) goto bad;
+            k.type += prev;
+        }
+        prev = k.type;
+        if ((r = moq_ietf_varint_get(c, in + off, len - off, &k.value)) < 0) goto bad;
+        off += (size_t)r;
+        if (k.type & 1) {
+            if (k.value > len - off) goto bad;
+            k.data = in + off;
+            off += (size_t)k.value;
+        }
+        if (n == cap) {
+            cap = cap ? 2 * cap : 8;
+            struct kvp *nv = realloc(v, cap * sizeof(*v));
+            if (!nv) {
+                free(v);
+                return MOQ_ERR_NOMEM;
+            }
+            v = nv;
+        }
+        k.index = n;
+        v[n++] = k;
+    }
+    *out = v;
+    *n_out = n;
+    return 0;
+bad:
+    free(v);
+    return MOQ_ERR_PROTO;
+}
+
+int moq_ietf_ext_convert(const moq_ietf_caps *from, const uint8_t *in, size_t len,
+                         const moq_ietf_caps *to, moq_buf *out)
+{
+    struct kvp *v;
+    size_t n;
+    int rv = ext_parse(from, in, len, &v, &n);
+    if (rv < 0) return rv;
+    if (to->kvp_delta && n > 1) qsort(v, n, sizeof(*v), kvp_cmp);
+    uint64_t prev = 0;
+    for (size_t i = 0; i < n && rv == 0; i++) {
+        uint8_t tmp[2 * MOQ_IETF_VARINT_MAX], *p = tmp;
+        uint64_t type = to->kvp_delta && i > 0 ? v[i].type - prev : v[i].type;
+        prev = v[i].type;
+        if (!moq_ietf_varint_len(to, type) || !moq_ietf_varint_len(to, v[i].value)) {
+            rv = MOQ_ERR_INVALID;
+            break;
+        }
+        p = moq_ietf_varint_put(to, p, type);
+        p = moq_ietf_varint_put(to, p, v[i].value);
+        if (moq_buf_append(out, tmp, (size_t)(p - tmp)) < 0 ||
+            (v[i].data && moq_buf_append(out, v[i].data, (size_t)v[i].value) < 0))
+            rv = MOQ_ERR_NOMEM;
+    }
+    free(v);
+    return rv;
 }
 
 void moq_ietf_sg_init(moq_ietf_sg_parser *p, const moq_ietf_caps *c)
@@ -151,15 +267,22 @@ int moq_ietf_sg_next(moq_ietf_sg_parser *p, const uint8_t **data, size_t *len,
                 if (v > MAX_EXTENSIONS) return MOQ_ERR_PROTO;
                 p->left = v;
             }
+            if (p->left == 0) {
+                p->state = S_LEN;
+                break;
+            }
+            if (*len == 0) return 0;
             {
                 size_t n = *len < p->left ? *len : (size_t)p->left;
+                ev->kind = MOQ_IETF_SG_EXT;
+                ev->data = *data;
+                ev->len = n;
                 *data += n;
                 *len -= n;
                 p->left -= n;
             }
-            if (p->left > 0) return 0;
-            p->state = S_LEN;
-            break;
+            if (p->left == 0) p->state = S_LEN;
+            return 1;
         case S_LEN:
             if ((rv = take_varint(p, data, len, &v)) <= 0) return rv;
             if (v == 0) {

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "ietf/version.h"
+#include "util/buf.h"
 
 /* Object status values (an object with an empty payload carries one). */
 #define MOQ_IETF_STATUS_NORMAL       0x0
@@ -40,8 +41,12 @@ struct moq_ietf_subgroup_header {
 /* Whether a uni stream type (its first varint) opens a subgroup stream on this draft. */
 bool moq_ietf_is_subgroup_type(const moq_ietf_caps *c, uint64_t type);
 
-/* The header we send: subgroup 0, no extensions, end of group contained, priority present,
- * first object (18+). Returns the bytes written into out (MOQ_IETF_SUBGROUP_HEADER_MAX). */
+/* The header we send: subgroup 0, end of group contained, priority present, first object
+ * (18+), and objects with an extension block when `extensions`. Returns the bytes written
+ * into out (MOQ_IETF_SUBGROUP_HEADER_MAX). */
+size_t moq_ietf_subgroup_header_pack_ext(const moq_ietf_caps *c, uint8_t *out, uint64_t alias,
+                                         uint64_t group, uint8_t priority, bool extensions);
+/* The same without extensions. */
 size_t moq_ietf_subgroup_header_pack(const moq_ietf_caps *c, uint8_t *out, uint64_t alias,
                                      uint64_t group, uint8_t priority);
 
@@ -49,9 +54,28 @@ size_t moq_ietf_subgroup_header_pack(const moq_ietf_caps *c, uint8_t *out, uint6
  * one after the other from 0), the payload length, and status Normal when it is empty. */
 size_t moq_ietf_object_header_pack(const moq_ietf_caps *c, uint8_t *out, uint64_t payload_len);
 
+/* The same in a stream whose objects carry an extension block: id delta 0, the block (given
+ * in its canonical form, see below, and written in the draft's), the payload length and
+ * status Normal when it is empty; appended to out. 0, or an error of moq_ietf_ext_convert. */
+int moq_ietf_object_header_ext(moq_buf *out, const moq_ietf_caps *c, const uint8_t *ext,
+                               size_t ext_len, uint64_t payload_len);
+
+/* An object's extension block (its key-value pairs: an even type and a varint value, or an
+ * odd type and length-prefixed bytes) from draft `from`'s form into draft `to`'s, appended
+ * to out: varints change form (leading ones from 17), types are absolute on 14/15 and
+ * deltas from 16, where they are written in ascending order (stable for equal types). The
+ * relay keeps blocks in the canonical form, draft-14's (MOQ_IETF_EXT_CANONICAL), so that
+ * subscribers of any draft get the same pairs. 0, MOQ_ERR_PROTO (malformed),
+ * MOQ_ERR_INVALID (a value over 2^62-1 that the target's varints cannot hold),
+ * MOQ_ERR_NOMEM. */
+#define MOQ_IETF_EXT_CANONICAL MOQT_14
+int moq_ietf_ext_convert(const moq_ietf_caps *from, const uint8_t *in, size_t len,
+                         const moq_ietf_caps *to, moq_buf *out);
+
 enum moq_ietf_sg_event {
     MOQ_IETF_SG_NONE = 0,
     MOQ_IETF_SG_HEADER,      /* ev->header is set */
+    MOQ_IETF_SG_EXT,         /* ev->data[0..len) of the next object's extension block */
     MOQ_IETF_SG_OBJECT,      /* an object starts: ev->object_id, ev->size (may be 0) */
     MOQ_IETF_SG_PAYLOAD,     /* ev->data[0..len) of the current object's payload */
     MOQ_IETF_SG_OBJECT_END,  /* the current object is complete */

@@ -80,6 +80,7 @@ struct gin {
     struct usub *us; /* NULL while the alias is unknown */
     moq_group *group;
     struct frame_asm fa;
+    moq_buf ext;  /* the next object's extension block as it arrives */
     bool waiting; /* alias unknown: bytes held below */
     moq_buf held;
     bool held_fin;
@@ -138,7 +139,9 @@ struct usub {
     moq_track *track;
     uint64_t request_id;
     uint64_t alias;
-    uint8_t priority; /* the subscriber priority last sent (IETF sense: 0 is the highest) */
+    uint8_t priority;      /* the subscriber priority last sent (IETF sense: 0 is the highest) */
+    uint8_t want_priority; /* the one the subscribers want, sent once it may be */
+    uint64_t start_group, start_object; /* where SUBSCRIBE_OK says the subscription starts */
     bool ok, released, has_seq;
     bool finished; /* PUBLISH_DONE and all its streams came: the track was ended */
     uint64_t max_seq;
@@ -363,6 +366,22 @@ static bool accept_request_id(struct moq_ietf_engine *e, uint64_t id)
 static void gout_end(struct gout *go);
 static void dsub_maybe_done(struct dsub *ds);
 
+/* A frame's object header in a chunk of its own: every object carries an extension block,
+ * the one an IETF publisher gave it (kept in canonical form, written in this draft's) or an
+ * empty one. NULL when out of memory (a block kept is well-formed). */
+static moq_chunk *object_header(const moq_ietf_caps *c, const moq_frame *f)
+{
+    moq_buf b;
+    moq_buf_init(&b);
+    const uint8_t *ext = f->side_len ? f->chunk->data + f->side_off : NULL;
+    moq_chunk *hc = NULL;
+    if (moq_ietf_object_header_ext(&b, c, ext, f->side_len, f->payload_len) == 0 &&
+        (hc = moq_chunk_copy(b.data, b.len)))
+        hc->len = b.len;
+    moq_buf_free(&b);
+    return hc;
+}
+
 /* Write what the group has; false when the group ended for this subscriber (go is gone). */
 static bool gout_write(struct gout *go)
 {
@@ -379,15 +398,13 @@ static bool gout_write(struct gout *go)
     for (; go->next < count; go->next++) {
         const moq_frame *f = moq_group_frame(g, go->next);
         if (!f) break;
-        uint8_t hdr[MOQ_IETF_OBJECT_HEADER_MAX];
-        size_t hn = moq_ietf_object_header_pack(e->c, hdr, f->payload_len);
-        moq_chunk *hc = moq_chunk_copy(hdr, hn);
+        moq_chunk *hc = object_header(e->c, f);
         if (!hc) {
             st_reset(go->st, MOQ_IETF_STREAM_INTERNAL_ERROR);
             gout_end(go);
             return false;
         }
-        hc->len = hn;
+        size_t hn = hc->len;
         moq_slice v[2] = {{hc, 0, hn}, {f->chunk, f->payload_off, f->payload_len}};
         int rv = moq_transport_write(s->t, go->st->sid, v, f->payload_len ? 2 : 1, false);
         moq_chunk_unref(hc);
@@ -493,7 +510,7 @@ static bool gout_start(struct gout *go)
     uint64_t order = ds->ordered ? ((1ull << 48) - 1) - seq : seq;
     s->t->ops->set_priority(s->t, sid, ((uint64_t)ds->priority << 56) | order);
     uint8_t hdr[MOQ_IETF_SUBGROUP_HEADER_MAX];
-    size_t hn = moq_ietf_subgroup_header_pack(e->c, hdr, ds->request_id, go->seq, 0);
+    size_t hn = moq_ietf_subgroup_header_pack_ext(e->c, hdr, ds->request_id, go->seq, 0, true);
     go->follower = moq_group_follow(go->group, &gout_follow_ops, go);
     if (!go->follower || moq_transport_write_bytes(s->t, sid, hdr, hn, false) < 0) {
         st_reset(st, MOQ_IETF_STREAM_INTERNAL_ERROR);
@@ -1082,6 +1099,7 @@ static void pn_track_request(void *ctx, moq_route *route, moq_track *track,
     us->track = track;
     us->request_id = id;
     us->priority = (uint8_t)(255 - prefs->priority);
+    us->want_priority = us->priority;
     if (e->c->request_streams) {
         int64_t sid;
         istream *st = NULL;
@@ -1159,28 +1177,44 @@ static void pn_track_release(void *ctx, moq_route *route, moq_track *track)
     pubns_ending_check(pn);
 }
 
-/* The subscribers' preferences changed: a new priority goes to the publisher as a
- * REQUEST_UPDATE (SUBSCRIBE_UPDATE) of our subscription, from draft-15 (a draft-14 update
- * repeats the start location, which we do not track: none is sent there). */
+/* A new subscriber priority goes to the publisher as a REQUEST_UPDATE (SUBSCRIBE_UPDATE) of
+ * our subscription. Draft-14's repeats the start location, which may not move back: it is
+ * sent once SUBSCRIBE_OK said where the subscription starts (from there, as upstream
+ * encodes it: that start, an open end, forward). */
+static void usub_send_update(struct moq_ietf_engine *e, struct usub *us)
+{
+    if (us->released || e->s->closing || us->want_priority == us->priority) return;
+    if (!e->c->subscribe_params && !us->ok) return;
+    struct moq_ietf_request_update m = {
+        .subscription_id = us->request_id, .has_priority = true, .priority = us->want_priority};
+    if (!e->c->subscribe_params) {
+        m.has_filter = true;
+        m.filter.kind = MOQ_IETF_FILTER_ABSOLUTE;
+        m.filter.start_group = us->start_group;
+        m.filter.start_object = us->start_object;
+        m.has_forward = true;
+        m.forward = true;
+    }
+    if (!take_request_id(e, &m.request_id)) return;
+    us->priority = us->want_priority;
+    moq_buf b;
+    moq_buf_init(&b);
+    if (moq_ietf_encode_request_update(&b, e->c, &m) == 0) send_on(e, us->st, &b);
+    moq_buf_free(&b);
+    moq_debug("ietf", "%s: REQUEST_UPDATE of SUBSCRIBE %llu upstream: priority %u", e->s->t->peer,
+              (unsigned long long)us->request_id, (unsigned)us->priority);
+}
+
+/* The subscribers' preferences changed: their priority goes upstream. */
 static void pn_track_update(void *ctx, moq_route *route, moq_track *track,
                             const moq_sub_prefs *prefs)
 {
     struct pubns *pn = ctx;
     struct moq_ietf_engine *e = pn->e;
     struct usub *us = usub_of_track(e, track);
-    uint8_t priority = (uint8_t)(255 - prefs->priority);
-    if (!us || us->released || e->s->closing || !e->c->subscribe_params || priority == us->priority)
-        return;
-    struct moq_ietf_request_update m = {
-        .subscription_id = us->request_id, .has_priority = true, .priority = priority};
-    if (!take_request_id(e, &m.request_id)) return;
-    us->priority = priority;
-    moq_buf b;
-    moq_buf_init(&b);
-    if (moq_ietf_encode_request_update(&b, e->c, &m) == 0) send_on(e, us->st, &b);
-    moq_buf_free(&b);
-    moq_debug("ietf", "%s: REQUEST_UPDATE of SUBSCRIBE %llu upstream: priority %u", e->s->t->peer,
-              (unsigned long long)us->request_id, (unsigned)priority);
+    if (!us) return;
+    us->want_priority = (uint8_t)(255 - prefs->priority);
+    usub_send_update(e, us);
 }
 
 static const moq_producer_ops pubns_ops = {
@@ -1384,6 +1418,7 @@ static void gin_free(struct gin *gi)
         e->n_alias_wait--;
     }
     moq_frame_asm_clear(&gi->fa, e->s);
+    moq_buf_free(&gi->ext);
     if (gi->group) {
         if (moq_group_state(gi->group, NULL) == MOQ_GROUP_OPEN)
             moq_group_abort(gi->group, MOQ_REASON_CANCEL);
@@ -1478,8 +1513,13 @@ static void gin_data(struct gin *gi, const uint8_t *data, size_t len, bool fin)
     while ((rv = moq_ietf_sg_next(&gi->p, &data, &len, &ev)) > 0) {
         switch (ev.kind) {
         case MOQ_IETF_SG_HEADER: {
-            if (ev.header.subgroup != 0 || ev.header.subgroup_first) {
-                gin_drop(gi, MOQ_IETF_STREAM_CANCELLED); /* moq-lite has one subgroup */
+            /* as upstream: a group is subgroup 0 (or the one named by its first object, 0 as
+             * well), the model has no place for others */
+            if (ev.header.subgroup != 0) {
+                moq_debug("ietf", "%s: a stream of subgroup %llu of group %llu dropped", s->t->peer,
+                          (unsigned long long)ev.header.subgroup,
+                          (unsigned long long)ev.header.group);
+                gin_drop(gi, MOQ_IETF_STREAM_CANCELLED);
                 return;
             }
             struct usub *us = moq_u64map_get(&e->aliases, ev.header.track_alias);
@@ -1497,13 +1537,42 @@ static void gin_data(struct gin *gi, const uint8_t *data, size_t len, bool fin)
             }
             break;
         }
+        case MOQ_IETF_SG_EXT:
+            if (moq_buf_append(&gi->ext, ev.data, ev.len) < 0) {
+                moq_group_abort(gi->group, MOQ_REASON_CANCEL);
+                gin_drop(gi, MOQ_IETF_STREAM_INTERNAL_ERROR);
+                return;
+            }
+            break;
         case MOQ_IETF_SG_OBJECT: {
             uint64_t expect = moq_group_frame_count(gi->group);
             if (ev.object_id != expect) {
-                fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "object ids with a gap");
+                /* as upstream: the frames after a gap would be renumbered */
+                moq_debug("ietf", "%s: group %llu dropped: object %llu where %llu was due",
+                          s->t->peer, (unsigned long long)gi->p.header.group,
+                          (unsigned long long)ev.object_id, (unsigned long long)expect);
+                moq_group_abort(gi->group, MOQ_REASON_CANCEL);
+                gin_drop(gi, MOQ_IETF_STREAM_CANCELLED);
                 return;
             }
-            rv = moq_frame_asm_begin(&gi->fa, s, moq_session_wall_ms(s), ev.size);
+            moq_buf side;
+            moq_buf_init(&side);
+            const moq_ietf_caps *canon = moq_ietf_caps_get(MOQ_IETF_EXT_CANONICAL);
+            rv = moq_ietf_ext_convert(e->c, gi->ext.data, gi->ext.len, canon, &side);
+            gi->ext.len = 0;
+            if (rv == MOQ_ERR_PROTO) {
+                moq_buf_free(&side);
+                fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "malformed object extensions");
+                return;
+            }
+            if (rv == MOQ_ERR_INVALID) { /* a value over 2^62: no place for it on 14-16 */
+                side.len = 0;
+                rv = 0;
+            }
+            if (rv == 0)
+                rv = moq_frame_asm_begin_side(&gi->fa, s, moq_session_wall_ms(s), ev.size,
+                                              side.data, (uint32_t)side.len);
+            moq_buf_free(&side);
             if (rv < 0) {
                 moq_group_abort(gi->group, MOQ_REASON_FRAME_TOO_LARGE);
                 gin_drop(gi, MOQ_IETF_STREAM_CANCELLED);
@@ -1523,6 +1592,7 @@ static void gin_data(struct gin *gi, const uint8_t *data, size_t len, bool fin)
             }
             break;
         default: /* end of group: the FIN follows */
+            gi->ext.len = 0;
             break;
         }
     }
@@ -2065,6 +2135,11 @@ static void on_subscribe_ok(struct moq_ietf_engine *e, istream *st, const uint8_
     }
     us->ok = true;
     us->alias = m.track_alias;
+    /* our filter is Largest Object: the subscription starts after the largest location */
+    if (m.has_largest) {
+        us->start_group = m.largest_group;
+        us->start_object = m.largest_object + 1;
+    }
     moq_u64map_del(&e->released, m.track_alias);
     if (moq_u64map_put(&e->aliases, m.track_alias, us) < 0) {
         fail(e, MOQ_IETF_INTERNAL_ERROR, "out of memory");
@@ -2076,7 +2151,10 @@ static void on_subscribe_ok(struct moq_ietf_engine *e, istream *st, const uint8_
         if (!moq_track_get_info(us->track)) moq_track_set_info(us->track, us->pn->route, &info);
         subscribe_accepted(e, us);
     }
+    uint64_t id = us->request_id;
     release_alias_waiters(e, us);
+    /* a priority that changed before the answer (draft-14) goes now, unless that ended it */
+    if (!e->s->closing && (us = moq_u64map_get(&e->ups, id))) usub_send_update(e, us);
 }
 
 /* Answers to our SUBSCRIBE: on the control stream by request id, or on its stream st (17+). */
@@ -2459,6 +2537,7 @@ static void ev_stream_opened(void *app, moq_transport *t, int64_t sid, bool bidi
     gi->st = st;
     moq_ietf_sg_init(&gi->p, e->c);
     moq_buf_init(&gi->held);
+    moq_buf_init(&gi->ext);
     st->kind = IS_GROUP_IN;
     st->obj = gi;
 }

@@ -15,14 +15,18 @@
  *    PUBLISH_NAMESPACE (drafts 14/15) or NAMESPACE (16+), its end as
  *    PUBLISH_NAMESPACE_DONE or NAMESPACE_DONE; SUBSCRIBE subscribes to the origin and sends
  *    each group on its own subgroup stream;
+ *  - object extension headers ride with their frame (its side range, in canonical form)
+ *    to IETF subscribers, written in each one's draft form; every object we send carries
+ *    an extension block, empty when it had none;
  *  - dropped when bridging from moq-lite to IETF: nothing but frame timestamps (the relay
- *    declares no timescale toward IETF subscribers); from IETF to moq-lite:
- *    object extension headers, subgroups other than 0 and object ids with gaps (such
- *    groups are refused), publisher priorities;
+ *    declares no timescale toward IETF subscribers); from IETF to moq-lite: object
+ *    extension headers, publisher priorities; on any path: subgroups other than 0 and
+ *    groups with gaps in their object ids (their streams are dropped, as upstream does);
  *  - REQUEST_UPDATE of a peer's subscription updates its moq_subscription (priority, end
- *    group), and the model's track_update becomes our REQUEST_UPDATE upstream (15+); a
- *    joining FETCH of offset 0 is answered empty (FETCH_OK, a fetch stream with its header
- *    alone), other FETCHes, TRACK_STATUS and PUBLISH are refused as not supported, as
+ *    group), and the model's track_update becomes our REQUEST_UPDATE upstream (draft-14:
+ *    SUBSCRIBE_UPDATE, once SUBSCRIBE_OK gave the start it repeats); a joining FETCH of
+ *    offset 0 is answered empty (FETCH_OK on 14, REQUEST_OK from 15, a fetch stream with
+ *    its header alone), other FETCHes, TRACK_STATUS and PUBLISH are refused as not supported, as
  *    upstream does.
  *
  * Drafts: draft-14, reached with the "moql" ALPN (or WebSocket subprotocol) and the compat

@@ -85,6 +85,7 @@ typedef struct moq_ietf_caps {
     bool header_priority_optional; /* 15+: SUBGROUP_HEADER types 0x30.. omit the priority */
     bool track_status_ok;          /* 14: TRACK_STATUS is answered by TRACK_STATUS_OK (0x0E) */
     bool fetch_inline;             /* 14: FETCH carries priority and group order in its body */
+    bool fetch_request_ok;         /* 15+: FETCH is answered with REQUEST_OK, not FETCH_OK */
     bool fetch_filter;             /* 20: FETCH ranges are a LOCATION_FILTER parameter */
     enum moq_ietf_fetch_objects fetch_objects;
     bool cluster; /* 17+: the MoQ Cluster extension may be negotiated */

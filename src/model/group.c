@@ -236,6 +236,7 @@ int moq_group_append(moq_group *g, const moq_frame *frame, uint64_t now)
     for (int i = 0; i < 2; i++)
         if (frame->hdr_len[i] && !range_ok(frame->hdr_off[i], frame->hdr_len[i], c->len))
             valid = false;
+    if (frame->side_len && !range_ok(frame->side_off, frame->side_len, c->len)) valid = false;
     if (!valid) {
         moq_chunk_unref(c);
         return MOQ_ERR_INVALID;

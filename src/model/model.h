@@ -405,10 +405,11 @@ int moq_track_abort(moq_track *track, moq_route *route, uint64_t code);
 
 /*
  * A frame: `payload_len` bytes at `payload_off` in `chunk`, a timestamp in the track's
- * timescale, and up to two opaque byte ranges in the same chunk that the engine reserved
- * for encoded wire headers of different protocol families (hdr_len 0 = unused). The model
- * never interprets them. As stored in a group, `chunk` holds one reference owned by the
- * group.
+ * timescale, up to two opaque byte ranges in the same chunk that the engine reserved for
+ * encoded wire headers of different protocol families (hdr_len 0 = unused), and one more
+ * opaque range, `side_len` bytes at `side_off`, for what one protocol carries alongside the
+ * payload and the others drop (IETF object extension headers; 0 = none). The model never
+ * interprets them. As stored in a group, `chunk` holds one reference owned by the group.
  */
 typedef struct moq_frame {
     moq_chunk *chunk;
@@ -417,6 +418,8 @@ typedef struct moq_frame {
     uint64_t timestamp;
     uint16_t hdr_off[2];
     uint16_t hdr_len[2];
+    uint32_t side_off;
+    uint32_t side_len;
 } moq_frame;
 
 enum moq_group_state {
@@ -445,7 +448,7 @@ uint64_t moq_group_bytes(const moq_group *group);
 
 /*
  * Append a frame (producer). Takes over frame->chunk's reference in every case. The
- * payload range and header ranges must lie within chunk->len (else MOQ_ERR_INVALID).
+ * payload range, header ranges and side range must lie within chunk->len (else MOQ_ERR_INVALID).
  * A payload above max_frame_bytes is refused with MOQ_ERR_TOO_LARGE and aborts the group
  * with MOQ_REASON_FRAME_TOO_LARGE. MOQ_ERR_CLOSED when the group is finished or aborted
  * (for example expired or evicted meanwhile). Followers get on_frames before this returns;

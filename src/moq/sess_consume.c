@@ -40,14 +40,20 @@ static void up_unref(struct up_sub *us)
 
 int moq_frame_alloc(moq_frame *out, uint64_t prev_ts, uint64_t ts, uint64_t size)
 {
-    if (size > UINT32_MAX - FRAME_PAYLOAD_OFF) return MOQ_ERR_TOO_LARGE;
+    return moq_frame_alloc_side(out, prev_ts, ts, size, 0);
+}
+
+int moq_frame_alloc_side(moq_frame *out, uint64_t prev_ts, uint64_t ts, uint64_t size,
+                         uint32_t side_len)
+{
+    if (size > UINT32_MAX - FRAME_PAYLOAD_OFF - side_len) return MOQ_ERR_TOO_LARGE;
     uint8_t h5[MOQ_FRAME_HEADER_MAX], h3[MOQ_FRAME_HEADER_MAX];
     int n5 = moq_frame_header_pack(h5, MOQ_LITE_05, prev_ts, ts, size);
     int n3 = moq_frame_header_pack(h3, MOQ_LITE_03, 0, 0, size);
     if (n5 < 0 || n3 < 0 || n3 > 8 || n5 > FRAME_PAYLOAD_OFF - 8) return MOQ_ERR_INVALID;
-    moq_chunk *c = moq_chunk_new(FRAME_PAYLOAD_OFF + (size_t)size);
+    moq_chunk *c = moq_chunk_new(FRAME_PAYLOAD_OFF + (size_t)size + side_len);
     if (!c) return MOQ_ERR_NOMEM;
-    c->len = FRAME_PAYLOAD_OFF + (size_t)size;
+    c->len = FRAME_PAYLOAD_OFF + (size_t)size + side_len;
     memcpy(c->data + FRAME_HDR03_OFF, h3, (size_t)n3);
     memcpy(c->data + FRAME_PAYLOAD_OFF - n5, h5, (size_t)n5);
     memset(out, 0, sizeof(*out));
@@ -59,15 +65,24 @@ int moq_frame_alloc(moq_frame *out, uint64_t prev_ts, uint64_t ts, uint64_t size
     out->hdr_len[FAMILY_05] = (uint16_t)n5;
     out->hdr_off[FAMILY_03] = FRAME_HDR03_OFF;
     out->hdr_len[FAMILY_03] = (uint16_t)n3;
+    out->side_off = FRAME_PAYLOAD_OFF + (uint32_t)size;
+    out->side_len = side_len;
     return 0;
 }
 
 int moq_frame_asm_begin(struct frame_asm *fa, moq_session *s, uint64_t ts, uint64_t size)
 {
+    return moq_frame_asm_begin_side(fa, s, ts, size, NULL, 0);
+}
+
+int moq_frame_asm_begin_side(struct frame_asm *fa, moq_session *s, uint64_t ts, uint64_t size,
+                             const uint8_t *side, uint32_t side_len)
+{
     if (size > s->cfg.max_frame_bytes) return MOQ_ERR_TOO_LARGE;
     if (s->inbound_bytes + size > s->cfg.max_inbound_bytes) return MOQ_ERR_LIMIT;
-    int rv = moq_frame_alloc(&fa->frame, fa->prev_ts, ts, size);
+    int rv = moq_frame_alloc_side(&fa->frame, fa->prev_ts, ts, size, side_len);
     if (rv < 0) return rv;
+    if (side_len) memcpy(fa->frame.chunk->data + fa->frame.side_off, side, side_len);
     fa->chunk = fa->frame.chunk;
     fa->filled = 0;
     s->inbound_bytes += size;

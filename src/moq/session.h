@@ -188,5 +188,9 @@ void moq_session_stats_get(const moq_session *s, struct moq_session_stats *out);
  * in the track's timescale. The caller owns f->chunk's reference until it hands the frame
  * to moq_group_append. Returns 0, MOQ_ERR_TOO_LARGE (size over 4 GiB) or MOQ_ERR_NOMEM. */
 int moq_frame_alloc(moq_frame *f, uint64_t prev_ts, uint64_t ts, uint64_t size);
+/* The same with `side_len` more bytes after the payload for f->side_off / f->side_len (the
+ * caller copies them in too). */
+int moq_frame_alloc_side(moq_frame *f, uint64_t prev_ts, uint64_t ts, uint64_t size,
+                         uint32_t side_len);
 
 #endif

@@ -350,6 +350,9 @@ void moq_consume_teardown(moq_session *s);
 
 /* frame assembly (sess_consume.c) */
 int moq_frame_asm_begin(struct frame_asm *fa, moq_session *s, uint64_t ts, uint64_t size);
+/* The same, keeping side[0..side_len) with the frame as its side range. */
+int moq_frame_asm_begin_side(struct frame_asm *fa, moq_session *s, uint64_t ts, uint64_t size,
+                             const uint8_t *side, uint32_t side_len);
 int moq_frame_asm_payload(struct frame_asm *fa, const uint8_t *data, size_t len);
 /* Hands the frame to the group (consumes the chunk). */
 int moq_frame_asm_end(struct frame_asm *fa, moq_session *s, moq_group *group);

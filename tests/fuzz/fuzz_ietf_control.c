@@ -1,10 +1,12 @@
-/* Fuzz target: every moq-transport control-message decoder and the subgroup stream parser,
- * on every draft.
+/* Fuzz target: every moq-transport control-message decoder, the subgroup stream parser and
+ * the object extension block converter, on every draft.
  *
  * Input: byte 0 picks the draft (mod 7); byte 1 picks the piece size for the subgroup
- * parser. The rest is offered whole to every decoder as a message body and fed to the
- * subgroup parser in pieces. Whatever decodes as SUBSCRIBE must re-encode and decode
- * again to the same request. Decoders must release what they own on every path. */
+ * parser. The rest is offered whole to every decoder as a message body, fed to the
+ * subgroup parser in pieces, and converted as an extension block to every other draft's
+ * form. Whatever decodes as SUBSCRIBE must re-encode and decode again to the same request;
+ * a block that converts must convert back to the same pairs. Decoders must release what
+ * they own on every path. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,7 +102,7 @@ static void parse_subgroup(const moq_ietf_caps *c, const uint8_t *data, size_t l
 {
     moq_ietf_sg_parser p;
     moq_ietf_sg_init(&p, c);
-    uint64_t payload = 0, announced = 0;
+    uint64_t payload = 0, announced = 0, ext = 0;
     for (size_t off = 0; off < len; off += piece) {
         const uint8_t *d = data + off;
         size_t n = len - off < piece ? len - off : piece;
@@ -110,6 +112,12 @@ static void parse_subgroup(const moq_ietf_caps *c, const uint8_t *data, size_t l
             /* sizes may be up to 2^64-1 (leading-ones varints): saturate the sum */
             if (ev.kind == MOQ_IETF_SG_OBJECT)
                 announced = ev.size > UINT64_MAX - announced ? UINT64_MAX : announced + ev.size;
+            if (ev.kind == MOQ_IETF_SG_EXT) {
+                CHECK(ev.data >= data && ev.data + ev.len <= data + len);
+                ext += ev.len;
+                CHECK(ext <= 64 * 1024); /* per object, reset below */
+            }
+            if (ev.kind == MOQ_IETF_SG_OBJECT) ext = 0;
             if (ev.kind == MOQ_IETF_SG_PAYLOAD) {
                 CHECK(ev.data >= data && ev.data + ev.len <= data + len);
                 payload += ev.len;
@@ -119,6 +127,31 @@ static void parse_subgroup(const moq_ietf_caps *c, const uint8_t *data, size_t l
         CHECK(n == 0);
     }
     CHECK(payload <= announced);
+}
+
+/* from -> every draft -> canonical must equal from -> canonical directly */
+static void convert_extensions(const moq_ietf_caps *from, const uint8_t *data, size_t len)
+{
+    const moq_ietf_caps *canon = moq_ietf_caps_get(MOQ_IETF_EXT_CANONICAL);
+    moq_buf direct;
+    moq_buf_init(&direct);
+    int rv = moq_ietf_ext_convert(from, data, len, canon, &direct);
+    for (size_t i = 0; rv == 0 && moq_ietf_drafts[i]; i++) {
+        const moq_ietf_caps *to = moq_ietf_drafts[i];
+        moq_buf mid, back;
+        moq_buf_init(&mid);
+        moq_buf_init(&back);
+        CHECK(moq_ietf_ext_convert(canon, direct.data, direct.len, to, &mid) == 0);
+        CHECK(moq_ietf_ext_convert(to, mid.data, mid.len, canon, &back) == 0);
+        /* equal types may be reordered only by a sort, which is stable: same bytes when the
+         * draft keeps absolute types, the same length always */
+        CHECK(back.len == direct.len);
+        if (!to->kvp_delta || from->kvp_delta)
+            CHECK(direct.len == 0 || memcmp(back.data, direct.data, direct.len) == 0);
+        moq_buf_free(&mid);
+        moq_buf_free(&back);
+    }
+    moq_buf_free(&direct);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -131,5 +164,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     decode_all(c, data, size);
     parse_subgroup(c, data, size, piece);
     parse_subgroup(c, data, size, size ? size : 1);
+    convert_extensions(c, data, size);
     return 0;
 }

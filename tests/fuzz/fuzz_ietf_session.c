@@ -69,7 +69,7 @@ static void req(void *ctx, moq_route *r, moq_track *t, const moq_sub_prefs *p)
         c->data[22] = 0x00;
         c->data[23] = 0x02;
         c->data[0] = 0x02;
-        moq_frame f = {c, 24, 2, 0, {22, 0}, {2, 1}};
+        moq_frame f = {c, 24, 2, 0, {22, 0}, {2, 1}, 0, 0};
         moq_group_append(g, &f, now_us);
         moq_group_unref(g);
     }
@@ -217,12 +217,22 @@ static void encode_message(const moq_ietf_caps *c, uint8_t arg, uint64_t rid, mo
         break;
     }
     default: {
-        /* a subgroup stream of the peer: header, then one object */
+        /* a subgroup stream of the peer: header, then one object, with an extension
+         * block (a Timestamp and a bytes pair) when arg's low bit says so */
         uint8_t hdr[MOQ_IETF_SUBGROUP_HEADER_MAX + MOQ_IETF_OBJECT_HEADER_MAX + 2];
-        size_t n = moq_ietf_subgroup_header_pack(c, hdr, (arg >> 4) & 3, (arg >> 6) & 3, 1);
-        n += moq_ietf_object_header_pack(c, hdr + n, 2);
-        memcpy(hdr + n, "ok", 2);
-        moq_buf_append(b, hdr, n + 2);
+        bool ext = arg & 1;
+        size_t n =
+            moq_ietf_subgroup_header_pack_ext(c, hdr, (arg >> 4) & 3, (arg >> 6) & 3, 1, ext);
+        if (!ext) {
+            n += moq_ietf_object_header_pack(c, hdr + n, 2);
+            memcpy(hdr + n, "ok", 2);
+            moq_buf_append(b, hdr, n + 2);
+            break;
+        }
+        static const uint8_t block[] = {0x0b, 0x02, 'h', 'i', 0x10, 0x04};
+        moq_buf_append(b, hdr, n);
+        moq_ietf_object_header_ext(b, c, block, sizeof(block), 2);
+        moq_buf_append(b, "ok", 2);
         break;
     }
     }

@@ -61,7 +61,7 @@ static void req(void *ctx, moq_route *r, moq_track *t, const moq_sub_prefs *p)
         c->data[22] = 0x00; /* lite-05 header: delta 0, size 2 */
         c->data[23] = 0x02;
         c->data[0] = 0x02; /* lite-03 header: size 2 */
-        moq_frame f = {c, 24, 2, 0, {22, 0}, {2, 1}};
+        moq_frame f = {c, 24, 2, 0, {22, 0}, {2, 1}, 0, 0};
         moq_group_append(g, &f, now_us);
         moq_group_unref(g);
     }

@@ -293,7 +293,8 @@ static void publish_group(struct pub *p, uint64_t seq, const char *text)
     memcpy(c->data + 24 - n5, h5, n5);
     uint8_t *q = moq_varint_put(c->data, len);
     moq_frame f = {
-        c, 24, (uint32_t)len, 0, {(uint16_t)(24 - n5), 0}, {(uint16_t)n5, (uint16_t)(q - c->data)}};
+        c, 24, (uint32_t)len, 0, {(uint16_t)(24 - n5), 0}, {(uint16_t)n5, (uint16_t)(q - c->data)},
+        0, 0};
     assert_int_equal(moq_group_append(g, &f, moq_now_us()), 0);
     assert_int_equal(moq_group_finish(g, moq_now_us()), 0);
     moq_group_unref(g);

@@ -14,6 +14,7 @@
 #include "ietf/codec.h"
 #include "ietf/objects.h"
 #include "ietf/version.h"
+#include "ietf/wire.h"
 #include "util/err.h"
 
 static size_t unhex(const char *hex, uint8_t *out)
@@ -245,6 +246,9 @@ static void run_parser(const uint8_t *in, size_t n, size_t piece, char *trace, s
                 o +=
                     (size_t)snprintf(trace + o, cap - o, "O%llu:%llu ",
                                      (unsigned long long)ev.object_id, (unsigned long long)ev.size);
+            else if (ev.kind == MOQ_IETF_SG_EXT)
+                for (size_t i = 0; i < ev.len; i++)
+                    o += (size_t)snprintf(trace + o, cap - o, "x%02x", ev.data[i]);
             else if (ev.kind == MOQ_IETF_SG_PAYLOAD)
                 o += (size_t)snprintf(trace + o, cap - o, "%.*s", (int)ev.len, ev.data);
             else if (ev.kind == MOQ_IETF_SG_OBJECT_END)
@@ -262,7 +266,7 @@ static void subgroup_parser_every_split(void **state)
     size_t n = unhex(subgroup_hex, in);
     char whole[256], split[256];
     run_parser(in, n, n, whole, sizeof(whole));
-    assert_string_equal(whole, "H2/5 O0:3 abc E O1:0  E O2:2 \x01\x02 E ");
+    assert_string_equal(whole, "H2/5 x10x04O0:3 abc E O1:0  E O2:2 \x01\x02 E ");
     for (size_t piece = 1; piece < n; piece++) {
         run_parser(in, n, piece, split, sizeof(split));
         /* payload events may split, the rest must match */
@@ -330,6 +334,119 @@ static void empty_namespace_every_draft(void **state)
     }
 }
 
+/* The answer to a FETCH, as upstream writes it: FETCH_OK on draft-14, REQUEST_OK from
+ * draft-15 (with the request id through draft-16, none after). */
+static void fetch_answer_every_draft(void **state)
+{
+    (void)state;
+    const char *want_hex[] = {
+        "18 0006 06 01 00 00 00 00", /* 14: id, group order, end of track, end location, params */
+        "07 0002 06 00",             /* 15: REQUEST_OK id, no parameters */
+        "07 0002 06 00",             /* 16 */
+        "07 0001 00",                /* 17: no request id */
+        "07 0001 00",                /* 18 */
+        "07 0001 00",                /* 19 */
+        "07 0001 00",                /* 20 */
+    };
+    for (int d = MOQT_14; d <= MOQT_20; d++) {
+        const moq_ietf_caps *c = moq_ietf_caps_get((moq_ietf_draft)d);
+        assert_int_equal(moq_ietf_fetch_ok_type(c),
+                         d == MOQT_14 ? MOQ_IETF_FETCH_OK : MOQ_IETF_REQUEST_OK);
+        struct moq_ietf_fetch_ok m = {.request_id = 6, .group_order = 1};
+        moq_buf b;
+        moq_buf_init(&b);
+        assert_int_equal(moq_ietf_encode_fetch_ok(&b, c, &m), 0);
+        uint8_t want[32];
+        size_t n = unhex(want_hex[d - MOQT_14], want);
+        assert_int_equal(b.len, n);
+        assert_memory_equal(b.data, want, n);
+        struct moq_ietf_fetch_ok back;
+        assert_int_equal(moq_ietf_decode_fetch_ok(c, b.data + 3, b.len - 3, &back), 0);
+        if (c->response_ids) assert_int_equal(back.request_id, 6);
+        moq_buf_free(&b);
+    }
+}
+
+/* Draft-14 SUBSCRIBE_UPDATE as upstream lays it out: request id, the subscription's id, start
+ * location, end group (+1, 0 = open), priority and forward bytes, parameters. */
+static void subscribe_update_draft14(void **state)
+{
+    (void)state;
+    struct moq_ietf_request_update m = {.request_id = 10,
+                                        .subscription_id = 5,
+                                        .has_priority = true,
+                                        .priority = 200,
+                                        .has_forward = true,
+                                        .forward = true,
+                                        .has_filter = true};
+    m.filter.kind = MOQ_IETF_FILTER_ABSOLUTE;
+    m.filter.start_group = 1;
+    m.filter.start_object = 2;
+    moq_buf b;
+    moq_buf_init(&b);
+    assert_int_equal(moq_ietf_encode_request_update(&b, d14(), &m), 0);
+    uint8_t want[32];
+    size_t n = unhex("02 0008 0a 05 01 02 00 c8 01 00", want);
+    assert_int_equal(b.len, n);
+    assert_memory_equal(b.data, want, n);
+    struct moq_ietf_request_update back;
+    assert_int_equal(moq_ietf_decode_request_update(d14(), b.data + 3, b.len - 3, &back), 0);
+    assert_int_equal(back.request_id, 10);
+    assert_int_equal(back.subscription_id, 5);
+    assert_int_equal(back.filter.start_group, 1);
+    assert_int_equal(back.filter.start_object, 2);
+    assert_int_equal(back.priority, 200);
+    assert_false(back.has_end);
+    assert_true(back.forward);
+    moq_buf_free(&b);
+}
+
+/* Extension blocks between the drafts' forms: types absolute on 14/15, deltas in ascending
+ * order from 16 (a stable sort), varints leading-ones from 17; a malformed block and a
+ * value draft-14 cannot hold are told apart. */
+static void extension_blocks_convert(void **state)
+{
+    (void)state;
+    const moq_ietf_caps *c14 = d14(), *c16 = moq_ietf_caps_get(MOQT_16),
+                        *c17 = moq_ietf_caps_get(MOQT_17);
+    uint8_t in[32], want[32];
+    size_t n = unhex("10 04 0b 02 6869 10 05", in);
+    moq_buf b;
+    moq_buf_init(&b);
+    assert_int_equal(moq_ietf_ext_convert(c14, in, n, c14, &b), 0); /* order kept */
+    assert_int_equal(b.len, n);
+    assert_memory_equal(b.data, in, n);
+    b.len = 0;
+    assert_int_equal(moq_ietf_ext_convert(c14, in, n, c16, &b), 0);
+    size_t wn = unhex("0b 02 6869 05 04 00 05", want);
+    assert_int_equal(b.len, wn);
+    assert_memory_equal(b.data, want, wn);
+    moq_buf back;
+    moq_buf_init(&back);
+    assert_int_equal(moq_ietf_ext_convert(c16, b.data, b.len, c17, &back), 0);
+    assert_int_equal(back.len, wn); /* small values: one byte in either varint form */
+    assert_memory_equal(back.data, want, wn);
+    back.len = 0;
+    assert_int_equal(moq_ietf_ext_convert(c17, b.data, b.len, c14, &back), 0);
+    wn = unhex("0b 02 6869 10 04 10 05", want);
+    assert_int_equal(back.len, wn);
+    assert_memory_equal(back.data, want, wn);
+    /* malformed: bytes beyond the block, a truncated varint */
+    const char *bad[] = {"0b 05 68", "10", "10 40"};
+    for (size_t i = 0; i < 3; i++) {
+        n = unhex(bad[i], in);
+        b.len = 0;
+        assert_int_equal(moq_ietf_ext_convert(c14, in, n, c16, &b), MOQ_ERR_PROTO);
+    }
+    /* 2^63 on draft-17 has no QUIC varint */
+    uint8_t *q = moq_lo_put(in, 0x10);
+    q = moq_lo_put(q, 1ull << 63);
+    b.len = 0;
+    assert_int_equal(moq_ietf_ext_convert(c17, in, (size_t)(q - in), c14, &b), MOQ_ERR_INVALID);
+    moq_buf_free(&b);
+    moq_buf_free(&back);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -341,6 +458,9 @@ int main(void)
         cmocka_unit_test(subscribe_roundtrip_every_draft),
         cmocka_unit_test(namespace_messages_draft14),
         cmocka_unit_test(empty_namespace_every_draft),
+        cmocka_unit_test(fetch_answer_every_draft),
+        cmocka_unit_test(subscribe_update_draft14),
+        cmocka_unit_test(extension_blocks_convert),
         cmocka_unit_test(subgroup_parser_every_split),
         cmocka_unit_test(subgroup_parser_rejects),
     };

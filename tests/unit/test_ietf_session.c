@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "ietf/codec.h"
+#include "ietf/objects.h"
 #include "model/model.h"
 #include "moq/session.h"
 #include "transport/pipe.h"
@@ -119,7 +120,7 @@ static const struct moq_transport_events peer_events = {
 /* The first message of `type` on any bidi stream the peer received on, decoded by the
  * caller from body[0..*len); NULL when none came. Streams the relay opened start with a
  * message too (its request streams, 17+). */
-static const uint8_t *find_msg(struct peer *p, uint64_t type, size_t *len)
+static const uint8_t *find_msg_in(struct peer *p, uint64_t type, size_t *len, int64_t *sid)
 {
     for (size_t i = 0; i < p->n_rx; i++) {
         if (!p->rx[i].bidi) continue;
@@ -133,6 +134,7 @@ static const uint8_t *find_msg(struct peer *p, uint64_t type, size_t *len)
             if (left < (size_t)n + 2 + body) break;
             if (t == type) {
                 *len = body;
+                if (sid) *sid = p->rx[i].sid;
                 return d + n + 2;
             }
             d += (size_t)n + 2 + body;
@@ -140,6 +142,11 @@ static const uint8_t *find_msg(struct peer *p, uint64_t type, size_t *len)
         }
     }
     return NULL;
+}
+
+static const uint8_t *find_msg(struct peer *p, uint64_t type, size_t *len)
+{
+    return find_msg_in(p, type, len, NULL);
 }
 
 /* A request of ours: on the control stream (14-16) or a bidi stream of its own (17+). */
@@ -247,8 +254,9 @@ static void finish(struct fixture *f)
     moq_origin_free(f->origin);
 }
 
-/* SUBSCRIBE bbb/t as request ID, from the largest object (the draft's way of saying so). */
-static void encode_subscribe(const struct peer *p, uint64_t id, uint8_t priority, moq_buf *b)
+/* SUBSCRIBE ns/t as request ID, from the largest object (the draft's way of saying so). */
+static void encode_subscribe_to(const struct peer *p, const char *ns, uint64_t id, uint8_t priority,
+                                moq_buf *b)
 {
     struct moq_ietf_subscribe m = {.request_id = id,
                                    .track = moq_str_make("t", 1),
@@ -258,7 +266,12 @@ static void encode_subscribe(const struct peer *p, uint64_t id, uint8_t priority
     m.filter.kind =
         p->c->filter == MOQ_IETF_FILTER_FIELDS ? MOQ_IETF_FILTER_NONE : MOQ_IETF_FILTER_LARGEST;
     moq_buf_init(b);
-    assert_int_equal(moq_ietf_encode_subscribe(b, p->c, &m, moq_str_make("bbb", 3)), 0);
+    assert_int_equal(moq_ietf_encode_subscribe(b, p->c, &m, moq_str_make(ns, strlen(ns))), 0);
+}
+
+static void encode_subscribe(const struct peer *p, uint64_t id, uint8_t priority, moq_buf *b)
+{
+    encode_subscribe_to(p, "bbb", id, priority, b);
 }
 
 /* ---- SUBSCRIBE_UPDATE ---- */
@@ -319,7 +332,8 @@ static void sub_on_group(void *ctx, moq_subscription *sub, moq_group *group) {}
 static const moq_subscriber_ops sub_ops = {sub_on_info, sub_on_group, NULL, NULL};
 
 /* A relay subscriber's new priority reaches an IETF publisher as a REQUEST_UPDATE of the
- * relay's SUBSCRIBE, from draft-15 (draft-14's would repeat a start location). */
+ * relay's SUBSCRIBE; on draft-14 a SUBSCRIBE_UPDATE that repeats the start SUBSCRIBE_OK
+ * gave (after the largest location), so it waits for that answer. */
 static void update_reaches_an_ietf_publisher(void **state)
 {
     for (size_t d = 0; d < N_DRAFTS; d++) {
@@ -353,15 +367,32 @@ static void update_reaches_an_ietf_publisher(void **state)
         body = find_msg(p, MOQ_IETF_REQUEST_UPDATE, &len);
         if (!p->c->subscribe_params) {
             assert_null(body);
-        } else {
-            assert_non_null(body);
-            struct moq_ietf_request_update up;
-            assert_int_equal(moq_ietf_decode_request_update(p->c, body, len, &up), 0);
-            assert_true(up.has_priority);
-            assert_int_equal(up.priority, 255 - 250);
-            if (p->c->response_ids) assert_int_equal(up.subscription_id, m.request_id);
-            assert_true(up.request_id != m.request_id);
+            struct moq_ietf_subscribe_ok ok = {.request_id = m.request_id,
+                                               .track_alias = 3,
+                                               .group_order = 2,
+                                               .has_largest = true,
+                                               .largest_group = 4,
+                                               .largest_object = 2};
+            moq_buf_init(&b);
+            assert_int_equal(moq_ietf_encode_subscribe_ok(&b, p->c, &ok), 0);
+            peer_send_on(p, p->control, &b);
+            body = find_msg(p, MOQ_IETF_REQUEST_UPDATE, &len);
         }
+        assert_non_null(body);
+        struct moq_ietf_request_update up;
+        assert_int_equal(moq_ietf_decode_request_update(p->c, body, len, &up), 0);
+        assert_true(up.has_priority);
+        assert_int_equal(up.priority, 255 - 250);
+        if (p->c->response_ids) assert_int_equal(up.subscription_id, m.request_id);
+        assert_true(up.request_id != m.request_id);
+        if (!p->c->subscribe_params) {
+            assert_true(up.has_filter);
+            assert_int_equal(up.filter.start_group, 4);
+            assert_int_equal(up.filter.start_object, 3);
+            assert_false(up.has_end);
+            assert_true(up.forward);
+        }
+        assert_non_null(f.s);
         moq_subscription_close(sub);
         moq_pipe_flush(p->pipe);
         finish(&f);
@@ -396,10 +427,10 @@ static void send_fetch(struct peer *p, int type, uint64_t id, uint64_t joining, 
     peer_send(p, &b);
 }
 
-/* A joining FETCH of offset 0 is answered as upstream answers it: FETCH_OK and a fetch
- * stream of its header alone (a subscription starts at the beginning of a group, so nothing
- * precedes it); a standalone fetch and a join of no subscription are refused and the
- * session goes on. */
+/* A joining FETCH of offset 0 is answered as upstream answers it: FETCH_OK (REQUEST_OK from
+ * draft-15) and a fetch stream of its header alone (a subscription starts at the beginning
+ * of a group, so nothing precedes it); a standalone fetch and a join of no subscription are
+ * refused and the session goes on. */
 static void joining_fetch_is_answered_empty(void **state)
 {
     for (size_t d = 0; d < N_DRAFTS; d++) {
@@ -415,7 +446,7 @@ static void joining_fetch_is_answered_empty(void **state)
         uint64_t fetch_id = peer_request_id(p);
         send_fetch(p, MOQ_IETF_FETCH_RELATIVE, fetch_id, sub_id, 0);
         size_t len;
-        const uint8_t *body = find_msg(p, MOQ_IETF_FETCH_OK, &len);
+        const uint8_t *body = find_msg(p, moq_ietf_fetch_ok_type(p->c), &len);
         assert_non_null(body);
         struct moq_ietf_fetch_ok ok;
         assert_int_equal(moq_ietf_decode_fetch_ok(p->c, body, len, &ok), 0);
@@ -441,12 +472,240 @@ static void joining_fetch_is_answered_empty(void **state)
     }
 }
 
+/* ---- objects: extension headers and subgroups ---- */
+
+static size_t unhex(const char *hex, uint8_t *out)
+{
+    size_t n = 0;
+    for (const char *q = hex; *q;) {
+        if (*q == ' ') {
+            q++;
+            continue;
+        }
+        unsigned v;
+        sscanf(q, "%2x", &v);
+        out[n++] = (uint8_t)v;
+        q += 2;
+    }
+    return n;
+}
+
+/* Extension blocks in draft-14 form (absolute types, QUIC varints): a bytes pair 0x0b "hi"
+ * and a Timestamp (0x10) of 4; and a lone bytes pair 0x0d "z". */
+static const char *EXT0 = "0b 02 6869 10 04";
+static const char *EXT1 = "0d 01 7a";
+
+/* An extension block in draft d's form. */
+static void ext_in(const moq_ietf_caps *c, const char *hex14, moq_buf *out)
+{
+    uint8_t raw[32];
+    size_t n = unhex(hex14, raw);
+    moq_buf_init(out);
+    assert_int_equal(moq_ietf_ext_convert(moq_ietf_caps_get(MOQT_14), raw, n, c, out), 0);
+}
+
+/* One object of a subgroup stream with extensions: id delta 0, the block, the payload. */
+static void put_object(struct peer *p, moq_buf *b, const char *ext14, const char *payload)
+{
+    moq_buf ext;
+    ext_in(p->c, ext14, &ext);
+    uint8_t v[MOQ_IETF_VARINT_MAX];
+    moq_buf_append(b, v, (size_t)(moq_ietf_varint_put(p->c, v, 0) - v));
+    moq_buf_append(b, v, (size_t)(moq_ietf_varint_put(p->c, v, ext.len) - v));
+    moq_buf_append(b, ext.data, ext.len);
+    moq_buf_append(b, v, (size_t)(moq_ietf_varint_put(p->c, v, strlen(payload)) - v));
+    moq_buf_append(b, payload, strlen(payload));
+    moq_buf_free(&ext);
+}
+
+/* A subgroup stream from the peer: header type (the draft's FIRST_OBJECT bit added), alias,
+ * group, the subgroup id when the type has the field, priority, then `body`. */
+static void send_subgroup(struct peer *p, uint64_t type, uint64_t alias, uint64_t group,
+                          uint64_t subgroup, moq_buf *body)
+{
+    uint8_t h[5 * MOQ_IETF_VARINT_MAX], *q = h;
+    q = moq_ietf_varint_put(p->c, q, type | (p->c->first_object_bit ? 0x40 : 0));
+    q = moq_ietf_varint_put(p->c, q, alias);
+    q = moq_ietf_varint_put(p->c, q, group);
+    if ((type & 0x06) == 0x04) q = moq_ietf_varint_put(p->c, q, subgroup);
+    *q++ = 7;
+    int64_t sid;
+    assert_int_equal(moq_transport_open(p->t, false, &sid), 0);
+    assert_int_equal(moq_transport_write_bytes(p->t, sid, h, (size_t)(q - h), false), 0);
+    assert_int_equal(moq_transport_write_bytes(p->t, sid, body->data, body->len, true), 0);
+    moq_buf_free(body);
+    moq_pipe_flush(p->pipe);
+}
+
+struct groups {
+    moq_group *g[4];
+    size_t n;
+};
+
+static void groups_on_group(void *ctx, moq_subscription *sub, moq_group *group)
+{
+    struct groups *gs = ctx;
+    if (gs->n < 4) gs->g[gs->n++] = moq_group_ref(group);
+}
+
+static const moq_subscriber_ops groups_ops = {sub_on_info, groups_on_group, NULL, NULL};
+
+/* What a subscriber reads off one of the relay's subgroup streams: per object "X<ext
+ * hex>" when it carried a non-empty block, then its payload, objects separated by '|'. */
+static void read_subgroup(const struct peer *p, const moq_buf *in, uint64_t *group, char *out,
+                          size_t cap)
+{
+    moq_ietf_sg_parser sp;
+    moq_ietf_sg_init(&sp, p->c);
+    const uint8_t *d = in->data;
+    size_t left = in->len, o = 0;
+    struct moq_ietf_sg_ev ev;
+    out[0] = 0;
+    while (moq_ietf_sg_next(&sp, &d, &left, &ev) > 0) {
+        if (ev.kind == MOQ_IETF_SG_HEADER) {
+            assert_true(ev.header.extensions);
+            *group = ev.header.group;
+        } else if (ev.kind == MOQ_IETF_SG_EXT) {
+            o += (size_t)snprintf(out + o, cap - o, "X");
+            for (size_t i = 0; i < ev.len; i++)
+                o += (size_t)snprintf(out + o, cap - o, "%02x", ev.data[i]);
+            o += (size_t)snprintf(out + o, cap - o, " ");
+        } else if (ev.kind == MOQ_IETF_SG_PAYLOAD) {
+            o += (size_t)snprintf(out + o, cap - o, "%.*s", (int)ev.len, ev.data);
+        } else if (ev.kind == MOQ_IETF_SG_OBJECT_END) {
+            o += (size_t)snprintf(out + o, cap - o, "|");
+        }
+    }
+    assert_int_equal(left, 0);
+}
+
+/* An IETF publisher's objects with extension headers reach an IETF subscriber with the same
+ * pairs in the subscriber's draft's form, and a moq-lite subscriber (the model's frames)
+ * with the payload alone; a stream of subgroup 1 is dropped, one whose subgroup is its
+ * first object's id (0) is taken, a group with a gap in its object ids is dropped, and the
+ * session goes on. The peer is publisher and subscriber
+ * at once, through the relay. */
+static void objects_carry_extensions_through(void **state)
+{
+    for (size_t d = 0; d < N_DRAFTS; d++) {
+        struct fixture f;
+        start(&f, d);
+        struct peer *p = &f.peer;
+        moq_buf b;
+        moq_buf_init(&b);
+        assert_int_equal(moq_ietf_encode_publish_namespace(&b, p->c, peer_request_id(p),
+                                                           moq_str_make("pub", 3), NULL),
+                         0);
+        peer_send(p, &b);
+        /* the model's subscriber, as a moq-lite session would be */
+        struct groups lite = {0};
+        moq_sub_prefs prefs = {.priority = 1};
+        moq_subscription *sub = NULL;
+        assert_int_equal(moq_origin_subscribe(f.origin, (const uint8_t *)"pub", 3,
+                                              (const uint8_t *)"t", 1, 0, &prefs, &groups_ops,
+                                              &lite, &sub),
+                         0);
+        /* and the peer's own subscription through the relay */
+        encode_subscribe_to(p, "pub", peer_request_id(p), 1, &b);
+        peer_send(p, &b);
+        size_t len = 0;
+        int64_t up_sid = -1;
+        const uint8_t *body = find_msg_in(p, MOQ_IETF_SUBSCRIBE, &len, &up_sid);
+        assert_non_null(body);
+        struct moq_ietf_subscribe up;
+        assert_int_equal(moq_ietf_decode_subscribe(p->c, body, len, &up), 0);
+        moq_buf_free(&up.ns);
+        struct moq_ietf_subscribe_ok ok = {
+            .request_id = up.request_id, .track_alias = 7, .group_order = 2};
+        moq_buf_init(&b);
+        assert_int_equal(moq_ietf_encode_subscribe_ok(&b, p->c, &ok), 0);
+        peer_send_on(p, p->c->request_streams ? up_sid : p->control, &b);
+
+        size_t before = p->n_rx;
+        moq_buf_init(&b); /* group 0: extensions (type 0x19), end of group */
+        put_object(p, &b, EXT0, "abc");
+        put_object(p, &b, EXT1, "de");
+        put_object(p, &b, "", "f");
+        send_subgroup(p, 0x19, 7, 0, 0, &b);
+        moq_buf_init(&b); /* group 1 on subgroup 1: dropped */
+        put_object(p, &b, EXT1, "no");
+        send_subgroup(p, 0x1d, 7, 1, 1, &b);
+        moq_buf_init(&b); /* group 2, subgroup = first object id (type 0x1b) */
+        put_object(p, &b, EXT1, "yes");
+        send_subgroup(p, 0x1b, 7, 2, 0, &b);
+        moq_buf_init(&b); /* group 3 starts at object 1: a gap, dropped */
+        static const uint8_t gap[] = {0x01, 0x00, 0x01, 'g'};
+        moq_buf_append(&b, gap, sizeof(gap));
+        send_subgroup(p, 0x19, 7, 3, 0, &b);
+        assert_non_null(f.s);
+        assert_int_equal(lite.n, 3);
+        assert_int_equal(moq_group_state(lite.g[2], NULL), MOQ_GROUP_ABORTED);
+        moq_group_unref(lite.g[2]);
+        lite.n = 2;
+
+        /* the lite view: payloads alone, the pairs kept aside in canonical form */
+        assert_int_equal(lite.n, 2);
+        assert_int_equal(moq_group_sequence(lite.g[0]), 0);
+        assert_int_equal(moq_group_sequence(lite.g[1]), 2);
+        assert_int_equal(moq_group_frame_count(lite.g[0]), 3);
+        const moq_frame *fr = moq_group_frame(lite.g[0], 0);
+        assert_int_equal(fr->payload_len, 3);
+        assert_memory_equal(fr->chunk->data + fr->payload_off, "abc", 3);
+        uint8_t want[32];
+        size_t wn = unhex(EXT0, want);
+        assert_int_equal(fr->side_len, wn);
+        assert_memory_equal(fr->chunk->data + fr->side_off, want, wn);
+        assert_int_equal(moq_group_frame(lite.g[0], 2)->side_len, 0);
+
+        /* the IETF view: every pair, in this draft's form */
+        char seen[3][128];
+        size_t n_seen = 0;
+        for (size_t i = before; i < p->n_rx; i++) {
+            if (p->rx[i].bidi || !p->rx[i].fin) continue;
+            uint64_t group = 99;
+            char text[128];
+            read_subgroup(p, &p->rx[i].in, &group, text, sizeof(text));
+            if (group > 2) continue;
+            assert_true(n_seen < 3);
+            snprintf(seen[group], sizeof(seen[group]), "%s", text);
+            n_seen++;
+        }
+        assert_int_equal(n_seen, 2);
+        char want0[128], want2[128];
+        moq_buf e0, e1;
+        ext_in(p->c, EXT0, &e0);
+        ext_in(p->c, EXT1, &e1);
+        int o = snprintf(want0, sizeof(want0), "X");
+        for (size_t i = 0; i < e0.len; i++)
+            o += snprintf(want0 + o, sizeof(want0) - (size_t)o, "%02x", e0.data[i]);
+        o += snprintf(want0 + o, sizeof(want0) - (size_t)o, " abc|X");
+        for (size_t i = 0; i < e1.len; i++)
+            o += snprintf(want0 + o, sizeof(want0) - (size_t)o, "%02x", e1.data[i]);
+        snprintf(want0 + o, sizeof(want0) - (size_t)o, " de|f|");
+        o = snprintf(want2, sizeof(want2), "X");
+        for (size_t i = 0; i < e1.len; i++)
+            o += snprintf(want2 + o, sizeof(want2) - (size_t)o, "%02x", e1.data[i]);
+        snprintf(want2 + o, sizeof(want2) - (size_t)o, " yes|");
+        assert_string_equal(seen[0], want0);
+        assert_string_equal(seen[2], want2);
+        moq_buf_free(&e0);
+        moq_buf_free(&e1);
+
+        for (size_t i = 0; i < lite.n; i++)
+            moq_group_unref(lite.g[i]);
+        moq_subscription_close(sub);
+        moq_pipe_flush(p->pipe);
+        finish(&f);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(update_from_subscriber_reaches_the_publisher),
         cmocka_unit_test(update_reaches_an_ietf_publisher),
         cmocka_unit_test(joining_fetch_is_answered_empty),
+        cmocka_unit_test(objects_carry_extensions_through),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -336,7 +336,7 @@ static void publish_group(struct pub *p, uint64_t seq, int n)
         c->data[22] = 0; /* lite-05: zigzag timestamp delta 0, size 1 */
         c->data[23] = 1;
         c->data[0] = 1; /* lite-03/04: size 1 */
-        moq_frame f = {c, 24, 1, 0, {22, 0}, {2, 1}};
+        moq_frame f = {c, 24, 1, 0, {22, 0}, {2, 1}, 0, 0};
         assert_int_equal(moq_group_append(g, &f, moq_now_us()), 0);
     }
     assert_int_equal(moq_group_finish(g, moq_now_us()), 0);
