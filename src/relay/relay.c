@@ -835,6 +835,7 @@ int moq_relay_new_worker(struct ev_loop *loop, const struct moq_config *cfg,
     if (cfg->cache.duration_set) oc.cache_duration_us = cfg->cache.duration_ms * 1000;
     if (cfg->cache.capacity_set) oc.cache_capacity = cfg->cache.capacity;
     oc.shared_charge = r->worker.cache_charge;
+    oc.announce_seq = r->worker.announce_seq;
     r->origin = moq_origin_new(&oc);
     int rv = r->origin ? 0 : MOQ_ERR_NOMEM;
     if (rv == 0) rv = setup_bridge(r);

@@ -35,6 +35,7 @@ struct moq_relay_worker {
     struct moq_quic_limits *quic_limits;       /* the QUIC listeners' shared budgets */
     _Atomic size_t *http_conns;                /* web connections over all workers */
     _Atomic uint64_t *cache_charge;            /* cached bytes over all workers' origins */
+    _Atomic uint64_t *announce_seq;            /* orders publishers alike on every worker */
     moq_relay *const *relays; /* every worker's relay, by index (each used on its thread) */
 };
 

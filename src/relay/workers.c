@@ -41,7 +41,8 @@ struct workers {
     moq_quic_limits *quic_limits;
     _Atomic size_t http_conns;
     _Atomic uint64_t cache_charge;
-    moq_relay **relays; /* by worker, filled as they are built */
+    _Atomic uint64_t announce_seq; /* the workers' origins draw announce sequences from it */
+    moq_relay **relays;            /* by worker, filled as they are built */
 };
 
 static void control_cb(struct ev_loop *loop, ev_async *a, int revents)
@@ -106,6 +107,7 @@ static int build_worker(struct workers *ws, const struct moq_config *cfg, unsign
         .quic_limits = ws->quic_limits,
         .http_conns = &ws->http_conns,
         .cache_charge = &ws->cache_charge,
+        .announce_seq = &ws->announce_seq,
         .relays = ws->relays,
     };
     int rv = moq_relay_new_worker(w->loop, cfg, &rw, &w->relay, err, errlen);
