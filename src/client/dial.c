@@ -217,7 +217,7 @@ static void session_announce_refused(void *ctx, moq_session *s, const char *pref
     if (d->announce_refused) d->announce_refused(d->ctx, d, prefix);
 }
 
-static void moq_session_emit(void *ctx, moq_session *s, const struct moq_session_event *ev)
+static void session_event(void *ctx, moq_session *s, const struct moq_session_event *ev)
 {
     moq_dial *d = ctx;
     if (d->event) d->event(d->ctx, d, ev);
@@ -241,7 +241,7 @@ static void start_session(moq_dial *d, moq_transport *t)
         .authorize = session_authorize,
         .upstream = session_upstream,
         .announce_refused = session_announce_refused,
-        .event = moq_session_emit,
+        .event = session_event,
         .closed = session_closed,
         .ctx = d,
     };

@@ -110,6 +110,10 @@ typedef struct moq_origin_config {
      * this counter (one origin per worker thread). Each origin evicts its own least recently
      * used groups while the sum is over the budget. Must outlive the origin. */
     _Atomic uint64_t *shared_charge;
+    /* Non-NULL: announce sequences are drawn from this counter, shared with the origins of
+     * the relay's other workers, so that publishers are ordered alike relay-wide (the newest
+     * remaining one wins everywhere). Must outlive the origin. */
+    _Atomic uint64_t *announce_seq;
     uint64_t max_frame_bytes; /* larger frames are refused (default 32 MiB) */
     uint64_t max_group_bytes; /* a group keeps at most this many payload bytes (default 32 MiB);
                                  older frames of a longer group are dropped */
@@ -326,6 +330,19 @@ int moq_route_update(moq_route *route, const uint64_t *hops, size_t nhops);
  * the path over as a new announcement would, with no moment without it in between. */
 int moq_route_renew(moq_route *route, const uint64_t *hops, size_t nhops);
 
+/* Announce sequences. Every announcement of new content (moq_origin_announce, a renewal, a
+ * chain of another publisher) draws the next sequence (config announce_seq). New content
+ * takes the path over only when its sequence is above the current publisher's (or, when
+ * no route of it remains, above every standby's); when the current publisher's last route
+ * goes, the standby with the highest sequence takes over. A route mirroring another
+ * worker's route of the same relay (a bridge) passes the sequence its source drew instead,
+ * with these two; a route announced with a sequence below the current publisher's waits as
+ * a standby. */
+int moq_origin_announce_seq(moq_origin *origin, const uint8_t *path, size_t path_len,
+                            const uint64_t *hops, size_t nhops, uint64_t seq,
+                            const moq_producer_ops *ops, void *ctx, moq_route **out);
+int moq_route_renew_seq(moq_route *route, const uint64_t *hops, size_t nhops, uint64_t seq);
+
 /* Graceful unannounce: the route is removed now and freed; if it was the last one the
  * broadcast ends immediately (watchers see it end, its live tracks abort with
  * MOQ_REASON_DROPPED). A track that was already finished does not abort: its subscribers
@@ -500,6 +517,7 @@ typedef struct moq_announce_event {
     size_t suffix_len;
     const uint64_t *hops; /* best route visible to this watch (ACTIVE / RESTART) */
     size_t nhops;
+    uint64_t seq; /* that route's announce sequence (ACTIVE / RESTART) */
     bool initial; /* part of the initial set delivered inside moq_origin_watch */
     /* ENDED only: another publisher's content took the path over, and its broadcast is
      * announced to this watch (ACTIVE) right after this event, within the same call. */
@@ -514,7 +532,11 @@ typedef struct moq_watch_ops {
 
 /*
  * Watch broadcasts under `prefix`. Routes whose chain contains `exclude_hop` (0 = none)
- * are invisible to this watch. The initial set - every visible broadcast under the prefix
+ * are invisible to this watch. A watch excluding MOQ_EXCLUDE_BRIDGES (a bridge telling the
+ * other workers what this one publishes) also sees a broadcast whose only visible routes are
+ * standbys, through the newest of them: each worker's publishers reach the others, so every
+ * worker knows which remaining one is the newest; for it, a change of the advertised
+ * route's sequence is a RESTART. The initial set - every visible broadcast under the prefix
  * with its best visible route, events flagged `initial` - is delivered before this
  * returns; live updates follow. A broadcast lingering after ungraceful loss stays
  * announced. MOQ_ERR_INVALID / MOQ_ERR_NOMEM.

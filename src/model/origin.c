@@ -2,6 +2,7 @@
  * origin.c - the path trie, broadcasts and their routes (best-route choice, linger),
  * announcement watches, tick, listing and teardown.
  */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -215,6 +216,20 @@ static void watch_unpin(moq_watch *w)
     if (--w->pins == 0 && w->closed) free(w);
 }
 
+/* The route a watch advertises a live broadcast with, or NULL: the best usable one it may
+ * see; for a bridge's watch, failing that, the newest standby it may see. */
+static moq_route *watch_route(const moq_broadcast *bc, uint64_t exclude)
+{
+    moq_route *best = moq_bc_best_route(bc, exclude);
+    if (best || exclude != MOQ_EXCLUDE_BRIDGES) return best;
+    for (moq_list *pos = bc->routes.next; pos != &bc->routes; pos = pos->next) {
+        moq_route *r = moq_container_of(pos, moq_route, link);
+        if (!r->standby || r->removing || r->withdrawn || moq_route_excluded(r, exclude)) continue;
+        if (!best || r->seq > best->seq) best = r;
+    }
+    return best;
+}
+
 /* Bring one watch's view of one broadcast up to date, emitting at most one event. State
  * based, so nested or repeated calls never duplicate or lose an event. */
 static void watch_reconcile(moq_watch *w, moq_broadcast *bc, bool initial)
@@ -222,14 +237,16 @@ static void watch_reconcile(moq_watch *w, moq_broadcast *bc, bool initial)
     if (w->closed) return;
     uint64_t hops[MOQ_MAX_HOPS];
     size_t nhops = 0;
+    uint64_t seq = 0;
     bool visible = false;
     void *cur = moq_u64map_get(&w->adv, bc->id);
     if (bc->state == BC_LIVE) {
-        moq_route *r = moq_bc_best_route(bc, w->exclude);
+        moq_route *r = watch_route(bc, w->exclude);
         if (r) {
             visible = true;
             nhops = r->nhops;
             memcpy(hops, r->hops, nhops * sizeof(*hops));
+            seq = r->seq;
         }
     } else if (bc->state == BC_LINGERING) {
         if (cur) return; /* still announced as it was */
@@ -239,7 +256,9 @@ static void watch_reconcile(moq_watch *w, moq_broadcast *bc, bool initial)
             memcpy(hops, bc->adv_hops, nhops * sizeof(*hops));
         }
     }
-    uintptr_t tag = visible ? hops_tag(hops, nhops) : 0;
+    /* A bridge tells the other workers of another publisher with the same chain too. */
+    uint64_t seq_mix = w->exclude == MOQ_EXCLUDE_BRIDGES ? seq << 1 : 0;
+    uintptr_t tag = visible ? hops_tag(hops, nhops) ^ (uintptr_t)seq_mix : 0;
     int kind;
     if (visible && !cur)
         kind = MOQ_ANNOUNCE_ACTIVE;
@@ -265,9 +284,10 @@ static void watch_reconcile(moq_watch *w, moq_broadcast *bc, bool initial)
         .suffix_len = bc->path_len - skip,
         .hops = hops,
         .nhops = kind == MOQ_ANNOUNCE_ENDED ? 0 : nhops,
+        .seq = kind == MOQ_ANNOUNCE_ENDED ? 0 : seq,
         .initial = initial,
         .replaced = kind == MOQ_ANNOUNCE_ENDED && succ && succ->state == BC_LIVE &&
-                    moq_bc_best_route(succ, w->exclude) != NULL,
+                    watch_route(succ, w->exclude) != NULL,
     };
     w->ops->on_announce(w->ctx, w, &ev);
 }
@@ -465,6 +485,27 @@ static bool takeover_allowed(const moq_broadcast *bc, const moq_route *r)
     return !best || r->nhops <= best->nhops;
 }
 
+/* Whether new content on r is older than what the path serves without it: the current
+ * publisher's routes, or when none is left, the newest standby. Announce sequences are
+ * relay-wide, so every worker of a relay decides alike. */
+static bool older_than_rivals(const moq_broadcast *bc, const moq_route *r)
+{
+    uint64_t current = 0, standby = 0;
+    for (const moq_list *pos = bc->routes.next; pos != &bc->routes; pos = pos->next) {
+        const moq_route *o = moq_container_of(pos, moq_route, link);
+        if (o == r || o->removing || o->withdrawn) continue;
+        if (!o->standby && o->seq > current) current = o->seq;
+        if (o->standby && o->seq > standby) standby = o->seq;
+    }
+    return r->seq < (current ? current : standby);
+}
+
+static uint64_t draw_seq(moq_origin *o)
+{
+    if (o->cfg.announce_seq) return atomic_fetch_add(o->cfg.announce_seq, 1) + 1;
+    return ++o->next_route_seq;
+}
+
 /* The last route of the current publisher is gone or withdrawn: a standby publisher takes
  * the path over, or the broadcast ends. */
 static void bc_publisher_gone(moq_broadcast *bc)
@@ -492,8 +533,10 @@ static void route_set_hops(moq_route *r, const uint64_t *hops, size_t nhops)
 }
 
 /* A route's new chain; `renewed`: it carries new content (announced again after a
- * withdrawal, or replaced at its source), which takes the path over like an announcement. */
-static int route_update(moq_route *r, const uint64_t *hops, size_t nhops, bool renewed)
+ * withdrawal, or replaced at its source), which takes the path over like an announcement.
+ * New content gets `seq`, or a new sequence when that is 0. */
+static int route_update(moq_route *r, const uint64_t *hops, size_t nhops, bool renewed,
+                        uint64_t seq)
 {
     if (!r || r->removing) return MOQ_ERR_INVALID;
     moq_broadcast *bc = r->bc;
@@ -506,6 +549,7 @@ static int route_update(moq_route *r, const uint64_t *hops, size_t nhops, bool r
     route_set_hops(r, hops, nhops);
     r->withdrawn = false;
     if (same_chain && !renewed) return 0;
+    if (renewed || !same_publisher(before, r->publisher)) r->seq = seq ? seq : draw_seq(bc->origin);
     if (same_publisher(bc->publisher, r->publisher)) {
         r->standby = false; /* (a standby of this publisher joins) */
         bc_splice(bc);
@@ -514,7 +558,8 @@ static int route_update(moq_route *r, const uint64_t *hops, size_t nhops, bool r
     }
     bool was_usable = !r->standby;
     r->standby = true;
-    if ((renewed || was_usable || !same_publisher(before, r->publisher)) && takeover_allowed(bc, r))
+    if ((renewed || was_usable || !same_publisher(before, r->publisher)) &&
+        takeover_allowed(bc, r) && !older_than_rivals(bc, r))
         bc_takeover(bc, r); /* new content wins the path */
     else if (was_usable && !bc_has_usable_route(bc))
         bc_publisher_gone(bc);
@@ -526,16 +571,28 @@ static int route_update(moq_route *r, const uint64_t *hops, size_t nhops, bool r
 
 int moq_route_update(moq_route *r, const uint64_t *hops, size_t nhops)
 {
-    return route_update(r, hops, nhops, false);
+    return route_update(r, hops, nhops, false, 0);
 }
 
 int moq_route_renew(moq_route *r, const uint64_t *hops, size_t nhops)
 {
-    return route_update(r, hops, nhops, true);
+    return route_update(r, hops, nhops, true, 0);
+}
+
+int moq_route_renew_seq(moq_route *r, const uint64_t *hops, size_t nhops, uint64_t seq)
+{
+    return route_update(r, hops, nhops, true, seq);
 }
 
 int moq_origin_announce(moq_origin *o, const uint8_t *path, size_t path_len, const uint64_t *hops,
                         size_t nhops, const moq_producer_ops *ops, void *ctx, moq_route **out)
+{
+    return moq_origin_announce_seq(o, path, path_len, hops, nhops, 0, ops, ctx, out);
+}
+
+int moq_origin_announce_seq(moq_origin *o, const uint8_t *path, size_t path_len,
+                            const uint64_t *hops, size_t nhops, uint64_t seq,
+                            const moq_producer_ops *ops, void *ctx, moq_route **out)
 {
     if (!o || !out || !ops || !ops->track_request || !ops->track_release || (path_len && !path))
         return MOQ_ERR_INVALID;
@@ -552,7 +609,7 @@ int moq_origin_announce(moq_origin *o, const uint8_t *path, size_t path_len, con
             moq_route *r = moq_container_of(pos, moq_route, link);
             if (r->ops == ops && r->ctx == ctx && !r->removing) {
                 *out = r;
-                return moq_route_update(r, hops, nhops);
+                return route_update(r, hops, nhops, false, seq);
             }
         }
     }
@@ -570,7 +627,7 @@ int moq_origin_announce(moq_origin *o, const uint8_t *path, size_t path_len, con
     }
     r->ops = ops;
     r->ctx = ctx;
-    r->seq = ++o->next_route_seq;
+    r->seq = seq ? seq : draw_seq(o);
     route_attach(r, bc);
     route_set_hops(r, hops, nhops);
     if (created) bc->publisher = r->publisher;
@@ -578,7 +635,8 @@ int moq_origin_announce(moq_origin *o, const uint8_t *path, size_t path_len, con
     *out = r;
     if (!created && !same_publisher(bc->publisher, r->publisher)) {
         r->standby = true;
-        if (takeover_allowed(bc, r)) bc_takeover(bc, r); /* new content replaces the broadcast */
+        if (takeover_allowed(bc, r) && !older_than_rivals(bc, r))
+            bc_takeover(bc, r); /* new content replaces the broadcast */
         return 0;
     }
     bc_splice(bc);

@@ -19,7 +19,7 @@
 #define FETCH_BIT (UINT64_C(1) << 55)
 
 enum msg_kind {
-    M_ANNOUNCE,    /* source -> sink: ann, path, hops */
+    M_ANNOUNCE,    /* source -> sink: ann, path, hops, a = announce sequence */
     M_SUBSCRIBE,   /* sink -> source: id, path, name, prefs */
     M_UPDATE,      /* sink -> source: id, prefs */
     M_UNSUBSCRIBE, /* sink -> source: id */
@@ -87,6 +87,7 @@ struct import {
     moq_bridge *b;
     unsigned source;
     moq_route *route;
+    uint64_t seq; /* the announce sequence of the source's route it mirrors */
     size_t ntracks;
     bool withdrawn;
     moq_list link; /* b->all_imports */
@@ -413,6 +414,7 @@ static void on_announce_local(void *ctx, moq_watch *w, const moq_announce_event 
         struct msg *m = msg_new(M_ANNOUNCE, ev->nhops, 0, ev->path, ev->path_len, NULL, 0);
         if (m) {
             m->ann = (uint8_t)ev->kind;
+            m->a = ev->seq;
             if (ev->nhops) memcpy(m->hops, ev->hops, ev->nhops * sizeof(*ev->hops));
         }
         post(b, i, m);
@@ -540,9 +542,12 @@ static void on_announce(moq_bridge *b, const struct msg *m)
         return;
     }
     if (imp) {
-        /* ACTIVE again without an end in between: the source's broadcast was taken over. */
-        int rc = m->ann == MOQ_ANNOUNCE_ACTIVE ? moq_route_renew(imp->route, m->hops, m->nhops)
-                                               : moq_route_update(imp->route, m->hops, m->nhops);
+        /* Another sequence: the source advertises other content (its broadcast was taken
+         * over, or another of its publishers is the newest it has), with no end between. */
+        bool renewed = m->a != imp->seq;
+        imp->seq = m->a;
+        int rc = renewed ? moq_route_renew_seq(imp->route, m->hops, m->nhops, m->a)
+                         : moq_route_update(imp->route, m->hops, m->nhops);
         if (rc < 0)
             moq_debug("relay", "worker %u: route from worker %u not updated", b->index, m->from);
         return;
@@ -556,8 +561,9 @@ static void on_announce(moq_bridge *b, const struct msg *m)
     }
     imp->b = b;
     imp->source = m->from;
-    if (moq_origin_announce(b->origin, m->path, m->path_len, m->hops, m->nhops, &import_ops, imp,
-                            &imp->route) < 0) {
+    imp->seq = m->a;
+    if (moq_origin_announce_seq(b->origin, m->path, m->path_len, m->hops, m->nhops, m->a,
+                                &import_ops, imp, &imp->route) < 0) {
         moq_map_del(imports, m->path, m->path_len);
         free(imp);
         return;

@@ -7,6 +7,7 @@
 #include <gnutls/crypto.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -166,6 +167,32 @@ bool moq_relay_full(const moq_relay *r)
     return max && relay_sessions(r) >= max;
 }
 
+/* A session started: the trim waits until the whole relay is quiet, so with several workers
+ * the start is recorded where worker 0, which trims for all, reads it. */
+static void memtrim_session_started(moq_relay *r, uint64_t now)
+{
+    if (!r->worker.session_started_us) {
+        moq_memtrim_started(&r->memtrim, r->n_sessions, now);
+        return;
+    }
+    uint64_t last = atomic_load(r->worker.session_started_us);
+    while (last < now && !atomic_compare_exchange_weak(r->worker.session_started_us, &last, now))
+        ;
+    size_t sessions = relay_sessions(r), peak = atomic_load(r->worker.session_peak);
+    while (peak < sessions &&
+           !atomic_compare_exchange_weak(r->worker.session_peak, &peak, sessions))
+        ;
+}
+
+/* On worker 0 of several: what every worker recorded since the last look. */
+static void memtrim_collect(moq_relay *r)
+{
+    size_t peak = atomic_exchange(r->worker.session_peak, 0);
+    uint64_t started = atomic_load(r->worker.session_started_us);
+    if (started < r->memtrim.last_start_us) started = r->memtrim.last_start_us;
+    if (peak || started > r->memtrim.last_start_us) moq_memtrim_started(&r->memtrim, peak, started);
+}
+
 int moq_relay_start_session(moq_relay *r, moq_transport *t)
 {
     if (moq_relay_full(r)) {
@@ -210,7 +237,7 @@ int moq_relay_start_session(moq_relay *r, moq_transport *t)
     if (t->kind < 4) r->counters.sessions_total[t->kind]++;
     if (r->worker.count > 1)
         moq_debug("relay", "%s: session on worker %u", t->peer, r->worker.index);
-    moq_memtrim_started(&r->memtrim, r->n_sessions, moq_now_us());
+    memtrim_session_started(r, moq_now_us());
     return 0;
 }
 
@@ -312,8 +339,12 @@ static void origin_broadcast_event(void *ctx, int event, const uint8_t *path, si
 /* Hand what a load peak freed back to the system once the load fell and stayed quiet. */
 static void relay_trim_memory(moq_relay *r)
 {
+    if (r->worker.session_started_us) {
+        if (r->worker.index != 0) return; /* worker 0 trims for the whole relay */
+        memtrim_collect(r);
+    }
     size_t free_before = moq_memtrim_heap_free();
-    if (!moq_memtrim_due(&r->memtrim, r->n_sessions, free_before, moq_now_us())) return;
+    if (!moq_memtrim_due(&r->memtrim, relay_sessions(r), free_before, moq_now_us())) return;
     moq_memtrim_release();
     size_t free_after = moq_memtrim_heap_free();
     moq_memtrim_done(&r->memtrim, free_after);
@@ -321,7 +352,7 @@ static void relay_trim_memory(moq_relay *r)
     moq_debug("relay",
               "%zu session(s): freed memory returned to the system (%zu kB in use, %zu kB free "
               "in the heap)",
-              r->n_sessions, moq_memtrim_heap_used() / 1024, free_after / 1024);
+              relay_sessions(r), moq_memtrim_heap_used() / 1024, free_after / 1024);
 }
 
 static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -835,6 +866,7 @@ int moq_relay_new_worker(struct ev_loop *loop, const struct moq_config *cfg,
     if (cfg->cache.duration_set) oc.cache_duration_us = cfg->cache.duration_ms * 1000;
     if (cfg->cache.capacity_set) oc.cache_capacity = cfg->cache.capacity;
     oc.shared_charge = r->worker.cache_charge;
+    oc.announce_seq = r->worker.announce_seq;
     r->origin = moq_origin_new(&oc);
     int rv = r->origin ? 0 : MOQ_ERR_NOMEM;
     if (rv == 0) rv = setup_bridge(r);

@@ -35,6 +35,11 @@ struct moq_relay_worker {
     struct moq_quic_limits *quic_limits;       /* the QUIC listeners' shared budgets */
     _Atomic size_t *http_conns;                /* web connections over all workers */
     _Atomic uint64_t *cache_charge;            /* cached bytes over all workers' origins */
+    _Atomic uint64_t *announce_seq;            /* orders publishers alike on every worker */
+    /* limits.memory_trim_quiet over the whole relay: when a session last started on any
+     * worker, and the most sessions at once since worker 0 (which trims) last looked. */
+    _Atomic uint64_t *session_started_us;
+    _Atomic size_t *session_peak;
     moq_relay *const *relays; /* every worker's relay, by index (each used on its thread) */
 };
 

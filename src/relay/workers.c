@@ -41,6 +41,9 @@ struct workers {
     moq_quic_limits *quic_limits;
     _Atomic size_t http_conns;
     _Atomic uint64_t cache_charge;
+    _Atomic uint64_t announce_seq; /* the workers' origins draw announce sequences from it */
+    _Atomic uint64_t session_started_us;
+    _Atomic size_t session_peak;
     moq_relay **relays; /* by worker, filled as they are built */
 };
 
@@ -106,6 +109,9 @@ static int build_worker(struct workers *ws, const struct moq_config *cfg, unsign
         .quic_limits = ws->quic_limits,
         .http_conns = &ws->http_conns,
         .cache_charge = &ws->cache_charge,
+        .announce_seq = &ws->announce_seq,
+        .session_started_us = &ws->session_started_us,
+        .session_peak = &ws->session_peak,
         .relays = ws->relays,
     };
     int rv = moq_relay_new_worker(w->loop, cfg, &rw, &w->relay, err, errlen);

@@ -30,6 +30,7 @@ enum verify_mode {
 };
 
 struct moq_tls_client {
+    _Atomic unsigned refs; /* the owner's, plus one per session set up with it */
     gnutls_certificate_credentials_t cred;
     enum verify_mode mode;
     uint8_t (*pins)[MOQ_TLS_FINGERPRINT_LEN];
@@ -37,7 +38,7 @@ struct moq_tls_client {
 };
 
 typedef struct session_ctx {
-    const moq_tls_client *client;
+    moq_tls_client *client;          /* a reference, dropped when GnuTLS frees the session */
     char hostname[MAX_HOSTNAME + 1]; /* GnuTLS keeps a pointer to this for CA verification */
     char reason[192];                /* why the pin check failed, for verify_error */
 } session_ctx;
@@ -153,6 +154,7 @@ int moq_tls_client_new(const moq_tls_client_config *cfg, moq_tls_client **out, c
     if (rc < 0) return rc;
     moq_tls_client *c = calloc(1, sizeof(*c));
     if (!c) return MOQ_ERR_NOMEM;
+    c->refs = 1;
     if (gnutls_certificate_allocate_credentials(&c->cred) < 0) {
         free(c);
         return MOQ_ERR_NOMEM;
@@ -177,9 +179,18 @@ int moq_tls_client_new(const moq_tls_client_config *cfg, moq_tls_client **out, c
     return MOQ_OK;
 }
 
+/* The reference count is bookkeeping, not part of the trust policy the const pointers of
+ * callers promise not to change. */
+static moq_tls_client *client_ref(const moq_tls_client *c)
+{
+    moq_tls_client *m = (moq_tls_client *)c;
+    m->refs++;
+    return m;
+}
+
 void moq_tls_client_free(moq_tls_client *c)
 {
-    if (!c) return;
+    if (!c || --c->refs > 0) return;
     gnutls_certificate_free_credentials(c->cred);
     free(c->pins);
     free(c);
@@ -197,9 +208,13 @@ static int ext_send(gnutls_session_t s, gnutls_buffer_t extdata)
     return 0; /* nothing appended: GnuTLS leaves the extension out of the ClientHello */
 }
 
+/* Called by gnutls_deinit before it lets go of the session's credential list (which it only
+ * unlinks, never reads), so the credentials outlive every use the session makes of them. */
 static void ext_deinit(gnutls_ext_priv_data_t data)
 {
-    free(data);
+    session_ctx *ctx = data;
+    moq_tls_client_free(ctx->client);
+    free(ctx);
 }
 
 static session_ctx *session_ctx_get(gnutls_session_t s)
@@ -270,18 +285,20 @@ int moq_tls_client_setup_session(const moq_tls_client *c, gnutls_session_t s, co
     int len = hostname ? normalise_host(hostname, host) : 0;
     if (len < 0) return MOQ_ERR_INVALID;
     if (c->mode == VERIFY_CA && len == 0) return MOQ_ERR_INVALID;
+    /* The session holds the client (and so its credentials) before it may point to them. */
+    session_ctx *ctx = session_ctx_attach(s);
+    if (!ctx) return MOQ_ERR_NOMEM;
+    moq_tls_client *previous = ctx->client;
+    ctx->client = client_ref(c);
+    moq_tls_client_free(previous);
+    ctx->reason[0] = '\0';
+    memcpy(ctx->hostname, host, (size_t)len + 1);
     if (gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, c->cred) < 0) return MOQ_ERR_TLS;
 
     uint8_t ip[16];
     if (len > 0 && moq_tls_parse_ip(host, ip) == 0 &&
         gnutls_server_name_set(s, GNUTLS_NAME_DNS, host, (size_t)len) < 0)
         return MOQ_ERR_TLS;
-
-    session_ctx *ctx = session_ctx_attach(s);
-    if (!ctx) return MOQ_ERR_NOMEM;
-    ctx->client = c;
-    ctx->reason[0] = '\0';
-    memcpy(ctx->hostname, host, (size_t)len + 1);
 
     switch (c->mode) {
     case VERIFY_NONE:

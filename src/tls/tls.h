@@ -29,11 +29,15 @@
  *
  * Client side
  *   moq_tls_client owns the trust policy (CA roots, pinned leaf fingerprints, or none) and
- *   one gnutls_certificate_credentials_t that every session it sets up points to: it must
- *   outlive those sessions. moq_tls_client_setup_session attaches the credentials, SNI and
- *   the verification to a session; the per-session verification state (a copy of the
- *   hostname, a pointer to the client) lives inside the gnutls session and is freed by
- *   gnutls_deinit. Priorities and ALPN are the caller's job.
+ *   one gnutls_certificate_credentials_t that every session it sets up points to. It is
+ *   reference counted (atomically): moq_tls_client_new returns the owner's reference,
+ *   moq_tls_client_free drops it, and every session set up with it holds one more, dropped
+ *   by gnutls_deinit; the credentials are freed with the last reference, so a connection
+ *   that outlives its owner (a QUIC connection lingering so its close reaches the peer)
+ *   never points to freed credentials. moq_tls_client_setup_session attaches the
+ *   credentials, SNI and the verification to a session; the per-session verification state
+ *   (a copy of the hostname, the client's reference) lives inside the gnutls session and is
+ *   freed by gnutls_deinit. Priorities and ALPN are the caller's job.
  *
  * Errors: functions return 0 (or a positive count) on success and a negative MOQ_ERR_* on
  * failure. Where a caller needs to tell an operator what went wrong (bad path, garbled PEM,
@@ -211,7 +215,8 @@ typedef struct moq_tls_client_config {
 int moq_tls_client_new(const moq_tls_client_config *cfg, moq_tls_client **out, char *err,
                        size_t errlen);
 
-/* Free the client. Every session set up with it must already be deinitialised. */
+/* Drop the owner's reference: the client is freed now, or when the last session set up with
+ * it is deinitialised. */
 void moq_tls_client_free(moq_tls_client *c);
 
 /* Prepare a client session (before the first gnutls_handshake): attach the credentials, set

@@ -7,11 +7,13 @@ source "$(dirname "$0")/cluster_lib.sh"
 RPORT[root]="$(free_port)"
 RPORT[a]="$(free_port)"
 RPORT[b]="$(free_port)"
-relay root
+# The relays notice a's death within seconds (idle timeout).
 # shellcheck disable=SC2046
-relay a $(member a root)
+relay root $(fast_failure)
 # shellcheck disable=SC2046
-relay b $(member b root)
+relay a $(member a root) $(fast_failure)
+# shellcheck disable=SC2046
+relay b $(member b root) $(fast_failure)
 wait_for joined a root || fail "leaf a did not join the root"
 wait_for joined b root || fail "leaf b did not join the root"
 
@@ -38,7 +40,7 @@ wait "$PUB_PID" 2>/dev/null || true
 
 note "leaf a returns and republishes"
 # shellcheck disable=SC2046
-relay a $(member a root)
+relay a $(member a root) $(fast_failure)
 wait_for eval '(($(log_count "$TMP/a.log" "cluster: connected to $(peer root)") >= 2))' ||
     fail "leaf a did not rejoin"
 start_publisher pub2 a show

@@ -14,7 +14,19 @@ struct pair {
     moq_origin *a, *b;
     moq_bridge_hub *hub;
     moq_bridge *ba, *bb;
+    _Atomic uint64_t announce_seq; /* shared by both origins, as by a relay's workers */
 };
+
+static moq_origin *worker_origin(struct pair *p)
+{
+    moq_origin_config cfg;
+    moq_origin_config_default(&cfg);
+    cfg.id = ID;
+    cfg.announce_seq = &p->announce_seq;
+    moq_origin *o = moq_origin_new(&cfg);
+    assert_non_null(o);
+    return o;
+}
 
 static void pair_new(struct pair *p)
 {
@@ -23,8 +35,8 @@ static void pair_new(struct pair *p)
     p->lb = ev_loop_new(EVFLAG_AUTO);
     assert_non_null(p->la);
     assert_non_null(p->lb);
-    p->a = new_origin(ID, 0);
-    p->b = new_origin(ID, 0);
+    p->a = worker_origin(p);
+    p->b = worker_origin(p);
     p->hub = moq_bridge_hub_new(2);
     assert_int_equal(moq_bridge_new(p->hub, 0, p->la, p->a, &p->ba), 0);
     assert_int_equal(moq_bridge_new(p->hub, 1, p->lb, p->b, &p->bb), 0);
@@ -299,6 +311,45 @@ static void takeover_on_any_worker(void **state)
         takeover_placed(placement);
 }
 
+/* Three publishers of a path, placed on the workers every way; the newest unannounces. The
+ * newest remaining one, the second, carries the path on both workers, as on one origin. */
+static void standby_order_placed(unsigned placement)
+{
+    struct pair p;
+    pair_new(&p);
+    moq_origin *at[2] = {p.a, p.b};
+    prod pub[3] = {{0}};
+    for (unsigned k = 0; k < 3; k++) {
+        uint64_t hop = 2000 + k;
+        announce(at[placement >> k & 1], &pub[k], "cam", &hop, 1);
+        pump(&p);
+    }
+    moq_route_unannounce(pub[2].route);
+    pump(&p);
+    for (int i = 0; i < 2; i++) {
+        int before[2] = {pub[0].requests, pub[1].requests};
+        rsub s = {0};
+        moq_sub_prefs pr = prefs_default();
+        assert_int_equal(subscribe(at[i], &s, "cam", "t", 0, &pr), 0);
+        pump(&p);
+        if (pub[1].requests != before[1] + 1 || pub[0].requests != before[0])
+            fail_msg("placement %u: a subscriber on worker %d did not reach the second publisher",
+                     placement, i);
+        rsub_close(&s);
+        pump(&p);
+    }
+    for (unsigned k = 0; k < 2; k++)
+        moq_route_unannounce(pub[k].route);
+    pump(&p);
+    pair_free(&p);
+}
+
+static void newest_remaining_publisher_wins_on_every_worker(void **state)
+{
+    for (unsigned placement = 0; placement < 8; placement++)
+        standby_order_placed(placement);
+}
+
 /* Stopping with subscriptions, groups and messages in flight frees everything. */
 static void stop_in_flight(void **state)
 {
@@ -333,6 +384,7 @@ int main(void)
         cmocka_unit_test(fetch_crosses),
         cmocka_unit_test(stop_in_flight),
         cmocka_unit_test(takeover_on_any_worker),
+        cmocka_unit_test(newest_remaining_publisher_wins_on_every_worker),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

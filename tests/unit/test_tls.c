@@ -161,6 +161,10 @@ static bool step(gnutls_session_t s, int *rc, bool *done)
     return true;
 }
 
+/* When set, the client's owner lets go of it as soon as the session is set up, as a dial that
+ * is freed while its connection still lingers does. */
+static moq_tls_client **release_after_setup;
+
 static int handshake(moq_tls_creds *creds, const moq_tls_client *client, const char *hostname,
                      hs_result *res)
 {
@@ -180,6 +184,11 @@ static int handshake(moq_tls_creds *creds, const moq_tls_client *client, const c
                                                  GNUTLS_EXT_FLAG_CLIENT_HELLO),
                      0);
     int rc = moq_tls_client_setup_session(client, cli, hostname);
+    if (release_after_setup) {
+        moq_tls_client_free(*release_after_setup);
+        *release_after_setup = NULL;
+        release_after_setup = NULL;
+    }
     if (rc != 0) {
         gnutls_deinit(srv);
         gnutls_deinit(cli);
@@ -660,6 +669,36 @@ static void client_pinned_fingerprint(void **state)
     moq_tls_server_free(srv);
 }
 
+/* A session keeps the credentials and the trust policy it was set up with after their owner
+ * freed the client: verification, the handshake and the records still work. */
+static void client_outlives_its_owner_in_sessions(void **state)
+{
+    moq_tls_server *srv = server_with_pair(fixture("p256.pem"), fixture("p256.key"));
+    moq_tls_creds *creds = moq_tls_server_acquire(srv);
+    char fp[65];
+    moq_tls_server_fingerprint(srv, fp);
+    hs_result r;
+
+    const char *pins[] = {fp};
+    moq_tls_client *client =
+        client_new((moq_tls_client_config){.fingerprints = pins, .n_fingerprints = 1});
+    release_after_setup = &client;
+    assert_int_equal(handshake(creds, client, "localhost", &r), 0);
+    assert_null(client);
+    assert_true(hs_ok(&r));
+    assert_string_equal(r.peer_fp, fp);
+
+    const char *roots[] = {fixture("ca.pem")};
+    client = client_new((moq_tls_client_config){.roots = roots, .n_roots = 1});
+    release_after_setup = &client;
+    assert_int_equal(handshake(creds, client, "p256.test", &r), 0);
+    assert_null(client);
+    assert_true(hs_ok(&r));
+
+    moq_tls_creds_unref(creds);
+    moq_tls_server_free(srv);
+}
+
 static void client_disable_verify_accepts_anything(void **state)
 {
     moq_tls_server *srv = server_generated();
@@ -919,6 +958,7 @@ int main(void)
         cmocka_unit_test(load_failures_name_the_file),
         cmocka_unit_test(several_pairs_pick_by_sni),
         cmocka_unit_test(client_pinned_fingerprint),
+        cmocka_unit_test(client_outlives_its_owner_in_sessions),
         cmocka_unit_test(client_disable_verify_accepts_anything),
         cmocka_unit_test(client_default_verification_rejects_self_signed),
         cmocka_unit_test(client_root_ca_checks_chain_and_hostname),
