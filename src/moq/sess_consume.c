@@ -389,6 +389,24 @@ static void announces_open(moq_session *s, struct ann_consume *ac)
     moq_session_emit(s, MOQ_SESSION_ANNOUNCES_OPEN, ac->full, strlen(ac->full), NULL, 0);
 }
 
+/* ANNOUNCE_INIT (01/02): each listed suffix is active, with no hops known. */
+static bool on_announce_init(moq_session *s, struct ann_consume *ac, struct moq_ctrl_msg *msg)
+{
+    struct moq_announce_init init;
+    if (moq_decode_announce_init(s->v, msg->body, msg->len, &init) < 0) {
+        moq_session_fail(s, MOQ_CODE_DECODE, "malformed ANNOUNCE_INIT");
+        return false;
+    }
+    ac->ok_received = true;
+    announces_open(s, ac);
+    for (size_t i = 0; i < init.count && !s->closing; i++) {
+        struct moq_announce m = {.status = MOQ_ANNOUNCE_STATUS_ACTIVE, .suffix = init.suffixes[i]};
+        on_announce_msg(s, ac, &m);
+    }
+    moq_announce_init_free(&init);
+    return !s->closing;
+}
+
 void moq_consume_announce_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
 {
     moq_session *s = ms->s;
@@ -402,6 +420,10 @@ void moq_consume_announce_data(mstream *ms, const uint8_t *data, size_t len, boo
             routes_end(ac, rv == MOQ_ERR_CLOSED);
             moq_ms_finish(ms);
             return;
+        }
+        if (s->caps->announce_init && !ac->ok_received) {
+            if (!on_announce_init(s, ac, &msg)) return;
+            continue;
         }
         if (s->caps->announce_ok && !ac->ok_received) {
             struct moq_announce_ok ok;
@@ -504,8 +526,9 @@ static void open_request(moq_session *s, struct up_sub *us, enum ms_kind kind, u
 
 static void open_subscribe(moq_session *s, struct up_sub *us)
 {
-    open_request(s, us, MS_SUB_CONSUME, MOQ_BIDI_SUBSCRIBE, MOQ_CTRL_TYPED, encode_subscribe,
-                 &us->sub_ms, &us->want_sub);
+    unsigned flags = moq_subscribe_responses_typed(s->v) ? MOQ_CTRL_TYPED : 0;
+    open_request(s, us, MS_SUB_CONSUME, MOQ_BIDI_SUBSCRIBE, flags, encode_subscribe, &us->sub_ms,
+                 &us->want_sub);
 }
 
 static void open_track(moq_session *s, struct up_sub *us)

@@ -80,7 +80,12 @@ static void on_announce(void *ctx, moq_watch *w, const moq_announce_event *ev)
     moq_session *s = as->ms->s;
     if (s->closing) return;
     if (as->collecting) {
-        if (ev->kind == MOQ_ANNOUNCE_ACTIVE && encode_announce(s, &as->initial, as, ev)) {
+        if (ev->kind != MOQ_ANNOUNCE_ACTIVE) return;
+        if (s->caps->announce_init) { /* the paths go out as ANNOUNCE_INIT */
+            as->initial_count++;
+            if (moq_buf_append(&as->initial_paths, ev->path, ev->path_len) == 0)
+                moq_buf_put_u8(&as->initial_paths, 0);
+        } else if (encode_announce(s, &as->initial, as, ev)) {
             as->initial_count++;
             if (moq_buf_append(&as->initial_paths, ev->path, ev->path_len) == 0)
                 moq_buf_put_u8(&as->initial_paths, 0);
@@ -139,6 +144,23 @@ static size_t watch_prefixes(moq_session *s, const char *full, char **out, size_
     return k;
 }
 
+/* ANNOUNCE_INIT (01/02): the initial set's paths as suffixes of the requested prefix. */
+static void encode_announce_init(moq_session *s, moq_buf *out, const struct ann_serve *as)
+{
+    moq_str *suffixes = calloc(as->initial_count ? as->initial_count : 1, sizeof(moq_str));
+    if (!suffixes) return;
+    size_t n = 0;
+    moq_str full = moq_str_make(as->full, strlen(as->full));
+    for (size_t off = 0; off < as->initial_paths.len && n < as->initial_count;) {
+        const char *path = (const char *)as->initial_paths.data + off;
+        size_t len = strlen(path);
+        off += len + 1;
+        if (moq_path_strip_prefix(moq_str_make(path, len), full, &suffixes[n]) == 0) n++;
+    }
+    moq_encode_announce_init(out, s->v, suffixes, n);
+    free(suffixes);
+}
+
 static void start_announce(mstream *ms, const struct moq_announce_request *req)
 {
     moq_session *s = ms->s;
@@ -182,6 +204,7 @@ static void start_announce(mstream *ms, const struct moq_announce_request *req)
         struct moq_announce_ok ok = {moq_origin_id(s->cfg.origin), as->initial_count};
         moq_encode_announce_ok(&b, s->v, &ok);
     }
+    if (s->caps->announce_init) encode_announce_init(s, &b, as);
     moq_buf_append(&b, as->initial.data, as->initial.len);
     moq_buf_free(&as->initial);
     bool written = !b.len || moq_ms_write(ms, &b, false) >= 0;
@@ -655,8 +678,8 @@ static void start_subscription(mstream *ms, struct moq_subscribe *req)
     moq_list_init(&ds->groups);
     prefs_from_opts(&ds->prefs, &req->opts);
     ms->obj = ds;
-    if (s->caps->subscribe_responses == MOQ_SUBRESP_OK_DROP) {
-        /* lite-03/04 expect SUBSCRIBE_OK first */
+    if (s->caps->subscribe_responses != MOQ_SUBRESP_START_END_DROP) {
+        /* lite-01 .. 04 expect SUBSCRIBE_OK first */
         struct moq_subscribe_response r = {.kind = MOQ_SUBSCRIBE_OK};
         r.ok.priority = req->opts.priority;
         moq_buf b;

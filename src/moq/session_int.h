@@ -59,6 +59,7 @@ enum ms_kind {
     MS_PROBE_SERVE,   /* we report bandwidth to the peer */
     MS_GROUP_OUT,     /* a group we send */
     MS_GROUP_IN,      /* a group we receive */
+    MS_COMPAT,        /* lite-01/02: the compat SETUP stream, then the session stream */
     MS_IGNORE,        /* read and discard */
 };
 
@@ -235,7 +236,8 @@ struct moq_session {
     bool authorized;
     bool closing;        /* close requested: no more writes */
     bool gone;           /* the transport is closed */
-    bool setup_received; /* the peer's SETUP (05) */
+    bool setup_received; /* the peer's SETUP (05+; compat SERVER_SETUP for a 01/02 client) */
+    mstream *compat;     /* lite-01/02: the session stream (the compat SETUP's bidi) */
     uint64_t peer_origin;
     int peer_role;
     char *setup_path; /* the peer's SETUP Path (owned) */
@@ -252,6 +254,7 @@ struct moq_session {
      * before its transport parameters arrive): our SETUP, the announce requests from
      * perms.publish[ann_next] on, and up_subs whose TRACK/SUBSCRIBE wait (oldest first). */
     bool setup_pending;
+    bool compat_pending; /* our compat CLIENT_SETUP (lite-01/02 client) */
     bool ann_pending;
     size_t ann_next;
     moq_list bidi_wait;
