@@ -124,6 +124,7 @@ static int announce_request(moq_session *s, const char *prefix, bool police)
     ac->ms = ms;
     ac->police = police;
     moq_map_init(&ac->routes);
+    moq_u64map_init(&ac->by_id);
     moq_list_push_back(&s->ann_consumes, &ac->link);
     ms->obj = ac;
     moq_ctrl_reader_init(&ms->cr, 0, MAX_CONTROL_MSG);
@@ -407,6 +408,58 @@ static bool on_announce_init(moq_session *s, struct ann_consume *ac, struct moq_
     return !s->closing;
 }
 
+static void forget_ids(struct ann_consume *ac)
+{
+    size_t it = 0;
+    uint64_t id;
+    void *v;
+    while (moq_u64map_next(&ac->by_id, &it, &id, &v))
+        free(v);
+    moq_u64map_free(&ac->by_id);
+}
+
+/* lite-06: START assigns the next announce id to its suffix; END and RESTART name the
+ * suffix by id (an id never assigned, or retired, is a violation). Returns false when the
+ * session failed. */
+static bool resolve_announce_id(moq_session *s, struct ann_consume *ac, struct moq_announce *m)
+{
+    if (m->status == MOQ_ANNOUNCE_STATUS_ACTIVE) {
+        char *suffix = malloc(m->suffix.len + 1);
+        if (!suffix || moq_u64map_put(&ac->by_id, ac->next_id, suffix) < 0) {
+            free(suffix);
+            moq_session_fail(s, MOQ_CODE_TRANSPORT, "out of memory");
+            return false;
+        }
+        memcpy(suffix, m->suffix.ptr, m->suffix.len);
+        suffix[m->suffix.len] = '\0';
+        ac->next_id++;
+        return true;
+    }
+    char *suffix = m->status == MOQ_ANNOUNCE_STATUS_ENDED ? moq_u64map_del(&ac->by_id, m->id)
+                                                          : moq_u64map_get(&ac->by_id, m->id);
+    if (!suffix) {
+        moq_session_fail(s, MOQ_CODE_PROTOCOL_VIOLATION, "unknown announce id");
+        return false;
+    }
+    /* the suffix outlives the message: ENDED's is freed by the caller, RESTART's stays */
+    m->suffix = moq_str_make(suffix, strlen(suffix));
+    if (m->status == MOQ_ANNOUNCE_STATUS_RESTART) m->status = MOQ_ANNOUNCE_STATUS_ACTIVE;
+    return true;
+}
+
+static void on_announce_by_id(moq_session *s, struct ann_consume *ac, struct moq_ctrl_msg *msg)
+{
+    struct moq_announce m;
+    if (moq_decode_announce_typed(s->v, msg->type, msg->body, msg->len, &m) < 0) {
+        moq_session_fail(s, MOQ_CODE_DECODE, "malformed ANNOUNCE");
+        return;
+    }
+    bool ended = m.status == MOQ_ANNOUNCE_STATUS_ENDED;
+    if (!resolve_announce_id(s, ac, &m)) return;
+    on_announce_msg(s, ac, &m);
+    if (ended) free((char *)m.suffix.ptr);
+}
+
 void moq_consume_announce_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
 {
     moq_session *s = ms->s;
@@ -433,7 +486,12 @@ void moq_consume_announce_data(mstream *ms, const uint8_t *data, size_t len, boo
             }
             ac->ok_received = true;
             ac->hop_id = ok.hop_id;
+            if (s->caps->announce_ids) moq_ctrl_reader_set_typed(&ms->cr, true);
             announces_open(s, ac);
+            continue;
+        }
+        if (s->caps->announce_ids) {
+            on_announce_by_id(s, ac, &msg);
             continue;
         }
         struct moq_announce m;
@@ -1012,6 +1070,7 @@ void moq_consume_release(mstream *ms)
         if (!ac) break;
         routes_end(ac, false);
         moq_map_free(&ac->routes);
+        forget_ids(ac);
         moq_list_remove(&ac->link);
         free(ac->prefix);
         free(ac->full);

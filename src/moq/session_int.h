@@ -106,6 +106,8 @@ struct ann_consume {
     bool police;        /* at the root, only to refuse what perms.publish does not cover */
     bool refused;       /* the peer refused the request (reported once) */
     moq_map routes;     /* suffix -> moq_route* */
+    moq_u64map by_id;   /* lite-06: announce id -> suffix (owned, NUL-terminated) */
+    uint64_t next_id;   /* lite-06: the id the next START assigns */
     moq_list link;
 };
 
@@ -120,6 +122,8 @@ struct ann_serve {
     moq_buf initial;
     moq_buf initial_paths; /* their paths, each NUL-terminated, for cfg->event */
     uint64_t initial_count;
+    moq_map ids;      /* lite-06: suffix -> announce id + 1, for what the peer holds */
+    uint64_t next_id; /* lite-06: the id the next START assigns */
 };
 
 /* One track we serve from the peer (an upstream subscription for the whole relay). */

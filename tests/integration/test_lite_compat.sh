@@ -4,7 +4,8 @@
 #  1. a lite-02 publisher (raw QUIC) watched by lite-01, lite-03 and lite-05 subscribers over
 #     raw QUIC and lite-01/02/05 ones over WebSocket (qmux "moql"): every one gets every frame;
 #  2. a lite-01 publisher (WebSocket) watched by lite-02 (WebTransport) and lite-04 (QUIC);
-#  3. a default relay refuses moq-lite-06-wip like an unknown ALPN.
+#  3. a default relay refuses moq-lite-06-wip like an unknown ALPN; one configured with it
+#     (and lite-05) carries lite-06 publisher -> lite-06 and lite-05 subscribers.
 source "$(dirname "$0")/lib.sh"
 MOQ_LOG=info,moq=debug start_relay
 
@@ -78,6 +79,7 @@ note "a lite-01 publisher over WebSocket, lite-02 (WebTransport) and lite-04 sub
 run_case compat-b 01 ws l2wt:02:wt l4quic:04:quic
 
 log_has "$RELAY_LOG" "ERROR" && fail "the relay logged an error"
+grep "closing session" "$RELAY_LOG" && fail "a session failed"
 
 note "a default relay refuses moq-lite-06-wip"
 spawn wip-refused "$MOQ" subscribe "$MOQT_URL" --tls-fingerprint "$FP" --broadcast x --track t \
@@ -88,4 +90,13 @@ wait_exit "$SPAWNED" || rc=$?
 log_has "$RELAY_LOG" "moq-lite-06-wip session" && fail "a default relay spoke lite-06-wip"
 stop_relay
 
+note "a relay configured with moq-lite-06-wip carries it"
+MOQ_LOG=info,moq=debug start_relay --server-version moq-lite-06-wip --server-version moq-lite-05
+MOQT_URL="moql://127.0.0.1:$PORT/"
+WS_URL="ws://127.0.0.1:$PORT/"
+run_case wip 06-wip quic w6quic:06-wip:quic w6ws:06-wip:ws w5quic:05:quic
+log_has "$RELAY_LOG" "moq-lite-06-wip session over QUIC" || fail "no lite-06-wip session"
+log_has "$RELAY_LOG" "ERROR" && fail "the relay logged an error"
+grep "closing session" "$RELAY_LOG" && fail "a session failed"
+stop_relay
 echo "PASS"
