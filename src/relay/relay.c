@@ -222,6 +222,14 @@ static int wt_accept(void *ctx, moq_transport *t)
     return moq_relay_start_session(ctx, t);
 }
 
+/* protocol, when the relay offers it (else NULL) */
+static const char *relay_offers(const moq_relay *r, const char *protocol)
+{
+    for (size_t i = 0; i < r->n_versions; i++)
+        if (strcmp(r->versions[i], protocol) == 0) return r->versions[i];
+    return NULL;
+}
+
 static bool wt_busy(void *ctx)
 {
     return moq_relay_full(ctx);
@@ -231,7 +239,9 @@ static int quic_accept(void *ctx, moq_transport *t)
 {
     moq_relay *r = ctx;
     if (t->kind == MOQ_TRANSPORT_H3) {
-        struct moq_h3_server_config hc = {r->versions, r->n_versions, wt_accept, r, wt_busy};
+        struct moq_h3_server_config hc = {r->versions, r->n_versions,
+                                          wt_accept,   r,
+                                          wt_busy,     relay_offers(r, MOQ_IETF_ALPN_COMPAT)};
         struct moq_h3_driver drv;
         if (moq_h3_loop_driver(r->loop, &drv) < 0) return MOQ_ERR_NOMEM;
         moq_h3_server_attach(t, &drv, &hc);
