@@ -921,6 +921,7 @@ void moq_session_compat_adopt(moq_session *s, int64_t sid, moq_version v, const 
     moq_ctrl_reader_init(&ms->cr, 0, MAX_CONTROL_MSG);
     ms->cr_live = true;
     s->setup_received = true;
+    moq_session_deadline_changed(s); /* the other engine's SETUP timeout is gone */
     static const uint8_t no_params[] = {0};
     moq_buf b;
     moq_buf_init(&b);
