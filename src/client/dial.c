@@ -39,6 +39,7 @@ struct moq_dial {
     char authority[300];
     char *target; /* "/path?query" */
     moq_strlist versions;
+    int compat_version; /* moq-lite-01/02 offered in the compat SETUP ("moql"), or 0 */
     moq_strlist publish, subscribe;
     moq_strlist roots, fingerprints;
     bool disable_verify;
@@ -237,6 +238,7 @@ static void start_session(moq_dial *d, moq_transport *t)
         .clock = &moq_system_clock,
         .timer = session_timer,
         .setup_path = d->webtransport || d->websocket ? NULL : d->target,
+        .compat_version = d->compat_version,
         .max_frame_bytes = d->max_frame_bytes,
         .authorize = session_authorize,
         .upstream = session_upstream,
@@ -499,12 +501,15 @@ static int copy_array(moq_strlist *dst, const char *const *v, size_t n)
     return 0;
 }
 
-/* The ALPN of a version to offer: a moq-lite ALPN, an IETF draft's ALPN ("moqt-17") or name
- * ("moq-transport-17"); NULL when we do not speak it. */
+/* The ALPN of a version to offer: a moq-lite ALPN, "moql" for moq-lite-01/02 (offered in
+ * the compat SETUP), an IETF draft's ALPN ("moqt-17") or name ("moq-transport-17"); NULL
+ * when we do not speak it. */
 static const char *version_alpn(const char *v)
 {
     if (!v) return NULL;
     if (moq_version_from_alpn(v, strlen(v)) > 0) return v;
+    int lite = moq_version_from_name(v);
+    if (lite > 0 && moq_caps_get((moq_version)lite)->compat_setup) return MOQ_COMPAT_ALPN;
     const moq_ietf_caps *c = moq_ietf_caps_from_alpn(v, strlen(v));
     if (!c) c = moq_ietf_caps_from_name(v);
     return c ? c->alpn : NULL;
@@ -548,6 +553,11 @@ static int take_config(moq_dial *d, const struct moq_dial_config *cfg, char *err
                 snprintf(err, errlen, "unsupported moq version '%s'",
                          cfg->versions[i] ? cfg->versions[i] : "");
                 return MOQ_ERR_UNSUPPORTED;
+            }
+            int lite = moq_version_from_name(cfg->versions[i]);
+            if (strcmp(alpn, MOQ_COMPAT_ALPN) == 0) {
+                if (d->compat_version) continue; /* the compat SETUP offers one version */
+                d->compat_version = lite;
             }
             rv = moq_strlist_push(&d->versions, alpn);
         }

@@ -390,13 +390,8 @@ static const char *const known_versions[] = {
 
 bool moq_config_version_supported(const char *name)
 {
-    static const char *const supported[] = {
-        "moq-lite-03",      "moq-lite-04",      "moq-lite-05",      "moq-transport-14",
-        "moq-transport-15", "moq-transport-16", "moq-transport-17", "moq-transport-18",
-        "moq-transport-19", "moq-transport-20",
-    };
-    for (size_t i = 0; i < sizeof(supported) / sizeof(supported[0]); i++)
-        if (strcmp(supported[i], name) == 0) return true;
+    for (size_t i = 0; i < sizeof(known_versions) / sizeof(known_versions[0]); i++)
+        if (strcmp(known_versions[i], name) == 0) return true;
     return false;
 }
 
@@ -612,8 +607,8 @@ static int list_add(struct moq_config *cfg, const struct opt *o, const char *s, 
     case T_VERSIONS:
         if (!version_known(s)) {
             snprintf(msg, msglen,
-                     "unknown version \"%s\" (this relay supports moq-lite-05, moq-lite-04, "
-                     "moq-lite-03 and moq-transport-14 to moq-transport-20)",
+                     "unknown version \"%s\" (this relay supports moq-lite-01 to moq-lite-05, "
+                     "moq-lite-06-wip and moq-transport-14 to moq-transport-20)",
                      s);
             return MOQ_ERR_INVALID;
         }
@@ -1564,8 +1559,8 @@ int moq_config_validate(struct moq_config *cfg, char *err, size_t errlen)
             return fail_key(
                 cfg, key, err, errlen,
                 "none of the versions in %s is supported (unsupported: %s); this "
-                "relay speaks moq-lite-05, moq-lite-04, moq-lite-03 and moq-transport-14 to "
-                "moq-transport-20",
+                "relay speaks moq-lite-01 to moq-lite-05, moq-lite-06-wip and moq-transport-14 "
+                "to moq-transport-20",
                 key, bad);
         if (*bad) warn(cfg, "%s: %s not supported by this relay and will not be offered", key, bad);
     }

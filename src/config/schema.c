@@ -126,8 +126,8 @@ const struct opt moq_config_opts[] = {
      OPT_ALIAS | OPT_HIDDEN, NULL, NULL},
     {"server.version", "server-version", NULL, "MOQ_SERVER_VERSION", T_VERSIONS, F(server.version),
      NOSET, 0, NULL,
-     "MoQ versions to offer (moq-lite-05, moq-lite-04, moq-lite-03, moq-transport-14 .. "
-     "moq-transport-20; unset: all)"},
+     "MoQ versions to offer (moq-lite-05 .. moq-lite-01, moq-transport-14 .. moq-transport-20, "
+     "and moq-lite-06-wip only when listed; unset: all but moq-lite-06-wip)"},
     {"server.workers", "server-workers", NULL, "MOQ_SERVER_WORKERS", T_U64, F(server.workers),
      NOSET, 0, "0",
      "Worker threads, each with its own event loop, QUIC socket and HTTP socket; 0: one per CPU "

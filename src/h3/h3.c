@@ -70,6 +70,7 @@ struct h3_conn {
     moq_h3_accept_fn accept;
     void *accept_ctx;
     bool (*busy)(void *ctx);
+    const char *fallback_protocol; /* see moq_h3_server_config */
     /* client */
     char *authority;
     char *path;
@@ -414,10 +415,8 @@ static void reject_request(struct h3_conn *c, struct h3_stream *s, const char *s
     maybe_linger(c);
 }
 
-/* Upstream answers a CONNECT without a protocol it knows with 200 and no wt-protocol; the
- * client then falls back to the compat SETUP of moq-lite-01/02 or moq-transport-14, which
- * this relay does not speak. The 400 names what to offer instead (and makes @moq/net fall
- * back to WebSocket). */
+/* Without a fallback protocol, a CONNECT offering none we implement is refused: the 400
+ * names what to offer instead (and makes @moq/net fall back to WebSocket). */
 static void refuse_protocols(struct h3_conn *c, struct h3_stream *s, bool offered_some)
 {
     char list[256] = "";
@@ -467,6 +466,8 @@ static void handle_connect(struct h3_conn *c, struct h3_stream *s, const struct 
         reject_request(c, s, "400", "malformed wt-available-protocols");
         return;
     }
+    bool fallback = !pick.chosen && c->fallback_protocol;
+    if (fallback) pick.chosen = c->fallback_protocol;
     if (!pick.chosen) {
         refuse_protocols(c, s, offer != NULL);
         return;
@@ -486,7 +487,7 @@ static void handle_connect(struct h3_conn *c, struct h3_stream *s, const struct 
     }
     s->kind = HS_CONNECT;
     s->wt = w;
-    if (respond(c, s->sid, "200", pick.chosen, false) < 0) {
+    if (respond(c, s->sid, "200", fallback ? NULL : pick.chosen, false) < 0) {
         moq_u64map_del(&c->sessions, w->id);
         free(w->t.path);
         free(w->t.authority);
@@ -1107,6 +1108,7 @@ int moq_h3_server_attach(moq_transport *quic, const struct moq_h3_driver *drv,
     }
     c->protocols = cfg->protocols;
     c->n_protocols = cfg->n_protocols;
+    c->fallback_protocol = cfg->fallback_protocol;
     c->accept = cfg->accept;
     c->accept_ctx = cfg->ctx;
     c->busy = cfg->busy;

@@ -67,6 +67,11 @@ struct moq_h3_server_config {
     /* Optional: true when no session can be taken now; a CONNECT is then answered 503 with
      * the reason "server busy: session limit reached". Called with ctx. */
     bool (*busy)(void *ctx);
+    /* Optional: the protocol of a CONNECT that offers none of the above (or no
+     * wt-available-protocols at all), answered 200 without wt-protocol so that the client
+     * negotiates in band, as upstream does ("moql": the compat SETUP). NULL: such a CONNECT
+     * is refused with 400 and a body naming what to offer. */
+    const char *fallback_protocol;
 };
 
 /* Take over a QUIC connection (kind MOQ_TRANSPORT_H3) as an HTTP/3 server. The config is

@@ -247,6 +247,7 @@ static void nsub_free(struct nsub *ns, bool graceful);
 static struct nsub *nsub_by_id(struct moq_ietf_engine *e, uint64_t request_id);
 static void nsub_refused(struct nsub *ns);
 static void send_client_setup(struct moq_ietf_engine *e);
+static void engine_free(struct moq_ietf_engine *e);
 
 static struct moq_ietf_engine *eng(const moq_session *s)
 {
@@ -2074,6 +2075,75 @@ static void msg_stream_data(struct moq_ietf_engine *e, istream *st, const uint8_
     if (fin && st->kind != IS_IGNORE) on_stream_end(e, st, true);
 }
 
+/* ---------------------------------------------------------------- compat SETUP */
+
+/* Whether the relay lets the compat SETUP choose the version named so. */
+static bool compat_allowed(const moq_session *s, const char *name)
+{
+    if (!s->cfg.n_compat_allowed) return true;
+    for (size_t i = 0; i < s->cfg.n_compat_allowed; i++)
+        if (strcmp(s->cfg.compat_allowed[i], name) == 0) return true;
+    return false;
+}
+
+/* The version a compat CLIENT_SETUP gets: the first offered one we allow, in the client's
+ * order, as upstream picks. Returns a moq-lite version (01/02), 0 for draft-14, or
+ * MOQ_ERR_NOT_FOUND / a decode error. */
+static int compat_choice(const moq_session *s, const uint8_t *body, size_t len)
+{
+    struct moq_compat_client_setup m;
+    int rv = moq_decode_compat_client_setup(body, len, &m);
+    if (rv < 0) return rv;
+    size_t n = m.n_versions < MOQ_COMPAT_KEEP_VERSIONS ? m.n_versions : MOQ_COMPAT_KEEP_VERSIONS;
+    for (size_t i = 0; i < n; i++) {
+        int lite = moq_version_from_compat_code(m.versions[i]);
+        if (lite > 0 && compat_allowed(s, moq_version_name((moq_version)lite))) return lite;
+        const moq_ietf_caps *c = moq_ietf_caps_get(MOQT_14);
+        if (lite < 0 && m.versions[i] == c->code && compat_allowed(s, c->name)) return 0;
+    }
+    return MOQ_ERR_NOT_FOUND;
+}
+
+/* The compat SETUP chose moq-lite: the session becomes a moq-lite one on the same stream. */
+static void hand_to_lite(struct moq_ietf_engine *e, int lite, const uint8_t *rest, size_t len,
+                         bool fin)
+{
+    moq_session *s = e->s;
+    int64_t sid = e->control->sid;
+    moq_buf copy;
+    moq_buf_init(&copy);
+    if (moq_buf_append(&copy, rest, len) < 0) {
+        fail(e, MOQ_IETF_INTERNAL_ERROR, "out of memory");
+        return;
+    }
+    engine_free(e);
+    moq_session_compat_adopt(s, sid, (moq_version)lite, copy.data, copy.len, fin);
+    moq_buf_free(&copy);
+}
+
+/* Server on "moql": a CLIENT_SETUP that picks moq-lite leaves this engine. Returns whether
+ * it did (or failed), i.e. the message is consumed. */
+static bool compat_setup(struct moq_ietf_engine *e, uint64_t type, const uint8_t *body,
+                         size_t body_len, size_t end, bool fin)
+{
+    moq_session *s = e->s;
+    if (e->setup_done || s->t->is_client || type != MOQ_IETF_CLIENT_SETUP ||
+        strcmp(s->t->protocol, MOQ_IETF_ALPN_COMPAT) != 0)
+        return false;
+    int choice = compat_choice(s, body, body_len);
+    if (choice == 0) return false; /* moq-transport-14: this engine goes on */
+    if (choice == MOQ_ERR_NOT_FOUND) {
+        fail(e, MOQ_IETF_VERSION_NEGOTIATION_FAILED, "no supported version offered");
+        return true;
+    }
+    if (choice < 0) {
+        fail(e, moq_ietf_close_code(choice), "malformed CLIENT_SETUP");
+        return true;
+    }
+    hand_to_lite(e, choice, e->ctrl_in.data + end, e->ctrl_in.len - end, fin);
+    return true;
+}
+
 /* Frame control messages out of the stream's bytes. */
 static void control_data(struct moq_ietf_engine *e, const uint8_t *data, size_t len, bool fin)
 {
@@ -2094,6 +2164,7 @@ static void control_data(struct moq_ietf_engine *e, const uint8_t *data, size_t 
         }
         const uint8_t *body = e->ctrl_in.data + off + hdr;
         off += hdr + body_len;
+        if (compat_setup(e, type, body, body_len, off, fin)) return; /* e may be gone */
         on_control_msg(e, type, body, body_len);
     }
     if (s->closing) return;
@@ -2635,6 +2706,27 @@ static void ev_datagram(void *app, moq_transport *t, const uint8_t *data, size_t
     /* object datagrams are not used by this relay */
 }
 
+/* Free the engine's own structures (what it holds in the model is let go before). */
+static void engine_free(struct moq_ietf_engine *e)
+{
+    while (!moq_list_empty(&e->streams)) {
+        istream *st = moq_list_first(&e->streams, istream, link);
+        moq_list_remove(&st->link);
+        moq_buf_free(&st->in);
+        free(st);
+    }
+    moq_u64map_free(&e->dsubs);
+    moq_u64map_free(&e->nswatches);
+    moq_u64map_free(&e->ups);
+    moq_u64map_free(&e->aliases);
+    moq_u64map_free(&e->released);
+    moq_map_free(&e->announced);
+    moq_u64map_free(&e->pubouts);
+    moq_buf_free(&e->ctrl_in);
+    e->s->ietf = NULL;
+    free(e);
+}
+
 static void teardown(struct moq_ietf_engine *e, uint64_t code, const char *reason)
 {
     moq_session *s = e->s;
@@ -2681,23 +2773,9 @@ static void teardown(struct moq_ietf_engine *e, uint64_t code, const char *reaso
         if (!moq_u64map_next(&e->ups, &it, &key, &v)) break;
         usub_free(v);
     }
-    while (!moq_list_empty(&e->streams)) {
-        istream *st = moq_list_first(&e->streams, istream, link);
-        moq_list_remove(&st->link);
-        moq_buf_free(&st->in);
-        free(st);
-    }
-    moq_u64map_free(&e->dsubs);
-    moq_u64map_free(&e->nswatches);
-    moq_u64map_free(&e->ups);
-    moq_u64map_free(&e->aliases);
-    moq_u64map_free(&e->released);
-    moq_map_free(&e->announced);
-    moq_u64map_free(&e->pubouts);
-    moq_buf_free(&e->ctrl_in);
+    engine_free(e);
     if (s->cfg.closed) s->cfg.closed(s->cfg.ctx, s, code, reason);
     moq_perms_free(&s->perms);
-    free(e);
     free(s);
 }
 

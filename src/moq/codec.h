@@ -1,10 +1,10 @@
 /*
- * codec.h - the moq-lite wire codec for lite-03, lite-04 and lite-05. Sans-I/O.
+ * codec.h - the moq-lite wire codec for lite-01 .. lite-05 and lite-06-wip. Sans-I/O.
  *
  * Encoders append one complete message to a caller-owned moq_buf: `vi size` + body, with
- * `vi type` first for typed subscribe responses. They never emit a field the version lacks
- * (asking for a message the version does not have is MOQ_ERR_UNSUPPORTED) and leave the
- * buffer unchanged on any failure. bool is always written as 0/1.
+ * `vi type` first for typed subscribe responses (03+) and lite-06 announcements. They never emit a
+ * field the version lacks (asking for a message the version does not have is MOQ_ERR_UNSUPPORTED)
+ * and leave the buffer unchanged on any failure. bool is always written as 0/1.
  *
  * Decoders take one complete message body (the bytes after the size prefix, e.g. from the
  * control reader of stream_reader.h) and must consume it exactly: leftover or missing bytes
@@ -50,7 +50,7 @@ enum moq_bidi_type {
     MOQ_BIDI_PROBE = 0x4,
     MOQ_BIDI_GOAWAY = 0x5,
     MOQ_BIDI_TRACK = 0x6,
-    MOQ_BIDI_CLIENT_COMPAT = 0x20, /* legacy compat SETUP (decoded only to refuse it) */
+    MOQ_BIDI_CLIENT_COMPAT = 0x20, /* compat SETUP; the session stream of lite-01/02 */
     MOQ_BIDI_SERVER_COMPAT = 0x21,
 };
 
@@ -114,7 +114,21 @@ int moq_encode_announce_request(moq_buf *out, moq_version v, const struct moq_an
 int moq_decode_announce_request(moq_version v, uint8_t *body, size_t len,
                                 struct moq_announce_request *out);
 
-struct moq_announce_ok {   /* lite-05 only */
+/* ANNOUNCE_INIT (lite-01/02): the first message of the reply, the active broadcasts as
+ * suffixes of the requested prefix. */
+#define MOQ_MAX_ANNOUNCE_INIT 100000
+
+struct moq_announce_init {
+    size_t count;
+    moq_str *suffixes; /* normalised; views into the body; the array is owned (free below) */
+};
+
+int moq_encode_announce_init(moq_buf *out, moq_version v, const moq_str *suffixes, size_t n);
+int moq_decode_announce_init(moq_version v, uint8_t *body, size_t len,
+                             struct moq_announce_init *out);
+void moq_announce_init_free(struct moq_announce_init *m);
+
+struct moq_announce_ok {   /* lite-05+ */
     uint64_t hop_id;       /* responder's origin id (0 = unknown) */
     uint64_t active_count; /* ANNOUNCE(active) messages that follow as the initial set */
 };
@@ -122,21 +136,35 @@ struct moq_announce_ok {   /* lite-05 only */
 int moq_encode_announce_ok(moq_buf *out, moq_version v, const struct moq_announce_ok *m);
 int moq_decode_announce_ok(moq_version v, uint8_t *body, size_t len, struct moq_announce_ok *out);
 
+/* Before lite-06: one ANNOUNCE `[u8 status, str suffix, hops]`. On lite-06 the status is
+ * the message type before the size: 0 START `[suffix, hops, vi cost]` assigns the next
+ * announce id of the stream (from 0), 1 END `[vi id]`, 2 RESTART `[vi id, hops, vi cost]`. */
 enum moq_announce_status {
-    MOQ_ANNOUNCE_STATUS_ENDED = 0,
-    MOQ_ANNOUNCE_STATUS_ACTIVE = 1,
-    MOQ_ANNOUNCE_STATUS_RESTART = 2, /* lite-05 only; the receiver treats it like ACTIVE */
+    MOQ_ANNOUNCE_STATUS_ENDED = 0,   /* lite-06: END, by id */
+    MOQ_ANNOUNCE_STATUS_ACTIVE = 1,  /* lite-06: START */
+    MOQ_ANNOUNCE_STATUS_RESTART = 2, /* lite-05: treated like ACTIVE; lite-06: RESTART by id */
 };
 
 struct moq_announce {
     uint8_t status;              /* enum moq_announce_status */
-    moq_str suffix;              /* normalised, relative to the requested prefix */
+    moq_str suffix;              /* normalised, relative to the requested prefix (not on
+                                    lite-06 END/RESTART) */
     uint32_t hop_count;          /* <= MOQ_MAX_HOPS */
-    uint64_t hops[MOQ_MAX_HOPS]; /* ids (04/05); lite-03 carries only the count, ids read 0 */
+    uint64_t hops[MOQ_MAX_HOPS]; /* ids (04+); lite-03 carries only the count, ids read 0;
+                                    01/02 carry none */
+    uint64_t id;                 /* lite-06 END/RESTART: the announce id referenced */
+    uint64_t cost;               /* lite-06 START/RESTART: route cost */
 };
 
+/* Wire type of a lite-06 announcement (its status), or MOQ_ERR_UNSUPPORTED before 06. */
+int moq_announce_type(moq_version v, const struct moq_announce *m);
+/* Appends [vi type] vi size body; typed on lite-06 only. */
 int moq_encode_announce(moq_buf *out, moq_version v, const struct moq_announce *m);
+/* Before lite-06 (untyped reader). */
 int moq_decode_announce(moq_version v, uint8_t *body, size_t len, struct moq_announce *out);
+/* Lite-06: type is the varint read before the size (the control reader's typed mode). */
+int moq_decode_announce_typed(moq_version v, uint64_t type, uint8_t *body, size_t len,
+                              struct moq_announce *out);
 
 /* ---- subscribe stream (bidi 0x2) --------------------------------------------------- */
 
@@ -181,7 +209,10 @@ struct moq_subscribe_response {
     uint64_t drop_error;
 };
 
-/* The wire type of a response kind on version v, or MOQ_ERR_UNSUPPORTED. */
+/* Whether responses carry a type before the size (03+; 01/02 send one untyped OK). */
+bool moq_subscribe_responses_typed(moq_version v);
+/* The wire type of a response kind on version v, or MOQ_ERR_UNSUPPORTED (01/02: OK = 0,
+ * though no type is written). */
 int moq_subscribe_response_type(moq_version v, int kind);
 /* Appends vi type + vi size + body. */
 int moq_encode_subscribe_response(moq_buf *out, moq_version v,
@@ -279,7 +310,14 @@ struct moq_datagram {
 int moq_encode_datagram(moq_buf *out, moq_version v, const struct moq_datagram *m);
 int moq_decode_datagram(moq_version v, const uint8_t *data, size_t len, struct moq_datagram *out);
 
-/* ---- legacy compat SETUP (bidi 0x20 / 0x21): decoded only to refuse it -------------- */
+/* ---- SESSION_INFO (lite-01/02, on the session stream): [ vi bitrate ], 0 = unknown --- */
+
+int moq_encode_session_info(moq_buf *out, moq_version v, uint64_t bitrate);
+int moq_decode_session_info(moq_version v, uint8_t *body, size_t len, uint64_t *bitrate);
+
+/* ---- legacy compat SETUP (bidi 0x20 / 0x21) -----------------------------------------
+ * The client offers version codes (lite-02/01 and moq-transport-14); the server picks one.
+ * For a lite choice the parameters are ignored on receipt and sent as `vi 0`. */
 
 #define MOQ_COMPAT_MAX_VERSIONS  128 /* more offered versions is an error */
 #define MOQ_COMPAT_KEEP_VERSIONS 16  /* how many are kept for reporting */
@@ -299,6 +337,9 @@ int moq_encode_compat_client_setup(moq_buf *out, const uint64_t *versions, size_
                                    const void *params, size_t params_len);
 int moq_encode_compat_server_setup(moq_buf *out, uint64_t version, const void *params,
                                    size_t params_len);
+/* Body = the bytes after the u16 size; *params points into it. */
+int moq_decode_compat_server_setup(const uint8_t *body, size_t len, uint64_t *version,
+                                   const uint8_t **params, size_t *params_len);
 
 /* ---- helpers ----------------------------------------------------------------------- */
 

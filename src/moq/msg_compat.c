@@ -1,5 +1,5 @@
-/* Legacy compat SETUP (bidi 0x20/0x21, IETF draft-14 framing: u16 BE size). Decoded only
- * to name the versions a legacy client offers before the session is refused. */
+/* Legacy compat SETUP (bidi 0x20/0x21, IETF draft-14 framing: u16 BE size) and the
+ * SESSION_INFO that may follow it on the lite-01/02 session stream. */
 #include "moq/codec_internal.h"
 
 #include <string.h>
@@ -60,4 +60,34 @@ int moq_encode_compat_server_setup(moq_buf *out, uint64_t version, const void *p
     int rv = moq_codec_put_varint(out, version);
     if (rv == 0) rv = moq_buf_append(out, params, params_len);
     return u16_framed_end(out, start, rv);
+}
+
+int moq_decode_compat_server_setup(const uint8_t *body, size_t len, uint64_t *version,
+                                   const uint8_t **params, size_t *params_len)
+{
+    moq_rd r;
+    moq_rd_init(&r, body, len);
+    int rv = moq_codec_rd_varint(&r, version);
+    if (rv < 0) return rv;
+    *params = r.p;
+    *params_len = moq_rd_left(&r);
+    return 0;
+}
+
+int moq_encode_session_info(moq_buf *out, moq_version v, uint64_t bitrate)
+{
+    const moq_caps *c = codec_caps(v);
+    if (!c || !c->compat_setup) return MOQ_ERR_UNSUPPORTED;
+    size_t start = codec_msg_begin(out);
+    return moq_codec_msg_end(out, start, start, moq_codec_put_varint(out, bitrate));
+}
+
+int moq_decode_session_info(moq_version v, uint8_t *body, size_t len, uint64_t *bitrate)
+{
+    const moq_caps *c = codec_caps(v);
+    if (!c || !c->compat_setup) return MOQ_ERR_UNSUPPORTED;
+    moq_rd r;
+    moq_rd_init(&r, body, len);
+    int rv = moq_codec_rd_varint(&r, bitrate);
+    return rv < 0 ? rv : moq_codec_rd_end(&r);
 }

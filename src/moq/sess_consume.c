@@ -139,6 +139,7 @@ static int announce_request(moq_session *s, const char *prefix, bool police)
     ac->ms = ms;
     ac->police = police;
     moq_map_init(&ac->routes);
+    moq_u64map_init(&ac->by_id);
     moq_list_push_back(&s->ann_consumes, &ac->link);
     ms->obj = ac;
     moq_ctrl_reader_init(&ms->cr, 0, MAX_CONTROL_MSG);
@@ -404,6 +405,76 @@ static void announces_open(moq_session *s, struct ann_consume *ac)
     moq_session_emit(s, MOQ_SESSION_ANNOUNCES_OPEN, ac->full, strlen(ac->full), NULL, 0);
 }
 
+/* ANNOUNCE_INIT (01/02): each listed suffix is active, with no hops known. */
+static bool on_announce_init(moq_session *s, struct ann_consume *ac, struct moq_ctrl_msg *msg)
+{
+    struct moq_announce_init init;
+    if (moq_decode_announce_init(s->v, msg->body, msg->len, &init) < 0) {
+        moq_session_fail(s, MOQ_CODE_DECODE, "malformed ANNOUNCE_INIT");
+        return false;
+    }
+    ac->ok_received = true;
+    announces_open(s, ac);
+    for (size_t i = 0; i < init.count && !s->closing; i++) {
+        struct moq_announce m = {.status = MOQ_ANNOUNCE_STATUS_ACTIVE, .suffix = init.suffixes[i]};
+        on_announce_msg(s, ac, &m);
+    }
+    moq_announce_init_free(&init);
+    return !s->closing;
+}
+
+static void forget_ids(struct ann_consume *ac)
+{
+    size_t it = 0;
+    uint64_t id;
+    void *v;
+    while (moq_u64map_next(&ac->by_id, &it, &id, &v))
+        free(v);
+    moq_u64map_free(&ac->by_id);
+}
+
+/* lite-06: START assigns the next announce id to its suffix; END and RESTART name the
+ * suffix by id (an id never assigned, or retired, is a violation). Returns false when the
+ * session failed. */
+static bool resolve_announce_id(moq_session *s, struct ann_consume *ac, struct moq_announce *m)
+{
+    if (m->status == MOQ_ANNOUNCE_STATUS_ACTIVE) {
+        char *suffix = malloc(m->suffix.len + 1);
+        if (!suffix || moq_u64map_put(&ac->by_id, ac->next_id, suffix) < 0) {
+            free(suffix);
+            moq_session_fail(s, MOQ_CODE_TRANSPORT, "out of memory");
+            return false;
+        }
+        memcpy(suffix, m->suffix.ptr, m->suffix.len);
+        suffix[m->suffix.len] = '\0';
+        ac->next_id++;
+        return true;
+    }
+    char *suffix = m->status == MOQ_ANNOUNCE_STATUS_ENDED ? moq_u64map_del(&ac->by_id, m->id)
+                                                          : moq_u64map_get(&ac->by_id, m->id);
+    if (!suffix) {
+        moq_session_fail(s, MOQ_CODE_PROTOCOL_VIOLATION, "unknown announce id");
+        return false;
+    }
+    /* the suffix outlives the message: ENDED's is freed by the caller, RESTART's stays */
+    m->suffix = moq_str_make(suffix, strlen(suffix));
+    if (m->status == MOQ_ANNOUNCE_STATUS_RESTART) m->status = MOQ_ANNOUNCE_STATUS_ACTIVE;
+    return true;
+}
+
+static void on_announce_by_id(moq_session *s, struct ann_consume *ac, struct moq_ctrl_msg *msg)
+{
+    struct moq_announce m;
+    if (moq_decode_announce_typed(s->v, msg->type, msg->body, msg->len, &m) < 0) {
+        moq_session_fail(s, MOQ_CODE_DECODE, "malformed ANNOUNCE");
+        return;
+    }
+    bool ended = m.status == MOQ_ANNOUNCE_STATUS_ENDED;
+    if (!resolve_announce_id(s, ac, &m)) return;
+    on_announce_msg(s, ac, &m);
+    if (ended) free((char *)m.suffix.ptr);
+}
+
 void moq_consume_announce_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
 {
     moq_session *s = ms->s;
@@ -418,6 +489,10 @@ void moq_consume_announce_data(mstream *ms, const uint8_t *data, size_t len, boo
             moq_ms_finish(ms);
             return;
         }
+        if (s->caps->announce_init && !ac->ok_received) {
+            if (!on_announce_init(s, ac, &msg)) return;
+            continue;
+        }
         if (s->caps->announce_ok && !ac->ok_received) {
             struct moq_announce_ok ok;
             if (moq_decode_announce_ok(s->v, msg.body, msg.len, &ok) < 0) {
@@ -426,7 +501,12 @@ void moq_consume_announce_data(mstream *ms, const uint8_t *data, size_t len, boo
             }
             ac->ok_received = true;
             ac->hop_id = ok.hop_id;
+            if (s->caps->announce_ids) moq_ctrl_reader_set_typed(&ms->cr, true);
             announces_open(s, ac);
+            continue;
+        }
+        if (s->caps->announce_ids) {
+            on_announce_by_id(s, ac, &msg);
             continue;
         }
         struct moq_announce m;
@@ -519,8 +599,9 @@ static void open_request(moq_session *s, struct up_sub *us, enum ms_kind kind, u
 
 static void open_subscribe(moq_session *s, struct up_sub *us)
 {
-    open_request(s, us, MS_SUB_CONSUME, MOQ_BIDI_SUBSCRIBE, MOQ_CTRL_TYPED, encode_subscribe,
-                 &us->sub_ms, &us->want_sub);
+    unsigned flags = moq_subscribe_responses_typed(s->v) ? MOQ_CTRL_TYPED : 0;
+    open_request(s, us, MS_SUB_CONSUME, MOQ_BIDI_SUBSCRIBE, flags, encode_subscribe, &us->sub_ms,
+                 &us->want_sub);
 }
 
 static void open_track(moq_session *s, struct up_sub *us)
@@ -1004,6 +1085,7 @@ void moq_consume_release(mstream *ms)
         if (!ac) break;
         routes_end(ac, false);
         moq_map_free(&ac->routes);
+        forget_ids(ac);
         moq_list_remove(&ac->link);
         free(ac->prefix);
         free(ac->full);

@@ -47,8 +47,48 @@ static uint64_t exclude_hop(const moq_session *s)
 
 /* ---------------------------------------------------------------- announcements */
 
+/* The chain we advertise for a route: ours appended where the version wants the sender. */
+static bool announce_hops(moq_session *s, struct moq_announce *m, const moq_announce_event *ev)
+{
+    size_t n = ev->nhops;
+    bool append_self = s->caps->announce_hops != MOQ_HOPS_IDS_WITHOUT_SENDER;
+    if (n + (append_self ? 1 : 0) > MOQ_MAX_HOPS) return false;
+    for (size_t i = 0; i < n; i++)
+        m->hops[i] = ev->hops[i];
+    if (append_self) m->hops[n++] = moq_origin_id(s->cfg.origin);
+    m->hop_count = (uint32_t)n;
+    return true;
+}
+
+/* lite-06: each START gets the stream's next announce id; END references it, and a route
+ * that changed goes out as END + START (as upstream sends a replacement). Returns 1 when
+ * written, 0 when skipped. */
+static int encode_announce_by_id(moq_session *s, moq_buf *out, struct ann_serve *as, moq_str suffix,
+                                 const moq_announce_event *ev)
+{
+    uintptr_t known = (uintptr_t)moq_map_get(&as->ids, suffix.ptr, suffix.len);
+    struct moq_announce m;
+    memset(&m, 0, sizeof(m));
+    if (known && ev->kind != MOQ_ANNOUNCE_ACTIVE) {
+        m.status = MOQ_ANNOUNCE_STATUS_ENDED;
+        m.id = known - 1;
+        if (moq_encode_announce(out, s->v, &m) < 0) return 0;
+        moq_map_del(&as->ids, suffix.ptr, suffix.len);
+    }
+    if (ev->kind == MOQ_ANNOUNCE_ENDED) return known ? 1 : 0;
+    if (known && ev->kind == MOQ_ANNOUNCE_ACTIVE) return 0; /* already advertised */
+    m.status = MOQ_ANNOUNCE_STATUS_ACTIVE;
+    m.suffix = suffix;
+    m.cost = 0; /* route costs are not ranked here: every link is free */
+    if (!announce_hops(s, &m, ev) || moq_encode_announce(out, s->v, &m) < 0) return known ? 1 : 0;
+    if (moq_map_put(&as->ids, suffix.ptr, suffix.len, (void *)(uintptr_t)(as->next_id + 1)) < 0)
+        moq_session_fail(s, MOQ_CODE_TRANSPORT, "out of memory");
+    as->next_id++;
+    return 1;
+}
+
 /* Encode one ANNOUNCE for the peer's version. Returns 1 when written, 0 when skipped. */
-static int encode_announce(moq_session *s, moq_buf *out, const struct ann_serve *as,
+static int encode_announce(moq_session *s, moq_buf *out, struct ann_serve *as,
                            const moq_announce_event *ev)
 {
     struct moq_announce m;
@@ -57,19 +97,14 @@ static int encode_announce(moq_session *s, moq_buf *out, const struct ann_serve 
     if (moq_path_strip_prefix(moq_str_make(ev->path, ev->path_len),
                               moq_str_make(as->full, strlen(as->full)), &suffix) < 0)
         return 0;
+    if (s->caps->announce_ids) return encode_announce_by_id(s, out, as, suffix, ev);
     m.suffix = suffix;
     if (ev->kind == MOQ_ANNOUNCE_ENDED) {
         m.status = MOQ_ANNOUNCE_STATUS_ENDED;
     } else {
         if (ev->kind == MOQ_ANNOUNCE_RESTART && !s->caps->restart) return 0;
         m.status = MOQ_ANNOUNCE_STATUS_ACTIVE;
-        size_t n = ev->nhops;
-        bool append_self = s->caps->announce_hops != MOQ_HOPS_IDS_WITHOUT_SENDER;
-        if (n + (append_self ? 1 : 0) > MOQ_MAX_HOPS) return 0;
-        for (size_t i = 0; i < n; i++)
-            m.hops[i] = ev->hops[i];
-        if (append_self) m.hops[n++] = moq_origin_id(s->cfg.origin);
-        m.hop_count = (uint32_t)n;
+        if (!announce_hops(s, &m, ev)) return 0;
     }
     return moq_encode_announce(out, s->v, &m) == 0 ? 1 : 0;
 }
@@ -80,7 +115,12 @@ static void on_announce(void *ctx, moq_watch *w, const moq_announce_event *ev)
     moq_session *s = as->ms->s;
     if (s->closing) return;
     if (as->collecting) {
-        if (ev->kind == MOQ_ANNOUNCE_ACTIVE && encode_announce(s, &as->initial, as, ev)) {
+        if (ev->kind != MOQ_ANNOUNCE_ACTIVE) return;
+        if (s->caps->announce_init) { /* the paths go out as ANNOUNCE_INIT */
+            as->initial_count++;
+            if (moq_buf_append(&as->initial_paths, ev->path, ev->path_len) == 0)
+                moq_buf_put_u8(&as->initial_paths, 0);
+        } else if (encode_announce(s, &as->initial, as, ev)) {
             as->initial_count++;
             if (moq_buf_append(&as->initial_paths, ev->path, ev->path_len) == 0)
                 moq_buf_put_u8(&as->initial_paths, 0);
@@ -139,6 +179,23 @@ static size_t watch_prefixes(moq_session *s, const char *full, char **out, size_
     return k;
 }
 
+/* ANNOUNCE_INIT (01/02): the initial set's paths as suffixes of the requested prefix. */
+static void encode_announce_init(moq_session *s, moq_buf *out, const struct ann_serve *as)
+{
+    moq_str *suffixes = calloc(as->initial_count ? as->initial_count : 1, sizeof(moq_str));
+    if (!suffixes) return;
+    size_t n = 0;
+    moq_str full = moq_str_make(as->full, strlen(as->full));
+    for (size_t off = 0; off < as->initial_paths.len && n < as->initial_count;) {
+        const char *path = (const char *)as->initial_paths.data + off;
+        size_t len = strlen(path);
+        off += len + 1;
+        if (moq_path_strip_prefix(moq_str_make(path, len), full, &suffixes[n]) == 0) n++;
+    }
+    moq_encode_announce_init(out, s->v, suffixes, n);
+    free(suffixes);
+}
+
 static void start_announce(mstream *ms, const struct moq_announce_request *req)
 {
     moq_session *s = ms->s;
@@ -164,6 +221,7 @@ static void start_announce(mstream *ms, const struct moq_announce_request *req)
     as->exclude = s->caps->exclude_hop && req->exclude_hop ? req->exclude_hop : s->peer_origin;
     moq_buf_init(&as->initial);
     moq_buf_init(&as->initial_paths);
+    moq_map_init(&as->ids);
     ms->obj = as;
     as->collecting = true;
     char *prefixes[8];
@@ -182,6 +240,7 @@ static void start_announce(mstream *ms, const struct moq_announce_request *req)
         struct moq_announce_ok ok = {moq_origin_id(s->cfg.origin), as->initial_count};
         moq_encode_announce_ok(&b, s->v, &ok);
     }
+    if (s->caps->announce_init) encode_announce_init(s, &b, as);
     moq_buf_append(&b, as->initial.data, as->initial.len);
     moq_buf_free(&as->initial);
     bool written = !b.len || moq_ms_write(ms, &b, false) >= 0;
@@ -655,8 +714,8 @@ static void start_subscription(mstream *ms, struct moq_subscribe *req)
     moq_list_init(&ds->groups);
     prefs_from_opts(&ds->prefs, &req->opts);
     ms->obj = ds;
-    if (s->caps->subscribe_responses == MOQ_SUBRESP_OK_DROP) {
-        /* lite-03/04 expect SUBSCRIBE_OK first */
+    if (s->caps->subscribe_responses != MOQ_SUBRESP_START_END_DROP) {
+        /* lite-01 .. 04 expect SUBSCRIBE_OK first */
         struct moq_subscribe_response r = {.kind = MOQ_SUBSCRIBE_OK};
         r.ok.priority = req->opts.priority;
         moq_buf b;
@@ -969,6 +1028,7 @@ static void announce_release(mstream *ms)
         moq_watch_close(as->watches[i]);
     moq_buf_free(&as->initial);
     moq_buf_free(&as->initial_paths);
+    moq_map_free(&as->ids);
     free(as->full);
     free(as);
 }

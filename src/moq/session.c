@@ -12,6 +12,7 @@
 #include "util/time.h"
 
 static const struct moq_transport_events session_events;
+static void send_compat_setup(moq_session *s);
 
 uint64_t moq_session_now(const moq_session *s)
 {
@@ -412,7 +413,7 @@ static void authorize(moq_session *s)
         s->expiry_deadline = expiry_deadline(s, perms.expires);
         moq_session_deadline_changed(s);
     }
-    moq_debug("moq", "%s: %s session authorized at /%s", s->t->peer, s->caps->alpn, perms.root);
+    moq_debug("moq", "%s: %s session authorized at /%s", s->t->peer, s->caps->name, perms.root);
     moq_consume_start(s);
     release_held(s);
 }
@@ -465,6 +466,82 @@ static void setup_reset(mstream *ms, uint64_t code)
 }
 
 static const struct moq_ms_ops setup_in_ops = {.data = setup_data, .reset = setup_reset};
+
+/* ---- lite-01/02: the compat SETUP stream, then the session stream */
+
+/* Client: SERVER_SETUP (vi 0x21, u16 size, body) chose the version we offered. */
+static bool compat_server_setup(moq_session *s, mstream *ms, const uint8_t **data, size_t *len,
+                                bool fin)
+{
+    if (!ms->cr_live) {
+        uint64_t type;
+        int rv = moq_varint_reader_next(&ms->vr, data, len, fin, &type);
+        if (rv == 0) return false;
+        if (rv < 0 || type != MOQ_BIDI_SERVER_COMPAT) {
+            moq_session_fail(s, MOQ_CODE_PROTOCOL_VIOLATION, "expected SERVER_SETUP");
+            return false;
+        }
+        moq_ctrl_reader_init(&ms->cr, MOQ_CTRL_U16_SIZE, MAX_CONTROL_MSG);
+        ms->cr_live = true;
+    }
+    struct moq_ctrl_msg msg;
+    int rv = moq_ctrl_reader_next(&ms->cr, data, len, fin, &msg);
+    if (rv == 0) return false;
+    uint64_t version = 0;
+    const uint8_t *params;
+    size_t params_len;
+    if (rv < 0 ||
+        moq_decode_compat_server_setup(msg.body, msg.len, &version, &params, &params_len) < 0) {
+        moq_session_fail(s, MOQ_CODE_DECODE, "malformed SERVER_SETUP");
+        return false;
+    }
+    if (version != s->caps->compat_code) {
+        moq_session_fail(s, MOQ_CODE_VERSION, "the server chose a version we did not offer");
+        return false;
+    }
+    s->setup_received = true;
+    s->setup_deadline = UINT64_MAX;
+    moq_session_deadline_changed(s);
+    moq_ctrl_reader_free(&ms->cr);
+    moq_ctrl_reader_init(&ms->cr, 0, MAX_CONTROL_MSG);
+    authorize(s);
+    return !s->closing;
+}
+
+/* SESSION_INFO messages are read and ignored; the stream ends with the session. */
+static void compat_data(mstream *ms, const uint8_t *data, size_t len, bool fin)
+{
+    moq_session *s = ms->s;
+    if (!s->setup_received && !compat_server_setup(s, ms, &data, &len, fin)) return;
+    while (!s->closing) {
+        struct moq_ctrl_msg msg;
+        int rv = moq_ctrl_reader_next(&ms->cr, &data, &len, fin, &msg);
+        if (rv == 0) return;
+        if (rv == MOQ_ERR_CLOSED) {
+            moq_session_close(s, MOQ_CODE_CANCEL, "session stream finished");
+            return;
+        }
+        uint64_t bitrate;
+        if (rv < 0 || moq_decode_session_info(s->v, msg.body, msg.len, &bitrate) < 0) {
+            moq_session_fail(s, MOQ_CODE_DECODE, "malformed SESSION_INFO");
+            return;
+        }
+    }
+}
+
+static void compat_reset(mstream *ms, uint64_t code)
+{
+    (void)code;
+    moq_session_fail(ms->s, MOQ_CODE_PROTOCOL_VIOLATION, "session stream reset");
+}
+
+static void compat_release(mstream *ms)
+{
+    if (ms->s->compat == ms) ms->s->compat = NULL;
+}
+
+static const struct moq_ms_ops compat_ops = {
+    .data = compat_data, .reset = compat_reset, .stopped = compat_reset, .release = compat_release};
 static const struct moq_ms_ops inert_ops = {0};
 
 static const struct moq_ms_ops *const kind_ops[] = {
@@ -482,6 +559,7 @@ static const struct moq_ms_ops *const kind_ops[] = {
     [MS_PROBE_SERVE] = &moq_serve_probe_ops,
     [MS_GROUP_OUT] = &moq_serve_group_ops,
     [MS_GROUP_IN] = &moq_consume_group_ops,
+    [MS_COMPAT] = &compat_ops,
     [MS_IGNORE] = &inert_ops,
 };
 _Static_assert(sizeof(kind_ops) / sizeof(kind_ops[0]) == MS_IGNORE + 1,
@@ -678,10 +756,9 @@ static void ev_streams_available(void *app, moq_transport *t, bool bidi)
 {
     moq_session *s = app;
     if (s->closing) return;
-    if (bidi) {
-        moq_consume_streams_available(s);
-        return;
-    }
+    if (bidi && s->compat_pending) send_compat_setup(s);
+    if (bidi && !s->compat_pending) moq_consume_streams_available(s);
+    if (bidi) return;
     if (s->setup_pending) send_setup(s);
     if (!s->setup_pending) moq_serve_streams_available(s);
 }
@@ -695,7 +772,7 @@ static void ev_datagram(void *app, moq_transport *t, const uint8_t *data, size_t
 static void ev_closed(void *app, moq_transport *t, uint64_t code, const char *reason)
 {
     moq_session *s = app;
-    moq_info("moq", "%s: %s session closed (code %llu%s%s)", t->peer, s->caps->alpn,
+    moq_info("moq", "%s: %s session closed (code %llu%s%s)", t->peer, s->caps->name,
              (unsigned long long)code, reason && reason[0] ? ": " : "", reason ? reason : "");
     session_teardown(s, code, reason);
 }
@@ -714,11 +791,87 @@ static const struct moq_transport_events session_events = {
 
 /* ---------------------------------------------------------------- public */
 
+/* The moq-lite part of a session: everything but t and cfg, which are set. */
+static void lite_init(moq_session *s, const moq_caps *caps)
+{
+    if (!s->cfg.max_frame_bytes) s->cfg.max_frame_bytes = MOQ_DEFAULT_MAX_FRAME;
+    if (!s->cfg.max_inbound_bytes) s->cfg.max_inbound_bytes = 64ull * 1024 * 1024;
+    s->v = caps->version;
+    s->caps = caps;
+    s->peer_role = MOQ_ROLE_BOTH;
+    moq_list_init(&s->streams);
+    moq_list_init(&s->held);
+    moq_list_init(&s->ann_consumes);
+    moq_list_init(&s->queue);
+    moq_list_init(&s->bidi_wait);
+    moq_u64map_init(&s->up_by_id);
+    moq_u64map_init(&s->up_by_track);
+    s->setup_deadline = s->expiry_deadline = s->probe_deadline = UINT64_MAX;
+    moq_transport_attach(s->t, &session_events, s);
+}
+
+static const char *transport_name(const moq_transport *t)
+{
+    return t->kind == MOQ_TRANSPORT_QUIC           ? "QUIC"
+           : t->kind == MOQ_TRANSPORT_WEBTRANSPORT ? "WebTransport"
+                                                   : "WebSocket";
+}
+
+static void log_start(const moq_session *s)
+{
+    const moq_transport *t = s->t;
+    moq_info("moq", "%s: %s session over %s%s%s", t->peer, s->caps->name, transport_name(t),
+             t->path ? " at " : "", t->path ? t->path : "");
+}
+
+/* Wait for the peer's SETUP (a lite-05+ client's, or the SERVER_SETUP a compat client
+ * asked for) before anything else. */
+static void await_setup(moq_session *s)
+{
+    s->setup_deadline =
+        moq_session_now(s) + (s->cfg.setup_timeout_us ? s->cfg.setup_timeout_us : SETUP_TIMEOUT_US);
+    moq_session_deadline_changed(s);
+}
+
+/* Client, lite-01/02: CLIENT_SETUP offering our one version on the first bidi stream. */
+static void send_compat_setup(moq_session *s)
+{
+    mstream *ms;
+    int rv = moq_ms_open(s, MS_COMPAT, true, &ms);
+    s->compat_pending = rv == MOQ_ERR_AGAIN; /* sent once the peer grants a bidi stream */
+    if (rv == MOQ_ERR_AGAIN) return;
+    if (rv < 0) {
+        moq_session_fail(s, MOQ_CODE_TRANSPORT, "cannot open the SETUP stream");
+        return;
+    }
+    s->compat = ms;
+    static const uint8_t no_params[] = {0};
+    uint64_t offer = s->caps->compat_code;
+    moq_buf b;
+    moq_buf_init(&b);
+    rv = moq_encode_stream_type(&b, MOQ_BIDI_CLIENT_COMPAT);
+    if (rv == 0) rv = moq_encode_compat_client_setup(&b, &offer, 1, no_params, sizeof(no_params));
+    if (rv == 0) rv = moq_ms_write(ms, &b, false);
+    moq_buf_free(&b);
+    if (rv < 0) moq_session_fail(s, MOQ_CODE_TRANSPORT, "cannot send SETUP");
+}
+
+/* The version this side speaks on t, or NULL. */
+static const moq_caps *caps_for(const moq_transport *t, const struct moq_session_config *cfg)
+{
+    if (t->is_client && strcmp(t->protocol, MOQ_COMPAT_ALPN) == 0) {
+        const moq_caps *c = moq_caps_get((moq_version)cfg->compat_version);
+        return c && c->compat_setup ? c : NULL;
+    }
+    int version = moq_version_from_alpn(t->protocol, strlen(t->protocol));
+    return version > 0 ? moq_caps_get((moq_version)version) : NULL;
+}
+
 moq_session *moq_session_new(moq_transport *t, const struct moq_session_config *cfg)
 {
-    if (moq_ietf_protocol(t->protocol)) return moq_ietf_session_new(t, cfg);
-    int version = moq_version_from_alpn(t->protocol, strlen(t->protocol));
-    const moq_caps *caps = version > 0 ? moq_caps_get((moq_version)version) : NULL;
+    bool compat_client = t->is_client && cfg->compat_version;
+    if (!compat_client && moq_ietf_protocol(t->protocol)) return moq_ietf_session_new(t, cfg);
+    const moq_caps *caps = caps_for(t, cfg);
     if (!caps) {
         moq_warn("moq", "%s: unsupported protocol '%s'", t->peer, t->protocol);
         moq_transport_close(t, MOQ_CODE_VERSION, "unsupported protocol");
@@ -736,37 +889,53 @@ moq_session *moq_session_new(moq_transport *t, const struct moq_session_config *
     }
     s->t = t;
     s->cfg = *cfg;
-    if (!s->cfg.max_frame_bytes) s->cfg.max_frame_bytes = MOQ_DEFAULT_MAX_FRAME;
-    if (!s->cfg.max_inbound_bytes) s->cfg.max_inbound_bytes = 64ull * 1024 * 1024;
-    s->v = (moq_version)version;
-    s->caps = caps;
-    s->peer_role = MOQ_ROLE_BOTH;
-    moq_list_init(&s->streams);
-    moq_list_init(&s->held);
-    moq_list_init(&s->ann_consumes);
-    moq_list_init(&s->queue);
-    moq_list_init(&s->bidi_wait);
-    moq_u64map_init(&s->up_by_id);
-    moq_u64map_init(&s->up_by_track);
-    s->setup_deadline = s->expiry_deadline = s->probe_deadline = UINT64_MAX;
     s->reported_deadline = UINT64_MAX; /* what a driver's timer starts as: unarmed */
-    moq_transport_attach(t, &session_events, s);
-    moq_info("moq", "%s: %s session over %s%s%s", t->peer, caps->alpn,
-             t->kind == MOQ_TRANSPORT_QUIC           ? "QUIC"
-             : t->kind == MOQ_TRANSPORT_WEBTRANSPORT ? "WebTransport"
-                                                     : "WebSocket",
-             t->path ? " at " : "", t->path ? t->path : "");
+    lite_init(s, caps);
+    log_start(s);
     if (caps->setup_stream) send_setup(s);
-    /* Servers on lite-05 wait for the client's SETUP (it may carry the path and role);
-     * clients and older versions are authorized at once. */
-    if (caps->setup_stream && !t->is_client) {
-        s->setup_deadline = moq_session_now(s) +
-                            (s->cfg.setup_timeout_us ? s->cfg.setup_timeout_us : SETUP_TIMEOUT_US);
-        moq_session_deadline_changed(s);
-    } else if (!s->closing) {
+    if (caps->compat_setup) send_compat_setup(s);
+    /* Servers on lite-05 wait for the client's SETUP (it may carry the path and role), and
+     * compat clients for the server's; other clients and older versions are authorized at
+     * once. */
+    if ((caps->setup_stream && !t->is_client) || caps->compat_setup)
+        await_setup(s);
+    else if (!s->closing)
         authorize(s);
-    }
     return s;
+}
+
+void moq_session_compat_adopt(moq_session *s, int64_t sid, moq_version v, const uint8_t *rest,
+                              size_t len, bool fin)
+{
+    const moq_caps *caps = moq_caps_get(v);
+    moq_transport *t = s->t;
+    lite_init(s, caps);
+    moq_info("moq", "%s: %s session over %s%s%s (compat SETUP)", t->peer, caps->name,
+             transport_name(t), t->path ? " at " : "", t->path ? t->path : "");
+    mstream *ms = ms_new(s, sid, MS_COMPAT, true, false);
+    if (!ms) {
+        moq_session_fail(s, MOQ_CODE_TRANSPORT, "out of memory");
+        return;
+    }
+    s->compat = ms;
+    moq_ctrl_reader_init(&ms->cr, 0, MAX_CONTROL_MSG);
+    ms->cr_live = true;
+    s->setup_received = true;
+    moq_session_deadline_changed(s); /* the other engine's SETUP timeout is gone */
+    static const uint8_t no_params[] = {0};
+    moq_buf b;
+    moq_buf_init(&b);
+    int rv = moq_encode_stream_type(&b, MOQ_BIDI_SERVER_COMPAT);
+    if (rv == 0)
+        rv = moq_encode_compat_server_setup(&b, caps->compat_code, no_params, sizeof(no_params));
+    if (rv == 0) rv = moq_ms_write(ms, &b, false);
+    moq_buf_free(&b);
+    if (rv < 0) {
+        moq_session_fail(s, MOQ_CODE_TRANSPORT, "cannot send SETUP");
+        return;
+    }
+    authorize(s);
+    if (!s->closing && (len || fin)) session_stream_data(s, ms, rest, len, fin);
 }
 
 moq_transport *moq_session_transport(const moq_session *s)
@@ -782,7 +951,7 @@ const moq_perms *moq_session_perms(const moq_session *s)
 const char *moq_session_version(const moq_session *s)
 {
     if (s->ietf) return moq_ietf_session_version(s);
-    return s->caps->alpn;
+    return s->caps->name;
 }
 
 uint64_t moq_session_peer_origin(const moq_session *s)

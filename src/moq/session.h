@@ -46,6 +46,7 @@
 
 #include "auth/auth.h"
 #include "model/model.h"
+#include "moq/version.h"
 #include "transport/transport.h"
 #include "util/time.h"
 
@@ -93,6 +94,14 @@ struct moq_session_config {
     void (*timer)(void *ctx, moq_session *s, uint64_t at);
     /* Client side, raw QUIC, lite-05: the Path parameter of our SETUP ("/path?query"). */
     const char *setup_path;
+    /* Client side, protocol "moql": the moq-lite version offered in the compat SETUP
+     * (MOQ_LITE_01 or MOQ_LITE_02). 0 on other protocols. */
+    int compat_version;
+    /* Server side, protocol "moql": the version names the compat SETUP may choose
+     * ("moq-lite-02", "moq-lite-01", "moq-transport-14"); none = all three. Not copied: must
+     * outlive the session. */
+    const char *const *compat_allowed;
+    size_t n_compat_allowed;
     /* Offer bandwidth probes (SETUP Probe = report) when the transport can measure. */
     bool offer_probe;
     /* Largest frame accepted from the peer (default 32 MiB); inbound frames in progress
@@ -136,6 +145,14 @@ struct moq_session_config {
  * Returns NULL (and closes the transport with an error code) when the protocol is not one
  * we implement or memory runs out. */
 moq_session *moq_session_new(moq_transport *t, const struct moq_session_config *cfg);
+
+/* For the moq-transport engine: its server read a compat CLIENT_SETUP on bidi stream sid
+ * (protocol "moql") and chose moq-lite version v (01/02). The session, attached to no
+ * engine now (s->ietf released, s->t, s->cfg and stats kept), becomes a moq-lite session:
+ * it answers with SERVER_SETUP on sid, which stays open as the session stream, and reads
+ * `rest` (what followed the CLIENT_SETUP there) and everything after. */
+void moq_session_compat_adopt(moq_session *s, int64_t sid, moq_version v, const uint8_t *rest,
+                              size_t len, bool fin);
 
 /* Before a graceful close: tell the peer we are going away (IETF sessions: GOAWAY).
  * Returns whether a message went out (moq-lite sessions: never; their close says it). */

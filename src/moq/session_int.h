@@ -59,6 +59,7 @@ enum ms_kind {
     MS_PROBE_SERVE,   /* we report bandwidth to the peer */
     MS_GROUP_OUT,     /* a group we send */
     MS_GROUP_IN,      /* a group we receive */
+    MS_COMPAT,        /* lite-01/02: the compat SETUP stream, then the session stream */
     MS_IGNORE,        /* read and discard */
 };
 
@@ -105,6 +106,8 @@ struct ann_consume {
     bool police;        /* at the root, only to refuse what perms.publish does not cover */
     bool refused;       /* the peer refused the request (reported once) */
     moq_map routes;     /* suffix -> moq_route* */
+    moq_u64map by_id;   /* lite-06: announce id -> suffix (owned, NUL-terminated) */
+    uint64_t next_id;   /* lite-06: the id the next START assigns */
     moq_list link;
 };
 
@@ -119,6 +122,8 @@ struct ann_serve {
     moq_buf initial;
     moq_buf initial_paths; /* their paths, each NUL-terminated, for cfg->event */
     uint64_t initial_count;
+    moq_map ids;      /* lite-06: suffix -> announce id + 1, for what the peer holds */
+    uint64_t next_id; /* lite-06: the id the next START assigns */
 };
 
 /* One track we serve from the peer (an upstream subscription for the whole relay). */
@@ -235,7 +240,8 @@ struct moq_session {
     bool authorized;
     bool closing;        /* close requested: no more writes */
     bool gone;           /* the transport is closed */
-    bool setup_received; /* the peer's SETUP (05) */
+    bool setup_received; /* the peer's SETUP (05+; compat SERVER_SETUP for a 01/02 client) */
+    mstream *compat;     /* lite-01/02: the session stream (the compat SETUP's bidi) */
     uint64_t peer_origin;
     int peer_role;
     char *setup_path; /* the peer's SETUP Path (owned) */
@@ -252,6 +258,7 @@ struct moq_session {
      * before its transport parameters arrive): our SETUP, the announce requests from
      * perms.publish[ann_next] on, and up_subs whose TRACK/SUBSCRIBE wait (oldest first). */
     bool setup_pending;
+    bool compat_pending; /* our compat CLIENT_SETUP (lite-01/02 client) */
     bool ann_pending;
     size_t ann_next;
     moq_list bidi_wait;

@@ -66,6 +66,17 @@ void moq_ctrl_reader_init(moq_ctrl_reader *r, unsigned flags, size_t max_msg)
     moq_buf_init(&r->body);
 }
 
+void moq_ctrl_reader_set_typed(moq_ctrl_reader *r, bool typed)
+{
+    bool handed_out = r->state == CTRL_BODY && r->body.len == r->size;
+    bool fresh = r->state == ctrl_boundary_state(r) && r->vr.need == 0;
+    if (typed)
+        r->flags |= MOQ_CTRL_TYPED;
+    else
+        r->flags &= ~(unsigned)MOQ_CTRL_TYPED;
+    if (fresh && !handed_out) r->state = ctrl_boundary_state(r);
+}
+
 void moq_ctrl_reader_free(moq_ctrl_reader *r)
 {
     moq_buf_free(&r->body);

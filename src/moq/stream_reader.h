@@ -77,6 +77,10 @@ struct moq_ctrl_msg {
 void moq_ctrl_reader_init(moq_ctrl_reader *r, unsigned flags, size_t max_msg);
 void moq_ctrl_reader_free(moq_ctrl_reader *r);
 
+/* Switch between typed and untyped messages (lite-06 announce streams turn typed after
+ * ANNOUNCE_OK). Only between messages: right after init or after a message was handed out. */
+void moq_ctrl_reader_set_typed(moq_ctrl_reader *r, bool typed);
+
 /* 1 = a message; 0 = need more; MOQ_ERR_CLOSED = FIN at a message boundary;
  * MOQ_ERR_PROTO = FIN inside a message; MOQ_ERR_TOO_LARGE = body over max_msg. */
 int moq_ctrl_reader_next(moq_ctrl_reader *r, const uint8_t **in, size_t *in_len, bool fin,

@@ -16,6 +16,7 @@
 #include "ietf/session.h"
 #include "ietf/version.h"
 #include "moq/errors.h"
+#include "moq/version.h"
 #include "qmux/qmux.h"
 #include "relay/service.h"
 #include "relay/workers.h"
@@ -219,6 +220,8 @@ int moq_relay_start_session(moq_relay *r, moq_transport *t)
         .offer_probe = true,
         .setup_timeout_us = r->cfg->limits.setup_timeout_ms * MOQ_US_PER_MS,
         .refuse_outside_grant = true,
+        .compat_allowed = r->compat,
+        .n_compat_allowed = r->n_compat,
         .authorize = session_authorize,
         .upstream = session_upstream,
         .closed = session_closed,
@@ -246,6 +249,14 @@ static int wt_accept(void *ctx, moq_transport *t)
     return moq_relay_start_session(ctx, t);
 }
 
+/* protocol, when the relay offers it (else NULL) */
+static const char *relay_offers(const moq_relay *r, const char *protocol)
+{
+    for (size_t i = 0; i < r->n_versions; i++)
+        if (strcmp(r->versions[i], protocol) == 0) return r->versions[i];
+    return NULL;
+}
+
 static bool wt_busy(void *ctx)
 {
     return moq_relay_full(ctx);
@@ -255,7 +266,9 @@ static int quic_accept(void *ctx, moq_transport *t)
 {
     moq_relay *r = ctx;
     if (t->kind == MOQ_TRANSPORT_H3) {
-        struct moq_h3_server_config hc = {r->versions, r->n_versions, wt_accept, r, wt_busy};
+        struct moq_h3_server_config hc = {r->versions, r->n_versions,
+                                          wt_accept,   r,
+                                          wt_busy,     relay_offers(r, MOQ_IETF_ALPN_COMPAT)};
         struct moq_h3_driver drv;
         if (moq_h3_loop_driver(r->loop, &drv) < 0) return MOQ_ERR_NOMEM;
         moq_h3_server_attach(t, &drv, &hc);
@@ -440,17 +453,28 @@ static uint64_t random_origin_id(void)
     return id;
 }
 
+/* A moq-lite version with an ALPN of its own: the configured ones, else the defaults. */
+static bool lite_wanted(const moq_strlist *want, const char *name)
+{
+    if (want->len) return moq_strlist_contains(want, name);
+    const moq_caps *c = moq_caps_get((moq_version)moq_version_from_name(name));
+    return c && c->by_default;
+}
+
 static void pick_versions(moq_relay *r)
 {
-    static const char *const all[] = {"moq-lite-05", "moq-lite-04", "moq-lite-03"};
+    static const char *const lite[] = {"moq-lite-06-wip", "moq-lite-05", "moq-lite-04",
+                                       "moq-lite-03"};
+    static const char *const compat[] = {"moq-lite-02", "moq-lite-01", "moq-transport-14"};
     const moq_strlist *want = &r->cfg->server.version;
-    for (size_t i = 0; i < 3; i++) {
-        if (want->len && !moq_strlist_contains(want, all[i])) continue;
-        r->versions[r->n_versions++] = all[i];
-    }
-    /* moq-transport-14 is also reached through the "moql" ALPN and the compat SETUP */
-    if (!want->len || moq_strlist_contains(want, "moq-transport-14"))
-        r->versions[r->n_versions++] = MOQ_IETF_ALPN_COMPAT;
+    for (size_t i = 0; i < sizeof(lite) / sizeof(lite[0]); i++)
+        if (lite_wanted(want, lite[i])) r->versions[r->n_versions++] = lite[i];
+    /* moq-lite-02/01 and moq-transport-14 are reached through the "moql" ALPN and the
+     * compat SETUP */
+    for (size_t i = 0; i < sizeof(compat) / sizeof(compat[0]); i++)
+        if (want->len && moq_strlist_contains(want, compat[i]))
+            r->compat[r->n_compat++] = compat[i];
+    if (!want->len || r->n_compat) r->versions[r->n_versions++] = MOQ_IETF_ALPN_COMPAT;
     for (const moq_ietf_caps *const *c = moq_ietf_drafts; *c; c++) {
         if (!moq_ietf_engine_runs((*c)->draft)) continue;
         if (want->len && !moq_strlist_contains(want, (*c)->name)) continue;

@@ -24,7 +24,7 @@
 #include "util/list.h"
 #include "web/web.h"
 
-#define RELAY_MAX_VERSIONS 12
+#define RELAY_MAX_VERSIONS 16
 
 struct relay_counters {
     uint64_t sessions_total[4]; /* by moq_transport_kind (QUIC, WebTransport, WebSocket) */
@@ -52,6 +52,10 @@ struct moq_relay {
     uint16_t http_port, https_port;
     const char *versions[RELAY_MAX_VERSIONS]; /* moq-lite ALPNs we offer, preferred first */
     size_t n_versions;
+    /* What the compat SETUP ("moql") may choose: configured names among moq-lite-02,
+     * moq-lite-01 and moq-transport-14 (none: the configuration lists no version, all) */
+    const char *compat[3];
+    size_t n_compat;
     const char *alpns[RELAY_MAX_VERSIONS + 1];
     size_t n_alpns;
     moq_list sessions; /* struct relay_session */

@@ -1,6 +1,7 @@
-/* Fuzz target: the control-stream reader and every control-message decoder of lite-03/04/05.
+/* Fuzz target: the control-stream reader and every control-message decoder of lite-01 .. 06.
  *
- * Input: byte 0 picks the version (bits 0-1) and typed framing (bit 2); byte 1 seeds how the
+ * Input: byte 0 picks the version (bits 0-1: 03, 04, 05, 05; with bit 3 set: 01, 02, 06-wip,
+ * 06-wip) and typed framing (bit 2); byte 1 seeds how the
  * rest is split into pieces. Each message the reader yields is offered to every decoder of
  * that version; whatever decodes must re-encode, and the re-encoding must decode and encode
  * to the same bytes again. The same stream read as one piece must give the same messages. */
@@ -11,7 +12,8 @@
 #include "moq/codec.h"
 #include "moq/stream_reader.h"
 
-static const moq_version versions[] = {MOQ_LITE_03, MOQ_LITE_04, MOQ_LITE_05, MOQ_LITE_05};
+static const moq_version versions[] = {MOQ_LITE_03, MOQ_LITE_04, MOQ_LITE_05,     MOQ_LITE_05,
+                                       MOQ_LITE_01, MOQ_LITE_02, MOQ_LITE_06_WIP, MOQ_LITE_06_WIP};
 
 #define CHECK(x)                                                                                   \
     do {                                                                                           \
@@ -96,15 +98,42 @@ static int decode_encode(int k, moq_version v, uint64_t type, uint8_t *body, siz
             CHECK(moq_encode_goaway(out, v, &m) == 0);
         return rv;
     }
-    default: {
+    case 12: {
         struct moq_group_header m;
         if ((rv = moq_decode_group_header(v, body, len, &m)) == 0)
             CHECK(moq_encode_group_header(out, v, &m) == 0);
         return rv;
     }
+    case 13: {
+        struct moq_announce_init m;
+        if ((rv = moq_decode_announce_init(v, body, len, &m)) == 0) {
+            CHECK(moq_encode_announce_init(out, v, m.suffixes, m.count) == 0);
+            moq_announce_init_free(&m);
+        }
+        return rv;
+    }
+    case 14: {
+        uint64_t bitrate;
+        if ((rv = moq_decode_session_info(v, body, len, &bitrate)) == 0)
+            CHECK(moq_encode_session_info(out, v, bitrate) == 0);
+        return rv;
+    }
+    default: {
+        struct moq_announce m;
+        if ((rv = moq_decode_announce_typed(v, type, body, len, &m)) == 0)
+            CHECK(moq_encode_announce(out, v, &m) == 0);
+        return rv;
+    }
     }
 }
-#define N_KINDS 13
+#define N_KINDS 16
+
+/* Whether message kind k carries a type before its size on version v. */
+static bool kind_typed(int k, moq_version v)
+{
+    if (k == 6) return moq_subscribe_responses_typed(v);
+    return k == 15;
+}
 
 static void check_message(moq_version v, bool typed, uint64_t type, const uint8_t *body, size_t len)
 {
@@ -114,7 +143,7 @@ static void check_message(moq_version v, bool typed, uint64_t type, const uint8_
     moq_buf_init(&first);
     moq_buf_init(&second);
     for (int k = 0; k < N_KINDS; k++) {
-        if ((k == 6) != typed) continue;
+        if (kind_typed(k, v) != typed) continue;
         if (len) memcpy(copy, body, len);
         moq_buf_reset(&first);
         if (decode_encode(k, v, type, copy, len, &first) != 0) continue;
@@ -178,7 +207,7 @@ static void read_all(moq_version v, bool typed, const uint8_t *data, size_t size
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 2) return 0;
-    moq_version v = versions[data[0] & 3];
+    moq_version v = versions[(data[0] & 3) | ((data[0] >> 1) & 4)];
     bool typed = data[0] & 4;
     uint8_t seed = data[1];
     struct digest split, whole;

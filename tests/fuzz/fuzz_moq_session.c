@@ -4,8 +4,9 @@
  * holds a live broadcast, and of clock steps that fire the session's and the origin's
  * timers (SETUP timeout, token expiry, probe reports, ending routes, linger). The session
  * must neither crash nor leak, whatever the peer does and whenever time passes, and must
- * always have reported its next deadline. First byte: the moq-lite version (% 3), and
- * (/ 3 % 2) a strict relay with a narrow grant; then (op, arg) pairs: op % 7 = open bidi,
+ * always have reported its next deadline. First byte: the protocol (% 5: lite-03, 04, 05,
+ * "moql" whose compat SETUP may choose lite-01/02 or moq-transport-14, lite-06-wip), and
+ * (/ 5 % 2) a strict relay with a narrow grant; then (op, arg) pairs: op % 7 = open bidi,
  * open uni, write, write+FIN, reset, stop, datagram; op / 7 picks the stream; arg is the
  * write length (followed by the bytes) or the code. An op with its high bit set first
  * advances the clock by arg * 50 ms and runs what is due. */
@@ -120,7 +121,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     moq_log_set_level(MOQ_LOG_OFF);
     if (size < 1) return 0;
-    static const char *const versions[] = {"moq-lite-03", "moq-lite-04", "moq-lite-05"};
+    static const char *const versions[] = {"moq-lite-03", "moq-lite-04", "moq-lite-05", "moql",
+                                           "moq-lite-06-wip"};
     now_us = 0;
     moq_origin_config oc;
     moq_origin_config_default(&oc);
@@ -130,10 +132,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     moq_origin_announce(origin, (const uint8_t *)"bbb", 3, NULL, 0, &local_ops, NULL, &route);
 
     moq_transport *peer, *server;
-    struct moq_pipe_config pc = {MOQ_TRANSPORT_WEBTRANSPORT, versions[data[0] % 3], "/", 1200};
+    struct moq_pipe_config pc = {MOQ_TRANSPORT_WEBTRANSPORT, versions[data[0] % 5], "/", 1200};
     moq_pipe *pipe = moq_pipe_new(NULL, &pc, &peer, &server);
     struct run r = {.armed = UINT64_MAX};
-    strict = (data[0] / 3) % 2;
+    strict = (data[0] / 5) % 2;
     struct moq_session_config sc = {.origin = origin,
                                     .clock = &clock,
                                     .timer = timer,

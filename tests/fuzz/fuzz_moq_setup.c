@@ -2,7 +2,8 @@
  *
  * The input is tried as a SETUP body (decode, re-encode, decode again to the same bytes) and
  * as a compat SETUP stream: the 0x20 stream type varint, then a u16-framed CLIENT_SETUP read
- * one byte at a time, whose version list must decode without reading past the message. */
+ * one byte at a time, whose version list must decode without reading past the message; and
+ * as a SERVER_SETUP body, whose version must re-encode to the same bytes. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,9 +93,27 @@ static void compat_stream(const uint8_t *data, size_t size)
     moq_ctrl_reader_free(&r);
 }
 
+static void compat_server(const uint8_t *data, size_t size)
+{
+    uint64_t version;
+    const uint8_t *params;
+    size_t params_len;
+    if (size > UINT16_MAX ||
+        moq_decode_compat_server_setup(data, size, &version, &params, &params_len) < 0)
+        return;
+    CHECK(params >= data && params + params_len == data + size);
+    moq_buf out;
+    moq_buf_init(&out);
+    CHECK(moq_encode_compat_server_setup(&out, version, params, params_len) == 0);
+    /* u16 size + a shortest-form varint: no longer than the input plus the size */
+    CHECK(out.len >= 2 && out.len <= size + 2);
+    moq_buf_free(&out);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     setup_body(data, size);
     compat_stream(data, size);
+    compat_server(data, size);
     return 0;
 }

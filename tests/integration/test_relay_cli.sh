@@ -37,7 +37,7 @@ expect_status 2 "missing --broadcast" "$MOQ" subscribe "$HTTP_URL" --track t
 expect_status 2 "missing --track" "$MOQ" publish "$HTTP_URL" --broadcast b
 expect_status 2 "unknown option" "$MOQ" subscribe "$HTTP_URL" --broadcast b --track t --bogus
 expect_status 2 "invalid value" "$MOQ" publish "$HTTP_URL" --broadcast b --track t --framing xml
-expect_status 2 "invalid value" "$MOQ" subscribe "$HTTP_URL" --broadcast b --track t --moq-version 02
+expect_status 2 "invalid value" "$MOQ" subscribe "$HTTP_URL" --broadcast b --track t --moq-version 07
 expect_status 2 "unsupported URL scheme" "$MOQ" subscribe "ftp://127.0.0.1:$PORT/" --broadcast b --track t
 expect_status 2 "cannot be combined" "$MOQ" subscribe "$QUIC_URL" --broadcast b --track t \
     --tls-disable-verify --tls-fingerprint "$FP"

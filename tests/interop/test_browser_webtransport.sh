@@ -3,8 +3,8 @@
 # client @moq/net@0.3.4 (bundled into a page by esbuild, driven by playwright-core), plus
 # the mixed case: the browser publishes over WebTransport while a Node @moq/net client
 # subscribes over WebSocket and, when $MOQ_BUILD_DIR/moq exists, the native tool over raw
-# QUIC, and IETF moq-transport drafts 14 ("moql"), 17 and 20 over WebTransport, within a
-# draft and across drafts. The checks themselves are in tests/interop/browser/driver.mjs; this script installs
+# QUIC, and moq-lite-02 ("moql", compat SETUP) and IETF moq-transport drafts 17 and 20 over
+# WebTransport, within a protocol and across protocols. The checks themselves are in tests/interop/browser/driver.mjs; this script installs
 # what they need, starts the relay on a free port and adds checks on the relay's log and
 # exit.
 #

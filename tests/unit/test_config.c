@@ -433,7 +433,7 @@ static void bad_values(void **state)
                  "e.g. \"75%\")");
     expect_error("[server]\nversion = [\"moq-lite-05\", \"moq-lite-99\"]\n",
                  "relay.toml:2:27: server.version: unknown version \"moq-lite-99\" (this relay "
-                 "supports moq-lite-05, moq-lite-04, moq-lite-03 and moq-transport-14 to "
+                 "supports moq-lite-01 to moq-lite-05, moq-lite-06-wip and moq-transport-14 to "
                  "moq-transport-20)");
     expect_error("[cluster]\nconnect = [\"http://peer:4443/\"]\n",
                  "relay.toml:2:12: cluster.connect: unsupported scheme \"http\" in cluster peer "
@@ -534,10 +534,6 @@ static void validation(void **state)
     expect_invalid(doc, "auth.auth_api) is not supported");
     snprintf(doc, sizeof(doc), "%s[auth.public]\napi = \"https://api/\"\n", tls);
     expect_invalid(doc, "auth.public.api (--auth-public-api) is not supported");
-    snprintf(doc, sizeof(doc), "%s[auth]\nkey = \"k\"\n[server]\nversion = [\"moq-lite-06-wip\"]\n",
-             tls);
-    expect_invalid(doc, "relay.toml:6:1: none of the versions in server.version is supported "
-                        "(unsupported: moq-lite-06-wip)");
 
     /* Accepted with warnings. */
     struct moq_config cfg;
@@ -547,8 +543,15 @@ static void validation(void **state)
              tls);
     assert_int_equal(load_doc(&cfg, doc), 0);
     assert_int_equal(moq_config_validate(&cfg, err, sizeof(err)), 0);
-    assert_true(has_warning(&cfg, "server.version: moq-lite-02 not supported"));
+    assert_false(has_warning(&cfg, "not supported"));
     assert_true(has_warning(&cfg, "stats publishing is not implemented"));
+    moq_config_free(&cfg);
+
+    /* moq-lite-06-wip is offered only when listed, and may be listed alone. */
+    snprintf(doc, sizeof(doc), "%s[auth]\nkey = \"k\"\n[server]\nversion = [\"moq-lite-06-wip\"]\n",
+             tls);
+    assert_int_equal(load_doc(&cfg, doc), 0);
+    assert_int_equal(moq_config_validate(&cfg, err, sizeof(err)), 0);
     moq_config_free(&cfg);
 
     /* mTLS roots are no way in (mTLS is not implemented): still no authentication. */
@@ -769,7 +772,7 @@ static void flag_errors(void **state)
          "\"5s\", \"500ms\", \"1h 30m\" or \"0\")"},
         {{"--server-version=moq-lite-7"},
          "--server-version: unknown version \"moq-lite-7\" (this "
-         "relay supports moq-lite-05, moq-lite-04, moq-lite-03 and moq-transport-14 to "
+         "relay supports moq-lite-01 to moq-lite-05, moq-lite-06-wip and moq-transport-14 to "
          "moq-transport-20)"},
         {{"--web-http-listen", "localhost:80"},
          "--web-http-listen: invalid socket address "
@@ -1028,7 +1031,9 @@ static void addresses(void **state)
         if (moq_config_parse_addr(bad[i], &ss, &len) == 0) fail_msg("accepted \"%s\"", bad[i]);
     assert_true(moq_config_version_supported("moq-lite-05"));
     assert_true(moq_config_version_supported("moq-lite-03"));
-    assert_false(moq_config_version_supported("moq-lite-02"));
+    assert_true(moq_config_version_supported("moq-lite-02"));
+    assert_true(moq_config_version_supported("moq-lite-06-wip"));
+    assert_false(moq_config_version_supported("moq-lite-06"));
     assert_true(moq_config_version_supported("moq-transport-14"));
     assert_true(moq_config_version_supported("moq-transport-16"));
     assert_true(moq_config_version_supported("moq-transport-20"));

@@ -242,6 +242,9 @@ static void spin(struct world *w, int n)
         ev_run(w->loop, EVRUN_NOWAIT);
 }
 
+/* The server's fallback protocol in the next setup_world() (see moq_h3_server_config). */
+static const char *world_fallback;
+
 static void setup_world(struct world *w, const char *const *offer, size_t n_offer)
 {
     memset(w, 0, sizeof(*w));
@@ -252,7 +255,8 @@ static void setup_world(struct world *w, const char *const *offer, size_t n_offe
     w->server_protocols[0] = "moq-lite-05";
     w->server_protocols[1] = "moq-lite-04";
     w->server_protocols[2] = "moq-lite-03";
-    struct moq_h3_server_config sc = {w->server_protocols, 3, server_accept, w, NULL};
+    struct moq_h3_server_config sc = {w->server_protocols, 3, server_accept, w, NULL,
+                                      world_fallback};
     assert_int_equal(moq_h3_server_attach(st, loop_driver(w->loop), &sc), 0);
     struct moq_h3_client_config cc = {"localhost:4443", "/room?jwt=abc", offer,
                                       n_offer,          client_done,     w};
@@ -387,7 +391,7 @@ static void raw_requests(void **state)
     moq_pipe *pipe = moq_pipe_new(w.loop, &pc, &ct, &st);
     assert_non_null(pipe);
     w.server_protocols[0] = "moq-lite-05";
-    struct moq_h3_server_config sc = {w.server_protocols, 1, server_accept, &w, NULL};
+    struct moq_h3_server_config sc = {w.server_protocols, 1, server_accept, &w, NULL, NULL};
     assert_int_equal(moq_h3_server_attach(st, loop_driver(w.loop), &sc), 0);
     struct raw r;
     memset(&r, 0, sizeof(r));
@@ -483,7 +487,7 @@ static void refused_connect(const char *path, const char *extra_name, const char
     assert_non_null(moq_pipe_new(w.loop, &pc, &ct, &st));
     w.server_protocols[0] = "moq-lite-05";
     w.server_protocols[1] = "moq-lite-04";
-    struct moq_h3_server_config sc = {w.server_protocols, 2, server_accept, &w, NULL};
+    struct moq_h3_server_config sc = {w.server_protocols, 2, server_accept, &w, NULL, NULL};
     assert_int_equal(moq_h3_server_attach(st, loop_driver(w.loop), &sc), 0);
     struct raw r;
     memset(&r, 0, sizeof(r));
@@ -530,8 +534,8 @@ static void refused_connect(const char *path, const char *extra_name, const char
     ev_loop_destroy(w.loop);
 }
 
-/* Upstream answers such a CONNECT with 200 and leaves the client to a compat SETUP this
- * relay does not speak; here it is a 400 whose body says what to send. */
+/* Without a fallback protocol (a relay that offers no "moql"), such a CONNECT is a 400 whose
+ * body says what to send. */
 static void connect_without_protocols_names_what_is_missing(void **state)
 {
     char status[8], body[512];
@@ -546,6 +550,29 @@ static void connect_without_protocols_names_what_is_missing(void **state)
     assert_string_equal(status, "400");
     assert_non_null(strstr(body, "no offered WebTransport protocol is supported"));
     assert_non_null(strstr(body, "\"moq-lite-05\""));
+}
+
+/* With a fallback protocol, a CONNECT offering nothing we implement (or no list at all) is
+ * answered 200 without wt-protocol, as upstream does; the session runs the fallback. */
+static void connect_without_protocols_takes_the_fallback(void **state)
+{
+    static const char *const unknown[] = {"moq-lite-99"};
+    for (size_t n = 0; n < 2; n++) {
+        struct world w;
+        world_fallback = "moql";
+        setup_world(&w, unknown, n);
+        world_fallback = NULL;
+        run_until(&w, &w.connect_done);
+        assert_int_equal(w.connect_err, 0);
+        assert_int_equal(w.connect_status, 200);
+        assert_int_equal(w.accepts, 1);
+        assert_string_equal(w.server.t->protocol, "moql");
+        assert_string_equal(w.client.t->protocol, ""); /* no wt-protocol in the answer */
+        moq_transport_close(w.server.t, 0, "");
+        run_until(&w, &w.client.closed);
+        ev_run(w.loop, 0);
+        ev_loop_destroy(w.loop);
+    }
 }
 
 /* A :path the relay's one percent-decoder refuses never reaches the authorizer. */
@@ -570,7 +597,7 @@ static void missing_settings_closes_connection(void **state)
     struct moq_pipe_config pc = {.kind = MOQ_TRANSPORT_H3, .protocol = "h3"};
     assert_non_null(moq_pipe_new(w.loop, &pc, &ct, &st));
     w.server_protocols[0] = "moq-lite-05";
-    struct moq_h3_server_config sc = {w.server_protocols, 1, server_accept, &w, NULL};
+    struct moq_h3_server_config sc = {w.server_protocols, 1, server_accept, &w, NULL, NULL};
     assert_int_equal(moq_h3_server_attach(st, loop_driver(w.loop), &sc), 0);
     struct raw r;
     memset(&r, 0, sizeof(r));
@@ -642,7 +669,7 @@ static void close_and_linger_on_a_virtual_clock(void **state)
     struct moq_h3_driver sdrv = {&vclock, vd_timer, vd_freed, &sd};
     struct moq_h3_driver cdrv = {&vclock, vd_timer, vd_freed, &cd};
     w.server_protocols[0] = "moq-lite-05";
-    struct moq_h3_server_config sc = {w.server_protocols, 1, server_accept, &w, NULL};
+    struct moq_h3_server_config sc = {w.server_protocols, 1, server_accept, &w, NULL, NULL};
     assert_int_equal(moq_h3_server_attach(st, &sdrv, &sc), 0);
     static const char *const offer[] = {"moq-lite-05"};
     struct moq_h3_client_config cc = {"localhost:4443", "/", offer, 1, client_done, &w};
@@ -692,6 +719,7 @@ int main(void)
         cmocka_unit_test(unsupported_protocol_is_refused),
         cmocka_unit_test(raw_requests),
         cmocka_unit_test(connect_without_protocols_names_what_is_missing),
+        cmocka_unit_test(connect_without_protocols_takes_the_fallback),
         cmocka_unit_test(connect_with_bad_escape_is_400),
         cmocka_unit_test(missing_settings_closes_connection),
         cmocka_unit_test(close_and_linger_on_a_virtual_clock),

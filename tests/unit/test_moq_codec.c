@@ -82,14 +82,16 @@ static void version_table(void **state)
     assert_int_equal(moq_version_from_alpn("moq-lite-04", 11), MOQ_LITE_04);
     assert_int_equal(moq_version_from_alpn("moq-lite-03", 11), MOQ_LITE_03);
     assert_int_equal(moq_version_from_alpn("moq-lite-05x", 11), MOQ_LITE_05); /* by length */
-    assert_int_equal(moq_version_from_alpn("moq-lite-06-wip", 15), MOQ_ERR_NOT_FOUND);
-    assert_int_equal(moq_version_from_alpn("moql", 4), MOQ_ERR_NOT_FOUND);
+    assert_int_equal(moq_version_from_alpn("moq-lite-06-wip", 15), MOQ_LITE_06_WIP);
+    assert_int_equal(moq_version_from_alpn("moq-lite-06", 11), MOQ_ERR_NOT_FOUND);
+    assert_int_equal(moq_version_from_alpn("moql", 4), MOQ_ERR_NOT_FOUND); /* shared */
     assert_int_equal(moq_version_from_alpn("moq-lite-0", 10), MOQ_ERR_NOT_FOUND);
     assert_string_equal(moq_version_alpns[0], "moq-lite-05");
     assert_null(moq_version_alpns[3]);
     assert_string_equal(moq_version_alpn(MOQ_LITE_04), "moq-lite-04");
-    assert_null(moq_caps_get((moq_version)2));
-    assert_false(moq_version_supported((moq_version)6));
+    assert_null(moq_caps_get((moq_version)7));
+    assert_null(moq_caps_get((moq_version)0));
+    assert_true(moq_version_supported(MOQ_LITE_06_WIP));
 
     const moq_caps *c3 = moq_caps_get(MOQ_LITE_03), *c4 = moq_caps_get(MOQ_LITE_04),
                    *c5 = moq_caps_get(MOQ_LITE_05);
@@ -381,6 +383,298 @@ static void worked_compat_setup(void **state)
     uint8_t trunc[] = {0x02, 0x01};
     assert_int_equal(moq_decode_compat_client_setup(trunc, sizeof(trunc), &cs), MOQ_ERR_PROTO);
     moq_buf_free(&b);
+    moq_ctrl_reader_free(&r);
+}
+
+/* ---- lite-01/02 (compat SETUP) and lite-06-wip --------------------------------------- */
+
+static void version_table_legacy_and_wip(void **state)
+{
+    const moq_caps *c1 = moq_caps_get(MOQ_LITE_01), *c2 = moq_caps_get(MOQ_LITE_02),
+                   *c6 = moq_caps_get(MOQ_LITE_06_WIP);
+    assert_string_equal(c1->name, "moq-lite-01");
+    assert_string_equal(c2->alpn, "moql");
+    assert_string_equal(c6->alpn, "moq-lite-06-wip"); /* the -wip suffix is on the wire */
+    assert_true(c1->compat_setup && c2->compat_setup && !c6->compat_setup);
+    assert_true(c1->by_default && c2->by_default && !c6->by_default);
+    assert_true(c1->announce_init && c2->announce_init && !c6->announce_init);
+    assert_int_equal(c1->announce_hops, MOQ_HOPS_NONE);
+    assert_int_equal(c2->subscribe_responses, MOQ_SUBRESP_UNTYPED_OK);
+    assert_true(c1->subscribe_ok_priority && !c2->subscribe_ok_priority);
+    assert_false(c2->subscribe_options || c2->subscribe_update || c2->probe || c2->goaway ||
+                 c2->track_stream || c2->fetch || c2->frame_timestamps || c2->datagrams ||
+                 c2->setup_stream || c2->exclude_hop);
+    assert_true(c6->announce_ids && c6->route_cost && c6->announce_ok && c6->setup_stream);
+    assert_false(c6->exclude_hop || c6->restart);
+    assert_int_equal(moq_version_from_name("moq-lite-02"), MOQ_LITE_02);
+    assert_int_equal(moq_version_from_name("moq-lite-06-wip"), MOQ_LITE_06_WIP);
+    assert_int_equal(moq_version_from_name("moql"), MOQ_ERR_NOT_FOUND);
+    assert_int_equal(moq_version_from_compat_code(0xff0dad01ull), MOQ_LITE_01);
+    assert_int_equal(moq_version_from_compat_code(0xff0dad02ull), MOQ_LITE_02);
+    /* lite-03+ and moq-transport-14 are not moq-lite versions of the compat SETUP */
+    assert_int_equal(moq_version_from_compat_code(0xff0dad03ull), MOQ_ERR_NOT_FOUND);
+    assert_int_equal(moq_version_from_compat_code(0xff00000eull), MOQ_ERR_NOT_FOUND);
+    assert_string_equal(moq_version_compat_names[0], "moq-lite-02");
+    assert_string_equal(moq_version_compat_names[1], "moq-lite-01");
+    assert_null(moq_version_compat_names[2]);
+    for (moq_version v = MOQ_LITE_01; v <= MOQ_LITE_02; v++) {
+        assert_true(moq_bidi_type_supported(v, MOQ_BIDI_ANNOUNCE));
+        assert_true(moq_bidi_type_supported(v, MOQ_BIDI_SUBSCRIBE));
+        assert_false(moq_bidi_type_supported(v, MOQ_BIDI_PROBE));
+        assert_false(moq_bidi_type_supported(v, MOQ_BIDI_TRACK));
+        assert_false(moq_uni_type_supported(v, MOQ_UNI_SETUP));
+    }
+}
+
+/* Bytes as upstream's lite-01/02 encoders (lite/announce.rs, subscribe.rs, info.rs) write. */
+static void worked_lite01_02(void **state)
+{
+    moq_buf b;
+    moq_buf_init(&b);
+    for (moq_version v = MOQ_LITE_01; v <= MOQ_LITE_02; v++) {
+        moq_buf_reset(&b);
+        struct moq_announce_request req = {.prefix = MOQ_STR("room"), .exclude_hop = 0x1234};
+        assert_int_equal(moq_encode_announce_request(&b, v, &req), 0);
+        assert_buf_hex(&b, "05 04 72 6f 6f 6d"); /* no exclude_hop */
+
+        moq_buf_reset(&b);
+        moq_str init[] = {MOQ_STR("a"), MOQ_STR("b/c")};
+        assert_int_equal(moq_encode_announce_init(&b, v, init, 2), 0);
+        assert_buf_hex(&b, "07 02 01 61 03 62 2f 63");
+
+        moq_buf_reset(&b);
+        struct moq_announce a = {.status = MOQ_ANNOUNCE_STATUS_ACTIVE,
+                                 .suffix = MOQ_STR("bbb"),
+                                 .hop_count = 1,
+                                 .hops = {0x1234}};
+        assert_int_equal(moq_encode_announce(&b, v, &a), 0);
+        assert_buf_hex(&b, "05 01 03 62 62 62"); /* no hops */
+        a.status = MOQ_ANNOUNCE_STATUS_RESTART;
+        assert_int_equal(moq_encode_announce(&b, v, &a), MOQ_ERR_UNSUPPORTED);
+
+        moq_buf_reset(&b);
+        struct moq_subscribe sub = {.id = 0,
+                                    .broadcast = MOQ_STR("bbb"),
+                                    .track = MOQ_STR("video"),
+                                    .opts = {.priority = 0x80, .ordered = true, .has_start = true}};
+        assert_int_equal(moq_encode_subscribe(&b, v, &sub), 0);
+        assert_buf_hex(&b, "0c 00 03 62 62 62 05 76 69 64 65 6f 80"); /* ends after priority */
+
+        moq_buf_reset(&b);
+        struct moq_subscribe_response ok = {.kind = MOQ_SUBSCRIBE_OK, .ok = {.priority = 0x80}};
+        assert_int_equal(moq_encode_subscribe_response(&b, v, &ok), 0);
+        assert_buf_hex(&b, v == MOQ_LITE_01 ? "01 80" : "00"); /* untyped */
+        struct moq_subscribe_response drop = {.kind = MOQ_SUBSCRIBE_DROP};
+        assert_int_equal(moq_encode_subscribe_response(&b, v, &drop), MOQ_ERR_UNSUPPORTED);
+        struct moq_subscribe_opts opts = {0};
+        assert_int_equal(moq_encode_subscribe_update(&b, v, &opts), MOQ_ERR_UNSUPPORTED);
+        assert_false(moq_subscribe_responses_typed(v));
+
+        moq_buf_reset(&b);
+        assert_int_equal(moq_encode_session_info(&b, v, 1000000), 0);
+        assert_buf_hex(&b, "04 80 0f 42 40");
+
+        uint8_t h[MOQ_FRAME_HEADER_MAX];
+        assert_int_equal(moq_frame_header_pack(h, v, 0, 1000, 2), 1); /* size only */
+        assert_int_equal(h[0], 2);
+    }
+    assert_true(moq_subscribe_responses_typed(MOQ_LITE_03));
+    assert_int_equal(moq_encode_session_info(&b, MOQ_LITE_03, 1), MOQ_ERR_UNSUPPORTED);
+    moq_str none[] = {MOQ_STR("a")};
+    assert_int_equal(moq_encode_announce_init(&b, MOQ_LITE_03, none, 1), MOQ_ERR_UNSUPPORTED);
+    moq_buf_free(&b);
+}
+
+static void roundtrip_lite01_02(void **state)
+{
+    uint8_t body[64];
+    size_t n;
+    uint64_t type;
+    moq_buf b;
+    moq_buf_init(&b);
+    for (moq_version v = MOQ_LITE_01; v <= MOQ_LITE_02; v++) {
+        moq_buf_reset(&b);
+        struct moq_subscribe sub = {.id = 7,
+                                    .broadcast = MOQ_STR("room/cam"),
+                                    .track = MOQ_STR("v"),
+                                    .opts = {.priority = 3}};
+        assert_int_equal(moq_encode_subscribe(&b, v, &sub), 0);
+        n = one_body(&b, false, &type, body);
+        struct moq_subscribe got;
+        memset(&got, 0xee, sizeof(got));
+        assert_int_equal(moq_decode_subscribe(v, body, n, &got), 0);
+        assert_int_equal(got.id, 7);
+        assert_str(got.broadcast, "room/cam");
+        assert_int_equal(got.opts.priority, 3);
+        /* what 01/02 cannot say: unordered, latest group, unbounded, no latency */
+        assert_false(got.opts.ordered || got.opts.has_start || got.opts.has_end);
+        assert_int_equal(got.opts.max_latency_ms, 0);
+        /* one byte more than the layout is an error (the 03 options are not accepted) */
+        body[n] = 0;
+        assert_int_equal(moq_decode_subscribe(v, body, n + 1, &got), MOQ_ERR_PROTO);
+
+        moq_buf_reset(&b);
+        struct moq_subscribe_response ok = {.kind = MOQ_SUBSCRIBE_OK, .ok = {.priority = 9}};
+        assert_int_equal(moq_encode_subscribe_response(&b, v, &ok), 0);
+        n = one_body(&b, false, &type, body);
+        struct moq_subscribe_response r;
+        assert_int_equal(moq_decode_subscribe_response(v, 0, body, n, &r), 0);
+        assert_int_equal(r.kind, MOQ_SUBSCRIBE_OK);
+        assert_int_equal(r.ok.priority, v == MOQ_LITE_01 ? 9 : 0);
+
+        moq_buf_reset(&b);
+        moq_str init[] = {MOQ_STR("x"), MOQ_STR(""), MOQ_STR("y/z")};
+        assert_int_equal(moq_encode_announce_init(&b, v, init, 3), 0);
+        n = one_body(&b, false, &type, body);
+        struct moq_announce_init ai;
+        assert_int_equal(moq_decode_announce_init(v, body, n, &ai), 0);
+        assert_int_equal(ai.count, 3);
+        assert_str(ai.suffixes[0], "x");
+        assert_str(ai.suffixes[1], "");
+        assert_str(ai.suffixes[2], "y/z");
+        moq_announce_init_free(&ai);
+        assert_null(ai.suffixes);
+        /* paths are normalised on decode */
+        n = unhex("01 05 2f 61 2f 2f 62", body);
+        assert_int_equal(moq_decode_announce_init(v, body, n, &ai), 0);
+        assert_str(ai.suffixes[0], "a/b");
+        moq_announce_init_free(&ai);
+        /* a count the body cannot hold, truncated and leftover bodies */
+        n = unhex("05 01 61", body);
+        assert_int_equal(moq_decode_announce_init(v, body, n, &ai), MOQ_ERR_PROTO);
+        n = unhex("02 01 61", body);
+        assert_int_equal(moq_decode_announce_init(v, body, n, &ai), MOQ_ERR_PROTO);
+        n = unhex("01 01 61 00", body);
+        assert_int_equal(moq_decode_announce_init(v, body, n, &ai), MOQ_ERR_PROTO);
+        assert_null(ai.suffixes);
+        n = unhex("00", body);
+        assert_int_equal(moq_decode_announce_init(v, body, n, &ai), 0);
+        assert_int_equal(ai.count, 0);
+
+        n = unhex("01 03 62 62 62", body);
+        struct moq_announce a;
+        assert_int_equal(moq_decode_announce(v, body, n, &a), 0);
+        assert_int_equal(a.hop_count, 0);
+        n = unhex("02 03 62 62 62", body); /* restart is not a status before 05 */
+        assert_int_equal(moq_decode_announce(v, body, n, &a), MOQ_ERR_PROTO);
+
+        uint64_t bitrate;
+        n = unhex("40 64", body);
+        assert_int_equal(moq_decode_session_info(v, body, n, &bitrate), 0);
+        assert_int_equal(bitrate, 100);
+        n = unhex("40 64 00", body);
+        assert_int_equal(moq_decode_session_info(v, body, n, &bitrate), MOQ_ERR_PROTO);
+    }
+    /* The server's compat SETUP as a client reads it. */
+    uint8_t setup[] = {0xc0, 0, 0, 0, 0xff, 0x0d, 0xad, 0x02, 0x00};
+    uint64_t version;
+    const uint8_t *params;
+    size_t params_len;
+    assert_int_equal(
+        moq_decode_compat_server_setup(setup, sizeof(setup), &version, &params, &params_len), 0);
+    assert_true(version == MOQ_COMPAT_CODE_LITE_02);
+    assert_int_equal(params_len, 1);
+    assert_int_equal(moq_decode_compat_server_setup(setup, 3, &version, &params, &params_len),
+                     MOQ_ERR_PROTO);
+    moq_buf_free(&b);
+}
+
+/* lite-06-wip announcements as upstream's AnnounceBroadcast encodes them: type, size, body. */
+static void worked_lite06_announce(void **state)
+{
+    moq_buf b;
+    moq_buf_init(&b);
+    struct moq_announce_request req = {.prefix = MOQ_STR(""), .exclude_hop = 0x1234};
+    assert_int_equal(moq_encode_announce_request(&b, MOQ_LITE_06_WIP, &req), 0);
+    assert_buf_hex(&b, "01 00"); /* no exclude_hop: SETUP Origin instead */
+
+    moq_buf_reset(&b);
+    struct moq_announce start = {.status = MOQ_ANNOUNCE_STATUS_ACTIVE,
+                                 .suffix = MOQ_STR("bbb"),
+                                 .hop_count = 1,
+                                 .hops = {0x1234},
+                                 .cost = 5};
+    assert_int_equal(moq_encode_announce(&b, MOQ_LITE_06_WIP, &start), 0);
+    assert_buf_hex(&b, "00 08 03 62 62 62 01 52 34 05");
+    moq_buf_reset(&b);
+    struct moq_announce end = {.status = MOQ_ANNOUNCE_STATUS_ENDED, .id = 42};
+    assert_int_equal(moq_encode_announce(&b, MOQ_LITE_06_WIP, &end), 0);
+    assert_buf_hex(&b, "01 01 2a"); /* three bytes, as upstream's test says */
+    moq_buf_reset(&b);
+    struct moq_announce restart = {.status = MOQ_ANNOUNCE_STATUS_RESTART, .id = 2, .cost = 300};
+    assert_int_equal(moq_encode_announce(&b, MOQ_LITE_06_WIP, &restart), 0);
+    assert_buf_hex(&b, "02 04 02 00 41 2c");
+    /* the cost is not on the wire before 06 */
+    moq_buf_reset(&b);
+    assert_int_equal(moq_encode_announce(&b, MOQ_LITE_05, &start), 0);
+    assert_buf_hex(&b, "08 01 03 62 62 62 01 52 34");
+
+    /* round trips through the typed reader */
+    uint8_t body[64];
+    uint64_t type;
+    struct moq_announce got;
+    moq_buf_reset(&b);
+    assert_int_equal(moq_encode_announce(&b, MOQ_LITE_06_WIP, &start), 0);
+    size_t n = one_body(&b, true, &type, body);
+    assert_int_equal(type, 0);
+    assert_int_equal(moq_decode_announce_typed(MOQ_LITE_06_WIP, type, body, n, &got), 0);
+    assert_int_equal(got.status, MOQ_ANNOUNCE_STATUS_ACTIVE);
+    assert_str(got.suffix, "bbb");
+    assert_int_equal(got.hop_count, 1);
+    assert_true(got.hops[0] == 0x1234 && got.cost == 5);
+    moq_buf_reset(&b);
+    assert_int_equal(moq_encode_announce(&b, MOQ_LITE_06_WIP, &restart), 0);
+    n = one_body(&b, true, &type, body);
+    assert_int_equal(moq_decode_announce_typed(MOQ_LITE_06_WIP, type, body, n, &got), 0);
+    assert_int_equal(got.status, MOQ_ANNOUNCE_STATUS_RESTART);
+    assert_true(got.id == 2 && got.cost == 300 && got.hop_count == 0);
+    n = unhex("2a", body);
+    assert_int_equal(moq_decode_announce_typed(MOQ_LITE_06_WIP, 1, body, n, &got), 0);
+    assert_true(got.status == MOQ_ANNOUNCE_STATUS_ENDED && got.id == 42);
+    /* unknown type, leftover bytes, the untyped decoder and typed before 06 */
+    assert_int_equal(moq_decode_announce_typed(MOQ_LITE_06_WIP, 3, body, n, &got), MOQ_ERR_PROTO);
+    n = unhex("2a 00", body);
+    assert_int_equal(moq_decode_announce_typed(MOQ_LITE_06_WIP, 1, body, n, &got), MOQ_ERR_PROTO);
+    assert_int_equal(moq_decode_announce(MOQ_LITE_06_WIP, body, n, &got), MOQ_ERR_UNSUPPORTED);
+    assert_int_equal(moq_decode_announce_typed(MOQ_LITE_05, 1, body, n, &got), MOQ_ERR_UNSUPPORTED);
+    assert_int_equal(moq_announce_type(MOQ_LITE_05, &end), MOQ_ERR_UNSUPPORTED);
+    moq_buf_free(&b);
+}
+
+/* The reader turns typed between messages (lite-06: ANNOUNCE_OK, then typed announces). */
+static void ctrl_reader_turns_typed(void **state)
+{
+    uint8_t wire[32];
+    size_t n = unhex("02 40 99 | 01 01 2a | 00 01 00", wire);
+    const uint8_t *in = wire;
+    moq_ctrl_reader r;
+    moq_ctrl_reader_init(&r, 0, 1024);
+    struct moq_ctrl_msg msg;
+    assert_int_equal(moq_ctrl_reader_next(&r, &in, &n, false, &msg), 1);
+    assert_int_equal(msg.len, 2);
+    moq_ctrl_reader_set_typed(&r, true);
+    assert_int_equal(moq_ctrl_reader_next(&r, &in, &n, false, &msg), 1);
+    assert_int_equal(msg.type, 1);
+    assert_int_equal(msg.len, 1);
+    assert_int_equal(msg.body[0], 0x2a);
+    /* one byte at a time too */
+    size_t one = 1;
+    assert_int_equal(moq_ctrl_reader_next(&r, &in, &one, false, &msg), 0);
+    one = 1;
+    assert_int_equal(moq_ctrl_reader_next(&r, &in, &one, false, &msg), 0);
+    one = 1;
+    assert_int_equal(moq_ctrl_reader_next(&r, &in, &one, false, &msg), 1);
+    assert_int_equal(msg.type, 0);
+    assert_int_equal(msg.body[0], 0);
+    /* set before anything arrived */
+    moq_ctrl_reader_free(&r);
+    moq_ctrl_reader_init(&r, 0, 1024);
+    moq_ctrl_reader_set_typed(&r, true);
+    n = unhex("05 01 07", wire);
+    in = wire;
+    assert_int_equal(moq_ctrl_reader_next(&r, &in, &n, false, &msg), 1);
+    assert_int_equal(msg.type, 5);
+    assert_int_equal(msg.body[0], 7);
     moq_ctrl_reader_free(&r);
 }
 
@@ -997,8 +1291,8 @@ static void messages_missing_from_a_version(void **state)
     assert_int_equal(dec_fetch(MOQ_LITE_04, body, n), MOQ_ERR_UNSUPPORTED);
     n = unhex("00", body);
     assert_int_equal(dec_goaway(MOQ_LITE_03, body, n), MOQ_ERR_UNSUPPORTED);
-    assert_int_equal(dec_subscribe((moq_version)2, body, n), MOQ_ERR_UNSUPPORTED);
-    assert_int_equal(dec_probe((moq_version)6, body, n), MOQ_ERR_UNSUPPORTED);
+    assert_int_equal(dec_subscribe((moq_version)7, body, n), MOQ_ERR_UNSUPPORTED);
+    assert_int_equal(dec_probe((moq_version)0, body, n), MOQ_ERR_UNSUPPORTED);
 }
 
 /* ---- framing and the control reader ------------------------------------------------ */
@@ -1524,7 +1818,7 @@ static void group_parser_edges(void **state)
     assert_int_equal(res.rv, MOQ_ERR_PROTO);
 
     moq_group_parser gp;
-    assert_int_equal(moq_group_parser_init(&gp, (moq_version)1, true, 100), MOQ_ERR_UNSUPPORTED);
+    assert_int_equal(moq_group_parser_init(&gp, (moq_version)7, true, 100), MOQ_ERR_UNSUPPORTED);
     moq_buf_free(&wire);
 }
 
@@ -1559,6 +1853,11 @@ int main(void)
         cmocka_unit_test(worked_track_and_subscribe),
         cmocka_unit_test(worked_group_frames_probe),
         cmocka_unit_test(worked_compat_setup),
+        cmocka_unit_test(version_table_legacy_and_wip),
+        cmocka_unit_test(worked_lite01_02),
+        cmocka_unit_test(roundtrip_lite01_02),
+        cmocka_unit_test(worked_lite06_announce),
+        cmocka_unit_test(ctrl_reader_turns_typed),
         cmocka_unit_test(roundtrip_setup),
         cmocka_unit_test(setup_parameter_rules),
         cmocka_unit_test(roundtrip_announce),

@@ -70,9 +70,10 @@ static const char common_options[] =
     "  --tls-fingerprint HEX  Accept only a server certificate with this SHA-256 (repeatable)\n"
     "  --tls-root FILE        Trust the CA certificates in this PEM file (repeatable)\n"
     "  --tls-disable-verify   Accept any server certificate (development only)\n"
-    "  --moq-version V        Offer only this version: moq-lite 05, 04 or 03, or IETF\n"
-    "                         moq-transport 14 .. 20 (e.g. moq-transport-17; default: all\n"
-    "                         moq-lite versions); --client-version is the same option\n"
+    "  --moq-version V        Offer only this version: moq-lite 06-wip, 05 .. 01 (01/02\n"
+    "                         over the moql ALPN and its compat SETUP), or IETF\n"
+    "                         moq-transport 14 .. 20 (e.g. moq-transport-17; default:\n"
+    "                         moq-lite 05, 04, 03); --client-version is the same option\n"
     "  --raw-quic             With an http:// URL, dial raw QUIC instead of WebTransport\n"
     "  --timeout DURATION     Limit for connecting (default 10s; e.g. 500ms, 30s)\n"
     "  --log-level LEVEL      error, warn, info (default), debug or trace; MOQ_LOG wins\n"
@@ -256,13 +257,15 @@ static int parse_duration_ms(const char *s, uint64_t *out)
     return 0;
 }
 
-/* The ALPN of a version the tool may pin: moq-lite 05/04/03 ("05", "lite-05", "moq-lite-05")
- * or an IETF draft 14..20 ("14", "moq-transport-14", or its ALPN "moq-00", "moqt-15", ...). */
+/* The version the tool may pin, as the dialer takes it: moq-lite 06-wip and 05 .. 01 ("05",
+ * "lite-05", "moq-lite-05"; 01/02 travel in the compat SETUP of the "moql" ALPN) or an IETF
+ * draft 14..20 ("14", "moq-transport-14", or its ALPN "moq-00", "moqt-15", ...). */
 static const char *version_alpn(const char *v)
 {
-    static const char *const names[][2] = {
-        {"05", "moq-lite-05"}, {"04", "moq-lite-04"}, {"03", "moq-lite-03"}};
-    for (size_t i = 0; i < 3; i++) {
+    static const char *const names[][2] = {{"06-wip", "moq-lite-06-wip"}, {"05", "moq-lite-05"},
+                                           {"04", "moq-lite-04"},         {"03", "moq-lite-03"},
+                                           {"02", "moq-lite-02"},         {"01", "moq-lite-01"}};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         if (strcmp(v, names[i][0]) == 0 || strcmp(v, names[i][1]) == 0 ||
             (strncmp(v, "lite-", 5) == 0 && strcmp(v + 5, names[i][0]) == 0))
             return names[i][1];

@@ -96,9 +96,11 @@ const PINNED_WIRE = { "moqt-18": "qmux-01", "moqt-20": "qmux-01" };
 const sessions = new WeakMap(); // connection -> its QmuxSession, when connect() made one
 
 // The version a pinned protocol negotiates when it is not named after one: "moql" carries the
-// compat SETUP, in which this relay picks moq-transport-14; the IETF ALPNs each pin a draft.
+// compat SETUP, in which the relay picks the client's first offer it allows: moq-lite-02 (as
+// upstream), or moq-transport-14 from a relay configured without moq-lite-01/02 (the suite
+// says so in MOQL_VERSION); the IETF ALPNs each pin a draft.
 const VERSION_OF_PROTOCOL = {
-    moql: "moq-transport-14",
+    moql: process.env.MOQL_VERSION || "moq-lite-02",
     "moq-00": "moq-transport-14",
     ...Object.fromEntries([15, 16, 17, 18, 19, 20].map((d) => [`moqt-${d}`, `moq-transport-${d}`])),
 };

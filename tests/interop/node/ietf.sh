@@ -1,18 +1,18 @@
 # Shared by tests/interop/test_node_ietf*.sh (sourced, bash, after lib.sh): the @moq/net
 # flows for IETF moq-transport protocols, one pinned at a time, and mixed pairs.
 #
-# ietf_suite "VERSIONS..." "PAIRS...": start a relay, run every flow for each protocol of
-# VERSIONS ("moql", "moqt-15", ...) and the mixed scenario for each "PUB SUB" pair of PAIRS,
-# then check the relay's log.
+# ietf_suite "VERSIONS..." "PAIRS..." [RELAY-ARGS...]: start a relay (with RELAY-ARGS), run
+# every flow for each protocol of VERSIONS ("moql", "moqt-15", ...) and the mixed scenario for
+# each "PUB SUB" pair of PAIRS, then check the relay's log.
 ietf_suite() {
-    local versions=($1) pairs=() v released
+    local versions=($1) pairs=() v released extra=("${@:3}")
     IFS=',' read -ra pairs <<<"$2"
     install_client
     # Node may not read its socket for tens of seconds while it handles 24 MiB on a loaded
     # machine (20 s was seen): no ack timeout and a long idle timeout keep that from counting
     # as a vanished peer; these clients close their sessions, nothing here waits on detection.
     start_relay ietf --web-http-listen 127.0.0.1:0 --auth-public "" --cluster-linger 300ms \
-        --web-metrics=true --server-quic-ack-timeout 0 --server-quic-idle-timeout 120s
+        --web-metrics=true --server-quic-ack-timeout 0 --server-quic-idle-timeout 120s "${extra[@]}"
     [ -n "$HTTP_PORT" ] || abort "no HTTP port in the relay log"
     local url="http://localhost:$HTTP_PORT/"
     for v in "${versions[@]}"; do

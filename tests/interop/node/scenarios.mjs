@@ -649,14 +649,14 @@ async function gone(o, end) {
     end(pub);
     await step("announced() reports the broadcast ended", nextAnnouncement(sub.announced, "bc", false));
     const details = [];
-    if (sub.conn.version === "moq-lite-05") {
+    if (sub.conn.version === "moq-lite-05" || sub.conn.version === "moq-lite-06-wip") {
         await step("the subscription ends", until(r, (s) => s.ended !== undefined));
         details.push(`subscription ${r.ended}`);
     } else {
-        // On lite-03/04 the client learns that a subscription ended only from its stream
+        // On lite-01 .. 04 the client learns that a subscription ended only from its stream
         // closing, and @moq/qmux 0.3.3 surfaces a peer's RESET_STREAM or FIN only to a pending
         // read (its receive streams are pull-driven), which the lite-03/04 subscriber never
-        // issues after SUBSCRIBE_OK. The relay does reset the stream (as on lite-05, where the
+        // issues after SUBSCRIBE_OK. The relay does reset the stream (as on lite-05+, where the
         // client reads the response stream and reports it); what this client can observe is
         // that the broadcast is gone for a new subscriber, checked below.
         details.push("subscription end not observable by this client on " + sub.conn.version);
