@@ -42,9 +42,23 @@
 #define BATCH_MAX     (MOQ_POOL_CLASS_MAX / 4)
 #define CENTRAL_SLOTS 4u
 
-struct free_block {
-    struct free_block *next;
-};
+/* A cached block keeps the link to the next one in its last word: under AddressSanitizer the
+ * rest of the block is poisoned, and that word is not (LeakSanitizer does not follow
+ * pointers stored in poisoned memory). At the end, a use after free of a block's first bytes
+ * - a chunk's reference count - is still reported. Class sizes are multiples of 16. */
+struct free_block;
+
+static struct free_block **link_of(struct free_block *b, size_t block)
+{
+    return (struct free_block **)((char *)b + block) - 1;
+}
+
+static size_t block_of_class(unsigned i)
+{
+    if (i < SMALL_COUNT) return (size_t)(i + 1) * SMALL_STEP;
+    unsigned k = 8 + (i - SMALL_COUNT) / STEPS_PER_P2, step = (i - SMALL_COUNT) % STEPS_PER_P2;
+    return (size_t)(STEPS_PER_P2 + step + 1) << (k - 3);
+}
 
 struct thread_cache {
     struct free_block *head[CLASS_COUNT];
@@ -97,19 +111,11 @@ static unsigned batch_len(size_t block)
     return n < 2 ? 2 : n > BATCH_MAX ? BATCH_MAX : (unsigned)n;
 }
 
-static struct free_block *next_of(struct free_block *b)
-{
-    ASAN_UNPOISON_MEMORY_REGION(b, sizeof(*b));
-    struct free_block *next = b->next;
-    ASAN_POISON_MEMORY_REGION(b, sizeof(*b));
-    return next;
-}
-
-static void free_list(struct free_block *b)
+static void free_list(struct free_block *b, size_t block)
 {
     while (b) {
-        struct free_block *next = next_of(b);
-        ASAN_UNPOISON_MEMORY_REGION(b, sizeof(*b));
+        struct free_block *next = *link_of(b, block);
+        ASAN_UNPOISON_MEMORY_REGION(b, block);
         free(b);
         b = next;
     }
@@ -118,7 +124,7 @@ static void free_list(struct free_block *b)
 static void release_cache(struct thread_cache *tc)
 {
     for (unsigned i = 0; i < CLASS_COUNT; i++) {
-        free_list(tc->head[i]);
+        free_list(tc->head[i], block_of_class(i));
         tc->head[i] = NULL;
         tc->count[i] = 0;
     }
@@ -129,7 +135,8 @@ static void release_central(void)
 {
     for (unsigned i = 0; i < CLASS_COUNT; i++)
         for (unsigned j = 0; j < CENTRAL_SLOTS; j++)
-            free_list(atomic_exchange_explicit(&central[i][j], NULL, memory_order_acquire));
+            free_list(atomic_exchange_explicit(&central[i][j], NULL, memory_order_acquire),
+                      block_of_class(i));
 }
 
 /* Move a batch of class i from this thread's list to a free central slot, or to the system
@@ -141,11 +148,9 @@ static void spill(struct thread_cache *tc, unsigned i, size_t block)
     if (!whole) n = tc->count[i];
     struct free_block *first = tc->head[i], *last = first;
     for (unsigned k = 1; k < n; k++)
-        last = next_of(last);
-    ASAN_UNPOISON_MEMORY_REGION(last, sizeof(*last));
-    tc->head[i] = last->next;
-    last->next = NULL;
-    ASAN_POISON_MEMORY_REGION(last, sizeof(*last));
+        last = *link_of(last, block);
+    tc->head[i] = *link_of(last, block);
+    *link_of(last, block) = NULL;
     tc->count[i] -= n;
     tc->bytes -= n * block;
     for (unsigned j = 0; whole && j < CENTRAL_SLOTS; j++) {
@@ -154,7 +159,7 @@ static void spill(struct thread_cache *tc, unsigned i, size_t block)
                                                     memory_order_release, memory_order_relaxed))
             return;
     }
-    free_list(first);
+    free_list(first, block);
 }
 
 /* Take a parked batch of class i into this thread's (empty) list. */
@@ -212,8 +217,7 @@ void *moq_pool_alloc(size_t size)
         if (p) ASAN_POISON_MEMORY_REGION((char *)p + size, block - size);
         return p;
     }
-    ASAN_UNPOISON_MEMORY_REGION(b, sizeof(*b));
-    tc->head[i] = b->next;
+    tc->head[i] = *link_of(b, block);
     tc->count[i]--;
     tc->bytes -= block;
     ASAN_UNPOISON_MEMORY_REGION(b, size);
@@ -248,13 +252,13 @@ void moq_pool_free(void *p, size_t size)
         pthread_setspecific(exit_key, tc);
         tc->registered = true;
     }
-    ASAN_UNPOISON_MEMORY_REGION(p, block);
     struct free_block *b = p;
-    b->next = tc->head[i];
+    ASAN_POISON_MEMORY_REGION(b, block - sizeof(b));
+    ASAN_UNPOISON_MEMORY_REGION(link_of(b, block), sizeof(b));
+    *link_of(b, block) = tc->head[i];
     tc->head[i] = b;
     tc->count[i]++;
     tc->bytes += block;
-    ASAN_POISON_MEMORY_REGION(p, block);
     if (tc->count[i] > MOQ_POOL_CLASS_MAX || tc->bytes > MOQ_POOL_THREAD_BYTES) spill(tc, i, block);
 }
 

@@ -143,9 +143,10 @@ static void chunks_freed_on_another_thread(void **state)
     (void)state;
     enum { N = 64 };
     moq_chunk *chunks[N];
+    static const char payload[13 + N] = "frame payload";
     size_t count = moq_chunk_live_count(), bytes = moq_chunk_live_bytes();
     for (size_t i = 0; i < N; i++) {
-        chunks[i] = moq_chunk_copy("frame payload", 13 + i);
+        chunks[i] = moq_chunk_copy(payload, 13 + i);
         assert_non_null(chunks[i]);
     }
     assert_int_equal(moq_chunk_live_count(), count + N);
