@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Instructions the relay executes per delivered byte, counted by callgrind: a deterministic
 # figure next to bench/run.sh's CPU seconds, which vary 20-30 % from run to run. Usage:
-#   bench/callgrind.sh [--subs N] [--frames N] [--frame BYTES] [--group-frames N]
-# One publisher sends FRAMES frames of FRAME bytes over raw QUIC; SUBS subscribers receive
+#   bench/callgrind.sh [--small] [--subs N] [--frames N] [--frame BYTES] [--group-frames N]
+# --small sends frames of 256 bytes (the same 2,048 frames), where per-frame costs weigh more
+# than with the default 4,096 bytes. One publisher sends FRAMES frames of FRAME bytes over raw QUIC; SUBS subscribers receive
 # all of them. Counting starts when every subscriber is subscribed and the publisher holds
 # the track open with nothing sent yet (session setup and handshakes are left out), and ends
 # when the relay has exited (the sessions' teardown is counted).
@@ -17,6 +18,7 @@ FRAME=4096
 GROUP_FRAMES=32
 while (($#)); do
     case "$1" in
+    --small) FRAME=256 ;;
     --subs) SUBS="$2"; shift ;;
     --frames) FRAMES="$2"; shift ;;
     --frame) FRAME="$2"; shift ;;
@@ -103,3 +105,13 @@ printf "# 1 publisher -> %d subscribers, raw QUIC, %d frames of %d bytes, %d fra
     "$SUBS" "$FRAMES" "$FRAME" "$GROUP_FRAMES"
 printf "relay instructions %d, delivered payload %d bytes, %.2f instructions per byte\n" \
     "$instr" "$bytes" "$(awk -v i="$instr" -v b="$bytes" 'BEGIN { print i / b }')"
+# The allocator's share: instructions inside malloc, calloc, realloc and free (inclusive of
+# what they call).
+callgrind_annotate --inclusive=yes --threshold=100 "$TMP/callgrind.out" 2>/dev/null |
+    awk -v total="$instr" '
+        match($0, /malloc\.c:(malloc|calloc|realloc|free) /) {
+            fn = substr($0, RSTART + 9, RLENGTH - 10)
+            gsub(",", "", $1)
+            if (!(fn in seen)) { seen[fn] = 1; sum += $1 }
+        }
+        END { printf "malloc/calloc/realloc/free: %d instructions, %.2f %% of the relay'"'"'s\n", sum, 100 * sum / total }'

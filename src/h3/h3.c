@@ -5,6 +5,7 @@
 #include "util/err.h"
 #include "util/log.h"
 #include "util/map.h"
+#include "util/pool.h"
 #include "util/url.h"
 #include "util/varint.h"
 
@@ -111,7 +112,7 @@ static void conn_fail(struct h3_conn *c, uint64_t h3code, const char *why)
 static struct h3_stream *stream_new(struct h3_conn *c, int64_t sid, enum stream_kind kind,
                                     bool bidi)
 {
-    struct h3_stream *s = calloc(1, sizeof(*s));
+    struct h3_stream *s = moq_pool_calloc(sizeof(*s));
     if (!s) return NULL;
     s->sid = sid;
     s->kind = kind;
@@ -119,7 +120,7 @@ static struct h3_stream *stream_new(struct h3_conn *c, int64_t sid, enum stream_
     moq_buf_init(&s->in);
     moq_buf_init(&s->capsules);
     if (moq_u64map_put(&c->streams, (uint64_t)sid, s) < 0) {
-        free(s);
+        moq_pool_free(s, sizeof(*s));
         return NULL;
     }
     c->quic->ops->set_stream_ctx(c->quic, sid, s);
@@ -132,7 +133,7 @@ static void stream_free(struct h3_conn *c, struct h3_stream *s)
     moq_u64map_del(&c->streams, (uint64_t)s->sid);
     moq_buf_free(&s->in);
     moq_buf_free(&s->capsules);
-    free(s);
+    moq_pool_free(s, sizeof(*s));
 }
 
 static bool stream_is_local(const struct h3_conn *c, int64_t sid)
@@ -891,7 +892,7 @@ static void conn_free(struct h3_conn *c)
         struct h3_stream *s = v;
         moq_buf_free(&s->in);
         moq_buf_free(&s->capsules);
-        free(s);
+        moq_pool_free(s, sizeof(*s));
     }
     moq_u64map_free(&c->streams);
     moq_u64map_free(&c->sessions);

@@ -9,10 +9,11 @@
 
 #include "model/model_int.h"
 #include "util/err.h"
+#include "util/pool.h"
 
 moq_group *moq_group_new(moq_origin *origin, uint64_t seq)
 {
-    moq_group *g = calloc(1, sizeof(*g));
+    moq_group *g = moq_pool_calloc(sizeof(*g));
     if (!g) return NULL;
     g->refs = 1;
     g->seq = seq;
@@ -35,8 +36,8 @@ static void group_free(moq_group *g)
 {
     for (size_t i = 0; i < g->count; i++)
         moq_chunk_unref(g->frames[g->head + i].chunk);
-    free(g->frames);
-    free(g);
+    moq_pool_free(g->frames, g->cap * sizeof(*g->frames));
+    moq_pool_free(g, sizeof(*g));
 }
 
 void moq_group_unref(moq_group *g)
@@ -88,7 +89,7 @@ uint64_t moq_group_bytes(const moq_group *g)
 moq_follower *moq_group_follow(moq_group *g, const moq_follower_ops *ops, void *ctx)
 {
     if (!g || !ops) return NULL;
-    moq_follower *f = calloc(1, sizeof(*f));
+    moq_follower *f = moq_pool_calloc(sizeof(*f));
     if (!f) return NULL;
     f->group = moq_group_ref(g);
     f->ops = ops;
@@ -108,7 +109,7 @@ void moq_follower_close(moq_follower *f)
     if (!f) return;
     moq_list_remove(&f->node.link);
     moq_group_unref(f->group);
-    free(f);
+    moq_pool_free(f, sizeof(*f));
 }
 
 /* Tell followers about new frames (end == false) or the end of the group. */
@@ -175,7 +176,8 @@ static int frames_reserve(moq_group *g)
         return 0;
     }
     size_t cap = g->cap ? g->cap * 2 : 4;
-    moq_frame *frames = realloc(g->frames, cap * sizeof(*frames));
+    moq_frame *frames =
+        moq_pool_realloc(g->frames, g->cap * sizeof(*frames), cap * sizeof(*frames));
     if (!frames) return MOQ_ERR_NOMEM;
     g->frames = frames;
     g->cap = cap;

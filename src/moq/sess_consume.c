@@ -10,6 +10,7 @@
 #include "moq/path.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/pool.h"
 #include "util/time.h"
 
 static const moq_producer_ops consume_producer_ops;
@@ -873,7 +874,7 @@ static void group_in_fail(mstream *ms, struct group_in *gi, uint64_t code)
         moq_frame_asm_clear(&gi->fa, ms->s);
         if (gi->group) moq_group_unref(gi->group);
         if (gi->us) up_unref(gi->us);
-        free(gi);
+        moq_pool_free(gi, sizeof(*gi));
     }
     ms->obj = NULL;
 }
@@ -903,7 +904,7 @@ static void group_in_header(mstream *ms, const struct moq_group_event *ev)
         return;
     }
     subscribe_accepted(us); /* a group may overtake its SUBSCRIBE_START */
-    struct group_in *gi = calloc(1, sizeof(*gi));
+    struct group_in *gi = moq_pool_calloc(sizeof(*gi));
     if (!gi) {
         moq_group_abort(g, MOQ_CODE_TRANSPORT);
         moq_group_unref(g);
@@ -1111,7 +1112,7 @@ void moq_consume_release(mstream *ms)
             moq_group_abort(gi->group, MOQ_CODE_CANCEL);
         moq_group_unref(gi->group);
         up_unref(gi->us);
-        free(gi);
+        moq_pool_free(gi, sizeof(*gi));
         break;
     }
     case MS_FETCH_CONSUME: {

@@ -9,6 +9,7 @@
 #include "moq/path.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/pool.h"
 #include "util/time.h"
 
 #define SEQ_MASK 0xffffffffffffull
@@ -479,7 +480,7 @@ static void group_out_free(struct group_out *go)
 {
     if (go->queued) moq_list_remove(&go->qlink);
     if (go->group) moq_group_unref(go->group);
-    free(go);
+    moq_pool_free(go, sizeof(*go));
 }
 
 /* Open the uni stream and start writing. Returns false when out of stream credit. */
@@ -625,7 +626,7 @@ static void ds_on_group(void *ctx, moq_subscription *sub, moq_group *g)
         moq_buf_free(&b);
         ds->start_sent = true;
     }
-    struct group_out *go = calloc(1, sizeof(*go));
+    struct group_out *go = moq_pool_calloc(sizeof(*go));
     if (!go) return;
     go->ds = ds;
     go->seq = seq;

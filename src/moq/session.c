@@ -9,6 +9,7 @@
 #include "moq/path.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/pool.h"
 #include "util/time.h"
 
 static const struct moq_transport_events session_events;
@@ -80,7 +81,7 @@ int moq_session_relative_path(const moq_session *s, const uint8_t *path, size_t 
 
 static mstream *ms_new(moq_session *s, int64_t sid, enum ms_kind kind, bool bidi, bool local)
 {
-    mstream *ms = calloc(1, sizeof(*ms));
+    mstream *ms = moq_pool_calloc(sizeof(*ms));
     if (!ms) return NULL;
     ms->s = s;
     ms->sid = sid;
@@ -211,7 +212,7 @@ static void ms_free(mstream *ms)
     }
     moq_buf_free(&ms->held);
     moq_list_remove(&ms->link);
-    free(ms);
+    moq_pool_free(ms, sizeof(*ms));
 }
 
 /* ---------------------------------------------------------------- closing */

@@ -26,6 +26,7 @@
 #include "util/liveness.h"
 #include "util/log.h"
 #include "util/map.h"
+#include "util/pool.h"
 #include "util/varint.h"
 
 #define LOG            "qmux"
@@ -235,7 +236,7 @@ static qstream *app_stream(moq_qmux *q, int64_t sid)
 
 static qstream *stream_new(moq_qmux *q, uint64_t id, bool local)
 {
-    qstream *s = calloc(1, sizeof(*s));
+    qstream *s = moq_pool_calloc(sizeof(*s));
     if (!s) return NULL;
     s->id = (int64_t)id;
     s->local = local;
@@ -246,7 +247,7 @@ static qstream *stream_new(moq_qmux *q, uint64_t id, bool local)
     moq_list_init(&s->writable_link);
     moq_list_init(&s->want_link);
     if (moq_u64map_put(&q->streams, id, s) < 0) {
-        free(s);
+        moq_pool_free(s, sizeof(*s));
         return NULL;
     }
     return s;
@@ -357,7 +358,7 @@ static void stream_destroy(moq_qmux *q, qstream *s)
     moq_list_remove(&s->want_link);
     moq_u64map_del(&q->streams, (uint64_t)s->id);
     sq_clear(q, s);
-    free(s);
+    moq_pool_free(s, sizeof(*s));
 }
 
 static void maybe_free(moq_qmux *q, qstream *s)

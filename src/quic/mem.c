@@ -6,6 +6,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "util/pool.h"
+
 /* Every allocation starts with this header; the caller's memory follows it, 16-aligned. */
 struct mem_hdr {
     size_t size;  /* bytes asked for */
@@ -37,8 +39,8 @@ static void *mem_alloc(size_t size, int zero)
             h->paged = len;
         }
     }
-    if (!h) { /* small, or out of mappings: the heap */
-        h = zero ? calloc(1, size + sizeof(*h)) : malloc(size + sizeof(*h));
+    if (!h) { /* small, or out of mappings: the heap, through the per-thread pool */
+        h = zero ? moq_pool_calloc(size + sizeof(*h)) : moq_pool_alloc(size + sizeof(*h));
         if (!h) return NULL;
         h->paged = 0;
     }
@@ -64,7 +66,7 @@ void moq_quic_mem_free(void *ptr)
     if (h->paged)
         munmap(h, h->paged);
     else
-        free(h);
+        moq_pool_free(h, h->size + sizeof(*h));
 }
 
 void *moq_quic_mem_realloc(void *ptr, size_t size)
@@ -72,7 +74,7 @@ void *moq_quic_mem_realloc(void *ptr, size_t size)
     if (!ptr) return moq_quic_mem_malloc(size);
     struct mem_hdr *h = hdr_of(ptr);
     if (!h->paged && size < MOQ_QUIC_MEM_PAGED_MIN) {
-        h = realloc(h, size + sizeof(*h));
+        h = moq_pool_realloc(h, h->size + sizeof(*h), size + sizeof(*h));
         if (!h) return NULL;
         h->size = size;
         return h + 1;

@@ -4,8 +4,9 @@
  * packet records, of 31 skip-list nodes for every ordered set: 4 to 12 kB each, about
  * 70 kB per connection) of which an idle connection uses a few hundred bytes. Blocks above
  * MOQ_QUIC_MEM_PAGED_MIN get pages of their own, mapped on demand by the kernel, so only
- * the part ngtcp2 writes is resident; smaller allocations go to malloc. Memory from it is
- * freed through it. Thread-safe (no state of its own).
+ * the part ngtcp2 writes is resident; smaller allocations come from util/pool.h (the
+ * ones ngtcp2 makes per packet and per frame are then reused, not malloc'd). Memory from it
+ * is freed through it. Thread-safe.
  */
 #ifndef MOQ_QUIC_MEM_H
 #define MOQ_QUIC_MEM_H

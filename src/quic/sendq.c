@@ -1,5 +1,6 @@
 #include "quic/sendq.h"
 #include "util/err.h"
+#include "util/pool.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,7 @@ void moq_quic_sendq_clear(moq_quic_sendq *q)
 {
     for (size_t i = 0; i < q->count; i++)
         moq_chunk_unref(ent_at(q, i)->chunk);
-    free(q->ents);
+    moq_pool_free(q->ents, q->cap * sizeof(*q->ents));
     uint64_t end = q->end;
     memset(q, 0, sizeof(*q));
     q->base = q->acked = q->sent = q->end = end;
@@ -30,11 +31,11 @@ static int reserve(moq_quic_sendq *q, size_t extra)
     size_t cap = q->cap ? q->cap : 8;
     while (cap < q->count + extra)
         cap *= 2;
-    struct moq_quic_sendq_ent *ents = malloc(cap * sizeof(*ents));
+    struct moq_quic_sendq_ent *ents = moq_pool_alloc(cap * sizeof(*ents));
     if (!ents) return MOQ_ERR_NOMEM;
     for (size_t i = 0; i < q->count; i++)
         ents[i] = *ent_at(q, i);
-    free(q->ents);
+    moq_pool_free(q->ents, q->cap * sizeof(*q->ents));
     q->ents = ents;
     q->cap = cap;
     q->head = 0;

@@ -5,6 +5,7 @@
 #include "quic/internal.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/pool.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +26,7 @@ struct moq_quic_stream *moq_quic_stream_get(struct moq_quic_conn *c, int64_t sid
 
 struct moq_quic_stream *moq_quic_stream_new(struct moq_quic_conn *c, int64_t sid, bool has_tx)
 {
-    struct moq_quic_stream *s = calloc(1, sizeof(*s));
+    struct moq_quic_stream *s = moq_pool_calloc(sizeof(*s));
     if (!s) return NULL;
     s->id = sid;
     s->c = c;
@@ -35,7 +36,7 @@ struct moq_quic_stream *moq_quic_stream_new(struct moq_quic_conn *c, int64_t sid
     moq_quic_sendq_init(&s->q);
     moq_list_init(&s->pending);
     if (moq_u64map_put(&c->streams, (uint64_t)sid, s) < 0) {
-        free(s);
+        moq_pool_free(s, sizeof(*s));
         return NULL;
     }
     return s;
@@ -47,7 +48,7 @@ void moq_quic_stream_free(struct moq_quic_conn *c, struct moq_quic_stream *s)
     if (moq_list_linked(&s->pending)) moq_list_remove(&s->pending);
     moq_quic_sendq_clear(&s->q);
     moq_u64map_del(&c->streams, (uint64_t)s->id);
-    free(s);
+    moq_pool_free(s, sizeof(*s));
 }
 
 void moq_quic_stream_pending(struct moq_quic_conn *c, struct moq_quic_stream *s)

@@ -12,6 +12,7 @@
 #include "util/list.h"
 #include "util/log.h"
 #include "util/map.h"
+#include "util/pool.h"
 #include "util/time.h"
 
 /* Group keys of fetches carry this bit (the sink chose them); groups of subscriptions do
@@ -49,6 +50,7 @@ struct msg {
     void (*call)(void *arg, unsigned worker);
     void (*call_drop)(void *arg); /* when the message is dropped instead of delivered */
     void *call_arg;
+    size_t size; /* bytes allocated, for moq_pool_free */
     uint64_t tail[];
 };
 
@@ -132,8 +134,10 @@ static struct msg *msg_new(uint8_t kind, size_t nhops, size_t nframes, const uin
                            size_t path_len, const uint8_t *name, size_t name_len)
 {
     size_t words = nhops + (nframes * sizeof(moq_frame) + 7) / 8 + (path_len + name_len + 7) / 8;
-    struct msg *m = calloc(1, sizeof(*m) + words * 8);
+    size_t size = sizeof(struct msg) + words * 8;
+    struct msg *m = moq_pool_calloc(size);
     if (!m) return NULL;
+    m->size = size;
     m->kind = kind;
     m->hops = m->tail;
     m->frames = (moq_frame *)(m->tail + nhops);
@@ -152,7 +156,7 @@ static void msg_free(struct msg *m)
     if (m->call_drop) m->call_drop(m->call_arg);
     for (size_t i = 0; i < m->nframes; i++)
         moq_chunk_unref(m->frames[i].chunk);
-    free(m);
+    moq_pool_free(m, m->size);
 }
 
 /* Hand m to worker `to` (any thread). A stopped bridge drops it. */
@@ -206,7 +210,7 @@ static void egroup_free(struct egroup *eg)
 {
     moq_list_remove(&eg->link);
     moq_follower_close(eg->follower);
-    free(eg);
+    moq_pool_free(eg, sizeof(*eg));
 }
 
 /* Hand the frames the group has that the sink has not, then its end once it ended. */
@@ -259,7 +263,7 @@ static const moq_follower_ops egroup_ops = {eg_frames, eg_end};
 /* Follow group g for sink under key gid and hand over what it already has. */
 static void egroup_start(moq_bridge *b, unsigned sink, uint64_t gid, moq_group *g)
 {
-    struct egroup *eg = calloc(1, sizeof(*eg));
+    struct egroup *eg = moq_pool_calloc(sizeof(*eg));
     if (eg) {
         eg->b = b;
         eg->sink = sink;
@@ -267,7 +271,7 @@ static void egroup_start(moq_bridge *b, unsigned sink, uint64_t gid, moq_group *
         eg->follower = moq_group_follow(g, &egroup_ops, eg);
     }
     if (!eg || !eg->follower) {
-        free(eg);
+        moq_pool_free(eg, sizeof(*eg));
         struct msg *m = msg_new(M_GROUP_END, 0, 0, NULL, 0, NULL, 0);
         if (m) {
             m->gid = gid;

@@ -23,6 +23,7 @@
 #include "util/err.h"
 #include "util/fdlimit.h"
 #include "util/log.h"
+#include "util/pool.h"
 #include "util/time.h"
 
 #define TICK_S 1.0
@@ -358,6 +359,7 @@ static void relay_trim_memory(moq_relay *r)
     }
     size_t free_before = moq_memtrim_heap_free();
     if (!moq_memtrim_due(&r->memtrim, relay_sessions(r), free_before, moq_now_us())) return;
+    moq_pool_release_all();
     moq_memtrim_release();
     size_t free_after = moq_memtrim_heap_free();
     moq_memtrim_done(&r->memtrim, free_after);
@@ -955,6 +957,7 @@ void moq_relay_free(moq_relay *r)
     if (r->owns_tls && r->tls) moq_tls_server_free(r->tls);
     if (r->owns_tls && r->https_tls) moq_tls_server_free(r->https_tls);
     free(r);
+    moq_pool_release_thread(); /* what this thread's teardown cached */
 }
 
 void moq_relay_unbridge(moq_relay *r)

@@ -1,14 +1,15 @@
 #include "util/chunk.h"
 
-#include <stdlib.h>
 #include <string.h>
+
+#include "util/pool.h"
 
 static atomic_size_t live_count;
 static atomic_size_t live_bytes;
 
 moq_chunk *moq_chunk_new(size_t cap)
 {
-    moq_chunk *c = malloc(sizeof(*c) + (cap ? cap : 1));
+    moq_chunk *c = moq_pool_alloc(sizeof(*c) + cap);
     if (!c) return NULL;
     atomic_init(&c->refs, 1);
     c->len = 0;
@@ -33,7 +34,7 @@ void moq_chunk_unref(moq_chunk *c)
     if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1) return;
     atomic_fetch_sub_explicit(&live_count, 1, memory_order_relaxed);
     atomic_fetch_sub_explicit(&live_bytes, c->cap, memory_order_relaxed);
-    free(c);
+    moq_pool_free(c, sizeof(*c) + c->cap);
 }
 
 size_t moq_chunk_live_count(void)

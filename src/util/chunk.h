@@ -3,7 +3,7 @@
  *
  * A chunk is allocated with its bytes inline, filled once by its creator, then shared:
  * every holder takes a reference with moq_chunk_ref() and drops it with moq_chunk_unref();
- * the last unref frees it. Refcounts are atomic so chunks may cross worker threads.
+ * the last unref frees it (into the freeing thread's pool cache, util/pool.h). Refcounts are atomic so chunks may cross worker threads.
  * A moq_slice names a byte range of a chunk and does not own a reference by itself; the
  * code that stores a slice documents whether it holds one.
  */
