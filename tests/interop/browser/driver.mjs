@@ -62,7 +62,9 @@ function relayLog() {
 }
 
 // Wait until the relay log matches `re` at least `count` times.
-async function waitLog(re, count = 1, timeoutMs = 5000) {
+// Wait until the relay's log matches `re` `count` times. The deadline only ends a wait that
+// has failed: a loaded machine took over 5 s to show a new tab's announcement.
+async function waitLog(re, count = 1, timeoutMs = 30000) {
 	const deadline = Date.now() + timeoutMs;
 	for (;;) {
 		const n = relayLog().match(new RegExp(re.source, "g"))?.length ?? 0;
