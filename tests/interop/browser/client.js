@@ -119,11 +119,7 @@ export async function waitAnnounced(conn, path, timeoutMs = 20000) {
 }
 
 // Subscribe to `path`/`trackName` and check `groups` consecutive complete groups, wherever
-// the subscription starts. recvGroup() hands out a group that arrives after a newer one too
-// (a loaded subscriber may see a newer group's stream first), so order of arrival is free;
-// what must hold is that none is missing between the first and the last and none comes
-// twice. A hole still open two groups past the count fails. Resolves to a summary; rejects
-// on the first mismatch or timeout.
+// the subscription starts. Resolves to a summary; rejects on the first mismatch or timeout.
 export async function receive(
 	conn,
 	path,
@@ -133,32 +129,27 @@ export async function receive(
 	if (announced) await waitAnnounced(conn, path, timeoutMs);
 	const broadcast = conn.consume(Moq.Path.from(path));
 	const sub = broadcast.subscribe(trackName, { priority: 0 });
-	const seen = new Set();
-	let lo = Infinity;
-	let hi = -Infinity;
+	const seen = [];
 	let bytes = 0;
 	let frames = 0;
-	const holes = () => hi - lo + 1 - seen.size;
 	try {
-		while (seen.size < groups || holes() > 0) {
-			if (seen.size >= groups + 2) throw new Error(`groups missing between ${lo} and ${hi}: not consecutive`);
-			const after = seen.size ? `group ${hi}` : "the start";
+		while (seen.length < groups) {
+			const after = seen.length ? `group ${seen[seen.length - 1]}` : "the start";
 			const group = await withTimeout(sub.recvGroup(), timeoutMs, `the group after ${after} of ${path}/${trackName}`);
-			if (!group) throw new Error(`track ended after ${seen.size} groups`);
+			if (!group) throw new Error(`track ended after ${seen.length} groups`);
 			const g = group.sequence;
-			if (seen.has(g)) throw new Error(`group ${g} arrived twice`);
+			const prev = seen[seen.length - 1];
+			if (seen.length && g !== prev + 1) throw new Error(`group ${g} follows group ${prev}: not consecutive`);
 			const [f, b] = await readGroup(group, timeoutMs, timestamps);
 			frames += f;
 			bytes += b;
-			seen.add(g);
-			lo = Math.min(lo, g);
-			hi = Math.max(hi, g);
+			seen.push(g);
 		}
 	} finally {
 		sub.close();
 		broadcast.close();
 	}
-	return { first: lo, last: hi, groups: seen.size, frames, bytes };
+	return { first: seen[0], last: seen[seen.length - 1], groups: seen.length, frames, bytes };
 }
 
 // Subscribe and collect groups 0..last in any order (a burst is delivered newest first, on
