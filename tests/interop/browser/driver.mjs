@@ -74,6 +74,19 @@ async function waitLog(re, count = 1, timeoutMs = 30000) {
 	}
 }
 
+// Wait until the relay lists `path` on GET /announced/. The relay's log cannot tell: when
+// many broadcasts come and go it folds their "announced" lines into one count.
+async function waitAnnounced(path, timeoutMs = 30000) {
+	const deadline = Date.now() + timeoutMs;
+	for (;;) {
+		const res = await fetch(new URL("announced/", relay)).catch(() => undefined);
+		const listed = res?.ok ? (await res.text()).split("\n").map((p) => p.replace(/^\//, "")) : [];
+		if (listed.includes(path)) return;
+		if (Date.now() > deadline) throw new Error(`GET /announced/ never listed ${path}`);
+		await new Promise((r) => setTimeout(r, 100));
+	}
+}
+
 function run(cmd, argv, timeoutMs, encoding = "utf8") {
 	return new Promise((resolve) => {
 		execFile(cmd, argv, { timeout: timeoutMs, maxBuffer: 64 << 20, encoding }, (error, stdout, stderr) =>
@@ -429,7 +442,7 @@ await check("closing a tab ends its WebTransport session at the relay", async ()
 		const before = relayLog().length;
 		const c = await tab.evaluate((u) => window.moqTest.connect(u), relay);
 		await tab.evaluate(([id]) => window.moqTest.publish(id, "chromium/tab", "data", {}), [c.id]);
-		await waitLog(/announced \/chromium\/tab/);
+		await waitAnnounced("chromium/tab");
 		const opened = relayLog().slice(before).match(/h3: (\S+): WebTransport session \d+ on/);
 		assert(opened, "the relay logged no new WebTransport session");
 		const peer = opened[1].replace(/[[\].]/g, "\\$&");
