@@ -19,6 +19,8 @@
  * streams together: a group of a frame of several megabytes may overtake SUBSCRIBE_OK). */
 #define MAX_ALIAS_WAIT_BYTES   (16 * 1024 * 1024)
 #define MAX_ALIAS_WAIT_STREAMS 64
+/* Above every group's ((priority << 56) | order, order < 2^48). */
+#define MESSAGE_STREAM_PRIORITY UINT64_MAX
 /* Our requests the peer may leave unanswered. */
 #define MAX_PUBLISHED_NS 10000
 /* Aliases of ended subscriptions remembered to stop their late streams. */
@@ -277,6 +279,14 @@ static void fail(struct moq_ietf_engine *e, uint64_t code, const char *reason)
 
 /* ---------------------------------------------------------------- streams */
 
+/* Messages go before any group: a SUBSCRIBE_OK queued behind the groups of its own
+ * subscription has the peer hold them until it learns their alias. */
+static void st_carries_messages(istream *st)
+{
+    st->e->s->t->ops->set_priority(st->e->s->t, st->sid, MESSAGE_STREAM_PRIORITY);
+}
+
+/* A bidi stream carries messages (the control stream or a request's own stream). */
 static istream *st_new(struct moq_ietf_engine *e, int64_t sid, enum is_kind kind, bool bidi)
 {
     istream *st = calloc(1, sizeof(*st));
@@ -287,6 +297,7 @@ static istream *st_new(struct moq_ietf_engine *e, int64_t sid, enum is_kind kind
     st->bidi = bidi;
     moq_list_push_back(&e->streams, &st->link);
     e->s->t->ops->set_stream_ctx(e->s->t, sid, st);
+    if (bidi) st_carries_messages(st);
     return st;
 }
 
@@ -1697,6 +1708,7 @@ static void on_client_setup(struct moq_ietf_engine *e, uint64_t type, const uint
             fail(e, MOQ_IETF_INTERNAL_ERROR, "cannot open the SETUP stream");
             return;
         }
+        st_carries_messages(st);
         e->setup_out = st;
     }
     moq_buf b;
@@ -2533,10 +2545,12 @@ static void send_client_setup(struct moq_ietf_engine *e)
         fail(e, MOQ_IETF_INTERNAL_ERROR, "cannot open the SETUP stream");
         return;
     }
-    if (!c->uni_setup)
+    if (!c->uni_setup) {
         e->control = st;
-    else
+    } else {
+        st_carries_messages(st);
         e->setup_out = st;
+    }
     uint64_t version = c->code;
     struct moq_ietf_setup_out out = {.versions = &version,
                                      .n_versions = 1,

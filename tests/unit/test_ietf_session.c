@@ -44,12 +44,14 @@ static const moq_clock test_clock = {virtual_now, virtual_wall, NULL};
 struct producer {
     int requests, updates;
     uint8_t priority; /* of the last request or update */
+    moq_track *track; /* the last one requested */
 };
 
 static void prod_request(void *ctx, moq_route *r, moq_track *t, const moq_sub_prefs *p)
 {
     struct producer *pr = ctx;
     pr->requests++;
+    pr->track = t;
     pr->priority = p->priority;
 }
 
@@ -176,6 +178,36 @@ static uint64_t peer_request_id(struct peer *p)
 
 /* ---- the relay side ---- */
 
+/* The stream priorities the relay's session set, through its transport end. */
+static struct {
+    const struct moq_transport_ops *real;
+    struct moq_transport_ops ops;
+    int64_t sid[32];
+    uint64_t priority[32];
+    size_t n;
+} prio;
+
+static void recording_set_priority(moq_transport *t, int64_t sid, uint64_t priority)
+{
+    size_t i = 0;
+    while (i < prio.n && prio.sid[i] != sid)
+        i++;
+    if (i == prio.n && prio.n < 32) prio.n++;
+    if (i < 32) {
+        prio.sid[i] = sid;
+        prio.priority[i] = priority;
+    }
+    prio.real->set_priority(t, sid, priority);
+}
+
+/* The last priority set on sid; 0 (the transport's default) when none was. */
+static uint64_t priority_of(int64_t sid)
+{
+    for (size_t i = 0; i < prio.n; i++)
+        if (prio.sid[i] == sid) return prio.priority[i];
+    return 0;
+}
+
 struct fixture {
     moq_origin *origin;
     moq_route *route;
@@ -218,6 +250,11 @@ static void start(struct fixture *f, size_t draft)
     struct moq_pipe_config pc = {MOQ_TRANSPORT_WEBTRANSPORT, PROTOCOLS[draft], "/", 1200};
     p->pipe = moq_pipe_new(NULL, &pc, &p->t, &server);
     moq_transport_attach(p->t, &peer_events, p);
+    memset(&prio, 0, sizeof(prio));
+    prio.real = server->ops;
+    prio.ops = *server->ops;
+    prio.ops.set_priority = recording_set_priority;
+    server->ops = &prio.ops;
     struct moq_session_config sc = {.origin = f->origin,
                                     .clock = &test_clock,
                                     .timer = timer,
@@ -786,6 +823,46 @@ static void groups_before_subscribe_ok_all_arrive(void **state)
     }
 }
 
+/* The relay's message streams outrank its subgroup streams: the SUBSCRIBE_OK of a
+ * subscription is never queued behind that subscription's groups (whose alias the
+ * subscriber would not know yet), whatever the subscriber's priority. */
+static void messages_go_before_groups(void **state)
+{
+    for (size_t d = 0; d < N_DRAFTS; d++) {
+        struct fixture f;
+        start(&f, d);
+        struct peer *p = &f.peer;
+        moq_buf b;
+        encode_subscribe(p, peer_request_id(p), 0, &b); /* the highest IETF priority */
+        peer_send(p, &b);
+        assert_non_null(f.prod.track);
+        moq_group *g = NULL;
+        assert_int_equal(moq_track_begin_group(f.prod.track, f.route, 5, now_us, &g), 0);
+        moq_pipe_flush(p->pipe);
+        size_t len;
+        int64_t ok_sid = -1;
+        assert_non_null(find_msg_in(p, MOQ_IETF_SUBSCRIBE_OK, &len, &ok_sid));
+        int64_t group_sid = -1;
+        for (size_t k = 0; k < p->n_rx; k++) {
+            if (p->rx[k].bidi) continue;
+            moq_ietf_sg_parser sp;
+            moq_ietf_sg_init(&sp, p->c);
+            const uint8_t *data = p->rx[k].in.data;
+            size_t left = p->rx[k].in.len;
+            struct moq_ietf_sg_ev ev;
+            if (moq_ietf_sg_next(&sp, &data, &left, &ev) > 0 && ev.kind == MOQ_IETF_SG_HEADER &&
+                ev.header.group == 5)
+                group_sid = p->rx[k].sid;
+        }
+        assert_true(group_sid >= 0);
+        assert_true(priority_of(group_sid) > 0);
+        assert_true(priority_of(ok_sid) > priority_of(group_sid));
+        moq_group_abort(g, 0);
+        moq_group_unref(g);
+        finish(&f);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -794,6 +871,7 @@ int main(void)
         cmocka_unit_test(joining_fetch_is_answered_empty),
         cmocka_unit_test(objects_carry_extensions_through),
         cmocka_unit_test(groups_before_subscribe_ok_all_arrive),
+        cmocka_unit_test(messages_go_before_groups),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
