@@ -15,9 +15,12 @@
 
 /* Request ids we let the peer use at once; raised by half of it as they are used. */
 #define REQUEST_WINDOW 1024
-/* Bytes of a subgroup stream held while its track alias is unknown. */
-#define MAX_ALIAS_WAIT_BYTES   (1024 * 1024)
+/* Bytes of subgroup streams held while their track alias is unknown (all of a session's
+ * streams together: a group of a frame of several megabytes may overtake SUBSCRIBE_OK). */
+#define MAX_ALIAS_WAIT_BYTES   (16 * 1024 * 1024)
 #define MAX_ALIAS_WAIT_STREAMS 64
+/* Above every group's ((priority << 56) | order, order < 2^48). */
+#define MESSAGE_STREAM_PRIORITY UINT64_MAX
 /* Our requests the peer may leave unanswered. */
 #define MAX_PUBLISHED_NS 10000
 /* Aliases of ended subscriptions remembered to stop their late streams. */
@@ -75,7 +78,8 @@ typedef struct istream {
 
 /* A group arriving from the peer on a subgroup stream. */
 struct gin {
-    istream *st;
+    struct moq_ietf_engine *e;
+    istream *st; /* NULL once a stream that came whole while waiting for its alias closed */
     moq_ietf_sg_parser p;
     struct usub *us; /* NULL while the alias is unknown */
     moq_group *group;
@@ -222,6 +226,7 @@ struct moq_ietf_engine {
     moq_list queue;      /* gout waiting for uni stream credit */
     moq_list alias_wait; /* gin waiting for their alias */
     size_t n_alias_wait;
+    size_t alias_wait_bytes; /* what they hold */
     moq_list pubns;
     moq_u64map dsubs;     /* peer request id -> dsub */
     moq_u64map nswatches; /* peer request id -> nswatch */
@@ -274,6 +279,14 @@ static void fail(struct moq_ietf_engine *e, uint64_t code, const char *reason)
 
 /* ---------------------------------------------------------------- streams */
 
+/* Messages go before any group: a SUBSCRIBE_OK queued behind the groups of its own
+ * subscription has the peer hold them until it learns their alias. */
+static void st_carries_messages(istream *st)
+{
+    st->e->s->t->ops->set_priority(st->e->s->t, st->sid, MESSAGE_STREAM_PRIORITY);
+}
+
+/* A bidi stream carries messages (the control stream or a request's own stream). */
 static istream *st_new(struct moq_ietf_engine *e, int64_t sid, enum is_kind kind, bool bidi)
 {
     istream *st = calloc(1, sizeof(*st));
@@ -284,6 +297,7 @@ static istream *st_new(struct moq_ietf_engine *e, int64_t sid, enum is_kind kind
     st->bidi = bidi;
     moq_list_push_back(&e->streams, &st->link);
     e->s->t->ops->set_stream_ctx(e->s->t, sid, st);
+    if (bidi) st_carries_messages(st);
     return st;
 }
 
@@ -1413,11 +1427,12 @@ static void on_publish_done(struct moq_ietf_engine *e, istream *st, const uint8_
 
 static void gin_free(struct gin *gi)
 {
-    struct moq_ietf_engine *e = gi->st->e;
+    struct moq_ietf_engine *e = gi->e;
     if (gi->waiting) {
         moq_list_remove(&gi->wait_link);
         e->n_alias_wait--;
     }
+    e->alias_wait_bytes -= gi->held.len;
     moq_frame_asm_clear(&gi->fa, e->s);
     moq_buf_free(&gi->ext);
     if (gi->group) {
@@ -1429,18 +1444,26 @@ static void gin_free(struct gin *gi)
     free(gi);
 }
 
-static void gin_drop(struct gin *gi, uint64_t code)
+/* The stream's group is done with (or never was): the stream goes on being ignored. */
+static void gin_detach(struct gin *gi)
 {
     istream *st = gi->st;
-    st_stop(st, code);
+    gi->st = NULL;
+    if (!st) return;
     st->kind = IS_IGNORE;
     st->obj = NULL;
+}
+
+static void gin_drop(struct gin *gi, uint64_t code)
+{
+    if (gi->st) st_stop(gi->st, code);
+    gin_detach(gi);
     gin_free(gi);
 }
 
 static bool gin_begin(struct gin *gi, struct usub *us)
 {
-    struct moq_ietf_engine *e = gi->st->e;
+    struct moq_ietf_engine *e = gi->e;
     gi->us = us;
     if (!us->track || us->released) return false;
     int rv =
@@ -1461,7 +1484,7 @@ static void gin_data(struct gin *gi, const uint8_t *data, size_t len, bool fin);
 
 static void gin_wait(struct gin *gi, const uint8_t *data, size_t len, bool fin)
 {
-    struct moq_ietf_engine *e = gi->st->e;
+    struct moq_ietf_engine *e = gi->e;
     if (!gi->waiting) {
         if (e->n_alias_wait >= MAX_ALIAS_WAIT_STREAMS) {
             gin_drop(gi, MOQ_IETF_STREAM_CANCELLED);
@@ -1471,10 +1494,15 @@ static void gin_wait(struct gin *gi, const uint8_t *data, size_t len, bool fin)
         e->n_alias_wait++;
         moq_list_push_back(&e->alias_wait, &gi->wait_link);
     }
-    if (gi->held.len + len > MAX_ALIAS_WAIT_BYTES || moq_buf_append(&gi->held, data, len) < 0) {
+    if (len > MAX_ALIAS_WAIT_BYTES - e->alias_wait_bytes ||
+        moq_buf_append(&gi->held, data, len) < 0) {
+        moq_debug("ietf", "%s: a stream of group %llu dropped: over %u bytes wait for an alias",
+                  e->s->t->peer, (unsigned long long)gi->p.header.group,
+                  (unsigned)MAX_ALIAS_WAIT_BYTES);
         gin_drop(gi, MOQ_IETF_STREAM_CANCELLED);
         return;
     }
+    e->alias_wait_bytes += len;
     gi->held_fin = fin;
 }
 
@@ -1495,6 +1523,7 @@ static void release_alias_waiters(struct moq_ietf_engine *e, struct usub *us)
         }
         moq_buf held = gi->held;
         moq_buf_init(&gi->held);
+        e->alias_wait_bytes -= held.len;
         gin_data(gi, held.data, held.len, gi->held_fin);
         moq_buf_free(&held);
         if (e->s->closing) return;
@@ -1503,7 +1532,7 @@ static void release_alias_waiters(struct moq_ietf_engine *e, struct usub *us)
 
 static void gin_data(struct gin *gi, const uint8_t *data, size_t len, bool fin)
 {
-    struct moq_ietf_engine *e = gi->st->e;
+    struct moq_ietf_engine *e = gi->e;
     moq_session *s = e->s;
     if (gi->waiting) {
         gin_wait(gi, data, len, fin);
@@ -1607,9 +1636,7 @@ static void gin_data(struct gin *gi, const uint8_t *data, size_t len, bool fin)
     } else {
         moq_group_finish(gi->group, now_us(e));
     }
-    istream *st = gi->st;
-    st->kind = IS_IGNORE;
-    st->obj = NULL;
+    gin_detach(gi);
     gin_free(gi);
 }
 
@@ -1681,6 +1708,7 @@ static void on_client_setup(struct moq_ietf_engine *e, uint64_t type, const uint
             fail(e, MOQ_IETF_INTERNAL_ERROR, "cannot open the SETUP stream");
             return;
         }
+        st_carries_messages(st);
         e->setup_out = st;
     }
     moq_buf b;
@@ -2517,10 +2545,12 @@ static void send_client_setup(struct moq_ietf_engine *e)
         fail(e, MOQ_IETF_INTERNAL_ERROR, "cannot open the SETUP stream");
         return;
     }
-    if (!c->uni_setup)
+    if (!c->uni_setup) {
         e->control = st;
-    else
+    } else {
+        st_carries_messages(st);
         e->setup_out = st;
+    }
     uint64_t version = c->code;
     struct moq_ietf_setup_out out = {.versions = &version,
                                      .n_versions = 1,
@@ -2605,6 +2635,7 @@ static void ev_stream_opened(void *app, moq_transport *t, int64_t sid, bool bidi
         fail(e, MOQ_IETF_INTERNAL_ERROR, "out of memory");
         return;
     }
+    gi->e = e;
     gi->st = st;
     moq_ietf_sg_init(&gi->p, e->c);
     moq_buf_init(&gi->held);
@@ -2663,12 +2694,23 @@ static void ev_stream_stopped(void *app, moq_transport *t, int64_t sid, void *sc
     }
 }
 
+/* A stream that came whole while its alias is unknown: its bytes wait on without it. */
+static void gin_closed(struct gin *gi)
+{
+    if (gi->waiting && gi->held_fin) {
+        gin_detach(gi);
+        return;
+    }
+    gin_detach(gi);
+    gin_free(gi);
+}
+
 static void ev_stream_closed(void *app, moq_transport *t, int64_t sid, void *sctx)
 {
     struct moq_ietf_engine *e = app;
     istream *st = sctx;
     if (!st) return;
-    if (st->kind == IS_GROUP_IN && st->obj) gin_free(st->obj);
+    if (st->kind == IS_GROUP_IN && st->obj) gin_closed(st->obj);
     if (st->kind == IS_GROUP_OUT && st->obj) {
         struct gout *go = st->obj;
         go->st = NULL;
@@ -2758,6 +2800,8 @@ static void teardown(struct moq_ietf_engine *e, uint64_t code, const char *reaso
             st->obj = NULL;
         }
     }
+    while (!moq_list_empty(&e->alias_wait)) /* those whose streams closed */
+        gin_free(moq_list_first(&e->alias_wait, struct gin, wait_link));
     while (!moq_list_empty(&e->pubwatches))
         pubwatch_free(moq_list_first(&e->pubwatches, struct pubwatch, link));
     while (!moq_list_empty(&e->nsubs))

@@ -575,8 +575,10 @@ typedef struct moq_subscriber_ops {
 /*
  * Subscribe to (path, name). Subscribers of one track share one upstream request.
  * Without prefs->has_start the subscription starts at the latest cached group (from its
- * first frame), or at the first group to arrive; with it, cached groups >= start are
- * replayed in order, then live ones follow. Routes containing exclude_hop (0 = none) are
+ * first frame); when none is cached it gets every group that arrives, in arrival order,
+ * also one older than a group it already got (an upstream may send its first groups newest
+ * first). With has_start, cached groups >= start are replayed in order, then live ones
+ * follow. Routes containing exclude_hop (0 = none) are
  * not used for this subscriber.
  * Errors: MOQ_ERR_NOT_FOUND (no broadcast at path, or no route visible to exclude_hop),
  * MOQ_ERR_INVALID, MOQ_ERR_NOMEM.

@@ -265,10 +265,6 @@ static void subs_notify_group(moq_track *t, moq_group *g)
         if (t->state == TRACK_ABORTED || g->state == MOQ_GROUP_ABORTED) break;
         moq_subscription *s = moq_container_of(n, moq_subscription, node.link);
         if (s->born >= d || s->ended || !sub_wants(s, g->seq)) continue;
-        if (!s->floor_set) {
-            s->floor_set = true;
-            s->floor = g->seq;
-        }
         if (s->ops->on_group) s->ops->on_group(s->ctx, s, g);
     }
     moq_iter_end(&cur);
@@ -388,10 +384,6 @@ static void sub_replay_groups(moq_subscription *s, moq_track *t, uint64_t born,
             }
         }
         if (!g) return;
-        if (!s->floor_set) {
-            s->floor_set = true;
-            s->floor = g->seq;
-        }
         moq_group_ref(g);
         if (s->ops->on_group) s->ops->on_group(s->ctx, s, g);
         bool last = g->seq == UINT64_MAX;

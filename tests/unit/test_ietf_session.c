@@ -44,12 +44,14 @@ static const moq_clock test_clock = {virtual_now, virtual_wall, NULL};
 struct producer {
     int requests, updates;
     uint8_t priority; /* of the last request or update */
+    moq_track *track; /* the last one requested */
 };
 
 static void prod_request(void *ctx, moq_route *r, moq_track *t, const moq_sub_prefs *p)
 {
     struct producer *pr = ctx;
     pr->requests++;
+    pr->track = t;
     pr->priority = p->priority;
 }
 
@@ -176,6 +178,36 @@ static uint64_t peer_request_id(struct peer *p)
 
 /* ---- the relay side ---- */
 
+/* The stream priorities the relay's session set, through its transport end. */
+static struct {
+    const struct moq_transport_ops *real;
+    struct moq_transport_ops ops;
+    int64_t sid[32];
+    uint64_t priority[32];
+    size_t n;
+} prio;
+
+static void recording_set_priority(moq_transport *t, int64_t sid, uint64_t priority)
+{
+    size_t i = 0;
+    while (i < prio.n && prio.sid[i] != sid)
+        i++;
+    if (i == prio.n && prio.n < 32) prio.n++;
+    if (i < 32) {
+        prio.sid[i] = sid;
+        prio.priority[i] = priority;
+    }
+    prio.real->set_priority(t, sid, priority);
+}
+
+/* The last priority set on sid; 0 (the transport's default) when none was. */
+static uint64_t priority_of(int64_t sid)
+{
+    for (size_t i = 0; i < prio.n; i++)
+        if (prio.sid[i] == sid) return prio.priority[i];
+    return 0;
+}
+
 struct fixture {
     moq_origin *origin;
     moq_route *route;
@@ -218,6 +250,11 @@ static void start(struct fixture *f, size_t draft)
     struct moq_pipe_config pc = {MOQ_TRANSPORT_WEBTRANSPORT, PROTOCOLS[draft], "/", 1200};
     p->pipe = moq_pipe_new(NULL, &pc, &p->t, &server);
     moq_transport_attach(p->t, &peer_events, p);
+    memset(&prio, 0, sizeof(prio));
+    prio.real = server->ops;
+    prio.ops = *server->ops;
+    prio.ops.set_priority = recording_set_priority;
+    server->ops = &prio.ops;
     struct moq_session_config sc = {.origin = f->origin,
                                     .clock = &test_clock,
                                     .timer = timer,
@@ -699,6 +736,133 @@ static void objects_carry_extensions_through(void **state)
     }
 }
 
+/* ---- groups that come before SUBSCRIBE_OK ---- */
+
+/* One object without extensions (id delta 0, an empty block) of `size` bytes of `fill`. */
+static void put_plain_object(struct peer *p, moq_buf *b, size_t size, char fill)
+{
+    uint8_t v[MOQ_IETF_VARINT_MAX];
+    moq_buf_append(b, v, (size_t)(moq_ietf_varint_put(p->c, v, 0) - v));
+    moq_buf_append(b, v, (size_t)(moq_ietf_varint_put(p->c, v, 0) - v));
+    moq_buf_append(b, v, (size_t)(moq_ietf_varint_put(p->c, v, size) - v));
+    char *payload = malloc(size ? size : 1);
+    assert_non_null(payload);
+    memset(payload, fill, size);
+    moq_buf_append(b, payload, size);
+    free(payload);
+}
+
+/* A publisher whose groups overtake its SUBSCRIBE_OK, newest first (as a publisher sends
+ * them when its data streams outrank the answer, or the network reorders them), one of
+ * them a frame of over a megabyte: once the answer names the alias, the subscription that
+ * made the relay subscribe gets every group from the first, none skipped as older than
+ * the one that happened to come first. */
+static void groups_before_subscribe_ok_all_arrive(void **state)
+{
+    const size_t big = 1024 * 1024 + 64;
+    for (size_t d = 0; d < N_DRAFTS; d++) {
+        struct fixture f;
+        start(&f, d);
+        struct peer *p = &f.peer;
+        moq_buf b;
+        moq_buf_init(&b);
+        assert_int_equal(moq_ietf_encode_publish_namespace(&b, p->c, peer_request_id(p),
+                                                           moq_str_make("pub", 3), NULL),
+                         0);
+        peer_send(p, &b);
+        struct groups got = {0};
+        moq_sub_prefs prefs = {.priority = 1};
+        moq_subscription *sub = NULL;
+        assert_int_equal(moq_origin_subscribe(f.origin, (const uint8_t *)"pub", 3,
+                                              (const uint8_t *)"t", 1, 0, &prefs, &groups_ops, &got,
+                                              &sub),
+                         0);
+        moq_pipe_flush(p->pipe);
+        size_t len = 0;
+        int64_t up_sid = -1;
+        const uint8_t *body = find_msg_in(p, MOQ_IETF_SUBSCRIBE, &len, &up_sid);
+        assert_non_null(body);
+        struct moq_ietf_subscribe up;
+        assert_int_equal(moq_ietf_decode_subscribe(p->c, body, len, &up), 0);
+        moq_buf_free(&up.ns);
+
+        moq_buf_init(&b);
+        put_plain_object(p, &b, 3, 'c');
+        send_subgroup(p, 0x19, 7, 2, 0, &b);
+        moq_buf_init(&b);
+        put_plain_object(p, &b, big, 'b');
+        send_subgroup(p, 0x19, 7, 1, 0, &b);
+        moq_buf_init(&b);
+        put_plain_object(p, &b, 7, 'a');
+        send_subgroup(p, 0x19, 7, 0, 0, &b);
+        assert_int_equal(got.n, 0); /* held: the alias is not known yet */
+
+        struct moq_ietf_subscribe_ok ok = {
+            .request_id = up.request_id, .track_alias = 7, .group_order = 2};
+        moq_buf_init(&b);
+        assert_int_equal(moq_ietf_encode_subscribe_ok(&b, p->c, &ok), 0);
+        peer_send_on(p, p->c->request_streams ? up_sid : p->control, &b);
+        assert_non_null(f.s);
+
+        const size_t sizes[3] = {7, big, 3};
+        bool seen[3] = {false, false, false};
+        assert_int_equal(got.n, 3);
+        for (size_t i = 0; i < got.n; i++) {
+            uint64_t seq = moq_group_sequence(got.g[i]);
+            assert_true(seq < 3);
+            assert_false(seen[seq]);
+            seen[seq] = true;
+            assert_int_equal(moq_group_state(got.g[i], NULL), MOQ_GROUP_FINISHED);
+            assert_int_equal(moq_group_frame_count(got.g[i]), 1);
+            assert_int_equal(moq_group_frame(got.g[i], 0)->payload_len, sizes[seq]);
+            moq_group_unref(got.g[i]);
+        }
+        moq_subscription_close(sub);
+        moq_pipe_flush(p->pipe);
+        finish(&f);
+    }
+}
+
+/* The relay's message streams outrank its subgroup streams: the SUBSCRIBE_OK of a
+ * subscription is never queued behind that subscription's groups (whose alias the
+ * subscriber would not know yet), whatever the subscriber's priority. */
+static void messages_go_before_groups(void **state)
+{
+    for (size_t d = 0; d < N_DRAFTS; d++) {
+        struct fixture f;
+        start(&f, d);
+        struct peer *p = &f.peer;
+        moq_buf b;
+        encode_subscribe(p, peer_request_id(p), 0, &b); /* the highest IETF priority */
+        peer_send(p, &b);
+        assert_non_null(f.prod.track);
+        moq_group *g = NULL;
+        assert_int_equal(moq_track_begin_group(f.prod.track, f.route, 5, now_us, &g), 0);
+        moq_pipe_flush(p->pipe);
+        size_t len;
+        int64_t ok_sid = -1;
+        assert_non_null(find_msg_in(p, MOQ_IETF_SUBSCRIBE_OK, &len, &ok_sid));
+        int64_t group_sid = -1;
+        for (size_t k = 0; k < p->n_rx; k++) {
+            if (p->rx[k].bidi) continue;
+            moq_ietf_sg_parser sp;
+            moq_ietf_sg_init(&sp, p->c);
+            const uint8_t *data = p->rx[k].in.data;
+            size_t left = p->rx[k].in.len;
+            struct moq_ietf_sg_ev ev;
+            if (moq_ietf_sg_next(&sp, &data, &left, &ev) > 0 && ev.kind == MOQ_IETF_SG_HEADER &&
+                ev.header.group == 5)
+                group_sid = p->rx[k].sid;
+        }
+        assert_true(group_sid >= 0);
+        assert_true(priority_of(group_sid) > 0);
+        assert_true(priority_of(ok_sid) > priority_of(group_sid));
+        moq_group_abort(g, 0);
+        moq_group_unref(g);
+        finish(&f);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -706,6 +870,8 @@ int main(void)
         cmocka_unit_test(update_reaches_an_ietf_publisher),
         cmocka_unit_test(joining_fetch_is_answered_empty),
         cmocka_unit_test(objects_carry_extensions_through),
+        cmocka_unit_test(groups_before_subscribe_ok_all_arrive),
+        cmocka_unit_test(messages_go_before_groups),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

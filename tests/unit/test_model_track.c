@@ -193,22 +193,35 @@ static void late_joiner_starts_at_latest(void **state)
     assert_int_equal(late.seqs[1], 5);
     assert_int_equal(p.requests, 1);
 
-    /* A late joiner on an empty track takes the first group to arrive as its start. */
+    /* A subscriber of an empty track gets every group the producer delivers, in arrival
+     * order: the upstream may send its first groups newest first, and the older ones that
+     * come after are still the subscription's (none is skipped as older than the first). */
     rsub e = {0};
     assert_int_equal(subscribe(o, &e, "l", "empty", 0, &pr), 0);
     moq_track *t2 = p.last;
     write_group_done(&p, t2, 9, 1, 10, 7 * MS);
-    write_group_done(&p, t2, 8, 1, 10, 7 * MS); /* older straggler: below its start */
+    write_group_done(&p, t2, 8, 1, 10, 7 * MS);
     write_group_done(&p, t2, 10, 1, 10, 7 * MS);
-    assert_int_equal(e.ngroups, 2);
+    assert_int_equal(e.ngroups, 3);
     assert_int_equal(e.seqs[0], 9);
-    assert_int_equal(e.seqs[1], 10);
+    assert_int_equal(e.seqs[1], 8);
+    assert_int_equal(e.seqs[2], 10);
+    /* one joining now starts at the latest, and a straggler below it is not its */
+    rsub e2 = {0};
+    assert_int_equal(subscribe(o, &e2, "l", "empty", 0, &pr), 0);
+    assert_int_equal(e2.ngroups, 1);
+    assert_int_equal(e2.seqs[0], 10);
+    write_group_done(&p, t2, 7, 1, 10, 8 * MS);
+    assert_int_equal(e2.ngroups, 1);
+    assert_int_equal(e.ngroups, 4);
+    assert_int_equal(e.seqs[3], 7);
 
     rfol_close(&f);
     moq_group_unref(open);
     rsub_close(&first);
     rsub_close(&late);
     rsub_close(&e);
+    rsub_close(&e2);
     moq_route_unannounce(p.route);
     moq_origin_free(o);
 }

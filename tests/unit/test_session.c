@@ -470,6 +470,34 @@ static void late_joiner_after_the_last_left(const char *proto)
     current_ls = NULL;
 }
 
+/* A publisher with every group ready when the relay's subscription arrives sends them
+ * newest first (unordered subscribers): the subscriber that caused the subscription still
+ * gets each one, the older ones after the newest. */
+static void newest_first_groups_all_arrive(const char *proto)
+{
+    struct world w;
+    setup_world(&w, proto);
+    struct local_sub ls = {0};
+    current_ls = &ls;
+    moq_sub_prefs prefs = {0};
+    assert_int_equal(moq_origin_subscribe(w.sub, (const uint8_t *)"bbb", 3, (const uint8_t *)"t", 1,
+                                          0, &prefs, &ls_ops, &ls, &ls.sub),
+                     0);
+    spin(&w, 50);
+    const char *c[] = {"c"}, *b[] = {"b"}, *a[] = {"a"};
+    assert_int_equal(write_group(&w.lp, 2, c, 1, 0), 0);
+    assert_int_equal(write_group(&w.lp, 1, b, 1, 0), 0);
+    assert_int_equal(write_group(&w.lp, 0, a, 1, 0), 0);
+    spin(&w, 100);
+    assert_int_equal(strlen(ls.log), strlen("2:c;1:b;0:a;"));
+    assert_non_null(strstr(ls.log, "0:a;"));
+    assert_non_null(strstr(ls.log, "1:b;"));
+    assert_non_null(strstr(ls.log, "2:c;"));
+    local_sub_free(&ls);
+    teardown_world(&w);
+    current_ls = NULL;
+}
+
 static void unknown_broadcast_is_refused(const char *proto)
 {
     struct world w;
@@ -804,6 +832,7 @@ static void incomplete_control_messages_are_bounded(void **state)
 PER_VERSION(announcements_reach_the_subscriber)
 PER_VERSION(frames_flow_end_to_end)
 PER_VERSION(late_joiner_starts_at_latest_group)
+PER_VERSION(newest_first_groups_all_arrive)
 PER_VERSION(late_joiner_after_the_last_left)
 PER_VERSION(unknown_broadcast_is_refused)
 PER_VERSION(publisher_exit_unannounces)
@@ -819,6 +848,7 @@ int main(void)
         TESTS(announcements_reach_the_subscriber),
         TESTS(frames_flow_end_to_end),
         TESTS(late_joiner_starts_at_latest_group),
+        TESTS(newest_first_groups_all_arrive),
         TESTS(late_joiner_after_the_last_left),
         TESTS(unknown_broadcast_is_refused),
         TESTS(publisher_exit_unannounces),
