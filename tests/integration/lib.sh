@@ -321,6 +321,21 @@ relay_subscribed() {
 # Ready events of the `moq` tool (docs/client.md, --ready-file): give a client
 # `--ready-file "$(ready_file NAME)"` and wait for the line that says the relay confirmed
 # what the test needs next ("subscribed b/t", "requested b/t", "announced b", "watching p").
+# versioned_subscriber NAME BROADCAST VERSION TRANSPORT: `moq subscribe` to BROADCAST/t
+# pinned to VERSION over quic ($MOQT_URL, the caller's scheme), ws ($WS_URL) or wt
+# ($HTTP_URL), with a ready file; its pid goes to SUBS[NAME].
+versioned_subscriber() {
+    local url
+    case "$4" in
+    quic) url=("$MOQT_URL" --tls-fingerprint "$FP") ;;
+    ws) url=("$WS_URL") ;;
+    wt) url=("$HTTP_URL") ;;
+    esac
+    spawn "$1" "$MOQ" subscribe "${url[@]}" --broadcast "$2" --track t --moq-version "$3" \
+        --ready-file "$(ready_file "$1")"
+    SUBS[$1]=$SPAWNED
+}
+
 ready_file() { # NAME
     echo "$TMP/$1.ready"
 }

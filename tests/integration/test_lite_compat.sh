@@ -12,19 +12,6 @@ MOQ_LOG=info,moq=debug start_relay
 MOQT_URL="moql://127.0.0.1:$PORT/"
 WS_URL="ws://127.0.0.1:$PORT/"
 
-# subscriber NAME BROADCAST VERSION TRANSPORT: a subscriber to BROADCAST/t with a ready file
-subscriber() {
-    local url
-    case "$4" in
-    quic) url=("$MOQT_URL" --tls-fingerprint "$FP") ;;
-    ws) url=("$WS_URL") ;;
-    wt) url=("$HTTP_URL") ;;
-    esac
-    spawn "$1" "$MOQ" subscribe "${url[@]}" --broadcast "$2" --track t --moq-version "$3" \
-        --ready-file "$(ready_file "$1")"
-    SUBS[$1]=$SPAWNED
-}
-
 # run_case BROADCAST PUBLISHER-VERSION PUBLISHER-TRANSPORT SUBSCRIBER-SPECS...: publish
 # through a FIFO once every subscriber is attached, a group at a time, then compare what
 # each got.
@@ -34,7 +21,7 @@ run_case() {
     declare -gA SUBS=()
     for spec in "$@"; do
         IFS=: read -r name v tr <<<"$spec"
-        subscriber "$b-$name" "$b" "$v" "$tr"
+        versioned_subscriber "$b-$name" "$b" "$v" "$tr"
     done
     case "$pt" in
     quic) url=("$MOQT_URL" --tls-fingerprint "$FP") ;;

@@ -62,12 +62,27 @@ function relayLog() {
 }
 
 // Wait until the relay log matches `re` at least `count` times.
-async function waitLog(re, count = 1, timeoutMs = 5000) {
+// Wait until the relay's log matches `re` `count` times. The deadline only ends a wait that
+// has failed: a loaded machine took over 5 s to show a new tab's announcement.
+async function waitLog(re, count = 1, timeoutMs = 30000) {
 	const deadline = Date.now() + timeoutMs;
 	for (;;) {
 		const n = relayLog().match(new RegExp(re.source, "g"))?.length ?? 0;
 		if (n >= count) return n;
 		if (Date.now() > deadline) throw new Error(`relay log matched ${re} ${n} times, expected at least ${count}`);
+		await new Promise((r) => setTimeout(r, 100));
+	}
+}
+
+// Wait until the relay lists `path` on GET /announced/. The relay's log cannot tell: when
+// many broadcasts come and go it folds their "announced" lines into one count.
+async function waitAnnounced(path, timeoutMs = 30000) {
+	const deadline = Date.now() + timeoutMs;
+	for (;;) {
+		const res = await fetch(new URL("announced/", relay)).catch(() => undefined);
+		const listed = res?.ok ? (await res.text()).split("\n").map((p) => p.replace(/^\//, "")) : [];
+		if (listed.includes(path)) return;
+		if (Date.now() > deadline) throw new Error(`GET /announced/ never listed ${path}`);
 		await new Promise((r) => setTimeout(r, 100));
 	}
 }
@@ -427,7 +442,7 @@ await check("closing a tab ends its WebTransport session at the relay", async ()
 		const before = relayLog().length;
 		const c = await tab.evaluate((u) => window.moqTest.connect(u), relay);
 		await tab.evaluate(([id]) => window.moqTest.publish(id, "chromium/tab", "data", {}), [c.id]);
-		await waitLog(/announced \/chromium\/tab/);
+		await waitAnnounced("chromium/tab");
 		const opened = relayLog().slice(before).match(/h3: (\S+): WebTransport session \d+ on/);
 		assert(opened, "the relay logged no new WebTransport session");
 		const peer = opened[1].replace(/[[\].]/g, "\\$&");
