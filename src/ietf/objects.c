@@ -6,6 +6,7 @@
 
 #include "ietf/wire.h"
 #include "util/err.h"
+#include "util/varint.h"
 
 #define FIRST_OBJECT_BIT 0x40
 #define MAX_EXTENSIONS   (64 * 1024)
@@ -186,6 +187,84 @@ int moq_ietf_ext_convert(const moq_ietf_caps *from, const uint8_t *in, size_t le
             rv = MOQ_ERR_NOMEM;
     }
     free(v);
+    return rv;
+}
+
+/* ---------------------------------------------------------------- object time */
+
+#define PROP_TIMESCALE     0x08
+#define PROP_TIMESTAMP     0x10
+#define PROP_TIMESTAMP_OLD 0x06
+
+static bool is_time_prop(uint64_t type)
+{
+    return type == PROP_TIMESTAMP || type == PROP_TIMESTAMP_OLD || type == PROP_TIMESCALE;
+}
+
+int moq_ietf_object_time_decode(const moq_ietf_caps *c, const uint8_t *ext, size_t len,
+                                uint64_t track_scale, struct moq_ietf_time *out)
+{
+    struct kvp *v;
+    size_t n;
+    int rv = ext_parse(c, ext, len, &v, &n);
+    if (rv < 0) return rv;
+    bool found = false, own_scale = false;
+    uint64_t value = 0, scale = track_scale;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].type == PROP_TIMESTAMP || v[i].type == PROP_TIMESTAMP_OLD) {
+            found = true;
+            value = v[i].value;
+        } else if (v[i].type == PROP_TIMESCALE) {
+            own_scale = true;
+            scale = v[i].value;
+        }
+    }
+    free(v);
+    if (!found) return 0;
+    if ((own_scale && scale == 0) || value > MOQ_VARINT_MAX) return MOQ_ERR_INVALID;
+    out->value = value;
+    out->scale = scale;
+    return 1;
+}
+
+bool moq_ietf_time_convert(uint64_t value, uint64_t from, uint64_t to, uint64_t *out)
+{
+    if (!from || !to) return false;
+    unsigned __int128 scaled = (unsigned __int128)value * to / from;
+    if (scaled > MOQ_VARINT_MAX) return false;
+    *out = (uint64_t)scaled;
+    return true;
+}
+
+int moq_ietf_object_header_time(moq_buf *out, const moq_ietf_caps *c, const uint8_t *ext,
+                                size_t ext_len, bool has_timestamp, uint64_t timestamp,
+                                uint64_t payload_len)
+{
+    const moq_ietf_caps *canon = moq_ietf_caps_get(MOQ_IETF_EXT_CANONICAL);
+    struct kvp *v;
+    size_t n;
+    int rv = ext_parse(canon, ext, ext_len, &v, &n);
+    if (rv < 0) return rv;
+    moq_buf block;
+    moq_buf_init(&block);
+    for (size_t i = 0; i < n && rv == 0; i++) {
+        if (is_time_prop(v[i].type)) continue;
+        uint8_t tmp[2 * MOQ_IETF_VARINT_MAX];
+        uint8_t *p = moq_ietf_varint_put(canon, tmp, v[i].type);
+        p = moq_ietf_varint_put(canon, p, v[i].value);
+        if (moq_buf_append(&block, tmp, (size_t)(p - tmp)) < 0 ||
+            (v[i].data && moq_buf_append(&block, v[i].data, (size_t)v[i].value) < 0))
+            rv = MOQ_ERR_NOMEM;
+    }
+    free(v);
+    if (rv == 0 && has_timestamp && timestamp <= MOQ_VARINT_MAX) {
+        uint8_t tmp[2 * MOQ_IETF_VARINT_MAX];
+        uint8_t *p = moq_ietf_varint_put(canon, tmp, PROP_TIMESTAMP);
+        p = moq_ietf_varint_put(canon, p, timestamp);
+        if (moq_buf_append(&block, tmp, (size_t)(p - tmp)) < 0) rv = MOQ_ERR_NOMEM;
+    }
+    if (rv == 0) rv = moq_ietf_object_header_ext(out, c, block.data, block.len, payload_len);
+    moq_buf_free(&block);
     return rv;
 }
 

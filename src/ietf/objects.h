@@ -72,6 +72,34 @@ int moq_ietf_object_header_ext(moq_buf *out, const moq_ietf_caps *c, const uint8
 int moq_ietf_ext_convert(const moq_ietf_caps *from, const uint8_t *in, size_t len,
                          const moq_ietf_caps *to, moq_buf *out);
 
+/* Object time. An object's Timestamp property (0x10; draft-ietf-moq-loc-03's 0x06 is read
+ * too) is in the units the track declared with its TIMESCALE property, unless the object's
+ * block carries a Timescale (0x08) of its own, which then applies to that object alone. */
+#define MOQ_IETF_TIMESCALE_DEFAULT 1000000 /* microseconds: what the relay declares */
+
+struct moq_ietf_time {
+    uint64_t value;
+    uint64_t scale; /* units per second, never 0 */
+};
+
+/* The Timestamp in an extension block in draft c's form, the last one when several. 1 =
+ * found (*out set, its scale `track_scale` or the object's own), 0 = none, MOQ_ERR_PROTO
+ * (malformed block), MOQ_ERR_INVALID (an object Timescale of 0, a Timestamp over 2^62-1). */
+int moq_ietf_object_time_decode(const moq_ietf_caps *c, const uint8_t *ext, size_t len,
+                                uint64_t track_scale, struct moq_ietf_time *out);
+
+/* `value` at `from` units per second re-expressed at `to`, rounded down; false when the
+ * result exceeds 2^62-1 (or a scale is 0). */
+bool moq_ietf_time_convert(uint64_t value, uint64_t from, uint64_t to, uint64_t *out);
+
+/* moq_ietf_object_header_ext for an object with a Timestamp: the carried block (canonical
+ * form) loses its own Timestamp and Timescale pairs, whose units the subscriber would read
+ * as the track's, and gains the Timestamp `timestamp` (in the units declared to the
+ * subscriber) when `has_timestamp`. Errors as moq_ietf_object_header_ext. */
+int moq_ietf_object_header_time(moq_buf *out, const moq_ietf_caps *c, const uint8_t *ext,
+                                size_t ext_len, bool has_timestamp, uint64_t timestamp,
+                                uint64_t payload_len);
+
 enum moq_ietf_sg_event {
     MOQ_IETF_SG_NONE = 0,
     MOQ_IETF_SG_HEADER,      /* ev->header is set */

@@ -84,8 +84,10 @@ struct gin {
     struct usub *us; /* NULL while the alias is unknown */
     moq_group *group;
     struct frame_asm fa;
-    moq_buf ext;  /* the next object's extension block as it arrives */
-    bool waiting; /* alias unknown: bytes held below */
+    moq_buf ext;             /* the next object's extension block as it arrives */
+    uint64_t declared_scale; /* the track's TIMESCALE (0 = none), object Timestamps' units */
+    uint64_t track_scale;    /* the model track's timescale, the frames' units */
+    bool waiting;            /* alias unknown: bytes held below */
     moq_buf held;
     bool held_fin;
     moq_list wait_link;
@@ -146,6 +148,7 @@ struct usub {
     uint8_t priority;      /* the subscriber priority last sent (IETF sense: 0 is the highest) */
     uint8_t want_priority; /* the one the subscribers want, sent once it may be */
     uint64_t start_group, start_object; /* where SUBSCRIBE_OK says the subscription starts */
+    uint64_t timescale; /* the track's TIMESCALE property in SUBSCRIBE_OK, 0 = none declared */
     bool ok, released, has_seq;
     bool finished; /* PUBLISH_DONE and all its streams came: the track was ended */
     uint64_t max_seq;
@@ -383,14 +386,21 @@ static void dsub_maybe_done(struct dsub *ds);
 
 /* A frame's object header in a chunk of its own: every object carries an extension block,
  * the one an IETF publisher gave it (kept in canonical form, written in this draft's) or an
- * empty one. NULL when out of memory (a block kept is well-formed). */
-static moq_chunk *object_header(const moq_ietf_caps *c, const moq_frame *f)
+ * empty one, with the frame's timestamp as its Timestamp property in the units declared in
+ * SUBSCRIBE_OK (the frame's are the track's). NULL when out of memory (a block kept is
+ * well-formed). */
+static moq_chunk *object_header(const struct dsub *ds, const moq_frame *f)
 {
+    const moq_track_info *info = ds->sub ? moq_subscription_info(ds->sub) : NULL;
+    uint64_t ts;
+    bool has_ts = moq_ietf_time_convert(f->timestamp, info ? info->timescale : 1000,
+                                        MOQ_IETF_TIMESCALE_DEFAULT, &ts);
     moq_buf b;
     moq_buf_init(&b);
     const uint8_t *ext = f->side_len ? f->chunk->data + f->side_off : NULL;
     moq_chunk *hc = NULL;
-    if (moq_ietf_object_header_ext(&b, c, ext, f->side_len, f->payload_len) == 0 &&
+    if (moq_ietf_object_header_time(&b, ds->e->c, ext, f->side_len, has_ts, ts, f->payload_len) ==
+            0 &&
         (hc = moq_chunk_copy(b.data, b.len)))
         hc->len = b.len;
     moq_buf_free(&b);
@@ -413,7 +423,7 @@ static bool gout_write(struct gout *go)
     for (; go->next < count; go->next++) {
         const moq_frame *f = moq_group_frame(g, go->next);
         if (!f) break;
-        moq_chunk *hc = object_header(e->c, f);
+        moq_chunk *hc = object_header(go->ds, f);
         if (!hc) {
             st_reset(go->st, MOQ_IETF_STREAM_INTERNAL_ERROR);
             gout_end(go);
@@ -718,8 +728,12 @@ static void on_subscribe(struct moq_ietf_engine *e, istream *st, const uint8_t *
         moq_buf_free(&m.ns);
         return;
     }
-    struct moq_ietf_subscribe_ok ok = {
-        .request_id = m.request_id, .track_alias = m.request_id, .group_order = 2};
+    /* the units of every object Timestamp we write (declared from draft 17 on); the track's
+     * own may not be known yet, so the relay declares microseconds and converts into them */
+    struct moq_ietf_subscribe_ok ok = {.request_id = m.request_id,
+                                       .track_alias = m.request_id,
+                                       .group_order = 2,
+                                       .props.timescale = MOQ_IETF_TIMESCALE_DEFAULT};
     moq_buf b;
     moq_buf_init(&b);
     if (moq_ietf_encode_subscribe_ok(&b, e->c, &ok) == 0) send_on(e, st, &b);
@@ -1472,6 +1486,9 @@ static bool gin_begin(struct gin *gi, struct usub *us)
         gi->group = NULL;
         return false;
     }
+    const moq_track_info *info = moq_track_get_info(us->track);
+    gi->declared_scale = us->timescale;
+    gi->track_scale = info ? info->timescale : 1000;
     if (!us->has_seq || gi->p.header.group > us->max_seq) us->max_seq = gi->p.header.group;
     us->has_seq = true;
     us->streams++;
@@ -1528,6 +1545,23 @@ static void release_alias_waiters(struct moq_ietf_engine *e, struct usub *us)
         moq_buf_free(&held);
         if (e->s->closing) return;
     }
+}
+
+/* The frame timestamp of the object whose extension block is gi->ext (well-formed), in the
+ * track's units: the object's Timestamp property when the track declared a timescale (as
+ * upstream, a track that declared none opted out of timestamps), else the time it arrived.
+ * False when the Timestamp cannot be expressed (a zero Timescale, out of range). */
+static bool object_timestamp(struct gin *gi, uint64_t *ts)
+{
+    moq_session *s = gi->e->s;
+    struct moq_ietf_time t;
+    int rv = 0;
+    if (gi->declared_scale && gi->ext.len)
+        rv = moq_ietf_object_time_decode(gi->e->c, gi->ext.data, gi->ext.len,
+                                         gi->declared_scale, &t);
+    if (rv < 0) return false;
+    if (rv == 0) t = (struct moq_ietf_time){s->cfg.clock->wall_us(s->cfg.clock->ctx), 1000000};
+    return moq_ietf_time_convert(t.value, t.scale, gi->track_scale, ts);
 }
 
 static void gin_data(struct gin *gi, const uint8_t *data, size_t len, bool fin)
@@ -1589,7 +1623,6 @@ static void gin_data(struct gin *gi, const uint8_t *data, size_t len, bool fin)
             moq_buf_init(&side);
             const moq_ietf_caps *canon = moq_ietf_caps_get(MOQ_IETF_EXT_CANONICAL);
             rv = moq_ietf_ext_convert(e->c, gi->ext.data, gi->ext.len, canon, &side);
-            gi->ext.len = 0;
             if (rv == MOQ_ERR_PROTO) {
                 moq_buf_free(&side);
                 fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "malformed object extensions");
@@ -1599,9 +1632,19 @@ static void gin_data(struct gin *gi, const uint8_t *data, size_t len, bool fin)
                 side.len = 0;
                 rv = 0;
             }
+            uint64_t ts = 0;
+            if (rv == 0 && !object_timestamp(gi, &ts)) {
+                moq_buf_free(&side);
+                moq_debug("ietf", "%s: group %llu dropped: an object Timestamp out of range",
+                          s->t->peer, (unsigned long long)gi->p.header.group);
+                moq_group_abort(gi->group, MOQ_REASON_CANCEL);
+                gin_drop(gi, MOQ_IETF_STREAM_CANCELLED);
+                return;
+            }
+            gi->ext.len = 0;
             if (rv == 0)
-                rv = moq_frame_asm_begin_side(&gi->fa, s, moq_session_wall_ms(s), ev.size,
-                                              side.data, (uint32_t)side.len);
+                rv = moq_frame_asm_begin_side(&gi->fa, s, ts, ev.size, side.data,
+                                              (uint32_t)side.len);
             moq_buf_free(&side);
             if (rv < 0) {
                 moq_group_abort(gi->group, MOQ_REASON_FRAME_TOO_LARGE);
@@ -2234,6 +2277,7 @@ static void on_subscribe_ok(struct moq_ietf_engine *e, istream *st, const uint8_
     }
     us->ok = true;
     us->alias = m.track_alias;
+    us->timescale = m.props.timescale;
     /* our filter is Largest Object: the subscription starts after the largest location */
     if (m.has_largest) {
         us->start_group = m.largest_group;
@@ -2245,8 +2289,10 @@ static void on_subscribe_ok(struct moq_ietf_engine *e, istream *st, const uint8_
         return;
     }
     if (us->track) {
+        /* frames are kept in microseconds: each object's Timestamp converts into them */
         moq_track_info info;
         moq_track_info_default(&info);
+        info.timescale = MOQ_IETF_TIMESCALE_DEFAULT;
         if (!moq_track_get_info(us->track)) moq_track_set_info(us->track, us->pn->route, &info);
         subscribe_accepted(e, us);
     }

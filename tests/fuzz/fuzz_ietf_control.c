@@ -13,6 +13,8 @@
 
 #include "ietf/codec.h"
 #include "ietf/objects.h"
+#include "util/err.h"
+#include "util/varint.h"
 
 #define CHECK(x)                                                                                   \
     do {                                                                                           \
@@ -154,6 +156,39 @@ static void convert_extensions(const moq_ietf_caps *from, const uint8_t *data, s
     moq_buf_free(&direct);
 }
 
+/* An object's Timestamp: decoding fails exactly when the block is malformed or its time is
+ * out of range; writing the canonical block with a Timestamp in any draft's form reads
+ * back as that Timestamp in the track's units (the carried time pairs gave way). */
+static void object_time(const moq_ietf_caps *from, const uint8_t *data, size_t len)
+{
+    const moq_ietf_caps *canon = moq_ietf_caps_get(MOQ_IETF_EXT_CANONICAL);
+    struct moq_ietf_time t;
+    int rv = moq_ietf_object_time_decode(from, data, len, 1000, &t);
+    moq_buf direct;
+    moq_buf_init(&direct);
+    int conv = moq_ietf_ext_convert(from, data, len, canon, &direct);
+    CHECK((rv == MOQ_ERR_PROTO) == (conv == MOQ_ERR_PROTO));
+    if (rv == 1) CHECK(t.scale != 0 && t.value <= MOQ_VARINT_MAX);
+    uint64_t ts = 0;
+    if (rv == 1 && !moq_ietf_time_convert(t.value, t.scale, 1000000, &ts)) rv = 0;
+    for (size_t i = 0; conv == 0 && moq_ietf_drafts[i]; i++) {
+        const moq_ietf_caps *to = moq_ietf_drafts[i];
+        moq_buf out;
+        moq_buf_init(&out);
+        CHECK(moq_ietf_object_header_time(&out, to, direct.data, direct.len, true, ts, 1) == 0);
+        uint64_t id, blen;
+        int a = moq_ietf_varint_get(to, out.data, out.len, &id);
+        CHECK(a > 0 && id == 0);
+        int b = moq_ietf_varint_get(to, out.data + a, out.len - (size_t)a, &blen);
+        CHECK(b > 0 && blen <= out.len - (size_t)(a + b));
+        struct moq_ietf_time back;
+        CHECK(moq_ietf_object_time_decode(to, out.data + a + b, (size_t)blen, 1000000, &back) == 1);
+        CHECK(back.value == ts && back.scale == 1000000);
+        moq_buf_free(&out);
+    }
+    moq_buf_free(&direct);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 2) return 0;
@@ -165,5 +200,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     parse_subgroup(c, data, size, piece);
     parse_subgroup(c, data, size, size ? size : 1);
     convert_extensions(c, data, size);
+    object_time(c, data, size);
     return 0;
 }

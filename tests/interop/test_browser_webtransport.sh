@@ -4,9 +4,12 @@
 # the mixed case: the browser publishes over WebTransport while a Node @moq/net client
 # subscribes over WebSocket and, when $MOQ_BUILD_DIR/moq exists, the native tool over raw
 # QUIC, and moq-lite-02 ("moql", compat SETUP) and IETF moq-transport drafts 17 and 20 over
-# WebTransport, within a protocol and across protocols. The checks themselves are in tests/interop/browser/driver.mjs; this script installs
-# what they need, starts the relay on a free port and adds checks on the relay's log and
-# exit.
+# WebTransport, within a protocol and across protocols. IETF draft 14 runs against a second
+# relay whose [server] version lists moq-transport-14 and moq-lite 05-03 but not moq-lite-02/01,
+# so the client's compat SETUP over "moql" lands on draft 14 (the same page and browser); it
+# is paired with itself and with moq-lite-05 both ways. The checks themselves are in
+# tests/interop/browser/driver.mjs; this script installs what they need, starts both relays
+# on free ports and adds checks on the relays' logs and exits.
 #
 # Needs Debian's chromium (installed here through scripts/deps.sh with MOQ_DEPS_BROWSER=1
 # when missing), node, npm and the npm registry (packages pinned by browser/package.json
@@ -14,7 +17,8 @@
 # a missing browser or package is a failure with the reason.
 # Prints "N passed, M failed"; exits non-zero on any failure.
 # Env: MOQ_BROWSER_NETLOG=<file> keeps Chromium's net-log; MOQ_BROWSER_KEEP=1 keeps the
-# work directory (relay log, bundle) and prints where it is.
+# work directory (relays' logs, bundle) and prints where it is; MOQ_BROWSER_ONLY=<regex> runs
+# only the driver's checks whose name matches (include "page loads", which loads the page).
 set -u
 
 BUILD=${MOQ_BUILD_DIR:-$(cd "$(dirname "$0")/../.." && pwd)/build}
@@ -27,6 +31,7 @@ CHROMIUM=/usr/bin/chromium
 pass=0
 fail=0
 relay_pid=""
+relay14_pid=""
 WORK=""
 
 finish() {
@@ -54,10 +59,13 @@ bad() {
 }
 
 cleanup() {
-    if [ -n "$relay_pid" ] && kill -0 "$relay_pid" 2>/dev/null; then
-        kill "$relay_pid" 2>/dev/null
-        wait "$relay_pid" 2>/dev/null
-    fi
+    local pid
+    for pid in "$relay_pid" "$relay14_pid"; do
+        if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+            kill "$pid" 2>/dev/null
+            wait "$pid" 2>/dev/null
+        fi
+    done
     if [ -n "$WORK" ]; then
         if [ "${MOQ_BROWSER_KEEP:-0}" = 1 ]; then
             echo "work directory kept: $WORK"
@@ -131,47 +139,61 @@ for f in index.html main.js; do
 done
 [ "$doc_ok" = 1 ] && ok "docs/browser.md shows the tested example files verbatim"
 
-# ---- the relay: QUIC (h3 + moq-lite) and HTTP on one free port, dual stack ----
+# ---- the relays: QUIC (h3 + moq-lite) and HTTP on one free port each, dual stack ----
 LOG="$WORK/relay.log"
-start_relay() {
-    local port=$1
-    : >"$LOG" # (not the lines of an attempt before)
+LOG14="$WORK/relay14.log"
+STARTED_PID=""
+start_relay() { # PORT LOG [RELAY-ARGS...]: sets STARTED_PID
+    local port=$1 log=$2
+    shift 2
+    : >"$log" # (not the lines of an attempt before)
     # A short idle timeout: a tab Chromium drops without closing its session is reaped
     # within seconds; keep-alive PINGs every 2 s keep the live sessions open.
     "$RELAY" --server-bind "[::]:$port" --web-http-listen "[::]:$port" --tls-generate localhost \
         --auth-public "" --server-quic-idle-timeout 5s --server-quic-keep-alive 2s \
-        --log-level debug >"$LOG" 2>&1 &
-    relay_pid=$!
+        --log-level debug "$@" >"$log" 2>&1 &
+    STARTED_PID=$!
     # Follow the log up to a minute for a relay that is alive ("ready" follows both listeners);
     # only one that exited is given another port.
-    grep -qF -m1 "relay: ready" < <(timeout 60 tail -n +1 --pid="$relay_pid" -F "$LOG" 2>/dev/null) &&
+    grep -qF -m1 "relay: ready" < <(timeout 60 tail -n +1 --pid="$STARTED_PID" -F "$log" 2>/dev/null) &&
         return 0
-    kill "$relay_pid" 2>/dev/null
-    wait "$relay_pid" 2>/dev/null
-    relay_pid=""
+    kill "$STARTED_PID" 2>/dev/null
+    wait "$STARTED_PID" 2>/dev/null
+    STARTED_PID=""
     return 1
 }
-PORT=""
-for _ in 1 2 3; do
-    p=$(node "$HERE/freeport.mjs") || continue
-    if start_relay "$p"; then
-        PORT=$p
-        break
-    fi
-done
-[ -n "$PORT" ] || abort "the relay did not start:" "$(tail -20 "$LOG")"
+start_relay_on_free_port() { # LOG [RELAY-ARGS...]: sets STARTED_PORT and STARTED_PID
+    local p
+    STARTED_PORT=""
+    for _ in 1 2 3; do
+        p=$(node "$HERE/freeport.mjs") || continue
+        if start_relay "$p" "$@"; then
+            STARTED_PORT=$p
+            return 0
+        fi
+    done
+    return 1
+}
+start_relay_on_free_port "$LOG" || abort "the relay did not start:" "$(tail -20 "$LOG")"
+PORT=$STARTED_PORT relay_pid=$STARTED_PID
 ok "relay listening on [::]:$PORT (QUIC and HTTP)"
+start_relay_on_free_port "$LOG14" --server-version moq-lite-05 --server-version moq-lite-04 \
+    --server-version moq-lite-03 --server-version moq-transport-14 ||
+    abort "the draft-14 relay did not start:" "$(tail -20 "$LOG14")"
+PORT14=$STARTED_PORT relay14_pid=$STARTED_PID
+ok "draft-14 relay (moq-lite 05-03 and moq-transport-14) listening on [::]:$PORT14"
 
 # ---- the browser checks ----
-moq_args=()
+driver_args=()
+[ -n "${MOQ_BROWSER_ONLY:-}" ] && driver_args+=(--only "$MOQ_BROWSER_ONLY")
 if [ -x "$BUILD/moq" ]; then
-    moq_args=(--moq "$BUILD/moq")
+    driver_args+=(--moq "$BUILD/moq")
 else
     echo "note: $BUILD/moq is not built: the raw QUIC subscriber check is left out"
 fi
 driver_out="$WORK/driver.out"
 timeout 300 node "$WORK/driver.mjs" --relay "http://localhost:$PORT/" --relay-log "$LOG" \
-    --dir "$WORK" --chromium "$CHROMIUM" "${moq_args[@]}" >"$driver_out" 2>&1
+    --relay14 "http://localhost:$PORT14/" --relay14-log "$LOG14" --dir "$WORK" --chromium "$CHROMIUM" "${driver_args[@]}" >"$driver_out" 2>&1
 driver_rc=$?
 cat "$driver_out"
 n_ok=$(grep -c '^ok ' "$driver_out")
@@ -183,34 +205,44 @@ if [ "$driver_rc" -ne 0 ] && [ "$n_fail" -eq 0 ]; then
 fi
 [ "$n_ok" -gt 0 ] || bad "the driver ran no check"
 
-# ---- the relay's side of it ----
-if grep -q "closing HTTP/3 connection" "$LOG"; then
-    bad "no HTTP/3 connection errors in the relay log" "$(grep "closing HTTP/3 connection" "$LOG" | head -5)"
-else
-    ok "no HTTP/3 connection errors in the relay log"
-fi
-if grep -E " ERROR |AddressSanitizer|LeakSanitizer|runtime error:" "$LOG" >/dev/null; then
-    bad "no errors or sanitizer reports in the relay log" \
-        "$(grep -E " ERROR |AddressSanitizer|LeakSanitizer|runtime error:" "$LOG" | head -10)"
-else
-    ok "no errors or sanitizer reports in the relay log"
-fi
-if kill -0 "$relay_pid" 2>/dev/null; then
-    kill -TERM "$relay_pid"
-    wait "$relay_pid"
-    rc=$?
-    relay_pid=""
-    if [ "$rc" -eq 0 ]; then
-        ok "relay shut down cleanly"
+# ---- the relays' side of it ----
+check_relay_log() { # NAME LOG
+    if grep -q "closing HTTP/3 connection" "$2"; then
+        bad "no HTTP/3 connection errors in the $1 log" "$(grep "closing HTTP/3 connection" "$2" | head -5)"
     else
-        bad "relay shut down cleanly" "exit status $rc" "$(tail -20 "$LOG")"
+        ok "no HTTP/3 connection errors in the $1 log"
     fi
-else
-    relay_pid=""
-    bad "relay still running after the browser checks" "$(tail -20 "$LOG")"
-fi
+    if grep -E " ERROR |AddressSanitizer|LeakSanitizer|runtime error:" "$2" >/dev/null; then
+        bad "no errors or sanitizer reports in the $1 log" \
+            "$(grep -E " ERROR |AddressSanitizer|LeakSanitizer|runtime error:" "$2" | head -10)"
+    else
+        ok "no errors or sanitizer reports in the $1 log"
+    fi
+}
+stop_relay() { # NAME PID LOG
+    if kill -0 "$2" 2>/dev/null; then
+        kill -TERM "$2"
+        wait "$2"
+        local rc=$?
+        if [ "$rc" -eq 0 ]; then
+            ok "$1 shut down cleanly"
+        else
+            bad "$1 shut down cleanly" "exit status $rc" "$(tail -20 "$3")"
+        fi
+    else
+        bad "$1 still running after the browser checks" "$(tail -20 "$3")"
+    fi
+}
+check_relay_log relay "$LOG"
+check_relay_log "draft-14 relay" "$LOG14"
+stop_relay relay "$relay_pid" "$LOG"
+relay_pid=""
+stop_relay "draft-14 relay" "$relay14_pid" "$LOG14"
+relay14_pid=""
 if [ "$fail" -ne 0 ]; then
-    echo "relay log (last lines without debug; MOQ_BROWSER_KEEP=1 keeps all of $LOG):"
-    grep -v " DEBUG " "$LOG" | tail -40 | sed 's/^/     /'
+    for log in "$LOG" "$LOG14"; do
+        echo "$(basename "$log") (last lines without debug; MOQ_BROWSER_KEEP=1 keeps all of $log):"
+        grep -v " DEBUG " "$log" | tail -40 | sed 's/^/     /'
+    done
 fi
 finish

@@ -447,6 +447,88 @@ static void extension_blocks_convert(void **state)
     moq_buf_free(&back);
 }
 
+/* Object time against upstream's encoders: a Timestamp of 96000 ms on a millisecond track
+ * as @moq/net writes the object (draft-15 absolute types, QUIC varints; draft-18 the same
+ * pair in leading-ones varints), 2000 ms into a microsecond track (moq-net's test), and the
+ * decoding of an object Timescale, loc-03's id and a block without a Timestamp. */
+static void object_time_vectors(void **state)
+{
+    (void)state;
+    const moq_ietf_caps *c14 = d14(), *c15 = moq_ietf_caps_get(MOQT_15),
+                        *c16 = moq_ietf_caps_get(MOQT_16), *c18 = moq_ietf_caps_get(MOQT_18);
+    uint8_t want[32], in[32];
+    moq_buf b;
+    moq_buf_init(&b);
+    uint64_t ts = 0;
+    assert_true(moq_ietf_time_convert(96000, 1000, 1000, &ts));
+    assert_int_equal(moq_ietf_object_header_time(&b, c15, NULL, 0, true, ts, 1), 0);
+    size_t wn = unhex("00 05 10 80017700 01", want);
+    assert_int_equal(b.len, wn);
+    assert_memory_equal(b.data, want, wn);
+    b.len = 0;
+    assert_int_equal(moq_ietf_object_header_time(&b, c16, NULL, 0, true, ts, 1), 0);
+    assert_int_equal(b.len, wn); /* a lone pair: its delta is its type */
+    assert_memory_equal(b.data, want, wn);
+    b.len = 0;
+    assert_int_equal(moq_ietf_object_header_time(&b, c18, NULL, 0, true, ts, 1), 0);
+    wn = unhex("00 04 10 c17700 01", want);
+    assert_int_equal(b.len, wn);
+    assert_memory_equal(b.data, want, wn);
+
+    assert_true(moq_ietf_time_convert(2000, 1000, 1000000, &ts));
+    assert_int_equal(ts, 2000000);
+    b.len = 0;
+    assert_int_equal(moq_ietf_object_header_time(&b, c18, NULL, 0, true, ts, 0), 0);
+    wn = unhex("00 04 10 de8480 00 00", want); /* empty payload: status Normal */
+    assert_int_equal(b.len, wn);
+    assert_memory_equal(b.data, want, wn);
+
+    /* a carried block: its Timestamp and Timescale give way, the rest stays, sorted (16+) */
+    size_t n = unhex("10 04 08 01 0b 02 6869 06 09", in);
+    b.len = 0;
+    assert_int_equal(moq_ietf_object_header_time(&b, c16, in, n, true, 5, 0), 0);
+    wn = unhex("00 06 0b 02 6869 05 05 00 00", want);
+    assert_int_equal(b.len, wn);
+    assert_memory_equal(b.data, want, wn);
+    b.len = 0; /* without a timestamp to write */
+    assert_int_equal(moq_ietf_object_header_time(&b, c14, in, n, false, 0, 0), 0);
+    wn = unhex("00 04 0b 02 6869 00 00", want);
+    assert_int_equal(b.len, wn);
+    assert_memory_equal(b.data, want, wn);
+    moq_buf_free(&b);
+
+    struct moq_ietf_time t;
+    n = unhex("10 de8480", in); /* decodes what it wrote, in the track's units */
+    assert_int_equal(moq_ietf_object_time_decode(c18, in, n, 1000000, &t), 1);
+    assert_int_equal(t.value, 2000000);
+    assert_int_equal(t.scale, 1000000);
+    n = unhex("08 83e8 08 2a", in); /* draft-18: Timescale 1000, then Timestamp 42 */
+    assert_int_equal(moq_ietf_object_time_decode(c18, in, n, 1000000, &t), 1);
+    assert_int_equal(t.value, 42);
+    assert_int_equal(t.scale, 1000);
+    n = unhex("10 2a 08 43e8", in); /* draft-14: absolute types, any order */
+    assert_int_equal(moq_ietf_object_time_decode(c14, in, n, 1000000, &t), 1);
+    assert_int_equal(t.value, 42);
+    assert_int_equal(t.scale, 1000);
+    n = unhex("06 4309", in); /* loc-03's Timestamp id */
+    assert_int_equal(moq_ietf_object_time_decode(c15, in, n, 90000, &t), 1);
+    assert_int_equal(t.value, 777);
+    assert_int_equal(t.scale, 90000);
+    n = unhex("0b 02 6869", in);
+    assert_int_equal(moq_ietf_object_time_decode(c14, in, n, 1000, &t), 0);
+    assert_int_equal(moq_ietf_object_time_decode(c14, in, 0, 1000, &t), 0);
+    n = unhex("08 00 10 01", in);
+    assert_int_equal(moq_ietf_object_time_decode(c14, in, n, 1000, &t), MOQ_ERR_INVALID);
+    n = unhex("10 40", in);
+    assert_int_equal(moq_ietf_object_time_decode(c14, in, n, 1000, &t), MOQ_ERR_PROTO);
+
+    /* conversions round down and refuse what no varint holds */
+    assert_true(moq_ietf_time_convert(1, 90000, 1000000, &ts));
+    assert_int_equal(ts, 11);
+    assert_false(moq_ietf_time_convert((1ull << 62) - 1, 1000, 1000000, &ts));
+    assert_false(moq_ietf_time_convert(1, 0, 1000, &ts));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -461,6 +543,7 @@ int main(void)
         cmocka_unit_test(fetch_answer_every_draft),
         cmocka_unit_test(subscribe_update_draft14),
         cmocka_unit_test(extension_blocks_convert),
+        cmocka_unit_test(object_time_vectors),
         cmocka_unit_test(subgroup_parser_every_split),
         cmocka_unit_test(subgroup_parser_rejects),
     };

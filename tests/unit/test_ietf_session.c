@@ -531,11 +531,17 @@ static size_t unhex(const char *hex, uint8_t *out)
  * and a Timestamp (0x10) of 4; and a lone bytes pair 0x0d "z". */
 static const char *EXT0 = "0b 02 6869 10 04";
 static const char *EXT1 = "0d 01 7a";
+/* What the relay writes for them when the publisher declared no timescale: the Timestamp
+ * is the wall clock at arrival (1700000000 s, in microseconds). */
+static const char *EXT0_OUT = "0b 02 6869 10 c0060a24181e4000";
+static const char *EXT1_OUT = "0d 01 7a 10 c0060a24181e4000";
+static const char *EXT2_OUT = "10 c0060a24181e4000";
+#define WALL_US 1700000000000000ull
 
 /* An extension block in draft d's form. */
 static void ext_in(const moq_ietf_caps *c, const char *hex14, moq_buf *out)
 {
-    uint8_t raw[32];
+    uint8_t raw[64];
     size_t n = unhex(hex14, raw);
     moq_buf_init(out);
     assert_int_equal(moq_ietf_ext_convert(moq_ietf_caps_get(MOQT_14), raw, n, c, out), 0);
@@ -693,14 +699,16 @@ static void objects_carry_extensions_through(void **state)
         assert_int_equal(fr->side_len, wn);
         assert_memory_equal(fr->chunk->data + fr->side_off, want, wn);
         assert_int_equal(moq_group_frame(lite.g[0], 2)->side_len, 0);
+        /* no timescale declared: the frames are stamped on arrival, in microseconds */
+        assert_int_equal(fr->timestamp, WALL_US);
 
         /* the IETF view: every pair, in this draft's form */
-        char seen[3][128];
+        char seen[3][256];
         size_t n_seen = 0;
         for (size_t i = before; i < p->n_rx; i++) {
             if (p->rx[i].bidi || !p->rx[i].fin) continue;
             uint64_t group = 99;
-            char text[128];
+            char text[256];
             read_subgroup(p, &p->rx[i].in, &group, text, sizeof(text));
             if (group > 2) continue;
             assert_true(n_seen < 3);
@@ -708,17 +716,21 @@ static void objects_carry_extensions_through(void **state)
             n_seen++;
         }
         assert_int_equal(n_seen, 2);
-        char want0[128], want2[128];
-        moq_buf e0, e1;
-        ext_in(p->c, EXT0, &e0);
-        ext_in(p->c, EXT1, &e1);
+        char want0[256], want2[256];
+        moq_buf e0, e1, e2;
+        ext_in(p->c, EXT0_OUT, &e0);
+        ext_in(p->c, EXT1_OUT, &e1);
+        ext_in(p->c, EXT2_OUT, &e2);
         int o = snprintf(want0, sizeof(want0), "X");
         for (size_t i = 0; i < e0.len; i++)
             o += snprintf(want0 + o, sizeof(want0) - (size_t)o, "%02x", e0.data[i]);
         o += snprintf(want0 + o, sizeof(want0) - (size_t)o, " abc|X");
         for (size_t i = 0; i < e1.len; i++)
             o += snprintf(want0 + o, sizeof(want0) - (size_t)o, "%02x", e1.data[i]);
-        snprintf(want0 + o, sizeof(want0) - (size_t)o, " de|f|");
+        o += snprintf(want0 + o, sizeof(want0) - (size_t)o, " de|X");
+        for (size_t i = 0; i < e2.len; i++)
+            o += snprintf(want0 + o, sizeof(want0) - (size_t)o, "%02x", e2.data[i]);
+        snprintf(want0 + o, sizeof(want0) - (size_t)o, " f|");
         o = snprintf(want2, sizeof(want2), "X");
         for (size_t i = 0; i < e1.len; i++)
             o += snprintf(want2 + o, sizeof(want2) - (size_t)o, "%02x", e1.data[i]);
@@ -727,6 +739,7 @@ static void objects_carry_extensions_through(void **state)
         assert_string_equal(seen[2], want2);
         moq_buf_free(&e0);
         moq_buf_free(&e1);
+        moq_buf_free(&e2);
 
         for (size_t i = 0; i < lite.n; i++)
             moq_group_unref(lite.g[i]);
@@ -863,6 +876,166 @@ static void messages_go_before_groups(void **state)
     }
 }
 
+/* A block as read_subgroup shows it: "X" and the hex of the draft-14 block in c's form. */
+static void shown(const moq_ietf_caps *c, const char *hex14, char *out, size_t cap)
+{
+    moq_buf e;
+    ext_in(c, hex14, &e);
+    size_t o = (size_t)snprintf(out, cap, "X");
+    for (size_t i = 0; i < e.len; i++)
+        o += (size_t)snprintf(out + o, cap - o, "%02x", e.data[i]);
+    moq_buf_free(&e);
+}
+
+/* An IETF publisher's object Timestamps become the frames' timestamps, as a lite-05
+ * subscriber gets them (the track kept in microseconds): in the track's declared units (a
+ * TIMESCALE of 1000 in SUBSCRIBE_OK, from draft 17), in an object's own Timescale when it
+ * has one, at loc-03's id 0x06 too; an object without one, or any object of a track that
+ * declared no timescale (drafts 14-16 here), gets the time it arrived. */
+static void ietf_timestamps_reach_the_model(void **state)
+{
+    for (size_t d = 0; d < N_DRAFTS; d++) {
+        struct fixture f;
+        start(&f, d);
+        struct peer *p = &f.peer;
+        moq_buf b;
+        moq_buf_init(&b);
+        assert_int_equal(moq_ietf_encode_publish_namespace(&b, p->c, peer_request_id(p),
+                                                           moq_str_make("pub", 3), NULL),
+                         0);
+        peer_send(p, &b);
+        struct groups lite = {0};
+        moq_sub_prefs prefs = {.priority = 1};
+        moq_subscription *sub = NULL;
+        assert_int_equal(moq_origin_subscribe(f.origin, (const uint8_t *)"pub", 3,
+                                              (const uint8_t *)"t", 1, 0, &prefs, &groups_ops,
+                                              &lite, &sub),
+                         0);
+        moq_pipe_flush(p->pipe);
+        size_t len = 0;
+        int64_t up_sid = -1;
+        const uint8_t *body = find_msg_in(p, MOQ_IETF_SUBSCRIBE, &len, &up_sid);
+        assert_non_null(body);
+        struct moq_ietf_subscribe up;
+        assert_int_equal(moq_ietf_decode_subscribe(p->c, body, len, &up), 0);
+        moq_buf_free(&up.ns);
+        struct moq_ietf_subscribe_ok ok = {.request_id = up.request_id,
+                                           .track_alias = 7,
+                                           .group_order = 2,
+                                           .props.timescale = 1000};
+        moq_buf_init(&b);
+        assert_int_equal(moq_ietf_encode_subscribe_ok(&b, p->c, &ok), 0);
+        peer_send_on(p, p->c->request_streams ? up_sid : p->control, &b);
+
+        moq_buf_init(&b);
+        put_object(p, &b, "10 44d2", "a");                 /* 1234 ms */
+        put_object(p, &b, "08 80015f90 10 80015f90", "b"); /* 90000 at 90 kHz: 1 s */
+        put_object(p, &b, "06 05", "c");                   /* loc-03's id: 5 ms */
+        put_object(p, &b, "", "d");                        /* none */
+        put_object(p, &b, "0b 02 6869", "e");              /* none among other pairs */
+        send_subgroup(p, 0x19, 7, 0, 0, &b);
+        assert_non_null(f.s);
+        assert_int_equal(lite.n, 1);
+        const moq_track_info *info = moq_subscription_info(sub);
+        assert_non_null(info);
+        assert_int_equal(info->timescale, 1000000);
+        assert_int_equal(moq_group_frame_count(lite.g[0]), 5);
+        bool declared = p->c->track_properties;
+        const uint64_t want[5] = {declared ? 1234000 : WALL_US, declared ? 1000000 : WALL_US,
+                                  declared ? 5000 : WALL_US, WALL_US, WALL_US};
+        for (uint64_t i = 0; i < 5; i++)
+            assert_int_equal(moq_group_frame(lite.g[0], i)->timestamp, want[i]);
+
+        /* a zero Timescale on an object: that group is dropped, the session goes on */
+        if (declared) {
+            moq_buf_init(&b);
+            put_object(p, &b, "08 00 10 01", "z");
+            send_subgroup(p, 0x19, 7, 1, 0, &b);
+            assert_non_null(f.s);
+            assert_int_equal(lite.n, 2);
+            assert_int_equal(moq_group_state(lite.g[1], NULL), MOQ_GROUP_ABORTED);
+        }
+        for (size_t i = 0; i < lite.n; i++)
+            moq_group_unref(lite.g[i]);
+        moq_subscription_close(sub);
+        moq_pipe_flush(p->pipe);
+        finish(&f);
+    }
+}
+
+/* A frame appended with `ts` and `payload`, and a carried block (draft-14 form) when side. */
+static void append_frame(moq_group *g, uint64_t ts, const char *payload, const char *side)
+{
+    uint8_t raw[64];
+    size_t sn = side ? unhex(side, raw) : 0;
+    size_t pn = strlen(payload);
+    uint8_t buf[128];
+    memcpy(buf, payload, pn);
+    memcpy(buf + pn, raw, sn);
+    moq_frame fr = {.chunk = moq_chunk_copy(buf, pn + sn),
+                    .payload_off = 0,
+                    .payload_len = (uint32_t)pn,
+                    .timestamp = ts,
+                    .side_off = (uint32_t)pn,
+                    .side_len = (uint32_t)sn};
+    fr.chunk->len = pn + sn;
+    assert_int_equal(moq_group_append(g, &fr, 0), 0);
+}
+
+/* A moq-lite publisher's frame timestamps (a lite-05 track in milliseconds) reach an IETF
+ * subscriber as each object's Timestamp property in the microseconds SUBSCRIBE_OK declares
+ * (from draft 17); a Timestamp and a Timescale carried in the frame's block give way to it,
+ * the other pairs stay. */
+static void model_timestamps_reach_an_ietf_subscriber(void **state)
+{
+    for (size_t d = 0; d < N_DRAFTS; d++) {
+        struct fixture f;
+        start(&f, d);
+        struct peer *p = &f.peer;
+        moq_buf b;
+        encode_subscribe(p, peer_request_id(p), 1, &b);
+        peer_send(p, &b);
+        assert_non_null(f.prod.track);
+        size_t len = 0;
+        const uint8_t *body = find_msg(p, MOQ_IETF_SUBSCRIBE_OK, &len);
+        assert_non_null(body);
+        struct moq_ietf_subscribe_ok ok;
+        assert_int_equal(moq_ietf_decode_subscribe_ok(p->c, body, len, &ok), 0);
+        assert_int_equal(ok.props.timescale, p->c->track_properties ? 1000000 : 0);
+
+        moq_track_info info;
+        moq_track_info_default(&info);
+        info.timescale = 1000;
+        assert_int_equal(moq_track_set_info(f.prod.track, f.route, &info), 0);
+        moq_group *g = NULL;
+        assert_int_equal(moq_track_begin_group(f.prod.track, f.route, 0, 0, &g), 0);
+        size_t before = p->n_rx;
+        append_frame(g, 2000, "a", NULL);
+        append_frame(g, 2001, "b", NULL);
+        append_frame(g, 2002, "c", "0b 02 6869 08 01 10 07");
+        assert_int_equal(moq_group_finish(g, 0), 0);
+        moq_group_unref(g);
+        moq_pipe_flush(p->pipe);
+        assert_non_null(f.s);
+
+        char text[256] = "", want[256], x[128];
+        for (size_t i = before; i < p->n_rx; i++) {
+            if (p->rx[i].bidi || !p->rx[i].fin) continue;
+            uint64_t group = 99;
+            read_subgroup(p, &p->rx[i].in, &group, text, sizeof(text));
+        }
+        size_t o = 0;
+        shown(p->c, "10 801e8480", x, sizeof(x));
+        o += (size_t)snprintf(want + o, sizeof(want) - o, "%s a|", x);
+        shown(p->c, "10 801e8868", x, sizeof(x));
+        o += (size_t)snprintf(want + o, sizeof(want) - o, "%s b|", x);
+        shown(p->c, "0b 02 6869 10 801e8c50", x, sizeof(x));
+        snprintf(want + o, sizeof(want) - o, "%s c|", x);
+        assert_string_equal(text, want);
+        finish(&f);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -872,6 +1045,8 @@ int main(void)
         cmocka_unit_test(objects_carry_extensions_through),
         cmocka_unit_test(groups_before_subscribe_ok_all_arrive),
         cmocka_unit_test(messages_go_before_groups),
+        cmocka_unit_test(ietf_timestamps_reach_the_model),
+        cmocka_unit_test(model_timestamps_reach_an_ietf_subscriber),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,10 +2,14 @@
 // running moq-relay: the page (page/index.html + the esbuild bundle) talks WebTransport to
 // the relay with @moq/net and with the raw WebTransport API; a Node @moq/net subscriber
 // (WebSocket) and, when built, the native `moq` tool (raw QUIC) read what the browser
-// publishes. Prints one "ok   <check>" or "FAIL <check>" line per check.
+// publishes. A second relay (--relay14), offering moq-transport-14 but not moq-lite-02/01,
+// runs IETF draft 14 through "moql". Prints one "ok   <check>" or "FAIL <check>" line per
+// check.
 //
-// Usage: node driver.mjs --relay http://localhost:PORT/ --relay-log FILE --dir DIR [--moq BIN]
-//                        [--only REGEX]   (run only the checks whose name matches)
+// Usage: node driver.mjs --relay http://localhost:PORT/ --relay-log FILE
+//                        [--relay14 http://localhost:PORT14/ --relay14-log FILE14]
+//                        --dir DIR [--moq BIN] [--only REGEX]   (run only the checks whose
+//                        name matches)
 //   DIR holds page/index.html, out/app.js (its bundle), example/index.html, out/example.js
 //   (the bundle of docs/browser.md's example) and node-subscribe.mjs.
 // Env: MOQ_BROWSER_NETLOG=<file> makes Chromium write its net-log there (for debugging).
@@ -21,6 +25,8 @@ const { values: args } = parseArgs({
 	options: {
 		relay: { type: "string" },
 		"relay-log": { type: "string" },
+		relay14: { type: "string" },
+		"relay14-log": { type: "string" },
 		dir: { type: "string" },
 		moq: { type: "string" },
 		chromium: { type: "string", default: "/usr/bin/chromium" },
@@ -57,17 +63,21 @@ function assert(cond, message) {
 	if (!cond) throw new Error(message);
 }
 
-function relayLog() {
-	return fs.readFileSync(args["relay-log"], "utf8");
+function relayLog(file = args["relay-log"]) {
+	return fs.readFileSync(file, "utf8");
 }
 
-// Wait until the relay log matches `re` at least `count` times.
+// How many times the relay's log (`file`, by default the main relay's) matches `re`.
+function countLog(re, file) {
+	return relayLog(file).match(new RegExp(re.source, "g"))?.length ?? 0;
+}
+
 // Wait until the relay's log matches `re` `count` times. The deadline only ends a wait that
 // has failed: a loaded machine took over 5 s to show a new tab's announcement.
-async function waitLog(re, count = 1, timeoutMs = 30000) {
+async function waitLog(re, count = 1, timeoutMs = 30000, file = undefined) {
 	const deadline = Date.now() + timeoutMs;
 	for (;;) {
-		const n = relayLog().match(new RegExp(re.source, "g"))?.length ?? 0;
+		const n = countLog(re, file);
 		if (n >= count) return n;
 		if (Date.now() > deadline) throw new Error(`relay log matched ${re} ${n} times, expected at least ${count}`);
 		await new Promise((r) => setTimeout(r, 100));
@@ -274,11 +284,14 @@ if (pubConn && subConn) {
 
 	// "moql" (its compat SETUP, where the relay picks the client's first offer, moq-lite-02,
 	// as upstream does) and IETF moq-transport drafts 17 and 20 by their own protocols, each
-	// publisher to a subscriber of the same protocol and across protocols. The relay declares
-	// no timescale to IETF subscribers, so only the bytes are compared.
-	const IETF_VERSION = { moql: "moq-lite-02", "moqt-17": "moq-transport-17", "moqt-20": "moq-transport-20" };
-	const sessionLog = (proto) =>
-		proto === "moql" ? "moq: .*: moq-lite-02 session over WebTransport" : `ietf: .*: ${proto} session over WebTransport`;
+	// publisher to a subscriber of the same protocol and across protocols.
+	const main = {
+		url: relay,
+		log: args["relay-log"],
+		version: { moql: "moq-lite-02", "moqt-17": "moq-transport-17", "moqt-20": "moq-transport-20" },
+		session: (proto) =>
+			proto === "moql" ? "moq: .*: moq-lite-02 session over WebTransport" : `ietf: .*: ${proto} session over WebTransport`,
+	};
 	for (const [pubProto, subProto] of [
 		["moql", "moql"],
 		["moqt-17", "moqt-17"],
@@ -286,31 +299,9 @@ if (pubConn && subConn) {
 		["moqt-17", "moql"],
 		["moql", "moqt-20"],
 	]) {
-		await check(`${pubProto} publisher to ${subProto} subscriber over WebTransport`, async () => {
-			const path = `chromium/ietf-${pubProto}-to-${subProto}`;
-			const before = (relayLog().match(new RegExp(sessionLog(subProto), "g")) ?? []).length;
-			const p = await T(([u, v]) => window.moqTest.connect(u, [v]), relay, pubProto);
-			const s = await T(([u, v]) => window.moqTest.connect(u, [v]), relay, subProto);
-			try {
-				assert(
-					p.version === IETF_VERSION[pubProto] && s.version === IETF_VERSION[subProto],
-					`versions ${p.version} / ${s.version}`,
-				);
-				assert(p.transport === "webtransport" && s.transport === "webtransport", "not WebTransport");
-				await waitLog(new RegExp(sessionLog(subProto)), before + 1);
-				const pub = await T(([c, n]) => window.moqTest.publish(c, n, "data", { intervalMs: 100 }), p.id, path);
-				try {
-					const r = await T(([c, n]) => window.moqTest.receive(c, n, "data", { groups: 3, timestamps: false }), s.id, path);
-					return `${p.version} -> ${s.version}: groups ${r.first}..${r.last}, ${r.bytes} bytes`;
-				} finally {
-					const st = await T(([id]) => window.moqTest.stopPublisher(id), pub);
-					if (st.error) throw new Error(`publisher: ${st.error}`);
-				}
-			} finally {
-				await T(([c]) => window.moqTest.close(c), s.id);
-				await T(([c]) => window.moqTest.close(c), p.id);
-			}
-		});
+		await check(`${pubProto} publisher to ${subProto} subscriber over WebTransport`, () =>
+			protocolPair(main, pubProto, subProto),
+		);
 	}
 
 	await check("the relay's stream reset code reaches @moq/net (HTTP/3 error space)", async () => {
@@ -408,6 +399,74 @@ if (pubConn && subConn) {
 		await T(([c]) => window.moqTest.close(c), pubConn.id);
 		await waitLog(/WebTransport session \d+ closed \(code 0\)/, before + 2);
 		return "relay logged two sessions closed with code 0";
+	});
+}
+
+// Publish `path` from a connection pinned to `pubProto` and read it on one pinned to
+// `subProto`, both over WebTransport to `target.url`: the negotiated versions must be
+// `target.version[proto]`, the relay must log each session as `target.session(proto)`, and
+// three groups must arrive intact. Only the bytes are compared: moq-lite-02 and drafts
+// before 17 carry no timescale, so their frames are stamped on arrival.
+async function protocolPair(target, pubProto, subProto) {
+	const path = `chromium/${pubProto}-to-${subProto}`.replace(/[()]/g, "");
+	const want = new Map();
+	for (const proto of [pubProto, subProto]) {
+		const re = target.session(proto);
+		want.set(re, (want.get(re) ?? countLog(new RegExp(re), target.log)) + 1);
+	}
+	const protocolOf = (proto) => proto.replace(/\(.*\)$/, "");
+	const p = await T(([u, v]) => window.moqTest.connect(u, [v]), target.url, protocolOf(pubProto));
+	try {
+		const s = await T(([u, v]) => window.moqTest.connect(u, [v]), target.url, protocolOf(subProto));
+		try {
+			assert(
+				p.version === target.version[pubProto] && s.version === target.version[subProto],
+				`versions ${p.version} / ${s.version}`,
+			);
+			assert(p.transport === "webtransport" && s.transport === "webtransport", "not WebTransport");
+			for (const [re, count] of want) await waitLog(new RegExp(re), count, 30000, target.log);
+			const pub = await T(([c, n]) => window.moqTest.publish(c, n, "data", { intervalMs: 100 }), p.id, path);
+			try {
+				const r = await T(([c, n]) => window.moqTest.receive(c, n, "data", { groups: 3, timestamps: false }), s.id, path);
+				return `${p.version} -> ${s.version}: groups ${r.first}..${r.last}, ${r.bytes} bytes`;
+			} finally {
+				const st = await T(([id]) => window.moqTest.stopPublisher(id), pub);
+				if (st.error) throw new Error(`publisher: ${st.error}`);
+			}
+		} finally {
+			await T(([c]) => window.moqTest.close(c), s.id);
+		}
+	} finally {
+		await T(([c]) => window.moqTest.close(c), p.id);
+	}
+}
+
+// ---- IETF draft 14: "moql" to a relay that offers moq-transport-14 but not moq-lite-02/01 ----
+
+if (args.relay14) {
+	// @moq/net offers lite-02, lite-01, draft-14 in its compat SETUP; this relay allows only
+	// the last. It logs the version it accepted once the SETUP exchange is done.
+	const draft14 = {
+		url: args.relay14,
+		log: args["relay14-log"],
+		version: { "moql(draft-14)": "moq-transport-14", "moq-lite-05": "moq-lite-05" },
+		session: (proto) => `relay: .*: session accepted \\(${draft14.version[proto]}\\)`,
+	};
+	for (const [pubProto, subProto] of [
+		["moql(draft-14)", "moql(draft-14)"],
+		["moql(draft-14)", "moq-lite-05"],
+		["moq-lite-05", "moql(draft-14)"],
+	]) {
+		await check(`${pubProto} publisher to ${subProto} subscriber over WebTransport`, () =>
+			protocolPair(draft14, pubProto, subProto),
+		);
+	}
+	await check("the draft-14 relay ran no moq-lite-02/01 session", async () => {
+		const lite = countLog(/moq-lite-0[12] session/, draft14.log);
+		assert(lite === 0, `${lite} moq-lite-02/01 sessions in its log`);
+		const ietf = countLog(/relay: .*: session accepted \(moq-transport-14\)/, draft14.log);
+		assert(ietf > 0, "no moq-transport-14 session either");
+		return `${ietf} moq-transport-14 sessions`;
 	});
 }
 
