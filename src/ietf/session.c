@@ -1557,8 +1557,8 @@ static bool object_timestamp(struct gin *gi, uint64_t *ts)
     struct moq_ietf_time t;
     int rv = 0;
     if (gi->declared_scale && gi->ext.len)
-        rv = moq_ietf_object_time_decode(gi->e->c, gi->ext.data, gi->ext.len,
-                                         gi->declared_scale, &t);
+        rv = moq_ietf_object_time_decode(gi->e->c, gi->ext.data, gi->ext.len, gi->declared_scale,
+                                         &t);
     if (rv < 0) return false;
     if (rv == 0) t = (struct moq_ietf_time){s->cfg.clock->wall_us(s->cfg.clock->ctx), 1000000};
     return moq_ietf_time_convert(t.value, t.scale, gi->track_scale, ts);
