@@ -30,6 +30,16 @@ export async function connect(url, { websocket = true, protocols, timeoutMs = 10
 	return conn;
 }
 
+// Write the frames of payload.js into `group` (by its sequence) and close it.
+export function writeTestGroup(group) {
+	const g = group.sequence;
+	for (let f = 0; f < FRAMES_PER_GROUP; f++) {
+		const timestamp = Moq.Time.Timestamp.fromMillis(frameTimestampMs(g, f));
+		group.writeFrame({ payload: framePayload(g, f), timestamp });
+	}
+	group.close();
+}
+
 // Publish `path` with one track. Every `intervalMs` it writes the next group (frames as in
 // payload.js) or, with `datagrams: true`, the next datagram, until stop() or `maxGroups`.
 // With `intervalMs: 0` nothing is written on a timer; burst(n) writes n groups at once.
@@ -40,13 +50,7 @@ export function startPublisher(conn, path, trackName, { intervalMs = 100, maxGro
 	const handle = { written: 0, datagrams: 0, stopped: false, error: "" };
 	let timer;
 	const writeGroup = () => {
-		const group = track.appendGroup();
-		const g = group.sequence;
-		for (let f = 0; f < FRAMES_PER_GROUP; f++) {
-			const timestamp = Moq.Time.Timestamp.fromMillis(frameTimestampMs(g, f));
-			group.writeFrame({ payload: framePayload(g, f), timestamp });
-		}
-		group.close();
+		writeTestGroup(track.appendGroup());
 		handle.written++;
 	};
 	const writeDatagram = () => {
@@ -119,37 +123,57 @@ export async function waitAnnounced(conn, path, timeoutMs = 20000) {
 }
 
 // Subscribe to `path`/`trackName` and check `groups` consecutive complete groups, wherever
-// the subscription starts. Resolves to a summary; rejects on the first mismatch or timeout.
+// the subscription starts. They need not arrive in sequence order: when several groups wait
+// to be sent, moq-lite sends the newest first (unless the subscription is ordered), and
+// recvGroup() hands groups out as they arrive, so an older group may come right after a
+// newer one. What must hold: every group is complete, none arrives twice and none between
+// the first and the last is missing. A group still missing once one `window` sequences
+// newer has arrived fails (at a group per 100 ms, that is long after it was sent). Resolves
+// to a summary with `order`, the sequences in order of arrival; rejects on the first
+// mismatch or timeout.
 export async function receive(
 	conn,
 	path,
 	trackName,
-	{ groups = 5, timestamps = true, timeoutMs = 15000, announced = true } = {},
+	{ groups = 5, timestamps = true, timeoutMs = 15000, announced = true, window = 20 } = {},
 ) {
 	if (announced) await waitAnnounced(conn, path, timeoutMs);
 	const broadcast = conn.consume(Moq.Path.from(path));
 	const sub = broadcast.subscribe(trackName, { priority: 0 });
-	const seen = [];
+	const seen = new Set();
+	const order = [];
+	let lo = Infinity;
+	let hi = -Infinity;
 	let bytes = 0;
 	let frames = 0;
+	const oldestMissing = () => {
+		for (let g = lo; g < hi; g++) if (!seen.has(g)) return g;
+		return undefined;
+	};
 	try {
-		while (seen.length < groups) {
-			const after = seen.length ? `group ${seen[seen.length - 1]}` : "the start";
-			const group = await withTimeout(sub.recvGroup(), timeoutMs, `the group after ${after} of ${path}/${trackName}`);
-			if (!group) throw new Error(`track ended after ${seen.length} groups`);
+		for (let missing; seen.size < groups || missing !== undefined; missing = oldestMissing()) {
+			if (missing !== undefined && hi - missing >= window) {
+				throw new Error(`group ${missing} is missing though group ${hi} arrived (order of arrival ${order.join(",")})`);
+			}
+			const wanted = missing !== undefined ? `group ${missing}` : order.length ? `the group after ${hi}` : "the first group";
+			const group = await withTimeout(sub.recvGroup(), timeoutMs, `${wanted} of ${path}/${trackName}`);
+			if (!group) throw new Error(`track ended after ${seen.size} groups (order of arrival ${order.join(",")})`);
 			const g = group.sequence;
-			const prev = seen[seen.length - 1];
-			if (seen.length && g !== prev + 1) throw new Error(`group ${g} follows group ${prev}: not consecutive`);
+			if (seen.has(g)) throw new Error(`group ${g} arrived twice (order of arrival ${order.join(",")})`);
 			const [f, b] = await readGroup(group, timeoutMs, timestamps);
 			frames += f;
 			bytes += b;
-			seen.push(g);
+			seen.add(g);
+			order.push(g);
+			lo = Math.min(lo, g);
+			hi = Math.max(hi, g);
 		}
 	} finally {
 		sub.close();
 		broadcast.close();
 	}
-	return { first: seen[0], last: seen[seen.length - 1], groups: seen.length, frames, bytes };
+	const reordered = order.some((g, i) => i > 0 && g < order[i - 1]);
+	return { first: lo, last: hi, groups: seen.size, frames, bytes, order, reordered };
 }
 
 // Subscribe and collect groups 0..last in any order (a burst is delivered newest first, on

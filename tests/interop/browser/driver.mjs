@@ -11,7 +11,7 @@
 //                        --dir DIR [--moq BIN] [--only REGEX]   (run only the checks whose
 //                        name matches)
 //   DIR holds page/index.html, out/app.js (its bundle), example/index.html, out/example.js
-//   (the bundle of docs/browser.md's example) and node-subscribe.mjs.
+//   (the bundle of docs/browser.md's example), node-subscribe.mjs and receive-selftest.mjs.
 // Env: MOQ_BROWSER_NETLOG=<file> makes Chromium write its net-log there (for debugging).
 import { execFile } from "node:child_process";
 import fs from "node:fs";
@@ -95,6 +95,12 @@ async function waitAnnounced(path, timeoutMs = 30000) {
 		if (Date.now() > deadline) throw new Error(`GET /announced/ never listed ${path}`);
 		await new Promise((r) => setTimeout(r, 100));
 	}
+}
+
+// "groups 3..7" of a receive() summary, with the order of arrival when a group came after a
+// newer one (allowed: a relay sends the newest waiting group first).
+function groupRange(r) {
+	return `groups ${r.first}..${r.last}${r.reordered ? ` (in order of arrival ${r.order.join(",")})` : ""}`;
 }
 
 function run(cmd, argv, timeoutMs, encoding = "utf8") {
@@ -231,12 +237,26 @@ await check("@moq/net connects over WebTransport (WebSocket fallback disabled)",
 	return "transport webtransport, moq-lite-05, relay logged both sessions over WebTransport";
 });
 
+// receive() checks the groups of every subscriber below; check it first against scripted
+// orders of arrival, since a group may come after a newer one and that must not fail it.
+await check("receive() takes a group that arrives after a newer one, fails on a missing or repeated one", async () => {
+	const out = await run(process.execPath, [path.join(dir, "receive-selftest.mjs")], 30000);
+	let result;
+	try {
+		result = JSON.parse(out.stdout.trim().split("\n").pop());
+	} catch {
+		throw new Error(`no result from receive-selftest.mjs: ${out.error?.message ?? ""}\n${out.stdout}\n${out.stderr}`);
+	}
+	if (!result.ok) throw new Error(result.error);
+	return `${result.cases.length} scripted orders of arrival`;
+});
+
 if (pubConn && subConn) {
 	await check("browser publishes, browser subscribes: groups and frames intact", async () => {
 		const pub = await T(([c]) => window.moqTest.publish(c, "chromium/pubsub", "data", { intervalMs: 100 }), pubConn.id);
 		try {
 			const r = await T(([c]) => window.moqTest.receive(c, "chromium/pubsub", "data", { groups: 6 }), subConn.id);
-			return `groups ${r.first}..${r.last}, ${r.frames} frames, ${r.bytes} bytes`;
+			return `${groupRange(r)}, ${r.frames} frames, ${r.bytes} bytes`;
 		} finally {
 			const st = await T(([p]) => window.moqTest.stopPublisher(p), pub);
 			if (st.error) throw new Error(`publisher: ${st.error}`);
@@ -270,7 +290,7 @@ if (pubConn && subConn) {
 				const pub = await T(([c, n]) => window.moqTest.publish(c, n, "data", { intervalMs: 100 }), p.id, path);
 				try {
 					const r = await T(([c, n]) => window.moqTest.receive(c, n, "data", { groups: 3, timestamps: false }), s.id, path);
-					return `groups ${r.first}..${r.last}, ${r.bytes} bytes`;
+					return `${groupRange(r)}, ${r.bytes} bytes`;
 				} finally {
 					const st = await T(([id]) => window.moqTest.stopPublisher(id), pub);
 					if (st.error) throw new Error(`publisher: ${st.error}`);
@@ -360,7 +380,7 @@ if (pubConn && subConn) {
 		if (!result.ok) throw new Error(`${result.error}\n${out.stderr}`);
 		assert(result.transport === "websocket", `Node used ${result.transport}`);
 		await waitLog(/session over WebSocket/, before + 1);
-		return `groups ${result.first}..${result.last} over ${result.transport} (${result.version})`;
+		return `${groupRange(result)} over ${result.transport} (${result.version})`;
 	});
 
 	if (args.moq) {
@@ -428,7 +448,7 @@ async function protocolPair(target, pubProto, subProto) {
 			const pub = await T(([c, n]) => window.moqTest.publish(c, n, "data", { intervalMs: 100 }), p.id, path);
 			try {
 				const r = await T(([c, n]) => window.moqTest.receive(c, n, "data", { groups: 3, timestamps: false }), s.id, path);
-				return `${p.version} -> ${s.version}: groups ${r.first}..${r.last}, ${r.bytes} bytes`;
+				return `${p.version} -> ${s.version}: ${groupRange(r)}, ${r.bytes} bytes`;
 			} finally {
 				const st = await T(([id]) => window.moqTest.stopPublisher(id), pub);
 				if (st.error) throw new Error(`publisher: ${st.error}`);

@@ -1,7 +1,8 @@
 // Subscribe with @moq/net from Node, where it has no WebTransport and so connects over
-// WebSocket (qmux), and check consecutive groups exactly like the page does.
+// WebSocket (qmux), and check the groups with receive() exactly like the page does.
 // Usage: node node-subscribe.mjs <relay-url> <broadcast> <track> <groups>
-// Prints one JSON line: {ok, transport, version, first, last, groups, frames, bytes} or {ok:false, error}.
+// Prints one JSON line: {ok, transport, version, first, last, groups, frames, bytes, order,
+// reordered} or {ok:false, error}.
 import WebSocket from "ws";
 
 // Node 20 has neither a global WebSocket nor Promise.withResolvers; @moq/net needs both.
