@@ -111,7 +111,7 @@ mkfifo "$TMP/feed"
 PIDS+=("$!")
 pub=$!
 exec 3>"$TMP/feed" # the publisher's input stays open, and empty, until counting starts
-wait_for 120 grep -q announced "$TMP/pub.ready"
+wait_for 120 grep -qs announced "$TMP/pub.ready"
 pub_worker=0
 ((WORKERS == 1)) || { wait_for 60 more_sessions 0 && pub_worker=$(last_worker); }
 
