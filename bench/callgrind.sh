@@ -17,8 +17,9 @@
 # Counting starts when every subscriber is subscribed and the publisher holds the track
 # open with nothing sent yet (session setup and handshakes are left out), and ends when the
 # relay has exited (the sessions' teardown is counted). The frames go in three parts: a
-# quarter (warm-up: the cache fills, the pools fill), a half (the steady state), the rest;
-# callgrind dumps its counts after each part has reached every subscriber. Instructions per
+# half (warm-up: the cache, the pools and the congestion windows fill), a quarter (the
+# steady state), the rest; callgrind dumps its counts after each part has reached every
+# subscriber. With fewer than 4,096 frames the warm-up may not be over (--frames 4096). Instructions per
 # byte are from all three dumps. Allocations per frame are from the middle dump alone: the
 # calls= counts of callgrind's call graph to malloc, calloc and realloc (from anywhere in the
 # relay and its libraries), divided by the frames of that part - setup, warm-up and
