@@ -1,5 +1,6 @@
 #include "util/map.h"
 #include "util/err.h"
+#include "util/pool.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
@@ -42,6 +43,22 @@ static uint64_t mix64(uint64_t x)
     return x;
 }
 
+/* A slot that lost its live entry. A tombstone is needed only where a probe can run past it to
+ * a live entry: with an empty slot next, none does, and neither past the tombstones that lead
+ * up to it, so they all become empty. A map whose keys come and go one at a time (streams,
+ * groups) then keeps few tombstones and does not rehash - allocate - every few insertions.
+ * The macro walks back from slot i of SLOTS (CAP slots) and lowers USED. */
+#define RECLAIM_TOMBSTONES(slots, cap, used, i)                                                    \
+    do {                                                                                           \
+        size_t mask_ = (cap)-1, j_ = (i);                                                          \
+        if ((slots)[(j_ + 1) & mask_].state != SLOT_EMPTY) break;                                  \
+        while ((slots)[j_].state == SLOT_DEAD) {                                                   \
+            (slots)[j_].state = SLOT_EMPTY;                                                        \
+            (used)--;                                                                              \
+            j_ = (j_ + mask_) & mask_;                                                             \
+        }                                                                                          \
+    } while (0)
+
 void moq_map_init(moq_map *m)
 {
     memset(m, 0, sizeof(*m));
@@ -51,7 +68,7 @@ void moq_map_free(moq_map *m)
 {
     for (size_t i = 0; i < m->cap; i++)
         if (m->slots[i].state == SLOT_LIVE) free(m->slots[i].key);
-    free(m->slots);
+    moq_pool_free(m->slots, m->cap * sizeof(*m->slots));
     moq_map_init(m);
 }
 
@@ -73,16 +90,17 @@ static int map_grow(moq_map *m)
 {
     size_t cap = m->cap ? m->cap * 2 : 16;
     if (m->len * 4 < m->cap) cap = m->cap; /* mostly tombstones: rehash in place */
-    struct moq_map_slot *slots = calloc(cap, sizeof(*slots));
+    struct moq_map_slot *slots = moq_pool_calloc(cap * sizeof(*slots));
     if (!slots) return MOQ_ERR_NOMEM;
     for (size_t i = 0; i < m->cap; i++) {
         struct moq_map_slot *s = &m->slots[i];
         if (s->state != SLOT_LIVE) continue;
         size_t j = s->hash & (cap - 1);
-        while (slots[j].state != SLOT_EMPTY) j = (j + 1) & (cap - 1);
+        while (slots[j].state != SLOT_EMPTY)
+            j = (j + 1) & (cap - 1);
         slots[j] = *s;
     }
-    free(m->slots);
+    moq_pool_free(m->slots, m->cap * sizeof(*m->slots));
     m->slots = slots;
     m->cap = cap;
     m->used = m->len;
@@ -106,7 +124,8 @@ int moq_map_put(moq_map *m, const void *key, size_t klen, void *value)
     if (klen) memcpy(k, key, klen);
     size_t mask = m->cap - 1;
     size_t i = h & mask;
-    while (m->slots[i].state == SLOT_LIVE) i = (i + 1) & mask;
+    while (m->slots[i].state == SLOT_LIVE)
+        i = (i + 1) & mask;
     if (m->slots[i].state == SLOT_EMPTY) m->used++;
     m->slots[i] = (struct moq_map_slot){h, k, klen, value, SLOT_LIVE};
     m->len++;
@@ -128,6 +147,7 @@ void *moq_map_del(moq_map *m, const void *key, size_t klen)
     s->key = NULL;
     s->state = SLOT_DEAD;
     m->len--;
+    RECLAIM_TOMBSTONES(m->slots, m->cap, m->used, (size_t)(s - m->slots));
     return v;
 }
 
@@ -152,7 +172,7 @@ void moq_u64map_init(moq_u64map *m)
 
 void moq_u64map_free(moq_u64map *m)
 {
-    free(m->slots);
+    moq_pool_free(m->slots, m->cap * sizeof(*m->slots));
     moq_u64map_init(m);
 }
 
@@ -172,16 +192,17 @@ static int u64_grow(moq_u64map *m)
 {
     size_t cap = m->cap ? m->cap * 2 : 16;
     if (m->len * 4 < m->cap) cap = m->cap;
-    struct moq_u64map_slot *slots = calloc(cap, sizeof(*slots));
+    struct moq_u64map_slot *slots = moq_pool_calloc(cap * sizeof(*slots));
     if (!slots) return MOQ_ERR_NOMEM;
     for (size_t i = 0; i < m->cap; i++) {
         struct moq_u64map_slot *s = &m->slots[i];
         if (s->state != SLOT_LIVE) continue;
         size_t j = mix64(s->key) & (cap - 1);
-        while (slots[j].state != SLOT_EMPTY) j = (j + 1) & (cap - 1);
+        while (slots[j].state != SLOT_EMPTY)
+            j = (j + 1) & (cap - 1);
         slots[j] = *s;
     }
-    free(m->slots);
+    moq_pool_free(m->slots, m->cap * sizeof(*m->slots));
     m->slots = slots;
     m->cap = cap;
     m->used = m->len;
@@ -201,7 +222,8 @@ int moq_u64map_put(moq_u64map *m, uint64_t key, void *value)
     }
     size_t mask = m->cap - 1;
     size_t i = mix64(key) & mask;
-    while (m->slots[i].state == SLOT_LIVE) i = (i + 1) & mask;
+    while (m->slots[i].state == SLOT_LIVE)
+        i = (i + 1) & mask;
     if (m->slots[i].state == SLOT_EMPTY) m->used++;
     m->slots[i] = (struct moq_u64map_slot){key, value, SLOT_LIVE};
     m->len++;
@@ -220,6 +242,7 @@ void *moq_u64map_del(moq_u64map *m, uint64_t key)
     if (!s) return NULL;
     s->state = SLOT_DEAD;
     m->len--;
+    RECLAIM_TOMBSTONES(m->slots, m->cap, m->used, (size_t)(s - m->slots));
     return s->value;
 }
 

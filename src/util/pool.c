@@ -37,10 +37,16 @@
  * most BATCH_MAX) in one of the class's CENTRAL_SLOTS, where a thread that allocates more
  * than it frees takes a batch back whole. A batch moves with one atomic exchange or
  * compare-exchange: no lock, and no ABA (a slot is only emptied by an exchange and only
- * filled when empty). */
+ * filled when empty).
+ * A batch is parked as soon as the thread has freed a batch more than it allocated of the
+ * class (counted in `surplus`, which remembers at most SURPLUS_FLOOR allocations): the
+ * thread that allocates them gets them back while they flow, instead of once the freeing
+ * thread's list is full - by then it would have allocated that many from the system. The
+ * slots absorb the bursts (a group's frames are freed together, allocated one by one). */
 #define BATCH_BYTES   (16u << 10)
 #define BATCH_MAX     (MOQ_POOL_CLASS_MAX / 4)
-#define CENTRAL_SLOTS 4u
+#define CENTRAL_SLOTS 32u
+#define SURPLUS_FLOOR (-(int32_t)MOQ_POOL_CLASS_MAX)
 
 /* A cached block keeps the link to the next one in its last word: under AddressSanitizer the
  * rest of the block is poisoned, and that word is not (LeakSanitizer does not follow
@@ -63,6 +69,7 @@ static size_t block_of_class(unsigned i)
 struct thread_cache {
     struct free_block *head[CLASS_COUNT];
     uint32_t count[CLASS_COUNT];
+    int32_t surplus[CLASS_COUNT]; /* frees minus allocations, at least SURPLUS_FLOOR */
     size_t bytes;
     unsigned generation;
     bool registered; /* the exit destructor is armed */
@@ -127,6 +134,7 @@ static void release_cache(struct thread_cache *tc)
         free_list(tc->head[i], block_of_class(i));
         tc->head[i] = NULL;
         tc->count[i] = 0;
+        tc->surplus[i] = 0;
     }
     tc->bytes = 0;
 }
@@ -139,13 +147,9 @@ static void release_central(void)
                       block_of_class(i));
 }
 
-/* Move a batch of class i from this thread's list to a free central slot, or to the system
- * allocator when every slot is taken or the list is shorter than a batch. */
-static void spill(struct thread_cache *tc, unsigned i, size_t block)
+/* Unlink the first n blocks of class i from this thread's list. */
+static struct free_block *take_batch(struct thread_cache *tc, unsigned i, size_t block, unsigned n)
 {
-    unsigned n = batch_len(block);
-    bool whole = tc->count[i] >= n;
-    if (!whole) n = tc->count[i];
     struct free_block *first = tc->head[i], *last = first;
     for (unsigned k = 1; k < n; k++)
         last = *link_of(last, block);
@@ -153,13 +157,48 @@ static void spill(struct thread_cache *tc, unsigned i, size_t block)
     *link_of(last, block) = NULL;
     tc->count[i] -= n;
     tc->bytes -= n * block;
-    for (unsigned j = 0; whole && j < CENTRAL_SLOTS; j++) {
+    return first;
+}
+
+static bool park(unsigned i, struct free_block *batch)
+{
+    for (unsigned j = 0; j < CENTRAL_SLOTS; j++) {
         struct free_block *empty = NULL;
-        if (atomic_compare_exchange_strong_explicit(&central[i][j], &empty, first,
+        if (atomic_compare_exchange_strong_explicit(&central[i][j], &empty, batch,
                                                     memory_order_release, memory_order_relaxed))
-            return;
+            return true;
     }
+    return false;
+}
+
+/* Move a batch of class i from this thread's list to a free central slot, or to the system
+ * allocator when every slot is taken or the list is shorter than a batch. */
+static void spill(struct thread_cache *tc, unsigned i, size_t block)
+{
+    unsigned n = batch_len(block);
+    bool whole = tc->count[i] >= n;
+    struct free_block *first = take_batch(tc, i, block, whole ? n : tc->count[i]);
+    if (whole && park(i, first)) return;
     free_list(first, block);
+}
+
+/* This thread freed a batch more of class i than it allocated: park one if a slot is free
+ * (when none is, the list keeps it, within its bounds). */
+static void pass_on(struct thread_cache *tc, unsigned i, size_t block)
+{
+    unsigned n = batch_len(block);
+    if (tc->count[i] < n) return;
+    tc->surplus[i] = 0;
+    struct free_block *first = take_batch(tc, i, block, n);
+    if (park(i, first)) return;
+    /* Every slot is taken: back to the list. */
+    struct free_block *last = first;
+    for (unsigned k = 1; k < n; k++)
+        last = *link_of(last, block);
+    *link_of(last, block) = tc->head[i];
+    tc->head[i] = first;
+    tc->count[i] += n;
+    tc->bytes += n * block;
 }
 
 /* Take a parked batch of class i into this thread's (empty) list. */
@@ -210,6 +249,7 @@ void *moq_pool_alloc(size_t size)
     size_t block;
     unsigned i = class_of(size, &block);
     struct thread_cache *tc = current_cache();
+    if (tc->surplus[i] > SURPLUS_FLOOR) tc->surplus[i]--;
     if (!tc->head[i]) refill(tc, i, block);
     struct free_block *b = tc->head[i];
     if (!b) {
@@ -259,7 +299,10 @@ void moq_pool_free(void *p, size_t size)
     tc->head[i] = b;
     tc->count[i]++;
     tc->bytes += block;
-    if (tc->count[i] > MOQ_POOL_CLASS_MAX || tc->bytes > MOQ_POOL_THREAD_BYTES) spill(tc, i, block);
+    if (tc->count[i] > MOQ_POOL_CLASS_MAX || tc->bytes > MOQ_POOL_THREAD_BYTES)
+        spill(tc, i, block);
+    else if (++tc->surplus[i] >= (int32_t)batch_len(block))
+        pass_on(tc, i, block);
 }
 
 void *moq_pool_realloc(void *p, size_t old, size_t size)

@@ -7,11 +7,12 @@
  * gives it back with moq_pool_free(p, size), passing the same size. A block may be freed on
  * another thread than the one that allocated it: it then goes to the freeing thread's cache.
  * Each thread caches freed blocks by size class, with no lock, up to MOQ_POOL_CLASS_MAX
- * blocks per class and MOQ_POOL_THREAD_BYTES in all. What a thread frees beyond that is
- * parked in a few process-wide slots per class, a batch of up to 16 kB per atomic exchange,
- * where threads that allocate more than they free pick it up (a worker that reads a
- * publisher's frames gets back the chunks another worker freed); when the slots are full it
- * goes to the system allocator, as do sizes above MOQ_POOL_MAX_SIZE. A thread's cache is
+ * blocks per class and MOQ_POOL_THREAD_BYTES in all. What a thread frees beyond that, and
+ * what it frees more of a class than it allocates (a batch at a time, as soon as it has
+ * one), is parked in process-wide slots (32 per class), a batch of up to 16 kB per atomic
+ * exchange, where threads that allocate more than they free pick it up (a worker that reads
+ * a publisher's frames gets back the chunks another worker freed); when the slots are full
+ * it goes to the system allocator, as do sizes above MOQ_POOL_MAX_SIZE. A thread's cache is
  * released when the thread exits and by moq_pool_release_thread(); moq_pool_release_all()
  * (the relay's memory trim) frees the parked batches and every thread's cache, each at its
  * next pool call.

@@ -208,6 +208,36 @@ static void blocks_freed_elsewhere_come_back(void **state)
     moq_pool_release_all();
 }
 
+/* The freeing thread parks a batch as soon as it freed a batch more than it allocated, long
+ * before its own list is full: the allocating thread gets them back while they flow instead
+ * of allocating as many from the system first. */
+static void a_surplus_is_passed_on_at_once(void **state)
+{
+    (void)state;
+    moq_pool_release_all();
+    size_t block = moq_pool_class_size(1000), batch = (16u << 10) / block;
+    assert_true(batch >= 2 && 2 * batch < MOQ_POOL_CLASS_MAX); /* below the list's bound */
+    static void *blocks[MOQ_POOL_CLASS_MAX];
+    size_t n = 2 * batch;
+    for (size_t i = 0; i < n; i++)
+        assert_non_null(blocks[i] = moq_pool_alloc(1000));
+    struct free_job job = {.blocks = blocks, .n = n, .size = 1000};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, free_all, &job), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    for (size_t round = 0; round < 2; round++) {
+        blocks[0] = moq_pool_alloc(1000); /* a parked batch, not the system's */
+        assert_int_equal(moq_pool_thread_cached(), (batch - 1) * block);
+        for (size_t i = 1; i < batch; i++)
+            assert_non_null(blocks[i] = moq_pool_alloc(1000)); /* the rest of that batch */
+        assert_int_equal(moq_pool_thread_cached(), 0);
+        for (size_t i = 0; i < batch; i++)
+            moq_pool_free(blocks[i], 1000);
+        moq_pool_release_thread(); /* the next one comes from the other parked batch */
+    }
+    moq_pool_release_all();
+}
+
 struct release_job {
     pthread_barrier_t cached, released;
     size_t before, after;
@@ -271,6 +301,7 @@ int main(void)
         cmocka_unit_test(realloc_keeps_the_contents),
         cmocka_unit_test(chunks_freed_on_another_thread),
         cmocka_unit_test(blocks_freed_elsewhere_come_back),
+        cmocka_unit_test(a_surplus_is_passed_on_at_once),
         cmocka_unit_test(release_all_empties_other_threads_caches),
 #ifdef TEST_ASAN
         cmocka_unit_test(cached_blocks_are_poisoned_under_asan),

@@ -18,6 +18,7 @@
 #include "util/log.h"
 #include "util/memtrim.h"
 #include "util/map.h"
+#include "util/pool.h"
 #include "util/varint.h"
 
 static void varint_worked_examples(void **state)
@@ -185,6 +186,62 @@ static void map_put_get_del_many(void **state)
         assert_non_null(moq_u64map_del(&u, 1000000 + i));
     }
     moq_u64map_free(&u);
+}
+
+/* Keys that come and go a few at a time (a connection's streams, a bridge's groups) mostly
+ * reuse the slots they leave: the table is rarely rehashed as they pass through (it was every
+ * twelfth insertion, when each key left a tombstone), and then into a pool block. */
+static void map_churn_keeps_its_slots(void **state)
+{
+    (void)state;
+    moq_u64map u;
+    moq_u64map_init(&u);
+    enum { LIVE = 4 };
+    for (uint64_t k = 0; k < LIVE; k++)
+        assert_int_equal(moq_u64map_put(&u, k * 4 + 3, (void *)(uintptr_t)(k + 1)), 0);
+    const void *slots = u.slots;
+    size_t cap = u.cap, rehashes = 0;
+    for (uint64_t k = LIVE; k < 20000; k++) {
+        assert_ptr_equal(moq_u64map_del(&u, (k - LIVE) * 4 + 3), (void *)(uintptr_t)(k - LIVE + 1));
+        assert_int_equal(moq_u64map_put(&u, k * 4 + 3, (void *)(uintptr_t)(k + 1)), 0);
+        rehashes += u.slots != slots;
+        slots = u.slots;
+        assert_int_equal(u.cap, cap);
+        for (uint64_t j = k + 1 - LIVE; j <= k; j++)
+            assert_ptr_equal(moq_u64map_get(&u, j * 4 + 3), (void *)(uintptr_t)(j + 1));
+        assert_null(moq_u64map_get(&u, (k - LIVE) * 4 + 3));
+    }
+    assert_int_equal(moq_u64map_len(&u), LIVE);
+    assert_true(rehashes < 200);
+
+    /* The slot arrays are pool blocks: a rehash takes one from the thread's cache. */
+    moq_pool_release_thread();
+    size_t bytes = u.cap * 24; /* key, value, state */
+    moq_u64map_free(&u);
+    assert_int_equal(moq_pool_thread_cached(), moq_pool_class_size(bytes));
+    moq_pool_release_thread();
+
+    moq_map m;
+    moq_map_init(&m);
+    char key[32];
+    for (int k = 0; k < 20000; k++) {
+        int n = snprintf(key, sizeof(key), "group-%d", k);
+        assert_int_equal(moq_map_put(&m, key, (size_t)n, (void *)(intptr_t)(k + 1)), 0);
+        if (k < LIVE) continue;
+        n = snprintf(key, sizeof(key), "group-%d", k - LIVE);
+        assert_int_equal((intptr_t)moq_map_del(&m, key, (size_t)n), k - LIVE + 1);
+        assert_true(m.used <= m.cap * 3 / 4);
+        assert_true(m.cap <= 32);
+    }
+    for (int k = 0; k < 20000; k++) {
+        int n = snprintf(key, sizeof(key), "group-%d", k);
+        void *v = moq_map_get(&m, key, (size_t)n);
+        if (k < 20000 - LIVE)
+            assert_null(v);
+        else
+            assert_int_equal((intptr_t)v, k + 1);
+    }
+    moq_map_free(&m);
 }
 
 struct item {
@@ -417,6 +474,7 @@ int main(void)
         cmocka_unit_test(buf_writer_and_reader),
         cmocka_unit_test(chunk_refcounts),
         cmocka_unit_test(map_put_get_del_many),
+        cmocka_unit_test(map_churn_keeps_its_slots),
         cmocka_unit_test(list_operations),
         cmocka_unit_test(log_specs),
         cmocka_unit_test(log_redacts_tokens),
