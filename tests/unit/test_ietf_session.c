@@ -622,6 +622,38 @@ static void read_subgroup(const struct peer *p, const moq_buf *in, uint64_t *gro
     assert_int_equal(left, 0);
 }
 
+/* The peer announces namespace "pub", and the model subscribes to pub/t into `got` as a
+ * moq-lite session would. */
+static moq_subscription *lite_subscribes_to_peer(struct fixture *f, struct groups *got)
+{
+    struct peer *p = &f->peer;
+    moq_buf b;
+    moq_buf_init(&b);
+    assert_int_equal(moq_ietf_encode_publish_namespace(&b, p->c, peer_request_id(p),
+                                                       moq_str_make("pub", 3), NULL),
+                     0);
+    peer_send(p, &b);
+    moq_sub_prefs prefs = {.priority = 1};
+    moq_subscription *sub = NULL;
+    assert_int_equal(moq_origin_subscribe(f->origin, (const uint8_t *)"pub", 3,
+                                          (const uint8_t *)"t", 1, 0, &prefs, &groups_ops, got,
+                                          &sub),
+                     0);
+    return sub;
+}
+
+/* The request id of the relay's SUBSCRIBE to the peer; *sid is the stream it came on. */
+static uint64_t relay_subscribe_id(struct peer *p, int64_t *sid)
+{
+    size_t len = 0;
+    const uint8_t *body = find_msg_in(p, MOQ_IETF_SUBSCRIBE, &len, sid);
+    assert_non_null(body);
+    struct moq_ietf_subscribe up;
+    assert_int_equal(moq_ietf_decode_subscribe(p->c, body, len, &up), 0);
+    moq_buf_free(&up.ns);
+    return up.request_id;
+}
+
 /* An IETF publisher's objects with extension headers reach an IETF subscriber with the same
  * pairs in the subscriber's draft's form, and a moq-lite subscriber (the model's frames)
  * with the payload alone; a stream of subgroup 1 is dropped, one whose subgroup is its
@@ -635,31 +667,14 @@ static void objects_carry_extensions_through(void **state)
         start(&f, d);
         struct peer *p = &f.peer;
         moq_buf b;
-        moq_buf_init(&b);
-        assert_int_equal(moq_ietf_encode_publish_namespace(&b, p->c, peer_request_id(p),
-                                                           moq_str_make("pub", 3), NULL),
-                         0);
-        peer_send(p, &b);
-        /* the model's subscriber, as a moq-lite session would be */
         struct groups lite = {0};
-        moq_sub_prefs prefs = {.priority = 1};
-        moq_subscription *sub = NULL;
-        assert_int_equal(moq_origin_subscribe(f.origin, (const uint8_t *)"pub", 3,
-                                              (const uint8_t *)"t", 1, 0, &prefs, &groups_ops,
-                                              &lite, &sub),
-                         0);
+        moq_subscription *sub = lite_subscribes_to_peer(&f, &lite);
         /* and the peer's own subscription through the relay */
         encode_subscribe_to(p, "pub", peer_request_id(p), 1, &b);
         peer_send(p, &b);
-        size_t len = 0;
         int64_t up_sid = -1;
-        const uint8_t *body = find_msg_in(p, MOQ_IETF_SUBSCRIBE, &len, &up_sid);
-        assert_non_null(body);
-        struct moq_ietf_subscribe up;
-        assert_int_equal(moq_ietf_decode_subscribe(p->c, body, len, &up), 0);
-        moq_buf_free(&up.ns);
-        struct moq_ietf_subscribe_ok ok = {
-            .request_id = up.request_id, .track_alias = 7, .group_order = 2};
+        uint64_t up_id = relay_subscribe_id(p, &up_sid);
+        struct moq_ietf_subscribe_ok ok = {.request_id = up_id, .track_alias = 7, .group_order = 2};
         moq_buf_init(&b);
         assert_int_equal(moq_ietf_encode_subscribe_ok(&b, p->c, &ok), 0);
         peer_send_on(p, p->c->request_streams ? up_sid : p->control, &b);
@@ -778,26 +793,11 @@ static void groups_before_subscribe_ok_all_arrive(void **state)
         start(&f, d);
         struct peer *p = &f.peer;
         moq_buf b;
-        moq_buf_init(&b);
-        assert_int_equal(moq_ietf_encode_publish_namespace(&b, p->c, peer_request_id(p),
-                                                           moq_str_make("pub", 3), NULL),
-                         0);
-        peer_send(p, &b);
         struct groups got = {0};
-        moq_sub_prefs prefs = {.priority = 1};
-        moq_subscription *sub = NULL;
-        assert_int_equal(moq_origin_subscribe(f.origin, (const uint8_t *)"pub", 3,
-                                              (const uint8_t *)"t", 1, 0, &prefs, &groups_ops, &got,
-                                              &sub),
-                         0);
+        moq_subscription *sub = lite_subscribes_to_peer(&f, &got);
         moq_pipe_flush(p->pipe);
-        size_t len = 0;
         int64_t up_sid = -1;
-        const uint8_t *body = find_msg_in(p, MOQ_IETF_SUBSCRIBE, &len, &up_sid);
-        assert_non_null(body);
-        struct moq_ietf_subscribe up;
-        assert_int_equal(moq_ietf_decode_subscribe(p->c, body, len, &up), 0);
-        moq_buf_free(&up.ns);
+        uint64_t up_id = relay_subscribe_id(p, &up_sid);
 
         moq_buf_init(&b);
         put_plain_object(p, &b, 3, 'c');
@@ -810,8 +810,7 @@ static void groups_before_subscribe_ok_all_arrive(void **state)
         send_subgroup(p, 0x19, 7, 0, 0, &b);
         assert_int_equal(got.n, 0); /* held: the alias is not known yet */
 
-        struct moq_ietf_subscribe_ok ok = {
-            .request_id = up.request_id, .track_alias = 7, .group_order = 2};
+        struct moq_ietf_subscribe_ok ok = {.request_id = up_id, .track_alias = 7, .group_order = 2};
         moq_buf_init(&b);
         assert_int_equal(moq_ietf_encode_subscribe_ok(&b, p->c, &ok), 0);
         peer_send_on(p, p->c->request_streams ? up_sid : p->control, &b);
@@ -899,30 +898,13 @@ static void ietf_timestamps_reach_the_model(void **state)
         start(&f, d);
         struct peer *p = &f.peer;
         moq_buf b;
-        moq_buf_init(&b);
-        assert_int_equal(moq_ietf_encode_publish_namespace(&b, p->c, peer_request_id(p),
-                                                           moq_str_make("pub", 3), NULL),
-                         0);
-        peer_send(p, &b);
         struct groups lite = {0};
-        moq_sub_prefs prefs = {.priority = 1};
-        moq_subscription *sub = NULL;
-        assert_int_equal(moq_origin_subscribe(f.origin, (const uint8_t *)"pub", 3,
-                                              (const uint8_t *)"t", 1, 0, &prefs, &groups_ops,
-                                              &lite, &sub),
-                         0);
+        moq_subscription *sub = lite_subscribes_to_peer(&f, &lite);
         moq_pipe_flush(p->pipe);
-        size_t len = 0;
         int64_t up_sid = -1;
-        const uint8_t *body = find_msg_in(p, MOQ_IETF_SUBSCRIBE, &len, &up_sid);
-        assert_non_null(body);
-        struct moq_ietf_subscribe up;
-        assert_int_equal(moq_ietf_decode_subscribe(p->c, body, len, &up), 0);
-        moq_buf_free(&up.ns);
-        struct moq_ietf_subscribe_ok ok = {.request_id = up.request_id,
-                                           .track_alias = 7,
-                                           .group_order = 2,
-                                           .props.timescale = 1000};
+        uint64_t up_id = relay_subscribe_id(p, &up_sid);
+        struct moq_ietf_subscribe_ok ok = {
+            .request_id = up_id, .track_alias = 7, .group_order = 2, .props.timescale = 1000};
         moq_buf_init(&b);
         assert_int_equal(moq_ietf_encode_subscribe_ok(&b, p->c, &ok), 0);
         peer_send_on(p, p->c->request_streams ? up_sid : p->control, &b);
