@@ -152,10 +152,19 @@ fifo_publisher() {
     sleep 100000 >"$PUB_FIFO" &
     HOLDER=$!
     PIDS+=("$HOLDER")
+    # The holder's open returns once the publisher has opened the FIFO as well. A line sent
+    # before that would reach the publisher followed by the end of its input.
+    wait_for fifo_held || fail "the publisher $name did not open its input"
+}
+
+fifo_held() {
+    [[ "$(readlink "/proc/$HOLDER/fd/1" 2>/dev/null)" == "$PUB_FIFO" ]]
 }
 
 send() { # LINE...
-    printf '%s\n' "$@" >"$PUB_FIFO"
+    # bounded: with no publisher left to read, opening the FIFO would block forever
+    timeout 30 bash -c 'printf "%s\n" "${@:2}" >"$1"' send "$PUB_FIFO" "$@" ||
+        fail "could not send to the publisher's input (${PUB_FIFO##*/})"
 }
 
 end_input() {
