@@ -367,6 +367,45 @@ static void fetch_answer_every_draft(void **state)
     }
 }
 
+/* Fetch objects per draft: objects 3/0 ("ab"), 3/1 ("c", an extension block) and 5/0
+ * (empty). draft-14 writes every field and the status of the empty object; 15 leads with an
+ * 8-bit flags byte, 16+ with a varint and no status; the second object follows the first
+ * (no ids), the third names its group (absolute through 18, the gap minus one from 19). */
+static void fetch_objects_every_draft(void **state)
+{
+    (void)state;
+    const char *want_hex[] = {
+        "03 00 00 00 00 02  03 00 01 00 03 0d017a 01  05 00 00 00 00 00 00", /* 14 */
+        "1c 03 00 00 02  20 03 0d017a 01  0c 05 00 00 00",                   /* 15 */
+        "1c 03 00 00 02  20 03 0d017a 01  0c 05 00 00",                      /* 16 */
+        "1c 03 00 00 02  20 03 0d017a 01  0c 05 00 00",                      /* 17 */
+        "1c 03 00 00 02  20 03 0d017a 01  0c 05 00 00",                      /* 18 */
+        "1c 03 00 00 02  20 03 0d017a 01  0c 01 00 00",                      /* 19 */
+        "1c 03 00 00 02  20 03 0d017a 01  0c 01 00 00",                      /* 20 */
+    };
+    const uint8_t ext[] = {0x0d, 0x01, 0x7a};
+    for (int d = MOQT_14; d <= MOQT_20; d++) {
+        const moq_ietf_caps *c = moq_ietf_caps_get((moq_ietf_draft)d);
+        struct moq_ietf_fetch_cursor cur = {0};
+        moq_buf b;
+        moq_buf_init(&b);
+        assert_int_equal(moq_ietf_fetch_object_header(&b, c, &cur, 3, 0, NULL, 0, 2), 0);
+        assert_int_equal(moq_ietf_fetch_object_header(&b, c, &cur, 3, 1, ext, sizeof(ext), 1), 0);
+        assert_int_equal(moq_ietf_fetch_object_header(&b, c, &cur, 5, 0, NULL, 0, 0), 0);
+        uint8_t want[64];
+        size_t n = unhex(want_hex[d - MOQT_14], want);
+        assert_int_equal(b.len, n);
+        assert_memory_equal(b.data, want, n);
+        /* out of order: refused, nothing written */
+        assert_int_equal(moq_ietf_fetch_object_header(&b, c, &cur, 5, 0, NULL, 0, 1),
+                         MOQ_ERR_INVALID);
+        assert_int_equal(moq_ietf_fetch_object_header(&b, c, &cur, 4, 9, NULL, 0, 1),
+                         MOQ_ERR_INVALID);
+        assert_int_equal(b.len, n);
+        moq_buf_free(&b);
+    }
+}
+
 /* Draft-14 SUBSCRIBE_UPDATE as upstream lays it out: request id, the subscription's id, start
  * location, end group (+1, 0 = open), priority and forward bytes, parameters. */
 static void subscribe_update_draft14(void **state)
@@ -541,6 +580,7 @@ int main(void)
         cmocka_unit_test(namespace_messages_draft14),
         cmocka_unit_test(empty_namespace_every_draft),
         cmocka_unit_test(fetch_answer_every_draft),
+        cmocka_unit_test(fetch_objects_every_draft),
         cmocka_unit_test(subscribe_update_draft14),
         cmocka_unit_test(extension_blocks_convert),
         cmocka_unit_test(object_time_vectors),
