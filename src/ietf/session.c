@@ -1067,14 +1067,15 @@ static void on_track_status(struct moq_ietf_engine *e, istream *st, const uint8_
     moq_buf full;
     moq_buf_init(&full);
     moq_track_cache tc;
+    const char *answer = "answered";
     if (!moq_perms_can_subscribe(&s->perms, (const char *)m.ns.data, m.ns.len) ||
         moq_session_global_path(s, m.ns.data, m.ns.len, &full) < 0) {
-        refuse_on(e, st, MOQ_IETF_REQ_TRACK_STATUS, m.request_id, SUB_ERR_UNAUTHORIZED,
-                  "unauthorized");
+        answer = "unauthorized";
+        refuse_on(e, st, MOQ_IETF_REQ_TRACK_STATUS, m.request_id, SUB_ERR_UNAUTHORIZED, answer);
     } else if (moq_origin_track_cache(s->cfg.origin, full.data, full.len,
                                       (const uint8_t *)m.track.ptr, m.track.len, 0, &tc) < 0) {
-        refuse_on(e, st, MOQ_IETF_REQ_TRACK_STATUS, m.request_id, err_does_not_exist(e->c),
-                  "not found");
+        answer = "not found";
+        refuse_on(e, st, MOQ_IETF_REQ_TRACK_STATUS, m.request_id, err_does_not_exist(e->c), answer);
     } else {
         struct moq_ietf_request_ok ok = {.request_id = m.request_id,
                                          .has_largest = tc.has_groups,
@@ -1086,6 +1087,9 @@ static void on_track_status(struct moq_ietf_engine *e, istream *st, const uint8_
             send_on(e, st, &b);
         moq_buf_free(&b);
     }
+    moq_debug("ietf", "%s: TRACK_STATUS %llu /%.*s track %.*s: %s", s->t->peer,
+              (unsigned long long)m.request_id, (int)m.ns.len, (const char *)m.ns.data,
+              (int)m.track.len, m.track.ptr, answer);
     moq_buf_free(&full);
     moq_buf_free(&m.ns);
     st_fin(st);
