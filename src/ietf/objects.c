@@ -142,7 +142,10 @@ static int fetch_object_flags(moq_buf *out, const moq_ietf_caps *c,
     else
         p = moq_ietf_varint_put(c, p, flags);
     if (flags & FETCH_GROUP_ID)
-        p = moq_ietf_varint_put(c, p, deltas && cur->any ? group - cur->group - 1 : group);
+        p = moq_ietf_varint_put(c, p,
+                                !deltas || !cur->any ? group
+                                : cur->descending    ? cur->group - group - 1
+                                                     : group - cur->group - 1);
     if (flags & FETCH_OBJECT_ID) p = moq_ietf_varint_put(c, p, object);
     if (flags & FETCH_PRIORITY) *p++ = 0;
     if (flags & FETCH_EXTENSIONS) p = moq_ietf_varint_put(c, p, block->len);
@@ -160,7 +163,8 @@ int moq_ietf_fetch_object_header(moq_buf *out, const moq_ietf_caps *c,
                                  struct moq_ietf_fetch_cursor *cur, uint64_t group, uint64_t object,
                                  const uint8_t *ext, size_t ext_len, uint64_t payload_len)
 {
-    if (cur->any && (group < cur->group || (group == cur->group && object <= cur->object)))
+    bool back = cur->descending ? group > cur->group : group < cur->group;
+    if (cur->any && (back || (group == cur->group && object <= cur->object)))
         return MOQ_ERR_INVALID;
     moq_buf block;
     moq_buf_init(&block);

@@ -907,7 +907,7 @@ static int fetch_object_write(struct moq_ietf_engine *e, int64_t sid,
 /* The fetch stream: its header, every object of the plan, FIN. A stream the transport will
  * not take whole is reset (the peer sees the fetch cut short). */
 static void fetch_stream_write(struct moq_ietf_engine *e, istream *st, uint64_t request_id,
-                               const struct fetch_plan *fp)
+                               const struct fetch_plan *fp, bool descending)
 {
     moq_session *s = e->s;
     int64_t sid;
@@ -920,8 +920,9 @@ static void fetch_stream_write(struct moq_ietf_engine *e, istream *st, uint64_t 
     p = moq_ietf_varint_put(e->c, p, MOQ_IETF_STREAM_FETCH);
     p = moq_ietf_varint_put(e->c, p, request_id);
     int rv = moq_transport_write_bytes(s->t, sid, hdr, (size_t)(p - hdr), false);
-    struct moq_ietf_fetch_cursor cur = {0};
-    for (size_t i = 0; i < fp->n && rv >= 0; i++) {
+    struct moq_ietf_fetch_cursor cur = {.descending = descending};
+    for (size_t k = 0; k < fp->n && rv >= 0; k++) {
+        size_t i = descending ? fp->n - 1 - k : k;
         moq_group *g = fp->groups[i];
         for (uint64_t id = fp->from[i]; id < fp->to[i] && rv >= 0; id++) {
             const moq_frame *f = moq_group_frame(g, id);
@@ -939,9 +940,10 @@ static void fetch_stream_write(struct moq_ietf_engine *e, istream *st, uint64_t 
         st_fin(fs);
 }
 
-/* A standalone FETCH: the cached groups of the range, as the cache holds them now. FETCH_OK
- * (draft-14) or REQUEST_OK with LARGEST_OBJECT (15+) carries the last object served; a range
- * the cache holds nothing of is refused. */
+/* A standalone FETCH: the cached groups of the range, as the cache holds them now, in the
+ * group order it asked for (ascending unless descending: the objects of a group always
+ * ascend). FETCH_OK (draft-14) or REQUEST_OK with LARGEST_OBJECT (15+) carries the largest
+ * object served; a range the cache holds nothing of is refused. */
 static void fetch_standalone(struct moq_ietf_engine *e, istream *st, const struct moq_ietf_fetch *f)
 {
     moq_session *s = e->s;
@@ -986,7 +988,7 @@ static void fetch_standalone(struct moq_ietf_engine *e, istream *st, const struc
     moq_buf b;
     moq_buf_init(&b);
     struct moq_ietf_fetch_ok ok = {.request_id = f->request_id,
-                                   .group_order = 1,
+                                   .group_order = f->group_order == 2 ? 2 : 1,
                                    .end_of_track = fp->end_of_track,
                                    .end_group = moq_group_sequence(last),
                                    .end_object = fp->to[fp->n - 1] - 1};
@@ -998,7 +1000,7 @@ static void fetch_standalone(struct moq_ietf_engine *e, istream *st, const struc
                                : moq_ietf_encode_fetch_ok(&b, e->c, &ok) == 0)
         send_on(e, st, &b);
     moq_buf_free(&b);
-    fetch_stream_write(e, st, f->request_id, fp);
+    fetch_stream_write(e, st, f->request_id, fp, ok.group_order == 2);
     fetch_plan_free(fp);
 }
 

@@ -406,6 +406,38 @@ static void fetch_objects_every_draft(void **state)
     }
 }
 
+/* A descending fetch: 5/0 then 3/0 (one byte each); from draft-19 the second group is the
+ * distance down from the first minus one. Going back up is refused. */
+static void fetch_objects_descending(void **state)
+{
+    (void)state;
+    const char *want_hex[] = {
+        "05 00 00 00 00 01  03 00 00 00 00 01", /* 14 */
+        "1c 05 00 00 01  0c 03 00 01",          /* 15 */
+        "1c 05 00 00 01  0c 03 00 01",          /* 16 */
+        "1c 05 00 00 01  0c 03 00 01",          /* 17 */
+        "1c 05 00 00 01  0c 03 00 01",          /* 18 */
+        "1c 05 00 00 01  0c 01 00 01",          /* 19 */
+        "1c 05 00 00 01  0c 01 00 01",          /* 20 */
+    };
+    for (int d = MOQT_14; d <= MOQT_20; d++) {
+        const moq_ietf_caps *c = moq_ietf_caps_get((moq_ietf_draft)d);
+        struct moq_ietf_fetch_cursor cur = {.descending = true};
+        moq_buf b;
+        moq_buf_init(&b);
+        assert_int_equal(moq_ietf_fetch_object_header(&b, c, &cur, 5, 0, NULL, 0, 1), 0);
+        assert_int_equal(moq_ietf_fetch_object_header(&b, c, &cur, 3, 0, NULL, 0, 1), 0);
+        uint8_t want[64];
+        size_t n = unhex(want_hex[d - MOQT_14], want);
+        assert_int_equal(b.len, n);
+        assert_memory_equal(b.data, want, n);
+        assert_int_equal(moq_ietf_fetch_object_header(&b, c, &cur, 4, 0, NULL, 0, 1),
+                         MOQ_ERR_INVALID);
+        assert_int_equal(b.len, n);
+        moq_buf_free(&b);
+    }
+}
+
 /* Draft-14 SUBSCRIBE_UPDATE as upstream lays it out: request id, the subscription's id, start
  * location, end group (+1, 0 = open), priority and forward bytes, parameters. */
 static void subscribe_update_draft14(void **state)
@@ -581,6 +613,7 @@ int main(void)
         cmocka_unit_test(empty_namespace_every_draft),
         cmocka_unit_test(fetch_answer_every_draft),
         cmocka_unit_test(fetch_objects_every_draft),
+        cmocka_unit_test(fetch_objects_descending),
         cmocka_unit_test(subscribe_update_draft14),
         cmocka_unit_test(extension_blocks_convert),
         cmocka_unit_test(object_time_vectors),

@@ -1071,7 +1071,7 @@ static void get_bytes(const uint8_t **d, size_t *left, size_t n, char *out, size
 /* A fetch stream read the way the draft defines it (the serialization flags of 15+ in full,
  * group deltas from 19), as "group/object:payload[ext]|" per object. */
 static void read_fetch_stream(const struct peer *p, const moq_buf *in, uint64_t request_id,
-                              char *out, size_t cap)
+                              bool descending, char *out, size_t cap)
 {
     const moq_ietf_caps *c = p->c;
     const uint8_t *d = in->data;
@@ -1102,8 +1102,10 @@ static void read_fetch_stream(const struct peer *p, const moq_buf *in, uint64_t 
             assert_true(flags < 0x40);
             if (flags & 0x08) {
                 uint64_t v = get_varint(c, &d, &left);
-                group =
-                    c->fetch_objects == MOQ_IETF_FETCH_FLAGS_DELTA && !first ? group + v + 1 : v;
+                if (c->fetch_objects != MOQ_IETF_FETCH_FLAGS_DELTA || first)
+                    group = v;
+                else
+                    group = descending ? group - v - 1 : group + v + 1;
             } else {
                 assert_false(first);
             }
@@ -1154,6 +1156,9 @@ struct fetch_result {
     char objects[512];
 };
 
+/* The group order the FETCHes of run_fetch ask for. */
+static uint8_t fetch_group_order = 1;
+
 /* A standalone FETCH of ns/track [start .. end] (end object 0: the whole end group) in a
  * session of draft d, with bbb/t cached when `cached`, and what came back. */
 static void run_fetch(size_t d, const char *ns, const char *track, uint64_t sg, uint64_t so,
@@ -1169,7 +1174,7 @@ static void run_fetch(size_t d, const char *ns, const char *track, uint64_t sg, 
                                .type = MOQ_IETF_FETCH_STANDALONE,
                                .track = moq_str_make(track, strlen(track)),
                                .priority = 1,
-                               .group_order = 1,
+                               .group_order = fetch_group_order,
                                .start_group = sg,
                                .start_object = so,
                                .end_group = eg,
@@ -1208,7 +1213,8 @@ static void run_fetch(size_t d, const char *ns, const char *track, uint64_t sg, 
         int i = find_uni(p, MOQ_IETF_STREAM_FETCH);
         assert_true(i >= 0);
         assert_true(p->rx[i].fin);
-        read_fetch_stream(p, &p->rx[i].in, id, r->objects, sizeof(r->objects));
+        read_fetch_stream(p, &p->rx[i].in, id, fetch_group_order == 2, r->objects,
+                          sizeof(r->objects));
     }
     if (sub) moq_subscription_close(sub);
     finish(&f);
@@ -1227,8 +1233,9 @@ static uint64_t does_not_exist(const moq_ietf_caps *c)
 }
 
 /* A standalone FETCH is served from the cache on every draft: the cached objects of the
- * range in order on one fetch stream, FETCH_OK / REQUEST_OK naming the last one served; a
- * range of nothing cached, an unknown broadcast and a path outside the grant are refused. */
+ * range on one fetch stream (groups in the order asked for), FETCH_OK / REQUEST_OK naming the last
+ * one served; a range of nothing cached, an unknown broadcast and a path outside the grant are
+ * refused. */
 static void standalone_fetch_is_served_from_the_cache(void **state)
 {
     const char *all = "3/0:3a|3/1:3b|3/2:3c|4/0:4a|4/1:4b[0d017a]|4/2:4c|5/0:5a|5/1:5b|5/2:5c|";
@@ -1239,6 +1246,15 @@ static void standalone_fetch_is_served_from_the_cache(void **state)
         run_fetch(d, "bbb", "t", 0, 0, 10, 0, true, &r); /* the whole track */
         assert_true(r.ok);
         assert_string_equal(r.objects, all);
+        assert_int_equal(r.end_group, 5);
+        assert_int_equal(r.end_object, 2);
+
+        fetch_group_order = 2; /* newest group first, the objects of a group in order */
+        run_fetch(d, "bbb", "t", 0, 0, 10, 0, true, &r);
+        fetch_group_order = 1;
+        assert_true(r.ok);
+        assert_string_equal(r.objects, "5/0:5a|5/1:5b|5/2:5c|4/0:4a|4/1:4b[0d017a]|4/2:4c|"
+                                       "3/0:3a|3/1:3b|3/2:3c|");
         assert_int_equal(r.end_group, 5);
         assert_int_equal(r.end_object, 2);
 
