@@ -2130,9 +2130,8 @@ static int msg_frame(struct moq_ietf_engine *e, const uint8_t *p, size_t left, u
     return left < *hdr + *body_len ? 0 : 1;
 }
 
-/* A request this relay does not serve on its own stream (17+): refused there. */
-static void refuse_request(struct moq_ietf_engine *e, istream *st, uint64_t type,
-                           const uint8_t *body, size_t len)
+/* PUBLISH on its own stream (17+): refused there (this relay subscribes instead). */
+static void refuse_publish(struct moq_ietf_engine *e, istream *st, const uint8_t *body, size_t len)
 {
     ietf_r r;
     ir_init(&r, body, len, e->c);
@@ -2141,9 +2140,7 @@ static void refuse_request(struct moq_ietf_engine *e, istream *st, uint64_t type
         fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "malformed request");
         return;
     }
-    enum moq_ietf_request_kind kind =
-        type == MOQ_IETF_PUBLISH ? MOQ_IETF_REQ_PUBLISH : MOQ_IETF_REQ_TRACK_STATUS;
-    refuse_on(e, st, kind, id, SUB_ERR_NOT_SUPPORTED, "not supported");
+    refuse_on(e, st, MOQ_IETF_REQ_PUBLISH, id, SUB_ERR_NOT_SUPPORTED, "not supported");
     st_fin(st);
 }
 
@@ -2164,7 +2161,7 @@ static void on_request(struct moq_ietf_engine *e, istream *st, uint64_t type, co
     else if (c->request_streams && type == MOQ_IETF_TRACK_STATUS)
         on_track_status(e, st, body, len);
     else if (c->request_streams && type == MOQ_IETF_PUBLISH)
-        refuse_request(e, st, type, body, len);
+        refuse_publish(e, st, body, len);
     else
         fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "unexpected request on a stream");
     if (!e->s->closing && st->kind == IS_REQ) st->kind = IS_IGNORE; /* refused */
