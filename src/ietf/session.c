@@ -942,8 +942,8 @@ static void fetch_stream_write(struct moq_ietf_engine *e, istream *st, uint64_t 
 
 /* A standalone FETCH: the cached groups of the range, as the cache holds them now, in the
  * group order it asked for (ascending unless descending: the objects of a group always
- * ascend). FETCH_OK (draft-14) or REQUEST_OK with LARGEST_OBJECT (15+) carries the largest
- * object served; a range the cache holds nothing of is refused. */
+ * ascend). FETCH_OK (on every draft, as upstream's FetchOk) carries the largest object
+ * served; a range the cache holds nothing of is refused. */
 static void fetch_standalone(struct moq_ietf_engine *e, istream *st, const struct moq_ietf_fetch *f)
 {
     moq_session *s = e->s;
@@ -992,13 +992,7 @@ static void fetch_standalone(struct moq_ietf_engine *e, istream *st, const struc
                                    .end_of_track = fp->end_of_track,
                                    .end_group = moq_group_sequence(last),
                                    .end_object = fp->to[fp->n - 1] - 1};
-    struct moq_ietf_request_ok rok = {.request_id = f->request_id,
-                                      .has_largest = true,
-                                      .largest_group = ok.end_group,
-                                      .largest_object = ok.end_object};
-    if (e->c->fetch_request_ok ? moq_ietf_encode_request_ok(&b, e->c, MOQ_IETF_REQ_FETCH, &rok) == 0
-                               : moq_ietf_encode_fetch_ok(&b, e->c, &ok) == 0)
-        send_on(e, st, &b);
+    if (moq_ietf_encode_fetch_ok_full(&b, e->c, &ok) == 0) send_on(e, st, &b);
     moq_buf_free(&b);
     fetch_stream_write(e, st, f->request_id, fp, ok.group_order == 2);
     fetch_plan_free(fp);

@@ -29,7 +29,7 @@
  *    its header alone), as upstream does;
  *  - a standalone FETCH is served from the cache (moq_origin_track_cache, moq_origin_fetch
  *    without forwarding): the cached objects of its range on one fetch stream, after
- *    FETCH_OK / REQUEST_OK naming the last one; TRACK_STATUS is answered from the cache
+ *    FETCH_OK (every draft) naming the last one; TRACK_STATUS is answered from the cache
  *    too (largest cached group and object); other joining FETCHes and PUBLISH are refused
  *    as not supported.
  *

@@ -1194,22 +1194,14 @@ static void run_fetch(size_t d, const char *ns, const char *track, uint64_t sg, 
         r->code = err.code;
         assert_true(find_uni(p, MOQ_IETF_STREAM_FETCH) < 0);
     } else {
-        body = find_msg(p, moq_ietf_fetch_ok_type(p->c), &len);
+        body = find_msg(p, MOQ_IETF_FETCH_OK, &len);
         assert_non_null(body);
         r->ok = true;
-        if (p->c->fetch_request_ok) {
-            struct moq_ietf_request_ok ok;
-            assert_int_equal(moq_ietf_decode_request_ok(p->c, body, len, &ok), 0);
-            assert_true(ok.has_largest);
-            r->end_group = ok.largest_group;
-            r->end_object = ok.largest_object;
-        } else {
-            struct moq_ietf_fetch_ok ok;
-            assert_int_equal(moq_ietf_decode_fetch_ok(p->c, body, len, &ok), 0);
-            assert_int_equal(ok.request_id, id);
-            r->end_group = ok.end_group;
-            r->end_object = ok.end_object;
-        }
+        struct moq_ietf_fetch_ok ok;
+        assert_int_equal(moq_ietf_decode_fetch_ok_full(p->c, body, len, &ok), 0);
+        if (p->c->response_ids) assert_int_equal(ok.request_id, id);
+        r->end_group = ok.end_group;
+        r->end_object = ok.end_object;
         int i = find_uni(p, MOQ_IETF_STREAM_FETCH);
         assert_true(i >= 0);
         assert_true(p->rx[i].fin);
@@ -1233,7 +1225,7 @@ static uint64_t does_not_exist(const moq_ietf_caps *c)
 }
 
 /* A standalone FETCH is served from the cache on every draft: the cached objects of the
- * range on one fetch stream (groups in the order asked for), FETCH_OK / REQUEST_OK naming the last
+ * range on one fetch stream (groups in the order asked for), FETCH_OK naming the last
  * one served; a range of nothing cached, an unknown broadcast and a path outside the grant are
  * refused. */
 static void standalone_fetch_is_served_from_the_cache(void **state)
