@@ -502,14 +502,15 @@ uint64_t moq_ietf_fetch_ok_type(const moq_ietf_caps *c)
     return c->fetch_request_ok ? MOQ_IETF_REQUEST_OK : MOQ_IETF_FETCH_OK;
 }
 
-int moq_ietf_encode_fetch_ok(moq_buf *out, const moq_ietf_caps *c,
-                             const struct moq_ietf_fetch_ok *m)
+static int encode_fetch_ok(moq_buf *out, const moq_ietf_caps *c, const struct moq_ietf_fetch_ok *m,
+                           bool full)
 {
     struct enc e;
     ietf_w *w = enc_start(&e, out, c);
-    size_t at = moq_ietf_msg_begin(w, moq_ietf_fetch_ok_type(c));
+    bool short_form = c->fetch_request_ok && !full;
+    size_t at = moq_ietf_msg_begin(w, full ? MOQ_IETF_FETCH_OK : moq_ietf_fetch_ok_type(c));
     if (c->response_ids) iw_varint(w, m->request_id);
-    if (c->fetch_request_ok) {
+    if (short_form) {
         struct moq_ietf_param_out none[1];
         moq_ietf_params_write(w, none, 0);
         moq_ietf_msg_end(w, at);
@@ -527,14 +528,26 @@ int moq_ietf_encode_fetch_ok(moq_buf *out, const moq_ietf_caps *c,
     return enc_commit(&e);
 }
 
-int moq_ietf_decode_fetch_ok(const moq_ietf_caps *c, const uint8_t *body, size_t len,
-                             struct moq_ietf_fetch_ok *out)
+int moq_ietf_encode_fetch_ok(moq_buf *out, const moq_ietf_caps *c,
+                             const struct moq_ietf_fetch_ok *m)
+{
+    return encode_fetch_ok(out, c, m, false);
+}
+
+int moq_ietf_encode_fetch_ok_full(moq_buf *out, const moq_ietf_caps *c,
+                                  const struct moq_ietf_fetch_ok *m)
+{
+    return encode_fetch_ok(out, c, m, true);
+}
+
+static int decode_fetch_ok(const moq_ietf_caps *c, const uint8_t *body, size_t len,
+                           struct moq_ietf_fetch_ok *out, bool full)
 {
     memset(out, 0, sizeof(*out));
     ietf_r r;
     dec_start(&r, c, body, len);
     if (c->response_ids) out->request_id = ir_varint(&r);
-    if (c->fetch_request_ok) {
+    if (c->fetch_request_ok && !full) {
         struct moq_ietf_params ps;
         moq_ietf_params_read(&r, &ps);
         return ir_done(&r);
@@ -549,6 +562,18 @@ int moq_ietf_decode_fetch_ok(const moq_ietf_caps *c, const uint8_t *body, size_t
     struct moq_ietf_props props;
     moq_ietf_props_read(&r, &props);
     return ir_done(&r);
+}
+
+int moq_ietf_decode_fetch_ok(const moq_ietf_caps *c, const uint8_t *body, size_t len,
+                             struct moq_ietf_fetch_ok *out)
+{
+    return decode_fetch_ok(c, body, len, out, false);
+}
+
+int moq_ietf_decode_fetch_ok_full(const moq_ietf_caps *c, const uint8_t *body, size_t len,
+                                  struct moq_ietf_fetch_ok *out)
+{
+    return decode_fetch_ok(c, body, len, out, true);
 }
 
 /* ---------------------------------------------------------------- TRACK_STATUS */

@@ -101,6 +101,91 @@ int moq_ietf_object_header_ext(moq_buf *out, const moq_ietf_caps *c, const uint8
     return rv;
 }
 
+/* ---------------------------------------------------------------- fetch objects */
+
+#define FETCH_OBJECT_ID  0x04u
+#define FETCH_GROUP_ID   0x08u
+#define FETCH_PRIORITY   0x10u
+#define FETCH_EXTENSIONS 0x20u
+
+static int fetch_object_plain(moq_buf *out, const moq_ietf_caps *c, uint64_t group, uint64_t object,
+                              const moq_buf *block, uint64_t payload_len)
+{
+    uint8_t head[4 * MOQ_IETF_VARINT_MAX + 1], *p = head;
+    p = moq_ietf_varint_put(c, p, group);
+    p = moq_ietf_varint_put(c, p, 0);
+    p = moq_ietf_varint_put(c, p, object);
+    *p++ = 0;
+    p = moq_ietf_varint_put(c, p, block->len);
+    uint8_t tail[2 * MOQ_IETF_VARINT_MAX], *q = moq_ietf_varint_put(c, tail, payload_len);
+    if (payload_len == 0) q = moq_ietf_varint_put(c, q, MOQ_IETF_STATUS_NORMAL);
+    if (moq_buf_append(out, head, (size_t)(p - head)) < 0 ||
+        moq_buf_append(out, block->data, block->len) < 0 ||
+        moq_buf_append(out, tail, (size_t)(q - tail)) < 0)
+        return MOQ_ERR_NOMEM;
+    return 0;
+}
+
+static int fetch_object_flags(moq_buf *out, const moq_ietf_caps *c,
+                              const struct moq_ietf_fetch_cursor *cur, uint64_t group,
+                              uint64_t object, const moq_buf *block, uint64_t payload_len)
+{
+    bool follows = cur->any && group == cur->group && object == cur->object + 1;
+    bool deltas = c->fetch_objects == MOQ_IETF_FETCH_FLAGS_DELTA;
+    uint64_t flags = 0;
+    if (!follows) flags |= FETCH_OBJECT_ID | FETCH_GROUP_ID;
+    if (!cur->any) flags |= FETCH_PRIORITY;
+    if (block->len) flags |= FETCH_EXTENSIONS;
+    uint8_t head[5 * MOQ_IETF_VARINT_MAX + 1], *p = head;
+    if (c->fetch_objects == MOQ_IETF_FETCH_FLAGS8)
+        *p++ = (uint8_t)flags;
+    else
+        p = moq_ietf_varint_put(c, p, flags);
+    if (flags & FETCH_GROUP_ID)
+        p = moq_ietf_varint_put(c, p,
+                                !deltas || !cur->any ? group
+                                : cur->descending    ? cur->group - group - 1
+                                                     : group - cur->group - 1);
+    if (flags & FETCH_OBJECT_ID) p = moq_ietf_varint_put(c, p, object);
+    if (flags & FETCH_PRIORITY) *p++ = 0;
+    if (flags & FETCH_EXTENSIONS) p = moq_ietf_varint_put(c, p, block->len);
+    uint8_t tail[2 * MOQ_IETF_VARINT_MAX], *q = moq_ietf_varint_put(c, tail, payload_len);
+    if (payload_len == 0 && c->fetch_objects == MOQ_IETF_FETCH_FLAGS8)
+        q = moq_ietf_varint_put(c, q, MOQ_IETF_STATUS_NORMAL);
+    if (moq_buf_append(out, head, (size_t)(p - head)) < 0 ||
+        moq_buf_append(out, block->data, block->len) < 0 ||
+        moq_buf_append(out, tail, (size_t)(q - tail)) < 0)
+        return MOQ_ERR_NOMEM;
+    return 0;
+}
+
+int moq_ietf_fetch_object_header(moq_buf *out, const moq_ietf_caps *c,
+                                 struct moq_ietf_fetch_cursor *cur, uint64_t group, uint64_t object,
+                                 const uint8_t *ext, size_t ext_len, uint64_t payload_len)
+{
+    bool back = cur->descending ? group > cur->group : group < cur->group;
+    if (cur->any && (back || (group == cur->group && object <= cur->object)))
+        return MOQ_ERR_INVALID;
+    moq_buf block;
+    moq_buf_init(&block);
+    const moq_ietf_caps *canon = moq_ietf_caps_get(MOQ_IETF_EXT_CANONICAL);
+    int rv = moq_ietf_ext_convert(canon, ext, ext_len, c, &block);
+    size_t before = out->len;
+    if (rv == 0)
+        rv = c->fetch_objects == MOQ_IETF_FETCH_PLAIN
+                 ? fetch_object_plain(out, c, group, object, &block, payload_len)
+                 : fetch_object_flags(out, c, cur, group, object, &block, payload_len);
+    moq_buf_free(&block);
+    if (rv < 0) {
+        out->len = before;
+        return rv;
+    }
+    cur->any = true;
+    cur->group = group;
+    cur->object = object;
+    return 0;
+}
+
 /* ---------------------------------------------------------------- extension blocks */
 
 struct kvp {

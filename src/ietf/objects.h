@@ -141,4 +141,27 @@ int moq_ietf_sg_next(moq_ietf_sg_parser *p, const uint8_t **data, size_t *len,
                      struct moq_ietf_sg_ev *ev);
 bool moq_ietf_sg_idle(const moq_ietf_sg_parser *p);
 
+/* Objects on a fetch stream (after its FETCH_HEADER), groups in ascending or descending
+ * order, the objects of a group ascending. draft-14 writes every field (group, subgroup,
+ * object id, priority, extension block, payload length, the status when empty); 15+ lead
+ * with Serialization Flags and omit what follows from the object before: the first object
+ * and the first of each group name their group and object id (absolute through draft-18;
+ * from 19 the group as its distance from the previous one minus one, in the fetch's group
+ * order), an object following its predecessor in the same group names neither; the
+ * subgroup is always 0 (mode "zero"), the priority (0: the relay keeps no publisher
+ * priority) is given with the first object only, the extension block only when not empty
+ * (its length and the pairs, 15+), the status only on draft-14 and 15 (empty objects). */
+struct moq_ietf_fetch_cursor {
+    bool descending; /* set by the caller: groups come newest first */
+    bool any;        /* an object was written */
+    uint64_t group, object;
+};
+
+/* Append the header of object (group, object) - everything before its payload - with the
+ * extension block `ext` (canonical form, may be empty). 0, MOQ_ERR_INVALID (objects out of
+ * order), an error of moq_ietf_ext_convert. */
+int moq_ietf_fetch_object_header(moq_buf *out, const moq_ietf_caps *c,
+                                 struct moq_ietf_fetch_cursor *cur, uint64_t group, uint64_t object,
+                                 const uint8_t *ext, size_t ext_len, uint64_t payload_len);
+
 #endif

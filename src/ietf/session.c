@@ -811,21 +811,219 @@ static void fetch_answer_empty(struct moq_ietf_engine *e, istream *st, uint64_t 
         st_fin(fs);
 }
 
-/* FETCH, on the control stream (14-16) or its own stream st (17+). As upstream serves it: a
- * relative joining fetch of offset 0 - the objects of a subscription's first group before
- * its start - is answered empty, since a subscription here starts at the beginning of a
- * group; standalone fetches, other offsets and absolute joining fetches are refused as not
- * supported (the cache serves moq-lite FETCH and /fetch; see docs/clients.md). */
+/* "Invalid range": FETCH_ERROR 0x5 on draft-14, REQUEST_ERROR 0x11 after it. */
+static uint64_t err_invalid_range(const moq_ietf_caps *c)
+{
+    return c->request_error ? MOQ_IETF_REQ_INVALID_RANGE : 0x5;
+}
+
+/* Most groups one standalone FETCH serves, and most sequences it looks up (the rest of its
+ * range is left out). */
+#define FETCH_MAX_GROUPS 1024
+
+/* The cached groups a standalone FETCH serves, and the objects of each: [from, to). */
+struct fetch_plan {
+    size_t n;
+    moq_group *groups[FETCH_MAX_GROUPS];
+    uint64_t from[FETCH_MAX_GROUPS], to[FETCH_MAX_GROUPS];
+    bool end_of_track;
+};
+
+static void fetch_plan_free(struct fetch_plan *fp)
+{
+    for (size_t i = 0; i < fp->n; i++)
+        moq_group_unref(fp->groups[i]);
+    free(fp);
+}
+
+/* The objects of group g in the range (end object 0: the whole end group, else the draft's
+ * "end location plus one"); false when none is there. */
+static bool fetch_objects_of(const struct moq_ietf_fetch *f, moq_group *g, uint64_t *from,
+                             uint64_t *to)
+{
+    uint64_t seq = moq_group_sequence(g);
+    *from = moq_group_first_frame(g);
+    if (seq == f->start_group && f->start_object > *from) *from = f->start_object;
+    *to = moq_group_frame_count(g);
+    if (seq == f->end_group && f->end_object && f->end_object < *to) *to = f->end_object;
+    return *from < *to;
+}
+
+/* Take what the cache holds of the range: the groups present now, each with the objects
+ * written so far (groups not cached are absent; nothing is requested from the publisher). */
+static void fetch_plan_fill(moq_session *s, const moq_buf *full, const struct moq_ietf_fetch *f,
+                            const moq_track_cache *tc, struct fetch_plan *fp)
+{
+    uint64_t lo = f->start_group > tc->first ? f->start_group : tc->first;
+    uint64_t hi = f->end_group < tc->last ? f->end_group : tc->last;
+    uint64_t tries = 0;
+    for (uint64_t seq = lo; seq <= hi && fp->n < FETCH_MAX_GROUPS; seq++) {
+        if (++tries > 4 * FETCH_MAX_GROUPS) break; /* a sparse range: its start is served */
+        moq_group *g = NULL;
+        if (moq_origin_fetch(s->cfg.origin, full->data, full->len, (const uint8_t *)f->track.ptr,
+                             f->track.len, 0, seq, 0, false, moq_session_now(s), &g) < 0)
+            continue;
+        size_t i = fp->n;
+        if (!fetch_objects_of(f, g, &fp->from[i], &fp->to[i])) {
+            moq_group_unref(g);
+            continue;
+        }
+        fp->groups[fp->n++] = g;
+        if (seq == UINT64_MAX) break;
+    }
+    if (fp->n && tc->finished) {
+        size_t last = fp->n - 1;
+        moq_group *g = fp->groups[last];
+        fp->end_of_track = moq_group_sequence(g) + 1 == tc->final_seq &&
+                           moq_group_state(g, NULL) == MOQ_GROUP_FINISHED &&
+                           fp->to[last] == moq_group_frame_count(g);
+    }
+}
+
+/* One object of a fetch stream in the draft's form: its header in a chunk of its own, then
+ * the payload straight from the frame's chunk. */
+static int fetch_object_write(struct moq_ietf_engine *e, int64_t sid,
+                              struct moq_ietf_fetch_cursor *cur, uint64_t group, uint64_t id,
+                              const moq_frame *f)
+{
+    moq_buf b;
+    moq_buf_init(&b);
+    const uint8_t *ext = f->side_len ? f->chunk->data + f->side_off : NULL;
+    int rv =
+        moq_ietf_fetch_object_header(&b, e->c, cur, group, id, ext, f->side_len, f->payload_len);
+    moq_chunk *hc = NULL;
+    if (rv == 0 && (hc = moq_chunk_copy(b.data, b.len)))
+        hc->len = b.len;
+    else if (rv == 0)
+        rv = MOQ_ERR_NOMEM;
+    moq_buf_free(&b);
+    if (rv < 0) return rv;
+    moq_slice v[2] = {{hc, 0, hc->len}, {f->chunk, f->payload_off, f->payload_len}};
+    rv = moq_transport_write(e->s->t, sid, v, f->payload_len ? 2 : 1, false);
+    moq_chunk_unref(hc);
+    return rv;
+}
+
+/* The fetch stream: its header, every object of the plan, FIN. A stream the transport will
+ * not take whole is reset (the peer sees the fetch cut short). */
+static void fetch_stream_write(struct moq_ietf_engine *e, istream *st, uint64_t request_id,
+                               const struct fetch_plan *fp, bool descending)
+{
+    moq_session *s = e->s;
+    int64_t sid;
+    istream *fs = NULL;
+    if (moq_transport_open(s->t, false, &sid) < 0 || !(fs = st_new(e, sid, IS_IGNORE, false))) {
+        refuse_on(e, st, MOQ_IETF_REQ_FETCH, request_id, SUB_ERR_INTERNAL, "no stream credit");
+        return;
+    }
+    uint8_t hdr[2 * MOQ_IETF_VARINT_MAX], *p = hdr;
+    p = moq_ietf_varint_put(e->c, p, MOQ_IETF_STREAM_FETCH);
+    p = moq_ietf_varint_put(e->c, p, request_id);
+    int rv = moq_transport_write_bytes(s->t, sid, hdr, (size_t)(p - hdr), false);
+    struct moq_ietf_fetch_cursor cur = {.descending = descending};
+    for (size_t k = 0; k < fp->n && rv >= 0; k++) {
+        size_t i = descending ? fp->n - 1 - k : k;
+        moq_group *g = fp->groups[i];
+        for (uint64_t id = fp->from[i]; id < fp->to[i] && rv >= 0; id++) {
+            const moq_frame *f = moq_group_frame(g, id);
+            if (!f) continue;
+            rv = fetch_object_write(e, sid, &cur, moq_group_sequence(g), id, f);
+            if (rv >= 0) {
+                s->stats.frames_out++;
+                s->stats.bytes_out += f->payload_len;
+            }
+        }
+    }
+    if (rv < 0)
+        st_reset(fs, MOQ_IETF_STREAM_INTERNAL_ERROR);
+    else
+        st_fin(fs);
+}
+
+/* A standalone FETCH: the cached groups of the range, as the cache holds them now, in the
+ * group order it asked for (ascending unless descending: the objects of a group always
+ * ascend). FETCH_OK (on every draft, as upstream's FetchOk) carries the largest object
+ * served; a range the cache holds nothing of is refused. */
+static void fetch_standalone(struct moq_ietf_engine *e, istream *st, const struct moq_ietf_fetch *f)
+{
+    moq_session *s = e->s;
+    moq_buf full;
+    moq_buf_init(&full);
+    if (!moq_perms_can_subscribe(&s->perms, (const char *)f->ns.data, f->ns.len) ||
+        moq_session_global_path(s, f->ns.data, f->ns.len, &full) < 0) {
+        moq_info("ietf", "%s: refused: the peer may not fetch from /%.*s", s->t->peer,
+                 (int)f->ns.len, (const char *)f->ns.data);
+        refuse_on(e, st, MOQ_IETF_REQ_FETCH, f->request_id, SUB_ERR_UNAUTHORIZED, "unauthorized");
+        moq_buf_free(&full);
+        return;
+    }
+    moq_track_cache tc;
+    struct fetch_plan *fp = NULL;
+    const char *refusal = NULL;
+    uint64_t code = err_invalid_range(e->c);
+    if (moq_origin_track_cache(s->cfg.origin, full.data, full.len, (const uint8_t *)f->track.ptr,
+                               f->track.len, 0, &tc) < 0) {
+        refusal = "not found";
+        code = err_does_not_exist(e->c);
+    } else if (!tc.has_groups || f->end_group < f->start_group || f->start_group > tc.last ||
+               f->end_group < tc.first) {
+        refusal = "nothing cached in the range";
+    } else if (!(fp = calloc(1, sizeof(*fp)))) {
+        refusal = "out of memory";
+        code = SUB_ERR_INTERNAL;
+    } else {
+        fetch_plan_fill(s, &full, f, &tc, fp);
+        if (fp->n == 0) refusal = "nothing cached in the range";
+    }
+    moq_debug("ietf", "%s: FETCH %llu /%s track %.*s: %s", s->t->peer,
+              (unsigned long long)f->request_id, (const char *)full.data, (int)f->track.len,
+              f->track.ptr, refusal ? refusal : "served from the cache");
+    moq_buf_free(&full);
+    if (refusal) {
+        refuse_on(e, st, MOQ_IETF_REQ_FETCH, f->request_id, code, refusal);
+        if (fp) fetch_plan_free(fp);
+        return;
+    }
+    moq_group *last = fp->groups[fp->n - 1];
+    moq_buf b;
+    moq_buf_init(&b);
+    struct moq_ietf_fetch_ok ok = {.request_id = f->request_id,
+                                   .group_order = f->group_order == 2 ? 2 : 1,
+                                   .end_of_track = fp->end_of_track,
+                                   .end_group = moq_group_sequence(last),
+                                   .end_object = fp->to[fp->n - 1] - 1};
+    if (moq_ietf_encode_fetch_ok_full(&b, e->c, &ok) == 0) send_on(e, st, &b);
+    moq_buf_free(&b);
+    fetch_stream_write(e, st, f->request_id, fp, ok.group_order == 2);
+    fetch_plan_free(fp);
+}
+
+/* FETCH, on the control stream (14-16) or its own stream st (17+). A standalone fetch is
+ * served from the cache (fetch_standalone). A relative joining fetch of offset 0 - the objects
+ * of a subscription's first group before its start - is answered empty, as upstream does,
+ * since a subscription here starts at the beginning of a group; other offsets and absolute
+ * joining fetches are refused as not supported. */
 static void on_fetch(struct moq_ietf_engine *e, istream *st, const uint8_t *body, size_t len)
 {
     struct moq_ietf_fetch f;
     int rv = moq_ietf_decode_fetch(e->c, body, len, &f);
-    moq_buf_free(&f.ns);
     if (rv < 0) {
+        moq_buf_free(&f.ns);
         fail(e, moq_ietf_close_code(rv), "malformed FETCH");
         return;
     }
-    if (!st && !accept_request_id(e, f.request_id)) return;
+    if (!st && !accept_request_id(e, f.request_id)) {
+        moq_buf_free(&f.ns);
+        return;
+    }
+    if (f.type == MOQ_IETF_FETCH_STANDALONE) {
+        if (!f.has_range) f.end_group = UINT64_MAX; /* draft-20 without a filter: all of it */
+        fetch_standalone(e, st, &f);
+        moq_buf_free(&f.ns);
+        st_fin(st);
+        return;
+    }
+    moq_buf_free(&f.ns);
     const char *refusal = NULL;
     uint64_t code = SUB_ERR_NOT_SUPPORTED;
     struct dsub *ds = moq_u64map_get(&e->dsubs, f.joining_request_id);
@@ -841,6 +1039,55 @@ static void on_fetch(struct moq_ietf_engine *e, istream *st, const uint8_t *body
         refuse_on(e, st, MOQ_IETF_REQ_FETCH, f.request_id, code, refusal);
     else
         fetch_answer_empty(e, st, f.request_id);
+    st_fin(st);
+}
+
+/* TRACK_STATUS, on the control stream (14-16) or its own stream st (17+), answered from the
+ * cache: the largest cached group and its last object written, or - for a broadcast that
+ * exists but whose track is not cached - an answer without a largest location (nothing is
+ * subscribed to find out). A broadcast that does not exist is "does not exist". */
+static void on_track_status(struct moq_ietf_engine *e, istream *st, const uint8_t *body, size_t len)
+{
+    moq_session *s = e->s;
+    struct moq_ietf_track_status m;
+    int rv = moq_ietf_decode_track_status(e->c, body, len, &m);
+    if (rv < 0) {
+        moq_buf_free(&m.ns);
+        fail(e, moq_ietf_close_code(rv), "malformed TRACK_STATUS");
+        return;
+    }
+    if (!st && !accept_request_id(e, m.request_id)) {
+        moq_buf_free(&m.ns);
+        return;
+    }
+    moq_buf full;
+    moq_buf_init(&full);
+    moq_track_cache tc;
+    const char *answer = "answered";
+    if (!moq_perms_can_subscribe(&s->perms, (const char *)m.ns.data, m.ns.len) ||
+        moq_session_global_path(s, m.ns.data, m.ns.len, &full) < 0) {
+        answer = "unauthorized";
+        refuse_on(e, st, MOQ_IETF_REQ_TRACK_STATUS, m.request_id, SUB_ERR_UNAUTHORIZED, answer);
+    } else if (moq_origin_track_cache(s->cfg.origin, full.data, full.len,
+                                      (const uint8_t *)m.track.ptr, m.track.len, 0, &tc) < 0) {
+        answer = "not found";
+        refuse_on(e, st, MOQ_IETF_REQ_TRACK_STATUS, m.request_id, err_does_not_exist(e->c), answer);
+    } else {
+        struct moq_ietf_request_ok ok = {.request_id = m.request_id,
+                                         .has_largest = tc.has_groups,
+                                         .largest_group = tc.last,
+                                         .largest_object = tc.last_frames ? tc.last_frames - 1 : 0};
+        moq_buf b;
+        moq_buf_init(&b);
+        if (moq_ietf_encode_request_ok(&b, e->c, MOQ_IETF_REQ_TRACK_STATUS, &ok) == 0)
+            send_on(e, st, &b);
+        moq_buf_free(&b);
+    }
+    moq_debug("ietf", "%s: TRACK_STATUS %llu /%.*s track %.*s: %s", s->t->peer,
+              (unsigned long long)m.request_id, (int)m.ns.len, (const char *)m.ns.data,
+              (int)m.track.len, m.track.ptr, answer);
+    moq_buf_free(&full);
+    moq_buf_free(&m.ns);
     st_fin(st);
 }
 
@@ -1842,6 +2089,8 @@ static void on_control_msg(struct moq_ietf_engine *e, uint64_t type, const uint8
         on_fetch(e, NULL, body, len);
         break;
     case MOQ_IETF_TRACK_STATUS:
+        on_track_status(e, NULL, body, len);
+        break;
     case MOQ_IETF_PUBLISH: {
         uint64_t id;
         ietf_r r;
@@ -1852,8 +2101,7 @@ static void on_control_msg(struct moq_ietf_engine *e, uint64_t type, const uint8
             return;
         }
         if (accept_request_id(e, id))
-            refuse(e, type == MOQ_IETF_PUBLISH ? MOQ_IETF_REQ_PUBLISH : MOQ_IETF_REQ_TRACK_STATUS,
-                   id, SUB_ERR_NOT_SUPPORTED, "not supported");
+            refuse(e, MOQ_IETF_REQ_PUBLISH, id, SUB_ERR_NOT_SUPPORTED, "not supported");
         break;
     }
     default:
@@ -1876,9 +2124,8 @@ static int msg_frame(struct moq_ietf_engine *e, const uint8_t *p, size_t left, u
     return left < *hdr + *body_len ? 0 : 1;
 }
 
-/* A request this relay does not serve on its own stream (17+): refused there. */
-static void refuse_request(struct moq_ietf_engine *e, istream *st, uint64_t type,
-                           const uint8_t *body, size_t len)
+/* PUBLISH on its own stream (17+): refused there (this relay subscribes instead). */
+static void refuse_publish(struct moq_ietf_engine *e, istream *st, const uint8_t *body, size_t len)
 {
     ietf_r r;
     ir_init(&r, body, len, e->c);
@@ -1887,9 +2134,7 @@ static void refuse_request(struct moq_ietf_engine *e, istream *st, uint64_t type
         fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "malformed request");
         return;
     }
-    enum moq_ietf_request_kind kind =
-        type == MOQ_IETF_PUBLISH ? MOQ_IETF_REQ_PUBLISH : MOQ_IETF_REQ_TRACK_STATUS;
-    refuse_on(e, st, kind, id, SUB_ERR_NOT_SUPPORTED, "not supported");
+    refuse_on(e, st, MOQ_IETF_REQ_PUBLISH, id, SUB_ERR_NOT_SUPPORTED, "not supported");
     st_fin(st);
 }
 
@@ -1907,8 +2152,10 @@ static void on_request(struct moq_ietf_engine *e, istream *st, uint64_t type, co
         on_publish_namespace(e, st, body, len);
     else if (c->request_streams && type == MOQ_IETF_FETCH)
         on_fetch(e, st, body, len);
-    else if (c->request_streams && (type == MOQ_IETF_PUBLISH || type == MOQ_IETF_TRACK_STATUS))
-        refuse_request(e, st, type, body, len);
+    else if (c->request_streams && type == MOQ_IETF_TRACK_STATUS)
+        on_track_status(e, st, body, len);
+    else if (c->request_streams && type == MOQ_IETF_PUBLISH)
+        refuse_publish(e, st, body, len);
     else
         fail(e, MOQ_IETF_PROTOCOL_VIOLATION, "unexpected request on a stream");
     if (!e->s->closing && st->kind == IS_REQ) st->kind = IS_IGNORE; /* refused */

@@ -26,8 +26,12 @@
  *    group), and the model's track_update becomes our REQUEST_UPDATE upstream (draft-14:
  *    SUBSCRIBE_UPDATE, once SUBSCRIBE_OK gave the start it repeats); a joining FETCH of
  *    offset 0 is answered empty (FETCH_OK on 14, REQUEST_OK from 15, a fetch stream with
- *    its header alone), other FETCHes, TRACK_STATUS and PUBLISH are refused as not supported, as
- *    upstream does.
+ *    its header alone), as upstream does;
+ *  - a standalone FETCH is served from the cache (moq_origin_track_cache, moq_origin_fetch
+ *    without forwarding): the cached objects of its range on one fetch stream, after
+ *    FETCH_OK (every draft) naming the last one; TRACK_STATUS is answered from the cache
+ *    too (largest cached group and object); other joining FETCHes and PUBLISH are refused
+ *    as not supported.
  *
  * Drafts: draft-14, reached with the "moql" ALPN (or WebSocket subprotocol) and the compat
  * CLIENT_SETUP that offers it, or with "moq-00"; drafts 15 to 20 with "moqt-15" ..

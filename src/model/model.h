@@ -612,4 +612,20 @@ int moq_origin_fetch(moq_origin *origin, const uint8_t *path, size_t path_len, c
                      size_t name_len, uint64_t exclude_hop, uint64_t sequence, uint8_t priority,
                      bool forward, uint64_t now, moq_group **out);
 
+/* What the cache holds of a track (IETF TRACK_STATUS, the range of a standalone FETCH). */
+typedef struct moq_track_cache {
+    bool known;           /* the track is open (subscribed, kept or being fetched) */
+    bool has_groups;      /* a group that was not aborted is cached */
+    uint64_t first, last; /* the lowest and the highest such group */
+    uint64_t last_frames; /* frames written into `last` so far */
+    bool finished;        /* the producer ended the track before final_seq */
+    uint64_t final_seq;
+} moq_track_cache;
+
+/* The cache state of (path, name), as seen with exclude_hop. No callbacks, no side effects.
+ * MOQ_ERR_NOT_FOUND when no broadcast is visible at path, MOQ_ERR_INVALID. */
+int moq_origin_track_cache(const moq_origin *origin, const uint8_t *path, size_t path_len,
+                           const uint8_t *name, size_t name_len, uint64_t exclude_hop,
+                           moq_track_cache *out);
+
 #endif

@@ -918,3 +918,38 @@ int moq_origin_fetch(moq_origin *o, const uint8_t *path, size_t path_len, const 
     }
     return 0;
 }
+
+static void track_cache_add(const moq_track *t, moq_track_cache *out)
+{
+    out->known = true;
+    if (t->state == TRACK_FINISHED) {
+        out->finished = true;
+        out->final_seq = t->final_seq;
+    }
+    for (size_t i = 0; i < t->ngroups; i++) {
+        const moq_group *g = t->groups[i];
+        if (g->state == MOQ_GROUP_ABORTED) continue;
+        if (!out->has_groups || g->seq < out->first) out->first = g->seq;
+        if (!out->has_groups || g->seq > out->last) {
+            out->last = g->seq;
+            out->last_frames = g->dropped + g->count;
+        }
+        out->has_groups = true;
+    }
+}
+
+int moq_origin_track_cache(const moq_origin *o, const uint8_t *path, size_t path_len,
+                           const uint8_t *name, size_t name_len, uint64_t exclude,
+                           moq_track_cache *out)
+{
+    if (!o || !out || (path_len && !path) || (name_len && !name)) return MOQ_ERR_INVALID;
+    memset(out, 0, sizeof(*out));
+    if (!moq_path_valid(path, path_len)) return MOQ_ERR_INVALID;
+    moq_broadcast *bc;
+    moq_route *r;
+    int rc = resolve((moq_origin *)o, path, path_len, exclude, &bc, &r);
+    if (rc < 0) return rc;
+    for (moq_track *t = moq_track_find(bc, name, name_len, NULL, true); t; t = t->next_same)
+        track_cache_add(t, out);
+    return 0;
+}

@@ -367,6 +367,116 @@ static void fetch_answer_every_draft(void **state)
     }
 }
 
+/* The answer to a standalone FETCH, in the layout of upstream's FetchOk: FETCH_OK on every
+ * draft, the request id through draft-16, the group order on 14 only, end of track, the end
+ * location (5, 2 here) and no parameters. */
+static void standalone_fetch_answer_every_draft(void **state)
+{
+    (void)state;
+    const char *want_hex[] = {
+        "18 0006 06 01 01 05 02 00", /* 14 */
+        "18 0005 06 01 05 02 00",    /* 15 */
+        "18 0005 06 01 05 02 00",    /* 16 */
+        "18 0004 01 05 02 00",       /* 17: no request id */
+        "18 0004 01 05 02 00",       /* 18 */
+        "18 0004 01 05 02 00",       /* 19 */
+        "18 0004 01 05 02 00",       /* 20 */
+    };
+    for (int d = MOQT_14; d <= MOQT_20; d++) {
+        const moq_ietf_caps *c = moq_ietf_caps_get((moq_ietf_draft)d);
+        struct moq_ietf_fetch_ok m = {.request_id = 6,
+                                      .group_order = 1,
+                                      .end_of_track = true,
+                                      .end_group = 5,
+                                      .end_object = 2};
+        moq_buf b;
+        moq_buf_init(&b);
+        assert_int_equal(moq_ietf_encode_fetch_ok_full(&b, c, &m), 0);
+        uint8_t want[32];
+        size_t n = unhex(want_hex[d - MOQT_14], want);
+        assert_int_equal(b.len, n);
+        assert_memory_equal(b.data, want, n);
+        struct moq_ietf_fetch_ok back;
+        assert_int_equal(moq_ietf_decode_fetch_ok_full(c, b.data + 3, b.len - 3, &back), 0);
+        if (c->response_ids) assert_int_equal(back.request_id, 6);
+        assert_true(back.end_of_track);
+        assert_int_equal(back.end_group, 5);
+        assert_int_equal(back.end_object, 2);
+        moq_buf_free(&b);
+    }
+}
+
+/* Fetch objects per draft: objects 3/0 ("ab"), 3/1 ("c", an extension block) and 5/0
+ * (empty). draft-14 writes every field and the status of the empty object; 15 leads with an
+ * 8-bit flags byte, 16+ with a varint and no status; the second object follows the first
+ * (no ids), the third names its group (absolute through 18, the gap minus one from 19). */
+static void fetch_objects_every_draft(void **state)
+{
+    (void)state;
+    const char *want_hex[] = {
+        "03 00 00 00 00 02  03 00 01 00 03 0d017a 01  05 00 00 00 00 00 00", /* 14 */
+        "1c 03 00 00 02  20 03 0d017a 01  0c 05 00 00 00",                   /* 15 */
+        "1c 03 00 00 02  20 03 0d017a 01  0c 05 00 00",                      /* 16 */
+        "1c 03 00 00 02  20 03 0d017a 01  0c 05 00 00",                      /* 17 */
+        "1c 03 00 00 02  20 03 0d017a 01  0c 05 00 00",                      /* 18 */
+        "1c 03 00 00 02  20 03 0d017a 01  0c 01 00 00",                      /* 19 */
+        "1c 03 00 00 02  20 03 0d017a 01  0c 01 00 00",                      /* 20 */
+    };
+    const uint8_t ext[] = {0x0d, 0x01, 0x7a};
+    for (int d = MOQT_14; d <= MOQT_20; d++) {
+        const moq_ietf_caps *c = moq_ietf_caps_get((moq_ietf_draft)d);
+        struct moq_ietf_fetch_cursor cur = {0};
+        moq_buf b;
+        moq_buf_init(&b);
+        assert_int_equal(moq_ietf_fetch_object_header(&b, c, &cur, 3, 0, NULL, 0, 2), 0);
+        assert_int_equal(moq_ietf_fetch_object_header(&b, c, &cur, 3, 1, ext, sizeof(ext), 1), 0);
+        assert_int_equal(moq_ietf_fetch_object_header(&b, c, &cur, 5, 0, NULL, 0, 0), 0);
+        uint8_t want[64];
+        size_t n = unhex(want_hex[d - MOQT_14], want);
+        assert_int_equal(b.len, n);
+        assert_memory_equal(b.data, want, n);
+        /* out of order: refused, nothing written */
+        assert_int_equal(moq_ietf_fetch_object_header(&b, c, &cur, 5, 0, NULL, 0, 1),
+                         MOQ_ERR_INVALID);
+        assert_int_equal(moq_ietf_fetch_object_header(&b, c, &cur, 4, 9, NULL, 0, 1),
+                         MOQ_ERR_INVALID);
+        assert_int_equal(b.len, n);
+        moq_buf_free(&b);
+    }
+}
+
+/* A descending fetch: 5/0 then 3/0 (one byte each); from draft-19 the second group is the
+ * distance down from the first minus one. Going back up is refused. */
+static void fetch_objects_descending(void **state)
+{
+    (void)state;
+    const char *want_hex[] = {
+        "05 00 00 00 00 01  03 00 00 00 00 01", /* 14 */
+        "1c 05 00 00 01  0c 03 00 01",          /* 15 */
+        "1c 05 00 00 01  0c 03 00 01",          /* 16 */
+        "1c 05 00 00 01  0c 03 00 01",          /* 17 */
+        "1c 05 00 00 01  0c 03 00 01",          /* 18 */
+        "1c 05 00 00 01  0c 01 00 01",          /* 19 */
+        "1c 05 00 00 01  0c 01 00 01",          /* 20 */
+    };
+    for (int d = MOQT_14; d <= MOQT_20; d++) {
+        const moq_ietf_caps *c = moq_ietf_caps_get((moq_ietf_draft)d);
+        struct moq_ietf_fetch_cursor cur = {.descending = true};
+        moq_buf b;
+        moq_buf_init(&b);
+        assert_int_equal(moq_ietf_fetch_object_header(&b, c, &cur, 5, 0, NULL, 0, 1), 0);
+        assert_int_equal(moq_ietf_fetch_object_header(&b, c, &cur, 3, 0, NULL, 0, 1), 0);
+        uint8_t want[64];
+        size_t n = unhex(want_hex[d - MOQT_14], want);
+        assert_int_equal(b.len, n);
+        assert_memory_equal(b.data, want, n);
+        assert_int_equal(moq_ietf_fetch_object_header(&b, c, &cur, 4, 0, NULL, 0, 1),
+                         MOQ_ERR_INVALID);
+        assert_int_equal(b.len, n);
+        moq_buf_free(&b);
+    }
+}
+
 /* Draft-14 SUBSCRIBE_UPDATE as upstream lays it out: request id, the subscription's id, start
  * location, end group (+1, 0 = open), priority and forward bytes, parameters. */
 static void subscribe_update_draft14(void **state)
@@ -541,6 +651,9 @@ int main(void)
         cmocka_unit_test(namespace_messages_draft14),
         cmocka_unit_test(empty_namespace_every_draft),
         cmocka_unit_test(fetch_answer_every_draft),
+        cmocka_unit_test(standalone_fetch_answer_every_draft),
+        cmocka_unit_test(fetch_objects_every_draft),
+        cmocka_unit_test(fetch_objects_descending),
         cmocka_unit_test(subscribe_update_draft14),
         cmocka_unit_test(extension_blocks_convert),
         cmocka_unit_test(object_time_vectors),

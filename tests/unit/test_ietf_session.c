@@ -216,12 +216,15 @@ struct fixture {
     struct peer peer;
 };
 
+/* What the peer may subscribe to (a prefix); everything unless a test narrows it. */
+static const char *subscribe_grant = "";
+
 static uint64_t authorize(void *ctx, moq_session *s, const char *path, int role, moq_perms *p)
 {
     memset(p, 0, sizeof(*p));
     p->root = strdup("");
     moq_strlist_push(&p->publish, "");
-    moq_strlist_push(&p->subscribe, "");
+    moq_strlist_push(&p->subscribe, subscribe_grant);
     return 0;
 }
 
@@ -466,8 +469,8 @@ static void send_fetch(struct peer *p, int type, uint64_t id, uint64_t joining, 
 
 /* A joining FETCH of offset 0 is answered as upstream answers it: FETCH_OK (REQUEST_OK from
  * draft-15) and a fetch stream of its header alone (a subscription starts at the beginning
- * of a group, so nothing precedes it); a standalone fetch and a join of no subscription are
- * refused and the session goes on. */
+ * of a group, so nothing precedes it); a standalone fetch of a range with nothing cached and
+ * a join of no subscription are refused and the session goes on. */
 static void joining_fetch_is_answered_empty(void **state)
 {
     for (size_t d = 0; d < N_DRAFTS; d++) {
@@ -497,7 +500,8 @@ static void joining_fetch_is_answered_empty(void **state)
         assert_memory_equal(p->rx[i].in.data, want, (size_t)(w - want));
         assert_true(p->rx[i].fin);
 
-        /* refused: standalone, and a join of no subscription; the session goes on */
+        /* refused: standalone with nothing cached, a join of no subscription; the session
+         * goes on */
         uint64_t refusal = p->c->request_error ? MOQ_IETF_REQUEST_ERROR : MOQ_IETF_FETCH_ERROR;
         assert_null(find_msg(p, refusal, &len));
         send_fetch(p, MOQ_IETF_FETCH_STANDALONE, peer_request_id(p), 0, 0);
@@ -1018,6 +1022,354 @@ static void model_timestamps_reach_an_ietf_subscriber(void **state)
     }
 }
 
+/* ---- standalone FETCH and TRACK_STATUS, served from the cache ---- */
+
+/* Cache groups 3, 4 and 5 of bbb/t, objects "<g>a" "<g>b" "<g>c" each, object 4/1 with an
+ * extension block; a local subscription keeps the track (returned, close it). */
+static moq_subscription *fill_cache(struct fixture *f)
+{
+    moq_sub_prefs prefs = {.priority = 1};
+    moq_subscription *sub = NULL;
+    assert_int_equal(moq_origin_subscribe(f->origin, (const uint8_t *)"bbb", 3,
+                                          (const uint8_t *)"t", 1, 0, &prefs, &sub_ops, NULL, &sub),
+                     0);
+    assert_non_null(f->prod.track);
+    for (uint64_t seq = 3; seq <= 5; seq++) {
+        moq_group *g = NULL;
+        assert_int_equal(moq_track_begin_group(f->prod.track, f->route, seq, 0, &g), 0);
+        for (char o = 'a'; o <= 'c'; o++) {
+            char payload[3] = {(char)('0' + seq), o, 0};
+            append_frame(g, 0, payload, seq == 4 && o == 'b' ? "0d 01 7a" : NULL);
+        }
+        assert_int_equal(moq_group_finish(g, 0), 0);
+        moq_group_unref(g);
+    }
+    return sub;
+}
+
+static uint64_t get_varint(const moq_ietf_caps *c, const uint8_t **d, size_t *left)
+{
+    uint64_t v = 0;
+    int n = moq_ietf_varint_get(c, *d, *left, &v);
+    assert_true(n > 0);
+    *d += n;
+    *left -= (size_t)n;
+    return v;
+}
+
+static void get_bytes(const uint8_t **d, size_t *left, size_t n, char *out, size_t cap, bool hex)
+{
+    assert_true(n <= *left);
+    size_t o = strlen(out);
+    for (size_t i = 0; i < n && o + 3 < cap; i++)
+        o += (size_t)(hex ? snprintf(out + o, cap - o, "%02x", (*d)[i])
+                          : snprintf(out + o, cap - o, "%c", (*d)[i]));
+    *d += n;
+    *left -= n;
+}
+
+/* A fetch stream read the way the draft defines it (the serialization flags of 15+ in full,
+ * group deltas from 19), as "group/object:payload[ext]|" per object. */
+static void read_fetch_stream(const struct peer *p, const moq_buf *in, uint64_t request_id,
+                              bool descending, char *out, size_t cap)
+{
+    const moq_ietf_caps *c = p->c;
+    const uint8_t *d = in->data;
+    size_t left = in->len;
+    assert_int_equal(get_varint(c, &d, &left), MOQ_IETF_STREAM_FETCH);
+    assert_int_equal(get_varint(c, &d, &left), request_id);
+    bool first = true;
+    uint64_t group = 0, object = 0, subgroup = 0;
+    out[0] = 0;
+    while (left > 0) {
+        size_t ext = 0;
+        if (c->fetch_objects == MOQ_IETF_FETCH_PLAIN) {
+            group = get_varint(c, &d, &left);
+            subgroup = get_varint(c, &d, &left);
+            object = get_varint(c, &d, &left);
+            assert_true(left > 0);
+            d++, left--; /* priority */
+            ext = get_varint(c, &d, &left);
+        } else {
+            uint64_t flags;
+            if (c->fetch_objects == MOQ_IETF_FETCH_FLAGS8) {
+                assert_true(left > 0);
+                flags = *d++;
+                left--;
+            } else {
+                flags = get_varint(c, &d, &left);
+            }
+            assert_true(flags < 0x40);
+            if (flags & 0x08) {
+                uint64_t v = get_varint(c, &d, &left);
+                if (c->fetch_objects != MOQ_IETF_FETCH_FLAGS_DELTA || first)
+                    group = v;
+                else
+                    group = descending ? group - v - 1 : group + v + 1;
+            } else {
+                assert_false(first);
+            }
+            switch (flags & 0x03) {
+            case 0:
+                subgroup = 0;
+                break;
+            case 1:
+                break;
+            case 2:
+                subgroup++;
+                break;
+            default:
+                subgroup = get_varint(c, &d, &left);
+            }
+            if (flags & 0x04) {
+                object = get_varint(c, &d, &left);
+            } else {
+                assert_false(first);
+                object++;
+            }
+            if (flags & 0x10) {
+                assert_true(left > 0);
+                d++, left--;
+            }
+            if (flags & 0x20) ext = get_varint(c, &d, &left);
+        }
+        assert_int_equal(subgroup, 0);
+        first = false;
+        char ext_hex[64] = "";
+        get_bytes(&d, &left, ext, ext_hex, sizeof(ext_hex), true);
+        uint64_t size = get_varint(c, &d, &left);
+        if (size == 0 && c->fetch_objects <= MOQ_IETF_FETCH_FLAGS8)
+            assert_int_equal(get_varint(c, &d, &left), MOQ_IETF_STATUS_NORMAL);
+        size_t o = strlen(out);
+        snprintf(out + o, cap - o, "%llu/%llu:", (unsigned long long)group,
+                 (unsigned long long)object);
+        get_bytes(&d, &left, (size_t)size, out, cap, false);
+        o = strlen(out);
+        snprintf(out + o, cap - o, ext ? "[%s]|" : "|", ext_hex);
+    }
+}
+
+struct fetch_result {
+    bool ok;
+    uint64_t code;                  /* refused */
+    uint64_t end_group, end_object; /* answered */
+    char objects[512];
+};
+
+/* The group order the FETCHes of run_fetch ask for. */
+static uint8_t fetch_group_order = 1;
+
+/* A standalone FETCH of ns/track [start .. end] (end object 0: the whole end group) in a
+ * session of draft d, with bbb/t cached when `cached`, and what came back. */
+static void run_fetch(size_t d, const char *ns, const char *track, uint64_t sg, uint64_t so,
+                      uint64_t eg, uint64_t eo, bool cached, struct fetch_result *r)
+{
+    memset(r, 0, sizeof(*r));
+    struct fixture f;
+    start(&f, d);
+    struct peer *p = &f.peer;
+    moq_subscription *sub = cached ? fill_cache(&f) : NULL;
+    uint64_t id = peer_request_id(p);
+    struct moq_ietf_fetch m = {.request_id = id,
+                               .type = MOQ_IETF_FETCH_STANDALONE,
+                               .track = moq_str_make(track, strlen(track)),
+                               .priority = 1,
+                               .group_order = fetch_group_order,
+                               .start_group = sg,
+                               .start_object = so,
+                               .end_group = eg,
+                               .end_object = eo,
+                               .has_range = true};
+    moq_buf b;
+    moq_buf_init(&b);
+    assert_int_equal(moq_ietf_encode_fetch(&b, p->c, &m, moq_str_make(ns, strlen(ns))), 0);
+    peer_send(p, &b);
+    assert_non_null(f.s);
+    size_t len;
+    uint64_t refusal = p->c->request_error ? MOQ_IETF_REQUEST_ERROR : MOQ_IETF_FETCH_ERROR;
+    const uint8_t *body = find_msg(p, refusal, &len);
+    if (body) {
+        struct moq_ietf_request_error err;
+        assert_int_equal(moq_ietf_decode_request_error(p->c, body, len, &err), 0);
+        r->code = err.code;
+        assert_true(find_uni(p, MOQ_IETF_STREAM_FETCH) < 0);
+    } else {
+        body = find_msg(p, MOQ_IETF_FETCH_OK, &len);
+        assert_non_null(body);
+        r->ok = true;
+        struct moq_ietf_fetch_ok ok;
+        assert_int_equal(moq_ietf_decode_fetch_ok_full(p->c, body, len, &ok), 0);
+        if (p->c->response_ids) assert_int_equal(ok.request_id, id);
+        r->end_group = ok.end_group;
+        r->end_object = ok.end_object;
+        int i = find_uni(p, MOQ_IETF_STREAM_FETCH);
+        assert_true(i >= 0);
+        assert_true(p->rx[i].fin);
+        read_fetch_stream(p, &p->rx[i].in, id, fetch_group_order == 2, r->objects,
+                          sizeof(r->objects));
+    }
+    if (sub) moq_subscription_close(sub);
+    finish(&f);
+}
+
+#define SUB_UNAUTHORIZED 0x1
+
+static uint64_t invalid_range(const moq_ietf_caps *c)
+{
+    return c->request_error ? MOQ_IETF_REQ_INVALID_RANGE : 0x5;
+}
+
+static uint64_t does_not_exist(const moq_ietf_caps *c)
+{
+    return c->request_error ? MOQ_IETF_REQ_DOES_NOT_EXIST : 0x4;
+}
+
+/* A standalone FETCH is served from the cache on every draft: the cached objects of the
+ * range on one fetch stream (groups in the order asked for), FETCH_OK naming the last
+ * one served; a range of nothing cached, an unknown broadcast and a path outside the grant are
+ * refused. */
+static void standalone_fetch_is_served_from_the_cache(void **state)
+{
+    const char *all = "3/0:3a|3/1:3b|3/2:3c|4/0:4a|4/1:4b[0d017a]|4/2:4c|5/0:5a|5/1:5b|5/2:5c|";
+    for (size_t d = 0; d < N_DRAFTS; d++) {
+        const moq_ietf_caps *c = moq_ietf_caps_get(DRAFTS[d]);
+        struct fetch_result r;
+
+        run_fetch(d, "bbb", "t", 0, 0, 10, 0, true, &r); /* the whole track */
+        assert_true(r.ok);
+        assert_string_equal(r.objects, all);
+        assert_int_equal(r.end_group, 5);
+        assert_int_equal(r.end_object, 2);
+
+        fetch_group_order = 2; /* newest group first, the objects of a group in order */
+        run_fetch(d, "bbb", "t", 0, 0, 10, 0, true, &r);
+        fetch_group_order = 1;
+        assert_true(r.ok);
+        assert_string_equal(r.objects, "5/0:5a|5/1:5b|5/2:5c|4/0:4a|4/1:4b[0d017a]|4/2:4c|"
+                                       "3/0:3a|3/1:3b|3/2:3c|");
+        assert_int_equal(r.end_group, 5);
+        assert_int_equal(r.end_object, 2);
+
+        run_fetch(d, "bbb", "t", 3, 1, 4, 0, true, &r); /* a middle range */
+        assert_true(r.ok);
+        assert_string_equal(r.objects, "3/1:3b|3/2:3c|4/0:4a|4/1:4b[0d017a]|4/2:4c|");
+        assert_int_equal(r.end_group, 4);
+        assert_int_equal(r.end_object, 2);
+
+        if (!c->fetch_filter) { /* an end object ("end location plus one") */
+            run_fetch(d, "bbb", "t", 4, 0, 4, 2, true, &r);
+            assert_true(r.ok);
+            assert_string_equal(r.objects, "4/0:4a|4/1:4b[0d017a]|");
+            assert_int_equal(r.end_object, 1);
+        }
+
+        run_fetch(d, "bbb", "t", 5, 1, 100, 0, true, &r); /* running past the end */
+        assert_true(r.ok);
+        assert_string_equal(r.objects, "5/1:5b|5/2:5c|");
+        assert_int_equal(r.end_group, 5);
+        assert_int_equal(r.end_object, 2);
+
+        run_fetch(d, "bbb", "t", 6, 0, 100, 0, true, &r); /* after the cache */
+        assert_false(r.ok);
+        assert_int_equal(r.code, invalid_range(c));
+        run_fetch(d, "bbb", "t", 0, 0, 10, 0, false, &r); /* nothing cached */
+        assert_false(r.ok);
+        assert_int_equal(r.code, invalid_range(c));
+        run_fetch(d, "zzz", "t", 0, 0, 10, 0, true, &r); /* no such broadcast */
+        assert_false(r.ok);
+        assert_int_equal(r.code, does_not_exist(c));
+
+        subscribe_grant = "other";
+        run_fetch(d, "bbb", "t", 0, 0, 10, 0, true, &r);
+        subscribe_grant = "";
+        assert_false(r.ok);
+        assert_int_equal(r.code, SUB_UNAUTHORIZED);
+    }
+}
+
+struct status_result {
+    bool ok, has_largest;
+    uint64_t code, group, object;
+};
+
+/* TRACK_STATUS of ns/track in a session of draft d, with bbb/t cached when `cached`. */
+static void run_track_status(size_t d, const char *ns, const char *track, bool cached,
+                             struct status_result *r)
+{
+    memset(r, 0, sizeof(*r));
+    struct fixture f;
+    start(&f, d);
+    struct peer *p = &f.peer;
+    moq_subscription *sub = cached ? fill_cache(&f) : NULL;
+    uint64_t id = peer_request_id(p);
+    moq_buf b;
+    moq_buf_init(&b);
+    assert_int_equal(moq_ietf_encode_track_status(&b, p->c, id, moq_str_make(ns, strlen(ns)),
+                                                  moq_str_make(track, strlen(track))),
+                     0);
+    peer_send(p, &b);
+    assert_non_null(f.s);
+    size_t len;
+    uint64_t refusal = p->c->request_error ? MOQ_IETF_REQUEST_ERROR : MOQ_IETF_PUBLISH_BLOCKED;
+    const uint8_t *body = find_msg(p, refusal, &len);
+    if (body) {
+        struct moq_ietf_request_error err;
+        assert_int_equal(moq_ietf_decode_request_error(p->c, body, len, &err), 0);
+        r->code = err.code;
+    } else if (p->c->request_error) {
+        body = find_msg(p, MOQ_IETF_REQUEST_OK, &len);
+        assert_non_null(body);
+        struct moq_ietf_request_ok ok;
+        assert_int_equal(moq_ietf_decode_request_ok(p->c, body, len, &ok), 0);
+        r->ok = true;
+        r->has_largest = ok.has_largest;
+        r->group = ok.largest_group;
+        r->object = ok.largest_object;
+    } else { /* draft-14: TRACK_STATUS_OK, laid out as SUBSCRIBE_OK */
+        body = find_msg(p, MOQ_IETF_NAMESPACE_DONE, &len);
+        assert_non_null(body);
+        struct moq_ietf_subscribe_ok ok;
+        assert_int_equal(moq_ietf_decode_subscribe_ok(p->c, body, len, &ok), 0);
+        assert_int_equal(ok.request_id, id);
+        r->ok = true;
+        r->has_largest = ok.has_largest;
+        r->group = ok.largest_group;
+        r->object = ok.largest_object;
+    }
+    if (sub) moq_subscription_close(sub);
+    finish(&f);
+}
+
+/* TRACK_STATUS is answered from the cache: the largest cached group and its last object;
+ * a track of an existing broadcast that is not cached gets an answer without a largest
+ * location; an unknown broadcast "does not exist", a path outside the grant is refused. */
+static void track_status_is_answered_from_the_cache(void **state)
+{
+    for (size_t d = 0; d < N_DRAFTS; d++) {
+        const moq_ietf_caps *c = moq_ietf_caps_get(DRAFTS[d]);
+        struct status_result r;
+        run_track_status(d, "bbb", "t", true, &r);
+        assert_true(r.ok);
+        assert_true(r.has_largest);
+        assert_int_equal(r.group, 5);
+        assert_int_equal(r.object, 2);
+
+        run_track_status(d, "bbb", "u", true, &r);
+        assert_true(r.ok);
+        assert_false(r.has_largest);
+
+        run_track_status(d, "zzz", "t", true, &r);
+        assert_false(r.ok);
+        assert_int_equal(r.code, does_not_exist(c));
+
+        subscribe_grant = "other";
+        run_track_status(d, "bbb", "t", true, &r);
+        subscribe_grant = "";
+        assert_false(r.ok);
+        assert_int_equal(r.code, SUB_UNAUTHORIZED);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1029,6 +1381,8 @@ int main(void)
         cmocka_unit_test(messages_go_before_groups),
         cmocka_unit_test(ietf_timestamps_reach_the_model),
         cmocka_unit_test(model_timestamps_reach_an_ietf_subscriber),
+        cmocka_unit_test(standalone_fetch_is_served_from_the_cache),
+        cmocka_unit_test(track_status_is_answered_from_the_cache),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -408,6 +408,51 @@ static void bad_frames_and_group_cap(void **state)
     assert_int_equal(moq_chunk_live_count(), base);
 }
 
+/* moq_origin_track_cache reports the cached range, the frames of the largest group, the
+ * track's end, skips aborted groups, and tells an unknown broadcast from an unknown track. */
+static void track_cache_reports_the_range(void **state)
+{
+    moq_origin *o = origin_with(0, 0, 0, 0);
+    prod p = {0};
+    announce(o, &p, "x", NULL, 0);
+    moq_track_cache tc;
+    assert_int_equal(moq_origin_track_cache(o, S("y"), S("t"), 0, &tc), MOQ_ERR_NOT_FOUND);
+    assert_int_equal(moq_origin_track_cache(o, S("x"), S("t"), 0, &tc), 0);
+    assert_false(tc.known);
+    assert_false(tc.has_groups);
+
+    rsub s = {0};
+    moq_sub_prefs pr = prefs_from(0);
+    assert_int_equal(subscribe(o, &s, "x", "t", 0, &pr), 0);
+    assert_int_equal(moq_origin_track_cache(o, S("x"), S("t"), 0, &tc), 0);
+    assert_true(tc.known);
+    assert_false(tc.has_groups);
+
+    write_group_done(&p, p.last, 4, 3, 10, 0);
+    write_group_done(&p, p.last, 2, 1, 10, 0);
+    moq_group *open = write_group(&p, p.last, 7, 2, 10, 0, false);
+    moq_group *bad = write_group(&p, p.last, 9, 1, 10, 0, false);
+    assert_int_equal(moq_group_abort(bad, 5), 0);
+    assert_int_equal(moq_origin_track_cache(o, S("x"), S("t"), 0, &tc), 0);
+    assert_true(tc.has_groups);
+    assert_int_equal(tc.first, 2);
+    assert_int_equal(tc.last, 7);
+    assert_int_equal(tc.last_frames, 2);
+    assert_false(tc.finished);
+
+    assert_int_equal(moq_group_finish(open, 0), 0);
+    assert_int_equal(moq_track_finish(p.last, p.route, 10), 0);
+    assert_int_equal(moq_origin_track_cache(o, S("x"), S("t"), 0, &tc), 0);
+    assert_true(tc.finished);
+    assert_int_equal(tc.final_seq, 10);
+
+    moq_group_unref(open);
+    moq_group_unref(bad);
+    rsub_close(&s);
+    moq_route_unannounce(p.route);
+    moq_origin_free(o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -418,6 +463,7 @@ int main(void)
         cmocka_unit_test(byte_budget_shared),
         cmocka_unit_test(frame_too_large_refused),
         cmocka_unit_test(bad_frames_and_group_cap),
+        cmocka_unit_test(track_cache_reports_the_range),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
