@@ -658,6 +658,17 @@ static uint64_t relay_subscribe_id(struct peer *p, int64_t *sid)
     return up.request_id;
 }
 
+/* The peer's SUBSCRIBE_OK to the relay's SUBSCRIBE, on the stream that came on (17+) or the
+ * control stream. */
+static void answer_relay_subscribe(struct peer *p, int64_t up_sid,
+                                   const struct moq_ietf_subscribe_ok *ok)
+{
+    moq_buf b;
+    moq_buf_init(&b);
+    assert_int_equal(moq_ietf_encode_subscribe_ok(&b, p->c, ok), 0);
+    peer_send_on(p, p->c->request_streams ? up_sid : p->control, &b);
+}
+
 /* An IETF publisher's objects with extension headers reach an IETF subscriber with the same
  * pairs in the subscriber's draft's form, and a moq-lite subscriber (the model's frames)
  * with the payload alone; a stream of subgroup 1 is dropped, one whose subgroup is its
@@ -679,9 +690,7 @@ static void objects_carry_extensions_through(void **state)
         int64_t up_sid = -1;
         uint64_t up_id = relay_subscribe_id(p, &up_sid);
         struct moq_ietf_subscribe_ok ok = {.request_id = up_id, .track_alias = 7, .group_order = 2};
-        moq_buf_init(&b);
-        assert_int_equal(moq_ietf_encode_subscribe_ok(&b, p->c, &ok), 0);
-        peer_send_on(p, p->c->request_streams ? up_sid : p->control, &b);
+        answer_relay_subscribe(p, up_sid, &ok);
 
         size_t before = p->n_rx;
         moq_buf_init(&b); /* group 0: extensions (type 0x19), end of group */
@@ -815,9 +824,7 @@ static void groups_before_subscribe_ok_all_arrive(void **state)
         assert_int_equal(got.n, 0); /* held: the alias is not known yet */
 
         struct moq_ietf_subscribe_ok ok = {.request_id = up_id, .track_alias = 7, .group_order = 2};
-        moq_buf_init(&b);
-        assert_int_equal(moq_ietf_encode_subscribe_ok(&b, p->c, &ok), 0);
-        peer_send_on(p, p->c->request_streams ? up_sid : p->control, &b);
+        answer_relay_subscribe(p, up_sid, &ok);
         assert_non_null(f.s);
 
         const size_t sizes[3] = {7, big, 3};
@@ -909,9 +916,7 @@ static void ietf_timestamps_reach_the_model(void **state)
         uint64_t up_id = relay_subscribe_id(p, &up_sid);
         struct moq_ietf_subscribe_ok ok = {
             .request_id = up_id, .track_alias = 7, .group_order = 2, .props.timescale = 1000};
-        moq_buf_init(&b);
-        assert_int_equal(moq_ietf_encode_subscribe_ok(&b, p->c, &ok), 0);
-        peer_send_on(p, p->c->request_streams ? up_sid : p->control, &b);
+        answer_relay_subscribe(p, up_sid, &ok);
 
         moq_buf_init(&b);
         put_object(p, &b, "10 44d2", "a");                 /* 1234 ms */
