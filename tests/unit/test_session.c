@@ -380,17 +380,25 @@ static void frames_flow_end_to_end(const char *proto)
     current_ls = NULL;
 }
 
+/* A local subscriber of bbb/t in the subscribing relay, with default preferences; it is
+ * the one the ls_ops callbacks record into from now on. */
+static void subscribe_local(struct world *w, struct local_sub *ls)
+{
+    current_ls = ls;
+    moq_sub_prefs prefs = {0};
+    assert_int_equal(moq_origin_subscribe(w->sub, (const uint8_t *)"bbb", 3, (const uint8_t *)"t",
+                                          1, 0, &prefs, &ls_ops, ls, &ls->sub),
+                     0);
+}
+
 static void late_joiner_starts_at_latest_group(const char *proto)
 {
     struct world w;
     setup_world(&w, proto);
     /* a first subscriber makes the relay pull the track; groups get cached there */
     struct local_sub first = {0};
-    current_ls = &first;
+    subscribe_local(&w, &first);
     moq_sub_prefs prefs = {0};
-    assert_int_equal(moq_origin_subscribe(w.sub, (const uint8_t *)"bbb", 3, (const uint8_t *)"t", 1,
-                                          0, &prefs, &ls_ops, &first, &first.sub),
-                     0);
     spin(&w, 50);
     const char *a[] = {"a"}, *b[] = {"b1", "b2"};
     assert_int_equal(write_group(&w.lp, 5, a, 1, 0), 0);
@@ -429,12 +437,9 @@ static void late_joiner_after_the_last_left(const char *proto)
 {
     struct world w;
     setup_world_keep(&w, proto, 0, UINT64_MAX);
-    moq_sub_prefs prefs = {0};
     struct local_sub first = {0};
-    current_ls = &first;
-    assert_int_equal(moq_origin_subscribe(w.sub, (const uint8_t *)"bbb", 3, (const uint8_t *)"t", 1,
-                                          0, &prefs, &ls_ops, &first, &first.sub),
-                     0);
+    subscribe_local(&w, &first);
+    moq_sub_prefs prefs = {0};
     spin(&w, 50);
     const char *a[] = {"a"}, *b[] = {"b1", "b2"};
     assert_int_equal(write_group(&w.lp, 0, a, 1, 0), 0);
@@ -478,11 +483,7 @@ static void newest_first_groups_all_arrive(const char *proto)
     struct world w;
     setup_world(&w, proto);
     struct local_sub ls = {0};
-    current_ls = &ls;
-    moq_sub_prefs prefs = {0};
-    assert_int_equal(moq_origin_subscribe(w.sub, (const uint8_t *)"bbb", 3, (const uint8_t *)"t", 1,
-                                          0, &prefs, &ls_ops, &ls, &ls.sub),
-                     0);
+    subscribe_local(&w, &ls);
     spin(&w, 50);
     const char *c[] = {"c"}, *b[] = {"b"}, *a[] = {"a"};
     assert_int_equal(write_group(&w.lp, 2, c, 1, 0), 0);
@@ -713,11 +714,7 @@ static void finished_track_outlives_unannounce(const char *proto)
                      0);
     assert_string_equal(seen.log, "+bbb;");
     struct local_sub ls = {0};
-    current_ls = &ls;
-    moq_sub_prefs prefs = {0};
-    assert_int_equal(moq_origin_subscribe(w.sub, (const uint8_t *)"bbb", 3, (const uint8_t *)"t", 1,
-                                          0, &prefs, &ls_ops, &ls, &ls.sub),
-                     0);
+    subscribe_local(&w, &ls);
     spin(&w, 50);
     assert_non_null(w.lp.track);
     moq_group *g = NULL;
