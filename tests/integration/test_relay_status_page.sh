@@ -3,7 +3,8 @@
 # relay every second, and while a publisher sends its bandwidth plot shows the track's
 # traffic and moves (the canvas pixels change between polls); the tables list the track and
 # both sessions. A screenshot is kept as build/test-output/status-page.png. Needs Debian's
-# chromium (MOQ_DEPS_BROWSER=1 scripts/deps.sh) and node; it does not skip without them.
+# chromium (MOQ_DEPS_BROWSER=1 scripts/deps.sh, run by ctest's setup_chromium) and node; it
+# does not skip without them.
 source "$(dirname "$0")/lib.sh"
 CHROMIUM="${MOQ_CHROMIUM:-/usr/bin/chromium}"
 [[ -x "$CHROMIUM" ]] || fail "$CHROMIUM is missing: install it with MOQ_DEPS_BROWSER=1 scripts/deps.sh"

@@ -11,8 +11,8 @@
 # tests/interop/browser/driver.mjs; this script installs what they need, starts both relays
 # on free ports and adds checks on the relays' logs and exits.
 #
-# Needs Debian's chromium (installed here through scripts/deps.sh with MOQ_DEPS_BROWSER=1
-# when missing), node, npm and the npm registry (packages pinned by browser/package.json
+# Needs Debian's chromium (ctest's setup_chromium installs it through scripts/deps.sh with
+# MOQ_DEPS_BROWSER=1), node, npm and the npm registry (packages pinned by browser/package.json
 # and its lock, installed under $MOQ_BUILD_DIR/interop-cache/browser). Nothing is skipped:
 # a missing browser or package is a failure with the reason.
 # Prints "N passed, M failed"; exits non-zero on any failure.
@@ -80,13 +80,9 @@ trap cleanup EXIT
 command -v node >/dev/null || abort "node is not installed (scripts/deps.sh installs nodejs)"
 command -v npm >/dev/null || abort "npm is not installed (scripts/deps.sh installs npm)"
 
-# ---- Chromium: Debian's package, installed on demand by the project's installer ----
-if [ ! -x "$CHROMIUM" ]; then
-    echo "chromium is missing: installing it with MOQ_DEPS_BROWSER=1 scripts/deps.sh"
-    MOQ_DEPS_BROWSER=1 timeout 900 "$SRC/scripts/deps.sh" ||
-        abort "installing chromium failed (apt-get, as root or through sudo); this test needs it and does not skip"
-fi
-[ -x "$CHROMIUM" ] || abort "$CHROMIUM still missing after scripts/deps.sh"
+# ---- Chromium: Debian's package, installed by ctest's setup_chromium fixture ----
+[ -x "$CHROMIUM" ] ||
+    abort "$CHROMIUM is missing: install it with MOQ_DEPS_BROWSER=1 scripts/deps.sh (ctest's setup_chromium does); this test does not skip"
 version=$("$CHROMIUM" --version 2>/dev/null | head -1)
 [ -n "$version" ] || abort "$CHROMIUM does not run"
 ok "chromium installed: $version"
