@@ -119,6 +119,7 @@ struct dsub {
     bool ordered;        /* GROUP_ORDER ascending: oldest group first */
     uint8_t priority;    /* moq-lite's sense: higher is more important */
     moq_sub_prefs prefs; /* what the model was last asked for */
+    moq_buf path, track; /* the track's global path and name (for a joining FETCH) */
 };
 
 /* A broadcast the peer published to us (PUBLISH_NAMESPACE). */
@@ -575,6 +576,8 @@ static void dsub_free(struct dsub *ds)
         ds->st->kind = IS_IGNORE;
     }
     moq_u64map_del(&e->dsubs, ds->request_id);
+    moq_buf_free(&ds->path);
+    moq_buf_free(&ds->track);
     free(ds);
 }
 
@@ -658,6 +661,29 @@ static void refuse(struct moq_ietf_engine *e, enum moq_ietf_request_kind kind, u
     refuse_on(e, NULL, kind, id, code, reason);
 }
 
+/* A downstream subscription of the track (path, track), registered under request_id; NULL
+ * when out of memory. */
+static struct dsub *dsub_new(struct moq_ietf_engine *e, uint64_t request_id, const moq_buf *path,
+                             moq_str track)
+{
+    struct dsub *ds = calloc(1, sizeof(*ds));
+    if (!ds) return NULL;
+    ds->e = e;
+    ds->request_id = request_id;
+    moq_list_init(&ds->groups);
+    moq_buf_init(&ds->path);
+    moq_buf_init(&ds->track);
+    if (moq_buf_append(&ds->path, path->data, path->len) < 0 ||
+        moq_buf_append(&ds->track, track.ptr, track.len) < 0 ||
+        moq_u64map_put(&e->dsubs, request_id, ds) < 0) {
+        moq_buf_free(&ds->path);
+        moq_buf_free(&ds->track);
+        free(ds);
+        return NULL;
+    }
+    return ds;
+}
+
 /* SUBSCRIBE on the control stream (st NULL) or on its own stream (17+). */
 static void on_subscribe(struct moq_ietf_engine *e, istream *st, const uint8_t *body, size_t len)
 {
@@ -687,23 +713,19 @@ static void on_subscribe(struct moq_ietf_engine *e, istream *st, const uint8_t *
         moq_buf_free(&full);
         return;
     }
-    struct dsub *ds = calloc(1, sizeof(*ds));
-    if (!ds || moq_u64map_put(&e->dsubs, m.request_id, ds) < 0) {
-        free(ds);
+    struct dsub *ds = dsub_new(e, m.request_id, &full, m.track);
+    if (!ds) {
         refuse_on(e, st, MOQ_IETF_REQ_SUBSCRIBE, m.request_id, SUB_ERR_INTERNAL, "out of memory");
         st_fin(st);
         moq_buf_free(&m.ns);
         moq_buf_free(&full);
         return;
     }
-    ds->e = e;
-    ds->request_id = m.request_id;
     if (st) {
         ds->st = st;
         st->kind = IS_SUB;
         st->obj = ds;
     }
-    moq_list_init(&ds->groups);
     moq_sub_prefs prefs = {0};
     prefs.priority = (uint8_t)(255 - m.priority); /* IETF: lower is more important */
     prefs.ordered = m.group_order == 1;
@@ -787,41 +809,23 @@ static void on_request_update(struct moq_ietf_engine *e, istream *st, const uint
     moq_subscription_update(ds->sub, &ds->prefs);
 }
 
-/* The empty answer of a joining fetch: FETCH_OK, then a fetch stream of its header alone. */
-static void fetch_answer_empty(struct moq_ietf_engine *e, istream *st, uint64_t request_id)
-{
-    moq_session *s = e->s;
-    struct moq_ietf_fetch_ok ok = {.request_id = request_id, .group_order = 1};
-    moq_buf b;
-    moq_buf_init(&b);
-    if (moq_ietf_encode_fetch_ok(&b, e->c, &ok) == 0) send_on(e, st, &b);
-    moq_buf_free(&b);
-    int64_t sid;
-    istream *fs = NULL;
-    if (moq_transport_open(s->t, false, &sid) < 0 || !(fs = st_new(e, sid, IS_IGNORE, false))) {
-        refuse_on(e, st, MOQ_IETF_REQ_FETCH, request_id, SUB_ERR_INTERNAL, "no stream credit");
-        return;
-    }
-    uint8_t hdr[2 * MOQ_IETF_VARINT_MAX], *p = hdr;
-    p = moq_ietf_varint_put(e->c, p, MOQ_IETF_STREAM_FETCH);
-    p = moq_ietf_varint_put(e->c, p, request_id);
-    if (moq_transport_write_bytes(s->t, sid, hdr, (size_t)(p - hdr), false) < 0)
-        st_reset(fs, MOQ_IETF_STREAM_INTERNAL_ERROR);
-    else
-        st_fin(fs);
-}
-
 /* "Invalid range": FETCH_ERROR 0x5 on draft-14, REQUEST_ERROR 0x11 after it. */
 static uint64_t err_invalid_range(const moq_ietf_caps *c)
 {
     return c->request_error ? MOQ_IETF_REQ_INVALID_RANGE : 0x5;
 }
 
-/* Most groups one standalone FETCH serves, and most sequences it looks up (the rest of its
- * range is left out). */
+/* "Invalid joining request id": FETCH_ERROR 0x7 on draft-14, REQUEST_ERROR 0x32 after it. */
+static uint64_t err_invalid_joining(const moq_ietf_caps *c)
+{
+    return c->request_error ? MOQ_IETF_REQ_INVALID_JOINING_REQUEST_ID : 0x7;
+}
+
+/* Most groups one FETCH serves, and most sequences it looks up (the rest of its range is
+ * left out). */
 #define FETCH_MAX_GROUPS 1024
 
-/* The cached groups a standalone FETCH serves, and the objects of each: [from, to). */
+/* The cached groups a FETCH serves, and the objects of each: [from, to). */
 struct fetch_plan {
     size_t n;
     moq_group *groups[FETCH_MAX_GROUPS];
@@ -904,8 +908,8 @@ static int fetch_object_write(struct moq_ietf_engine *e, int64_t sid,
     return rv;
 }
 
-/* The fetch stream: its header, every object of the plan, FIN. A stream the transport will
- * not take whole is reset (the peer sees the fetch cut short). */
+/* The fetch stream: its header, every object of the plan (none when fp is NULL), FIN. A
+ * stream the transport will not take whole is reset (the peer sees the fetch cut short). */
 static void fetch_stream_write(struct moq_ietf_engine *e, istream *st, uint64_t request_id,
                                const struct fetch_plan *fp, bool descending)
 {
@@ -921,8 +925,9 @@ static void fetch_stream_write(struct moq_ietf_engine *e, istream *st, uint64_t 
     p = moq_ietf_varint_put(e->c, p, request_id);
     int rv = moq_transport_write_bytes(s->t, sid, hdr, (size_t)(p - hdr), false);
     struct moq_ietf_fetch_cursor cur = {.descending = descending};
-    for (size_t k = 0; k < fp->n && rv >= 0; k++) {
-        size_t i = descending ? fp->n - 1 - k : k;
+    size_t n = fp ? fp->n : 0;
+    for (size_t k = 0; k < n && rv >= 0; k++) {
+        size_t i = descending ? n - 1 - k : k;
         moq_group *g = fp->groups[i];
         for (uint64_t id = fp->from[i]; id < fp->to[i] && rv >= 0; id++) {
             const moq_frame *f = moq_group_frame(g, id);
@@ -940,50 +945,24 @@ static void fetch_stream_write(struct moq_ietf_engine *e, istream *st, uint64_t 
         st_fin(fs);
 }
 
-/* A standalone FETCH: the cached groups of the range, as the cache holds them now, in the
- * group order it asked for (ascending unless descending: the objects of a group always
- * ascend). FETCH_OK (on every draft, as upstream's FetchOk) carries the largest object
- * served; a range the cache holds nothing of is refused. */
-static void fetch_standalone(struct moq_ietf_engine *e, istream *st, const struct moq_ietf_fetch *f)
+/* The empty answer of a joining fetch, as upstream gives it: FETCH_OK (REQUEST_OK from
+ * draft-15), then a fetch stream of its header alone. */
+static void fetch_answer_empty(struct moq_ietf_engine *e, istream *st, uint64_t request_id)
 {
-    moq_session *s = e->s;
-    moq_buf full;
-    moq_buf_init(&full);
-    if (!moq_perms_can_subscribe(&s->perms, (const char *)f->ns.data, f->ns.len) ||
-        moq_session_global_path(s, f->ns.data, f->ns.len, &full) < 0) {
-        moq_info("ietf", "%s: refused: the peer may not fetch from /%.*s", s->t->peer,
-                 (int)f->ns.len, (const char *)f->ns.data);
-        refuse_on(e, st, MOQ_IETF_REQ_FETCH, f->request_id, SUB_ERR_UNAUTHORIZED, "unauthorized");
-        moq_buf_free(&full);
-        return;
-    }
-    moq_track_cache tc;
-    struct fetch_plan *fp = NULL;
-    const char *refusal = NULL;
-    uint64_t code = err_invalid_range(e->c);
-    if (moq_origin_track_cache(s->cfg.origin, full.data, full.len, (const uint8_t *)f->track.ptr,
-                               f->track.len, 0, &tc) < 0) {
-        refusal = "not found";
-        code = err_does_not_exist(e->c);
-    } else if (!tc.has_groups || f->end_group < f->start_group || f->start_group > tc.last ||
-               f->end_group < tc.first) {
-        refusal = "nothing cached in the range";
-    } else if (!(fp = calloc(1, sizeof(*fp)))) {
-        refusal = "out of memory";
-        code = SUB_ERR_INTERNAL;
-    } else {
-        fetch_plan_fill(s, &full, f, &tc, fp);
-        if (fp->n == 0) refusal = "nothing cached in the range";
-    }
-    moq_debug("ietf", "%s: FETCH %llu /%s track %.*s: %s", s->t->peer,
-              (unsigned long long)f->request_id, (const char *)full.data, (int)f->track.len,
-              f->track.ptr, refusal ? refusal : "served from the cache");
-    moq_buf_free(&full);
-    if (refusal) {
-        refuse_on(e, st, MOQ_IETF_REQ_FETCH, f->request_id, code, refusal);
-        if (fp) fetch_plan_free(fp);
-        return;
-    }
+    struct moq_ietf_fetch_ok ok = {.request_id = request_id, .group_order = 1};
+    moq_buf b;
+    moq_buf_init(&b);
+    if (moq_ietf_encode_fetch_ok(&b, e->c, &ok) == 0) send_on(e, st, &b);
+    moq_buf_free(&b);
+    fetch_stream_write(e, st, request_id, NULL, false);
+}
+
+/* Answer a FETCH with plan fp (which it frees): FETCH_OK on every draft (as upstream's
+ * FetchOk) naming the largest object served, then the fetch stream, groups in the order the
+ * FETCH asked for (ascending unless descending: the objects of a group always ascend). */
+static void fetch_answer_plan(struct moq_ietf_engine *e, istream *st,
+                              const struct moq_ietf_fetch *f, struct fetch_plan *fp)
+{
     moq_group *last = fp->groups[fp->n - 1];
     moq_buf b;
     moq_buf_init(&b);
@@ -998,47 +977,149 @@ static void fetch_standalone(struct moq_ietf_engine *e, istream *st, const struc
     fetch_plan_free(fp);
 }
 
-/* FETCH, on the control stream (14-16) or its own stream st (17+). A standalone fetch is
- * served from the cache (fetch_standalone). A relative joining fetch of offset 0 - the objects
- * of a subscription's first group before its start - is answered empty, as upstream does,
- * since a subscription here starts at the beginning of a group; other offsets and absolute
- * joining fetches are refused as not supported. */
+/* What the cache holds now of the range of f in the track (path, f->track): NULL and a plan
+ * of at least one group in *out, or why there is none and the code to refuse it with. */
+static const char *fetch_plan_make(struct moq_ietf_engine *e, const moq_buf *path,
+                                   const struct moq_ietf_fetch *f, struct fetch_plan **out,
+                                   uint64_t *code)
+{
+    moq_session *s = e->s;
+    *out = NULL;
+    *code = err_invalid_range(e->c);
+    moq_track_cache tc;
+    if (moq_origin_track_cache(s->cfg.origin, path->data, path->len, (const uint8_t *)f->track.ptr,
+                               f->track.len, 0, &tc) < 0) {
+        *code = err_does_not_exist(e->c);
+        return "not found";
+    }
+    if (!tc.has_groups || f->end_group < f->start_group || f->start_group > tc.last ||
+        f->end_group < tc.first)
+        return "nothing cached in the range";
+    struct fetch_plan *fp = calloc(1, sizeof(*fp));
+    if (!fp) {
+        *code = SUB_ERR_INTERNAL;
+        return "out of memory";
+    }
+    fetch_plan_fill(s, path, f, &tc, fp);
+    if (fp->n == 0) {
+        fetch_plan_free(fp);
+        return "nothing cached in the range";
+    }
+    *out = fp;
+    return NULL;
+}
+
+/* A standalone FETCH: the cached objects of its range, as the cache holds them now
+ * (fetch_answer_plan); a range the cache holds nothing of is refused. */
+static void fetch_standalone(struct moq_ietf_engine *e, istream *st, const struct moq_ietf_fetch *f)
+{
+    moq_session *s = e->s;
+    moq_buf full;
+    moq_buf_init(&full);
+    if (!moq_perms_can_subscribe(&s->perms, (const char *)f->ns.data, f->ns.len) ||
+        moq_session_global_path(s, f->ns.data, f->ns.len, &full) < 0) {
+        moq_info("ietf", "%s: refused: the peer may not fetch from /%.*s", s->t->peer,
+                 (int)f->ns.len, (const char *)f->ns.data);
+        refuse_on(e, st, MOQ_IETF_REQ_FETCH, f->request_id, SUB_ERR_UNAUTHORIZED, "unauthorized");
+        moq_buf_free(&full);
+        return;
+    }
+    struct fetch_plan *fp;
+    uint64_t code;
+    const char *refusal = fetch_plan_make(e, &full, f, &fp, &code);
+    moq_debug("ietf", "%s: FETCH %llu /%s track %.*s: %s", s->t->peer,
+              (unsigned long long)f->request_id, (const char *)full.data, (int)f->track.len,
+              f->track.ptr, refusal ? refusal : "served from the cache");
+    moq_buf_free(&full);
+    if (refusal)
+        refuse_on(e, st, MOQ_IETF_REQ_FETCH, f->request_id, code, refusal);
+    else
+        fetch_answer_plan(e, st, f, fp);
+}
+
+/*
+ * A joining FETCH of the subscription it names: the groups before the first one that
+ * subscription delivers (a subscription here delivers whole groups from its first, so the
+ * two give every object once, with no gap and no overlap), from that group minus the offset
+ * (relative; the draft's "Largest Location.Group - Joining Start") or from the given group
+ * (absolute), served from the cache as a standalone FETCH would be. Nothing cached in that
+ * range - always so for offset 0, or when the subscription takes every group that arrives -
+ * is answered FETCH_OK (REQUEST_OK from draft-15) and an empty fetch stream, as upstream
+ * answers offset 0. An absolute start after the subscription's first group is an invalid
+ * range; a subscription that does not exist (or ended) is an invalid joining request id.
+ */
+static void fetch_joining(struct moq_ietf_engine *e, istream *st, struct moq_ietf_fetch *f)
+{
+    struct dsub *ds = moq_u64map_get(&e->dsubs, f->joining_request_id);
+    bool live = ds && ds->sub && !ds->over;
+    uint64_t first = 0;
+    bool has_first = live && moq_subscription_first_group(ds->sub, &first);
+    bool absolute = f->type == MOQ_IETF_FETCH_ABSOLUTE;
+    struct fetch_plan *fp = NULL;
+    const char *refusal = NULL;
+    uint64_t code = 0;
+    if (!live) {
+        refusal = "no such subscription to join";
+        code = err_invalid_joining(e->c);
+    } else if (absolute && has_first && f->joining_start > first) {
+        refusal = "starts after the subscription";
+        code = err_invalid_range(e->c);
+    } else if (has_first && first > 0 && (absolute || f->joining_start > 0)) {
+        uint64_t back = absolute ? first - f->joining_start : f->joining_start;
+        if (back > FETCH_MAX_GROUPS) back = FETCH_MAX_GROUPS; /* the groups next to it */
+        f->start_group = back < first ? first - back : 0;
+        f->start_object = 0;
+        f->end_group = first - 1;
+        f->end_object = 0; /* the whole group */
+        f->track = moq_str_make(ds->track.data, ds->track.len);
+        const char *why = fetch_plan_make(e, &ds->path, f, &fp, &code);
+        if (why && code == SUB_ERR_INTERNAL) refusal = why;
+    }
+    moq_debug("ietf", "%s: FETCH %llu joining SUBSCRIBE %llu: %s", e->s->t->peer,
+              (unsigned long long)f->request_id, (unsigned long long)f->joining_request_id,
+              refusal ? refusal
+              : fp    ? "served from the cache"
+                      : "nothing before it, answered empty");
+    if (refusal)
+        refuse_on(e, st, MOQ_IETF_REQ_FETCH, f->request_id, code, refusal);
+    else if (fp)
+        fetch_answer_plan(e, st, f, fp);
+    else
+        fetch_answer_empty(e, st, f->request_id);
+}
+
+/* The prologue of a request that may come on the control stream (st NULL, 14-16) or on its
+ * own stream (17+): false, with ns freed, when it could not be decoded (decode_rv < 0: the
+ * session is closed) or its request id is refused on the control stream. */
+static bool request_decoded(struct moq_ietf_engine *e, istream *st, int decode_rv,
+                            uint64_t request_id, moq_buf *ns, const char *malformed)
+{
+    if (decode_rv < 0) {
+        moq_buf_free(ns);
+        fail(e, moq_ietf_close_code(decode_rv), malformed);
+        return false;
+    }
+    if (!st && !accept_request_id(e, request_id)) {
+        moq_buf_free(ns);
+        return false;
+    }
+    return true;
+}
+
+/* FETCH, on the control stream (14-16) or its own stream st (17+): standalone or joining,
+ * served from the cache. */
 static void on_fetch(struct moq_ietf_engine *e, istream *st, const uint8_t *body, size_t len)
 {
     struct moq_ietf_fetch f;
     int rv = moq_ietf_decode_fetch(e->c, body, len, &f);
-    if (rv < 0) {
-        moq_buf_free(&f.ns);
-        fail(e, moq_ietf_close_code(rv), "malformed FETCH");
-        return;
-    }
-    if (!st && !accept_request_id(e, f.request_id)) {
-        moq_buf_free(&f.ns);
-        return;
-    }
+    if (!request_decoded(e, st, rv, f.request_id, &f.ns, "malformed FETCH")) return;
     if (f.type == MOQ_IETF_FETCH_STANDALONE) {
         if (!f.has_range) f.end_group = UINT64_MAX; /* draft-20 without a filter: all of it */
         fetch_standalone(e, st, &f);
-        moq_buf_free(&f.ns);
-        st_fin(st);
-        return;
+    } else {
+        fetch_joining(e, st, &f);
     }
     moq_buf_free(&f.ns);
-    const char *refusal = NULL;
-    uint64_t code = SUB_ERR_NOT_SUPPORTED;
-    struct dsub *ds = moq_u64map_get(&e->dsubs, f.joining_request_id);
-    if (f.type != MOQ_IETF_FETCH_RELATIVE || f.joining_start != 0) {
-        refusal = "fetch not supported";
-    } else if (!ds || ds->over) {
-        refusal = "no such subscription to join";
-        if (e->c->request_error) code = MOQ_IETF_REQ_INVALID_JOINING_REQUEST_ID;
-    }
-    moq_debug("ietf", "%s: FETCH %llu: %s", e->s->t->peer, (unsigned long long)f.request_id,
-              refusal ? refusal : "joining, answered empty");
-    if (refusal)
-        refuse_on(e, st, MOQ_IETF_REQ_FETCH, f.request_id, code, refusal);
-    else
-        fetch_answer_empty(e, st, f.request_id);
     st_fin(st);
 }
 
@@ -1051,15 +1132,7 @@ static void on_track_status(struct moq_ietf_engine *e, istream *st, const uint8_
     moq_session *s = e->s;
     struct moq_ietf_track_status m;
     int rv = moq_ietf_decode_track_status(e->c, body, len, &m);
-    if (rv < 0) {
-        moq_buf_free(&m.ns);
-        fail(e, moq_ietf_close_code(rv), "malformed TRACK_STATUS");
-        return;
-    }
-    if (!st && !accept_request_id(e, m.request_id)) {
-        moq_buf_free(&m.ns);
-        return;
-    }
+    if (!request_decoded(e, st, rv, m.request_id, &m.ns, "malformed TRACK_STATUS")) return;
     moq_buf full;
     moq_buf_init(&full);
     moq_track_cache tc;

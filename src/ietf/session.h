@@ -24,14 +24,16 @@
  *    groups with gaps in their object ids (their streams are dropped, as upstream does);
  *  - REQUEST_UPDATE of a peer's subscription updates its moq_subscription (priority, end
  *    group), and the model's track_update becomes our REQUEST_UPDATE upstream (draft-14:
- *    SUBSCRIBE_UPDATE, once SUBSCRIBE_OK gave the start it repeats); a joining FETCH of
- *    offset 0 is answered empty (FETCH_OK on 14, REQUEST_OK from 15, a fetch stream with
- *    its header alone), as upstream does;
- *  - a standalone FETCH is served from the cache (moq_origin_track_cache, moq_origin_fetch
- *    without forwarding): the cached objects of its range on one fetch stream, after
- *    FETCH_OK (every draft) naming the last one; TRACK_STATUS is answered from the cache
- *    too (largest cached group and object); other joining FETCHes and PUBLISH are refused
- *    as not supported.
+ *    SUBSCRIBE_UPDATE, once SUBSCRIBE_OK gave the start it repeats);
+ *  - a FETCH is served from the cache (moq_origin_track_cache, moq_origin_fetch without
+ *    forwarding): the cached objects of its range on one fetch stream, after FETCH_OK
+ *    (every draft) naming the last one. A joining FETCH's range is the groups before the
+ *    first one its subscription delivers (moq_subscription_first_group), from that group
+ *    minus the offset (relative) or from the group it names (absolute); with nothing cached
+ *    there (always so for offset 0) it is answered empty as upstream answers offset 0
+ *    (FETCH_OK on 14, REQUEST_OK from 15, a fetch stream with its header alone).
+ *    TRACK_STATUS is answered from the cache too (largest cached group and object);
+ *    PUBLISH is refused as not supported.
  *
  * Drafts: draft-14, reached with the "moql" ALPN (or WebSocket subprotocol) and the compat
  * CLIENT_SETUP that offers it, or with "moq-00"; drafts 15 to 20 with "moqt-15" ..

@@ -596,6 +596,10 @@ int moq_subscription_update(moq_subscription *sub, const moq_sub_prefs *prefs);
 void moq_subscription_close(moq_subscription *sub);
 
 const moq_sub_prefs *moq_subscription_prefs(const moq_subscription *sub);
+/* The first group the subscription delivers: its start group, or the latest group cached
+ * when it began. False when it takes every group that arrives (nothing was cached then) or
+ * wants only the track info. */
+bool moq_subscription_first_group(const moq_subscription *sub, uint64_t *seq);
 /* The track info, or NULL while unknown or after the subscription failed. */
 const moq_track_info *moq_subscription_info(const moq_subscription *sub);
 

@@ -868,6 +868,13 @@ const moq_sub_prefs *moq_subscription_prefs(const moq_subscription *s)
     return &s->prefs;
 }
 
+bool moq_subscription_first_group(const moq_subscription *s, uint64_t *seq)
+{
+    if (s->prefs.info_only || !s->floor_set) return false;
+    *seq = s->floor;
+    return true;
+}
+
 const moq_track_info *moq_subscription_info(const moq_subscription *s)
 {
     return s->track && !s->ended && s->track->info_known ? &s->track->info : NULL;

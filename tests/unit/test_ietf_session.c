@@ -451,12 +451,16 @@ static int find_uni(struct peer *p, uint64_t type)
     return -1;
 }
 
+/* The group order the FETCHes of send_fetch and run_fetch ask for. */
+static uint8_t fetch_group_order = 1;
+
 static void send_fetch(struct peer *p, int type, uint64_t id, uint64_t joining, uint64_t start)
 {
     struct moq_ietf_fetch m = {.request_id = id,
                                .type = type,
                                .track = moq_str_make("t", 1),
                                .priority = 1,
+                               .group_order = fetch_group_order,
                                .end_group = 5,
                                .has_range = true,
                                .joining_request_id = joining,
@@ -1156,13 +1160,45 @@ static void read_fetch_stream(const struct peer *p, const moq_buf *in, uint64_t 
 
 struct fetch_result {
     bool ok;
+    bool short_ok;                  /* REQUEST_OK (15+): the empty answer of a joining fetch */
     uint64_t code;                  /* refused */
     uint64_t end_group, end_object; /* answered */
     char objects[512];
 };
 
-/* The group order the FETCHes of run_fetch ask for. */
-static uint8_t fetch_group_order = 1;
+/* The relay's answer to FETCH `id`: a refusal (its code), or FETCH_OK - REQUEST_OK for the
+ * empty answer of a joining fetch from draft-15 - and the objects of the fetch stream. */
+static void read_fetch_answer(struct peer *p, uint64_t id, struct fetch_result *r)
+{
+    size_t len;
+    uint64_t refusal = p->c->request_error ? MOQ_IETF_REQUEST_ERROR : MOQ_IETF_FETCH_ERROR;
+    const uint8_t *body = find_msg(p, refusal, &len);
+    if (body) {
+        struct moq_ietf_request_error err;
+        assert_int_equal(moq_ietf_decode_request_error(p->c, body, len, &err), 0);
+        if (p->c->response_ids) assert_int_equal(err.request_id, id);
+        r->code = err.code;
+        assert_true(find_uni(p, MOQ_IETF_STREAM_FETCH) < 0);
+        return;
+    }
+    struct moq_ietf_fetch_ok ok;
+    if ((body = find_msg(p, MOQ_IETF_FETCH_OK, &len))) {
+        assert_int_equal(moq_ietf_decode_fetch_ok_full(p->c, body, len, &ok), 0);
+    } else {
+        body = find_msg(p, moq_ietf_fetch_ok_type(p->c), &len);
+        assert_non_null(body);
+        assert_int_equal(moq_ietf_decode_fetch_ok(p->c, body, len, &ok), 0);
+        r->short_ok = true;
+    }
+    r->ok = true;
+    if (p->c->response_ids) assert_int_equal(ok.request_id, id);
+    r->end_group = ok.end_group;
+    r->end_object = ok.end_object;
+    int i = find_uni(p, MOQ_IETF_STREAM_FETCH);
+    assert_true(i >= 0);
+    assert_true(p->rx[i].fin);
+    read_fetch_stream(p, &p->rx[i].in, id, fetch_group_order == 2, r->objects, sizeof(r->objects));
+}
 
 /* A standalone FETCH of ns/track [start .. end] (end object 0: the whole end group) in a
  * session of draft d, with bbb/t cached when `cached`, and what came back. */
@@ -1190,29 +1226,7 @@ static void run_fetch(size_t d, const char *ns, const char *track, uint64_t sg, 
     assert_int_equal(moq_ietf_encode_fetch(&b, p->c, &m, moq_str_make(ns, strlen(ns))), 0);
     peer_send(p, &b);
     assert_non_null(f.s);
-    size_t len;
-    uint64_t refusal = p->c->request_error ? MOQ_IETF_REQUEST_ERROR : MOQ_IETF_FETCH_ERROR;
-    const uint8_t *body = find_msg(p, refusal, &len);
-    if (body) {
-        struct moq_ietf_request_error err;
-        assert_int_equal(moq_ietf_decode_request_error(p->c, body, len, &err), 0);
-        r->code = err.code;
-        assert_true(find_uni(p, MOQ_IETF_STREAM_FETCH) < 0);
-    } else {
-        body = find_msg(p, MOQ_IETF_FETCH_OK, &len);
-        assert_non_null(body);
-        r->ok = true;
-        struct moq_ietf_fetch_ok ok;
-        assert_int_equal(moq_ietf_decode_fetch_ok_full(p->c, body, len, &ok), 0);
-        if (p->c->response_ids) assert_int_equal(ok.request_id, id);
-        r->end_group = ok.end_group;
-        r->end_object = ok.end_object;
-        int i = find_uni(p, MOQ_IETF_STREAM_FETCH);
-        assert_true(i >= 0);
-        assert_true(p->rx[i].fin);
-        read_fetch_stream(p, &p->rx[i].in, id, fetch_group_order == 2, r->objects,
-                          sizeof(r->objects));
-    }
+    read_fetch_answer(p, id, r);
     if (sub) moq_subscription_close(sub);
     finish(&f);
 }
@@ -1289,6 +1303,154 @@ static void standalone_fetch_is_served_from_the_cache(void **state)
         subscribe_grant = "";
         assert_false(r.ok);
         assert_int_equal(r.code, SUB_UNAUTHORIZED);
+    }
+}
+
+enum joining_cache { JOIN_CACHED_BEFORE, JOIN_CACHED_AFTER, JOIN_NOT_CACHED };
+
+/* A joining FETCH (type, joining start) in a session of draft d of the peer's subscription
+ * to bbb/t (of request id + 100 when !known), with groups 3..5 of bbb/t cached before that
+ * subscription, after it, or not at all, and what came back. */
+static void run_joining(size_t d, int type, uint64_t joining_start, enum joining_cache cache,
+                        bool known, struct fetch_result *r)
+{
+    memset(r, 0, sizeof(*r));
+    struct fixture f;
+    start(&f, d);
+    struct peer *p = &f.peer;
+    moq_subscription *sub = cache == JOIN_CACHED_BEFORE ? fill_cache(&f) : NULL;
+    uint64_t sub_id = peer_request_id(p);
+    moq_buf b;
+    encode_subscribe(p, sub_id, 1, &b);
+    peer_send(p, &b);
+    if (cache == JOIN_CACHED_AFTER) sub = fill_cache(&f);
+    uint64_t id = peer_request_id(p);
+    send_fetch(p, type, id, known ? sub_id : sub_id + 100, joining_start);
+    assert_non_null(f.s);
+    read_fetch_answer(p, id, r);
+    if (sub) moq_subscription_close(sub);
+    finish(&f);
+}
+
+static uint64_t invalid_joining(const moq_ietf_caps *c)
+{
+    return c->request_error ? MOQ_IETF_REQ_INVALID_JOINING_REQUEST_ID : 0x7;
+}
+
+/* A joining FETCH gets the groups before the first one its subscription delivers (the
+ * latest cached when it began: group 5 here), served from the cache on every draft: from 5
+ * minus the offset (relative), or from the group it names (absolute). With nothing before
+ * that group - offset 0, an absolute start of 5, or a subscription that takes every group
+ * that arrives - it gets the empty answer; an absolute start after 5 is an invalid range and
+ * a join of no subscription an invalid joining request id. */
+static void joining_fetch_is_served_from_the_cache(void **state)
+{
+    const char *g4 = "4/0:4a|4/1:4b[0d017a]|4/2:4c|";
+    const char *g34 = "3/0:3a|3/1:3b|3/2:3c|4/0:4a|4/1:4b[0d017a]|4/2:4c|";
+    for (size_t d = 0; d < N_DRAFTS; d++) {
+        const moq_ietf_caps *c = moq_ietf_caps_get(DRAFTS[d]);
+        struct fetch_result r;
+
+        run_joining(d, MOQ_IETF_FETCH_RELATIVE, 1, JOIN_CACHED_BEFORE, true, &r);
+        assert_true(r.ok);
+        assert_false(r.short_ok);
+        assert_string_equal(r.objects, g4);
+        assert_int_equal(r.end_group, 4);
+        assert_int_equal(r.end_object, 2);
+
+        run_joining(d, MOQ_IETF_FETCH_RELATIVE, 2, JOIN_CACHED_BEFORE, true, &r);
+        assert_true(r.ok);
+        assert_string_equal(r.objects, g34);
+        assert_int_equal(r.end_group, 4);
+        assert_int_equal(r.end_object, 2);
+
+        run_joining(d, MOQ_IETF_FETCH_RELATIVE, 9, JOIN_CACHED_BEFORE, true, &r); /* past 0 */
+        assert_true(r.ok);
+        assert_string_equal(r.objects, g34);
+
+        fetch_group_order = 2;
+        run_joining(d, MOQ_IETF_FETCH_RELATIVE, 2, JOIN_CACHED_BEFORE, true, &r);
+        fetch_group_order = 1;
+        assert_true(r.ok);
+        assert_string_equal(r.objects, "4/0:4a|4/1:4b[0d017a]|4/2:4c|3/0:3a|3/1:3b|3/2:3c|");
+
+        run_joining(d, MOQ_IETF_FETCH_ABSOLUTE, 4, JOIN_CACHED_BEFORE, true, &r);
+        assert_true(r.ok);
+        assert_false(r.short_ok);
+        assert_string_equal(r.objects, g4);
+        assert_int_equal(r.end_group, 4);
+        run_joining(d, MOQ_IETF_FETCH_ABSOLUTE, 0, JOIN_CACHED_BEFORE, true, &r);
+        assert_true(r.ok);
+        assert_string_equal(r.objects, g34);
+
+        /* nothing before the subscription's first group: the empty answer */
+        run_joining(d, MOQ_IETF_FETCH_RELATIVE, 0, JOIN_CACHED_BEFORE, true, &r);
+        assert_true(r.ok);
+        assert_string_equal(r.objects, "");
+        assert_int_equal(r.short_ok, c->fetch_request_ok);
+        run_joining(d, MOQ_IETF_FETCH_ABSOLUTE, 5, JOIN_CACHED_BEFORE, true, &r);
+        assert_true(r.ok);
+        assert_string_equal(r.objects, "");
+        assert_int_equal(r.short_ok, c->fetch_request_ok);
+        /* groups that came after the subscription are all its own */
+        run_joining(d, MOQ_IETF_FETCH_RELATIVE, 2, JOIN_CACHED_AFTER, true, &r);
+        assert_true(r.ok);
+        assert_string_equal(r.objects, "");
+        run_joining(d, MOQ_IETF_FETCH_ABSOLUTE, 3, JOIN_CACHED_AFTER, true, &r);
+        assert_true(r.ok);
+        assert_string_equal(r.objects, "");
+        run_joining(d, MOQ_IETF_FETCH_RELATIVE, 2, JOIN_NOT_CACHED, true, &r);
+        assert_true(r.ok);
+        assert_string_equal(r.objects, "");
+
+        /* refused */
+        run_joining(d, MOQ_IETF_FETCH_ABSOLUTE, 6, JOIN_CACHED_BEFORE, true, &r);
+        assert_false(r.ok);
+        assert_int_equal(r.code, invalid_range(c));
+        run_joining(d, MOQ_IETF_FETCH_RELATIVE, 1, JOIN_CACHED_BEFORE, false, &r);
+        assert_false(r.ok);
+        assert_int_equal(r.code, invalid_joining(c));
+        run_joining(d, MOQ_IETF_FETCH_ABSOLUTE, 4, JOIN_CACHED_BEFORE, false, &r);
+        assert_false(r.ok);
+        assert_int_equal(r.code, invalid_joining(c));
+    }
+}
+
+/* A joining FETCH reaching further back than 1024 groups gets the 1024 next to its
+ * subscription's first group (1100 here), not the oldest ones. */
+static void joining_fetch_keeps_the_groups_next_to_the_subscription(void **state)
+{
+    for (size_t d = 0; d < N_DRAFTS; d++) {
+        struct fixture f;
+        start(&f, d);
+        struct peer *p = &f.peer;
+        moq_sub_prefs prefs = {.priority = 1};
+        moq_subscription *sub = NULL;
+        assert_int_equal(moq_origin_subscribe(f.origin, (const uint8_t *)"bbb", 3,
+                                              (const uint8_t *)"t", 1, 0, &prefs, &sub_ops, NULL,
+                                              &sub),
+                         0);
+        for (uint64_t seq = 0; seq <= 1100; seq++) {
+            moq_group *g = NULL;
+            assert_int_equal(moq_track_begin_group(f.prod.track, f.route, seq, 0, &g), 0);
+            append_frame(g, 0, "x", NULL);
+            assert_int_equal(moq_group_finish(g, 0), 0);
+            moq_group_unref(g);
+        }
+        uint64_t sub_id = peer_request_id(p);
+        moq_buf b;
+        encode_subscribe(p, sub_id, 1, &b);
+        peer_send(p, &b);
+        uint64_t id = peer_request_id(p);
+        send_fetch(p, MOQ_IETF_FETCH_RELATIVE, id, sub_id, 5000);
+        struct fetch_result r;
+        memset(&r, 0, sizeof(r));
+        read_fetch_answer(p, id, &r);
+        assert_true(r.ok);
+        assert_int_equal(r.end_group, 1099);
+        assert_memory_equal(r.objects, "76/0:x|77/0:x|", 14);
+        moq_subscription_close(sub);
+        finish(&f);
     }
 }
 
@@ -1387,6 +1549,8 @@ int main(void)
         cmocka_unit_test(ietf_timestamps_reach_the_model),
         cmocka_unit_test(model_timestamps_reach_an_ietf_subscriber),
         cmocka_unit_test(standalone_fetch_is_served_from_the_cache),
+        cmocka_unit_test(joining_fetch_is_served_from_the_cache),
+        cmocka_unit_test(joining_fetch_keeps_the_groups_next_to_the_subscription),
         cmocka_unit_test(track_status_is_answered_from_the_cache),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -180,6 +180,9 @@ static void late_joiner_starts_at_latest(void **state)
     assert_int_equal(late.ngroups, 1);
     assert_int_equal(late.seqs[0], 4);
     assert_ptr_equal(late.groups[0], open);
+    uint64_t first_group = 0;
+    assert_true(moq_subscription_first_group(late.sub, &first_group));
+    assert_int_equal(first_group, 4);
     rfol f;
     follow(&f, late.groups[0]); /* from its first frame */
     assert_int_equal(f.frames_seen, 1);
@@ -198,6 +201,7 @@ static void late_joiner_starts_at_latest(void **state)
      * come after are still the subscription's (none is skipped as older than the first). */
     rsub e = {0};
     assert_int_equal(subscribe(o, &e, "l", "empty", 0, &pr), 0);
+    assert_false(moq_subscription_first_group(e.sub, &first_group));
     moq_track *t2 = p.last;
     write_group_done(&p, t2, 9, 1, 10, 7 * MS);
     write_group_done(&p, t2, 8, 1, 10, 7 * MS);
@@ -211,6 +215,9 @@ static void late_joiner_starts_at_latest(void **state)
     assert_int_equal(subscribe(o, &e2, "l", "empty", 0, &pr), 0);
     assert_int_equal(e2.ngroups, 1);
     assert_int_equal(e2.seqs[0], 10);
+    assert_true(moq_subscription_first_group(e2.sub, &first_group));
+    assert_int_equal(first_group, 10);
+    assert_false(moq_subscription_first_group(e.sub, &first_group)); /* still every group */
     write_group_done(&p, t2, 7, 1, 10, 8 * MS);
     assert_int_equal(e2.ngroups, 1);
     assert_int_equal(e.ngroups, 4);
@@ -245,6 +252,9 @@ static void explicit_start_replays_in_order(void **state)
     assert_int_equal(subscribe(o, &from4, "e", "t", 0, &p4), 0);
     assert_int_equal(from4.ngroups, 3);
     assert_int_equal(from4.seqs[0], 4);
+    uint64_t first_group = 0;
+    assert_true(moq_subscription_first_group(from4.sub, &first_group));
+    assert_int_equal(first_group, 4);
     assert_int_equal(from4.seqs[1], 5);
     assert_int_equal(from4.seqs[2], 7);
     write_group_done(&p, p.last, 6, 1, 10, 0); /* live, late but in range */
