@@ -96,6 +96,7 @@ struct h3_conn {
     bool quic_closing;
     uint64_t linger_at;    /* close the QUIC connection then unless a session came */
     uint64_t linger_until; /* ... and at the latest then, acknowledged or not */
+    bool shutting_down;    /* moq_h3_shutdown: close as soon as no session is left */
 };
 
 static const struct moq_transport_ops wt_ops;
@@ -245,12 +246,31 @@ static void session_close_later(struct h3_conn *c, struct wt_session *w, uint64_
     report_deadline(c, false);
 }
 
+/* Close the QUIC connection now; its CONNECTION_CLOSE leaves at once. */
+static void close_quic(struct h3_conn *c)
+{
+    c->linger_at = UINT64_MAX;
+    c->quic_closing = true;
+    moq_transport_close(c->quic, MOQ_H3_NO_ERROR, "");
+}
+
+static bool conn_unused(const struct h3_conn *c)
+{
+    return !c->quic_closing && moq_u64map_len(&c->sessions) == 0;
+}
+
+/* The connection was left without a session: close it after the linger, or at once when
+ * shutting down. */
 static void maybe_linger(struct h3_conn *c)
 {
-    if (c->quic_closing || moq_u64map_len(&c->sessions) != 0) return;
-    uint64_t now = conn_now(c);
-    c->linger_at = now + LINGER_AFTER_CLOSE_US;
-    c->linger_until = now + LINGER_MAX_US;
+    if (!conn_unused(c)) return;
+    if (c->shutting_down) {
+        close_quic(c);
+    } else {
+        uint64_t now = conn_now(c);
+        c->linger_at = now + LINGER_AFTER_CLOSE_US;
+        c->linger_until = now + LINGER_MAX_US;
+    }
     report_deadline(c, false);
 }
 
@@ -271,14 +291,19 @@ static bool conn_has_unacked(struct h3_conn *c)
 static void linger_expired(struct h3_conn *c, uint64_t now)
 {
     c->linger_at = UINT64_MAX;
-    if (c->quic_closing || moq_u64map_len(&c->sessions) != 0) return; /* a session came */
+    if (!conn_unused(c)) return; /* a session came */
     if (now < c->linger_until && conn_has_unacked(c)) {
         uint64_t next = now + LINGER_POLL_US;
         c->linger_at = next < c->linger_until ? next : c->linger_until;
         return;
     }
-    c->quic_closing = true;
-    moq_transport_close(c->quic, MOQ_H3_NO_ERROR, "");
+    close_quic(c);
+}
+
+void moq_h3_shutdown(moq_h3_conn *c)
+{
+    c->shutting_down = true;
+    maybe_linger(c);
 }
 
 /* One session whose `closed` is due at now, or NULL. */
@@ -1119,6 +1144,7 @@ static struct h3_conn *conn_new(moq_transport *quic, const struct moq_h3_driver 
     c->is_client = is_client;
     moq_u64map_init(&c->streams);
     moq_u64map_init(&c->sessions);
+    report_deadline(c, true); /* none yet: this introduces the connection to its driver */
     return c;
 }
 

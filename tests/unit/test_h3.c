@@ -774,6 +774,69 @@ static void unacknowledged_close_capsule_waits_at_most_five_seconds(void **state
     assert_true(cd.freed);
 }
 
+/* Shutdown (moq_h3_shutdown) ends a linger that waits for the peer to acknowledge the close
+ * capsule: the QUIC connection closes at once and nothing is due any more. */
+static void shutdown_ends_a_linger_waiting_for_an_ack(void **state)
+{
+    struct world w;
+    struct vdriver sd, cd;
+    moq_pipe *pipe = vworld_connect(&w, &sd, &cd);
+    moq_transport_close(w.server.t, 5, "malformed SETUP");
+    fire_due(&sd);
+    vnow = sd.at; /* the linger time is over; the capsule is still unacknowledged */
+    fire_due(&sd);
+    assert_false(sd.freed);
+    assert_true(sd.at != UINT64_MAX); /* waiting */
+
+    moq_h3_shutdown(sd.c);
+    assert_false(sd.freed); /* never from inside the call */
+    assert_true(sd.at == UINT64_MAX);
+    moq_pipe_flush(pipe); /* the close reaches the client; the pipe frees itself */
+    assert_true(sd.freed);
+    assert_true(cd.freed);
+    assert_true(w.client.closed);
+}
+
+/* Shutdown while the last session's close is still being delivered: once it is, the QUIC
+ * connection closes with no linger at all. */
+static void shutdown_closes_after_the_last_session_without_lingering(void **state)
+{
+    struct world w;
+    struct vdriver sd, cd;
+    moq_pipe *pipe = vworld_connect(&w, &sd, &cd);
+    moq_transport_close(w.server.t, 5, "malformed SETUP");
+    moq_h3_shutdown(sd.c);
+    assert_false(w.server.closed); /* the session's `closed` still comes from the timer */
+    fire_due(&sd);
+    assert_true(w.server.closed);
+    assert_true(sd.at == UINT64_MAX); /* no linger */
+    moq_pipe_flush(pipe);
+    assert_true(sd.freed);
+    assert_true(cd.freed);
+}
+
+/* moq_h3_loop_shutdown: every connection lingering on the loop closes at once, so the loop
+ * has nothing left to run (the relay's shutdown then destroys it). */
+static void loop_shutdown_ends_every_linger_on_the_loop(void **state)
+{
+    struct world w;
+    static const char *const offer[] = {"moq-lite-05"};
+    setup_world(&w, offer, 1);
+    run_until(&w, &w.connect_done);
+    assert_int_equal(w.connect_err, 0);
+    moq_transport_close(w.server.t, 5, "bye");
+    run_until(&w, &w.client.closed);
+    assert_true(w.client.close_code == 5);
+    assert_true(ev_run(w.loop, EVRUN_NOWAIT)); /* the connections linger */
+
+    moq_h3_loop_shutdown(w.loop);
+    bool busy = true;
+    for (int i = 0; i < 1000 && busy; i++)
+        busy = ev_run(w.loop, EVRUN_NOWAIT);
+    assert_false(busy);
+    ev_loop_destroy(w.loop);
+}
+
 int main(void)
 {
     moq_log_set_level(MOQ_LOG_WARN);
@@ -793,6 +856,9 @@ int main(void)
         cmocka_unit_test(close_and_linger_on_a_virtual_clock),
         cmocka_unit_test(connection_outlives_an_unacknowledged_close_capsule),
         cmocka_unit_test(unacknowledged_close_capsule_waits_at_most_five_seconds),
+        cmocka_unit_test(shutdown_ends_a_linger_waiting_for_an_ack),
+        cmocka_unit_test(shutdown_closes_after_the_last_session_without_lingering),
+        cmocka_unit_test(loop_shutdown_ends_every_linger_on_the_loop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
