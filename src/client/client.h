@@ -89,6 +89,11 @@ void moq_http_get_cancel(moq_http_get *g);
  * on a timer of its own that goes with the connection. Pass it to exactly one
  * moq_h3_server_attach or moq_h3_client_attach. Returns 0 or MOQ_ERR_NOMEM. */
 int moq_h3_loop_driver(struct ev_loop *loop, struct moq_h3_driver *drv);
+/* Shutdown: moq_h3_shutdown every HTTP/3 connection running on `loop` through
+ * moq_h3_loop_driver, so that none lingers waiting for acknowledgements: those without a
+ * session close their QUIC connection now, the others once their last session has ended.
+ * Call it on the loop's thread (or while no thread runs the loop). */
+void moq_h3_loop_shutdown(struct ev_loop *loop);
 
 /* ---- WebSocket ----------------------------------------------------------------------- */
 

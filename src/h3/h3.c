@@ -17,8 +17,14 @@
  * whose CONNECT we have not processed yet. */
 #define MAX_PENDING_STREAMS 64
 #define MAX_PENDING_BYTES   (64 * 1024)
-/* How long the QUIC connection outlives its last session, so the close capsule arrives. */
+/* How long the QUIC connection outlives its last session, so the close capsule arrives.
+ * Past that it stays open while the peer has not acknowledged everything we sent (the
+ * capsule and the CONNECT stream's FIN above all: a connection closed before them reaches
+ * the peer as a lost session, not a closed one), looking again every LINGER_POLL_US, up to
+ * LINGER_MAX_US after the last session. */
 #define LINGER_AFTER_CLOSE_US (500 * MOQ_US_PER_MS)
+#define LINGER_POLL_US        (50 * MOQ_US_PER_MS)
+#define LINGER_MAX_US         (5 * MOQ_US_PER_S)
 
 enum stream_kind {
     HS_UNKNOWN,        /* peer stream whose type is not read yet */
@@ -88,7 +94,9 @@ struct h3_conn {
     struct moq_h3_settings peer;
     size_t pending_streams;
     bool quic_closing;
-    uint64_t linger_at; /* close the QUIC connection then unless a session came */
+    uint64_t linger_at;    /* close the QUIC connection then unless a session came */
+    uint64_t linger_until; /* ... and at the latest then, acknowledged or not */
+    bool shutting_down;    /* moq_h3_shutdown: close as soon as no session is left */
 };
 
 static const struct moq_transport_ops wt_ops;
@@ -238,11 +246,64 @@ static void session_close_later(struct h3_conn *c, struct wt_session *w, uint64_
     report_deadline(c, false);
 }
 
+/* Close the QUIC connection now; its CONNECTION_CLOSE leaves at once. */
+static void close_quic(struct h3_conn *c)
+{
+    c->linger_at = UINT64_MAX;
+    c->quic_closing = true;
+    moq_transport_close(c->quic, MOQ_H3_NO_ERROR, "");
+}
+
+static bool conn_unused(const struct h3_conn *c)
+{
+    return !c->quic_closing && moq_u64map_len(&c->sessions) == 0;
+}
+
+/* The connection was left without a session: close it after the linger, or at once when
+ * shutting down. */
 static void maybe_linger(struct h3_conn *c)
 {
-    if (c->quic_closing || moq_u64map_len(&c->sessions) != 0) return;
-    c->linger_at = conn_now(c) + LINGER_AFTER_CLOSE_US;
+    if (!conn_unused(c)) return;
+    if (c->shutting_down) {
+        close_quic(c);
+    } else {
+        uint64_t now = conn_now(c);
+        c->linger_at = now + LINGER_AFTER_CLOSE_US;
+        c->linger_until = now + LINGER_MAX_US;
+    }
     report_deadline(c, false);
+}
+
+/* True while some byte we wrote on a stream still open for sending is unacknowledged. */
+static bool conn_has_unacked(struct h3_conn *c)
+{
+    if (!c->quic->ops->unacked) return false;
+    size_t it = 0;
+    void *v;
+    while (moq_u64map_next(&c->streams, &it, NULL, &v)) {
+        const struct h3_stream *s = v;
+        bool sends = s->bidi || stream_is_local(c, s->sid);
+        if (sends && c->quic->ops->unacked(c->quic, s->sid) > 0) return true;
+    }
+    return false;
+}
+
+static void linger_expired(struct h3_conn *c, uint64_t now)
+{
+    c->linger_at = UINT64_MAX;
+    if (!conn_unused(c)) return; /* a session came */
+    if (now < c->linger_until && conn_has_unacked(c)) {
+        uint64_t next = now + LINGER_POLL_US;
+        c->linger_at = next < c->linger_until ? next : c->linger_until;
+        return;
+    }
+    close_quic(c);
+}
+
+void moq_h3_shutdown(moq_h3_conn *c)
+{
+    c->shutting_down = true;
+    maybe_linger(c);
 }
 
 /* One session whose `closed` is due at now, or NULL. */
@@ -262,13 +323,7 @@ void moq_h3_on_timer(moq_h3_conn *c, uint64_t now)
     struct wt_session *w;
     while ((w = session_due(c, now)))
         session_finish(c, w);
-    if (c->linger_at <= now) {
-        c->linger_at = UINT64_MAX;
-        if (!c->quic_closing && moq_u64map_len(&c->sessions) == 0) { /* no new session came */
-            c->quic_closing = true;
-            moq_transport_close(c->quic, MOQ_H3_NO_ERROR, "");
-        }
-    }
+    if (c->linger_at <= now) linger_expired(c, now);
     report_deadline(c, true); /* even when unchanged: the driver's timer has fired */
 }
 
@@ -979,6 +1034,13 @@ static size_t wt_unsent(moq_transport *t, int64_t sid)
     return session_stream(w, sid) ? w->conn->quic->ops->unsent(w->conn->quic, sid) : 0;
 }
 
+static size_t wt_unacked(moq_transport *t, int64_t sid)
+{
+    struct wt_session *w = SESSION(t);
+    moq_transport *quic = w->conn->quic;
+    return session_stream(w, sid) && quic->ops->unacked ? quic->ops->unacked(quic, sid) : 0;
+}
+
 static void wt_set_priority(moq_transport *t, int64_t sid, uint64_t priority)
 {
     struct wt_session *w = SESSION(t);
@@ -1054,6 +1116,7 @@ static const struct moq_transport_ops wt_ops = {
     .open_stream = wt_open_stream,
     .write = wt_write,
     .unsent = wt_unsent,
+    .unacked = wt_unacked,
     .set_priority = wt_set_priority,
     .reset = wt_reset,
     .stop = wt_stop,
@@ -1081,6 +1144,7 @@ static struct h3_conn *conn_new(moq_transport *quic, const struct moq_h3_driver 
     c->is_client = is_client;
     moq_u64map_init(&c->streams);
     moq_u64map_init(&c->sessions);
+    report_deadline(c, true); /* none yet: this introduces the connection to its driver */
     return c;
 }
 

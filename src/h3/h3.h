@@ -16,11 +16,18 @@
  * is left without a WebTransport session: its last session closed or its request was
  * refused.
  *
+ * Lingering: a connection left without a session keeps its QUIC connection open 500 ms,
+ * then as long as the peer has not acknowledged what we sent on a stream still open for
+ * sending (the CLOSE_WEBTRANSPORT_SESSION capsule and the CONNECT stream's FIN: a browser
+ * whose connection closes before they arrive reports a lost session, not our close code),
+ * 5 s after the last session at most. Shutdown ends that wait at once: moq_h3_shutdown.
+ *
  * Time (sans-I/O): a connection reads time only from its driver's clock and arms no timer.
- * It reports its next deadline through drv->timer whenever that changes; the driver keeps
- * one timer per connection that calls moq_h3_on_timer once the deadline has passed, and
- * drops it when drv->freed says the connection is gone. Sessions' `closed` events and the
- * QUIC close after the last session are delivered from there.
+ * It reports its next deadline through drv->timer once when it is created (none yet) and
+ * whenever that changes; the driver keeps one timer per connection that calls
+ * moq_h3_on_timer once the deadline has passed, and drops it when drv->freed says the
+ * connection is gone. Sessions' `closed` events and the QUIC close after the last session
+ * are delivered from there.
  */
 #ifndef MOQ_H3_H3_H
 #define MOQ_H3_H3_H
@@ -51,6 +58,12 @@ uint64_t moq_h3_next_deadline(const moq_h3_conn *c);
 /* Run what is due at `now`. Never frees the connection. Afterwards the next deadline is
  * reported through drv->timer (even when unchanged). */
 void moq_h3_on_timer(moq_h3_conn *c, uint64_t now);
+
+/* Shutdown: from now on the connection does not linger. Without a WebTransport session (its
+ * last one ended, or none was established yet) it closes its QUIC connection now, whatever
+ * the peer has not acknowledged; otherwise as soon as its last session has ended. The
+ * QUIC connection's `closed` then frees it (drv->freed), never from inside this call. */
+void moq_h3_shutdown(moq_h3_conn *c);
 
 /* Called for every established WebTransport session. Attach to it (moq_transport_attach)
  * and return 0 to keep it; a negative return rejects it (the session is closed and never

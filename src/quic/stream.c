@@ -188,6 +188,14 @@ static size_t op_unsent(moq_transport *t, int64_t sid)
     return s ? (size_t)moq_quic_sendq_unsent(&s->q) : 0;
 }
 
+static size_t op_unacked(moq_transport *t, int64_t sid)
+{
+    struct moq_quic_stream *s = moq_quic_stream_get(moq_quic_conn_of(t), sid);
+    if (!s || !s->has_tx || s->nc_closed || s->reset_by_us || s->ev_stopped || s->stopped_sent)
+        return 0;
+    return (size_t)(s->q.end - s->q.acked);
+}
+
 static void op_set_priority(moq_transport *t, int64_t sid, uint64_t priority)
 {
     struct moq_quic_conn *c = moq_quic_conn_of(t);
@@ -312,6 +320,7 @@ const struct moq_transport_ops moq_quic_conn_ops = {
     .open_stream = op_open_stream,
     .write = op_write,
     .unsent = op_unsent,
+    .unacked = op_unacked,
     .set_priority = op_set_priority,
     .reset = op_reset,
     .stop = op_stop,

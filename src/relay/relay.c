@@ -1005,8 +1005,11 @@ static void run_for(moq_relay *r, double seconds)
 }
 
 /* What the relay started on its loop may outlive moq_relay_free by a moment: a cluster dial's
- * QUIC connection stays open after its WebTransport session closed, so the close reaches the
- * peer (h3/h3.h). A loop destroyed under it leaves that connection allocated. */
+ * QUIC connection stays open after its WebTransport session closed until the peer has
+ * acknowledged the close (h3/h3.h), which a peer shutting down too may never do. Settling
+ * ends those waits at once (moq_h3_loop_shutdown) and runs the loop until the connections
+ * have closed and are freed: a loop destroyed under them would leave them allocated. The
+ * bound only turns something unforeseen that keeps the loop busy into a warning. */
 #define SETTLE_S 2.0
 
 struct settle {
@@ -1024,6 +1027,7 @@ static void settle_expired(struct ev_loop *loop, ev_timer *w, int revents)
 void moq_relay_settle(struct ev_loop *loop)
 {
     struct settle st = {.expired = false};
+    moq_h3_loop_shutdown(loop);
     ev_timer_init(&st.bound, settle_expired, SETTLE_S, 0.);
     st.bound.data = &st;
     ev_timer_start(loop, &st.bound);

@@ -58,8 +58,9 @@ int moq_relay_worker_ready(moq_relay *r);
 /* Close every session gracefully and run the loop until the closes went out (shutdown). */
 void moq_relay_drain(moq_relay *r);
 /* After moq_relay_free, with every other watcher of the loop stopped: run the loop until
- * what the relay started on it has ended (connections it dialled close a moment after their
- * session), a couple of seconds at most, so the loop can be destroyed with nothing on it. */
+ * what the relay started on it has ended (connections it dialled close at once, without
+ * waiting for the peer to acknowledge their session's close), a couple of seconds at most,
+ * so the loop can be destroyed with nothing on it. */
 void moq_relay_settle(struct ev_loop *loop);
 /* Stop carrying broadcasts between workers (before any worker's relay is freed). */
 void moq_relay_unbridge(moq_relay *r);

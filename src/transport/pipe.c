@@ -284,6 +284,7 @@ static const struct moq_transport_ops pipe_ops = {
     .open_stream = p_open_stream,
     .write = p_write,
     .unsent = p_unsent,
+    .unacked = p_unsent, /* a byte counts as acknowledged once delivered */
     .set_priority = p_set_priority,
     .reset = p_reset,
     .stop = p_stop,

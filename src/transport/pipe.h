@@ -7,7 +7,7 @@
  * Without a loop (loop NULL) events wait for moq_pipe_flush: tests and fuzz targets then
  * drive both ends by hand, with no event loop at all.
  * The "client" end opens even stream ids, the "server" end odd ones. There is no flow
- * control; unsent() reports bytes written but not yet delivered to the peer.
+ * control; unsent() and unacked() report bytes written but not yet delivered to the peer.
  *
  * Ownership: moq_pipe_new creates both ends; each end is freed after its `closed` event
  * (close() on either end closes both). If the loop is torn down first, call

@@ -108,6 +108,10 @@ struct moq_transport_ops {
     /* Close with an application code and reason; `closed` follows from the event loop. */
     void (*close)(moq_transport *t, uint64_t code, const char *reason);
     void (*stats)(moq_transport *t, struct moq_transport_stats *out);
+    /* Bytes written on the stream that the peer has not acknowledged yet; 0 once all are, or
+     * when our sending side is gone (reset, stopped, closed). Optional: a transport without
+     * acknowledgements leaves it NULL. */
+    size_t (*unacked)(moq_transport *t, int64_t sid);
 };
 
 struct moq_transport {

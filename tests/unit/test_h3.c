@@ -653,32 +653,43 @@ static void fire_due(struct vdriver *d)
     if (d->c && d->at <= vnow) moq_h3_on_timer(d->c, vnow);
 }
 
+/* One WebTransport session between our client and server over a pipe driven by hand, their
+ * timers on the virtual clock. */
+static moq_pipe *vworld_connect(struct world *w, struct vdriver *sd, struct vdriver *cd)
+{
+    memset(w, 0, sizeof(*w));
+    vnow = 5 * MOQ_US_PER_S;
+    moq_transport *ct, *st;
+    struct moq_pipe_config pc = {.kind = MOQ_TRANSPORT_H3, .protocol = "h3"};
+    moq_pipe *pipe = moq_pipe_new(NULL, &pc, &ct, &st);
+    assert_non_null(pipe);
+    *sd = (struct vdriver){.at = UINT64_MAX};
+    *cd = (struct vdriver){.at = UINT64_MAX};
+    static struct moq_h3_driver sdrv, cdrv;
+    sdrv = (struct moq_h3_driver){&vclock, vd_timer, vd_freed, sd};
+    cdrv = (struct moq_h3_driver){&vclock, vd_timer, vd_freed, cd};
+    w->server_protocols[0] = "moq-lite-05";
+    struct moq_h3_server_config sc = {w->server_protocols, 1, server_accept, w, NULL, NULL};
+    assert_int_equal(moq_h3_server_attach(st, &sdrv, &sc), 0);
+    static const char *const offer[] = {"moq-lite-05"};
+    struct moq_h3_client_config cc = {"localhost:4443", "/", offer, 1, client_done, w};
+    assert_int_equal(moq_h3_client_attach(ct, &cdrv, &cc), 0);
+    for (int i = 0; i < 10; i++)
+        moq_pipe_flush(pipe);
+    assert_true(w->connect_done);
+    assert_int_equal(w->connect_err, 0);
+    assert_true(sd->at == UINT64_MAX && cd->at == UINT64_MAX); /* nothing due while it runs */
+    return pipe;
+}
+
 /* A session's `closed` comes from the connection's timer, not from inside close(); the
  * QUIC connection follows its last session after exactly 500 ms; timers called early do
  * nothing; both connections tell their drivers when they are gone. */
 static void close_and_linger_on_a_virtual_clock(void **state)
 {
     struct world w;
-    memset(&w, 0, sizeof(w));
-    vnow = 5 * MOQ_US_PER_S;
-    moq_transport *ct, *st;
-    struct moq_pipe_config pc = {.kind = MOQ_TRANSPORT_H3, .protocol = "h3"};
-    moq_pipe *pipe = moq_pipe_new(NULL, &pc, &ct, &st);
-    assert_non_null(pipe);
-    struct vdriver sd = {.at = UINT64_MAX}, cd = {.at = UINT64_MAX};
-    struct moq_h3_driver sdrv = {&vclock, vd_timer, vd_freed, &sd};
-    struct moq_h3_driver cdrv = {&vclock, vd_timer, vd_freed, &cd};
-    w.server_protocols[0] = "moq-lite-05";
-    struct moq_h3_server_config sc = {w.server_protocols, 1, server_accept, &w, NULL, NULL};
-    assert_int_equal(moq_h3_server_attach(st, &sdrv, &sc), 0);
-    static const char *const offer[] = {"moq-lite-05"};
-    struct moq_h3_client_config cc = {"localhost:4443", "/", offer, 1, client_done, &w};
-    assert_int_equal(moq_h3_client_attach(ct, &cdrv, &cc), 0);
-    for (int i = 0; i < 10; i++)
-        moq_pipe_flush(pipe);
-    assert_true(w.connect_done);
-    assert_int_equal(w.connect_err, 0);
-    assert_true(sd.at == UINT64_MAX && cd.at == UINT64_MAX); /* nothing due while it runs */
+    struct vdriver sd, cd;
+    moq_pipe *pipe = vworld_connect(&w, &sd, &cd);
 
     moq_transport_close(w.client.t, 6, "bye");
     assert_false(w.client.closed);
@@ -706,6 +717,126 @@ static void close_and_linger_on_a_virtual_clock(void **state)
     assert_true(sd.freed);
 }
 
+/* The server closes its session while the close capsule has not reached the client (the
+ * pipe delivers nothing until flushed; an undelivered byte is an unacknowledged one). The
+ * QUIC connection stays open past the linger time until the capsule is delivered, so the
+ * client reads the server's code and reason, not a lost connection. */
+static void connection_outlives_an_unacknowledged_close_capsule(void **state)
+{
+    struct world w;
+    struct vdriver sd, cd;
+    moq_pipe *pipe = vworld_connect(&w, &sd, &cd);
+
+    moq_transport_close(w.server.t, 5, "malformed SETUP");
+    fire_due(&sd);
+    assert_true(w.server.closed);
+    uint64_t linger_end = vnow + 500 * MOQ_US_PER_MS;
+    assert_true(sd.at == linger_end);
+    vnow = linger_end;
+    fire_due(&sd);
+    assert_false(sd.freed);
+    assert_true(sd.at > vnow && sd.at <= vnow + 50 * MOQ_US_PER_MS); /* looks again soon */
+    vnow += 2 * MOQ_US_PER_S; /* a slow peer: still nothing acknowledged */
+    fire_due(&sd);
+    assert_false(sd.freed);
+
+    moq_pipe_flush(pipe); /* the capsule and FIN arrive (and count as acknowledged) */
+    fire_due(&cd);
+    assert_true(w.client.closed);
+    assert_true(w.client.close_code == 5);
+    assert_string_equal(w.client.close_reason, "malformed SETUP");
+    vnow = sd.at;
+    fire_due(&sd);        /* nothing is unacknowledged now: the connection closes */
+    moq_pipe_flush(pipe); /* the pipe frees itself with its ends */
+    assert_true(sd.freed);
+    assert_true(cd.freed);
+}
+
+/* A peer that never acknowledges the close capsule holds the connection open 5 s at most. */
+static void unacknowledged_close_capsule_waits_at_most_five_seconds(void **state)
+{
+    struct world w;
+    struct vdriver sd, cd;
+    moq_pipe *pipe = vworld_connect(&w, &sd, &cd);
+    moq_transport_close(w.server.t, 5, "malformed SETUP");
+    fire_due(&sd);
+    uint64_t give_up = vnow + 5 * MOQ_US_PER_S;
+    while (!sd.freed && sd.at < give_up) {
+        vnow = sd.at;
+        fire_due(&sd);
+        assert_false(sd.freed);
+    }
+    assert_true(sd.at == give_up);
+    vnow = give_up;
+    fire_due(&sd);
+    moq_pipe_flush(pipe); /* the pipe frees itself with its ends */
+    assert_true(sd.freed);
+    assert_true(cd.freed);
+}
+
+/* Shutdown (moq_h3_shutdown) ends a linger that waits for the peer to acknowledge the close
+ * capsule: the QUIC connection closes at once and nothing is due any more. */
+static void shutdown_ends_a_linger_waiting_for_an_ack(void **state)
+{
+    struct world w;
+    struct vdriver sd, cd;
+    moq_pipe *pipe = vworld_connect(&w, &sd, &cd);
+    moq_transport_close(w.server.t, 5, "malformed SETUP");
+    fire_due(&sd);
+    vnow = sd.at; /* the linger time is over; the capsule is still unacknowledged */
+    fire_due(&sd);
+    assert_false(sd.freed);
+    assert_true(sd.at != UINT64_MAX); /* waiting */
+
+    moq_h3_shutdown(sd.c);
+    assert_false(sd.freed); /* never from inside the call */
+    assert_true(sd.at == UINT64_MAX);
+    moq_pipe_flush(pipe); /* the close reaches the client; the pipe frees itself */
+    assert_true(sd.freed);
+    assert_true(cd.freed);
+    assert_true(w.client.closed);
+}
+
+/* Shutdown while the last session's close is still being delivered: once it is, the QUIC
+ * connection closes with no linger at all. */
+static void shutdown_closes_after_the_last_session_without_lingering(void **state)
+{
+    struct world w;
+    struct vdriver sd, cd;
+    moq_pipe *pipe = vworld_connect(&w, &sd, &cd);
+    moq_transport_close(w.server.t, 5, "malformed SETUP");
+    moq_h3_shutdown(sd.c);
+    assert_false(w.server.closed); /* the session's `closed` still comes from the timer */
+    fire_due(&sd);
+    assert_true(w.server.closed);
+    assert_true(sd.at == UINT64_MAX); /* no linger */
+    moq_pipe_flush(pipe);
+    assert_true(sd.freed);
+    assert_true(cd.freed);
+}
+
+/* moq_h3_loop_shutdown: every connection lingering on the loop closes at once, so the loop
+ * has nothing left to run (the relay's shutdown then destroys it). */
+static void loop_shutdown_ends_every_linger_on_the_loop(void **state)
+{
+    struct world w;
+    static const char *const offer[] = {"moq-lite-05"};
+    setup_world(&w, offer, 1);
+    run_until(&w, &w.connect_done);
+    assert_int_equal(w.connect_err, 0);
+    moq_transport_close(w.server.t, 5, "bye");
+    run_until(&w, &w.client.closed);
+    assert_true(w.client.close_code == 5);
+    assert_true(ev_run(w.loop, EVRUN_NOWAIT)); /* the connections linger */
+
+    moq_h3_loop_shutdown(w.loop);
+    bool busy = true;
+    for (int i = 0; i < 1000 && busy; i++)
+        busy = ev_run(w.loop, EVRUN_NOWAIT);
+    assert_false(busy);
+    ev_loop_destroy(w.loop);
+}
+
 int main(void)
 {
     moq_log_set_level(MOQ_LOG_WARN);
@@ -723,6 +854,11 @@ int main(void)
         cmocka_unit_test(connect_with_bad_escape_is_400),
         cmocka_unit_test(missing_settings_closes_connection),
         cmocka_unit_test(close_and_linger_on_a_virtual_clock),
+        cmocka_unit_test(connection_outlives_an_unacknowledged_close_capsule),
+        cmocka_unit_test(unacknowledged_close_capsule_waits_at_most_five_seconds),
+        cmocka_unit_test(shutdown_ends_a_linger_waiting_for_an_ack),
+        cmocka_unit_test(shutdown_closes_after_the_last_session_without_lingering),
+        cmocka_unit_test(loop_shutdown_ends_every_linger_on_the_loop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

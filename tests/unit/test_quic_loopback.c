@@ -867,6 +867,47 @@ static bool dgram_back(struct env *e)
     return e->cli.dgrams > 0;
 }
 
+static bool srv_got_fin_on_0(struct env *e)
+{
+    struct rs *a = moq_u64map_get(&e->srv[0].streams, 0);
+    return a && a->fin;
+}
+
+static bool cli_stream_0_acked(struct env *e)
+{
+    return e->cli_t->ops->unacked(e->cli_t, 0) == 0;
+}
+
+/* unacked() counts the bytes of a stream the peer has not acknowledged, also on a stream the
+ * peer keeps open (a WebTransport CONNECT stream after our close capsule), and is 0 on a
+ * stream we reset. */
+static void unacked_falls_to_zero_when_the_peer_acknowledges(void **state)
+{
+    (void)state;
+    struct env e;
+    env_start(&e, "127.0.0.1:0", NULL);
+    static const char *const offer[] = {"moq-lite-05"};
+    env_connect(&e, "127.0.0.1", offer, 1, NULL);
+    run_until(&e, connected);
+    moq_transport *t = e.cli_t;
+    int64_t s0, s4;
+    assert_int_equal(moq_transport_open(t, true, &s0), 0);
+    assert_int_equal(s0, 0);
+    assert_int_equal(moq_transport_write_bytes(t, s0, "closing", 7, true), 0);
+    assert_int_equal(t->ops->unacked(t, s0), 7);
+    run_until(&e, srv_got_fin_on_0);
+    run_until(&e, cli_stream_0_acked);
+
+    assert_int_equal(moq_transport_open(t, true, &s4), 0);
+    assert_int_equal(moq_transport_write_bytes(t, s4, "abc", 3, false), 0);
+    assert_int_equal(t->ops->unacked(t, s4), 3);
+    assert_int_equal(t->ops->reset(t, s4, 9), 0);
+    assert_int_equal(t->ops->unacked(t, s4), 0);
+    assert_int_equal(t->ops->unacked(t, 1000), 0); /* no such stream */
+    close_client(&e, 0, "done");
+    env_finish(&e);
+}
+
 static void resend_ping(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct env *e = w->data;
@@ -1469,6 +1510,7 @@ int main(void)
         cmocka_unit_test(reset_and_stop_codes_propagate),
         cmocka_unit_test(datagrams_round_trip),
         cmocka_unit_test(close_code_and_reason_reach_peer),
+        cmocka_unit_test(unacked_falls_to_zero_when_the_peer_acknowledges),
         cmocka_unit_test(idle_timeout_closes),
         cmocka_unit_test(ack_timeout_notices_a_vanished_peer),
         cmocka_unit_test(ack_timeout_off_waits_for_the_idle_timeout),

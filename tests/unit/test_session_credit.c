@@ -142,9 +142,15 @@ static void g_stats(moq_transport *t, struct moq_transport_stats *out)
     GATE(t)->inner->ops->stats(GATE(t)->inner, out);
 }
 
+static size_t g_unacked(moq_transport *t, int64_t sid)
+{
+    moq_transport *inner = GATE(t)->inner;
+    return inner->ops->unacked ? inner->ops->unacked(inner, sid) : 0;
+}
+
 static const struct moq_transport_ops gate_ops = {
     g_open, g_write, g_unsent,    g_priority, g_reset, g_stop,
-    g_ctx,  g_dgram, g_max_dgram, g_close,    g_stats,
+    g_ctx,  g_dgram, g_max_dgram, g_close,    g_stats, g_unacked,
 };
 
 /* Inner events go to the session with the gate as the transport. */
