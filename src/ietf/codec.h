@@ -496,28 +496,21 @@ int moq_ietf_encode_fetch(moq_buf *out, const moq_ietf_caps *c, const struct moq
 int moq_ietf_decode_fetch(const moq_ietf_caps *c, const uint8_t *body, size_t len,
                           struct moq_ietf_fetch *out);
 
-/* The answer to a FETCH. A joining fetch gets FETCH_OK on draft-14 and REQUEST_OK (request id
- * through 16, no parameters, none of the fields below) from draft-15, as upstream answers it
- * (moq_ietf_encode_fetch_ok). A standalone fetch gets FETCH_OK with its fields on every
- * draft (moq_ietf_encode_fetch_ok_full): request id through 16, group order on 14, end of
- * track and end location (the largest object served), parameters, and the track properties
- * from 17. */
+/* The answer to a FETCH, standalone or joining, on every draft: FETCH_OK (section "FETCH_OK"
+ * of drafts 14-20; REQUEST_OK never answers a FETCH). Its request id through
+ * draft-16, the group order on 14 only, end of track, the End Location in the draft's
+ * encoding (moq_ietf_caps.fetch_end_inclusive), no parameters, and the track properties
+ * (none) from 17. */
 struct moq_ietf_fetch_ok {
-    uint64_t request_id;            /* 14..16 */
-    uint8_t group_order;            /* 14 */
-    bool end_of_track;              /* 14, and standalone */
-    uint64_t end_group, end_object; /* 14, and standalone */
+    uint64_t request_id; /* 14..16 */
+    uint8_t group_order; /* 14 */
+    bool end_of_track;
+    uint64_t end_group, end_object;
 };
-/* The message type of a joining fetch's answer on a draft. */
-uint64_t moq_ietf_fetch_ok_type(const moq_ietf_caps *c);
 int moq_ietf_encode_fetch_ok(moq_buf *out, const moq_ietf_caps *c,
                              const struct moq_ietf_fetch_ok *m);
 int moq_ietf_decode_fetch_ok(const moq_ietf_caps *c, const uint8_t *body, size_t len,
                              struct moq_ietf_fetch_ok *out);
-int moq_ietf_encode_fetch_ok_full(moq_buf *out, const moq_ietf_caps *c,
-                                  const struct moq_ietf_fetch_ok *m);
-int moq_ietf_decode_fetch_ok_full(const moq_ietf_caps *c, const uint8_t *body, size_t len,
-                                  struct moq_ietf_fetch_ok *out);
 
 struct moq_ietf_track_status {
     uint64_t request_id;

@@ -497,62 +497,34 @@ int moq_ietf_decode_fetch(const moq_ietf_caps *c, const uint8_t *body, size_t le
     return ir_done(&r);
 }
 
-uint64_t moq_ietf_fetch_ok_type(const moq_ietf_caps *c)
-{
-    return c->fetch_request_ok ? MOQ_IETF_REQUEST_OK : MOQ_IETF_FETCH_OK;
-}
-
-static int encode_fetch_ok(moq_buf *out, const moq_ietf_caps *c, const struct moq_ietf_fetch_ok *m,
-                           bool full)
+int moq_ietf_encode_fetch_ok(moq_buf *out, const moq_ietf_caps *c,
+                             const struct moq_ietf_fetch_ok *m)
 {
     struct enc e;
     ietf_w *w = enc_start(&e, out, c);
-    bool short_form = c->fetch_request_ok && !full;
-    size_t at = moq_ietf_msg_begin(w, full ? MOQ_IETF_FETCH_OK : moq_ietf_fetch_ok_type(c));
+    size_t at = moq_ietf_msg_begin(w, MOQ_IETF_FETCH_OK);
     if (c->response_ids) iw_varint(w, m->request_id);
-    if (short_form) {
-        struct moq_ietf_param_out none[1];
-        moq_ietf_params_write(w, none, 0);
-        moq_ietf_msg_end(w, at);
-        return enc_commit(&e);
-    }
     if (c->fetch_inline) iw_u8(w, m->group_order ? m->group_order : 1);
     iw_u8(w, m->end_of_track ? 1 : 0);
     iw_location(w, m->end_group, m->end_object);
     iw_varint(w, 0);
-    if (c->track_properties) {
-        struct moq_ietf_props none = {0};
-        moq_ietf_props_write(w, &none);
-    }
+    struct moq_ietf_props none = {0};
+    moq_ietf_props_write(w, &none);
     moq_ietf_msg_end(w, at);
     return enc_commit(&e);
 }
 
-int moq_ietf_encode_fetch_ok(moq_buf *out, const moq_ietf_caps *c,
-                             const struct moq_ietf_fetch_ok *m)
-{
-    return encode_fetch_ok(out, c, m, false);
-}
-
-int moq_ietf_encode_fetch_ok_full(moq_buf *out, const moq_ietf_caps *c,
-                                  const struct moq_ietf_fetch_ok *m)
-{
-    return encode_fetch_ok(out, c, m, true);
-}
-
-static int decode_fetch_ok(const moq_ietf_caps *c, const uint8_t *body, size_t len,
-                           struct moq_ietf_fetch_ok *out, bool full)
+int moq_ietf_decode_fetch_ok(const moq_ietf_caps *c, const uint8_t *body, size_t len,
+                             struct moq_ietf_fetch_ok *out)
 {
     memset(out, 0, sizeof(*out));
     ietf_r r;
     dec_start(&r, c, body, len);
     if (c->response_ids) out->request_id = ir_varint(&r);
-    if (c->fetch_request_ok && !full) {
-        struct moq_ietf_params ps;
-        moq_ietf_params_read(&r, &ps);
-        return ir_done(&r);
+    if (c->fetch_inline) {
+        out->group_order = ir_u8(&r);
+        check_group_order(&r, out->group_order);
     }
-    if (c->fetch_inline) out->group_order = ir_u8(&r);
     uint8_t eot = ir_u8(&r);
     if (eot > 1) ir_fail(&r, MOQ_ERR_PROTO);
     out->end_of_track = eot == 1;
@@ -562,18 +534,6 @@ static int decode_fetch_ok(const moq_ietf_caps *c, const uint8_t *body, size_t l
     struct moq_ietf_props props;
     moq_ietf_props_read(&r, &props);
     return ir_done(&r);
-}
-
-int moq_ietf_decode_fetch_ok(const moq_ietf_caps *c, const uint8_t *body, size_t len,
-                             struct moq_ietf_fetch_ok *out)
-{
-    return decode_fetch_ok(c, body, len, out, false);
-}
-
-int moq_ietf_decode_fetch_ok_full(const moq_ietf_caps *c, const uint8_t *body, size_t len,
-                                  struct moq_ietf_fetch_ok *out)
-{
-    return decode_fetch_ok(c, body, len, out, true);
 }
 
 /* ---------------------------------------------------------------- TRACK_STATUS */

@@ -126,14 +126,33 @@ static int fetch_object_plain(moq_buf *out, const moq_ietf_caps *c, uint64_t gro
     return 0;
 }
 
+/* The Group ID field of an object that names its group: absolute through draft-17, from
+ * draft-18 the distance from the prior object's group minus one, in the fetch's group order
+ * (the first object's is absolute). */
+static uint64_t fetch_group_field(const moq_ietf_caps *c, const struct moq_ietf_fetch_cursor *cur,
+                                  uint64_t group)
+{
+    if (c->fetch_objects != MOQ_IETF_FETCH_FLAGS_DELTA || !cur->any) return group;
+    return cur->descending ? cur->group - group - 1 : group - cur->group - 1;
+}
+
+/* The Object ID field: absolute, except from draft-18 in the prior object's group, where it
+ * is the distance from the prior object's id. */
+static uint64_t fetch_object_field(const moq_ietf_caps *c, const struct moq_ietf_fetch_cursor *cur,
+                                   bool same_group, uint64_t object)
+{
+    if (c->fetch_objects != MOQ_IETF_FETCH_FLAGS_DELTA || !same_group) return object;
+    return object - cur->object;
+}
+
 static int fetch_object_flags(moq_buf *out, const moq_ietf_caps *c,
                               const struct moq_ietf_fetch_cursor *cur, uint64_t group,
                               uint64_t object, const moq_buf *block, uint64_t payload_len)
 {
-    bool follows = cur->any && group == cur->group && object == cur->object + 1;
-    bool deltas = c->fetch_objects == MOQ_IETF_FETCH_FLAGS_DELTA;
+    bool same_group = cur->any && group == cur->group;
     uint64_t flags = 0;
-    if (!follows) flags |= FETCH_OBJECT_ID | FETCH_GROUP_ID;
+    if (!same_group) flags |= FETCH_GROUP_ID | FETCH_OBJECT_ID;
+    if (same_group && object != cur->object + 1) flags |= FETCH_OBJECT_ID;
     if (!cur->any) flags |= FETCH_PRIORITY;
     if (block->len) flags |= FETCH_EXTENSIONS;
     uint8_t head[5 * MOQ_IETF_VARINT_MAX + 1], *p = head;
@@ -141,12 +160,9 @@ static int fetch_object_flags(moq_buf *out, const moq_ietf_caps *c,
         *p++ = (uint8_t)flags;
     else
         p = moq_ietf_varint_put(c, p, flags);
-    if (flags & FETCH_GROUP_ID)
-        p = moq_ietf_varint_put(c, p,
-                                !deltas || !cur->any ? group
-                                : cur->descending    ? cur->group - group - 1
-                                                     : group - cur->group - 1);
-    if (flags & FETCH_OBJECT_ID) p = moq_ietf_varint_put(c, p, object);
+    if (flags & FETCH_GROUP_ID) p = moq_ietf_varint_put(c, p, fetch_group_field(c, cur, group));
+    if (flags & FETCH_OBJECT_ID)
+        p = moq_ietf_varint_put(c, p, fetch_object_field(c, cur, same_group, object));
     if (flags & FETCH_PRIORITY) *p++ = 0;
     if (flags & FETCH_EXTENSIONS) p = moq_ietf_varint_put(c, p, block->len);
     uint8_t tail[2 * MOQ_IETF_VARINT_MAX], *q = moq_ietf_varint_put(c, tail, payload_len);

@@ -144,13 +144,16 @@ bool moq_ietf_sg_idle(const moq_ietf_sg_parser *p);
 /* Objects on a fetch stream (after its FETCH_HEADER), groups in ascending or descending
  * order, the objects of a group ascending. draft-14 writes every field (group, subgroup,
  * object id, priority, extension block, payload length, the status when empty); 15+ lead
- * with Serialization Flags and omit what follows from the object before: the first object
- * and the first of each group name their group and object id (absolute through draft-18;
- * from 19 the group as its distance from the previous one minus one, in the fetch's group
- * order), an object following its predecessor in the same group names neither; the
- * subgroup is always 0 (mode "zero"), the priority (0: the relay keeps no publisher
- * priority) is given with the first object only, the extension block only when not empty
- * (its length and the pairs, 15+), the status only on draft-14 and 15 (empty objects). */
+ * with Serialization Flags (8 bits on 15, a varint after) and omit what follows from the
+ * object before: the first object and the first of each group name their group and object
+ * id; an object of the prior object's group names its id only when it does not follow that
+ * object's (gaps in the ids are objects that do not exist). Through draft-17 the ids are
+ * absolute; from 18 a group is its distance from the prior object's minus one (in the
+ * fetch's group order) and an id in the prior object's group its distance from that
+ * object's id (the first object's fields are absolute). The subgroup is always 0, the
+ * priority (0: the relay keeps no publisher priority) is given with the first object only,
+ * the extension block only when not empty (its length and the pairs, 15+), the status only
+ * on draft-14 and 15 (empty objects). */
 struct moq_ietf_fetch_cursor {
     bool descending; /* set by the caller: groups come newest first */
     bool any;        /* an object was written */

@@ -945,11 +945,13 @@ static void fetch_stream_write(struct moq_ietf_engine *e, istream *st, uint64_t 
         st_fin(fs);
 }
 
-/* The empty answer of a joining fetch, as upstream gives it: FETCH_OK (REQUEST_OK from
- * draft-15), then a fetch stream of its header alone. */
-static void fetch_answer_empty(struct moq_ietf_engine *e, istream *st, uint64_t request_id)
+/* The empty answer of a joining fetch whose range starts at group `start`: FETCH_OK, its
+ * End Location that start (an empty range; anything smaller is a protocol violation to the
+ * peer), then a fetch stream of its header alone. */
+static void fetch_answer_empty(struct moq_ietf_engine *e, istream *st, uint64_t request_id,
+                               uint64_t start)
 {
-    struct moq_ietf_fetch_ok ok = {.request_id = request_id, .group_order = 1};
+    struct moq_ietf_fetch_ok ok = {.request_id = request_id, .group_order = 1, .end_group = start};
     moq_buf b;
     moq_buf_init(&b);
     if (moq_ietf_encode_fetch_ok(&b, e->c, &ok) == 0) send_on(e, st, &b);
@@ -957,21 +959,35 @@ static void fetch_answer_empty(struct moq_ietf_engine *e, istream *st, uint64_t 
     fetch_stream_write(e, st, request_id, NULL, false);
 }
 
-/* Answer a FETCH with plan fp (which it frees): FETCH_OK on every draft (as upstream's
- * FetchOk) naming the largest object served, then the fetch stream, groups in the order the
- * FETCH asked for (ascending unless descending: the objects of a group always ascend). */
+/* FETCH_OK's End Location for plan fp of f, in the draft's encoding: the last object served
+ * (draft-20), or that object plus one - object 0 when f asked for the whole of that group
+ * and got all of it, the group being finished (drafts 14-19). */
+static void fetch_end_location(const moq_ietf_caps *c, const struct moq_ietf_fetch *f,
+                               const struct fetch_plan *fp, struct moq_ietf_fetch_ok *ok)
+{
+    size_t last = fp->n - 1;
+    moq_group *g = fp->groups[last];
+    ok->end_group = moq_group_sequence(g);
+    ok->end_object = c->fetch_end_inclusive ? fp->to[last] - 1 : fp->to[last];
+    bool whole_group = f->end_object == 0 && ok->end_group == f->end_group &&
+                       moq_group_state(g, NULL) == MOQ_GROUP_FINISHED &&
+                       fp->to[last] == moq_group_frame_count(g);
+    if (!c->fetch_end_inclusive && whole_group) ok->end_object = 0;
+}
+
+/* Answer a FETCH with plan fp (which it frees): FETCH_OK naming the end of what is served,
+ * then the fetch stream, groups in the order the FETCH asked for (ascending unless
+ * descending: the objects of a group always ascend). */
 static void fetch_answer_plan(struct moq_ietf_engine *e, istream *st,
                               const struct moq_ietf_fetch *f, struct fetch_plan *fp)
 {
-    moq_group *last = fp->groups[fp->n - 1];
     moq_buf b;
     moq_buf_init(&b);
     struct moq_ietf_fetch_ok ok = {.request_id = f->request_id,
                                    .group_order = f->group_order == 2 ? 2 : 1,
-                                   .end_of_track = fp->end_of_track,
-                                   .end_group = moq_group_sequence(last),
-                                   .end_object = fp->to[fp->n - 1] - 1};
-    if (moq_ietf_encode_fetch_ok_full(&b, e->c, &ok) == 0) send_on(e, st, &b);
+                                   .end_of_track = fp->end_of_track};
+    fetch_end_location(e->c, f, fp, &ok);
+    if (moq_ietf_encode_fetch_ok(&b, e->c, &ok) == 0) send_on(e, st, &b);
     moq_buf_free(&b);
     fetch_stream_write(e, st, f->request_id, fp, ok.group_order == 2);
     fetch_plan_free(fp);
@@ -1037,6 +1053,13 @@ static void fetch_standalone(struct moq_ietf_engine *e, istream *st, const struc
         fetch_answer_plan(e, st, f, fp);
 }
 
+/* The first group of a joining FETCH's range, its subscription starting at group `first`. */
+static uint64_t joining_range_start(const struct moq_ietf_fetch *f, uint64_t first)
+{
+    if (f->type == MOQ_IETF_FETCH_ABSOLUTE) return f->joining_start;
+    return f->joining_start < first ? first - f->joining_start : 0;
+}
+
 /*
  * A joining FETCH of the subscription it names: the groups before the first one that
  * subscription delivers (a subscription here delivers whole groups from its first, so the
@@ -1044,9 +1067,10 @@ static void fetch_standalone(struct moq_ietf_engine *e, istream *st, const struc
  * (relative; the draft's "Largest Location.Group - Joining Start") or from the given group
  * (absolute), served from the cache as a standalone FETCH would be. Nothing cached in that
  * range - always so for offset 0, or when the subscription takes every group that arrives -
- * is answered FETCH_OK (REQUEST_OK from draft-15) and an empty fetch stream, as upstream
- * answers offset 0. An absolute start after the subscription's first group is an invalid
- * range; a subscription that does not exist (or ended) is an invalid joining request id.
+ * is answered FETCH_OK and an empty fetch stream (upstream answers offset 0 so, but with
+ * REQUEST_OK from draft-15, which no draft allows). An absolute start after the
+ * subscription's first group is an invalid range; a subscription that does not exist (or
+ * ended) is an invalid joining request id.
  */
 static void fetch_joining(struct moq_ietf_engine *e, istream *st, struct moq_ietf_fetch *f)
 {
@@ -1065,9 +1089,9 @@ static void fetch_joining(struct moq_ietf_engine *e, istream *st, struct moq_iet
         refusal = "starts after the subscription";
         code = err_invalid_range(e->c);
     } else if (has_first && first > 0 && (absolute || f->joining_start > 0)) {
-        uint64_t back = absolute ? first - f->joining_start : f->joining_start;
-        if (back > FETCH_MAX_GROUPS) back = FETCH_MAX_GROUPS; /* the groups next to it */
-        f->start_group = back < first ? first - back : 0;
+        f->start_group = joining_range_start(f, first);
+        if (first - f->start_group > FETCH_MAX_GROUPS) /* the groups next to it */
+            f->start_group = first - FETCH_MAX_GROUPS;
         f->start_object = 0;
         f->end_group = first - 1;
         f->end_object = 0; /* the whole group */
@@ -1085,7 +1109,7 @@ static void fetch_joining(struct moq_ietf_engine *e, istream *st, struct moq_iet
     else if (fp)
         fetch_answer_plan(e, st, f, fp);
     else
-        fetch_answer_empty(e, st, f->request_id);
+        fetch_answer_empty(e, st, f->request_id, joining_range_start(f, first));
 }
 
 /* The prologue of a request that may come on the control stream (st NULL, 14-16) or on its

@@ -46,8 +46,8 @@ enum moq_ietf_filter_form {
 enum moq_ietf_fetch_objects {
     MOQ_IETF_FETCH_PLAIN = 0,       /* 14: group, subgroup, object, priority, ext, size, status */
     MOQ_IETF_FETCH_FLAGS8 = 1,      /* 15: 8-bit flags, absolute ids, status when empty */
-    MOQ_IETF_FETCH_FLAGS = 2,       /* 16-18: varint flags, absolute ids */
-    MOQ_IETF_FETCH_FLAGS_DELTA = 3, /* 19+: varint flags, group and object id deltas */
+    MOQ_IETF_FETCH_FLAGS = 2,       /* 16/17: varint flags, absolute ids */
+    MOQ_IETF_FETCH_FLAGS_DELTA = 3, /* 18+: varint flags, group and object id deltas */
 };
 
 typedef struct moq_ietf_caps {
@@ -85,7 +85,8 @@ typedef struct moq_ietf_caps {
     bool header_priority_optional; /* 15+: SUBGROUP_HEADER types 0x30.. omit the priority */
     bool track_status_ok;          /* 14: TRACK_STATUS is answered by TRACK_STATUS_OK (0x0E) */
     bool fetch_inline;             /* 14: FETCH carries priority and group order in its body */
-    bool fetch_request_ok;         /* 15+: FETCH is answered with REQUEST_OK, not FETCH_OK */
+    bool fetch_end_inclusive;      /* 20: FETCH_OK End Location is the last object (14-19: the
+                                      last plus one, or object 0 for a whole group) */
     bool fetch_filter;             /* 20: FETCH ranges are a LOCATION_FILTER parameter */
     enum moq_ietf_fetch_objects fetch_objects;
     bool cluster; /* 17+: the MoQ Cluster extension may be negotiated */

@@ -92,7 +92,6 @@ static void decode_all(const moq_ietf_caps *c, const uint8_t *body, size_t len)
     moq_buf_free(&f.ns);
     struct moq_ietf_fetch_ok fok;
     moq_ietf_decode_fetch_ok(c, body, len, &fok);
-    moq_ietf_decode_fetch_ok_full(c, body, len, &fok);
     struct moq_ietf_track_status ts;
     moq_ietf_decode_track_status(c, body, len, &ts);
     moq_buf_free(&ts.ns);

@@ -334,25 +334,29 @@ static void empty_namespace_every_draft(void **state)
     }
 }
 
-/* The answer to a FETCH, as upstream writes it: FETCH_OK on draft-14, REQUEST_OK from
- * draft-15 (with the request id through draft-16, none after). */
+/* The answer to a FETCH on every draft is FETCH_OK (type 0x18; section "FETCH_OK" of drafts
+ * 14-20 - REQUEST_OK answers other requests only): the request id through draft-16, the
+ * group order on 14 only, end of track, the end location (5, 3 here), no parameters, and
+ * from 17 a track properties block (empty). */
 static void fetch_answer_every_draft(void **state)
 {
     (void)state;
     const char *want_hex[] = {
-        "18 0006 06 01 00 00 00 00", /* 14: id, group order, end of track, end location, params */
-        "07 0002 06 00",             /* 15: REQUEST_OK id, no parameters */
-        "07 0002 06 00",             /* 16 */
-        "07 0001 00",                /* 17: no request id */
-        "07 0001 00",                /* 18 */
-        "07 0001 00",                /* 19 */
-        "07 0001 00",                /* 20 */
+        "18 0006 06 01 01 05 03 00", /* 14 */
+        "18 0005 06 01 05 03 00",    /* 15 */
+        "18 0005 06 01 05 03 00",    /* 16 */
+        "18 0004 01 05 03 00",       /* 17: no request id */
+        "18 0004 01 05 03 00",       /* 18 */
+        "18 0004 01 05 03 00",       /* 19 */
+        "18 0004 01 05 03 00",       /* 20 */
     };
     for (int d = MOQT_14; d <= MOQT_20; d++) {
         const moq_ietf_caps *c = moq_ietf_caps_get((moq_ietf_draft)d);
-        assert_int_equal(moq_ietf_fetch_ok_type(c),
-                         d == MOQT_14 ? MOQ_IETF_FETCH_OK : MOQ_IETF_REQUEST_OK);
-        struct moq_ietf_fetch_ok m = {.request_id = 6, .group_order = 1};
+        struct moq_ietf_fetch_ok m = {.request_id = 6,
+                                      .group_order = 1,
+                                      .end_of_track = true,
+                                      .end_group = 5,
+                                      .end_object = 3};
         moq_buf b;
         moq_buf_init(&b);
         assert_int_equal(moq_ietf_encode_fetch_ok(&b, c, &m), 0);
@@ -363,53 +367,38 @@ static void fetch_answer_every_draft(void **state)
         struct moq_ietf_fetch_ok back;
         assert_int_equal(moq_ietf_decode_fetch_ok(c, b.data + 3, b.len - 3, &back), 0);
         if (c->response_ids) assert_int_equal(back.request_id, 6);
-        moq_buf_free(&b);
-    }
-}
-
-/* The answer to a standalone FETCH, in the layout of upstream's FetchOk: FETCH_OK on every
- * draft, the request id through draft-16, the group order on 14 only, end of track, the end
- * location (5, 2 here) and no parameters. */
-static void standalone_fetch_answer_every_draft(void **state)
-{
-    (void)state;
-    const char *want_hex[] = {
-        "18 0006 06 01 01 05 02 00", /* 14 */
-        "18 0005 06 01 05 02 00",    /* 15 */
-        "18 0005 06 01 05 02 00",    /* 16 */
-        "18 0004 01 05 02 00",       /* 17: no request id */
-        "18 0004 01 05 02 00",       /* 18 */
-        "18 0004 01 05 02 00",       /* 19 */
-        "18 0004 01 05 02 00",       /* 20 */
-    };
-    for (int d = MOQT_14; d <= MOQT_20; d++) {
-        const moq_ietf_caps *c = moq_ietf_caps_get((moq_ietf_draft)d);
-        struct moq_ietf_fetch_ok m = {.request_id = 6,
-                                      .group_order = 1,
-                                      .end_of_track = true,
-                                      .end_group = 5,
-                                      .end_object = 2};
-        moq_buf b;
-        moq_buf_init(&b);
-        assert_int_equal(moq_ietf_encode_fetch_ok_full(&b, c, &m), 0);
-        uint8_t want[32];
-        size_t n = unhex(want_hex[d - MOQT_14], want);
-        assert_int_equal(b.len, n);
-        assert_memory_equal(b.data, want, n);
-        struct moq_ietf_fetch_ok back;
-        assert_int_equal(moq_ietf_decode_fetch_ok_full(c, b.data + 3, b.len - 3, &back), 0);
-        if (c->response_ids) assert_int_equal(back.request_id, 6);
         assert_true(back.end_of_track);
         assert_int_equal(back.end_group, 5);
-        assert_int_equal(back.end_object, 2);
+        assert_int_equal(back.end_object, 3);
         moq_buf_free(&b);
     }
 }
 
-/* Fetch objects per draft: objects 3/0 ("ab"), 3/1 ("c", an extension block) and 5/0
- * (empty). draft-14 writes every field and the status of the empty object; 15 leads with an
- * 8-bit flags byte, 16+ with a varint and no status; the second object follows the first
- * (no ids), the third names its group (absolute through 18, the gap minus one from 19). */
+/* FETCH_OK ending with a track properties block (17+, a TIMESCALE of 16 here) is read
+ * whole; a draft-14 group order of 3 or an End Of Track of 2 is a
+ * protocol violation. */
+static void fetch_answer_read(void **state)
+{
+    (void)state;
+    const moq_ietf_caps *c17 = moq_ietf_caps_get(MOQT_17);
+    uint8_t body[16];
+    size_t n = unhex("00 04 02  00  08 10", body); /* eot 0, 4/2, no params, 0x08 = 16 */
+    struct moq_ietf_fetch_ok m;
+    assert_int_equal(moq_ietf_decode_fetch_ok(c17, body, n, &m), 0);
+    assert_int_equal(m.end_group, 4);
+    assert_int_equal(m.end_object, 2);
+    const moq_ietf_caps *c14 = moq_ietf_caps_get(MOQT_14);
+    n = unhex("06 03 00 04 02 00", body);
+    assert_int_equal(moq_ietf_decode_fetch_ok(c14, body, n, &m), MOQ_ERR_PROTO);
+    n = unhex("06 01 02 04 02 00", body);
+    assert_int_equal(moq_ietf_decode_fetch_ok(c14, body, n, &m), MOQ_ERR_PROTO);
+}
+
+/* Fetch objects per draft (section "Fetch Header" of each): objects 3/0 ("ab"), 3/1 ("c",
+ * an extension block) and 5/0 (empty). draft-14 writes every field and the status of the
+ * empty object; 15 leads with an 8-bit flags byte, 16+ with a varint and no status; the
+ * second object follows the first (no ids), the third names its group (absolute through 17,
+ * from 18 a Group ID Delta: the gap minus one). */
 static void fetch_objects_every_draft(void **state)
 {
     (void)state;
@@ -418,7 +407,7 @@ static void fetch_objects_every_draft(void **state)
         "1c 03 00 00 02  20 03 0d017a 01  0c 05 00 00 00",                   /* 15 */
         "1c 03 00 00 02  20 03 0d017a 01  0c 05 00 00",                      /* 16 */
         "1c 03 00 00 02  20 03 0d017a 01  0c 05 00 00",                      /* 17 */
-        "1c 03 00 00 02  20 03 0d017a 01  0c 05 00 00",                      /* 18 */
+        "1c 03 00 00 02  20 03 0d017a 01  0c 01 00 00",                      /* 18 */
         "1c 03 00 00 02  20 03 0d017a 01  0c 01 00 00",                      /* 19 */
         "1c 03 00 00 02  20 03 0d017a 01  0c 01 00 00",                      /* 20 */
     };
@@ -445,8 +434,9 @@ static void fetch_objects_every_draft(void **state)
     }
 }
 
-/* A descending fetch: 5/0 then 3/0 (one byte each); from draft-19 the second group is the
- * distance down from the first minus one. Going back up is refused. */
+/* A descending fetch: 5/0 then 3/0 (one byte each); from draft-18 the second group is the
+ * distance down from the first minus one ("Fetch Header": "If the Group Order is
+ * Descending"). Going back up is refused. */
 static void fetch_objects_descending(void **state)
 {
     (void)state;
@@ -455,7 +445,7 @@ static void fetch_objects_descending(void **state)
         "1c 05 00 00 01  0c 03 00 01",          /* 15 */
         "1c 05 00 00 01  0c 03 00 01",          /* 16 */
         "1c 05 00 00 01  0c 03 00 01",          /* 17 */
-        "1c 05 00 00 01  0c 03 00 01",          /* 18 */
+        "1c 05 00 00 01  0c 01 00 01",          /* 18 */
         "1c 05 00 00 01  0c 01 00 01",          /* 19 */
         "1c 05 00 00 01  0c 01 00 01",          /* 20 */
     };
@@ -473,6 +463,40 @@ static void fetch_objects_descending(void **state)
         assert_int_equal(moq_ietf_fetch_object_header(&b, c, &cur, 4, 0, NULL, 0, 1),
                          MOQ_ERR_INVALID);
         assert_int_equal(b.len, n);
+        moq_buf_free(&b);
+    }
+}
+
+/* Gaps in a fetch (objects that do not exist): 3/0, 3/2, 3/3, then 4/1. An object of the
+ * prior object's group that does not follow it names its Object ID alone, the group being
+ * the prior object's ("Fetch Header", flag 0x04 without 0x08): absolute through draft-17,
+ * from 18 the distance from the prior object's id; the first object of a new group names
+ * both (from 18 the Group ID Delta, then the Object ID as is). */
+static void fetch_objects_with_gaps(void **state)
+{
+    (void)state;
+    const char *want_hex[] = {
+        "03 00 00 00 00 01  03 00 02 00 00 01  03 00 03 00 00 01  04 00 01 00 00 01", /* 14 */
+        "1c 03 00 00 01  04 02 01  00 01  0c 04 01 01",                               /* 15 */
+        "1c 03 00 00 01  04 02 01  00 01  0c 04 01 01",                               /* 16 */
+        "1c 03 00 00 01  04 02 01  00 01  0c 04 01 01",                               /* 17 */
+        "1c 03 00 00 01  04 02 01  00 01  0c 00 01 01",                               /* 18 */
+        "1c 03 00 00 01  04 02 01  00 01  0c 00 01 01",                               /* 19 */
+        "1c 03 00 00 01  04 02 01  00 01  0c 00 01 01",                               /* 20 */
+    };
+    for (int d = MOQT_14; d <= MOQT_20; d++) {
+        const moq_ietf_caps *c = moq_ietf_caps_get((moq_ietf_draft)d);
+        struct moq_ietf_fetch_cursor cur = {0};
+        moq_buf b;
+        moq_buf_init(&b);
+        assert_int_equal(moq_ietf_fetch_object_header(&b, c, &cur, 3, 0, NULL, 0, 1), 0);
+        assert_int_equal(moq_ietf_fetch_object_header(&b, c, &cur, 3, 2, NULL, 0, 1), 0);
+        assert_int_equal(moq_ietf_fetch_object_header(&b, c, &cur, 3, 3, NULL, 0, 1), 0);
+        assert_int_equal(moq_ietf_fetch_object_header(&b, c, &cur, 4, 1, NULL, 0, 1), 0);
+        uint8_t want[64];
+        size_t n = unhex(want_hex[d - MOQT_14], want);
+        assert_int_equal(b.len, n);
+        assert_memory_equal(b.data, want, n);
         moq_buf_free(&b);
     }
 }
@@ -651,9 +675,10 @@ int main(void)
         cmocka_unit_test(namespace_messages_draft14),
         cmocka_unit_test(empty_namespace_every_draft),
         cmocka_unit_test(fetch_answer_every_draft),
-        cmocka_unit_test(standalone_fetch_answer_every_draft),
+        cmocka_unit_test(fetch_answer_read),
         cmocka_unit_test(fetch_objects_every_draft),
         cmocka_unit_test(fetch_objects_descending),
+        cmocka_unit_test(fetch_objects_with_gaps),
         cmocka_unit_test(subscribe_update_draft14),
         cmocka_unit_test(extension_blocks_convert),
         cmocka_unit_test(object_time_vectors),

@@ -471,10 +471,11 @@ static void send_fetch(struct peer *p, int type, uint64_t id, uint64_t joining, 
     peer_send(p, &b);
 }
 
-/* A joining FETCH of offset 0 is answered as upstream answers it: FETCH_OK (REQUEST_OK from
- * draft-15) and a fetch stream of its header alone (a subscription starts at the beginning
- * of a group, so nothing precedes it); a standalone fetch of a range with nothing cached and
- * a join of no subscription are refused and the session goes on. */
+/* A joining FETCH of offset 0 is answered FETCH_OK on every draft (never REQUEST_OK, which
+ * upstream sends from draft-15 but no draft allows) and a fetch stream of its header alone
+ * (a subscription starts at the beginning of a group, so nothing precedes it); a standalone fetch
+ * of a range with nothing cached and a join of no subscription are refused and the session goes on.
+ */
 static void joining_fetch_is_answered_empty(void **state)
 {
     for (size_t d = 0; d < N_DRAFTS; d++) {
@@ -490,11 +491,13 @@ static void joining_fetch_is_answered_empty(void **state)
         uint64_t fetch_id = peer_request_id(p);
         send_fetch(p, MOQ_IETF_FETCH_RELATIVE, fetch_id, sub_id, 0);
         size_t len;
-        const uint8_t *body = find_msg(p, moq_ietf_fetch_ok_type(p->c), &len);
+        assert_null(find_msg(p, MOQ_IETF_REQUEST_OK, &len));
+        const uint8_t *body = find_msg(p, MOQ_IETF_FETCH_OK, &len);
         assert_non_null(body);
         struct moq_ietf_fetch_ok ok;
         assert_int_equal(moq_ietf_decode_fetch_ok(p->c, body, len, &ok), 0);
         if (p->c->response_ids) assert_int_equal(ok.request_id, fetch_id);
+        assert_false(ok.end_of_track);
         int i = find_uni(p, MOQ_IETF_STREAM_FETCH);
         assert_true(i >= 0);
         uint8_t want[2 * MOQ_IETF_VARINT_MAX], *w = want;
@@ -1077,8 +1080,9 @@ static void get_bytes(const uint8_t **d, size_t *left, size_t n, char *out, size
     *left -= n;
 }
 
-/* A fetch stream read the way the draft defines it (the serialization flags of 15+ in full,
- * group deltas from 19), as "group/object:payload[ext]|" per object. */
+/* A fetch stream read the way the draft defines it (section "Fetch Header": the
+ * serialization flags of 15+ in full, the id deltas from 18), as "group/object:payload[ext]|"
+ * per object. */
 static void read_fetch_stream(const struct peer *p, const moq_buf *in, uint64_t request_id,
                               bool descending, char *out, size_t cap)
 {
@@ -1109,9 +1113,10 @@ static void read_fetch_stream(const struct peer *p, const moq_buf *in, uint64_t 
                 flags = get_varint(c, &d, &left);
             }
             assert_true(flags < 0x40);
+            bool deltas = c->fetch_objects == MOQ_IETF_FETCH_FLAGS_DELTA && !first;
             if (flags & 0x08) {
                 uint64_t v = get_varint(c, &d, &left);
-                if (c->fetch_objects != MOQ_IETF_FETCH_FLAGS_DELTA || first)
+                if (!deltas)
                     group = v;
                 else
                     group = descending ? group - v - 1 : group + v + 1;
@@ -1131,7 +1136,8 @@ static void read_fetch_stream(const struct peer *p, const moq_buf *in, uint64_t 
                 subgroup = get_varint(c, &d, &left);
             }
             if (flags & 0x04) {
-                object = get_varint(c, &d, &left);
+                uint64_t v = get_varint(c, &d, &left);
+                object = deltas && !(flags & 0x08) ? object + v : v;
             } else {
                 assert_false(first);
                 object++;
@@ -1160,14 +1166,13 @@ static void read_fetch_stream(const struct peer *p, const moq_buf *in, uint64_t 
 
 struct fetch_result {
     bool ok;
-    bool short_ok;                  /* REQUEST_OK (15+): the empty answer of a joining fetch */
     uint64_t code;                  /* refused */
     uint64_t end_group, end_object; /* answered */
     char objects[512];
 };
 
-/* The relay's answer to FETCH `id`: a refusal (its code), or FETCH_OK - REQUEST_OK for the
- * empty answer of a joining fetch from draft-15 - and the objects of the fetch stream. */
+/* The relay's answer to FETCH `id`: a refusal (its code), or FETCH_OK (never REQUEST_OK)
+ * and the objects of the fetch stream. */
 static void read_fetch_answer(struct peer *p, uint64_t id, struct fetch_result *r)
 {
     size_t len;
@@ -1182,14 +1187,10 @@ static void read_fetch_answer(struct peer *p, uint64_t id, struct fetch_result *
         return;
     }
     struct moq_ietf_fetch_ok ok;
-    if ((body = find_msg(p, MOQ_IETF_FETCH_OK, &len))) {
-        assert_int_equal(moq_ietf_decode_fetch_ok_full(p->c, body, len, &ok), 0);
-    } else {
-        body = find_msg(p, moq_ietf_fetch_ok_type(p->c), &len);
-        assert_non_null(body);
-        assert_int_equal(moq_ietf_decode_fetch_ok(p->c, body, len, &ok), 0);
-        r->short_ok = true;
-    }
+    assert_null(find_msg(p, MOQ_IETF_REQUEST_OK, &len));
+    body = find_msg(p, MOQ_IETF_FETCH_OK, &len);
+    assert_non_null(body);
+    assert_int_equal(moq_ietf_decode_fetch_ok(p->c, body, len, &ok), 0);
     r->ok = true;
     if (p->c->response_ids) assert_int_equal(ok.request_id, id);
     r->end_group = ok.end_group;
@@ -1233,6 +1234,15 @@ static void run_fetch(size_t d, const char *ns, const char *track, uint64_t sg, 
 
 #define SUB_UNAUTHORIZED 0x1
 
+/* FETCH_OK's End Location object when the last object served is `last` (section
+ * "FETCH_OK"): that object on draft-20 (its filters are inclusive), else one past it - or 0
+ * when the FETCH asked for the whole of that group and got all of it (`whole`). */
+static uint64_t end_object(const moq_ietf_caps *c, uint64_t last, bool whole)
+{
+    if (c->fetch_end_inclusive) return last;
+    return whole ? 0 : last + 1;
+}
+
 static uint64_t invalid_range(const moq_ietf_caps *c)
 {
     return c->request_error ? MOQ_IETF_REQ_INVALID_RANGE : 0x5;
@@ -1244,8 +1254,8 @@ static uint64_t does_not_exist(const moq_ietf_caps *c)
 }
 
 /* A standalone FETCH is served from the cache on every draft: the cached objects of the
- * range on one fetch stream (groups in the order asked for), FETCH_OK naming the last
- * one served; a range of nothing cached, an unknown broadcast and a path outside the grant are
+ * range on one fetch stream (groups in the order asked for), FETCH_OK naming the end of
+ * what was served; a range of nothing cached, an unknown broadcast and a path outside the grant are
  * refused. */
 static void standalone_fetch_is_served_from_the_cache(void **state)
 {
@@ -1258,7 +1268,7 @@ static void standalone_fetch_is_served_from_the_cache(void **state)
         assert_true(r.ok);
         assert_string_equal(r.objects, all);
         assert_int_equal(r.end_group, 5);
-        assert_int_equal(r.end_object, 2);
+        assert_int_equal(r.end_object, end_object(c, 2, false));
 
         fetch_group_order = 2; /* newest group first, the objects of a group in order */
         run_fetch(d, "bbb", "t", 0, 0, 10, 0, true, &r);
@@ -1267,26 +1277,26 @@ static void standalone_fetch_is_served_from_the_cache(void **state)
         assert_string_equal(r.objects, "5/0:5a|5/1:5b|5/2:5c|4/0:4a|4/1:4b[0d017a]|4/2:4c|"
                                        "3/0:3a|3/1:3b|3/2:3c|");
         assert_int_equal(r.end_group, 5);
-        assert_int_equal(r.end_object, 2);
+        assert_int_equal(r.end_object, end_object(c, 2, false));
 
         run_fetch(d, "bbb", "t", 3, 1, 4, 0, true, &r); /* a middle range */
         assert_true(r.ok);
         assert_string_equal(r.objects, "3/1:3b|3/2:3c|4/0:4a|4/1:4b[0d017a]|4/2:4c|");
         assert_int_equal(r.end_group, 4);
-        assert_int_equal(r.end_object, 2);
+        assert_int_equal(r.end_object, end_object(c, 2, true));
 
         if (!c->fetch_filter) { /* an end object ("end location plus one") */
             run_fetch(d, "bbb", "t", 4, 0, 4, 2, true, &r);
             assert_true(r.ok);
             assert_string_equal(r.objects, "4/0:4a|4/1:4b[0d017a]|");
-            assert_int_equal(r.end_object, 1);
+            assert_int_equal(r.end_object, end_object(c, 1, false));
         }
 
         run_fetch(d, "bbb", "t", 5, 1, 100, 0, true, &r); /* running past the end */
         assert_true(r.ok);
         assert_string_equal(r.objects, "5/1:5b|5/2:5c|");
         assert_int_equal(r.end_group, 5);
-        assert_int_equal(r.end_object, 2);
+        assert_int_equal(r.end_object, end_object(c, 2, false));
 
         run_fetch(d, "bbb", "t", 6, 0, 100, 0, true, &r); /* after the cache */
         assert_false(r.ok);
@@ -1353,16 +1363,15 @@ static void joining_fetch_is_served_from_the_cache(void **state)
 
         run_joining(d, MOQ_IETF_FETCH_RELATIVE, 1, JOIN_CACHED_BEFORE, true, &r);
         assert_true(r.ok);
-        assert_false(r.short_ok);
         assert_string_equal(r.objects, g4);
         assert_int_equal(r.end_group, 4);
-        assert_int_equal(r.end_object, 2);
+        assert_int_equal(r.end_object, end_object(c, 2, true));
 
         run_joining(d, MOQ_IETF_FETCH_RELATIVE, 2, JOIN_CACHED_BEFORE, true, &r);
         assert_true(r.ok);
         assert_string_equal(r.objects, g34);
         assert_int_equal(r.end_group, 4);
-        assert_int_equal(r.end_object, 2);
+        assert_int_equal(r.end_object, end_object(c, 2, true));
 
         run_joining(d, MOQ_IETF_FETCH_RELATIVE, 9, JOIN_CACHED_BEFORE, true, &r); /* past 0 */
         assert_true(r.ok);
@@ -1376,22 +1385,25 @@ static void joining_fetch_is_served_from_the_cache(void **state)
 
         run_joining(d, MOQ_IETF_FETCH_ABSOLUTE, 4, JOIN_CACHED_BEFORE, true, &r);
         assert_true(r.ok);
-        assert_false(r.short_ok);
         assert_string_equal(r.objects, g4);
         assert_int_equal(r.end_group, 4);
+        assert_int_equal(r.end_object, end_object(c, 2, true));
         run_joining(d, MOQ_IETF_FETCH_ABSOLUTE, 0, JOIN_CACHED_BEFORE, true, &r);
         assert_true(r.ok);
         assert_string_equal(r.objects, g34);
 
-        /* nothing before the subscription's first group: the empty answer */
+        /* nothing before the subscription's first group: the empty answer, its End
+         * Location the start of its range (5, 0) */
         run_joining(d, MOQ_IETF_FETCH_RELATIVE, 0, JOIN_CACHED_BEFORE, true, &r);
         assert_true(r.ok);
         assert_string_equal(r.objects, "");
-        assert_int_equal(r.short_ok, c->fetch_request_ok);
+        assert_int_equal(r.end_group, 5);
+        assert_int_equal(r.end_object, 0);
         run_joining(d, MOQ_IETF_FETCH_ABSOLUTE, 5, JOIN_CACHED_BEFORE, true, &r);
         assert_true(r.ok);
         assert_string_equal(r.objects, "");
-        assert_int_equal(r.short_ok, c->fetch_request_ok);
+        assert_int_equal(r.end_group, 5);
+        assert_int_equal(r.end_object, 0);
         /* groups that came after the subscription are all its own */
         run_joining(d, MOQ_IETF_FETCH_RELATIVE, 2, JOIN_CACHED_AFTER, true, &r);
         assert_true(r.ok);
