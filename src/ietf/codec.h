@@ -483,11 +483,18 @@ struct moq_ietf_fetch {
     moq_str track;
     uint8_t priority;
     uint8_t group_order;
-    /* standalone: start and end (end object 0 = the whole end group; draft-14..19 "End
-     * Location plus one"); joining: joining request id and start */
+    /* standalone: start and end (end object 0 = the whole end group, else draft-14..19's
+     * "End Location plus one"; end group UINT64_MAX = up to the Largest Object); joining:
+     * joining request id and start */
     uint64_t start_group, start_object;
     uint64_t end_group, end_object;
     bool has_range; /* draft-20: a LOCATION_FILTER was given */
+    /* draft-20 standalone: where the filter puts the start (MOQ_IETF_FILTER_*): ABSOLUTE (or
+     * NONE) at start_group/start_object; RELATIVE start_groups groups before the one after
+     * the Largest Object; NEXT_GROUP and LARGEST just past the Largest Object. A start not
+     * absolute has no end: the range ends at the Largest Object. */
+    int start_kind;
+    uint64_t start_groups;
     uint64_t joining_request_id;
     uint64_t joining_start;
 };

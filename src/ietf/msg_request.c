@@ -379,6 +379,39 @@ int moq_ietf_decode_publish_done(const moq_ietf_caps *c, const uint8_t *body, si
 
 /* ---------------------------------------------------------------- FETCH */
 
+/* The LOCATION_FILTER of a draft-20 standalone FETCH (section "Location Filters"): the
+ * start where start_kind puts it; after an absolute start the end group unless it is
+ * UINT64_MAX (the Largest Object), and the end object, inclusive there, unless the whole end
+ * group is asked. No filter for all of the track: {0, 0} alone would be the next object. */
+static void fetch_filter_of(const struct moq_ietf_fetch *m, struct moq_ietf_filter *f)
+{
+    f->kind = m->start_kind == MOQ_IETF_FILTER_NONE ? MOQ_IETF_FILTER_ABSOLUTE : m->start_kind;
+    f->groups = m->start_groups;
+    if (f->kind != MOQ_IETF_FILTER_ABSOLUTE) return;
+    f->start_group = m->start_group;
+    f->start_object = m->start_object;
+    f->has_end = m->end_group != UINT64_MAX;
+    f->end_group = m->end_group;
+    f->has_end_object = f->has_end && m->end_object != 0;
+    f->end_object = m->end_object - 1;
+    if (!f->has_end && f->start_group == 0 && f->start_object == 0) f->kind = MOQ_IETF_FILTER_NONE;
+}
+
+/* The range of a draft-20 standalone FETCH from its LOCATION_FILTER f: a start relative to
+ * the Largest Object is left to the publisher (start_kind); no end group is the Largest
+ * Object, and the inclusive end object becomes the exclusive one of drafts 14-19 (0 when
+ * absent: the whole end group; the last object there is can only be the whole group). */
+static void fetch_range_of(const struct moq_ietf_filter *f, struct moq_ietf_fetch *out)
+{
+    out->has_range = f->kind != MOQ_IETF_FILTER_NONE;
+    out->start_kind = f->kind;
+    out->start_groups = f->groups;
+    out->start_group = f->start_group;
+    out->start_object = f->start_object;
+    out->end_group = f->has_end ? f->end_group : UINT64_MAX;
+    out->end_object = f->has_end_object && f->end_object != UINT64_MAX ? f->end_object + 1 : 0;
+}
+
 int moq_ietf_encode_fetch(moq_buf *out, const moq_ietf_caps *c, const struct moq_ietf_fetch *m,
                           moq_str ns)
 {
@@ -400,11 +433,7 @@ int moq_ietf_encode_fetch(moq_buf *out, const moq_ietf_caps *c, const struct moq
             iw_location(w, m->start_group, m->start_object);
             iw_location(w, m->end_group, m->end_object);
         } else if (m->has_range) {
-            f.kind = MOQ_IETF_FILTER_ABSOLUTE;
-            f.start_group = m->start_group;
-            f.start_object = m->start_object;
-            f.has_end = true;
-            f.end_group = m->end_group;
+            fetch_filter_of(m, &f);
         }
     } else {
         iw_varint(w, m->joining_request_id);
@@ -482,13 +511,7 @@ int moq_ietf_decode_fetch(const moq_ietf_caps *c, const uint8_t *body, size_t le
             if (!p->bytes || moq_ietf_filter_decode(c, p->data, p->len, &f) < 0) {
                 ir_fail(&r, MOQ_ERR_PROTO);
             } else if (out->type == MOQ_IETF_FETCH_STANDALONE) {
-                if (f.kind == MOQ_IETF_FILTER_ABSOLUTE) {
-                    out->has_range = true;
-                    out->start_group = f.start_group;
-                    out->start_object = f.start_object;
-                    out->end_group = f.has_end ? f.end_group : UINT64_MAX;
-                    out->end_object = 0;
-                }
+                fetch_range_of(&f, out);
             } else {
                 out->joining_start = f.kind == MOQ_IETF_FILTER_RELATIVE ? f.groups : f.start_group;
             }

@@ -108,14 +108,15 @@ int moq_ietf_object_header_ext(moq_buf *out, const moq_ietf_caps *c, const uint8
 #define FETCH_PRIORITY   0x10u
 #define FETCH_EXTENSIONS 0x20u
 
-static int fetch_object_plain(moq_buf *out, const moq_ietf_caps *c, uint64_t group, uint64_t object,
-                              const moq_buf *block, uint64_t payload_len)
+static int fetch_object_plain(moq_buf *out, const moq_ietf_caps *c,
+                              const struct moq_ietf_fetch_cursor *cur, uint64_t group,
+                              uint64_t object, const moq_buf *block, uint64_t payload_len)
 {
     uint8_t head[4 * MOQ_IETF_VARINT_MAX + 1], *p = head;
     p = moq_ietf_varint_put(c, p, group);
     p = moq_ietf_varint_put(c, p, 0);
     p = moq_ietf_varint_put(c, p, object);
-    *p++ = 0;
+    *p++ = cur->priority;
     p = moq_ietf_varint_put(c, p, block->len);
     uint8_t tail[2 * MOQ_IETF_VARINT_MAX], *q = moq_ietf_varint_put(c, tail, payload_len);
     if (payload_len == 0) q = moq_ietf_varint_put(c, q, MOQ_IETF_STATUS_NORMAL);
@@ -163,7 +164,7 @@ static int fetch_object_flags(moq_buf *out, const moq_ietf_caps *c,
     if (flags & FETCH_GROUP_ID) p = moq_ietf_varint_put(c, p, fetch_group_field(c, cur, group));
     if (flags & FETCH_OBJECT_ID)
         p = moq_ietf_varint_put(c, p, fetch_object_field(c, cur, same_group, object));
-    if (flags & FETCH_PRIORITY) *p++ = 0;
+    if (flags & FETCH_PRIORITY) *p++ = cur->priority;
     if (flags & FETCH_EXTENSIONS) p = moq_ietf_varint_put(c, p, block->len);
     uint8_t tail[2 * MOQ_IETF_VARINT_MAX], *q = moq_ietf_varint_put(c, tail, payload_len);
     if (payload_len == 0 && c->fetch_objects == MOQ_IETF_FETCH_FLAGS8)
@@ -189,7 +190,7 @@ int moq_ietf_fetch_object_header(moq_buf *out, const moq_ietf_caps *c,
     size_t before = out->len;
     if (rv == 0)
         rv = c->fetch_objects == MOQ_IETF_FETCH_PLAIN
-                 ? fetch_object_plain(out, c, group, object, &block, payload_len)
+                 ? fetch_object_plain(out, c, cur, group, object, &block, payload_len)
                  : fetch_object_flags(out, c, cur, group, object, &block, payload_len);
     moq_buf_free(&block);
     if (rv < 0) {

@@ -21,6 +21,11 @@
 #define MOQ_IETF_STATUS_END_OF_GROUP 0x3
 #define MOQ_IETF_STATUS_END_OF_TRACK 0x4
 
+/* The publisher priority of every object the relay sends an IETF peer, in its subgroup
+ * headers and on its fetch streams alike: it keeps none of the publisher's, so all are equal
+ * (0, as the upstream relay). */
+#define MOQ_IETF_RELAY_PRIORITY 0
+
 /* Longest subgroup header we write: type, alias, group, subgroup, priority. */
 #define MOQ_IETF_SUBGROUP_HEADER_MAX (4 * 9 + 1)
 /* Longest object header we write: id delta, payload length, status. */
@@ -151,12 +156,14 @@ bool moq_ietf_sg_idle(const moq_ietf_sg_parser *p);
  * absolute; from 18 a group is its distance from the prior object's minus one (in the
  * fetch's group order) and an id in the prior object's group its distance from that
  * object's id (the first object's fields are absolute). The subgroup is always 0, the
- * priority (0: the relay keeps no publisher priority) is given with the first object only,
- * the extension block only when not empty (its length and the pairs, 15+), the status only
- * on draft-14 and 15 (empty objects). */
+ * publisher priority (the cursor's, the same for every object) is on every object of
+ * draft-14 and on the first only from 15 (the others inherit it: flag 0x10 clear), the
+ * extension block only when not empty (its length and the pairs, 15+), the status only on
+ * draft-14 and 15 (empty objects). */
 struct moq_ietf_fetch_cursor {
-    bool descending; /* set by the caller: groups come newest first */
-    bool any;        /* an object was written */
+    bool descending;  /* set by the caller: groups come newest first */
+    uint8_t priority; /* set by the caller: the objects' publisher priority */
+    bool any;         /* an object was written */
     uint64_t group, object;
 };
 

@@ -536,7 +536,8 @@ static bool gout_start(struct gout *go)
     uint64_t order = ds->ordered ? ((1ull << 48) - 1) - seq : seq;
     s->t->ops->set_priority(s->t, sid, ((uint64_t)ds->priority << 56) | order);
     uint8_t hdr[MOQ_IETF_SUBGROUP_HEADER_MAX];
-    size_t hn = moq_ietf_subgroup_header_pack_ext(e->c, hdr, ds->request_id, go->seq, 0, true);
+    size_t hn = moq_ietf_subgroup_header_pack_ext(e->c, hdr, ds->request_id, go->seq,
+                                                  MOQ_IETF_RELAY_PRIORITY, true);
     go->follower = moq_group_follow(go->group, &gout_follow_ops, go);
     if (!go->follower || moq_transport_write_bytes(s->t, sid, hdr, hn, false) < 0) {
         st_reset(st, MOQ_IETF_STREAM_INTERNAL_ERROR);
@@ -924,7 +925,8 @@ static void fetch_stream_write(struct moq_ietf_engine *e, istream *st, uint64_t 
     p = moq_ietf_varint_put(e->c, p, MOQ_IETF_STREAM_FETCH);
     p = moq_ietf_varint_put(e->c, p, request_id);
     int rv = moq_transport_write_bytes(s->t, sid, hdr, (size_t)(p - hdr), false);
-    struct moq_ietf_fetch_cursor cur = {.descending = descending};
+    struct moq_ietf_fetch_cursor cur = {.descending = descending,
+                                        .priority = MOQ_IETF_RELAY_PRIORITY};
     size_t n = fp ? fp->n : 0;
     for (size_t k = 0; k < n && rv >= 0; k++) {
         size_t i = descending ? n - 1 - k : k;
@@ -993,10 +995,31 @@ static void fetch_answer_plan(struct moq_ietf_engine *e, istream *st,
     fetch_plan_free(fp);
 }
 
-/* What the cache holds now of the range of f in the track (path, f->track): NULL and a plan
- * of at least one group in *out, or why there is none and the code to refuse it with. */
+/* Place a draft-20 start given from the Largest Object, here the last object of cached group
+ * `last` (section "Location Filters"): RELATIVE N is {last + 1 - N, 0}, group 0 at the
+ * least. false for the next group and the next object: past the Largest Object, which a
+ * FETCH is refused for ("Fetch Handling"). */
+static bool fetch_start_place(struct moq_ietf_fetch *f, uint64_t last)
+{
+    switch (f->start_kind) {
+    case MOQ_IETF_FILTER_RELATIVE:
+        if (f->start_groups == 0) return false; /* the next group */
+        f->start_group = f->start_groups - 1 > last ? 0 : last - (f->start_groups - 1);
+        f->start_object = 0;
+        return true;
+    case MOQ_IETF_FILTER_NEXT_GROUP:
+    case MOQ_IETF_FILTER_LARGEST:
+        return false;
+    default:
+        return true;
+    }
+}
+
+/* What the cache holds now of the range of f in the track (path, f->track), its start placed
+ * (fetch_start_place): NULL and a plan of at least one group in *out, or why there is none
+ * and the code to refuse it with. */
 static const char *fetch_plan_make(struct moq_ietf_engine *e, const moq_buf *path,
-                                   const struct moq_ietf_fetch *f, struct fetch_plan **out,
+                                   struct moq_ietf_fetch *f, struct fetch_plan **out,
                                    uint64_t *code)
 {
     moq_session *s = e->s;
@@ -1008,8 +1031,9 @@ static const char *fetch_plan_make(struct moq_ietf_engine *e, const moq_buf *pat
         *code = err_does_not_exist(e->c);
         return "not found";
     }
-    if (!tc.has_groups || f->end_group < f->start_group || f->start_group > tc.last ||
-        f->end_group < tc.first)
+    if (!tc.has_groups) return "nothing cached in the range";
+    if (!fetch_start_place(f, tc.last)) return "starts after the largest object";
+    if (f->end_group < f->start_group || f->start_group > tc.last || f->end_group < tc.first)
         return "nothing cached in the range";
     struct fetch_plan *fp = calloc(1, sizeof(*fp));
     if (!fp) {
@@ -1027,7 +1051,7 @@ static const char *fetch_plan_make(struct moq_ietf_engine *e, const moq_buf *pat
 
 /* A standalone FETCH: the cached objects of its range, as the cache holds them now
  * (fetch_answer_plan); a range the cache holds nothing of is refused. */
-static void fetch_standalone(struct moq_ietf_engine *e, istream *st, const struct moq_ietf_fetch *f)
+static void fetch_standalone(struct moq_ietf_engine *e, istream *st, struct moq_ietf_fetch *f)
 {
     moq_session *s = e->s;
     moq_buf full;

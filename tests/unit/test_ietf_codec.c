@@ -334,6 +334,75 @@ static void empty_namespace_every_draft(void **state)
     }
 }
 
+/* draft-20's standalone FETCH names its range in a LOCATION_FILTER parameter (0x21, section
+ * "Location Filters"): up to four fields, StartGroup, StartObject, EndGroupDelta and the
+ * inclusive EndObject - written from and read into the exclusive end object of drafts 14-19
+ * (0: the whole end group; no end group: UINT64_MAX, the Largest Object). StartGroup alone
+ * is relative (0: the next group), {0, 0} alone the next object, an empty value no filter. */
+static void fetch_filter_draft20(void **state)
+{
+    (void)state;
+    const moq_ietf_caps *c = moq_ietf_caps_get(MOQT_20);
+    struct moq_ietf_fetch m = {.request_id = 2,
+                               .type = MOQ_IETF_FETCH_STANDALONE,
+                               .track = moq_str_make("t", 1),
+                               .priority = 1,
+                               .group_order = 1,
+                               .start_group = 4,
+                               .end_group = 4,
+                               .end_object = 2, /* 4/0 .. 4/1 */
+                               .has_range = true};
+    moq_buf b;
+    moq_buf_init(&b);
+    assert_int_equal(moq_ietf_encode_fetch(&b, c, &m, moq_str_make("bbb", 3)), 0);
+    uint8_t want[64];
+    size_t n = unhex("16 0014 02 01 01 03626262 01 74 03 20 01 01 04 04000001 01 01", want);
+    assert_int_equal(b.len, n);
+    assert_memory_equal(b.data, want, n);
+    moq_buf_free(&b);
+
+    const struct {
+        const char *filter_hex; /* the parameter's length and value */
+        bool has_range;
+        int kind;
+        uint64_t start_group, start_object, end_group, end_object, groups;
+    } forms[] = {
+        {"04 04 00 00 01", true, MOQ_IETF_FILTER_ABSOLUTE, 4, 0, 4, 2, 0},
+        {"04 04 01 01 00", true, MOQ_IETF_FILTER_ABSOLUTE, 4, 1, 5, 1, 0},
+        {"03 04 01 01", true, MOQ_IETF_FILTER_ABSOLUTE, 4, 1, 5, 0, 0},
+        {"02 04 01", true, MOQ_IETF_FILTER_ABSOLUTE, 4, 1, UINT64_MAX, 0, 0},
+        {"01 02", true, MOQ_IETF_FILTER_RELATIVE, 0, 0, UINT64_MAX, 0, 2},
+        {"01 00", true, MOQ_IETF_FILTER_NEXT_GROUP, 0, 0, UINT64_MAX, 0, 0},
+        {"02 00 00", true, MOQ_IETF_FILTER_LARGEST, 0, 0, UINT64_MAX, 0, 0},
+        {"00", false, MOQ_IETF_FILTER_NONE, 0, 0, UINT64_MAX, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+        uint8_t body[64];
+        size_t len = unhex("02 01 01 03626262 01 74 01 21", body);
+        len += unhex(forms[i].filter_hex, body + len);
+        struct moq_ietf_fetch f;
+        assert_int_equal(moq_ietf_decode_fetch(c, body, len, &f), 0);
+        assert_int_equal(f.has_range, forms[i].has_range);
+        assert_int_equal(f.start_kind, forms[i].kind);
+        assert_int_equal(f.start_group, forms[i].start_group);
+        assert_int_equal(f.start_object, forms[i].start_object);
+        assert_int_equal(f.end_group, forms[i].end_group);
+        assert_int_equal(f.end_object, forms[i].end_object);
+        assert_int_equal(f.start_groups, forms[i].groups);
+        moq_buf_free(&f.ns);
+        if (!f.has_range) continue;
+        /* what was read is written back the same, after "16 len 02 01 01 03626262 01 74 03 20
+         * 01 01" (the parameters: priority, then the filter's type delta) */
+        uint8_t value[16];
+        size_t value_len = unhex(forms[i].filter_hex, value);
+        moq_buf_init(&b);
+        assert_int_equal(moq_ietf_encode_fetch(&b, c, &f, moq_str_make("bbb", 3)), 0);
+        assert_true(b.len >= 16 + value_len);
+        assert_memory_equal(b.data + 16, value, value_len);
+        moq_buf_free(&b);
+    }
+}
+
 /* The answer to a FETCH on every draft is FETCH_OK (type 0x18; section "FETCH_OK" of drafts
  * 14-20 - REQUEST_OK answers other requests only): the request id through draft-16, the
  * group order on 14 only, end of track, the end location (5, 3 here), no parameters, and
@@ -430,6 +499,35 @@ static void fetch_objects_every_draft(void **state)
         assert_int_equal(moq_ietf_fetch_object_header(&b, c, &cur, 4, 9, NULL, 0, 1),
                          MOQ_ERR_INVALID);
         assert_int_equal(b.len, n);
+        moq_buf_free(&b);
+    }
+}
+
+/* The publisher priority of fetch objects is the cursor's (0x55 here; section "Fetch
+ * Header"): on every object on draft-14, on the first one only from 15 (flag 0x10; the
+ * second object inherits it). */
+static void fetch_objects_priority(void **state)
+{
+    (void)state;
+    const struct {
+        moq_ietf_draft d;
+        const char *hex;
+    } want[] = {
+        {MOQT_14, "03 00 00 55 00 01  03 00 01 55 00 01"},
+        {MOQT_16, "1c 03 00 55 01  00 01"},
+        {MOQT_20, "1c 03 00 55 01  00 01"},
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        const moq_ietf_caps *c = moq_ietf_caps_get(want[i].d);
+        struct moq_ietf_fetch_cursor cur = {.priority = 0x55};
+        moq_buf b;
+        moq_buf_init(&b);
+        assert_int_equal(moq_ietf_fetch_object_header(&b, c, &cur, 3, 0, NULL, 0, 1), 0);
+        assert_int_equal(moq_ietf_fetch_object_header(&b, c, &cur, 3, 1, NULL, 0, 1), 0);
+        uint8_t bytes[32];
+        size_t n = unhex(want[i].hex, bytes);
+        assert_int_equal(b.len, n);
+        assert_memory_equal(b.data, bytes, n);
         moq_buf_free(&b);
     }
 }
@@ -674,9 +772,11 @@ int main(void)
         cmocka_unit_test(subscribe_roundtrip_every_draft),
         cmocka_unit_test(namespace_messages_draft14),
         cmocka_unit_test(empty_namespace_every_draft),
+        cmocka_unit_test(fetch_filter_draft20),
         cmocka_unit_test(fetch_answer_every_draft),
         cmocka_unit_test(fetch_answer_read),
         cmocka_unit_test(fetch_objects_every_draft),
+        cmocka_unit_test(fetch_objects_priority),
         cmocka_unit_test(fetch_objects_descending),
         cmocka_unit_test(fetch_objects_with_gaps),
         cmocka_unit_test(subscribe_update_draft14),

@@ -618,6 +618,7 @@ static void read_subgroup(const struct peer *p, const moq_buf *in, uint64_t *gro
     while (moq_ietf_sg_next(&sp, &d, &left, &ev) > 0) {
         if (ev.kind == MOQ_IETF_SG_HEADER) {
             assert_true(ev.header.extensions);
+            assert_int_equal(ev.header.priority, MOQ_IETF_RELAY_PRIORITY);
             *group = ev.header.group;
         } else if (ev.kind == MOQ_IETF_SG_EXT) {
             o += (size_t)snprintf(out + o, cap - o, "X");
@@ -1080,13 +1081,34 @@ static void get_bytes(const uint8_t **d, size_t *left, size_t n, char *out, size
     *left -= n;
 }
 
+struct fetch_result {
+    bool ok;
+    uint64_t code;                  /* refused */
+    uint64_t end_group, end_object; /* answered */
+    char objects[512];
+    size_t n_objects;
+    size_t n_priorities; /* objects that carry a publisher priority */
+    uint8_t priority;    /* the one they carry (all the same) */
+};
+
+/* A fetch object's Publisher Priority (8 bits): the same on every object that has one. */
+static void read_priority(const uint8_t **d, size_t *left, struct fetch_result *r)
+{
+    assert_true(*left > 0);
+    if (r->n_priorities++) assert_int_equal(**d, r->priority);
+    r->priority = **d;
+    (*d)++, (*left)--;
+}
+
 /* A fetch stream read the way the draft defines it (section "Fetch Header": the
  * serialization flags of 15+ in full, the id deltas from 18), as "group/object:payload[ext]|"
- * per object. */
+ * per object into r->objects, and the publisher priorities the objects carry. */
 static void read_fetch_stream(const struct peer *p, const moq_buf *in, uint64_t request_id,
-                              bool descending, char *out, size_t cap)
+                              bool descending, struct fetch_result *r)
 {
     const moq_ietf_caps *c = p->c;
+    char *out = r->objects;
+    size_t cap = sizeof(r->objects);
     const uint8_t *d = in->data;
     size_t left = in->len;
     assert_int_equal(get_varint(c, &d, &left), MOQ_IETF_STREAM_FETCH);
@@ -1100,8 +1122,7 @@ static void read_fetch_stream(const struct peer *p, const moq_buf *in, uint64_t 
             group = get_varint(c, &d, &left);
             subgroup = get_varint(c, &d, &left);
             object = get_varint(c, &d, &left);
-            assert_true(left > 0);
-            d++, left--; /* priority */
+            read_priority(&d, &left, r);
             ext = get_varint(c, &d, &left);
         } else {
             uint64_t flags;
@@ -1142,14 +1163,15 @@ static void read_fetch_stream(const struct peer *p, const moq_buf *in, uint64_t 
                 assert_false(first);
                 object++;
             }
-            if (flags & 0x10) {
-                assert_true(left > 0);
-                d++, left--;
-            }
+            if (flags & 0x10)
+                read_priority(&d, &left, r);
+            else
+                assert_false(first); /* the first object's is not inherited */
             if (flags & 0x20) ext = get_varint(c, &d, &left);
         }
         assert_int_equal(subgroup, 0);
         first = false;
+        r->n_objects++;
         char ext_hex[64] = "";
         get_bytes(&d, &left, ext, ext_hex, sizeof(ext_hex), true);
         uint64_t size = get_varint(c, &d, &left);
@@ -1163,13 +1185,6 @@ static void read_fetch_stream(const struct peer *p, const moq_buf *in, uint64_t 
         snprintf(out + o, cap - o, ext ? "[%s]|" : "|", ext_hex);
     }
 }
-
-struct fetch_result {
-    bool ok;
-    uint64_t code;                  /* refused */
-    uint64_t end_group, end_object; /* answered */
-    char objects[512];
-};
 
 /* The relay's answer to FETCH `id`: a refusal (its code), or FETCH_OK (never REQUEST_OK)
  * and the objects of the fetch stream. */
@@ -1198,13 +1213,13 @@ static void read_fetch_answer(struct peer *p, uint64_t id, struct fetch_result *
     int i = find_uni(p, MOQ_IETF_STREAM_FETCH);
     assert_true(i >= 0);
     assert_true(p->rx[i].fin);
-    read_fetch_stream(p, &p->rx[i].in, id, fetch_group_order == 2, r->objects, sizeof(r->objects));
+    read_fetch_stream(p, &p->rx[i].in, id, fetch_group_order == 2, r);
 }
 
-/* A standalone FETCH of ns/track [start .. end] (end object 0: the whole end group) in a
+/* A standalone FETCH of ns/track over the range of m (its start and end fields) in a
  * session of draft d, with bbb/t cached when `cached`, and what came back. */
-static void run_fetch(size_t d, const char *ns, const char *track, uint64_t sg, uint64_t so,
-                      uint64_t eg, uint64_t eo, bool cached, struct fetch_result *r)
+static void run_fetch_range(size_t d, const char *ns, const char *track, struct moq_ietf_fetch m,
+                            bool cached, struct fetch_result *r)
 {
     memset(r, 0, sizeof(*r));
     struct fixture f;
@@ -1212,16 +1227,12 @@ static void run_fetch(size_t d, const char *ns, const char *track, uint64_t sg, 
     struct peer *p = &f.peer;
     moq_subscription *sub = cached ? fill_cache(&f) : NULL;
     uint64_t id = peer_request_id(p);
-    struct moq_ietf_fetch m = {.request_id = id,
-                               .type = MOQ_IETF_FETCH_STANDALONE,
-                               .track = moq_str_make(track, strlen(track)),
-                               .priority = 1,
-                               .group_order = fetch_group_order,
-                               .start_group = sg,
-                               .start_object = so,
-                               .end_group = eg,
-                               .end_object = eo,
-                               .has_range = true};
+    m.request_id = id;
+    m.type = MOQ_IETF_FETCH_STANDALONE;
+    m.track = moq_str_make(track, strlen(track));
+    m.priority = 1;
+    m.group_order = fetch_group_order;
+    m.has_range = true;
     moq_buf b;
     moq_buf_init(&b);
     assert_int_equal(moq_ietf_encode_fetch(&b, p->c, &m, moq_str_make(ns, strlen(ns))), 0);
@@ -1230,6 +1241,15 @@ static void run_fetch(size_t d, const char *ns, const char *track, uint64_t sg, 
     read_fetch_answer(p, id, r);
     if (sub) moq_subscription_close(sub);
     finish(&f);
+}
+
+/* The same for [start .. end] (end object 0: the whole end group). */
+static void run_fetch(size_t d, const char *ns, const char *track, uint64_t sg, uint64_t so,
+                      uint64_t eg, uint64_t eo, bool cached, struct fetch_result *r)
+{
+    struct moq_ietf_fetch m = {
+        .start_group = sg, .start_object = so, .end_group = eg, .end_object = eo};
+    run_fetch_range(d, ns, track, m, cached, r);
 }
 
 #define SUB_UNAUTHORIZED 0x1
@@ -1285,12 +1305,12 @@ static void standalone_fetch_is_served_from_the_cache(void **state)
         assert_int_equal(r.end_group, 4);
         assert_int_equal(r.end_object, end_object(c, 2, true));
 
-        if (!c->fetch_filter) { /* an end object ("end location plus one") */
-            run_fetch(d, "bbb", "t", 4, 0, 4, 2, true, &r);
-            assert_true(r.ok);
-            assert_string_equal(r.objects, "4/0:4a|4/1:4b[0d017a]|");
-            assert_int_equal(r.end_object, end_object(c, 1, false));
-        }
+        /* an end object: "end location plus one" through 19, the last object on 20 */
+        run_fetch(d, "bbb", "t", 4, 0, 4, 2, true, &r);
+        assert_true(r.ok);
+        assert_string_equal(r.objects, "4/0:4a|4/1:4b[0d017a]|");
+        assert_int_equal(r.end_group, 4);
+        assert_int_equal(r.end_object, end_object(c, 1, false));
 
         run_fetch(d, "bbb", "t", 5, 1, 100, 0, true, &r); /* running past the end */
         assert_true(r.ok);
@@ -1313,6 +1333,91 @@ static void standalone_fetch_is_served_from_the_cache(void **state)
         subscribe_grant = "";
         assert_false(r.ok);
         assert_int_equal(r.code, SUB_UNAUTHORIZED);
+    }
+}
+
+/* draft-20's LOCATION_FILTER in a standalone FETCH, each form (section "Location Filters"),
+ * over groups 3..5 of objects 0..2: an inclusive end object; an absolute start with no end
+ * (up to the Largest Object, here 5/2); StartGroup alone, N > 0 groups before the group
+ * after the Largest Object (group 0 at the least); no filter (all of it); and the two starts
+ * past the Largest Object - the next group (StartGroup 0) and the next object ({0, 0}) -
+ * refused INVALID_RANGE ("Fetch Handling"), as is an end before the start. */
+static void standalone_fetch_filter_forms(void **state)
+{
+    const size_t d = N_DRAFTS - 1;
+    const moq_ietf_caps *c = moq_ietf_caps_get(DRAFTS[d]);
+    assert_true(c->fetch_filter);
+    const char *all = "3/0:3a|3/1:3b|3/2:3c|4/0:4a|4/1:4b[0d017a]|4/2:4c|5/0:5a|5/1:5b|5/2:5c|";
+    struct fetch_result r;
+    struct moq_ietf_fetch m = {
+        .start_group = 4, .start_object = 1, .end_group = 5, .end_object = 2}; /* to 5/1 */
+    run_fetch_range(d, "bbb", "t", m, true, &r);
+    assert_true(r.ok);
+    assert_string_equal(r.objects, "4/1:4b[0d017a]|4/2:4c|5/0:5a|5/1:5b|");
+    assert_int_equal(r.end_group, 5);
+    assert_int_equal(r.end_object, 1);
+
+    m = (struct moq_ietf_fetch){.start_group = 4, .start_object = 1, .end_group = UINT64_MAX};
+    run_fetch_range(d, "bbb", "t", m, true, &r);
+    assert_true(r.ok);
+    assert_string_equal(r.objects, "4/1:4b[0d017a]|4/2:4c|5/0:5a|5/1:5b|5/2:5c|");
+    assert_int_equal(r.end_group, 5);
+    assert_int_equal(r.end_object, 2);
+
+    const struct {
+        uint64_t groups;
+        const char *objects;
+    } relative[] = {{1, "5/0:5a|5/1:5b|5/2:5c|"},
+                    {2, "4/0:4a|4/1:4b[0d017a]|4/2:4c|5/0:5a|5/1:5b|5/2:5c|"},
+                    {6, all},
+                    {100, all}};
+    for (size_t i = 0; i < sizeof(relative) / sizeof(relative[0]); i++) {
+        m = (struct moq_ietf_fetch){.start_kind = MOQ_IETF_FILTER_RELATIVE,
+                                    .start_groups = relative[i].groups};
+        run_fetch_range(d, "bbb", "t", m, true, &r);
+        assert_true(r.ok);
+        assert_string_equal(r.objects, relative[i].objects);
+        assert_int_equal(r.end_group, 5);
+        assert_int_equal(r.end_object, 2);
+    }
+
+    m = (struct moq_ietf_fetch){.end_group = UINT64_MAX}; /* {0, 0} with no end: no filter */
+    run_fetch_range(d, "bbb", "t", m, true, &r);
+    assert_true(r.ok);
+    assert_string_equal(r.objects, all);
+
+    const int past[] = {MOQ_IETF_FILTER_NEXT_GROUP, MOQ_IETF_FILTER_LARGEST};
+    for (size_t i = 0; i < 2; i++) {
+        m = (struct moq_ietf_fetch){.start_kind = past[i]};
+        run_fetch_range(d, "bbb", "t", m, true, &r);
+        assert_false(r.ok);
+        assert_int_equal(r.code, invalid_range(c));
+    }
+    m = (struct moq_ietf_fetch){
+        .start_group = 4, .start_object = 2, .end_group = 4, .end_object = 2}; /* 4/2 .. 4/1 */
+    run_fetch_range(d, "bbb", "t", m, true, &r);
+    assert_false(r.ok);
+    assert_int_equal(r.code, invalid_range(c));
+}
+
+/* Fetch objects carry the publisher priority the relay gives the track's subgroup headers
+ * (read_subgroup checks those): on every object of draft-14, on the first one only after
+ * it (the others inherit it; section "Fetch Header", flag 0x10). */
+static void fetch_objects_carry_the_relay_priority(void **state)
+{
+    const moq_ietf_draft drafts[] = {MOQT_14, MOQT_16, MOQT_20};
+    for (size_t d = 0; d < N_DRAFTS; d++) {
+        bool checked = false;
+        for (size_t i = 0; i < 3; i++)
+            checked |= DRAFTS[d] == drafts[i];
+        if (!checked) continue;
+        const moq_ietf_caps *c = moq_ietf_caps_get(DRAFTS[d]);
+        struct fetch_result r;
+        run_fetch(d, "bbb", "t", 0, 0, 10, 0, true, &r);
+        assert_true(r.ok);
+        assert_int_equal(r.n_objects, 9);
+        assert_int_equal(r.priority, MOQ_IETF_RELAY_PRIORITY);
+        assert_int_equal(r.n_priorities, c->fetch_objects == MOQ_IETF_FETCH_PLAIN ? 9 : 1);
     }
 }
 
@@ -1561,6 +1666,8 @@ int main(void)
         cmocka_unit_test(ietf_timestamps_reach_the_model),
         cmocka_unit_test(model_timestamps_reach_an_ietf_subscriber),
         cmocka_unit_test(standalone_fetch_is_served_from_the_cache),
+        cmocka_unit_test(standalone_fetch_filter_forms),
+        cmocka_unit_test(fetch_objects_carry_the_relay_priority),
         cmocka_unit_test(joining_fetch_is_served_from_the_cache),
         cmocka_unit_test(joining_fetch_keeps_the_groups_next_to_the_subscription),
         cmocka_unit_test(track_status_is_answered_from_the_cache),
