@@ -33,11 +33,29 @@ relay_alive || fail "the relay died"
 steady_pair after-http
 
 note "idle WebSocket upgrades"
-"${ABUSE[@]}" idle-upgrades "$PORT" 250 >"$TMP/idle.out" || fail "$(cat "$TMP/idle.out")"
+"${ABUSE[@]}" idle-upgrades "$PORT" 50 >"$TMP/idle.out" || fail "$(cat "$TMP/idle.out")"
 cat "$TMP/idle.out"
-grep -q "^upgraded 200 refused 50$" "$TMP/idle.out" || fail "not 200 upgraded and 50 refused"
+grep -q "^upgraded 50 refused 0$" "$TMP/idle.out" || fail "not 50 upgraded"
 relay_alive || fail "the relay died"
 steady_pair after-idle
+stop_relay
+
+# The session limit, with a SETUP timeout no loaded machine reaches while the upgrades are
+# made: with 1 s, the first upgrades were closed (freeing their sessions) before the last
+# ones came, and all 250 were upgraded.
+note "WebSocket upgrades beyond the session limit"
+IPORT="$(free_port)"
+start_relay --limits-max-sessions 200 --limits-setup-timeout 120s \
+    --internal-listen "127.0.0.1:$IPORT"
+"${ABUSE[@]}" held-upgrades "$PORT" 250 >"$TMP/held-up.out" || fail "$(cat "$TMP/held-up.out")"
+cat "$TMP/held-up.out"
+grep -q "^upgraded 200 refused 50$" "$TMP/held-up.out" || fail "not 200 upgraded and 50 refused"
+ws_sessions_gone() {
+    curl -sf "http://127.0.0.1:$IPORT/metrics" | grep -qx 'moq_relay_sessions{transport="websocket"} 0'
+}
+wait_for ws_sessions_gone || fail "the relay still counts the closed upgrades as sessions"
+relay_alive || fail "the relay died"
+steady_pair after-limit-ws
 stop_relay
 
 note "the connection limit"

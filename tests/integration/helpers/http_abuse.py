@@ -8,7 +8,11 @@
                                        a WebSocket (qmux) upgrade, then one binary message of
                                        SIZE bytes: the relay must close with 1009
   http_abuse.py idle-upgrades PORT N   N WebSocket upgrades that never send a byte after the
-                                       101: the relay must close every one of them
+                                       101: prints "upgraded U refused R" (refused: 503);
+                                       the relay must close every upgraded one
+  http_abuse.py held-upgrades PORT N   N WebSocket upgrades held open (never a byte after the
+                                       101) until all N were answered: prints "upgraded U
+                                       refused R", then closes them
   http_abuse.py held-connections PORT N
                                        N keep-alive connections opened one after the other,
                                        each asking GET /health and then held open: prints
@@ -177,8 +181,8 @@ def ws_huge_message(port, size):
     print("ok huge message: %d bytes closed the WebSocket with 1009" % size)
 
 
-def idle_upgrades(port, n):
-    start = time.monotonic()
+def upgrade_many(port, n):
+    """N WebSocket upgrades one after the other: the upgraded sockets, and how many got 503."""
     socks, refused = [], 0
     for _ in range(n):
         s, status, _ = ws_upgrade(port)
@@ -188,8 +192,20 @@ def idle_upgrades(port, n):
             refused += 1
             s.close()
         else:
-            fail("idle upgrades: answered %r" % status)
+            fail("upgrades: answered %r" % status)
     print("upgraded %d refused %d" % (len(socks), refused), flush=True)
+    return socks, refused
+
+
+def held_upgrades(port, n):
+    socks, _ = upgrade_many(port, n)
+    for s in socks:
+        s.close()
+
+
+def idle_upgrades(port, n):
+    start = time.monotonic()
+    socks, refused = upgrade_many(port, n)
     sel = selectors.DefaultSelector()
     for s in socks:
         s.setblocking(False)
@@ -250,6 +266,8 @@ def main():
         ws_huge_message(port, int(sys.argv[3]))
     elif what == "idle-upgrades":
         idle_upgrades(port, int(sys.argv[3]))
+    elif what == "held-upgrades":
+        held_upgrades(port, int(sys.argv[3]))
     elif what == "held-connections":
         held_connections(port, int(sys.argv[3]))
     else:
