@@ -77,6 +77,6 @@ stop() { # NAME
 
 # start_publisher NAME RELAY BROADCAST: a FIFO-fed publisher (see fifo_publisher in lib.sh)
 # of track t on relay RELAY.
-start_publisher() {
-    fifo_publisher "$1" "$(url "$2")" --broadcast "$3" --track t
+start_publisher() { # NAME RELAY BROADCAST [moq publish options]
+    fifo_publisher "$1" "$(url "$2")" --broadcast "$3" --track t "${@:4}"
 }
