@@ -33,6 +33,17 @@ static size_t unhex(const char *hex, uint8_t *out)
     return n;
 }
 
+/* Assert that b holds exactly the bytes written in hex; returns their count. */
+static size_t assert_buf_hex(const moq_buf *b, const char *hex)
+{
+    uint8_t want[256];
+    assert_true(strlen(hex) < 2 * sizeof(want));
+    size_t n = unhex(hex, want);
+    assert_int_equal(b->len, n);
+    assert_memory_equal(b->data, want, n);
+    return n;
+}
+
 static const moq_ietf_caps *d14(void)
 {
     return moq_ietf_caps_get(MOQT_14);
@@ -429,10 +440,7 @@ static void fetch_answer_every_draft(void **state)
         moq_buf b;
         moq_buf_init(&b);
         assert_int_equal(moq_ietf_encode_fetch_ok(&b, c, &m), 0);
-        uint8_t want[32];
-        size_t n = unhex(want_hex[d - MOQT_14], want);
-        assert_int_equal(b.len, n);
-        assert_memory_equal(b.data, want, n);
+        assert_buf_hex(&b, want_hex[d - MOQT_14]);
         struct moq_ietf_fetch_ok back;
         assert_int_equal(moq_ietf_decode_fetch_ok(c, b.data + 3, b.len - 3, &back), 0);
         if (c->response_ids) assert_int_equal(back.request_id, 6);
@@ -489,10 +497,7 @@ static void fetch_objects_every_draft(void **state)
         assert_int_equal(moq_ietf_fetch_object_header(&b, c, &cur, 3, 0, NULL, 0, 2), 0);
         assert_int_equal(moq_ietf_fetch_object_header(&b, c, &cur, 3, 1, ext, sizeof(ext), 1), 0);
         assert_int_equal(moq_ietf_fetch_object_header(&b, c, &cur, 5, 0, NULL, 0, 0), 0);
-        uint8_t want[64];
-        size_t n = unhex(want_hex[d - MOQT_14], want);
-        assert_int_equal(b.len, n);
-        assert_memory_equal(b.data, want, n);
+        size_t n = assert_buf_hex(&b, want_hex[d - MOQT_14]);
         /* out of order: refused, nothing written */
         assert_int_equal(moq_ietf_fetch_object_header(&b, c, &cur, 5, 0, NULL, 0, 1),
                          MOQ_ERR_INVALID);
@@ -554,10 +559,7 @@ static void fetch_objects_descending(void **state)
         moq_buf_init(&b);
         assert_int_equal(moq_ietf_fetch_object_header(&b, c, &cur, 5, 0, NULL, 0, 1), 0);
         assert_int_equal(moq_ietf_fetch_object_header(&b, c, &cur, 3, 0, NULL, 0, 1), 0);
-        uint8_t want[64];
-        size_t n = unhex(want_hex[d - MOQT_14], want);
-        assert_int_equal(b.len, n);
-        assert_memory_equal(b.data, want, n);
+        size_t n = assert_buf_hex(&b, want_hex[d - MOQT_14]);
         assert_int_equal(moq_ietf_fetch_object_header(&b, c, &cur, 4, 0, NULL, 0, 1),
                          MOQ_ERR_INVALID);
         assert_int_equal(b.len, n);
@@ -591,10 +593,7 @@ static void fetch_objects_with_gaps(void **state)
         assert_int_equal(moq_ietf_fetch_object_header(&b, c, &cur, 3, 2, NULL, 0, 1), 0);
         assert_int_equal(moq_ietf_fetch_object_header(&b, c, &cur, 3, 3, NULL, 0, 1), 0);
         assert_int_equal(moq_ietf_fetch_object_header(&b, c, &cur, 4, 1, NULL, 0, 1), 0);
-        uint8_t want[64];
-        size_t n = unhex(want_hex[d - MOQT_14], want);
-        assert_int_equal(b.len, n);
-        assert_memory_equal(b.data, want, n);
+        assert_buf_hex(&b, want_hex[d - MOQT_14]);
         moq_buf_free(&b);
     }
 }
